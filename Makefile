@@ -1,0 +1,85 @@
+# runnel — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin
+# Packages with concurrent code, tested again under the race detector.
+RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
+FUZZTIME ?= 10s
+
+.PHONY: all build build-all run test test-deps vet unit race integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto clean
+
+all: build
+
+# Static binary for this machine.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runnel ./cmd/runnel
+
+# Static binaries for the edge targets.
+build-all:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runnel-linux-amd64 ./cmd/runnel
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runnel-linux-arm64 ./cmd/runnel
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/runnel-linux-armv7 ./cmd/runnel
+
+# Start the appliance on embedded defaults (./runnel-data, :9092, :1883, :8080).
+run: build
+	./$(BIN)/runnel serve
+
+# Everything: tools, vet, unit tests, race, integration with real clients, short fuzz.
+test: test-deps vet unit race fuzz-short
+
+# What the tests need on a fresh Debian machine: kcat, mosquitto and its
+# clients (apt-get), Apache Kafka's jars (Maven Central).
+test-deps:
+	@need=""; \
+	command -v kcat >/dev/null || need="$$need kcat"; \
+	command -v mosquitto_pub >/dev/null || need="$$need mosquitto-clients"; \
+	command -v mosquitto >/dev/null && [ -x "$$(command -v mosquitto)" ] || [ -x /usr/sbin/mosquitto ] || need="$$need mosquitto"; \
+	command -v java >/dev/null || need="$$need openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || need="$$need maven"; \
+	if [ -n "$$need" ]; then \
+		echo "test-deps: installing$$need"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
+	fi
+	@sync/kafka/kafkatest/fetch.sh >/dev/null
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 600s ./...
+
+race:
+	$(GO) test -race -short -count=1 -timeout 600s $(RACE_PKGS)
+
+# Short fuzz runs of every fuzz target (their seed corpora also run in `unit`).
+fuzz-short:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || exit 1; \
+		done; \
+	done
+
+# Longer fuzzing: make fuzz FUZZTIME=10m
+fuzz: FUZZTIME=5m
+fuzz: fuzz-short
+
+# Long crash, flapping-upstream and load runs.
+soak: test-deps
+	RUNNEL_SOAK=1 $(GO) test -count=1 -timeout 0 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 0 ./log/ ./ingest/... ./sync/...
+
+bench-vs-kafka: test-deps
+	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
+
+bench-vs-mosquitto: test-deps
+	RUNNEL_BENCH_VS_MOSQUITTO=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsMosquitto -v ./cmd/runnel/
+
+clean:
+	rm -rf $(BIN)

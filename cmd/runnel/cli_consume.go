@@ -1,0 +1,364 @@
+package main
+
+// runnel consume TOPIC: print records, directly from partitions or as a
+// member of a consumer group.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var consumeCmd = command{
+	name: "consume",
+	args: "TOPIC",
+	summary: `Print records of TOPIC, one per --format (default "%v\n"), until -n COUNT
+records, the end of every partition (--exit) or Ctrl-C.
+
+Without --group it reads partitions directly from --offset (default: latest;
+--from-beginning means earliest). With --group it joins the consumer group,
+resumes from the group's committed offsets (--offset applies to partitions
+with none) and commits the offsets of the records it printed.
+
+Format verbs: %k key, %v value, %t topic, %p partition, %o offset,
+%T timestamp (ms), %h headers (k=v,...), %K key length, %S value length,
+%% percent; escapes \n \t \r \\.`,
+}
+
+// runConsume implements `runnel consume TOPIC`.
+func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := consumeCmd
+	fs := c.newFlagSet()
+	cf := addClientFlags(fs)
+	fromBeginning := fs.Bool("from-beginning", false, "start at the earliest offset (same as --offset earliest)")
+	group := fs.StringP("group", "g", "", "consume as a member of this consumer group and commit offsets")
+	offset := fs.StringP("offset", "o", "", "start offset: earliest, latest, N (absolute) or -N (N before the end)")
+	count := fs.IntP("count", "n", 0, "exit after COUNT records (0: no limit)")
+	partition := fs.Int32P("partition", "p", -1, "read only this partition (not with --group)")
+	format := fs.StringP("format", "f", `%v\n`, "output format per record (see above)")
+	exitAtEnd := fs.BoolP("exit", "e", false, "exit when the end of every partition (as of start) is reached")
+	if done, code := c.parse(fs, args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return c.fail(stderr, usageErrorf("want exactly one TOPIC, got %d arguments", fs.NArg()))
+	}
+	topic := fs.Arg(0)
+	if *count < 0 {
+		return c.fail(stderr, usageErrorf("-n must be >= 0, got %d", *count))
+	}
+	if *group != "" && *partition >= 0 {
+		return c.fail(stderr, usageErrorf("--partition cannot be used with --group"))
+	}
+	if *partition < -1 {
+		return c.fail(stderr, usageErrorf("--partition must be >= 0, got %d", *partition))
+	}
+	if *fromBeginning && *offset != "" && *offset != "earliest" {
+		return c.fail(stderr, usageErrorf("--from-beginning conflicts with --offset %s", *offset))
+	}
+	if *fromBeginning {
+		*offset = "earliest"
+	}
+	start, err := parseStartOffset(*offset)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	fmtr, err := parseFormat(*format)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+
+	// Find the partitions (and, for --exit, the ends) before consuming, so a
+	// missing topic is an error rather than an endless wait.
+	admin, err := cf.newClient()
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	rctx, cancel := cf.requestCtx(ctx)
+	tms, errs, err := fetchMetadata(rctx, admin, []string{topic})
+	cancel()
+	if err == nil && errs[topic] != nil {
+		err = fmt.Errorf("topic %q: %w", topic, errs[topic])
+	}
+	if err == nil && len(tms) != 1 {
+		err = fmt.Errorf("topic %q: not in the metadata answer", topic)
+	}
+	if err != nil {
+		admin.Close()
+		return c.fail(stderr, err)
+	}
+	tm := tms[0]
+	if *partition >= 0 {
+		if _, ok := tm.leaders[*partition]; !ok {
+			admin.Close()
+			return c.fail(stderr, fmt.Errorf("topic %q has no partition %d (it has %d)", topic, *partition, len(tm.partitions)))
+		}
+		tm.partitions = []int32{*partition}
+	}
+	var ends *endTracker
+	if *exitAtEnd {
+		ends, err = newEndTracker(ctx, cf, admin, tm, *group, start)
+		if err != nil {
+			admin.Close()
+			return c.fail(stderr, err)
+		}
+	}
+	admin.Close()
+
+	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
+	switch {
+	case *group != "":
+		opts = append(opts,
+			kgo.ConsumerGroup(*group),
+			kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(start.kgo()),
+			kgo.AutoCommitMarks(),
+			kgo.AutoCommitInterval(time.Second),
+		)
+	default:
+		ps := map[int32]kgo.Offset{}
+		for _, p := range tm.partitions {
+			ps[p] = start.kgo()
+		}
+		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: ps}))
+	}
+	cl, err := cf.newClient(opts...)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	defer cl.Close() // leaves the group after the final commit below
+
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	var buf []byte
+	printed := 0
+	code := exitOK
+loop:
+	for {
+		if ends != nil && ends.done() {
+			break
+		}
+		fetches := cl.PollRecords(ctx, 10000)
+		if ctx.Err() != nil {
+			break
+		}
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			fmt.Fprintf(stderr, "runnel consume: topic %q partition %d: %v\n", t, p, err)
+			if !kerr.IsRetriable(err) && fetchErr == nil {
+				fetchErr = err
+			}
+		})
+		if fetchErr != nil {
+			code = exitError
+			break
+		}
+		for it := fetches.RecordIter(); !it.Done(); {
+			r := it.Next()
+			buf = fmtr.append(buf[:0], r)
+			if _, err := out.Write(buf); err != nil {
+				code = c.fail(stderr, fmt.Errorf("write output: %w", err))
+				break loop
+			}
+			if *group != "" {
+				cl.MarkCommitRecords(r)
+			}
+			if ends != nil {
+				ends.seen(r.Partition, r.Offset)
+			}
+			printed++
+			if *count > 0 && printed >= *count {
+				break loop
+			}
+		}
+		if err := out.Flush(); err != nil {
+			code = c.fail(stderr, fmt.Errorf("write output: %w", err))
+			break
+		}
+	}
+	if err := out.Flush(); err != nil && code == exitOK {
+		code = c.fail(stderr, fmt.Errorf("write output: %w", err))
+	}
+	if *group != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cf.timeout)
+		if err := cl.CommitMarkedOffsets(cctx); err != nil && code == exitOK {
+			code = c.fail(stderr, fmt.Errorf("commit offsets: %w", err))
+		}
+		cancel()
+	}
+	return code
+}
+
+// startOffset is a parsed --offset: earliest, latest (minus back records)
+// or an absolute offset.
+type startOffset struct {
+	earliest bool
+	latest   bool
+	back     int64 // with latest: start this many records before the end
+	at       int64 // absolute offset when neither earliest nor latest
+}
+
+// parseStartOffset parses --offset.
+func parseStartOffset(s string) (startOffset, error) {
+	switch s = strings.TrimSpace(strings.ToLower(s)); s {
+	case "", "latest", "end":
+		return startOffset{latest: true}, nil
+	case "earliest", "beginning", "start":
+		return startOffset{earliest: true}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return startOffset{}, usageErrorf("--offset %q: want earliest, latest, N or -N", s)
+	}
+	if n < 0 {
+		return startOffset{latest: true, back: -n}, nil
+	}
+	return startOffset{at: n}, nil
+}
+
+// kgo returns the franz-go offset for o.
+func (o startOffset) kgo() kgo.Offset {
+	switch {
+	case o.earliest:
+		return kgo.NewOffset().AtStart()
+	case o.latest:
+		return kgo.NewOffset().AtEnd().Relative(-o.back)
+	default:
+		return kgo.NewOffset().At(o.at)
+	}
+}
+
+// resolve returns the absolute offset o means for a partition whose records
+// span [start, end).
+func (o startOffset) resolve(start, end int64) int64 {
+	switch {
+	case o.earliest:
+		return start
+	case o.latest:
+		return max(start, end-o.back)
+	default:
+		return min(max(o.at, start), end)
+	}
+}
+
+// endTracker knows, per partition, the end offset at start and the next
+// offset to be printed, so --exit can stop at the end.
+type endTracker struct {
+	end  map[int32]int64 // end offset when the command started
+	next map[int32]int64 // next offset we will print
+}
+
+func newEndTracker(ctx context.Context, cf *clientFlags, cl *kgo.Client, tm topicMeta, group string, start startOffset) (*endTracker, error) {
+	rctx, cancel := cf.requestCtx(ctx)
+	defer cancel()
+	offs, err := listOffsets(rctx, cl, []topicMeta{tm})
+	if err != nil {
+		return nil, err
+	}
+	committed := map[int32]int64{}
+	if group != "" {
+		if committed, err = fetchCommitted(rctx, cl, group, tm); err != nil {
+			return nil, err
+		}
+	}
+	et := &endTracker{end: map[int32]int64{}, next: map[int32]int64{}}
+	for _, p := range tm.partitions {
+		po := offs[tm.name][p]
+		if po == nil {
+			return nil, fmt.Errorf("no offsets for partition %d", p)
+		}
+		if po.err != nil {
+			return nil, fmt.Errorf("offsets of partition %d: %w", p, po.err)
+		}
+		et.end[p] = po.end
+		if c, ok := committed[p]; ok && c >= 0 {
+			et.next[p] = c
+			continue
+		}
+		et.next[p] = start.resolve(po.start, po.end)
+	}
+	return et, nil
+}
+
+func (et *endTracker) seen(p int32, off int64) {
+	if off+1 > et.next[p] {
+		et.next[p] = off + 1
+	}
+}
+
+func (et *endTracker) done() bool {
+	for p, end := range et.end {
+		if et.next[p] < end {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchCommitted returns the group's committed offsets for the topic. The
+// request is filled in both shapes (v0-7: one group; v8+: groups, with the
+// topic named by name up to v9 and by ID from v10).
+func fetchCommitted(ctx context.Context, cl *kgo.Client, group string, tm topicMeta) (map[int32]int64, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = tm.name
+	rt.Partitions = tm.partitions
+	req.Topics = append(req.Topics, rt)
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = group
+	rgt := kmsg.NewOffsetFetchRequestGroupTopic()
+	rgt.Topic = tm.name
+	rgt.TopicID = tm.id
+	rgt.Partitions = tm.partitions
+	rg.Topics = append(rg.Topics, rgt)
+	req.Groups = append(req.Groups, rg)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("offset fetch: %w", err)
+	}
+	out := map[int32]int64{}
+	add := func(p int32, off int64, code int16) {
+		if kerr.ErrorForCode(code) == nil && off >= 0 {
+			out[p] = off
+		}
+	}
+	if resp.Version < 8 {
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return nil, fmt.Errorf("offset fetch: %w", err)
+		}
+		for _, t := range resp.Topics {
+			if t.Topic == tm.name {
+				for _, p := range t.Partitions {
+					add(p.Partition, p.Offset, p.ErrorCode)
+				}
+			}
+		}
+		return out, nil
+	}
+	for _, g := range resp.Groups {
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return nil, fmt.Errorf("offset fetch: %w", err)
+		}
+		for _, t := range g.Topics {
+			if t.Topic == tm.name || (t.TopicID != [16]byte{} && t.TopicID == tm.id) {
+				for _, p := range t.Partitions {
+					add(p.Partition, p.Offset, p.ErrorCode)
+				}
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,213 @@
+package main
+
+// runnel status: what the server holds (over the Kafka protocol, so it works
+// against any Kafka-API server) plus, when runnel's HTTP listener answers,
+// its /api/status document (node, uptime, disk, routes).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var statusCmd = command{
+	name: "status",
+	summary: `Show the brokers, topics and their offsets, and (when the server's HTTP
+address answers GET /api/status) the node's own status: node id, uptime,
+disk, routes. The HTTP part is optional: other Kafka servers have none.`,
+}
+
+// runStatus implements `runnel status`.
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := statusCmd
+	fs := c.newFlagSet()
+	cf := addClientFlags(fs)
+	httpAddr := fs.String("http", "127.0.0.1:8080", `runnel's HTTP address for /api/status ("" to skip)`)
+	internal := fs.Bool("internal", false, "also list internal topics")
+	if done, code := c.parse(fs, args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return c.fail(stderr, usageErrorf("unexpected argument %q", fs.Arg(0)))
+	}
+	// Ask HTTP in parallel with the Kafka side; it is only decoration.
+	type httpResult struct {
+		doc map[string]any
+		err error
+	}
+	httpc := make(chan httpResult, 1)
+	if *httpAddr != "" {
+		go func() {
+			doc, err := fetchHTTPStatus(ctx, *httpAddr)
+			httpc <- httpResult{doc, err}
+		}()
+	}
+
+	cl, err := cf.newClient()
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	defer cl.Close()
+	rctx, cancel := cf.requestCtx(ctx)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	meta, err := req.RequestWith(rctx, cl)
+	if err != nil {
+		return c.fail(stderr, fmt.Errorf("metadata from %s: %w", cf.brokers, err))
+	}
+	fmt.Fprintln(stdout, "Brokers:")
+	for _, b := range meta.Brokers {
+		ctl := ""
+		if b.NodeID == meta.ControllerID {
+			ctl = " (controller)"
+		}
+		fmt.Fprintf(stdout, "  %d  %s:%d%s\n", b.NodeID, b.Host, b.Port, ctl)
+	}
+	if meta.ClusterID != nil {
+		fmt.Fprintf(stdout, "Cluster: %s\n", *meta.ClusterID)
+	}
+	tms, _, err := fetchMetadata(rctx, cl, nil)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	tms = slices.DeleteFunc(tms, func(t topicMeta) bool { return t.internal && !*internal })
+	offs, err := listOffsets(rctx, cl, tms)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "\nTopics (%d):\n", len(tms))
+	printTopicTable(stdout, tms, offs)
+
+	if *httpAddr != "" {
+		r := <-httpc
+		fmt.Fprintf(stdout, "\nNode (http://%s/api/status):\n", *httpAddr)
+		if r.err != nil {
+			fmt.Fprintf(stdout, "  unavailable: %v\n", r.err)
+		} else {
+			printStatusDoc(stdout, r.doc)
+		}
+	}
+	return exitOK
+}
+
+// fetchHTTPStatus GETs /api/status from addr and decodes the JSON object.
+func fetchHTTPStatus(ctx context.Context, addr string) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/api/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	var doc map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	return doc, nil
+}
+
+// printStatusDoc prints the status document: well-known keys first, then the
+// rest, sorted; nested values indented, two levels deep, then as JSON.
+func printStatusDoc(w io.Writer, doc map[string]any) {
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		for i, p := range []string{"node", "version", "uptime", "started", "disk", "topics", "routes", "peers"} {
+			if strings.Contains(strings.ToLower(k), p) {
+				return i
+			}
+		}
+		return 100
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	for _, k := range keys {
+		printStatusValue(w, "  ", k, doc[k], 0)
+	}
+}
+
+func printStatusValue(w io.Writer, indent, key string, v any, depth int) {
+	switch x := v.(type) {
+	case map[string]any:
+		if depth >= 2 {
+			break
+		}
+		fmt.Fprintf(w, "%s%s:\n", indent, key)
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			printStatusValue(w, indent+"  ", k, x[k], depth+1)
+		}
+		return
+	case []any:
+		if depth >= 2 {
+			break
+		}
+		fmt.Fprintf(w, "%s%s: (%d)\n", indent, key, len(x))
+		for i, e := range x {
+			printStatusValue(w, indent+"  ", fmt.Sprintf("- [%d]", i), e, depth+1)
+		}
+		return
+	case float64:
+		fmt.Fprintf(w, "%s%s: %s\n", indent, key, formatNumber(key, x))
+		return
+	case string:
+		fmt.Fprintf(w, "%s%s: %s\n", indent, key, x)
+		return
+	}
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "%s%s: %s\n", indent, key, b)
+}
+
+// formatNumber renders JSON numbers; byte and second counts get units.
+func formatNumber(key string, v float64) string {
+	k := strings.ToLower(key)
+	switch {
+	case strings.Contains(k, "bytes") || strings.HasSuffix(k, "free") || strings.HasSuffix(k, "total") || strings.HasSuffix(k, "used"):
+		return fmt.Sprintf("%.0f (%s)", v, humanBytes(v))
+	case strings.Contains(k, "uptime") && (strings.HasSuffix(k, "seconds") || strings.HasSuffix(k, "_s") || k == "uptime"):
+		return fmt.Sprintf("%.0f (%s)", v, (time.Duration(v) * time.Second).String())
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%d", int64(v))
+	default:
+		return fmt.Sprintf("%g", v)
+	}
+}
+
+func humanBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}

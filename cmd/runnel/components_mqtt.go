@@ -1,0 +1,3 @@
+package main
+
+func (w *wiring) startMQTT(stops *[]stopper) error { return nil }

@@ -1,0 +1,82 @@
+// Command runnel is the site event log for edge boxes: one binary that
+// serves the Kafka wire protocol, MQTT and HTTP over a crash-safe
+// partitioned log, mirrors peers and forwards upstream.
+//
+// Subcommands: serve, topic, produce, consume, status, bench, check, version.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `runnel — the site's durable event log.
+
+Usage: runnel COMMAND [flags]
+
+Commands:
+  serve     run the appliance (Kafka :9092, MQTT :1883, HTTP :8080)
+  topic     create | list | describe | delete topics
+  produce   write lines from stdin to a topic
+  consume   read records from a topic
+  status    show topics, offsets, node and route state
+  bench     load generator: bench produce | consume | e2e
+  check     verify a data directory offline (exit 1 on damage)
+  version   print the version
+
+Run 'runnel COMMAND --help' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "topic":
+		return runTopic(ctx, rest, stdout, stderr)
+	case "produce":
+		return runProduce(ctx, rest, stdin, stdout, stderr)
+	case "consume":
+		return runConsume(ctx, rest, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "check":
+		return runCheck(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "runnel %s %s\n", version, goVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "runnel: unknown command %q (run 'runnel --help')\n", cmd)
+	return 2
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return ""
+}

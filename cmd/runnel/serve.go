@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	rlog "github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/web"
+)
+
+// runServe wires the appliance: config → log → listeners → components, and
+// shuts them down in reverse on SIGTERM/SIGINT.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, fs, err := loadServeConfig(args, os.LookupEnv, stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) || strings.Contains(err.Error(), "help requested") {
+			fmt.Fprintf(stdout, "Usage: runnel serve [flags]\n\nEvery flag is also a config-file key and an environment variable RUNNEL_<FLAG>.\n\n%s", fs.FlagUsages())
+			return 0
+		}
+		fmt.Fprintf(stderr, "runnel serve: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	if err := serve(ctx, cfg, logger); err != nil {
+		fmt.Fprintf(stderr, "runnel serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+var errHelp = errors.New("help requested")
+
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.LogLevel))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// stopper is one started component, stopped in reverse order.
+type stopper struct {
+	name string
+	stop func(ctx context.Context) error
+}
+
+func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir %s: %v", cfg.DataDir, err)
+	}
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	l, err := rlog.Open(&rlog.Options{
+		Dir:          cfg.DataDir,
+		Logger:       logger,
+		MaxOpenFiles: cfg.MaxOpenFiles,
+		MinFreeBytes: cfg.MinFreeBytes,
+		Defaults: rlog.TopicConfig{
+			Partitions:     cfg.DefaultPartitions,
+			Fsync:          rlog.FsyncPolicy(cfg.Fsync),
+			FsyncInterval:  cfg.FsyncInterval,
+			RetentionAge:   cfg.Retention,
+			RetentionBytes: cfg.RetentionBytes,
+			SegmentBytes:   cfg.SegmentBytes,
+			OnFull:         rlog.OnFull(cfg.OnFull),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("open log in %s: %v", cfg.DataDir, err)
+	}
+	nodeID, err := l.Meta().NodeID(cfg.NodeID)
+	if err != nil {
+		l.Close()
+		return fmt.Errorf("node id: %v", err)
+	}
+	logger = logger.With("node", nodeID)
+
+	var stops []stopper
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i].stop(sctx); err != nil {
+				logger.Warn("stop", "component", stops[i].name, "err", err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			logger.Error("close log", "err", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			shutdown()
+		}
+	}()
+
+	w := &wiring{cfg: cfg, log: l, logger: logger, nodeID: nodeID, errc: make(chan error, 8)}
+	if err := w.start(ctx, &stops); err != nil {
+		return err
+	}
+
+	logger.Info("runnel started", "data_dir", absPath(cfg.DataDir), "kafka", cfg.KafkaAddr, "mqtt", cfg.MQTTAddr, "http", cfg.HTTPAddr, "fsync", cfg.Fsync, "version", version)
+	sdNotify("READY=1\nSTATUS=serving")
+	var tick <-chan time.Time
+	if iv := watchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("stopping", "reason", "signal")
+			sdNotify("STOPPING=1")
+			shutdown()
+			logger.Info("stopped cleanly")
+			return nil
+		case e := <-w.errc:
+			logger.Error("component failed", "err", e)
+			sdNotify("STOPPING=1")
+			shutdown()
+			return e
+		case <-tick:
+			sdNotify("WATCHDOG=1")
+		}
+	}
+}
+
+// wiring holds what the components share while they start.
+type wiring struct {
+	cfg    *serveConfig
+	log    rlog.Log
+	logger *slog.Logger
+	nodeID string
+	errc   chan error
+
+	collectors []func(*web.Metrics)
+	status     map[string]func() any
+	routes     func() any
+}
+
+// listen binds addr or returns an error naming the flag.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--%s %s: %v", flag, addr, err)
+	}
+	return ln, nil
+}
+
+// start starts every component in dependency order, appending its stopper.
+func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
+	w.status = map[string]func() any{}
+	if err := w.startComponents(ctx, stops); err != nil {
+		return err
+	}
+	if w.cfg.HTTPAddr == "" {
+		return nil
+	}
+	ln, err := listen("http-addr", w.cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	hs, err := web.New(web.Options{
+		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
+		Collectors: w.collectors, Status: w.status, Routes: w.routes,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	go func() {
+		if err := hs.Serve(ln); err != nil {
+			w.errc <- fmt.Errorf("http: %v", err)
+		}
+	}()
+	*stops = append(*stops, stopper{"http", hs.Shutdown})
+	return nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

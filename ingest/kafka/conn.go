@@ -1,0 +1,445 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// slot is one request's place in the connection's response order. The
+// reader queues it when the request is read; whoever produces the response
+// fills it and calls finish; the writer waits for it in order.
+type slot struct {
+	corr       int32
+	resp       kmsg.Response
+	raw        []byte // with rawSet: the frame body as is (no correlation id)
+	rawSet     bool
+	noResp     bool // acks=0 produce: nothing is written
+	closeAfter bool // close the connection once written (failed SASL)
+	release    []byte
+	done       chan struct{}
+}
+
+func (sl *slot) finish() { close(sl.done) }
+
+// conn is one client connection: a reader (the goroutine running serve) and
+// a writer goroutine, plus one goroutine per in-flight Fetch or group
+// request.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	peer   string
+	ctx    context.Context // cancelled when reading stops
+	cancel context.CancelFunc
+	slots  chan *slot
+	killed chan struct{} // closed when Close gives up waiting
+	kill   func()
+
+	writerDone chan struct{}
+	handlers   sync.WaitGroup // Fetch and group goroutines
+
+	// advertise is this connection's host:port for Metadata.
+	advHost string
+	advPort int32
+
+	// Reader-goroutine state.
+	authed        bool
+	saslRawNext   bool // a v0 SaslHandshake chose PLAIN: next frame is a raw token
+	saslMechanism bool // a SaslHandshake chose PLAIN
+
+	// mu guards stopping and the read deadline.
+	mu       sync.Mutex
+	stopping bool
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		s:          s,
+		nc:         nc,
+		peer:       nc.RemoteAddr().String(),
+		ctx:        ctx,
+		cancel:     cancel,
+		slots:      make(chan *slot, s.opts.MaxInFlight),
+		killed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		authed:     len(s.opts.SASLPlain) == 0,
+		advHost:    s.advHost,
+		advPort:    s.advPort,
+	}
+	var once sync.Once
+	c.kill = func() { once.Do(func() { close(c.killed); nc.Close() }) }
+	if c.advHost == "" {
+		if h, p, err := splitHostPort(nc.LocalAddr().String()); err == nil {
+			c.advHost, c.advPort = h, p
+		}
+	}
+	return c
+}
+
+// stopReading makes the reader stop after the request it is reading (Close).
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	c.stopping = true
+	c.nc.SetReadDeadline(time.Now())
+	c.mu.Unlock()
+}
+
+// armRead sets the idle deadline before a frame; false when stopping.
+func (c *conn) armRead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	if d := c.s.opts.IdleTimeout; d > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return true
+}
+
+func (c *conn) serve() {
+	defer c.s.connDone(c)
+	go c.writeLoop()
+	err := c.readLoop()
+	c.cancel() // long polls and group waits return now
+	close(c.slots)
+	if err != nil {
+		c.s.logger.Warn("kafka: closing connection", "peer", c.peer, "err", err)
+	}
+	select {
+	case <-c.writerDone:
+	case <-c.killed:
+	}
+	c.nc.Close()
+	// Handlers finish on their own (ctx is cancelled); wait unless killed.
+	done := make(chan struct{})
+	go func() { c.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-c.killed:
+	}
+}
+
+// readLoop reads and dispatches frames until EOF, an error, or Close. It
+// returns a non-nil error only for a reason worth a log line.
+func (c *conn) readLoop() error {
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	var hdr [4]byte
+	for {
+		if !c.armRead() {
+			return nil
+		}
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return quietReadErr(c, err)
+		}
+		n := int32(binary.BigEndian.Uint32(hdr[:]))
+		if n < 0 || n > c.s.opts.MaxFrameBytes {
+			c.s.stats.badFrames.Add(1)
+			return fmt.Errorf("%w: length prefix %d, limit %d", ErrFrameTooLarge, uint32(n), c.s.opts.MaxFrameBytes)
+		}
+		buf := getBuf(int(n))
+		if _, err := io.ReadFull(br, buf); err != nil {
+			putBuf(buf)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				c.s.stats.badFrames.Add(1)
+				return fmt.Errorf("%w: truncated frame (%d bytes announced)", ErrMalformed, n)
+			}
+			return quietReadErr(c, err)
+		}
+		if err := c.handleFrame(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// quietReadErr turns the expected ends of a connection into nil.
+func quietReadErr(c *conn, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.mu.Lock()
+		stopping := c.stopping
+		c.mu.Unlock()
+		if stopping {
+			return nil
+		}
+		return fmt.Errorf("idle for %v", c.s.opts.IdleTimeout)
+	}
+	return err
+}
+
+// push queues sl in response order; false when the connection was killed.
+func (c *conn) push(sl *slot) bool {
+	select {
+	case c.slots <- sl:
+		return true
+	case <-c.killed:
+		return false
+	}
+}
+
+// handleFrame decodes one request frame and dispatches it. buf is owned by
+// the call (recycled when no longer referenced). A returned error closes the
+// connection.
+func (c *conn) handleFrame(buf []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.stats.badFrames.Add(1)
+			err = fmt.Errorf("%w: panic while decoding: %v", ErrMalformed, r)
+		}
+	}()
+	if c.saslRawNext {
+		return c.saslRawToken(buf)
+	}
+	if len(buf) < 10 {
+		c.s.stats.badFrames.Add(1)
+		putBuf(buf)
+		return fmt.Errorf("%w: %d-byte frame is shorter than a request header", ErrMalformed, len(buf))
+	}
+	key := int16(binary.BigEndian.Uint16(buf[0:]))
+	version := int16(binary.BigEndian.Uint16(buf[2:]))
+	corr := int32(binary.BigEndian.Uint32(buf[4:]))
+	if key >= 0 && key < maxKey {
+		c.s.stats.requests[key].Add(1)
+	}
+	if !c.authed && key != keyApiVersions && key != keySASLHandshake && key != keySASLAuthenticate {
+		c.s.stats.authFailures.Add(1)
+		putBuf(buf)
+		return fmt.Errorf("%w: request key %d before SASL authentication", ErrAuth, key)
+	}
+	sl := &slot{corr: corr, done: make(chan struct{})}
+	if !c.s.versions.serves(key, version) {
+		putBuf(buf)
+		c.s.stats.unsupported.Add(1)
+		if key == keyApiVersions {
+			resp := kmsg.NewPtrApiVersionsResponse() // v0, as Kafka answers
+			resp.ErrorCode = codeUnsupportedVersion
+			resp.ApiKeys = c.s.versions.keys
+			sl.resp = resp
+		} else {
+			unsupportedResponse(sl, key, version)
+		}
+		sl.finish()
+		if !c.push(sl) {
+			return errKilled
+		}
+		return nil
+	}
+
+	r := kbin.Reader{Src: buf[8:]}
+	r.Span(int(r.Int16())) // client id (nullable string; -1 spans nothing)
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&r)
+	}
+	if !r.Ok() {
+		c.s.stats.badFrames.Add(1)
+		putBuf(buf)
+		return fmt.Errorf("%w: request header (key %d v%d)", ErrMalformed, key, version)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		c.s.stats.badFrames.Add(1)
+		putBuf(buf)
+		return fmt.Errorf("%w: %s v%d: %v", ErrMalformed, kmsg.NameForKey(key), version, err)
+	}
+	// Only Produce (records), group requests (member metadata) and SASL
+	// (auth bytes) keep references into buf; everything else copied.
+	switch {
+	case key == keyProduce:
+		if c.s.opts.PoolProduceBuffers {
+			sl.release = buf
+		}
+	case c.s.versions.group[key], key == keySASLAuthenticate:
+	default:
+		putBuf(buf)
+	}
+	if !c.push(sl) {
+		return errKilled
+	}
+	return c.dispatch(sl, req)
+}
+
+var errKilled = errors.New("kafka: connection killed by Close")
+
+// dispatch answers one decoded request, inline or on a goroutine.
+func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
+	s := c.s
+	key := req.Key()
+	if s.versions.group[key] {
+		if s.opts.Groups == nil {
+			sl.resp = groupUnavailable(req)
+			sl.finish()
+			return nil
+		}
+		c.goHandle(func() {
+			resp, ok := s.opts.Groups.Handle(c.ctx, req)
+			if !ok || resp == nil {
+				unsupportedResponse(sl, key, req.GetVersion())
+			} else {
+				sl.resp = resp
+			}
+			sl.finish()
+		})
+		return nil
+	}
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		c.produce(sl, r)
+		return nil
+	case *kmsg.FetchRequest:
+		c.goHandle(func() { c.fetch(sl, r) })
+		return nil
+	case *kmsg.ApiVersionsRequest:
+		resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
+		resp.ApiKeys = s.versions.keys
+		sl.resp = resp
+	case *kmsg.MetadataRequest:
+		sl.resp = c.metadata(r)
+	case *kmsg.ListOffsetsRequest:
+		sl.resp = c.listOffsets(r)
+	case *kmsg.FindCoordinatorRequest:
+		sl.resp = c.findCoordinator(r)
+	case *kmsg.InitProducerIDRequest:
+		sl.resp = c.initProducerID(r)
+	case *kmsg.CreateTopicsRequest:
+		sl.resp = c.createTopics(r)
+	case *kmsg.DeleteTopicsRequest:
+		sl.resp = c.deleteTopics(r)
+	case *kmsg.CreatePartitionsRequest:
+		sl.resp = c.createPartitions(r)
+	case *kmsg.DescribeConfigsRequest:
+		sl.resp = c.describeConfigs(r)
+	case *kmsg.AlterConfigsRequest:
+		sl.resp = c.alterConfigs(r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		sl.resp = c.incrementalAlterConfigs(r)
+	case *kmsg.DescribeClusterRequest:
+		sl.resp = c.describeCluster(r)
+	case *kmsg.SASLHandshakeRequest:
+		sl.resp = c.saslHandshake(r)
+	case *kmsg.SASLAuthenticateRequest:
+		resp, ok := c.saslAuthenticate(r)
+		sl.resp = resp
+		if !ok {
+			sl.closeAfter = true
+			sl.finish()
+			return fmt.Errorf("%w: SASL/PLAIN credentials rejected", ErrAuth)
+		}
+	default:
+		unsupportedResponse(sl, key, req.GetVersion())
+	}
+	sl.finish()
+	return nil
+}
+
+// goHandle runs fn on a goroutine owned by the connection.
+func (c *conn) goHandle(fn func()) {
+	c.handlers.Add(1)
+	go func() {
+		defer c.handlers.Done()
+		fn()
+	}()
+}
+
+// writeLoop writes responses in request order, batching those that are
+// ready into one write.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	var out []byte
+	broken := false
+	flush := func() {
+		if len(out) == 0 {
+			return
+		}
+		if !broken {
+			c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+			if _, err := c.nc.Write(out); err != nil {
+				broken = true
+				c.nc.Close() // the reader stops too
+			}
+		}
+		if cap(out) > 4<<20 {
+			out = nil
+		} else {
+			out = out[:0]
+		}
+	}
+	for {
+		var sl *slot
+		var ok bool
+		select {
+		case sl, ok = <-c.slots:
+		default:
+			flush()
+			select {
+			case sl, ok = <-c.slots:
+			case <-c.killed:
+				return
+			}
+		}
+		if !ok {
+			flush()
+			return
+		}
+		select {
+		case <-sl.done:
+		default:
+			flush()
+			select {
+			case <-sl.done:
+			case <-c.killed:
+				return
+			}
+		}
+		if !sl.noResp && !broken {
+			out = appendResponse(out, sl)
+		}
+		if sl.release != nil {
+			putBuf(sl.release)
+			sl.release = nil
+		}
+		if sl.closeAfter {
+			flush()
+			broken = true
+			c.nc.Close()
+			continue
+		}
+		if len(out) >= 1<<20 {
+			flush()
+		}
+	}
+}
+
+// appendResponse appends sl's response frame (size, header, body) to out.
+func appendResponse(out []byte, sl *slot) []byte {
+	start := len(out)
+	out = append(out, 0, 0, 0, 0)
+	if sl.rawSet {
+		out = append(out, sl.raw...)
+	} else {
+		out = binary.BigEndian.AppendUint32(out, uint32(sl.corr))
+		// Response header v1 (tagged fields) for flexible versions,
+		// except ApiVersions, whose response header is always v0.
+		if sl.resp.IsFlexible() && sl.resp.Key() != keyApiVersions {
+			out = append(out, 0)
+		}
+		out = sl.resp.AppendTo(out)
+	}
+	binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-4))
+	return out
+}

@@ -1,0 +1,149 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log"
+)
+
+// GroupHandler serves the consumer-group APIs (JoinGroup, SyncGroup,
+// Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
+// DescribeGroups, ...). It is implemented by ingest/kafka/group.Coordinator.
+type GroupHandler interface {
+	// Versions maps each API key the handler serves to its [min, max]
+	// version. It is read once, in New.
+	Versions() map[int16][2]int16
+	// Handle serves one request, decoded with its version set. It may
+	// block (JoinGroup waits for the rebalance); ctx is cancelled when the
+	// client's connection or the server closes. ok=false means req is not
+	// a group request.
+	Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, bool)
+}
+
+// Options configures a Server. Zero fields mean defaults; Log is required.
+type Options struct {
+	// Log is the commit log every request reads and writes. Required.
+	Log log.Log
+	// Groups serves the consumer-group APIs; nil means those APIs answer
+	// COORDINATOR_NOT_AVAILABLE (and FindCoordinator says the same).
+	Groups GroupHandler
+	// Logger receives connection-level logs; nil = slog.Default().
+	Logger *slog.Logger
+	// NodeID is the broker id announced in Metadata and FindCoordinator
+	// (default 0).
+	NodeID int32
+	// ClusterID is announced in Metadata (default "runnel").
+	ClusterID string
+	// AdvertisedAddr is the host:port announced in Metadata and
+	// FindCoordinator. "" = the local address of each client's connection,
+	// so clients reach the server on whatever interface they used.
+	AdvertisedAddr string
+	// AutoCreateTopics makes Metadata (when the client allows it) and
+	// Produce create unknown topics with the log's defaults.
+	AutoCreateTopics bool
+	// MaxFrameBytes caps a request's size; the length prefix is checked
+	// before anything is allocated, and a larger frame closes the
+	// connection. Default 100 MiB (Kafka's socket.request.max.bytes).
+	MaxFrameBytes int32
+	// TLS, when set, makes every accepted connection TLS. nil = plaintext.
+	TLS *tls.Config
+	// SASLPlain maps user → password. Non-empty means every connection
+	// must authenticate with SASL/PLAIN before anything but ApiVersions.
+	SASLPlain map[string]string
+	// IdleTimeout closes a connection with no request for this long
+	// (default 10 min, Kafka's connections.max.idle.ms; <0 = never).
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one batch of responses (default 30s).
+	WriteTimeout time.Duration
+	// MaxInFlight bounds requests read but not yet answered per
+	// connection; reading pauses when it is reached (default 64).
+	MaxInFlight int
+	// CloseTimeout bounds how long Close waits for in-flight requests
+	// before closing connections anyway (default 10s).
+	CloseTimeout time.Duration
+	// PoolProduceBuffers recycles produce request buffers once every
+	// append of the request completed. Only safe when the log keeps no
+	// reference to the appended bytes after the append's done callback.
+	PoolProduceBuffers bool
+}
+
+// Defaults applied by New.
+const (
+	DefaultMaxFrameBytes = 100 << 20
+	DefaultIdleTimeout   = 10 * time.Minute
+	DefaultWriteTimeout  = 30 * time.Second
+	DefaultMaxInFlight   = 64
+	DefaultCloseTimeout  = 10 * time.Second
+	DefaultClusterID     = "runnel"
+)
+
+// Validate reports the first invalid field.
+func (o *Options) Validate() error {
+	if o.Log == nil {
+		return fmt.Errorf("%w: Log is required", ErrInvalidOptions)
+	}
+	if o.NodeID < 0 {
+		return fmt.Errorf("%w: NodeID %d is negative", ErrInvalidOptions, o.NodeID)
+	}
+	if o.MaxFrameBytes < 0 {
+		return fmt.Errorf("%w: MaxFrameBytes %d is negative", ErrInvalidOptions, o.MaxFrameBytes)
+	}
+	if o.MaxInFlight < 0 {
+		return fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidOptions, o.MaxInFlight)
+	}
+	if o.AdvertisedAddr != "" {
+		if _, _, err := splitHostPort(o.AdvertisedAddr); err != nil {
+			return fmt.Errorf("%w: AdvertisedAddr: %v", ErrInvalidOptions, err)
+		}
+	}
+	for u := range o.SASLPlain {
+		if u == "" {
+			return fmt.Errorf("%w: SASLPlain has an empty user name", ErrInvalidOptions)
+		}
+	}
+	return nil
+}
+
+func (o *Options) fill() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ClusterID == "" {
+		o.ClusterID = DefaultClusterID
+	}
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
+}
+
+func splitHostPort(addr string) (string, int32, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", ps)
+	}
+	return host, int32(p), nil
+}

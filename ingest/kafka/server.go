@@ -1,0 +1,184 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/runnel/runnel/log"
+)
+
+// Server serves the Kafka wire protocol on top of a log.Log.
+type Server struct {
+	opts     Options
+	log      log.Log
+	logger   *slog.Logger
+	versions *versionTable
+	advHost  string // from Options.AdvertisedAddr; "" = per connection
+	advPort  int32
+	stats    stats
+	pids     *producerIDs
+	topics   topicCache
+	configs  *overrides
+
+	closing chan struct{} // closed by Close: long polls return, readers stop
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+
+	connWG sync.WaitGroup // one per live connection
+}
+
+// New validates opts and returns a Server ready to Serve.
+func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.fill()
+	s := &Server{
+		opts:      opts,
+		log:       opts.Log,
+		logger:    opts.Logger,
+		versions:  newVersionTable(opts.Groups),
+		closing:   make(chan struct{}),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+	if opts.AdvertisedAddr != "" {
+		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
+	}
+	pids, err := openProducerIDs(opts.Log.Meta())
+	if err != nil {
+		return nil, err
+	}
+	s.pids = pids
+	s.configs = newOverrides(opts.Log.Meta())
+	return s, nil
+}
+
+// Serve accepts connections on ln until ln fails or Close is called; it
+// returns nil after Close and the accept error otherwise. With Options.TLS
+// every connection is wrapped in TLS. Serve may be called for several
+// listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger.Warn("kafka: accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.closing:
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if s.opts.TLS != nil {
+			nc = tls.Server(nc, s.opts.TLS)
+		}
+		s.startConn(nc)
+	}
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	s.stats.conns.Add(1)
+	s.stats.connsTotal.Add(1)
+	go c.serve()
+}
+
+func (s *Server) connDone(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.stats.conns.Add(-1)
+	s.connWG.Done()
+}
+
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops accepting, lets every connection finish the requests it has
+// read (long polls return at once with what they have), writes their
+// responses and closes the connections. Connections still busy after
+// Options.CloseTimeout are closed anyway. Idempotent; it does not close the
+// log.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.connWG.Wait()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.opts.CloseTimeout):
+		s.mu.Lock()
+		for c := range s.conns {
+			c.kill()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return nil
+}

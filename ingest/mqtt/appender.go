@@ -1,0 +1,240 @@
+package mqtt
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+)
+
+const (
+	// maxAppendsInFlight is how many batches one partition may have handed
+	// to the log and not yet seen complete. Messages arriving meanwhile are
+	// coalesced into the next batch, so a busy partition writes few large
+	// batches and a quiet one writes each message at once (no linger).
+	maxAppendsInFlight = 2
+	// targetBatchBytes closes a batch early so no batch nears the log's
+	// MaxBatchBytes (default 1 MiB); a larger single message goes alone.
+	targetBatchBytes = 256 << 10
+	// partitionCacheTTL is how long a topic's partition count is trusted.
+	partitionCacheTTL = time.Second
+)
+
+// waiter is told when the record it added is durable or failed.
+type waiter interface {
+	finish(err error)
+}
+
+// tp names one partition.
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// appender coalesces records for one partition into RecordBatches and hands
+// them to log.AppendAsync in order.
+type appender struct {
+	b  *Broker
+	tp tp
+
+	mu sync.Mutex
+	// guarded by mu:
+	bld      batch.Builder
+	size     int      // approximate encoded bytes in bld
+	waiters  []waiter // one per record in bld (nil for no-ack records)
+	inflight int      // batches handed to the log, not yet completed
+}
+
+// add appends one record; w (may be nil) is finished when it is durable.
+func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader, w waiter) {
+	sz := len(key) + len(value) + headersSize(headers) + 24
+	a.mu.Lock()
+	if a.bld.Len() > 0 && a.size+sz > targetBatchBytes {
+		a.flushLocked() // close the full batch even with appends in flight
+	}
+	a.bld.Add(ts, key, value, headers)
+	a.size += sz
+	a.waiters = append(a.waiters, w)
+	if a.inflight < maxAppendsInFlight || a.size >= targetBatchBytes {
+		a.flushLocked()
+	}
+	a.mu.Unlock()
+}
+
+// flushLocked hands the open batch to the log. Called with mu held, so the
+// order of AppendAsync calls is the order of records.
+func (a *appender) flushLocked() {
+	if a.bld.Len() == 0 {
+		return
+	}
+	data := a.bld.Bytes()
+	ws := a.waiters
+	a.bld.Reset()
+	a.size = 0
+	a.waiters = nil
+	a.inflight++
+	a.b.stats.batches.Add(1)
+	a.b.appendsInFlight.Add(1)
+	a.b.opts.Log.AppendAsync(a.tp.topic, a.tp.partition, data, func(_ int64, err error) {
+		// Never work here: the log's goroutine must not block, and the
+		// log may even call done synchronously.
+		a.b.completions.push(completion{app: a, waiters: ws, err: err})
+	})
+}
+
+// completed runs on the completion goroutine after a batch finished.
+func (a *appender) completed(ws []waiter, err error) {
+	for _, w := range ws {
+		if w != nil {
+			w.finish(err)
+		}
+	}
+	a.mu.Lock()
+	a.inflight--
+	if a.inflight < maxAppendsInFlight {
+		a.flushLocked()
+	}
+	a.mu.Unlock()
+	a.b.appendsInFlight.Add(-1)
+}
+
+// completion is one finished AppendAsync.
+type completion struct {
+	app     *appender
+	waiters []waiter
+	err     error
+}
+
+// completionQueue is an unbounded queue from log goroutines (which must
+// never block) to the broker's completion goroutine.
+type completionQueue struct {
+	mu    sync.Mutex
+	items []completion // guarded by mu
+	wake  chan struct{}
+}
+
+func newCompletionQueue() *completionQueue {
+	return &completionQueue{wake: make(chan struct{}, 1)}
+}
+
+func (q *completionQueue) push(c completion) {
+	q.mu.Lock()
+	q.items = append(q.items, c)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run processes completions until stop is closed and the queue is empty
+// with nothing in flight.
+func (q *completionQueue) run(stop <-chan struct{}, inflight func() int64) {
+	var batch []completion
+	for {
+		q.mu.Lock()
+		batch, q.items = q.items, batch[:0]
+		q.mu.Unlock()
+		for i := range batch {
+			c := &batch[i]
+			c.app.completed(c.waiters, c.err)
+			*c = completion{}
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-q.wake:
+		case <-stop:
+			if inflight() == 0 {
+				q.mu.Lock()
+				n := len(q.items)
+				q.mu.Unlock()
+				if n == 0 {
+					return
+				}
+			}
+			// Keep draining: the log still owes completions.
+			select {
+			case <-q.wake:
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// topicCache remembers partition counts of log topics.
+type topicCache struct {
+	mu sync.Mutex
+	m  map[string]topicEntry // guarded by mu
+}
+
+type topicEntry struct {
+	n       int32
+	checked time.Time
+}
+
+// partitions returns the partition count of topic, creating the topic with
+// the log's defaults when it does not exist.
+func (b *Broker) partitions(topic string) (int32, error) {
+	now := time.Now()
+	b.topics.mu.Lock()
+	e, ok := b.topics.m[topic]
+	b.topics.mu.Unlock()
+	if ok && now.Sub(e.checked) < partitionCacheTTL {
+		return e.n, nil
+	}
+	info, err := b.opts.Log.Topic(topic)
+	if errors.Is(err, log.ErrUnknownTopic) {
+		if cerr := b.opts.Log.CreateTopic(topic, log.TopicConfig{}); cerr != nil && !errors.Is(cerr, log.ErrTopicExists) {
+			return 0, cerr
+		}
+		b.log.Info("mqtt: created log topic", "topic", topic)
+		info, err = b.opts.Log.Topic(topic)
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := int32(len(info.Partitions))
+	if n <= 0 {
+		return 0, log.ErrUnknownPartition
+	}
+	b.topics.mu.Lock()
+	b.topics.m[topic] = topicEntry{n: n, checked: now}
+	b.topics.mu.Unlock()
+	return n, nil
+}
+
+// appenderFor returns the appender of one partition.
+func (b *Broker) appenderFor(t tp) *appender {
+	b.appMu.RLock()
+	a := b.apps[t]
+	b.appMu.RUnlock()
+	if a != nil {
+		return a
+	}
+	b.appMu.Lock()
+	defer b.appMu.Unlock()
+	if a = b.apps[t]; a == nil {
+		a = &appender{b: b, tp: t}
+		b.apps[t] = a
+	}
+	return a
+}
+
+// ingest routes one publish into the log. w is finished when the record is
+// durable or failed; ok is false when no route matches (nothing written,
+// w not used).
+func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.RecordHeader, w waiter) {
+	n, err := b.partitions(tgt.topic)
+	if err != nil {
+		if w != nil {
+			w.finish(err)
+		}
+		return
+	}
+	p := batch.Partition(tgt.partKey, n)
+	b.appenderFor(tp{tgt.topic, p}).add(ts, tgt.key, value, headers, w)
+}

@@ -1,0 +1,281 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// fanClientID is the inline client's id between fan-outs.
+const fanClientID = "runnel-fanout"
+
+// Broker is the embedded MQTT broker. Create with New, serve listeners with
+// Serve/ServeTLS/ServeWebsocket (or Start), stop with Close.
+type Broker struct {
+	opts   Options
+	log    *slog.Logger
+	server *mqtt.Server
+	router router
+	auth   *authorizer
+	tlsCfg *tls.Config // nil without TLS options
+	stats  counters
+
+	completions     *completionQueue
+	appendsInFlight atomic.Int64
+
+	appMu sync.RWMutex
+	apps  map[tp]*appender // guarded by appMu
+
+	topics topicCache
+
+	sessions sync.Map // *mqtt.Client → *session
+
+	fanMu sync.Mutex   // serializes use of fan
+	fan   *mqtt.Client // inline client that fans out durable publishes
+
+	ipMu    sync.Mutex
+	ipConns map[string]int // guarded by ipMu: open connections per IP
+
+	persist *persister // nil with NoPersist
+
+	lnSeq atomic.Int64
+
+	closing   chan struct{} // closed first by Close
+	compStop  chan struct{} // closed by Close once no new appends can start
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup // drainers, connection goroutines, publishers
+	bg        sync.WaitGroup // completion goroutine
+}
+
+// New builds a broker (no listener yet). It loads persisted sessions and
+// retained messages and starts the broker's goroutines; Close stops them.
+func New(opts Options) (*Broker, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	b := &Broker{
+		opts:        o,
+		log:         o.Logger,
+		router:      router{routes: o.Routes},
+		auth:        newAuthorizer(&o),
+		completions: newCompletionQueue(),
+		apps:        map[tp]*appender{},
+		topics:      topicCache{m: map[string]topicEntry{}},
+		ipConns:     map[string]int{},
+		closing:     make(chan struct{}),
+		compStop:    make(chan struct{}),
+	}
+	if o.TLS.CertFile != "" {
+		cfg, err := loadTLS(&o.TLS)
+		if err != nil {
+			return nil, err
+		}
+		b.tlsCfg = cfg
+	}
+	if !o.AllowAnonymous && len(o.Users) == 0 && !o.TLS.CertAsUsername {
+		b.log.Warn("mqtt: anonymous access is off and no users are configured: every client will be refused")
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(o.MaxPacketSize)
+	// mochi drops retained and queued messages after 24 h by default; a
+	// site's retained status must survive until replaced. Messages still
+	// expire by their own MQTT 5 expiry interval.
+	caps.MaximumMessageExpiryInterval = 0
+	if o.MaxClients > 0 {
+		caps.MaximumClients = int64(o.MaxClients)
+	} else {
+		caps.MaximumClients = math.MaxInt64
+	}
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 o.Logger.With("component", "mochi"),
+		SysTopicResendInterval: max(int64(o.SysInterval/time.Second), 1),
+	})
+	b.fan = b.server.NewClient(nil, mqtt.LocalListener, fanClientID, true)
+
+	if !o.NoPersist {
+		p, err := newPersister(b)
+		if err != nil {
+			return nil, err
+		}
+		b.persist = p
+	}
+	if err := b.server.AddHook(newHook(b), nil); err != nil {
+		return nil, fmt.Errorf("mqtt: add hook: %w", err)
+	}
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		b.completions.run(b.compStop, func() int64 { return b.appendsInFlight.Load() })
+	}()
+	if err := b.server.Serve(); err != nil { // no listeners yet: loads the store, starts $SYS
+		b.closeInternal()
+		return nil, fmt.Errorf("mqtt: start: %w", err)
+	}
+	if err := b.startPublishers(); err != nil {
+		b.closeInternal()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Serve serves plain MQTT on ln (which the caller made, e.g. 127.0.0.1:0)
+// until Close; it returns ErrClosed then, or the listener's error.
+func (b *Broker) Serve(ln net.Listener) error {
+	return b.serve(ln, "tcp")
+}
+
+// ServeTLS serves MQTT over TLS on ln (a plain TCP listener; the broker
+// adds TLS with Options.TLS). Blocks like Serve.
+func (b *Broker) ServeTLS(ln net.Listener) error {
+	if b.tlsCfg == nil {
+		return fmt.Errorf("%w: ServeTLS without tls cert-file/key-file", ErrTLS)
+	}
+	return b.serve(tls.NewListener(ln, b.tlsCfg), "tls")
+}
+
+func (b *Broker) serve(ln net.Listener, proto string) error {
+	select {
+	case <-b.closing:
+		ln.Close()
+		return ErrClosed
+	default:
+	}
+	id := proto + "-" + strconv.FormatInt(b.lnSeq.Add(1), 10)
+	l := newNetListener(b, id, proto, ln)
+	if err := b.server.AddListener(l); err != nil {
+		return fmt.Errorf("mqtt: add listener: %w", err)
+	}
+	b.log.Info("mqtt: listening", "addr", ln.Addr().String(), "protocol", proto)
+	l.Serve(b.server.EstablishConnection)
+	select {
+	case <-b.closing:
+		return ErrClosed
+	default:
+	}
+	l.Close(func(string) {})
+	return fmt.Errorf("mqtt: listener %s stopped", ln.Addr())
+}
+
+// Start listens on Options.Addr, Options.TLS.Addr and
+// Options.WebsocketAddr (each when non-empty) and serves them in the
+// background until Close. Errors binding an address are returned at once.
+func (b *Broker) Start() error {
+	type srv struct {
+		addr string
+		run  func(net.Listener) error
+	}
+	var all []srv
+	if b.opts.Addr != "" {
+		all = append(all, srv{b.opts.Addr, b.Serve})
+	}
+	if b.opts.TLS.Addr != "" {
+		all = append(all, srv{b.opts.TLS.Addr, b.ServeTLS})
+	}
+	if b.opts.WebsocketAddr != "" {
+		all = append(all, srv{b.opts.WebsocketAddr, b.ServeWebsocket})
+	}
+	var lns []net.Listener
+	for _, s := range all {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("mqtt: listen %s: %w", s.addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	for i, s := range all {
+		ln, run := lns[i], s.run
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := run(ln); err != nil && err != ErrClosed {
+				b.log.Error("mqtt: listener stopped", "addr", ln.Addr().String(), "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Close disconnects every client, waits (up to 10 s) for messages already
+// handed to the log to complete, saves sessions and retained messages and
+// stops every goroutine. It does not close the log. Idempotent.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.closeInternal() })
+	return b.closeErr
+}
+
+func (b *Broker) closeInternal() error {
+	close(b.closing)
+	_ = b.server.Close() // listeners, clients (waits for their read loops), $SYS loop
+	b.flushAppenders()
+	close(b.compStop)
+	done := make(chan struct{})
+	go func() {
+		b.bg.Wait() // every append completed and its waiters finished
+		b.wg.Wait() // drainers, connections, publishers
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		err = fmt.Errorf("mqtt: close: %d appends still pending in the log after 10s", b.appendsInFlight.Load())
+		b.log.Error(err.Error())
+	}
+	if b.persist != nil {
+		if perr := b.persist.close(); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+// flushAppenders hands every open batch to the log (none stays behind
+// waiting for a completion that would have flushed it).
+func (b *Broker) flushAppenders() {
+	b.appMu.RLock()
+	defer b.appMu.RUnlock()
+	for _, a := range b.apps {
+		a.mu.Lock()
+		a.flushLocked()
+		a.mu.Unlock()
+	}
+}
+
+// Server exposes the mochi server (for tests and advanced embedding).
+func (b *Broker) Server() *mqtt.Server { return b.server }
+
+// uncountInject undoes the $SYS receive counters InjectPacket adds.
+func (b *Broker) uncountInject() {
+	atomic.AddInt64(&b.server.Info.PacketsReceived, -1)
+	atomic.AddInt64(&b.server.Info.MessagesReceived, -1)
+}
+
+// waitCtx waits for d or ctx/close, whichever first; false when stopped.
+func (b *Broker) waitCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-b.closing:
+		return false
+	}
+}

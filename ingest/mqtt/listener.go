@@ -1,0 +1,170 @@
+package mqtt
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// netListener is a mochi listener over a net.Listener the caller made. It
+// enforces the per-IP connection cap and the CONNECT deadline, and closes
+// every connection it accepted (even ones still before CONNECT) on Close.
+type netListener struct {
+	b        *Broker
+	id       string
+	protocol string
+	ln       net.Listener
+	log      *slog.Logger
+	end      atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // guarded by mu: open connections
+}
+
+var _ listeners.Listener = (*netListener)(nil)
+
+func newNetListener(b *Broker, id, protocol string, ln net.Listener) *netListener {
+	return &netListener{b: b, id: id, protocol: protocol, ln: ln, conns: map[net.Conn]struct{}{}}
+}
+
+func (l *netListener) ID() string       { return l.id }
+func (l *netListener) Address() string  { return l.ln.Addr().String() }
+func (l *netListener) Protocol() string { return l.protocol }
+
+func (l *netListener) Init(log *slog.Logger) error {
+	l.log = log
+	return nil
+}
+
+// Serve accepts connections until Close.
+func (l *netListener) Serve(establish listeners.EstablishFn) {
+	var delay time.Duration
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.end.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: back off instead of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.b.log.Warn("mqtt: accept", "error", err, "retry_in", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-l.b.closing:
+					return
+				}
+			}
+			l.b.log.Error("mqtt: accept failed; listener stops", "addr", l.Address(), "error", err)
+			return
+		}
+		delay = 0
+		l.handle(conn, establish)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
+	ip := remoteIP(conn)
+	if !l.b.ipAcquire(ip) {
+		l.b.stats.connsRefusedIP.Add(1)
+		l.b.log.Debug("mqtt: connection refused, per-IP cap reached", "peer", conn.RemoteAddr().String())
+		_ = conn.Close()
+		return
+	}
+	l.mu.Lock()
+	if l.end.Load() {
+		l.mu.Unlock()
+		l.b.ipRelease(ip)
+		_ = conn.Close()
+		return
+	}
+	l.conns[conn] = struct{}{}
+	l.mu.Unlock()
+	// The CONNECT (and the TLS handshake) must arrive within the timeout;
+	// mochi replaces the deadline with the keepalive once connected.
+	_ = conn.SetDeadline(time.Now().Add(l.b.opts.ConnectTimeout))
+	l.b.wg.Add(1)
+	go func() {
+		defer l.b.wg.Done()
+		start := time.Now()
+		err := establish(l.id, conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && time.Since(start) < l.b.opts.ConnectTimeout+time.Second {
+			l.b.stats.connectTimeouts.Add(1)
+		}
+		if err != nil {
+			l.b.log.Debug("mqtt: connection ended", "peer", conn.RemoteAddr().String(), "error", err)
+		}
+		_ = conn.Close()
+		l.mu.Lock()
+		delete(l.conns, conn)
+		l.mu.Unlock()
+		l.b.ipRelease(ip)
+	}()
+}
+
+// Close stops accepting, disconnects this listener's clients and closes
+// every remaining connection.
+func (l *netListener) Close(closeClients listeners.CloseFn) {
+	if !l.end.CompareAndSwap(false, true) {
+		return
+	}
+	_ = l.ln.Close()
+	closeClients(l.id)
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+}
+
+func remoteIP(c net.Conn) string {
+	a := c.RemoteAddr()
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// ipAcquire counts a connection from ip; false when at the cap.
+func (b *Broker) ipAcquire(ip string) bool {
+	if b.opts.MaxConnsPerIP < 0 {
+		return true
+	}
+	b.ipMu.Lock()
+	defer b.ipMu.Unlock()
+	if b.ipConns[ip] >= b.opts.MaxConnsPerIP {
+		return false
+	}
+	b.ipConns[ip]++
+	return true
+}
+
+func (b *Broker) ipRelease(ip string) {
+	if b.opts.MaxConnsPerIP < 0 {
+		return
+	}
+	b.ipMu.Lock()
+	defer b.ipMu.Unlock()
+	if b.ipConns[ip] <= 1 {
+		delete(b.ipConns, ip)
+	} else {
+		b.ipConns[ip]--
+	}
+}

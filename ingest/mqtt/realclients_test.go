@@ -1,0 +1,319 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+)
+
+// newRealLog opens the real commit log in a temp dir (fsync always).
+func newRealLog(t testing.TB) log.Log {
+	t.Helper()
+	l, err := log.Open(&log.Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// readAll returns every record of a real-log partition.
+func readAll(t testing.TB, l log.Log, topic string, p int32) []batch.Record {
+	t.Helper()
+	var out []batch.Record
+	next := int64(0)
+	for {
+		data, err := l.Read(topic, p, next, 1<<20)
+		if err != nil {
+			t.Fatalf("read %s/%d@%d: %v", topic, p, next, err)
+		}
+		if len(data) == 0 {
+			return out
+		}
+		for len(data) > 0 {
+			h, err := batch.ParseHeader(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := batch.Records(data[:h.Size()])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if r.Offset >= next {
+					out = append(out, r)
+				}
+			}
+			next = h.LastOffset() + 1
+			data = data[h.Size():]
+		}
+	}
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// mosq runs a mosquitto client with stdin and returns combined output and error.
+func mosq(t testing.TB, ctx context.Context, stdin string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, needTool(t, name), args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestMosquittoClients: mosquitto_pub -l pipelines QoS 0/1/2 over MQTT
+// 3.1.1 and 5 into the real log while mosquitto_sub receives everything.
+func TestMosquittoClients(t *testing.T) {
+	needTool(t, "mosquitto_pub")
+	l := newRealLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	p := port(addr)
+	const n = 500
+	total := 0
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		for q := 0; q <= 2; q++ {
+			name := fmt.Sprintf("%s-qos%d", v, q)
+			t.Run(name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				topic := "mosq/" + name
+				sub := exec.CommandContext(ctx, needTool(t, "mosquitto_sub"), "-h", "127.0.0.1", "-p", p, "-V", v,
+					"-t", topic, "-q", strconv.Itoa(q), "-C", strconv.Itoa(n), "-i", "sub-"+name)
+				var subOut bytes.Buffer
+				sub.Stdout = &subOut
+				if err := sub.Start(); err != nil {
+					t.Fatal(err)
+				}
+				waitSubscribed(t, b, "sub-"+name)
+				var lines strings.Builder
+				for i := 0; i < n; i++ {
+					fmt.Fprintf(&lines, "%s-%04d\n", name, i)
+				}
+				out, err := mosq(t, ctx, lines.String(), "mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-V", v,
+					"-t", topic, "-q", strconv.Itoa(q), "-l", "-i", "pub-"+name)
+				if err != nil {
+					t.Fatalf("mosquitto_pub: %v: %s", err, out)
+				}
+				if err := sub.Wait(); err != nil {
+					t.Fatalf("mosquitto_sub: %v (got %d lines)", err, strings.Count(subOut.String(), "\n"))
+				}
+				got := strings.Split(strings.TrimSpace(subOut.String()), "\n")
+				if len(got) != n {
+					t.Fatalf("subscriber got %d lines, want %d", len(got), n)
+				}
+				for i, line := range got {
+					if want := fmt.Sprintf("%s-%04d", name, i); line != want {
+						t.Fatalf("subscriber line %d = %q, want %q (order lost)", i, line, want)
+					}
+				}
+				total += n
+			})
+		}
+	}
+	// Every message is in the log, in per-client order.
+	rs := readAll(t, l, DefaultTopic, 0)
+	if len(rs) != total {
+		t.Fatalf("%d records in the log, want %d", len(rs), total)
+	}
+	last := map[string]string{}
+	for _, r := range rs {
+		c := header(r, HeaderClient)
+		if string(r.Value) <= last[c] {
+			t.Fatalf("client %s: %q after %q", c, r.Value, last[c])
+		}
+		last[c] = string(r.Value)
+	}
+}
+
+func TestMosquittoRetainedWillAuthACL(t *testing.T) {
+	needTool(t, "mosquitto_pub")
+	l := newRealLog(t)
+	b, addr := startBroker(t, Options{
+		Log:   l,
+		Users: []User{{Name: "op", PasswordHash: hashPW(t, "pw")}},
+		ACL:   []ACLRule{{User: "op", Topic: "site/#", Access: AccessReadWrite}},
+	})
+	p := port(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	auth := []string{"-h", "127.0.0.1", "-p", p, "-u", "op", "-P", "pw"}
+
+	// Retained.
+	if out, err := mosq(t, ctx, "", "mosquitto_pub", append(auth, "-t", "site/valve", "-m", "open", "-r", "-q", "1")...); err != nil {
+		t.Fatalf("pub retained: %v %s", err, out)
+	}
+	out, err := mosq(t, ctx, "", "mosquitto_sub", append(auth, "-t", "site/#", "-C", "1", "-v", "-W", "5")...)
+	if err != nil || strings.TrimSpace(out) != "site/valve open" {
+		t.Fatalf("retained: %v %q", err, out)
+	}
+
+	// Auth failures (both protocol versions).
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		out, err := mosq(t, ctx, "", "mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-V", v, "-u", "op", "-P", "wrong", "-t", "site/x", "-m", "x")
+		if err == nil || !strings.Contains(strings.ToLower(out), "not authori") && !strings.Contains(strings.ToLower(out), "bad user") {
+			t.Fatalf("%s wrong password: err %v out %q", v, err, out)
+		}
+		out, err = mosq(t, ctx, "", "mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-V", v, "-t", "site/x", "-m", "x")
+		if err == nil {
+			t.Fatalf("%s anonymous accepted: %q", v, out)
+		}
+	}
+
+	// ACL denial: MQTT 5 QoS 1 publish outside site/# is refused with 0x87.
+	out, _ = mosq(t, ctx, "", "mosquitto_pub", append(auth, "-V", "mqttv5", "-q", "1", "-t", "elsewhere/x", "-m", "denied")...)
+	if !strings.Contains(strings.ToLower(out), "not authori") {
+		t.Errorf("denied MQTT 5 publish: output %q (want a not-authorized warning)", out)
+	}
+
+	// Will: a subscriber that dies sends its will, which is also stored.
+	will := exec.CommandContext(ctx, needTool(t, "mosquitto_sub"), append(auth, "-t", "site/none", "-i", "dying",
+		"--will-topic", "site/dying/status", "--will-payload", "lost", "--will-qos", "1")...)
+	if err := will.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitSubscribed(t, b, "dying")
+	will.Process.Kill()
+	will.Wait()
+
+	waitFor(t, 10*time.Second, "will record", func() bool {
+		for _, r := range readAll(t, l, DefaultTopic, 0) {
+			if header(r, HeaderWill) == "true" && string(r.Value) == "lost" && header(r, HeaderClient) == "dying" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range readAll(t, l, DefaultTopic, 0) {
+		if string(r.Value) == "denied" {
+			t.Fatal("ACL-denied message reached the log")
+		}
+	}
+}
+
+// waitSubscribed waits until client id has a subscription.
+func waitSubscribed(t testing.TB, b *Broker, id string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, id+" subscribed", func() bool {
+		cl, ok := b.Server().Clients.Get(id)
+		return ok && !cl.Closed() && cl.State.Subscriptions.Len() > 0
+	})
+}
+
+// pahoConnect connects a paho (MQTT 5) client.
+func pahoConnect(t testing.TB, addr, id string, onMsg func(paho.PublishReceived) (bool, error)) *paho.Client {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := paho.ClientConfig{Conn: conn, ClientID: id}
+	if onMsg != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){onMsg}
+	}
+	c := paho.NewClient(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("paho connect: %v %+v", err, ca)
+	}
+	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+func TestPaho(t *testing.T) {
+	l := newRealLog(t)
+	_, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	got := make(chan *paho.Publish, 100)
+	sub := pahoConnect(t, addr, "paho-sub", func(pr paho.PublishReceived) (bool, error) {
+		got <- pr.Packet
+		return true, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "paho/#", QoS: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := pahoConnect(t, addr, "paho-pub", nil)
+	for q := byte(0); q <= 2; q++ {
+		pr, err := pub.Publish(ctx, &paho.Publish{
+			Topic: "paho/q" + strconv.Itoa(int(q)), QoS: q, Payload: []byte{'p', '0' + q},
+			Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "line", Value: "3"}}, ContentType: "text/plain"},
+		})
+		if err != nil || pr.ReasonCode != 0 {
+			t.Fatalf("qos %d publish: %v %+v", q, err, pr)
+		}
+		select {
+		case m := <-got:
+			if m.Topic != "paho/q"+strconv.Itoa(int(q)) || m.QoS != q || m.Properties.User.Get("line") != "3" {
+				t.Fatalf("delivered %s qos %d props %+v", m.Topic, m.QoS, m.Properties)
+			}
+		case <-ctx.Done():
+			t.Fatalf("qos %d: no delivery", q)
+		}
+	}
+	rs := readAll(t, l, DefaultTopic, 0)
+	if len(rs) != 3 {
+		t.Fatalf("%d records", len(rs))
+	}
+	for i, r := range rs {
+		if header(r, HeaderQoS) != strconv.Itoa(i) || header(r, "line") != "3" || header(r, HeaderContentType) != "text/plain" {
+			t.Fatalf("record %d headers %+v", i, r.Headers)
+		}
+	}
+}
+
+// TestPahoPipelinedQoS1 keeps hundreds of QoS 1 publishes in flight from one
+// client; every PUBACK arrives and the log holds all of them.
+func TestPahoPipelinedQoS1(t *testing.T) {
+	l := newRealLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	c := pahoConnect(t, addr, "pipeline", nil)
+	const workers, per = 200, 25
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, workers)
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < per; i++ {
+				_, err := c.Publish(ctx, &paho.Publish{Topic: "pipe/" + strconv.Itoa(w), QoS: 1, Payload: []byte(strconv.Itoa(i))})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	el := time.Since(start)
+	if got := len(readAll(t, l, DefaultTopic, 0)); got != workers*per {
+		t.Fatalf("%d records, want %d", got, workers*per)
+	}
+	st := b.Stats()
+	t.Logf("%d QoS 1 messages in %v (%.0f msg/s), %d batches, log fsyncs %d", workers*per, el, float64(workers*per)/el.Seconds(), st.Batches, l.Stats().Fsyncs)
+	if st.Batches >= workers*per/2 {
+		t.Errorf("%d batches for %d messages: publishes were not pipelined", st.Batches, workers*per)
+	}
+}

@@ -1,0 +1,573 @@
+package log_test
+
+// Benchmarks of the commit log on the real file system (t.TempDir), each
+// with its baseline in the same run:
+//
+//	BenchmarkBulk          one partition, 100 × 1 KiB records per batch,
+//	                       fsync always  vs  write + fdatasync per batch
+//	BenchmarkManyWriters   64 goroutines × 64 partitions, 100-byte records,
+//	                       each waiting for its ack (acked-rec/s)
+//	                       vs  64 files, write + fdatasync per record
+//	BenchmarkTrickle       1,000 partitions, 10,000 rec/s paced, fsync
+//	                       always: p99 latency and device bytes written per
+//	                       appended byte (/proc/self/io write_bytes)
+//	                       vs  1,000 files, write + fdatasync per record
+//	BenchmarkSequentialRead  1 GiB (64 MiB with -short) from page cache
+//	                       vs  pread of the same segment files
+//	BenchmarkRecovery      open a 2 GiB log of 500 segments (200 MiB / 50
+//	                       with -short) after an unclean stop (a child
+//	                       process exits without Close)  vs  reading and
+//	                       CRC-checking every batch
+//
+// Run: go test -run XXX -bench . -benchtime 3x ./log/   (see log/doc.go for
+// the figures of the reference machine).
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+)
+
+func benchOptions(dir string) *log.Options {
+	return &log.Options{
+		Dir:          dir,
+		Logger:       slog.New(slog.DiscardHandler),
+		MinFreeBytes: -1,
+		MaxOpenFiles: 512,
+	}
+}
+
+func openBench(b *testing.B, dir string, topic string, cfg log.TopicConfig) log.Log {
+	b.Helper()
+	l, err := log.Open(benchOptions(dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := l.CreateTopic(topic, cfg); err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// recordBatch builds one batch of n records with values of size bytes.
+func recordBatch(n, size int, seed int) []byte {
+	var bl batch.Builder
+	v := make([]byte, size)
+	for i := range v {
+		v[i] = byte(seed + i*31)
+	}
+	for i := range n {
+		bl.Add(int64(1_700_000_000_000+i), nil, v, nil)
+	}
+	return bl.Bytes()
+}
+
+func BenchmarkBulk(b *testing.B) {
+	data := recordBatch(100, 1024, 1)
+	b.Run("log-fsync-always", func(b *testing.B) {
+		l := openBench(b, b.TempDir(), "bulk", log.TopicConfig{Partitions: 1, Fsync: log.FsyncAlways})
+		defer l.Close()
+		ctx := context.Background()
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := l.Append(ctx, "bulk", 0, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("baseline-write-fdatasync", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "plain"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := f.Write(data); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// parallelism makes b.RunParallel start n goroutines.
+func parallelism(n int) int { return (n + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0) }
+
+func BenchmarkManyWriters(b *testing.B) {
+	const writers = 64
+	data := recordBatch(1, 100, 2)
+	b.Run("log-fsync-always", func(b *testing.B) {
+		l := openBench(b, b.TempDir(), "many", log.TopicConfig{Partitions: writers, Fsync: log.FsyncAlways})
+		defer l.Close()
+		var next atomic.Int32
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		b.SetParallelism(parallelism(writers))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			p := (next.Add(1) - 1) % writers
+			mine := append([]byte(nil), data...)
+			ctx := context.Background()
+			for pb.Next() {
+				if _, err := l.Append(ctx, "many", p, mine); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acked-rec/s")
+	})
+	b.Run("baseline-file-per-writer-fdatasync", func(b *testing.B) {
+		dir := b.TempDir()
+		var next atomic.Int32
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		b.SetParallelism(parallelism(writers))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			f, err := os.Create(filepath.Join(dir, fmt.Sprint(next.Add(1))))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			for pb.Next() {
+				f.Write(data)
+				if err := unix.Fdatasync(int(f.Fd())); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acked-rec/s")
+	})
+}
+
+// writeBytes reads write_bytes of /proc/self/io (bytes this process caused
+// to be sent to the block layer).
+func writeBytes(b *testing.B) int64 {
+	f, err := os.Open("/proc/self/io")
+	if err != nil {
+		b.Skipf("no /proc/self/io: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Skip("no write_bytes in /proc/self/io")
+	return 0
+}
+
+// pace calls issue(i) for i in [0, n) at rate per second, open loop (late
+// calls catch up, so latency includes queueing), and returns each call's
+// scheduled time.
+func pace(n int, rate float64, issue func(i int, scheduled time.Time)) {
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	for i := 0; i < n; {
+		due := int(time.Since(start)/interval) + 1
+		for ; i < n && i < due; i++ {
+			issue(i, start.Add(time.Duration(i)*interval))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// reportLatency reports p50/p99/max in ms.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6
+	}
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+}
+
+func BenchmarkTrickle(b *testing.B) {
+	const partitions, rate = 1000, 10000.0
+	data := recordBatch(1, 100, 3)
+	b.Run("log-fsync-always", func(b *testing.B) {
+		l := openBench(b, b.TempDir(), "trickle", log.TopicConfig{Partitions: partitions, Fsync: log.FsyncAlways})
+		defer l.Close()
+		lat := make([]time.Duration, b.N)
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		wb := writeBytes(b)
+		b.ResetTimer()
+		wg.Add(b.N)
+		pace(b.N, rate, func(i int, scheduled time.Time) {
+			mine := append([]byte(nil), data...)
+			l.AppendAsync("trickle", int32(i%partitions), mine, func(_ int64, err error) {
+				lat[i] = time.Since(scheduled)
+				if err != nil {
+					failed.Add(1)
+				}
+				wg.Done()
+			})
+		})
+		wg.Wait()
+		b.StopTimer()
+		if failed.Load() > 0 {
+			b.Fatalf("%d appends failed", failed.Load())
+		}
+		reportLatency(b, lat)
+		b.ReportMetric(float64(writeBytes(b)-wb)/float64(b.N*len(data)), "dev-bytes/byte")
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acked-rec/s")
+	})
+	b.Run("baseline-file-per-partition-fdatasync", func(b *testing.B) {
+		dir := b.TempDir()
+		type req struct {
+			i         int
+			scheduled time.Time
+		}
+		lat := make([]time.Duration, b.N)
+		chans := make([]chan req, partitions)
+		var wg, workers sync.WaitGroup
+		for p := range chans {
+			chans[p] = make(chan req, 64)
+			f, err := os.Create(filepath.Join(dir, fmt.Sprint(p)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				defer f.Close()
+				for r := range chans[p] {
+					f.Write(data)
+					unix.Fdatasync(int(f.Fd()))
+					lat[r.i] = time.Since(r.scheduled)
+					wg.Done()
+				}
+			}()
+		}
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		wb := writeBytes(b)
+		b.ResetTimer()
+		wg.Add(b.N)
+		pace(b.N, rate, func(i int, scheduled time.Time) { chans[i%partitions] <- req{i, scheduled} })
+		wg.Wait()
+		b.StopTimer()
+		for _, c := range chans {
+			close(c)
+		}
+		workers.Wait()
+		reportLatency(b, lat)
+		b.ReportMetric(float64(writeBytes(b)-wb)/float64(b.N*len(data)), "dev-bytes/byte")
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acked-rec/s")
+	})
+}
+
+// readFixture is a log holding size bytes in one partition, built once per
+// process.
+type readFixture struct {
+	dir   string
+	l     log.Log
+	hwm   int64
+	bytes int64
+	files []string
+}
+
+var (
+	readOnce sync.Once
+	readFix  *readFixture
+	readErr  error
+)
+
+func sequentialReadFixture(b *testing.B) *readFixture {
+	readOnce.Do(func() {
+		size := int64(1 << 30)
+		if testing.Short() {
+			size = 64 << 20
+		}
+		dir, err := os.MkdirTemp("", "runnel-bench-read-")
+		if err != nil {
+			readErr = err
+			return
+		}
+		l, err := log.Open(benchOptions(dir))
+		if err != nil {
+			readErr = err
+			return
+		}
+		if err := l.CreateTopic("read", log.TopicConfig{Partitions: 1, Fsync: log.FsyncNever}); err != nil {
+			readErr = err
+			return
+		}
+		data := recordBatch(1000, 1000, 4) // ~1 MiB batches
+		ctx := context.Background()
+		var written int64
+		for written < size {
+			if _, err := l.Append(ctx, "read", 0, data); err != nil {
+				readErr = err
+				return
+			}
+			written += int64(len(data))
+		}
+		_, hwm, _ := l.Offsets("read", 0)
+		files, _ := filepath.Glob(filepath.Join(dir, "read", "0", "*.log"))
+		readFix = &readFixture{dir: dir, l: l, hwm: hwm, bytes: written, files: files}
+	})
+	if readErr != nil {
+		b.Fatal(readErr)
+	}
+	return readFix
+}
+
+func BenchmarkSequentialRead(b *testing.B) {
+	fx := sequentialReadFixture(b)
+	b.Run("log-read", func(b *testing.B) {
+		b.SetBytes(fx.bytes)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			var got int64
+			for off := int64(0); off < fx.hwm; {
+				buf, err := fx.l.Read("read", 0, off, 1<<20)
+				if err != nil || len(buf) == 0 {
+					b.Fatalf("Read(%d): %v", off, err)
+				}
+				got += int64(len(buf))
+				// Advance past the last whole batch returned.
+				for pos := 0; pos+batch.HeaderSize <= len(buf); {
+					h, err := batch.ParseHeader(buf[pos:])
+					if err != nil {
+						b.Fatal(err)
+					}
+					off = h.LastOffset() + 1
+					pos += h.Size()
+				}
+			}
+			if got < fx.bytes {
+				b.Fatalf("read %d of %d bytes", got, fx.bytes)
+			}
+		}
+	})
+	b.Run("baseline-pread", func(b *testing.B) {
+		buf := make([]byte, 1<<20)
+		b.SetBytes(fx.bytes)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			for _, name := range fx.files {
+				f, err := os.Open(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for off := int64(0); ; {
+					n, err := f.ReadAt(buf, off)
+					off += int64(n)
+					if err != nil {
+						break
+					}
+				}
+				f.Close()
+			}
+		}
+	})
+}
+
+// Recovery fixture: a child process (this test binary, re-run with
+// recoveryEnv set) builds the log and exits without Close.
+const recoveryEnv = "RUNNEL_BENCH_RECOVERY_BUILD"
+
+func recoverySize() (total int64, segments int) {
+	if testing.Short() {
+		return 200 << 20, 50
+	}
+	return 2 << 30, 500
+}
+
+// buildUncleanLog runs in the child: fill dir, then exit without Close.
+func buildUncleanLog(spec string) {
+	var dir string
+	var total int64
+	var segments int
+	parts := strings.Split(spec, ":")
+	dir = parts[0]
+	total, _ = strconv.ParseInt(parts[1], 10, 64)
+	segments, _ = strconv.Atoi(parts[2])
+	l, err := log.Open(benchOptions(dir))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	cfg := log.TopicConfig{Partitions: 1, Fsync: log.FsyncAlways, SegmentBytes: total / int64(segments), RetentionAge: -1}
+	if err := l.CreateTopic("rec", cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	data := recordBatch(1000, 1000, 5)
+	ctx := context.Background()
+	for written := int64(0); written < total; written += int64(len(data)) {
+		if _, err := l.Append(ctx, "rec", 0, data); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	_, hwm, _ := l.Offsets("rec", 0)
+	fmt.Printf("hwm=%d\n", hwm)
+	os.Exit(0) // unclean: no Close
+}
+
+type recoveryFixture struct {
+	dir    string
+	hwm    int64
+	small  map[string][]byte // every file but the segments, as the crash left them
+	logs   []string
+	segs   int
+	totalB int64
+}
+
+var (
+	recOnce sync.Once
+	recFix  *recoveryFixture
+	recErr  error
+)
+
+func uncleanLogFixture(b *testing.B) *recoveryFixture {
+	recOnce.Do(func() {
+		total, segments := recoverySize()
+		dir, err := os.MkdirTemp("", "runnel-bench-recovery-")
+		if err != nil {
+			recErr = err
+			return
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", recoveryEnv, dir, total, segments))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			recErr = fmt.Errorf("building the log in a child: %v: %s", err, out)
+			return
+		}
+		m := regexpHWM(string(out))
+		if m < 0 {
+			recErr = fmt.Errorf("child output without hwm: %s", out)
+			return
+		}
+		fx := &recoveryFixture{dir: dir, hwm: m, small: map[string][]byte{}, segs: segments, totalB: total}
+		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() {
+				return err
+			}
+			if strings.HasSuffix(p, ".log") {
+				fx.logs = append(fx.logs, p)
+				return nil
+			}
+			fx.small[p], _ = os.ReadFile(p)
+			return nil
+		})
+		recFix = fx
+	})
+	if recErr != nil {
+		b.Fatal(recErr)
+	}
+	return recFix
+}
+
+func regexpHWM(out string) int64 {
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "hwm="); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// restore puts back every non-segment file as the unclean stop left it
+// (a clean Close after each timed Open rewrites checkpoints).
+func (fx *recoveryFixture) restore(b *testing.B) {
+	for p, data := range fx.small {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRecovery(b *testing.B) {
+	if spec := os.Getenv(recoveryEnv); spec != "" {
+		buildUncleanLog(spec)
+	}
+	fx := uncleanLogFixture(b)
+	b.Run(fmt.Sprintf("open-after-unclean-stop-%dMiB-%dsegs", fx.totalB>>20, fx.segs), func(b *testing.B) {
+		b.ReportAllocs()
+		var total time.Duration
+		for range b.N {
+			b.StopTimer()
+			fx.restore(b)
+			b.StartTimer()
+			t0 := time.Now()
+			l, err := log.Open(benchOptions(fx.dir))
+			total += time.Since(t0)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, hwm, err := l.Offsets("rec", 0); err != nil || hwm < fx.hwm {
+				b.Fatalf("after recovery HWM %d (err %v), acknowledged %d", hwm, err, fx.hwm)
+			}
+			if d := l.Stats().Damaged; len(d) > 0 {
+				b.Fatalf("damage after an unclean stop: %+v", d)
+			}
+			l.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/open")
+	})
+	b.Run("baseline-full-crc-scan", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(fx.totalB)
+		t0 := time.Now()
+		for range b.N {
+			for _, name := range fx.logs {
+				data, err := os.ReadFile(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for pos := 0; pos < len(data); {
+					h, err := batch.Validate(data[pos:])
+					if err != nil {
+						break // preallocated tail or torn end
+					}
+					pos += h.Size()
+				}
+			}
+		}
+		b.ReportMetric(float64(time.Since(t0).Milliseconds())/float64(b.N), "ms/scan")
+	})
+}

@@ -1,0 +1,429 @@
+package log
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// committer is the one goroutine that makes appends durable and
+// acknowledges them (group commit). Writers append to the page cache under
+// their partition's lock and mark the partition dirty; each cycle the
+// committer takes every dirty partition, makes the new bytes durable (small
+// ones through one write+fdatasync of the node journal, large ones by an
+// fdatasync of each segment, spread over a few helper goroutines), then
+// advances the HWMs and calls the waiting callbacks in append order.
+type committer struct {
+	l *logImpl
+
+	mu    sync.Mutex // guards dirty, set, lazy, later
+	dirty []*partition
+	set   map[*partition]bool
+	lazy  map[*partition]bool // "interval" partitions with unsynced data
+	later []func()            // callbacks for appends that never reached a partition
+
+	wake chan struct{} // one-slot
+
+	arrivals atomic.Uint64 // appends queued (for the gather step)
+	pending  atomic.Int64  // bytes written under "always" since the last cycle
+
+	// owned by the committer goroutine
+	lastArrivals uint64
+	timer        *time.Timer
+}
+
+// syncWorkers is how many fdatasyncs of different files run at once.
+const syncWorkers = 4
+
+func newCommitter(l *logImpl) *committer {
+	return &committer{l: l, set: map[*partition]bool{}, lazy: map[*partition]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (c *committer) markDirty(p *partition) {
+	c.arrivals.Add(1)
+	c.mu.Lock()
+	if !c.set[p] {
+		c.set[p] = true
+		c.dirty = append(c.dirty, p)
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *committer) markLazy(p *partition) {
+	c.mu.Lock()
+	c.lazy[p] = true
+	c.mu.Unlock()
+}
+
+func (c *committer) deliverLater(fn func()) {
+	c.mu.Lock()
+	c.later = append(c.later, fn)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the committer loop; it returns after a final cycle that syncs
+// every partition once the log is closing.
+func (c *committer) run() {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		final := false
+		select {
+		case <-c.wake:
+		case <-tick.C:
+		case <-c.l.quit:
+			final = true
+		}
+		if !final {
+			c.gather()
+		}
+		c.cycle(final)
+		if final {
+			return
+		}
+	}
+}
+
+// Group commit gathering (see doc.go, "The trickle case"). Before a cycle
+// the committer waits while appends keep arriving, so one sync serves more
+// of them: it stops at gatherTarget pending bytes, after a gatherStep with
+// no new append (every writer is waiting: waiting longer only adds
+// latency), or when Options.CommitWindow has passed.
+const (
+	gatherTarget = 64 << 10
+	gatherStep   = 250 * time.Microsecond
+)
+
+func (c *committer) gather() {
+	window := c.l.opts.CommitWindow
+	now := c.arrivals.Load()
+	prev := c.lastArrivals
+	c.lastArrivals = now
+	// One append per cycle (a lone sequential writer): nobody to wait for.
+	if window <= 0 || now-prev < 2 {
+		return
+	}
+	deadline := time.Now().Add(window)
+	last := now
+	if c.timer == nil {
+		c.timer = time.NewTimer(gatherStep)
+	} else {
+		c.timer.Reset(gatherStep)
+	}
+	defer c.timer.Stop()
+	for c.pending.Load() < gatherTarget && time.Now().Before(deadline) {
+		select {
+		case <-c.l.quit:
+			return
+		case <-c.timer.C:
+		}
+		n := c.arrivals.Load()
+		if n == last {
+			break
+		}
+		last = n
+		c.timer.Reset(gatherStep)
+	}
+	c.lastArrivals = c.arrivals.Load()
+}
+
+// cycle runs one group commit.
+func (c *committer) cycle(final bool) {
+	c.pending.Store(0)
+	c.mu.Lock()
+	parts := c.dirty
+	c.dirty = nil
+	for _, p := range parts {
+		delete(c.set, p)
+	}
+	now := time.Now()
+	for p := range c.lazy {
+		if final || now.Sub(p.lastSyncTime()) >= p.t.config().FsyncInterval {
+			delete(c.lazy, p)
+			if !c.set[p] {
+				parts = append(parts, p)
+			}
+		}
+	}
+	later := c.later
+	c.later = nil
+	c.mu.Unlock()
+	for _, fn := range later {
+		fn()
+	}
+	if final {
+		parts = nil
+		for _, t := range c.l.topicList() {
+			parts = append(parts, t.partitions()...)
+		}
+	}
+	if len(parts) == 0 {
+		c.maybeRotateJournal(false)
+		return
+	}
+	plans := make([]*commitPlan, 0, len(parts))
+	for _, p := range parts {
+		if pl := p.plan(final, c.l.journal); pl != nil {
+			plans = append(plans, pl)
+		}
+	}
+	// Small commits: one journal write and sync for all of them.
+	var journaled []*commitPlan
+	for _, pl := range plans {
+		if pl.jdata != nil {
+			journaled = append(journaled, pl)
+		}
+	}
+	if len(journaled) > 0 {
+		if err := c.l.journal.commit(journaled); err != nil {
+			c.l.logger.Error("log: journal commit failed; syncing segments directly from now on", "err", err)
+			for _, pl := range journaled {
+				pl.jdata = nil
+				pl.direct = true
+			}
+		}
+	}
+	// Large commits: fdatasync each file, a few at a time.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, syncWorkers)
+	for _, pl := range plans {
+		if !pl.direct {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(pl *commitPlan) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pl.err = pl.p.syncPlan(pl)
+		}(pl)
+	}
+	wg.Wait()
+	changed := false
+	for _, pl := range plans {
+		if pl.p.finish(pl) {
+			changed = true
+		}
+	}
+	if changed {
+		c.l.notifyChanged()
+	}
+	c.maybeRotateJournal(final)
+}
+
+// commitPlan is what one cycle does for one partition.
+type commitPlan struct {
+	p       *partition
+	sync    bool          // make the bytes up to target durable
+	direct  bool          // by fdatasync of the segment files
+	jdata   []byte        // or by writing these bytes to the journal
+	jpos    int64         // position of jdata in the active segment
+	segs    []segSnapshot // segments to sync (direct)
+	dirSync bool          // sync the partition directory first
+	target  int64         // offset up to which the commit makes data durable
+	hwmSeg  *segment      // where target lies
+	hwmPos  int64
+	err     error
+}
+
+type segSnapshot struct {
+	seg  *segment
+	size int64
+}
+
+func (p *partition) lastSyncTime() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastSync
+}
+
+// plan snapshots what must be made durable (nil when nothing to do).
+func (p *partition) plan(final bool, j *journal) *commitPlan {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg := p.t.config()
+	pl := &commitPlan{p: p, target: p.next, hwmSeg: p.active(), hwmPos: p.active().size}
+	hasData := p.dirDirty
+	for _, s := range p.unsynced {
+		if s.covered < s.size || final && s.synced < s.size {
+			hasData = true
+		}
+	}
+	if p.roErr != nil || p.closed && !final {
+		hasData = false
+	}
+	switch {
+	case !hasData:
+	case final || cfg.Fsync == FsyncAlways:
+		pl.sync = true
+	case cfg.Fsync == FsyncInterval && time.Since(p.lastSync) >= cfg.FsyncInterval:
+		pl.sync = true
+	}
+	if !pl.sync {
+		if len(p.waiters) == 0 {
+			return nil
+		}
+		return pl
+	}
+	for _, s := range p.unsynced {
+		pl.segs = append(pl.segs, segSnapshot{s, s.size})
+	}
+	act := p.active()
+	if j != nil && !final && !p.dirDirty && !p.jbufBad && p.jbufSeg == act && len(p.unsynced) == 1 &&
+		p.unsynced[0] == act && p.jbufPos == act.covered && p.jbufPos+int64(len(p.jbuf)) == act.size && len(p.jbuf) > 0 && j.usable() {
+		pl.jdata, pl.jpos = p.jbuf, p.jbufPos
+		p.jbuf = nil
+	} else {
+		pl.direct = true
+		pl.dirSync = p.dirDirty
+		p.dirDirty = false
+		p.jbuf = p.jbuf[:0]
+	}
+	p.jbufBad = false
+	p.jbufSeg = nil
+	return pl
+}
+
+// syncPlan fdatasyncs the files of a direct plan (outside p.mu).
+func (p *partition) syncPlan(pl *commitPlan) error {
+	l := p.l
+	if pl.dirSync {
+		if err := vfs.SyncDir(l.fs, p.dir); err != nil {
+			l.stats.fsyncErrors.Add(1)
+			return fmt.Errorf("sync directory %s: %w", p.rel, err)
+		}
+	}
+	for _, s := range pl.segs {
+		cf, err := p.openForSync(s.seg)
+		if cf == nil && err == nil {
+			continue // deleted since the snapshot
+		}
+		if err != nil {
+			return fmt.Errorf("open %s for sync: %w", s.seg.rel, err)
+		}
+		t0 := time.Now()
+		err = cf.f.Sync()
+		l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+		l.stats.fsyncs.Add(1)
+		l.files.release(cf)
+		if err != nil {
+			l.stats.fsyncErrors.Add(1)
+			return fmt.Errorf("fdatasync %s: %w", s.seg.rel, err)
+		}
+	}
+	return nil
+}
+
+// openForSync opens seg for an fdatasync unless retention deleted it
+// (nil, nil): opening read-write would recreate the file.
+func (p *partition) openForSync(seg *segment) (*cachedFile, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seg.deleted || p.closed && !p.l.closed.Load() {
+		return nil, nil
+	}
+	return p.l.files.get(seg.path, true)
+}
+
+// finish applies a plan's outcome and delivers callbacks; it reports
+// whether the HWM moved.
+func (p *partition) finish(pl *commitPlan) bool {
+	p.mu.Lock()
+	moved := false
+	if pl.sync && pl.err == nil && p.roErr == nil {
+		p.lastSync = time.Now()
+		if pl.direct {
+			for _, s := range pl.segs {
+				if s.size > s.seg.synced {
+					s.seg.synced = s.size
+				}
+				if s.size > s.seg.covered {
+					s.seg.covered = s.size
+				}
+			}
+			// Keep only segments that grew since the snapshot.
+			keep := p.unsynced[:0]
+			for _, s := range p.unsynced {
+				if s.synced < s.size {
+					keep = append(keep, s)
+				}
+			}
+			p.unsynced = keep
+		} else {
+			act := pl.hwmSeg
+			if pl.hwmPos > act.covered {
+				act.covered = pl.hwmPos
+			}
+		}
+		if pl.target > p.durable {
+			p.durable = pl.target
+			p.durableSeg, p.durablePos = pl.hwmSeg, pl.hwmPos
+		}
+		if pl.target >= p.hwm {
+			moved = pl.target > p.hwm
+			p.hwm, p.hwmSeg, p.hwmPos = pl.target, pl.hwmSeg, pl.hwmPos
+		}
+	} else if pl.sync && pl.err != nil {
+		p.failLockedQuiet(pl.err)
+	}
+	var ready []waiter
+	i := 0
+	for ; i < len(p.waiters); i++ {
+		w := p.waiters[i]
+		if w.err == nil && w.end > p.hwm {
+			break
+		}
+		ready = append(ready, w)
+	}
+	p.waiters = p.waiters[i:]
+	if p.roErr != nil || (p.closed && p.l.closed.Load()) {
+		rerr := ErrClosed
+		if p.roErr != nil {
+			rerr = p.readOnlyErr()
+		}
+		for _, w := range p.waiters {
+			w.err = rerr
+			ready = append(ready, w)
+		}
+		p.waiters = nil
+	} else if p.closed {
+		for _, w := range p.waiters {
+			w.err = fmt.Errorf("%w: %s (deleted)", ErrUnknownTopic, p.t.name)
+			ready = append(ready, w)
+		}
+		p.waiters = nil
+	}
+	if len(p.waiters) == 0 {
+		p.waiters = nil
+	}
+	p.mu.Unlock()
+	for _, w := range ready {
+		if w.err != nil {
+			w.done(w.base, w.err)
+		} else {
+			w.done(w.base, nil)
+		}
+	}
+	return moved
+}
+
+// failLockedQuiet is failLocked without waking the committer (it is the
+// caller).
+func (p *partition) failLockedQuiet(err error) {
+	if p.roErr != nil {
+		return
+	}
+	p.roErr = err
+	p.l.logger.Error("log: partition is read-only after an I/O error", "topic", p.t.name, "partition", p.id, "err", err)
+}

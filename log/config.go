@@ -1,0 +1,164 @@
+package log
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// builtinDefaults are the log's own defaults under Options.Defaults.
+var builtinDefaults = TopicConfig{
+	Partitions:     1,
+	Fsync:          FsyncAlways,
+	FsyncInterval:  time.Second,
+	RetentionAge:   7 * 24 * time.Hour,
+	RetentionBytes: -1,
+	SegmentBytes:   64 << 20,
+	SegmentAge:     24 * time.Hour,
+	OnFull:         OnFullReject,
+	MaxBatchBytes:  1<<20 + 12,
+}
+
+// maxSegmentBytes keeps every position in a segment within the uint32 of
+// the index (with room for one append past the roll size).
+const maxSegmentBytes = 1 << 30
+
+// fillConfig returns c with zero fields taken from d.
+func fillConfig(c, d TopicConfig) TopicConfig {
+	if c.Partitions == 0 {
+		c.Partitions = d.Partitions
+	}
+	if c.Fsync == "" {
+		c.Fsync = d.Fsync
+	}
+	if c.FsyncInterval == 0 {
+		c.FsyncInterval = d.FsyncInterval
+	}
+	if c.RetentionAge == 0 {
+		c.RetentionAge = d.RetentionAge
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = d.RetentionBytes
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	if c.SegmentAge == 0 {
+		c.SegmentAge = d.SegmentAge
+	}
+	if c.OnFull == "" {
+		c.OnFull = d.OnFull
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = d.MaxBatchBytes
+	}
+	return c
+}
+
+// validateConfig checks a (possibly partly zero) config.
+func validateConfig(c TopicConfig, needPartitions bool) error {
+	switch c.Fsync {
+	case "", FsyncAlways, FsyncInterval, FsyncNever:
+	default:
+		return fmt.Errorf("%w: fsync %q (want always, interval or never)", ErrInvalidConfig, c.Fsync)
+	}
+	switch c.OnFull {
+	case "", OnFullReject, OnFullDropOldest:
+	default:
+		return fmt.Errorf("%w: on-full %q (want reject or drop-oldest)", ErrInvalidConfig, c.OnFull)
+	}
+	if c.Partitions < 0 || (needPartitions && c.Partitions == 0) || c.Partitions > 100000 {
+		return fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, c.Partitions)
+	}
+	if c.FsyncInterval < 0 {
+		return fmt.Errorf("%w: negative fsync interval", ErrInvalidConfig)
+	}
+	if c.SegmentBytes < 0 || c.SegmentBytes > maxSegmentBytes {
+		return fmt.Errorf("%w: segment bytes %d (max %d)", ErrInvalidConfig, c.SegmentBytes, maxSegmentBytes)
+	}
+	if c.SegmentAge < 0 {
+		return fmt.Errorf("%w: negative segment age", ErrInvalidConfig)
+	}
+	if c.MaxBatchBytes < 0 {
+		return fmt.Errorf("%w: negative max batch bytes", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// validTopicName follows Kafka: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+func validTopicName(name string) bool {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// storedConfig is the JSON form kept in meta (bucket "topics"). Field names
+// never change; durations are milliseconds.
+type storedConfig struct {
+	Partitions       int32  `json:"partitions"`
+	Fsync            string `json:"fsync,omitempty"`
+	FsyncIntervalMs  int64  `json:"fsync_interval_ms,omitempty"`
+	RetentionAgeMs   int64  `json:"retention_age_ms,omitempty"`
+	RetentionBytes   int64  `json:"retention_bytes,omitempty"`
+	SegmentBytes     int64  `json:"segment_bytes,omitempty"`
+	SegmentAgeMs     int64  `json:"segment_age_ms,omitempty"`
+	OnFull           string `json:"on_full,omitempty"`
+	MaxBatchBytes    int32  `json:"max_batch_bytes,omitempty"`
+	RebuiltFromFiles bool   `json:"rebuilt_from_files,omitempty"`
+}
+
+func encodeConfig(c TopicConfig, rebuilt bool) []byte {
+	s := storedConfig{
+		Partitions:       c.Partitions,
+		Fsync:            string(c.Fsync),
+		FsyncIntervalMs:  durMs(c.FsyncInterval),
+		RetentionAgeMs:   durMs(c.RetentionAge),
+		RetentionBytes:   c.RetentionBytes,
+		SegmentBytes:     c.SegmentBytes,
+		SegmentAgeMs:     durMs(c.SegmentAge),
+		OnFull:           string(c.OnFull),
+		MaxBatchBytes:    c.MaxBatchBytes,
+		RebuiltFromFiles: rebuilt,
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func durMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return int64(d / time.Millisecond)
+}
+
+func msDur(ms int64) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func decodeConfig(b []byte) (TopicConfig, error) {
+	var s storedConfig
+	if err := json.Unmarshal(b, &s); err != nil {
+		return TopicConfig{}, err
+	}
+	return TopicConfig{
+		Partitions:     s.Partitions,
+		Fsync:          FsyncPolicy(s.Fsync),
+		FsyncInterval:  msDur(s.FsyncIntervalMs),
+		RetentionAge:   msDur(s.RetentionAgeMs),
+		RetentionBytes: s.RetentionBytes,
+		SegmentBytes:   s.SegmentBytes,
+		SegmentAge:     msDur(s.SegmentAgeMs),
+		OnFull:         OnFull(s.OnFull),
+		MaxBatchBytes:  s.MaxBatchBytes,
+	}, nil
+}

@@ -1,0 +1,254 @@
+package log_test
+
+// Disk-full tests on a real, small file system: the test mounts an 8 MiB
+// tmpfs (root only), fills it through the log and checks the topic's
+// on-full policy:
+//
+//   - reject: appends fail with the retriable ErrDiskFull (never another
+//     error, never a crash), nothing stored is lost; after space is freed
+//     (a ballast file removed) appends resume;
+//   - drop-oldest: appends keep succeeding while the oldest segments are
+//     deleted and counted (Stats().DroppedSegments, log start moves up);
+//     every record at or after the log start stays readable.
+//
+// Both end with a clean reopen that must see every acknowledged record.
+// Without root or mount(2) the test skips with the reason, except under
+// CI=true, where it fails.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+)
+
+// mountTmpfs mounts a size-limited tmpfs on a fresh directory and unmounts
+// it in Cleanup.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	skip := func(why string) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("disk-full test needs a small real file system: %s (CI=true: not skipping)", why)
+		}
+		t.Skipf("disk-full test skipped: %s (run as root where mount(2) is allowed)", why)
+	}
+	if os.Geteuid() != 0 {
+		skip("not root, cannot mount a size-limited tmpfs")
+	}
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput()
+	if err != nil {
+		skip(fmt.Sprintf("mount -t tmpfs failed: %v: %s", err, bytes.TrimSpace(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+func diskFullOptions(dir string) *log.Options {
+	return &log.Options{
+		Dir:                    dir,
+		Logger:                 slog.New(slog.DiscardHandler),
+		MinFreeBytes:           2 << 20,
+		DiskCheckInterval:      10 * time.Millisecond,
+		RetentionCheckInterval: time.Hour,
+	}
+}
+
+// bigBatch is one 8 KiB-value batch.
+func bigBatch(i int) []byte {
+	var b batch.Builder
+	v := bytes.Repeat([]byte{byte(i)}, 8<<10)
+	b.Add(int64(1_700_000_000_000+i), []byte(fmt.Sprint("k", i)), v, nil)
+	return b.Bytes()
+}
+
+// checkAcked reads every acknowledged batch at or after the log start.
+func checkAcked(t *testing.T, l log.Log, p tp, acked []ackedBatch) {
+	t.Helper()
+	start, hwm, err := l.Offsets(p.topic, p.part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := int64(0)
+	if n := len(acked); n > 0 {
+		last = acked[n-1].base + records(acked[n-1].data)
+	}
+	if hwm < last {
+		t.Fatalf("%v: HWM %d < acknowledged end %d", p, hwm, last)
+	}
+	checked := 0
+	for _, a := range acked {
+		if a.base < start {
+			continue
+		}
+		b, err := l.Read(p.topic, p.part, a.base, 1)
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			// drop-oldest may have moved the start meanwhile.
+			if now, _, _ := l.Offsets(p.topic, p.part); a.base < now {
+				start = now
+				continue
+			}
+		}
+		if err != nil {
+			t.Fatalf("%v: Read(%d) (log start %d): %v", p, a.base, start, err)
+		}
+		h, err := batch.Validate(b)
+		if err != nil || !bytes.Equal(b[:h.Size()], a.data) {
+			t.Fatalf("%v: Read(%d) with log start %d, HWM %d served %d bytes that differ from what was appended (%v)", p, a.base, start, hwm, len(b), err)
+		}
+		checked++
+	}
+	t.Logf("%v: log start %d, HWM %d, %d acknowledged batches readable", p, start, hwm, checked)
+}
+
+func TestDiskFullReject(t *testing.T) {
+	mnt := mountTmpfs(t, "8m")
+	dir := filepath.Join(mnt, "data")
+	// Ballast: space to give back later.
+	ballast := filepath.Join(mnt, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := log.Open(diskFullOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	p := tp{"rej", 0}
+	if err := l.CreateTopic(p.topic, log.TopicConfig{Partitions: 1, SegmentBytes: 256 << 10, OnFull: log.OnFullReject}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var acked []ackedBatch
+	fill := func(limit int) (rejected int) {
+		for i := 0; i < limit; i++ {
+			b := bigBatch(len(acked))
+			base, err := l.Append(ctx, p.topic, p.part, b)
+			switch {
+			case err == nil:
+				acked = append(acked, ackedBatch{base, b})
+			case errors.Is(err, log.ErrDiskFull):
+				return rejected + 1
+			default:
+				t.Fatalf("append %d on a filling disk: %v (want nil or ErrDiskFull)", i, err)
+			}
+		}
+		return 0
+	}
+	if fill(2000) == 0 {
+		t.Fatalf("8 MiB disk never reported full after %d batches", len(acked))
+	}
+	st := l.Stats()
+	t.Logf("full after %d batches: free %d of %d, short %v, rejected %d", len(acked), st.DiskFreeBytes, st.DiskTotalBytes, st.DiskShort, st.Rejected)
+	if st.Rejected == 0 {
+		t.Errorf("Stats after rejection: Rejected %d (DiskShort %v)", st.Rejected, st.DiskShort)
+	}
+	if len(st.ReadOnly) > 0 {
+		t.Errorf("a full disk made partitions read-only: %+v", st.ReadOnly)
+	}
+	// A retry on the full disk: rejected again (or accepted if the
+	// rejection came from a transient ENOSPC); never another error.
+	fill(1)
+	checkAcked(t, l, p, acked)
+
+	// Free space; appends resume once the guard sees it.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	before := len(acked)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(acked) < before+10 && time.Now().Before(deadline) {
+		if fill(10) > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(acked) < before+10 {
+		t.Fatalf("appends did not resume after freeing 3 MiB (%d more accepted)", len(acked)-before)
+	}
+	checkAcked(t, l, p, acked)
+	if d := l.Check(); len(d) > 0 {
+		t.Errorf("Check after disk full: %+v", d)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	l, err = log.Open(diskFullOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAcked(t, l, p, acked)
+	if start, _, _ := l.Offsets(p.topic, p.part); start != 0 {
+		t.Errorf("reject policy lost data: log start %d", start)
+	}
+}
+
+func TestDiskFullDropOldest(t *testing.T) {
+	mnt := mountTmpfs(t, "8m")
+	dir := filepath.Join(mnt, "data")
+	l, err := log.Open(diskFullOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Close() }()
+	p := tp{"drop", 0}
+	if err := l.CreateTopic(p.topic, log.TopicConfig{Partitions: 1, SegmentBytes: 256 << 10, OnFull: log.OnFullDropOldest}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var acked []ackedBatch
+	retries := 0
+	// Write 3x the disk: drop-oldest must make room all along.
+	for i := 0; len(acked) < 3*8*128; i++ {
+		b := bigBatch(len(acked))
+		base, err := l.Append(ctx, p.topic, p.part, b)
+		switch {
+		case err == nil:
+			acked = append(acked, ackedBatch{base, b})
+		case errors.Is(err, log.ErrDiskFull):
+			// Retriable: the guard may not have dropped a segment yet.
+			if retries++; retries > 2000 {
+				t.Fatalf("drop-oldest kept rejecting (%d accepted): %v", len(acked), err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		default:
+			t.Fatalf("append %d under drop-oldest: %v", len(acked), err)
+		}
+	}
+	st := l.Stats()
+	start, hwm, _ := l.Offsets(p.topic, p.part)
+	t.Logf("wrote %d batches (%d MiB): %d segments dropped, %d retries, log %d..%d, free %d", len(acked), len(acked)*8/1024, st.DroppedSegments, retries, start, hwm, st.DiskFreeBytes)
+	if st.DroppedSegments == 0 || start == 0 {
+		t.Fatalf("drop-oldest dropped nothing (DroppedSegments %d, start %d)", st.DroppedSegments, start)
+	}
+	if len(st.ReadOnly) > 0 {
+		t.Errorf("a full disk made partitions read-only: %+v", st.ReadOnly)
+	}
+	checkAcked(t, l, p, acked)
+	if d := l.Check(); len(d) > 0 {
+		t.Errorf("Check after drop-oldest: %+v", d)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	l, err = log.Open(diskFullOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAcked(t, l, p, acked)
+}

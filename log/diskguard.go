@@ -1,0 +1,88 @@
+package log
+
+import (
+	"time"
+
+	"github.com/shirou/gopsutil/v4/disk"
+)
+
+func gopsutilUsage(dir string) (free, total uint64, err error) {
+	u, err := disk.Usage(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	return u.Free, u.Total, nil
+}
+
+// diskGuardLoop reads free space and applies the on-full policies.
+func (l *logImpl) diskGuardLoop() {
+	l.checkDisk()
+	t := time.NewTicker(l.opts.DiskCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+		l.checkDisk()
+	}
+}
+
+// checkDisk updates the disk figures and, while space is short, deletes
+// the oldest segments of drop-oldest topics until it is not.
+func (l *logImpl) checkDisk() {
+	if l.opts.MinFreeBytes < 0 {
+		l.diskShort.Store(false)
+		return
+	}
+	for round := 0; round < 1000; round++ {
+		free, total, err := l.opts.DiskUsage(l.dir)
+		if err != nil {
+			l.logger.Warn("log: cannot read disk usage", "err", err)
+			return
+		}
+		l.stats.diskFree.Store(int64(free))
+		l.stats.diskTotal.Store(int64(total))
+		short := int64(free) < l.opts.MinFreeBytes
+		if was := l.diskShort.Swap(short); was != short {
+			if short {
+				l.logger.Warn("log: disk space short; on-full policies apply", "free", free, "min", l.opts.MinFreeBytes)
+			} else {
+				l.logger.Info("log: disk space back above the guard threshold", "free", free)
+			}
+		}
+		if !short || !l.dropOldestOnce() {
+			return
+		}
+	}
+}
+
+// dropOldestOnce deletes the oldest deletable segment of each drop-oldest
+// partition (rolling a partition that has only its active segment, so it
+// can go next round). It reports whether anything was deleted.
+func (l *logImpl) dropOldestOnce() bool {
+	dropped := false
+	for _, t := range l.topicList() {
+		if t.config().OnFull != OnFullDropOldest {
+			continue
+		}
+		for _, p := range t.partitions() {
+			if n := p.deleteOldest(1, "disk space short (drop-oldest)"); n > 0 {
+				l.stats.droppedSegments.Add(uint64(n))
+				dropped = true
+				continue
+			}
+			p.mu.Lock()
+			if act := p.active(); act.size > 0 && !p.closed && p.roErr == nil {
+				if err := p.rollLocked(); err != nil {
+					l.logger.Warn("log: cannot roll for drop-oldest", "topic", t.name, "partition", p.id, "err", err)
+				} else {
+					l.committer.markDirty(p)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+	return dropped
+}

@@ -1,0 +1,63 @@
+package log
+
+import "errors"
+
+// Errors returned by the log. Callers test with errors.Is.
+var (
+	ErrClosed               = errors.New("log: closed")
+	ErrUnknownTopic         = errors.New("log: unknown topic")
+	ErrUnknownPartition     = errors.New("log: unknown partition")
+	ErrTopicExists          = errors.New("log: topic already exists")
+	ErrInvalidTopic         = errors.New("log: invalid topic name")
+	ErrInvalidConfig        = errors.New("log: invalid topic config")
+	ErrInvalidPartitions    = errors.New("log: invalid partition count")
+	ErrCorruptBatch         = errors.New("log: corrupt or invalid record batch")
+	ErrBatchTooLarge        = errors.New("log: record batch too large")
+	ErrOffsetOutOfRange     = errors.New("log: offset out of range")
+	ErrNotNextOffset        = errors.New("log: batch base offset is not the partition's next offset")
+	ErrDuplicateSequence    = errors.New("log: duplicate sequence number (batch already appended)")
+	ErrOutOfOrderSequence   = errors.New("log: out of order sequence number")
+	ErrInvalidProducerEpoch = errors.New("log: producer epoch is older than the current one")
+	// ErrDiskFull is retriable: nothing was written; retry when space returns.
+	ErrDiskFull = errors.New("log: disk full (free space under the guard threshold); retry later")
+	// ErrReadOnly wraps the I/O error that made a partition read-only.
+	ErrReadOnly = errors.New("log: partition is read-only after an I/O error")
+	// ErrCorrupt is returned (wrapped in *CorruptError) for damaged data.
+	ErrCorrupt = errors.New("log: corrupt data")
+)
+
+// CorruptError reports damaged stored data with its file and byte offset.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return "log: corrupt data in " + e.File + " at byte " + itoa(e.Offset) + ": " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+func itoa(v int64) string {
+	if v == 0 {
+		return "0"
+	}
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	var b [20]byte
+	i := len(b)
+	for v > 0 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

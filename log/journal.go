@@ -1,0 +1,371 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// The node journal (see doc.go): small "always" commits of many partitions
+// are made durable by one sequential write and one fdatasync of this file
+// instead of one fdatasync per segment file. Never change these constants.
+const (
+	journalName       = "journal"
+	journalMagic      = "RNLJRNL\x00"
+	journalVersion    = 1
+	journalHeaderSize = 24 // magic 8, version u16, flags u16, generation u64, crc u32
+	journalRecHeader  = 8  // body length u32, body crc u32
+	// journalAlign: every commit is padded to whole 4 KiB pages, so a
+	// commit never rewrites a page the previous one synced (see doc.go).
+	journalAlign = 4096
+)
+
+func alignUp(v, a int64) int64 { return (v + a - 1) / a * a }
+
+// journal is the node-wide commit journal.
+type journal struct {
+	l    *logImpl
+	path string
+
+	mu     sync.Mutex // guards every field below
+	f      vfs.File
+	size   int64
+	gen    uint64
+	broken bool                   // a write or sync failed: commits go direct
+	segs   map[*segment]*partition // segments with journaled, unsynced bytes
+}
+
+func journalHeader(gen uint64) []byte {
+	h := make([]byte, journalHeaderSize)
+	copy(h, journalMagic)
+	binary.BigEndian.PutUint16(h[8:], journalVersion)
+	binary.BigEndian.PutUint64(h[12:], gen)
+	binary.BigEndian.PutUint32(h[20:], crc32.Checksum(h[:20], crcTable))
+	return h
+}
+
+// openJournal starts an empty journal (after replay).
+func openJournal(l *logImpl) (*journal, error) {
+	j := &journal{l: l, path: filepath.Join(l.dir, journalName), segs: map[*segment]*partition{}}
+	f, err := l.fs.Create(j.path)
+	if err != nil {
+		return nil, fmt.Errorf("log: create journal: %w", err)
+	}
+	j.f = f
+	if err := j.resetLocked(uint64(time.Now().UnixNano())); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("log: sync %s: %w", l.dir, err)
+	}
+	return j, nil
+}
+
+// resetLocked empties the journal and starts generation gen.
+func (j *journal) resetLocked(gen uint64) error {
+	if err := j.f.Truncate(0); err != nil {
+		return fmt.Errorf("log: truncate journal: %w", err)
+	}
+	if _, err := j.f.WriteAt(journalHeader(gen), 0); err != nil {
+		return fmt.Errorf("log: write journal header: %w", err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("log: sync journal: %w", err)
+	}
+	j.size, j.gen = journalHeaderSize, gen
+	return nil
+}
+
+func (j *journal) usable() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return !j.broken && j.f != nil
+}
+
+// commit writes one record per plan and syncs once.
+func (j *journal) commit(plans []*commitPlan) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.broken || j.f == nil {
+		return errors.New("log: journal unusable")
+	}
+	var buf bytes.Buffer
+	for _, pl := range plans {
+		p := pl.p
+		n := buf.Len()
+		buf.Write(make([]byte, journalRecHeader))
+		var hdr [2 + 4 + 8 + 8]byte
+		binary.BigEndian.PutUint16(hdr[0:], uint16(len(p.t.name)))
+		buf.Write(hdr[:2])
+		buf.WriteString(p.t.name)
+		binary.BigEndian.PutUint32(hdr[2:], uint32(p.id))
+		binary.BigEndian.PutUint64(hdr[6:], uint64(pl.hwmSeg.base))
+		binary.BigEndian.PutUint64(hdr[14:], uint64(pl.jpos))
+		buf.Write(hdr[2:])
+		buf.Write(pl.jdata)
+		b := buf.Bytes()
+		body := b[n+journalRecHeader:]
+		binary.BigEndian.PutUint32(b[n:], uint32(len(body)))
+		binary.BigEndian.PutUint32(b[n+4:], crc32.Checksum(body, crcTable))
+	}
+	// Pad to whole pages: the file's end stays page-aligned, so the next
+	// commit neither rewrites this commit's last page nor makes the kernel
+	// zero (and dirty) a partial end page.
+	if pad := alignUp(int64(buf.Len()), journalAlign) - int64(buf.Len()); pad > 0 {
+		buf.Write(make([]byte, pad))
+	}
+	at := alignUp(j.size, journalAlign)
+	if _, err := j.f.WriteAt(buf.Bytes(), at); err != nil {
+		if isNoSpace(err) && j.f.Truncate(j.size) == nil {
+			// Full disk: this commit syncs its segments instead; the
+			// journal stays usable and is emptied at the next cycle.
+			j.l.diskShort.Store(true)
+			return fmt.Errorf("log: write journal: %w", err)
+		}
+		j.broken = true
+		return fmt.Errorf("log: write journal: %w", err)
+	}
+	t0 := time.Now()
+	err := j.f.Sync()
+	j.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+	j.l.stats.fsyncs.Add(1)
+	if err != nil {
+		j.l.stats.fsyncErrors.Add(1)
+		j.broken = true
+		return fmt.Errorf("log: sync journal: %w", err)
+	}
+	j.size = at + int64(buf.Len())
+	j.l.stats.journalCommits.Add(1)
+	j.l.stats.journalBytes.Add(uint64(buf.Len()))
+	for _, pl := range plans {
+		j.segs[pl.hwmSeg] = pl.p
+	}
+	return nil
+}
+
+// rotate syncs every segment with journaled bytes and empties the journal.
+// A failed segment sync makes that partition read-only and keeps the
+// journal (replayed at the next open).
+func (j *journal) rotate() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil || len(j.segs) == 0 && j.size == journalHeaderSize {
+		return nil
+	}
+	var failed error
+	for seg, p := range j.segs {
+		p.mu.Lock()
+		to, ro := seg.covered, p.roErr
+		p.mu.Unlock()
+		if ro != nil {
+			// A failed fsync may have dropped journaled pages of this
+			// segment, and a retried fsync would "succeed" without them:
+			// keep the journal for the next open to replay.
+			failed = ro
+			continue
+		}
+		cf, err := p.openForSync(seg)
+		if cf == nil && err == nil {
+			continue // deleted by retention or DeleteTopic
+		}
+		if err == nil {
+			t0 := time.Now()
+			err = cf.f.Sync()
+			j.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+			j.l.stats.fsyncs.Add(1)
+			j.l.files.release(cf)
+		}
+		p.mu.Lock()
+		if err != nil {
+			j.l.stats.fsyncErrors.Add(1)
+			p.failLocked(fmt.Errorf("fdatasync %s at journal checkpoint: %w", seg.rel, err))
+			failed = err
+		} else if to > seg.synced {
+			seg.synced = to
+			keep := p.unsynced[:0]
+			for _, s := range p.unsynced {
+				if s.synced < s.size || s.covered < s.size {
+					keep = append(keep, s)
+				}
+			}
+			p.unsynced = keep
+		}
+		p.mu.Unlock()
+	}
+	if failed != nil {
+		j.broken = true
+		return failed
+	}
+	clear(j.segs)
+	if err := j.resetLocked(j.gen + 1); err != nil {
+		j.broken = true
+		return err
+	}
+	return nil
+}
+
+// used reports whether the journal holds records.
+func (j *journal) used() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size > journalHeaderSize
+}
+
+// full reports whether the journal should be rotated.
+func (j *journal) full() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size >= j.l.opts.JournalMaxBytes
+}
+
+func (j *journal) close() error {
+	err := j.rotate()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f != nil {
+		if cerr := j.f.Close(); err == nil {
+			err = cerr
+		}
+		j.f = nil
+	}
+	return err
+}
+
+func (c *committer) maybeRotateJournal(final bool) {
+	j := c.l.journal
+	// A short disk also empties the journal: its bytes are a second copy.
+	if j == nil || !(final || j.full() || c.l.diskShort.Load() && j.used()) {
+		return
+	}
+	if err := j.rotate(); err != nil {
+		c.l.logger.Error("log: journal checkpoint failed", "err", err)
+	}
+}
+
+// replayJournal copies every intact journal record into its segment file
+// (where the segment still exists), syncs them, and leaves the journal to
+// be reset by openJournal. A torn last record is expected after a crash.
+func (l *logImpl) replayJournal() error {
+	path := filepath.Join(l.dir, journalName)
+	f, err := l.fs.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("log: open journal: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return fmt.Errorf("log: read journal: %w", err)
+	}
+	if len(data) < journalHeaderSize {
+		return nil // created but never written: nothing acknowledged through it
+	}
+	h := data[:journalHeaderSize]
+	// A header that never reached the disk (crash right after a reset)
+	// is harmless: nothing was acknowledged through that generation. The
+	// records check themselves, so a damaged header only matters when
+	// intact records follow it.
+	badHeader := string(h[:8]) != journalMagic || binary.BigEndian.Uint16(h[8:]) != journalVersion ||
+		binary.BigEndian.Uint32(h[20:]) != crc32.Checksum(h[:20], crcTable)
+	touched := map[string]vfs.File{}
+	defer func() {
+		for _, tf := range touched {
+			tf.Close()
+		}
+	}()
+	pos := int64(journalHeaderSize)
+	rest := data[journalHeaderSize:]
+	records := 0
+	for len(rest) >= journalRecHeader {
+		n := int(binary.BigEndian.Uint32(rest))
+		if n == 0 && binary.BigEndian.Uint32(rest[4:]) == 0 {
+			// The zeros after a commit: the next one starts on the next
+			// page (an empty page start is the end).
+			if pos%journalAlign == 0 {
+				break // no commit started on this page
+			}
+			next := alignUp(pos, journalAlign)
+			if int(next) >= len(data) {
+				break
+			}
+			rest = data[next:]
+			pos = next
+			continue
+		}
+		if n < 22 || n > len(rest)-journalRecHeader {
+			break
+		}
+		body := rest[journalRecHeader : journalRecHeader+n]
+		if binary.BigEndian.Uint32(rest[4:]) != crc32.Checksum(body, crcTable) {
+			break
+		}
+		tl := int(binary.BigEndian.Uint16(body))
+		if 2+tl+20 > len(body) {
+			break
+		}
+		topic := string(body[2 : 2+tl])
+		b := body[2+tl:]
+		part := int32(binary.BigEndian.Uint32(b))
+		segBase := int64(binary.BigEndian.Uint64(b[4:]))
+		at := int64(binary.BigEndian.Uint64(b[12:]))
+		payload := b[20:]
+		if validTopicName(topic) && part >= 0 {
+			sp := filepath.Join(partitionDir(l.dir, topic, part), segmentName(segBase))
+			if err := replayInto(l.fs, touched, sp, at, payload); err != nil {
+				return fmt.Errorf("log: replay journal record at %d into %s: %w", pos, sp, err)
+			}
+		}
+		records++
+		adv := journalRecHeader + n
+		rest = rest[adv:]
+		pos += int64(adv)
+	}
+	for p, tf := range touched {
+		if err := tf.Sync(); err != nil {
+			return fmt.Errorf("log: sync %s after journal replay: %w", p, err)
+		}
+	}
+	if badHeader && records > 0 {
+		l.addDamage(Damage{File: journalName, Offset: 0, Reason: "bad journal header (records replayed all the same)"})
+	}
+	if records > 0 {
+		l.logger.Info("log: journal replayed", "records", records, "files", len(touched), "bytes", pos)
+	}
+	return nil
+}
+
+func replayInto(fs vfs.FS, touched map[string]vfs.File, path string, at int64, payload []byte) error {
+	f, ok := touched[path]
+	if !ok {
+		if _, err := fs.Stat(path); err != nil {
+			return nil // segment deleted since: nothing to restore
+		}
+		var err error
+		if f, err = fs.OpenReadWrite(path); err != nil {
+			return err
+		}
+		touched[path] = f
+	}
+	cur := make([]byte, len(payload))
+	if n, _ := f.ReadAt(cur, at); n == len(cur) && bytes.Equal(cur, payload) {
+		return nil
+	}
+	_, err := f.WriteAt(payload, at)
+	return err
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,290 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/meta"
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// logImpl is the Log implementation.
+type logImpl struct {
+	opts      Options // with defaults filled
+	fs        vfs.FS
+	dir       string
+	logger    *slog.Logger
+	meta      *meta.Store
+	files     *fileCache
+	committer *committer
+	journal   *journal // nil when disabled
+	stats     counters
+	closed    atomic.Bool
+	diskShort atomic.Bool
+
+	mu     sync.RWMutex // guards topics
+	topics map[string]*topic
+
+	changedMu sync.Mutex // guards changed
+	changed   chan struct{}
+
+	damageMu sync.Mutex // guards damaged
+	damaged  []Damage
+
+	holdMu sync.Mutex // guards holds
+	holds  map[string]bool
+
+	closeOnce sync.Once
+	closeErr  error
+	quit      chan struct{}  // closed by Close to stop background goroutines
+	wg        sync.WaitGroup // background goroutines
+}
+
+// Open opens (creating if needed) the log in opts.Dir, recovering from an
+// unclean stop: only data past the recovery checkpoint is scanned, torn
+// tails are truncated and damage is reported in Stats().Damaged.
+func Open(opts *Options) (Log, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	l := &logImpl{
+		opts:    o,
+		fs:      o.FS,
+		dir:     o.Dir,
+		logger:  o.Logger,
+		topics:  map[string]*topic{},
+		changed: make(chan struct{}),
+		holds:   map[string]bool{},
+		quit:    make(chan struct{}),
+	}
+	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
+		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)
+	}
+	m, err := meta.Open(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if m.Recreated {
+		l.logger.Warn("log: meta.db was damaged and recreated; topics are rebuilt from files")
+	}
+	l.meta = m
+	l.files = newFileCache(l.fs, o.MaxOpenFiles)
+	l.committer = newCommitter(l)
+	ck, err := readCheckpoint(l.fs, o.Dir)
+	if err != nil {
+		l.logger.Warn("log: recovery checkpoint unusable; scanning every segment", "err", err)
+		ck = nil
+	}
+	if !o.NoJournal {
+		if err := l.replayJournal(); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if err := l.loadTopics(ck); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
+	if !o.NoJournal {
+		j, err := openJournal(l)
+		if err != nil {
+			l.files.closeAll()
+			m.Close()
+			return nil, err
+		}
+		l.journal = j
+	}
+	// A fresh checkpoint right away: the recovered state is durable.
+	if err := l.writeCheckpoint(); err != nil {
+		l.logger.Warn("log: cannot write recovery checkpoint", "err", err)
+	}
+	l.start()
+	return l, nil
+}
+
+// start launches the background goroutines; Close stops them.
+func (l *logImpl) start() {
+	l.wg.Add(4)
+	go func() { defer l.wg.Done(); l.committer.run() }()
+	go func() { defer l.wg.Done(); l.checkpointLoop() }()
+	go func() { defer l.wg.Done(); l.retentionLoop() }()
+	go func() { defer l.wg.Done(); l.diskGuardLoop() }()
+}
+
+// Close implements Log.
+func (l *logImpl) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		close(l.quit)
+		l.wg.Wait() // the committer syncs and acknowledges everything on its way out
+		var errs []error
+		if l.journal != nil {
+			if err := l.journal.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, t := range l.topicList() {
+			for _, p := range t.partitions() {
+				p.close()
+			}
+		}
+		if err := l.writeCheckpoint(); err != nil {
+			errs = append(errs, fmt.Errorf("log: write checkpoint: %w", err))
+		}
+		l.files.closeAll()
+		if err := l.meta.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		l.notifyChanged()
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// Meta implements Log.
+func (l *logImpl) Meta() *meta.Store { return l.meta }
+
+// Changed implements Log.
+func (l *logImpl) Changed() <-chan struct{} {
+	l.changedMu.Lock()
+	defer l.changedMu.Unlock()
+	return l.changed
+}
+
+func (l *logImpl) notifyChanged() {
+	l.changedMu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.changedMu.Unlock()
+}
+
+// HoldRetention implements Log.
+func (l *logImpl) HoldRetention(name string) {
+	l.holdMu.Lock()
+	l.holds[name] = true
+	l.holdMu.Unlock()
+}
+
+func validateBatches(data []byte) ([]batch.Header, error) {
+	hdrs, err := batch.ValidateAll(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+	}
+	return hdrs, nil
+}
+
+// Append implements Log.
+func (l *logImpl) Append(ctx context.Context, topic string, partition int32, batches []byte) (int64, error) {
+	return l.appendWait(ctx, topic, partition, batches, false)
+}
+
+// AppendAt implements Log.
+func (l *logImpl) AppendAt(ctx context.Context, topic string, partition int32, batches []byte) error {
+	_, err := l.appendWait(ctx, topic, partition, batches, true)
+	return err
+}
+
+type appendResult struct {
+	base int64
+	err  error
+}
+
+func (l *logImpl) appendWait(ctx context.Context, topic string, partition int32, batches []byte, at bool) (int64, error) {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	hdrs, err := validateBatches(batches)
+	if err != nil {
+		return -1, err
+	}
+	ch := make(chan appendResult, 1)
+	base, err, queued := p.submit(batches, hdrs, at, func(b int64, e error) { ch <- appendResult{b, e} }, true)
+	if !queued {
+		return base, err
+	}
+	select {
+	case r := <-ch:
+		return r.base, r.err
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+}
+
+// AppendAsync implements Log.
+func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error)) {
+	if done == nil {
+		done = func(int64, error) {}
+	}
+	p, err := l.part(topic, partition)
+	if err != nil {
+		l.committer.deliverLater(func() { done(-1, err) })
+		return
+	}
+	hdrs, verr := validateBatches(batches)
+	p.submitErr(batches, hdrs, verr, done)
+}
+
+// Read implements Log.
+func (l *logImpl) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	return p.read(offset, maxBytes)
+}
+
+// Offsets implements Log.
+func (l *logImpl) Offsets(topic string, partition int32) (int64, int64, error) {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, h := p.offsets()
+	return s, h, nil
+}
+
+// OffsetForTime implements Log.
+func (l *logImpl) OffsetForTime(topic string, partition int32, ts int64) (int64, error) {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	return p.offsetForTime(ts)
+}
+
+// mkdirAllSynced creates dir and any missing parents, syncing the parent
+// of each directory it creates so the new entries survive a power cut.
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := vfs.SyncDir(fs, filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}

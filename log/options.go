@@ -1,0 +1,124 @@
+package log
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// Options configures Open. A nil *Options or zero fields mean defaults.
+type Options struct {
+	// Dir is the data directory (created if missing). Required.
+	Dir string
+	// FS is the file system all storage code uses; nil = the OS.
+	FS vfs.FS
+	// Logger receives structured logs; nil = slog.Default().
+	Logger *slog.Logger
+	// Defaults fills zero fields of every topic's config (and is the
+	// config of auto-created topics). Defaults.Partitions defaults to 1.
+	Defaults TopicConfig
+	// MaxOpenFiles bounds open segment/index file handles (LRU); default 256.
+	MaxOpenFiles int
+	// MinFreeBytes is the disk guard threshold: when free space of the file
+	// system holding Dir falls under it, topics apply their OnFull policy.
+	// Default 64 MiB; <0 disables the guard.
+	MinFreeBytes int64
+	// DiskCheckInterval is how often free space is read; default 1s.
+	DiskCheckInterval time.Duration
+	// RetentionCheckInterval is how often retention runs; default 30s.
+	RetentionCheckInterval time.Duration
+
+	// IndexIntervalBytes is the spacing of sparse index entries in a
+	// segment: one entry per this many bytes of log; default 4096.
+	IndexIntervalBytes int
+	// CheckpointInterval is how often the recovery checkpoint (the durable
+	// end of every partition, so recovery after a crash scans only what
+	// came later) is rewritten; default 10s.
+	CheckpointInterval time.Duration
+	// DiskUsage reports free and total bytes of the file system holding
+	// dir; nil = gopsutil disk.Usage. Tests substitute it.
+	DiskUsage func(dir string) (free, total uint64, err error)
+	// NoJournal disables the node-wide commit journal used for small
+	// "always" commits (see doc.go); every commit then fdatasyncs each
+	// dirty segment file.
+	NoJournal bool
+	// JournalMaxBytes bounds the journal before a checkpoint (sync of the
+	// journaled segments and a fresh journal); default 32 MiB.
+	JournalMaxBytes int64
+	// JournalSmallBytes: a partition whose unsynced bytes in one commit are
+	// under this goes through the journal; default 16 KiB.
+	JournalSmallBytes int64
+	// CommitWindow is the longest a group commit waits for more appends
+	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
+	// write amplification for trickles); default 5ms, <0 = never wait.
+	CommitWindow time.Duration
+}
+
+const (
+	defaultMaxOpenFiles       = 256
+	defaultMinFreeBytes       = 64 << 20
+	defaultIndexInterval      = 4096
+	defaultCheckpointInterval = 10 * time.Second
+	defaultJournalMaxBytes    = 32 << 20
+	defaultJournalSmallBytes  = 16 << 10
+	defaultCommitWindow       = 5 * time.Millisecond
+)
+
+// Validate reports options that cannot work.
+func (o *Options) Validate() error {
+	if o == nil || o.Dir == "" {
+		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
+	}
+	if o.MaxOpenFiles < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
+		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 {
+		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
+	}
+	if err := validateConfig(o.Defaults, false); err != nil {
+		return fmt.Errorf("defaults: %w", err)
+	}
+	return nil
+}
+
+// withDefaults returns a copy with every zero field filled.
+func (o Options) withDefaults() Options {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = defaultMaxOpenFiles
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = defaultMinFreeBytes
+	}
+	if o.DiskCheckInterval == 0 {
+		o.DiskCheckInterval = time.Second
+	}
+	if o.RetentionCheckInterval == 0 {
+		o.RetentionCheckInterval = 30 * time.Second
+	}
+	if o.IndexIntervalBytes == 0 {
+		o.IndexIntervalBytes = defaultIndexInterval
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = defaultCheckpointInterval
+	}
+	if o.JournalMaxBytes == 0 {
+		o.JournalMaxBytes = defaultJournalMaxBytes
+	}
+	if o.JournalSmallBytes == 0 {
+		o.JournalSmallBytes = defaultJournalSmallBytes
+	}
+	if o.CommitWindow == 0 {
+		o.CommitWindow = defaultCommitWindow
+	}
+	if o.DiskUsage == nil {
+		o.DiskUsage = gopsutilUsage
+	}
+	o.Defaults = fillConfig(o.Defaults, builtinDefaults)
+	return o
+}

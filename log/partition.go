@@ -1,0 +1,603 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/runnel/runnel/log/batch"
+)
+
+// partition is one append-only sequence of batches, split into segments.
+type partition struct {
+	l   *logImpl
+	t   *topic
+	id  int32
+	dir string // absolute directory
+	rel string // directory relative to the data dir
+
+	mu sync.Mutex // guards every field below (and segment size/next/synced/sealed)
+	// segs are sorted by base; the last one is active (appended to).
+	segs []*segment
+	// next is the offset the next appended record gets.
+	next int64
+	// hwm is the end visible to readers (durable end under fsync always);
+	// hwmSeg/hwmPos is where it lies in the files.
+	hwm    int64
+	hwmSeg *segment
+	hwmPos int64
+	// durable is the offset up to which data is on stable storage (by
+	// segment sync or the journal); durableSeg/durablePos is where.
+	durable    int64
+	durableSeg *segment
+	durablePos int64
+	// jbuf holds the bytes appended since the last commit, at jbufPos of
+	// jbufSeg, for a commit through the journal; jbufBad when they are not
+	// one contiguous run (then the commit syncs the segment).
+	jbuf    []byte
+	jbufPos int64
+	jbufSeg *segment
+	jbufBad bool
+	// unsynced lists segments holding bytes not yet synced.
+	unsynced []*segment
+	// dirDirty: a segment file was created and the directory is not synced.
+	dirDirty bool
+	// waiters are appends waiting for their commit, in append order.
+	waiters []waiter
+	// producers is the idempotence state by producer id.
+	producers map[int64]*producerState
+	// roErr is the I/O error that made the partition read-only.
+	roErr error
+	// closed: the partition was deleted or the log closed.
+	closed bool
+	// queued: the partition is in the committer's dirty set.
+	queued   bool
+	lastSync time.Time
+}
+
+// waiter is an append waiting for its commit. err != nil means it failed
+// before being written and is delivered in order all the same.
+type waiter struct {
+	end  int64
+	base int64
+	err  error
+	done func(int64, error)
+}
+
+func partitionDir(dataDir, topic string, id int32) string {
+	return filepath.Join(dataDir, topic, strconv.Itoa(int(id)))
+}
+
+func (p *partition) active() *segment { return p.segs[len(p.segs)-1] }
+
+func (p *partition) startLocked() int64 { return p.segs[0].base }
+
+// limitLocked is how many bytes of seg readers may see.
+func (p *partition) limitLocked(seg *segment) int64 {
+	switch {
+	case p.hwmSeg == nil:
+		return 0
+	case seg == p.hwmSeg:
+		return p.hwmPos
+	case seg.base < p.hwmSeg.base:
+		return seg.size
+	}
+	return 0
+}
+
+func (p *partition) readOnlyErr() error {
+	return fmt.Errorf("%w: %s/%d: %w", ErrReadOnly, p.t.name, p.id, p.roErr)
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// submit writes the batches and queues done for the commit. A caller that
+// waits itself (waiting=true) gets errors back directly (queued=false), and
+// so an immediate acknowledgement when the topic does not sync before acks
+// and nothing is queued ahead. Otherwise done is called by the committer,
+// in append order per partition.
+func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(int64, error), waiting bool) (base int64, err error, queued bool) {
+	cfg := p.t.config()
+	p.mu.Lock()
+	base, err = p.writeLocked(data, hdrs, at, &cfg)
+	if errors.Is(err, ErrClosed) {
+		// The committer may be gone: answer here.
+		p.mu.Unlock()
+		if !waiting {
+			done(base, err)
+		}
+		return base, err, false
+	}
+	if waiting && (err != nil || (cfg.Fsync != FsyncAlways && len(p.waiters) == 0)) {
+		p.mu.Unlock()
+		return base, err, false
+	}
+	p.queueLocked(waiter{end: p.next, base: base, err: err, done: done})
+	p.mu.Unlock()
+	p.l.committer.markDirty(p)
+	return base, err, true
+}
+
+// submitErr is submit for AppendAsync: a validation error is delivered in
+// order like any other result.
+func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done func(int64, error)) {
+	if verr == nil {
+		p.submit(data, hdrs, false, done, false)
+		return
+	}
+	p.mu.Lock()
+	if p.l.closed.Load() {
+		p.mu.Unlock()
+		done(-1, ErrClosed)
+		return
+	}
+	p.queueLocked(waiter{base: -1, err: verr, done: done})
+	p.mu.Unlock()
+	p.l.committer.markDirty(p)
+}
+
+func (p *partition) queueLocked(w waiter) {
+	if w.err != nil {
+		w.end = -1
+	}
+	p.waiters = append(p.waiters, w)
+}
+
+// writeLocked does the work of append under p.mu.
+func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *TopicConfig) (int64, error) {
+	l := p.l
+	if l.closed.Load() {
+		return -1, ErrClosed
+	}
+	if p.closed {
+		if l.closed.Load() {
+			return -1, ErrClosed
+		}
+		return -1, fmt.Errorf("%w: %s", ErrUnknownTopic, p.t.name)
+	}
+	if p.roErr != nil {
+		return -1, p.readOnlyErr()
+	}
+	for i := range hdrs {
+		if hdrs[i].Size() > int(cfg.MaxBatchBytes) {
+			return -1, fmt.Errorf("%w: %d bytes (max %d)", ErrBatchTooLarge, hdrs[i].Size(), cfg.MaxBatchBytes)
+		}
+	}
+	if l.diskShort.Load() && cfg.OnFull == OnFullReject {
+		l.stats.rejected.Add(1)
+		return -1, ErrDiskFull
+	}
+	// Offsets and idempotence.
+	if at {
+		n := p.next
+		for i := range hdrs {
+			if hdrs[i].BaseOffset != n {
+				return -1, fmt.Errorf("%w: batch %d has base %d, next is %d", ErrNotNextOffset, i, hdrs[i].BaseOffset, n)
+			}
+			n += int64(hdrs[i].LastOffsetDelta) + 1
+		}
+	} else if dup, err := p.checkProducersLocked(hdrs); err != nil {
+		return dup, err
+	}
+	var records int64
+	for i := range hdrs {
+		records += int64(hdrs[i].LastOffsetDelta) + 1
+	}
+	seg := p.active()
+	if seg.size > 0 && (seg.size+int64(len(data)) > cfg.SegmentBytes ||
+		time.Since(seg.created) > cfg.SegmentAge ||
+		p.next+records-seg.base >= 1<<32-1) {
+		if err := p.rollLocked(); err != nil {
+			p.failLocked(err)
+			return -1, p.readOnlyErr()
+		}
+		seg = p.active()
+	}
+	if seg.size+int64(len(data)) > 1<<32-1 {
+		return -1, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, len(data))
+	}
+	// Assign offsets in the caller's bytes (baseOffset is not CRC'd).
+	base := p.next
+	off := int64(0)
+	n := base
+	for i := range hdrs {
+		batch.SetBaseOffset(data[off:], n)
+		setLeaderEpoch(data[off:])
+		hdrs[i].BaseOffset = n
+		hdrs[i].LeaderEpoch = storedLeaderEpoch
+		n += int64(hdrs[i].LastOffsetDelta) + 1
+		off += int64(hdrs[i].Size())
+	}
+	if err := p.writeFileLocked(seg, data); err != nil {
+		return -1, err
+	}
+	if cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad {
+		if len(p.jbuf) == 0 {
+			p.jbufSeg, p.jbufPos = seg, seg.size
+		}
+		if p.jbufSeg == seg && p.jbufPos+int64(len(p.jbuf)) == seg.size && int64(len(p.jbuf)+len(data)) <= l.opts.JournalSmallBytes {
+			p.jbuf = append(p.jbuf, data...)
+		} else {
+			p.jbufBad = true
+		}
+	}
+	// Index, producer state, counters.
+	seg.mu.Lock()
+	pos := seg.size
+	for i := range hdrs {
+		seg.addIndexLocked(&hdrs[i], pos, l.opts.IndexIntervalBytes)
+		pos += int64(hdrs[i].Size())
+	}
+	seg.mu.Unlock()
+	for i := range hdrs {
+		p.recordProducerLocked(&hdrs[i], hdrs[i].BaseOffset)
+	}
+	seg.size += int64(len(data))
+	seg.next = n
+	p.next = n
+	if len(p.unsynced) == 0 || p.unsynced[len(p.unsynced)-1] != seg {
+		p.unsynced = append(p.unsynced, seg)
+	}
+	l.stats.appendedRecords.Add(uint64(records))
+	l.stats.appendedBytes.Add(uint64(len(data)))
+	l.stats.appendedBatches.Add(uint64(len(hdrs)))
+	if cfg.Fsync == FsyncAlways {
+		l.committer.pending.Add(int64(len(data)))
+	} else {
+		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
+		if cfg.Fsync == FsyncInterval {
+			l.committer.markLazy(p)
+		}
+		l.notifyChanged()
+	}
+	return base, nil
+}
+
+// writeFileLocked writes data at the end of seg. A full disk truncates the
+// partial write away and returns ErrDiskFull (the partition stays
+// writable); any other error makes the partition read-only.
+func (p *partition) writeFileLocked(seg *segment, data []byte) error {
+	cf, err := p.l.files.get(seg.path, true)
+	if err != nil {
+		if isNoSpace(err) {
+			p.l.stats.rejected.Add(1)
+			return fmt.Errorf("%w: %v", ErrDiskFull, err)
+		}
+		p.failLocked(fmt.Errorf("open %s: %w", seg.rel, err))
+		return p.readOnlyErr()
+	}
+	defer p.l.files.release(cf)
+	_, werr := cf.f.WriteAt(data, seg.size)
+	if werr == nil {
+		return nil
+	}
+	if isNoSpace(werr) {
+		if terr := cf.f.Truncate(seg.size); terr != nil {
+			p.failLocked(fmt.Errorf("write %s: %v; truncate back: %w", seg.rel, werr, terr))
+			return p.readOnlyErr()
+		}
+		p.l.stats.rejected.Add(1)
+		p.l.logger.Warn("log: disk full on write", "topic", p.t.name, "partition", p.id, "err", werr)
+		return fmt.Errorf("%w: %v", ErrDiskFull, werr)
+	}
+	p.failLocked(fmt.Errorf("write %s at %d: %w", seg.rel, seg.size, werr))
+	return p.readOnlyErr()
+}
+
+// checkProducersLocked applies the idempotent-producer rules to every batch.
+func (p *partition) checkProducersLocked(hdrs []batch.Header) (int64, error) {
+	var overlay map[int64]*producerState
+	for i := range hdrs {
+		h := &hdrs[i]
+		if h.ProducerID < 0 {
+			continue
+		}
+		st := p.producers[h.ProducerID]
+		if o, ok := overlay[h.ProducerID]; ok {
+			st = o
+		}
+		dup, err := checkProducer(st, h)
+		if err != nil {
+			if errors.Is(err, ErrDuplicateSequence) && (i > 0 || len(hdrs) > 1) {
+				return -1, fmt.Errorf("%w: duplicate inside a multi-batch append", ErrOutOfOrderSequence)
+			}
+			return dup, err
+		}
+		if len(hdrs) > 1 {
+			if overlay == nil {
+				overlay = map[int64]*producerState{}
+			}
+			overlay[h.ProducerID] = &producerState{epoch: h.ProducerEpoch, last: lastSeq(h)}
+		}
+	}
+	return -1, nil
+}
+
+// rollLocked seals the active segment and starts a new one at p.next.
+func (p *partition) rollLocked() error {
+	old := p.active()
+	old.sealed = true
+	if err := old.seal(p.l.fs); err != nil {
+		p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)
+	}
+	ns := newSegment(p.dir, p.rel, p.next)
+	cf, err := p.l.files.get(ns.path, true)
+	if err != nil {
+		return fmt.Errorf("create segment %d: %w", p.next, err)
+	}
+	p.l.files.release(cf)
+	p.segs = append(p.segs, ns)
+	p.dirDirty = true
+	if p.hwm == p.next {
+		p.hwmSeg, p.hwmPos = ns, 0
+	}
+	return nil
+}
+
+// failLocked makes the partition read-only. Waiting appends are failed by
+// the committer, which delivers every callback.
+func (p *partition) failLocked(err error) {
+	if p.roErr != nil {
+		return
+	}
+	p.roErr = err
+	p.l.logger.Error("log: partition is read-only after an I/O error", "topic", p.t.name, "partition", p.id, "err", err)
+	p.l.committer.markDirty(p)
+}
+
+// close stops the partition (log closing or topic deleted): later appends
+// fail, waiters are failed by the committer, cached handles are closed.
+func (p *partition) close() {
+	p.mu.Lock()
+	p.closed = true
+	segs := append([]*segment(nil), p.segs...)
+	waiting := len(p.waiters) > 0
+	p.mu.Unlock()
+	for _, s := range segs {
+		p.l.files.forget(s.path)
+	}
+	if waiting {
+		p.l.committer.markDirty(p)
+	}
+}
+
+// read implements Log.Read for this partition.
+func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
+	p.mu.Lock()
+	start, hwm := p.startLocked(), p.hwm
+	if offset < start || offset > hwm {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, hwm)
+	}
+	if offset == hwm {
+		p.mu.Unlock()
+		return nil, nil
+	}
+	// The segment holding offset, or the first after it (gaps).
+	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > offset }) - 1
+	if i < 0 {
+		i = 0
+	}
+	if p.segs[i].next <= offset && i+1 < len(p.segs) {
+		i++
+	}
+	seg := p.segs[i]
+	limit := p.limitLocked(seg)
+	size := seg.size
+	p.mu.Unlock()
+	if limit == 0 {
+		return nil, nil
+	}
+	if err := seg.ensureIndex(p.l, size); err != nil {
+		return nil, err
+	}
+	return p.readSegment(seg, offset, limit, maxBytes)
+}
+
+// readSegment returns whole batches of seg from the one holding offset.
+func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int) ([]byte, error) {
+	cf, err := p.l.files.get(seg.path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %s: %w", seg.rel, err)
+	}
+	defer p.l.files.release(cf)
+	pos, expect := seg.lookup(offset)
+	if maxBytes < 1 {
+		maxBytes = 1
+	}
+	// Read a window holding the index gap plus maxBytes; re-read when a
+	// batch does not fit.
+	win := int64(p.l.opts.IndexIntervalBytes)*2 + int64(maxBytes)
+	if win < 64<<10 {
+		win = 64 << 10
+	}
+	var out []byte
+	var outStart, outEnd int64 = -1, -1
+	buf := []byte(nil)
+	var bufPos int64
+	for pos < limit {
+		if b, ok := seg.badAt(pos); ok {
+			if outStart >= 0 {
+				break
+			}
+			// Skip damage that lies wholly before the wanted offset.
+			if h, err := readHeaderAt(cf.f, b.end, limit); b.end > pos+1 && err == nil && h.BaseOffset > expect && offset >= h.BaseOffset {
+				pos, expect = b.end, h.BaseOffset
+				continue
+			}
+			if h, err := readHeaderAt(cf.f, pos, limit); b.end == pos+1 && err == nil && h.BaseOffset == expect && h.LastOffset() < offset {
+				pos, expect = pos+int64(h.Size()), h.LastOffset()+1
+				continue
+			}
+			return nil, &CorruptError{File: seg.rel, Offset: pos, Reason: "damaged batch (found at open or by an earlier read)"}
+		}
+		// Make sure the header at pos is buffered.
+		if buf == nil || pos < bufPos || pos+batch.HeaderSize > bufPos+int64(len(buf)) {
+			n := win
+			if limit-pos < n {
+				n = limit - pos
+			}
+			if outStart >= 0 {
+				break // the answer so far fits; do not read more
+			}
+			buf = make([]byte, n)
+			if err := readAtFull(cf.f, buf, pos); err != nil {
+				return nil, fmt.Errorf("read %s at %d: %w", seg.rel, pos, err)
+			}
+			bufPos = pos
+		}
+		rel := int(pos - bufPos)
+		h, err := batch.ParseHeader(buf[rel:])
+		if err == nil {
+			err = checkStoredHeader(&h)
+		}
+		if err == nil && h.BaseOffset != expect {
+			err = fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)
+		}
+		if err == nil && pos+int64(h.Size()) > limit {
+			err = fmt.Errorf("batch of %d bytes runs past the end (%d)", h.Size(), limit)
+		}
+		if err != nil {
+			if outStart >= 0 {
+				break
+			}
+			return nil, p.damage(seg, pos, fmt.Sprintf("bad batch header: %v", err))
+		}
+		size := int64(h.Size())
+		if h.LastOffset() < offset && outStart < 0 {
+			pos += size
+			expect = h.LastOffset() + 1
+			continue
+		}
+		if outStart >= 0 && outEnd-outStart+size > int64(maxBytes) {
+			break
+		}
+		if pos+size > bufPos+int64(len(buf)) {
+			if outStart >= 0 {
+				break
+			}
+			// A first batch larger than the window: read it alone.
+			buf = make([]byte, size)
+			if err := readAtFull(cf.f, buf, pos); err != nil {
+				return nil, fmt.Errorf("read %s at %d: %w", seg.rel, pos, err)
+			}
+			bufPos = pos
+			rel = 0
+		}
+		if _, err := batch.Validate(buf[rel : rel+int(size)]); err != nil {
+			if outStart >= 0 {
+				break
+			}
+			return nil, p.damage(seg, pos, err.Error())
+		}
+		if outStart < 0 {
+			outStart = pos
+		}
+		outEnd = pos + size
+		out = buf[outStart-bufPos : outEnd-bufPos]
+		pos += size
+		expect = h.LastOffset() + 1
+	}
+	return out, nil
+}
+
+// readHeaderAt parses the stored batch header at pos (which must end
+// before limit).
+func readHeaderAt(r io.ReaderAt, pos, limit int64) (batch.Header, error) {
+	var b [batch.HeaderSize]byte
+	if pos+batch.HeaderSize > limit {
+		return batch.Header{}, batch.ErrShort
+	}
+	if err := readAtFull(r, b[:], pos); err != nil {
+		return batch.Header{}, err
+	}
+	h, err := batch.ParseHeader(b[:])
+	if err == nil {
+		err = checkStoredHeader(&h)
+	}
+	if err == nil && pos+int64(h.Size()) > limit {
+		err = batch.ErrShort
+	}
+	return h, err
+}
+
+// damage records corruption found by a read and returns its error.
+func (p *partition) damage(seg *segment, pos int64, reason string) error {
+	seg.mu.Lock()
+	seg.addBadLocked(p.l, pos, pos+1, reason)
+	seg.mu.Unlock()
+	return &CorruptError{File: seg.rel, Offset: pos, Reason: reason}
+}
+
+// offsets returns the log start and HWM.
+func (p *partition) offsets() (int64, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.startLocked(), p.hwm
+}
+
+// offsetForTime implements Log.OffsetForTime.
+func (p *partition) offsetForTime(ts int64) (int64, error) {
+	p.mu.Lock()
+	segs := append([]*segment(nil), p.segs...)
+	hwm := p.hwm
+	limits := make([]int64, len(segs))
+	sizes := make([]int64, len(segs))
+	for i, s := range segs {
+		limits[i], sizes[i] = p.limitLocked(s), s.size
+	}
+	p.mu.Unlock()
+	for i, seg := range segs {
+		if limits[i] == 0 {
+			break
+		}
+		if err := seg.ensureIndex(p.l, sizes[i]); err != nil {
+			return 0, err
+		}
+		seg.mu.Lock()
+		maxTs := seg.maxTs
+		seg.mu.Unlock()
+		if maxTs < ts && limits[i] == sizes[i] && seg.sealed {
+			continue
+		}
+		cf, err := p.l.files.get(seg.path, false)
+		if err != nil {
+			return 0, err
+		}
+		sc := newScanner(cf.f, seg.lookupTime(ts), limits[i], false)
+		for {
+			h, _, _, err := sc.next()
+			if err != nil {
+				break
+			}
+			if h.MaxTimestamp >= ts {
+				p.l.files.release(cf)
+				return h.BaseOffset, nil
+			}
+		}
+		p.l.files.release(cf)
+	}
+	return hwm, nil
+}
+
+// info describes the partition.
+func (p *partition) info() PartitionInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pi := PartitionInfo{Partition: p.id, Start: p.startLocked(), HWM: p.hwm, Segments: len(p.segs)}
+	for _, s := range p.segs {
+		pi.Bytes += s.size
+	}
+	if p.roErr != nil {
+		pi.Err = p.readOnlyErr()
+	}
+	return pi
+}

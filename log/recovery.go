@@ -1,0 +1,217 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// openPartition opens (creating if needed) one partition directory and
+// recovers it: segments before the checkpointed durable position are
+// trusted as they are (indexes load lazily); from there on every batch is
+// validated (CRC, offsets), damage is recorded, and a torn tail of the last
+// segment is truncated.
+func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition, error) {
+	dir := partitionDir(l.dir, t.name, id)
+	rel := filepath.Join(t.name, strconv.Itoa(int(id)))
+	p := &partition{l: l, t: t, id: id, dir: dir, rel: rel}
+	if err := mkdirAllSynced(l.fs, dir); err != nil {
+		return nil, fmt.Errorf("log: create %s: %w", rel, err)
+	}
+	names, err := l.fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("log: list %s: %w", rel, err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			l.fs.Remove(filepath.Join(dir, n))
+			continue
+		}
+		base, ok := parseSegmentName(n)
+		if !ok {
+			continue
+		}
+		seg := newSegment(dir, rel, base)
+		st, err := l.fs.Stat(seg.path)
+		if err != nil {
+			return nil, fmt.Errorf("log: stat %s: %w", seg.rel, err)
+		}
+		seg.size = st.Size()
+		seg.synced, seg.covered = seg.size, seg.size
+		seg.sealed = true
+		seg.indexed = false
+		p.segs = append(p.segs, seg)
+	}
+	if len(p.segs) == 0 {
+		seg := newSegment(dir, rel, 0)
+		cf, err := l.files.get(seg.path, true)
+		if err != nil {
+			return nil, fmt.Errorf("log: create %s: %w", seg.rel, err)
+		}
+		l.files.release(cf)
+		if err := vfs.SyncDir(l.fs, dir); err != nil {
+			return nil, fmt.Errorf("log: sync %s: %w", rel, err)
+		}
+		p.segs = []*segment{seg}
+	} else {
+		for i := 0; i+1 < len(p.segs); i++ {
+			p.segs[i].next = p.segs[i+1].base
+		}
+		if err := p.recover(ck); err != nil {
+			return nil, err
+		}
+	}
+	act := p.active()
+	act.sealed = false
+	p.next = act.next
+	p.hwm, p.hwmSeg, p.hwmPos = p.next, act, act.size
+	p.durable, p.durableSeg, p.durablePos = p.next, act, act.size
+	return p, nil
+}
+
+// recover scans the part of the partition not known to be durable.
+func (p *partition) recover(ck *checkpoint) error {
+	l := p.l
+	si, from, expect := 0, int64(0), p.segs[0].base
+	if e, ok := ck.get(p.t.name, p.id); ok {
+		for i, s := range p.segs {
+			if s.base == e.segBase && s.size >= e.pos && e.next >= s.base {
+				si, from, expect = i, e.pos, e.next
+				break
+			}
+		}
+	}
+	if si == 0 && from == 0 {
+		expect = p.segs[0].base
+	}
+	for i := si; i < len(p.segs); i++ {
+		seg := p.segs[i]
+		last := i == len(p.segs)-1
+		f := int64(0)
+		if i == si {
+			f = from
+		}
+		if i > si {
+			if expect < seg.base {
+				prev := p.segs[i-1]
+				l.addDamage(Damage{File: prev.rel, Offset: prev.size,
+					Reason: fmt.Sprintf("segment ends at offset %d but the next one starts at %d: offsets %d-%d are lost", expect, seg.base, expect, seg.base-1)})
+			}
+			expect = seg.base
+		}
+		next, err := p.scanSegment(seg, f, i == si, last)
+		if err != nil {
+			return err
+		}
+		expect = next
+	}
+	// The active segment keeps its producers' state for idempotence.
+	return nil
+}
+
+// scanSegment indexes seg, validating every batch from verifyFrom on (the
+// bytes before it are known durable and only their headers are walked when
+// hop is set). It returns the offset after the last good batch.
+func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) (int64, error) {
+	l := p.l
+	cf, err := l.files.get(seg.path, last)
+	if err != nil {
+		return 0, fmt.Errorf("log: open %s: %w", seg.rel, err)
+	}
+	defer l.files.release(cf)
+	if !hop {
+		verifyFrom = 0
+	}
+	size := seg.size
+	seg.mu.Lock()
+	defer seg.mu.Unlock()
+	seg.index, seg.lastIndexed, seg.maxTs, seg.bad = nil, -1, -1, nil
+	expect := seg.base
+	sc := newScanner(cf.f, 0, size, verifyFrom == 0)
+	verified := false
+	for {
+		sc.verify = sc.pos >= verifyFrom
+		if sc.verify && sc.pos < size {
+			verified = true
+		}
+		h, _, pos, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		var bad *errBadBatch
+		if err != nil && !errors.As(err, &bad) {
+			return 0, fmt.Errorf("log: read %s: %w", seg.rel, err)
+		}
+		if err == nil && h.BaseOffset == expect {
+			seg.addIndexLocked(&h, pos, l.opts.IndexIntervalBytes)
+			if last {
+				p.recordProducerLocked(&h, h.BaseOffset)
+			}
+			expect = h.LastOffset() + 1
+			continue
+		}
+		reason := "offset out of sequence"
+		if err != nil {
+			reason = err.Error()
+		}
+		if at := resync(cf.f, pos+1, size, expect, expect+1<<31); at >= 0 {
+			seg.addBadLocked(l, pos, at, reason)
+			sc = newScanner(cf.f, at, size, true)
+			verifyFrom = 0
+			seg.lastIndexed = -1
+			// The batch at the resync point starts the next run.
+			hh, _, _, _ := newScanner(cf.f, at, size, false).next()
+			expect = hh.BaseOffset
+			continue
+		}
+		if !last || pos < verifyFrom {
+			// Damage in a sealed segment or in data known durable: keep
+			// the bytes (for inspection), never serve them.
+			seg.addBadLocked(l, pos, size, reason)
+			break
+		}
+		// A torn tail: expected after power loss.
+		if terr := cf.f.Truncate(pos); terr != nil {
+			return 0, fmt.Errorf("log: truncate torn tail of %s at %d: %w", seg.rel, pos, terr)
+		}
+		l.stats.tornBytes.Add(uint64(size - pos))
+		l.logger.Warn("log: truncated torn tail", "topic", p.t.name, "partition", p.id, "file", seg.rel, "offset", pos, "bytes", size-pos)
+		size = pos
+		verified = true
+		break
+	}
+	seg.size = size
+	seg.synced, seg.covered = size, size
+	seg.next = expect
+	seg.indexed = true
+	if verified && size > 0 {
+		// What was scanned may still be only in the page cache (a killed
+		// process, not a power loss): make it durable before serving it.
+		if err := cf.f.Sync(); err != nil && cf.writable {
+			return 0, fmt.Errorf("log: sync %s after recovery: %w", seg.rel, err)
+		}
+	}
+	if last && len(seg.bad) > 0 {
+		// Never append after damage: start a fresh segment.
+		ns := newSegment(p.dir, p.rel, expect)
+		if ns.base == seg.base {
+			return expect, nil
+		}
+		ncf, err := l.files.get(ns.path, true)
+		if err != nil {
+			return 0, fmt.Errorf("log: create %s: %w", ns.rel, err)
+		}
+		l.files.release(ncf)
+		if err := vfs.SyncDir(l.fs, p.dir); err != nil {
+			return 0, err
+		}
+		seg.sealed = true
+		p.segs = append(p.segs, ns)
+	}
+	return expect, nil
+}

@@ -1,0 +1,77 @@
+package log
+
+import (
+	"sort"
+	"sync/atomic"
+)
+
+// counters are the log's atomics behind Stats.
+type counters struct {
+	appendedRecords  atomic.Uint64
+	appendedBytes    atomic.Uint64
+	appendedBatches  atomic.Uint64
+	fsyncs           atomic.Uint64
+	fsyncNanos       atomic.Uint64
+	fsyncErrors      atomic.Uint64
+	rejected         atomic.Uint64
+	droppedSegments  atomic.Uint64
+	retentionDeletes atomic.Uint64
+	tornBytes        atomic.Uint64
+	journalCommits   atomic.Uint64
+	journalBytes     atomic.Uint64
+	diskFree         atomic.Int64
+	diskTotal        atomic.Int64
+}
+
+// Stats implements Log.
+func (l *logImpl) Stats() Stats {
+	s := Stats{
+		AppendedRecords:  l.stats.appendedRecords.Load(),
+		AppendedBytes:    l.stats.appendedBytes.Load(),
+		AppendedBatches:  l.stats.appendedBatches.Load(),
+		Fsyncs:           l.stats.fsyncs.Load(),
+		FsyncNanos:       l.stats.fsyncNanos.Load(),
+		FsyncErrors:      l.stats.fsyncErrors.Load(),
+		Rejected:         l.stats.rejected.Load(),
+		DroppedSegments:  l.stats.droppedSegments.Load(),
+		RetentionDeletes: l.stats.retentionDeletes.Load(),
+		TornTailBytes:    l.stats.tornBytes.Load(),
+		JournalCommits:   l.stats.journalCommits.Load(),
+		JournalBytes:     l.stats.journalBytes.Load(),
+		DiskFreeBytes:    l.stats.diskFree.Load(),
+		DiskTotalBytes:   l.stats.diskTotal.Load(),
+		DiskShort:        l.diskShort.Load(),
+		OpenFiles:        l.files.open(),
+	}
+	for _, t := range l.topicList() {
+		for _, p := range t.partitions() {
+			s.Partitions++
+			p.mu.Lock()
+			if p.roErr != nil {
+				s.ReadOnly = append(s.ReadOnly, PartitionError{Topic: t.name, Partition: p.id, Err: p.readOnlyErr()})
+			}
+			p.mu.Unlock()
+		}
+	}
+	l.damageMu.Lock()
+	s.Damaged = append([]Damage(nil), l.damaged...)
+	l.damageMu.Unlock()
+	sort.Slice(s.ReadOnly, func(i, j int) bool {
+		a, b := s.ReadOnly[i], s.ReadOnly[j]
+		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+	})
+	return s
+}
+
+// addDamage records damage (once per file and offset).
+func (l *logImpl) addDamage(d Damage) {
+	l.damageMu.Lock()
+	defer l.damageMu.Unlock()
+	for _, e := range l.damaged {
+		if e.File == d.File && e.Offset == d.Offset {
+			return
+		}
+	}
+	l.damaged = append(l.damaged, d)
+	l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+}

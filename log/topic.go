@@ -1,0 +1,419 @@
+package log
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// topic is a named set of partitions with one config.
+type topic struct {
+	name string
+	dir  string
+
+	mu    sync.RWMutex // guards user, cfg, parts
+	user  TopicConfig  // as configured (zero fields = log default)
+	cfg   TopicConfig  // user filled with defaults
+	parts []*partition
+}
+
+func (t *topic) config() TopicConfig {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.cfg
+}
+
+func (t *topic) partitions() []*partition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return append([]*partition(nil), t.parts...)
+}
+
+func (t *topic) partition(id int32) (*partition, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if id < 0 || int(id) >= len(t.parts) {
+		return nil, fmt.Errorf("%w: %s/%d", ErrUnknownPartition, t.name, id)
+	}
+	return t.parts[id], nil
+}
+
+func (t *topic) info() TopicInfo {
+	t.mu.RLock()
+	ti := TopicInfo{Name: t.name, Config: t.cfg}
+	parts := append([]*partition(nil), t.parts...)
+	t.mu.RUnlock()
+	ti.Config.Partitions = int32(len(parts))
+	for _, p := range parts {
+		ti.Partitions = append(ti.Partitions, p.info())
+	}
+	return ti
+}
+
+func (l *logImpl) topic(name string) (*topic, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	t, ok := l.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
+func (l *logImpl) part(name string, id int32) (*partition, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	t, err := l.topic(name)
+	if err != nil {
+		return nil, err
+	}
+	return t.partition(id)
+}
+
+func (l *logImpl) topicList() []*topic {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*topic, 0, len(l.topics))
+	for _, t := range l.topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// CreateTopic implements Log.
+func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if !validTopicName(name) {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	if err := validateConfig(cfg, false); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.topics[name]; ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	t := &topic{name: name, dir: filepath.Join(l.dir, name), user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
+	stored := cfg
+	stored.Partitions = t.cfg.Partitions
+	// Build the topic under a temporary name and rename it into place, so
+	// a crash leaves either no topic or all of it.
+	tmp := t.dir + creatingSuffix
+	if err := l.buildTopicDir(tmp, stored); err != nil {
+		l.fs.RemoveAll(tmp)
+		return fmt.Errorf("log: create topic %s: %w", name, err)
+	}
+	if err := l.fs.Rename(tmp, t.dir); err != nil {
+		l.fs.RemoveAll(tmp)
+		return fmt.Errorf("log: create topic %s: %w", name, err)
+	}
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+		return fmt.Errorf("log: sync %s: %w", l.dir, err)
+	}
+	for i := int32(0); i < t.cfg.Partitions; i++ {
+		p, err := l.openPartition(t, i, nil)
+		if err != nil {
+			for _, p := range t.parts {
+				p.close()
+			}
+			return err
+		}
+		t.parts = append(t.parts, p)
+	}
+	if err := l.meta.PutTopic(name, encodeConfig(stored, false)); err != nil {
+		return fmt.Errorf("log: store topic %s: %w", name, err)
+	}
+	l.topics[name] = t
+	l.notifyChanged()
+	l.logger.Info("log: topic created", "topic", name, "partitions", t.cfg.Partitions)
+	return nil
+}
+
+// DeleteTopic implements Log.
+func (l *logImpl) DeleteTopic(name string) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.mu.Lock()
+	t, ok := l.topics[name]
+	if !ok {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	delete(l.topics, name)
+	l.mu.Unlock()
+	for _, p := range t.partitions() {
+		p.close()
+	}
+	// Rename first: a crash then leaves a directory open removes, never
+	// half a topic.
+	gone := t.dir + deletingSuffix
+	if err := l.fs.Rename(t.dir, gone); err != nil {
+		return fmt.Errorf("log: delete topic %s: %w", name, err)
+	}
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+		return fmt.Errorf("log: delete topic %s: %w", name, err)
+	}
+	if l.journal != nil {
+		// The journal must not replay old records into a new topic of the
+		// same name: checkpoint it now.
+		if err := l.journal.rotate(); err != nil {
+			l.logger.Warn("log: journal checkpoint before topic delete failed", "topic", name, "err", err)
+		}
+	}
+	if err := l.meta.DeleteTopic(name); err != nil {
+		return fmt.Errorf("log: delete topic %s from meta: %w", name, err)
+	}
+	if err := l.fs.RemoveAll(gone); err != nil {
+		return fmt.Errorf("log: delete topic %s: %w", name, err)
+	}
+	vfs.SyncDir(l.fs, l.dir)
+	l.notifyChanged()
+	l.logger.Info("log: topic deleted", "topic", name)
+	return nil
+}
+
+// AddPartitions implements Log.
+func (l *logImpl) AddPartitions(name string, total int32) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	t, err := l.topic(name)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if total <= int32(len(t.parts)) || total > 100000 {
+		return fmt.Errorf("%w: %d (topic has %d)", ErrInvalidPartitions, total, len(t.parts))
+	}
+	for i := int32(len(t.parts)); i < total; i++ {
+		p, err := l.openPartition(t, i, nil)
+		if err != nil {
+			return err
+		}
+		t.parts = append(t.parts, p)
+	}
+	if err := vfs.SyncDir(l.fs, t.dir); err != nil {
+		return fmt.Errorf("log: sync %s: %w", t.dir, err)
+	}
+	stored := t.user
+	stored.Partitions = total
+	t.user.Partitions = total
+	t.cfg.Partitions = total
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(stored, false)); err != nil {
+		return fmt.Errorf("log: store topic %s: %w", name, err)
+	}
+	if err := l.meta.PutTopic(name, encodeConfig(stored, false)); err != nil {
+		return fmt.Errorf("log: store topic %s: %w", name, err)
+	}
+	l.notifyChanged()
+	return nil
+}
+
+// SetTopicConfig implements Log.
+func (l *logImpl) SetTopicConfig(name string, cfg TopicConfig) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if err := validateConfig(cfg, false); err != nil {
+		return err
+	}
+	t, err := l.topic(name)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cfg.Partitions = int32(len(t.parts))
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, false)); err != nil {
+		return fmt.Errorf("log: store topic %s: %w", name, err)
+	}
+	if err := l.meta.PutTopic(name, encodeConfig(cfg, false)); err != nil {
+		return fmt.Errorf("log: store topic %s: %w", name, err)
+	}
+	t.user = cfg
+	t.cfg = fillConfig(cfg, l.opts.Defaults)
+	return nil
+}
+
+// Topic implements Log.
+func (l *logImpl) Topic(name string) (TopicInfo, error) {
+	t, err := l.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	return t.info(), nil
+}
+
+// Topics implements Log.
+func (l *logImpl) Topics() []TopicInfo {
+	var out []TopicInfo
+	for _, t := range l.topicList() {
+		out = append(out, t.info())
+	}
+	return out
+}
+
+// loadTopics opens every topic found in meta or on disk. Topics on disk
+// without a meta record (lost or damaged meta.db) get the defaults and as
+// many partitions as there are partition directories; meta records without
+// directories get empty partitions.
+func (l *logImpl) loadTopics(ck *checkpoint) error {
+	stored, err := l.meta.Topics()
+	if err != nil {
+		return fmt.Errorf("log: read topics from meta: %w", err)
+	}
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return fmt.Errorf("log: list %s: %w", l.dir, err)
+	}
+	onDisk := map[string]int32{}
+	for _, n := range names {
+		if strings.HasSuffix(n, creatingSuffix) || strings.HasSuffix(n, deletingSuffix) {
+			if err := l.fs.RemoveAll(filepath.Join(l.dir, n)); err != nil {
+				return fmt.Errorf("log: remove %s: %w", n, err)
+			}
+			continue
+		}
+		if !validTopicName(n) {
+			continue
+		}
+		st, err := l.fs.Stat(filepath.Join(l.dir, n))
+		if err != nil || !st.IsDir() {
+			continue
+		}
+		parts, _ := l.fs.List(filepath.Join(l.dir, n))
+		max := int32(0)
+		for _, pn := range parts {
+			if v, err := strconv.Atoi(pn); err == nil && v >= 0 && strconv.Itoa(v) == pn && int32(v)+1 > max {
+				max = int32(v) + 1
+			}
+		}
+		onDisk[n] = max
+	}
+	all := map[string]bool{}
+	for n := range stored {
+		all[n] = true
+	}
+	for n := range onDisk {
+		all[n] = true
+	}
+	for name := range all {
+		var cfg TopicConfig
+		rebuilt := false
+		if b, ok := stored[name]; ok {
+			if cfg, err = decodeConfig(b); err != nil || validateConfig(cfg, false) != nil {
+				l.logger.Warn("log: bad topic config in meta; using defaults", "topic", name, "err", err)
+				cfg, rebuilt = TopicConfig{}, true
+			}
+		} else {
+			rebuilt = true
+		}
+		if rebuilt {
+			if b, err := readWhole(l.fs, filepath.Join(l.dir, name, topicConfigName)); err == nil {
+				if c, err := decodeConfig(b); err == nil && validateConfig(c, false) == nil {
+					cfg = c
+				}
+			}
+		}
+		if n := onDisk[name]; n > cfg.Partitions {
+			cfg.Partitions = n
+		}
+		if cfg.Partitions == 0 {
+			cfg.Partitions = l.opts.Defaults.Partitions
+		}
+		if !validTopicName(name) {
+			continue
+		}
+		t := &topic{name: name, dir: filepath.Join(l.dir, name), user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
+		if err := mkdirAllSynced(l.fs, t.dir); err != nil {
+			return fmt.Errorf("log: topic dir %s: %w", name, err)
+		}
+		for i := int32(0); i < cfg.Partitions; i++ {
+			p, err := l.openPartition(t, i, ck)
+			if err != nil {
+				return err
+			}
+			t.parts = append(t.parts, p)
+		}
+		if rebuilt {
+			l.logger.Warn("log: topic config rebuilt from files", "topic", name, "partitions", cfg.Partitions)
+			if err := l.meta.PutTopic(name, encodeConfig(cfg, true)); err != nil {
+				return fmt.Errorf("log: store topic %s: %w", name, err)
+			}
+		}
+		l.topics[name] = t
+	}
+	return nil
+}
+
+// Names inside the data directory. Never change.
+const (
+	creatingSuffix  = "~creating" // a topic being created ('~' is not valid in topic names)
+	deletingSuffix  = "~deleting" // a topic being deleted
+	topicConfigName = "config.json"
+)
+
+// buildTopicDir creates a complete, synced topic directory at dir: the
+// config file and every partition with an empty first segment.
+func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig) error {
+	l.fs.RemoveAll(dir)
+	if err := mkdirAllSynced(l.fs, dir); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.fs, filepath.Join(dir, topicConfigName), encodeConfig(cfg, false)); err != nil {
+		return err
+	}
+	for i := int32(0); i < cfg.Partitions; i++ {
+		pd := filepath.Join(dir, strconv.Itoa(int(i)))
+		if err := l.fs.MkdirAll(pd, 0o755); err != nil {
+			return err
+		}
+		f, err := l.fs.Create(filepath.Join(pd, segmentName(0)))
+		if err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := vfs.SyncDir(l.fs, pd); err != nil {
+			return err
+		}
+	}
+	return vfs.SyncDir(l.fs, dir)
+}
+
+// writeFileAtomic writes path through a synced temp file and a rename.
+func writeFileAtomic(fs vfs.FS, path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, path)
+	}
+	if err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return vfs.SyncDir(fs, filepath.Dir(path))
+}

@@ -1,0 +1,148 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log/batch"
+)
+
+// procWriteBytes reads write_bytes of /proc/self/io (bytes this process
+// caused to be sent to the storage layer, counted when pages are dirtied).
+func procWriteBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// trickle drives parts partitions at rate records/s in total (one record
+// per append, each appender waiting for its ack) for d, and returns the
+// p99 latency and the device bytes written per byte appended.
+func trickle(tb testing.TB, dir string, noJournal bool, parts, rate int, d time.Duration) (p50, p99 time.Duration, amp float64, n int) {
+	l := testOpen(&testing.T{}, dir, func(o *Options) { o.NoJournal = noJournal })
+	defer func() {
+		st := l.Stats()
+		tb.Logf("journal commits %d (%.0f B each), fsyncs %d, appended %d B", st.JournalCommits, float64(st.JournalBytes)/float64(st.JournalCommits+1), st.Fsyncs, st.AppendedBytes)
+		l.Close()
+	}()
+	if err := l.CreateTopic("trickle", TopicConfig{Partitions: int32(parts)}); err != nil {
+		tb.Fatal(err)
+	}
+	const workers = 100
+	perWorker := parts / workers
+	interval := time.Duration(int64(time.Second) * int64(workers) / int64(rate))
+	var mu sync.Mutex
+	var lats []time.Duration
+	var appended int64
+	w0 := procWriteBytes()
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			val := make([]byte, 100)
+			next := time.Now().Add(time.Duration(w) * interval / workers)
+			var my []time.Duration
+			var bytes int64
+			for i := 0; time.Now().Before(stop); i++ {
+				time.Sleep(time.Until(next))
+				next = next.Add(interval)
+				var b batch.Builder
+				b.Add(time.Now().UnixMilli(), []byte("sensor"), val, nil)
+				data := b.Bytes()
+				p := int32(w*perWorker + i%perWorker)
+				t0 := time.Now()
+				if _, err := l.Append(context.Background(), "trickle", p, data); err != nil {
+					tb.Error(err)
+					return
+				}
+				my = append(my, time.Since(t0))
+				bytes += int64(len(data))
+			}
+			mu.Lock()
+			lats = append(lats, my...)
+			appended += bytes
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	w1 := procWriteBytes()
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	if len(lats) == 0 {
+		return 0, 0, 0, 0
+	}
+	return lats[len(lats)/2], lats[len(lats)*99/100], float64(w1-w0) / float64(appended), len(lats)
+}
+
+// BenchmarkTrickleCore is the design measurement behind doc.go: 1,000
+// partitions, 10,000 records/s in total, fsync always, with and without
+// the node journal. Run on a real disk (write_bytes is not counted on
+// tmpfs): go test -run XXX -bench TrickleCore ./log/
+func BenchmarkTrickleCore(b *testing.B) {
+	for _, nj := range []bool{false, true} {
+		b.Run(fmt.Sprintf("journal=%v", !nj), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				p50, p99, amp, n := trickle(b, b.TempDir(), nj, 1000, 10000, 3*time.Second)
+				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+				b.ReportMetric(amp, "write-amp")
+				b.ReportMetric(float64(n)/3, "rec/s")
+			}
+		})
+	}
+}
+
+// BenchmarkManyWritersCore: 64 goroutines on 64 partitions, 100-byte
+// records, each waiting for its ack (fsync always).
+func BenchmarkManyWritersCore(b *testing.B) {
+	for _, nj := range []bool{false, true} {
+		b.Run(fmt.Sprintf("journal=%v", !nj), func(b *testing.B) {
+			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) { o.NoJournal = nj })
+			defer l.Close()
+			l.CreateTopic("w", TopicConfig{Partitions: 64})
+			var bb batch.Builder
+			bb.Add(time.Now().UnixMilli(), nil, make([]byte, 100), nil)
+			data := bb.Bytes()
+			b.SetBytes(100)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N/64 + 1
+			t0 := time.Now()
+			for g := 0; g < 64; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					buf := append([]byte(nil), data...)
+					for i := 0; i < per; i++ {
+						if _, err := l.Append(context.Background(), "w", int32(g), buf); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}(g)
+			}
+			wg.Wait()
+			b.ReportMetric(float64(per*64)/time.Since(t0).Seconds(), "rec/s")
+			st := l.Stats()
+			b.ReportMetric(float64(st.FsyncNanos)/float64(st.Fsyncs+1)/1000, "us/fsync")
+			b.ReportMetric(float64(st.AppendedRecords)/float64(st.Fsyncs+1), "rec/fsync")
+		})
+	}
+}

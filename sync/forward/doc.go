@@ -1,0 +1,51 @@
+// Package forward is runnel's store-and-forward engine: it sends local
+// topics to upstream systems (a central Kafka cluster, an MQTT broker)
+// whenever the link is up, and keeps the data in the local log while it
+// is not.
+//
+// Basics
+//
+// A Route names local topics (names or globs), one Upstream, and a target
+// topic template ({topic}, {node}, {site}; {key} for MQTT). Each route has
+// one goroutine that reads its partitions round-robin from the log, turns
+// every record into a Record (key, value, timestamp and headers kept, plus
+// the origin headers runnel-node, runnel-topic, runnel-partition and
+// runnel-offset) and hands it to the upstream's Sink without waiting.
+// Acknowledgements come back through callbacks:
+//
+//	log ──Read──> route ──Send──> Sink (kgo / MQTT) ──> upstream
+//	               ^                 │ done(err)
+//	               └── cursor ◄──────┘  (moves only over acked prefixes)
+//
+// Per partition the route keeps the in-flight records in send order; the
+// cursor (next offset to send after a restart) moves over the prefix the
+// upstream acknowledged, and a flusher goroutine writes it to meta under
+// the name "forward/<route>" (log.HoldRetention keeps unsent data).
+//
+// Guarantees
+//
+// At-least-once and in order per (local partition, upstream partition):
+// sinks deliver the records of one partition in send order. When any
+// record fails the route stops sending, waits until every in-flight record
+// is resolved, rewinds every partition to its acknowledged cursor, backs
+// off (exponential, with jitter) and resends, first a single probe record,
+// then the full window. MaxInFlight bounds the offsets sent beyond the
+// last saved cursor, so a crash re-sends at most that many records per
+// route; memory is bounded by MaxInFlightBytes (the log is the buffer).
+//
+// Sinks
+//
+// Upstream-specific code lives behind the Sink interface, in sync/kafka
+// (franz-go kgo) and sync/mqtt. Those packages import forward; forward
+// imports neither. cmd/runnel passes their constructors in Options.Sinks:
+//
+//	forward.Options{..., Sinks: map[string]forward.NewSinkFunc{
+//		"kafka": kafka.NewSink, "mqtt": mqtt.NewSink}}
+//
+// Caveats
+//
+// A cursor below the log start (segments deleted under disk pressure with
+// on-full drop-oldest) jumps forward; the records lost are counted per
+// route (RouteStatus.Dropped), logged and shown as the last error. The
+// bandwidth cap counts record bytes before compression.
+package forward

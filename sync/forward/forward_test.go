@@ -1,0 +1,280 @@
+package forward_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/forward/forwardtest"
+)
+
+func quiet() *slog.Logger {
+	lvl := slog.LevelError + 1
+	if os.Getenv("RUNNEL_TEST_LOG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func baseOptions(lg log.Log, sink *forwardtest.FakeSink, routes ...forward.Route) forward.Options {
+	return forward.Options{
+		Log: lg, Logger: quiet(), NodeID: "n1", Site: "s1",
+		Upstreams:  map[string]forward.Upstream{"default": {Kind: "kafka", Brokers: []string{"unused:9092"}}},
+		Routes:     routes,
+		Sinks:      map[string]forward.NewSinkFunc{"kafka": sink.Factory()},
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+	}
+}
+
+func start(t *testing.T, o forward.Options) *forward.Forwarder {
+	t.Helper()
+	f, err := forward.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, f *forward.Forwarder, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timeout waiting for %s: %+v", what, f.Routes())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func check(t *testing.T, recs []forward.Record, want map[forwardtest.Origin]int64) int {
+	t.Helper()
+	ch := forwardtest.NewChecker()
+	for _, r := range recs {
+		get := func(k string) ([]byte, bool) {
+			for _, h := range r.Headers {
+				if h.Key == k {
+					return h.Value, true
+				}
+			}
+			return nil, false
+		}
+		o, off, _, ok := forwardtest.OriginOf(get)
+		if !ok || off != r.Offset || o.Partition != r.Partition {
+			t.Fatalf("bad origin headers %v", r.Headers)
+		}
+		ch.Add(r.Topic, o, off)
+	}
+	return ch.Verify(t, want)
+}
+
+func TestValidate(t *testing.T) {
+	lg := forwardtest.New(t)
+	ok := forward.Options{Log: lg, NodeID: "n",
+		Upstreams: map[string]forward.Upstream{"default": {Brokers: []string{"b:9092"}}, "m": {Kind: "mqtt", URL: "mqtt://h"}},
+		Routes:    []forward.Route{{Topics: []string{"a*"}}, {Name: "x", Upstream: "m", Topics: []string{"b"}, Target: "{site}/{key}"}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid options rejected: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(o *forward.Options)
+	}{
+		{"no log", func(o *forward.Options) { o.Log = nil }},
+		{"no node", func(o *forward.Options) { o.NodeID = "" }},
+		{"unknown upstream", func(o *forward.Options) { o.Routes[0].Upstream = "nope" }},
+		{"no topics", func(o *forward.Options) { o.Routes[0].Topics = nil }},
+		{"bad glob", func(o *forward.Options) { o.Routes[0].Topics = []string{"a["} }},
+		{"bad start", func(o *forward.Options) { o.Routes[0].Start = "middle" }},
+		{"bad placeholder", func(o *forward.Options) { o.Routes[0].Target = "{nope}" }},
+		{"key on kafka", func(o *forward.Options) { o.Routes[0].Target = "{key}" }},
+		{"dup name", func(o *forward.Options) { o.Routes[1].Name = o.Routes[0].Name; o.Routes[1].Name = "default:a*" }},
+		{"kafka no brokers", func(o *forward.Options) { o.Upstreams["default"] = forward.Upstream{} }},
+		{"bad sasl", func(o *forward.Options) {
+			o.Upstreams["default"] = forward.Upstream{Brokers: []string{"b"}, SASL: forward.SASL{Mechanism: "GSSAPI"}}
+		}},
+		{"bad compression", func(o *forward.Options) {
+			o.Upstreams["default"] = forward.Upstream{Brokers: []string{"b"}, Compression: "brotli"}
+		}},
+		{"cert without key", func(o *forward.Options) {
+			o.Upstreams["default"] = forward.Upstream{Brokers: []string{"b"}, TLS: forward.TLS{CertFile: "c"}}
+		}},
+		{"mqtt no url", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "mqtt"} }},
+		{"unknown kind", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "amqp"} }},
+		{"no sink for kind", func(o *forward.Options) {
+			o.Sinks = map[string]forward.NewSinkFunc{"mqtt": nil}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ok
+			o.Upstreams = map[string]forward.Upstream{}
+			for k, v := range ok.Upstreams {
+				o.Upstreams[k] = v
+			}
+			o.Routes = append([]forward.Route(nil), ok.Routes...)
+			tc.mod(&o)
+			if err := o.Validate(); !errors.Is(err, forward.ErrInvalidOptions) {
+				t.Fatalf("Validate = %v, want ErrInvalidOptions", err)
+			}
+		})
+	}
+}
+
+// TestRandomFailures: the sink fails 2% of records at random; everything
+// still arrives, in order per partition, and the target template and
+// headers are right.
+func TestRandomFailures(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{Partitions: 3})
+	want := map[forwardtest.Origin]int64{}
+	for p := int32(0); p < 3; p++ {
+		forwardtest.Produce(t, lg, "a", p, 0, 5000, 37, 3)
+		want[forwardtest.Origin{Topic: "a", Partition: p}] = 5000
+	}
+	sink := forwardtest.NewFakeSink()
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	sink.Fail = func(*forward.Record) bool { mu.Lock(); defer mu.Unlock(); return rng.IntN(50) == 0 }
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}, Target: "{site}.{node}.{topic}", MaxInFlight: 300}))
+	ch := func() bool { return f.Routes()[0].AckedRecords >= 15000 && f.Routes()[0].LagRecords == 0 }
+	waitFor(t, "drain", 20*time.Second, f, ch)
+	sink.Fail = nil
+	recs := sink.Records()
+	for _, r := range recs {
+		if r.Topic != "s1.n1.a" {
+			t.Fatalf("target %q", r.Topic)
+		}
+	}
+	dups := check(t, recs, want)
+	rs := f.Routes()[0]
+	t.Logf("%d records, %d duplicates, %d retries", len(recs), dups, rs.Retries)
+	if rs.Retries == 0 {
+		t.Error("no retries counted")
+	}
+}
+
+// TestSinkFactoryError: a sink that cannot be built is reported and
+// retried; the forwarder keeps running and delivers once it works.
+func TestSinkFactoryError(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "a", 0, 0, 100, 10, 0)
+	sink := forwardtest.NewFakeSink()
+	var broken atomic.Bool
+	broken.Store(true)
+	o := baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}})
+	o.Sinks = map[string]forward.NewSinkFunc{"kafka": func(n string, u forward.Upstream, l *slog.Logger) (forward.Sink, error) {
+		if broken.Load() {
+			return nil, errors.New("bad credentials file")
+		}
+		return sink, nil
+	}}
+	f := start(t, o)
+	waitFor(t, "error visible", 5*time.Second, f, func() bool {
+		rs := f.Routes()[0]
+		return rs.State == forward.StateBackingOff && strings.Contains(rs.LastError, "bad credentials") && rs.LagRecords == 100
+	})
+	broken.Store(false)
+	waitFor(t, "delivery", 5*time.Second, f, func() bool { return f.Routes()[0].AckedRecords == 100 })
+}
+
+// TestStartLatest: "latest" skips what existed at the first start, but not
+// a partition created later, and the position survives a restart.
+func TestStartLatest(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "a", 0, 0, 50, 10, 0)
+	sink := forwardtest.NewFakeSink()
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"*"}, Start: forward.StartLatest}))
+	waitFor(t, "partition", 5*time.Second, f, func() bool { return f.Routes()[0].Partitions == 1 })
+	forwardtest.Produce(t, lg, "a", 0, 50, 10, 10, 0)
+	lg.CreateTopic("b", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "b", 0, 0, 5, 5, 0)
+	lg.CreateTopic("__internal", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "__internal", 0, 0, 5, 5, 0)
+	waitFor(t, "15 records", 5*time.Second, f, func() bool { return f.Routes()[0].AckedRecords == 15 })
+	time.Sleep(50 * time.Millisecond)
+	for _, r := range sink.Records() {
+		if r.Topic == "a" && r.Offset < 50 || r.Topic == "__internal" {
+			t.Fatalf("forwarded %s@%d", r.Topic, r.Offset)
+		}
+	}
+	f.Close()
+	forwardtest.Produce(t, lg, "a", 0, 60, 10, 10, 0)
+	sink2 := forwardtest.NewFakeSink()
+	f2 := start(t, baseOptions(lg, sink2, forward.Route{Name: "r", Topics: []string{"*"}, Start: forward.StartLatest}))
+	waitFor(t, "10 more", 5*time.Second, f2, func() bool { return f2.Routes()[0].AckedRecords == 10 })
+	if r := sink2.Records(); r[0].Offset != 60 {
+		t.Fatalf("restart resumed at %d, want 60", r[0].Offset)
+	}
+}
+
+// TestBandwidthCap: the acknowledged byte rate stays within ±10% of the cap.
+func TestBandwidthCap(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
+	for p := int32(0); p < 2; p++ {
+		forwardtest.Produce(t, lg, "a", p, 0, 20000, 100, 0)
+	}
+	sink := forwardtest.NewFakeSink()
+	o := baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}})
+	const bw = 200_000
+	o.Upstreams["default"] = forward.Upstream{Kind: "kafka", Brokers: []string{"x:1"}, BandwidthBytesPerSec: bw}
+	f := start(t, o)
+	time.Sleep(500 * time.Millisecond) // past the initial burst
+	b0, t0 := f.Routes()[0].AckedBytes, time.Now()
+	time.Sleep(3 * time.Second)
+	b1, t1 := f.Routes()[0].AckedBytes, time.Now()
+	rate := float64(b1-b0) / t1.Sub(t0).Seconds()
+	t.Logf("rate %.0f B/s for a cap of %d B/s (%.1f%%)", rate, bw, 100*rate/bw)
+	if rate < 0.9*bw || rate > 1.1*bw {
+		t.Errorf("rate %.0f B/s outside ±10%% of %d", rate, bw)
+	}
+}
+
+// TestPriority: on a capped upstream, an "alarms" route (priority 10) is
+// current within a fraction of a second while a "telemetry" backlog drains.
+func TestPriority(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("telemetry", log.TopicConfig{Partitions: 2})
+	lg.CreateTopic("alarms", log.TopicConfig{})
+	for p := int32(0); p < 2; p++ {
+		forwardtest.Produce(t, lg, "telemetry", p, 0, 20000, 100, 0)
+	}
+	sink := forwardtest.NewFakeSink()
+	o := baseOptions(lg, sink,
+		forward.Route{Name: "telemetry", Topics: []string{"telemetry"}},
+		forward.Route{Name: "alarms", Topics: []string{"alarms"}, Priority: 10})
+	o.Upstreams["default"] = forward.Upstream{Kind: "kafka", Brokers: []string{"x:1"}, BandwidthBytesPerSec: 100_000}
+	f := start(t, o)
+	time.Sleep(300 * time.Millisecond)
+	var worst time.Duration
+	for i := 0; i < 10; i++ {
+		before := f.Routes()[1].AckedRecords
+		t0 := time.Now()
+		forwardtest.Produce(t, lg, "alarms", 0, i*5, 5, 5, 0)
+		waitFor(t, "alarm", 5*time.Second, f, func() bool { return f.Routes()[1].AckedRecords >= before+5 })
+		worst = max(worst, time.Since(t0))
+		time.Sleep(50 * time.Millisecond)
+	}
+	tel := f.Routes()[0]
+	t.Logf("worst alarm latency %v; telemetry lag %d records", worst, tel.LagRecords)
+	if tel.LagRecords == 0 {
+		t.Fatal("telemetry drained: the test did not exercise a short link")
+	}
+	if worst > 300*time.Millisecond {
+		t.Errorf("alarm latency %v behind a telemetry backlog", worst)
+	}
+}

@@ -1,0 +1,224 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/log/batch"
+)
+
+// Forwarder runs every route. Create with New, then Start; Close stops it.
+type Forwarder struct {
+	opts     Options
+	routes   []*route
+	limiters map[string]*limiter // per upstream; nil entry = no cap
+	grace    time.Duration       // how long Close waits for in-flight acks
+	// noFinalFlush makes Close skip saving cursors (crash simulation in
+	// tests; set only by export_test.go).
+	noFinalFlush bool
+
+	flushMu sync.Mutex // serializes cursor writes
+
+	sinkMu sync.Mutex // guards sinks
+	sinks  map[string]Sink
+
+	runMu   sync.Mutex // guards cancel, started, closed
+	cancel  context.CancelFunc
+	started bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// New checks opts and builds a Forwarder; nothing runs until Start.
+func New(opts Options) (*Forwarder, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Forwarder{
+		opts:     opts.withDefaults(),
+		limiters: map[string]*limiter{},
+		sinks:    map[string]Sink{},
+		grace:    5 * time.Second,
+	}
+	for name, u := range f.opts.Upstreams {
+		f.limiters[name] = newLimiter(u.BandwidthBytesPerSec)
+	}
+	for _, rc := range f.opts.Routes {
+		f.routes = append(f.routes, newRoute(f, rc))
+	}
+	return f, nil
+}
+
+// Start starts one goroutine per route (plus its cursor flusher) and
+// returns at once. An unreachable or misconfigured upstream never fails
+// Start: it shows in Routes and is retried.
+func (f *Forwarder) Start(ctx context.Context) error {
+	f.runMu.Lock()
+	defer f.runMu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	if f.started {
+		return ErrStarted
+	}
+	f.started = true
+	ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, r := range f.routes {
+		f.opts.Log.HoldRetention(r.name)
+		f.wg.Add(2)
+		go func() {
+			defer f.wg.Done()
+			r.run(ctx)
+		}()
+		go func() {
+			defer f.wg.Done()
+			r.flusher(ctx)
+		}()
+	}
+	return nil
+}
+
+// sink returns (creating on first use) the Sink of upstream name.
+func (f *Forwarder) sink(name string) (Sink, error) {
+	f.sinkMu.Lock()
+	defer f.sinkMu.Unlock()
+	if s, ok := f.sinks[name]; ok {
+		return s, nil
+	}
+	if f.closed {
+		return nil, ErrClosed
+	}
+	u := f.opts.Upstreams[name]
+	mk := f.opts.Sinks[u.Kind]
+	if mk == nil {
+		return nil, fmt.Errorf("%w %q (upstream %q)", ErrNoSink, u.Kind, name)
+	}
+	s, err := mk(name, u, f.opts.Logger.With("upstream", name))
+	if err != nil {
+		return nil, fmt.Errorf("upstream %q: %w", name, err)
+	}
+	f.sinks[name] = s
+	return s, nil
+}
+
+// Close stops every route, waits (a few seconds at most) for in-flight
+// acknowledgements, saves the cursors and closes the sinks. Idempotent.
+func (f *Forwarder) Close() error {
+	f.runMu.Lock()
+	if f.closed {
+		f.runMu.Unlock()
+		return nil
+	}
+	f.closed = true
+	cancel := f.cancel
+	f.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	f.wg.Wait()
+	f.sinkMu.Lock()
+	f.closed = true
+	sinks := f.sinks
+	f.sinks = map[string]Sink{}
+	f.sinkMu.Unlock()
+	var errs []error
+	for name, s := range sinks {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close upstream %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Routes returns a snapshot of every route, in configuration order.
+func (f *Forwarder) Routes() []RouteStatus {
+	out := make([]RouteStatus, 0, len(f.routes))
+	now := time.Now()
+	for _, r := range f.routes {
+		out = append(out, r.status(now))
+	}
+	return out
+}
+
+// Stats sums the routes' counters.
+func (f *Forwarder) Stats() Stats {
+	s := Stats{Routes: len(f.routes)}
+	for _, r := range f.routes {
+		s.SentRecords += r.sent.Load()
+		s.AckedRecords += r.ackedN.Load()
+		s.AckedBytes += r.ackedB.Load()
+		s.Errors += r.errs.Load()
+		s.Dropped += r.dropped.Load()
+		r.mu.Lock()
+		for _, p := range r.order {
+			s.LagRecords += max(p.hwm-p.acked, 0)
+		}
+		r.mu.Unlock()
+	}
+	return s
+}
+
+type lagPart struct {
+	topic string
+	part  int32
+	from  int64
+}
+
+func (r *route) status(now time.Time) RouteStatus {
+	lg := r.f.opts.Log
+	st := RouteStatus{
+		Name: r.cfg.Name, Upstream: r.cfg.Upstream, Kind: r.up.Kind, Priority: r.cfg.Priority,
+		SentRecords: r.sent.Load(), AckedRecords: r.ackedN.Load(), AckedBytes: r.ackedB.Load(),
+		Errors: r.errs.Load(), Retries: r.retries.Load(), Dropped: r.dropped.Load(),
+		RecordsPerSec: loadF(&r.rateR), BytesPerSec: loadF(&r.rateB),
+	}
+	r.mu.Lock()
+	st.State = r.state
+	st.Partitions = len(r.order)
+	st.InFlight = r.inflight
+	st.LastError, st.LastErrorTime, st.LastAck = r.lastErr, r.lastErrAt, r.lastAck
+	var lag []lagPart
+	for _, p := range r.order {
+		lag = append(lag, lagPart{p.topic, p.part, p.acked})
+	}
+	r.mu.Unlock()
+	var oldest int64 = math.MaxInt64
+	for _, l := range lag {
+		_, hwm, err := lg.Offsets(l.topic, l.part)
+		if err != nil || hwm <= l.from {
+			continue
+		}
+		st.LagRecords += hwm - l.from
+		if b, err := lg.Read(l.topic, l.part, l.from, 1); err == nil && len(b) >= batch.HeaderSize {
+			if h, err := batch.ParseHeader(b); err == nil && h.BaseTimestamp < oldest {
+				oldest = h.BaseTimestamp
+			}
+		}
+	}
+	if oldest != math.MaxInt64 {
+		st.OldestUnsentAge = max(now.Sub(time.UnixMilli(oldest)), 0)
+	}
+	if st.AckedRecords > 0 {
+		st.LagBytes = st.LagRecords * int64(st.AckedBytes/st.AckedRecords)
+	}
+	return st
+}
+
+// RouteNames lists the configured route names sorted (for status tools).
+func (f *Forwarder) RouteNames() []string {
+	var n []string
+	for _, r := range f.routes {
+		n = append(n, r.cfg.Name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+func storeF(a *atomic.Uint64, v float64) { a.Store(math.Float64bits(v)) }
+func loadF(a *atomic.Uint64) float64     { return math.Float64frombits(a.Load()) }

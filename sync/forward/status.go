@@ -1,0 +1,65 @@
+package forward
+
+import "time"
+
+// Route states.
+const (
+	StateStarting   = "starting"    // no acknowledgement yet since start or the last error
+	StateConnected  = "connected"   // the upstream acknowledges records
+	StateBackingOff = "backing-off" // waiting before a retry after an error
+	StatePaused     = "paused"      // configured paused; data stays in the log
+	StateClosed     = "closed"
+)
+
+// RouteStatus is a snapshot of one route for `runnel status`, /metrics and
+// GET /api/routes.
+type RouteStatus struct {
+	Name     string `json:"name"`
+	Upstream string `json:"upstream"`
+	Kind     string `json:"kind"`
+	Priority int    `json:"priority"`
+	State    string `json:"state"`
+	// Partitions is the number of local partitions the route covers.
+	Partitions int `json:"partitions"`
+	// LagRecords is the number of offsets between the acknowledged cursor
+	// and the high-water mark, summed over partitions.
+	LagRecords int64 `json:"lag_records"`
+	// LagBytes estimates the bytes behind (LagRecords times the mean
+	// forwarded record size).
+	LagBytes int64 `json:"lag_bytes"`
+	// OldestUnsentAge is the age of the oldest record not yet acknowledged
+	// (by its timestamp); 0 when caught up.
+	OldestUnsentAge time.Duration `json:"oldest_unsent_age_ns"`
+	// InFlight is the number of records sent and not yet acknowledged.
+	InFlight int `json:"in_flight"`
+	// RecordsPerSec and BytesPerSec are acknowledged rates over the last
+	// few seconds.
+	RecordsPerSec float64 `json:"records_per_sec"`
+	BytesPerSec   float64 `json:"bytes_per_sec"`
+	// Totals since start.
+	SentRecords  uint64 `json:"sent_records"`
+	AckedRecords uint64 `json:"acked_records"`
+	AckedBytes   uint64 `json:"acked_bytes"`
+	Errors       uint64 `json:"errors"`
+	Retries      uint64 `json:"retries"`
+	// Dropped counts records removed from the log (drop-oldest under disk
+	// pressure) before this route forwarded them.
+	Dropped uint64 `json:"dropped_unforwarded"`
+	// LastError is the latest upstream or read error ("" when none) and
+	// when it happened.
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// LastAck is when the upstream last acknowledged a record.
+	LastAck time.Time `json:"last_ack,omitzero"`
+}
+
+// Stats is a snapshot of the forwarder's totals over all routes.
+type Stats struct {
+	Routes       int
+	SentRecords  uint64
+	AckedRecords uint64
+	AckedBytes   uint64
+	Errors       uint64
+	Dropped      uint64
+	LagRecords   int64
+}

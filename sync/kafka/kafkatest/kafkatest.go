@@ -1,0 +1,473 @@
+// Package kafkatest runs a real Apache Kafka broker (single node, KRaft) for
+// tests and benchmarks: the central cluster runnel forwards to, and a peer
+// to measure runnel against.
+//
+// Basics
+//
+//	b := kafkatest.Start(t)          // formats and starts Kafka in t.TempDir()
+//	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+//	b.Kill(); b.Restart()            // link-loss tests
+//
+// The jars come from Maven Central through fetch.sh (pom.xml beside it),
+// cached in ~/.cache/runnel/kafka-<version>/libs (or $RUNNEL_KAFKA_LIBS).
+// The broker listens on free 127.0.0.1 ports, keeps its data in the test's
+// temp dir, and is killed by PID when the test ends.
+//
+// Caveats
+//
+// When java, the jars or mvn are missing the test is skipped with a clear
+// message, unless CI=true, in which case it fails. Starting takes ~5-10 s
+// and ~300-500 MB of RAM; share one broker between subtests where you can.
+// Restart reuses the same ports, which another process could take in the
+// short window while the broker is down (unlikely on loopback ephemeral
+// ports, and reported clearly if it happens).
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ClusterID is the fixed KRaft cluster id used to format storage.
+const ClusterID = "MkU3OEVBNTcwNTJENDM2Qk"
+
+// StartTimeout bounds how long Start and Restart wait for the broker.
+var StartTimeout = 90 * time.Second
+
+// Options tunes a broker; the zero value is what Start uses.
+type Options struct {
+	// Heap is the JVM -Xmx value; default "512m".
+	Heap string
+	// Partitions is num.partitions for auto-created topics; default 1.
+	Partitions int
+	// AutoCreateTopics enables auto.create.topics.enable; default true
+	// (set DisableAutoCreate to turn it off).
+	DisableAutoCreate bool
+	// Props are extra server.properties lines ("key=value").
+	Props []string
+}
+
+// Broker is one running (or stopped) single-node Kafka.
+type Broker struct {
+	t     testing.TB
+	opts  Options
+	libs  string
+	dir   string
+	port  int
+	cport int
+
+	mu   sync.Mutex // guards cmd, done, logf
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exits
+	logf *os.File
+}
+
+// Start fetches the jars if needed, formats storage in t.TempDir() and
+// starts a broker, returning once it answers Metadata with itself as a
+// broker. It skips (or fails under CI=true) when Kafka cannot be run here.
+func Start(t testing.TB) *Broker { return StartOpts(t, Options{}) }
+
+// StartOpts is Start with options.
+func StartOpts(t testing.TB, opts Options) *Broker {
+	t.Helper()
+	libs, err := Libs()
+	if err != nil {
+		unavailable(t, err)
+	}
+	if opts.Heap == "" {
+		opts.Heap = "512m"
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 1
+	}
+	b := &Broker{t: t, opts: opts, libs: libs, dir: t.TempDir()}
+	if b.port, err = freePort(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	if b.cport, err = freePort(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	if err := b.writeConfig(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	if err := b.format(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	t.Cleanup(b.Kill)
+	if err := b.start(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return b
+}
+
+// unavailable skips the test, or fails it when CI=true.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("kafkatest: Apache Kafka unavailable (CI=true makes this a failure): %v", err)
+	}
+	t.Skipf("kafkatest: skipping, Apache Kafka unavailable: %v (needs java and the jars from sync/kafka/kafkatest/fetch.sh)", err)
+}
+
+var libsOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// Libs returns the directory holding Kafka's jars, running fetch.sh once
+// per process when they are not cached yet.
+func Libs() (string, error) {
+	libsOnce.Do(func() {
+		libsOnce.dir, libsOnce.err = fetch()
+	})
+	return libsOnce.dir, libsOnce.err
+}
+
+func fetch() (string, error) {
+	if _, err := exec.LookPath("java"); err != nil {
+		return "", errors.New("java not found in PATH")
+	}
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate fetch.sh")
+	}
+	script := filepath.Join(filepath.Dir(self), "fetch.sh")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "sh", script)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %v: %s", script, err, strings.TrimSpace(stderr.String()))
+	}
+	dir := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(dir, '\n'); i >= 0 {
+		dir = dir[i+1:]
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kafka-clients-"+version()+".jar")); err != nil {
+		// Fall back to any kafka-clients jar (version read from pom may differ).
+		m, _ := filepath.Glob(filepath.Join(dir, "kafka-clients-*.jar"))
+		if len(m) == 0 {
+			return "", fmt.Errorf("no kafka jars in %s", dir)
+		}
+	}
+	return dir, nil
+}
+
+func version() string {
+	_, self, _, _ := runtime.Caller(0)
+	pom, err := os.ReadFile(filepath.Join(filepath.Dir(self), "pom.xml"))
+	if err != nil {
+		return ""
+	}
+	s := string(pom)
+	i := strings.Index(s, "<kafka.version>")
+	j := strings.Index(s, "</kafka.version>")
+	if i < 0 || j < i {
+		return ""
+	}
+	return s[i+len("<kafka.version>") : j]
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Addr is the broker's bootstrap address (host:port).
+func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
+
+// Dir is the broker's working directory (config, data, server.log).
+func (b *Broker) Dir() string { return b.dir }
+
+// LibsDir is the directory of Kafka's jars (for console tools).
+func (b *Broker) LibsDir() string { return b.libs }
+
+func (b *Broker) propsPath() string { return filepath.Join(b.dir, "server.properties") }
+
+func (b *Broker) writeConfig() error {
+	auto := "true"
+	if b.opts.DisableAutoCreate {
+		auto = "false"
+	}
+	lines := []string{
+		"process.roles=broker,controller",
+		"node.id=1",
+		fmt.Sprintf("controller.quorum.voters=1@127.0.0.1:%d", b.cport),
+		fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", b.port, b.cport),
+		fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d", b.port),
+		"controller.listener.names=CONTROLLER",
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"inter.broker.listener.name=PLAINTEXT",
+		"log.dirs=" + filepath.Join(b.dir, "data"),
+		"offsets.topic.replication.factor=1",
+		"offsets.topic.num.partitions=1",
+		"transaction.state.log.replication.factor=1",
+		"transaction.state.log.min.isr=1",
+		"share.coordinator.state.topic.replication.factor=1",
+		"share.coordinator.state.topic.min.isr=1",
+		"group.initial.rebalance.delay.ms=0",
+		"num.partitions=" + strconv.Itoa(b.opts.Partitions),
+		"auto.create.topics.enable=" + auto,
+		"log.flush.interval.messages=9223372036854775807",
+	}
+	lines = append(lines, b.opts.Props...)
+	if err := os.WriteFile(b.propsPath(), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	// Log at WARN to a file so tests stay quiet and failures can show it.
+	l4j := strings.Join([]string{
+		"status = error",
+		"appender.out.type = Console",
+		"appender.out.name = OUT",
+		"appender.out.layout.type = PatternLayout",
+		"appender.out.layout.pattern = [%d] %p %m (%c)%n",
+		"rootLogger.level = WARN",
+		"rootLogger.appenderRef.out.ref = OUT",
+		"logger.server.name = kafka.server.KafkaRaftServer",
+		"logger.server.level = INFO",
+	}, "\n") + "\n"
+	return os.WriteFile(filepath.Join(b.dir, "log4j2.properties"), []byte(l4j), 0o644)
+}
+
+func (b *Broker) java(extra ...string) []string {
+	args := []string{
+		"-Xms128m", "-Xmx" + b.opts.Heap,
+		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+		"-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(b.dir, "log4j2.properties"),
+		"-cp", filepath.Join(b.libs, "*"),
+	}
+	return append(args, extra...)
+}
+
+func (b *Broker) format() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "java", b.java("kafka.tools.StorageTool", "format",
+		"-t", ClusterID, "-c", b.propsPath())...)
+	cmd.Dir = b.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("format storage: %v: %s", err, out)
+	}
+	return nil
+}
+
+// start launches the JVM and waits until the broker is ready.
+func (b *Broker) start() error {
+	b.mu.Lock()
+	if b.cmd != nil {
+		b.mu.Unlock()
+		return errors.New("kafkatest: broker already running")
+	}
+	logf, err := os.OpenFile(filepath.Join(b.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	cmd := exec.Command("java", b.java("kafka.Kafka", b.propsPath())...)
+	cmd.Dir = b.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		b.mu.Unlock()
+		return fmt.Errorf("start java: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	b.cmd, b.done, b.logf = cmd, done, logf
+	b.mu.Unlock()
+
+	if err := b.waitReady(done); err != nil {
+		b.Kill()
+		return fmt.Errorf("%w\n--- server.log tail ---\n%s", err, b.LogTail(4000))
+	}
+	return nil
+}
+
+// waitReady polls Metadata until the broker lists itself and the
+// controller is known.
+func (b *Broker) waitReady(done <-chan struct{}) error {
+	deadline := time.Now().Add(StartTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return errors.New("kafkatest: broker exited during startup")
+		default:
+		}
+		if b.ready() {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("kafkatest: broker not ready after %v", StartTimeout)
+}
+
+func (b *Broker) ready() bool {
+	c, err := net.DialTimeout("tcp", b.Addr(), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.RetryTimeout(time.Second),
+		kgo.RequestRetries(0), kgo.DialTimeout(time.Second))
+	if err != nil {
+		return false
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	resp, err := req.RequestWith(ctx, cl)
+	return err == nil && len(resp.Brokers) > 0 && resp.ControllerID >= 0
+}
+
+// Stop ends the broker gracefully (SIGTERM), killing it after 20 s.
+func (b *Broker) Stop() { b.signal(syscall.SIGTERM, 20*time.Second) }
+
+// Kill ends the broker with SIGKILL (a crash). Idempotent; Cleanup calls it.
+func (b *Broker) Kill() { b.signal(syscall.SIGKILL, 10*time.Second) }
+
+func (b *Broker) signal(sig syscall.Signal, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return
+	}
+	pid := b.cmd.Process.Pid
+	syscall.Kill(pid, sig)
+	select {
+	case <-b.done:
+	case <-time.After(wait):
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-b.done
+	}
+	b.logf.Close()
+	b.cmd, b.done, b.logf = nil, nil, nil
+}
+
+// Running reports whether the broker process is alive.
+func (b *Broker) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return false
+	}
+	select {
+	case <-b.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart starts a stopped or killed broker again on the same ports and
+// data, waiting until it is ready. It stops a running one first.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	if err := b.RestartErr(); err != nil {
+		b.t.Errorf("kafkatest: restart: %v", err)
+	}
+}
+
+// RestartErr is Restart returning the error (for use off the test goroutine).
+func (b *Broker) RestartErr() error {
+	b.Stop()
+	return b.start()
+}
+
+// CreateTopic creates a topic with the given partitions (replication 1).
+// An existing topic is not an error.
+func (b *Broker) CreateTopic(topic string, partitions int32) {
+	b.t.Helper()
+	if err := CreateTopic(context.Background(), b.Addr(), topic, partitions); err != nil {
+		b.t.Fatalf("kafkatest: %v", err)
+	}
+}
+
+// CreateTopic creates a topic on the cluster at addr and waits until it has
+// a leader for every partition. An existing topic is not an error.
+func CreateTopic(ctx context.Context, addr, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 20000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", topic, err)
+		}
+	}
+	for ctx.Err() == nil {
+		m := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(topic)
+		m.Topics = append(m.Topics, mt)
+		mr, err := m.RequestWith(ctx, cl)
+		if err == nil && len(mr.Topics) == 1 && mr.Topics[0].ErrorCode == 0 &&
+			len(mr.Topics[0].Partitions) == int(partitions) {
+			ok := true
+			for _, p := range mr.Topics[0].Partitions {
+				if p.Leader < 0 || p.ErrorCode != 0 {
+					ok = false
+				}
+			}
+			if ok {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("create topic %s: not ready: %w", topic, ctx.Err())
+}
+
+// LogTail returns the last n bytes of the broker's server.log.
+func (b *Broker) LogTail(n int) string {
+	data, err := os.ReadFile(filepath.Join(b.dir, "server.log"))
+	if err != nil {
+		return err.Error()
+	}
+	if len(data) > n {
+		data = data[len(data)-n:]
+	}
+	return string(data)
+}

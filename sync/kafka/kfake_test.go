@@ -1,0 +1,240 @@
+package kafka_test
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/forward/forwardtest"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func newKfake(t testing.TB) *kfake.Cluster {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestKfakeForward forwards several partitions (keyed and unkeyed) and a
+// topic created after start, and checks content, origin headers, order,
+// lag and the saved cursors.
+func TestKfakeForward(t *testing.T) {
+	c := newKfake(t)
+	lg := forwardtest.New(t)
+	want := map[forwardtest.Origin]int64{}
+	if err := lg.CreateTopic("sensors", log.TopicConfig{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	lg.CreateTopic("ignored", log.TopicConfig{Partitions: 1})
+	forwardtest.Produce(t, lg, "ignored", 0, 0, 10, 10, 0)
+	for p := int32(0); p < 4; p++ {
+		keys := 0
+		if p%2 == 0 {
+			keys = 7
+		}
+		forwardtest.Produce(t, lg, "sensors", p, 0, 3000, 100, keys)
+		want[forwardtest.Origin{Topic: "sensors", Partition: p}] = 3000
+	}
+	col := collect(t, c.ListenAddrs(), "site-a.sensors", "site-a.sensors-late")
+	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{
+		Name: "main", Topics: []string{"sensors*"}, Target: "{site}.{topic}", MaxInFlight: 1000,
+	}}})
+	if !lg.Held(forward.CursorPrefix + "main") {
+		t.Error("HoldRetention not called for the route cursor")
+	}
+	// A topic created while running is picked up.
+	lg.CreateTopic("sensors-late", log.TopicConfig{Partitions: 1})
+	forwardtest.Produce(t, lg, "sensors-late", 0, 0, 500, 50, 0)
+	want[forwardtest.Origin{Topic: "sensors-late", Partition: 0}] = 500
+	col.waitComplete(t, want, 20*time.Second, f)
+	dups := col.ch.Verify(t, want)
+	t.Logf("duplicates: %d; %s", dups, routesString(f))
+	if dups != 0 {
+		t.Errorf("%d duplicates without any fault", dups)
+	}
+	// Lag drains to zero and the state is connected.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rs := f.Routes()
+		if rs[0].LagRecords == 0 && rs[0].State == forward.StateConnected && rs[0].InFlight == 0 {
+			if rs[0].Partitions != 5 || rs[0].AckedRecords != 12500 {
+				t.Errorf("status %+v", rs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route never caught up: %s", routesString(f))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // idempotent
+	cur, err := lg.Meta().Cursors(forward.CursorPrefix + "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o, n := range want {
+		if got := cur[metaTP(o)]; got != n {
+			t.Errorf("cursor %s/%d = %d, want %d", o.Topic, o.Partition, got, n)
+		}
+	}
+	if _, ok := cur[metaTP(forwardtest.Origin{Topic: "ignored"})]; ok {
+		t.Error("route has a cursor for a topic it does not match")
+	}
+}
+
+// TestKfakeProduceErrors injects produce errors (non-retriable error codes
+// and dropped connections): the route backs off, rewinds and everything
+// still arrives in order.
+func TestKfakeProduceErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(req *kmsg.ProduceRequest) (kmsg.Response, error)
+	}{
+		{"error-code", func(req *kmsg.ProduceRequest) (kmsg.Response, error) {
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewProduceResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = kerr.InvalidRecord.Code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil
+		}},
+		{"connection-drop", func(*kmsg.ProduceRequest) (kmsg.Response, error) {
+			return nil, errors.New("injected connection drop")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newKfake(t)
+			var calls, failed atomic.Int32
+			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				n := calls.Add(1)
+				// Fail the 3rd..8th produce requests.
+				if n < 3 || n > 8 {
+					return nil, nil, false
+				}
+				failed.Add(1)
+				resp, err := tc.fail(kreq.(*kmsg.ProduceRequest))
+				return resp, err, true
+			})
+			lg := forwardtest.New(t)
+			lg.CreateTopic("t", log.TopicConfig{Partitions: 3})
+			want := map[forwardtest.Origin]int64{}
+			for p := int32(0); p < 3; p++ {
+				forwardtest.Produce(t, lg, "t", p, 0, 2000, 50, 0)
+				want[forwardtest.Origin{Topic: "t", Partition: p}] = 2000
+			}
+			col := collect(t, c.ListenAddrs(), "t")
+			f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{
+				Name: "r", Topics: []string{"t"}, MaxInFlight: 500,
+			}}, up: func(u *forward.Upstream) { u.Compression = "none" }})
+			col.waitComplete(t, want, 30*time.Second, f)
+			dups := col.ch.Verify(t, want)
+			rs := f.Routes()[0]
+			t.Logf("failed requests %d, duplicates %d; %s", failed.Load(), dups, routesString(f))
+			if failed.Load() == 0 {
+				t.Fatal("no fault was injected")
+			}
+			if tc.name == "error-code" && (rs.Errors == 0 || rs.Retries == 0 || rs.LastError == "") {
+				t.Errorf("errors not visible in status: %+v", rs)
+			}
+			if dups > 3*500 {
+				t.Errorf("%d duplicates, more than the in-flight windows", dups)
+			}
+		})
+	}
+}
+
+// TestKfakeUnreachable starts with an upstream that refuses connections:
+// Start succeeds, the route reports backing-off with an error, and once
+// the upstream exists at that address the data flows.
+func TestKfakeUnreachable(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("t", log.TopicConfig{Partitions: 2})
+	want := map[forwardtest.Origin]int64{}
+	for p := int32(0); p < 2; p++ {
+		forwardtest.Produce(t, lg, "t", p, 0, 1000, 100, 3)
+		want[forwardtest.Origin{Topic: "t", Partition: p}] = 1000
+	}
+	port := freePort(t)
+	addr := "127.0.0.1:" + port
+	f := startForwarder(t, lg, fwdConfig{brokers: []string{addr}, routes: []forward.Route{{
+		Name: "r", Topics: []string{"t"},
+	}}, up: func(u *forward.Upstream) { u.DeliveryTimeout = time.Second }})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs := f.Routes()[0]
+		if rs.State == forward.StateBackingOff && rs.LastError != "" && rs.LagRecords == 2000 {
+			t.Logf("while down: %s", routesString(f))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("route did not report the unreachable upstream: %s", routesString(f))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2), kfake.Ports(atoi(t, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	col := collect(t, c.ListenAddrs(), "t")
+	col.waitComplete(t, want, 20*time.Second, f)
+	col.ch.Verify(t, want)
+}
+
+// TestKfakeLogStartJump: records dropped from the log before they were
+// forwarded are counted, logged and skipped.
+func TestKfakeLogStartJump(t *testing.T) {
+	c := newKfake(t)
+	lg := forwardtest.New(t)
+	lg.CreateTopic("t", log.TopicConfig{Partitions: 1})
+	forwardtest.Produce(t, lg, "t", 0, 0, 1000, 100, 0)
+	lg.DropBefore("t", 0, 400) // batches [0,100)…[300,400) are gone
+	col := collect(t, c.ListenAddrs(), "t")
+	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "r", Topics: []string{"t"}}}})
+	// Starting "earliest" begins at the log start: nothing is lost yet.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.Routes()[0].AckedRecords < 600 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := f.Routes()[0].Dropped; d != 0 {
+		t.Errorf("dropped %d at a fresh start", d)
+	}
+	f.Close()
+	// Now the log moves past the saved cursor (1000) while we are away.
+	forwardtest.Produce(t, lg, "t", 0, 1000, 1000, 100, 0)
+	lg.DropBefore("t", 0, 1500)
+	f2 := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "r", Topics: []string{"t"}}}})
+	want := map[forwardtest.Origin]int64{{Topic: "t"}: 2000}
+	for time.Now().Before(deadline.Add(10*time.Second)) && f2.Routes()[0].AckedRecords < 500 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	rs := f2.Routes()[0]
+	if rs.Dropped != 500 || rs.LastError == "" {
+		t.Errorf("dropped %d (want 500), last error %q", rs.Dropped, rs.LastError)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, uniq, _ := col.ch.Counts()
+	if uniq != 2000-400-500 {
+		t.Errorf("unique records upstream %d, want %d", uniq, 2000-400-500)
+	}
+	_ = want
+}

@@ -1,0 +1,253 @@
+// Package kafka is the Apache Kafka upstream of the forwarder: a
+// forward.Sink on a franz-go kgo producer (idempotent, acks=all and zstd by
+// default; TLS, mTLS, SASL PLAIN and SCRAM-SHA-256/512).
+//
+// Records of one local partition go to the upstream in order: kgo keeps
+// per-partition order (idempotent writes, or one request in flight per
+// broker with acks=leader), and the partitioner is deterministic (murmur2
+// of the key as Kafka's own producer; records without a key, or every
+// record with partitioning "origin", use the local partition number modulo
+// the upstream partition count). Connection loss and broker errors are
+// retried inside kgo until Upstream.DeliveryTimeout, then the record fails
+// and the forwarder backs off and resends from its cursor.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/sync/forward"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// ErrClosed is returned for records sent after Close.
+var ErrClosed = errors.New("kafka: sink closed")
+
+// errEarlierFailed fails records behind a failed one (forward.StreamGate).
+var errEarlierFailed = errors.New("kafka: an earlier record of this partition failed")
+
+// Sink forwards records to a Kafka cluster.
+type Sink struct {
+	cl     *kgo.Client
+	logger *slog.Logger
+
+	timeout time.Duration
+	gate    forward.StreamGate
+
+	mu     sync.RWMutex // guards closed against Send
+	closed bool
+
+	ctxMu    sync.Mutex // guards the delivery-deadline context shared by records
+	ctx      context.Context
+	ctxStart time.Time
+	cancel   context.CancelFunc
+}
+
+// deadlineCtx returns a context that ends about DeliveryTimeout from now
+// (shared by the records of a 100 ms window, so no timer per record).
+func (s *Sink) deadlineCtx() context.Context {
+	now := time.Now()
+	s.ctxMu.Lock()
+	defer s.ctxMu.Unlock()
+	if s.ctx == nil || now.Sub(s.ctxStart) > 100*time.Millisecond {
+		// Older contexts are not cancelled (their records are in flight);
+		// they end at their deadline.
+		s.ctx, s.cancel = context.WithTimeout(context.Background(), s.timeout)
+		s.ctxStart = now
+	}
+	return s.ctx
+}
+
+var _ forward.Sink = (*Sink)(nil)
+var _ forward.Pinger = (*Sink)(nil)
+
+// NewSink is a forward.NewSinkFunc: it builds the client without touching
+// the network.
+func NewSink(name string, u forward.Upstream, logger *slog.Logger) (forward.Sink, error) {
+	s, err := New(u, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// New builds a Sink from an upstream (defaults are applied here too).
+func New(u forward.Upstream, logger *slog.Logger, extra ...kgo.Opt) (*Sink, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	u = u.WithDefaults("")
+	if u.Kind != "kafka" {
+		return nil, fmt.Errorf("kafka: upstream kind is %q", u.Kind)
+	}
+	if err := u.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := Opts(u)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return &Sink{cl: cl, logger: logger, timeout: u.DeliveryTimeout}, nil
+}
+
+// Opts turns an upstream into kgo options (exported for benchmarks that
+// want a plain producer configured the same way).
+func Opts(u forward.Upstream) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(u.Brokers...),
+		kgo.ClientID(u.ClientID),
+		kgo.AllowAutoTopicCreation(),
+		// Delivery timeouts come from the record contexts (see Send):
+		// kgo's RecordDeliveryTimeout counts from Record.Timestamp, which
+		// for a backlog is the original (old) time.
+		kgo.AllowIdempotentProduceCancellation(),
+		kgo.ProduceRequestTimeout(min(u.DeliveryTimeout, 10*time.Second)),
+		kgo.MaxBufferedRecords(1 << 22),
+		kgo.RecordPartitioner(partitioner{origin: u.Partitioning == "origin"}),
+		kgo.DialTimeout(5 * time.Second),
+		kgo.RetryBackoffFn(func(tries int) time.Duration {
+			d := 100 * time.Millisecond << min(tries, 6)
+			return min(d, 5*time.Second)
+		}),
+	}
+	switch strings.ToLower(u.Compression) {
+	case "zstd":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	case "lz4":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	case "snappy":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	case "gzip":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
+	case "none":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	}
+	if u.Acks == "leader" {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+			kgo.MaxProduceRequestsInflightPerBroker(1))
+	}
+	host := ""
+	if len(u.Brokers) > 0 {
+		if h, _, err := net.SplitHostPort(u.Brokers[0]); err == nil {
+			host = h
+		}
+	}
+	tc, err := u.TLS.Config(host)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if m := mechanism(u.SASL); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+func mechanism(s forward.SASL) sasl.Mechanism {
+	switch strings.ToUpper(s.Mechanism) {
+	case "PLAIN":
+		return plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+// Send produces rec asynchronously; done runs from a kgo goroutine.
+func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		done(ErrClosed)
+		return
+	}
+	if s.gate.Blocked(rec) {
+		done(errEarlierFailed)
+		return
+	}
+	kr := &kgo.Record{
+		Context:   s.deadlineCtx(),
+		Topic:     rec.Topic,
+		Key:       rec.Key,
+		Value:     rec.Value,
+		Timestamp: time.UnixMilli(rec.Timestamp),
+		Partition: rec.Partition, // read by the partitioner
+		Headers:   make([]kgo.RecordHeader, len(rec.Headers)),
+	}
+	for i, h := range rec.Headers {
+		kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	// The record's lifetime is bounded by its delivery deadline, not by
+	// ctx: Close drains or fails it.
+	s.cl.Produce(context.WithoutCancel(ctx), kr, func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.gate.Failed(rec)
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("kafka: not acknowledged within %v: %w", s.timeout, err)
+			}
+		}
+		done(err)
+	})
+}
+
+// Ping checks that a broker answers.
+func (s *Sink) Ping(ctx context.Context) error { return s.cl.Ping(ctx) }
+
+// Flush waits for every buffered record (benchmarks, tests).
+func (s *Sink) Flush(ctx context.Context) error { return s.cl.Flush(ctx) }
+
+// Client exposes the kgo client (tests).
+func (s *Sink) Client() *kgo.Client { return s.cl }
+
+// Close fails records not yet acknowledged and closes connections.
+// Idempotent.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cl.Close()
+	s.ctxMu.Lock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.ctxMu.Unlock()
+	return nil
+}
+
+// partitioner is deterministic so records of one local partition keep
+// their order upstream.
+type partitioner struct{ origin bool }
+
+func (p partitioner) ForTopic(string) kgo.TopicPartitioner { return p }
+
+func (p partitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p partitioner) Partition(r *kgo.Record, n int) int {
+	if !p.origin && r.Key != nil {
+		return int(batch.Partition(r.Key, int32(n)))
+	}
+	return int(r.Partition) % n
+}

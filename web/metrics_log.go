@@ -1,0 +1,51 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+)
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m := NewMetrics(w)
+	m.Gauge("runnel_info", "Build and node information.", 1, Labels{"node": s.opts.NodeID, "version": s.opts.Version})
+	s.logMetrics(m)
+	for _, c := range s.opts.Collectors {
+		c(m)
+	}
+}
+
+func (s *Server) logMetrics(m *Metrics) {
+	st := s.opts.Log.Stats()
+	m.Counter("runnel_log_appended_records_total", "Records appended to the log.", float64(st.AppendedRecords), nil)
+	m.Counter("runnel_log_appended_bytes_total", "Bytes appended to the log.", float64(st.AppendedBytes), nil)
+	m.Counter("runnel_log_appended_batches_total", "Record batches appended to the log.", float64(st.AppendedBatches), nil)
+	m.Counter("runnel_log_fsyncs_total", "fsync calls made by the log.", float64(st.Fsyncs), nil)
+	m.Counter("runnel_log_fsync_seconds_total", "Time spent in fsync.", float64(st.FsyncNanos)/1e9, nil)
+	m.Counter("runnel_log_fsync_errors_total", "Failed fsync calls (each makes a partition read-only).", float64(st.FsyncErrors), nil)
+	m.Counter("runnel_log_rejected_appends_total", "Appends refused because the disk was short.", float64(st.Rejected), nil)
+	m.Counter("runnel_log_dropped_segments_total", "Segments deleted by drop-oldest under disk pressure.", float64(st.DroppedSegments), nil)
+	m.Counter("runnel_log_retention_deleted_segments_total", "Segments deleted by age/size retention.", float64(st.RetentionDeletes), nil)
+	m.Gauge("runnel_disk_free_bytes", "Free bytes on the data directory's file system.", float64(st.DiskFreeBytes), nil)
+	m.Gauge("runnel_disk_total_bytes", "Size of the data directory's file system.", float64(st.DiskTotalBytes), nil)
+	m.Gauge("runnel_disk_short", "1 when free space is under the guard threshold.", b2f(st.DiskShort), nil)
+	m.Gauge("runnel_log_open_files", "Open segment and index files.", float64(st.OpenFiles), nil)
+	m.Gauge("runnel_log_partitions", "Partitions in the log.", float64(st.Partitions), nil)
+	m.Gauge("runnel_log_readonly_partitions", "Partitions read-only after an I/O error.", float64(len(st.ReadOnly)), nil)
+	m.Gauge("runnel_log_damaged_files", "Corruptions found in stored data at open.", float64(len(st.Damaged)), nil)
+	for _, t := range s.opts.Log.Topics() {
+		for _, p := range t.Partitions {
+			l := Labels{"topic": t.Name, "partition": strconv.Itoa(int(p.Partition))}
+			m.Gauge("runnel_partition_start_offset", "Log-start offset per partition.", float64(p.Start), l)
+			m.Gauge("runnel_partition_end_offset", "High-water mark per partition.", float64(p.HWM), l)
+			m.Gauge("runnel_partition_bytes", "Bytes on disk per partition.", float64(p.Bytes), l)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
