@@ -39,6 +39,9 @@ func checkStoredHeader(h *batch.Header) error {
 	if h.LeaderEpoch != storedLeaderEpoch {
 		return errLeaderEpoch
 	}
+	if h.LastOffsetDelta < 0 || h.RecordCount < 0 {
+		return batch.ErrRecordCount
+	}
 	return nil
 }
 

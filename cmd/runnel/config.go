@@ -61,6 +61,8 @@ type serveConfig struct {
 	ForwardPrefix string
 
 	sections sections
+	// set names every key given explicitly (flag, environment or file).
+	set map[string]bool
 }
 
 // sections are the structured parts of the YAML file. Raw nodes are decoded
@@ -136,6 +138,10 @@ func loadServeConfig(args []string, env func(string) (string, bool), stderr io.W
 	}
 	onCmdline := map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { onCmdline[f.Name] = true })
+	c.set = map[string]bool{}
+	for k := range onCmdline {
+		c.set[k] = true
+	}
 
 	if c.ConfigFile == "" {
 		if v, ok := env(envName("config")); ok {
@@ -156,6 +162,7 @@ func loadServeConfig(args []string, env func(string) (string, bool), stderr io.W
 		if !ok {
 			return
 		}
+		c.set[f.Name] = true
 		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
 			err = sv.Replace(splitList(v))
 		} else {
@@ -207,6 +214,7 @@ func applyFile(c *serveConfig, fs *pflag.FlagSet, onCmdline map[string]bool) err
 		if onCmdline[k] {
 			continue
 		}
+		c.set[k] = true
 		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
 			var list []string
 			if node.Kind == yaml.SequenceNode {
@@ -286,6 +294,20 @@ func (c *serveConfig) validate() error {
 	}
 	if len(c.Forward) > 0 && c.UpstreamKafka == "" && c.sections.Upstreams.Kind == 0 {
 		return fmt.Errorf("--forward needs --upstream-kafka (or an upstreams section in the config file)")
+	}
+	return nil
+}
+
+// decodeStrict decodes a config-file section into v, refusing unknown keys.
+func decodeStrict(node *yaml.Node, v any) error {
+	raw, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && err != io.EOF {
+		return err
 	}
 	return nil
 }

@@ -352,6 +352,13 @@ func TestIntegrationCLIRoundTrip(t *testing.T) {
 		t.Helper()
 		return runTool(t, 30*time.Second, stdin, bin, append(args, b)...)
 	}
+	// Exit codes pass through the binary's dispatcher.
+	if out := runTool(t, 10*time.Second, "", bin, "topic", "--help"); !strings.HasPrefix(out, "Usage: runnel topic") {
+		t.Errorf("runnel topic --help: %q", out)
+	}
+	if err := exec.Command(bin, "produce").Run(); err == nil || err.(*exec.ExitError).ExitCode() != 2 {
+		t.Errorf("runnel produce without a topic: %v, want exit status 2", err)
+	}
 	cli("", "topic", "create", "it-cli", "--partitions", "3", "--config", "retention.ms=3600000")
 	var in strings.Builder
 	var want []string
@@ -478,6 +485,18 @@ func TestIntegrationKcatGroupRestart(t *testing.T) {
 	}
 	if !slices.Equal(sortedCopy(second), sortedCopy(want)) {
 		t.Fatalf("after restart kcat -G read %d records (%v...), want exactly m100..m149", len(second), second[:min(5, len(second))])
+	}
+	// Acknowledged commits also survive a crash.
+	srv.Kill9(t)
+	srv.Restart(t)
+	produce(150, 170)
+	third := group()
+	want = want[:0]
+	for i := 150; i < 170; i++ {
+		want = append(want, fmt.Sprintf("m%d", i))
+	}
+	if !slices.Equal(sortedCopy(third), sortedCopy(want)) {
+		t.Fatalf("after kill -9 kcat -G read %d records (%v...), want exactly m150..m169", len(third), third[:min(5, len(third))])
 	}
 }
 
@@ -729,5 +748,31 @@ func TestIntegrationKill9Loop(t *testing.T) {
 				t.Fatalf("partition %d: seq %d at offset %d after seq %d at offset %d", p, as[i].seq, as[i].offset, as[i-1].seq, as[i-1].offset)
 			}
 		}
+	}
+}
+
+// TestIntegrationBenchSmoke runs the three bench modes briefly against the
+// server through the built binary.
+func TestIntegrationBenchSmoke(t *testing.T) {
+	srv := startServer(t, 1)
+	bin := runnelBinary(t)
+	for _, args := range [][]string{
+		{"produce", "--records", "50000", "--topic", "it-bench"},
+		{"consume", "--records", "50000", "--topic", "it-bench"},
+		{"e2e", "--records", "3000", "--rate", "3000", "--warmup", "0", "--topic", "it-bench-e2e"},
+	} {
+		out := runTool(t, 60*time.Second, "", bin, append(append([]string{"bench"}, args...), "--brokers", srv.Addr(), "--json")...)
+		var r benchResult
+		if err := json.Unmarshal([]byte(lastLine(out)), &r); err != nil {
+			t.Fatalf("bench %s: %q: %v", args[0], out, err)
+		}
+		want, _ := strconv.ParseInt(args[2], 10, 64)
+		if r.Records != want || r.Errors != 0 || r.RecPerSec <= 0 {
+			t.Errorf("bench %s: %+v", args[0], r)
+		}
+		if args[0] != "consume" && (r.Samples == 0 || r.P99Millis <= 0) {
+			t.Errorf("bench %s: no latencies: %+v", args[0], r)
+		}
+		t.Logf("bench %s: %.0f rec/s, p50 %.2f ms, p99 %.2f ms", args[0], r.RecPerSec, r.P50Millis, r.P99Millis)
 	}
 }

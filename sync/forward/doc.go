@@ -3,7 +3,7 @@
 // whenever the link is up, and keeps the data in the local log while it
 // is not.
 //
-// Basics
+// # Basics
 //
 // A Route names local topics (names or globs), one Upstream, and a target
 // topic template ({topic}, {node}, {site}; {key} for MQTT). Each route has
@@ -22,7 +22,7 @@
 // upstream acknowledged, and a flusher goroutine writes it to meta under
 // the name "forward/<route>" (log.HoldRetention keeps unsent data).
 //
-// Guarantees
+// # Guarantees
 //
 // At-least-once and in order per (local partition, upstream partition):
 // sinks deliver the records of one partition in send order. When any
@@ -33,7 +33,7 @@
 // last saved cursor, so a crash re-sends at most that many records per
 // route; memory is bounded by MaxInFlightBytes (the log is the buffer).
 //
-// Sinks
+// # Sinks
 //
 // Upstream-specific code lives behind the Sink interface, in sync/kafka
 // (franz-go kgo) and sync/mqtt. Those packages import forward; forward
@@ -42,7 +42,7 @@
 //	forward.Options{..., Sinks: map[string]forward.NewSinkFunc{
 //		"kafka": kafka.NewSink, "mqtt": mqtt.NewSink}}
 //
-// Caveats
+// # Caveats
 //
 // A cursor below the log start (segments deleted under disk pressure with
 // on-full drop-oldest) jumps forward; the records lost are counted per

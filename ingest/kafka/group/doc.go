@@ -58,7 +58,10 @@
 //   - Group membership does not survive a restart: members learn it from
 //     UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION and rejoin; records they
 //     fetched but could not commit in between are delivered again
-//     (at-least-once, as after any rebalance).
+//     (at-least-once, as after any rebalance). This is deliberate: on an
+//     edge box the consumers often restart with runnel (power loss), and
+//     restored ghost members would hold their partitions for a session
+//     timeout before anyone could consume them.
 //   - Client id and host of members come from the request context (see
 //     WithClient); without them DescribeGroups shows empty strings.
 package group

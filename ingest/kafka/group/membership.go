@@ -247,22 +247,22 @@ func (c *Coordinator) lookupLocked(g *group, memberID string, instanceID *string
 // assignment arrives.
 func (c *Coordinator) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-	answer := func(o syncOutcome, g *group) kmsg.Response {
+	var protocolType, protocol string // of the generation synced
+	answer := func(o syncOutcome) kmsg.Response {
 		resp.ErrorCode = o.code
 		resp.MemberAssignment = o.assignment
-		if o.code == codeNone && g != nil && req.Version >= 5 {
-			pt, p := g.protocolType, g.protocol
-			resp.ProtocolType, resp.Protocol = &pt, &p
+		if o.code == codeNone && req.Version >= 5 {
+			resp.ProtocolType, resp.Protocol = &protocolType, &protocol
 		}
 		return resp
 	}
 	if req.Group == "" {
-		return answer(syncOutcome{code: codeInvalidGroupID}, nil)
+		return answer(syncOutcome{code: codeInvalidGroupID})
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return answer(syncOutcome{code: codeCoordinatorNotAvailable}, nil)
+		return answer(syncOutcome{code: codeCoordinatorNotAvailable})
 	}
 	g := c.groups[req.Group]
 	m, code := c.lookupLocked(g, req.MemberID, req.InstanceID)
@@ -273,38 +273,36 @@ func (c *Coordinator) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 	case req.ProtocolType != nil && *req.ProtocolType != g.protocolType,
 		req.Protocol != nil && *req.Protocol != g.protocol:
 		code = codeInconsistentGroupProtocol
+	case g.state == statePreparing:
+		code = codeRebalanceInProgress
+	case g.state != stateCompleting && g.state != stateStable:
+		code = codeUnknownMemberID
 	}
 	if code != codeNone {
 		c.mu.Unlock()
-		return answer(syncOutcome{code: code}, nil)
+		return answer(syncOutcome{code: code})
 	}
 	m.lastSeen = time.Now()
-	// Answers name the protocol of this generation, captured now.
-	snap := &group{protocolType: g.protocolType, protocol: g.protocol}
-	switch g.state {
-	case statePreparing:
-		c.mu.Unlock()
-		return answer(syncOutcome{code: codeRebalanceInProgress}, nil)
-	case stateStable:
+	protocolType, protocol = g.protocolType, g.protocol
+	if g.state == stateStable {
 		a := m.assignment
 		c.mu.Unlock()
-		return answer(syncOutcome{assignment: a}, snap)
-	case stateCompleting:
-		m.synced = true
-		if m.id == g.leader {
-			c.completeSyncLocked(g, req.GroupAssignment)
-			a := m.assignment
-			c.mu.Unlock()
-			return answer(syncOutcome{assignment: a}, snap)
-		}
-		m.notifySync(syncOutcome{code: codeRebalanceInProgress})
-		ch := make(chan syncOutcome, 1)
-		m.syncCh = ch
-		c.mu.Unlock()
-		return answer(c.waitSync(ctx, ch), snap)
+		return answer(syncOutcome{assignment: a})
 	}
+	// CompletingRebalance: the leader's assignments make the group
+	// stable; a follower waits for them.
+	m.synced = true
+	if m.id == g.leader {
+		c.completeSyncLocked(g, req.GroupAssignment)
+		a := m.assignment
+		c.mu.Unlock()
+		return answer(syncOutcome{assignment: a})
+	}
+	m.notifySync(syncOutcome{code: codeRebalanceInProgress}) // superseded
+	ch := make(chan syncOutcome, 1)
+	m.syncCh = ch
 	c.mu.Unlock()
-	return answer(syncOutcome{code: codeUnknownMemberID}, nil)
+	return answer(c.waitSync(ctx, ch))
 }
 
 // waitSync waits for the answer on ch.

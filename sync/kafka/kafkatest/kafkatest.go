@@ -13,7 +13,7 @@
 // The broker listens on free 127.0.0.1 ports, keeps its data in the test's
 // temp dir, and is killed by PID when the test ends.
 //
-// Caveats
+// # Caveats
 //
 // When java, the jars or mvn are missing the test is skipped with a clear
 // message, unless CI=true, in which case it fails. Starting takes ~5-10 s
