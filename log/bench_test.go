@@ -300,46 +300,38 @@ type readFixture struct {
 	files []string
 }
 
-var (
-	readOnce sync.Once
-	readFix  *readFixture
-	readErr  error
-)
-
+// sequentialReadFixture builds the log; call it from a top-level benchmark
+// (run once), it is removed when that benchmark ends.
 func sequentialReadFixture(b *testing.B) *readFixture {
-	readOnce.Do(func() {
+	var readFix *readFixture
+	readErr := func() error {
 		size := int64(1 << 30)
 		if testing.Short() {
 			size = 64 << 20
 		}
-		dir, err := os.MkdirTemp("", "runnel-bench-read-")
-		if err != nil {
-			readErr = err
-			return
-		}
+		dir := b.TempDir()
 		l, err := log.Open(benchOptions(dir))
 		if err != nil {
-			readErr = err
-			return
+			return err
 		}
+		b.Cleanup(func() { l.Close() })
 		if err := l.CreateTopic("read", log.TopicConfig{Partitions: 1, Fsync: log.FsyncNever}); err != nil {
-			readErr = err
-			return
+			return err
 		}
 		data := recordBatch(1000, 1000, 4) // ~1 MiB batches
 		ctx := context.Background()
 		var written int64
 		for written < size {
 			if _, err := l.Append(ctx, "read", 0, data); err != nil {
-				readErr = err
-				return
+				return err
 			}
 			written += int64(len(data))
 		}
 		_, hwm, _ := l.Offsets("read", 0)
 		files, _ := filepath.Glob(filepath.Join(dir, "read", "0", "*.log"))
 		readFix = &readFixture{dir: dir, l: l, hwm: hwm, bytes: written, files: files}
-	})
+		return nil
+	}()
 	if readErr != nil {
 		b.Fatal(readErr)
 	}
@@ -451,31 +443,22 @@ type recoveryFixture struct {
 	totalB int64
 }
 
-var (
-	recOnce sync.Once
-	recFix  *recoveryFixture
-	recErr  error
-)
-
+// uncleanLogFixture builds the log in a child process; call it from a
+// top-level benchmark, it is removed when that benchmark ends.
 func uncleanLogFixture(b *testing.B) *recoveryFixture {
-	recOnce.Do(func() {
+	var recFix *recoveryFixture
+	recErr := func() error {
 		total, segments := recoverySize()
-		dir, err := os.MkdirTemp("", "runnel-bench-recovery-")
-		if err != nil {
-			recErr = err
-			return
-		}
+		dir := b.TempDir()
 		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", recoveryEnv, dir, total, segments))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			recErr = fmt.Errorf("building the log in a child: %v: %s", err, out)
-			return
+			return fmt.Errorf("building the log in a child: %v: %s", err, out)
 		}
 		m := regexpHWM(string(out))
 		if m < 0 {
-			recErr = fmt.Errorf("child output without hwm: %s", out)
-			return
+			return fmt.Errorf("child output without hwm: %s", out)
 		}
 		fx := &recoveryFixture{dir: dir, hwm: m, small: map[string][]byte{}, segs: segments, totalB: total}
 		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
@@ -490,7 +473,8 @@ func uncleanLogFixture(b *testing.B) *recoveryFixture {
 			return nil
 		})
 		recFix = fx
-	})
+		return nil
+	}()
 	if recErr != nil {
 		b.Fatal(recErr)
 	}

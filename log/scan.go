@@ -140,11 +140,24 @@ func (s *scanner) next() (h batch.Header, raw []byte, pos int64, err error) {
 	return h, raw, pos, nil
 }
 
-// resync searches [from, end) for the next position holding a valid batch
-// whose base offset is in [minOff, maxOff). It returns -1 when none.
+// resyncBudget bounds the bytes resync checksums before giving up, so a
+// segment full of plausible-looking garbage costs bounded time.
+const resyncBudget = 64 << 20
+
+// resync searches [from, end) for the next position holding a valid stored
+// batch whose base offset is in [minOff, maxOff). It returns -1 when none
+// (or when the search budget runs out).
 func resync(r io.ReaderAt, from, end, minOff, maxOff int64) int64 {
 	const chunk = 1 << 20
-	buf := make([]byte, chunk+batch.HeaderSize)
+	n0 := end - from
+	if n0 <= 0 {
+		return -1
+	}
+	if n0 > chunk+batch.HeaderSize {
+		n0 = chunk + batch.HeaderSize
+	}
+	buf := make([]byte, n0)
+	budget := int64(resyncBudget)
 	for base := from; base < end; base += chunk {
 		n := int64(len(buf))
 		if base+n > end {
@@ -163,6 +176,10 @@ func resync(r io.ReaderAt, from, end, minOff, maxOff int64) int64 {
 			if i+batch.HeaderSize > len(b) || int64(i) >= chunk {
 				break
 			}
+			// Cheap filters first: the stamped leader epoch, then the header.
+			if binary.BigEndian.Uint32(b[i+batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
+				continue
+			}
 			h, err := batch.ParseHeader(b[i:])
 			if err == nil {
 				err = checkStoredHeader(&h)
@@ -171,12 +188,19 @@ func resync(r io.ReaderAt, from, end, minOff, maxOff int64) int64 {
 				continue
 			}
 			p := base + int64(i)
-			if p+int64(h.Size()) > end {
+			size := int64(h.Size())
+			if p+size > end {
 				continue
 			}
-			whole := make([]byte, h.Size())
-			if readAtFull(r, whole, p) != nil {
-				continue
+			if budget -= size; budget < 0 {
+				return -1
+			}
+			whole := b[i:min(int64(len(b)), int64(i)+size)]
+			if int64(len(whole)) < size {
+				whole = make([]byte, size)
+				if readAtFull(r, whole, p) != nil {
+					continue
+				}
 			}
 			if _, err := batch.Validate(whole); err == nil {
 				return p

@@ -11,7 +11,8 @@ package main
 // Knobs (environment): RUNNEL_BENCH_RECORDS (produce records, default
 // 5000000), RUNNEL_BENCH_RUNS (produce runs, the median is reported,
 // default 3), RUNNEL_BENCH_E2E_SECONDS (default 10), RUNNEL_BENCH_OUT (also
-// write the table to this file), RUNNEL_BENCH_KAFKA_HEAP (default 1g).
+// write the table to this file), RUNNEL_BENCH_KAFKA_HEAP (default 1g),
+// RUNNEL_BENCH_KAFKA_FSYNC=1 (make Kafka fsync every message too).
 
 import (
 	"bufio"
@@ -40,6 +41,7 @@ type benchRun struct {
 	peakRSS          int64 // bytes, max VmRSS sampled during the run
 	hwm              int64 // bytes, VmHWM at the end (0 if unknown)
 	produceRuns      int   // produce is the median of this many runs
+	fsync            bool  // Kafka only: log.flush.interval.messages=1
 	loadBefore       string
 	loadAfter        string
 }
@@ -83,11 +85,17 @@ func TestBenchVsKafka(t *testing.T) {
 	if heap == "" {
 		heap = "1g"
 	}
-	kb := kafkatest.StartOpts(t, kafkatest.Options{Heap: heap, Partitions: 4})
+	kopts := kafkatest.Options{Heap: heap, Partitions: 4}
+	kafkaFsync := os.Getenv("RUNNEL_BENCH_KAFKA_FSYNC") == "1"
+	if kafkaFsync {
+		kopts.Props = append(kopts.Props, "log.flush.interval.messages=1")
+	}
+	kb := kafkatest.StartOpts(t, kopts)
 	kpid := findPIDByCmdline(kb.Dir())
 	kafka := runBenchSuite(t, bin, "Apache Kafka", kb.Addr(), func() int { return kpid }, records, e2eSecs, runs)
 	kb.Stop()
 
+	kafka.fsync = kafkaFsync
 	table := benchTable(runnel, kafka)
 	fmt.Println(table)
 	if out := os.Getenv("RUNNEL_BENCH_OUT"); out != "" {
@@ -250,7 +258,11 @@ func benchTable(r, k benchRun) string {
 	}
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "Same machine (%s, %d CPUs), one after the other; `runnel bench`, franz-go, 100-byte records, acks=all, 4 partitions, no compression.\n", host, runtime.NumCPU())
-	fmt.Fprintf(&b, "runnel fsyncs before every ack (default `--fsync always`); Apache Kafka %s does not fsync (its default).\n\n", kafkaVersion())
+	kafkaSync := "does not fsync (its default)"
+	if k.fsync {
+		kafkaSync = "fsyncs every message (log.flush.interval.messages=1)"
+	}
+	fmt.Fprintf(&b, "runnel fsyncs before every ack (default `--fsync always`); Apache Kafka %s %s.\n", kafkaVersion(), kafkaSync)
 	fmt.Fprintf(&b, "Produce is the median of %d runs of %d records. 1-minute load average before/after: runnel %s/%s, Kafka %s/%s.\n\n",
 		r.produceRuns, r.produce.Records, r.loadBefore, r.loadAfter, k.loadBefore, k.loadAfter)
 	fmt.Fprintln(&b, "| metric | runnel | Apache Kafka | runnel / Kafka |")

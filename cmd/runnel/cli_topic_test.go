@@ -91,3 +91,16 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokersFromEnv(t *testing.T) {
+	b := fakeCluster(t)
+	t.Setenv(envBrokers, b)
+	mustCLI(t, "", "topic", "create", "envtopic", "--partitions", "2")
+	if out := mustCLI(t, "", "topic", "list"); !strings.Contains(out, "envtopic") {
+		t.Fatalf("list via RUNNEL_BROKERS:\n%s", out)
+	}
+	// The flag wins over the environment.
+	if r := runCLI(t, "", "topic", "list", "--brokers", "127.0.0.1:1", "--timeout", "1s"); r.code != 1 {
+		t.Fatalf("--brokers did not override RUNNEL_BROKERS: %+v", r)
+	}
+}

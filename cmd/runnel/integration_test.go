@@ -100,6 +100,9 @@ type itServer interface {
 // with RUNNEL_IT_TARGET=kafka, Apache Kafka.
 func startServer(t testing.TB, partitions int) itServer {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short")
+	}
 	switch target := os.Getenv("RUNNEL_IT_TARGET"); target {
 	case "", "runnel":
 		return startRunnel(t, partitions)

@@ -237,11 +237,11 @@ func (s *Store) GroupOffsets(group string) (map[TopicPartition]GroupOffset, erro
 func (s *Store) Groups() ([]string, error) {
 	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		last := ""
+		last, any := "", false
 		return tx.Bucket(bucketGroups).ForEach(func(k, _ []byte) error {
-			if g, _, _, ok := splitKey(k); ok && g != last {
+			if g, _, _, ok := splitKey(k); ok && (!any || g != last) {
 				out = append(out, g)
-				last = g
+				last, any = g, true
 			}
 			return nil
 		})

@@ -58,6 +58,7 @@ func startForwarder(t testing.TB, lg log.Log, c fwdConfig) *forward.Forwarder {
 	if c.up != nil {
 		c.up(&up)
 	}
+
 	opts := forward.Options{
 		Log:        lg,
 		Logger:     testLogger(t),
@@ -68,6 +69,11 @@ func startForwarder(t testing.TB, lg log.Log, c fwdConfig) *forward.Forwarder {
 		Sinks:      map[string]forward.NewSinkFunc{"kafka": kafka.NewSink},
 		BackoffMin: 50 * time.Millisecond,
 		BackoffMax: time.Second,
+	}
+	if lvl := os.Getenv("RUNNEL_KGO_LOG"); lvl != "" {
+		opts.Sinks["kafka"] = func(_ string, u forward.Upstream, l *slog.Logger) (forward.Sink, error) {
+			return kafka.New(u, l, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+		}
 	}
 	if c.opts != nil {
 		c.opts(&opts)

@@ -126,8 +126,8 @@ func TestKfakeProduceErrors(t *testing.T) {
 			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 				c.KeepControl()
 				n := calls.Add(1)
-				// Fail the 3rd..8th produce requests.
-				if n < 3 || n > 8 {
+				// Fail the 3rd..5th produce requests.
+				if n < 3 || n > 5 {
 					return nil, nil, false
 				}
 				failed.Add(1)
@@ -144,7 +144,7 @@ func TestKfakeProduceErrors(t *testing.T) {
 			col := collect(t, c.ListenAddrs(), "t")
 			f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{
 				Name: "r", Topics: []string{"t"}, MaxInFlight: 500,
-			}}, up: func(u *forward.Upstream) { u.Compression = "none" }})
+			}}, up: func(u *forward.Upstream) { u.Compression, u.DeliveryTimeout = "none", 2*time.Second }})
 			col.waitComplete(t, want, 30*time.Second, f)
 			dups := col.ch.Verify(t, want)
 			rs := f.Routes()[0]

@@ -121,8 +121,8 @@ func Opts(u forward.Upstream) ([]kgo.Opt, error) {
 		kgo.RecordPartitioner(partitioner{origin: u.Partitioning == "origin"}),
 		kgo.DialTimeout(5 * time.Second),
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
-			d := 100 * time.Millisecond << min(tries, 6)
-			return min(d, 5*time.Second)
+			d := 100 * time.Millisecond << min(tries, 5)
+			return min(d, 2*time.Second)
 		}),
 	}
 	switch strings.ToLower(u.Compression) {

@@ -104,8 +104,6 @@ func (c *Coordinator) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Respo
 		if g == nil {
 			offs, err := c.opts.Meta.GroupOffsets(name)
 			switch {
-			case name == "":
-				dg.ErrorCode = codeInvalidGroupID
 			case err != nil:
 				dg.ErrorCode = codeCoordinatorNotAvailable
 			case len(offs) > 0:
@@ -141,9 +139,6 @@ func (c *Coordinator) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response 
 }
 
 func (c *Coordinator) deleteGroup(name string) int16 {
-	if name == "" {
-		return codeInvalidGroupID
-	}
 	c.mu.Lock()
 	if g := c.groups[name]; g != nil {
 		if len(g.members) > 0 {

@@ -46,6 +46,9 @@
 // (ListGroups, DescribeGroups, DeleteGroups) by its committed offsets.
 // OffsetCommit with generation -1 and no member id (simple consumers, kcat
 // -o stored offsets, admin tools) is accepted for groups with no members.
+// As in Kafka, the empty group id is valid for OffsetCommit, OffsetFetch,
+// DescribeGroups and DeleteGroups (old offset-storing clients), never for
+// membership.
 //
 // # Caveats
 //

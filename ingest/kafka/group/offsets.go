@@ -90,9 +90,8 @@ func (c *Coordinator) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response 
 		}
 		return resp
 	}
-	if req.Group == "" {
-		return answerAll(codeInvalidGroupID)
-	}
+	// The empty group id is valid here (as in Kafka, for compatibility
+	// with old offset-storing clients); no member can join it.
 
 	c.mu.Lock()
 	code := codeCoordinatorNotAvailable
@@ -254,11 +253,7 @@ func (c *Coordinator) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 		if topics == nil && req.Version < 2 {
 			topics = []kmsg.OffsetFetchRequestTopic{}
 		}
-		var fts []fetchedTopic
-		code := codeInvalidGroupID
-		if req.Group != "" {
-			fts, code = c.fetchGroup(ctx, req.Group, topics)
-		}
+		fts, code := c.fetchGroup(ctx, req.Group, topics)
 		if req.Version >= 2 {
 			resp.ErrorCode = code
 		}
@@ -299,11 +294,7 @@ func (c *Coordinator) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
 		}
-		var fts []fetchedTopic
-		code := codeInvalidGroupID
-		if rg.Group != "" {
-			fts, code = c.fetchGroup(ctx, rg.Group, topics)
-		}
+		fts, code := c.fetchGroup(ctx, rg.Group, topics)
 		g.ErrorCode = code
 		for _, ft := range fts {
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()

@@ -91,7 +91,14 @@ func TestCommitsSurviveRestart(t *testing.T) {
 	if len(g1.Topics) != 1 || len(g1.Topics[0].Partitions) != 2 || g1.Topics[0].Partitions[0].Offset != -1 || g1.Topics[0].Partitions[1].Offset != 7 {
 		t.Fatalf("group simple: %+v", g1)
 	}
-	mustCode(t, "empty group id", fr.Groups[2].ErrorCode, kerr.InvalidGroupID.Code)
+	mustCode(t, "empty group id", fr.Groups[2].ErrorCode, 0)
+
+	// The empty group id stores offsets, as in Kafka (old clients).
+	mustCode(t, "commit to the empty group", h.commit("", "", -1, "t", 3, 9), 0)
+	if got := h.fetched("", "t", 3); got != 9 {
+		t.Fatalf("empty group: fetched %d, want 9", got)
+	}
+	mustCode(t, "join the empty group", h.do(h.joinReq(joinSpec{group: ""})).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidGroupID.Code)
 
 	// v1 fetch and v0 commit (no generation).
 	creq := kmsg.NewPtrOffsetCommitRequest()
