@@ -35,7 +35,8 @@ type Log interface {
 	// Append validates batches (one or more concatenated RecordBatch v2:
 	// magic, length, CRC-32C, record count), assigns offsets from the
 	// partition's next offset (rewriting baseOffset in place in the caller's
-	// slice) and returns the base offset of the first batch once the data is
+	// slice, and partitionLeaderEpoch, which the log stamps to 0 so bit rot
+	// in these CRC-less header bytes is detected) and returns the base offset of the first batch once the data is
 	// durable per the topic's fsync policy ("always": on stable storage, one
 	// sync shared by every writer waiting at that moment).
 	//

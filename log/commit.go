@@ -147,18 +147,38 @@ func (c *committer) cycle(final bool) {
 	for _, p := range parts {
 		delete(c.set, p)
 	}
-	now := time.Now()
+	lazy := make([]*partition, 0, len(c.lazy))
 	for p := range c.lazy {
-		if final || now.Sub(p.lastSyncTime()) >= p.t.config().FsyncInterval {
-			delete(c.lazy, p)
-			if !c.set[p] {
-				parts = append(parts, p)
-			}
-		}
+		lazy = append(lazy, p)
 	}
 	later := c.later
 	c.later = nil
 	c.mu.Unlock()
+	// Due "interval" partitions (p.mu is never taken under c.mu: writers
+	// hold p.mu when they mark a partition).
+	now := time.Now()
+	var due []*partition
+	for _, p := range lazy {
+		if final || now.Sub(p.lastSyncTime()) >= p.t.config().FsyncInterval {
+			due = append(due, p)
+		}
+	}
+	if len(due) > 0 {
+		c.mu.Lock()
+		for _, p := range due {
+			delete(c.lazy, p)
+		}
+		c.mu.Unlock()
+		inParts := make(map[*partition]bool, len(parts))
+		for _, p := range parts {
+			inParts[p] = true
+		}
+		for _, p := range due {
+			if !inParts[p] {
+				parts = append(parts, p)
+			}
+		}
+	}
 	for _, fn := range later {
 		fn()
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/log/vfs"
@@ -41,8 +42,10 @@ type journal struct {
 	f      vfs.File
 	size   int64
 	gen    uint64
-	broken bool                   // a write or sync failed: commits go direct
+	broken bool                    // a write or sync failed: commits go direct (mirrored in ok)
 	segs   map[*segment]*partition // segments with journaled, unsynced bytes
+
+	ok atomic.Bool // usable: open and not broken
 }
 
 func journalHeader(gen uint64) []byte {
@@ -70,6 +73,7 @@ func openJournal(l *logImpl) (*journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("log: sync %s: %w", l.dir, err)
 	}
+	j.ok.Store(true)
 	return j, nil
 }
 
@@ -88,10 +92,13 @@ func (j *journal) resetLocked(gen uint64) error {
 	return nil
 }
 
-func (j *journal) usable() bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return !j.broken && j.f != nil
+// usable is lock-free: plan calls it holding a partition's mu, and
+// rotate takes partition locks while holding j.mu.
+func (j *journal) usable() bool { return j.ok.Load() }
+
+func (j *journal) setBrokenLocked() {
+	j.broken = true
+	j.ok.Store(false)
 }
 
 // commit writes one record per plan and syncs once.
@@ -134,7 +141,7 @@ func (j *journal) commit(plans []*commitPlan) error {
 			j.l.diskShort.Store(true)
 			return fmt.Errorf("log: write journal: %w", err)
 		}
-		j.broken = true
+		j.setBrokenLocked()
 		return fmt.Errorf("log: write journal: %w", err)
 	}
 	t0 := time.Now()
@@ -143,7 +150,7 @@ func (j *journal) commit(plans []*commitPlan) error {
 	j.l.stats.fsyncs.Add(1)
 	if err != nil {
 		j.l.stats.fsyncErrors.Add(1)
-		j.broken = true
+		j.setBrokenLocked()
 		return fmt.Errorf("log: sync journal: %w", err)
 	}
 	j.size = at + int64(buf.Len())
@@ -205,12 +212,12 @@ func (j *journal) rotate() error {
 		p.mu.Unlock()
 	}
 	if failed != nil {
-		j.broken = true
+		j.setBrokenLocked()
 		return failed
 	}
 	clear(j.segs)
 	if err := j.resetLocked(j.gen + 1); err != nil {
-		j.broken = true
+		j.setBrokenLocked()
 		return err
 	}
 	return nil
@@ -239,6 +246,7 @@ func (j *journal) close() error {
 			err = cerr
 		}
 		j.f = nil
+		j.ok.Store(false)
 	}
 	return err
 }

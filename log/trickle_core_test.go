@@ -146,3 +146,79 @@ func BenchmarkManyWritersCore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulkCore: one partition, 100 records of 1 KiB per batch, fsync
+// always, against a plain file written with one fdatasync per batch.
+func BenchmarkBulkCore(b *testing.B) {
+	var bb batch.Builder
+	for i := 0; i < 100; i++ {
+		bb.Add(time.Now().UnixMilli(), nil, make([]byte, 1024), nil)
+	}
+	data := bb.Bytes()
+	b.Run("baseline", func(b *testing.B) {
+		f, err := os.Create(b.TempDir() + "/plain")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := f.Write(data); err != nil {
+				b.Fatal(err)
+			}
+			if err := fdatasyncFile(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("log", func(b *testing.B) {
+		l := testOpen(&testing.T{}, b.TempDir(), nil)
+		defer l.Close()
+		l.CreateTopic("bulk", TopicConfig{})
+		buf := append([]byte(nil), data...)
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := l.Append(context.Background(), "bulk", 0, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkReadCore: sequential Read of a partition from the page cache,
+// 1 MiB per call.
+func BenchmarkReadCore(b *testing.B) {
+	l := testOpen(&testing.T{}, b.TempDir(), nil)
+	defer l.Close()
+	l.CreateTopic("r", TopicConfig{Fsync: FsyncNever, SegmentBytes: 64 << 20})
+	var bb batch.Builder
+	for i := 0; i < 100; i++ {
+		bb.Add(time.Now().UnixMilli(), nil, make([]byte, 1024), nil)
+	}
+	data := bb.Bytes()
+	const total = 128 << 20
+	for n := 0; n < total; n += len(data) {
+		if _, err := l.Append(context.Background(), "r", 0, append([]byte(nil), data...)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, hwm, _ := l.Offsets("r", 0)
+	b.SetBytes(total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		off := int64(0)
+		for off < hwm {
+			d, err := l.Read("r", 0, off, 1<<20)
+			if err != nil || len(d) == 0 {
+				b.Fatal(err)
+			}
+			for len(d) > 0 {
+				h, _ := batch.ParseHeader(d)
+				off = h.LastOffset() + 1
+				d = d[h.Size():]
+			}
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -67,6 +69,7 @@ type benchOptions struct {
 	batchBytes  int32
 	warmup      time.Duration
 	jsonOut     bool
+	cpuProfile  string
 }
 
 func runBenchMode(ctx context.Context, mode string, args []string, stdout, stderr io.Writer) int {
@@ -98,11 +101,23 @@ func runBenchMode(ctx context.Context, mode string, args []string, stdout, stder
 	}
 	fs.DurationVar(&o.warmup, "warmup", defWarm, "e2e: leave records of the first WARMUP out of the latencies")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	if done, code := c.parse(fs, args, stdout, stderr); done {
 		return code
 	}
 	if err := o.validate(fs); err != nil {
 		return c.fail(stderr, err)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return c.fail(stderr, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return c.fail(stderr, err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var (
 		res benchResult

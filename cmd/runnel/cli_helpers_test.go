@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +61,3 @@ func mustCLI(t *testing.T, stdin string, name string, args ...string) string {
 	}
 	return r.stdout
 }
-
-var _ = io.Discard

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -146,9 +147,13 @@ func (c *conn) readLoop() error {
 			return quietReadErr(c, err)
 		}
 		n := int32(binary.BigEndian.Uint32(hdr[:]))
-		if n < 0 || n > c.s.opts.MaxFrameBytes {
+		limit := c.s.opts.MaxFrameBytes
+		if !c.authed {
+			limit = min(limit, maxUnauthFrame)
+		}
+		if n < 0 || n > limit {
 			c.s.stats.badFrames.Add(1)
-			return fmt.Errorf("%w: length prefix %d, limit %d", ErrFrameTooLarge, uint32(n), c.s.opts.MaxFrameBytes)
+			return fmt.Errorf("%w: length prefix %d, limit %d", ErrFrameTooLarge, uint32(n), limit)
 		}
 		buf := getBuf(int(n))
 		if _, err := io.ReadFull(br, buf); err != nil {
@@ -165,9 +170,14 @@ func (c *conn) readLoop() error {
 	}
 }
 
+// maxUnauthFrame caps frames before SASL authentication (Kafka's
+// sasl.server.max.receive.size), so an unauthenticated peer cannot make the
+// server allocate much.
+const maxUnauthFrame = 512 << 10
+
 // quietReadErr turns the expected ends of a connection into nil.
 func quietReadErr(c *conn, err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		return nil
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -198,8 +208,11 @@ func (c *conn) push(sl *slot) bool {
 func (c *conn) handleFrame(buf []byte) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			// A slot may be queued and never finished: end the
+			// connection at once rather than wait for it.
 			c.s.stats.badFrames.Add(1)
-			err = fmt.Errorf("%w: panic while decoding: %v", ErrMalformed, r)
+			c.kill()
+			err = fmt.Errorf("%w: panic while handling a request: %v", ErrMalformed, r)
 		}
 	}()
 	if c.saslRawNext {
@@ -352,6 +365,12 @@ func (c *conn) goHandle(fn func()) {
 	c.handlers.Add(1)
 	go func() {
 		defer c.handlers.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				c.s.logger.Error("kafka: panic in request handler; closing connection", "peer", c.peer, "panic", r)
+				c.kill()
+			}
+		}()
 		fn()
 	}()
 }

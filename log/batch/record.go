@@ -169,7 +169,11 @@ func Records(b []byte) ([]Record, error) {
 			return nil, fmt.Errorf("%w: decompress codec %d: %v", ErrRecord, h.Codec(), err)
 		}
 	}
-	recs := make([]Record, 0, h.RecordCount)
+	if h.RecordCount < 0 {
+		return nil, fmt.Errorf("%w: record count %d", ErrRecord, h.RecordCount)
+	}
+	// A record takes at least 7 bytes; never trust the count for memory.
+	recs := make([]Record, 0, min(int(h.RecordCount), len(payload)/7+1))
 	for i := int32(0); i < h.RecordCount; i++ {
 		var r Record
 		r, payload, err = decodeRecord(payload, &h)

@@ -340,9 +340,11 @@ func (r *route) shutdown() {
 	deadline := time.Now().Add(r.f.grace)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
-		n := r.inflight
+		n, up := r.inflight, r.state == StateConnected && !r.failed
 		r.mu.Unlock()
-		if n == 0 {
+		if n == 0 || !up {
+			// Nothing to wait for, or a link that is down: do not delay
+			// the shutdown; unacknowledged records are simply resent.
 			break
 		}
 		select {

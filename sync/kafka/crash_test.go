@@ -23,7 +23,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(crashChild(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopBenchBroker()
+	os.Exit(code)
 }
 
 const crashWindow = 4000

@@ -62,6 +62,10 @@ type Options struct {
 	DisableAutoCreate bool
 	// Props are extra server.properties lines ("key=value").
 	Props []string
+	// JVMFlags replace the default JIT/GC flags (C1 only and serial GC,
+	// which start fastest); benchmarks wanting peak broker speed can pass
+	// e.g. []string{"-XX:+UseG1GC"}.
+	JVMFlags []string
 }
 
 // Broker is one running (or stopped) single-node Kafka.
@@ -115,6 +119,40 @@ func StartOpts(t testing.TB, opts Options) *Broker {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	return b
+}
+
+// New starts a broker outside a test (TestMain, shared benchmark
+// brokers): dir is its working directory; the caller must Kill it.
+// Helpers that take the test (Restart, CreateTopic) must not be used;
+// use RestartErr and the CreateTopic function.
+func New(dir string, opts Options) (*Broker, error) {
+	libs, err := Libs()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Heap == "" {
+		opts.Heap = "512m"
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 1
+	}
+	b := &Broker{opts: opts, libs: libs, dir: dir}
+	if b.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if b.cport, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := b.writeConfig(); err != nil {
+		return nil, err
+	}
+	if err := b.format(); err != nil {
+		return nil, err
+	}
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // unavailable skips the test, or fails it when CI=true.
@@ -256,11 +294,18 @@ func (b *Broker) writeConfig() error {
 func (b *Broker) java(extra ...string) []string {
 	args := []string{
 		"-Xms128m", "-Xmx" + b.opts.Heap,
-		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-		"-Djava.awt.headless=true",
-		"-Dlog4j2.configurationFile=" + filepath.Join(b.dir, "log4j2.properties"),
-		"-cp", filepath.Join(b.libs, "*"),
+		"-Djava.awt.headless=true", "-XX:-UsePerfData",
 	}
+	if b.opts.JVMFlags != nil {
+		args = append(args, b.opts.JVMFlags...)
+	} else {
+		// Start fast on small shared machines: C1 only, serial GC.
+		args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:CICompilerCount=1")
+	}
+	args = append(args,
+		"-Dlog4j2.configurationFile="+filepath.Join(b.dir, "log4j2.properties"),
+		"-cp", filepath.Join(b.libs, "*"),
+	)
 	return append(args, extra...)
 }
 

@@ -1,0 +1,162 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/kafka"
+	"github.com/runnel/runnel/sync/kafka/kafkatest"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// One broker shared by every benchmark run of the process (b.N probing
+// re-runs a benchmark several times); TestMain kills it.
+var bench struct {
+	once   sync.Once
+	broker *kafkatest.Broker
+	dir    string
+	err    error
+	topics atomic.Int64
+}
+
+func benchBroker(b *testing.B) *kafkatest.Broker {
+	bench.once.Do(func() {
+		bench.dir, bench.err = os.MkdirTemp("", "runnel-bench-kafka-")
+		if bench.err == nil {
+			bench.broker, bench.err = kafkatest.New(bench.dir, kafkatest.Options{Partitions: 4, Heap: "1g"})
+		}
+	})
+	if bench.err != nil {
+		if os.Getenv("CI") == "true" {
+			b.Fatalf("kafka unavailable: %v", bench.err)
+		}
+		b.Skipf("kafka unavailable: %v", bench.err)
+	}
+	return bench.broker
+}
+
+func stopBenchBroker() {
+	if bench.broker != nil {
+		bench.broker.Kill()
+	}
+	if bench.dir != "" {
+		os.RemoveAll(bench.dir)
+	}
+}
+
+const benchValueSize = 100
+
+func benchValue(i int) []byte {
+	v := make([]byte, benchValueSize)
+	copy(v, fmt.Sprintf("sensor-%06d temperature=%d.%d humidity=%d ", i%1000, 20+i%15, i%10, 40+i%30))
+	for j := 48; j < benchValueSize; j++ {
+		v[j] = byte('a' + (i+j)%26)
+	}
+	return v
+}
+
+// BenchmarkDrain measures the forwarder draining a backlog of b.N records
+// of 100 bytes (4 partitions, in a real log) into a local Apache Kafka,
+// against a plain franz-go producer sending the same records to the same
+// broker with the same client settings in the same run. Metrics:
+// fwd-rec/s, plain-rec/s and ratio (target ≥ 0.8). Use e.g.
+// -benchtime=1000000x (the target is 10,000,000).
+func BenchmarkDrain(b *testing.B) {
+	br := benchBroker(b)
+	n := b.N
+	id := bench.topics.Add(1)
+	plainTopic, fwdTopic := fmt.Sprintf("plain-%d", id), fmt.Sprintf("fwd-%d", id)
+	ctx := context.Background()
+	for _, tp := range []string{plainTopic, fwdTopic} {
+		if err := kafkatest.CreateTopic(ctx, br.Addr(), tp, 4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	up := forward.Upstream{Kind: "kafka", Brokers: []string{br.Addr()}}.WithDefaults("bench")
+
+	// The backlog, in a real log.
+	lg, err := log.Open(&log.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lg.Close()
+	if err := lg.CreateTopic(fwdTopic, log.TopicConfig{Partitions: 4}); err != nil {
+		b.Fatal(err)
+	}
+	var bl batch.Builder
+	for p := 0; p < 4; p++ {
+		for i := p; i < n; i += 4 {
+			bl.Add(time.Now().UnixMilli(), nil, benchValue(i), nil)
+			if bl.Len() == 1000 || i+4 >= n {
+				if _, err := lg.Append(ctx, fwdTopic, int32(p), bl.Bytes()); err != nil {
+					b.Fatal(err)
+				}
+				bl.Reset()
+			}
+		}
+	}
+
+	// Plain producer.
+	opts, err := kafka.Opts(up)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(plainTopic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var failed atomic.Int64
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Value: benchValue(i)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	plain := time.Since(t0)
+	cl.Close()
+	if failed.Load() > 0 {
+		b.Fatalf("plain producer: %d records failed", failed.Load())
+	}
+
+	// Forwarder.
+	b.SetBytes(benchValueSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	f, err := forward.New(forward.Options{
+		Log: lg, NodeID: "bench", Logger: testLogger(b),
+		Upstreams: map[string]forward.Upstream{forward.DefaultUpstream: up},
+		Routes:    []forward.Route{{Name: "drain", Topics: []string{fwdTopic}}},
+		Sinks:     map[string]forward.NewSinkFunc{"kafka": kafka.NewSink},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t1 := time.Now()
+	f.Start(ctx)
+	for f.Routes()[0].AckedRecords < uint64(n) {
+		if time.Since(t1) > 10*time.Minute {
+			b.Fatalf("drain stuck: %+v", f.Routes()[0])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fwd := time.Since(t1)
+	b.StopTimer()
+	f.Close()
+	fr, pr := float64(n)/fwd.Seconds(), float64(n)/plain.Seconds()
+	b.ReportMetric(fr, "fwd-rec/s")
+	b.ReportMetric(pr, "plain-rec/s")
+	b.ReportMetric(fr/pr, "ratio")
+}
