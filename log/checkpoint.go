@@ -3,7 +3,6 @@ package log
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -125,26 +124,48 @@ func (l *logImpl) writeCheckpoint() error {
 	return writeFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(parts))
 }
 
+// kickCheckpoint asks for a checkpoint soon (a sealed segment became
+// durable: recovery then need not scan it).
+func (l *logImpl) kickCheckpoint() {
+	select {
+	case l.ckptKick <- struct{}{}:
+	default:
+	}
+}
+
+// checkpointMinGap rate-limits checkpoints asked for by kickCheckpoint.
+const checkpointMinGap = time.Second
+
 // checkpointLoop rewrites the checkpoint while durable ends move.
 func (l *logImpl) checkpointLoop() {
 	t := time.NewTicker(l.opts.CheckpointInterval)
 	defer t.Stop()
 	var last uint64
+	lastWrite := time.Now()
 	for {
+		kicked := false
 		select {
 		case <-l.quit:
 			return
 		case <-t.C:
+		case <-l.ckptKick:
+			kicked = true
+			if wait := checkpointMinGap - time.Since(lastWrite); wait > 0 {
+				select {
+				case <-l.quit:
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 		n := l.stats.appendedBatches.Load()
-		if n == last {
+		if n == last && !kicked {
 			continue
 		}
 		last = n
+		lastWrite = time.Now()
 		if err := l.writeCheckpoint(); err != nil {
 			l.logger.Warn("log: cannot write recovery checkpoint", "err", err)
 		}
 	}
 }
-
-var _ = fmt.Sprintf

@@ -207,7 +207,7 @@ func (c *committer) cycle(final bool) {
 	}
 	if len(journaled) > 0 {
 		if err := c.l.journal.commit(journaled); err != nil {
-			c.l.logger.Error("log: journal commit failed; syncing segments directly from now on", "err", err)
+			c.l.logger.Error("log: journal commit failed; this commit syncs segment files directly", "err", err)
 			for _, pl := range journaled {
 				pl.jdata = nil
 				pl.direct = true
@@ -365,6 +365,9 @@ func (p *partition) finish(pl *commitPlan) bool {
 		p.lastSync = time.Now()
 		if pl.direct {
 			for _, s := range pl.segs {
+				if s.seg.sealed && s.size == s.seg.size {
+					p.l.kickCheckpoint() // a whole segment became durable
+				}
 				if s.size > s.seg.synced {
 					s.seg.synced = s.size
 				}
@@ -401,7 +404,7 @@ func (p *partition) finish(pl *commitPlan) bool {
 	i := 0
 	for ; i < len(p.waiters); i++ {
 		w := p.waiters[i]
-		if w.err == nil && w.end > p.hwm {
+		if (w.err == nil || w.afterCommit) && w.end > p.hwm {
 			break
 		}
 		ready = append(ready, w)

@@ -1,6 +1,8 @@
 package log
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -112,9 +114,12 @@ type storedConfig struct {
 	OnFull           string `json:"on_full,omitempty"`
 	MaxBatchBytes    int32  `json:"max_batch_bytes,omitempty"`
 	RebuiltFromFiles bool   `json:"rebuilt_from_files,omitempty"`
+	// ID tells incarnations of a topic name apart (journal records of a
+	// deleted topic must not replay into a new one of the same name).
+	ID uint64 `json:"id,omitempty"`
 }
 
-func encodeConfig(c TopicConfig, rebuilt bool) []byte {
+func encodeConfig(c TopicConfig, rebuilt bool, id uint64) []byte {
 	s := storedConfig{
 		Partitions:       c.Partitions,
 		Fsync:            string(c.Fsync),
@@ -126,6 +131,7 @@ func encodeConfig(c TopicConfig, rebuilt bool) []byte {
 		OnFull:           string(c.OnFull),
 		MaxBatchBytes:    c.MaxBatchBytes,
 		RebuiltFromFiles: rebuilt,
+		ID:               id,
 	}
 	b, _ := json.Marshal(s)
 	return b
@@ -146,9 +152,14 @@ func msDur(ms int64) time.Duration {
 }
 
 func decodeConfig(b []byte) (TopicConfig, error) {
+	c, _, err := decodeConfigID(b)
+	return c, err
+}
+
+func decodeConfigID(b []byte) (TopicConfig, uint64, error) {
 	var s storedConfig
 	if err := json.Unmarshal(b, &s); err != nil {
-		return TopicConfig{}, err
+		return TopicConfig{}, 0, err
 	}
 	return TopicConfig{
 		Partitions:     s.Partitions,
@@ -160,5 +171,16 @@ func decodeConfig(b []byte) (TopicConfig, error) {
 		SegmentAge:     msDur(s.SegmentAgeMs),
 		OnFull:         OnFull(s.OnFull),
 		MaxBatchBytes:  s.MaxBatchBytes,
-	}, nil
+	}, s.ID, nil
+}
+
+// newTopicID returns a random non-zero topic incarnation id.
+func newTopicID() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
 }

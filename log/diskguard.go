@@ -16,7 +16,6 @@ func gopsutilUsage(dir string) (free, total uint64, err error) {
 
 // diskGuardLoop reads free space and applies the on-full policies.
 func (l *logImpl) diskGuardLoop() {
-	l.checkDisk()
 	t := time.NewTicker(l.opts.DiskCheckInterval)
 	defer t.Stop()
 	for {

@@ -95,12 +95,23 @@
 //	 0 +---------------------------+     0 +------------------------------+
 //	   | magic "RNLJRNL\0"         |       | body length u32 (0 = padding)|
 //	 8 | version u16 = 1           |     4 | CRC-32C of body u32          |
-//	10 | flags u16 = 0             |     8 | topic length u16, topic      |
-//	12 | generation u64            |       | partition i32                |
-//	20 | CRC-32C of [0,20) u32     |       | segment base i64             |
-//	24 +---------------------------+       | file position i64            |
+//	10 | flags u16 = 0             |     8 | generation u64 (= header's)  |
+//	12 | generation u64            |    16 | topic length u16, topic      |
+//	20 | CRC-32C of [0,20) u32     |       | topic id u64 (config.json)   |
+//	24 +---------------------------+       | partition i32                |
+//	                                       | segment base i64             |
+//	                                       | file position i64            |
 //	                                       | bytes (as in the segment)    |
 //	                                       +------------------------------+
+//
+// The file is reused in place: a checkpoint of the journal (all journaled
+// segments synced) writes a header with the next generation and commits
+// start again at byte 4096, over older records; replay stops at the first
+// record that is torn, fails its CRC or belongs to another generation.
+//
+// A record is replayed only into an existing segment of a topic whose
+// config.json carries the same id (a deleted and re-created topic of the
+// same name gets a new id).
 //
 // Topic config (config.json, and the "topics" bucket of meta.db): JSON of
 // storedConfig (config.go); durations in milliseconds; field names never
@@ -143,9 +154,16 @@
 // is made durable by a record in the journal; all of them go in one
 // sequential write and one fdatasync. Larger commits fdatasync their
 // segment files directly (the bulk case: the data is written once). The
-// segment files are synced, and the journal emptied, when it reaches
-// Options.JournalMaxBytes (32 MiB), when the disk guard reports little free
-// space, and at Close. Recovery replays intact journal records into their
+// segment files are synced, and the journal emptied (a new generation),
+// when it reaches Options.JournalMaxBytes (32 MiB), when the disk guard
+// reports little free space (then the file is also truncated), and at
+// Close. Commits are padded to whole pages and the file is overwritten in
+// place from one generation to the next, so after its first fill an
+// fdatasync of the journal changes neither its size nor its block map: no
+// file-system metadata journal commit per fsync, which on an SD card is
+// several more block writes per commit than the data itself (those writes
+// come from the kernel's journal thread and do not show in the process's
+// write_bytes below). Recovery replays intact journal records into their
 // segments (skipping segments deleted since) before the normal tail scan.
 // A journal write or sync failure sends commits back to per-file syncs (a
 // failed fsync of a segment later keeps the journal for the next open).
@@ -166,6 +184,15 @@
 // in a short run each partition's first segment pages count in full too.
 // What would reach it is storing small partitions' batches only once, in
 // shared node-wide segments (a different on-disk format, not done).
+//
+// Other figures from the same box (BenchmarkBulkCore, ManyWritersCore,
+// ReadCore, RecoveryCore in *_core_test.go; load average 5-13 from other
+// builds while measuring, so throughput figures are noisy lower bounds):
+//
+//	bulk, 1 partition, 100 x 1 KiB per batch, always   119 MB/s (plain file + fdatasync per batch: 95 MB/s)
+//	64 writers x 64 partitions, 100 B, each waits      17-64k acked rec/s (34-64 records per journal fsync)
+//	sequential Read from page cache, 1 MiB calls       2.07 GB/s
+//	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
 //
 // # Recovery
 //
@@ -201,8 +228,15 @@
 //
 // # Caveats
 //
-//   - Segment handles are cached in an LRU (Options.MaxOpenFiles); a sync
-//     may use a different handle than the write (fsync applies to the inode).
+//   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
+//     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
+//     different handle than the write (fsync applies to the inode).
+//   - Sparse indexes of sealed segments are kept in memory for at most
+//     Options.MaxLoadedIndexes segments (LRU), then reread from their files.
+//   - After a partition goes read-only, a journal checkpoint cannot empty
+//     the journal (it holds that partition's acknowledged bytes for the next
+//     open to replay): the journal stops taking commits and every commit
+//     fdatasyncs its segments until the process restarts.
 //   - The index and time index are sparse; OffsetForTime answers with the
 //     base offset of the first batch whose max timestamp is >= ts.
 //   - Producer idempotence state is rebuilt from the active segment at open;

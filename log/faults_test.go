@@ -71,7 +71,7 @@ func syncFaultScale() int {
 	case testing.Short():
 		return 25
 	}
-	return 90
+	return 130
 }
 
 func TestFsyncErrors(t *testing.T) {

@@ -45,7 +45,22 @@ var (
 // with several segments under a fixed path, so seeds stay meaningful.
 func fuzzTemplate(f *testing.F) *fuzzLog {
 	fuzzOnce.Do(func() {
-		base := fastTempDir(f)
+		// Fuzz workers are killed without running Cleanup: name the
+		// directory by pid and remove those of dead processes.
+		root := os.TempDir()
+		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+			root = "/dev/shm"
+		}
+		old, _ := filepath.Glob(filepath.Join(root, "runnel-fuzz-*"))
+		for _, d := range old {
+			pid := strings.TrimPrefix(filepath.Base(d), "runnel-fuzz-")
+			if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
+				os.RemoveAll(d)
+			}
+		}
+		base := filepath.Join(root, fmt.Sprint("runnel-fuzz-", os.Getpid()))
+		os.RemoveAll(base)
+		f.Cleanup(func() { os.RemoveAll(base) })
 		dir := filepath.Join(base, "data") // MemFS path; meta.db lives on the real one
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fuzzErr = err

@@ -22,6 +22,7 @@ type logImpl struct {
 	logger    *slog.Logger
 	meta      *meta.Store
 	files     *fileCache
+	indexes   *indexCache
 	committer *committer
 	journal   *journal // nil when disabled
 	stats     counters
@@ -42,6 +43,7 @@ type logImpl struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	ckptKick  chan struct{}  // one-slot: write a checkpoint soon
 	quit      chan struct{}  // closed by Close to stop background goroutines
 	wg        sync.WaitGroup // background goroutines
 }
@@ -55,14 +57,15 @@ func Open(opts *Options) (Log, error) {
 	}
 	o := opts.withDefaults()
 	l := &logImpl{
-		opts:    o,
-		fs:      o.FS,
-		dir:     o.Dir,
-		logger:  o.Logger,
-		topics:  map[string]*topic{},
-		changed: make(chan struct{}),
-		holds:   map[string]bool{},
-		quit:    make(chan struct{}),
+		opts:     o,
+		fs:       o.FS,
+		dir:      o.Dir,
+		logger:   o.Logger,
+		topics:   map[string]*topic{},
+		changed:  make(chan struct{}),
+		holds:    map[string]bool{},
+		quit:     make(chan struct{}),
+		ckptKick: make(chan struct{}, 1),
 	}
 	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)
@@ -76,6 +79,7 @@ func Open(opts *Options) (Log, error) {
 	}
 	l.meta = m
 	l.files = newFileCache(l.fs, o.MaxOpenFiles)
+	l.indexes = newIndexCache(o.MaxLoadedIndexes)
 	l.committer = newCommitter(l)
 	ck, err := readCheckpoint(l.fs, o.Dir)
 	if err != nil {
@@ -106,6 +110,7 @@ func Open(opts *Options) (Log, error) {
 	if err := l.writeCheckpoint(); err != nil {
 		l.logger.Warn("log: cannot write recovery checkpoint", "err", err)
 	}
+	l.checkDisk() // the guard holds from the first append
 	l.start()
 	return l, nil
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// JournalSmallBytes: a partition whose unsynced bytes in one commit are
 	// under this goes through the journal; default 16 KiB.
 	JournalSmallBytes int64
+	// MaxLoadedIndexes bounds the sealed segments whose sparse index is
+	// kept in memory (LRU; an unloaded one is reread from its index files);
+	// default 512.
+	MaxLoadedIndexes int
 	// CommitWindow is the longest a group commit waits for more appends
 	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
 	// write amplification for trickles); default 5ms, <0 = never wait.
@@ -71,7 +75,7 @@ func (o *Options) Validate() error {
 	if o == nil || o.Dir == "" {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
 	}
-	if o.MaxOpenFiles < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
+	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
 		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
 	}
@@ -112,6 +116,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.JournalSmallBytes == 0 {
 		o.JournalSmallBytes = defaultJournalSmallBytes
+	}
+	if o.MaxLoadedIndexes == 0 {
+		o.MaxLoadedIndexes = 512
 	}
 	if o.CommitWindow == 0 {
 		o.CommitWindow = defaultCommitWindow

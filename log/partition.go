@@ -68,6 +68,8 @@ type waiter struct {
 	base int64
 	err  error
 	done func(int64, error)
+	// afterCommit: err (a duplicate) is delivered once end is durable.
+	afterCommit bool
 }
 
 func partitionDir(dataDir, topic string, id int32) string {
@@ -116,11 +118,26 @@ func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(
 		}
 		return base, err, false
 	}
-	if waiting && (err != nil || (cfg.Fsync != FsyncAlways && len(p.waiters) == 0)) {
+	w := waiter{end: p.next, base: base, err: err, done: done}
+	if errors.Is(err, ErrDuplicateSequence) && base >= 0 {
+		// The original may not be durable yet: answer once it is.
+		w.end, w.afterCommit = base+int64(hdrs[0].LastOffsetDelta)+1, true
+		if w.end <= p.hwm && (len(p.waiters) == 0 || waiting) {
+			p.mu.Unlock()
+			if !waiting {
+				p.mu.Lock()
+				p.queueLocked(w)
+				p.mu.Unlock()
+				p.l.committer.markDirty(p)
+				return base, err, true
+			}
+			return base, err, false
+		}
+	} else if waiting && (err != nil || (cfg.Fsync != FsyncAlways && len(p.waiters) == 0)) {
 		p.mu.Unlock()
 		return base, err, false
 	}
-	p.queueLocked(waiter{end: p.next, base: base, err: err, done: done})
+	p.queueLocked(w)
 	p.mu.Unlock()
 	p.l.committer.markDirty(p)
 	return base, err, true
@@ -145,7 +162,7 @@ func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done
 }
 
 func (p *partition) queueLocked(w waiter) {
-	if w.err != nil {
+	if w.err != nil && !w.afterCommit {
 		w.end = -1
 	}
 	p.waiters = append(p.waiters, w)
@@ -328,6 +345,7 @@ func (p *partition) rollLocked() error {
 	if err := old.seal(p.l.fs); err != nil {
 		p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)
 	}
+	p.l.indexes.touch(old)
 	ns := newSegment(p.dir, p.rel, p.next)
 	cf, err := p.l.files.get(ns.path, true)
 	if err != nil {
@@ -363,6 +381,7 @@ func (p *partition) close() {
 	p.mu.Unlock()
 	for _, s := range segs {
 		p.l.files.forget(s.path)
+		p.l.indexes.forget(s)
 	}
 	if waiting {
 		p.l.committer.markDirty(p)

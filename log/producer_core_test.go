@@ -175,3 +175,35 @@ func TestOffsetForTime(t *testing.T) {
 		}
 	}
 }
+
+// A retried batch that arrives before the original is durable is answered
+// (ErrDuplicateSequence with the original base) only once it is.
+func TestDuplicateWaitsForDurability(t *testing.T) {
+	l := testOpen(t, t.TempDir(), func(o *Options) { o.CommitWindow = 50 * time.Millisecond })
+	defer l.Close()
+	if err := l.CreateTopic("t", TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	// Two concurrent appends so the committer gathers for a while.
+	type res struct {
+		base int64
+		err  error
+		at   time.Time
+	}
+	first := make(chan res, 1)
+	l.AppendAsync("t", 0, pidBatch(1, 0, 0, 2), func(b int64, err error) { first <- res{b, err, time.Now()} })
+	l.AppendAsync("t", 0, mkBatch(1, "other"), nil)
+	dup := make(chan res, 1)
+	l.AppendAsync("t", 0, pidBatch(1, 0, 0, 2), func(b int64, err error) { dup <- res{b, err, time.Now()} })
+	f := <-first
+	d := <-dup
+	if f.err != nil || f.base != 0 {
+		t.Fatalf("first: %+v", f)
+	}
+	if !errors.Is(d.err, ErrDuplicateSequence) || d.base != 0 {
+		t.Fatalf("duplicate: %+v", d)
+	}
+	if d.at.Before(f.at) {
+		t.Fatal("duplicate answered before the original was durable")
+	}
+}

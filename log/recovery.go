@@ -45,6 +45,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		seg.synced, seg.covered = seg.size, seg.size
 		seg.sealed = true
 		seg.indexed = false
+		seg.sealedIdx = true
 		p.segs = append(p.segs, seg)
 	}
 	if len(p.segs) == 0 {
@@ -68,6 +69,14 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	}
 	act := p.active()
 	act.sealed = false
+	act.mu.Lock()
+	act.sealedIdx = false
+	act.mu.Unlock()
+	for _, s := range p.segs[:len(p.segs)-1] {
+		if s.indexed {
+			l.indexes.touch(s) // indexed by the recovery scan
+		}
+	}
 	p.next = act.next
 	p.hwm, p.hwmSeg, p.hwmPos = p.next, act, act.size
 	p.durable, p.durableSeg, p.durablePos = p.next, act, act.size

@@ -207,3 +207,27 @@ func TestAddPartitions(t *testing.T) {
 		t.Fatalf("after reopen: %+v", ti)
 	}
 }
+
+func TestIndexCacheBounded(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, 60)
+	l := testOpen(t, dir, func(o *Options) { o.MaxLoadedIndexes = 2; o.IndexIntervalBytes = 100 })
+	defer l.Close()
+	for round := 0; round < 2; round++ {
+		if got := readAll(t, l, "t", 0); len(got) != 120 {
+			t.Fatalf("%d records", len(got))
+		}
+		for off := int64(0); off < 120; off += 7 {
+			d, err := l.Read("t", 0, off, 1)
+			if err != nil || len(d) == 0 {
+				t.Fatalf("read %d: %v", off, err)
+			}
+		}
+	}
+	if n := l.(*logImpl).indexes.loaded(); n > 2 {
+		t.Fatalf("%d sealed indexes loaded, bound 2", n)
+	}
+	if got, err := l.OffsetForTime("t", 0, 0); err != nil || got != 0 {
+		t.Fatalf("OffsetForTime: %d %v", got, err)
+	}
+}

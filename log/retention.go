@@ -153,6 +153,7 @@ func (p *partition) deleteOldest(n int, why string) int {
 	p.mu.Unlock()
 	for _, s := range gone {
 		p.l.files.forget(s.path)
+		p.l.indexes.forget(s)
 		for _, path := range []string{s.path, indexPath(s.path), timeIndexPath(s.path)} {
 			if err := p.l.fs.Remove(path); err != nil && !os.IsNotExist(err) {
 				p.l.logger.Warn("log: cannot remove segment file", "file", path, "err", err)

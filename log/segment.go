@@ -73,6 +73,7 @@ type segment struct {
 	lastIndexed int64        // position of the last index entry (-1 none)
 	maxTs       int64        // largest batch maxTimestamp (-1 none)
 	bad         []badRange   // damage found in this segment
+	sealedIdx   bool         // sealed: the index may be unloaded (indexCache)
 }
 
 func newSegment(dir, relDir string, base int64) *segment {
@@ -118,6 +119,25 @@ func (s *segment) truncateIndexLocked(size int64) {
 // or by scanning the .log when they are missing or bad). size is the
 // segment's size.
 func (s *segment) ensureIndex(l *logImpl, size int64) error {
+	if err := s.loadIndex(l, size); err != nil {
+		return err
+	}
+	if s.isSealed(l) {
+		l.indexes.touch(s)
+	}
+	return nil
+}
+
+// isSealed reports whether s is no longer its partition's active segment
+// (sealed is guarded by the partition's mu; a racy false only keeps an
+// index in memory a little longer).
+func (s *segment) isSealed(l *logImpl) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealedIdx
+}
+
+func (s *segment) loadIndex(l *logImpl, size int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.indexed {
@@ -239,6 +259,7 @@ func (s *segment) seal(fs vfs.FS) error {
 	s.mu.Lock()
 	idx := append([]indexEntry(nil), s.index...)
 	last := s.maxTs
+	s.sealedIdx = true
 	s.mu.Unlock()
 	// The time index ends with the segment's largest timestamp so
 	// retention and time lookups know it without a scan.

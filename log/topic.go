@@ -15,6 +15,7 @@ import (
 type topic struct {
 	name string
 	dir  string
+	id   uint64 // incarnation id (config.json)
 
 	mu    sync.RWMutex // guards user, cfg, parts
 	user  TopicConfig  // as configured (zero fields = log default)
@@ -103,13 +104,13 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	if _, ok := l.topics[name]; ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	t := &topic{name: name, dir: filepath.Join(l.dir, name), user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
+	t := &topic{name: name, dir: filepath.Join(l.dir, name), id: newTopicID(), user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
 	stored := cfg
 	stored.Partitions = t.cfg.Partitions
 	// Build the topic under a temporary name and rename it into place, so
 	// a crash leaves either no topic or all of it.
 	tmp := t.dir + creatingSuffix
-	if err := l.buildTopicDir(tmp, stored); err != nil {
+	if err := l.buildTopicDir(tmp, stored, t.id); err != nil {
 		l.fs.RemoveAll(tmp)
 		return fmt.Errorf("log: create topic %s: %w", name, err)
 	}
@@ -130,7 +131,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 		}
 		t.parts = append(t.parts, p)
 	}
-	if err := l.meta.PutTopic(name, encodeConfig(stored, false)); err != nil {
+	if err := l.meta.PutTopic(name, encodeConfig(stored, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
 	l.topics[name] = t
@@ -211,10 +212,10 @@ func (l *logImpl) AddPartitions(name string, total int32) error {
 	stored.Partitions = total
 	t.user.Partitions = total
 	t.cfg.Partitions = total
-	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(stored, false)); err != nil {
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(stored, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
-	if err := l.meta.PutTopic(name, encodeConfig(stored, false)); err != nil {
+	if err := l.meta.PutTopic(name, encodeConfig(stored, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
 	l.notifyChanged()
@@ -236,10 +237,10 @@ func (l *logImpl) SetTopicConfig(name string, cfg TopicConfig) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cfg.Partitions = int32(len(t.parts))
-	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, false)); err != nil {
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
-	if err := l.meta.PutTopic(name, encodeConfig(cfg, false)); err != nil {
+	if err := l.meta.PutTopic(name, encodeConfig(cfg, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
 	t.user = cfg
@@ -320,9 +321,14 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 		} else {
 			rebuilt = true
 		}
-		if rebuilt {
-			if b, err := readWhole(l.fs, filepath.Join(l.dir, name, topicConfigName)); err == nil {
-				if c, err := decodeConfig(b); err == nil && validateConfig(c, false) == nil {
+		// The topic's own config.json names its incarnation (and is the
+		// config when meta lost it).
+		var id uint64
+		fileCfg := false
+		if b, err := readWhole(l.fs, filepath.Join(l.dir, name, topicConfigName)); err == nil {
+			if c, fid, err := decodeConfigID(b); err == nil && validateConfig(c, false) == nil {
+				id, fileCfg = fid, true
+				if rebuilt {
 					cfg = c
 				}
 			}
@@ -336,9 +342,17 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 		if !validTopicName(name) {
 			continue
 		}
-		t := &topic{name: name, dir: filepath.Join(l.dir, name), user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
+		if id == 0 {
+			id = newTopicID()
+		}
+		t := &topic{name: name, dir: filepath.Join(l.dir, name), id: id, user: cfg, cfg: fillConfig(cfg, l.opts.Defaults)}
 		if err := mkdirAllSynced(l.fs, t.dir); err != nil {
 			return fmt.Errorf("log: topic dir %s: %w", name, err)
+		}
+		if !fileCfg {
+			if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, rebuilt, id)); err != nil {
+				return fmt.Errorf("log: topic config %s: %w", name, err)
+			}
 		}
 		for i := int32(0); i < cfg.Partitions; i++ {
 			p, err := l.openPartition(t, i, ck)
@@ -349,7 +363,7 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 		}
 		if rebuilt {
 			l.logger.Warn("log: topic config rebuilt from files", "topic", name, "partitions", cfg.Partitions)
-			if err := l.meta.PutTopic(name, encodeConfig(cfg, true)); err != nil {
+			if err := l.meta.PutTopic(name, encodeConfig(cfg, true, id)); err != nil {
 				return fmt.Errorf("log: store topic %s: %w", name, err)
 			}
 		}
@@ -367,12 +381,12 @@ const (
 
 // buildTopicDir creates a complete, synced topic directory at dir: the
 // config file and every partition with an empty first segment.
-func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig) error {
+func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig, id uint64) error {
 	l.fs.RemoveAll(dir)
 	if err := mkdirAllSynced(l.fs, dir); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(l.fs, filepath.Join(dir, topicConfigName), encodeConfig(cfg, false)); err != nil {
+	if err := writeFileAtomic(l.fs, filepath.Join(dir, topicConfigName), encodeConfig(cfg, false, id)); err != nil {
 		return err
 	}
 	for i := int32(0); i < cfg.Partitions; i++ {

@@ -1,6 +1,6 @@
 package main
 
-// make bench-vs-mosquitto: the same load tool (pipelined `mosquitto_pub -l`
+// make bench-vs-mosquitto: the same load tool (pipelined `mosquitto_pub -l -M 1000`,
 // of 60,000 lines of 100-byte payloads) against Debian's Mosquitto (which
 // does not write messages to disk) and against runnel (every QoS 1 message
 // fsynced before its PUBACK), one after the other in one run; then the RSS
@@ -100,7 +100,7 @@ func pubRate(t *testing.T, addr, qos, input string, n int) float64 {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	start := time.Now()
-	runTool(t, 5*time.Minute, input, "mosquitto_pub", "-h", host, "-p", port, "-q", qos, "-t", "bench/q"+qos, "-l")
+	runTool(t, 5*time.Minute, input, "mosquitto_pub", "-h", host, "-p", port, "-q", qos, "-t", "bench/q"+qos, "-l", "-M", "1000")
 	return float64(n) / time.Since(start).Seconds()
 }
 

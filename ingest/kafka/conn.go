@@ -37,14 +37,17 @@ func (sl *slot) finish() { close(sl.done) }
 // a writer goroutine, plus one goroutine per in-flight Fetch or group
 // request.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	peer   string
-	ctx    context.Context // cancelled when reading stops
-	cancel context.CancelFunc
-	slots  chan *slot
-	killed chan struct{} // closed when Close gives up waiting
-	kill   func()
+	s  *Server
+	nc net.Conn
+	// clientID is the first client id the connection sent (read loop only
+	// writes it, before dispatching the request that carried it).
+	clientID string
+	peer     string
+	ctx      context.Context // cancelled when reading stops
+	cancel   context.CancelFunc
+	slots    chan *slot
+	killed   chan struct{} // closed when Close gives up waiting
+	kill     func()
 
 	writerDone chan struct{}
 	handlers   sync.WaitGroup // Fetch and group goroutines
@@ -55,8 +58,9 @@ type conn struct {
 
 	// Reader-goroutine state.
 	authed        bool
-	saslRawNext   bool // a v0 SaslHandshake chose PLAIN: next frame is a raw token
-	saslMechanism bool // a SaslHandshake chose PLAIN
+	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
+	saslMechanism bool          // a SaslHandshake chose PLAIN
+	groupTail     chan struct{} // closed when the last group request queued is done
 
 	// mu guards stopping and the read deadline.
 	mu       sync.Mutex
@@ -254,7 +258,12 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 	}
 
 	r := kbin.Reader{Src: buf[8:]}
-	r.Span(int(r.Int16())) // client id (nullable string; -1 spans nothing)
+	if l := r.Int16(); l > 0 { // client id: nullable string, -1 = null
+		id := r.Span(int(l))
+		if c.clientID == "" && r.Ok() {
+			c.clientID = string(id)
+		}
+	}
 	req := kmsg.RequestForKey(key)
 	req.SetVersion(version)
 	if req.IsFlexible() {
@@ -299,8 +308,21 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 			sl.finish()
 			return nil
 		}
+		// Group requests are handled one at a time in arrival order,
+		// as Kafka does on a connection (a commit sent before a leave
+		// is applied before it), but off the reader: JoinGroup blocks.
+		prev, mine := c.groupTail, make(chan struct{})
+		c.groupTail = mine
 		c.goHandle(func() {
-			resp, ok := s.opts.Groups.Handle(c.ctx, req)
+			defer close(mine)
+			if prev != nil {
+				<-prev
+			}
+			ctx := c.ctx
+			if cc, ok := s.opts.Groups.(ClientContexter); ok {
+				ctx = cc.WithClient(ctx, c.clientID, remoteHost(c.nc))
+			}
+			resp, ok := s.opts.Groups.Handle(ctx, req)
 			if !ok || resp == nil {
 				unsupportedResponse(sl, key, req.GetVersion())
 			} else {
@@ -461,4 +483,18 @@ func appendResponse(out []byte, sl *slot) []byte {
 	}
 	binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-4))
 	return out
+}
+
+// ClientContexter is an optional interface of a GroupHandler: it attaches
+// the connection's client id and host to the context given to Handle, so
+// member ids and DescribeGroups show who the members are.
+type ClientContexter interface {
+	WithClient(ctx context.Context, clientID, host string) context.Context
+}
+
+func remoteHost(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return nc.RemoteAddr().String()
 }

@@ -41,13 +41,45 @@
 // int16 error code). An ApiVersions request above the served range gets a v0
 // response with UNSUPPORTED_VERSION and the full key list, as Kafka does.
 //
+// # Topic configs
+//
+// DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and CreateTopics
+// map these names to log.TopicConfig (configs.go): retention.ms,
+// retention.bytes, segment.bytes, segment.ms, max.message.bytes,
+// runnel.fsync (always|interval|never), runnel.fsync.interval.ms,
+// runnel.on.full (reject|drop-oldest). cleanup.policy=delete,
+// compression.type=producer, min.insync.replicas=1,
+// message.timestamp.type=CreateTime, unclean.leader.election.enable=false
+// and message.downconversion.enable=false are reported and accepted only
+// with those values; any other name is INVALID_CONFIG. Which names were set
+// explicitly through the Kafka API is kept in meta KV bucket
+// "kafka-topic-configs" (topic → JSON), so DescribeConfigs reports the
+// source and an incremental DELETE returns a name to the log default.
+//
+// # Producer ids
+//
+// InitProducerId hands out ids from a counter reserved in blocks of 1000 in
+// meta KV bucket "kafka", key "producer-id-next", so an id is never reused
+// after a restart. Sequence checks are the log's (per partition).
+//
 // # Caveats
 //
-//   - Transactions are not supported; isolation read_committed reads the
-//     same as read_uncommitted (no transactional batches can be stored).
+//   - Transactions are not supported (InitProducerId with a transactional
+//     id, transactional Produce and FindCoordinator for transactions are
+//     refused); isolation read_committed reads as read_uncommitted.
 //   - Fetch sessions are not created (SessionID 0): clients send full fetches.
-//   - Errors from the log map to Kafka codes in errors.go (errorCode): a full
-//     disk answers KAFKA_STORAGE_ERROR (56), which every client retries.
+//   - Metadata reports leader epoch -1 and OffsetForLeaderEpoch is not
+//     served, so clients skip leader-epoch validation.
+//   - Errors from the log map to Kafka codes in codes.go (errorCode): a full
+//     disk answers KAFKA_STORAGE_ERROR (56), which librdkafka, franz-go and
+//     the Java client all retry; the message (Produce v8+) says why.
 //   - Replication factor in CreateTopics is accepted and ignored (one node
 //     owns each partition); the topic reports replication factor 1.
+//   - Before SASL authentication frames are capped at 512 KiB. After it, a
+//     frame up to MaxFrameBytes is decoded by kmsg, whose arrays are bounded
+//     by the frame size: a hostile authenticated client can still make one
+//     request allocate a multiple of its size.
+//   - Options.PoolProduceBuffers recycles request buffers after the appends
+//     complete; it is off by default because it relies on the log keeping no
+//     reference to appended bytes (true of runnel's log today).
 package kafka

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,10 +13,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// fakeGroups answers Heartbeat only, after blocking until ctx ends when the
-// group is "block".
+// fakeGroups answers Heartbeat only; for group "block" it first waits
+// 300ms (or until ctx ends).
 type fakeGroups struct {
 	calls atomic.Int64
+	mu    sync.Mutex
+	trace []string // "start <group>", "end <group>"
+}
+
+func (f *fakeGroups) note(ev string) {
+	f.mu.Lock()
+	f.trace = append(f.trace, ev)
+	f.mu.Unlock()
 }
 
 func (f *fakeGroups) Versions() map[int16][2]int16 { return map[int16][2]int16{keyHeartbeat: {0, 4}} }
@@ -25,6 +35,8 @@ func (f *fakeGroups) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return nil, false
 	}
 	f.calls.Add(1)
+	f.note("start " + hb.Group)
+	defer f.note("end " + hb.Group)
 	resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
 	if hb.Group == "block" {
 		select {
@@ -82,6 +94,13 @@ func TestFindCoordinatorPointsHere(t *testing.T) {
 	}
 	if fg.calls.Load() != 2 {
 		t.Fatalf("handler called %d times", fg.calls.Load())
+	}
+	// ... and are handled one at a time, in order, as Kafka does.
+	fg.mu.Lock()
+	trace := strings.Join(fg.trace, ",")
+	fg.mu.Unlock()
+	if trace != "start block,end block,start g,end g" {
+		t.Fatalf("group requests handled as %s", trace)
 	}
 	// Group keys advertised are the handler's.
 	av := kmsg.NewPtrApiVersionsRequest()

@@ -141,5 +141,15 @@ func TestJavaToolsAdminAndPerf(t *testing.T) {
 	if total != 20000 {
 		t.Fatalf("log holds %d records after perf test, want 20000", total)
 	}
+	runJava(t, java, cp, "", 60*time.Second, "org.apache.kafka.tools.TopicCommand",
+		"--bootstrap-server", ts.addr, "--alter", "--topic", "jt", "--partitions", "5")
+	if info, _ := ts.log.Topic("jt"); len(info.Partitions) != 5 {
+		t.Fatalf("kafka-topics --alter --partitions 5: %d partitions", len(info.Partitions))
+	}
+	runJava(t, java, cp, "", 60*time.Second, "org.apache.kafka.tools.TopicCommand",
+		"--bootstrap-server", ts.addr, "--delete", "--topic", "jt")
+	if _, err := ts.log.Topic("jt"); err == nil {
+		t.Fatal("kafka-topics --delete left the topic")
+	}
 	t.Logf("perf test: %s", strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]))
 }

@@ -133,3 +133,41 @@ func TestKcatMurmur2Partitions(t *testing.T) {
 		t.Fatalf("kcat -L: topic keys with 4 partitions missing: %+v", md.Topics)
 	}
 }
+
+func TestKcatSASLPlain(t *testing.T) {
+	kcat := needKcat(t)
+	ts := startServer(t, openLog(t, ""), func(o *Options) { o.SASLPlain = map[string]string{"edge": "pw"} })
+	auth := []string{"-b", ts.addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN",
+		"-X", "sasl.username=edge", "-X", "sasl.password=pw"}
+	runKcat(t, kcat, "one\ntwo\n", append(auth, "-P", "-t", "s")...)
+	out := runKcat(t, kcat, "", append(auth, "-C", "-t", "s", "-o", "beginning", "-e", "-q")...)
+	if strings.TrimSpace(out) != "one\ntwo" {
+		t.Fatalf("consumed %q", out)
+	}
+	// A wrong password fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bad := []string{"-b", ts.addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN",
+		"-X", "sasl.username=edge", "-X", "sasl.password=nope", "-L", "-m", "3"}
+	if err := exec.CommandContext(ctx, kcat, bad...).Run(); err == nil {
+		t.Fatal("kcat with a wrong password succeeded")
+	}
+}
+
+func TestKcatIdempotentProducer(t *testing.T) {
+	kcat := needKcat(t)
+	ts := startServer(t, openLog(t, ""), nil)
+	var in strings.Builder
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&in, "m%d\n", i)
+	}
+	runKcat(t, kcat, in.String(), "-b", ts.addr, "-P", "-t", "kidem", "-X", "enable.idempotence=true", "-X", "acks=all")
+	out := runKcat(t, kcat, "", "-b", ts.addr, "-C", "-t", "kidem", "-o", "beginning", "-e", "-q")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 300 || lines[0] != "m0" || lines[299] != "m299" {
+		t.Fatalf("consumed %d lines (%q ... %q)", len(lines), lines[0], lines[len(lines)-1])
+	}
+	if ts.Stats().Requests[keyInitProducerID] == 0 {
+		t.Fatal("librdkafka did not ask for a producer id")
+	}
+}

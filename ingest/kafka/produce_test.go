@@ -61,6 +61,10 @@ func TestProduceConsume(t *testing.T) {
 	if got != n {
 		t.Fatalf("got %d records, want %d", got, n)
 	}
+	st := ts.Stats()
+	if st.ProduceRecords != n || st.ProduceBytes == 0 || st.FetchBytes == 0 || st.Requests[keyProduce] == 0 || st.Requests[keyFetch] == 0 || st.ConnsTotal == 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 func TestProduceEveryCodec(t *testing.T) {

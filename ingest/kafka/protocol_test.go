@@ -88,6 +88,14 @@ func TestUnsupportedAnswered(t *testing.T) {
 	if len(body) != 6 || binary.BigEndian.Uint32(body) != 4 || int16(binary.BigEndian.Uint16(body[4:])) != codeUnsupportedVersion {
 		t.Fatalf("unknown key answer % x", body)
 	}
+	// A null client id is valid.
+	nullID := frame(kmsg.NewPtrApiVersionsRequest(), 6)
+	nullID = append(nullID[:12], append([]byte{0xff, 0xff}, nullID[18:]...)...)
+	binary.BigEndian.PutUint32(nullID, uint32(len(nullID)-4))
+	r.write(nullID)
+	if body, err := r.readFrame(); err != nil || binary.BigEndian.Uint32(body) != 6 {
+		t.Fatalf("null client id: %v", err)
+	}
 	// The connection still serves.
 	mr := kmsg.NewPtrMetadataRequest()
 	mr.Version = 9

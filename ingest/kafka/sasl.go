@@ -13,7 +13,9 @@ import (
 func (c *conn) saslHandshake(req *kmsg.SASLHandshakeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
 	if len(c.s.opts.SASLPlain) == 0 {
-		resp.ErrorCode = codeIllegalSASLState
+		// No mechanism is enabled on this server (an empty list says so).
+		resp.ErrorCode = codeUnsupportedSASLMechanism
+		resp.SupportedMechanisms = []string{}
 		return resp
 	}
 	resp.SupportedMechanisms = []string{"PLAIN"}

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -49,6 +48,11 @@ type Broker struct {
 
 	lnSeq atomic.Int64
 
+	lastWarn atomic.Int64 // unix nanos of the last rate-limited warning
+
+	addrMu sync.Mutex
+	addrs  []net.Addr // guarded by addrMu: addresses bound by Start
+
 	closing   chan struct{} // closed first by Close
 	compStop  chan struct{} // closed by Close once no new appends can start
 	closeOnce sync.Once
@@ -89,6 +93,9 @@ func New(opts Options) (*Broker, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(o.MaxPacketSize)
+	// mochi allocates this outbound queue eagerly per client (8 bytes a
+	// slot): its default 8192 costs 64 KiB per idle connection.
+	caps.MaximumClientWritesPending = int32(o.MaxQueuedPerClient)
 	// mochi drops retained and queued messages after 24 h by default; a
 	// site's retained status must survive until replaced. Messages still
 	// expire by their own MQTT 5 expiry interval.
@@ -185,7 +192,11 @@ func (b *Broker) Start() error {
 		all = append(all, srv{b.opts.TLS.Addr, b.ServeTLS})
 	}
 	if b.opts.WebsocketAddr != "" {
-		all = append(all, srv{b.opts.WebsocketAddr, b.ServeWebsocket})
+		ws := b.ServeWebsocket
+		if b.opts.WebsocketTLS {
+			ws = func(ln net.Listener) error { return b.ServeWebsocket(tls.NewListener(ln, b.tlsCfg)) }
+		}
+		all = append(all, srv{b.opts.WebsocketAddr, ws})
 	}
 	var lns []net.Listener
 	for _, s := range all {
@@ -198,6 +209,11 @@ func (b *Broker) Start() error {
 		}
 		lns = append(lns, ln)
 	}
+	b.addrMu.Lock()
+	for _, ln := range lns {
+		b.addrs = append(b.addrs, ln.Addr())
+	}
+	b.addrMu.Unlock()
 	for i, s := range all {
 		ln, run := lns[i], s.run
 		b.wg.Add(1)
@@ -257,6 +273,26 @@ func (b *Broker) flushAppenders() {
 	}
 }
 
+// Addrs returns the addresses Start bound, in the order Addr, TLS.Addr,
+// WebsocketAddr (those configured), e.g. to learn the port of ":0".
+func (b *Broker) Addrs() []net.Addr {
+	b.addrMu.Lock()
+	defer b.addrMu.Unlock()
+	return append([]net.Addr(nil), b.addrs...)
+}
+
+// TLSConfig is the server TLS configuration built from Options.TLS (nil
+// without a certificate), e.g. to serve wss with ServeWebsocket.
+func (b *Broker) TLSConfig() *tls.Config { return b.tlsCfg }
+
+// warnLimit reports whether a rate-limited warning may be logged now (at
+// most one a second across the broker).
+func (b *Broker) warnLimit() bool {
+	now := time.Now().UnixNano()
+	last := b.lastWarn.Load()
+	return now-last >= int64(time.Second) && b.lastWarn.CompareAndSwap(last, now)
+}
+
 // Server exposes the mochi server (for tests and advanced embedding).
 func (b *Broker) Server() *mqtt.Server { return b.server }
 
@@ -264,18 +300,4 @@ func (b *Broker) Server() *mqtt.Server { return b.server }
 func (b *Broker) uncountInject() {
 	atomic.AddInt64(&b.server.Info.PacketsReceived, -1)
 	atomic.AddInt64(&b.server.Info.MessagesReceived, -1)
-}
-
-// waitCtx waits for d or ctx/close, whichever first; false when stopped.
-func (b *Broker) waitCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-b.closing:
-		return false
-	}
 }

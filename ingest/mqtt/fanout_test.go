@@ -117,7 +117,11 @@ func TestWillIngestedAndDelivered(t *testing.T) {
 }
 
 func TestPublishRouteFansOutLogRecords(t *testing.T) {
-	l := newMemLog(t)
+	t.Run("memlog", func(t *testing.T) { testPublishRoute(t, newMemLog(t)) })
+	t.Run("log", func(t *testing.T) { testPublishRoute(t, newRealLog(t)) })
+}
+
+func testPublishRoute(t *testing.T, l log.Log) {
 	if err := l.CreateTopic("sensors", log.TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -161,5 +165,15 @@ func TestPublishRouteFansOutLogRecords(t *testing.T) {
 	}
 	if n := b.Stats().FannedOut; n != 2 {
 		t.Fatalf("fanned out %d, want 2", n)
+	}
+}
+
+func TestSysTopics(t *testing.T) {
+	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
+	c := dialRaw(t, addr)
+	c.connect(4, "sys", "", "")
+	c.subscribe("$SYS/broker/version", 0)
+	if got := c.readPublish(5 * time.Second); got.TopicName != "$SYS/broker/version" || len(got.Payload) == 0 {
+		t.Fatalf("got %q %q", got.TopicName, got.Payload)
 	}
 }

@@ -23,7 +23,7 @@ func (h *hook) Provides(e byte) bool { return int(e) < len(h.events) && h.events
 
 func newHook(b *Broker) *hook {
 	h := &hook{b: b}
-	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished, mqtt.OnPacketRead} {
+	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished} {
 		h.events[e] = true
 	}
 	if b.persist != nil {
@@ -135,8 +135,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
-// OnSessionEstablished records the session for persistence.
+// OnSessionEstablished turns off mochi's broken outbound send quota (see
+// disableSendQuota) and records the session for persistence.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	disableSendQuota(cl)
 	if h.b.persist != nil {
 		h.b.persist.onSession(cl)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -161,7 +162,7 @@ func TestTopicMatch(t *testing.T) {
 // Length, idle and excess connections; a normal client keeps working.
 func TestHostileInput(t *testing.T) {
 	l := newMemLog(t)
-	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, ConnectTimeout: 300 * time.Millisecond, MaxConnsPerIP: 60})
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, ConnectTimeout: 300 * time.Millisecond, MaxConnsPerIP: 510})
 	good := dialRaw(t, addr)
 	good.connect(4, "good", "", "")
 	id := uint16(0)
@@ -216,10 +217,10 @@ func TestHostileInput(t *testing.T) {
 
 	// Idle connections that never send CONNECT are closed after the timeout.
 	var idle []net.Conn
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 500; i++ {
 		idle = append(idle, raw(nil))
 	}
-	// Over the per-IP cap (60, with 50 idle + good): refused at once.
+	// Over the per-IP cap (510, with 500 idle + good): refused at once.
 	for i := 0; i < 15; i++ {
 		raw(nil)
 	}
@@ -228,7 +229,7 @@ func TestHostileInput(t *testing.T) {
 	for _, c := range idle {
 		expectClosed("idle", c)
 	}
-	waitFor(t, 3*time.Second, "connect timeouts counted", func() bool { return b.Stats().ConnectTimeouts >= 50 })
+	waitFor(t, 3*time.Second, "connect timeouts counted", func() bool { return b.Stats().ConnectTimeouts >= 500 })
 	check("after idle connections")
 }
 
@@ -257,5 +258,35 @@ func TestOptionsValidate(t *testing.T) {
 	p, err := ParsePublishRoute("sensors=kafka/sensors,qos=1")
 	if err != nil || p.Topic != "sensors" || p.Prefix != "kafka/sensors" || p.QoS != 1 {
 		t.Fatalf("ParsePublishRoute: %+v %v", p, err)
+	}
+}
+
+func TestOptionsFromYAML(t *testing.T) {
+	src := `
+addr: ":1883"
+allow-anonymous: true
+connect-timeout: 5s
+max-conns-per-ip: 50
+routes:
+  - {filter: "plant/+/temp", topic: temps, key: client}
+publish:
+  - {topic: sensors, prefix: kafka/sensors, qos: 1}
+users:
+  - {name: op, password-hash: "$2a$10$abcdefghijklmnopqrstuu"}
+acl:
+  - {user: op, topic: "site/#", access: readwrite}
+tls:
+  cert-file: /etc/runnel/mqtt.pem
+  key-file: /etc/runnel/mqtt.key
+  require-client-cert: false
+`
+	var o Options
+	if err := yaml.Unmarshal([]byte(src), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Addr != ":1883" || !o.AllowAnonymous || o.ConnectTimeout != 5*time.Second || o.MaxConnsPerIP != 50 ||
+		len(o.Routes) != 1 || o.Routes[0].Key != KeyClient || o.Publish[0].QoS != 1 || o.Users[0].Name != "op" ||
+		o.ACL[0].Access != AccessReadWrite || o.TLS.KeyFile != "/etc/runnel/mqtt.key" {
+		t.Fatalf("decoded %+v", o)
 	}
 }

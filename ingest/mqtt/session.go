@@ -157,7 +157,9 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		if errors.Is(p.err, log.ErrDiskFull) {
 			st.rejectedDiskFull.Add(1)
 		}
-		s.b.log.Warn("mqtt: publish not stored", "client", s.cl.ID, "mqtt_topic", p.pk.TopicName, "qos", qos, "error", p.err)
+		if s.b.warnLimit() {
+			s.b.log.Warn("mqtt: publish not stored (logged at most once a second)", "client", s.cl.ID, "mqtt_topic", p.pk.TopicName, "qos", qos, "error", p.err, "failed_total", st.failed.Load())
+		}
 	}
 	if qos == 0 || *dead {
 		return
@@ -207,6 +209,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		s.b.log.Warn("mqtt: encode ack", "client", s.cl.ID, "error", err)
 		return
 	}
+	atomic.AddInt64(&s.b.server.Info.PacketsSent, 1)
 	if p.err == nil && !p.unrouted {
 		st.acked.Add(1)
 	} else {

@@ -183,3 +183,42 @@ func TestWebsocket(t *testing.T) {
 		t.Fatalf("records %+v", rs)
 	}
 }
+
+func TestStartListensOnConfiguredAddrs(t *testing.T) {
+	pki := newTestPKI(t, "x")
+	l := newMemLog(t)
+	b, err := New(Options{Log: l, AllowAnonymous: true, Logger: testLogger(t),
+		Addr: "127.0.0.1:0", WebsocketAddr: "127.0.0.1:0",
+		TLS: TLSOptions{Addr: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	as := b.Addrs()
+	if len(as) != 3 {
+		t.Fatalf("addrs %v", as)
+	}
+	c := dialRaw(t, as[0].String())
+	c.connect(4, "plain", "", "")
+	tc, err := tls.Dial("tcp", as[1].String(), &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	(&rawClient{t: t, c: tc, r: bufio.NewReader(tc)}).connect(5, "tls", "", "")
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+	ws, _, err := d.Dial("ws://"+as[2].String()+"/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &wsConn{Conn: ws.NetConn(), c: ws}
+	defer wc.Close()
+	(&rawClient{t: t, c: wc, r: bufio.NewReader(wc)}).connect(4, "ws", "", "")
+}

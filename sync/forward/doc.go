@@ -33,6 +33,24 @@
 // last saved cursor, so a crash re-sends at most that many records per
 // route; memory is bounded by MaxInFlightBytes (the log is the buffer).
 //
+// # Link state
+//
+// A route is "connected" once the upstream acknowledges a record (or, when
+// idle, answers a Ping: sinks may implement Pinger; idle routes check every
+// 30 s), "backing-off" after an error (failed record, unbuildable sink,
+// failed ping), "paused" when configured or set with SetPaused, and
+// "starting" in between. Errors and counters are in RouteStatus.
+//
+// # Order across failures
+//
+// Every Record carries Attempt (bumped when a partition is rewound). Once a
+// record fails, sinks fail the later records of the same topic, origin
+// partition and attempt (StreamGate helps), and the route stops sending
+// that partition, so no record lands upstream ahead of the resend of an
+// earlier failed one. (With MQTT, a broker that rejects one publish but
+// accepts the next already on the wire can still reorder; the origin
+// headers show it.)
+//
 // # Sinks
 //
 // Upstream-specific code lives behind the Sink interface, in sync/kafka

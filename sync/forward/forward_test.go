@@ -278,3 +278,95 @@ func TestPriority(t *testing.T) {
 		t.Errorf("alarm latency %v behind a telemetry backlog", worst)
 	}
 }
+
+// TestPauseAndStatus: a paused route holds its data and reports lag and
+// the age of the oldest unsent record; resuming delivers everything.
+func TestPauseAndStatus(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
+	forwardtest.Produce(t, lg, "a", 0, 0, 100, 10, 0)
+	forwardtest.Produce(t, lg, "a", 1, 0, 50, 10, 0)
+	sink := forwardtest.NewFakeSink()
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}, Paused: true}))
+	waitFor(t, "paused status", 5*time.Second, f, func() bool {
+		rs := f.Routes()[0]
+		return rs.State == forward.StatePaused && rs.LagRecords == 150 && rs.Partitions == 2
+	})
+	rs := f.Routes()[0]
+	// forwardtest timestamps are from November 2023.
+	if age := time.Since(time.UnixMilli(1700000000000)); rs.OldestUnsentAge < age-time.Minute || rs.OldestUnsentAge > age+time.Minute {
+		t.Errorf("oldest unsent age %v, want about %v", rs.OldestUnsentAge, age)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(sink.Records()); n != 0 {
+		t.Fatalf("paused route sent %d records", n)
+	}
+	if err := f.SetPaused("nope", false); !errors.Is(err, forward.ErrUnknownRoute) {
+		t.Errorf("SetPaused(unknown) = %v", err)
+	}
+	if err := f.SetPaused("r", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery", 5*time.Second, f, func() bool {
+		rs := f.Routes()[0]
+		return rs.AckedRecords == 150 && rs.LagRecords == 0 && rs.OldestUnsentAge == 0 && rs.State == forward.StateConnected
+	})
+	if s := f.Stats(); s.AckedRecords != 150 || s.Routes != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestReadErrorBackoff: a failing log read is reported and retried with
+// backoff (no busy loop while the log keeps changing), then recovers.
+func TestReadErrorBackoff(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{})
+	lg.SetReadError(errors.New("disk on fire"))
+	forwardtest.Produce(t, lg, "a", 0, 0, 10, 10, 0)
+	sink := forwardtest.NewFakeSink()
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}}))
+	// Keep the log changing so the route is woken all the time.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lg.CreateTopic("other", log.TopicConfig{})
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				forwardtest.Produce(t, lg, "other", 0, i, 1, 1, 0)
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	rs := f.Routes()[0]
+	if !strings.Contains(rs.LastError, "disk on fire") {
+		t.Errorf("read error not reported: %+v", rs)
+	}
+	if rs.Errors == 0 || rs.Errors > 20 {
+		t.Errorf("%d read errors in 1 s: want a few (backoff)", rs.Errors)
+	}
+	lg.SetReadError(nil)
+	waitFor(t, "recovery", 5*time.Second, f, func() bool { return f.Routes()[0].AckedRecords == 10 })
+}
+
+func TestFlagOptions(t *testing.T) {
+	ups, routes := forward.FlagOptions("a:9092, b:9092", []string{"sensors.*", "alarms"}, "{site}.")
+	if u := ups["default"]; u.Kind != "kafka" || len(u.Brokers) != 2 || u.Brokers[1] != "b:9092" {
+		t.Fatalf("upstreams %+v", ups)
+	}
+	if len(routes) != 1 || routes[0].Target != "{site}.{topic}" || len(routes[0].Topics) != 2 || routes[0].Upstream != "default" {
+		t.Fatalf("routes %+v", routes)
+	}
+	o := forward.Options{Log: forwardtest.New(t), NodeID: "n", Upstreams: ups, Routes: routes}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ups, routes := forward.FlagOptions("", nil, ""); ups != nil || routes != nil {
+		t.Fatal("empty flags should give nothing")
+	}
+}

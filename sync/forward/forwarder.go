@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/meta"
 )
 
 // Forwarder runs every route. Create with New, then Start; Close stops it.
@@ -56,8 +57,9 @@ func New(opts Options) (*Forwarder, error) {
 }
 
 // Start starts one goroutine per route (plus its cursor flusher) and
-// returns at once. An unreachable or misconfigured upstream never fails
-// Start: it shows in Routes and is retried.
+// returns at once. They stop when ctx ends or at Close (which also waits
+// for them and saves the cursors). An unreachable or misconfigured
+// upstream never fails Start: it shows in Routes and is retried.
 func (f *Forwarder) Start(ctx context.Context) error {
 	f.runMu.Lock()
 	defer f.runMu.Unlock()
@@ -68,7 +70,7 @@ func (f *Forwarder) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	f.started = true
-	ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ctx, f.cancel = context.WithCancel(ctx)
 	for _, r := range f.routes {
 		f.opts.Log.HoldRetention(r.name)
 		f.wg.Add(2)
@@ -168,6 +170,7 @@ type lagPart struct {
 	topic string
 	part  int32
 	from  int64
+	ts    int64 // timestamp of the record at from; 0 = unknown
 }
 
 func (r *route) status(now time.Time) RouteStatus {
@@ -185,7 +188,14 @@ func (r *route) status(now time.Time) RouteStatus {
 	st.LastError, st.LastErrorTime, st.LastAck = r.lastErr, r.lastErrAt, r.lastAck
 	var lag []lagPart
 	for _, p := range r.order {
-		lag = append(lag, lagPart{p.topic, p.part, p.acked})
+		l := lagPart{topic: p.topic, part: p.part, from: p.acked}
+		switch {
+		case p.head < len(p.pend):
+			l.ts = p.pend[p.head].ts
+		case p.tsOff == p.acked:
+			l.ts = p.ts
+		}
+		lag = append(lag, l)
 	}
 	r.mu.Unlock()
 	var oldest int64 = math.MaxInt64
@@ -195,9 +205,20 @@ func (r *route) status(now time.Time) RouteStatus {
 			continue
 		}
 		st.LagRecords += hwm - l.from
+		if l.ts != 0 {
+			oldest = min(oldest, l.ts)
+			continue
+		}
+		// Unsent and not in flight: read the first batch once per cursor
+		// position (cached in the part).
 		if b, err := lg.Read(l.topic, l.part, l.from, 1); err == nil && len(b) >= batch.HeaderSize {
-			if h, err := batch.ParseHeader(b); err == nil && h.BaseTimestamp < oldest {
-				oldest = h.BaseTimestamp
+			if h, err := batch.ParseHeader(b); err == nil {
+				oldest = min(oldest, h.BaseTimestamp)
+				r.mu.Lock()
+				if p := r.parts[meta.TopicPartition{Topic: l.topic, Partition: l.part}]; p != nil && p.acked == l.from {
+					p.tsOff, p.ts = l.from, h.BaseTimestamp
+				}
+				r.mu.Unlock()
 			}
 		}
 	}
@@ -208,6 +229,19 @@ func (r *route) status(now time.Time) RouteStatus {
 		st.LagBytes = st.LagRecords * int64(st.AckedBytes/st.AckedRecords)
 	}
 	return st
+}
+
+// SetPaused pauses or resumes a route by name at run time (the data
+// stays held in the log while paused). ErrUnknownRoute if none matches.
+func (f *Forwarder) SetPaused(name string, paused bool) error {
+	for _, r := range f.routes {
+		if r.cfg.Name == name {
+			r.paused.Store(paused)
+			signal(r.wake)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrUnknownRoute, name)
 }
 
 // RouteNames lists the configured route names sorted (for status tools).

@@ -83,7 +83,11 @@ type Upstream struct {
 	// this time, which makes the route back off and retry from its cursor;
 	// default 30s.
 	DeliveryTimeout time.Duration `yaml:"delivery-timeout"`
-	// QoS for MQTT: 1 (default) or 2... only 1 is supported today.
+	// Linger for Kafka: how long a partition's batch waits for more
+	// records; default 10ms (kgo's). Larger batches compress better on slow
+	// links; smaller lingers cut live latency.
+	Linger time.Duration `yaml:"linger"`
+	// QoS for MQTT: only 1 is supported.
 	QoS int `yaml:"qos"`
 	// KeepAlive for MQTT; default 30s.
 	KeepAlive time.Duration `yaml:"keep-alive"`
@@ -140,7 +144,9 @@ type Route struct {
 	// Paused routes send nothing (their data stays held in the log).
 	Paused bool `yaml:"paused"`
 	// MaxInFlight bounds the records sent but not yet saved as acknowledged
-	// (so also the duplicates after a crash); default 20000.
+	// (so also the duplicates after a crash); default 100000. Cursors are
+	// saved whenever half of it is acknowledged, so smaller windows mean
+	// more meta writes (and a slower drain on slow disks).
 	MaxInFlight int `yaml:"max-in-flight"`
 	// MaxInFlightBytes bounds the bytes of those records; default 16 MiB.
 	MaxInFlightBytes int64 `yaml:"max-in-flight-bytes"`
@@ -223,7 +229,7 @@ func (r Route) withDefaults() Route {
 		r.Start = StartEarliest
 	}
 	if r.MaxInFlight <= 0 {
-		r.MaxInFlight = 20000
+		r.MaxInFlight = 100000
 	}
 	if r.MaxInFlightBytes <= 0 {
 		r.MaxInFlightBytes = 16 << 20
@@ -319,4 +325,27 @@ func (u Upstream) Validate() error {
 		return fmt.Errorf("%w: negative bandwidth", ErrInvalidOptions)
 	}
 	return nil
+}
+
+// FlagOptions maps the common-case flags onto upstreams and routes:
+// `--upstream-kafka BROKERS` (comma-separated; upstream "default"),
+// `--forward GLOB` (repeatable; one route named "default" holding every
+// glob) and `--forward-prefix P` (target "P{topic}"; the prefix may use
+// {site} and {node}). It returns nil maps/slices when brokers or globs
+// are empty, so YAML-configured upstreams and routes can be merged in.
+func FlagOptions(brokers string, globs []string, prefix string) (map[string]Upstream, []Route) {
+	var ups map[string]Upstream
+	var bs []string
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	if len(bs) > 0 {
+		ups = map[string]Upstream{DefaultUpstream: {Kind: "kafka", Brokers: bs}}
+	}
+	if len(globs) == 0 {
+		return ups, nil
+	}
+	return ups, []Route{{Name: DefaultUpstream, Upstream: DefaultUpstream, Topics: globs, Target: prefix + "{topic}"}}
 }

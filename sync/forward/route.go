@@ -26,6 +26,7 @@ var errAbandoned = errors.New("forward: not sent after an earlier failure")
 // pending is one record sent and not yet acknowledged.
 type pending struct {
 	off  int64
+	ts   int64 // record timestamp (ms), for the age of the oldest unsent
 	size int32
 	done bool
 }
@@ -36,6 +37,7 @@ type part struct {
 	topic  string
 	part   int32
 	target string // rendered upstream topic (may still hold {key})
+	keyed  bool   // target holds {key}
 	hdrs   [3]Header
 
 	next  int64 // next offset to read and send
@@ -48,6 +50,13 @@ type part struct {
 	seq0 uint64 // sequence number of pend[head]
 	gen  uint64 // bumped on rewind; acks of older generations are ignored
 	gone bool   // topic or partition disappeared
+
+	// Timestamp of the record at offset tsOff (status cache).
+	tsOff, ts int64
+
+	// After a read error the partition is skipped until readRetry.
+	readRetry time.Time
+	readFails int
 }
 
 // route forwards the topics of one Route to one upstream.
@@ -74,10 +83,12 @@ type route struct {
 	lastErr    string
 	lastErrAt  time.Time
 	lastAck    time.Time
-	firstStart bool // no cursor existed for this route at start
+	firstStart bool      // no cursor existed for this route at start
+	nextPing   time.Time // when an idle route checks its link next
 	loaded     map[meta.TopicPartition]int64
 
 	failedFlag atomic.Bool // r.failed, readable without the lock
+	paused     atomic.Bool
 
 	sent, ackedN, ackedB, errs, retries, dropped atomic.Uint64
 	rateR, rateB                                 atomic.Uint64 // float64 bits
@@ -98,6 +109,7 @@ func newRoute(f *Forwarder, cfg Route) *route {
 	}
 	if cfg.Paused {
 		r.state = StatePaused
+		r.paused.Store(true)
 	}
 	return r
 }
@@ -167,6 +179,7 @@ func (r *route) refresh() {
 			}
 			p = &part{topic: ti.Name, part: pi.Partition, next: start, acked: start, saved: start, hwm: pi.HWM}
 			p.target = render(r.cfg.Target, ti.Name, r.f.opts.NodeID, r.f.opts.Site)
+			p.keyed = hasKey(p.target)
 			p.hdrs = [3]Header{
 				{Key: HeaderNode, Value: []byte(r.f.opts.NodeID)},
 				{Key: HeaderTopic, Value: []byte(ti.Name)},
@@ -243,18 +256,36 @@ func (r *route) run(ctx context.Context) {
 			}
 		}
 	}
+	if ctx.Err() != nil {
+		r.setState(StateClosed)
+		return
+	}
 	bo.reset()
 	r.refresh()
 
+	tick := func() {
+		r.refresh()
+		now := time.Now()
+		if el := now.Sub(lastRate).Seconds(); el > 0 {
+			a, b := r.ackedN.Load(), r.ackedB.Load()
+			storeF(&r.rateR, float64(a-lastN)/el)
+			storeF(&r.rateB, float64(b-lastB)/el)
+			lastN, lastB, lastRate = a, b, now
+		}
+	}
 	var sink Sink
 	for ctx.Err() == nil {
 		changed := opts.Log.Changed()
-		if r.cfg.Paused {
+		if r.paused.Load() {
 			r.setState(StatePaused)
 			select {
 			case <-ctx.Done():
+			case <-r.wake:
 			case <-refresh.C:
 				r.refresh()
+			}
+			if !r.paused.Load() {
+				r.setState(StateStarting)
 			}
 			continue
 		}
@@ -279,13 +310,17 @@ func (r *route) run(ctx context.Context) {
 			}
 			r.setState(StateBackingOff)
 			d := bo.next()
-			r.logger.Warn("forward: upstream error, backing off", "err", r.lastError(), "wait", d.Round(time.Millisecond))
+			if bo.n <= 3 || bo.n%20 == 0 { // a long outage logs now and then
+				r.logger.Warn("forward: upstream error, backing off", "err", r.lastError(),
+					"wait", d.Round(time.Millisecond), "attempt", bo.n)
+			}
 			if !sleepCtx(ctx, d) {
 				break
 			}
 			r.mu.Lock()
 			r.probing = true
 			r.state = StateStarting
+			r.nextPing = time.Time{}
 			r.mu.Unlock()
 			continue
 		}
@@ -303,14 +338,7 @@ func (r *route) run(ctx context.Context) {
 
 		select {
 		case <-refresh.C:
-			r.refresh()
-			now := time.Now()
-			if el := now.Sub(lastRate).Seconds(); el > 0 {
-				a, b := r.ackedN.Load(), r.ackedB.Load()
-				storeF(&r.rateR, float64(a-lastN)/el)
-				storeF(&r.rateB, float64(b-lastB)/el)
-				lastN, lastB, lastRate = a, b, now
-			}
+			tick()
 		default:
 		}
 		select {
@@ -321,12 +349,15 @@ func (r *route) run(ctx context.Context) {
 		if n > 0 {
 			continue
 		}
+		if r.idlePing(ctx, sink, &bo) {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 		case <-changed:
 		case <-r.wake:
 		case <-refresh.C:
-			r.refresh()
+			tick()
 		case <-flush.C:
 			r.maybeFlush(true)
 		}
@@ -334,13 +365,57 @@ func (r *route) run(ctx context.Context) {
 	r.shutdown()
 }
 
+// idlePing checks the link of a route with nothing to send (so its state
+// says connected or backing-off even when idle): at once when the state is
+// unknown, then every idlePingEvery, or with backoff after a failure. It
+// returns true when it slept (the caller re-checks for work).
+func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
+	pg, ok := sink.(Pinger)
+	if !ok {
+		return false
+	}
+	r.mu.Lock()
+	due := r.inflight == 0 && !r.failed && time.Now().After(r.nextPing)
+	r.mu.Unlock()
+	if !due {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, min(r.up.DeliveryTimeout, 5*time.Second))
+	err := pg.Ping(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		if r.state != StateConnected {
+			r.state = StateConnected
+			bo.reset()
+		}
+		r.probing = false
+		r.nextPing = time.Now().Add(idlePingEvery)
+		return false
+	}
+	d := bo.next()
+	r.state = StateBackingOff
+	r.lastErr, r.lastErrAt = "ping: "+err.Error(), time.Now()
+	r.nextPing = time.Now().Add(d)
+	return false
+}
+
+// idlePingEvery is how often an idle, connected route checks its link.
+const idlePingEvery = 30 * time.Second
+
 // shutdown waits briefly for in-flight acknowledgements, then saves the
 // cursors.
 func (r *route) shutdown() {
 	deadline := time.Now().Add(r.f.grace)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
-		n, up := r.inflight, r.state == StateConnected && !r.failed
+		// (r.failed may be set by records abandoned at shutdown; the
+		// state says whether the link worked.)
+		n, up := r.inflight, r.state == StateConnected
 		r.mu.Unlock()
 		if n == 0 || !up {
 			// Nothing to wait for, or a link that is down: do not delay
@@ -458,6 +533,12 @@ func (r *route) pump(ctx context.Context, sink Sink) int {
 		if gone {
 			continue
 		}
+		r.mu.Lock()
+		wait := !p.readRetry.IsZero() && time.Now().Before(p.readRetry)
+		r.mu.Unlock()
+		if wait {
+			continue
+		}
 		// A fair share of the window, so one partition's backlog does not
 		// starve the others.
 		share := max(roomN/len(parts), min(roomN, 64))
@@ -486,8 +567,12 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	if len(data) == 0 {
 		return 0
 	}
+	r.mu.Lock()
+	p.readFails, p.readRetry = 0, time.Time{}
+	r.mu.Unlock()
 	var recs []*Record
 	var sizes []int32
+	var sl slab
 	var bytes int64
 	end := next
 	for len(data) >= batch.HeaderSize && len(recs) < roomN {
@@ -514,7 +599,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 				full = true
 				break
 			}
-			rec := r.toRecord(p, br, gen)
+			rec := r.toRecord(p, br, gen, &sl)
 			sz := rec.Size()
 			recs = append(recs, rec)
 			sizes = append(sizes, int32(sz))
@@ -549,7 +634,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	}
 	seq := p.seq0 + uint64(len(p.pend)-p.head)
 	for i, rec := range recs {
-		p.pend = append(p.pend, pending{off: rec.Offset, size: sizes[i]})
+		p.pend = append(p.pend, pending{off: rec.Offset, ts: rec.Timestamp, size: sizes[i]})
 	}
 	r.span += end - next
 	p.next = end
@@ -568,7 +653,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 				}
 				if err := r.lim.wait(ctx, r.cfg.Priority, want); err != nil {
 					for j := i; j < len(recs); j++ {
-						r.ack(p, gen, seq+uint64(j), sizes[j], err)
+						r.ack(p, gen, seq+uint64(j), sizes[j], errAbandoned)
 					}
 					r.sent.Add(uint64(i))
 					return i
@@ -594,19 +679,56 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	return len(recs)
 }
 
-func (r *route) toRecord(p *part, br *batch.Record, gen uint64) *Record {
-	hs := make([]Header, 0, len(br.Headers)+4)
+func (r *route) toRecord(p *part, br *batch.Record, gen uint64, sl *slab) *Record {
+	hs := sl.headers(len(br.Headers) + 4)
 	for _, h := range br.Headers {
 		hs = append(hs, Header{Key: h.Key, Value: h.Value})
 	}
 	hs = append(hs, p.hdrs[:]...)
-	hs = append(hs, Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, br.Offset, 10)})
+	hs = append(hs, Header{Key: HeaderOffset, Value: sl.itoa(br.Offset)})
 	t := p.target
-	if hasKey(t) {
+	if p.keyed {
 		t = withKey(t, br.Key)
 	}
-	return &Record{Topic: t, Key: br.Key, Value: br.Value, Timestamp: br.Timestamp,
+	rec := sl.record()
+	*rec = Record{Topic: t, Key: br.Key, Value: br.Value, Timestamp: br.Timestamp,
 		Headers: hs, Partition: p.part, Offset: br.Offset, Attempt: gen}
+	return rec
+}
+
+// slab hands out Records, header slices and offset strings from shared
+// arrays, so a chunk costs a few allocations instead of three per record.
+// Each piece has its own capacity limit (appends never overwrite another).
+type slab struct {
+	recs []Record
+	hdrs []Header
+	buf  []byte
+}
+
+func (s *slab) record() *Record {
+	if len(s.recs) == cap(s.recs) {
+		s.recs = make([]Record, 0, 256)
+	}
+	s.recs = s.recs[:len(s.recs)+1]
+	return &s.recs[len(s.recs)-1]
+}
+
+func (s *slab) headers(n int) []Header {
+	if cap(s.hdrs)-len(s.hdrs) < n {
+		s.hdrs = make([]Header, 0, max(2048, n))
+	}
+	l := len(s.hdrs)
+	s.hdrs = s.hdrs[:l+n]
+	return s.hdrs[l : l : l+n]
+}
+
+func (s *slab) itoa(v int64) []byte {
+	if cap(s.buf)-len(s.buf) < 20 {
+		s.buf = make([]byte, 0, 8192)
+	}
+	l := len(s.buf)
+	s.buf = strconv.AppendInt(s.buf, v, 10)
+	return s.buf[l:len(s.buf):len(s.buf)]
 }
 
 // readError handles a failed log read at offset next.
@@ -651,10 +773,20 @@ func (r *route) readError(p *part, next int64, err error) {
 		}
 	case errors.Is(err, log.ErrUnknownTopic), errors.Is(err, log.ErrUnknownPartition):
 		// Deleted: the next refresh forgets it.
+	case errors.Is(err, log.ErrClosed):
+		// Shutting down (the log closes after the forwarder).
 	default:
 		r.errs.Add(1)
 		r.setErr(err)
-		r.logger.Error("forward: log read failed", "topic", p.topic, "partition", p.part, "offset", next, "err", err)
+		r.mu.Lock()
+		p.readFails++
+		n := p.readFails
+		bo := backoff{min: r.f.opts.BackoffMin, max: r.f.opts.BackoffMax, n: n - 1}
+		p.readRetry = time.Now().Add(bo.next())
+		r.mu.Unlock()
+		if n <= 3 || n%100 == 0 {
+			r.logger.Error("forward: log read failed", "topic", p.topic, "partition", p.part, "offset", next, "err", err, "failures", n)
+		}
 	}
 }
 

@@ -3,7 +3,9 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,32 +106,38 @@ func BenchmarkDrain(b *testing.B) {
 		}
 	}
 
-	// Plain producer.
+	// Plain producer, run before and after the forwarder (the mean is the
+	// reference: the shared machine's speed drifts).
 	opts, err := kafka.Opts(up)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(plainTopic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))...)
-	if err != nil {
-		b.Fatal(err)
+	plainRun := func() time.Duration {
+		cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(plainTopic), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		var failed atomic.Int64
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			cl.Produce(ctx, &kgo.Record{Value: benchValue(i)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if failed.Load() > 0 {
+			b.Fatalf("plain producer: %d records failed", failed.Load())
+		}
+		return time.Since(t0)
 	}
-	var failed atomic.Int64
-	t0 := time.Now()
-	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Value: benchValue(i)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.Add(1)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	plain := time.Since(t0)
-	cl.Close()
-	if failed.Load() > 0 {
-		b.Fatalf("plain producer: %d records failed", failed.Load())
-	}
+	b.StopTimer()
+	plain := plainRun()
+	b.StartTimer()
 
 	// Forwarder.
 	b.SetBytes(benchValueSize)
@@ -138,7 +146,7 @@ func BenchmarkDrain(b *testing.B) {
 	f, err := forward.New(forward.Options{
 		Log: lg, NodeID: "bench", Logger: testLogger(b),
 		Upstreams: map[string]forward.Upstream{forward.DefaultUpstream: up},
-		Routes:    []forward.Route{{Name: "drain", Topics: []string{fwdTopic}}},
+		Routes:    []forward.Route{{Name: "drain", Topics: []string{fwdTopic}, MaxInFlight: benchWindow(), MaxInFlightBytes: 64 << 20}},
 		Sinks:     map[string]forward.NewSinkFunc{"kafka": kafka.NewSink},
 	})
 	if err != nil {
@@ -146,7 +154,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	t1 := time.Now()
 	f.Start(ctx)
-	for f.Routes()[0].AckedRecords < uint64(n) {
+	for f.Stats().AckedRecords < uint64(n) {
 		if time.Since(t1) > 10*time.Minute {
 			b.Fatalf("drain stuck: %+v", f.Routes()[0])
 		}
@@ -155,8 +163,101 @@ func BenchmarkDrain(b *testing.B) {
 	fwd := time.Since(t1)
 	b.StopTimer()
 	f.Close()
+	plain = (plain + plainRun()) / 2
 	fr, pr := float64(n)/fwd.Seconds(), float64(n)/plain.Seconds()
 	b.ReportMetric(fr, "fwd-rec/s")
 	b.ReportMetric(pr, "plain-rec/s")
 	b.ReportMetric(fr/pr, "ratio")
+}
+
+func benchWindow() int {
+	if v := os.Getenv("RUNNEL_BENCH_WINDOW"); v != "" {
+		var n int
+		fmt.Sscan(v, &n)
+		return n
+	}
+	return 0
+}
+
+// latencySink records, per acknowledged record, the time since the record
+// was appended (its timestamp).
+type latencySink struct {
+	forward.Sink
+	mu   sync.Mutex
+	lats []time.Duration
+}
+
+func (s *latencySink) Send(ctx context.Context, rec *forward.Record, done func(error)) {
+	ts := rec.Timestamp
+	s.Sink.Send(ctx, rec, func(err error) {
+		if err == nil {
+			d := time.Since(time.UnixMilli(ts))
+			s.mu.Lock()
+			s.lats = append(s.lats, d)
+			s.mu.Unlock()
+		}
+		done(err)
+	})
+}
+
+// BenchmarkLiveLatency appends b.N records at 10,000 records/s (batches of
+// 10 every millisecond) while the link is up and reports the p50/p99 age
+// of a record when the upstream acknowledges it (target p99 ≤ 100 ms).
+func BenchmarkLiveLatency(b *testing.B) {
+	br := benchBroker(b)
+	ctx := context.Background()
+	topic := fmt.Sprintf("live-%d", bench.topics.Add(1))
+	if err := kafkatest.CreateTopic(ctx, br.Addr(), topic, 4); err != nil {
+		b.Fatal(err)
+	}
+	lg, err := log.Open(&log.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lg.Close()
+	cfg := log.TopicConfig{Partitions: 4}
+	if os.Getenv("RUNNEL_BENCH_FSYNC") != "" {
+		cfg.Fsync = log.FsyncPolicy(os.Getenv("RUNNEL_BENCH_FSYNC"))
+	}
+	if err := lg.CreateTopic(topic, cfg); err != nil {
+		b.Fatal(err)
+	}
+	ls := &latencySink{}
+	f, err := forward.New(forward.Options{
+		Log: lg, NodeID: "bench", Logger: testLogger(b),
+		Upstreams: map[string]forward.Upstream{forward.DefaultUpstream: {Kind: "kafka", Brokers: []string{br.Addr()}}},
+		Routes:    []forward.Route{{Name: "live", Topics: []string{topic}}},
+		Sinks: map[string]forward.NewSinkFunc{"kafka": func(n string, u forward.Upstream, l *slog.Logger) (forward.Sink, error) {
+			s, err := kafka.NewSink(n, u, l)
+			ls.Sink = s
+			return ls, err
+		}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Start(ctx)
+	defer f.Close()
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var bl batch.Builder
+	for i := 0; i < b.N; {
+		<-tick.C
+		for j := 0; j < 10 && i < b.N; j, i = j+1, i+1 {
+			bl.Add(time.Now().UnixMilli(), nil, benchValue(i), nil)
+		}
+		lg.AppendAsync(topic, int32(i%4), bl.Bytes(), nil)
+		bl.Reset()
+	}
+	for f.Stats().AckedRecords < uint64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	ls.mu.Lock()
+	lats := append([]time.Duration(nil), ls.lats...)
+	ls.mu.Unlock()
+	slices.Sort(lats)
+	b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99-ms")
 }

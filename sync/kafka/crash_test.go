@@ -156,7 +156,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lg.Close()
+	t.Cleanup(func() { lg.Close() }) // after the forwarder's Close
 	f = startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: route})
 	col.waitComplete(t, want, 20*time.Second, f)
 	time.Sleep(100 * time.Millisecond)

@@ -238,3 +238,26 @@ func TestKfakeLogStartJump(t *testing.T) {
 	}
 	_ = want
 }
+
+// TestIdleRouteState: a route with nothing to send still reports whether
+// its upstream is reachable.
+func TestIdleRouteState(t *testing.T) {
+	c := newKfake(t)
+	lg := forwardtest.New(t)
+	lg.CreateTopic("idle", log.TopicConfig{})
+	up := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "up", Topics: []string{"idle"}}}})
+	down := startForwarder(t, lg, fwdConfig{brokers: []string{"127.0.0.1:" + freePort(t)}, routes: []forward.Route{{Name: "down", Topics: []string{"idle"}}},
+		up: func(u *forward.Upstream) { u.DeliveryTimeout = time.Second }})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u, d := up.Routes()[0], down.Routes()[0]
+		if u.State == forward.StateConnected && d.State == forward.StateBackingOff && d.LastError != "" {
+			t.Logf("down: %s", d.LastError)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle states: up %s, down %s", routesString(up), routesString(down))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -32,7 +32,7 @@ func fill(t testing.TB, lg log.Log, topic string, parts int32, n int) map[forwar
 func waitAcked(t testing.TB, f *forward.Forwarder, n uint64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for f.Routes()[0].AckedRecords < n {
+	for f.Stats().AckedRecords < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d acked: %s", f.Routes()[0].AckedRecords, routesString(f))
 		}
@@ -44,10 +44,36 @@ func waitAcked(t testing.TB, f *forward.Forwarder, n uint64, timeout time.Durati
 // check upstream that every record arrived, in order per partition, with
 // its origin headers. Each starts its own broker (~5-15 s).
 
-// TestRealKafka100k forwards 100,000 records from 4 partitions.
+// TestRealKafka100k forwards 100,000 records from 4 partitions, and (on
+// the same broker, which does not auto-create topics) a route whose target
+// topic does not exist: reported and retried until the topic is created.
 func TestRealKafka100k(t *testing.T) {
-	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4})
+	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, DisableAutoCreate: true})
 	brokers := []string{b.Addr()}
+	{
+		lg := forwardtest.New(t)
+		want := fill(t, lg, "missing", 1, 100)
+		f := startForwarder(t, lg, fwdConfig{brokers: brokers, routes: []forward.Route{{
+			Name: "missing", Topics: []string{"missing"}, Target: "central.{topic}",
+		}}, up: func(u *forward.Upstream) { u.DeliveryTimeout = 2 * time.Second }})
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			rs := f.Routes()[0]
+			if rs.LastError != "" && rs.State == forward.StateBackingOff {
+				t.Logf("missing topic reported: %s", rs.LastError)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("missing topic not reported: %s", routesString(f))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.CreateTopic("central.missing", 1)
+		col := collect(t, brokers, "central.missing")
+		col.waitComplete(t, want, 20*time.Second, f)
+		col.ch.Verify(t, want)
+		f.Close()
+	}
 	{
 		lg := forwardtest.New(t)
 		want := fill(t, lg, "bulk", 4, 25000)

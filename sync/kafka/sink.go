@@ -43,6 +43,7 @@ type Sink struct {
 
 	timeout time.Duration
 	gate    forward.StreamGate
+	kl      *kgoLogger
 
 	mu     sync.RWMutex // guards closed against Send
 	closed bool
@@ -97,12 +98,14 @@ func New(u forward.Upstream, logger *slog.Logger, extra ...kgo.Opt) (*Sink, erro
 	if err != nil {
 		return nil, err
 	}
+	kl := &kgoLogger{l: logger}
+	opts = append(opts, kgo.WithLogger(kl))
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	return &Sink{cl: cl, logger: logger, timeout: u.DeliveryTimeout}, nil
+	return &Sink{cl: cl, logger: logger, kl: kl, timeout: u.DeliveryTimeout}, nil
 }
 
 // Opts turns an upstream into kgo options (exported for benchmarks that
@@ -124,6 +127,9 @@ func Opts(u forward.Upstream) ([]kgo.Opt, error) {
 			d := 100 * time.Millisecond << min(tries, 5)
 			return min(d, 2*time.Second)
 		}),
+	}
+	if u.Linger > 0 {
+		opts = append(opts, kgo.ProducerLinger(u.Linger))
 	}
 	switch strings.ToLower(u.Compression) {
 	case "zstd":
@@ -184,14 +190,25 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 		done(errEarlierFailed)
 		return
 	}
-	kr := &kgo.Record{
+	// One allocation for the record and (usually) its headers.
+	type recHdrs struct {
+		r kgo.Record
+		h [6]kgo.RecordHeader
+	}
+	rh := &recHdrs{}
+	kr := &rh.r
+	*kr = kgo.Record{
 		Context:   s.deadlineCtx(),
 		Topic:     rec.Topic,
 		Key:       rec.Key,
 		Value:     rec.Value,
 		Timestamp: time.UnixMilli(rec.Timestamp),
 		Partition: rec.Partition, // read by the partitioner
-		Headers:   make([]kgo.RecordHeader, len(rec.Headers)),
+	}
+	if len(rec.Headers) <= len(rh.h) {
+		kr.Headers = rh.h[:len(rec.Headers)]
+	} else {
+		kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
 	}
 	for i, h := range rec.Headers {
 		kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
@@ -202,7 +219,11 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 		if err != nil {
 			s.gate.Failed(rec)
 			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("kafka: not acknowledged within %v: %w", s.timeout, err)
+				if why := s.kl.recent(2 * s.timeout); why != "" {
+					err = fmt.Errorf("kafka: not acknowledged within %v (last broker error: %s): %w", s.timeout, why, err)
+				} else {
+					err = fmt.Errorf("kafka: not acknowledged within %v: %w", s.timeout, err)
+				}
 			}
 		}
 		done(err)

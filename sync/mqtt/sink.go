@@ -239,6 +239,14 @@ func utf8Value(v []byte) string {
 	return "base64:" + base64.StdEncoding.EncodeToString(v)
 }
 
+// Ping connects if needed and reports whether the broker accepted us.
+func (s *Sink) Ping(ctx context.Context) error {
+	_, err := s.connect(ctx)
+	return err
+}
+
+var _ forward.Pinger = (*Sink)(nil)
+
 // connect returns the live connection, dialing if there is none (at most
 // once per redialWait).
 func (s *Sink) connect(ctx context.Context) (*conn, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
+	"github.com/runnel/runnel/sync/kafka/kafkatest"
 	"github.com/runnel/runnel/sync/mqtt"
 )
 
@@ -31,7 +32,18 @@ type mosquitto struct {
 	cmd  *exec.Cmd
 }
 
-func startMosquitto(t testing.TB) *mosquitto {
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startMosquitto starts a broker with a plain anonymous listener (addr)
+// plus extra configuration lines (more listeners).
+func startMosquitto(t testing.TB, extra ...string) *mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -43,18 +55,14 @@ func startMosquitto(t testing.TB) *mosquitto {
 			t.Skip("mosquitto not installed (Debian package mosquitto); skipping")
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePort(t)
 	m := &mosquitto{t: t, dir: t.TempDir(), port: port}
 	user := ""
 	if os.Getuid() == 0 {
 		user = "user root\n" // else mosquitto drops to user mosquitto and cannot write the temp dir
 	}
-	conf := user + fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\n", port, m.dir)
+	conf := user + fmt.Sprintf("per_listener_settings true\npersistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\nlistener %d 127.0.0.1\nallow_anonymous true\n", m.dir, port)
+	conf += strings.Join(extra, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +194,7 @@ func (s *subscriber) add(p *paho.Publish) {
 		s.ch.Fail("original header lost: %v", u)
 	}
 	k, hasKey := get(mqtt.PropKey)
-	if o.Partition == 0 {
+	if o.Topic == "m" && o.Partition == 0 { // TestMosquitto's {key} target
 		wantT := "site-a/" + o.Topic + "/" + string(k)
 		if !hasKey || p.Topic != wantT {
 			s.ch.Fail("topic %q key %q, want %q", p.Topic, k, wantT)
@@ -246,5 +254,68 @@ func TestMosquitto(t *testing.T) {
 	t.Logf("duplicates %d; route %s state=%s acked=%d errors=%d last=%q", dups, rs.Name, rs.State, rs.AckedRecords, rs.Errors, rs.LastError)
 	if rs.Errors == 0 || !strings.Contains(rs.LastError, "mqtt") {
 		t.Errorf("broker stop not visible: %+v", rs)
+	}
+}
+
+// TestMosquittoTLSAuth publishes over mutual TLS with a username and
+// password; a wrong password is reported on the route and never delivers.
+func TestMosquittoTLSAuth(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := kafkatest.WriteCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "passwords")
+	os.WriteFile(pw, nil, 0o600)
+	if out, err := exec.Command("mosquitto_passwd", "-b", pw, "edge", "s3cret").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mosquitto_passwd: %v %s", err, out)
+		}
+		t.Skipf("mosquitto_passwd unavailable: %v %s", err, out)
+	}
+	tport := freePort(t)
+	m := startMosquitto(t,
+		fmt.Sprintf("listener %d 127.0.0.1", tport),
+		"cafile "+certs.Client.CA, "certfile "+certs.ServerCert, "keyfile "+certs.ServerKey,
+		"require_certificate true", "allow_anonymous false", "password_file "+pw)
+	sub := subscribe(t, m.addr())
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{{"good", "s3cret", true}, {"bad-password", "wrong", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lg := forwardtest.New(t)
+			lg.CreateTopic(tc.name, log.TopicConfig{})
+			forwardtest.Produce(t, lg, tc.name, 0, 0, 200, 50, 0)
+			want := map[forwardtest.Origin]int64{{Topic: tc.name}: 200}
+			f, err := forward.New(forward.Options{
+				Log: lg, NodeID: "node-1", Site: "site-a",
+				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+				Upstreams: map[string]forward.Upstream{"central": {Kind: "mqtt", URL: fmt.Sprintf("mqtts://127.0.0.1:%d", tport),
+					Username: "edge", Password: tc.password, ClientID: "fwd-" + tc.name,
+					TLS: forward.TLS{CAFile: certs.Client.CA, CertFile: certs.Client.Cert, KeyFile: certs.Client.Key}}},
+				Routes:     []forward.Route{{Name: "r", Upstream: "central", Topics: []string{tc.name}, Target: "{site}/{topic}"}},
+				Sinks:      map[string]forward.NewSinkFunc{"mqtt": mqtt.NewSink},
+				BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Start(context.Background())
+			defer f.Close()
+			if !tc.ok {
+				waitFor(t, "auth error", 10*time.Second, f, func() bool {
+					rs := f.Routes()[0]
+					return rs.State == forward.StateBackingOff && strings.Contains(rs.LastError, "connect refused")
+				})
+				t.Logf("reported: %s", f.Routes()[0].LastError)
+				if f.Stats().AckedRecords != 0 {
+					t.Fatal("records acknowledged with a wrong password")
+				}
+				return
+			}
+			waitFor(t, "delivery", 15*time.Second, f, func() bool { return sub.ch.Complete(want) })
+			sub.ch.Verify(t, want)
+		})
 	}
 }

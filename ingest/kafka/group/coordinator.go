@@ -174,6 +174,12 @@ func WithClient(ctx context.Context, clientID, host string) context.Context {
 	return context.WithValue(ctx, clientKey{}, clientInfo{clientID, host})
 }
 
+// WithClient is WithClient as a method, so the server finds it by type
+// assertion (kafka.ClientContexter) without importing this package.
+func (c *Coordinator) WithClient(ctx context.Context, clientID, host string) context.Context {
+	return WithClient(ctx, clientID, host)
+}
+
 func clientFrom(ctx context.Context) clientInfo {
 	ci, _ := ctx.Value(clientKey{}).(clientInfo)
 	return ci

@@ -62,6 +62,10 @@ type Options struct {
 	DisableAutoCreate bool
 	// Props are extra server.properties lines ("key=value").
 	Props []string
+	// Security adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256 and
+	// SCRAM-SHA-512; user User, password Password) and an SSL listener
+	// that requires client certificates (see Broker.TLSFiles).
+	Security bool
 	// JVMFlags replace the default JIT/GC flags (C1 only and serial GC,
 	// which start fastest); benchmarks wanting peak broker speed can pass
 	// e.g. []string{"-XX:+UseG1GC"}.
@@ -76,6 +80,10 @@ type Broker struct {
 	dir   string
 	port  int
 	cport int
+
+	sport, tport int      // SASL and SSL listener ports (Security)
+	tlsFiles     TLSFiles // client PEM files (Security)
+	keystore     string
 
 	mu   sync.Mutex // guards cmd, done, logf
 	cmd  *exec.Cmd
@@ -106,6 +114,9 @@ func StartOpts(t testing.TB, opts Options) *Broker {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	if b.cport, err = freePort(); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	if err := b.security(); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	if err := b.writeConfig(); err != nil {
@@ -141,6 +152,9 @@ func New(dir string, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	if b.cport, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := b.security(); err != nil {
 		return nil, err
 	}
 	if err := b.writeConfig(); err != nil {
@@ -235,6 +249,30 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+func (b *Broker) security() error {
+	if !b.opts.Security {
+		return nil
+	}
+	var err error
+	if b.sport, err = freePort(); err != nil {
+		return err
+	}
+	if b.tport, err = freePort(); err != nil {
+		return err
+	}
+	b.tlsFiles, b.keystore, err = writeCerts(b.dir)
+	return err
+}
+
+// SASLAddr is the SASL_PLAINTEXT listener (Options.Security).
+func (b *Broker) SASLAddr() string { return "127.0.0.1:" + strconv.Itoa(b.sport) }
+
+// TLSAddr is the mutual-TLS listener (Options.Security).
+func (b *Broker) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(b.tport) }
+
+// TLSFiles are the client's PEM files for TLSAddr (Options.Security).
+func (b *Broker) TLSFiles() TLSFiles { return b.tlsFiles }
+
 // Addr is the broker's bootstrap address (host:port).
 func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 
@@ -271,6 +309,34 @@ func (b *Broker) writeConfig() error {
 		"num.partitions=" + strconv.Itoa(b.opts.Partitions),
 		"auto.create.topics.enable=" + auto,
 		"log.flush.interval.messages=9223372036854775807",
+	}
+	if b.opts.Security {
+		for i, l := range lines {
+			switch {
+			case strings.HasPrefix(l, "listeners="):
+				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d", l, b.sport, b.tport)
+			case strings.HasPrefix(l, "advertised.listeners="):
+				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d", l, b.sport, b.tport)
+			case strings.HasPrefix(l, "listener.security.protocol.map="):
+				lines[i] = l + ",SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL"
+			}
+		}
+		jaas := func(mod, extra string) string {
+			return "org.apache.kafka.common.security." + mod + " required" + extra + ";"
+		}
+		lines = append(lines,
+			"sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+			"listener.name.sasl_plaintext.plain.sasl.jaas.config="+jaas("plain.PlainLoginModule",
+				fmt.Sprintf(` username="%s" password="%s" user_%s="%s"`, User, Password, User, Password)),
+			"listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config="+jaas("scram.ScramLoginModule", ""),
+			"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="+jaas("scram.ScramLoginModule", ""),
+			"ssl.keystore.type=PEM",
+			"ssl.keystore.location="+b.keystore,
+			"ssl.truststore.type=PEM",
+			"ssl.truststore.location="+b.tlsFiles.CA,
+			"ssl.client.auth=required",
+			"ssl.endpoint.identification.algorithm=",
+		)
 	}
 	lines = append(lines, b.opts.Props...)
 	if err := os.WriteFile(b.propsPath(), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
@@ -312,8 +378,13 @@ func (b *Broker) java(extra ...string) []string {
 func (b *Broker) format() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "java", b.java("kafka.tools.StorageTool", "format",
-		"-t", ClusterID, "-c", b.propsPath())...)
+	args := []string{"kafka.tools.StorageTool", "format", "-t", ClusterID, "-c", b.propsPath()}
+	if b.opts.Security {
+		for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+			args = append(args, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", m, User, Password))
+		}
+	}
+	cmd := exec.CommandContext(ctx, "java", b.java(args...)...)
 	cmd.Dir = b.dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -1,0 +1,80 @@
+// Package mqtt is runnel's MQTT ingest: an embedded mochi-mqtt broker
+// (MQTT 3.1, 3.1.1 and 5; TCP, TLS, websocket) whose every acknowledged
+// publish is durable in the commit log, and whose subscribers see what the
+// log holds, including records produced through Kafka or HTTP.
+//
+// # Basics
+//
+//	b, err := mqtt.New(mqtt.Options{Log: lg, AllowAnonymous: true})
+//	go b.Serve(ln)          // plain MQTT on a listener the caller made
+//	go b.ServeTLS(ln2)      // TLS per Options.TLS (client certs optional)
+//	go b.ServeWebsocket(ln3) // MQTT over websocket at Options.WebsocketPath
+//	// or b.Start() to listen on Options.Addr / TLS.Addr / WebsocketAddr
+//	defer b.Close()         // before closing the log
+//
+// Routes map MQTT topic filters to log topics and record keys (first match
+// wins; none configured = everything to log topic "mqtt", key = MQTT
+// topic). Every record carries headers mqtt.topic, mqtt.qos, mqtt.retain,
+// mqtt.client (mqtt.will for will messages), mqtt.content-type,
+// mqtt.correlation-data, mqtt.response-topic and the MQTT 5 user
+// properties under their own names. Partition = murmur2(key) mod N, as
+// Kafka's default partitioner (the client id for key rule "none").
+//
+// # The ack pipeline
+//
+// mochi has no way to delay a PUBACK, and blocking in OnPublish would allow
+// one message per fsync per connection. Instead:
+//
+//	client read loop        appender (per partition)      log            completion goroutine
+//	────────────────        ────────────────────────      ───            ────────────────────
+//	PUBLISH ─► OnPublish
+//	  push on the client's ─► add record to the open ──► AppendAsync ──► done(err): queue only
+//	  FIFO (wait at cap)      batch; hand it over when    (group            │
+//	  return ErrRejectPacket  < 2 batches are in flight   commit,           ▼
+//	  (mochi: no ack, no                                  fsync)     finish each record's
+//	  fan-out)                                                       FIFO entry; if the head
+//	                                                                 is finished, start the
+//	                                                                 client's drainer
+//	drainer (≤ 1 per client): pops the finished prefix of the FIFO, fans
+//	each durable message out through an inline client (InjectPacket:
+//	subscribers, retained store), and writes all their PUBACK/PUBREC in
+//	one write, in arrival order.
+//
+// So a pipelining client has up to MaxPendingPerClient messages in flight,
+// and a busy partition writes few large batches (no linger timer: a quiet
+// one writes each message at once). QoS 0 takes the same path (same group
+// commit, no promise). QoS 2 PUBREC goes out after the fsync and mochi
+// completes PUBREL/PUBCOMP. Will messages are appended in OnWillSent.
+//
+// # Rejections
+//
+// When the log refuses an append, MQTT 5 clients get PUBACK/PUBREC reason
+// 0x97 (quota exceeded) for log.ErrDiskFull and 0x80 with the error as
+// reason string otherwise; MQTT 3.1.1 clients, which have no negative ack,
+// are disconnected (acks of earlier durable messages are written first).
+// A failed message is neither stored nor fanned out. At MaxPendingPerClient
+// (or MaxPendingBytesPerClient) the client's read loop waits: TCP
+// backpressure instead of memory growth.
+//
+// # Persistence
+//
+// Sessions (clients, subscriptions, unacknowledged outbound messages) of
+// non-clean clients and retained messages live in KV buckets of the log's
+// meta store (see persist.go), written in batches every 200 ms, restored at
+// New. mochi's bolt hook is not used.
+//
+// # Caveats
+//
+//   - mochi's MQTT 5 outbound flow control is disabled (see flow.go): a
+//     subscriber may get more unacknowledged QoS 1/2 deliveries than its
+//     Receive Maximum. libmosquitto subscribers enforce it on QoS 2 and may
+//     disconnect during large QoS 2 bursts; subscribe at QoS 0/1 for
+//     dashboards.
+//   - QoS 2 is exactly-once on the wire of one connection; a QoS 2 publish
+//     resent on a new connection before its PUBREC may be stored twice.
+//   - Messages pending when a connection drops still reach the log and the
+//     subscribers; their acks are lost with the connection (the client
+//     resends: at-least-once).
+//   - Publishes matching no route are delivered and acknowledged but not
+//     stored.
+package mqtt

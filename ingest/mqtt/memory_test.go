@@ -1,0 +1,75 @@
+package mqtt
+
+import (
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// TestIdleConnectionMemory guards the cost of an idle MQTT connection
+// (heap + goroutine stacks, both ends of the loopback connection). Measured
+// about 35 KiB: 15 KiB heap (mochi client state, 2 KiB read buffer, 8 KiB
+// outbound queue of MaxQueuedPerClient 1024) and two mochi goroutines (read
+// loop and write loop, about 20 KiB of stack together). The budget
+// (150 MiB RSS for 10,000 connections) is checked on the binary; this test
+// fails on regressions past 40 KiB.
+func TestIdleConnectionMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector inflates memory; measured without -race")
+	}
+	const n = 2000
+	l := newMemLog(t)
+	_, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxConnsPerIP: -1})
+	rc := &rawClient{t: t, v: 4}
+	connect := func(i int) []byte {
+		return rc.encode(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Connect},
+			Connect:     packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "idle-" + itoa(int64(i)), Clean: true, Keepalive: 600},
+		})
+	}
+	measure := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse + m.StackInuse
+	}
+	before := measure()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	ack := make([]byte, 4)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.Write(connect(i))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 {
+			t.Fatalf("conn %d: CONNACK %x %v", i, ack, err)
+		}
+	}
+	per := float64(measure()-before) / n
+	t.Logf("%d idle connections: %.1f KiB each (heap+stacks, both ends)", n, per/1024)
+	if per > 40*1024 {
+		t.Fatalf("%.1f KiB per idle connection, regression past 40 KiB", per/1024)
+	}
+}
+
+func itoa(v int64) string { return string(appendInt(nil, v)) }
+
+func appendInt(b []byte, v int64) []byte {
+	if v >= 10 {
+		b = appendInt(b, v/10)
+	}
+	return append(b, byte('0'+v%10))
+}
