@@ -262,3 +262,13 @@ func shmDir(t *testing.T) string {
 	}
 	return t.TempDir()
 }
+
+func TestReservedTopicNames(t *testing.T) {
+	l := testOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	for _, n := range []string{"journal", "recovery-point", "meta.db", "meta.db.corrupt-1"} {
+		if err := l.CreateTopic(n, TopicConfig{}); !errors.Is(err, ErrInvalidTopic) {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+}

@@ -32,6 +32,7 @@ type committer struct {
 
 	// owned by the committer goroutine
 	lastArrivals uint64
+	lastCycle    time.Time
 	timer        *time.Timer
 }
 
@@ -96,30 +97,44 @@ func (c *committer) run() {
 }
 
 // Group commit gathering (see doc.go, "The trickle case"). Before a cycle
-// the committer waits while appends keep arriving, so one sync serves more
-// of them: it stops at gatherTarget pending bytes, after a gatherStep with
-// no new append (every writer is waiting: waiting longer only adds
-// latency), or when Options.CommitWindow has passed.
+// that would sync less than a page (gatherBelow pending bytes: the page is
+// written in full anyway) the committer waits while appends keep arriving,
+// so one sync serves more of them. Cycles that already have a page or more
+// start at once: writers that keep the log busy batch themselves during
+// the previous sync, and waiting would only keep the disk idle. It stops
+// at gatherTarget pending bytes, when Options.CommitWindow
+// has passed, or after a quiet step with no new append: the step is four
+// times the mean gap between appends since the previous cycle (within
+// [gatherMinStep, gatherMaxStep]), so writers that all wait for their ack
+// (a closed loop: nobody else is coming) lose only a short step, while an
+// open-loop trickle is gathered for the whole window.
 const (
-	gatherTarget = 64 << 10
-	gatherStep   = 250 * time.Microsecond
+	gatherBelow   = 4 << 10
+	gatherTarget  = 64 << 10
+	gatherMinStep = 100 * time.Microsecond
+	gatherMaxStep = time.Millisecond
 )
 
 func (c *committer) gather() {
 	window := c.l.opts.CommitWindow
 	now := c.arrivals.Load()
-	prev := c.lastArrivals
-	c.lastArrivals = now
+	prev, since := c.lastArrivals, time.Since(c.lastCycle)
+	defer func() {
+		c.lastArrivals = c.arrivals.Load()
+		c.lastCycle = time.Now()
+	}()
 	// One append per cycle (a lone sequential writer): nobody to wait for.
-	if window <= 0 || now-prev < 2 {
+	if window <= 0 || now-prev < 2 || c.pending.Load() >= gatherBelow {
 		return
 	}
+	step := 4 * since / time.Duration(now-prev)
+	step = min(max(step, gatherMinStep), gatherMaxStep)
 	deadline := time.Now().Add(window)
 	last := now
 	if c.timer == nil {
-		c.timer = time.NewTimer(gatherStep)
+		c.timer = time.NewTimer(step)
 	} else {
-		c.timer.Reset(gatherStep)
+		c.timer.Reset(step)
 	}
 	defer c.timer.Stop()
 	for c.pending.Load() < gatherTarget && time.Now().Before(deadline) {
@@ -130,12 +145,11 @@ func (c *committer) gather() {
 		}
 		n := c.arrivals.Load()
 		if n == last {
-			break
+			return
 		}
 		last = n
-		c.timer.Reset(gatherStep)
+		c.timer.Reset(step)
 	}
-	c.lastArrivals = c.arrivals.Load()
 }
 
 // cycle runs one group commit.

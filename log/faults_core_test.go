@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/runnel/runnel/log/batch"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,5 +226,66 @@ func TestManyPartitionsBoundedFiles(t *testing.T) {
 	defer l.Close()
 	if ti := mustTopic(t, l, "t"); ti.Partitions[299].HWM != 9 {
 		t.Fatalf("after reopen: %+v", ti.Partitions[299])
+	}
+}
+
+// A segment fsync failure with the journal: the journal keeps serving the
+// other partitions, and the failed partition's acknowledged bytes are
+// replayed from the kept journal at the next open, even if the failed
+// fsync dropped them.
+func TestJournalKeptAfterSyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	mem := errorfs.NewMem(3)
+	var fail atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if fail.Load() && op.Kind == errorfs.OpSync && filepath.Base(filepath.Dir(op.Path)) == "0" && strings.HasSuffix(op.Path, ".log") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	fs := errorfs.LinuxSyncFailure(mem, inj)
+	open := func() Log {
+		return testOpen(t, dir, func(o *Options) { o.FS = errorfs.Wrap(mem, fs); o.MinFreeBytes = -1 })
+	}
+	l := open()
+	ctx := context.Background()
+	l.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 300})
+	for i := 0; i < 3; i++ { // journaled (small commits, no roll)
+		if _, err := l.Append(ctx, "t", 0, mkBatch(1, "j")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail.Store(true)
+	// Rolls force direct syncs of t/0 segments: the first fails.
+	var roErr error
+	for i := 0; i < 10 && roErr == nil; i++ {
+		_, roErr = l.Append(ctx, "t", 0, mkBatch(3, "roll-roll-roll"))
+	}
+	if !errors.Is(roErr, ErrReadOnly) {
+		t.Fatalf("no read-only partition: %v", roErr)
+	}
+	before := l.Stats().JournalCommits
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append(ctx, "t", 1, mkBatch(1, "other")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Stats().JournalCommits == before {
+		t.Fatal("journal no longer used by healthy partitions")
+	}
+	acked := readAll(t, l, "t", 0)
+	l.Close()
+	fail.Store(false)
+	l = open()
+	defer l.Close()
+	got := readAll(t, l, "t", 0)
+	if len(got) < len(acked) {
+		t.Fatalf("after reopen %d records of t/0, %d were acknowledged", len(got), len(acked))
+	}
+	names, _ := mem.List(dir)
+	for _, n := range names {
+		if strings.HasPrefix(n, journalKeepPrefix) {
+			t.Fatalf("kept journal %s not removed after replay", n)
+		}
 	}
 }

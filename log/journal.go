@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +24,7 @@ import (
 // instead of one fdatasync per segment file. Never change these constants.
 const (
 	journalName       = "journal"
+	journalKeepPrefix = "journal.keep-" // + generation: replayed, then removed, at open
 	journalMagic      = "RNLJRNL\x00"
 	journalVersion    = 1
 	journalHeaderSize = 24 // magic 8, version u16, flags u16, generation u64, crc u32
@@ -254,7 +258,13 @@ func (j *journal) rotate() error {
 		p.mu.Unlock()
 	}
 	if failed != nil {
-		j.setBrokenLocked()
+		// Keep this file for the next open to replay (it holds the
+		// acknowledged bytes of the failed segments) and go on with a
+		// fresh journal.
+		if err := j.keepAndRestartLocked(); err != nil {
+			j.setBrokenLocked()
+			return fmt.Errorf("%v; and keeping the journal failed: %w", failed, err)
+		}
 		return failed
 	}
 	clear(j.segs)
@@ -270,6 +280,41 @@ func (j *journal) used() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.size > journalHeaderSize
+}
+
+// keepAndRestartLocked renames the journal to journal.keep-<generation>
+// and starts an empty one.
+func (j *journal) keepAndRestartLocked() error {
+	fs := j.l.fs
+	if err := j.f.Close(); err != nil {
+		return err
+	}
+	j.f = nil
+	j.ok.Store(false)
+	keep := filepath.Join(j.l.dir, journalKeepPrefix+strconv.FormatUint(j.gen, 10))
+	if err := fs.Rename(j.path, keep); err != nil {
+		return err
+	}
+	if err := vfs.SyncDir(fs, j.l.dir); err != nil {
+		return err
+	}
+	f, err := fs.Create(j.path)
+	if err != nil {
+		return err
+	}
+	j.f, j.alloc = f, 0
+	clear(j.segs)
+	if err := j.resetLocked(j.gen+1, false); err != nil {
+		return err
+	}
+	if err := vfs.SyncDir(fs, j.l.dir); err != nil {
+		return err
+	}
+	if !j.broken {
+		j.ok.Store(true)
+	}
+	j.l.logger.Warn("log: journal kept for replay at the next open (a partition failed)", "file", keep)
+	return nil
 }
 
 // full reports whether the journal should be rotated.
@@ -308,7 +353,48 @@ func (c *committer) maybeRotateJournal(final bool) {
 // (where the segment still exists), syncs them, and leaves the journal to
 // be reset by openJournal. A torn last record is expected after a crash.
 func (l *logImpl) replayJournal() error {
-	path := filepath.Join(l.dir, journalName)
+	// Kept journals first (oldest generation first), then the live one.
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return fmt.Errorf("log: list %s: %w", l.dir, err)
+	}
+	type kept struct {
+		gen  uint64
+		name string
+	}
+	var keeps []kept
+	for _, n := range names {
+		if g, ok := strings.CutPrefix(n, journalKeepPrefix); ok {
+			if v, err := strconv.ParseUint(g, 10, 64); err == nil {
+				keeps = append(keeps, kept{v, n})
+			}
+		}
+	}
+	sort.Slice(keeps, func(i, j int) bool { return keeps[i].gen < keeps[j].gen })
+	for _, k := range keeps {
+		if err := l.replayJournalFile(filepath.Join(l.dir, k.name)); err != nil {
+			return err
+		}
+	}
+	if err := l.replayJournalFile(filepath.Join(l.dir, journalName)); err != nil {
+		return err
+	}
+	// Everything replayed is synced into its segment: the kept files go.
+	for _, k := range keeps {
+		if err := l.fs.Remove(filepath.Join(l.dir, k.name)); err != nil {
+			return fmt.Errorf("log: remove %s: %w", k.name, err)
+		}
+	}
+	if len(keeps) > 0 {
+		if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+			return fmt.Errorf("log: sync %s: %w", l.dir, err)
+		}
+	}
+	return nil
+}
+
+// replayJournalFile replays one journal file.
+func (l *logImpl) replayJournalFile(path string) error {
 	f, err := l.fs.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {

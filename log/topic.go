@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/runnel/runnel/log/meta"
 	"github.com/runnel/runnel/log/vfs"
 )
 
@@ -93,7 +94,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	if !validTopicName(name) {
+	if !validTopicName(name) || reservedName(name) {
 		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
 	}
 	if err := validateConfig(cfg, false); err != nil {
@@ -378,6 +379,12 @@ const (
 	deletingSuffix  = "~deleting" // a topic being deleted
 	topicConfigName = "config.json"
 )
+
+// reservedName reports names the data directory uses for its own files.
+func reservedName(name string) bool {
+	return name == journalName || strings.HasPrefix(name, journalKeepPrefix) || name == checkpointName || strings.HasPrefix(name, checkpointName+".") ||
+		strings.HasPrefix(name, meta.FileName)
+}
 
 // buildTopicDir creates a complete, synced topic directory at dir: the
 // config file and every partition with an empty first segment.

@@ -113,7 +113,7 @@ func BenchmarkTrickleCore(b *testing.B) {
 func BenchmarkManyWritersCore(b *testing.B) {
 	for _, nj := range []bool{false, true} {
 		b.Run(fmt.Sprintf("journal=%v", !nj), func(b *testing.B) {
-			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) { o.NoJournal = nj })
+			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) { o.NoJournal = nj; o.CommitWindow = benchWindow })
 			defer l.Close()
 			l.CreateTopic("w", TopicConfig{Partitions: 64})
 			var bb batch.Builder
@@ -219,6 +219,29 @@ func BenchmarkReadCore(b *testing.B) {
 				off = h.LastOffset() + 1
 				d = d[h.Size():]
 			}
+		}
+	}
+}
+
+// benchWindow is Options.CommitWindow for the core benchmarks (0 = default).
+var benchWindow = func() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("RUNNEL_BENCH_WINDOW"))
+	return d
+}()
+
+// BenchmarkAppendCPUCore: the CPU cost of one small Append (fsync never,
+// 64 partitions round robin, one goroutine).
+func BenchmarkAppendCPUCore(b *testing.B) {
+	l := testOpen(&testing.T{}, b.TempDir(), nil)
+	defer l.Close()
+	l.CreateTopic("c", TopicConfig{Partitions: 64, Fsync: FsyncNever})
+	var bb batch.Builder
+	bb.Add(time.Now().UnixMilli(), nil, make([]byte, 100), nil)
+	data := bb.Bytes()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.Append(context.Background(), "c", int32(i%64), data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

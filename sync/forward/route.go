@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path"
 	"strconv"
@@ -200,9 +201,12 @@ func (r *route) refresh() {
 	for _, p := range r.order {
 		tp := meta.TopicPartition{Topic: p.topic, Partition: p.part}
 		if !seen[tp] {
+			// Deleted (the log dropped its cursors too): a topic created
+			// again under the name starts from its beginning.
 			p.gone = true
 			r.span -= p.next - p.saved
 			delete(r.parts, tp)
+			delete(r.loaded, tp)
 			continue
 		}
 		kept = append(kept, p)
@@ -577,6 +581,10 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	end := next
 	for len(data) >= batch.HeaderSize && len(recs) < roomN {
 		h, err := batch.ParseHeader(data)
+		if err != nil && len(recs) == 0 && end == next {
+			r.readError(p, next, fmt.Errorf("parse batch: %w", err))
+			return 0
+		}
 		if err != nil || h.Size() > len(data) {
 			break
 		}

@@ -144,7 +144,7 @@ func TestKfakeProduceErrors(t *testing.T) {
 			col := collect(t, c.ListenAddrs(), "t")
 			f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{
 				Name: "r", Topics: []string{"t"}, MaxInFlight: 500,
-			}}, up: func(u *forward.Upstream) { u.Compression, u.DeliveryTimeout = "none", 2*time.Second }})
+			}}, up: func(u *forward.Upstream) { u.Compression, u.DeliveryTimeout = "none", time.Second }})
 			col.waitComplete(t, want, 30*time.Second, f)
 			dups := col.ch.Verify(t, want)
 			rs := f.Routes()[0]
