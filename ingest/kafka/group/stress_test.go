@@ -49,7 +49,7 @@ func TestStressMembership(t *testing.T) {
 			}
 		}
 	}()
-	leaders := map[int32]string{}        // generation → leader named in the plan
+	leaders := map[int32]string{} // generation → leader named in the plan
 	syncs := 0
 	record := func(gen int32, id string, assignment []byte) {
 		mu.Lock()
