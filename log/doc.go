@@ -130,13 +130,14 @@
 // each partition at most every FsyncInterval and acknowledges at once;
 // "never" leaves it to the OS (and Close).
 //
-// A cycle that would sync less than one page first gathers: while appends
-// keep arriving it waits (at most Options.CommitWindow, default 5ms, or
-// until 64 KiB are pending); a quiet step (four times the recent mean gap
-// between appends, 100µs-1ms) ends the wait, so a lone writer or writers
-// that all wait for their acks pay little. A cycle that already has a page
-// or more starts at once (busy writers batch themselves during the previous
-// sync; waiting would idle the disk).
+// A cycle that would sync under 1 KiB first gathers: while appends keep
+// arriving it waits (at most Options.CommitWindow, default 5ms, or until
+// 64 KiB are pending); a quiet step (four times the recent mean gap between
+// appends, 100µs-1ms) ends the wait, so a lone writer or writers that all
+// wait for their acks pay little. A cycle with more starts at once (busy
+// writers batch themselves during the previous sync; waiting would idle
+// the disk). Before each cycle the committer yields once, so writers just
+// woken by acks append first and share the next sync.
 //
 // # The trickle case: many partitions, a record a second each, fsync always
 //
@@ -180,11 +181,11 @@
 //	                       p50      p99       write_bytes / byte appended
 //	per-file fdatasync     11 ms    16-32 ms  23-24 (and only ~6-9k rec/s)
 //	journal, no gather     0.5 ms   3.8 ms    12
-//	journal + gather 5ms   4.4 ms   8-12 ms   3.1 (pages padded)
+//	journal + gather 5ms   2.8-4.4 ms  7-15 ms  3.1-3.3 (pages padded)
 //
 // The benchmark of log/bench_test.go (BenchmarkTrickle, AppendAsync paced
-// at 10,000/s over 1,000 partitions, 2 x 10,000 records): p50 3-4 ms, p99
-// 11-13 ms, 2.85 device bytes per byte, 9,990 acked records/s.
+// at 10,000/s over 1,000 partitions, 2 x 10,000 records): p50 2-4 ms, p99
+// 7-13 ms, 2.85-3.05 device bytes per byte, 9,990 acked records/s.
 //
 // The target of 1.5 is not reached, and cannot be with per-
 // partition segment files: every byte is written twice (journal, then
@@ -197,10 +198,10 @@
 // ReadCore, RecoveryCore in *_core_test.go; load average 5-13 from other
 // builds while measuring, so throughput figures are noisy lower bounds):
 //
-//	bulk, 1 partition, 100 x 1 KiB per batch, always   119 MB/s (plain file + fdatasync per batch: 95 MB/s)
-//	64 writers x 64 partitions, 100 B, each waits      62k acked rec/s (33 records per journal fsync of
-//	                                                   0.3 ms); 81k with CommitWindow<0; 17-21k while
-//	                                                   other builds kept the disk busy (fsync 0.7-3 ms)
+//	bulk, 1 partition, 100 x 1 KiB per batch, always   274 MB/s (plain file + fdatasync per batch: 276 MB/s)
+//	64 writers x 64 partitions, 100 B, each waits      74-117k acked rec/s (42 records per journal
+//	                                                   fsync of 0.2-0.4 ms); 17-21k while other builds
+//	                                                   kept the disk busy (fsync 0.7-3 ms)
 //	sequential Read from page cache, 1 MiB calls       2.07 GB/s
 //	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
 //

@@ -383,8 +383,13 @@ const (
 // reservedName reports names the data directory uses for its own files.
 func reservedName(name string) bool {
 	return name == journalName || strings.HasPrefix(name, journalKeepPrefix) || name == checkpointName || strings.HasPrefix(name, checkpointName+".") ||
-		strings.HasPrefix(name, meta.FileName)
+		strings.HasPrefix(name, meta.FileName) || name == LockFileName
 }
+
+// LockFileName is the file in the data directory that `runnel serve`
+// holds an exclusive flock on, so two processes never share a data dir. It
+// is reserved: no topic may have this name.
+const LockFileName = "LOCK"
 
 // buildTopicDir creates a complete, synced topic directory at dir: the
 // config file and every partition with an empty first segment.

@@ -8,13 +8,15 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	rlog "github.com/runnel/runnel/log"
 )
 
 // lockDataDir takes an exclusive flock on DIR/LOCK so a second runnel on the
 // same data directory fails at once with a clear message. The lock dies with
 // the process (kill -9 included); the file itself is left behind.
 func lockDataDir(dir string) (release func(), err error) {
-	path := filepath.Join(dir, "LOCK")
+	path := filepath.Join(dir, rlog.LockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s is not writable: %v", dir, err)

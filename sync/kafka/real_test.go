@@ -122,6 +122,8 @@ func TestRealKafkaDownAtStart(t *testing.T) {
 		b.Restart()
 		t.Logf("restarted after %v", time.Since(t0).Round(time.Millisecond))
 		col := collect(t, brokers, "late")
+		waitAcked(t, f, 10000, 30*time.Second)
+		t.Logf("all acknowledged after %v", time.Since(t0).Round(time.Millisecond))
 		col.waitComplete(t, want, 30*time.Second, f)
 		dups := col.ch.Verify(t, want)
 		t.Logf("complete after %v; duplicates %d; %s", time.Since(t0).Round(time.Millisecond), dups, routesString(f))

@@ -123,6 +123,9 @@ func Opts(u forward.Upstream) ([]kgo.Opt, error) {
 		kgo.MaxBufferedRecords(1 << 22),
 		kgo.RecordPartitioner(partitioner{origin: u.Partitioning == "origin"}),
 		kgo.DialTimeout(5 * time.Second),
+		// Re-read metadata soon when it is wanted (a topic being created
+		// after an outage); kgo's default waits 5 s between updates.
+		kgo.MetadataMinAge(time.Second),
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			d := 100 * time.Millisecond << min(tries, 5)
 			return min(d, 2*time.Second)
