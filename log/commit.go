@@ -20,11 +20,12 @@ import (
 type committer struct {
 	l *logImpl
 
-	mu    sync.Mutex // guards dirty, set, lazy, later
-	dirty []*partition
-	set   map[*partition]bool
-	lazy  map[*partition]bool // "interval" partitions with unsynced data
-	later []func()            // callbacks for appends that never reached a partition
+	mu      sync.Mutex // guards dirty, set, lazy, later, stopped
+	dirty   []*partition
+	set     map[*partition]bool
+	lazy    map[*partition]bool // "interval" partitions with unsynced data
+	later   []func()            // callbacks for appends that never reached a partition
+	stopped bool                // the final cycle ran: deliverLater calls at once
 
 	wake chan struct{} // one-slot
 
@@ -66,6 +67,11 @@ func (c *committer) markLazy(p *partition) {
 
 func (c *committer) deliverLater(fn func()) {
 	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		fn()
+		return
+	}
 	c.later = append(c.later, fn)
 	c.mu.Unlock()
 	select {
@@ -96,6 +102,15 @@ func (c *committer) run() {
 		}
 		c.cycle(final)
 		if final {
+			// Nobody runs callbacks after this: answer late ones inline.
+			c.mu.Lock()
+			c.stopped = true
+			later := c.later
+			c.later = nil
+			c.mu.Unlock()
+			for _, fn := range later {
+				fn()
+			}
 			return
 		}
 	}
@@ -305,6 +320,10 @@ func (p *partition) plan(final bool, j *journal) *commitPlan {
 	switch {
 	case !hasData:
 	case final || cfg.Fsync == FsyncAlways:
+		pl.sync = true
+	case p.awaitingSyncLocked():
+		// Appends queued under "always" before the topic was switched
+		// to interval/never still wait for durability.
 		pl.sync = true
 	case cfg.Fsync == FsyncInterval && time.Since(p.lastSync) >= cfg.FsyncInterval:
 		pl.sync = true

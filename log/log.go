@@ -231,6 +231,10 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 	}
 	p, err := l.part(topic, partition)
 	if err != nil {
+		if l.closed.Load() {
+			done(-1, ErrClosed) // the committer may be gone
+			return
+		}
 		l.committer.deliverLater(func() { done(-1, err) })
 		return
 	}

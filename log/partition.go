@@ -161,6 +161,19 @@ func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done
 	p.l.committer.markDirty(p)
 }
 
+// awaitingSyncLocked reports whether a queued append still waits for its
+// bytes to become durable (it was queued under "always", past the HWM).
+// Waiter ends never decrease in queue order, so the last one with a
+// position decides.
+func (p *partition) awaitingSyncLocked() bool {
+	for i := len(p.waiters) - 1; i >= 0; i-- {
+		if w := p.waiters[i]; w.end >= 0 {
+			return w.end > p.hwm
+		}
+	}
+	return false
+}
+
 func (p *partition) queueLocked(w waiter) {
 	if w.err != nil && !w.afterCommit {
 		w.end = -1
@@ -266,7 +279,10 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(len(data)))
 	l.stats.appendedBatches.Add(uint64(len(hdrs)))
-	if cfg.Fsync == FsyncAlways {
+	// Under interval/never the HWM moves at once, unless earlier appends
+	// (queued under "always" before a config change) still wait for a
+	// sync: moving it would acknowledge their unsynced bytes.
+	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
 		l.committer.pending.Add(int64(len(data)))
 	} else {
 		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	rlog "github.com/runnel/runnel/log"
@@ -90,7 +91,11 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	logger = logger.With("node", nodeID)
 
 	var stops []stopper
-	shutdown := func() {
+	// shutdown stops components in reverse start order, then syncs and
+	// closes the log. It runs once; its result is the log's close error
+	// (a failed final sync must not exit 0).
+	var closeErr error
+	shutdown := sync.OnceFunc(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -100,8 +105,9 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		}
 		if err := l.Close(); err != nil {
 			logger.Error("close log", "err", err)
+			closeErr = fmt.Errorf("close log: %v", err)
 		}
-	}
+	})
 	defer func() {
 		if err != nil {
 			shutdown()
@@ -127,6 +133,9 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 			logger.Info("stopping", "reason", "signal")
 			sdNotify("STOPPING=1")
 			shutdown()
+			if closeErr != nil {
+				return closeErr
+			}
 			logger.Info("stopped cleanly")
 			return nil
 		case e := <-w.errc:

@@ -89,7 +89,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || retriableAccept(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.logger.Warn("kafka: accept failed; retrying", "err", err, "backoff", backoff)
 				select {
