@@ -11,16 +11,18 @@ import (
 	"github.com/runnel/runnel/web"
 )
 
-// startComponents starts the protocol servers and background services
-// (Kafka, MQTT, forwarding) that sit on the log, in dependency order.
+// startComponents starts the background services and protocol servers
+// that sit on the log. Forwarding starts first: it fixes up cursors left
+// beyond the log end by a lost tail before any new record can reuse those
+// offsets.
 func (w *wiring) startComponents(ctx context.Context, stops *[]stopper) error {
+	if err := w.startForward(ctx, stops); err != nil {
+		return err
+	}
 	if err := w.startKafka(stops); err != nil {
 		return err
 	}
-	if err := w.startMQTT(stops); err != nil {
-		return err
-	}
-	return w.startForward(ctx, stops)
+	return w.startMQTT(stops)
 }
 
 func (w *wiring) startKafka(stops *[]stopper) error {

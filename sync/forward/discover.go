@@ -37,6 +37,34 @@ func (r *route) loadCursors() error {
 	return nil
 }
 
+// clampCursors moves saved cursors that lie beyond their partition's HWM
+// back to it, and saves them at once. That happens after the log lost an
+// unsynced tail (fsync interval/never, or damage) while the cursor, in
+// bbolt, survived: without the clamp, records appended again at the lost
+// offsets would be skipped. Start calls it before any route runs (and
+// before ingest listeners start, see cmd/runnel).
+func (r *route) clampCursors() {
+	lg := r.f.opts.Log
+	saved, err := lg.Meta().Cursors(r.name)
+	if err != nil {
+		return
+	}
+	fixed := map[meta.TopicPartition]int64{}
+	for tp, off := range saved {
+		_, hwm, err := lg.Offsets(tp.Topic, tp.Partition)
+		if err == nil && off > hwm {
+			fixed[tp] = hwm
+			r.logger.Warn("forward: cursor beyond the log end (tail lost), moving back", "topic", tp.Topic,
+				"partition", tp.Partition, "offset", off, "hwm", hwm)
+		}
+	}
+	if len(fixed) > 0 {
+		if err := lg.Meta().SetCursors(r.name, fixed); err != nil {
+			r.logger.Error("forward: save clamped cursors", "err", err)
+		}
+	}
+}
+
 // refresh picks up new topics and partitions and forgets deleted ones.
 // New partitions get their start cursor saved at once.
 func (r *route) refresh() {

@@ -391,3 +391,24 @@ func TestTopicRecreated(t *testing.T) {
 		t.Fatalf("recreated topic forwarded from %d", recs[100].Offset)
 	}
 }
+
+// TestCursorBeyondLogEndIsClamped: the log lost an unsynced tail (fsync
+// interval/never) but the cursor in meta survived beyond the new end. Records
+// appended again at those offsets must still be forwarded.
+func TestCursorBeyondLogEndIsClamped(t *testing.T) {
+	lg := forwardtest.New(t)
+	lg.CreateTopic("a", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "a", 0, 0, 20, 10, 0)
+	// As if offsets 20..99 had been forwarded and then lost from the log.
+	if err := lg.Meta().SetCursor(forward.CursorPrefix+"r", "a", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	sink := forwardtest.NewFakeSink()
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}}))
+	forwardtest.Produce(t, lg, "a", 0, 20, 100, 10, 0) // offsets 20..119
+	waitFor(t, "100 records", 5*time.Second, f, func() bool { return f.Routes()[0].AckedRecords == 100 })
+	got := sink.Records()
+	if got[0].Offset != 20 {
+		t.Fatalf("resumed at offset %d, want 20 (records 20..99 skipped)", got[0].Offset)
+	}
+}

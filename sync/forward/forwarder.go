@@ -73,6 +73,7 @@ func (f *Forwarder) Start(ctx context.Context) error {
 	ctx, f.cancel = context.WithCancel(ctx)
 	for _, r := range f.routes {
 		f.opts.Log.HoldRetention(r.name)
+		r.clampCursors()
 		f.wg.Add(2)
 		go func() {
 			defer f.wg.Done()
