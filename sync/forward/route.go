@@ -406,9 +406,13 @@ func (r *route) ack(p *part, gen, seq uint64, size int32, err error) {
 	if i >= p.head && i < len(p.pend) {
 		p.pend[i].done = true
 	}
-	r.ackedN.Add(1)
+	acked := r.ackedN.Add(1)
 	r.ackedB.Add(uint64(size))
-	r.lastAck = time.Now()
+	if acked%64 == 0 || r.inflight == 0 {
+		// A clock read per record is dear; the last ack of a burst is
+		// always timed.
+		r.lastAck = time.Now()
+	}
 	if r.state != StateConnected && !r.failed {
 		r.state = StateConnected
 	}

@@ -20,7 +20,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/sync/forward"
@@ -48,26 +50,46 @@ type Sink struct {
 	mu     sync.RWMutex // guards closed against Send
 	closed bool
 
-	ctxMu    sync.Mutex // guards the delivery-deadline context shared by records
-	ctx      context.Context
-	ctxStart time.Time
-	cancel   context.CancelFunc
+	// The delivery-deadline context shared by the records of about 100 ms
+	// (so no timer and no clock read per record): dl is replaced when
+	// stale, which a timer sets 100 ms after each replacement.
+	dl     atomic.Pointer[deadline]
+	stale  atomic.Bool
+	ctxMu  sync.Mutex  // guards replacing dl, staleT
+	staleT *time.Timer // nil until the first record
+}
+
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // deadlineCtx returns a context that ends about DeliveryTimeout from now
-// (shared by the records of a 100 ms window, so no timer per record).
+// (DeliveryTimeout minus at most 100 ms).
 func (s *Sink) deadlineCtx() context.Context {
-	now := time.Now()
+	if d := s.dl.Load(); d != nil && !s.stale.Load() {
+		return d.ctx
+	}
 	s.ctxMu.Lock()
 	defer s.ctxMu.Unlock()
-	if s.ctx == nil || now.Sub(s.ctxStart) > 100*time.Millisecond {
-		// Older contexts are not cancelled (their records are in flight);
-		// they end at their deadline.
-		s.ctx, s.cancel = context.WithTimeout(context.Background(), s.timeout)
-		s.ctxStart = now
+	if d := s.dl.Load(); d != nil && !s.stale.Load() {
+		return d.ctx
 	}
-	return s.ctx
+	// Older contexts are not cancelled (their records are in flight);
+	// they end at their deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	s.dl.Store(&deadline{ctx: ctx, cancel: cancel})
+	s.stale.Store(false)
+	if s.staleT == nil {
+		s.staleT = time.AfterFunc(deadlineShare, func() { s.stale.Store(true) })
+	} else {
+		s.staleT.Reset(deadlineShare)
+	}
+	return ctx
 }
+
+// deadlineShare is how long records share one delivery-deadline context.
+const deadlineShare = 100 * time.Millisecond
 
 var _ forward.Sink = (*Sink)(nil)
 var _ forward.Pinger = (*Sink)(nil)
@@ -193,13 +215,10 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 		done(errEarlierFailed)
 		return
 	}
-	// One allocation for the record and (usually) its headers.
-	type recHdrs struct {
-		r kgo.Record
-		h [6]kgo.RecordHeader
-	}
-	rh := &recHdrs{}
-	kr := &rh.r
+	// One allocation for the kgo record, (usually) its headers and what
+	// the promise needs.
+	st := &sent{s: s, rec: rec, done: done}
+	kr := &st.r
 	*kr = kgo.Record{
 		Context:   s.deadlineCtx(),
 		Topic:     rec.Topic,
@@ -208,8 +227,8 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 		Timestamp: time.UnixMilli(rec.Timestamp),
 		Partition: rec.Partition, // read by the partitioner
 	}
-	if len(rec.Headers) <= len(rh.h) {
-		kr.Headers = rh.h[:len(rec.Headers)]
+	if len(rec.Headers) <= len(st.h) {
+		kr.Headers = st.h[:len(rec.Headers)]
 	} else {
 		kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
 	}
@@ -218,19 +237,35 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 	}
 	// The record's lifetime is bounded by its delivery deadline, not by
 	// ctx: Close drains or fails it.
-	s.cl.Produce(context.WithoutCancel(ctx), kr, func(_ *kgo.Record, err error) {
-		if err != nil {
-			s.gate.Failed(rec)
-			if errors.Is(err, context.DeadlineExceeded) {
-				if why := s.kl.recent(2 * s.timeout); why != "" {
-					err = fmt.Errorf("kafka: not acknowledged within %v (last broker error: %s): %w", s.timeout, why, err)
-				} else {
-					err = fmt.Errorf("kafka: not acknowledged within %v: %w", s.timeout, err)
-				}
+	s.cl.Produce(context.Background(), kr, promise)
+}
+
+// sent is a record handed to kgo with what its promise needs; r is the
+// first field, so the *kgo.Record kgo gives back to promise is the *sent.
+type sent struct {
+	r    kgo.Record
+	h    [4]kgo.RecordHeader // the origin headers; a record with headers of its own gets a slice
+	s    *Sink
+	rec  *forward.Record
+	done func(error)
+}
+
+// promise is the kgo promise of every record (a shared func: no closure
+// per record).
+func promise(kr *kgo.Record, err error) {
+	st := (*sent)(unsafe.Pointer(kr))
+	s := st.s
+	if err != nil {
+		s.gate.Failed(st.rec)
+		if errors.Is(err, context.DeadlineExceeded) {
+			if why := s.kl.recent(2 * s.timeout); why != "" {
+				err = fmt.Errorf("kafka: not acknowledged within %v (last broker error: %s): %w", s.timeout, why, err)
+			} else {
+				err = fmt.Errorf("kafka: not acknowledged within %v: %w", s.timeout, err)
 			}
 		}
-		done(err)
-	})
+	}
+	st.done(err)
 }
 
 // Ping checks that a broker answers.
@@ -254,8 +289,11 @@ func (s *Sink) Close() error {
 	s.mu.Unlock()
 	s.cl.Close()
 	s.ctxMu.Lock()
-	if s.cancel != nil {
-		s.cancel()
+	if s.staleT != nil {
+		s.staleT.Stop()
+	}
+	if d := s.dl.Load(); d != nil {
+		d.cancel()
 	}
 	s.ctxMu.Unlock()
 	return nil
