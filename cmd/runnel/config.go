@@ -78,6 +78,9 @@ var sectionNames = map[string]bool{"mqtt": true, "upstreams": true, "routes": tr
 func newServeFlags(c *serveConfig) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SortFlags = false
+	// A bad flag gets one line (printed by runServe), not the whole usage;
+	// --help prints the usage itself.
+	fs.Usage = func() {}
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file (every flag is also a top-level key)")
 	fs.StringVar(&c.DataDir, "data-dir", "./runnel-data", "data directory")
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", ":9092", "Kafka wire protocol listener (empty = off)")

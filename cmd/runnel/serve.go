@@ -9,9 +9,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/web"
@@ -22,7 +23,7 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, fs, err := loadServeConfig(args, os.LookupEnv, stderr)
 	if err != nil {
-		if errors.Is(err, errHelp) || strings.Contains(err.Error(), "help requested") {
+		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: runnel serve [flags]\n\nEvery flag is also a config-file key and an environment variable RUNNEL_<FLAG>.\n\n%s", fs.FlagUsages())
 			return 0
 		}
@@ -36,8 +37,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	return 0
 }
-
-var errHelp = errors.New("help requested")
 
 func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level

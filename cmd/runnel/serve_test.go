@@ -76,6 +76,7 @@ func TestServeBadConfigExitsWithOneLine(t *testing.T) {
 		{"unknown key", []string{"--config", cfg}, `unknown key "fsink"`},
 		{"bad address", []string{"--kafka-addr", "localhost:notaport"}, "--kafka-addr"},
 		{"bad fsync", []string{"--fsync", "sometimes"}, "--fsync"},
+		{"unknown flag", []string{"--fsink", "always"}, "unknown flag: --fsink"},
 		{"data dir is a file", []string{"--data-dir", filepath.Join(notDir, "x")}, "data dir"},
 		{"port in use", []string{"--kafka-addr", "PLACEHOLDER"}, "--kafka-addr"},
 	} {
