@@ -1,6 +1,9 @@
 package log
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Errors returned by the log. Callers test with errors.Is.
 var (
@@ -34,30 +37,8 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
-	return "log: corrupt data in " + e.File + " at byte " + itoa(e.Offset) + ": " + e.Reason
+	return "log: corrupt data in " + e.File + " at byte " + strconv.FormatInt(e.Offset, 10) + ": " + e.Reason
 }
 
 // Unwrap makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
-
-func itoa(v int64) string {
-	if v == 0 {
-		return "0"
-	}
-	neg := v < 0
-	if neg {
-		v = -v
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	rlog "github.com/runnel/runnel/log"
@@ -87,10 +88,10 @@ func (s *Server) notReady() []string {
 	var why []string
 	st := s.opts.Log.Stats()
 	for _, p := range st.ReadOnly {
-		why = append(why, "partition "+p.Topic+"/"+itoa(int64(p.Partition))+" read-only: "+p.Err.Error())
+		why = append(why, "partition "+p.Topic+"/"+strconv.Itoa(int(p.Partition))+" read-only: "+p.Err.Error())
 	}
 	if st.DiskShort {
-		why = append(why, "disk short: "+itoa(st.DiskFreeBytes)+" bytes free")
+		why = append(why, "disk short: "+strconv.FormatInt(st.DiskFreeBytes, 10)+" bytes free")
 	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
@@ -115,12 +116,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.opts.Log.Stats()
+	why := s.notReady()
 	out := map[string]any{
 		"node_id":         s.opts.NodeID,
 		"version":         s.opts.Version,
 		"uptime_seconds":  int64(time.Since(s.started).Seconds()),
-		"ready":           len(s.notReady()) == 0,
-		"not_ready":       s.notReady(),
+		"ready":           len(why) == 0,
+		"not_ready":       why,
 		"disk_free_bytes": st.DiskFreeBytes,
 		"disk_total":      st.DiskTotalBytes,
 		"disk_short":      st.DiskShort,
@@ -186,9 +188,4 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
-}
-
-func itoa(v int64) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

@@ -241,12 +241,7 @@ func applyFile(c *serveConfig, fs *pflag.FlagSet, onCmdline map[string]bool) err
 		}
 	}
 	// Sections are decoded strictly by their owners; keep the raw nodes.
-	var secs sections
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&secs); err != nil && err != io.EOF {
-		return fmt.Errorf("config file %s: %v", c.ConfigFile, err)
-	}
-	c.sections = secs
+	c.sections = sections{MQTT: top["mqtt"], Upstreams: top["upstreams"], Routes: top["routes"]}
 	return nil
 }
 
