@@ -146,8 +146,6 @@ func kgoCodec(c Codec) kgo.CompressionCodec {
 	return kgo.NoCompression()
 }
 
-var decompressor = kgo.DefaultDecompressor()
-
 // Records decodes every record of the batch at the start of b (which must be
 // valid; see Validate), decompressing as needed. Control batches yield no
 // records. Returned slices may alias b.
@@ -164,9 +162,9 @@ func Records(b []byte) ([]Record, error) {
 	}
 	payload := b[HeaderSize:h.Size()]
 	if h.Codec() != CodecNone {
-		payload, err = decompressor.Decompress(payload, kgo.CompressionCodecType(h.Codec()))
+		payload, err = decompress(payload, h.Codec())
 		if err != nil {
-			return nil, fmt.Errorf("%w: decompress codec %d: %v", ErrRecord, h.Codec(), err)
+			return nil, fmt.Errorf("%w: decompress codec %d: %w", ErrRecord, h.Codec(), err)
 		}
 	}
 	if h.RecordCount < 0 {

@@ -2,6 +2,7 @@ package forward_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 )
@@ -410,5 +412,61 @@ func TestCursorBeyondLogEndIsClamped(t *testing.T) {
 	got := sink.Records()
 	if got[0].Offset != 20 {
 		t.Fatalf("resumed at offset %d, want 20 (records 20..99 skipped)", got[0].Offset)
+	}
+}
+
+// TestUndecodableBatchSkipped: a CRC-valid batch whose records cannot be
+// decoded (here: a record length that runs past the batch) does not hold
+// back the records behind it; it is counted as not forwarded and reported.
+func TestUndecodableBatchSkipped(t *testing.T) {
+	lg, err := log.Open(&log.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	if err := lg.CreateTopic("a", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	forwardtest.Produce(t, lg, "a", 0, 0, 10, 10, 0) // offsets 0-9
+	var b batch.Builder
+	for range 5 {
+		b.Add(1, nil, []byte("poison"), nil)
+	}
+	bad := b.Bytes()
+	// The first record's length varint (right after the 61-byte header):
+	// claim far more bytes than the batch has, then fix the CRC so only
+	// record decoding can tell.
+	bad[batch.HeaderSize] = 0xfe
+	bad[batch.HeaderSize+1] = 0x7f
+	binary.BigEndian.PutUint32(bad[batch.OffCRC:], batch.Checksum(bad))
+	if _, err := batch.Validate(bad); err != nil {
+		t.Fatalf("poison batch must pass validation: %v", err)
+	}
+	if _, err := batch.Records(bad); !errors.Is(err, batch.ErrRecord) {
+		t.Fatalf("poison batch decodes: %v", err)
+	}
+	if _, err := lg.Append(context.Background(), "a", 0, bad); err != nil { // offsets 10-14
+		t.Fatal(err)
+	}
+	forwardtest.Produce(t, lg, "a", 0, 10, 10, 10, 0) // offsets 15-24
+	sink := forwardtest.NewFakeSink()
+	f := start(t, baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}}))
+	waitFor(t, "the records after the poison batch", 10*time.Second, f, func() bool { return f.Routes()[0].AckedRecords == 20 })
+	rs := f.Routes()[0]
+	if rs.Dropped != 5 || !strings.Contains(rs.LastError, "undecodable batch at offset 10") {
+		t.Fatalf("skip not reported: dropped %d, last error %q", rs.Dropped, rs.LastError)
+	}
+	var offs []int64
+	for _, r := range sink.Records() {
+		offs = append(offs, r.Offset)
+	}
+	for i, o := range offs {
+		want := int64(i)
+		if i >= 10 {
+			want = int64(i) + 5
+		}
+		if o != want {
+			t.Fatalf("forwarded offsets %v", offs)
+		}
 	}
 }

@@ -115,6 +115,17 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 			continue
 		}
 		rs, err := batch.Records(data[:h.Size()])
+		if errors.Is(err, batch.ErrRecord) {
+			// The batch passed its CRC but its records cannot be decoded
+			// (a broken producer, a decompression bomb). Waiting will not
+			// fix it and would hold back everything behind it: skip it,
+			// count its records as not forwarded, and say so. It stays
+			// in the local log for inspection (runnel consume).
+			r.skipUndecodable(p, h, end, err)
+			end = max(end, h.LastOffset()+1)
+			data = data[h.Size():]
+			continue
+		}
 		if err != nil {
 			r.readError(p, next, err)
 			return 0
@@ -262,6 +273,17 @@ func (s *slab) itoa(v int64) []byte {
 }
 
 // readError handles a failed log read at offset next.
+// skipUndecodable records that the batch h (records from end on) is not
+// forwarded because it cannot be decoded.
+func (r *route) skipUndecodable(p *part, h batch.Header, end int64, err error) {
+	lost := h.LastOffset() + 1 - max(end, h.BaseOffset)
+	r.dropped.Add(uint64(lost))
+	r.errs.Add(1)
+	r.setErr(fmt.Errorf("undecodable batch at offset %d skipped: %w", h.BaseOffset, err))
+	r.logger.Error("forward: undecodable batch skipped, its records are not forwarded",
+		"topic", p.topic, "partition", p.part, "offset", h.BaseOffset, "records", lost, "err", err)
+}
+
 func (r *route) readError(p *part, next int64, err error) {
 	lg := r.f.opts.Log
 	switch {

@@ -42,8 +42,9 @@ type RouteStatus struct {
 	AckedBytes   uint64 `json:"acked_bytes"`
 	Errors       uint64 `json:"errors"`
 	Retries      uint64 `json:"retries"`
-	// Dropped counts records removed from the log (drop-oldest under disk
-	// pressure) before this route forwarded them.
+	// Dropped counts records this route will never forward: removed from
+	// the log (drop-oldest under disk pressure) before it got to them, or
+	// in a batch whose records cannot be decoded (skipped, logged).
 	Dropped uint64 `json:"dropped_unforwarded"`
 	// LastError is the latest upstream or read error ("" when none) and
 	// when it happened.
