@@ -26,3 +26,7 @@ require (
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
 )
+
+// runnel carries a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/mochi,
+// PATCHES.md there lists every change) for idle-connection memory.
+replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/mochi
