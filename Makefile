@@ -8,7 +8,7 @@ BIN := bin
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
 
-.PHONY: all build build-all run test test-deps vet unit race integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto clean
+.PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto clean
 
 all: build
 
@@ -27,7 +27,7 @@ run: build
 	./$(BIN)/runnel serve
 
 # Everything: tools, vet, unit tests, race, integration with real clients, short fuzz.
-test: test-deps vet unit race fuzz-short
+test: test-deps vet unit race test-mochi fuzz-short
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
 # clients (apt-get), Apache Kafka's jars (Maven Central).
@@ -54,6 +54,10 @@ unit:
 
 race:
 	$(GO) test -race -short -count=1 -timeout 600s $(RACE_PKGS)
+
+# mochi-mqtt's own test suite, under -race, against runnel's patched copy.
+test-mochi:
+	ingest/mqtt/mochi/test-upstream.sh
 
 # Short fuzz runs of every fuzz target (their seed corpora also run in `unit`).
 # A failure that found an input (written to the package's testdata/fuzz) is

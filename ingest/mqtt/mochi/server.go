@@ -403,6 +403,14 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
+//
+// runnel: the CONNECT handshake runs on a short-lived goroutine (handshake)
+// and this one only waits for it, then reads packets. The handshake's deep
+// frames (whole packets.Packet values, hooks) grow a stack to 16 KiB; in
+// v2.7.9 that stack stayed with the connection for its whole life, since
+// the read loop ran inside the same frames. Now the handshake's stack is
+// released when it returns, and an idle connection's reader waits with a
+// small stack.
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
@@ -410,70 +418,21 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	go cl.WriteLoop()
 	defer cl.Stop(nil)
 
-	pk, err := s.readConnectionPacket(cl)
-	if err != nil {
-		return fmt.Errorf("read connection: %w", err)
+	hs := new(handshakeResult)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.handshake(cl, listener, hs)
+	}()
+	<-done
+	if hs.connected {
+		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	}
+	if hs.err != nil {
+		return hs.err
 	}
 
-	cl.ParseConnect(listener, pk)
-	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
-		if cl.Properties.ProtocolVersion < 5 {
-			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-		} else {
-			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
-		}
-
-		return packets.ErrServerBusy
-	}
-
-	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
-	if code != packets.CodeSuccess {
-		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
-	}
-
-	err = s.hooks.OnConnect(cl, pk)
-	if err != nil {
-		return err
-	}
-
-	cl.refreshDeadline(cl.State.Keepalive)
-	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
-		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
-		if err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-
-		return packets.ErrBadUsernameOrPassword
-	}
-
-	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
-
-	s.hooks.OnSessionEstablish(cl, pk)
-
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
-
-	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
-	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
-	}
-
-	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
-
-	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
-		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
-		}
-	}
-
-	s.hooks.OnSessionEstablished(cl, pk)
-
-	err = cl.Read(s.receivePacket)
+	err := cl.Read(s.receivePacket)
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -492,6 +451,89 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	return err
+}
+
+// runnel: handshakeResult is what handshake reports to attachClient.
+type handshakeResult struct {
+	err       error
+	connected bool // ClientsConnected was incremented (attachClient decrements it)
+}
+
+// handshake reads and validates the CONNECT packet, authenticates the
+// client, takes over or starts its session and sends the CONNACK: the part
+// of v2.7.9's attachClient before the read loop, unchanged.
+func (s *Server) handshake(cl *Client, listener string, hs *handshakeResult) {
+	pk, err := s.readConnectionPacket(cl)
+	if err != nil {
+		hs.err = fmt.Errorf("read connection: %w", err)
+		return
+	}
+
+	cl.ParseConnect(listener, pk)
+	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
+		if cl.Properties.ProtocolVersion < 5 {
+			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		} else {
+			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
+		}
+
+		hs.err = packets.ErrServerBusy
+		return
+	}
+
+	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
+	if code != packets.CodeSuccess {
+		if err := s.SendConnack(cl, code, false, nil); err != nil {
+			hs.err = fmt.Errorf("invalid connection send ack: %w", err)
+			return
+		}
+		hs.err = code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+		return
+	}
+
+	err = s.hooks.OnConnect(cl, pk)
+	if err != nil {
+		hs.err = err
+		return
+	}
+
+	cl.refreshDeadline(cl.State.Keepalive)
+	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
+		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
+		if err != nil {
+			hs.err = fmt.Errorf("invalid connection send ack: %w", err)
+			return
+		}
+
+		hs.err = packets.ErrBadUsernameOrPassword
+		return
+	}
+
+	atomic.AddInt64(&s.Info.ClientsConnected, 1)
+	hs.connected = true
+
+	s.hooks.OnSessionEstablish(cl, pk)
+
+	sessionPresent := s.inheritClientSession(pk, cl)
+	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+
+	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
+	if err != nil {
+		hs.err = fmt.Errorf("ack connection packet: %w", err)
+		return
+	}
+
+	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
+
+	if sessionPresent {
+		err = cl.ResendInflightMessages(true)
+		if err != nil {
+			hs.err = fmt.Errorf("resend inflight: %w", err)
+			return
+		}
+	}
+
+	s.hooks.OnSessionEstablished(cl, pk)
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if
@@ -1097,10 +1139,9 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
-	select {
-	case cl.State.outbound <- &out:
+	if cl.State.outbound.push(&out) { // runnel: outQueue, was a channel send
 		atomic.AddInt32(&cl.State.outboundQty, 1)
-	default:
+	} else {
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
 		if out.FixedHeader.Qos > 0 {
