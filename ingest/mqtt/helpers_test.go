@@ -145,6 +145,10 @@ func (c *rawClient) encode(pk packets.Packet) []byte {
 		err = pk.PubackEncode(&buf)
 	case packets.Pubrel:
 		err = pk.PubrelEncode(&buf)
+	case packets.Pubrec:
+		err = pk.PubrecEncode(&buf)
+	case packets.Pubcomp:
+		err = pk.PubcompEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
 	case packets.Disconnect:
@@ -206,6 +210,8 @@ func (c *rawClient) tryRead(timeout time.Duration) (packets.Packet, error) {
 		err = pk.PubrecDecode(body)
 	case packets.Pubcomp:
 		err = pk.PubcompDecode(body)
+	case packets.Pubrel:
+		err = pk.PubrelDecode(body)
 	case packets.Publish:
 		err = pk.PublishDecode(body)
 	case packets.Suback:

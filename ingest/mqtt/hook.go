@@ -135,10 +135,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
-// OnSessionEstablished turns off mochi's broken outbound send quota (see
-// disableSendQuota) and records the session for persistence.
+// OnSessionEstablished records the session for persistence.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	disableSendQuota(cl)
 	if h.b.persist != nil {
 		h.b.persist.onSession(cl)
 	}

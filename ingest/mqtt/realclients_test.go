@@ -96,11 +96,6 @@ func TestMosquittoClients(t *testing.T) {
 				defer cancel()
 				topic := "mosq/" + name
 				subQoS := q
-				if v == "mqttv5" && q == 2 {
-					// libmosquitto enforces its Receive Maximum on QoS 2
-					// deliveries, which runnel does not limit (see flow.go).
-					subQoS = 1
-				}
 				sub := exec.CommandContext(ctx, needTool(t, "mosquitto_sub"), "-h", "127.0.0.1", "-p", p, "-V", v,
 					"-t", topic, "-q", strconv.Itoa(subQoS), "-C", strconv.Itoa(n), "-i", "sub-"+name)
 				var subOut bytes.Buffer

@@ -360,7 +360,13 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 		enforced := maximumExpiry > 0 && now-tk.Created > maximumExpiry
 
 		if expired || enforced {
-			if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
+			// runnel: a sent publish that expires unacknowledged gives its
+			// send quota back (its PUBACK, if it comes, finds nothing).
+			ok, sent := cl.State.Inflight.deleteSent(tk.PacketID)
+			if sent && ((tk.FixedHeader.Type == packets.Publish && tk.FixedHeader.Qos > 0) || tk.FixedHeader.Type == packets.Pubrel) {
+				cl.releaseSendQuota()
+			}
+			if ok {
 				cl.ops.hooks.OnQosDropped(cl, tk)
 				atomic.AddInt64(&cl.ops.info.Inflight, -1)
 				deleted = append(deleted, tk.PacketID)

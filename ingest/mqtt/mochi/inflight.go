@@ -20,6 +20,7 @@ type Inflight struct {
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
 	maximumSendQuota    int32                     // maximum allowed send quota
+	parked              parkedQueue               // runnel: publishes waiting for send quota (flow.go)
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
@@ -111,6 +112,7 @@ func (i *Inflight) Delete(id uint16) bool {
 
 	_, ok := i.internal[id]
 	delete(i.internal, id)
+	i.parked.remove(id) // runnel
 
 	return ok
 }

@@ -45,6 +45,17 @@ func (q *outQueue) push(pk *packets.Packet) bool {
 	return true
 }
 
+// pushForce queues pk even past max (for packets already held elsewhere).
+func (q *outQueue) pushForce(pk *packets.Packet) {
+	q.mu.Lock()
+	q.buf = append(q.buf, pk)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
 // pop returns the oldest queued packet, or nil.
 func (q *outQueue) pop() *packets.Packet {
 	q.mu.Lock()
