@@ -57,7 +57,7 @@ race:
 
 # mochi-mqtt's own test suite, under -race, against runnel's patched copy.
 test-mochi:
-	ingest/mqtt/mochi/test-upstream.sh
+	ingest/mqtt/third_party/mochi/test-upstream.sh
 
 # Short fuzz runs of every fuzz target (their seed corpora also run in `unit`).
 # A failure that found an input (written to the package's testdata/fuzz) is

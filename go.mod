@@ -27,6 +27,6 @@ require (
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
 )
 
-// runnel carries a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/mochi,
+// runnel carries a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/third_party/mochi,
 // PATCHES.md there lists every change) for idle-connection memory.
-replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/mochi
+replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/third_party/mochi

@@ -65,10 +65,10 @@
 //
 // # Caveats
 //
-//   - The broker is a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/mochi,
-//     PATCHES.md): smaller idle connections, and MQTT 5 Receive Maximum
-//     enforced as the spec says (mochi's own flow control deadlocked,
-//     leaked quota and reordered).
+//   - The broker is a patched copy of mochi-mqtt v2.7.9
+//     (ingest/mqtt/third_party/mochi, PATCHES.md): smaller idle
+//     connections, and MQTT 5 Receive Maximum enforced as the spec says
+//     (mochi's own flow control deadlocked, leaked quota and reordered).
 //   - QoS 2 is exactly-once on the wire of one connection; a QoS 2 publish
 //     resent on a new connection before its PUBREC may be stored twice.
 //   - Messages pending when a connection drops still reach the log and the

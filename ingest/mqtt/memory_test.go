@@ -11,10 +11,11 @@ import (
 )
 
 // TestIdleConnectionMemory guards the cost of an idle MQTT connection
-// (heap + goroutine stacks, both ends of the loopback connection). Measured
-// 12.0 KiB with runnel's mochi patches (ingest/mqtt/mochi/PATCHES.md), 35.2
-// KiB with mochi v2.7.9 as released (two 16 KiB + 4 KiB goroutine stacks,
-// an 8 KiB outbound channel). The budget (150 MiB RSS for 10,000
+// (heap + goroutine stacks, both ends of the loopback connection).
+// Measured 12.0 KiB with runnel's mochi patches
+// (ingest/mqtt/third_party/mochi/PATCHES.md), 35.2 KiB with mochi v2.7.9 as
+// released (two 16 KiB + 4 KiB goroutine stacks, an 8 KiB outbound
+// channel). The budget (150 MiB RSS for 10,000
 // connections) is checked on the binary (make bench-vs-mosquitto); this
 // test fails on regressions past 16 KiB.
 func TestIdleConnectionMemory(t *testing.T) {
