@@ -60,6 +60,18 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 				s.stats.errors.Add(1)
 				continue
 			}
+			// Like a Kafka broker, decode every record before storing
+			// the batch: one that does not decode would fail every reader
+			// later (consumers, forwarding, MQTT publish routes).
+			if err := batch.CheckRecords(p.Records); err != nil {
+				rp.ErrorCode = codeCorruptMessage
+				if req.Version >= 8 {
+					rp.ErrorMessage = strp("runnel: invalid record: " + err.Error())
+				}
+				s.stats.produceErrors.Add(1)
+				s.stats.errors.Add(1)
+				continue
+			}
 			nrec := countRecords(p.Records)
 			nbytes := len(p.Records)
 			topic := t.Topic

@@ -71,7 +71,20 @@ func FuzzRecords(f *testing.F) {
 		if h.RecordCount > 1<<20 {
 			return // same, for compressed payloads
 		}
+		checked := CheckRecords(b)
 		recs, err := Records(b)
+		if checked == nil && !h.Control() {
+			// What CheckRecords accepts, every reader can decode: exactly
+			// recordCount records at offsets base, base+1, ...
+			if err != nil || len(recs) != int(h.RecordCount) {
+				t.Fatalf("CheckRecords accepted, Records: %d records, %v", len(recs), err)
+			}
+			for i, r := range recs {
+				if r.Offset != h.BaseOffset+int64(i) {
+					t.Fatalf("CheckRecords accepted, record %d at offset %d", i, r.Offset)
+				}
+			}
+		}
 		if err != nil || h.Control() {
 			return
 		}
