@@ -319,6 +319,11 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 
 	for _, tk := range cl.State.Inflight.GetAll(false) {
 		if tk.FixedHeader.Type == packets.Publish {
+			// runnel: resent publishes count against the Receive Maximum
+			// too; the rest wait in the park (flow.go).
+			if !cl.State.Inflight.takeOrPark(tk.PacketID) {
+				continue
+			}
 			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
 		}
 

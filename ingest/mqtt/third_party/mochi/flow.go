@@ -80,15 +80,27 @@ func (i *Inflight) SetOrPark(m packets.Packet) (isNew, sendNow bool) {
 	_, exists := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
 	i.parked.remove(m.PacketID)
+	return !exists, i.takeOrParkLocked(m.PacketID)
+}
+
+// takeOrPark takes one send quota for the stored publish id (true: send
+// it now) or parks it behind any already parked (false).
+func (i *Inflight) takeOrPark(id uint16) bool {
+	i.Lock()
+	defer i.Unlock()
+	return i.takeOrParkLocked(id)
+}
+
+func (i *Inflight) takeOrParkLocked(id uint16) bool {
 	if atomic.LoadInt32(&i.maximumSendQuota) <= 0 {
-		return !exists, true // no Receive Maximum to honour (MQTT 3, or unlimited)
+		return true // no Receive Maximum to honour (MQTT 3, or unlimited)
 	}
 	if i.parked.len() == 0 && atomic.LoadInt32(&i.sendQuota) > 0 {
 		atomic.AddInt32(&i.sendQuota, -1)
-		return !exists, true
+		return true
 	}
-	i.parked.push(m.PacketID)
-	return !exists, false
+	i.parked.push(id)
+	return false
 }
 
 // ReleaseSendQuota gives one send quota back and returns the parked

@@ -84,7 +84,12 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 	}
 
 	sort.Slice(m, func(i, j int) bool {
-		return uint16(m[i].Created) < uint16(m[j].Created)
+		// runnel: ties (same second) broken by packet id, which follows
+		// send order (map iteration order is random).
+		if uint16(m[i].Created) != uint16(m[j].Created) {
+			return uint16(m[i].Created) < uint16(m[j].Created)
+		}
+		return m[i].PacketID < m[j].PacketID
 	})
 
 	return m

@@ -1,0 +1,86 @@
+package mqtt
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// TestReceiveMaximumAcrossReconnect: deliveries still unacknowledged (and
+// still parked) when a persistent-session subscriber disconnects are resent
+// on reconnect within its Receive Maximum, oldest first, and the rest follow
+// in order as it acknowledges.
+func TestReceiveMaximumAcrossReconnect(t *testing.T) {
+	const n, recvMax = 10, 3
+	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
+	connect := func() *rawClient {
+		c := dialRaw(t, addr)
+		c.v = 5
+		pk := packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+			ProtocolVersion: 5,
+			Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "flow-persist", Clean: false, Keepalive: 30},
+		}
+		pk.Properties.ReceiveMaximum = recvMax
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+		c.send(pk)
+		if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+			t.Fatalf("CONNACK: %+v", ack)
+		}
+		return c
+	}
+	// readN reads exactly k publishes, then checks nothing more comes.
+	readN := func(c *rawClient, k int) []packets.Packet {
+		t.Helper()
+		var got []packets.Packet
+		for len(got) < k {
+			if pk := c.read(5 * time.Second); pk.FixedHeader.Type == packets.Publish {
+				got = append(got, pk)
+			}
+		}
+		if pk, err := c.tryRead(300 * time.Millisecond); err == nil {
+			t.Fatalf("packet type %d arrived past the Receive Maximum", pk.FixedHeader.Type)
+		}
+		return got
+	}
+	sub := connect()
+	sub.subscribe("flow/#", 1)
+	pub := dialRaw(t, addr)
+	pub.connect(5, "flow-pub2", "", "")
+	for i := range n {
+		pub.send(publishPacket("flow/y", 1, uint16(i+1), []byte(strconv.Itoa(i))))
+	}
+	first := readN(sub, recvMax)
+	for i, pk := range first {
+		if string(pk.Payload) != strconv.Itoa(i) || pk.FixedHeader.Dup {
+			t.Fatalf("first delivery %d: payload %q dup %v", i, pk.Payload, pk.FixedHeader.Dup)
+		}
+	}
+	sub.c.Close()
+
+	sub = connect()
+	resent := readN(sub, recvMax)
+	next := 0
+	for _, pk := range resent {
+		if string(pk.Payload) != strconv.Itoa(next) || !pk.FixedHeader.Dup {
+			t.Fatalf("resent delivery: payload %q dup %v, want %d with DUP", pk.Payload, pk.FixedHeader.Dup, next)
+		}
+		next++
+	}
+	outstanding := []uint16{resent[0].PacketID, resent[1].PacketID, resent[2].PacketID}
+	for next < n {
+		sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: outstanding[0]})
+		outstanding = outstanding[1:]
+		pk := sub.read(5 * time.Second)
+		if pk.FixedHeader.Type != packets.Publish || string(pk.Payload) != strconv.Itoa(next) {
+			t.Fatalf("after an ack: type %d payload %q, want publish %d", pk.FixedHeader.Type, pk.Payload, next)
+		}
+		outstanding = append(outstanding, pk.PacketID)
+		if len(outstanding) > recvMax {
+			t.Fatalf("%d unacknowledged", len(outstanding))
+		}
+		next++
+	}
+}
