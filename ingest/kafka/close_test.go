@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 )
 
 // TestCloseGraceful: Close answers an in-flight long poll at once, writes
@@ -72,7 +73,7 @@ func TestCloseGraceful(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	l := newMemLog(t)
+	l := logtest.New(t)
 	for _, o := range []Options{
 		{},
 		{Log: l, NodeID: -1},

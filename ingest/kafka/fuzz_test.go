@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 )
 
 // FuzzRequest feeds arbitrary frame bodies to a server connection: whatever
@@ -42,7 +43,8 @@ func FuzzRequest(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0})
 
-	ml := newMemLog(f)
+	// Capped partitions keep fuzzed CreatePartitions from exhausting memory.
+	ml := logtest.New(f, logtest.MaxPartitions(64))
 	if err := ml.CreateTopic("f", log.TopicConfig{Partitions: 2}); err != nil {
 		f.Fatal(err)
 	}

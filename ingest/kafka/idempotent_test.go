@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 )
 
 // lossyLog appends for real but reports every nth success as a retriable
@@ -149,7 +150,7 @@ func TestAcksZero(t *testing.T) {
 
 // TestProduceErrorMapping checks each log error's Kafka code.
 func TestProduceErrorMapping(t *testing.T) {
-	ml := newMemLog(t)
+	ml := logtest.New(t)
 	ts := startServer(t, ml, func(o *Options) { o.AutoCreateTopics = false })
 	if err := ml.CreateTopic("m", log.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestProduceErrorMapping(t *testing.T) {
 		{errors.New("surprise"), codeUnknownServerError},
 	}
 	for i, tc := range cases {
-		ml.setFail(func(string, int32) error { return tc.err })
+		ml.SetAppendFault(func(string, int32) error { return tc.err })
 		req := kmsg.NewPtrProduceRequest()
 		req.Version = 9
 		req.Acks = -1
@@ -186,7 +187,7 @@ func TestProduceErrorMapping(t *testing.T) {
 			t.Errorf("%v: no error message", tc.err)
 		}
 	}
-	ml.setFail(nil)
+	ml.SetAppendFault(nil)
 	// Unknown topic without auto-creation.
 	req := kmsg.NewPtrProduceRequest()
 	req.Version = 7
@@ -197,7 +198,7 @@ func TestProduceErrorMapping(t *testing.T) {
 		t.Fatalf("unknown topic: code %d", c)
 	}
 	// A duplicate is a success with the original base offset.
-	ml.setFail(func(string, int32) error { return nil })
+	ml.SetAppendFault(func(string, int32) error { return nil })
 	b1 := (&batchBuilder{pid: 7}).one("x")
 	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "m", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: b1}}}}
 	first := r.roundTrip(req, 101).(*kmsg.ProduceResponse).Topics[0].Partitions[0]

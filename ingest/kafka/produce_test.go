@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel/runnel/log/logtest"
 )
 
 func TestProduceConsumeMem(t *testing.T) {
-	ts := startServer(t, newMemLog(t), nil)
+	ts := startServer(t, logtest.New(t), nil)
 	ctx := testCtx(t, 5*time.Second)
 	p := newClient(t, ts.addr, kgo.DefaultProduceTopic("t1"), kgo.AllowAutoTopicCreation())
 	const n = 1000

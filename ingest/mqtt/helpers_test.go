@@ -14,9 +14,8 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/runnel/runnel/ingest/mqtt/internal/memlog"
-	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest"
 )
 
 // testLogger logs warnings and worse to the test output when -v.
@@ -27,15 +26,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// newMemLog returns an in-memory log closed at cleanup.
-func newMemLog(t testing.TB) *memlog.Log {
+// newMemLog returns an in-memory log, closed at cleanup, whose appends
+// complete later on its committer goroutine, as the real log's do.
+func newMemLog(t testing.TB) *logtest.Mem {
 	t.Helper()
-	l, err := memlog.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return logtest.New(t, logtest.AsyncCommit())
 }
 
 // startBroker serves a broker on 127.0.0.1:0 and returns it and its
@@ -234,8 +229,8 @@ func (c *rawClient) read(timeout time.Duration) packets.Packet {
 	return pk
 }
 
-// records returns every record of a memlog partition or fails.
-func records(t testing.TB, l *memlog.Log, topic string, p int32) []batch.Record {
+// records returns every record of an in-memory partition or fails.
+func records(t testing.TB, l *logtest.Mem, topic string, p int32) []batch.Record {
 	t.Helper()
 	rs, err := l.Records(topic, p)
 	if err != nil {
@@ -278,5 +273,3 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-var _ log.Log = (*memlog.Log)(nil)

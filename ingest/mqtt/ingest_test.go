@@ -209,7 +209,7 @@ func TestLogErrorsBecomeReasonCodesOrDisconnect(t *testing.T) {
 		t.Fatalf("first ack rc %#x", ack.ReasonCode)
 	}
 
-	l.FailWith(log.ErrDiskFull)
+	l.SetAppendError(log.ErrDiskFull)
 	v5.send(publishPacket("a", 1, 2, []byte("full")))
 	ack := v5.read(5 * time.Second)
 	if ack.PacketID != 2 || ack.ReasonCode != packets.ErrQuotaExceeded.Code {
@@ -220,7 +220,7 @@ func TestLogErrorsBecomeReasonCodesOrDisconnect(t *testing.T) {
 		t.Fatalf("disk full qos2: type %d rc %#x", rec.FixedHeader.Type, rec.ReasonCode)
 	}
 
-	l.FailWith(fmt.Errorf("%w: fsync: input/output error", log.ErrReadOnly))
+	l.SetAppendError(fmt.Errorf("%w: fsync: input/output error", log.ErrReadOnly))
 	v5.send(publishPacket("a", 1, 4, []byte("ro")))
 	ack = v5.read(5 * time.Second)
 	if ack.ReasonCode != packets.ErrUnspecifiedError.Code || ack.Properties.ReasonString == "" {
@@ -235,7 +235,7 @@ func TestLogErrorsBecomeReasonCodesOrDisconnect(t *testing.T) {
 	}
 
 	// Space returns: publishing resumes on a live connection.
-	l.FailWith(nil)
+	l.SetAppendError(nil)
 	v5.send(publishPacket("a", 1, 5, []byte("again")))
 	if ack := v5.read(5 * time.Second); ack.PacketID != 5 || ack.ReasonCode != 0 {
 		t.Fatalf("after heal: id %d rc %#x", ack.PacketID, ack.ReasonCode)

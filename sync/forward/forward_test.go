@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 )
@@ -83,7 +84,7 @@ func check(t *testing.T, recs []forward.Record, want map[forwardtest.Origin]int6
 }
 
 func TestValidate(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	ok := forward.Options{Log: lg, NodeID: "n",
 		Upstreams: map[string]forward.Upstream{"default": {Brokers: []string{"b:9092"}}, "m": {Kind: "mqtt", URL: "mqtt://h"}},
 		Routes:    []forward.Route{{Topics: []string{"a*"}}, {Name: "x", Upstream: "m", Topics: []string{"b"}, Target: "{site}/{key}"}}}
@@ -138,7 +139,7 @@ func TestValidate(t *testing.T) {
 // still arrives, in order per partition, and the target template and
 // headers are right.
 func TestRandomFailures(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 3})
 	want := map[forwardtest.Origin]int64{}
 	for p := int32(0); p < 3; p++ {
@@ -170,7 +171,7 @@ func TestRandomFailures(t *testing.T) {
 // TestSinkFactoryError: a sink that cannot be built is reported and
 // retried; the forwarder keeps running and delivers once it works.
 func TestSinkFactoryError(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{})
 	forwardtest.Produce(t, lg, "a", 0, 0, 100, 10, 0)
 	sink := forwardtest.NewFakeSink()
@@ -195,7 +196,7 @@ func TestSinkFactoryError(t *testing.T) {
 // TestStartLatest: "latest" skips what existed at the first start, but not
 // a partition created later, and the position survives a restart.
 func TestStartLatest(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{})
 	forwardtest.Produce(t, lg, "a", 0, 0, 50, 10, 0)
 	sink := forwardtest.NewFakeSink()
@@ -225,7 +226,7 @@ func TestStartLatest(t *testing.T) {
 
 // TestBandwidthCap: the acknowledged byte rate stays within ±10% of the cap.
 func TestBandwidthCap(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
 	for p := int32(0); p < 2; p++ {
 		forwardtest.Produce(t, lg, "a", p, 0, 20000, 100, 0)
@@ -249,7 +250,7 @@ func TestBandwidthCap(t *testing.T) {
 // TestPriority: on a capped upstream, an "alarms" route (priority 10) is
 // current within a fraction of a second while a "telemetry" backlog drains.
 func TestPriority(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("telemetry", log.TopicConfig{Partitions: 2})
 	lg.CreateTopic("alarms", log.TopicConfig{})
 	for p := int32(0); p < 2; p++ {
@@ -284,7 +285,7 @@ func TestPriority(t *testing.T) {
 // TestPauseAndStatus: a paused route holds its data and reports lag and
 // the age of the oldest unsent record; resuming delivers everything.
 func TestPauseAndStatus(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
 	forwardtest.Produce(t, lg, "a", 0, 0, 100, 10, 0)
 	forwardtest.Produce(t, lg, "a", 1, 0, 50, 10, 0)
@@ -321,7 +322,7 @@ func TestPauseAndStatus(t *testing.T) {
 // TestReadErrorBackoff: a failing log read is reported and retried with
 // backoff (no busy loop while the log keeps changing), then recovers.
 func TestReadErrorBackoff(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{})
 	lg.SetReadError(errors.New("disk on fire"))
 	forwardtest.Produce(t, lg, "a", 0, 0, 10, 10, 0)
@@ -364,7 +365,7 @@ func TestFlagOptions(t *testing.T) {
 	if len(routes) != 1 || routes[0].Target != "{site}.{topic}" || len(routes[0].Topics) != 2 || routes[0].Upstream != "default" {
 		t.Fatalf("routes %+v", routes)
 	}
-	o := forward.Options{Log: forwardtest.New(t), NodeID: "n", Upstreams: ups, Routes: routes}
+	o := forward.Options{Log: logtest.New(t), NodeID: "n", Upstreams: ups, Routes: routes}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +377,7 @@ func TestFlagOptions(t *testing.T) {
 // TestTopicRecreated: a topic deleted and created again is forwarded from
 // its new beginning.
 func TestTopicRecreated(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{})
 	forwardtest.Produce(t, lg, "a", 0, 0, 100, 10, 0)
 	sink := forwardtest.NewFakeSink()
@@ -398,7 +399,7 @@ func TestTopicRecreated(t *testing.T) {
 // interval/never) but the cursor in meta survived beyond the new end. Records
 // appended again at those offsets must still be forwarded.
 func TestCursorBeyondLogEndIsClamped(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{})
 	forwardtest.Produce(t, lg, "a", 0, 0, 20, 10, 0)
 	// As if offsets 20..99 had been forwarded and then lost from the log.

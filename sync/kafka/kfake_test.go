@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,7 +29,7 @@ func newKfake(t testing.TB) *kfake.Cluster {
 // lag and the saved cursors.
 func TestKfakeForward(t *testing.T) {
 	c := newKfake(t)
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	want := map[forwardtest.Origin]int64{}
 	if err := lg.CreateTopic("sensors", log.TopicConfig{Partitions: 4}); err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestKfakeProduceErrors(t *testing.T) {
 				resp, err := tc.fail(kreq.(*kmsg.ProduceRequest))
 				return resp, err, true
 			})
-			lg := forwardtest.New(t)
+			lg := logtest.New(t)
 			lg.CreateTopic("t", log.TopicConfig{Partitions: 3})
 			want := map[forwardtest.Origin]int64{}
 			for p := int32(0); p < 3; p++ {
@@ -166,7 +167,7 @@ func TestKfakeProduceErrors(t *testing.T) {
 // Start succeeds, the route reports backing-off with an error, and once
 // the upstream exists at that address the data flows.
 func TestKfakeUnreachable(t *testing.T) {
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("t", log.TopicConfig{Partitions: 2})
 	want := map[forwardtest.Origin]int64{}
 	for p := int32(0); p < 2; p++ {
@@ -204,7 +205,7 @@ func TestKfakeUnreachable(t *testing.T) {
 // forwarded are counted, logged and skipped.
 func TestKfakeLogStartJump(t *testing.T) {
 	c := newKfake(t)
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("t", log.TopicConfig{Partitions: 1})
 	forwardtest.Produce(t, lg, "t", 0, 0, 1000, 100, 0)
 	lg.DropBefore("t", 0, 400) // batches [0,100)…[300,400) are gone
@@ -243,7 +244,7 @@ func TestKfakeLogStartJump(t *testing.T) {
 // its upstream is reachable.
 func TestIdleRouteState(t *testing.T) {
 	c := newKfake(t)
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("idle", log.TopicConfig{})
 	up := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "up", Topics: []string{"idle"}}}})
 	down := startForwarder(t, lg, fwdConfig{brokers: []string{"127.0.0.1:" + freePort(t)}, routes: []forward.Route{{Name: "down", Topics: []string{"idle"}}},

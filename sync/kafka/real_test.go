@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
@@ -51,7 +52,7 @@ func TestRealKafka100k(t *testing.T) {
 	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, DisableAutoCreate: true})
 	brokers := []string{b.Addr()}
 	{
-		lg := forwardtest.New(t)
+		lg := logtest.New(t)
 		want := fill(t, lg, "missing", 1, 100)
 		f := startForwarder(t, lg, fwdConfig{brokers: brokers, routes: []forward.Route{{
 			Name: "missing", Topics: []string{"missing"}, Target: "central.{topic}",
@@ -75,7 +76,7 @@ func TestRealKafka100k(t *testing.T) {
 		f.Close()
 	}
 	{
-		lg := forwardtest.New(t)
+		lg := logtest.New(t)
 		want := fill(t, lg, "bulk", 4, 25000)
 		b.CreateTopic("site-a.bulk", 4)
 		col := collect(t, brokers, "site-a.bulk")
@@ -100,7 +101,7 @@ func TestRealKafkaDownAtStart(t *testing.T) {
 	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4})
 	brokers := []string{b.Addr()}
 	{
-		lg := forwardtest.New(t)
+		lg := logtest.New(t)
 		want := fill(t, lg, "late", 2, 5000)
 		b.Kill()
 		t0 := time.Now()
@@ -136,7 +137,7 @@ func TestRealKafkaKilledMidDrain(t *testing.T) {
 	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4})
 	brokers := []string{b.Addr()}
 	{
-		lg := forwardtest.New(t)
+		lg := logtest.New(t)
 		want := fill(t, lg, "drain", 4, 25000)
 		b.CreateTopic("drain", 4)
 		const window = 20000

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
@@ -30,7 +31,7 @@ func TestRealKafkaSecurity(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			lg := forwardtest.New(t)
+			lg := logtest.New(t)
 			topic := fmt.Sprintf("sec-%d", i)
 			lg.CreateTopic(topic, log.TopicConfig{Partitions: 2})
 			want := map[forwardtest.Origin]int64{}

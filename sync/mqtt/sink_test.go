@@ -18,6 +18,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
@@ -220,7 +221,7 @@ func waitFor(t testing.TB, what string, timeout time.Duration, f *forward.Forwar
 func TestMosquitto(t *testing.T) {
 	m := startMosquitto(t)
 	sub := subscribe(t, m.addr())
-	lg := forwardtest.New(t)
+	lg := logtest.New(t)
 	lg.CreateTopic("m", log.TopicConfig{Partitions: 2})
 	const n = 3000
 	forwardtest.Produce(t, lg, "m", 0, 0, n, 100, 5)
@@ -284,7 +285,7 @@ func TestMosquittoTLSAuth(t *testing.T) {
 		ok             bool
 	}{{"good", "s3cret", true}, {"bad-password", "wrong", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			lg := forwardtest.New(t)
+			lg := logtest.New(t)
 			lg.CreateTopic(tc.name, log.TopicConfig{})
 			forwardtest.Produce(t, lg, tc.name, 0, 0, 200, 50, 0)
 			want := map[forwardtest.Origin]int64{{Topic: tc.name}: 200}
