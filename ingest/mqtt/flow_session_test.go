@@ -84,3 +84,55 @@ func TestReceiveMaximumAcrossReconnect(t *testing.T) {
 		next++
 	}
 }
+
+// TestPublisherSubscriberSharedIDs: one MQTT 5 client publishes at QoS 2 to
+// a topic it subscribes to at QoS 1 (Receive Maximum 3), so its own packet
+// ids and the server's collide all the time. Every QoS 2 flow completes
+// with success, and every delivery arrives once, in order: the server
+// keeps inbound and outbound flows apart (third_party/mochi inbound.go).
+func TestPublisherSubscriberSharedIDs(t *testing.T) {
+	const n = 40
+	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
+	c := dialRaw(t, addr)
+	c.v = 5
+	con := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "loop", Clean: true, Keepalive: 30},
+	}
+	con.Properties.ReceiveMaximum = 3
+	c.send(con)
+	if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack {
+		t.Fatalf("CONNACK: %+v", ack.FixedHeader)
+	}
+	c.subscribe("loop/#", 1)
+	for i := range n {
+		c.send(publishPacket("loop/x", 2, uint16(i+1), []byte(strconv.Itoa(i))))
+	}
+	delivered, completed := 0, 0
+	deadline := time.Now().Add(20 * time.Second)
+	for delivered < n || completed < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("stalled: %d of %d delivered, %d of %d QoS 2 flows completed", delivered, n, completed, n)
+		}
+		pk := c.read(5 * time.Second)
+		switch pk.FixedHeader.Type {
+		case packets.Publish:
+			if string(pk.Payload) != strconv.Itoa(delivered) {
+				t.Fatalf("delivery %d: payload %q", delivered, pk.Payload)
+			}
+			delivered++
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		case packets.Pubrec:
+			if pk.ReasonCode >= 0x80 {
+				t.Fatalf("PUBREC %d reason 0x%x", pk.PacketID, pk.ReasonCode)
+			}
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID})
+		case packets.Pubcomp:
+			if pk.ReasonCode != 0 {
+				t.Fatalf("PUBCOMP %d reason 0x%x: the server lost the QoS 2 flow", pk.PacketID, pk.ReasonCode)
+			}
+			completed++
+		}
+	}
+}

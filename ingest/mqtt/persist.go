@@ -276,8 +276,15 @@ func (p *persister) onQosPublish(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
+// onQosDone forgets a stored outbound message whose flow ended. mochi calls
+// OnQosComplete/OnQosDropped for inbound flows too (with the client's
+// packet id, a separate space from the server's): an outbound flow still
+// in flight under the same id keeps its stored message.
 func (p *persister) onQosDone(cl *mqtt.Client, pk packets.Packet) {
 	if !persistent(cl) {
+		return
+	}
+	if _, live := cl.State.Inflight.GetOutbound(pk.PacketID); live {
 		return
 	}
 	p.del(bucketInflight, inflightKey(cl.ID, pk.PacketID))

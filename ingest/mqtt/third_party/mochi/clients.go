@@ -318,12 +318,12 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 	}
 
 	for _, tk := range cl.State.Inflight.GetAll(false) {
+		// runnel: resent publishes and PUBRELs count against the Receive
+		// Maximum too; publishes over it wait in the park (flow.go).
+		if !cl.State.Inflight.resendCharge(tk) {
+			continue
+		}
 		if tk.FixedHeader.Type == packets.Publish {
-			// runnel: resent publishes count against the Receive Maximum
-			// too; the rest wait in the park (flow.go).
-			if !cl.State.Inflight.takeOrPark(tk.PacketID) {
-				continue
-			}
 			tk.FixedHeader.Dup = true // [MQTT-3.3.1-1] [MQTT-3.3.1-3]
 		}
 
@@ -334,7 +334,7 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 		}
 
 		if tk.FixedHeader.Type == packets.Puback || tk.FixedHeader.Type == packets.Pubcomp {
-			if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
+			if ok := cl.State.Inflight.DeleteInbound(tk.PacketID); ok { // runnel: inbound.go
 				cl.ops.hooks.OnQosComplete(cl, tk)
 				atomic.AddInt64(&cl.ops.info.Inflight, -1)
 			}
@@ -347,7 +347,7 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 // ClearInflights deletes all inflight messages for the client, e.g. for a disconnected user with a clean session.
 func (cl *Client) ClearInflights() {
 	for _, tk := range cl.State.Inflight.GetAll(false) {
-		if ok := cl.State.Inflight.Delete(tk.PacketID); ok {
+		if ok := cl.State.Inflight.deleteEntry(tk); ok { // runnel: by direction (inbound.go)
 			cl.ops.hooks.OnQosDropped(cl, tk)
 			atomic.AddInt64(&cl.ops.info.Inflight, -1)
 		}
@@ -365,11 +365,15 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 		enforced := maximumExpiry > 0 && now-tk.Created > maximumExpiry
 
 		if expired || enforced {
-			// runnel: a sent publish that expires unacknowledged gives its
-			// send quota back (its PUBACK, if it comes, finds nothing).
-			ok, sent := cl.State.Inflight.deleteSent(tk.PacketID)
-			if sent && ((tk.FixedHeader.Type == packets.Publish && tk.FixedHeader.Qos > 0) || tk.FixedHeader.Type == packets.Pubrel) {
-				cl.releaseSendQuota()
+			// runnel: completeOutbound gives an expired outbound flow's send
+			// quota back (its PUBACK, if it comes, finds nothing); inbound
+			// flows have their own map (inbound.go).
+			var ok bool
+			switch tk.FixedHeader.Type {
+			case packets.Puback, packets.Pubrec, packets.Pubcomp:
+				ok = cl.State.Inflight.DeleteInbound(tk.PacketID)
+			default:
+				ok = cl.completeOutbound(tk.PacketID)
 			}
 			if ok {
 				cl.ops.hooks.OnQosDropped(cl, tk)

@@ -19,15 +19,19 @@ import (
 // and gave send quota back on inbound PUBREL.
 //
 // Here, as MQTT 5 §4.9 says: the quota is taken when a QoS 1/2 PUBLISH is
-// sent and given back on PUBACK, PUBCOMP, or PUBREC with a reason code of
-// 0x80 or more. A delivery that finds no quota, or finds others already
-// parked, is parked in a FIFO (order is kept); each returned quota releases
-// the oldest parked delivery into the client's outbound queue. A parked
-// delivery stays in the inflight map (so it is part of the session, and
-// expires or is cleared like any other inflight message).
+// sent and given back when its flow ends: PUBACK, PUBCOMP, PUBREC with a
+// reason code of 0x80 or more (or expiry, or a full outbound queue). Each id
+// remembers whether it holds a unit of quota (Inflight.took), so an id is
+// never charged twice (a delivery queued while a resumed session resends)
+// nor credited twice (a PUBCOMP after the entry expired). A delivery that
+// finds no quota, or finds others already parked, waits in a FIFO; each
+// returned unit releases the oldest into the client's outbound queue, under
+// the inflight lock so releases from different goroutines keep FIFO order.
+// A parked delivery stays in the inflight map (it is part of the session,
+// and expires or is cleared like any other inflight message).
 
 // parkedQueue is a FIFO of parked packet ids. An entry is live while
-// live[id] holds its sequence number (an id deleted and reused in between
+// live[id] holds its sequence number (an id removed and reused in between
 // leaves a stale entry, skipped).
 type parkedQueue struct {
 	fifo []parkedEntry
@@ -49,11 +53,16 @@ func (q *parkedQueue) push(id uint16) {
 	q.fifo = append(q.fifo, parkedEntry{id, q.seq})
 }
 
-func (q *parkedQueue) remove(id uint16) {
+// remove drops id and reports whether it was parked.
+func (q *parkedQueue) remove(id uint16) bool {
+	if _, ok := q.live[id]; !ok {
+		return false
+	}
 	delete(q.live, id)
 	if len(q.live) == 0 {
 		q.fifo = nil
 	}
+	return true
 }
 
 func (q *parkedQueue) len() int { return len(q.live) }
@@ -71,60 +80,139 @@ func (q *parkedQueue) pop() (uint16, bool) {
 	return 0, false
 }
 
-// SetOrPark stores the outbound publish m (a new packet id) and reports
-// whether it may be sent now (taking one send quota) or was parked.
-// isNew is false when m replaced a packet with the same id.
-func (i *Inflight) SetOrPark(m packets.Packet) (isNew, sendNow bool) {
-	i.Lock()
-	defer i.Unlock()
-	_, exists := i.internal[m.PacketID]
-	i.internal[m.PacketID] = m
-	i.parked.remove(m.PacketID)
-	return !exists, i.takeOrParkLocked(m.PacketID)
-}
+// limited reports whether the client announced a Receive Maximum.
+func (i *Inflight) limited() bool { return atomic.LoadInt32(&i.maximumSendQuota) > 0 }
 
-// takeOrPark takes one send quota for the stored publish id (true: send
-// it now) or parks it behind any already parked (false).
-func (i *Inflight) takeOrPark(id uint16) bool {
-	i.Lock()
-	defer i.Unlock()
-	return i.takeOrParkLocked(id)
-}
-
+// takeOrParkLocked charges one unit of send quota to publish id (true: send
+// it now) or parks it behind any already parked (false). An id that already
+// holds quota is not charged again. i must be locked.
 func (i *Inflight) takeOrParkLocked(id uint16) bool {
-	if atomic.LoadInt32(&i.maximumSendQuota) <= 0 {
-		return true // no Receive Maximum to honour (MQTT 3, or unlimited)
+	if !i.limited() {
+		return true
+	}
+	if i.took[id] {
+		return true
 	}
 	if i.parked.len() == 0 && atomic.LoadInt32(&i.sendQuota) > 0 {
-		atomic.AddInt32(&i.sendQuota, -1)
+		i.charge(id)
 		return true
 	}
 	i.parked.push(id)
 	return false
 }
 
-// ReleaseSendQuota gives one send quota back and returns the parked
-// publishes that may now be sent, oldest first (each has taken its quota).
-func (i *Inflight) ReleaseSendQuota() []packets.Packet {
+func (i *Inflight) charge(id uint16) {
+	atomic.AddInt32(&i.sendQuota, -1)
+	if i.took == nil {
+		i.took = make(map[uint16]bool)
+	}
+	i.took[id] = true
+}
+
+// SetOrPark stores the outbound publish m (a new packet id) and reports
+// whether it may be sent now (charged one unit of send quota) or was
+// parked. isNew is false when m replaced a packet with the same id.
+func (i *Inflight) SetOrPark(m packets.Packet) (isNew, sendNow bool) {
 	i.Lock()
 	defer i.Unlock()
-	if atomic.LoadInt32(&i.sendQuota) < atomic.LoadInt32(&i.maximumSendQuota) {
+	_, exists := i.internal[m.PacketID]
+	i.forgetLocked(m.PacketID)
+	i.internal[m.PacketID] = m
+	i.nextSeq++
+	if i.seq == nil {
+		i.seq = make(map[uint16]uint64)
+	}
+	i.seq[m.PacketID] = i.nextSeq
+	return !exists, i.takeOrParkLocked(m.PacketID)
+}
+
+// resendCharge decides, for a session being resumed, whether the stored
+// packet tk is written now. A publish is charged or parked like a new one
+// (parked ones are marked DUP: they may have been sent on the old
+// connection); one that already holds quota was queued since the session
+// resumed and is not written twice. A PUBREL (the client awaits it, it
+// cannot wait) is charged when quota is left and written regardless.
+func (i *Inflight) resendCharge(tk packets.Packet) (write bool) {
+	i.Lock()
+	defer i.Unlock()
+	switch {
+	case !i.limited():
+		return true
+	case tk.FixedHeader.Type == packets.Publish:
+		if i.took[tk.PacketID] {
+			return false
+		}
+		if !i.takeOrParkLocked(tk.PacketID) {
+			if m, ok := i.internal[tk.PacketID]; ok {
+				m.FixedHeader.Dup = true
+				i.internal[tk.PacketID] = m
+			}
+			return false
+		}
+		return true
+	case tk.FixedHeader.Type == packets.Pubrel:
+		if !i.took[tk.PacketID] && atomic.LoadInt32(&i.sendQuota) > 0 {
+			i.charge(tk.PacketID)
+		}
+		return true
+	}
+	return true
+}
+
+// forgetLocked removes id from the flow-control state and reports whether
+// its removal gives a unit of send quota back: it was not parked, and it
+// holds quota (or, for an entry stored without SetOrPark, is not the state
+// of an inbound QoS 2 flow, as v2.7.9 counted).
+func (i *Inflight) forgetLocked(id uint16) (credit bool) {
+	m, ok := i.internal[id]
+	parked := i.parked.remove(id)
+	took, tracked := i.took[id]
+	delete(i.took, id)
+	delete(i.seq, id)
+	if !ok || parked {
+		return false
+	}
+	if tracked {
+		return took
+	}
+	t := m.FixedHeader.Type
+	return t != packets.Pubrec && t != packets.Pubcomp && !(t == packets.Publish && m.FixedHeader.Qos == 0)
+}
+
+// completeOutbound ends the outbound flow of packet id (acknowledged,
+// refused, expired or dropped): it deletes the entry, gives its send quota
+// back if it held one, and queues the parked publishes that quota releases.
+// It reports whether the entry existed.
+func (cl *Client) completeOutbound(id uint16) bool {
+	i := cl.State.Inflight
+	i.Lock()
+	defer i.Unlock()
+	_, ok := i.internal[id]
+	credit := i.forgetLocked(id)
+	delete(i.internal, id)
+	if credit && atomic.LoadInt32(&i.sendQuota) < atomic.LoadInt32(&i.maximumSendQuota) {
 		atomic.AddInt32(&i.sendQuota, 1)
 	}
-	var out []packets.Packet
 	for atomic.LoadInt32(&i.sendQuota) > 0 {
-		id, ok := i.parked.pop()
-		if !ok {
+		pid, more := i.parked.pop()
+		if !more {
 			break
 		}
-		pk, ok := i.internal[id]
+		pk, ok := i.internal[pid]
 		if !ok {
 			continue
 		}
-		atomic.AddInt32(&i.sendQuota, -1)
-		out = append(out, pk)
+		i.charge(pid)
+		if cl.Closed() {
+			continue // stays inflight, holding quota: resent when the session resumes
+		}
+		// Queued under the inflight lock: releases from several goroutines
+		// (acks, expiry, a full queue) keep FIFO order on the wire. The
+		// outQueue lock takes no other lock.
+		cl.State.outbound.pushForce(&pk)
+		atomic.AddInt32(&cl.State.outboundQty, 1)
 	}
-	return out
+	return ok
 }
 
 // Parked is the number of publishes waiting for send quota.
@@ -132,27 +220,4 @@ func (i *Inflight) Parked() int {
 	i.RLock()
 	defer i.RUnlock()
 	return i.parked.len()
-}
-
-// releaseSendQuota returns one send quota of cl and queues the parked
-// publishes it releases. They are already in memory (the inflight map), so
-// the outbound queue's bound does not apply to them.
-func (cl *Client) releaseSendQuota() {
-	for _, pk := range cl.State.Inflight.ReleaseSendQuota() {
-		pk := pk // this module is go 1.21: one loop variable for all iterations
-		cl.State.outbound.pushForce(&pk)
-		atomic.AddInt32(&cl.State.outboundQty, 1)
-	}
-}
-
-// deleteSent deletes packet id and reports whether it was there and had
-// been sent (not parked).
-func (i *Inflight) deleteSent(id uint16) (ok, sent bool) {
-	i.Lock()
-	defer i.Unlock()
-	_, ok = i.internal[id]
-	_, parked := i.parked.live[id]
-	delete(i.internal, id)
-	i.parked.remove(id)
-	return ok, ok && !parked
 }

@@ -15,12 +15,16 @@ import (
 // Inflight is a map of InflightMessage keyed on packet id.
 type Inflight struct {
 	sync.RWMutex
-	internal            map[uint16]packets.Packet // internal contains the inflight packets
+	internal            map[uint16]packets.Packet // internal contains the inflight packets (runnel: outbound flows only)
+	inbound             map[uint16]packets.Packet // runnel: acks of inbound QoS 1/2 flows (PUBACK, PUBREC, PUBCOMP), see inbound.go
 	receiveQuota        int32                     // remaining inbound qos quota for flow control
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
 	maximumSendQuota    int32                     // maximum allowed send quota
 	parked              parkedQueue               // runnel: publishes waiting for send quota (flow.go)
+	took                map[uint16]bool           // runnel: flow-controlled ids → holds a unit of send quota
+	seq                 map[uint16]uint64         // runnel: send order of outbound publishes (GetAll)
+	nextSeq             uint64                    // runnel
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
@@ -31,21 +35,32 @@ func NewInflights() *Inflight {
 }
 
 // Set adds or updates an inflight packet by packet id.
+//
+// runnel: the server's acks of inbound flows (PUBACK, PUBREC, PUBCOMP: ids
+// chosen by the client) go to the inbound map, everything else (PUBLISH,
+// PUBREL: ids chosen by the server) to the outbound one.
 func (i *Inflight) Set(m packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
 
-	_, ok := i.internal[m.PacketID]
-	i.internal[m.PacketID] = m
+	mp := i.mapFor(m.FixedHeader.Type)
+	_, ok := mp[m.PacketID]
+	mp[m.PacketID] = m
 	return !ok
 }
 
 // Get returns an inflight packet by packet id.
+//
+// runnel: an outbound flow's packet if there is one, else an inbound
+// flow's; code that knows the direction uses GetOutbound or GetInbound.
 func (i *Inflight) Get(id uint16) (packets.Packet, bool) {
 	i.RLock()
 	defer i.RUnlock()
 
 	if m, ok := i.internal[id]; ok {
+		return m, true
+	}
+	if m, ok := i.inbound[id]; ok {
 		return m, true
 	}
 
@@ -56,7 +71,7 @@ func (i *Inflight) Get(id uint16) (packets.Packet, bool) {
 func (i *Inflight) Len() int {
 	i.RLock()
 	defer i.RUnlock()
-	return len(i.internal)
+	return len(i.internal) + len(i.inbound)
 }
 
 // Clone returns a new instance of Inflight with the same message data.
@@ -68,6 +83,14 @@ func (i *Inflight) Clone() *Inflight {
 	for k, v := range i.internal {
 		c.internal[k] = v
 	}
+	for k, v := range i.inbound { // runnel
+		c.mapFor(v.FixedHeader.Type)[k] = v
+	}
+	c.seq = make(map[uint16]uint64, len(i.seq)) // runnel: keep send order
+	for k, v := range i.seq {
+		c.seq[k] = v
+	}
+	c.nextSeq = i.nextSeq
 	return c
 }
 
@@ -82,12 +105,24 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 			m = append(m, v)
 		}
 	}
+	for _, v := range i.inbound { // runnel
+		if !immediate || (immediate && v.Expiry < 0) {
+			m = append(m, v)
+		}
+	}
 
+	seq := i.seq
 	sort.Slice(m, func(i, j int) bool {
-		// runnel: ties (same second) broken by packet id, which follows
-		// send order (map iteration order is random).
-		if uint16(m[i].Created) != uint16(m[j].Created) {
-			return uint16(m[i].Created) < uint16(m[j].Created)
+		// runnel: send order where it is known (SetOrPark), else
+		// Created (full seconds, not truncated to 16 bits) then packet id;
+		// map iteration order is random.
+		si, oki := seq[m[i].PacketID]
+		sj, okj := seq[m[j].PacketID]
+		if oki && okj {
+			return si < sj
+		}
+		if m[i].Created != m[j].Created {
+			return m[i].Created < m[j].Created
 		}
 		return m[i].PacketID < m[j].PacketID
 	})
@@ -116,8 +151,11 @@ func (i *Inflight) Delete(id uint16) bool {
 	defer i.Unlock()
 
 	_, ok := i.internal[id]
+	if !ok { // runnel: no outbound flow with this id: an inbound one
+		return i.deleteInboundLocked(id)
+	}
+	i.forgetLocked(id) // runnel: flow-control state
 	delete(i.internal, id)
-	i.parked.remove(id) // runnel
 
 	return ok
 }

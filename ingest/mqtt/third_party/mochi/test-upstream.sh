@@ -24,7 +24,7 @@ cd "$work/m"
 git apply "$here/upstream-tests.patch"
 pkgs=(. ./packets/ ./listeners/ ./system/ ./mempool/)
 skip='^TestEstablishConnectionInheritExistingTrueTakeover$'
-if GOFLAGS=-mod=mod go test -count=1 -timeout 300s -skip "$skip" "${pkgs[@]}" > "$work/out" 2>&1; then
+if GOFLAGS=-mod=mod go test -count=1 -timeout 120s -skip "$skip" "${pkgs[@]}" > "$work/out" 2>&1; then
 	grep -E '^(ok|FAIL)' "$work/out"
 	exit 0
 fi
@@ -34,4 +34,4 @@ if [ -z "$failed" ]; then
 	exit 1
 fi
 echo "test-upstream: retrying once: $failed"
-GOFLAGS=-mod=mod go test -count=1 -timeout 300s -run "^($failed)\$" "${pkgs[@]}"
+GOFLAGS=-mod=mod go test -count=1 -timeout 120s -run "^($failed)\$" "${pkgs[@]}"
