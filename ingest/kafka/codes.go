@@ -15,6 +15,7 @@ const (
 	codeUnknownServerError        int16 = -1
 	codeOffsetOutOfRange          int16 = 1
 	codeCorruptMessage            int16 = 2
+	codeInvalidRecord             int16 = 87
 	codeUnknownTopicOrPartition   int16 = 3
 	codeNotLeaderForPartition     int16 = 6
 	codeMessageTooLarge           int16 = 10

@@ -14,8 +14,9 @@ import (
 
 // TestProduceUndecodableRecords: a batch whose CRC is right but whose
 // records do not decode (here: an offset delta that skips) is refused with
-// CORRUPT_MESSAGE and a message naming the record, nothing of it is
-// stored, and the connection and partition go on working.
+// INVALID_RECORD (87, not retriable; CORRUPT_MESSAGE before produce v8) and
+// a message naming the record, nothing of it is stored, and the connection
+// and partition go on working.
 func TestProduceUndecodableRecords(t *testing.T) {
 	ts := startServer(t, openLog(t, ""), nil)
 	ctx := testCtx(t, 20*time.Second)
@@ -51,8 +52,12 @@ func TestProduceUndecodableRecords(t *testing.T) {
 	r := dialRaw(t, ts.addr)
 	resp := r.roundTrip(req, 7).(*kmsg.ProduceResponse)
 	p := resp.Topics[0].Partitions[0]
-	if p.ErrorCode != codeCorruptMessage || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "record 1: batch: malformed record: offset delta 5, want 1") {
-		t.Fatalf("got error %d %v, want CORRUPT_MESSAGE naming record 1", p.ErrorCode, p.ErrorMessage)
+	if p.ErrorCode != codeInvalidRecord || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "record 1: batch: malformed record: offset delta 5, want 1") {
+		t.Fatalf("got error %d %v, want INVALID_RECORD naming record 1", p.ErrorCode, p.ErrorMessage)
+	}
+	req.Version = 7
+	if p := r.roundTrip(req, 8).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != codeCorruptMessage {
+		t.Fatalf("produce v7: error %d, want CORRUPT_MESSAGE", p.ErrorCode)
 	}
 
 	if err := good.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {

@@ -63,9 +63,13 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 			// Like a Kafka broker, decode every record before storing
 			// the batch: one that does not decode would fail every reader
 			// later (consumers, forwarding, MQTT publish routes).
+			// Like Kafka: INVALID_RECORD (not retriable) from produce v8
+			// on, CORRUPT_MESSAGE before (clients retry that one, so an
+			// old client resends the bad batch until its timeout).
 			if err := batch.CheckRecords(p.Records); err != nil {
 				rp.ErrorCode = codeCorruptMessage
 				if req.Version >= 8 {
+					rp.ErrorCode = codeInvalidRecord
 					rp.ErrorMessage = strp("runnel: invalid record: " + err.Error())
 				}
 				s.stats.produceErrors.Add(1)
