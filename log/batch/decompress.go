@@ -29,19 +29,19 @@ const MaxDecompressedBytes = 64 << 20
 var ErrDecompressedTooLarge = errors.New("batch: decompressed size exceeds 64 MiB")
 
 var (
-	zstdDec = sync.OnceValue(func() *zstd.Decoder {
-		// DecodeAll is safe for concurrent use; WithDecoderMaxMemory makes
-		// it refuse a frame declaring (or growing to) more than the bound
-		// before allocating it.
+	// Streaming decoders for zstd (DecodeAll trusts the frame's declared
+	// size and allocates before refusing), gzip and lz4, all read through
+	// readBounded.
+	zstdPool = sync.Pool{New: func() any {
 		d, err := zstd.NewReader(nil,
 			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderConcurrency(2),
+			zstd.WithDecoderConcurrency(1), // synchronous: no goroutines
 			zstd.WithDecoderMaxMemory(MaxDecompressedBytes))
 		if err != nil {
 			panic(err) // only on invalid options
 		}
 		return d
-	})
+	}}
 	gzipPool sync.Pool // *gzip.Reader
 	lz4Pool  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 )
@@ -53,7 +53,17 @@ func decompress(src []byte, c Codec) ([]byte, error) {
 	case CodecNone:
 		return src, nil
 	case CodecZstd:
-		out, err := zstdDec().DecodeAll(src, nil)
+		d := zstdPool.Get().(*zstd.Decoder)
+		defer zstdPool.Put(d)
+		if err := d.Reset(bytes.NewReader(src)); err != nil {
+			return nil, err
+		}
+		hint := 0
+		var fh zstd.Header
+		if fh.Decode(src) == nil && fh.HasFCS {
+			hint = int(min(fh.FrameContentSize, MaxDecompressedBytes+1))
+		}
+		out, err := readBounded(d, hint, len(src))
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			return nil, ErrDecompressedTooLarge
 		}
@@ -74,28 +84,55 @@ func decompress(src []byte, c Codec) ([]byte, error) {
 			}
 		}
 		defer gzipPool.Put(zr)
-		return readBounded(zr)
+		hint := 0
+		if len(src) >= 4 { // ISIZE: the uncompressed size mod 2^32 (of the last member)
+			hint = int(min(uint64(binary.LittleEndian.Uint32(src[len(src)-4:])), MaxDecompressedBytes+1))
+		}
+		return readBounded(zr, hint, len(src))
 	case CodecLz4:
 		zr := lz4Pool.Get().(*lz4.Reader)
 		defer lz4Pool.Put(zr)
 		zr.Reset(bytes.NewReader(src))
-		return readBounded(zr)
+		return readBounded(zr, 0, len(src))
 	default:
 		return nil, fmt.Errorf("unknown compression codec %d", c)
 	}
 }
 
 // readBounded reads r to the end, refusing more than MaxDecompressedBytes.
-func readBounded(r io.Reader) ([]byte, error) {
-	var out bytes.Buffer
-	n, err := out.ReadFrom(io.LimitReader(r, MaxDecompressedBytes+1))
-	if err != nil {
-		return nil, err
+// The buffer starts at hint (a size the data declares, itself capped) or
+// a guess from the compressed size, and doubles up to the bound + 1 at
+// most: a batch that would exceed it is refused after allocating at most
+// about twice the bound in total (1.5 times live), whatever its header
+// claims.
+func readBounded(r io.Reader, hint, compressed int) ([]byte, error) {
+	const limit = MaxDecompressedBytes
+	if hint <= 0 {
+		hint = 4 * compressed
 	}
-	if n > MaxDecompressedBytes {
+	buf := make([]byte, 0, min(max(hint, 512), limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, ErrDecompressedTooLarge
+			}
+			grown := make([]byte, len(buf), min(2*cap(buf), limit+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(buf) > limit {
 		return nil, ErrDecompressedTooLarge
 	}
-	return out.Bytes(), nil
+	return buf, nil
 }
 
 // xerialPrefix starts snappy data framed the way the Java producer writes

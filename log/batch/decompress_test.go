@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
@@ -33,9 +34,18 @@ func TestDecompressionBomb(t *testing.T) {
 		if len(data) > 8<<20 {
 			t.Fatalf("codec %d: %d bytes compressed, not a bomb", codec, len(data))
 		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		_, err = Records(data)
+		runtime.ReadMemStats(&after)
 		if !errors.Is(err, ErrDecompressedTooLarge) || !errors.Is(err, ErrRecord) {
 			t.Fatalf("codec %d (%d bytes): got %v, want ErrDecompressedTooLarge", codec, len(data), err)
+		}
+		// Refusing it must not cost more than about twice the bound in
+		// total (a buffer doubling up to the bound), whatever the data
+		// claims (before: 221-434 MiB for zstd, 260 MiB for lz4).
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2*MaxDecompressedBytes+8<<20 {
+			t.Fatalf("codec %d: refusing the bomb allocated %d MiB", codec, alloc>>20)
 		}
 	}
 }
