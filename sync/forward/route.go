@@ -49,6 +49,10 @@ type part struct {
 	// Timestamp of the record at offset tsOff (status cache).
 	tsOff, ts int64
 
+	// Offsets below skipped were counted as undecodable (a rewind or a
+	// re-read meets the same batch again; it is counted once).
+	skipped int64
+
 	// After a read error the partition is skipped until readRetry.
 	readRetry time.Time
 	readFails int

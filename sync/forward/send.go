@@ -276,10 +276,18 @@ func (s *slab) itoa(v int64) []byte {
 // skipUndecodable records that the batch h (records from end on) is not
 // forwarded because it cannot be decoded.
 func (r *route) skipUndecodable(p *part, h batch.Header, end int64, err error) {
-	lost := h.LastOffset() + 1 - max(end, h.BaseOffset)
+	r.mu.Lock()
+	from := max(end, h.BaseOffset, p.skipped)
+	lost := h.LastOffset() + 1 - from
+	if lost <= 0 {
+		r.mu.Unlock()
+		return // counted when first met (before a rewind or re-read)
+	}
+	p.skipped = h.LastOffset() + 1
+	r.lastErr, r.lastErrAt = fmt.Sprintf("undecodable batch at offset %d skipped: %v", h.BaseOffset, err), time.Now()
+	r.mu.Unlock()
 	r.dropped.Add(uint64(lost))
 	r.errs.Add(1)
-	r.setErr(fmt.Errorf("undecodable batch at offset %d skipped: %w", h.BaseOffset, err))
 	r.logger.Error("forward: undecodable batch skipped, its records are not forwarded",
 		"topic", p.topic, "partition", p.part, "offset", h.BaseOffset, "records", lost, "err", err)
 }
