@@ -236,7 +236,14 @@ func (out *outcome) append(ctx context.Context, l log.Log, i int, s wlStep) bool
 // testOptions are the log options of these tests: no background timers
 // that would make the operation sequence depend on the clock.
 func testOptions(dir string, fs vfs.FS, mode storeMode) *log.Options {
+	small := int64(0) // default
+	if mode == modeShared {
+		// Appends over 600 bytes go to partition segment files: a
+		// partition moves between shared storage and its own files.
+		small = 600
+	}
 	return &log.Options{
+		JournalSmallBytes:      small,
 		Dir:                    dir,
 		FS:                     fs,
 		Logger:                 slog.New(slog.DiscardHandler),

@@ -64,7 +64,7 @@ type Options struct {
 	MaxLoadedIndexes int
 	// CommitWindow is the longest a group commit waits for more appends
 	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
-	// write amplification for trickles); default 5ms, <0 = never wait.
+	// write amplification for trickles); default 10ms, <0 = never wait.
 	CommitWindow time.Duration
 }
 

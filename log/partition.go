@@ -402,16 +402,19 @@ const sharedAfterSmallCommits = 3
 // storage (small "always" commits) or to the partition's own segment.
 func (p *partition) wantSharedLocked(cfg *TopicConfig, n int) bool {
 	l := p.l
+	act := p.active()
+	if act.virt != nil && act.synced < act.size {
+		// Back to a segment file only once every shared byte is durable:
+		// file bytes must never be durable ahead of shared ones before them.
+		return true
+	}
 	if !l.shared.usable() || cfg.Fsync != FsyncAlways {
 		return false
 	}
-	act := p.active()
 	small := l.opts.JournalSmallBytes
 	switch {
 	case act.virt != nil:
-		// Back to a segment file only once every shared byte is durable:
-		// file bytes must never be durable ahead of shared ones before them.
-		return act.synced < act.size || int64(n) <= small
+		return int64(n) <= small
 	case act.size == 0:
 		return int64(n) <= small
 	}
@@ -456,6 +459,9 @@ func (p *partition) rollToLocked(virt bool) error {
 		old.sealed = true
 		if err := old.seal(p.l.fs); err != nil {
 			p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)
+		}
+		if old.virt == nil {
+			p.dirDirty = true // the index files' entries
 		}
 		p.l.indexes.touch(old)
 	}
@@ -583,7 +589,14 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	if err := seg.ensureIndex(p.l, size); err != nil {
 		return nil, err
 	}
-	return p.readSegment(seg, offset, limit, maxBytes)
+	out, err := p.readSegment(seg, offset, limit, maxBytes)
+	if err == nil && len(out) == 0 {
+		// offset < HWM yet no batch holds it: offsets lost between
+		// segments (damage found at open).
+		file, at := p.l.damageLocation(seg, max(0, limit-1))
+		return nil, &CorruptError{File: file, Offset: at, Reason: fmt.Sprintf("offset %d lost (damaged data before %s)", offset, seg.rel)}
+	}
+	return out, err
 }
 
 // readSegment returns whole batches of seg from the one holding offset.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -101,6 +102,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		for i := 0; i+1 < len(p.segs); i++ {
 			p.segs[i].next = p.segs[i+1].base
 		}
+		// A segment file followed by shared data ends where that starts.
+		for _, s := range p.segs[:len(p.segs)-1] {
+			j := sort.Search(len(exts), func(j int) bool { return exts[j].base > s.base })
+			if j < len(exts) && exts[j].base < s.next {
+				s.next = exts[j].base
+			}
+		}
 		lastFile := p.segs[len(p.segs)-1]
 		lastIsFile := len(exts) == 0 || lastFile.base >= exts[len(exts)-1].next
 		if hasCk && !lastIsFile || hasCk && e.segBase > lastFile.base {
@@ -113,22 +121,33 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 				}
 			}
 		}
-		if err := p.recover(e, hasCk, lastIsFile); err != nil {
+		var covered [][2]int64
+		for _, x := range exts {
+			covered = append(covered, [2]int64{x.base, x.next})
+		}
+		if err := p.recover(e, hasCk, lastIsFile, covered); err != nil {
 			return nil, err
 		}
 	}
 	if len(exts) > 0 {
 		l.shared.addRefs(exts)
 		p.addSharedExtents(exts)
+	}
+	if l.shared != nil {
+		// The checkpointed durable end, or a seal entry, lies past the
+		// partition's data: its last shared entries were damaged. Their
+		// offsets are never reused.
 		end := l.shared.sealed[sharedKey{t.id, id}]
 		if hasCk && ck0.next > end {
 			end = ck0.next
 		}
-		if last := p.segs[len(p.segs)-1]; last.virt != nil && end > last.next {
-			// The checkpointed durable end lies past the shared entries
-			// found: the last ones were damaged. Their offsets are never
-			// reused.
-			file, at := l.damageLocation(last, last.size-1)
+		if last := p.segs[len(p.segs)-1]; (last.virt != nil || last.size == 0) && end > last.next {
+			file, at := sharedDirName, int64(-1)
+			if last.size > 0 {
+				file, at = l.damageLocation(last, last.size-1)
+			} else {
+				p.segs = p.segs[:len(p.segs)-1] // an empty segment: replaced
+			}
 			p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
 			l.addDamage(Damage{File: file, Offset: at,
 				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", t.name, id, last.next, end-1)})
@@ -164,7 +183,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 }
 
 // recover scans the part of the partition not known to be durable.
-func (p *partition) recover(e ckptEntry, ok, lastIsFile bool) error {
+func (p *partition) recover(e ckptEntry, ok, lastIsFile bool, covered [][2]int64) error {
 	l := p.l
 	si, from, expect := 0, int64(0), p.segs[0].base
 	if ok {
@@ -186,7 +205,7 @@ func (p *partition) recover(e ckptEntry, ok, lastIsFile bool) error {
 			f = from
 		}
 		if i > si {
-			if expect < seg.base {
+			if expect < seg.base && !coveredBy(covered, expect, seg.base) {
 				prev := p.segs[i-1]
 				l.addDamage(Damage{File: prev.rel, Offset: prev.size,
 					Reason: fmt.Sprintf("segment ends at offset %d but the next one starts at %d: offsets %d-%d are lost", expect, seg.base, expect, seg.base-1)})
