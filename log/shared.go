@@ -468,18 +468,15 @@ func (s *sharedLog) sync() error {
 	keep := s.dirty[:0]
 	for _, f := range s.dirty {
 		switch {
-		case f.size < f.written:
-			keep = append(keep, f)
-		case f != s.active:
+		case f == s.active || f.size < f.written:
+			keep = append(keep, f) // the active file always stays listed
+		default:
 			f.h.Close()
 			f.h = nil
 			s.l.kickCheckpoint() // a whole file became durable
 		}
 	}
 	s.dirty = keep
-	if s.active != nil && len(s.dirty) == 0 {
-		s.dirty = append(s.dirty, s.active) // stays listed: cheap check
-	}
 	s.mu.Unlock()
 	s.l.stats.sharedCommits.Add(1)
 	return nil
