@@ -128,7 +128,9 @@ func (c *committer) run() {
 // times the mean gap between appends since the previous cycle (within
 // [gatherMinStep, gatherMaxStep]), so writers that all wait for their ack
 // (a closed loop: nobody else is coming) lose only a short step, while an
-// open-loop trickle is gathered for the whole window.
+// open-loop trickle is gathered for the whole window. With shared segments
+// (store once) a commit's cost is the pages it dirties, so cycles under
+// gatherBelowShared gather up to it; see doc.go, "Store once".
 const (
 	gatherBelow       = 1 << 10
 	gatherBelowShared = 16 << 10
@@ -161,8 +163,16 @@ func (c *committer) gather() {
 	}
 	step := 4 * since / time.Duration(now-prev)
 	step = min(max(step, gatherMinStep), gatherMaxStep)
+	// sharedStep is the quiet step with shared storage: a paced or bursty
+	// trickle (senders that wake every millisecond or so) must not look
+	// quiet, so 24 mean gaps since the last gather (at most 3ms). Writers
+	// that all wait for their acks come back densely (gaps of
+	// microseconds) and are caught by closedLoopWithin first.
+	sharedStep := func(n uint64) time.Duration {
+		return min(max(24*time.Since(c.lastCycle)/time.Duration(n-prev), gatherMinStep), 3*gatherMaxStep)
+	}
 	if below > gatherBelow {
-		step = gatherMinStep // recomputed below from the arrivals seen
+		step = sharedStep(now)
 	}
 	start := time.Now()
 	deadline := start.Add(window)
@@ -191,9 +201,12 @@ func (c *committer) gather() {
 		case <-wake:
 		}
 		n := c.arrivals.Load()
-		if below > gatherBelow && comeBack > 0 && n-prev >= comeBack && time.Since(start) < closedLoopWithin {
+		if below > gatherBelow && comeBack > 0 && n-prev >= comeBack && time.Since(start) < closedLoopWithin &&
+			c.pending.Load() >= gatherBelow {
 			// Every writer the last cycle acknowledged is back at once:
 			// writers that wait for their acks, nobody else is coming.
+			// (Not for tiny commits: a trickle whose last commit was a
+			// few records must not settle at that size.)
 			return
 		}
 		if !fired {
@@ -208,13 +221,7 @@ func (c *committer) gather() {
 		}
 		last = n
 		if below > gatherBelow {
-			// A paced or bursty trickle (senders that wake every
-			// millisecond or so) must not look quiet: a step of twelve
-			// mean gaps. Writers that all wait for their acks come back
-			// densely (gaps of microseconds): their step stays short.
-			if n > now {
-				step = min(max(12*time.Since(start)/time.Duration(n-now), gatherMinStep), 2*gatherMaxStep)
-			}
+			step = sharedStep(n)
 		}
 		c.timer.Reset(step)
 	}

@@ -253,9 +253,9 @@
 // Options.CommitWindow, now 10 ms by default), and its quiet step ends the
 // wait only once as many appends arrived as the last cycle acknowledged
 // (writers that each wait for their ack are all back within 500µs: a
-// closed loop, nobody else is coming, commit now), with a step of twelve
-// mean gaps so a paced trickle (senders that wake every millisecond) does
-// not look quiet. Amplification ≈ (S + 20 per entry + ~4 KiB)/S for a
+// closed loop, nobody else is coming, commit now), with a step of 24 mean
+// gaps (at most 3 ms) so a paced trickle (senders that wake every
+// millisecond) does not look quiet. Amplification ≈ (S + 20 per entry + ~4 KiB)/S for a
 // commit of S bytes: about 1.3-1.4 for 16 KiB of 176-byte batches.
 //
 // Deletion: each extent holds a reference on its shared file; retention,
