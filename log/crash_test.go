@@ -832,7 +832,7 @@ func checkFlip(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *o
 			}
 			h, verr := batch.Validate(b)
 			if verr != nil {
-				probs = append(probs, fmt.Sprintf("%v: Read(%d) served bytes failing validation: %v", p, a.base, verr))
+				probs = append(probs, fmt.Sprintf("%v: Read(%d) served bytes failing validation: %v\n%s", p, a.base, verr, log.DebugSegments(l, p.topic, p.part)))
 				continue
 			}
 			if h.BaseOffset != a.base || !bytes.Equal(b[:h.Size()], a.data) {

@@ -141,7 +141,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		if hasCk && ck0.next > end {
 			end = ck0.next
 		}
-		if last := p.segs[len(p.segs)-1]; (last.virt != nil || last.size == 0) && end > last.next {
+		if last := p.segs[len(p.segs)-1]; end > last.next {
 			file, at := sharedDirName, int64(-1)
 			if last.size > 0 {
 				file, at = l.damageLocation(last, last.size-1)
