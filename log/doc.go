@@ -375,6 +375,13 @@
 //     it: one long-retention partition with a trickle pins the files of
 //     short-retention ones (space, not correctness). Copying such batches
 //     forward (compaction) would write them twice; not done.
+//   - Shared files grow with every commit, so each fdatasync also commits
+//     the inode's new size (and block allocation) in the file system's
+//     journal: block writes by the kernel's journal thread that
+//     /proc/self/io write_bytes does not count (the journal format avoided
+//     them by overwriting a preallocated file in place). On SD cards this
+//     is real wear the 1.38 figure leaves out; preallocating shared files
+//     with written zeros would remove it at the price of writing them.
 //   - Writes to shared files happen under one mutex, so appends to shared
 //     storage are serialized (one WriteAt each); the many-writers case
 //     measured faster than the journal format all the same.
