@@ -163,6 +163,8 @@ type Stats struct {
 	TornTailBytes    uint64           // bytes of torn tails truncated by recovery
 	JournalCommits   uint64           // commits that went through the node journal
 	JournalBytes     uint64           // bytes written to the node journal
+	SharedCommits    uint64           // commits that wrote shared segment files
+	SharedBytes      uint64           // bytes written to shared segment files
 }
 
 // PartitionError names a failed partition and why.

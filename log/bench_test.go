@@ -56,9 +56,13 @@ func benchOptions(dir string) *log.Options {
 	}
 }
 
-func openBench(b *testing.B, dir string, topic string, cfg log.TopicConfig) log.Log {
+func openBench(b *testing.B, dir string, topic string, cfg log.TopicConfig, mods ...func(*log.Options)) log.Log {
 	b.Helper()
-	l, err := log.Open(benchOptions(dir))
+	o := benchOptions(dir)
+	for _, m := range mods {
+		m(o)
+	}
+	l, err := log.Open(o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,8 +153,8 @@ func writers(n, total int, do func(w int) error) error {
 func BenchmarkManyWriters(b *testing.B) {
 	const n = 64
 	data := recordBatch(1, 100, 2)
-	b.Run("log-fsync-always", func(b *testing.B) {
-		l := openBench(b, b.TempDir(), "many", log.TopicConfig{Partitions: n, Fsync: log.FsyncAlways})
+	many := func(b *testing.B, mods ...func(*log.Options)) {
+		l := openBench(b, b.TempDir(), "many", log.TopicConfig{Partitions: n, Fsync: log.FsyncAlways}, mods...)
 		defer l.Close()
 		bufs := make([][]byte, n)
 		for i := range bufs {
@@ -169,7 +173,9 @@ func BenchmarkManyWriters(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "acked-rec/s")
-	})
+	}
+	b.Run("log-fsync-always", func(b *testing.B) { many(b) })
+	b.Run("log-fsync-always-noshared", func(b *testing.B) { many(b, func(o *log.Options) { o.NoShared = true }) })
 	b.Run("baseline-file-per-writer-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		files := make([]*os.File, n)
@@ -246,8 +252,8 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 func BenchmarkTrickle(b *testing.B) {
 	const partitions, rate = 1000, 10000.0
 	data := recordBatch(1, 100, 3)
-	b.Run("log-fsync-always", func(b *testing.B) {
-		l := openBench(b, b.TempDir(), "trickle", log.TopicConfig{Partitions: partitions, Fsync: log.FsyncAlways})
+	trickle := func(b *testing.B, mods ...func(*log.Options)) {
+		l := openBench(b, b.TempDir(), "trickle", log.TopicConfig{Partitions: partitions, Fsync: log.FsyncAlways}, mods...)
 		defer l.Close()
 		total := b.N * recordsPerOp
 		lat := make([]time.Duration, total)
@@ -256,6 +262,7 @@ func BenchmarkTrickle(b *testing.B) {
 		b.SetBytes(int64(len(data)) * recordsPerOp)
 		b.ReportAllocs()
 		wb := writeBytes(b)
+		st0 := l.Stats()
 		b.ResetTimer()
 		wg.Add(total)
 		pace(total, rate, func(i int, scheduled time.Time) {
@@ -276,7 +283,14 @@ func BenchmarkTrickle(b *testing.B) {
 		reportLatency(b, lat)
 		b.ReportMetric(float64(writeBytes(b)-wb)/float64(total*len(data)), "dev-bytes/byte")
 		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "acked-rec/s")
-	})
+		st := l.Stats()
+		b.ReportMetric(float64(st.Fsyncs-st0.Fsyncs)/b.Elapsed().Seconds(), "fsyncs/s")
+	}
+	// Shared segments (the default format): small commits stored once.
+	b.Run("log-fsync-always", func(b *testing.B) { trickle(b) })
+	// The previous format: partition segment files made durable through
+	// the node journal (every byte written twice).
+	b.Run("log-fsync-always-noshared", func(b *testing.B) { trickle(b, func(o *log.Options) { o.NoShared = true }) })
 	b.Run("baseline-file-per-partition-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		type req struct {

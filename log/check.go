@@ -17,21 +17,41 @@ import (
 // nothing; damage it finds is also added to Stats().Damaged.
 func (l *logImpl) Check() []Damage {
 	var out []Damage
+	if l.shared != nil {
+		out = append(out, l.shared.check()...)
+	}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
 			p.mu.Lock()
 			limits := map[string]int64{}
+			var virt []*segment
+			var vlimits []int64
 			for _, s := range p.segs {
+				if s.virt != nil {
+					virt = append(virt, s)
+					vlimits = append(vlimits, p.limitLocked(s))
+					continue
+				}
 				limits[s.path] = p.limitLocked(s)
 			}
+			var ranges [][2]int64
+			for _, s := range virt {
+				ranges = append(ranges, [2]int64{s.base, s.next})
+			}
+			for _, g := range p.lost {
+				ranges = append(ranges, [2]int64{g.from, g.to})
+			}
 			p.mu.Unlock()
-			out = append(out, checkPartition(l.fs, l.dir, p.rel, func(path string, size int64) (int64, bool) {
+			out = append(out, checkPartitionCovered(l.fs, l.dir, p.rel, func(path string, size int64) (int64, bool) {
 				lim, ok := limits[path]
 				if !ok {
 					return 0, false // created or deleted since the snapshot
 				}
 				return lim, true
-			})...)
+			}, "", ckptEntry{}, false, ranges)...)
+			for i, s := range virt {
+				out = append(out, l.checkVirtual(s, vlimits[i])...)
+			}
 		}
 	}
 	for _, d := range out {
@@ -64,7 +84,12 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Damage
+	// Shared files: bad bytes past the checkpointed shared end with no
+	// valid entry after them are a torn tail.
+	out, ranges := checkSharedFiles(fs, dir, func(_ uint64, n int64) (int64, bool) { return n, true }, func(seq uint64, pos int64) bool {
+		return ck == nil || seq > ck.sharedSeq || seq == ck.sharedSeq && pos >= ck.sharedPos
+	})
+	ids := map[string]uint64{}
 	for _, tn := range names {
 		if !validTopicName(tn) {
 			continue
@@ -91,9 +116,10 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 					}
 				}
 			}
-			out = append(out, checkPartitionTail(fs, dir, rel, func(path string, size int64) (int64, bool) {
+			covered := ranges[sharedKey{topicIDOnDisk(fs, dir, tn, ids), int32(id)}]
+			out = append(out, checkPartitionCovered(fs, dir, rel, func(path string, size int64) (int64, bool) {
 				return size, true
-			}, lastPath, e, hasCk)...)
+			}, lastPath, e, hasCk, covered)...)
 		}
 	}
 	return out, nil
@@ -103,10 +129,63 @@ func checkPartition(fs vfs.FS, dataDir, rel string, limit func(path string, size
 	return checkPartitionTail(fs, dataDir, rel, limit, "", ckptEntry{}, false)
 }
 
-// checkPartitionTail checks one partition directory. When lastPath is set,
-// invalid bytes at the end of that file past the checkpoint are a torn
-// tail, not damage.
 func checkPartitionTail(fs vfs.FS, dataDir, rel string, limit func(string, int64) (int64, bool), lastPath string, ck ckptEntry, hasCk bool) []Damage {
+	return checkPartitionCovered(fs, dataDir, rel, limit, lastPath, ck, hasCk, nil)
+}
+
+// coveredBy reports whether offsets [from, to) lie in the ranges (held by
+// shared storage, or already known lost).
+func coveredBy(ranges [][2]int64, from, to int64) bool {
+	for from < to {
+		moved := false
+		for _, r := range ranges {
+			if r[0] <= from && from < r[1] {
+				from, moved = r[1], true
+			}
+		}
+		if !moved {
+			return false
+		}
+	}
+	return true
+}
+
+// checkVirtual verifies the batches of a virtual segment up to limit.
+func (l *logImpl) checkVirtual(seg *segment, limit int64) []Damage {
+	if limit <= 0 {
+		return nil
+	}
+	r, release, err := l.segReader(seg)
+	if err != nil {
+		return []Damage{{File: seg.rel, Reason: "cannot read: " + err.Error()}}
+	}
+	defer release()
+	var out []Damage
+	sc := newScanner(r, 0, limit, true)
+	expect := seg.base
+	for {
+		h, _, pos, err := sc.next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil && h.BaseOffset != expect {
+			err = fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)
+		}
+		if err != nil {
+			file, at := l.damageLocation(seg, pos)
+			out = append(out, Damage{File: file, Offset: at, Reason: err.Error()})
+			break
+		}
+		expect = h.LastOffset() + 1
+	}
+	return out
+}
+
+// checkPartitionCovered checks one partition directory. When lastPath is
+// set, invalid bytes at the end of that file past the checkpoint are a torn
+// tail, not damage. Offsets between segment files that lie in covered
+// (shared storage) are not missing.
+func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, int64) (int64, bool), lastPath string, ck ckptEntry, hasCk bool, covered [][2]int64) []Damage {
 	var out []Damage
 	dir := filepath.Join(dataDir, rel)
 	names, err := fs.List(dir)
@@ -143,7 +222,7 @@ func checkPartitionTail(fs vfs.FS, dataDir, rel string, limit func(string, int64
 			f.Close()
 			continue
 		}
-		if expect >= 0 && base > expect && i > 0 {
+		if expect >= 0 && base > expect && i > 0 && !coveredBy(covered, expect, base) {
 			out = append(out, Damage{File: filepath.Join(rel, segmentName(bases[i-1])), Offset: -1,
 				Reason: fmt.Sprintf("offsets %d-%d missing between segments", expect, base-1)})
 		}

@@ -17,7 +17,7 @@ import (
 const (
 	checkpointName    = "recovery-point"
 	checkpointMagic   = "RNLCKPT\x00"
-	checkpointVersion = 1
+	checkpointVersion = 2 // 1: no log start, no shared end (still read)
 )
 
 type ckptKey struct {
@@ -29,11 +29,16 @@ type ckptEntry struct {
 	segBase int64 // segment holding the durable end
 	pos     int64 // durable bytes of that segment
 	next    int64 // offset after the durable end
+	start   int64 // log start (-1: unknown, version 1)
 }
 
 // checkpoint is a decoded recovery checkpoint.
 type checkpoint struct {
 	parts map[ckptKey]ckptEntry
+	// the last shared file and its durable size: bad bytes before it are
+	// damage, never a torn tail
+	sharedSeq uint64
+	sharedPos int64
 }
 
 func (c *checkpoint) get(topic string, id int32) (ckptEntry, bool) {
@@ -44,7 +49,7 @@ func (c *checkpoint) get(topic string, id int32) (ckptEntry, bool) {
 	return e, ok
 }
 
-func encodeCheckpoint(parts map[ckptKey]ckptEntry) []byte {
+func encodeCheckpoint(parts map[ckptKey]ckptEntry, sharedSeq uint64, sharedPos int64) []byte {
 	b := []byte(checkpointMagic)
 	b = binary.BigEndian.AppendUint16(b, checkpointVersion)
 	b = binary.BigEndian.AppendUint16(b, 0)
@@ -56,15 +61,26 @@ func encodeCheckpoint(parts map[ckptKey]ckptEntry) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(e.segBase))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.pos))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.next))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.start))
 	}
+	b = binary.BigEndian.AppendUint64(b, sharedSeq)
+	b = binary.BigEndian.AppendUint64(b, uint64(sharedPos))
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
 var errBadCheckpoint = errors.New("log: bad recovery checkpoint")
 
 func decodeCheckpoint(b []byte) (*checkpoint, error) {
-	if len(b) < 20 || string(b[:8]) != checkpointMagic || binary.BigEndian.Uint16(b[8:]) != checkpointVersion {
+	if len(b) < 20 || string(b[:8]) != checkpointMagic {
 		return nil, errBadCheckpoint
+	}
+	v := binary.BigEndian.Uint16(b[8:])
+	if v != 1 && v != checkpointVersion {
+		return nil, errBadCheckpoint
+	}
+	esize := 28
+	if v >= 2 {
+		esize = 36
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, crcTable) != sum {
@@ -78,18 +94,30 @@ func decodeCheckpoint(b []byte) (*checkpoint, error) {
 			return nil, errBadCheckpoint
 		}
 		tl := int(binary.BigEndian.Uint16(r))
-		if len(r) < 2+tl+28 {
+		if len(r) < 2+tl+esize {
 			return nil, errBadCheckpoint
 		}
 		k := ckptKey{topic: string(r[2 : 2+tl])}
 		r = r[2+tl:]
 		k.partition = int32(binary.BigEndian.Uint32(r))
-		c.parts[k] = ckptEntry{
+		e := ckptEntry{
 			segBase: int64(binary.BigEndian.Uint64(r[4:])),
 			pos:     int64(binary.BigEndian.Uint64(r[12:])),
 			next:    int64(binary.BigEndian.Uint64(r[20:])),
+			start:   -1,
 		}
-		r = r[28:]
+		if v >= 2 {
+			e.start = int64(binary.BigEndian.Uint64(r[28:]))
+		}
+		c.parts[k] = e
+		r = r[esize:]
+	}
+	if v >= 2 {
+		if len(r) < 16 {
+			return nil, errBadCheckpoint
+		}
+		c.sharedSeq, c.sharedPos = binary.BigEndian.Uint64(r), int64(binary.BigEndian.Uint64(r[8:]))
+		r = r[16:]
 	}
 	if len(r) != 0 {
 		return nil, errBadCheckpoint
@@ -111,17 +139,21 @@ func readCheckpoint(fs vfs.FS, dir string) (*checkpoint, error) {
 // writeCheckpoint records every partition's durable end: temp file, fsync,
 // rename, fsync of the directory.
 func (l *logImpl) writeCheckpoint() error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	// The shared end first: everything durable now is at or before it.
+	seq, pos := l.shared.durableEnd()
 	parts := map[ckptKey]ckptEntry{}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
 			p.mu.Lock()
 			if p.durableSeg != nil && !p.closed || p.durableSeg != nil && l.closed.Load() {
-				parts[ckptKey{t.name, p.id}] = ckptEntry{segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable}
+				parts[ckptKey{t.name, p.id}] = ckptEntry{segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable, start: p.startLocked()}
 			}
 			p.mu.Unlock()
 		}
 	}
-	return writeFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(parts))
+	return writeFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(parts, seq, pos))
 }
 
 // kickCheckpoint asks for a checkpoint soon (a sealed segment became

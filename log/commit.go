@@ -30,6 +30,7 @@ type committer struct {
 	wake chan struct{} // one-slot
 
 	arrivals atomic.Uint64 // appends queued (for the gather step)
+	acked    atomic.Uint64 // appends acknowledged since the last gather
 	pending  atomic.Int64  // bytes written under "always" since the last cycle
 
 	// owned by the committer goroutine
@@ -127,29 +128,58 @@ func (c *committer) run() {
 // times the mean gap between appends since the previous cycle (within
 // [gatherMinStep, gatherMaxStep]), so writers that all wait for their ack
 // (a closed loop: nobody else is coming) lose only a short step, while an
-// open-loop trickle is gathered for the whole window.
+// open-loop trickle is gathered for the whole window. With shared segments
+// (store once) a commit's cost is the pages it dirties, so cycles under
+// gatherBelowShared gather up to it; see doc.go, "Store once".
 const (
-	gatherBelow   = 1 << 10
-	gatherTarget  = 64 << 10
-	gatherMinStep = 100 * time.Microsecond
-	gatherMaxStep = time.Millisecond
+	gatherBelow       = 1 << 10
+	gatherBelowShared = 16 << 10
+	// closedLoopWithin: writers acknowledged by a cycle that are all back
+	// this soon are waiting for their acks (a closed loop).
+	closedLoopWithin = 500 * time.Microsecond
+	gatherTarget     = 64 << 10
+	gatherMinStep    = 100 * time.Microsecond
+	gatherMaxStep    = time.Millisecond
 )
 
 func (c *committer) gather() {
 	window := c.l.opts.CommitWindow
 	now := c.arrivals.Load()
+	comeBack := c.acked.Swap(0) // writers acknowledged by the last cycle
 	prev, since := c.lastArrivals, time.Since(c.lastCycle)
 	defer func() {
 		c.lastArrivals = c.arrivals.Load()
 		c.lastCycle = time.Now()
 	}()
 	// One append per cycle (a lone sequential writer): nobody to wait for.
-	if window <= 0 || now-prev < 2 || c.pending.Load() >= gatherBelow {
+	below := int64(gatherBelow)
+	if c.l.shared.usable() {
+		// Stored once, a commit's cost is the pages it dirties, its last
+		// partial page again at the next commit: gather more.
+		below = gatherBelowShared
+	}
+	if window <= 0 || now-prev < 2 || c.pending.Load() >= below {
 		return
 	}
 	step := 4 * since / time.Duration(now-prev)
 	step = min(max(step, gatherMinStep), gatherMaxStep)
-	deadline := time.Now().Add(window)
+	// sharedStep is the quiet step with shared storage: a paced or bursty
+	// trickle (senders that wake every millisecond or so) must not look
+	// quiet, so 24 mean gaps since the last gather (at most 3ms). Writers
+	// that all wait for their acks come back densely (gaps of
+	// microseconds) and are caught by closedLoopWithin first.
+	sharedStep := func(n uint64) time.Duration {
+		return min(max(24*time.Since(c.lastCycle)/time.Duration(n-prev), gatherMinStep), 3*gatherMaxStep)
+	}
+	if below > gatherBelow {
+		step = sharedStep(now)
+	}
+	start := time.Now()
+	deadline := start.Add(window)
+	var wake chan struct{} // appends wake the gather (shared: see below)
+	if below > gatherBelow {
+		wake = c.wake
+	}
 	last := now
 	if c.timer == nil {
 		c.timer = time.NewTimer(step)
@@ -157,17 +187,42 @@ func (c *committer) gather() {
 		c.timer.Reset(step)
 	}
 	defer c.timer.Stop()
-	for c.pending.Load() < gatherTarget && time.Now().Before(deadline) {
+	target := int64(gatherTarget)
+	if below > gatherBelow {
+		target = below
+	}
+	for c.pending.Load() < target && time.Now().Before(deadline) {
+		fired := false
 		select {
 		case <-c.l.quit:
 			return
 		case <-c.timer.C:
+			fired = true
+		case <-wake:
 		}
 		n := c.arrivals.Load()
-		if n == last {
+		if below > gatherBelow && comeBack > 0 && n-prev >= comeBack && time.Since(start) < closedLoopWithin &&
+			c.pending.Load() >= gatherBelow {
+			// Every writer the last cycle acknowledged is back at once:
+			// writers that wait for their acks, nobody else is coming.
+			// (Not for tiny commits: a trickle whose last commit was a
+			// few records must not settle at that size.)
+			return
+		}
+		if !fired {
+			continue
+		}
+		if n == last && (below == gatherBelow || n-prev >= comeBack) {
+			// Quiet. With shared storage only once as many appends came
+			// as the last cycle acknowledged: writers that wait for
+			// their acks are all back (nobody else is coming), while a
+			// trickle keeps its commits as full as the last one.
 			return
 		}
 		last = n
+		if below > gatherBelow {
+			step = sharedStep(n)
+		}
 		c.timer.Reset(step)
 	}
 }
@@ -232,10 +287,25 @@ func (c *committer) cycle(final bool) {
 			plans = append(plans, pl)
 		}
 	}
+	// Shared storage first (a plan may also sync files that follow its
+	// shared bytes): one fdatasync for every partition's entries.
+	shared := false
+	for _, pl := range plans {
+		shared = shared || len(pl.virt) > 0
+	}
+	if shared {
+		if err := c.l.shared.sync(); err != nil {
+			for _, pl := range plans {
+				if len(pl.virt) > 0 {
+					pl.err = err
+				}
+			}
+		}
+	}
 	// Small commits: one journal write and sync for all of them.
 	var journaled []*commitPlan
 	for _, pl := range plans {
-		if pl.jdata != nil {
+		if pl.jdata != nil && pl.err == nil {
 			journaled = append(journaled, pl)
 		}
 	}
@@ -252,7 +322,7 @@ func (c *committer) cycle(final bool) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, syncWorkers)
 	for _, pl := range plans {
-		if !pl.direct {
+		if !pl.direct || pl.err != nil {
 			continue
 		}
 		wg.Add(1)
@@ -283,6 +353,7 @@ type commitPlan struct {
 	direct  bool          // by fdatasync of the segment files
 	jdata   []byte        // or by writing these bytes to the journal
 	jpos    int64         // position of jdata in the active segment
+	virt    []segSnapshot // virtual segments (entries in shared files) to make durable
 	segs    []segSnapshot // segments to sync (direct)
 	dirSync bool          // sync the partition directory first
 	target  int64         // offset up to which the commit makes data durable
@@ -334,12 +405,27 @@ func (p *partition) plan(final bool, j *journal) *commitPlan {
 		}
 		return pl
 	}
+	var files []*segment
 	for _, s := range p.unsynced {
-		pl.segs = append(pl.segs, segSnapshot{s, s.size})
+		if s.virt == nil {
+			files = append(files, s)
+			pl.segs = append(pl.segs, segSnapshot{s, s.size})
+		} else if s.synced < s.size {
+			pl.virt = append(pl.virt, segSnapshot{s, s.size})
+		}
 	}
 	act := p.active()
-	if j != nil && !final && !p.dirDirty && !p.jbufBad && p.jbufSeg == act && len(p.unsynced) == 1 &&
-		p.unsynced[0] == act && p.jbufPos == act.covered && p.jbufPos+int64(len(p.jbuf)) == act.size && len(p.jbuf) > 0 && j.usable() {
+	if act.virt == nil {
+		if act.size-act.covered < p.l.opts.JournalSmallBytes {
+			p.smallCommits++
+		} else {
+			p.smallCommits = 0
+		}
+	}
+	if len(files) == 0 && !p.dirDirty {
+		// Only shared bytes (or nothing) to make durable.
+	} else if j != nil && !final && !p.dirDirty && !p.jbufBad && p.jbufSeg == act && len(files) == 1 &&
+		files[0] == act && p.jbufPos == act.covered && p.jbufPos+int64(len(p.jbuf)) == act.size && len(p.jbuf) > 0 && j.usable() {
 		pl.jdata, pl.jpos = p.jbuf, p.jbufPos
 		p.jbuf = nil
 	} else {
@@ -401,6 +487,20 @@ func (p *partition) finish(pl *commitPlan) bool {
 	moved := false
 	if pl.sync && pl.err == nil && p.roErr == nil {
 		p.lastSync = time.Now()
+		for _, v := range pl.virt {
+			if v.size > v.seg.synced {
+				v.seg.synced, v.seg.covered = v.size, v.size
+			}
+		}
+		if len(pl.virt) > 0 {
+			keep := p.unsynced[:0]
+			for _, s := range p.unsynced {
+				if s.synced < s.size || s.virt == nil && s.covered < s.size {
+					keep = append(keep, s)
+				}
+			}
+			p.unsynced = keep
+		}
 		if pl.direct {
 			for _, s := range pl.segs {
 				if s.seg.sealed && s.size == s.seg.size {
@@ -421,8 +521,7 @@ func (p *partition) finish(pl *commitPlan) bool {
 				}
 			}
 			p.unsynced = keep
-		} else {
-			act := pl.hwmSeg
+		} else if act := pl.hwmSeg; act.virt == nil {
 			if pl.hwmPos > act.covered {
 				act.covered = pl.hwmPos
 			}
@@ -469,6 +568,7 @@ func (p *partition) finish(pl *commitPlan) bool {
 		p.waiters = nil
 	}
 	p.mu.Unlock()
+	p.l.committer.acked.Add(uint64(len(ready)))
 	for _, w := range ready {
 		if w.err != nil {
 			w.done(w.base, w.err)

@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -234,8 +235,15 @@ func (out *outcome) append(ctx context.Context, l log.Log, i int, s wlStep) bool
 
 // testOptions are the log options of these tests: no background timers
 // that would make the operation sequence depend on the clock.
-func testOptions(dir string, fs vfs.FS, noJournal bool) *log.Options {
+func testOptions(dir string, fs vfs.FS, mode storeMode) *log.Options {
+	small := int64(0) // default
+	if mode == modeShared {
+		// Appends over 600 bytes go to partition segment files: a
+		// partition moves between shared storage and its own files.
+		small = 600
+	}
 	return &log.Options{
+		JournalSmallBytes:      small,
 		Dir:                    dir,
 		FS:                     fs,
 		Logger:                 slog.New(slog.DiscardHandler),
@@ -244,8 +252,23 @@ func testOptions(dir string, fs vfs.FS, noJournal bool) *log.Options {
 		RetentionCheckInterval: time.Hour,
 		CheckpointInterval:     time.Hour,
 		DiskCheckInterval:      time.Hour,
-		NoJournal:              noJournal,
+		NoJournal:              mode == modeNoJournal,
+		NoShared:               mode != modeShared,
+		SharedSegmentBytes:     1500, // several shared files per run
 	}
+}
+
+// storeMode is the storage format a crash test runs.
+type storeMode int
+
+const (
+	modeShared    storeMode = iota // shared segments (the default)
+	modeNoJournal                  // partition files, fdatasync each
+	modeJournal                    // partition files through the journal
+)
+
+func (m storeMode) String() string {
+	return [...]string{"shared", "files", "files+journal"}[m]
 }
 
 // expectation is what one partition may serve after recovery.
@@ -411,7 +434,7 @@ type crashStats struct {
 
 // reopen restores meta.db (meta is outside the crash model: bbolt commits
 // are durable) and opens the log on fs.
-func reopen(dir string, metaDB []byte, fs vfs.FS, noJournal bool) (log.Log, error) {
+func reopen(dir string, metaDB []byte, fs vfs.FS, mode storeMode) (log.Log, error) {
 	path := filepath.Join(dir, meta.FileName)
 	os.Remove(path)
 	if metaDB != nil {
@@ -419,7 +442,7 @@ func reopen(dir string, metaDB []byte, fs vfs.FS, noJournal bool) (log.Log, erro
 			return nil, err
 		}
 	}
-	return log.Open(testOptions(dir, fs, noJournal))
+	return log.Open(testOptions(dir, fs, mode))
 }
 
 // crashScale returns the number of seeds and appends per seed.
@@ -440,7 +463,7 @@ func TestCrashRecovery(t *testing.T) {
 	for s := range seeds {
 		seed := uint64(s + 1)
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
-			crashSeed(t, seed, steps, seed%2 == 0, seed%3 == 0, &st)
+			crashSeed(t, seed, steps, storeMode((seed-1)%3), seed%2 == 0, &st)
 		})
 	}
 	t.Logf("%d crash points, %d recoveries (%d after bit flips, %d flips detected) in %v",
@@ -452,7 +475,7 @@ func TestCrashRecovery(t *testing.T) {
 
 // crashSeed runs one seed: a reference run, then a crash at every mutating
 // operation of it, then bit flips on the cleanly closed result.
-func crashSeed(t *testing.T, seed uint64, steps int, noJournal, concurrent bool, st *crashStats) {
+func crashSeed(t *testing.T, seed uint64, steps int, mode storeMode, concurrent bool, st *crashStats) {
 	dir := fastTempDir(t)
 	w := newWorkload(seed, steps)
 	w.concurrent = concurrent
@@ -460,7 +483,7 @@ func crashSeed(t *testing.T, seed uint64, steps int, noJournal, concurrent bool,
 	// Reference run: nothing fails, count the operations.
 	mem := newMemFS(seed, dir)
 	counted := errorfs.Wrap(mem, nil)
-	l, out := w.run(testOptions(dir, counted, noJournal))
+	l, out := w.run(testOptions(dir, counted, mode))
 	if out.err != nil {
 		t.Fatalf("reference run: %v", out.err)
 	}
@@ -483,21 +506,21 @@ func crashSeed(t *testing.T, seed uint64, steps int, noJournal, concurrent bool,
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d (journal=%v concurrent=%v): %d appends, %d mutating operations", seed, !noJournal, concurrent, steps, total)
+	t.Logf("seed %d (%v concurrent=%v): %d appends, %d mutating operations", seed, mode, concurrent, steps, total)
 
 	failures := 0
 	for n := uint64(1); n <= total && failures < 5; n++ {
-		if probs := crashAt(t, dir, w, seed, n, noJournal, st); len(probs) > 0 {
+		if probs := crashAt(t, dir, w, seed, n, mode, st); len(probs) > 0 {
 			failures++
 			t.Errorf("crash before mutating op #%d:\n  %s", n, strings.Join(probs, "\n  "))
 		}
 	}
-	flipSealed(t, dir, w, mem, out, metaDB, noJournal, seed, st)
+	flipSealed(t, dir, w, mem, out, metaDB, mode, seed, st)
 }
 
 // crashAt runs the workload with a power cut before mutating op n and
 // checks the recovery of each crash mode.
-func crashAt(t *testing.T, dir string, w *workload, seed, n uint64, noJournal bool, st *crashStats) []string {
+func crashAt(t *testing.T, dir string, w *workload, seed, n uint64, mode storeMode, st *crashStats) []string {
 	os.RemoveAll(dir)
 	os.MkdirAll(dir, 0o755)
 	mem := newMemFS(seed*1_000_003+n, dir)
@@ -513,7 +536,7 @@ func crashAt(t *testing.T, dir string, w *workload, seed, n uint64, noJournal bo
 			unsynced[p] = true
 		}
 	}}
-	l, out := w.run(testOptions(dir, errorfs.Wrap(mem, crasher), noJournal))
+	l, out := w.run(testOptions(dir, errorfs.Wrap(mem, crasher), mode))
 	if l != nil {
 		l.Close() // releases meta.db; the FS is dead, errors expected
 	}
@@ -528,12 +551,12 @@ func crashAt(t *testing.T, dir string, w *workload, seed, n uint64, noJournal bo
 	var probs []string
 	for _, m := range errorfs.CrashModes {
 		st.recoveries.Add(1)
-		for _, p := range recoverAndCheck(dir, metaDB, snaps[m], w, out, noJournal, n%5 == 0) {
+		for _, p := range recoverAndCheck(dir, metaDB, snaps[m], w, out, mode, n%5 == 0) {
 			probs = append(probs, fmt.Sprintf("[%v at %v] %s", m, crashOp, p))
 		}
 	}
 	if n%3 == 0 {
-		probs = append(probs, flipAfterCrash(dir, metaDB, snaps[errorfs.CrashDropUnsynced], unsynced, w, out, noJournal, n, st)...)
+		probs = append(probs, flipAfterCrash(dir, metaDB, snaps[errorfs.CrashDropUnsynced], unsynced, w, out, mode, n, st)...)
 	}
 	return probs
 }
@@ -543,9 +566,9 @@ func crashAt(t *testing.T, dir string, w *workload, seed, n uint64, noJournal bo
 // serve the altered batch, and every acknowledged batch elsewhere must stay
 // readable. (Detection is not required here: the journal may legitimately
 // rewrite the flipped bytes during replay; served bytes are compared.)
-func flipAfterCrash(dir string, metaDB []byte, crashed *errorfs.MemFS, unsynced map[string]bool, w *workload, out *outcome, noJournal bool, n uint64, st *crashStats) []string {
+func flipAfterCrash(dir string, metaDB []byte, crashed *errorfs.MemFS, unsynced map[string]bool, w *workload, out *outcome, mode storeMode, n uint64, st *crashStats) []string {
 	var cands []segFile
-	for _, f := range segmentFiles(nil, crashed, dir, map[tp]int64{}) {
+	for _, f := range append(segmentFiles(nil, crashed, dir, map[tp]int64{}), sharedFiles(crashed, dir)...) {
 		if f.sealed && !f.index && f.size > 0 && !unsynced[f.path] {
 			cands = append(cands, f)
 		}
@@ -562,7 +585,7 @@ func flipAfterCrash(dir string, metaDB []byte, crashed *errorfs.MemFS, unsynced 
 	}
 	st.recoveries.Add(1)
 	st.flips.Add(1)
-	probs, detected := checkFlip(dir, metaDB, snap, w, out, f, noJournal)
+	probs, detected := checkFlip(dir, metaDB, snap, w, out, f, mode)
 	if detected {
 		st.detected.Add(1)
 	}
@@ -575,8 +598,8 @@ func flipAfterCrash(dir string, metaDB []byte, crashed *errorfs.MemFS, unsynced 
 
 // recoverAndCheck opens the log on a crashed FS and checks it; with
 // twice, it also appends, closes, reopens and checks again.
-func recoverAndCheck(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *outcome, noJournal, twice bool) []string {
-	l, err := reopen(dir, metaDB, fs, noJournal)
+func recoverAndCheck(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *outcome, mode storeMode, twice bool) []string {
+	l, err := reopen(dir, metaDB, fs, mode)
 	if err != nil {
 		return []string{fmt.Sprintf("reopen failed: %v", err)}
 	}
@@ -599,7 +622,7 @@ func recoverAndCheck(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, 
 		return []string{fmt.Sprintf("close after recovery: %v", err)}
 	}
 	metaNow, _ := os.ReadFile(filepath.Join(dir, meta.FileName))
-	l2, err := reopen(dir, metaNow, fs, noJournal)
+	l2, err := reopen(dir, metaNow, fs, mode)
 	if err != nil {
 		return []string{fmt.Sprintf("second reopen failed: %v", err)}
 	}
@@ -619,6 +642,34 @@ type segFile struct {
 	sealed     bool
 	index      bool // an index file, not a .log
 	firstBatch int64
+	// shared: a shared segment file (dir/~shared/<seq>.slog) holding
+	// batches of any partition; orig is its content before a flip
+	shared bool
+	orig   []byte
+}
+
+// sharedFiles lists the shared segment files below dir; all but the
+// newest are sealed.
+func sharedFiles(fs *errorfs.MemFS, dir string) []segFile {
+	var out []segFile
+	fs.Walk(filepath.Join(dir, "~shared"), func(path string, size int64) {
+		if strings.HasSuffix(path, ".slog") {
+			out = append(out, segFile{path: path, size: size, shared: true, sealed: true})
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	if len(out) > 0 {
+		out[len(out)-1].sealed = false
+	}
+	for i := range out {
+		f, err := fs.Open(out[i].path)
+		if err != nil {
+			continue
+		}
+		out[i].orig, _ = io.ReadAll(io.NewSectionReader(f, 0, out[i].size))
+		f.Close()
+	}
+	return out
 }
 
 // segmentFiles lists the .log (and index) files below dir, by partition:
@@ -687,13 +738,13 @@ func flipsPerSeed() int {
 
 // flipSealed flips one bit at a time in the sealed segments (and their
 // indexes) of the cleanly closed mem and checks detection and reads.
-func flipSealed(t *testing.T, dir string, w *workload, mem *errorfs.MemFS, out *outcome, metaDB []byte, noJournal bool, seed uint64, st *crashStats) {
+func flipSealed(t *testing.T, dir string, w *workload, mem *errorfs.MemFS, out *outcome, metaDB []byte, mode storeMode, seed uint64, st *crashStats) {
 	hwm := map[tp]int64{}
 	for _, p := range w.partitions() {
 		hwm[p] = expect(out, p).ackedEnd
 	}
 	var logs, indexes []segFile
-	for _, f := range segmentFiles(t, mem, dir, hwm) {
+	for _, f := range append(segmentFiles(t, mem, dir, hwm), sharedFiles(mem, dir)...) {
 		if !f.sealed || f.size == 0 {
 			continue
 		}
@@ -716,7 +767,7 @@ func flipSealed(t *testing.T, dir string, w *workload, mem *errorfs.MemFS, out *
 			f = logs[r.IntN(len(logs))]
 		}
 		off, bit := r.Int64N(f.size), uint(r.IntN(8))
-		if i < len(headerBytes) && !f.index {
+		if i < len(headerBytes) && !f.index && !f.shared {
 			// First hit every header field of the segment's first batch,
 			// including those the CRC does not cover.
 			off = min(headerBytes[i], f.size-1)
@@ -729,7 +780,7 @@ func flipSealed(t *testing.T, dir string, w *workload, mem *errorfs.MemFS, out *
 		if !f.index {
 			st.flips.Add(1)
 		}
-		probs, detected := checkFlip(dir, metaDB, snap, w, out, f, noJournal)
+		probs, detected := checkFlip(dir, metaDB, snap, w, out, f, mode)
 		if detected && !f.index {
 			st.detected.Add(1)
 		}
@@ -748,8 +799,8 @@ func flipSealed(t *testing.T, dir string, w *workload, mem *errorfs.MemFS, out *
 }
 
 // checkFlip opens the log on a file system with one flipped bit in f.
-func checkFlip(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *outcome, f segFile, noJournal bool) (probs []string, detected bool) {
-	l, err := reopen(dir, metaDB, fs, noJournal)
+func checkFlip(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *outcome, f segFile, mode storeMode) (probs []string, detected bool) {
+	l, err := reopen(dir, metaDB, fs, mode)
 	if err != nil {
 		return []string{fmt.Sprintf("open refused the whole log over one flipped bit: %v", err)}, true
 	}
@@ -770,7 +821,7 @@ func checkFlip(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *o
 		e := expect(out, p)
 		for _, a := range e.ackedList {
 			b, err := l.Read(p.topic, p.part, a.base, 1)
-			inDamaged := p == f.p && a.base >= f.base && a.base < f.end
+			inDamaged := p == f.p && a.base >= f.base && a.base < f.end || f.shared && bytes.Contains(f.orig, a.data)
 			if err != nil {
 				if inDamaged && !f.index {
 					detected = true
@@ -781,7 +832,7 @@ func checkFlip(dir string, metaDB []byte, fs *errorfs.MemFS, w *workload, out *o
 			}
 			h, verr := batch.Validate(b)
 			if verr != nil {
-				probs = append(probs, fmt.Sprintf("%v: Read(%d) served bytes failing validation: %v", p, a.base, verr))
+				probs = append(probs, fmt.Sprintf("%v: Read(%d) served bytes failing validation: %v\n%s", p, a.base, verr, log.DebugSegments(l, p.topic, p.part)))
 				continue
 			}
 			if h.BaseOffset != a.base || !bytes.Equal(b[:h.Size()], a.data) {

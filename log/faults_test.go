@@ -61,7 +61,9 @@ func (w *workload) runAll(opts *log.Options) (log.Log, *outcome, []error) {
 // (indexes, checkpoints, the commit journal, which can fall back to syncing
 // segments) may be handled quietly as long as no acknowledgement is wrong,
 // which the after-crash checks verify.
-func isDataFile(path string) bool { return strings.HasSuffix(path, ".log") }
+func isDataFile(path string) bool {
+	return strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".slog")
+}
 
 // syncFaultScale is how many of the first syncs get failed.
 func syncFaultScale() int {
@@ -81,20 +83,20 @@ func TestFsyncErrors(t *testing.T) {
 	{
 		mem := newMemFS(1, dir)
 		counted := errorfs.Wrap(mem, nil)
-		l, _, errs := w.runAll(testOptions(dir, counted, false))
+		l, _, errs := w.runAll(testOptions(dir, counted, modeShared))
 		if len(errs) > 0 {
 			t.Fatalf("clean run: %v", errs)
 		}
 		l.Close()
 		t.Logf("clean run: %d file syncs, %d directory syncs", counted.Count(errorfs.OpSync), counted.Count(errorfs.OpSyncDir))
 	}
-	for _, noJournal := range []bool{false, true} {
+	for _, mode := range []storeMode{modeShared, modeJournal, modeNoJournal} {
 		for _, persistent := range []bool{false, true} {
-			name := fmt.Sprintf("journal=%v/persistent=%v", !noJournal, persistent)
+			name := fmt.Sprintf("%v/persistent=%v", mode, persistent)
 			t.Run(name, func(t *testing.T) {
 				failures := 0
 				for n := uint64(1); n <= uint64(syncFaultScale()) && failures < 5; n++ {
-					if probs := syncFault(t, dir, w, n, persistent, noJournal); len(probs) > 0 {
+					if probs := syncFault(t, dir, w, n, persistent, mode); len(probs) > 0 {
 						failures++
 						t.Errorf("fail sync #%d:\n  %s", n, strings.Join(probs, "\n  "))
 					}
@@ -105,7 +107,7 @@ func TestFsyncErrors(t *testing.T) {
 }
 
 // syncFault runs w with the nth sync (file or directory) failing.
-func syncFault(t *testing.T, dir string, w *workload, n uint64, persistent, noJournal bool) []string {
+func syncFault(t *testing.T, dir string, w *workload, n uint64, persistent bool, mode storeMode) []string {
 	os.RemoveAll(dir)
 	os.MkdirAll(dir, 0o755)
 	mem := newMemFS(n, dir)
@@ -118,7 +120,7 @@ func syncFault(t *testing.T, dir string, w *workload, n uint64, persistent, noJo
 		}
 		return err
 	})))
-	l, out, errs := w.runAll(testOptions(dir, fs, noJournal))
+	l, out, errs := w.runAll(testOptions(dir, fs, mode))
 	if inj.Fired() == 0 {
 		if l != nil {
 			l.Close()
@@ -179,7 +181,7 @@ func syncFault(t *testing.T, dir string, w *workload, n uint64, persistent, noJo
 	// After a power cut: every acknowledgement held (a retried fsync would
 	// have lost data here).
 	metaDB, _ := os.ReadFile(filepath.Join(dir, meta.FileName))
-	for _, p := range recoverAndCheck(dir, metaDB, mem.Crash(errorfs.CrashDropUnsynced), w, out, noJournal, true) {
+	for _, p := range recoverAndCheck(dir, metaDB, mem.Crash(errorfs.CrashDropUnsynced), w, out, mode, true) {
 		probs = append(probs, where("after crash: "+p))
 	}
 	return probs
@@ -217,7 +219,7 @@ func TestWriteErrors(t *testing.T) {
 						failedOp = op
 					}
 					return err
-				})), false))
+				})), modeShared))
 				if inj.Fired() == 0 {
 					if l != nil {
 						l.Close()
@@ -234,7 +236,7 @@ func TestWriteErrors(t *testing.T) {
 				}
 				metaDB, _ := os.ReadFile(filepath.Join(dir, meta.FileName))
 				for _, m := range []errorfs.CrashMode{errorfs.CrashDropUnsynced, errorfs.CrashKeepAll} {
-					for _, p := range recoverAndCheck(dir, metaDB, mem.Crash(m), w, out, false, true) {
+					for _, p := range recoverAndCheck(dir, metaDB, mem.Crash(m), w, out, modeShared, true) {
 						probs = append(probs, fmt.Sprintf("after crash (%v): %s", m, p))
 					}
 				}

@@ -72,7 +72,7 @@ func fuzzTemplate(f *testing.F) *fuzzLog {
 			w.steps[i].tp = tp{"f", 0}
 		}
 		mem := newMemFS(99, dir)
-		l, out := w.run(testOptions(dir, mem, true))
+		l, out := w.run(testOptions(dir, mem, modeNoJournal))
 		if out.err != nil {
 			fuzzErr = out.err
 			return
@@ -136,7 +136,7 @@ func fuzzSegmentOnce(tl *fuzzLog, data []byte) error {
 		fh.Sync()
 		fh.Close()
 
-		l, err := reopen(tl.dir, tl.metaDB, fs, true)
+		l, err := reopen(tl.dir, tl.metaDB, fs, modeNoJournal)
 		if err != nil {
 			return nil // refusing to open is allowed; panicking is not
 		}

@@ -24,6 +24,9 @@ func newIndexCache(max int) *indexCache {
 // touch marks seg's index as used, adding it when absent, and unloads the
 // least recently used ones over the bound. Call without seg.mu held.
 func (c *indexCache) touch(seg *segment) {
+	if seg.virt != nil {
+		return // virtual segments keep their index (no index files to reload from)
+	}
 	c.mu.Lock()
 	if e, ok := c.elems[seg]; ok {
 		c.lru.MoveToFront(e)

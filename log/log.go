@@ -24,7 +24,9 @@ type logImpl struct {
 	files     *fileCache
 	indexes   *indexCache
 	committer *committer
-	journal   *journal // nil when disabled
+	journal   *journal   // nil when disabled
+	shared    *sharedLog // nil when disabled (Options.NoShared)
+	ckptMu    sync.Mutex // serializes writeCheckpoint
 	stats     counters
 	closed    atomic.Bool
 	diskShort atomic.Bool
@@ -92,10 +94,21 @@ func Open(opts *Options) (Log, error) {
 			return nil, err
 		}
 	}
+	if !o.NoShared {
+		s, err := openShared(l, ck)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		l.shared = s
+	}
 	if err := l.loadTopics(ck); err != nil {
 		l.files.closeAll()
 		m.Close()
 		return nil, err
+	}
+	if l.shared != nil {
+		l.shared.found = nil // entries of deleted topics: no references
 	}
 	if !o.NoJournal {
 		j, err := openJournal(l)
@@ -110,6 +123,7 @@ func Open(opts *Options) (Log, error) {
 	if err := l.writeCheckpoint(); err != nil {
 		l.logger.Warn("log: cannot write recovery checkpoint", "err", err)
 	}
+	l.shared.collect()
 	l.checkDisk() // the guard holds from the first append
 	l.start()
 	return l, nil
@@ -143,6 +157,9 @@ func (l *logImpl) Close() error {
 		}
 		if err := l.writeCheckpoint(); err != nil {
 			errs = append(errs, fmt.Errorf("log: write checkpoint: %w", err))
+		}
+		if err := l.shared.close(); err != nil {
+			errs = append(errs, err)
 		}
 		l.files.closeAll()
 		if err := l.meta.Close(); err != nil {

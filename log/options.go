@@ -50,13 +50,21 @@ type Options struct {
 	// JournalSmallBytes: a partition whose unsynced bytes in one commit are
 	// under this goes through the journal; default 16 KiB.
 	JournalSmallBytes int64
+	// NoShared disables shared segments (see doc.go, "Store once"): small
+	// "always" commits then stay in each partition's own segment files
+	// (made durable through the journal, so written twice).
+	NoShared bool
+	// SharedSegmentBytes is the roll size of shared segment files; default
+	// 16 MiB. A shared file is deleted once no partition retains any batch
+	// in it.
+	SharedSegmentBytes int64
 	// MaxLoadedIndexes bounds the sealed segments whose sparse index is
 	// kept in memory (LRU; an unloaded one is reread from its index files);
 	// default 512.
 	MaxLoadedIndexes int
 	// CommitWindow is the longest a group commit waits for more appends
 	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
-	// write amplification for trickles); default 5ms, <0 = never wait.
+	// write amplification for trickles); default 10ms, <0 = never wait.
 	CommitWindow time.Duration
 }
 
@@ -67,7 +75,8 @@ const (
 	defaultCheckpointInterval = 10 * time.Second
 	defaultJournalMaxBytes    = 32 << 20
 	defaultJournalSmallBytes  = 16 << 10
-	defaultCommitWindow       = 5 * time.Millisecond
+	defaultCommitWindow       = 10 * time.Millisecond
+	defaultSharedSegmentBytes = 16 << 20
 )
 
 // Validate reports options that cannot work.
@@ -76,7 +85,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
 	}
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
-		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 {
+		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
 	}
 	if err := validateConfig(o.Defaults, false); err != nil {
@@ -116,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.JournalSmallBytes == 0 {
 		o.JournalSmallBytes = defaultJournalSmallBytes
+	}
+	if o.SharedSegmentBytes == 0 {
+		o.SharedSegmentBytes = defaultSharedSegmentBytes
 	}
 	if o.MaxLoadedIndexes == 0 {
 		o.MaxLoadedIndexes = 512

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/vfs"
 )
 
 // partition is one append-only sequence of batches, split into segments.
@@ -59,6 +60,19 @@ type partition struct {
 	// queued: the partition is in the committer's dirty set.
 	queued   bool
 	lastSync time.Time
+	// lost are offset ranges lost to damage between segments (found at
+	// open); reads of them are refused.
+	lost []lostRange
+	// smallCommits counts consecutive small commits of a file segment
+	// (the partition moves to shared storage after a few).
+	smallCommits int
+}
+
+// lostRange is offsets [from, to) lost to damage in file.
+type lostRange struct {
+	from, to int64
+	file     string
+	at       int64
 }
 
 // waiter is an append waiting for its commit. err != nil means it failed
@@ -222,10 +236,11 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		records += int64(hdrs[i].LastOffsetDelta) + 1
 	}
 	seg := p.active()
+	virt := p.wantSharedLocked(cfg, len(data))
 	if seg.size > 0 && (seg.size+int64(len(data)) > cfg.SegmentBytes ||
 		time.Since(seg.created) > cfg.SegmentAge ||
-		p.next+records-seg.base >= 1<<32-1) {
-		if err := p.rollLocked(); err != nil {
+		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
+		if err := p.rollToLocked(virt); err != nil {
 			p.failLocked(err)
 			return -1, p.readOnlyErr()
 		}
@@ -246,10 +261,14 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		n += int64(hdrs[i].LastOffsetDelta) + 1
 		off += int64(hdrs[i].Size())
 	}
-	if err := p.writeFileLocked(seg, data); err != nil {
+	if seg.virt != nil {
+		if err := p.writeSharedLocked(seg, data, records); err != nil {
+			return -1, err
+		}
+	} else if err := p.writeFileLocked(seg, data); err != nil {
 		return -1, err
 	}
-	if cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad {
+	if seg.virt == nil && cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad {
 		if len(p.jbuf) == 0 {
 			p.jbufSeg, p.jbufPos = seg, seg.size
 		}
@@ -325,6 +344,27 @@ func (p *partition) writeFileLocked(seg *segment, data []byte) error {
 	return p.readOnlyErr()
 }
 
+// writeSharedLocked appends data to the virtual segment seg: one entry in
+// the active shared file. A full disk returns ErrDiskFull (nothing
+// written, the partition stays writable); any other error makes the
+// partition read-only.
+func (p *partition) writeSharedLocked(seg *segment, data []byte, records int64) error {
+	f, fpos, err := p.l.shared.append(p.t.id, p.id, data, p.next+records)
+	if err != nil {
+		if errors.Is(err, ErrDiskFull) {
+			p.l.stats.rejected.Add(1)
+			p.l.logger.Warn("log: disk full on write", "topic", p.t.name, "partition", p.id, "err", err)
+			return err
+		}
+		p.failLocked(err)
+		return p.readOnlyErr()
+	}
+	seg.mu.Lock()
+	seg.virt.ext = append(seg.virt.ext, extent{vpos: seg.size, n: int64(len(data)), file: f, fpos: fpos})
+	seg.mu.Unlock()
+	return nil
+}
+
 // checkProducersLocked applies the idempotent-producer rules to every batch.
 func (p *partition) checkProducersLocked(hdrs []batch.Header) (int64, error) {
 	var overlay map[int64]*producerState
@@ -354,24 +394,133 @@ func (p *partition) checkProducersLocked(hdrs []batch.Header) (int64, error) {
 	return -1, nil
 }
 
-// rollLocked seals the active segment and starts a new one at p.next.
-func (p *partition) rollLocked() error {
+// sharedAfterSmallCommits is how many small commits in a row move a
+// partition from its own segment files to shared storage.
+const sharedAfterSmallCommits = 3
+
+// wantSharedLocked decides where an append of n bytes goes: to shared
+// storage (small "always" commits) or to the partition's own segment.
+func (p *partition) wantSharedLocked(cfg *TopicConfig, n int) bool {
+	l := p.l
+	act := p.active()
+	if act.virt != nil && act.synced < act.size {
+		// Back to a segment file only once every shared byte is durable:
+		// file bytes must never be durable ahead of shared ones before them.
+		return true
+	}
+	if !l.shared.usable() || cfg.Fsync != FsyncAlways {
+		return false
+	}
+	small := l.opts.JournalSmallBytes
+	switch {
+	case act.virt != nil:
+		return int64(n) <= small
+	case act.size == 0:
+		return int64(n) <= small
+	}
+	return p.smallCommits >= sharedAfterSmallCommits && int64(n) <= small
+}
+
+// rollLocked seals the active segment and starts a new one of the same
+// kind at p.next.
+func (p *partition) rollLocked() error { return p.rollToLocked(p.active().virt != nil) }
+
+// rollToLocked seals the active segment and starts a new one at p.next: a
+// virtual one (stored in shared files) or a segment file. An empty active
+// segment is replaced instead.
+func (p *partition) rollToLocked(virt bool) error {
 	old := p.active()
-	old.sealed = true
-	if err := old.seal(p.l.fs); err != nil {
-		p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)
+	if old.size == 0 && len(p.segs) > 1 || old.size == 0 && virt != (old.virt != nil) {
+		// Replace the empty active segment (an empty file stays until
+		// the next open, which removes it: no directory sync here).
+		p.segs = p.segs[:len(p.segs)-1]
+		old.deleted = true
+		if old.virt == nil {
+			p.l.files.forget(old.path)
+		}
+		keep := p.unsynced[:0]
+		for _, s := range p.unsynced {
+			if s != old {
+				keep = append(keep, s)
+			}
+		}
+		p.unsynced = keep
+		if p.jbufSeg == old {
+			p.jbuf, p.jbufSeg, p.jbufBad = p.jbuf[:0], nil, false
+		}
+	} else {
+		if old.virt == nil && virt && old.covered < old.size {
+			// Shared entries must never be durable ahead of the file
+			// bytes before them: sync the file now (once per switch).
+			if err := p.syncFileLocked(old); err != nil {
+				return err
+			}
+		}
+		old.sealed = true
+		if err := old.seal(p.l.fs); err != nil {
+			p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)
+		}
+		if old.virt == nil {
+			p.dirDirty = true // the index files' entries
+		}
+		p.l.indexes.touch(old)
 	}
-	p.l.indexes.touch(old)
-	ns := newSegment(p.dir, p.rel, p.next)
-	cf, err := p.l.files.get(ns.path, true)
-	if err != nil {
-		return fmt.Errorf("create segment %d: %w", p.next, err)
+	var ns *segment
+	if virt {
+		ns = newVirtualSegment(p.rel, p.next)
+	} else {
+		ns = newSegment(p.dir, p.rel, p.next)
+		cf, err := p.l.files.get(ns.path, true)
+		if err != nil {
+			return fmt.Errorf("create segment %d: %w", p.next, err)
+		}
+		p.l.files.release(cf)
+		p.dirDirty = true
 	}
-	p.l.files.release(cf)
 	p.segs = append(p.segs, ns)
-	p.dirDirty = true
 	if p.hwm == p.next {
 		p.hwmSeg, p.hwmPos = ns, 0
+	}
+	if p.durableSeg == old && old.deleted {
+		p.durableSeg, p.durablePos = ns, 0
+	}
+	return nil
+}
+
+// syncFileLocked fdatasyncs a segment file (and the directory when a
+// segment was created) in the writer's goroutine.
+func (p *partition) syncFileLocked(seg *segment) error {
+	l := p.l
+	if p.dirDirty {
+		if err := vfs.SyncDir(l.fs, p.dir); err != nil {
+			l.stats.fsyncErrors.Add(1)
+			return fmt.Errorf("sync directory %s: %w", p.rel, err)
+		}
+		p.dirDirty = false
+	}
+	cf, err := l.files.get(seg.path, true)
+	if err != nil {
+		return fmt.Errorf("open %s for sync: %w", seg.rel, err)
+	}
+	t0 := time.Now()
+	err = cf.f.Sync()
+	l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+	l.stats.fsyncs.Add(1)
+	l.files.release(cf)
+	if err != nil {
+		l.stats.fsyncErrors.Add(1)
+		return fmt.Errorf("fdatasync %s: %w", seg.rel, err)
+	}
+	seg.synced, seg.covered = seg.size, seg.size
+	keep := p.unsynced[:0]
+	for _, s := range p.unsynced {
+		if s != seg {
+			keep = append(keep, s)
+		}
+	}
+	p.unsynced = keep
+	if p.jbufSeg == seg {
+		p.jbuf, p.jbufSeg, p.jbufBad = p.jbuf[:0], nil, false
 	}
 	return nil
 }
@@ -416,6 +565,12 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		p.mu.Unlock()
 		return nil, nil
 	}
+	for _, g := range p.lost {
+		if offset >= g.from && offset < g.to {
+			p.mu.Unlock()
+			return nil, &CorruptError{File: g.file, Offset: g.at, Reason: fmt.Sprintf("offsets %d-%d lost to damage", g.from, g.to-1)}
+		}
+	}
 	// The segment holding offset, or the first after it (gaps).
 	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > offset }) - 1
 	if i < 0 {
@@ -434,16 +589,23 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	if err := seg.ensureIndex(p.l, size); err != nil {
 		return nil, err
 	}
-	return p.readSegment(seg, offset, limit, maxBytes)
+	out, err := p.readSegment(seg, offset, limit, maxBytes)
+	if err == nil && len(out) == 0 {
+		// offset < HWM yet no batch holds it: offsets lost between
+		// segments (damage found at open).
+		file, at := p.l.damageLocation(seg, max(0, limit-1))
+		return nil, &CorruptError{File: file, Offset: at, Reason: fmt.Sprintf("offset %d lost (damaged data before %s)", offset, seg.rel)}
+	}
+	return out, err
 }
 
 // readSegment returns whole batches of seg from the one holding offset.
 func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int) ([]byte, error) {
-	cf, err := p.l.files.get(seg.path, false)
+	r, release, err := p.l.segReader(seg)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", seg.rel, err)
 	}
-	defer p.l.files.release(cf)
+	defer release()
 	pos, expect := seg.lookup(offset)
 	if maxBytes < 1 {
 		maxBytes = 1
@@ -464,11 +626,11 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int)
 				break
 			}
 			// Skip damage that lies wholly before the wanted offset.
-			if h, err := readHeaderAt(cf.f, b.end, limit); b.end > pos+1 && err == nil && h.BaseOffset > expect && offset >= h.BaseOffset {
+			if h, err := readHeaderAt(r, b.end, limit); b.end > pos+1 && err == nil && h.BaseOffset > expect && offset >= h.BaseOffset {
 				pos, expect = b.end, h.BaseOffset
 				continue
 			}
-			if h, err := readHeaderAt(cf.f, pos, limit); b.end == pos+1 && err == nil && h.BaseOffset == expect && h.LastOffset() < offset {
+			if h, err := readHeaderAt(r, pos, limit); b.end == pos+1 && err == nil && h.BaseOffset == expect && h.LastOffset() < offset {
 				pos, expect = pos+int64(h.Size()), h.LastOffset()+1
 				continue
 			}
@@ -484,7 +646,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int)
 				break // the answer so far fits; do not read more
 			}
 			buf = make([]byte, n)
-			if err := readAtFull(cf.f, buf, pos); err != nil {
+			if err := readAtFull(r, buf, pos); err != nil {
 				return nil, fmt.Errorf("read %s at %d: %w", seg.rel, pos, err)
 			}
 			bufPos = pos
@@ -521,7 +683,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int)
 			}
 			// A first batch larger than the window: read it alone.
 			buf = make([]byte, size)
-			if err := readAtFull(cf.f, buf, pos); err != nil {
+			if err := readAtFull(r, buf, pos); err != nil {
 				return nil, fmt.Errorf("read %s at %d: %w", seg.rel, pos, err)
 			}
 			bufPos = pos
@@ -569,7 +731,8 @@ func (p *partition) damage(seg *segment, pos int64, reason string) error {
 	seg.mu.Lock()
 	seg.addBadLocked(p.l, pos, pos+1, reason)
 	seg.mu.Unlock()
-	return &CorruptError{File: seg.rel, Offset: pos, Reason: reason}
+	file, at := p.l.damageLocation(seg, pos)
+	return &CorruptError{File: file, Offset: at, Reason: reason}
 }
 
 // offsets returns the log start and HWM.
@@ -603,22 +766,22 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 		if maxTs < ts && limits[i] == sizes[i] && seg.sealed {
 			continue
 		}
-		cf, err := p.l.files.get(seg.path, false)
+		r, release, err := p.l.segReader(seg)
 		if err != nil {
 			return 0, err
 		}
-		sc := newScanner(cf.f, seg.lookupTime(ts), limits[i], false)
+		sc := newScanner(r, seg.lookupTime(ts), limits[i], false)
 		for {
 			h, _, _, err := sc.next()
 			if err != nil {
 				break
 			}
 			if h.MaxTimestamp >= ts {
-				p.l.files.release(cf)
+				release()
 				return h.BaseOffset, nil
 			}
 		}
-		p.l.files.release(cf)
+		release()
 	}
 	return hwm, nil
 }

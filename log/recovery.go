@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/vfs"
 )
 
@@ -48,7 +50,44 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		seg.sealedIdx = true
 		p.segs = append(p.segs, seg)
 	}
-	if len(p.segs) == 0 {
+	e, hasCk := ck.get(t.name, id)
+	ck0 := e
+	exts := l.shared.take(t.id, id)
+	if hasCk && e.start > 0 {
+		// Batches before the log start were deleted by retention; their
+		// shared file may live on for other partitions.
+		i := 0
+		for i < len(exts) && exts[i].next <= e.start {
+			i++
+		}
+		exts = exts[i:]
+	}
+	if len(exts) > 0 {
+		// An empty segment file replaced by shared storage (its removal
+		// may not have survived a crash).
+		end := exts[len(exts)-1].next
+		keep := p.segs[:0]
+		removed := false
+		for _, s := range p.segs {
+			if s.size == 0 && s.base < end {
+				if err := l.fs.Remove(s.path); err != nil {
+					return nil, fmt.Errorf("log: remove %s: %w", s.rel, err)
+				}
+				removed = true
+				continue
+			}
+			keep = append(keep, s)
+		}
+		p.segs = keep
+		if removed {
+			if err := vfs.SyncDir(l.fs, dir); err != nil {
+				return nil, fmt.Errorf("log: sync %s: %w", rel, err)
+			}
+		}
+	}
+	if len(p.segs) == 0 && len(exts) > 0 {
+		// Only shared storage.
+	} else if len(p.segs) == 0 {
 		seg := newSegment(dir, rel, 0)
 		cf, err := l.files.get(seg.path, true)
 		if err != nil {
@@ -63,11 +102,71 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		for i := 0; i+1 < len(p.segs); i++ {
 			p.segs[i].next = p.segs[i+1].base
 		}
-		if err := p.recover(ck); err != nil {
+		// A segment file followed by shared data ends where that starts.
+		for _, s := range p.segs[:len(p.segs)-1] {
+			j := sort.Search(len(exts), func(j int) bool { return exts[j].base > s.base })
+			if j < len(exts) && exts[j].base < s.next {
+				s.next = exts[j].base
+			}
+		}
+		lastFile := p.segs[len(p.segs)-1]
+		lastIsFile := len(exts) == 0 || lastFile.base >= exts[len(exts)-1].next
+		if hasCk && !lastIsFile || hasCk && e.segBase > lastFile.base {
+			// The durable end may lie in shared storage: every file
+			// segment before it is durable.
+			hasCk = false
+			for _, s := range p.segs {
+				if s.base < e.segBase {
+					e, hasCk = ckptEntry{segBase: s.base, pos: s.size, next: s.base}, true
+				}
+			}
+		}
+		var covered [][2]int64
+		for _, x := range exts {
+			covered = append(covered, [2]int64{x.base, x.next})
+		}
+		if err := p.recover(e, hasCk, lastIsFile, covered); err != nil {
 			return nil, err
 		}
 	}
+	if len(exts) > 0 {
+		l.shared.addRefs(exts)
+		p.addSharedExtents(exts)
+	}
+	if l.shared != nil {
+		// The checkpointed durable end, or a seal entry, lies past the
+		// partition's data: its last shared entries were damaged. Their
+		// offsets are never reused.
+		end := l.shared.sealed[sharedKey{t.id, id}]
+		if hasCk && ck0.next > end {
+			end = ck0.next
+		}
+		if last := p.segs[len(p.segs)-1]; end > last.next {
+			file, at := sharedDirName, int64(-1)
+			if last.size > 0 {
+				file, at = l.damageLocation(last, last.size-1)
+			} else {
+				p.segs = p.segs[:len(p.segs)-1] // an empty segment: replaced
+			}
+			p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
+			l.addDamage(Damage{File: file, Offset: at,
+				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", t.name, id, last.next, end-1)})
+			p.segs = append(p.segs, newVirtualSegment(rel, end))
+		}
+	}
 	act := p.active()
+	if act.virt != nil {
+		// Idempotence state from the active segment, as for a file.
+		r := &vreader{l: l, ext: act.virt.ext}
+		sc := newScanner(r, 0, act.size, false)
+		for {
+			h, _, _, err := sc.next()
+			if err != nil {
+				break
+			}
+			p.recordProducerLocked(&h, h.BaseOffset)
+		}
+	}
 	act.sealed = false
 	act.mu.Lock()
 	act.sealedIdx = false
@@ -84,10 +183,10 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 }
 
 // recover scans the part of the partition not known to be durable.
-func (p *partition) recover(ck *checkpoint) error {
+func (p *partition) recover(e ckptEntry, ok, lastIsFile bool, covered [][2]int64) error {
 	l := p.l
 	si, from, expect := 0, int64(0), p.segs[0].base
-	if e, ok := ck.get(p.t.name, p.id); ok {
+	if ok {
 		for i, s := range p.segs {
 			if s.base == e.segBase && s.size >= e.pos && e.next >= s.base {
 				si, from, expect = i, e.pos, e.next
@@ -100,13 +199,13 @@ func (p *partition) recover(ck *checkpoint) error {
 	}
 	for i := si; i < len(p.segs); i++ {
 		seg := p.segs[i]
-		last := i == len(p.segs)-1
+		last := i == len(p.segs)-1 && lastIsFile
 		f := int64(0)
 		if i == si {
 			f = from
 		}
 		if i > si {
-			if expect < seg.base {
+			if expect < seg.base && !coveredBy(covered, expect, seg.base) {
 				prev := p.segs[i-1]
 				l.addDamage(Damage{File: prev.rel, Offset: prev.size,
 					Reason: fmt.Sprintf("segment ends at offset %d but the next one starts at %d: offsets %d-%d are lost", expect, seg.base, expect, seg.base-1)})
@@ -223,4 +322,52 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 		p.segs = append(p.segs, ns)
 	}
 	return expect, nil
+}
+
+// addSharedExtents builds the partition's virtual segments from the
+// entries found in shared files (in append order) and merges them with its
+// segment files by offset. A virtual segment ends where a segment file
+// starts, at a gap (damage, reported), or at the roll size.
+func (p *partition) addSharedExtents(exts []foundExtent) {
+	l := p.l
+	files := p.segs
+	segBytes := p.t.config().SegmentBytes
+	var out []*segment
+	var cur *segment
+	fi := 0
+	for _, e := range exts {
+		for fi < len(files) && files[fi].base <= e.base {
+			out = append(out, files[fi])
+			fi++
+			cur = nil
+		}
+		if len(out) > 0 && e.base < out[len(out)-1].next {
+			continue // already held by an earlier segment
+		}
+		if cur != nil && (cur.next != e.base || cur.size+e.n > segBytes || e.next-cur.base >= 1<<32-1) {
+			cur = nil
+		}
+		if cur == nil {
+			cur = newVirtualSegment(p.rel, e.base)
+			cur.sealed = true
+			out = append(out, cur)
+		}
+		cur.virt.ext = append(cur.virt.ext, extent{vpos: cur.size, n: e.n, file: e.file, fpos: e.fpos})
+		cur.mu.Lock()
+		cur.addIndexLocked(&batch.Header{BaseOffset: e.base, MaxTimestamp: e.maxTs}, cur.size, l.opts.IndexIntervalBytes)
+		cur.mu.Unlock()
+		cur.size += e.n
+		cur.synced, cur.covered = cur.size, cur.size
+		cur.next = e.next
+	}
+	out = append(out, files[fi:]...)
+	for i := 1; i < len(out); i++ {
+		if prev := out[i-1]; prev.next < out[i].base {
+			file, at := l.damageLocation(prev, prev.size-1)
+			p.lost = append(p.lost, lostRange{from: prev.next, to: out[i].base, file: file, at: at})
+			l.addDamage(Damage{File: file, Offset: at,
+				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (after %s)", p.t.name, p.id, prev.next, out[i].base-1, prev.rel)})
+		}
+	}
+	p.segs = out
 }

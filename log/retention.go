@@ -106,7 +106,7 @@ func (p *partition) retain(cfg TopicConfig, holds map[meta.TopicPartition]int64,
 				s.mu.Lock()
 				ts := s.maxTs
 				s.mu.Unlock()
-				if ts < 0 {
+				if ts < 0 && s.virt == nil {
 					if st, err := p.l.fs.Stat(s.path); err == nil {
 						ts = st.ModTime().UnixMilli()
 					}
@@ -151,7 +151,17 @@ func (p *partition) deleteOldest(n int, why string) int {
 	}
 	p.unsynced = keep
 	p.mu.Unlock()
+	shared := false
 	for _, s := range gone {
+		if s.virt != nil {
+			s.mu.Lock()
+			ext := s.virt.ext
+			s.mu.Unlock()
+			p.l.shared.release(ext)
+			shared = true
+			p.l.logger.Info("log: segment deleted", "topic", p.t.name, "partition", p.id, "offset", s.base, "reason", why)
+			continue
+		}
 		p.l.files.forget(s.path)
 		p.l.indexes.forget(s)
 		for _, path := range []string{s.path, indexPath(s.path), timeIndexPath(s.path)} {
@@ -160,6 +170,9 @@ func (p *partition) deleteOldest(n int, why string) int {
 			}
 		}
 		p.l.logger.Info("log: segment deleted", "topic", p.t.name, "partition", p.id, "offset", s.base, "reason", why)
+	}
+	if shared {
+		p.l.shared.collect()
 	}
 	if n > 0 {
 		p.l.notifyChanged()

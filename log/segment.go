@@ -66,6 +66,9 @@ type segment struct {
 	created time.Time // for roll by age
 	sealed  bool
 	deleted bool // removed by retention: never reopen (that would recreate it)
+	// virt is set (never changed) for a virtual segment, whose batches
+	// live in shared files; path is then empty.
+	virt *vseg
 
 	mu          sync.Mutex   // guards the fields below
 	indexed     bool         // index and maxTs are complete up to size
@@ -86,6 +89,19 @@ func newSegment(dir, relDir string, base int64) *segment {
 		lastIndexed: -1,
 		maxTs:       -1,
 		indexed:     true,
+	}
+}
+
+// newVirtualSegment is a segment stored in shared files.
+func newVirtualSegment(relDir string, base int64) *segment {
+	return &segment{
+		base: base, next: base,
+		rel:         filepath.Join(relDir, fmt.Sprintf("%020d (shared)", base)),
+		created:     time.Now(),
+		lastIndexed: -1,
+		maxTs:       -1,
+		indexed:     true,
+		virt:        &vseg{},
 	}
 }
 
@@ -166,13 +182,19 @@ func (s *segment) loadIndex(l *logImpl, size int64) error {
 // damage stops the scan, is recorded, and the scan resumes at the next
 // valid batch when one can be found.
 func (s *segment) rebuildIndexLocked(l *logImpl, size int64) error {
-	cf, err := l.files.get(s.path, false)
-	if err != nil {
-		return fmt.Errorf("open segment %d: %w", s.base, err)
+	var r io.ReaderAt
+	if s.virt != nil {
+		r = &vreader{l: l, ext: s.virt.ext}
+	} else {
+		cf, err := l.files.get(s.path, false)
+		if err != nil {
+			return fmt.Errorf("open segment %d: %w", s.base, err)
+		}
+		defer l.files.release(cf)
+		r = cf.f
 	}
-	defer l.files.release(cf)
 	s.index, s.lastIndexed, s.maxTs = nil, -1, -1
-	sc := newScanner(cf.f, 0, size, false)
+	sc := newScanner(r, 0, size, false)
 	expect := s.base
 	for {
 		h, _, pos, err := sc.next()
@@ -182,7 +204,7 @@ func (s *segment) rebuildIndexLocked(l *logImpl, size int64) error {
 		var bad *errBadBatch
 		if errors.As(err, &bad) || (err == nil && h.BaseOffset < expect) {
 			// Damage: remember it and look for the next good batch.
-			at := resync(cf.f, pos+1, size, expect, expect+1<<31)
+			at := resync(r, pos+1, size, expect, expect+1<<31)
 			end := at
 			if at < 0 {
 				end = size
@@ -191,7 +213,7 @@ func (s *segment) rebuildIndexLocked(l *logImpl, size int64) error {
 			if at < 0 {
 				break
 			}
-			sc = newScanner(cf.f, at, size, false)
+			sc = newScanner(r, at, size, false)
 			s.lastIndexed = -1 // force an entry right after the damage
 			continue
 		}
@@ -213,7 +235,13 @@ func (s *segment) addBadLocked(l *logImpl, pos, end int64, reason string) {
 		}
 	}
 	s.bad = append(s.bad, badRange{pos, end})
-	l.addDamage(Damage{File: s.rel, Offset: pos, Reason: reason})
+	file, at := s.rel, pos
+	if s.virt != nil {
+		if f, fpos := (&vreader{l: l, ext: s.virt.ext}).locate(pos); f != "" {
+			file, at = f, fpos
+		}
+	}
+	l.addDamage(Damage{File: file, Offset: at, Reason: reason})
 }
 
 // badAt returns the damaged range holding pos, if any.
@@ -256,6 +284,9 @@ func (s *segment) lookupTime(ts int64) int64 {
 
 // seal writes the index files of a segment that will get no more data.
 func (s *segment) seal(fs vfs.FS) error {
+	if s.virt != nil {
+		return nil // its index lives in memory only
+	}
 	s.mu.Lock()
 	idx := append([]indexEntry(nil), s.index...)
 	last := s.maxTs

@@ -19,6 +19,8 @@ type counters struct {
 	tornBytes        atomic.Uint64
 	journalCommits   atomic.Uint64
 	journalBytes     atomic.Uint64
+	sharedCommits    atomic.Uint64
+	sharedBytes      atomic.Uint64
 	diskFree         atomic.Int64
 	diskTotal        atomic.Int64
 }
@@ -38,6 +40,8 @@ func (l *logImpl) Stats() Stats {
 		TornTailBytes:    l.stats.tornBytes.Load(),
 		JournalCommits:   l.stats.journalCommits.Load(),
 		JournalBytes:     l.stats.journalBytes.Load(),
+		SharedCommits:    l.stats.sharedCommits.Load(),
+		SharedBytes:      l.stats.sharedBytes.Load(),
 		DiskFreeBytes:    l.stats.diskFree.Load(),
 		DiskTotalBytes:   l.stats.diskTotal.Load(),
 		DiskShort:        l.diskShort.Load(),

@@ -156,6 +156,17 @@ func (l *logImpl) DeleteTopic(name string) error {
 	l.mu.Unlock()
 	for _, p := range t.partitions() {
 		p.close()
+		p.mu.Lock()
+		for _, s := range p.segs {
+			if s.virt != nil && !s.deleted {
+				s.deleted = true
+				s.mu.Lock()
+				ext := s.virt.ext
+				s.mu.Unlock()
+				l.shared.release(ext)
+			}
+		}
+		p.mu.Unlock()
 	}
 	// Rename first: a crash then leaves a directory open removes, never
 	// half a topic.
@@ -180,6 +191,7 @@ func (l *logImpl) DeleteTopic(name string) error {
 		return fmt.Errorf("log: delete topic %s: %w", name, err)
 	}
 	vfs.SyncDir(l.fs, l.dir)
+	l.shared.collect()
 	l.notifyChanged()
 	l.logger.Info("log: topic deleted", "topic", name)
 	return nil
@@ -382,7 +394,7 @@ const (
 
 // reservedName reports names the data directory uses for its own files.
 func reservedName(name string) bool {
-	return name == journalName || strings.HasPrefix(name, journalKeepPrefix) || name == checkpointName || strings.HasPrefix(name, checkpointName+".") ||
+	return name == sharedDirName || name == journalName || strings.HasPrefix(name, journalKeepPrefix) || name == checkpointName || strings.HasPrefix(name, checkpointName+".") ||
 		strings.HasPrefix(name, meta.FileName) || name == LockFileName
 }
 

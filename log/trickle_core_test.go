@@ -2,7 +2,6 @@ package log
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -33,11 +32,12 @@ func procWriteBytes() int64 {
 // trickle drives parts partitions at rate records/s in total (one record
 // per append, each appender waiting for its ack) for d, and returns the
 // p99 latency and the device bytes written per byte appended.
-func trickle(tb testing.TB, dir string, noJournal bool, parts, rate int, d time.Duration) (p50, p99 time.Duration, amp float64, n int) {
-	l := testOpen(&testing.T{}, dir, func(o *Options) { o.NoJournal = noJournal })
+func trickle(tb testing.TB, dir string, mod func(*Options), parts, rate int, d time.Duration) (p50, p99 time.Duration, amp float64, n int) {
+	l := testOpen(&testing.T{}, dir, mod)
 	defer func() {
 		st := l.Stats()
-		tb.Logf("journal commits %d (%.0f B each), fsyncs %d, appended %d B", st.JournalCommits, float64(st.JournalBytes)/float64(st.JournalCommits+1), st.Fsyncs, st.AppendedBytes)
+		tb.Logf("journal commits %d (%.0f B each), shared commits %d (%.0f B each), fsyncs %d, appended %d B", st.JournalCommits, float64(st.JournalBytes)/float64(st.JournalCommits+1),
+			st.SharedCommits, float64(st.SharedBytes)/float64(st.SharedCommits+1), st.Fsyncs, st.AppendedBytes)
 		l.Close()
 	}()
 	if err := l.CreateTopic("trickle", TopicConfig{Partitions: int32(parts)}); err != nil {
@@ -95,10 +95,14 @@ func trickle(tb testing.TB, dir string, noJournal bool, parts, rate int, d time.
 // the node journal. Run on a real disk (write_bytes is not counted on
 // tmpfs): go test -run XXX -bench TrickleCore ./log/
 func BenchmarkTrickleCore(b *testing.B) {
-	for _, nj := range []bool{false, true} {
-		b.Run(fmt.Sprintf("journal=%v", !nj), func(b *testing.B) {
+	for _, mode := range []string{"shared", "journal", "files"} {
+		mod := func(o *Options) {
+			o.NoShared = mode != "shared"
+			o.NoJournal = mode == "files"
+		}
+		b.Run(mode, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				p50, p99, amp, n := trickle(b, b.TempDir(), nj, 1000, 10000, 3*time.Second)
+				p50, p99, amp, n := trickle(b, b.TempDir(), mod, 1000, 10000, 3*time.Second)
 				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 				b.ReportMetric(amp, "write-amp")
@@ -111,9 +115,13 @@ func BenchmarkTrickleCore(b *testing.B) {
 // BenchmarkManyWritersCore: 64 goroutines on 64 partitions, 100-byte
 // records, each waiting for its ack (fsync always).
 func BenchmarkManyWritersCore(b *testing.B) {
-	for _, nj := range []bool{false, true} {
-		b.Run(fmt.Sprintf("journal=%v", !nj), func(b *testing.B) {
-			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) { o.NoJournal = nj; o.CommitWindow = benchWindow })
+	for _, mode := range []string{"shared", "journal", "files"} {
+		b.Run(mode, func(b *testing.B) {
+			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) {
+				o.NoShared = mode != "shared"
+				o.NoJournal = mode == "files"
+				o.CommitWindow = benchWindow
+			})
 			defer l.Close()
 			l.CreateTopic("w", TopicConfig{Partitions: 64})
 			var bb batch.Builder

@@ -1,0 +1,19 @@
+package log
+
+import "fmt"
+
+// DebugSegments describes a partition's segments (for crash-test failure
+// messages).
+func DebugSegments(l Log, topic string, part int32) string {
+	p, err := l.(*logImpl).part(topic, part)
+	if err != nil {
+		return err.Error()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := fmt.Sprintf("next %d hwm %d lost %v\n", p.next, p.hwm, p.lost)
+	for _, g := range p.segs {
+		s += fmt.Sprintf("  seg base %d next %d size %d virt %v\n", g.base, g.next, g.size, g.virt != nil)
+	}
+	return s
+}

@@ -1,0 +1,844 @@
+package log
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// Shared segments (see doc.go, "Store once"): small "always" commits of
+// many partitions are stored once, as entries of node-wide append-only
+// files, and served from there. Never change these constants.
+const (
+	sharedDirName     = "~shared" // '~' is not valid in a topic name
+	sharedSuffix      = ".slog"
+	sharedMagic       = "RNLSHRD\x00"
+	sharedVersion     = 1
+	sharedHeaderSize  = 24 // magic 8, version u16, flags u16, sequence u64, crc u32
+	sharedEntryHeader = 20 // crc u32, length u32, topic id u64, partition i32
+	// sealPartition marks the seal entry written when a file is rolled:
+	// topic id 0, partition -1, then per partition with entries in the
+	// file: topic id u64, partition i32, next offset i64.
+	sealPartition = 0xffffffff
+)
+
+func sharedName(seq uint64) string { return fmt.Sprintf("%020d", seq) + sharedSuffix }
+
+func parseSharedName(name string) (uint64, bool) {
+	if !strings.HasSuffix(name, sharedSuffix) || len(name) != 20+len(sharedSuffix) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(strings.TrimSuffix(name, sharedSuffix), 10, 64)
+	return v, err == nil
+}
+
+func sharedHeader(seq uint64) []byte {
+	h := make([]byte, sharedHeaderSize)
+	copy(h, sharedMagic)
+	binary.BigEndian.PutUint16(h[8:], sharedVersion)
+	binary.BigEndian.PutUint64(h[12:], seq)
+	binary.BigEndian.PutUint32(h[20:], crc32.Checksum(h[:20], crcTable))
+	return h
+}
+
+func checkSharedHeader(h []byte, seq uint64) bool {
+	return len(h) >= sharedHeaderSize && string(h[:8]) == sharedMagic && binary.BigEndian.Uint16(h[8:]) == sharedVersion &&
+		binary.BigEndian.Uint64(h[12:]) == seq && binary.BigEndian.Uint32(h[20:]) == crc32.Checksum(h[:20], crcTable)
+}
+
+// sharedKey names a partition of a topic incarnation.
+type sharedKey struct {
+	topicID   uint64
+	partition int32
+}
+
+// sharedFile is one shared segment file. size and refs are guarded by
+// sharedLog.mu.
+type sharedFile struct {
+	seq     uint64
+	path    string
+	rel     string
+	size    int64    // durable end (synced)
+	written int64    // end of the entries written
+	refs    int      // extents of live segments stored in this file
+	h       vfs.File // write handle (active file, or unsynced after a roll)
+}
+
+// extent is a run of whole batches of one virtual segment stored in a
+// shared file: virtual positions [vpos, vpos+n) are file bytes [fpos,
+// fpos+n).
+type extent struct {
+	vpos int64
+	n    int64
+	file *sharedFile
+	fpos int64
+}
+
+// vseg is the part of a segment that lives in shared files. ext is
+// guarded by the segment's mu.
+type vseg struct {
+	ext []extent
+}
+
+// sharedLog owns the shared files.
+type sharedLog struct {
+	l   *logImpl
+	dir string
+
+	// mu guards the fields below and every sharedFile's size, written,
+	// refs and h. Writers hold it for one WriteAt; sync holds it only to
+	// read and update positions (never across an fdatasync).
+	mu     sync.Mutex
+	files  map[uint64]*sharedFile
+	active *sharedFile         // appended to (nil until the first append after open)
+	dirty  []*sharedFile       // files with entries written, maybe not synced
+	next   uint64              // sequence of the next file
+	broken error               // a write or sync failed: no more shared appends
+	ends   map[sharedKey]int64 // next offset per partition with entries in active
+
+	ok atomic.Bool // usable (mirrors broken == nil)
+
+	// found at open, taken by openPartition
+	found map[sharedKey][]foundExtent
+	// sealed is, per partition, the largest next offset named by seal
+	// entries found at open
+	sealed map[sharedKey]int64
+}
+
+// foundExtent is an entry found by the scan at open.
+type foundExtent struct {
+	file        *sharedFile
+	fpos, n     int64
+	base, next  int64
+	maxTs       int64
+	firstLeader bool
+}
+
+func (s *sharedLog) usable() bool { return s != nil && s.ok.Load() }
+
+// openShared scans every shared file (validating every entry), truncates a
+// torn tail of the last one and records damage elsewhere. Entries are
+// handed to partitions by take.
+func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
+	s := &sharedLog{l: l, dir: filepath.Join(l.dir, sharedDirName), files: map[uint64]*sharedFile{}, found: map[sharedKey][]foundExtent{}, sealed: map[sharedKey]int64{}, ends: map[sharedKey]int64{}, next: 1}
+	if err := mkdirAllSynced(l.fs, s.dir); err != nil {
+		return nil, fmt.Errorf("log: create %s: %w", sharedDirName, err)
+	}
+	names, err := l.fs.List(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("log: list %s: %w", sharedDirName, err)
+	}
+	var seqs []uint64
+	for _, n := range names {
+		if seq, ok := parseSharedName(n); ok {
+			seqs = append(seqs, seq)
+		} else if strings.HasSuffix(n, ".tmp") {
+			l.fs.Remove(filepath.Join(s.dir, n))
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for _, seq := range seqs {
+		sf := &sharedFile{seq: seq, path: filepath.Join(s.dir, sharedName(seq)), rel: filepath.Join(sharedDirName, sharedName(seq))}
+		s.files[seq] = sf
+		// Bytes before the checkpointed shared end are known durable: bad
+		// bytes there are damage, never a torn tail.
+		durable := int64(0)
+		if ck != nil && ck.sharedSeq > seq {
+			durable = 1 << 62
+		} else if ck != nil && ck.sharedSeq == seq {
+			durable = ck.sharedPos
+		}
+		if err := s.scanFile(sf, durable); err != nil {
+			return nil, err
+		}
+		sf.written = sf.size
+		s.next = seq + 1
+	}
+	// Appends go to a fresh file (created now: not by the first writer).
+	s.mu.Lock()
+	err = s.rollLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.ok.Store(true)
+	return s, nil
+}
+
+// scanFile reads one shared file and records its entries.
+func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
+	l := s.l
+	f, err := l.fs.Open(sf.path)
+	if err != nil {
+		return fmt.Errorf("log: open %s: %w", sf.rel, err)
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("log: read %s: %w", sf.rel, err)
+	}
+	if !checkSharedHeader(data, sf.seq) {
+		if durable == 0 {
+			// Created but its header never reached the disk: nothing was
+			// acknowledged through it.
+			sf.size = 0
+			return s.truncateTorn(sf, 0, int64(len(data)))
+		}
+		l.addDamage(Damage{File: sf.rel, Offset: 0, Reason: "bad shared file header"})
+		sf.size = int64(len(data))
+		return nil
+	}
+	pos := int64(sharedHeaderSize)
+	for pos < int64(len(data)) {
+		if n, ok := parseSealEntry(data, pos, s.sealed); ok {
+			pos += sharedEntryHeader + n
+			continue
+		}
+		e, ok := parseSharedEntry(data, pos)
+		if ok {
+			s.found[e.key] = append(s.found[e.key], foundExtent{file: sf, fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
+			pos += sharedEntryHeader + e.n
+			continue
+		}
+		at := resyncShared(data, pos+1)
+		if at < 0 && pos >= durable {
+			// A torn tail (expected after power loss; also in a file
+			// rolled just before the crash, whose seal entry and last
+			// entries were not synced yet): truncated.
+			sf.size = pos
+			return s.truncateTorn(sf, pos, int64(len(data)))
+		}
+		end := at
+		if at < 0 {
+			end = int64(len(data))
+		}
+		l.addDamage(Damage{File: sf.rel, Offset: pos, Reason: fmt.Sprintf("bad shared entry (%d bytes unreadable)", end-pos)})
+		if at < 0 {
+			break
+		}
+		pos = at
+	}
+	sf.size = int64(len(data))
+	return nil
+}
+
+func (s *sharedLog) truncateTorn(sf *sharedFile, pos, size int64) error {
+	l := s.l
+	if pos == size {
+		return nil
+	}
+	f, err := l.fs.OpenReadWrite(sf.path)
+	if err != nil {
+		return fmt.Errorf("log: open %s: %w", sf.rel, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(pos); err != nil {
+		return fmt.Errorf("log: truncate torn tail of %s at %d: %w", sf.rel, pos, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("log: sync %s: %w", sf.rel, err)
+	}
+	l.stats.tornBytes.Add(uint64(size - pos))
+	l.logger.Warn("log: truncated torn tail", "file", sf.rel, "offset", pos, "bytes", size-pos)
+	return nil
+}
+
+type sharedEntry struct {
+	key               sharedKey
+	n                 int64
+	base, next, maxTs int64
+}
+
+// parseSharedEntry checks the entry at pos: CRC, and a payload of whole
+// stored batches with offsets in sequence.
+func parseSharedEntry(data []byte, pos int64) (sharedEntry, bool) {
+	var e sharedEntry
+	if pos+sharedEntryHeader+batch.HeaderSize > int64(len(data)) {
+		return e, false
+	}
+	h := data[pos:]
+	n := int64(binary.BigEndian.Uint32(h[4:]))
+	if n < batch.HeaderSize || pos+sharedEntryHeader+n > int64(len(data)) {
+		return e, false
+	}
+	body := h[4 : sharedEntryHeader+n]
+	if binary.BigEndian.Uint32(h) != crc32.Checksum(body, crcTable) {
+		return e, false
+	}
+	e.key = sharedKey{binary.BigEndian.Uint64(h[8:]), int32(binary.BigEndian.Uint32(h[16:]))}
+	e.n = n
+	payload := h[sharedEntryHeader : sharedEntryHeader+n]
+	e.base, e.maxTs = -1, -1
+	for off := 0; off < len(payload); {
+		bh, err := batch.ParseHeader(payload[off:])
+		if err == nil {
+			err = checkStoredHeader(&bh)
+		}
+		if err != nil || off+bh.Size() > len(payload) || e.base >= 0 && bh.BaseOffset != e.next {
+			return e, false
+		}
+		if e.base < 0 {
+			e.base = bh.BaseOffset
+		}
+		e.next = bh.LastOffset() + 1
+		if bh.MaxTimestamp > e.maxTs {
+			e.maxTs = bh.MaxTimestamp
+		}
+		off += bh.Size()
+	}
+	return e, e.key.partition >= 0
+}
+
+// parseSealEntry checks for a seal entry at pos and records its ends in
+// into (nil: check only).
+func parseSealEntry(data []byte, pos int64, into map[sharedKey]int64) (int64, bool) {
+	if pos+sharedEntryHeader > int64(len(data)) {
+		return 0, false
+	}
+	h := data[pos:]
+	n := int64(binary.BigEndian.Uint32(h[4:]))
+	if binary.BigEndian.Uint32(h[16:]) != sealPartition || binary.BigEndian.Uint64(h[8:]) != 0 || n%20 != 0 || pos+sharedEntryHeader+n > int64(len(data)) {
+		return 0, false
+	}
+	if binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:sharedEntryHeader+n], crcTable) {
+		return 0, false
+	}
+	if into != nil {
+		for b := h[sharedEntryHeader : sharedEntryHeader+n]; len(b) >= 20; b = b[20:] {
+			k := sharedKey{binary.BigEndian.Uint64(b), int32(binary.BigEndian.Uint32(b[8:]))}
+			if next := int64(binary.BigEndian.Uint64(b[12:])); next > into[k] {
+				into[k] = next
+			}
+		}
+	}
+	return n, true
+}
+
+// resyncShared finds the next valid entry at or after from (-1: none).
+func resyncShared(data []byte, from int64) int64 {
+	for i := from; i+sharedEntryHeader <= int64(len(data)); i++ {
+		if binary.BigEndian.Uint32(data[i+16:]) == sealPartition {
+			if _, ok := parseSealEntry(data, i, nil); ok {
+				return i
+			}
+			continue
+		}
+		if i+sharedEntryHeader+batch.HeaderSize > int64(len(data)) {
+			continue
+		}
+		b := data[i+sharedEntryHeader:]
+		if b[batch.OffMagic] != 2 || binary.BigEndian.Uint32(b[batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
+			continue
+		}
+		if _, ok := parseSharedEntry(data, i); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// take returns (and forgets) the extents found at open for a partition,
+// in file order, counting them as references.
+func (s *sharedLog) take(topicID uint64, id int32) []foundExtent {
+	if s == nil {
+		return nil
+	}
+	k := sharedKey{topicID, id}
+	out := s.found[k]
+	delete(s.found, k)
+	return out
+}
+
+// addRefs counts extents kept by a partition at open.
+func (s *sharedLog) addRefs(exts []foundExtent) {
+	s.mu.Lock()
+	for _, e := range exts {
+		e.file.refs++
+	}
+	s.mu.Unlock()
+}
+
+// release drops the references of a deleted segment's extents.
+func (s *sharedLog) release(ext []extent) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	for _, e := range ext {
+		e.file.refs--
+	}
+	s.mu.Unlock()
+}
+
+// append writes one entry (a partition's batches) at the end of the active
+// shared file, rolling to a new file first when it is full. Writes are
+// serialized, so the file never has holes; the committer makes them
+// durable (sync). A full disk truncates the partial entry away and
+// returns ErrDiskFull (nothing written).
+func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64) (*sharedFile, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return nil, 0, fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
+	}
+	n := int64(sharedEntryHeader + len(data))
+	limit := s.l.opts.SharedSegmentBytes
+	if s.l.diskShort.Load() {
+		limit = min(limit, 1<<20) // roll early: whole files are freed sooner
+	}
+	if s.active == nil || s.active.written > sharedHeaderSize && s.active.written+n > limit {
+		if err := s.rollLocked(); err != nil {
+			return nil, 0, err
+		}
+	}
+	buf := make([]byte, n)
+	h := buf[:sharedEntryHeader]
+	binary.BigEndian.PutUint32(h[4:], uint32(len(data)))
+	binary.BigEndian.PutUint64(h[8:], topicID)
+	binary.BigEndian.PutUint32(h[16:], uint32(part))
+	copy(buf[sharedEntryHeader:], data)
+	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable))
+	sf := s.active
+	at := sf.written
+	if _, err := sf.h.WriteAt(buf, at); err != nil {
+		if isNoSpace(err) {
+			if terr := sf.h.Truncate(at); terr == nil {
+				return nil, 0, fmt.Errorf("%w: %v", ErrDiskFull, err)
+			}
+		}
+		s.breakLocked(err)
+		return nil, 0, fmt.Errorf("log: write %s: %w", sf.rel, err)
+	}
+	sf.written = at + n
+	sf.refs++
+	s.ends[sharedKey{topicID, part}] = next
+	return sf, at + sharedEntryHeader, nil
+}
+
+// sync makes every shared entry written so far durable: one fdatasync of
+// the active file (and of a file rolled since the last sync).
+func (s *sharedLog) sync() error {
+	s.mu.Lock()
+	if s.broken != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
+	}
+	type job struct {
+		f  *sharedFile
+		h  vfs.File
+		to int64
+	}
+	var jobs []job
+	for _, f := range s.dirty {
+		jobs = append(jobs, job{f, f.h, f.written})
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		t0 := time.Now()
+		err := j.h.Sync()
+		s.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+		s.l.stats.fsyncs.Add(1)
+		if err != nil {
+			s.l.stats.fsyncErrors.Add(1)
+			s.mu.Lock()
+			s.breakLocked(err)
+			s.mu.Unlock()
+			return fmt.Errorf("log: fdatasync %s: %w", j.f.rel, err)
+		}
+		s.mu.Lock()
+		if j.to > j.f.size {
+			s.l.stats.sharedBytes.Add(uint64(j.to - j.f.size))
+			j.f.size = j.to
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	keep := s.dirty[:0]
+	for _, f := range s.dirty {
+		switch {
+		case f == s.active || f.size < f.written:
+			keep = append(keep, f) // the active file always stays listed
+		default:
+			f.h.Close()
+			f.h = nil
+			s.l.kickCheckpoint() // a whole file became durable
+		}
+	}
+	s.dirty = keep
+	s.mu.Unlock()
+	s.l.stats.sharedCommits.Add(1)
+	return nil
+}
+
+func (s *sharedLog) breakLocked(err error) {
+	if s.broken == nil {
+		s.l.logger.Error("log: shared segment write or sync failed; small commits go to partition segments from now on", "err", err)
+	}
+	s.broken = err
+	s.ok.Store(false)
+}
+
+// rollLocked starts a new shared file: header written and synced, and
+// the directory synced, before any entry is acknowledged through it.
+func (s *sharedLog) rollLocked() error {
+	fs := s.l.fs
+	seq := s.next
+	sf := &sharedFile{seq: seq, path: filepath.Join(s.dir, sharedName(seq)), rel: filepath.Join(sharedDirName, sharedName(seq))}
+	f, err := fs.Create(sf.path)
+	if err != nil {
+		if isNoSpace(err) {
+			s.l.diskShort.Store(true)
+			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
+		}
+		s.breakLocked(err)
+		return fmt.Errorf("log: create %s: %w", sf.rel, err)
+	}
+	if _, err = f.WriteAt(sharedHeader(seq), 0); err == nil {
+		if err = f.Sync(); err == nil {
+			err = vfs.SyncDir(fs, s.dir)
+		}
+		s.l.stats.fsyncs.Add(1)
+		if err != nil {
+			s.l.stats.fsyncErrors.Add(1)
+		}
+	}
+	if err != nil {
+		f.Close()
+		fs.Remove(sf.path)
+		if isNoSpace(err) {
+			s.l.diskShort.Store(true)
+			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
+		}
+		s.breakLocked(err)
+		return fmt.Errorf("log: create %s: %w", sf.rel, err)
+	}
+	if old := s.active; old != nil && len(s.ends) > 0 {
+		// The seal entry: where each partition's offsets stand at the end
+		// of the file, so damage to a partition's last entries in it is
+		// not mistaken for their absence.
+		body := make([]byte, 0, 20*len(s.ends))
+		for k, next := range s.ends {
+			body = binary.BigEndian.AppendUint64(body, k.topicID)
+			body = binary.BigEndian.AppendUint32(body, uint32(k.partition))
+			body = binary.BigEndian.AppendUint64(body, uint64(next))
+		}
+		buf := make([]byte, sharedEntryHeader, sharedEntryHeader+len(body))
+		binary.BigEndian.PutUint32(buf[4:], uint32(len(body)))
+		binary.BigEndian.PutUint32(buf[16:], sealPartition)
+		buf = append(buf, body...)
+		binary.BigEndian.PutUint32(buf, crc32.Checksum(buf[4:], crcTable))
+		if _, err := old.h.WriteAt(buf, old.written); err == nil {
+			old.written += int64(len(buf))
+		} else if !isNoSpace(err) {
+			s.breakLocked(err)
+			return fmt.Errorf("log: write seal entry of %s: %w", old.rel, err)
+		} else if terr := old.h.Truncate(old.written); terr != nil {
+			// The seal entry is optional, a torn one is not.
+			s.breakLocked(terr)
+			return fmt.Errorf("log: write seal entry of %s: %v; truncate back: %w", old.rel, err, terr)
+		}
+		clear(s.ends)
+	}
+	if old := s.active; old != nil && old.size == old.written {
+		// Fully synced: its handle is no longer needed (else sync closes it).
+		old.h.Close()
+		old.h = nil
+		keep := s.dirty[:0]
+		for _, d := range s.dirty {
+			if d != old {
+				keep = append(keep, d)
+			}
+		}
+		s.dirty = keep
+	}
+	s.next++
+	sf.size, sf.written, sf.h = sharedHeaderSize, sharedHeaderSize, f
+	s.files[seq] = sf
+	s.active = sf
+	s.dirty = append(s.dirty, sf)
+	return nil
+}
+
+// durableEnd is the active file and its durable size (for the checkpoint).
+func (s *sharedLog) durableEnd() (uint64, int64) {
+	if s == nil {
+		return 0, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var seq uint64
+	var pos int64
+	for q, f := range s.files {
+		if q >= seq {
+			seq, pos = q, f.size
+		}
+	}
+	return seq, pos
+}
+
+// collect deletes shared files no live segment references (not the active
+// one). The checkpoint, which records every partition's log start, is
+// written first, so recovery never resurrects deleted batches in front of
+// a gap.
+func (s *sharedLog) collect() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	var dead []*sharedFile
+	for _, f := range s.files {
+		if f.refs <= 0 && f != s.active {
+			dead = append(dead, f)
+		}
+	}
+	sort.Slice(dead, func(i, j int) bool { return dead[i].seq < dead[j].seq })
+	// The unreferenced files older than every referenced one.
+	prefix := 0
+	for _, f := range dead {
+		older := false
+		for _, g := range s.files {
+			older = older || g.seq < f.seq && g.refs > 0
+		}
+		if older {
+			break
+		}
+		prefix++
+	}
+	s.mu.Unlock()
+	if len(dead) == 0 {
+		return
+	}
+	if err := s.l.writeCheckpoint(); err != nil {
+		// Without the log starts on disk only the oldest files may go: a
+		// crash then brings back deleted batches, but never a gap.
+		s.l.logger.Warn("log: cannot write recovery checkpoint; only the oldest shared files are deleted", "err", err)
+		dead = dead[:prefix]
+	}
+	s.mu.Lock()
+	for _, f := range dead {
+		// Only a seal entry may be unsynced in a file nothing references.
+		if f.h != nil {
+			f.h.Close()
+			f.h = nil
+		}
+		keep := s.dirty[:0]
+		for _, d := range s.dirty {
+			if d != f {
+				keep = append(keep, d)
+			}
+		}
+		s.dirty = keep
+	}
+	s.mu.Unlock()
+	for _, f := range dead {
+		s.l.files.forget(f.path)
+		if err := s.l.fs.Remove(f.path); err != nil && !os.IsNotExist(err) {
+			s.l.logger.Warn("log: cannot remove shared file", "file", f.rel, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.files, f.seq)
+		s.mu.Unlock()
+	}
+	vfs.SyncDir(s.l.fs, s.dir)
+}
+
+func (s *sharedLog) close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	for _, f := range s.files {
+		if f.h != nil {
+			if cerr := f.h.Close(); err == nil {
+				err = cerr
+			}
+			f.h = nil
+		}
+	}
+	s.dirty = nil
+	s.ok.Store(false)
+	return err
+}
+
+// vreader reads a virtual segment through its extents.
+type vreader struct {
+	l   *logImpl
+	ext []extent
+}
+
+func (r *vreader) ReadAt(b []byte, off int64) (int, error) {
+	i := sort.Search(len(r.ext), func(i int) bool { return r.ext[i].vpos+r.ext[i].n > off })
+	n := 0
+	for n < len(b) {
+		if i >= len(r.ext) || r.ext[i].vpos > off {
+			return n, io.EOF
+		}
+		e := r.ext[i]
+		k := min(int64(len(b)-n), e.vpos+e.n-off)
+		cf, err := r.l.files.get(e.file.path, false)
+		if err != nil {
+			return n, err
+		}
+		m, err := cf.f.ReadAt(b[n:n+int(k)], e.fpos+off-e.vpos)
+		r.l.files.release(cf)
+		n += m
+		off += int64(m)
+		if m < int(k) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		i++
+	}
+	return n, nil
+}
+
+// locate maps a virtual position to its shared file and file position.
+func (r *vreader) locate(vpos int64) (string, int64) {
+	i := sort.Search(len(r.ext), func(i int) bool { return r.ext[i].vpos+r.ext[i].n > vpos })
+	if i >= len(r.ext) {
+		return "", vpos
+	}
+	e := r.ext[i]
+	return e.file.rel, e.fpos + vpos - e.vpos
+}
+
+// segReader returns a reader of seg's bytes (its file, or its extents in
+// shared files) and a release function.
+func (l *logImpl) segReader(seg *segment) (io.ReaderAt, func(), error) {
+	if seg.virt == nil {
+		cf, err := l.files.get(seg.path, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cf.f, func() { l.files.release(cf) }, nil
+	}
+	seg.mu.Lock()
+	ext := seg.virt.ext
+	seg.mu.Unlock()
+	return &vreader{l: l, ext: ext}, func() {}, nil
+}
+
+// damageLocation names where virtual position pos of seg lies on disk.
+func (l *logImpl) damageLocation(seg *segment, pos int64) (string, int64) {
+	if seg.virt == nil {
+		return seg.rel, pos
+	}
+	seg.mu.Lock()
+	r := &vreader{l: l, ext: seg.virt.ext}
+	seg.mu.Unlock()
+	if f, at := r.locate(pos); f != "" {
+		return f, at
+	}
+	return seg.rel, pos
+}
+
+// checkSharedFiles verifies shared files without changing anything: every
+// entry's CRC and batches. size gives the bytes to check of a file (false:
+// skip it); bad bytes with no valid entry after them are a torn tail (not
+// damage) when torn says so for their position. It also returns, per
+// partition, the offset ranges the entries hold.
+func checkSharedFiles(fs vfs.FS, dataDir string, size func(seq uint64, fileSize int64) (int64, bool), torn func(seq uint64, pos int64) bool) ([]Damage, map[sharedKey][][2]int64) {
+	dir := filepath.Join(dataDir, sharedDirName)
+	names, err := fs.List(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return []Damage{{File: sharedDirName, Reason: "cannot list: " + err.Error()}}, nil
+	}
+	var out []Damage
+	ranges := map[sharedKey][][2]int64{}
+	for _, n := range names {
+		seq, ok := parseSharedName(n)
+		if !ok {
+			continue
+		}
+		rel := filepath.Join(sharedDirName, n)
+		f, err := fs.Open(filepath.Join(dir, n))
+		if err != nil {
+			if !os.IsNotExist(err) {
+				out = append(out, Damage{File: rel, Reason: "cannot open: " + err.Error()})
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+		f.Close()
+		if err != nil {
+			out = append(out, Damage{File: rel, Reason: "cannot read: " + err.Error()})
+			continue
+		}
+		limit, ok := size(seq, int64(len(data)))
+		if !ok {
+			continue
+		}
+		data = data[:min(limit, int64(len(data)))]
+		if !checkSharedHeader(data, seq) {
+			if len(data) > 0 && !torn(seq, 0) {
+				out = append(out, Damage{File: rel, Offset: 0, Reason: "bad shared file header"})
+			}
+			continue
+		}
+		for pos := int64(sharedHeaderSize); pos < int64(len(data)); {
+			if n, ok := parseSealEntry(data, pos, nil); ok {
+				pos += sharedEntryHeader + n
+				continue
+			}
+			if e, ok := parseSharedEntry(data, pos); ok {
+				if err := validateEntryBatches(data[pos+sharedEntryHeader : pos+sharedEntryHeader+e.n]); err != nil {
+					out = append(out, Damage{File: rel, Offset: pos, Reason: "bad batch in shared entry: " + err.Error()})
+				}
+				ranges[e.key] = append(ranges[e.key], [2]int64{e.base, e.next})
+				pos += sharedEntryHeader + e.n
+				continue
+			}
+			at := resyncShared(data, pos+1)
+			if at < 0 && torn(seq, pos) {
+				break
+			}
+			out = append(out, Damage{File: rel, Offset: pos, Reason: "bad shared entry"})
+			if at < 0 {
+				break
+			}
+			pos = at
+		}
+	}
+	return out, ranges
+}
+
+// validateEntryBatches checks every batch CRC of an entry's payload.
+func validateEntryBatches(b []byte) error {
+	_, err := batch.ValidateAll(b)
+	return err
+}
+
+// check verifies the durable part of every shared file (for Log.Check).
+func (s *sharedLog) check() []Damage {
+	s.mu.Lock()
+	sizes := map[uint64]int64{}
+	for seq, f := range s.files {
+		sizes[seq] = f.size
+	}
+	s.mu.Unlock()
+	d, _ := checkSharedFiles(s.l.fs, s.l.dir, func(seq uint64, _ int64) (int64, bool) {
+		n, ok := sizes[seq]
+		return n, ok
+	}, func(uint64, int64) bool { return false })
+	return d
+}

@@ -1,0 +1,292 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sharedFilesIn lists the shared segment files of a data dir.
+func sharedFilesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, sharedDirName, "*"+sharedSuffix))
+	return m
+}
+
+// segmentBytesOnDisk sums the sizes of a partition's .log files.
+func segmentBytesOnDisk(dir, topic string, part int) int64 {
+	m, _ := filepath.Glob(filepath.Join(dir, topic, fmt.Sprint(part), "*.log"))
+	var n int64
+	for _, f := range m {
+		if st, err := os.Stat(f); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+// Small "always" appends are stored once, in shared files (no journal, no
+// partition segment bytes), and read back across a reopen.
+func TestSharedStoreOnce(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, nil)
+	ctx := context.Background()
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		if _, err := l.Append(ctx, "t", int32(i%4), mkBatch(2, fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := l.Stats()
+	if st.SharedCommits == 0 || st.JournalCommits != 0 {
+		t.Fatalf("shared commits %d, journal commits %d", st.SharedCommits, st.JournalCommits)
+	}
+	for p := 0; p < 4; p++ {
+		if n := segmentBytesOnDisk(dir, "t", p); n != 0 {
+			t.Fatalf("partition %d has %d bytes in segment files: written twice", p, n)
+		}
+	}
+	if len(sharedFilesIn(t, dir)) == 0 {
+		t.Fatal("no shared files")
+	}
+	check := func(l Log) {
+		t.Helper()
+		for p := 0; p < 4; p++ {
+			got := readAll(t, l, "t", int32(p))
+			if len(got) != 20 {
+				t.Fatalf("partition %d: %d records, want 20", p, len(got))
+			}
+			for j, r := range got {
+				if want := fmt.Sprintf("v%d-%d", (j/2)*4+p, j%2); string(r.Value) != want {
+					t.Fatalf("partition %d record %d: %q, want %q", p, j, r.Value, want)
+				}
+			}
+		}
+		if off, err := l.OffsetForTime("t", 1, 0); err != nil || off != 0 {
+			t.Fatalf("OffsetForTime: %d %v", off, err)
+		}
+		if d := l.Check(); len(d) != 0 {
+			t.Fatalf("Check: %+v", d)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := CheckDir(dir); err != nil || len(d) != 0 {
+		t.Fatalf("CheckDir: %v %v", d, err)
+	}
+	l = testOpen(t, dir, nil)
+	defer l.Close()
+	check(l)
+	if base, err := l.Append(ctx, "t", 0, mkBatch(1, "after")); err != nil || base != 20 {
+		t.Fatalf("append after reopen: %d %v", base, err)
+	}
+}
+
+// A partition that switches between trickle (shared) and bulk (its own
+// segment files) reads back in order, across a reopen and CheckDir.
+func TestSharedMixedWithSegmentFiles(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, nil)
+	ctx := context.Background()
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	app := func(n int, prefix string) {
+		t.Helper()
+		if _, err := l.Append(ctx, "t", 0, mkBatch(n, prefix)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			want = append(want, fmt.Sprintf("%s-%d", prefix, i))
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 5; i++ {
+			app(1, fmt.Sprint("small", round, i))
+		}
+		for i := 0; i < 3; i++ {
+			app(1000, fmt.Sprint("big", round, i)) // > JournalSmallBytes
+		}
+	}
+	verify := func(l Log) {
+		t.Helper()
+		got := readAll(t, l, "t", 0)
+		if len(got) != len(want) {
+			t.Fatalf("%d records, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if string(got[i].Value) != want[i] {
+				t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
+			}
+		}
+	}
+	verify(l)
+	if segmentBytesOnDisk(dir, "t", 0) == 0 {
+		t.Fatal("bulk appends did not go to segment files")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := CheckDir(dir); err != nil || len(d) != 0 {
+		t.Fatalf("CheckDir: %v %v", d, err)
+	}
+	l = testOpen(t, dir, nil)
+	defer l.Close()
+	verify(l)
+	if d := l.Check(); len(d) != 0 {
+		t.Fatalf("Check: %+v", d)
+	}
+}
+
+// Retention deletes virtual segments; a shared file goes once nothing in
+// it is retained, and the log start survives a reopen (deleted batches
+// are not resurrected from shared files that other partitions keep).
+func TestSharedRetention(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(o *Options) { o.SharedSegmentBytes = 4 << 10 }
+	l := testOpen(t, dir, mod)
+	ctx := context.Background()
+	l.CreateTopic("short", TopicConfig{Partitions: 1, SegmentBytes: 1 << 10, RetentionBytes: 2 << 10})
+	l.CreateTopic("keep", TopicConfig{Partitions: 1, RetentionAge: -1})
+	for i := 0; i < 200; i++ {
+		if _, err := l.Append(ctx, "short", 0, mkBatch(1, fmt.Sprint("s", i))); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 196 { // the long-lived topic shares only the newest file
+			if _, err := l.Append(ctx, "keep", 0, mkBatch(1, fmt.Sprint("k", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := len(sharedFilesIn(t, dir))
+	li := l.(*logImpl)
+	li.applyRetention()
+	start, hwm, _ := l.Offsets("short", 0)
+	if start == 0 || hwm != 200 {
+		t.Fatalf("short: start %d hwm %d", start, hwm)
+	}
+	after := len(sharedFilesIn(t, dir))
+	if after >= before {
+		t.Fatalf("shared files: %d before retention, %d after", before, after)
+	}
+	got := readAll(t, l, "short", 0)
+	if len(got) != int(hwm-start) || string(got[len(got)-1].Value) != "s199-0" {
+		t.Fatalf("short after retention: %d records", len(got))
+	}
+	if k := readAll(t, l, "keep", 0); len(k) != 4 {
+		t.Fatalf("keep: %d records, want 4", len(k))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = testOpen(t, dir, mod)
+	defer l.Close()
+	if s2, h2, _ := l.Offsets("short", 0); s2 != start || h2 != hwm {
+		t.Fatalf("after reopen: start %d hwm %d, want %d %d", s2, h2, start, hwm)
+	}
+	if k := readAll(t, l, "keep", 0); len(k) != 4 {
+		t.Fatalf("keep after reopen: %d records", len(k))
+	}
+	if d := l.Check(); len(d) != 0 {
+		t.Fatalf("Check: %+v", d)
+	}
+}
+
+// A flipped bit in a sealed shared file: CheckDir and the reopened log
+// report it, no altered byte is served, the rest stays readable.
+func TestSharedDamageDetected(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(o *Options) { o.SharedSegmentBytes = 2 << 10 }
+	l := testOpen(t, dir, mod)
+	ctx := context.Background()
+	l.CreateTopic("t", TopicConfig{Partitions: 2})
+	var acked [][]byte
+	for i := 0; i < 60; i++ {
+		b := mkBatch(1, fmt.Sprint("v", i))
+		if _, err := l.Append(ctx, "t", int32(i%2), b); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, b)
+	}
+	l.Close()
+	files := sharedFilesIn(t, dir)
+	if len(files) < 3 {
+		t.Fatalf("%d shared files", len(files))
+	}
+	victim := files[1]
+	data, _ := os.ReadFile(victim)
+	data[len(data)/2] ^= 0x10
+	os.WriteFile(victim, data, 0o644)
+	rel, _ := filepath.Rel(dir, victim)
+	d, err := CheckDir(dir)
+	if err != nil || len(d) == 0 || d[0].File != rel {
+		t.Fatalf("CheckDir after a flip: %+v %v", d, err)
+	}
+	l = testOpen(t, dir, mod)
+	defer l.Close()
+	found := false
+	for _, d := range l.Stats().Damaged {
+		found = found || d.File == rel
+	}
+	if !found {
+		t.Fatalf("damage not reported: %+v", l.Stats().Damaged)
+	}
+	refused := 0
+	for p := int32(0); p < 2; p++ {
+		for off := int64(0); off < 30; off++ {
+			b, err := l.Read("t", p, off, 1)
+			if err != nil {
+				if !strings.Contains(err.Error(), "lost") && !strings.Contains(err.Error(), "corrupt") {
+					t.Fatalf("read %d/%d: %v", p, off, err)
+				}
+				refused++
+				continue
+			}
+			if want := acked[off*2+int64(p)]; !bytes.Equal(b[:len(want)], want) {
+				t.Fatalf("read %d/%d: served bytes differ", p, off)
+			}
+		}
+	}
+	if refused == 0 || refused > 2 {
+		t.Fatalf("%d reads refused, want 1 or 2", refused)
+	}
+}
+
+// An old-format data dir (partition files + journal) opens with shared
+// segments on and new small appends go shared. (Replay of an old journal
+// at such an open: TestJournalKeptAfterSyncFailure.)
+func TestSharedOpensOldFormat(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, func(o *Options) { o.NoShared = true })
+	ctx := context.Background()
+	l.CreateTopic("t", TopicConfig{Partitions: 1})
+	for i := 0; i < 10; i++ {
+		if _, err := l.Append(ctx, "t", 0, mkBatch(1, fmt.Sprint("old", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	l = testOpen(t, dir, nil)
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		if _, err := l.Append(ctx, "t", 0, mkBatch(1, fmt.Sprint("new", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readAll(t, l, "t", 0)
+	if len(got) != 20 || string(got[0].Value) != "old0-0" || string(got[19].Value) != "new9-0" {
+		t.Fatalf("%d records", len(got))
+	}
+	if l.Stats().SharedCommits == 0 {
+		t.Fatal("new small appends did not go to shared files")
+	}
+}
