@@ -175,7 +175,7 @@ func BenchmarkManyWriters(b *testing.B) {
 		b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "acked-rec/s")
 	}
 	b.Run("log-fsync-always", func(b *testing.B) { many(b) })
-	b.Run("log-fsync-always-noshared", func(b *testing.B) { many(b, func(o *log.Options) { o.NoShared = true }) })
+	b.Run("log-fsync-always-shared", func(b *testing.B) { many(b, func(o *log.Options) { o.SharedSegments = true }) })
 	b.Run("baseline-file-per-writer-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		files := make([]*os.File, n)
@@ -286,11 +286,11 @@ func BenchmarkTrickle(b *testing.B) {
 		st := l.Stats()
 		b.ReportMetric(float64(st.Fsyncs-st0.Fsyncs)/b.Elapsed().Seconds(), "fsyncs/s")
 	}
-	// Shared segments (the default format): small commits stored once.
-	b.Run("log-fsync-always", func(b *testing.B) { trickle(b) })
-	// The previous format: partition segment files made durable through
+	// Shared segments (Options.SharedSegments): small commits stored once.
+	b.Run("log-fsync-always-shared", func(b *testing.B) { trickle(b, func(o *log.Options) { o.SharedSegments = true }) })
+	// The default format: partition segment files made durable through
 	// the node journal (every byte written twice).
-	b.Run("log-fsync-always-noshared", func(b *testing.B) { trickle(b, func(o *log.Options) { o.NoShared = true }) })
+	b.Run("log-fsync-always", func(b *testing.B) { trickle(b) })
 	b.Run("baseline-file-per-partition-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		type req struct {

@@ -60,9 +60,10 @@ func mountTmpfs(t *testing.T, size string) string {
 	return mnt
 }
 
-func diskFullOptions(dir string) *log.Options {
+func diskFullOptions(dir string, shared bool) *log.Options {
 	return &log.Options{
 		Dir:                    dir,
+		SharedSegments:         shared,
 		Logger:                 slog.New(slog.DiscardHandler),
 		MinFreeBytes:           2 << 20,
 		DiskCheckInterval:      10 * time.Millisecond,
@@ -118,6 +119,11 @@ func checkAcked(t *testing.T, l log.Log, p tp, acked []ackedBatch) {
 }
 
 func TestDiskFullReject(t *testing.T) {
+	t.Run("journal", func(t *testing.T) { diskFullReject(t, false) })
+	t.Run("shared", func(t *testing.T) { diskFullReject(t, true) })
+}
+
+func diskFullReject(t *testing.T, shared bool) {
 	mnt := mountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "data")
 	// Ballast: space to give back later.
@@ -125,7 +131,7 @@ func TestDiskFullReject(t *testing.T) {
 	if err := os.WriteFile(ballast, make([]byte, 3<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := log.Open(diskFullOptions(dir))
+	l, err := log.Open(diskFullOptions(dir, shared))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +194,7 @@ func TestDiskFullReject(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	l, err = log.Open(diskFullOptions(dir))
+	l, err = log.Open(diskFullOptions(dir, shared))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +205,14 @@ func TestDiskFullReject(t *testing.T) {
 }
 
 func TestDiskFullDropOldest(t *testing.T) {
+	t.Run("journal", func(t *testing.T) { diskFullDropOldest(t, false) })
+	t.Run("shared", func(t *testing.T) { diskFullDropOldest(t, true) })
+}
+
+func diskFullDropOldest(t *testing.T, shared bool) {
 	mnt := mountTmpfs(t, "8m")
 	dir := filepath.Join(mnt, "data")
-	l, err := log.Open(diskFullOptions(dir))
+	l, err := log.Open(diskFullOptions(dir, shared))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +257,7 @@ func TestDiskFullDropOldest(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	l, err = log.Open(diskFullOptions(dir))
+	l, err = log.Open(diskFullOptions(dir, shared))
 	if err != nil {
 		t.Fatal(err)
 	}

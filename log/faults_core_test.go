@@ -244,7 +244,7 @@ func TestJournalKeptAfterSyncFailure(t *testing.T) {
 		return nil
 	})
 	fs := errorfs.LinuxSyncFailure(mem, inj)
-	l := testOpen(t, dir, func(o *Options) { o.FS = errorfs.Wrap(mem, fs); o.NoShared = true })
+	l := testOpen(t, dir, func(o *Options) { o.FS = errorfs.Wrap(mem, fs) })
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 300})
 	for i := 0; i < 3; i++ { // journaled (small commits, no roll)

@@ -25,7 +25,7 @@ type logImpl struct {
 	indexes   *indexCache
 	committer *committer
 	journal   *journal   // nil when disabled
-	shared    *sharedLog // nil when disabled (Options.NoShared)
+	shared    *sharedLog // nil unless Options.SharedSegments
 	ckptMu    sync.Mutex // serializes writeCheckpoint
 	stats     counters
 	closed    atomic.Bool
@@ -94,7 +94,7 @@ func Open(opts *Options) (Log, error) {
 			return nil, err
 		}
 	}
-	if !o.NoShared {
+	if o.SharedSegments {
 		s, err := openShared(l, ck)
 		if err != nil {
 			m.Close()

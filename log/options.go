@@ -50,10 +50,14 @@ type Options struct {
 	// JournalSmallBytes: a partition whose unsynced bytes in one commit are
 	// under this goes through the journal; default 16 KiB.
 	JournalSmallBytes int64
-	// NoShared disables shared segments (see doc.go, "Store once"): small
-	// "always" commits then stay in each partition's own segment files
-	// (made durable through the journal, so written twice).
-	NoShared bool
+	// SharedSegments stores small "always" commits once, in node-wide
+	// shared segment files (see doc.go, "Store once"), instead of in each
+	// partition's own segment files made durable through the journal
+	// (every byte written twice). Off by default: it keeps about 32 bytes
+	// of memory per retained shared append and reads every shared file at
+	// open (see Caveats), which a week of trickle data on a small box
+	// cannot afford yet.
+	SharedSegments bool
 	// SharedSegmentBytes is the roll size of shared segment files; default
 	// 16 MiB. A shared file is deleted once no partition retains any batch
 	// in it.
@@ -64,7 +68,8 @@ type Options struct {
 	MaxLoadedIndexes int
 	// CommitWindow is the longest a group commit waits for more appends
 	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
-	// write amplification for trickles); default 10ms, <0 = never wait.
+	// write amplification for trickles); default 5ms, 10ms with
+	// SharedSegments (its commits gather up to 16 KiB), <0 = never wait.
 	CommitWindow time.Duration
 }
 
@@ -75,7 +80,8 @@ const (
 	defaultCheckpointInterval = 10 * time.Second
 	defaultJournalMaxBytes    = 32 << 20
 	defaultJournalSmallBytes  = 16 << 10
-	defaultCommitWindow       = 10 * time.Millisecond
+	defaultCommitWindow       = 5 * time.Millisecond
+	defaultSharedCommitWindow = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 16 << 20
 )
 
@@ -131,6 +137,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLoadedIndexes == 0 {
 		o.MaxLoadedIndexes = 512
+	}
+	if o.CommitWindow == 0 && o.SharedSegments {
+		o.CommitWindow = defaultSharedCommitWindow
 	}
 	if o.CommitWindow == 0 {
 		o.CommitWindow = defaultCommitWindow

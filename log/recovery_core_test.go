@@ -12,12 +12,12 @@ import (
 )
 
 // fill appends n batches of 2 records to t/0 in a log with small segments.
-// fill writes n small appends in the partition-file format (NoShared: the
+// fill writes n small appends in the partition-file format (the default: the
 // journal and segment files; the tests that use it damage .log files and
 // reopen with shared segments on, as an upgraded node does).
 func fill(t *testing.T, dir string, n int) {
 	t.Helper()
-	l := testOpen(t, dir, func(o *Options) { o.NoShared = true })
+	l := testOpen(t, dir, nil)
 	if err := l.CreateTopic("t", TopicConfig{SegmentBytes: 400}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"testing"
 )
 
+// sharedOn turns shared segments on (they are off by default).
+func sharedOn(o *Options) { o.SharedSegments = true }
+
 // sharedFilesIn lists the shared segment files of a data dir.
 func sharedFilesIn(t *testing.T, dir string) []string {
 	t.Helper()
@@ -33,7 +36,7 @@ func segmentBytesOnDisk(dir, topic string, part int) int64 {
 // partition segment bytes), and read back across a reopen.
 func TestSharedStoreOnce(t *testing.T) {
 	dir := t.TempDir()
-	l := testOpen(t, dir, nil)
+	l := testOpen(t, dir, sharedOn)
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 4}); err != nil {
 		t.Fatal(err)
@@ -82,7 +85,7 @@ func TestSharedStoreOnce(t *testing.T) {
 	if d, err := CheckDir(dir); err != nil || len(d) != 0 {
 		t.Fatalf("CheckDir: %v %v", d, err)
 	}
-	l = testOpen(t, dir, nil)
+	l = testOpen(t, dir, sharedOn)
 	defer l.Close()
 	check(l)
 	if base, err := l.Append(ctx, "t", 0, mkBatch(1, "after")); err != nil || base != 20 {
@@ -94,7 +97,7 @@ func TestSharedStoreOnce(t *testing.T) {
 // segment files) reads back in order, across a reopen and CheckDir.
 func TestSharedMixedWithSegmentFiles(t *testing.T) {
 	dir := t.TempDir()
-	l := testOpen(t, dir, nil)
+	l := testOpen(t, dir, sharedOn)
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -139,7 +142,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 	if d, err := CheckDir(dir); err != nil || len(d) != 0 {
 		t.Fatalf("CheckDir: %v %v", d, err)
 	}
-	l = testOpen(t, dir, nil)
+	l = testOpen(t, dir, sharedOn)
 	defer l.Close()
 	verify(l)
 	if d := l.Check(); len(d) != 0 {
@@ -152,7 +155,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 // are not resurrected from shared files that other partitions keep).
 func TestSharedRetention(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegmentBytes = 4 << 10 }
+	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 4 << 10 }
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("short", TopicConfig{Partitions: 1, SegmentBytes: 1 << 10, RetentionBytes: 2 << 10})
@@ -205,7 +208,7 @@ func TestSharedRetention(t *testing.T) {
 // report it, no altered byte is served, the rest stays readable.
 func TestSharedDamageDetected(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegmentBytes = 2 << 10 }
+	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 2 << 10 }
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 2})
@@ -266,7 +269,7 @@ func TestSharedDamageDetected(t *testing.T) {
 // at such an open: TestJournalKeptAfterSyncFailure.)
 func TestSharedOpensOldFormat(t *testing.T) {
 	dir := t.TempDir()
-	l := testOpen(t, dir, func(o *Options) { o.NoShared = true })
+	l := testOpen(t, dir, nil) // the default: partition files + journal
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 1})
 	for i := 0; i < 10; i++ {
@@ -275,7 +278,7 @@ func TestSharedOpensOldFormat(t *testing.T) {
 		}
 	}
 	l.Close()
-	l = testOpen(t, dir, nil)
+	l = testOpen(t, dir, sharedOn)
 	defer l.Close()
 	for i := 0; i < 10; i++ {
 		if _, err := l.Append(ctx, "t", 0, mkBatch(1, fmt.Sprint("new", i))); err != nil {

@@ -69,6 +69,9 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		Logger:       logger,
 		MaxOpenFiles: cfg.MaxOpenFiles,
 		MinFreeBytes: cfg.MinFreeBytes,
+		// Off by default: memory and open time grow with the retained
+		// shared bytes (log/doc.go, Caveats).
+		SharedSegments: cfg.SharedSegments,
 		Defaults: rlog.TopicConfig{
 			Partitions:     cfg.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(cfg.Fsync),
