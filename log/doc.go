@@ -292,6 +292,12 @@
 //	  shared segments                   5.2-5.4 ms 10.3 ms 1.365 (18.1 KB per shared commit)
 //	  journal format                    4.8-5.1 ms 11.7-12.4 ms 3.11-3.15 (11-12 KB per journal commit)
 //
+// Later the same day, four more runs of BenchmarkTrickle gave 1.36-1.41
+// (p99 10.9-11.1 ms) for shared segments and 4.01-4.22 (p99 7.1-7.5 ms)
+// for the journal format in the same runs; a build from before shared
+// segments also measured 4.15-4.20 then: the journal format's figure moves
+// with the state of the shared disk, the shared one does not.
+//
 // The short benchmark's figure includes the start (first commits small,
 // each paying a partial page) that the 3 s one amortizes. Latency is the
 // price of fuller commits: p50 about half the 10 ms window. The remaining
