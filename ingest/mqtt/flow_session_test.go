@@ -15,22 +15,7 @@ import (
 func TestReceiveMaximumAcrossReconnect(t *testing.T) {
 	const n, recvMax = 10, 3
 	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
-	connect := func() *rawClient {
-		c := dialRaw(t, addr)
-		c.v = 5
-		pk := packets.Packet{
-			FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-			ProtocolVersion: 5,
-			Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "flow-persist", Clean: false, Keepalive: 30},
-		}
-		pk.Properties.ReceiveMaximum = recvMax
-		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
-		c.send(pk)
-		if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-			t.Fatalf("CONNACK: %+v", ack)
-		}
-		return c
-	}
+	connect := func() *rawClient { return connectV5(t, addr, "flow-persist", recvMax, false) }
 	// readN reads exactly k publishes, then checks nothing more comes.
 	readN := func(c *rawClient, k int) []packets.Packet {
 		t.Helper()
@@ -93,18 +78,7 @@ func TestReceiveMaximumAcrossReconnect(t *testing.T) {
 func TestPublisherSubscriberSharedIDs(t *testing.T) {
 	const n = 40
 	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
-	c := dialRaw(t, addr)
-	c.v = 5
-	con := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 5,
-		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "loop", Clean: true, Keepalive: 30},
-	}
-	con.Properties.ReceiveMaximum = 3
-	c.send(con)
-	if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack {
-		t.Fatalf("CONNACK: %+v", ack.FixedHeader)
-	}
+	c := connectV5(t, addr, "loop", 3, true)
 	c.subscribe("loop/#", 1)
 	for i := range n {
 		c.send(publishPacket("loop/x", 2, uint16(i+1), []byte(strconv.Itoa(i))))

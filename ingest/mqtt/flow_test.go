@@ -8,6 +8,28 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
+// connectV5 connects an MQTT 5 raw client announcing Receive Maximum
+// recvMax; a non-clean one gets a one-hour session expiry.
+func connectV5(t *testing.T, addr, id string, recvMax uint16, clean bool) *rawClient {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.v = 5
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: id, Clean: clean, Keepalive: 30},
+	}
+	pk.Properties.ReceiveMaximum = recvMax
+	if !clean {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+	}
+	c.send(pk)
+	if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK: %+v", ack)
+	}
+	return c
+}
+
 // TestReceiveMaximum: an MQTT 5 subscriber that announces Receive Maximum 3
 // never has more than 3 unacknowledged QoS 1 or QoS 2 deliveries; the rest
 // wait on the broker and arrive, in publish order, as the subscriber
@@ -19,18 +41,7 @@ func TestReceiveMaximum(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
 		t.Run("qos"+strconv.Itoa(int(qos)), func(t *testing.T) {
 			_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
-			sub := dialRaw(t, addr)
-			sub.v = 5
-			con := packets.Packet{
-				FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-				ProtocolVersion: 5,
-				Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "flow-sub", Clean: true, Keepalive: 30},
-			}
-			con.Properties.ReceiveMaximum = recvMax
-			sub.send(con)
-			if ack := sub.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-				t.Fatalf("CONNACK: %+v", ack.FixedHeader)
-			}
+			sub := connectV5(t, addr, "flow-sub", recvMax, true)
 			sub.subscribe("flow/#", qos)
 
 			pub := dialRaw(t, addr)
