@@ -62,10 +62,9 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 			}
 			// Like a Kafka broker, decode every record before storing
 			// the batch: one that does not decode would fail every reader
-			// later (consumers, forwarding, MQTT publish routes).
-			// Like Kafka: INVALID_RECORD (not retriable) from produce v8
-			// on, CORRUPT_MESSAGE before (clients retry that one, so an
-			// old client resends the bad batch until its timeout).
+			// later (consumers, forwarding, MQTT publish routes). The
+			// answer is Kafka's too: INVALID_RECORD (not retriable) from
+			// produce v8 on, CORRUPT_MESSAGE before.
 			if err := batch.CheckRecords(p.Records); err != nil {
 				rp.ErrorCode = codeCorruptMessage
 				if req.Version >= 8 {

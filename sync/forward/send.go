@@ -272,7 +272,6 @@ func (s *slab) itoa(v int64) []byte {
 	return s.buf[l:len(s.buf):len(s.buf)]
 }
 
-// readError handles a failed log read at offset next.
 // skipUndecodable records that the batch h (records from end on) is not
 // forwarded because it cannot be decoded.
 func (r *route) skipUndecodable(p *part, h batch.Header, end int64, err error) {
@@ -292,6 +291,7 @@ func (r *route) skipUndecodable(p *part, h batch.Header, end int64, err error) {
 		"topic", p.topic, "partition", p.part, "offset", h.BaseOffset, "records", lost, "err", err)
 }
 
+// readError handles a failed log read at offset next.
 func (r *route) readError(p *part, next int64, err error) {
 	lg := r.f.opts.Log
 	switch {
