@@ -94,6 +94,12 @@ func Open(opts *Options) (Log, error) {
 			return nil, err
 		}
 	}
+	if !o.SharedSegments && hasSharedFiles(l.fs, o.Dir) {
+		// Written with shared segments on: without them those batches
+		// would be invisible and their offsets reused. They stay on.
+		l.logger.Warn("log: the data dir holds shared segment files; shared segments stay on", "dir", sharedDirName)
+		o.SharedSegments = true
+	}
 	if o.SharedSegments {
 		s, err := openShared(l, ck)
 		if err != nil {

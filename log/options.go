@@ -56,7 +56,9 @@ type Options struct {
 	// (every byte written twice). Off by default: it keeps about 32 bytes
 	// of memory per retained shared append and reads every shared file at
 	// open (see Caveats), which a week of trickle data on a small box
-	// cannot afford yet.
+	// cannot afford yet. A data dir that already holds shared segment
+	// files opens with them on whatever this says (their batches would
+	// otherwise be invisible and their offsets reused).
 	SharedSegments bool
 	// SharedSegmentBytes is the roll size of shared segment files; default
 	// 16 MiB. A shared file is deleted once no partition retains any batch

@@ -111,7 +111,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		}
 		lastFile := p.segs[len(p.segs)-1]
 		lastIsFile := len(exts) == 0 || lastFile.base >= exts[len(exts)-1].next
-		if hasCk && !lastIsFile || hasCk && e.segBase > lastFile.base {
+		if hasCk && !lastIsFile || hasCk && len(exts) > 0 && e.segBase > lastFile.base {
 			// The durable end may lie in shared storage: every file
 			// segment before it is durable.
 			hasCk = false

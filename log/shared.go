@@ -36,6 +36,17 @@ const (
 
 func sharedName(seq uint64) string { return fmt.Sprintf("%020d", seq) + sharedSuffix }
 
+// hasSharedFiles reports whether dir holds shared segment files.
+func hasSharedFiles(fs vfs.FS, dir string) bool {
+	names, _ := fs.List(filepath.Join(dir, sharedDirName))
+	for _, n := range names {
+		if _, ok := parseSharedName(n); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func parseSharedName(name string) (uint64, bool) {
 	if !strings.HasSuffix(name, sharedSuffix) || len(name) != 20+len(sharedSuffix) {
 		return 0, false
