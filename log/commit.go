@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/runnel/runnel/log/vfs"
 )
 
 // committer is the one goroutine that makes appends durable and
@@ -443,9 +441,8 @@ func (p *partition) plan(final bool, j *journal) *commitPlan {
 func (p *partition) syncPlan(pl *commitPlan) error {
 	l := p.l
 	if pl.dirSync {
-		if err := vfs.SyncDir(l.fs, p.dir); err != nil {
-			l.stats.fsyncErrors.Add(1)
-			return fmt.Errorf("sync directory %s: %w", p.rel, err)
+		if err := p.syncDir(); err != nil {
+			return err
 		}
 	}
 	for _, s := range pl.segs {
@@ -456,13 +453,9 @@ func (p *partition) syncPlan(pl *commitPlan) error {
 		if err != nil {
 			return fmt.Errorf("open %s for sync: %w", s.seg.rel, err)
 		}
-		t0 := time.Now()
-		err = cf.f.Sync()
-		l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
-		l.stats.fsyncs.Add(1)
+		err = l.fdatasync(cf.f)
 		l.files.release(cf)
 		if err != nil {
-			l.stats.fsyncErrors.Add(1)
 			return fmt.Errorf("fdatasync %s: %w", s.seg.rel, err)
 		}
 	}

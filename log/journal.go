@@ -190,12 +190,7 @@ func (j *journal) commit(plans []*commitPlan) error {
 		j.setBrokenLocked()
 		return fmt.Errorf("log: write journal: %w", err)
 	}
-	t0 := time.Now()
-	err := j.f.Sync()
-	j.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
-	j.l.stats.fsyncs.Add(1)
-	if err != nil {
-		j.l.stats.fsyncErrors.Add(1)
+	if err := j.l.fdatasync(j.f); err != nil {
 		j.setBrokenLocked()
 		return fmt.Errorf("log: sync journal: %w", err)
 	}
@@ -234,15 +229,11 @@ func (j *journal) rotate() error {
 			continue // deleted by retention or DeleteTopic
 		}
 		if err == nil {
-			t0 := time.Now()
-			err = cf.f.Sync()
-			j.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
-			j.l.stats.fsyncs.Add(1)
+			err = j.l.fdatasync(cf.f)
 			j.l.files.release(cf)
 		}
 		p.mu.Lock()
 		if err != nil {
-			j.l.stats.fsyncErrors.Add(1)
 			p.failLocked(fmt.Errorf("fdatasync %s at journal checkpoint: %w", seg.rel, err))
 			failed = err
 		} else if to > seg.synced {

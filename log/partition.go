@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -438,16 +439,7 @@ func (p *partition) rollToLocked(virt bool) error {
 		if old.virt == nil {
 			p.l.files.forget(old.path)
 		}
-		keep := p.unsynced[:0]
-		for _, s := range p.unsynced {
-			if s != old {
-				keep = append(keep, s)
-			}
-		}
-		p.unsynced = keep
-		if p.jbufSeg == old {
-			p.jbuf, p.jbufSeg, p.jbufBad = p.jbuf[:0], nil, false
-		}
+		p.dropUnsyncedLocked(old)
 	} else {
 		if old.virt == nil && virt && old.covered < old.size {
 			// Shared entries must never be durable ahead of the file
@@ -492,9 +484,8 @@ func (p *partition) rollToLocked(virt bool) error {
 func (p *partition) syncFileLocked(seg *segment) error {
 	l := p.l
 	if p.dirDirty {
-		if err := vfs.SyncDir(l.fs, p.dir); err != nil {
-			l.stats.fsyncErrors.Add(1)
-			return fmt.Errorf("sync directory %s: %w", p.rel, err)
+		if err := p.syncDir(); err != nil {
+			return err
 		}
 		p.dirDirty = false
 	}
@@ -502,27 +493,32 @@ func (p *partition) syncFileLocked(seg *segment) error {
 	if err != nil {
 		return fmt.Errorf("open %s for sync: %w", seg.rel, err)
 	}
-	t0 := time.Now()
-	err = cf.f.Sync()
-	l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
-	l.stats.fsyncs.Add(1)
+	err = l.fdatasync(cf.f)
 	l.files.release(cf)
 	if err != nil {
-		l.stats.fsyncErrors.Add(1)
 		return fmt.Errorf("fdatasync %s: %w", seg.rel, err)
 	}
 	seg.synced, seg.covered = seg.size, seg.size
-	keep := p.unsynced[:0]
-	for _, s := range p.unsynced {
-		if s != seg {
-			keep = append(keep, s)
-		}
+	p.dropUnsyncedLocked(seg)
+	return nil
+}
+
+// syncDir syncs the partition's directory (a segment was created).
+func (p *partition) syncDir() error {
+	if err := vfs.SyncDir(p.l.fs, p.dir); err != nil {
+		p.l.stats.fsyncErrors.Add(1)
+		return fmt.Errorf("sync directory %s: %w", p.rel, err)
 	}
-	p.unsynced = keep
+	return nil
+}
+
+// dropUnsyncedLocked forgets seg in the unsynced list and the journal
+// buffer (synced, or deleted).
+func (p *partition) dropUnsyncedLocked(seg *segment) {
+	p.unsynced = slices.DeleteFunc(p.unsynced, func(s *segment) bool { return s == seg })
 	if p.jbufSeg == seg {
 		p.jbuf, p.jbufSeg, p.jbufBad = p.jbuf[:0], nil, false
 	}
-	return nil
 }
 
 // failLocked makes the partition read-only. Waiting appends are failed by

@@ -7,12 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/vfs"
@@ -457,12 +457,7 @@ func (s *sharedLog) sync() error {
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
-		t0 := time.Now()
-		err := j.h.Sync()
-		s.l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
-		s.l.stats.fsyncs.Add(1)
-		if err != nil {
-			s.l.stats.fsyncErrors.Add(1)
+		if err := s.l.fdatasync(j.h); err != nil {
 			s.mu.Lock()
 			s.breakLocked(err)
 			s.mu.Unlock()
@@ -566,13 +561,7 @@ func (s *sharedLog) rollLocked() error {
 		// Fully synced: its handle is no longer needed (else sync closes it).
 		old.h.Close()
 		old.h = nil
-		keep := s.dirty[:0]
-		for _, d := range s.dirty {
-			if d != old {
-				keep = append(keep, d)
-			}
-		}
-		s.dirty = keep
+		s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == old })
 	}
 	s.next++
 	sf.size, sf.written, sf.h = sharedHeaderSize, sharedHeaderSize, f
@@ -644,13 +633,7 @@ func (s *sharedLog) collect() {
 			f.h.Close()
 			f.h = nil
 		}
-		keep := s.dirty[:0]
-		for _, d := range s.dirty {
-			if d != f {
-				keep = append(keep, d)
-			}
-		}
-		s.dirty = keep
+		s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == f })
 	}
 	s.mu.Unlock()
 	for _, f := range dead {

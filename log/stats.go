@@ -3,6 +3,7 @@ package log
 import (
 	"sort"
 	"sync/atomic"
+	"time"
 )
 
 // counters are the log's atomics behind Stats.
@@ -78,4 +79,16 @@ func (l *logImpl) addDamage(d Damage) {
 	}
 	l.damaged = append(l.damaged, d)
 	l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+}
+
+// fdatasync syncs f, counting the sync, its time and a failure in Stats.
+func (l *logImpl) fdatasync(f interface{ Sync() error }) error {
+	t0 := time.Now()
+	err := f.Sync()
+	l.stats.fsyncNanos.Add(uint64(time.Since(t0)))
+	l.stats.fsyncs.Add(1)
+	if err != nil {
+		l.stats.fsyncErrors.Add(1)
+	}
+	return err
 }
