@@ -196,6 +196,7 @@ func (l *logImpl) checkpointLoop() {
 		}
 		last = n
 		lastWrite = time.Now()
+		l.shared.indexPending()
 		if err := l.writeCheckpoint(); err != nil {
 			l.logger.Warn("log: cannot write recovery checkpoint", "err", err)
 		}

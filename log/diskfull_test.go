@@ -234,7 +234,7 @@ func diskFullDropOldest(t *testing.T, shared bool) {
 		case errors.Is(err, log.ErrDiskFull):
 			// Retriable: the guard may not have dropped a segment yet.
 			if retries++; retries > 2000 {
-				t.Fatalf("drop-oldest kept rejecting (%d accepted): %v", len(acked), err)
+				t.Fatalf("drop-oldest kept rejecting (%d accepted): %v %s", len(acked), err, log.SharedRefsForTest(l))
 			}
 			time.Sleep(5 * time.Millisecond)
 		default:

@@ -17,3 +17,18 @@ func DebugSegments(l Log, topic string, part int32) string {
 	}
 	return s
 }
+
+// SharedRefsForTest lists the shared files and their references.
+func SharedRefsForTest(l Log) string {
+	li := l.(*logImpl)
+	if li.shared == nil {
+		return ""
+	}
+	li.shared.mu.Lock()
+	defer li.shared.mu.Unlock()
+	out := ""
+	for seq, f := range li.shared.files {
+		out += fmt.Sprintf("%d:refs=%d,size=%d,active=%v ", seq, f.refs, f.size, f == li.shared.active)
+	}
+	return out
+}

@@ -161,6 +161,7 @@ func (l *logImpl) Close() error {
 				p.close()
 			}
 		}
+		l.shared.indexActive()
 		if err := l.writeCheckpoint(); err != nil {
 			errs = append(errs, fmt.Errorf("log: write checkpoint: %w", err))
 		}

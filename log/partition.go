@@ -263,7 +263,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		off += int64(hdrs[i].Size())
 	}
 	if seg.virt != nil {
-		if err := p.writeSharedLocked(seg, data, records); err != nil {
+		if err := p.writeSharedLocked(seg, data, base, records); err != nil {
 			return -1, err
 		}
 	} else if err := p.writeFileLocked(seg, data); err != nil {
@@ -282,8 +282,12 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	// Index, producer state, counters.
 	seg.mu.Lock()
 	pos := seg.size
+	interval := l.opts.IndexIntervalBytes
+	if seg.virt != nil {
+		interval *= virtualIndexSpacing
+	}
 	for i := range hdrs {
-		seg.addIndexLocked(&hdrs[i], pos, l.opts.IndexIntervalBytes)
+		seg.addIndexLocked(&hdrs[i], pos, interval)
 		pos += int64(hdrs[i].Size())
 	}
 	seg.mu.Unlock()
@@ -349,8 +353,10 @@ func (p *partition) writeFileLocked(seg *segment, data []byte) error {
 // the active shared file. A full disk returns ErrDiskFull (nothing
 // written, the partition stays writable); any other error makes the
 // partition read-only.
-func (p *partition) writeSharedLocked(seg *segment, data []byte, records int64) error {
-	f, fpos, err := p.l.shared.append(p.t.id, p.id, data, p.next+records)
+func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records int64) error {
+	v := seg.virt
+	last := v.lastFile()
+	f, fpos, err := p.l.shared.append(p.t.id, p.id, data, base+records, seg, last, len(v.runs))
 	if err != nil {
 		if errors.Is(err, ErrDiskFull) {
 			p.l.stats.rejected.Add(1)
@@ -360,8 +366,15 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, records int64) 
 		p.failLocked(err)
 		return p.readOnlyErr()
 	}
+	n := int64(len(data))
 	seg.mu.Lock()
-	seg.virt.ext = append(seg.virt.ext, extent{vpos: seg.size, n: int64(len(data)), file: f, fpos: fpos})
+	if f != last {
+		v.runs = append(v.runs, vrun{file: f, vpos: seg.size, base: base, next: base})
+	}
+	r := &v.runs[len(v.runs)-1]
+	r.ext = append(r.ext, extent{vpos: seg.size, n: n, fpos: fpos})
+	r.n += n
+	r.next = base + records
 	seg.mu.Unlock()
 	return nil
 }
@@ -459,7 +472,7 @@ func (p *partition) rollToLocked(virt bool) error {
 	}
 	var ns *segment
 	if virt {
-		ns = newVirtualSegment(p.rel, p.next)
+		ns = newVirtualSegment(p.rel, p.next, sharedKey{p.t.id, p.id})
 	} else {
 		ns = newSegment(p.dir, p.rel, p.next)
 		cf, err := p.l.files.get(ns.path, true)
@@ -724,8 +737,14 @@ func readHeaderAt(r io.ReaderAt, pos, limit int64) (batch.Header, error) {
 
 // damage records corruption found by a read and returns its error.
 func (p *partition) damage(seg *segment, pos int64, reason string) error {
+	end := pos + 1
+	if seg.virt != nil {
+		// Entries of shared files are framed on their own: the damage
+		// ends with the entry, the batches after it stay readable.
+		end = max(end, (&vreader{l: p.l, seg: seg}).entryEnd(pos))
+	}
 	seg.mu.Lock()
-	seg.addBadLocked(p.l, pos, pos+1, reason)
+	seg.addBadLocked(p.l, pos, end, reason)
 	seg.mu.Unlock()
 	file, at := p.l.damageLocation(seg, pos)
 	return &CorruptError{File: file, Offset: at, Reason: reason}

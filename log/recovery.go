@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	}
 	e, hasCk := ck.get(t.name, id)
 	ck0 := e
+	key := sharedKey{t.id, id}
 	exts := l.shared.take(t.id, id)
 	if hasCk && e.start > 0 {
 		// Batches before the log start were deleted by retention; their
@@ -61,6 +63,20 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			i++
 		}
 		exts = exts[i:]
+		if len(exts) > 0 && exts[0].base < e.start {
+			if err := l.shared.expand(key, &exts[0]); err != nil {
+				return nil, err
+			}
+			r := &exts[0]
+			r.ents = slices.DeleteFunc(r.ents, func(x sharedEnt) bool { return x.next <= e.start })
+			r.base, r.n = r.ents[0].base, 0
+			for _, x := range r.ents {
+				r.n += x.n
+			}
+		}
+	}
+	if exts, err = l.shared.splitAt(key, exts, p.segs); err != nil {
+		return nil, err
 	}
 	if len(exts) > 0 {
 		// An empty segment file replaced by shared storage (its removal
@@ -130,8 +146,9 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		}
 	}
 	if len(exts) > 0 {
-		l.shared.addRefs(exts)
-		p.addSharedExtents(exts)
+		if err := p.addSharedRuns(exts); err != nil {
+			return nil, err
+		}
 	}
 	if l.shared != nil {
 		// The checkpointed durable end, or a seal entry, lies past the
@@ -151,14 +168,26 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
 			l.addDamage(Damage{File: file, Offset: at,
 				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", t.name, id, last.next, end-1)})
-			p.segs = append(p.segs, newVirtualSegment(rel, end))
+			p.segs = append(p.segs, newVirtualSegment(rel, end, key))
 		}
 	}
 	act := p.active()
 	if act.virt != nil {
-		// Idempotence state from the active segment, as for a file.
-		r := &vreader{l: l, ext: act.virt.ext}
-		sc := newScanner(r, 0, act.size, false)
+		// Idempotence state from the batch headers of the active
+		// segment's last runs (up to producerScanBytes: a trickle
+		// partition's active segment may span a thousand shared files;
+		// producers not seen there are treated as new).
+		from := int64(0)
+		for _, run := range act.virt.runs {
+			if act.size-run.vpos > producerScanBytes {
+				from = run.vpos + run.n
+			}
+		}
+		if n := len(act.virt.runs); n > 0 {
+			from = min(from, act.virt.runs[n-1].vpos)
+		}
+		r := &vreader{l: l, seg: act}
+		sc := newScanner(r, from, act.size, false)
 		for {
 			h, _, _, err := sc.next()
 			if err != nil {
@@ -324,41 +353,90 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 	return expect, nil
 }
 
-// addSharedExtents builds the partition's virtual segments from the
-// entries found in shared files (in append order) and merges them with its
-// segment files by offset. A virtual segment ends where a segment file
-// starts, at a gap (damage, reported), or at the roll size.
-func (p *partition) addSharedExtents(exts []foundExtent) {
+// producerScanBytes bounds the part of an active virtual segment read at
+// open for idempotent-producer state (a variable for tests).
+var producerScanBytes int64 = 1 << 20
+
+// splitAt splits runs found at open in which a segment file starts (the
+// partition wrote its own files in between): into runs without gaps, from
+// their entries.
+func (s *sharedLog) splitAt(key sharedKey, runs []foundRun, files []*segment) ([]foundRun, error) {
+	var out []foundRun
+	for _, r := range runs {
+		inside := false
+		for _, f := range files {
+			inside = inside || f.base > r.base && f.base < r.next
+		}
+		if !inside {
+			out = append(out, r)
+			continue
+		}
+		if err := s.expand(key, &r); err != nil {
+			return nil, err
+		}
+		var cur *foundRun
+		for _, e := range r.ents {
+			if cur == nil || e.base != cur.next {
+				out = append(out, foundRun{file: r.file, base: e.base, next: e.base, maxTs: r.maxTs, sec: r.sec})
+				cur = &out[len(out)-1]
+			}
+			cur.ents = append(cur.ents, e)
+			cur.next, cur.n = e.next, cur.n+e.n
+			cur.entries++
+		}
+	}
+	return out, nil
+}
+
+// addSharedRuns builds the partition's virtual segments from the runs
+// found in shared files (in file order) and merges them with its segment
+// files by offset. A virtual segment ends where a segment file starts, at
+// a gap (damage, reported), or at the roll size. A run is split into its
+// entries (read from the extent index) only where a segment file starts
+// inside it or an earlier segment overlaps it.
+func (p *partition) addSharedRuns(runs []foundRun) error {
 	l := p.l
+	key := sharedKey{p.t.id, p.id}
 	files := p.segs
 	segBytes := p.t.config().SegmentBytes
 	var out []*segment
 	var cur *segment
 	fi := 0
-	for _, e := range exts {
-		for fi < len(files) && files[fi].base <= e.base {
+	var add func(r foundRun) error
+	add = func(r foundRun) error {
+		for fi < len(files) && files[fi].base <= r.base {
 			out = append(out, files[fi])
 			fi++
 			cur = nil
 		}
-		if len(out) > 0 && e.base < out[len(out)-1].next {
-			continue // already held by an earlier segment
+		heldTo := int64(-1)
+		if len(out) > 0 {
+			heldTo = out[len(out)-1].next
 		}
-		if cur != nil && (cur.next != e.base || cur.size+e.n > segBytes || e.next-cur.base >= 1<<32-1) {
-			cur = nil
+		if r.next <= heldTo {
+			return nil // already held by an earlier segment
 		}
-		if cur == nil {
-			cur = newVirtualSegment(p.rel, e.base)
-			cur.sealed = true
-			out = append(out, cur)
+		single := r.entries == 1 || len(r.ents) == 1
+		if single && r.base < heldTo {
+			return nil // as above (an entry is never split)
 		}
-		cur.virt.ext = append(cur.virt.ext, extent{vpos: cur.size, n: e.n, file: e.file, fpos: e.fpos})
-		cur.mu.Lock()
-		cur.addIndexLocked(&batch.Header{BaseOffset: e.base, MaxTimestamp: e.maxTs}, cur.size, l.opts.IndexIntervalBytes)
-		cur.mu.Unlock()
-		cur.size += e.n
-		cur.synced, cur.covered = cur.size, cur.size
-		cur.next = e.next
+		if !single && (r.base < heldTo || fi < len(files) && files[fi].base < r.next) {
+			if err := l.shared.expand(key, &r); err != nil {
+				return err
+			}
+			for _, e := range r.ents {
+				if err := add(foundRun{file: r.file, base: e.base, next: e.next, n: e.n, maxTs: e.maxTs, sec: r.sec, ents: []sharedEnt{e}, entries: 1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return p.addRun(&cur, &out, r, segBytes)
+	}
+	for _, r := range runs {
+		if err := add(r); err != nil {
+			return err
+		}
 	}
 	out = append(out, files[fi:]...)
 	for i := 1; i < len(out); i++ {
@@ -370,4 +448,43 @@ func (p *partition) addSharedExtents(exts []foundExtent) {
 		}
 	}
 	p.segs = out
+	return nil
+}
+
+// addRun appends run r to the virtual segment *cur, or to a new one.
+func (p *partition) addRun(cur **segment, out *[]*segment, r foundRun, segBytes int64) error {
+	l := p.l
+	c := *cur
+	if c != nil && (c.next != r.base || c.size+r.n > segBytes || r.next-c.base >= 1<<32-1) {
+		c = nil
+	}
+	if c == nil {
+		c = newVirtualSegment(p.rel, r.base, sharedKey{p.t.id, p.id})
+		c.sealed = true
+		*out = append(*out, c)
+		*cur = c
+	}
+	v := c.virt
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(v.runs); n == 0 || v.runs[n-1].file != r.file {
+		v.runs = append(v.runs, vrun{file: r.file, vpos: c.size, base: r.base, next: r.base, sec: r.sec})
+		l.shared.addRef(r.file)
+	}
+	run := &v.runs[len(v.runs)-1]
+	if run.sec.n == 0 {
+		// No extent index for this file: the extents stay in memory.
+		vpos := c.size
+		for _, e := range r.ents {
+			run.ext = append(run.ext, extent{vpos: vpos, n: e.n, fpos: e.fpos})
+			vpos += e.n
+		}
+	}
+	c.addIndexLocked(&batch.Header{BaseOffset: r.base, MaxTimestamp: r.maxTs}, c.size, l.opts.IndexIntervalBytes*virtualIndexSpacing)
+	run.n += r.n
+	run.next = r.next
+	c.size += r.n
+	c.synced, c.covered = c.size, c.size
+	c.next = r.next
+	return nil
 }

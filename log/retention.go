@@ -155,9 +155,9 @@ func (p *partition) deleteOldest(n int, why string) int {
 	for _, s := range gone {
 		if s.virt != nil {
 			s.mu.Lock()
-			ext := s.virt.ext
+			runs := s.virt.runs
 			s.mu.Unlock()
-			p.l.shared.release(ext)
+			p.l.shared.release(runs)
 			shared = true
 			p.l.logger.Info("log: segment deleted", "topic", p.t.name, "partition", p.id, "offset", s.base, "reason", why)
 			continue

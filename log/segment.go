@@ -92,8 +92,13 @@ func newSegment(dir, relDir string, base int64) *segment {
 	}
 }
 
-// newVirtualSegment is a segment stored in shared files.
-func newVirtualSegment(relDir string, base int64) *segment {
+// virtualIndexSpacing widens the sparse index of virtual segments, which
+// stays in memory (no index files to reload it from): one entry per 16
+// index intervals (64 KiB by default).
+const virtualIndexSpacing = 16
+
+// newVirtualSegment is a segment of partition key stored in shared files.
+func newVirtualSegment(relDir string, base int64, key sharedKey) *segment {
 	return &segment{
 		base: base, next: base,
 		rel:         filepath.Join(relDir, fmt.Sprintf("%020d (shared)", base)),
@@ -101,7 +106,7 @@ func newVirtualSegment(relDir string, base int64) *segment {
 		lastIndexed: -1,
 		maxTs:       -1,
 		indexed:     true,
-		virt:        &vseg{},
+		virt:        &vseg{key: key},
 	}
 }
 
@@ -184,7 +189,7 @@ func (s *segment) loadIndex(l *logImpl, size int64) error {
 func (s *segment) rebuildIndexLocked(l *logImpl, size int64) error {
 	var r io.ReaderAt
 	if s.virt != nil {
-		r = &vreader{l: l, ext: s.virt.ext}
+		r = &vreader{l: l, seg: s, held: true}
 	} else {
 		cf, err := l.files.get(s.path, false)
 		if err != nil {
@@ -237,7 +242,7 @@ func (s *segment) addBadLocked(l *logImpl, pos, end int64, reason string) {
 	s.bad = append(s.bad, badRange{pos, end})
 	file, at := s.rel, pos
 	if s.virt != nil {
-		if f, fpos := (&vreader{l: l, ext: s.virt.ext}).locate(pos); f != "" {
+		if f, fpos := (&vreader{l: l, seg: s, held: true}).locate(pos); f != "" {
 			file, at = f, fpos
 		}
 	}

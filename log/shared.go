@@ -75,32 +75,60 @@ type sharedKey struct {
 	partition int32
 }
 
-// sharedFile is one shared segment file. size and refs are guarded by
-// sharedLog.mu.
+// sharedFile is one shared segment file. size, written, refs, h and runs
+// are guarded by sharedLog.mu.
 type sharedFile struct {
 	seq     uint64
 	path    string
 	rel     string
 	size    int64    // durable end (synced)
 	written int64    // end of the entries written
-	refs    int      // extents of live segments stored in this file
+	refs    int      // runs of live segments stored in this file
 	h       vfs.File // write handle (active file, or unsynced after a roll)
+	// runs written in this process whose extents are in memory; once the
+	// file's extent index is written they load from it instead
+	runs []runRef
 }
 
-// extent is a run of whole batches of one virtual segment stored in a
-// shared file: virtual positions [vpos, vpos+n) are file bytes [fpos,
-// fpos+n).
+// runRef names run i of a virtual segment of partition key.
+type runRef struct {
+	seg *segment
+	i   int
+	key sharedKey
+}
+
+// extent is one entry's batches in a shared file: virtual positions
+// [vpos, vpos+n) are file bytes [fpos, fpos+n).
 type extent struct {
-	vpos int64
-	n    int64
-	file *sharedFile
-	fpos int64
+	vpos, n, fpos int64
 }
 
-// vseg is the part of a segment that lives in shared files. ext is
-// guarded by the segment's mu.
+// vrun is the part of a virtual segment stored in one shared file:
+// virtual positions [vpos, vpos+n), offsets [base, next). ext holds its
+// extents, or is nil when they are left in the file's extent index (sec),
+// read when needed: memory per retained shared file and partition, not
+// per append.
+type vrun struct {
+	file       *sharedFile
+	vpos, n    int64
+	base, next int64
+	sec        secLoc
+	ext        []extent
+}
+
+// vseg is the part of a segment that lives in shared files. runs is
+// guarded by the segment's mu (appended to under the partition's mu too).
 type vseg struct {
-	ext []extent
+	key  sharedKey
+	runs []vrun
+}
+
+// lastFile is the shared file of the last run (nil: none).
+func (v *vseg) lastFile() *sharedFile {
+	if len(v.runs) == 0 {
+		return nil
+	}
+	return v.runs[len(v.runs)-1].file
 }
 
 // sharedLog owns the shared files.
@@ -121,20 +149,15 @@ type sharedLog struct {
 
 	ok atomic.Bool // usable (mirrors broken == nil)
 
+	// pending are rolled files, wholly durable, whose extent index is
+	// not written yet (indexPending)
+	pending []*sharedFile
+
 	// found at open, taken by openPartition
-	found map[sharedKey][]foundExtent
+	found map[sharedKey][]foundRun
 	// sealed is, per partition, the largest next offset named by seal
 	// entries found at open
 	sealed map[sharedKey]int64
-}
-
-// foundExtent is an entry found by the scan at open.
-type foundExtent struct {
-	file        *sharedFile
-	fpos, n     int64
-	base, next  int64
-	maxTs       int64
-	firstLeader bool
 }
 
 func (s *sharedLog) usable() bool { return s != nil && s.ok.Load() }
@@ -143,7 +166,7 @@ func (s *sharedLog) usable() bool { return s != nil && s.ok.Load() }
 // torn tail of the last one and records damage elsewhere. Entries are
 // handed to partitions by take.
 func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
-	s := &sharedLog{l: l, dir: filepath.Join(l.dir, sharedDirName), files: map[uint64]*sharedFile{}, found: map[sharedKey][]foundExtent{}, sealed: map[sharedKey]int64{}, ends: map[sharedKey]int64{}, next: 1}
+	s := &sharedLog{l: l, dir: filepath.Join(l.dir, sharedDirName), files: map[uint64]*sharedFile{}, found: map[sharedKey][]foundRun{}, sealed: map[sharedKey]int64{}, ends: map[sharedKey]int64{}, next: 1}
 	if err := mkdirAllSynced(l.fs, s.dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", sharedDirName, err)
 	}
@@ -160,19 +183,28 @@ func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
 		}
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for _, n := range names {
+		if isSidxName(n) {
+			if seq, _ := parseSharedName(strings.TrimSuffix(n, sidxSuffix) + sharedSuffix); !slices.Contains(seqs, seq) {
+				l.fs.Remove(filepath.Join(s.dir, n)) // its shared file was deleted
+			}
+		}
+	}
 	for _, seq := range seqs {
 		sf := &sharedFile{seq: seq, path: filepath.Join(s.dir, sharedName(seq)), rel: filepath.Join(sharedDirName, sharedName(seq))}
 		s.files[seq] = sf
-		// Bytes before the checkpointed shared end are known durable: bad
-		// bytes there are damage, never a torn tail.
-		durable := int64(0)
-		if ck != nil && ck.sharedSeq > seq {
-			durable = 1 << 62
-		} else if ck != nil && ck.sharedSeq == seq {
-			durable = ck.sharedPos
-		}
-		if err := s.scanFile(sf, durable); err != nil {
-			return nil, err
+		if !s.openIndexed(sf) {
+			// Bytes before the checkpointed shared end are known durable:
+			// bad bytes there are damage, never a torn tail.
+			durable := int64(0)
+			if ck != nil && ck.sharedSeq > seq {
+				durable = 1 << 62
+			} else if ck != nil && ck.sharedSeq == seq {
+				durable = ck.sharedPos
+			}
+			if err := s.scanFile(sf, durable); err != nil {
+				return nil, err
+			}
 		}
 		sf.written = sf.size
 		s.next = seq + 1
@@ -188,7 +220,29 @@ func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
 	return s, nil
 }
 
-// scanFile reads one shared file and records its entries.
+// openIndexed takes sf's runs from its extent index (nothing of the file
+// itself is read: it was wholly durable when the index was written). It
+// reports false when there is no intact index for the file as it is.
+func (s *sharedLog) openIndexed(sf *sharedFile) bool {
+	st, err := s.l.fs.Stat(sf.path)
+	if err != nil {
+		return false
+	}
+	runs, err := s.readSharedIndexDir(sf, st.Size())
+	if err != nil {
+		return false
+	}
+	for k, r := range runs {
+		s.found[k] = append(s.found[k], r)
+		s.sealed[k] = max(s.sealed[k], r.next)
+	}
+	sf.size = st.Size()
+	return true
+}
+
+// scanFile reads one shared file and records its entries. A file found
+// intact (after a torn tail is cut) is synced and gets its extent index,
+// so the next open need not read it.
 func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	l := s.l
 	f, err := l.fs.Open(sf.path)
@@ -211,6 +265,8 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 		sf.size = int64(len(data))
 		return nil
 	}
+	byKey := map[sharedKey][]sharedEnt{}
+	clean := true
 	pos := int64(sharedHeaderSize)
 	for pos < int64(len(data)) {
 		if n, ok := parseSealEntry(data, pos, s.sealed); ok {
@@ -219,7 +275,7 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 		}
 		e, ok := parseSharedEntry(data, pos)
 		if ok {
-			s.found[e.key] = append(s.found[e.key], foundExtent{file: sf, fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
+			byKey[e.key] = append(byKey[e.key], sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
 			pos += sharedEntryHeader + e.n
 			continue
 		}
@@ -229,8 +285,12 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 			// rolled just before the crash, whose seal entry and last
 			// entries were not synced yet): truncated.
 			sf.size = pos
-			return s.truncateTorn(sf, pos, int64(len(data)))
+			if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
+				return err
+			}
+			return s.foundEntries(sf, byKey, clean, durable)
 		}
+		clean = false
 		end := at
 		if at < 0 {
 			end = int64(len(data))
@@ -242,6 +302,43 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 		pos = at
 	}
 	sf.size = int64(len(data))
+	return s.foundEntries(sf, byKey, clean, durable)
+}
+
+// foundEntries records the entries scanned in sf as runs: one per
+// partition and gap-free offset range. A clean file is first made durable
+// (after a killed process its bytes may be in the page cache only: never
+// serve what a power cut could still take) and indexed.
+func (s *sharedLog) foundEntries(sf *sharedFile, byKey map[sharedKey][]sharedEnt, clean bool, durable int64) error {
+	var locs map[sharedKey]secLoc
+	if clean && len(byKey) > 0 {
+		if sf.size > durable {
+			f, err := s.l.fs.OpenReadWrite(sf.path)
+			if err == nil {
+				err = s.l.fdatasync(f)
+				f.Close()
+			}
+			if err != nil {
+				return fmt.Errorf("log: sync %s after recovery: %w", sf.rel, err)
+			}
+		}
+		var err error
+		if locs, err = s.writeSharedIndex(sf, sf.size, byKey); err != nil {
+			s.l.logger.Warn("log: cannot write shared extent index (the file is read in full at each open)", "file", sf.rel, "err", err)
+		}
+	}
+	for k, ents := range byKey {
+		var r *foundRun
+		for _, e := range ents {
+			if r == nil || e.base != r.next {
+				s.found[k] = append(s.found[k], foundRun{file: sf, base: e.base, next: e.base, maxTs: -1, sec: locs[k]})
+				r = &s.found[k][len(s.found[k])-1]
+			}
+			r.ents = append(r.ents, e)
+			r.next, r.n, r.maxTs = e.next, r.n+e.n, max(r.maxTs, e.maxTs)
+			r.entries++
+		}
+	}
 	return nil
 }
 
@@ -360,9 +457,9 @@ func resyncShared(data []byte, from int64) int64 {
 	return -1
 }
 
-// take returns (and forgets) the extents found at open for a partition,
-// in file order, counting them as references.
-func (s *sharedLog) take(topicID uint64, id int32) []foundExtent {
+// take returns (and forgets) the runs found at open for a partition, in
+// file order.
+func (s *sharedLog) take(topicID uint64, id int32) []foundRun {
 	if s == nil {
 		return nil
 	}
@@ -372,33 +469,82 @@ func (s *sharedLog) take(topicID uint64, id int32) []foundExtent {
 	return out
 }
 
-// addRefs counts extents kept by a partition at open.
-func (s *sharedLog) addRefs(exts []foundExtent) {
+// addRef counts a run kept by a partition at open.
+func (s *sharedLog) addRef(f *sharedFile) {
 	s.mu.Lock()
-	for _, e := range exts {
-		e.file.refs++
-	}
+	f.refs++
 	s.mu.Unlock()
 }
 
-// release drops the references of a deleted segment's extents.
-func (s *sharedLog) release(ext []extent) {
+// release drops the references of a deleted segment's runs.
+func (s *sharedLog) release(runs []vrun) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	for _, e := range ext {
-		e.file.refs--
+	for _, r := range runs {
+		r.file.refs--
 	}
 	s.mu.Unlock()
+}
+
+// expand loads the entries of a run found at open that were left in the
+// extent index.
+func (s *sharedLog) expand(key sharedKey, r *foundRun) error {
+	if r.ents != nil {
+		return nil
+	}
+	ents, err := s.entriesOf(r.file, key, r.sec)
+	if err != nil {
+		return err
+	}
+	ents = slices.DeleteFunc(ents, func(e sharedEnt) bool { return e.base < r.base || e.next > r.next })
+	var n int64
+	for _, e := range ents {
+		n += e.n
+	}
+	if n != r.n || len(ents) == 0 {
+		return fmt.Errorf("log: %s: entries of topic id %d partition %d do not match its extent index", r.file.rel, key.topicID, key.partition)
+	}
+	for i := range ents {
+		ents[i].maxTs = r.maxTs // per entry only the run's (a safe upper bound)
+	}
+	r.ents = ents
+	return nil
+}
+
+// extents returns run r's extents, reading them from the extent index of
+// its file (or the file itself) when they are not in memory.
+func (s *sharedLog) extents(key sharedKey, r *vrun) ([]extent, error) {
+	if r.ext != nil {
+		return r.ext, nil
+	}
+	ents, err := s.entriesOf(r.file, key, r.sec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]extent, 0, len(ents))
+	vpos := r.vpos
+	for _, e := range ents {
+		if e.base >= r.base && e.next <= r.next {
+			out = append(out, extent{vpos: vpos, n: e.n, fpos: e.fpos})
+			vpos += e.n
+		}
+	}
+	if vpos != r.vpos+r.n {
+		return nil, fmt.Errorf("log: %s: entries of topic id %d partition %d do not match its extent index", r.file.rel, key.topicID, key.partition)
+	}
+	return out, nil
 }
 
 // append writes one entry (a partition's batches) at the end of the active
 // shared file, rolling to a new file first when it is full. Writes are
 // serialized, so the file never has holes; the committer makes them
 // durable (sync). A full disk truncates the partial entry away and
-// returns ErrDiskFull (nothing written).
-func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64) (*sharedFile, int64, error) {
+// returns ErrDiskFull (nothing written). A file other than last (the
+// file of the segment's last run) starts run i of seg: it is counted as a
+// reference and remembered until the file's extent index is written.
+func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, seg *segment, last *sharedFile, i int) (*sharedFile, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != nil {
@@ -433,8 +579,12 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64) 
 		return nil, 0, fmt.Errorf("log: write %s: %w", sf.rel, err)
 	}
 	sf.written = at + n
-	sf.refs++
-	s.ends[sharedKey{topicID, part}] = next
+	k := sharedKey{topicID, part}
+	if sf != last {
+		sf.refs++
+		sf.runs = append(sf.runs, runRef{seg: seg, i: i, key: k})
+	}
+	s.ends[k] = next
 	return sf, at + sharedEntryHeader, nil
 }
 
@@ -479,7 +629,8 @@ func (s *sharedLog) sync() error {
 		default:
 			f.h.Close()
 			f.h = nil
-			s.l.kickCheckpoint() // a whole file became durable
+			s.pending = append(s.pending, f)
+			s.l.kickCheckpoint() // a whole file became durable: index it
 		}
 	}
 	s.dirty = keep
@@ -561,6 +712,7 @@ func (s *sharedLog) rollLocked() error {
 		// Fully synced: its handle is no longer needed (else sync closes it).
 		old.h.Close()
 		old.h = nil
+		s.pending = append(s.pending, old)
 		s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == old })
 	}
 	s.next++
@@ -569,6 +721,74 @@ func (s *sharedLog) rollLocked() error {
 	s.active = sf
 	s.dirty = append(s.dirty, sf)
 	return nil
+}
+
+// indexPending writes the extent index of every rolled, wholly durable
+// file and lets the runs written to it drop their extents from memory.
+func (s *sharedLog) indexPending() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	files := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	for _, f := range files {
+		s.index(f)
+	}
+}
+
+// indexActive indexes the active file too, when it is wholly durable (at
+// Close: the next open then reads no shared file at all).
+func (s *sharedLog) indexActive() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if a := s.active; a != nil && a.size == a.written && a.written > sharedHeaderSize {
+		s.pending = append(s.pending, a)
+	}
+	s.mu.Unlock()
+	s.indexPending()
+}
+
+func (s *sharedLog) index(f *sharedFile) {
+	s.mu.Lock()
+	size := f.size
+	_, live := s.files[f.seq]
+	s.mu.Unlock()
+	if !live {
+		return
+	}
+	cf, err := s.l.files.get(f.path, false)
+	if err != nil {
+		s.l.logger.Warn("log: cannot index shared file (its extents stay in memory)", "file", f.rel, "err", err)
+		return
+	}
+	byKey, err := streamEntries(cf.f, size)
+	s.l.files.release(cf)
+	if err != nil {
+		s.l.logger.Warn("log: cannot index shared file (its extents stay in memory)", "file", f.rel, "err", err)
+		return
+	}
+	locs, err := s.writeSharedIndex(f, size, byKey)
+	if err != nil {
+		s.l.logger.Warn("log: cannot write shared extent index (its extents stay in memory)", "file", f.rel, "err", err)
+		return
+	}
+	s.mu.Lock()
+	refs := f.runs
+	f.runs = nil
+	s.mu.Unlock()
+	for _, r := range refs {
+		r.seg.mu.Lock()
+		if v := r.seg.virt; r.i < len(v.runs) && v.runs[r.i].file == f {
+			if loc, ok := locs[r.key]; ok {
+				v.runs[r.i].sec, v.runs[r.i].ext = loc, nil
+			}
+		}
+		r.seg.mu.Unlock()
+	}
 }
 
 // durableEnd is the active file and its durable size (for the checkpoint).
@@ -638,6 +858,10 @@ func (s *sharedLog) collect() {
 	s.mu.Unlock()
 	for _, f := range dead {
 		s.l.files.forget(f.path)
+		s.l.files.forget(sidxPath(f.path))
+		if err := s.l.fs.Remove(sidxPath(f.path)); err != nil && !os.IsNotExist(err) {
+			s.l.logger.Warn("log: cannot remove shared extent index", "file", f.rel, "err", err)
+		}
 		if err := s.l.fs.Remove(f.path); err != nil && !os.IsNotExist(err) {
 			s.l.logger.Warn("log: cannot remove shared file", "file", f.rel, "err", err)
 			continue
@@ -669,22 +893,65 @@ func (s *sharedLog) close() error {
 	return err
 }
 
-// vreader reads a virtual segment through its extents.
+// vreader reads a virtual segment through its runs, loading the extents
+// of a run left in an extent index when it gets there. held says the
+// caller holds seg.mu.
 type vreader struct {
-	l   *logImpl
-	ext []extent
+	l    *logImpl
+	seg  *segment
+	held bool
+	cur  vrun // the run last used, extents loaded
+	ok   bool
+}
+
+// runAt returns the run holding virtual position off, with its extents.
+func (r *vreader) runAt(off int64) (vrun, bool, error) {
+	if r.ok && off >= r.cur.vpos && off < r.cur.vpos+r.cur.n {
+		return r.cur, true, nil
+	}
+	if !r.held {
+		r.seg.mu.Lock()
+	}
+	v := r.seg.virt
+	i := sort.Search(len(v.runs), func(i int) bool { return v.runs[i].vpos+v.runs[i].n > off })
+	var run vrun
+	found := i < len(v.runs) && v.runs[i].vpos <= off
+	if found {
+		run = v.runs[i]
+	}
+	key := v.key
+	if !r.held {
+		r.seg.mu.Unlock()
+	}
+	if !found {
+		return run, false, nil
+	}
+	ext, err := r.l.shared.extents(key, &run)
+	if err != nil {
+		return run, false, err
+	}
+	run.ext = ext
+	r.cur, r.ok = run, true
+	return run, true, nil
 }
 
 func (r *vreader) ReadAt(b []byte, off int64) (int, error) {
-	i := sort.Search(len(r.ext), func(i int) bool { return r.ext[i].vpos+r.ext[i].n > off })
 	n := 0
 	for n < len(b) {
-		if i >= len(r.ext) || r.ext[i].vpos > off {
+		run, ok, err := r.runAt(off)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
 			return n, io.EOF
 		}
-		e := r.ext[i]
+		i := sort.Search(len(run.ext), func(i int) bool { return run.ext[i].vpos+run.ext[i].n > off })
+		if i >= len(run.ext) || run.ext[i].vpos > off {
+			return n, io.EOF
+		}
+		e := run.ext[i]
 		k := min(int64(len(b)-n), e.vpos+e.n-off)
-		cf, err := r.l.files.get(e.file.path, false)
+		cf, err := r.l.files.get(run.file.path, false)
 		if err != nil {
 			return n, err
 		}
@@ -698,19 +965,36 @@ func (r *vreader) ReadAt(b []byte, off int64) (int, error) {
 			}
 			return n, err
 		}
-		i++
 	}
 	return n, nil
 }
 
 // locate maps a virtual position to its shared file and file position.
 func (r *vreader) locate(vpos int64) (string, int64) {
-	i := sort.Search(len(r.ext), func(i int) bool { return r.ext[i].vpos+r.ext[i].n > vpos })
-	if i >= len(r.ext) {
+	run, ok, err := r.runAt(vpos)
+	if !ok || err != nil {
 		return "", vpos
 	}
-	e := r.ext[i]
-	return e.file.rel, e.fpos + vpos - e.vpos
+	i := sort.Search(len(run.ext), func(i int) bool { return run.ext[i].vpos+run.ext[i].n > vpos })
+	if i >= len(run.ext) {
+		return run.file.rel, -1
+	}
+	e := run.ext[i]
+	return run.file.rel, e.fpos + vpos - e.vpos
+}
+
+// entryEnd is the virtual position where the entry holding vpos ends (0:
+// unknown).
+func (r *vreader) entryEnd(vpos int64) int64 {
+	run, ok, err := r.runAt(vpos)
+	if !ok || err != nil {
+		return 0
+	}
+	i := sort.Search(len(run.ext), func(i int) bool { return run.ext[i].vpos+run.ext[i].n > vpos })
+	if i >= len(run.ext) {
+		return 0
+	}
+	return run.ext[i].vpos + run.ext[i].n
 }
 
 // segReader returns a reader of seg's bytes (its file, or its extents in
@@ -723,10 +1007,7 @@ func (l *logImpl) segReader(seg *segment) (io.ReaderAt, func(), error) {
 		}
 		return cf.f, func() { l.files.release(cf) }, nil
 	}
-	seg.mu.Lock()
-	ext := seg.virt.ext
-	seg.mu.Unlock()
-	return &vreader{l: l, ext: ext}, func() {}, nil
+	return &vreader{l: l, seg: seg}, func() {}, nil
 }
 
 // damageLocation names where virtual position pos of seg lies on disk.
@@ -734,10 +1015,7 @@ func (l *logImpl) damageLocation(seg *segment, pos int64) (string, int64) {
 	if seg.virt == nil {
 		return seg.rel, pos
 	}
-	seg.mu.Lock()
-	r := &vreader{l: l, ext: seg.virt.ext}
-	seg.mu.Unlock()
-	if f, at := r.locate(pos); f != "" {
+	if f, at := (&vreader{l: l, seg: seg}).locate(pos); f != "" {
 		return f, at
 	}
 	return seg.rel, pos

@@ -161,9 +161,9 @@ func (l *logImpl) DeleteTopic(name string) error {
 			if s.virt != nil && !s.deleted {
 				s.deleted = true
 				s.mu.Lock()
-				ext := s.virt.ext
+				runs := s.virt.runs
 				s.mu.Unlock()
-				l.shared.release(ext)
+				l.shared.release(runs)
 			}
 		}
 		p.mu.Unlock()

@@ -1,0 +1,209 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// readCountFS counts the bytes read from shared segment files.
+type readCountFS struct {
+	vfs.FS
+	slogBytes atomic.Int64
+}
+
+type readCountFile struct {
+	vfs.File
+	n *atomic.Int64
+}
+
+func (f readCountFile) ReadAt(b []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(b, off)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+func (f readCountFile) Read(b []byte) (int, error) {
+	n, err := f.File.Read(b)
+	f.n.Add(int64(n))
+	return n, err
+}
+
+func (fs *readCountFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil || !strings.HasSuffix(name, sharedSuffix) {
+		return f, err
+	}
+	return readCountFile{f, &fs.slogBytes}, nil
+}
+
+func (fs *readCountFS) Open(name string) (vfs.File, error) {
+	f, err := fs.FS.Open(name)
+	return fs.wrap(name, f, err)
+}
+
+func (fs *readCountFS) OpenReadWrite(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name)
+	return fs.wrap(name, f, err)
+}
+
+// sharedWorkload appends 600 one-record batches over 8 partitions to
+// small shared files and returns what each partition holds.
+func sharedWorkload(t *testing.T, l Log) map[int32][]string {
+	t.Helper()
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 8}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32][]string{}
+	for i := 0; i < 600; i++ {
+		p := int32(i % 8)
+		v := fmt.Sprint("v", i)
+		if _, err := l.Append(context.Background(), "t", p, mkBatch(1, v)); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = append(want[p], v+"-0")
+	}
+	return want
+}
+
+func checkWorkload(t *testing.T, l Log, want map[int32][]string) {
+	t.Helper()
+	for p, vals := range want {
+		got := readAll(t, l, "t", p)
+		if len(got) != len(vals) {
+			t.Fatalf("partition %d: %d records, want %d", p, len(got), len(vals))
+		}
+		for i, r := range got {
+			if string(r.Value) != vals[i] {
+				t.Fatalf("partition %d record %d: %q, want %q", p, i, r.Value, vals[i])
+			}
+		}
+	}
+}
+
+// extentsInMemory counts the extents held in memory by every virtual
+// segment, and the runs.
+func extentsInMemory(l Log) (ext, runs int) {
+	for _, tp := range l.(*logImpl).topicList() {
+		for _, p := range tp.partitions() {
+			p.mu.Lock()
+			for _, s := range p.segs {
+				if s.virt == nil {
+					continue
+				}
+				s.mu.Lock()
+				for _, r := range s.virt.runs {
+					ext += len(r.ext)
+					runs++
+				}
+				s.mu.Unlock()
+			}
+			p.mu.Unlock()
+		}
+	}
+	return ext, runs
+}
+
+// Rolled shared files get an extent index: their extents leave memory,
+// and an open after Close reads no shared file at all, yet serves every
+// record.
+func TestSharedIndexOpenReadsNoSharedFile(t *testing.T) {
+	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
+	producerScanBytes = 256 // this test's partitions hold ~6 KiB each
+	dir := t.TempDir()
+	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 8 << 10 }
+	l := testOpen(t, dir, mod)
+	want := sharedWorkload(t, l)
+	l.(*logImpl).shared.indexPending()
+	ext, runs := extentsInMemory(l)
+	// Only the active file's entries (at most 8 KiB of ~90-byte entries)
+	// may still be in memory.
+	if ext > 100 || runs == 0 {
+		t.Fatalf("%d extents in memory over %d runs after indexing (600 appends)", ext, runs)
+	}
+	checkWorkload(t, l, want)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := sharedFilesIn(t, dir)
+	idx, _ := filepath.Glob(filepath.Join(dir, sharedDirName, "*"+sidxSuffix))
+	if len(files) < 5 || len(idx) != len(files) {
+		t.Fatalf("%d shared files, %d extent indexes", len(files), len(idx))
+	}
+
+	total := int64(0)
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		total += st.Size()
+	}
+	fs := &readCountFS{FS: vfs.Default}
+	l = testOpen(t, dir, func(o *Options) { mod(o); o.FS = fs })
+	// What open reads of shared files: the batch headers of each
+	// partition's last run, for idempotent-producer state.
+	if n := fs.slogBytes.Load(); n > total/10 {
+		t.Fatalf("open read %d of %d bytes of shared files", n, total)
+	}
+	if ext, _ := extentsInMemory(l); ext != 0 {
+		t.Fatalf("%d extents in memory after open", ext)
+	}
+	checkWorkload(t, l, want)
+	if off, err := l.OffsetForTime("t", 3, 0); err != nil || off != 0 {
+		t.Fatalf("OffsetForTime: %d %v", off, err)
+	}
+	if d := l.Check(); len(d) != 0 {
+		t.Fatalf("Check: %+v", d)
+	}
+	l.Close()
+}
+
+// A missing or damaged extent index costs a read of its shared file,
+// never a record: open scans a file without an index (and writes one),
+// and a read through a damaged section falls back to the file.
+func TestSharedIndexLostOrDamaged(t *testing.T) {
+	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
+	producerScanBytes = 256
+	dir := t.TempDir()
+	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 8 << 10 }
+	l := testOpen(t, dir, mod)
+	want := sharedWorkload(t, l)
+	l.Close()
+	idx, _ := filepath.Glob(filepath.Join(dir, sharedDirName, "*"+sidxSuffix))
+	if len(idx) < 4 {
+		t.Fatalf("%d extent indexes", len(idx))
+	}
+	// Lost: the open reads that one file, in full.
+	st, _ := os.Stat(strings.TrimSuffix(idx[0], sidxSuffix) + sharedSuffix)
+	os.Remove(idx[0])
+	// Damaged in a section (the directory is intact): reads fall back.
+	data, _ := os.ReadFile(idx[1])
+	data[len(data)-2] ^= 0x40
+	os.WriteFile(idx[1], data, 0o644)
+	// Damaged header: scanned at open.
+	data, _ = os.ReadFile(idx[2])
+	data[3] ^= 1
+	os.WriteFile(idx[2], data, 0o644)
+
+	fs := &readCountFS{FS: vfs.Default}
+	l = testOpen(t, dir, func(o *Options) { mod(o); o.FS = fs })
+	if n := fs.slogBytes.Load(); n < st.Size() || n > 4*(8<<10) {
+		t.Fatalf("open read %d bytes of shared files; want the two files without an intact index (%d bytes for the first)", n, st.Size())
+	}
+	checkWorkload(t, l, want)
+	if d := l.Check(); len(d) != 0 {
+		t.Fatalf("Check: %+v", d)
+	}
+	l.Close()
+	// The open rewrote the lost and the damaged-header indexes.
+	fs = &readCountFS{FS: vfs.Default}
+	l = testOpen(t, dir, func(o *Options) { mod(o); o.FS = fs })
+	defer l.Close()
+	if n := fs.slogBytes.Load(); n > 8<<10 {
+		t.Fatalf("second open read %d bytes of shared files", n)
+	}
+	checkWorkload(t, l, want)
+}
