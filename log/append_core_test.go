@@ -15,7 +15,9 @@ import (
 
 func testOpen(t *testing.T, dir string, mod func(*Options)) Log {
 	t.Helper()
-	o := &Options{Dir: dir, MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler)}
+	// The core tests exercise partition segment files unless mod turns
+	// shared segments (the default of Open) back on: see sharedOn.
+	o := &Options{Dir: dir, MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler), NoSharedSegments: true}
 	if mod != nil {
 		mod(o)
 	}

@@ -174,8 +174,8 @@ func BenchmarkManyWriters(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "acked-rec/s")
 	}
-	b.Run("log-fsync-always", func(b *testing.B) { many(b) })
-	b.Run("log-fsync-always-shared", func(b *testing.B) { many(b, func(o *log.Options) { o.SharedSegments = true }) })
+	b.Run("log-fsync-always-journal", func(b *testing.B) { many(b, func(o *log.Options) { o.NoSharedSegments = true }) })
+	b.Run("log-fsync-always-shared", func(b *testing.B) { many(b) })
 	b.Run("baseline-file-per-writer-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		files := make([]*os.File, n)
@@ -286,11 +286,11 @@ func BenchmarkTrickle(b *testing.B) {
 		st := l.Stats()
 		b.ReportMetric(float64(st.Fsyncs-st0.Fsyncs)/b.Elapsed().Seconds(), "fsyncs/s")
 	}
-	// Shared segments (Options.SharedSegments): small commits stored once.
-	b.Run("log-fsync-always-shared", func(b *testing.B) { trickle(b, func(o *log.Options) { o.SharedSegments = true }) })
-	// The default format: partition segment files made durable through
-	// the node journal (every byte written twice).
-	b.Run("log-fsync-always", func(b *testing.B) { trickle(b) })
+	// The default: shared segments, small commits stored once.
+	b.Run("log-fsync-always-shared", func(b *testing.B) { trickle(b) })
+	// NoSharedSegments: partition segment files made durable through the
+	// node journal (every byte written twice).
+	b.Run("log-fsync-always-journal", func(b *testing.B) { trickle(b, func(o *log.Options) { o.NoSharedSegments = true }) })
 	b.Run("baseline-file-per-partition-fdatasync", func(b *testing.B) {
 		dir := b.TempDir()
 		type req struct {

@@ -253,7 +253,7 @@ func testOptions(dir string, fs vfs.FS, mode storeMode) *log.Options {
 		CheckpointInterval:     time.Hour,
 		DiskCheckInterval:      time.Hour,
 		NoJournal:              mode == modeNoJournal,
-		SharedSegments:         mode == modeShared,
+		NoSharedSegments:       mode != modeShared,
 		SharedSegmentBytes:     1500, // several shared files per run
 	}
 }

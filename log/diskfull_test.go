@@ -63,7 +63,7 @@ func mountTmpfs(t *testing.T, size string) string {
 func diskFullOptions(dir string, shared bool) *log.Options {
 	return &log.Options{
 		Dir:                    dir,
-		SharedSegments:         shared,
+		NoSharedSegments:       !shared,
 		Logger:                 slog.New(slog.DiscardHandler),
 		MinFreeBytes:           2 << 20,
 		DiskCheckInterval:      10 * time.Millisecond,

@@ -25,7 +25,7 @@ type logImpl struct {
 	indexes   *indexCache
 	committer *committer
 	journal   *journal   // nil when disabled
-	shared    *sharedLog // nil unless Options.SharedSegments
+	shared    *sharedLog // nil with Options.NoSharedSegments
 	ckptMu    sync.Mutex // serializes writeCheckpoint
 	stats     counters
 	closed    atomic.Bool
@@ -94,13 +94,13 @@ func Open(opts *Options) (Log, error) {
 			return nil, err
 		}
 	}
-	if !o.SharedSegments && hasSharedFiles(l.fs, o.Dir) {
+	if o.NoSharedSegments && hasSharedFiles(l.fs, o.Dir) {
 		// Written with shared segments on: without them those batches
 		// would be invisible and their offsets reused. They stay on.
 		l.logger.Warn("log: the data dir holds shared segment files; shared segments stay on", "dir", sharedDirName)
-		o.SharedSegments = true
+		o.NoSharedSegments = false
 	}
-	if o.SharedSegments {
+	if !o.NoSharedSegments {
 		s, err := openShared(l, ck)
 		if err != nil {
 			m.Close()

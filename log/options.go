@@ -50,18 +50,16 @@ type Options struct {
 	// JournalSmallBytes: a partition whose unsynced bytes in one commit are
 	// under this goes through the journal; default 16 KiB.
 	JournalSmallBytes int64
-	// SharedSegments stores small "always" commits once, in node-wide
-	// shared segment files (see doc.go, "Store once"), instead of in each
-	// partition's own segment files made durable through the journal
-	// (every byte written twice). Off by default: it keeps about 32 bytes
-	// of memory per retained shared append and reads every shared file at
-	// open (see Caveats), which a week of trickle data on a small box
-	// cannot afford yet. A data dir that already holds shared segment
-	// files opens with them on whatever this says (their batches would
-	// otherwise be invisible and their offsets reused).
-	SharedSegments bool
+	// NoSharedSegments turns off shared segments: small "always" commits
+	// then go to each partition's own segment files, made durable through
+	// the journal (every byte written twice). By default they are stored
+	// once, in node-wide shared segment files (see doc.go, "Store once").
+	// A data dir that already holds shared segment files opens with them
+	// on whatever this says (their batches would otherwise be invisible
+	// and their offsets reused).
+	NoSharedSegments bool
 	// SharedSegmentBytes is the roll size of shared segment files; default
-	// 16 MiB. A shared file is deleted once no partition retains any batch
+	// 32 MiB. A shared file is deleted once no partition retains any batch
 	// in it.
 	SharedSegmentBytes int64
 	// MaxLoadedIndexes bounds the sealed segments whose sparse index is
@@ -70,8 +68,9 @@ type Options struct {
 	MaxLoadedIndexes int
 	// CommitWindow is the longest a group commit waits for more appends
 	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
-	// write amplification for trickles); default 5ms, 10ms with
-	// SharedSegments (its commits gather up to 16 KiB), <0 = never wait.
+	// write amplification for trickles); default 10ms (shared segment
+	// commits gather up to 16 KiB), 5ms with NoSharedSegments, <0 = never
+	// wait.
 	CommitWindow time.Duration
 }
 
@@ -84,7 +83,7 @@ const (
 	defaultJournalSmallBytes  = 16 << 10
 	defaultCommitWindow       = 5 * time.Millisecond
 	defaultSharedCommitWindow = 10 * time.Millisecond
-	defaultSharedSegmentBytes = 16 << 20
+	defaultSharedSegmentBytes = 32 << 20
 )
 
 // Validate reports options that cannot work.
@@ -140,7 +139,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxLoadedIndexes == 0 {
 		o.MaxLoadedIndexes = 512
 	}
-	if o.CommitWindow == 0 && o.SharedSegments {
+	if o.CommitWindow == 0 && !o.NoSharedSegments {
 		o.CommitWindow = defaultSharedCommitWindow
 	}
 	if o.CommitWindow == 0 {

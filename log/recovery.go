@@ -355,7 +355,7 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 
 // producerScanBytes bounds the part of an active virtual segment read at
 // open for idempotent-producer state (a variable for tests).
-var producerScanBytes int64 = 1 << 20
+var producerScanBytes int64 = 64 << 10
 
 // splitAt splits runs found at open in which a segment file starts (the
 // partition wrote its own files in between): into runs without gaps, from

@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// sharedOn turns shared segments on (they are off by default).
-func sharedOn(o *Options) { o.SharedSegments = true }
+// sharedOn turns shared segments (the default of Open) back on in
+// testOpen.
+func sharedOn(o *Options) { o.NoSharedSegments = false }
 
 // sharedFilesIn lists the shared segment files of a data dir.
 func sharedFilesIn(t *testing.T, dir string) []string {
@@ -155,7 +156,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 // are not resurrected from shared files that other partitions keep).
 func TestSharedRetention(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 4 << 10 }
+	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 4 << 10 }
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("short", TopicConfig{Partitions: 1, SegmentBytes: 1 << 10, RetentionBytes: 2 << 10})
@@ -208,7 +209,7 @@ func TestSharedRetention(t *testing.T) {
 // report it, no altered byte is served, the rest stays readable.
 func TestSharedDamageDetected(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 2 << 10 }
+	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 2 << 10 }
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 2})

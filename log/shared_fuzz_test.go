@@ -48,7 +48,7 @@ func FuzzSharedFile(f *testing.F) {
 	mem := errorfs.NewMem(1)
 	mem.MkdirAll(dir, 0o755)
 	o := func(fs *errorfs.MemFS) *Options {
-		return &Options{Dir: dir, FS: fs, MinFreeBytes: -1, SharedSegments: true, SharedSegmentBytes: 1 << 10,
+		return &Options{Dir: dir, FS: fs, MinFreeBytes: -1, SharedSegmentBytes: 1 << 10,
 			Logger: slog.New(slog.DiscardHandler), RetentionCheckInterval: time.Hour, CheckpointInterval: time.Hour}
 	}
 	l, err := Open(o(mem))

@@ -116,7 +116,7 @@ func TestSharedIndexOpenReadsNoSharedFile(t *testing.T) {
 	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
 	producerScanBytes = 256 // this test's partitions hold ~6 KiB each
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 8 << 10 }
+	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 8 << 10 }
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.(*logImpl).shared.indexPending()
@@ -168,7 +168,7 @@ func TestSharedIndexLostOrDamaged(t *testing.T) {
 	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
 	producerScanBytes = 256
 	dir := t.TempDir()
-	mod := func(o *Options) { o.SharedSegments = true; o.SharedSegmentBytes = 8 << 10 }
+	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 8 << 10 }
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.Close()

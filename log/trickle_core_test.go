@@ -97,7 +97,7 @@ func trickle(tb testing.TB, dir string, mod func(*Options), parts, rate int, d t
 func BenchmarkTrickleCore(b *testing.B) {
 	for _, mode := range []string{"shared", "journal", "files"} {
 		mod := func(o *Options) {
-			o.SharedSegments = mode == "shared"
+			o.NoSharedSegments = mode != "shared"
 			o.NoJournal = mode == "files"
 		}
 		b.Run(mode, func(b *testing.B) {
@@ -118,7 +118,7 @@ func BenchmarkManyWritersCore(b *testing.B) {
 	for _, mode := range []string{"shared", "journal", "files"} {
 		b.Run(mode, func(b *testing.B) {
 			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) {
-				o.SharedSegments = mode == "shared"
+				o.NoSharedSegments = mode != "shared"
 				o.NoJournal = mode == "files"
 				o.CommitWindow = benchWindow
 			})

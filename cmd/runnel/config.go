@@ -99,7 +99,7 @@ func newServeFlags(c *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&c.OnFull, "on-full", "reject", "default disk-full policy: reject | drop-oldest")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", 64<<20, "disk guard: free bytes under which on-full applies (<0 = off)")
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "bound on open segment files")
-	fs.BoolVar(&c.SharedSegments, "shared-segments", false, "store small fsync-always commits once, in node-wide shared segment files (less SD-card wear for many trickling partitions; see README)")
+	fs.BoolVar(&c.SharedSegments, "shared-segments", true, "store small fsync-always commits once, in node-wide shared segment files (less SD-card wear for many trickling partitions); false: each partition's own files through the journal (see README)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug | info | warn | error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text | json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a clean stop")

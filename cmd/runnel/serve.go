@@ -71,7 +71,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		MinFreeBytes: cfg.MinFreeBytes,
 		// Off by default: memory and open time grow with the retained
 		// shared bytes (log/doc.go, Caveats).
-		SharedSegments: cfg.SharedSegments,
+		NoSharedSegments: !cfg.SharedSegments,
 		Defaults: rlog.TopicConfig{
 			Partitions:     cfg.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(cfg.Fsync),

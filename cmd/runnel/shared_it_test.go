@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// TestIntegrationSharedSegmentsKill9: with --shared-segments, records
+// TestIntegrationSharedSegmentsKill9: with shared segments (the default), records
 // produced by kcat one at a time (each its own small commit) land in the
 // shared segment files, survive kill -9, and read back in order.
 func TestIntegrationSharedSegmentsKill9(t *testing.T) {
 	needTool(t, "kcat")
-	s := startRunnel(t, 2, "--shared-segments")
+	s := startRunnel(t, 2)
 	const n = 300
 	var in strings.Builder
 	for i := range n {
