@@ -317,7 +317,7 @@
 // them, past the checkpointed shared end) is truncated, damage elsewhere
 // recorded and skipped to the next valid entry; an intact file is then
 // fdatasynced (a killed process may have left its bytes in the page cache
-// only) and indexed. Idempotent-producer state comes from the last 64 KiB
+// only) and indexed. Idempotent-producer state comes from the last 16 KiB
 // of each active virtual segment. Partitions rebuild their virtual
 // segments from the extents (after the checkpointed log start), merged
 // with their segment files by offset; offsets lost to damage between

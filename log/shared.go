@@ -249,7 +249,16 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	if err != nil {
 		return fmt.Errorf("log: open %s: %w", sf.rel, err)
 	}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	var data []byte
+	st, err := f.Stat()
+	if err == nil {
+		data = make([]byte, st.Size())
+		var n int
+		n, err = f.ReadAt(data, 0)
+		if data = data[:n]; err == io.EOF {
+			err = nil
+		}
+	}
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("log: read %s: %w", sf.rel, err)

@@ -256,6 +256,12 @@ func (s *sharedLog) readSection(sf *sharedFile, loc secLoc) ([]sharedEnt, error)
 	if crc32.Checksum(b, crcTable) != loc.crc {
 		return nil, errBadSharedIndex
 	}
+	return decodeSection(b)
+}
+
+// decodeSection decodes one section of an extent index; it fails on bytes
+// no encoder wrote (never panics: fuzzed).
+func decodeSection(b []byte) ([]sharedEnt, error) {
 	var out []sharedEnt
 	var end, next int64
 	for len(b) > 0 {
@@ -267,8 +273,14 @@ func (s *sharedLog) readSection(sf *sharedFile, loc secLoc) ([]sharedEnt, error)
 			}
 			v[i], b = x, b[n:]
 		}
+		if v[0] > 1<<32 || v[1] == 0 || v[1] > 1<<32 || v[2] > 1<<62 || v[3] == 0 || v[3] > 1<<32 {
+			return nil, errBadSharedIndex
+		}
 		e := sharedEnt{fpos: end + int64(v[0]), n: int64(v[1]), base: next + int64(v[2])}
 		e.next, e.maxTs = e.base+int64(v[3]), -1
+		if e.fpos > 1<<40 || e.base > 1<<62 {
+			return nil, errBadSharedIndex
+		}
 		out = append(out, e)
 		end, next = e.fpos+e.n, e.next
 	}

@@ -207,3 +207,37 @@ func TestSharedIndexLostOrDamaged(t *testing.T) {
 	}
 	checkWorkload(t, l, want)
 }
+
+// FuzzSharedIndexSection: a section encodes and decodes back to the same
+// entries, and no byte string makes the decoder panic.
+func FuzzSharedIndexSection(f *testing.F) {
+	f.Add([]byte{24, 100, 0, 1, 4, 200, 0, 3})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decodeSection(b) // must not panic
+		// Entries from the bytes: gaps, lengths and record counts.
+		var ents []sharedEnt
+		pos, next := int64(sharedHeaderSize+sharedEntryHeader), int64(0)
+		for i := 0; i+3 < len(b) && len(ents) < 64; i += 4 {
+			e := sharedEnt{fpos: pos + int64(b[i])*20, n: int64(b[i+1]) + 61, base: next + int64(b[i+2]%3)}
+			e.next, e.maxTs = e.base+int64(b[i+3])+1, int64(i)
+			ents = append(ents, e)
+			pos, next = e.fpos+e.n+sharedEntryHeader, e.next
+		}
+		if len(ents) == 0 {
+			return
+		}
+		k := sharedKey{7, 3}
+		buf, locs := encodeSharedIndex(9, pos, map[sharedKey][]sharedEnt{k: ents})
+		loc := locs[k]
+		got, err := decodeSection(buf[loc.pos : loc.pos+loc.n])
+		if err != nil || len(got) != len(ents) {
+			t.Fatalf("decode: %d entries, %v; want %d", len(got), err, len(ents))
+		}
+		for i := range ents {
+			if g, w := got[i], ents[i]; g.fpos != w.fpos || g.n != w.n || g.base != w.base || g.next != w.next {
+				t.Fatalf("entry %d: %+v, want %+v", i, g, w)
+			}
+		}
+	})
+}
