@@ -107,7 +107,7 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 				continue
 			}
 			rel := filepath.Join(tn, pn)
-			e, hasCk := ck.get(tn, int32(id))
+			e, hasCk := ck.get(tn, topicIDOnDisk(fs, dir, tn, ids), int32(id))
 			var lastPath string
 			if segs, _ := fs.List(filepath.Join(dir, rel)); len(segs) > 0 {
 				for _, n := range segs {

@@ -17,7 +17,7 @@ import (
 const (
 	checkpointName    = "recovery-point"
 	checkpointMagic   = "RNLCKPT\x00"
-	checkpointVersion = 2 // 1: no log start, no shared end (still read)
+	checkpointVersion = 3 // 2: no topic ids; 1: no log start, no shared end (both still read)
 )
 
 type ckptKey struct {
@@ -26,10 +26,11 @@ type ckptKey struct {
 }
 
 type ckptEntry struct {
-	segBase int64 // segment holding the durable end
-	pos     int64 // durable bytes of that segment
-	next    int64 // offset after the durable end
-	start   int64 // log start (-1: unknown, version 1)
+	topicID uint64 // the topic's id (config.json; 0: unknown, before version 3)
+	segBase int64  // segment holding the durable end
+	pos     int64  // durable bytes of that segment
+	next    int64  // offset after the durable end
+	start   int64  // log start (-1: unknown, version 1)
 }
 
 // checkpoint is a decoded recovery checkpoint.
@@ -41,11 +42,17 @@ type checkpoint struct {
 	sharedPos int64
 }
 
-func (c *checkpoint) get(topic string, id int32) (ckptEntry, bool) {
+// get returns the entry of partition id of topic, whose id is topicID
+// (0: unknown). An entry of another topic of that name (deleted and
+// re-created since) is none.
+func (c *checkpoint) get(topic string, topicID uint64, id int32) (ckptEntry, bool) {
 	if c == nil {
 		return ckptEntry{}, false
 	}
 	e, ok := c.parts[ckptKey{topic, id}]
+	if ok && e.topicID != 0 && topicID != 0 && e.topicID != topicID {
+		return ckptEntry{}, false
+	}
 	return e, ok
 }
 
@@ -58,6 +65,7 @@ func encodeCheckpoint(parts map[ckptKey]ckptEntry, sharedSeq uint64, sharedPos i
 		b = binary.BigEndian.AppendUint16(b, uint16(len(k.topic)))
 		b = append(b, k.topic...)
 		b = binary.BigEndian.AppendUint32(b, uint32(k.partition))
+		b = binary.BigEndian.AppendUint64(b, e.topicID)
 		b = binary.BigEndian.AppendUint64(b, uint64(e.segBase))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.pos))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.next))
@@ -75,12 +83,18 @@ func decodeCheckpoint(b []byte) (*checkpoint, error) {
 		return nil, errBadCheckpoint
 	}
 	v := binary.BigEndian.Uint16(b[8:])
-	if v != 1 && v != checkpointVersion {
+	if v < 1 || v > checkpointVersion {
 		return nil, errBadCheckpoint
 	}
-	esize := 28
+	// Per entry after the topic name: partition i32, topic id u64
+	// (version 3), then segment base, position, next offset i64 and log
+	// start i64 (version 2 on).
+	idSize, esize := 0, 28
 	if v >= 2 {
 		esize = 36
+	}
+	if v >= 3 {
+		idSize = 8
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, crcTable) != sum {
@@ -94,18 +108,21 @@ func decodeCheckpoint(b []byte) (*checkpoint, error) {
 			return nil, errBadCheckpoint
 		}
 		tl := int(binary.BigEndian.Uint16(r))
-		if len(r) < 2+tl+esize {
+		if len(r) < 2+tl+idSize+esize {
 			return nil, errBadCheckpoint
 		}
 		k := ckptKey{topic: string(r[2 : 2+tl])}
 		r = r[2+tl:]
 		k.partition = int32(binary.BigEndian.Uint32(r))
-		e := ckptEntry{
-			segBase: int64(binary.BigEndian.Uint64(r[4:])),
-			pos:     int64(binary.BigEndian.Uint64(r[12:])),
-			next:    int64(binary.BigEndian.Uint64(r[20:])),
-			start:   -1,
+		var e ckptEntry
+		if idSize > 0 {
+			e.topicID = binary.BigEndian.Uint64(r[4:])
+			r = r[idSize:]
 		}
+		e.segBase = int64(binary.BigEndian.Uint64(r[4:]))
+		e.pos = int64(binary.BigEndian.Uint64(r[12:]))
+		e.next = int64(binary.BigEndian.Uint64(r[20:]))
+		e.start = -1
 		if v >= 2 {
 			e.start = int64(binary.BigEndian.Uint64(r[28:]))
 		}
@@ -148,7 +165,7 @@ func (l *logImpl) writeCheckpoint() error {
 		for _, p := range t.partitions() {
 			p.mu.Lock()
 			if p.durableSeg != nil && !p.closed || p.durableSeg != nil && l.closed.Load() {
-				parts[ckptKey{t.name, p.id}] = ckptEntry{segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable, start: p.startLocked()}
+				parts[ckptKey{t.name, p.id}] = ckptEntry{topicID: t.id, segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable, start: p.startLocked()}
 			}
 			p.mu.Unlock()
 		}

@@ -78,11 +78,12 @@
 //
 //	 0 +------------------------------+
 //	   | magic "RNLCKPT\0"            |
-//	 8 | version u16 = 2 | 0 u16      |  (version 1: no log start, no shared end; still read)
+//	 8 | version u16 = 3 | 0 u16      |  (2: no topic id; 1: nor log start, shared end; both still read)
 //	12 | entry count u32              |
 //	16 | entries:                     |
 //	   |  topic length u16, topic     |
 //	   |  partition i32               |
+//	   |  topic id u64                |  v3: an entry of another topic of that name is ignored
 //	   |  segment base i64            |  the segment holding the durable end (file or shared)
 //	   |  position i64                |  durable bytes of that segment
 //	   |  next offset i64             |  offset after the durable end

@@ -51,7 +51,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		seg.sealedIdx = true
 		p.segs = append(p.segs, seg)
 	}
-	e, hasCk := ck.get(t.name, id)
+	e, hasCk := ck.get(t.name, t.id, id)
 	ck0 := e
 	key := sharedKey{t.id, id}
 	exts := l.shared.take(t.id, id)
