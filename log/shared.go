@@ -761,6 +761,8 @@ func (s *sharedLog) indexActive() {
 	s.indexPending()
 }
 
+// index writes f's extent index and drops the extents of f's runs from
+// memory.
 func (s *sharedLog) index(f *sharedFile) {
 	s.mu.Lock()
 	size := f.size
@@ -769,20 +771,20 @@ func (s *sharedLog) index(f *sharedFile) {
 	if !live {
 		return
 	}
-	cf, err := s.l.files.get(f.path, false)
+	locs, err := func() (map[sharedKey]secLoc, error) {
+		cf, err := s.l.files.get(f.path, false)
+		if err != nil {
+			return nil, err
+		}
+		byKey, err := streamEntries(cf.f, size)
+		s.l.files.release(cf)
+		if err != nil {
+			return nil, err
+		}
+		return s.writeSharedIndex(f, size, byKey)
+	}()
 	if err != nil {
 		s.l.logger.Warn("log: cannot index shared file (its extents stay in memory)", "file", f.rel, "err", err)
-		return
-	}
-	byKey, err := streamEntries(cf.f, size)
-	s.l.files.release(cf)
-	if err != nil {
-		s.l.logger.Warn("log: cannot index shared file (its extents stay in memory)", "file", f.rel, "err", err)
-		return
-	}
-	locs, err := s.writeSharedIndex(f, size, byKey)
-	if err != nil {
-		s.l.logger.Warn("log: cannot write shared extent index (its extents stay in memory)", "file", f.rel, "err", err)
 		return
 	}
 	s.mu.Lock()
