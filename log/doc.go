@@ -95,21 +95,29 @@
 //	   +------------------------------+
 //
 // Shared segment file (~shared/%020d.slog, numbered by a sequence that
-// only grows; append-only, never overwritten, rolled at
-// Options.SharedSegmentBytes, 16 MiB): a 24-byte header, then entries back
-// to back. An entry is one append of one partition: the Kafka batches
-// exactly as a segment file would hold them (baseOffset and leader epoch
-// stamped), so reads serve them unchanged.
+// only grows; appended to, rolled at Options.SharedSegmentBytes, 32 MiB):
+// a 24-byte header, then entries back to back. An entry is one append of
+// one partition: the Kafka batches exactly as a segment file would hold
+// them (baseOffset and leader epoch stamped), so reads serve them
+// unchanged. A file that is no longer needed may be kept as a spare
+// (~shared/%020d.free, at most two) and reused for a later sequence: it is
+// renamed, its header rewritten, and its entries overwritten in place, so
+// past its new end it still holds entries of its earlier use. Version 2
+// entry CRCs are XORed with the CRC-32C of the file's sequence (u64), so
+// those never pass for entries of the file; nothing is written after a
+// seal entry, so what follows one is cut at open.
 //
 //	header                              entry
 //	 0 +---------------------------+     0 +------------------------------+
-//	   | magic "RNLSHRD\0"         |       | CRC-32C of [4, end) u32      |
-//	 8 | version u16 = 1           |     4 | payload length u32           |
+//	   | magic "RNLSHRD\0"         |       | CRC-32C of [4,end) ^ seed u32|
+//	 8 | version u16 = 2           |     4 | payload length u32           |
 //	10 | flags u16 = 0             |     8 | topic id u64 (config.json)   |
 //	12 | sequence u64 (= name)     |    16 | partition i32                |
 //	20 | CRC-32C of [0,20) u32     |    20 | batches (payload)            |
 //	24 +---------------------------+       +------------------------------+
 //
+// seed: CRC-32C of the sequence as u64 (version 1, still read: 0, and
+// the file is never reused).
 // When a file is rolled, a seal entry ends it: topic id 0, partition -1
 // (0xffffffff), and as payload one (topic id u64, partition i32, next
 // offset i64) per partition with entries in the file, so recovery knows

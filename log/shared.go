@@ -24,8 +24,10 @@ import (
 const (
 	sharedDirName     = "~shared" // '~' is not valid in a topic name
 	sharedSuffix      = ".slog"
+	spareSuffix       = ".free" // a deleted shared file kept for reuse
+	maxSpareFiles     = 2
 	sharedMagic       = "RNLSHRD\x00"
-	sharedVersion     = 1
+	sharedVersion     = 2  // 1: entry CRCs not seeded (still read)
 	sharedHeaderSize  = 24 // magic 8, version u16, flags u16, sequence u64, crc u32
 	sharedEntryHeader = 20 // crc u32, length u32, topic id u64, partition i32
 	// sealPartition marks the seal entry written when a file is rolled:
@@ -64,9 +66,28 @@ func sharedHeader(seq uint64) []byte {
 	return h
 }
 
-func checkSharedHeader(h []byte, seq uint64) bool {
-	return len(h) >= sharedHeaderSize && string(h[:8]) == sharedMagic && binary.BigEndian.Uint16(h[8:]) == sharedVersion &&
-		binary.BigEndian.Uint64(h[12:]) == seq && binary.BigEndian.Uint32(h[20:]) == crc32.Checksum(h[:20], crcTable)
+// checkSharedHeader checks a shared file's header and returns the seed
+// of its entry CRCs.
+func checkSharedHeader(h []byte, seq uint64) (uint32, bool) {
+	if len(h) < sharedHeaderSize || string(h[:8]) != sharedMagic || binary.BigEndian.Uint64(h[12:]) != seq ||
+		binary.BigEndian.Uint32(h[20:]) != crc32.Checksum(h[:20], crcTable) {
+		return 0, false
+	}
+	switch binary.BigEndian.Uint16(h[8:]) {
+	case 1:
+		return 0, true
+	case sharedVersion:
+		return entrySeed(seq), true
+	}
+	return 0, false
+}
+
+// entrySeed is the CRC-32C of a file's sequence number (u64): its entry
+// CRCs are XORed with it (version 2), so an entry left over from an
+// earlier use of the file (recycled, see collect) never passes for one of
+// this file.
+func entrySeed(seq uint64) uint32 {
+	return crc32.Checksum(binary.BigEndian.AppendUint64(nil, seq), crcTable)
 }
 
 // sharedKey names a partition of a topic incarnation.
@@ -85,6 +106,8 @@ type sharedFile struct {
 	written int64    // end of the entries written
 	refs    int      // runs of live segments stored in this file
 	h       vfs.File // write handle (active file, or unsynced after a roll)
+	seed    uint32   // entry CRC seed (entrySeed; 0: version 1 file)
+	alloc   int64    // size of a recycled file before its reuse (bytes past written are stale)
 	// runs written in this process whose extents are in memory; once the
 	// file's extent index is written they load from it instead
 	runs []runRef
@@ -152,6 +175,9 @@ type sharedLog struct {
 	// pending are rolled files, wholly durable, whose extent index is
 	// not written yet (indexPending)
 	pending []*sharedFile
+	// spares are deleted shared files kept for reuse (createLocked)
+	spares   []string
+	recycled int // files reused so far
 
 	// found at open, taken by openPartition
 	found map[sharedKey][]foundRun
@@ -176,9 +202,14 @@ func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
 	}
 	var seqs []uint64
 	for _, n := range names {
-		if seq, ok := parseSharedName(n); ok {
+		switch seq, ok := parseSharedName(n); {
+		case ok:
 			seqs = append(seqs, seq)
-		} else if strings.HasSuffix(n, ".tmp") {
+		case strings.HasSuffix(n, ".tmp"):
+			l.fs.Remove(filepath.Join(s.dir, n))
+		case strings.HasSuffix(n, spareSuffix) && len(s.spares) < maxSpareFiles:
+			s.spares = append(s.spares, filepath.Join(s.dir, n))
+		case strings.HasSuffix(n, spareSuffix):
 			l.fs.Remove(filepath.Join(s.dir, n))
 		}
 	}
@@ -263,7 +294,8 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	if err != nil {
 		return fmt.Errorf("log: read %s: %w", sf.rel, err)
 	}
-	if !checkSharedHeader(data, sf.seq) {
+	seed, ok := checkSharedHeader(data, sf.seq)
+	if !ok {
 		if durable == 0 {
 			// Created but its header never reached the disk: nothing was
 			// acknowledged through it.
@@ -274,21 +306,32 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 		sf.size = int64(len(data))
 		return nil
 	}
+	sf.seed = seed
 	byKey := map[sharedKey][]sharedEnt{}
 	clean := true
 	pos := int64(sharedHeaderSize)
 	for pos < int64(len(data)) {
-		if n, ok := parseSealEntry(data, pos, s.sealed); ok {
+		if n, ok := parseSealEntry(data, pos, seed, s.sealed); ok {
 			pos += sharedEntryHeader + n
+			if pos < int64(len(data)) {
+				// Nothing is written after a seal entry: what follows is
+				// left from the file's earlier use (a recycled file whose
+				// cut at roll did not reach the disk).
+				sf.size = pos
+				if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
+					return err
+				}
+				return s.foundEntries(sf, byKey, clean, durable)
+			}
 			continue
 		}
-		e, ok := parseSharedEntry(data, pos)
+		e, ok := parseSharedEntry(data, pos, seed)
 		if ok {
 			byKey[e.key] = append(byKey[e.key], sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
 			pos += sharedEntryHeader + e.n
 			continue
 		}
-		at := resyncShared(data, pos+1)
+		at := resyncShared(data, pos+1, seed)
 		if at < 0 && pos >= durable {
 			// A torn tail (expected after power loss; also in a file
 			// rolled just before the crash, whose seal entry and last
@@ -380,7 +423,8 @@ type sharedEntry struct {
 
 // parseSharedEntry checks the entry at pos: CRC, and a payload of whole
 // stored batches with offsets in sequence.
-func parseSharedEntry(data []byte, pos int64) (sharedEntry, bool) {
+// seed is XORed into the CRC (see entrySeed; 0 for version 1 files).
+func parseSharedEntry(data []byte, pos int64, seed uint32) (sharedEntry, bool) {
 	var e sharedEntry
 	if pos+sharedEntryHeader+batch.HeaderSize > int64(len(data)) {
 		return e, false
@@ -391,7 +435,7 @@ func parseSharedEntry(data []byte, pos int64) (sharedEntry, bool) {
 		return e, false
 	}
 	body := h[4 : sharedEntryHeader+n]
-	if binary.BigEndian.Uint32(h) != crc32.Checksum(body, crcTable) {
+	if binary.BigEndian.Uint32(h) != crc32.Checksum(body, crcTable)^seed {
 		return e, false
 	}
 	e.key = sharedKey{binary.BigEndian.Uint64(h[8:]), int32(binary.BigEndian.Uint32(h[16:]))}
@@ -420,7 +464,7 @@ func parseSharedEntry(data []byte, pos int64) (sharedEntry, bool) {
 
 // parseSealEntry checks for a seal entry at pos and records its ends in
 // into (nil: check only).
-func parseSealEntry(data []byte, pos int64, into map[sharedKey]int64) (int64, bool) {
+func parseSealEntry(data []byte, pos int64, seed uint32, into map[sharedKey]int64) (int64, bool) {
 	if pos+sharedEntryHeader > int64(len(data)) {
 		return 0, false
 	}
@@ -429,7 +473,7 @@ func parseSealEntry(data []byte, pos int64, into map[sharedKey]int64) (int64, bo
 	if binary.BigEndian.Uint32(h[16:]) != sealPartition || binary.BigEndian.Uint64(h[8:]) != 0 || n%20 != 0 || pos+sharedEntryHeader+n > int64(len(data)) {
 		return 0, false
 	}
-	if binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:sharedEntryHeader+n], crcTable) {
+	if binary.BigEndian.Uint32(h) != crc32.Checksum(h[4:sharedEntryHeader+n], crcTable)^seed {
 		return 0, false
 	}
 	if into != nil {
@@ -444,10 +488,13 @@ func parseSealEntry(data []byte, pos int64, into map[sharedKey]int64) (int64, bo
 }
 
 // resyncShared finds the next valid entry at or after from (-1: none).
-func resyncShared(data []byte, from int64) int64 {
+// Besides its CRC, an entry found there must hold batches with valid
+// CRCs: a recycled file is full of entries of its earlier use (see
+// recycle), which its seed tells apart, and resync tries each of them.
+func resyncShared(data []byte, from int64, seed uint32) int64 {
 	for i := from; i+sharedEntryHeader <= int64(len(data)); i++ {
 		if binary.BigEndian.Uint32(data[i+16:]) == sealPartition {
-			if _, ok := parseSealEntry(data, i, nil); ok {
+			if _, ok := parseSealEntry(data, i, seed, nil); ok {
 				return i
 			}
 			continue
@@ -459,7 +506,7 @@ func resyncShared(data []byte, from int64) int64 {
 		if b[batch.OffMagic] != 2 || binary.BigEndian.Uint32(b[batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
 			continue
 		}
-		if _, ok := parseSharedEntry(data, i); ok {
+		if e, ok := parseSharedEntry(data, i, seed); ok && validateEntryBatches(data[i+sharedEntryHeader:i+sharedEntryHeader+e.n]) == nil {
 			return i
 		}
 	}
@@ -575,8 +622,8 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, 
 	binary.BigEndian.PutUint64(h[8:], topicID)
 	binary.BigEndian.PutUint32(h[16:], uint32(part))
 	copy(buf[sharedEntryHeader:], data)
-	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable))
 	sf := s.active
+	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable)^sf.seed)
 	at := sf.written
 	if _, err := sf.h.WriteAt(buf, at); err != nil {
 		if isNoSpace(err) {
@@ -661,8 +708,8 @@ func (s *sharedLog) breakLocked(err error) {
 func (s *sharedLog) rollLocked() error {
 	fs := s.l.fs
 	seq := s.next
-	sf := &sharedFile{seq: seq, path: filepath.Join(s.dir, sharedName(seq)), rel: filepath.Join(sharedDirName, sharedName(seq))}
-	f, err := fs.Create(sf.path)
+	sf := &sharedFile{seq: seq, path: filepath.Join(s.dir, sharedName(seq)), rel: filepath.Join(sharedDirName, sharedName(seq)), seed: entrySeed(seq)}
+	f, err := s.createLocked(sf)
 	if err != nil {
 		if isNoSpace(err) {
 			s.l.diskShort.Store(true)
@@ -704,9 +751,16 @@ func (s *sharedLog) rollLocked() error {
 		binary.BigEndian.PutUint32(buf[4:], uint32(len(body)))
 		binary.BigEndian.PutUint32(buf[16:], sealPartition)
 		buf = append(buf, body...)
-		binary.BigEndian.PutUint32(buf, crc32.Checksum(buf[4:], crcTable))
+		binary.BigEndian.PutUint32(buf, crc32.Checksum(buf[4:], crcTable)^old.seed)
 		if _, err := old.h.WriteAt(buf, old.written); err == nil {
 			old.written += int64(len(buf))
+			if old.alloc > old.written {
+				// A recycled file: cut what is left of its earlier use
+				// (synced with the seal entry; open cuts it otherwise).
+				if err := old.h.Truncate(old.written); err != nil {
+					s.l.logger.Warn("log: cannot cut a recycled shared file at its seal entry", "file", old.rel, "err", err)
+				}
+			}
 		} else if !isNoSpace(err) {
 			s.breakLocked(err)
 			return fmt.Errorf("log: write seal entry of %s: %w", old.rel, err)
@@ -755,7 +809,14 @@ func (s *sharedLog) indexActive() {
 	}
 	s.mu.Lock()
 	if a := s.active; a != nil && a.size == a.written && a.written > sharedHeaderSize {
-		s.pending = append(s.pending, a)
+		if a.alloc <= a.written {
+			s.pending = append(s.pending, a)
+		} else if err := a.h.Truncate(a.written); err == nil && s.l.fdatasync(a.h) == nil {
+			// A recycled file: cut what is left of its earlier use first
+			// (the index names the file's size).
+			a.alloc = a.written
+			s.pending = append(s.pending, a)
+		}
 	}
 	s.mu.Unlock()
 	s.indexPending()
@@ -776,7 +837,7 @@ func (s *sharedLog) index(f *sharedFile) {
 		if err != nil {
 			return nil, err
 		}
-		byKey, err := streamEntries(cf.f, size)
+		byKey, err := streamEntries(cf.f, f.seq, size)
 		s.l.files.release(cf)
 		if err != nil {
 			return nil, err
@@ -800,6 +861,35 @@ func (s *sharedLog) index(f *sharedFile) {
 		}
 		r.seg.mu.Unlock()
 	}
+}
+
+// createLocked creates sf's file, or reuses a spare: a shared file
+// deleted earlier, renamed to sf's name and overwritten in place from its
+// header on. Its blocks are written already, so an fdatasync of it changes
+// neither its size nor its block map: no file-system journal commit per
+// commit, as for the journal format. Its old entries (CRCs of another
+// seed) are never read as this file's.
+func (s *sharedLog) createLocked(sf *sharedFile) (vfs.File, error) {
+	fs := s.l.fs
+	for len(s.spares) > 0 && !s.l.diskShort.Load() {
+		spare := s.spares[len(s.spares)-1]
+		s.spares = s.spares[:len(s.spares)-1]
+		if err := fs.Rename(spare, sf.path); err != nil {
+			fs.Remove(spare)
+			continue
+		}
+		f, err := fs.OpenReadWrite(sf.path)
+		if err != nil {
+			fs.Remove(sf.path)
+			continue
+		}
+		if st, err := f.Stat(); err == nil {
+			sf.alloc = st.Size()
+		}
+		s.recycled++
+		return f, nil
+	}
+	return fs.Create(sf.path)
 }
 
 // durableEnd is the active file and its durable size (for the checkpoint).
@@ -873,13 +963,30 @@ func (s *sharedLog) collect() {
 		if err := s.l.fs.Remove(sidxPath(f.path)); err != nil && !os.IsNotExist(err) {
 			s.l.logger.Warn("log: cannot remove shared extent index", "file", f.rel, "err", err)
 		}
-		if err := s.l.fs.Remove(f.path); err != nil && !os.IsNotExist(err) {
+		s.mu.Lock()
+		keep := len(s.spares) < maxSpareFiles && !s.l.diskShort.Load()
+		s.mu.Unlock()
+		spare := strings.TrimSuffix(f.path, sharedSuffix) + spareSuffix
+		if keep && s.l.fs.Rename(f.path, spare) == nil {
+			s.mu.Lock()
+			s.spares = append(s.spares, spare)
+			s.mu.Unlock()
+		} else if err := s.l.fs.Remove(f.path); err != nil && !os.IsNotExist(err) {
 			s.l.logger.Warn("log: cannot remove shared file", "file", f.rel, "err", err)
 			continue
 		}
 		s.mu.Lock()
 		delete(s.files, f.seq)
 		s.mu.Unlock()
+	}
+	if s.l.diskShort.Load() {
+		s.mu.Lock()
+		spares := s.spares
+		s.spares = nil
+		s.mu.Unlock()
+		for _, p := range spares {
+			s.l.fs.Remove(p) // free the space
+		}
 	}
 	vfs.SyncDir(s.l.fs, s.dir)
 }
@@ -1072,18 +1179,20 @@ func checkSharedFiles(fs vfs.FS, dataDir string, size func(seq uint64, fileSize 
 			continue
 		}
 		data = data[:min(limit, int64(len(data)))]
-		if !checkSharedHeader(data, seq) {
+		seed, ok := checkSharedHeader(data, seq)
+		if !ok {
 			if len(data) > 0 && !torn(seq, 0) {
 				out = append(out, Damage{File: rel, Offset: 0, Reason: "bad shared file header"})
 			}
 			continue
 		}
 		for pos := int64(sharedHeaderSize); pos < int64(len(data)); {
-			if n, ok := parseSealEntry(data, pos, nil); ok {
-				pos += sharedEntryHeader + n
-				continue
+			if _, ok := parseSealEntry(data, pos, seed, nil); ok {
+				// Nothing is written after a seal entry (what may follow
+				// is left from a recycled file's earlier use; open cuts it).
+				break
 			}
-			if e, ok := parseSharedEntry(data, pos); ok {
+			if e, ok := parseSharedEntry(data, pos, seed); ok {
 				if err := validateEntryBatches(data[pos+sharedEntryHeader : pos+sharedEntryHeader+e.n]); err != nil {
 					out = append(out, Damage{File: rel, Offset: pos, Reason: "bad batch in shared entry: " + err.Error()})
 				}
@@ -1091,7 +1200,7 @@ func checkSharedFiles(fs vfs.FS, dataDir string, size func(seq uint64, fileSize 
 				pos += sharedEntryHeader + e.n
 				continue
 			}
-			at := resyncShared(data, pos+1)
+			at := resyncShared(data, pos+1, seed)
 			if at < 0 && torn(seq, pos) {
 				break
 			}

@@ -56,10 +56,17 @@ type foundRun struct {
 // streamEntries reads every entry of a shared file of size bytes (through
 // a buffer: files are large) and groups them by partition. It fails at the
 // first byte that is not a valid entry.
-func streamEntries(r io.ReaderAt, size int64) (map[sharedKey][]sharedEnt, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(r, sharedHeaderSize, size-sharedHeaderSize), 1<<20)
+func streamEntries(r io.ReaderAt, seq uint64, size int64) (map[sharedKey][]sharedEnt, error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)
 	out := map[sharedKey][]sharedEnt{}
-	buf := make([]byte, sharedEntryHeader, 64<<10)
+	buf := make([]byte, sharedHeaderSize, 64<<10)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	seed, ok := checkSharedHeader(buf, seq)
+	if !ok {
+		return nil, errors.New("bad header")
+	}
 	for pos := int64(sharedHeaderSize); pos < size; {
 		buf = buf[:sharedEntryHeader]
 		if _, err := io.ReadFull(br, buf); err != nil {
@@ -73,8 +80,8 @@ func streamEntries(r io.ReaderAt, size int64) (map[sharedKey][]sharedEnt, error)
 		if _, err := io.ReadFull(br, buf[sharedEntryHeader:]); err != nil {
 			return nil, fmt.Errorf("read at %d: %w", pos, err)
 		}
-		if _, ok := parseSealEntry(buf, 0, nil); !ok {
-			e, ok := parseSharedEntry(buf, 0)
+		if _, ok := parseSealEntry(buf, 0, seed, nil); !ok {
+			e, ok := parseSharedEntry(buf, 0, seed)
 			if !ok {
 				return nil, fmt.Errorf("bad entry at %d", pos)
 			}
@@ -219,16 +226,20 @@ func (s *sharedLog) entriesOf(sf *sharedFile, key sharedKey, loc secLoc) ([]shar
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("read %s: %w", sf.rel, err)
 	}
+	seed, ok := checkSharedHeader(data, sf.seq)
+	if !ok {
+		return nil, fmt.Errorf("%s: bad shared file header", sf.rel)
+	}
 	var out []sharedEnt
 	for pos := int64(sharedHeaderSize); pos < size; {
-		if n, ok := parseSealEntry(data, pos, nil); ok {
+		if n, ok := parseSealEntry(data, pos, seed, nil); ok {
 			pos += sharedEntryHeader + n
 			continue
 		}
-		e, ok := parseSharedEntry(data, pos)
+		e, ok := parseSharedEntry(data, pos, seed)
 		if !ok {
 			// Damage: resync; the batches it hides are reported by reads.
-			if pos = resyncShared(data, pos+1); pos < 0 {
+			if pos = resyncShared(data, pos+1, seed); pos < 0 {
 				break
 			}
 			continue
