@@ -399,12 +399,21 @@ func (s *sharedLog) release(ext []extent) {
 // durable (sync). A full disk truncates the partial entry away and
 // returns ErrDiskFull (nothing written).
 func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64) (*sharedFile, int64, error) {
+	// The entry does not depend on where it goes: built before taking the
+	// lock every shared append waits for.
+	n := int64(sharedEntryHeader + len(data))
+	buf := make([]byte, n)
+	h := buf[:sharedEntryHeader]
+	binary.BigEndian.PutUint32(h[4:], uint32(len(data)))
+	binary.BigEndian.PutUint64(h[8:], topicID)
+	binary.BigEndian.PutUint32(h[16:], uint32(part))
+	copy(buf[sharedEntryHeader:], data)
+	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != nil {
 		return nil, 0, fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
 	}
-	n := int64(sharedEntryHeader + len(data))
 	limit := s.l.opts.SharedSegmentBytes
 	if s.l.diskShort.Load() {
 		limit = min(limit, 1<<20) // roll early: whole files are freed sooner
@@ -414,13 +423,6 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64) 
 			return nil, 0, err
 		}
 	}
-	buf := make([]byte, n)
-	h := buf[:sharedEntryHeader]
-	binary.BigEndian.PutUint32(h[4:], uint32(len(data)))
-	binary.BigEndian.PutUint64(h[8:], topicID)
-	binary.BigEndian.PutUint32(h[16:], uint32(part))
-	copy(buf[sharedEntryHeader:], data)
-	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable))
 	sf := s.active
 	at := sf.written
 	if _, err := sf.h.WriteAt(buf, at); err != nil {
