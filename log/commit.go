@@ -124,19 +124,20 @@ func (c *committer) run() {
 
 // Group commit gathering (see doc.go, "The trickle case"). First the
 // writers the last cycle acknowledged get to append again (awaitAcked).
-// Then, before a cycle that would sync only a few small appends (under gatherBelow bytes; the
-// journal writes a whole page anyway) the committer waits while appends
-// keep arriving, so one sync serves more of them. Cycles with more start at
-// once: writers that keep the log busy batch themselves during the
-// previous sync, and waiting would only keep the disk idle. It stops
-// at gatherTarget pending bytes, when Options.CommitWindow
-// has passed, or after a quiet step with no new append: the step is four
-// times the mean gap between appends since the previous cycle (within
-// [gatherMinStep, gatherMaxStep]), so writers that all wait for their ack
-// (a closed loop: nobody else is coming) lose only a short step, while an
-// open-loop trickle is gathered for the whole window. With shared segments
-// (store once) a commit's cost is the pages it dirties, so cycles under
-// gatherBelowShared gather up to it; see doc.go, "Store once".
+// Then, before a cycle that would sync only a few small appends (under
+// gatherBelow bytes; the journal writes a whole page anyway) the committer
+// waits while appends keep arriving, so one sync serves more of them.
+// Cycles with more start at once: writers that keep the log busy batch
+// themselves during the previous sync, and waiting would only keep the
+// disk idle. It stops at gatherTarget pending bytes, when
+// Options.CommitWindow has passed, or after a quiet step with no new
+// append: the step is four times the mean gap between appends since the
+// previous cycle (within [gatherMinStep, gatherMaxStep]), so writers that
+// all wait for their ack (a closed loop: nobody else is coming) lose only
+// a short step, while an open-loop trickle is gathered for the whole
+// window. With shared segments (store once) a commit's cost is the pages
+// it dirties, so cycles under gatherBelowShared gather up to it; see
+// doc.go, "Store once".
 const (
 	gatherBelow       = 1 << 10
 	gatherBelowShared = 16 << 10
