@@ -144,6 +144,11 @@ const (
 	// closedLoopWithin: writers acknowledged by a cycle that are all back
 	// this soon are waiting for their acks (a closed loop).
 	closedLoopWithin = 500 * time.Microsecond
+	// awaitAckedWithin bounds awaitAcked. Timers under a millisecond fire
+	// after about one when the process is otherwise idle, but on time when
+	// it is busy: exactly when writers are slow to come back, a shorter
+	// bound would be the one that holds.
+	awaitAckedWithin = time.Millisecond
 	gatherTarget     = 64 << 10
 	gatherMinStep    = 100 * time.Microsecond
 	gatherMaxStep    = time.Millisecond
@@ -157,11 +162,12 @@ const (
 // acknowledgements as there were, woken by the append that completes the
 // count (not by a step timer: under a millisecond a timer sleeps a whole
 // millisecond when the process is otherwise idle), at most
-// closedLoopWithin: acknowledged appenders that do not come back (an open
-// loop, a paced sender) cost at most that once per cycle.
+// awaitAckedWithin: acknowledged appenders that do not come back (an open
+// loop, a paced sender) cost at most that once per cycle (counted in the
+// gather's CommitWindow).
 func (c *committer) awaitAcked(comeBack uint64) {
 	target := c.ackBase + comeBack
-	window := min(c.l.opts.CommitWindow, closedLoopWithin)
+	window := min(c.l.opts.CommitWindow, awaitAckedWithin)
 	if comeBack == 0 || window <= 0 || c.arrivals.Load() >= target {
 		return
 	}
@@ -190,6 +196,7 @@ func (c *committer) resetTimer(d time.Duration) {
 
 func (c *committer) gather() {
 	comeBack := c.acked.Swap(0) // writers acknowledged by the last cycle
+	begin := time.Now()
 	c.awaitAcked(comeBack)
 	window := c.l.opts.CommitWindow
 	now := c.arrivals.Load()
@@ -225,7 +232,7 @@ func (c *committer) gather() {
 		}
 	}
 	start := time.Now()
-	deadline := start.Add(window)
+	deadline := begin.Add(window)
 	var wake chan struct{} // appends wake the gather (shared: see below)
 	if below > gatherBelow {
 		wake = c.wake
