@@ -19,7 +19,7 @@ import (
 // them.
 func TestClosedLoopWritersShareCommits(t *testing.T) {
 	if raceEnabled {
-		// The wait is bounded (closedLoopWithin): 64 writers under the
+		// The wait is bounded (awaitAckedWithin): 64 writers under the
 		// race detector do not come back within it.
 		t.Skip("timing: the race detector slows the writers down past the wait")
 	}
