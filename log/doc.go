@@ -309,9 +309,14 @@
 // builds while measuring, so throughput figures are noisy lower bounds):
 //
 //	bulk, 1 partition, 100 x 1 KiB per batch, always   274 MB/s (plain file + fdatasync per batch: 276 MB/s)
-//	64 writers x 64 partitions, 100 B, each waits      74-117k acked rec/s (42 records per journal
-//	                                                   fsync of 0.2-0.4 ms); 17-21k while other builds
-//	                                                   kept the disk busy (fsync 0.7-3 ms)
+//	64 writers x 64 partitions, 100 B, each waits      BenchmarkManyWriters, 12 runs, load 2-3: journal
+//	                                                   format 88-136k acked rec/s (median 108k), shared
+//	                                                   89-131k (103k); 63-64 records per fsync of
+//	                                                   0.2-0.41 ms (before the committer waited for the
+//	                                                   writers it acknowledged, same runs: 70-107k and
+//	                                                   63-107k, 45 and 58-62 records per fsync); 11
+//	                                                   more runs, load 2-5, fsyncs of 0.23-0.82 ms:
+//	                                                   49-132k (median 94k), 42-111k (84k)
 //	sequential Read from page cache, 1 MiB calls       2.07 GB/s
 //	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
 //
