@@ -163,6 +163,7 @@ func BenchmarkManyWriters(b *testing.B) {
 		ctx := context.Background()
 		b.SetBytes(int64(len(data)) * recordsPerOp)
 		b.ReportAllocs()
+		st0 := l.Stats()
 		b.ResetTimer()
 		err := writers(n, b.N*recordsPerOp, func(w int) error {
 			_, err := l.Append(ctx, "many", int32(w), bufs[w])
@@ -172,7 +173,11 @@ func BenchmarkManyWriters(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		st := l.Stats()
+		fsyncs := float64(st.Fsyncs - st0.Fsyncs)
 		b.ReportMetric(float64(b.N*recordsPerOp)/b.Elapsed().Seconds(), "acked-rec/s")
+		b.ReportMetric(float64(b.N*recordsPerOp)/fsyncs, "rec/fsync")
+		b.ReportMetric(float64(st.FsyncNanos-st0.FsyncNanos)/fsyncs/1e3, "us/fsync")
 	}
 	b.Run("log-fsync-always-journal", func(b *testing.B) { many(b, func(o *log.Options) { o.NoSharedSegments = true }) })
 	b.Run("log-fsync-always-shared", func(b *testing.B) { many(b) })

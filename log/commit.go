@@ -2,7 +2,6 @@ package log
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,11 +29,20 @@ type committer struct {
 	arrivals atomic.Uint64 // appends queued (for the gather step)
 	acked    atomic.Uint64 // appends acknowledged since the last gather
 	pending  atomic.Int64  // bytes written under "always" since the last cycle
+	// wakeAt: appends wake the committer only from this arrival count on
+	// (0: every append; see awaitAcked).
+	wakeAt atomic.Uint64
 
 	// owned by the committer goroutine
 	lastArrivals uint64
 	lastCycle    time.Time
+	ackBase      uint64 // arrivals counted before the last cycle's acks
 	timer        *time.Timer
+	// reused by every cycle (cleared after it): no allocation per
+	// partition and cycle
+	planBuf []commitPlan
+	plans   []*commitPlan
+	ready   []waiter
 }
 
 // syncWorkers is how many fdatasyncs of different files run at once.
@@ -45,13 +53,16 @@ func newCommitter(l *logImpl) *committer {
 }
 
 func (c *committer) markDirty(p *partition) {
-	c.arrivals.Add(1)
+	n := c.arrivals.Add(1)
 	c.mu.Lock()
 	if !c.set[p] {
 		c.set[p] = true
 		c.dirty = append(c.dirty, p)
 	}
 	c.mu.Unlock()
+	if n < c.wakeAt.Load() {
+		return // the committer waits for a later append (awaitAcked)
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -93,10 +104,6 @@ func (c *committer) run() {
 			final = true
 		}
 		if !final {
-			// Let writers that are runnable (woken by the last acks) append
-			// first: it costs nothing when none is, and turns two half-full
-			// alternating groups of waiting writers into one full commit.
-			runtime.Gosched()
 			c.gather()
 		}
 		c.cycle(final)
@@ -115,35 +122,84 @@ func (c *committer) run() {
 	}
 }
 
-// Group commit gathering (see doc.go, "The trickle case"). Before a cycle
-// that would sync only a few small appends (under gatherBelow bytes; the
-// journal writes a whole page anyway) the committer waits while appends
-// keep arriving, so one sync serves more of them. Cycles with more start at
-// once: writers that keep the log busy batch themselves during the
-// previous sync, and waiting would only keep the disk idle. It stops
-// at gatherTarget pending bytes, when Options.CommitWindow
-// has passed, or after a quiet step with no new append: the step is four
-// times the mean gap between appends since the previous cycle (within
-// [gatherMinStep, gatherMaxStep]), so writers that all wait for their ack
-// (a closed loop: nobody else is coming) lose only a short step, while an
-// open-loop trickle is gathered for the whole window. With shared segments
-// (store once) a commit's cost is the pages it dirties, so cycles under
-// gatherBelowShared gather up to it; see doc.go, "Store once".
+// Group commit gathering (see doc.go, "The trickle case"). First the
+// writers the last cycle acknowledged get to append again (awaitAcked).
+// Then, before a cycle that would sync only a few small appends (under
+// gatherBelow bytes; the journal writes a whole page anyway) the committer
+// waits while appends keep arriving, so one sync serves more of them.
+// Cycles with more start at once: writers that keep the log busy batch
+// themselves during the previous sync, and waiting would only keep the
+// disk idle. It stops at gatherTarget pending bytes, when
+// Options.CommitWindow has passed, or after a quiet step with no new
+// append: the step is four times the mean gap between appends since the
+// previous cycle (within [gatherMinStep, gatherMaxStep]), so writers that
+// all wait for their ack (a closed loop: nobody else is coming) lose only
+// a short step, while an open-loop trickle is gathered for the whole
+// window. With shared segments (store once) a commit's cost is the pages
+// it dirties, so cycles under gatherBelowShared gather up to it; see
+// doc.go, "Store once".
 const (
 	gatherBelow       = 1 << 10
 	gatherBelowShared = 16 << 10
 	// closedLoopWithin: writers acknowledged by a cycle that are all back
 	// this soon are waiting for their acks (a closed loop).
 	closedLoopWithin = 500 * time.Microsecond
+	// awaitAckedWithin bounds awaitAcked. Timers under a millisecond fire
+	// after about one when the process is otherwise idle, but on time when
+	// it is busy: exactly when writers are slow to come back, a shorter
+	// bound would be the one that holds.
+	awaitAckedWithin = time.Millisecond
 	gatherTarget     = 64 << 10
 	gatherMinStep    = 100 * time.Microsecond
 	gatherMaxStep    = time.Millisecond
 )
 
+// awaitAcked lets the writers the last cycle acknowledged append again
+// before the next cycle starts. Writers that wait for their acks (a closed
+// loop) then share one commit, where starting at once splits them into two
+// alternating groups of half-full commits (each group appends during the
+// other's fdatasync). It waits until as many appends arrived since those
+// acknowledgements as there were, woken by the append that completes the
+// count (not by a step timer: under a millisecond a timer sleeps a whole
+// millisecond when the process is otherwise idle), at most
+// awaitAckedWithin: acknowledged appenders that do not come back (an open
+// loop, a paced sender) cost at most that once per cycle (counted in the
+// gather's CommitWindow).
+func (c *committer) awaitAcked(comeBack uint64) {
+	target := c.ackBase + comeBack
+	window := min(c.l.opts.CommitWindow, awaitAckedWithin)
+	if comeBack == 0 || window <= 0 || c.arrivals.Load() >= target {
+		return
+	}
+	c.wakeAt.Store(target)
+	defer c.wakeAt.Store(0)
+	c.resetTimer(window)
+	defer c.timer.Stop()
+	for c.arrivals.Load() < target {
+		select {
+		case <-c.wake:
+		case <-c.timer.C:
+			return
+		case <-c.l.quit:
+			return
+		}
+	}
+}
+
+func (c *committer) resetTimer(d time.Duration) {
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
 func (c *committer) gather() {
+	comeBack := c.acked.Swap(0) // writers acknowledged by the last cycle
+	begin := time.Now()
+	c.awaitAcked(comeBack)
 	window := c.l.opts.CommitWindow
 	now := c.arrivals.Load()
-	comeBack := c.acked.Swap(0) // writers acknowledged by the last cycle
 	prev, since := c.lastArrivals, time.Since(c.lastCycle)
 	defer func() {
 		c.lastArrivals = c.arrivals.Load()
@@ -171,19 +227,18 @@ func (c *committer) gather() {
 	}
 	if below > gatherBelow {
 		step = sharedStep(now)
+		if comeBack > 0 && now-c.ackBase >= comeBack && c.pending.Load() >= gatherBelow {
+			return // every writer the last cycle acknowledged is back (see below)
+		}
 	}
 	start := time.Now()
-	deadline := start.Add(window)
+	deadline := begin.Add(window)
 	var wake chan struct{} // appends wake the gather (shared: see below)
 	if below > gatherBelow {
 		wake = c.wake
 	}
 	last := now
-	if c.timer == nil {
-		c.timer = time.NewTimer(step)
-	} else {
-		c.timer.Reset(step)
-	}
+	c.resetTimer(step)
 	defer c.timer.Stop()
 	target := int64(gatherTarget)
 	if below > gatherBelow {
@@ -199,7 +254,7 @@ func (c *committer) gather() {
 		case <-wake:
 		}
 		n := c.arrivals.Load()
-		if below > gatherBelow && comeBack > 0 && n-prev >= comeBack && time.Since(start) < closedLoopWithin &&
+		if below > gatherBelow && comeBack > 0 && n-c.ackBase >= comeBack && time.Since(start) < closedLoopWithin &&
 			c.pending.Load() >= gatherBelow {
 			// Every writer the last cycle acknowledged is back at once:
 			// writers that wait for their acks, nobody else is coming.
@@ -279,12 +334,23 @@ func (c *committer) cycle(final bool) {
 		c.maybeRotateJournal(false)
 		return
 	}
-	plans := make([]*commitPlan, 0, len(parts))
-	for _, p := range parts {
-		if pl := p.plan(final, c.l.journal); pl != nil {
+	if cap(c.planBuf) < len(parts) {
+		c.planBuf = make([]commitPlan, len(parts))
+	}
+	planBuf := c.planBuf[:len(parts)]
+	plans := c.plans[:0]
+	for i, p := range parts {
+		if pl := &planBuf[i]; p.plan(pl, final, c.l.journal) {
 			plans = append(plans, pl)
 		}
 	}
+	defer func() {
+		for i := range planBuf {
+			planBuf[i].clear()
+		}
+		clear(plans)
+		c.plans = plans[:0]
+	}()
 	// Shared storage first (a plan may also sync files that follow its
 	// shared bytes): one fdatasync for every partition's entries.
 	shared := false
@@ -333,10 +399,15 @@ func (c *committer) cycle(final bool) {
 	}
 	wg.Wait()
 	changed := false
+	c.ackBase = c.arrivals.Load() // appends after this one are writers coming back (awaitAcked)
 	for _, pl := range plans {
-		if pl.p.finish(pl) {
-			changed = true
-		}
+		var moved bool
+		c.ready, moved = pl.p.finish(pl, c.ready[:0])
+		changed = changed || moved
+	}
+	clear(c.ready[:cap(c.ready)]) // no callbacks kept alive
+	if cap(c.ready) > maxKeptReady {
+		c.ready = nil
 	}
 	if changed {
 		c.l.notifyChanged()
@@ -360,6 +431,22 @@ type commitPlan struct {
 	err     error
 }
 
+// clear empties pl for the next cycle, keeping the backing arrays of its
+// slices.
+func (pl *commitPlan) clear() {
+	clear(pl.virt)
+	clear(pl.segs)
+	*pl = commitPlan{virt: pl.virt[:0], segs: pl.segs[:0]}
+}
+
+// Buffers kept for reuse are bounded, so that a burst does not pin large
+// arrays (per partition: there may be thousands).
+const (
+	maxKeptWaiters    = 8       // a partition's waiter array
+	maxKeptJournalBuf = 1 << 10 // a partition's journal buffer (bytes)
+	maxKeptReady      = 1 << 10 // the committer's callbacks of one partition
+)
+
 type segSnapshot struct {
 	seg  *segment
 	size int64
@@ -371,12 +458,13 @@ func (p *partition) lastSyncTime() time.Time {
 	return p.lastSync
 }
 
-// plan snapshots what must be made durable (nil when nothing to do).
-func (p *partition) plan(final bool, j *journal) *commitPlan {
+// plan snapshots into pl (empty, see clear) what must be made durable;
+// false when there is nothing to do.
+func (p *partition) plan(pl *commitPlan, final bool, j *journal) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cfg := p.t.config()
-	pl := &commitPlan{p: p, target: p.next, hwmSeg: p.active(), hwmPos: p.active().size}
+	pl.p, pl.target, pl.hwmSeg, pl.hwmPos = p, p.next, p.active(), p.active().size
 	hasData := p.dirDirty
 	for _, s := range p.unsynced {
 		if s.covered < s.size || final && s.synced < s.size {
@@ -398,10 +486,7 @@ func (p *partition) plan(final bool, j *journal) *commitPlan {
 		pl.sync = true
 	}
 	if !pl.sync {
-		if len(p.waiters) == 0 {
-			return nil
-		}
-		return pl
+		return len(p.waiters) > 0
 	}
 	var files []*segment
 	for _, s := range p.unsynced {
@@ -434,7 +519,7 @@ func (p *partition) plan(final bool, j *journal) *commitPlan {
 	}
 	p.jbufBad = false
 	p.jbufSeg = nil
-	return pl
+	return true
 }
 
 // syncPlan fdatasyncs the files of a direct plan (outside p.mu).
@@ -474,9 +559,14 @@ func (p *partition) openForSync(seg *segment) (*cachedFile, error) {
 }
 
 // finish applies a plan's outcome and delivers callbacks; it reports
-// whether the HWM moved.
-func (p *partition) finish(pl *commitPlan) bool {
+// whether the HWM moved. ready is scratch space for the callbacks (returned
+// for reuse).
+func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 	p.mu.Lock()
+	if pl.jdata != nil && p.jbuf == nil && cap(pl.jdata) <= maxKeptJournalBuf {
+		// The journal copied the bytes: the buffer takes the next ones.
+		p.jbuf = pl.jdata[:0]
+	}
 	moved := false
 	if pl.sync && pl.err == nil && p.roErr == nil {
 		p.lastSync = time.Now()
@@ -530,16 +620,24 @@ func (p *partition) finish(pl *commitPlan) bool {
 	} else if pl.sync && pl.err != nil {
 		p.failLockedQuiet(pl.err)
 	}
-	var ready []waiter
+	ws := p.waiters
 	i := 0
-	for ; i < len(p.waiters); i++ {
-		w := p.waiters[i]
+	for ; i < len(ws); i++ {
+		w := ws[i]
 		if (w.err == nil || w.afterCommit) && w.end > p.hwm {
 			break
 		}
 		ready = append(ready, w)
 	}
-	p.waiters = p.waiters[i:]
+	clear(ws[:i]) // no callbacks kept alive
+	switch {
+	case i < len(ws):
+		p.waiters = ws[i:]
+	case cap(ws) <= maxKeptWaiters:
+		p.waiters = ws[:0] // the next appends reuse the array
+	default:
+		p.waiters = nil
+	}
 	if p.roErr != nil || (p.closed && p.l.closed.Load()) {
 		rerr := ErrClosed
 		if p.roErr != nil {
@@ -557,9 +655,6 @@ func (p *partition) finish(pl *commitPlan) bool {
 		}
 		p.waiters = nil
 	}
-	if len(p.waiters) == 0 {
-		p.waiters = nil
-	}
 	p.mu.Unlock()
 	p.l.committer.acked.Add(uint64(len(ready)))
 	for _, w := range ready {
@@ -569,7 +664,7 @@ func (p *partition) finish(pl *commitPlan) bool {
 			w.done(w.base, nil)
 		}
 	}
-	return moved
+	return ready, moved
 }
 
 // failLockedQuiet is failLocked without waking the committer (it is the

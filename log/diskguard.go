@@ -51,6 +51,9 @@ func (l *logImpl) checkDisk() {
 				l.logger.Info("log: disk space back above the guard threshold", "free", free)
 			}
 		}
+		if short {
+			l.shared.collect() // shared files nothing references any more
+		}
 		if !short || !l.dropOldestOnce() {
 			return
 		}

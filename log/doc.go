@@ -201,8 +201,12 @@
 // appends, 100µs-1ms) ends the wait, so a lone writer or writers that all
 // wait for their acks pay little. A cycle with more starts at once (busy
 // writers batch themselves during the previous sync; waiting would idle
-// the disk). Before each cycle the committer yields once, so writers just
-// woken by acks append first and share the next sync.
+// the disk). Before each cycle the committer waits (at most 1 ms, counted
+// in the CommitWindow) until as many appends have arrived as the last
+// cycle acknowledged: writers that each wait for their ack all make the
+// next commit, instead of splitting into two half-full commits that
+// alternate (the append that completes the count wakes the committer; a
+// timer under a millisecond would sleep a whole one on an idle process).
 //
 // # The trickle case: many partitions, a record a second each, fsync always
 //
@@ -364,9 +368,14 @@
 // builds while measuring, so throughput figures are noisy lower bounds):
 //
 //	bulk, 1 partition, 100 x 1 KiB per batch, always   274 MB/s (plain file + fdatasync per batch: 276 MB/s)
-//	64 writers x 64 partitions, 100 B, each waits      74-117k acked rec/s (42 records per journal
-//	                                                   fsync of 0.2-0.4 ms); 17-21k while other builds
-//	                                                   kept the disk busy (fsync 0.7-3 ms)
+//	64 writers x 64 partitions, 100 B, each waits      BenchmarkManyWriters, 12 runs, load 2-3: journal
+//	                                                   format 88-136k acked rec/s (median 108k), shared
+//	                                                   89-131k (103k); 63-64 records per fsync of
+//	                                                   0.2-0.41 ms (before the committer waited for the
+//	                                                   writers it acknowledged, same runs: 70-107k and
+//	                                                   63-107k, 45 and 58-62 records per fsync); 11
+//	                                                   more runs, load 2-5, fsyncs of 0.23-0.82 ms:
+//	                                                   49-132k (median 94k), 42-111k (84k)
 //	sequential Read from page cache, 1 MiB calls       2.07 GB/s
 //	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
 //
@@ -374,8 +383,7 @@
 // BenchmarkBulk / ManyWriters / RecoveryCore, -benchtime 2x, two runs:
 //
 //	bulk (segment files, unchanged path)               290-366 MB/s (plain file + fdatasync: 328-348 MB/s)
-//	64 writers x 64 partitions, each waits             93-96k acked rec/s (journal format in the
-//	                                                   same run: 94-97k)
+//	64 writers x 64 partitions, each waits             see the table above (ManyWriters, both formats)
 //	open 500 segments / 500 MiB after unclean stop     4-5 ms with the checkpoint, 0.28-0.31 s with none
 //
 // # Recovery

@@ -51,6 +51,7 @@ type journal struct {
 	gen    uint64
 	broken bool                    // a write or sync failed: commits go direct (mirrored in ok)
 	segs   map[*segment]*partition // segments with journaled, unsynced bytes
+	buf    bytes.Buffer            // a commit's records (reused)
 
 	ok atomic.Bool // usable: open and not broken
 }
@@ -139,7 +140,13 @@ func (j *journal) commit(plans []*commitPlan) error {
 	if j.broken || j.f == nil {
 		return errors.New("log: journal unusable")
 	}
-	var buf bytes.Buffer
+	buf := &j.buf
+	buf.Reset()
+	defer func() {
+		if buf.Cap() > journalGrow {
+			*buf = bytes.Buffer{} // a large commit does not pin its buffer
+		}
+	}()
 	for _, pl := range plans {
 		p := pl.p
 		n := buf.Len()

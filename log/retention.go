@@ -35,6 +35,9 @@ func (l *logImpl) applyRetention() {
 			l.stats.retentionDeletes.Add(uint64(n))
 		}
 	}
+	// A shared file whose last reference went while it was still being
+	// written goes now (cheap when there is none).
+	l.shared.collect()
 }
 
 // holdCursors returns, per partition, the lowest offset a held cursor

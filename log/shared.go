@@ -601,12 +601,22 @@ func (s *sharedLog) extents(key sharedKey, r *vrun) ([]extent, error) {
 // file of the segment's last run) starts run i of seg: it is counted as a
 // reference and remembered until the file's extent index is written.
 func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, seg *segment, last *sharedFile, i int) (*sharedFile, int64, error) {
+	// The entry does not depend on where it goes (but for the seed XORed
+	// into its CRC): built before taking the lock every shared append
+	// waits for.
+	n := int64(sharedEntryHeader + len(data))
+	buf := make([]byte, n)
+	h := buf[:sharedEntryHeader]
+	binary.BigEndian.PutUint32(h[4:], uint32(len(data)))
+	binary.BigEndian.PutUint64(h[8:], topicID)
+	binary.BigEndian.PutUint32(h[16:], uint32(part))
+	copy(buf[sharedEntryHeader:], data)
+	crc := crc32.Checksum(buf[4:], crcTable)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.broken != nil {
 		return nil, 0, fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
 	}
-	n := int64(sharedEntryHeader + len(data))
 	limit := s.l.opts.SharedSegmentBytes
 	if s.l.diskShort.Load() {
 		limit = min(limit, 1<<20) // roll early: whole files are freed sooner
@@ -616,14 +626,8 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, 
 			return nil, 0, err
 		}
 	}
-	buf := make([]byte, n)
-	h := buf[:sharedEntryHeader]
-	binary.BigEndian.PutUint32(h[4:], uint32(len(data)))
-	binary.BigEndian.PutUint64(h[8:], topicID)
-	binary.BigEndian.PutUint32(h[16:], uint32(part))
-	copy(buf[sharedEntryHeader:], data)
 	sf := s.active
-	binary.BigEndian.PutUint32(h[0:], crc32.Checksum(buf[4:], crcTable)^sf.seed)
+	binary.BigEndian.PutUint32(h[0:], crc^sf.seed)
 	at := sf.written
 	if _, err := sf.h.WriteAt(buf, at); err != nil {
 		if isNoSpace(err) {
