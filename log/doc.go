@@ -344,14 +344,23 @@
 //
 //	                                    p50      p99       write_bytes / byte  fsyncs/s
 //	BenchmarkTrickle (AppendAsync paced, 2 x 10,000 records)
-//	  shared segments (SharedSegments)  5.7 ms   11.1 ms   1.38-1.39           109-117
-//	  journal format (default)          1.8 ms   8.8 ms    2.98-3.03           559-572
+//	  shared segments (the default)     5.7 ms   11.1 ms   1.38-1.39           109-117
+//	  journal format (NoSharedSegments) 1.8 ms   8.8 ms    2.98-3.03           559-572
 //	  file per partition + fdatasync    1.5 ms   3.1 ms    24.1                (raw baseline)
 //	BenchmarkTrickleCore (100 goroutines, Append waiting, 3 s)
 //	  shared segments                   5.2-5.4 ms 10.3 ms 1.365 (18.1 KB per shared commit)
 //	  journal format                    4.8-5.1 ms 11.7-12.4 ms 3.11-3.15 (11-12 KB per journal commit)
 //
-// Later the same day, four more runs of BenchmarkTrickle gave 1.36-1.41
+// With the extent index and shared segments the default (2026-11-27, load
+// 2-3, four runs): shared 1.38-1.41, p50 5.8-6.1 ms, p99 12.3-12.8 ms;
+// journal format 4.24-4.36 in the same runs. A 20 s run (200,000
+// records: a 32 MiB shared file rolled and indexed): 1.39, p99 14.1 ms.
+// Open after an unclean stop of 2 GiB of such data (1 KiB batches, 1,000
+// partitions, 66 shared files, BenchmarkRecoveryShared): 323 ms, 7.6 MiB
+// of heap (0.37% of the data); reading and CRC-checking every shared file
+// (what open did before the index) takes 2.9 s.
+//
+// Earlier, four more runs of BenchmarkTrickle gave 1.36-1.41
 // (p99 10.9-11.1 ms) for shared segments and 4.01-4.22 (p99 7.1-7.5 ms)
 // for the journal format in the same runs; a build from before shared
 // segments also measured 4.15-4.20 then: the journal format's figure moves
@@ -385,6 +394,36 @@
 //	bulk (segment files, unchanged path)               290-366 MB/s (plain file + fdatasync: 328-348 MB/s)
 //	64 writers x 64 partitions, each waits             see the table above (ManyWriters, both formats)
 //	open 500 segments / 500 MiB after unclean stop     4-5 ms with the checkpoint, 0.28-0.31 s with none
+//
+// # Device bytes: what the storage device writes
+//
+// write_bytes (above) counts the pages the process dirties, not what the
+// file system adds: ext4's journal (jbd2) commits a transaction for every
+// fdatasync that changes a file's size or block map. BenchmarkTrickleDevice
+// (devbench_test.go) runs the same trickle on an ext4 of its own (a loop
+// device over an image in the test's temp dir) and reads the device's
+// sectors written. One run, load ~1, 3 x 20,000 records, per byte
+// appended:
+//
+//	                                       device bytes  write_bytes  jbd2 commits/s
+//	default ext4 (data=ordered)
+//	  shared, new (growing) files          3.03          1.36         99 (one per fdatasync)
+//	  shared, steady state (files reused)  1.58          1.48         4.7
+//	  journal format                       11.7          3.30         408
+//	  1,000 files + fdatasync (baseline)   34.8          24.9         990
+//	ext4 -O fast_commit, mounted noatime
+//	  shared, new files                    1.61          1.36         0.7 (+98 fast commits/s)
+//	  shared, steady state                 1.55          1.47         3.3
+//	  journal format                       6.7           3.32         5 (+411 fast commits/s)
+//
+// "Steady state" is a log older than its retention: shared files that no
+// partition retains any more are kept (at most two) and reused for new
+// shared files, renamed and overwritten in place, so an fdatasync changes
+// neither size nor block map (see the shared file format above). That
+// run keeps ~8 KiB a partition in 2 MiB shared files, so index and
+// checkpoint writes weigh more than with the default 32 MiB (its
+// write_bytes is 1.48 against 1.36). A helper's earlier runs of the same
+// benchmark: shared new files 2.84-3.24, journal format 10.5-13.4.
 //
 // # Recovery
 //
@@ -444,14 +483,14 @@
 //     it: one long-retention partition with a trickle pins the files of
 //     short-retention ones (space, not correctness). Copying such batches
 //     forward (compaction) would write them twice; not done.
-//   - Shared files grow with every commit, so each fdatasync also commits
-//     the inode's new size (and block allocation) in the file system's
-//     journal: block writes by the kernel's journal thread that
-//     /proc/self/io write_bytes does not count (the journal format avoided
-//     them by overwriting a preallocated file in place). On SD cards this
-//     is real wear the 1.38 figure leaves out; preallocating shared files
-//     with written zeros would remove it at the price of writing them.
-//   - Writes to shared files happen under one mutex, so appends to shared
-//     storage are serialized (one WriteAt each); the many-writers case
-//     measured faster than the journal format all the same.
+//   - A new shared file grows with every commit, so each fdatasync also
+//     commits the inode's new size and block allocation in ext4's journal
+//     (jbd2): writes by the kernel's journal thread that /proc/self/io
+//     write_bytes does not count. Until retention frees shared files for
+//     reuse (see "Device bytes" above) the device sees about 3 bytes per
+//     byte, not 1.4; mounting with fast_commit brings that to 1.6.
+//     Writing zeros ahead of the writer was tried (a helper's prototype):
+//     2.6, and the zeros are written too; not kept.
+//   - Writes to shared files happen under one mutex (one WriteAt each;
+//     the entry is built before taking it).
 package log
