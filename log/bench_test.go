@@ -254,6 +254,33 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(q(1), "max-ms")
 }
 
+// paceAppends appends total copies of data to "trickle" at rate records/s
+// (round-robin over partitions) with AppendAsync, waits for every ack,
+// stops the timer and returns each append's latency from its scheduled
+// time. A failed append fails the benchmark.
+func paceAppends(b *testing.B, l log.Log, data []byte, total, partitions int, rate float64) []time.Duration {
+	lat := make([]time.Duration, total)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Add(total)
+	pace(total, rate, func(i int, scheduled time.Time) {
+		mine := append([]byte(nil), data...)
+		l.AppendAsync("trickle", int32(i%partitions), mine, func(_ int64, err error) {
+			lat[i] = time.Since(scheduled)
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	})
+	wg.Wait()
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d appends failed", failed.Load())
+	}
+	return lat
+}
+
 func BenchmarkTrickle(b *testing.B) {
 	const partitions, rate = 1000, 10000.0
 	data := recordBatch(1, 100, 3)
@@ -261,30 +288,12 @@ func BenchmarkTrickle(b *testing.B) {
 		l := openBench(b, b.TempDir(), "trickle", log.TopicConfig{Partitions: partitions, Fsync: log.FsyncAlways}, mods...)
 		defer l.Close()
 		total := b.N * recordsPerOp
-		lat := make([]time.Duration, total)
-		var wg sync.WaitGroup
-		var failed atomic.Int64
 		b.SetBytes(int64(len(data)) * recordsPerOp)
 		b.ReportAllocs()
 		wb := writeBytes(b)
 		st0 := l.Stats()
 		b.ResetTimer()
-		wg.Add(total)
-		pace(total, rate, func(i int, scheduled time.Time) {
-			mine := append([]byte(nil), data...)
-			l.AppendAsync("trickle", int32(i%partitions), mine, func(_ int64, err error) {
-				lat[i] = time.Since(scheduled)
-				if err != nil {
-					failed.Add(1)
-				}
-				wg.Done()
-			})
-		})
-		wg.Wait()
-		b.StopTimer()
-		if failed.Load() > 0 {
-			b.Fatalf("%d appends failed", failed.Load())
-		}
+		lat := paceAppends(b, l, data, total, partitions, rate)
 		reportLatency(b, lat)
 		b.ReportMetric(float64(writeBytes(b)-wb)/float64(total*len(data)), "dev-bytes/byte")
 		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "acked-rec/s")

@@ -265,33 +265,15 @@ func trickleDeviceLog(b *testing.B, v ext4Variant, steady bool, mods ...func(*lo
 		}
 	}
 	total := b.N * recordsPerOp
-	lat := make([]time.Duration, total)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
 	b.SetBytes(int64(len(data)) * recordsPerOp)
 	b.ReportAllocs()
 	d.syncFS(b) // creating 1,000 partitions is not part of the run
 	c0 := d.counters(b)
 	st0 := l.Stats()
 	b.ResetTimer()
-	wg.Add(total)
-	pace(total, rate, func(i int, scheduled time.Time) {
-		mine := append([]byte(nil), data...)
-		l.AppendAsync("trickle", int32(i%partitions), mine, func(_ int64, err error) {
-			lat[i] = time.Since(scheduled)
-			if err != nil {
-				failed.Add(1)
-			}
-			wg.Done()
-		})
-	})
-	wg.Wait()
-	b.StopTimer()
+	lat := paceAppends(b, l, data, total, partitions, rate)
 	c1 := d.counters(b)
 	st := l.Stats()
-	if failed.Load() > 0 {
-		b.Fatalf("%d appends failed", failed.Load())
-	}
 	reportLatency(b, lat)
 	d.reportDevice(b, c0, c1, int64(total*len(data)))
 	b.ReportMetric(float64(st.Fsyncs-st0.Fsyncs)/b.Elapsed().Seconds(), "fdatasyncs/s")
