@@ -161,7 +161,10 @@ func TestCrashSharedRecycle(t *testing.T) {
 	l.Close()
 	total := counter.Seen()
 	step := max(1, total/150)
-	if testing.Short() {
+	switch {
+	case os.Getenv("RUNNEL_SOAK") == "1": // make soak: every operation
+		step = 1
+	case testing.Short():
 		step = max(1, total/40)
 	}
 	recoveries := 0
