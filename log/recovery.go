@@ -69,9 +69,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			}
 			r := &exts[0]
 			r.ents = slices.DeleteFunc(r.ents, func(x sharedEnt) bool { return x.next <= e.start })
-			r.base, r.n = r.ents[0].base, 0
-			for _, x := range r.ents {
-				r.n += x.n
+			if len(r.ents) == 0 {
+				exts = exts[1:] // damaged (reported by expand)
+			} else {
+				r.base, r.n = r.ents[0].base, 0
+				for _, x := range r.ents {
+					r.n += x.n
+				}
 			}
 		}
 	}

@@ -559,8 +559,12 @@ func (s *sharedLog) expand(key sharedKey, r *foundRun) error {
 	for _, e := range ents {
 		n += e.n
 	}
-	if n != r.n || len(ents) == 0 {
-		return fmt.Errorf("log: %s: entries of topic id %d partition %d do not match its extent index", r.file.rel, key.topicID, key.partition)
+	if n != r.n {
+		// Entries the index names are damaged in the file: open goes on
+		// with those that are intact (the offsets of the others are
+		// reported lost where the partition's segments are merged).
+		s.l.addDamage(Damage{File: r.file.rel, Offset: -1, Reason: fmt.Sprintf("entries of topic id %d partition %d (offsets %d-%d): %d of %d bytes readable",
+			key.topicID, key.partition, r.base, r.next-1, n, r.n)})
 	}
 	for i := range ents {
 		ents[i].maxTs = r.maxTs // per entry only the run's (a safe upper bound)

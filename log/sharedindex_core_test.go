@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/vfs"
 )
 
@@ -240,4 +241,76 @@ func FuzzSharedIndexSection(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A damaged extent index section and a damaged entry in its shared file,
+// in a run that open must split (the partition wrote a segment file in
+// between): open goes on, reports the damage, and serves every other
+// record.
+func TestSharedIndexAndFileDamaged(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, sharedOn)
+	l.CreateTopic("t", TopicConfig{Partitions: 1})
+	var want []string
+	app := func(n int, prefix string) {
+		if _, err := l.Append(context.Background(), "t", 0, mkBatch(n, prefix)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			want = append(want, fmt.Sprintf("%s-%d", prefix, i))
+		}
+	}
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 6; i++ {
+			app(1, fmt.Sprint("small", round, i))
+		}
+		app(1000, fmt.Sprint("big", round)) // its own segment file
+	}
+	l.Close()
+	idx, _ := filepath.Glob(filepath.Join(dir, sharedDirName, "*"+sidxSuffix))
+	files := sharedFilesIn(t, dir)
+	if len(idx) != 1 || len(files) != 1 {
+		t.Fatalf("%d indexes, %d shared files", len(idx), len(files))
+	}
+	data, _ := os.ReadFile(idx[0])
+	data[len(data)-1] ^= 1 // the section (the directory is intact)
+	os.WriteFile(idx[0], data, 0o644)
+	data, _ = os.ReadFile(files[0])
+	data[sharedHeaderSize+sharedEntryHeader+70] ^= 1 // the first entry's batch
+	os.WriteFile(files[0], data, 0o644)
+
+	l = testOpen(t, dir, sharedOn)
+	defer l.Close()
+	if len(l.Stats().Damaged) == 0 {
+		t.Fatal("no damage reported")
+	}
+	_, hwm, _ := l.Offsets("t", 0)
+	served := 0
+	for off := int64(0); off < hwm; off++ {
+		b, err := l.Read("t", 0, off, 1)
+		if err != nil {
+			continue
+		}
+		recs, err := batch.Records(b[:mustSize(t, b)])
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		for _, r := range recs {
+			if r.Offset == off && string(r.Value) != want[off] {
+				t.Fatalf("offset %d: %q, want %q", off, r.Value, want[off])
+			}
+		}
+		served++
+	}
+	if served < int(hwm)-1 {
+		t.Fatalf("%d of %d offsets served", served, hwm)
+	}
+}
+
+func mustSize(t *testing.T, b []byte) int {
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Size()
 }
