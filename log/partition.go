@@ -372,7 +372,9 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records i
 		v.runs = append(v.runs, vrun{file: f, vpos: seg.size, base: base, next: base})
 	}
 	r := &v.runs[len(v.runs)-1]
-	r.ext = append(r.ext, extent{vpos: seg.size, n: n, fpos: fpos})
+	if r.ext != nil || r.sec.n == 0 {
+		r.ext = append(r.ext, extent{vpos: seg.size, n: n, fpos: fpos})
+	} // else f was rolled, synced and indexed since append returned: its index holds this entry
 	r.n += n
 	r.next = base + records
 	seg.mu.Unlock()

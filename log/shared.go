@@ -175,6 +175,8 @@ type sharedLog struct {
 	// pending are rolled files, wholly durable, whose extent index is
 	// not written yet (indexPending)
 	pending []*sharedFile
+	// syncing: a sync is running with the handles of dirty files
+	syncing bool
 	// spares are deleted shared files kept for reuse (createLocked)
 	spares   []string
 	recycled int // files reused so far
@@ -321,7 +323,7 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 				if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
 					return err
 				}
-				return s.foundEntries(sf, byKey, clean, durable)
+				return s.foundEntries(sf, byKey, clean)
 			}
 			continue
 		}
@@ -340,7 +342,7 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 			if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
 				return err
 			}
-			return s.foundEntries(sf, byKey, clean, durable)
+			return s.foundEntries(sf, byKey, clean)
 		}
 		clean = false
 		end := at
@@ -354,26 +356,27 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 		pos = at
 	}
 	sf.size = int64(len(data))
-	return s.foundEntries(sf, byKey, clean, durable)
+	return s.foundEntries(sf, byKey, clean)
 }
 
 // foundEntries records the entries scanned in sf as runs: one per
-// partition and gap-free offset range. A clean file is first made durable
-// (after a killed process its bytes may be in the page cache only: never
-// serve what a power cut could still take) and indexed.
-func (s *sharedLog) foundEntries(sf *sharedFile, byKey map[sharedKey][]sharedEnt, clean bool, durable int64) error {
+// partition and gap-free offset range. The file is first made durable
+// whatever the checkpoint says (after kill -9 a file, even one rolled
+// before the checkpoint, may be partly in the page cache only: never serve
+// what a power cut could still take) and, when clean, indexed.
+func (s *sharedLog) foundEntries(sf *sharedFile, byKey map[sharedKey][]sharedEnt, clean bool) error {
 	var locs map[sharedKey]secLoc
-	if clean && len(byKey) > 0 {
-		if sf.size > durable {
-			f, err := s.l.fs.OpenReadWrite(sf.path)
-			if err == nil {
-				err = s.l.fdatasync(f)
-				f.Close()
-			}
-			if err != nil {
-				return fmt.Errorf("log: sync %s after recovery: %w", sf.rel, err)
-			}
+	if len(byKey) > 0 {
+		f, err := s.l.fs.OpenReadWrite(sf.path)
+		if err == nil {
+			err = s.l.fdatasync(f)
+			f.Close()
 		}
+		if err != nil {
+			return fmt.Errorf("log: sync %s after recovery: %w", sf.rel, err)
+		}
+	}
+	if clean && len(byKey) > 0 {
 		var err error
 		if locs, err = s.writeSharedIndex(sf, sf.size, byKey); err != nil {
 			s.l.logger.Warn("log: cannot write shared extent index (the file is read in full at each open)", "file", sf.rel, "err", err)
@@ -669,11 +672,13 @@ func (s *sharedLog) sync() error {
 	for _, f := range s.dirty {
 		jobs = append(jobs, job{f, f.h, f.written})
 	}
+	s.syncing = true // the handles in jobs stay open (collect)
 	s.mu.Unlock()
 	for _, j := range jobs {
 		if err := s.l.fdatasync(j.h); err != nil {
 			s.mu.Lock()
 			s.breakLocked(err)
+			s.syncing = false
 			s.mu.Unlock()
 			return fmt.Errorf("log: fdatasync %s: %w", j.f.rel, err)
 		}
@@ -698,6 +703,7 @@ func (s *sharedLog) sync() error {
 		}
 	}
 	s.dirty = keep
+	s.syncing = false
 	s.mu.Unlock()
 	s.l.stats.sharedCommits.Add(1)
 	return nil
@@ -779,13 +785,8 @@ func (s *sharedLog) rollLocked() error {
 		}
 		clear(s.ends)
 	}
-	if old := s.active; old != nil && old.size == old.written {
-		// Fully synced: its handle is no longer needed (else sync closes it).
-		old.h.Close()
-		old.h = nil
-		s.pending = append(s.pending, old)
-		s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == old })
-	}
+	// The old file stays in dirty: the next sync closes its handle (a
+	// sync running now may be using it) and queues it for indexing.
 	s.next++
 	sf.size, sf.written, sf.h = sharedHeaderSize, sharedHeaderSize, f
 	s.files[seq] = sf
@@ -900,19 +901,28 @@ func (s *sharedLog) createLocked(sf *sharedFile) (vfs.File, error) {
 	return fs.Create(sf.path)
 }
 
-// durableEnd is the active file and its durable size (for the checkpoint).
+// durableEnd is, for the checkpoint, the oldest shared file not wholly
+// synced (a rolled file waiting for its last sync, else the active one)
+// and its synced size: every file before it is durable to its end.
 func (s *sharedLog) durableEnd() (uint64, int64) {
 	if s == nil {
 		return 0, 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var seq uint64
-	var pos int64
+	var seq, newest uint64
+	var pos, newestPos int64
+	found := false
 	for q, f := range s.files {
-		if q >= seq {
-			seq, pos = q, f.size
+		if f.size < f.written && (!found || q < seq) {
+			seq, pos, found = q, f.size, true
 		}
+		if q >= newest {
+			newest, newestPos = q, f.size
+		}
+	}
+	if !found {
+		return newest, newestPos
 	}
 	return seq, pos
 }
@@ -956,14 +966,22 @@ func (s *sharedLog) collect() {
 		dead = dead[:prefix]
 	}
 	s.mu.Lock()
+	keep := dead[:0]
 	for _, f := range dead {
-		// Only a seal entry may be unsynced in a file nothing references.
-		if f.h != nil {
+		if slices.Contains(s.dirty, f) {
+			// Only a seal entry may be unsynced in a file nothing
+			// references. A running sync holds its handle: the file goes
+			// at the next collect.
+			if s.syncing {
+				continue
+			}
 			f.h.Close()
 			f.h = nil
+			s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == f })
 		}
-		s.dirty = slices.DeleteFunc(s.dirty, func(d *sharedFile) bool { return d == f })
+		keep = append(keep, f)
 	}
+	dead = keep
 	s.mu.Unlock()
 	for _, f := range dead {
 		s.l.files.forget(f.path)
