@@ -89,8 +89,8 @@
 //	   |  next offset i64             |  offset after the durable end
 //	   |  log start i64               |  v2: batches before it were deleted by retention
 //	   | ...                          |
-//	   | shared file sequence u64     |  v2: the newest shared file ...
-//	   | shared durable size i64      |  ... and its synced size (bad bytes before: damage)
+//	   | shared file sequence u64     |  v2: the oldest shared file not wholly synced (else the newest) ...
+//	   | shared durable size i64      |  ... and its synced size (bad bytes before: damage; older files: durable)
 //	   | CRC-32C of everything u32    |
 //	   +------------------------------+
 //
