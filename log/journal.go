@@ -56,13 +56,27 @@ type journal struct {
 	ok atomic.Bool // usable: open and not broken
 }
 
-func journalHeader(gen uint64) []byte {
-	h := make([]byte, journalHeaderSize)
-	copy(h, journalMagic)
-	binary.BigEndian.PutUint16(h[8:], journalVersion)
-	binary.BigEndian.PutUint64(h[12:], gen)
+func journalHeader(gen uint64) []byte { return fileHeader(journalMagic, journalVersion, gen) }
+
+// fileHeader is the 24-byte header of the journal and of shared segment
+// files: magic (8 bytes), version u16, flags u16 = 0, a u64 (generation or
+// sequence), CRC-32C of [0,20).
+func fileHeader(magic string, version uint16, n uint64) []byte {
+	h := make([]byte, 24)
+	copy(h, magic)
+	binary.BigEndian.PutUint16(h[8:], version)
+	binary.BigEndian.PutUint64(h[12:], n)
 	binary.BigEndian.PutUint32(h[20:], crc32.Checksum(h[:20], crcTable))
 	return h
+}
+
+// parseFileHeader checks a fileHeader's magic and CRC and returns its
+// version and u64.
+func parseFileHeader(h []byte, magic string) (version uint16, n uint64, ok bool) {
+	if len(h) < 24 || string(h[:8]) != magic || binary.BigEndian.Uint32(h[20:]) != crc32.Checksum(h[:20], crcTable) {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint16(h[8:]), binary.BigEndian.Uint64(h[12:]), true
 }
 
 // openJournal starts a new generation of the journal (after replay). The
@@ -101,8 +115,8 @@ func openJournal(l *logImpl) (*journal, error) {
 }
 
 func checkJournalHeader(h []byte) bool {
-	return len(h) >= journalHeaderSize && string(h[:8]) == journalMagic && binary.BigEndian.Uint16(h[8:]) == journalVersion &&
-		binary.BigEndian.Uint32(h[20:]) == crc32.Checksum(h[:20], crcTable)
+	v, _, ok := parseFileHeader(h, journalMagic)
+	return ok && v == journalVersion
 }
 
 // resetLocked starts generation gen: records of older generations left in

@@ -57,23 +57,16 @@ func parseSharedName(name string) (uint64, bool) {
 	return v, err == nil
 }
 
-func sharedHeader(seq uint64) []byte {
-	h := make([]byte, sharedHeaderSize)
-	copy(h, sharedMagic)
-	binary.BigEndian.PutUint16(h[8:], sharedVersion)
-	binary.BigEndian.PutUint64(h[12:], seq)
-	binary.BigEndian.PutUint32(h[20:], crc32.Checksum(h[:20], crcTable))
-	return h
-}
+func sharedHeader(seq uint64) []byte { return fileHeader(sharedMagic, sharedVersion, seq) }
 
 // checkSharedHeader checks a shared file's header and returns the seed
 // of its entry CRCs.
 func checkSharedHeader(h []byte, seq uint64) (uint32, bool) {
-	if len(h) < sharedHeaderSize || string(h[:8]) != sharedMagic || binary.BigEndian.Uint64(h[12:]) != seq ||
-		binary.BigEndian.Uint32(h[20:]) != crc32.Checksum(h[:20], crcTable) {
+	v, n, ok := parseFileHeader(h, sharedMagic)
+	if !ok || n != seq {
 		return 0, false
 	}
-	switch binary.BigEndian.Uint16(h[8:]) {
+	switch v {
 	case 1:
 		return 0, true
 	case sharedVersion:
@@ -553,14 +546,9 @@ func (s *sharedLog) expand(key sharedKey, r *foundRun) error {
 	if r.ents != nil {
 		return nil
 	}
-	ents, err := s.entriesOf(r.file, key, r.sec)
+	ents, n, err := s.entriesIn(r.file, key, r.sec, r.base, r.next)
 	if err != nil {
 		return err
-	}
-	ents = slices.DeleteFunc(ents, func(e sharedEnt) bool { return e.base < r.base || e.next > r.next })
-	var n int64
-	for _, e := range ents {
-		n += e.n
 	}
 	if n != r.n {
 		// Entries the index names are damaged in the file: open goes on
@@ -582,22 +570,35 @@ func (s *sharedLog) extents(key sharedKey, r *vrun) ([]extent, error) {
 	if r.ext != nil {
 		return r.ext, nil
 	}
-	ents, err := s.entriesOf(r.file, key, r.sec)
+	ents, n, err := s.entriesIn(r.file, key, r.sec, r.base, r.next)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]extent, 0, len(ents))
-	vpos := r.vpos
-	for _, e := range ents {
-		if e.base >= r.base && e.next <= r.next {
-			out = append(out, extent{vpos: vpos, n: e.n, fpos: e.fpos})
-			vpos += e.n
-		}
-	}
-	if vpos != r.vpos+r.n {
+	if n != r.n {
 		return nil, fmt.Errorf("log: %s: entries of topic id %d partition %d do not match its extent index", r.file.rel, key.topicID, key.partition)
 	}
+	out := make([]extent, len(ents))
+	vpos := r.vpos
+	for i, e := range ents {
+		out[i] = extent{vpos: vpos, n: e.n, fpos: e.fpos}
+		vpos += e.n
+	}
 	return out, nil
+}
+
+// entriesIn returns the entries of partition key in sf holding offsets
+// [base, next) (see entriesOf) and their payload bytes.
+func (s *sharedLog) entriesIn(sf *sharedFile, key sharedKey, loc secLoc, base, next int64) ([]sharedEnt, int64, error) {
+	ents, err := s.entriesOf(sf, key, loc)
+	if err != nil {
+		return nil, 0, err
+	}
+	ents = slices.DeleteFunc(ents, func(e sharedEnt) bool { return e.base < base || e.next > next })
+	var n int64
+	for _, e := range ents {
+		n += e.n
+	}
+	return ents, n, nil
 }
 
 // append writes one entry (a partition's batches) at the end of the active
