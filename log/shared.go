@@ -304,52 +304,59 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	sf.seed = seed
 	byKey := map[sharedKey][]sharedEnt{}
 	clean := true
+	end := walkEntries(data, seed, s.sealed, func(pos int64, e sharedEntry) {
+		byKey[e.key] = append(byKey[e.key], sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
+	}, func(pos, next int64) bool {
+		if next < 0 && pos >= durable {
+			// A torn tail (expected after power loss; also in a file
+			// rolled just before the crash, whose seal entry and last
+			// entries were not synced yet): cut below.
+			return false
+		}
+		clean = false
+		if next < 0 {
+			next = int64(len(data))
+		}
+		l.addDamage(Damage{File: sf.rel, Offset: pos, Reason: fmt.Sprintf("bad shared entry (%d bytes unreadable)", next-pos)})
+		return true
+	})
+	// Cut a torn tail, or what follows a seal entry (left from a recycled
+	// file's earlier use whose cut at roll did not reach the disk).
+	sf.size = end
+	if err := s.truncateTorn(sf, end, int64(len(data))); err != nil {
+		return err
+	}
+	return s.foundEntries(sf, byKey, clean)
+}
+
+// walkEntries walks the entries of a shared file's bytes (data, from 0)
+// in file order: entry gets each valid entry; seal entries record their
+// ends in sealed (nil: not recorded) and end the walk (nothing is written
+// after one); bad gets each unreadable stretch [pos, next) (next: the next
+// valid entry, -1: none) and says whether to go on. It returns where the
+// file's valid bytes end: after a seal entry, at a stretch bad stopped
+// at, else at the end of data.
+func walkEntries(data []byte, seed uint32, sealed map[sharedKey]int64, entry func(pos int64, e sharedEntry), bad func(pos, next int64) bool) int64 {
 	pos := int64(sharedHeaderSize)
 	for pos < int64(len(data)) {
-		if n, ok := parseSealEntry(data, pos, seed, s.sealed); ok {
-			pos += sharedEntryHeader + n
-			if pos < int64(len(data)) {
-				// Nothing is written after a seal entry: what follows is
-				// left from the file's earlier use (a recycled file whose
-				// cut at roll did not reach the disk).
-				sf.size = pos
-				if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
-					return err
-				}
-				return s.foundEntries(sf, byKey, clean)
-			}
-			continue
+		if n, ok := parseSealEntry(data, pos, seed, sealed); ok {
+			return pos + sharedEntryHeader + n
 		}
-		e, ok := parseSharedEntry(data, pos, seed)
-		if ok {
-			byKey[e.key] = append(byKey[e.key], sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
+		if e, ok := parseSharedEntry(data, pos, seed); ok {
+			entry(pos, e)
 			pos += sharedEntryHeader + e.n
 			continue
 		}
-		at := resyncShared(data, pos+1, seed)
-		if at < 0 && pos >= durable {
-			// A torn tail (expected after power loss; also in a file
-			// rolled just before the crash, whose seal entry and last
-			// entries were not synced yet): truncated.
-			sf.size = pos
-			if err := s.truncateTorn(sf, pos, int64(len(data))); err != nil {
-				return err
-			}
-			return s.foundEntries(sf, byKey, clean)
+		next := resyncShared(data, pos+1, seed)
+		if !bad(pos, next) {
+			return pos
 		}
-		clean = false
-		end := at
-		if at < 0 {
-			end = int64(len(data))
+		if next < 0 {
+			return int64(len(data))
 		}
-		l.addDamage(Damage{File: sf.rel, Offset: pos, Reason: fmt.Sprintf("bad shared entry (%d bytes unreadable)", end-pos)})
-		if at < 0 {
-			break
-		}
-		pos = at
+		pos = next
 	}
-	sf.size = int64(len(data))
-	return s.foundEntries(sf, byKey, clean)
+	return int64(len(data))
 }
 
 // foundEntries records the entries scanned in sf as runs: one per
@@ -1213,30 +1220,18 @@ func checkSharedFiles(fs vfs.FS, dataDir string, size func(seq uint64, fileSize 
 			}
 			continue
 		}
-		for pos := int64(sharedHeaderSize); pos < int64(len(data)); {
-			if _, ok := parseSealEntry(data, pos, seed, nil); ok {
-				// Nothing is written after a seal entry (what may follow
-				// is left from a recycled file's earlier use; open cuts it).
-				break
+		walkEntries(data, seed, nil, func(pos int64, e sharedEntry) {
+			if err := validateEntryBatches(data[pos+sharedEntryHeader : pos+sharedEntryHeader+e.n]); err != nil {
+				out = append(out, Damage{File: rel, Offset: pos, Reason: "bad batch in shared entry: " + err.Error()})
 			}
-			if e, ok := parseSharedEntry(data, pos, seed); ok {
-				if err := validateEntryBatches(data[pos+sharedEntryHeader : pos+sharedEntryHeader+e.n]); err != nil {
-					out = append(out, Damage{File: rel, Offset: pos, Reason: "bad batch in shared entry: " + err.Error()})
-				}
-				ranges[e.key] = append(ranges[e.key], [2]int64{e.base, e.next})
-				pos += sharedEntryHeader + e.n
-				continue
-			}
-			at := resyncShared(data, pos+1, seed)
-			if at < 0 && torn(seq, pos) {
-				break
+			ranges[e.key] = append(ranges[e.key], [2]int64{e.base, e.next})
+		}, func(pos, next int64) bool {
+			if next < 0 && torn(seq, pos) {
+				return false
 			}
 			out = append(out, Damage{File: rel, Offset: pos, Reason: "bad shared entry"})
-			if at < 0 {
-				break
-			}
-			pos = at
-		}
+			return true
+		})
 	}
 	return out, ranges
 }

@@ -231,24 +231,11 @@ func (s *sharedLog) entriesOf(sf *sharedFile, key sharedKey, loc secLoc) ([]shar
 		return nil, fmt.Errorf("%s: bad shared file header", sf.rel)
 	}
 	var out []sharedEnt
-	for pos := int64(sharedHeaderSize); pos < size; {
-		if n, ok := parseSealEntry(data, pos, seed, nil); ok {
-			pos += sharedEntryHeader + n
-			continue
-		}
-		e, ok := parseSharedEntry(data, pos, seed)
-		if !ok {
-			// Damage: resync; the batches it hides are reported by reads.
-			if pos = resyncShared(data, pos+1, seed); pos < 0 {
-				break
-			}
-			continue
-		}
+	walkEntries(data, seed, nil, func(pos int64, e sharedEntry) {
 		if e.key == key {
 			out = append(out, sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
 		}
-		pos += sharedEntryHeader + e.n
-	}
+	}, func(int64, int64) bool { return true }) // damage: the batches it hides are reported by reads
 	return out, nil
 }
 
