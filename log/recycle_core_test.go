@@ -32,7 +32,7 @@ func inode(path string) uint64 {
 // while the log runs), and CheckDir sees no damage.
 func TestSharedFilesRecycled(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 4 << 10 }
+	mod := sharedFilesOf(4 << 10)
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 1 << 10, RetentionBytes: 3 << 10})

@@ -14,6 +14,23 @@ import (
 // testOpen.
 func sharedOn(o *Options) { o.NoSharedSegments = false }
 
+// sharedFilesOf is sharedOn with shared files rolled at n bytes.
+func sharedFilesOf(n int64) func(*Options) {
+	return func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = n }
+}
+
+// appendRecording appends a batch of n records "<prefix>-<i>" to t/0 and
+// adds their values to want.
+func appendRecording(t *testing.T, l Log, want *[]string, n int, prefix string) {
+	t.Helper()
+	if _, err := l.Append(context.Background(), "t", 0, mkBatch(n, prefix)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		*want = append(*want, fmt.Sprintf("%s-%d", prefix, i))
+	}
+}
+
 // sharedFilesIn lists the shared segment files of a data dir.
 func sharedFilesIn(t *testing.T, dir string) []string {
 	t.Helper()
@@ -99,20 +116,11 @@ func TestSharedStoreOnce(t *testing.T) {
 func TestSharedMixedWithSegmentFiles(t *testing.T) {
 	dir := t.TempDir()
 	l := testOpen(t, dir, sharedOn)
-	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
-	app := func(n int, prefix string) {
-		t.Helper()
-		if _, err := l.Append(ctx, "t", 0, mkBatch(n, prefix)); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < n; i++ {
-			want = append(want, fmt.Sprintf("%s-%d", prefix, i))
-		}
-	}
+	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 5; i++ {
 			app(1, fmt.Sprint("small", round, i))
@@ -156,7 +164,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 // are not resurrected from shared files that other partitions keep).
 func TestSharedRetention(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 4 << 10 }
+	mod := sharedFilesOf(4 << 10)
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("short", TopicConfig{Partitions: 1, SegmentBytes: 1 << 10, RetentionBytes: 2 << 10})
@@ -209,7 +217,7 @@ func TestSharedRetention(t *testing.T) {
 // report it, no altered byte is served, the rest stays readable.
 func TestSharedDamageDetected(t *testing.T) {
 	dir := t.TempDir()
-	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 2 << 10 }
+	mod := sharedFilesOf(2 << 10)
 	l := testOpen(t, dir, mod)
 	ctx := context.Background()
 	l.CreateTopic("t", TopicConfig{Partitions: 2})

@@ -117,7 +117,7 @@ func TestSharedIndexOpenReadsNoSharedFile(t *testing.T) {
 	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
 	producerScanBytes = 256 // this test's partitions hold ~6 KiB each
 	dir := t.TempDir()
-	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 8 << 10 }
+	mod := sharedFilesOf(8 << 10)
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.(*logImpl).shared.indexPending()
@@ -169,7 +169,7 @@ func TestSharedIndexLostOrDamaged(t *testing.T) {
 	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
 	producerScanBytes = 256
 	dir := t.TempDir()
-	mod := func(o *Options) { o.NoSharedSegments = false; o.SharedSegmentBytes = 8 << 10 }
+	mod := sharedFilesOf(8 << 10)
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.Close()
@@ -252,14 +252,7 @@ func TestSharedIndexAndFileDamaged(t *testing.T) {
 	l := testOpen(t, dir, sharedOn)
 	l.CreateTopic("t", TopicConfig{Partitions: 1})
 	var want []string
-	app := func(n int, prefix string) {
-		if _, err := l.Append(context.Background(), "t", 0, mkBatch(n, prefix)); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < n; i++ {
-			want = append(want, fmt.Sprintf("%s-%d", prefix, i))
-		}
-	}
+	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
 	for round := 0; round < 2; round++ {
 		for i := 0; i < 6; i++ {
 			app(1, fmt.Sprint("small", round, i))
