@@ -106,6 +106,19 @@ type sharedFile struct {
 	runs []runRef
 }
 
+// cutStale cuts what a recycled file holds past its written end (left
+// from its earlier use); not synced here. f.h must be open.
+func (f *sharedFile) cutStale() error {
+	if f.alloc <= f.written {
+		return nil
+	}
+	if err := f.h.Truncate(f.written); err != nil {
+		return err
+	}
+	f.alloc = f.written
+	return nil
+}
+
 // runRef names run i of a virtual segment of partition key.
 type runRef struct {
 	seg *segment
@@ -776,12 +789,9 @@ func (s *sharedLog) rollLocked() error {
 		binary.BigEndian.PutUint32(buf, crc32.Checksum(buf[4:], crcTable)^old.seed)
 		if _, err := old.h.WriteAt(buf, old.written); err == nil {
 			old.written += int64(len(buf))
-			if old.alloc > old.written {
-				// A recycled file: cut what is left of its earlier use
-				// (synced with the seal entry; open cuts it otherwise).
-				if err := old.h.Truncate(old.written); err != nil {
-					s.l.logger.Warn("log: cannot cut a recycled shared file at its seal entry", "file", old.rel, "err", err)
-				}
+			// Synced with the seal entry; open cuts it otherwise.
+			if err := old.cutStale(); err != nil {
+				s.l.logger.Warn("log: cannot cut a recycled shared file at its seal entry", "file", old.rel, "err", err)
 			}
 		} else if !isNoSpace(err) {
 			s.breakLocked(err)
@@ -826,12 +836,9 @@ func (s *sharedLog) indexActive() {
 	}
 	s.mu.Lock()
 	if a := s.active; a != nil && a.size == a.written && a.written > sharedHeaderSize {
-		if a.alloc <= a.written {
-			s.pending = append(s.pending, a)
-		} else if err := a.h.Truncate(a.written); err == nil && s.l.fdatasync(a.h) == nil {
-			// A recycled file: cut what is left of its earlier use first
-			// (the index names the file's size).
-			a.alloc = a.written
+		// The index names the file's size: a recycled file is cut first.
+		stale := a.alloc > a.written
+		if err := a.cutStale(); err == nil && (!stale || s.l.fdatasync(a.h) == nil) {
 			s.pending = append(s.pending, a)
 		}
 	}
