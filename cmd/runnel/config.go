@@ -14,6 +14,8 @@ package main
 // that sets one key both ways is refused.
 //
 // Precedence, the same for every key: flag > environment > file > default.
+// A list (a repeatable flag) from a higher source replaces the lower one's;
+// it does not add to it.
 // A key whose default depends on other keys (mqtt.allow-anonymous,
 // mqtt.tls.require-client-cert) is a *bool left nil by the default and
 // resolved where the component's Options are built (config_options.go).
@@ -26,7 +28,8 @@ package main
 // while loading (config_load.go).
 //
 // Each component's Options are built from the tree in one place,
-// config_options.go; cmd/runnel reads nothing else.
+// config_options.go; the wiring adds only what exists at run time (the
+// log, the node id, loggers) and reads the listener addresses.
 //
 // Adding a key is a one-place change plus its use:
 //  1. add the field to the tree below (a new component gets its own branch
@@ -41,8 +44,22 @@ package main
 //  4. run `go test ./cmd/runnel -run TestREADMEConfigTable -update` to
 //     regenerate the README's reference table (the test fails until the
 //     README matches the table).
+//
 // A repeatable flag (--join A --join B) is strList or list; a cross-key
-// rule goes into validate.
+// rule goes into validate. The flat name is the path with dots as dashes
+// unless a shorter established name exists; it must not equal another
+// key's path or branch (TestConfigTableCoversTree checks), so site
+// replication goes under its own branch, not under site (a key):
+//
+//	Replication struct{ Join []string; GossipAddr string }   // in serveConfig
+//	{path: "replication.join", flag: "join", v: strList(&c.Replication.Join, nil),
+//		doc: "peer to join, host:port (repeatable)"},
+//	{path: "replication.gossip-addr", flag: "gossip-addr", def: ":7946",
+//		v: str(&c.Replication.GossipAddr), check: addr(&c.Replication.GossipAddr),
+//		doc: "serf gossip listener"},
+//
+// HTTP API settings go under http.*; when web.Options gains a field that
+// comes from configuration, build it in config_options.go like the others.
 
 import (
 	"errors"
