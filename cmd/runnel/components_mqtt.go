@@ -12,7 +12,7 @@ import (
 func (w *wiring) startMQTT(stops *[]stopper) error {
 	o := w.cfg.mqttOptions(w.log, w.logger.With("component", "mqtt"))
 	if err := o.Validate(); err != nil {
-		return fmt.Errorf("config: mqtt: %v", err)
+		return fmt.Errorf("config: %v", err)
 	}
 	if o.Addr == "" && o.TLS.Addr == "" && o.WebsocketAddr == "" {
 		return nil
