@@ -94,7 +94,8 @@ func (r *route) refresh() {
 				}
 				fresh[tp] = start
 			}
-			p = &part{topic: ti.Name, part: pi.Partition, next: start, acked: start, saved: start, hwm: pi.HWM}
+			p = &part{topic: ti.Name, part: pi.Partition, next: start, acked: start, saved: start, hwm: pi.HWM,
+				duty: ownDuty(r.f.opts.NodeID, ti.Name)}
 			p.target = render(r.cfg.Target, ti.Name, r.f.opts.NodeID, r.f.opts.Site)
 			p.keyed = hasKey(p.target)
 			p.hdrs = [3]Header{

@@ -22,6 +22,12 @@
 // upstream acknowledged, and a flusher goroutine writes it to meta under
 // the name "forward/<route>" (log.HoldRetention keeps unsent data).
 //
+// With Options.CursorTopic set, every save is also appended to that
+// internal topic (the cursor log, "__runnel_cursors"), which site
+// replication mirrors like any topic: the boxes that hold a node's data
+// also hold how far it forwarded. CursorView reads any copy of it. The
+// format, its window and its size bound are in cursorlog.go.
+//
 // # Guarantees
 //
 // At-least-once and in order per (local partition, upstream partition):

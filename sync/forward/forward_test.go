@@ -116,6 +116,7 @@ func TestValidate(t *testing.T) {
 		}},
 		{"mqtt no url", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "mqtt"} }},
 		{"unknown kind", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "amqp"} }},
+		{"cursor snapshots rarer than retention allows", func(o *forward.Options) { o.CursorSnapshotInterval = forward.CursorRetention }},
 		{"no sink for kind", func(o *forward.Options) {
 			o.Sinks = map[string]forward.NewSinkFunc{"mqtt": nil}
 		}},

@@ -158,6 +158,7 @@ func (f *Forwarder) Stats() Stats {
 		s.AckedBytes += r.ackedB.Load()
 		s.Errors += r.errs.Load()
 		s.Dropped += r.dropped.Load()
+		s.CursorLogErrors += r.cursorLogErrs.Load()
 		r.mu.Lock()
 		for _, p := range r.order {
 			s.LagRecords += max(p.hwm-p.acked, 0)

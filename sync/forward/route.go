@@ -56,6 +56,9 @@ type part struct {
 	// After a read error the partition is skipped until readRetry.
 	readRetry time.Time
 	readFails int
+
+	// duty: the origin partition forwarded and on which terms.
+	duty partDuty
 }
 
 // route forwards the topics of one Route to one upstream.
@@ -85,11 +88,13 @@ type route struct {
 	firstStart bool      // no cursor existed for this route at start
 	nextPing   time.Time // when an idle route checks its link next
 	loaded     map[meta.TopicPartition]int64
+	lastSnap   time.Time // last full write to the cursor log
 
 	failedFlag atomic.Bool // r.failed, readable without the lock
 	paused     atomic.Bool
 
 	sent, ackedN, ackedB, errs, retries, dropped atomic.Uint64
+	cursorLogErrs                                atomic.Uint64
 	rateR, rateB                                 atomic.Uint64 // float64 bits
 }
 

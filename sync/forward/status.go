@@ -63,4 +63,6 @@ type Stats struct {
 	Errors       uint64
 	Dropped      uint64
 	LagRecords   int64
+	// CursorLogErrors counts failed appends to the cursor log.
+	CursorLogErrors uint64
 }
