@@ -19,6 +19,7 @@ type Forwarder struct {
 	opts     Options
 	routes   []*route
 	limiters map[string]*limiter // per upstream; nil entry = no cap
+	duties   *dutySet            // nil without Options.Duties
 	grace    time.Duration       // how long Close waits for in-flight acks
 	// noFinalFlush makes Close skip saving cursors (crash simulation in
 	// tests; set only by export_test.go).
@@ -50,6 +51,9 @@ func New(opts Options) (*Forwarder, error) {
 	for name, u := range f.opts.Upstreams {
 		f.limiters[name] = newLimiter(u.BandwidthBytesPerSec)
 	}
+	if f.opts.Duties != nil {
+		f.duties = newDutySet(f.opts.Duties)
+	}
 	for _, rc := range f.opts.Routes {
 		f.routes = append(f.routes, newRoute(f, rc))
 	}
@@ -71,6 +75,14 @@ func (f *Forwarder) Start(ctx context.Context) error {
 	}
 	f.started = true
 	ctx, f.cancel = context.WithCancel(ctx)
+	if f.duties != nil {
+		f.duties.load()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.watchDuties(ctx.Done())
+		}()
+	}
 	for _, r := range f.routes {
 		f.opts.Log.HoldRetention(r.name)
 		r.clampCursors()

@@ -37,6 +37,12 @@ type Options struct {
 	// in-flight window is acknowledged but unsaved, so a crash re-sends at
 	// most MaxInFlight records per route.
 	CursorFlushInterval time.Duration `yaml:"cursor-flush-interval"`
+	// Duties, when set, says which origin partitions this node forwards
+	// (its own among them, and other nodes' partitions held here as
+	// mirrors): routes then forward exactly the duties whose origin topic
+	// they match, instead of every local topic they match. Nil: every
+	// local topic a route matches is forwarded as this node's own.
+	Duties Duties `yaml:"-"`
 	// CursorTopic, when set, is the internal topic (normally CursorTopic,
 	// "__runnel_cursors") every cursor save is also appended to, so peers
 	// that mirror this node hold its forwarding progress (see the cursor

@@ -71,6 +71,7 @@ type route struct {
 	lim    *limiter
 	wake   chan struct{} // one slot: an ack arrived
 	flushc chan struct{} // one slot: ask the flusher to save cursors
+	dutyc  chan struct{} // one slot: Options.Duties changed
 
 	mu         sync.Mutex // guards the fields below and every *part
 	parts      map[meta.TopicPartition]*part
@@ -85,10 +86,11 @@ type route struct {
 	lastErr    string
 	lastErrAt  time.Time
 	lastAck    time.Time
-	firstStart bool      // no cursor existed for this route at start
-	nextPing   time.Time // when an idle route checks its link next
-	loaded     map[meta.TopicPartition]int64
-	lastSnap   time.Time // last full write to the cursor log
+	firstStart bool                          // no cursor existed for this route at start
+	nextPing   time.Time                     // when an idle route checks its link next
+	loaded     map[meta.TopicPartition]int64 // saved cursors (route goroutine only)
+	stopping   int                           // parts whose duty ended, not reaped yet
+	lastSnap   time.Time                     // last full write to the cursor log
 
 	failedFlag atomic.Bool // r.failed, readable without the lock
 	paused     atomic.Bool
@@ -108,6 +110,7 @@ func newRoute(f *Forwarder, cfg Route) *route {
 		lim:    f.limiters[cfg.Upstream],
 		wake:   make(chan struct{}, 1),
 		flushc: make(chan struct{}, 1),
+		dutyc:  make(chan struct{}, 1),
 		parts:  map[meta.TopicPartition]*part{},
 		state:  StateStarting,
 	}
@@ -186,7 +189,10 @@ func (r *route) run(ctx context.Context) {
 			case <-r.wake:
 			case <-refresh.C:
 				r.refresh()
+			case <-r.dutyc:
+				r.refresh()
 			}
+			r.reap()
 			if !r.paused.Load() {
 				r.setState(StateStarting)
 			}
@@ -238,6 +244,7 @@ func (r *route) run(ctx context.Context) {
 
 		n := r.pump(ctx, sink)
 		r.maybeFlush(false)
+		r.reap()
 
 		select {
 		case <-refresh.C:
@@ -263,6 +270,8 @@ func (r *route) run(ctx context.Context) {
 			tick()
 		case <-flush.C:
 			r.maybeFlush(true)
+		case <-r.dutyc:
+			r.refresh()
 		}
 	}
 	r.shutdown()
