@@ -250,6 +250,7 @@ func (l *logImpl) SetTopicConfig(name string, cfg TopicConfig) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cfg.Partitions = int32(len(t.parts))
+	cfg.Origin = t.user.Origin // a mirror stays one
 	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}

@@ -1,5 +1,6 @@
 // Package web is runnel's HTTP surface: /healthz, /readyz, Prometheus
-// /metrics and the JSON API (/api/status, /api/topics, /api/routes).
+// /metrics and the JSON API (/api/status, /api/topics, /api/routes,
+// /api/peers).
 package web
 
 import (
@@ -33,6 +34,9 @@ type Options struct {
 	Status map[string]func() any
 	// Routes is served as /api/routes (nil = empty list).
 	Routes func() any
+	// Peers is served as /api/peers: the site's members and copies (nil =
+	// this node alone, site replication off).
+	Peers func() any
 }
 
 // Server is the HTTP server.
@@ -58,6 +62,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /api/status", s.status)
 	mux.HandleFunc("GET /api/topics", s.topics)
 	mux.HandleFunc("GET /api/routes", s.routes)
+	mux.HandleFunc("GET /api/peers", s.peers)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -181,6 +186,14 @@ func (s *Server) routes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, s.opts.Routes())
+}
+
+func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Peers == nil {
+		writeJSON(w, map[string]any{"enabled": false, "peers": []any{}})
+		return
+	}
+	writeJSON(w, s.opts.Peers())
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -16,6 +16,9 @@ import (
 // beyond the log end by a lost tail before any new record can reuse those
 // offsets.
 func (w *wiring) startComponents(ctx context.Context, stops *[]stopper) error {
+	if err := w.startReplicate(ctx, stops); err != nil {
+		return err
+	}
 	if err := w.startForward(ctx, stops); err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ks, err := kafka.New(kafka.Options{
+	ko := kafka.Options{
 		Log:              w.log,
 		Groups:           coord,
 		Logger:           w.logger.With("component", "kafka"),
@@ -58,7 +61,9 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		TLS:              tc,
 		SASLPlain:        users,
 		CloseTimeout:     w.cfg.ShutdownTimeout * 2 / 3,
-	})
+	}
+	w.kafkaSite(&ko)
+	ks, err := kafka.New(ko)
 	if err != nil {
 		return fmt.Errorf("kafka: %v", err)
 	}

@@ -61,6 +61,8 @@ type serveConfig struct {
 	Forward       []string
 	ForwardPrefix string
 
+	replicateConfig
+
 	sections sections
 	// set names every key given explicitly (flag, environment or file).
 	set map[string]bool
@@ -122,6 +124,7 @@ func newServeFlags(c *serveConfig) *pflag.FlagSet {
 	fs.StringVar(&c.UpstreamKafka, "upstream-kafka", "", "central Kafka brokers (comma-separated): the upstream named default")
 	fs.StringArrayVar(&c.Forward, "forward", nil, "forward local topics matching GLOB to upstream default (repeatable)")
 	fs.StringVar(&c.ForwardPrefix, "forward-prefix", "", "prefix for upstream topic names of --forward routes")
+	c.replicateConfig.flags(fs)
 	return fs
 }
 
@@ -291,6 +294,9 @@ func (c *serveConfig) validate() error {
 		if i := strings.IndexByte(u, ':'); i <= 0 {
 			return fmt.Errorf("--kafka-user %q: want NAME:PASSWORD", u)
 		}
+	}
+	if err := c.replicateConfig.validate(); err != nil {
+		return err
 	}
 	if len(c.Forward) > 0 && c.UpstreamKafka == "" && c.sections.Upstreams.Kind == 0 {
 		return fmt.Errorf("--forward needs --upstream-kafka (or an upstreams section in the config file)")

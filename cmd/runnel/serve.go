@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	rlog "github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/replicate"
 	"github.com/runnel/runnel/web"
 )
 
@@ -80,6 +81,9 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 			RetentionBytes: cfg.RetentionBytes,
 			SegmentBytes:   cfg.SegmentBytes,
 			OnFull:         rlog.OnFull(cfg.OnFull),
+			// Site replication: copies each topic asks for by default.
+			ReplicationFactor: cfg.defaultReplicationFactor(),
+			MinInsyncReplicas: cfg.DefaultMinInsyncReplicas,
 		},
 	})
 	if err != nil {
@@ -162,6 +166,8 @@ type wiring struct {
 	collectors []func(*web.Metrics)
 	status     map[string]func() any
 	routes     func() any
+	peers      func() any
+	repl       *replicate.Replicator
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -188,7 +194,7 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	}
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
-		Collectors: w.collectors, Status: w.status, Routes: w.routes,
+		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
 	})
 	if err != nil {
 		ln.Close()

@@ -85,6 +85,14 @@ func (s *Server) metadataTopic(info log.TopicInfo) kmsg.MetadataResponseTopic {
 		rp.Replicas = []int32{s.opts.NodeID}
 		rp.ISR = []int32{s.opts.NodeID}
 		rp.OfflineReplicas = []int32{}
+		if s.opts.Cluster != nil {
+			// The leader is this node: it serves reads of every
+			// partition it lists (a mirror's too); the replica set
+			// names the origin first.
+			if reps, isr, off, ok := s.opts.Cluster.Replicas(name, p.Partition); ok {
+				rp.Replicas, rp.ISR, rp.OfflineReplicas = reps, isr, off
+			}
+		}
 		rt.Partitions[i] = rp
 	}
 	return rt
@@ -127,5 +135,17 @@ func (c *conn) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID, b.Host, b.Port = s.opts.NodeID, c.advHost, c.advPort
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	if s.opts.Cluster != nil {
+		for id, addr := range s.opts.Cluster.Brokers() {
+			if id == s.opts.NodeID {
+				continue
+			}
+			if host, port, err := splitHostPort(addr); err == nil {
+				pb := kmsg.NewDescribeClusterResponseBroker()
+				pb.NodeID, pb.Host, pb.Port = id, host, port
+				resp.Brokers = append(resp.Brokers, pb)
+			}
+		}
+	}
 	return resp
 }

@@ -28,10 +28,32 @@ type GroupHandler interface {
 	Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, bool)
 }
 
+// Cluster is the site this server's node belongs to (replicate/): it
+// describes replicas for Metadata and takes follower fetches. nil = this
+// node alone, every partition's only replica.
+type Cluster interface {
+	// Replicas returns a partition's replica set (the origin first), its
+	// in-sync set and the replicas not alive now, as broker ids.
+	// ok=false: this node is the only replica.
+	Replicas(topic string, partition int32) (replicas, isr, offline []int32, ok bool)
+	// Brokers lists the site's alive brokers (this one included): id →
+	// Kafka host:port, for DescribeCluster.
+	Brokers() map[int32]string
+	// FollowerFetched records that broker replica fetched partition from
+	// offset (everything before it is durable on that copy).
+	FollowerFetched(replica int32, topic string, partition int32, offset int64)
+	// FollowerLog is the log follower fetches read: this node's durable
+	// end, not the acknowledged end consumers see.
+	FollowerLog() log.Log
+}
+
 // Options configures a Server. Zero fields mean defaults; Log is required.
 type Options struct {
 	// Log is the commit log every request reads and writes. Required.
 	Log log.Log
+	// Cluster, when set, makes Metadata list the site's replicas and
+	// in-sync sets and routes follower fetches (ReplicaID >= 0).
+	Cluster Cluster
 	// Groups serves the consumer-group APIs; nil means those APIs answer
 	// COORDINATOR_NOT_AVAILABLE (and FindCoordinator says the same).
 	Groups GroupHandler
