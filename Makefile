@@ -30,7 +30,8 @@ run: build
 test: test-deps vet unit race test-mochi fuzz-short
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
-# clients (apt-get), Apache Kafka's jars (Maven Central).
+# clients, ip and nft for the network-namespace tests of replicate/sitetest
+# (apt-get), Apache Kafka's jars (Maven Central).
 test-deps:
 	@need=""; \
 	command -v kcat >/dev/null || need="$$need kcat"; \
@@ -38,6 +39,8 @@ test-deps:
 	command -v mosquitto >/dev/null && [ -x "$$(command -v mosquitto)" ] || [ -x /usr/sbin/mosquitto ] || need="$$need mosquitto"; \
 	command -v java >/dev/null || need="$$need openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || need="$$need maven"; \
+	command -v ip >/dev/null || need="$$need iproute2"; \
+	command -v nft >/dev/null || need="$$need nftables"; \
 	if [ -n "$$need" ]; then \
 		echo "test-deps: installing$$need"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

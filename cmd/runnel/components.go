@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"strings"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/kafka/group"
@@ -29,7 +27,7 @@ func (w *wiring) startComponents(ctx context.Context, stops *[]stopper) error {
 }
 
 func (w *wiring) startKafka(stops *[]stopper) error {
-	if w.cfg.KafkaAddr == "" {
+	if w.cfg.Kafka.Addr == "" {
 		return nil
 	}
 	coord, err := group.New(group.Options{Meta: w.log.Meta(), Log: w.log, Logger: w.logger.With("component", "groups")})
@@ -37,37 +35,16 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		return fmt.Errorf("consumer groups: %v", err)
 	}
 	*stops = append(*stops, stopper{"groups", func(context.Context) error { return coord.Close() }})
-	users := map[string]string{}
-	for _, u := range w.cfg.KafkaUsers {
-		name, pass, _ := strings.Cut(u, ":")
-		users[name] = pass
+	o, err := w.cfg.kafkaOptions(w.log, coord, w.logger.With("component", "kafka"), w.nodeID)
+	if err != nil {
+		return err
 	}
-	var tc *tls.Config
-	if w.cfg.KafkaTLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(w.cfg.KafkaTLSCert, w.cfg.KafkaTLSKey)
-		if err != nil {
-			return fmt.Errorf("--kafka-tls-cert/--kafka-tls-key: %v", err)
-		}
-		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	ko := kafka.Options{
-		Log:              w.log,
-		Groups:           coord,
-		Logger:           w.logger.With("component", "kafka"),
-		ClusterID:        "runnel-" + w.nodeID,
-		AdvertisedAddr:   w.cfg.KafkaAdvertisedAddr,
-		AutoCreateTopics: w.cfg.AutoCreateTopics,
-		MaxFrameBytes:    w.cfg.KafkaMaxFrameBytes,
-		TLS:              tc,
-		SASLPlain:        users,
-		CloseTimeout:     w.cfg.ShutdownTimeout * 2 / 3,
-	}
-	w.kafkaSite(&ko)
-	ks, err := kafka.New(ko)
+	w.kafkaSite(&o)
+	ks, err := kafka.New(o)
 	if err != nil {
 		return fmt.Errorf("kafka: %v", err)
 	}
-	ln, err := listen("kafka-addr", w.cfg.KafkaAddr)
+	ln, err := listen("kafka-addr", w.cfg.Kafka.Addr)
 	if err != nil {
 		return err
 	}

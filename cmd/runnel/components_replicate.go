@@ -2,17 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"path/filepath"
-	"strings"
-
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/replicate"
-	"github.com/runnel/runnel/replicate/member"
 	"github.com/runnel/runnel/web"
 )
 
@@ -21,51 +14,14 @@ import (
 // they all get the replicating view of the log (acks=all, read-only
 // mirrors, acknowledged ends).
 func (w *wiring) startReplicate(ctx context.Context, stops *[]stopper) error {
-	rc := &w.cfg.replicateConfig
-	if !rc.enabled() {
+	if !w.cfg.Replication.enabled() {
 		return nil
 	}
-	var keys [][]byte
-	if rc.GossipKeyFile != "" {
-		var err error
-		if keys, err = member.ReadKeyFile(rc.GossipKeyFile); err != nil {
-			return fmt.Errorf("--gossip-key-file: %v", err)
-		}
+	o, err := w.cfg.replicateOptions(w.log, w.logger.With("component", "replicate"), w.nodeID)
+	if err != nil {
+		return err
 	}
-	kafkaAddr := w.cfg.KafkaAdvertisedAddr
-	if kafkaAddr == "" {
-		kafkaAddr = w.cfg.KafkaAddr
-	}
-	if kafkaAddr == "" {
-		return fmt.Errorf("site replication needs the Kafka listener (--kafka-addr): peers fetch from it")
-	}
-	var copts []kgo.Opt
-	if w.cfg.KafkaTLSCert != "" {
-		// Peers present the site's certificate; the listener's own CA is
-		// not known here, so the peer's certificate is not verified
-		// (gossip, keyed, says who the peers are).
-		copts = append(copts, kgo.DialTLSConfig(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
-	}
-	if len(w.cfg.KafkaUsers) > 0 {
-		name, pass, _ := strings.Cut(w.cfg.KafkaUsers[0], ":")
-		copts = append(copts, kgo.SASL(plain.Auth{User: name, Pass: pass}.AsMechanism()))
-	}
-	r, err := replicate.Start(ctx, replicate.Options{
-		Log: w.log,
-		Member: member.Options{
-			NodeID:      w.nodeID,
-			Site:        w.cfg.Site,
-			BindAddr:    rc.gossipAddr(),
-			Join:        rc.Join,
-			Keys:        keys,
-			Insecure:    rc.GossipInsecure,
-			KafkaAddr:   kafkaAddr,
-			SnapshotDir: filepath.Join(w.cfg.DataDir, "~replicate"),
-		},
-		LagTimeMax: rc.ReplicaLagTimeMax,
-		ClientOpts: copts,
-		Logger:     w.logger.With("component", "replicate"),
-	})
+	r, err := replicate.Start(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -1,36 +1,117 @@
 package main
 
+// Configuration of `runnel serve`: one typed tree (serveConfig) and one
+// table of keys (serveConfig.keys) that every source maps onto.
+//
+// Each key has a path in the tree, which is its nested YAML form
+// (kafka.max-frame-bytes is `kafka: {max-frame-bytes: …}`), and, unless it
+// is a structured file-only key, one flat name that is at once the flag
+// (--kafka-max-frame-bytes), the environment variable
+// (RUNNEL_KAFKA_MAX_FRAME_BYTES: upper case, dashes as underscores, lists
+// comma-separated) and a top-level YAML key accepted as an alias of the
+// nested form (kafka-max-frame-bytes: …). The flat names are the flags
+// runnel has always had, so old flat config files keep loading; a file
+// that sets one key both ways is refused.
+//
+// Precedence, the same for every key: flag > environment > file > default.
+// A list (a repeatable flag) from a higher source replaces the lower one's;
+// it does not add to it.
+// A key whose default depends on other keys (mqtt.allow-anonymous,
+// mqtt.tls.require-client-cert) is a *bool left nil by the default and
+// resolved where the component's Options are built (config_options.go).
+//
+// One validation pass (serveConfig.validate) runs after all sources: each
+// key's own check, then the checks that span keys. Every error starts with
+// "config: " and names the key's path and where its value came from, e.g.
+// `config: kafka.max-frame-bytes (flag --kafka-max-frame-bytes): must be > 0`.
+// Unknown YAML keys and values that do not parse are refused the same way
+// while loading (config_load.go).
+//
+// Each component's Options are built from the tree in one place,
+// config_options.go; the wiring adds only what exists at run time (the
+// log, the node id, loggers) and reads the listener addresses.
+//
+// Adding a key is a one-place change plus its use:
+//  1. add the field to the tree below (a new component gets its own branch
+//     struct, e.g. Replication replicationConfig for replication.*);
+//  2. add one row to keys(): path, flat name (flag/env; "" for a
+//     structured file-only key), default text, value binding
+//     (str, dur, i32, i64, integer, boolean, optBool, strList, list,
+//     fileOnly) and the one-line doc shown by --help and in the README;
+//     give it a check when some values are wrong;
+//  3. read the field in config_options.go where that component's Options
+//     are built;
+//  4. run `go test ./cmd/runnel -run TestREADMEConfigTable -update` to
+//     regenerate the README's reference table (the test fails until the
+//     README matches the table).
+//
+// A repeatable flag (--join A --join B) is strList or list; a cross-key
+// rule goes into validate. The flat name is the path with dots as dashes
+// unless a shorter established name exists; it must not equal another
+// key's path or branch (TestConfigTableCoversTree checks), so site
+// replication goes under its own branch, not under site (a key):
+//
+//	Replication struct{ Join []string; GossipAddr string }   // in serveConfig
+//	{path: "replication.join", flag: "join", v: strList(&c.Replication.Join, nil),
+//		doc: "peer to join, host:port (repeatable)"},
+//	{path: "replication.gossip-addr", flag: "gossip-addr", def: ":7946",
+//		v: str(&c.Replication.GossipAddr), check: addr(&c.Replication.GossipAddr),
+//		doc: "serf gossip listener"},
+//
+// HTTP API settings go under http.*; when web.Options gains a field that
+// comes from configuration, build it in config_options.go like the others.
+
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"os"
-	"sort"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-	"go.yaml.in/yaml/v3"
+	"github.com/runnel/runnel/ingest/kafka"
+	"github.com/runnel/runnel/ingest/mqtt"
+	"github.com/runnel/runnel/sync/forward"
 )
 
-// serveConfig is everything `runnel serve` reads. Every flat field is a flag
-// (--name), a top-level key of the YAML config file (name: value) and an
-// environment variable (RUNNEL_NAME, dashes as underscores). Precedence:
-// flag > environment > file > default. Structured settings (MQTT users and
-// ACLs, upstreams, routes) live in YAML sections; see sections.
+// serveConfig is the configuration tree of `runnel serve`. Field comments
+// are in keys(), which documents each key once.
 type serveConfig struct {
-	ConfigFile string
+	ConfigFile      string
+	DataDir         string
+	NodeID          string
+	Site            string
+	ShutdownTimeout time.Duration
 
-	DataDir           string
-	KafkaAddr         string
-	MQTTAddr          string
-	HTTPAddr          string
-	NodeID            string
-	Site              string
+	Logging     loggingConfig
+	Log         logConfig
+	Kafka       kafkaConfig
+	MQTT        mqttConfig
+	HTTP        httpConfig
+	Replication replicationConfig
+
+	// Forwarding: the flat common case (upstream-kafka, forward,
+	// forward-prefix) and the structured upstreams and routes.
+	UpstreamKafka string
+	Forward       []string
+	ForwardPrefix string
+	Upstreams     map[string]forward.Upstream
+	Routes        []forward.Route
+
+	// table is keys() bound to this tree, with where each value came from.
+	table []*key
+}
+
+type loggingConfig struct {
+	Level, Format string
+}
+
+// logConfig is the commit log (log.Options and its topic defaults).
+type logConfig struct {
 	Fsync             string
 	FsyncInterval     time.Duration
 	DefaultPartitions int32
-	AutoCreateTopics  bool
 	Retention         time.Duration
 	RetentionBytes    int64
 	SegmentBytes      int64
@@ -38,282 +119,295 @@ type serveConfig struct {
 	MinFreeBytes      int64
 	MaxOpenFiles      int
 	SharedSegments    bool
-	LogLevel          string
-	LogFormat         string
-	ShutdownTimeout   time.Duration
-
-	KafkaAdvertisedAddr string
-	KafkaUsers          []string
-	KafkaTLSCert        string
-	KafkaTLSKey         string
-	KafkaMaxFrameBytes  int32
-
-	MQTTRoutes         []string
-	MQTTPublish        []string
-	MQTTAllowAnonymous bool
-	MQTTTLSAddr        string
-	MQTTTLSCert        string
-	MQTTTLSKey         string
-	MQTTTLSClientCA    string
-	MQTTWSAddr         string
-
-	UpstreamKafka string
-	Forward       []string
-	ForwardPrefix string
-
-	replicateConfig
-
-	sections sections
-	// set names every key given explicitly (flag, environment or file).
-	set map[string]bool
 }
 
-// sections are the structured parts of the YAML file. Raw nodes are decoded
-// into each component's own Options type by the wiring in serve.go.
-type sections struct {
-	MQTT      yaml.Node `yaml:"mqtt"`
-	Upstreams yaml.Node `yaml:"upstreams"`
-	Routes    yaml.Node `yaml:"routes"`
+// replicationConfig is site replication (replicate/): gossip membership,
+// copies and acks=all. Off (no gossip port) without join and gossip-addr.
+type replicationConfig struct {
+	Join                     []string
+	GossipAddr               string
+	GossipKeyFile            string
+	GossipInsecure           bool
+	DefaultReplicationFactor int32
+	DefaultMinInsyncReplicas int32
+	ReplicaLagTimeMax        time.Duration
 }
 
-var sectionNames = map[string]bool{"mqtt": true, "upstreams": true, "routes": true}
-
-func newServeFlags(c *serveConfig) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SortFlags = false
-	// A bad flag gets one line (printed by runServe), not the whole usage;
-	// --help prints the usage itself.
-	fs.Usage = func() {}
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file (every flag is also a top-level key)")
-	fs.StringVar(&c.DataDir, "data-dir", "./runnel-data", "data directory")
-	fs.StringVar(&c.KafkaAddr, "kafka-addr", ":9092", "Kafka wire protocol listener (empty = off)")
-	fs.StringVar(&c.MQTTAddr, "mqtt-addr", ":1883", "MQTT listener (empty = off)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listener: /healthz /readyz /metrics /api (empty = off)")
-	fs.StringVar(&c.NodeID, "node-id", "", "node id (default: generated once and kept in the data dir)")
-	fs.StringVar(&c.Site, "site", "", "site id, used in upstream topic templates as {site}")
-	fs.StringVar(&c.Fsync, "fsync", "always", "default fsync policy: always | interval | never")
-	fs.DurationVar(&c.FsyncInterval, "fsync-interval", time.Second, "loss window for --fsync interval")
-	fs.Int32Var(&c.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
-	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on produce/metadata")
-	fs.DurationVar(&c.Retention, "retention", 7*24*time.Hour, "default retention by age (<0 = forever)")
-	fs.Int64Var(&c.RetentionBytes, "retention-bytes", -1, "default retention by size per partition (<0 = unlimited)")
-	fs.Int64Var(&c.SegmentBytes, "segment-bytes", 64<<20, "default segment roll size")
-	fs.StringVar(&c.OnFull, "on-full", "reject", "default disk-full policy: reject | drop-oldest")
-	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", 64<<20, "disk guard: free bytes under which on-full applies (<0 = off)")
-	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "bound on open segment files")
-	fs.BoolVar(&c.SharedSegments, "shared-segments", true, "store small fsync-always commits once, in node-wide shared segment files (less SD-card wear for many trickling partitions); false: each partition's own files through the journal (see README)")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug | info | warn | error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "text | json")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a clean stop")
-
-	fs.StringVar(&c.KafkaAdvertisedAddr, "kafka-advertised-addr", "", "host:port given to Kafka clients (default: the address they connected to)")
-	fs.StringArrayVar(&c.KafkaUsers, "kafka-user", nil, "SASL/PLAIN user as NAME:PASSWORD (repeatable; any = SASL required)")
-	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", "", "TLS certificate for the Kafka listener")
-	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", "", "TLS key for the Kafka listener")
-	fs.Int32Var(&c.KafkaMaxFrameBytes, "kafka-max-frame-bytes", 100<<20, "largest Kafka request accepted")
-
-	fs.StringArrayVar(&c.MQTTRoutes, "mqtt-route", nil, "MQTT filter to log topic, FILTER=TOPIC (repeatable; default: all to topic mqtt)")
-	fs.StringArrayVar(&c.MQTTPublish, "mqtt-publish", nil, "fan log topic out to MQTT, TOPIC=MQTT_PREFIX (repeatable)")
-	fs.BoolVar(&c.MQTTAllowAnonymous, "mqtt-allow-anonymous", true, "allow MQTT clients without credentials (set false in production)")
-	fs.StringVar(&c.MQTTTLSAddr, "mqtt-tls-addr", "", "MQTT over TLS listener (needs --mqtt-tls-cert/key)")
-	fs.StringVar(&c.MQTTTLSCert, "mqtt-tls-cert", "", "TLS certificate for MQTT")
-	fs.StringVar(&c.MQTTTLSKey, "mqtt-tls-key", "", "TLS key for MQTT")
-	fs.StringVar(&c.MQTTTLSClientCA, "mqtt-tls-client-ca", "", "CA bundle: require MQTT client certificates signed by it")
-	fs.StringVar(&c.MQTTWSAddr, "mqtt-ws-addr", "", "MQTT over websocket listener")
-
-	fs.StringVar(&c.UpstreamKafka, "upstream-kafka", "", "central Kafka brokers (comma-separated): the upstream named default")
-	fs.StringArrayVar(&c.Forward, "forward", nil, "forward local topics matching GLOB to upstream default (repeatable)")
-	fs.StringVar(&c.ForwardPrefix, "forward-prefix", "", "prefix for upstream topic names of --forward routes")
-	c.replicateConfig.flags(fs)
-	return fs
+type kafkaConfig struct {
+	Addr             string
+	AdvertisedAddr   string
+	AutoCreateTopics bool
+	Users            []string
+	TLS              struct{ CertFile, KeyFile string }
+	MaxFrameBytes    int32
 }
 
-// envName is the environment variable for flag name.
-func envName(flag string) string {
-	return "RUNNEL_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+type mqttConfig struct {
+	Addr           string
+	WebsocketAddr  string
+	WebsocketTLS   bool
+	WebsocketPath  string
+	TLS            mqttTLSConfig
+	Routes         []mqtt.Route
+	Publish        []mqtt.PublishRoute
+	AllowAnonymous *bool // nil: allowed when there are no users
+	Users          []mqtt.User
+	ACL            []mqtt.ACLRule
+
+	MaxPendingPerClient      int
+	MaxPendingBytesPerClient int
+	MaxPacketSize            int
+	ConnectTimeout           time.Duration
+	MaxConnsPerIP            int
+	MaxQueuedPerClient       int
+	MaxClients               int
+	SysInterval              time.Duration
+	NoPersist                bool
 }
 
-// loadServeConfig parses args, the config file and the environment.
-func loadServeConfig(args []string, env func(string) (string, bool), stderr io.Writer) (*serveConfig, *pflag.FlagSet, error) {
-	c := &serveConfig{}
-	fs := newServeFlags(c)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return nil, fs, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	onCmdline := map[string]bool{}
-	fs.Visit(func(f *pflag.Flag) { onCmdline[f.Name] = true })
-	c.set = map[string]bool{}
-	for k := range onCmdline {
-		c.set[k] = true
-	}
-
-	if c.ConfigFile == "" {
-		if v, ok := env(envName("config")); ok {
-			c.ConfigFile = v
-		}
-	}
-	if c.ConfigFile != "" {
-		if err := applyFile(c, fs, onCmdline); err != nil {
-			return nil, fs, err
-		}
-	}
-	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || onCmdline[f.Name] || f.Name == "config" {
-			return
-		}
-		v, ok := env(envName(f.Name))
-		if !ok {
-			return
-		}
-		c.set[f.Name] = true
-		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
-			err = sv.Replace(splitList(v))
-		} else {
-			err = f.Value.Set(v)
-		}
-		if err != nil {
-			err = fmt.Errorf("environment %s=%q: %v", envName(f.Name), v, err)
-		}
-	})
-	if err != nil {
-		return nil, fs, err
-	}
-	return c, fs, c.validate()
+type mqttTLSConfig struct {
+	Addr              string
+	CertFile          string
+	KeyFile           string
+	ClientCAFile      string
+	RequireClientCert *bool // nil: required when ClientCAFile is set
+	CertAsUsername    bool
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+type httpConfig struct {
+	Addr string
 }
 
-func applyFile(c *serveConfig, fs *pflag.FlagSet, onCmdline map[string]bool) error {
-	data, err := os.ReadFile(c.ConfigFile)
-	if err != nil {
-		return fmt.Errorf("config file: %v", err)
+// keys is the table of every configuration key, bound to c's fields. The
+// order is the order of --help and of the README table.
+func (c *serveConfig) keys() []*key {
+	return []*key{
+		{path: "config", flag: "config", noFile: true, v: str(&c.ConfigFile),
+			doc: "YAML config file (nested keys as below, or the flat names at top level)"},
+		{path: "data-dir", flag: "data-dir", def: "./runnel-data", v: str(&c.DataDir), check: nonEmpty(&c.DataDir),
+			doc: "data directory (locked: a second runnel on it refuses to start)"},
+		{path: "node-id", flag: "node-id", defDoc: "generated", v: str(&c.NodeID),
+			doc: "node id, generated once and kept in the data dir"},
+		{path: "site", flag: "site", v: str(&c.Site),
+			doc: "site id, `{site}` in upstream topic templates"},
+		{path: "shutdown-timeout", flag: "shutdown-timeout", def: "10s", v: dur(&c.ShutdownTimeout), check: notNegative(&c.ShutdownTimeout),
+			doc: "time allowed for a clean stop on SIGTERM"},
+
+		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
+			doc: "`debug`, `info`, `warn`, `error`"},
+		{path: "logging.format", flag: "log-format", def: "text", v: str(&c.Logging.Format), check: oneOf(&c.Logging.Format, "text", "json"),
+			doc: "`text` or `json`"},
+
+		{path: "log.fsync", flag: "fsync", def: "always", v: str(&c.Log.Fsync), check: oneOf(&c.Log.Fsync, "always", "interval", "never"),
+			doc: "default fsync policy: `always` (ack after sync), `interval`, `never`"},
+		{path: "log.fsync-interval", flag: "fsync-interval", def: "1s", v: dur(&c.Log.FsyncInterval), check: positive(&c.Log.FsyncInterval),
+			doc: "loss window of `fsync: interval`"},
+		{path: "log.default-partitions", flag: "default-partitions", def: "1", v: i32(&c.Log.DefaultPartitions), check: atLeast(&c.Log.DefaultPartitions, 1),
+			doc: "partitions of auto-created topics"},
+		{path: "log.retention", flag: "retention", def: "168h", v: dur(&c.Log.Retention),
+			doc: "default retention by age (negative = forever)"},
+		{path: "log.retention-bytes", flag: "retention-bytes", def: "-1", v: i64(&c.Log.RetentionBytes),
+			doc: "default retention by size per partition (negative = unlimited)"},
+		{path: "log.segment-bytes", flag: "segment-bytes", def: "67108864", v: i64(&c.Log.SegmentBytes), check: positive(&c.Log.SegmentBytes),
+			doc: "segment roll size"},
+		{path: "log.on-full", flag: "on-full", def: "reject", v: str(&c.Log.OnFull), check: oneOf(&c.Log.OnFull, "reject", "drop-oldest"),
+			doc: "when the disk is short: `reject` (retriable error to producers) or `drop-oldest`"},
+		{path: "log.min-free-bytes", flag: "min-free-bytes", def: "67108864", v: i64(&c.Log.MinFreeBytes),
+			doc: "disk guard: free bytes under which `on-full` applies (negative = off)"},
+		{path: "log.max-open-files", flag: "max-open-files", def: "256", v: integer(&c.Log.MaxOpenFiles), check: positive(&c.Log.MaxOpenFiles),
+			doc: "bound on open segment files (LRU)"},
+		{path: "log.shared-segments", flag: "shared-segments", def: "true", v: boolean(&c.Log.SharedSegments),
+			doc: "store small `fsync: always` commits once, in node-wide shared segment files (about 1.4 instead of 3 device bytes per byte for many trickling partitions: SD-card wear); `false` = each partition's own segment files made durable through a node journal. A data dir that holds shared files keeps them on (see `log/doc.go`)"},
+
+		{path: "kafka.addr", flag: "kafka-addr", def: ":9092", v: str(&c.Kafka.Addr), check: addr(&c.Kafka.Addr),
+			doc: "Kafka wire protocol listener (empty = off)"},
+		{path: "kafka.advertised-addr", flag: "kafka-advertised-addr", v: str(&c.Kafka.AdvertisedAddr), check: addr(&c.Kafka.AdvertisedAddr),
+			doc: "host:port given to Kafka clients (default: the address they connected to)"},
+		{path: "kafka.auto-create-topics", flag: "auto-create-topics", def: "true", v: boolean(&c.Kafka.AutoCreateTopics),
+			doc: "create unknown topics on produce/metadata"},
+		{path: "kafka.users", flag: "kafka-user", v: strList(&c.Kafka.Users, parseKafkaUser),
+			doc: "SASL/PLAIN user `NAME:PASSWORD` (repeatable; any = SASL required)"},
+		{path: "kafka.tls.cert-file", flag: "kafka-tls-cert", v: str(&c.Kafka.TLS.CertFile),
+			doc: "TLS certificate (PEM) for the Kafka listener"},
+		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
+			doc: "TLS key (PEM) for the Kafka listener"},
+		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
+			doc: "largest Kafka request accepted"},
+
+		{path: "mqtt.addr", flag: "mqtt-addr", def: ":1883", v: str(&c.MQTT.Addr), check: addr(&c.MQTT.Addr),
+			doc: "MQTT listener (empty = off)"},
+		{path: "mqtt.routes", flag: "mqtt-route", v: list(&c.MQTT.Routes, mqtt.ParseRoute, mqtt.Route.Validate),
+			doc: "`FILTER=TOPIC[,key=topic|client|none]` or `{filter, topic, key}` (repeatable); default: everything to topic `mqtt`, key = MQTT topic"},
+		{path: "mqtt.publish", flag: "mqtt-publish", v: list(&c.MQTT.Publish, mqtt.ParsePublishRoute, mqtt.PublishRoute.Validate),
+			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers (repeatable)"},
+		{path: "mqtt.allow-anonymous", flag: "mqtt-allow-anonymous", defDoc: "`true` without `mqtt.users`, else `false`", v: optBool(&c.MQTT.AllowAnonymous),
+			doc: "allow MQTT clients without credentials (set `false` with users in production)"},
+		{path: "mqtt.users", v: fileOnly(&c.MQTT.Users), check: c.checkMQTTUsers,
+			doc: "accounts: list of `{name, password-hash}` (bcrypt: `htpasswd -bnBC 10 \"\" PASSWORD | tr -d ':\\n'`)"},
+		{path: "mqtt.acl", v: fileOnly(&c.MQTT.ACL), check: each(&c.MQTT.ACL, mqtt.ACLRule.Validate),
+			doc: "rules `{user, topic, access: read|write|readwrite|deny}`, first match wins; with rules, a topic no rule matches is denied"},
+		{path: "mqtt.tls.addr", flag: "mqtt-tls-addr", v: str(&c.MQTT.TLS.Addr), check: addr(&c.MQTT.TLS.Addr),
+			doc: "MQTT over TLS listener (needs `mqtt.tls.cert-file` and `key-file`)"},
+		{path: "mqtt.tls.cert-file", flag: "mqtt-tls-cert", v: str(&c.MQTT.TLS.CertFile),
+			doc: "TLS certificate (PEM) for MQTT"},
+		{path: "mqtt.tls.key-file", flag: "mqtt-tls-key", v: str(&c.MQTT.TLS.KeyFile),
+			doc: "TLS key (PEM) for MQTT"},
+		{path: "mqtt.tls.client-ca-file", flag: "mqtt-tls-client-ca", v: str(&c.MQTT.TLS.ClientCAFile),
+			doc: "CA bundle (PEM) that MQTT client certificates are verified against"},
+		{path: "mqtt.tls.require-client-cert", flag: "mqtt-tls-require-client-cert", defDoc: "`true` with `mqtt.tls.client-ca-file`", v: optBool(&c.MQTT.TLS.RequireClientCert),
+			doc: "refuse MQTT TLS clients without a valid certificate (`false`: verify one when offered)"},
+		{path: "mqtt.tls.cert-as-username", flag: "mqtt-tls-cert-as-username", def: "false", v: boolean(&c.MQTT.TLS.CertAsUsername),
+			doc: "use the verified client certificate's common name as the MQTT user name"},
+		{path: "mqtt.websocket-addr", flag: "mqtt-ws-addr", v: str(&c.MQTT.WebsocketAddr), check: addr(&c.MQTT.WebsocketAddr),
+			doc: "MQTT over websocket listener"},
+		{path: "mqtt.websocket-tls", flag: "mqtt-websocket-tls", def: "false", v: boolean(&c.MQTT.WebsocketTLS),
+			doc: "serve the websocket listener over TLS (wss) with `mqtt.tls`'s certificate"},
+		{path: "mqtt.websocket-path", flag: "mqtt-websocket-path", def: mqtt.DefaultWebsocketPath, v: str(&c.MQTT.WebsocketPath),
+			doc: "HTTP path of the websocket listener"},
+		{path: "mqtt.max-pending-per-client", flag: "mqtt-max-pending-per-client", def: strconv.Itoa(mqtt.DefaultMaxPendingPerClient), v: integer(&c.MQTT.MaxPendingPerClient), check: notNegative(&c.MQTT.MaxPendingPerClient),
+			doc: "messages of one client waiting for the log before its connection is no longer read"},
+		{path: "mqtt.max-pending-bytes-per-client", flag: "mqtt-max-pending-bytes-per-client", def: strconv.Itoa(mqtt.DefaultMaxPendingBytesPerClient), v: integer(&c.MQTT.MaxPendingBytesPerClient), check: notNegative(&c.MQTT.MaxPendingBytesPerClient),
+			doc: "payload bytes of those messages"},
+		{path: "mqtt.max-packet-size", flag: "mqtt-max-packet-size", def: strconv.Itoa(mqtt.DefaultMaxPacketSize), v: integer(&c.MQTT.MaxPacketSize), check: between(&c.MQTT.MaxPacketSize, 0, 256<<20),
+			doc: "largest MQTT packet accepted (bytes)"},
+		{path: "mqtt.connect-timeout", flag: "mqtt-connect-timeout", def: mqtt.DefaultConnectTimeout.String(), v: dur(&c.MQTT.ConnectTimeout), check: notNegative(&c.MQTT.ConnectTimeout),
+			doc: "time a new connection has to send CONNECT"},
+		{path: "mqtt.max-conns-per-ip", flag: "mqtt-max-conns-per-ip", def: strconv.Itoa(mqtt.DefaultMaxConnsPerIP), v: integer(&c.MQTT.MaxConnsPerIP),
+			doc: "concurrent connections from one IP address (negative = unlimited)"},
+		{path: "mqtt.max-queued-per-client", flag: "mqtt-max-queued-per-client", def: strconv.Itoa(mqtt.DefaultMaxQueuedPerClient), v: integer(&c.MQTT.MaxQueuedPerClient), check: notNegative(&c.MQTT.MaxQueuedPerClient),
+			doc: "outgoing messages queued per subscriber before deliveries to it are dropped"},
+		{path: "mqtt.max-clients", flag: "mqtt-max-clients", def: "0", v: integer(&c.MQTT.MaxClients), check: notNegative(&c.MQTT.MaxClients),
+			doc: "connected clients in total (0 = unlimited)"},
+		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),
+			doc: "how often the `$SYS` topics are republished"},
+		{path: "mqtt.no-persist", flag: "mqtt-no-persist", def: "false", v: boolean(&c.MQTT.NoPersist),
+			doc: "keep MQTT sessions and retained messages in memory only"},
+
+		{path: "http.addr", flag: "http-addr", def: ":8080", v: str(&c.HTTP.Addr), check: addr(&c.HTTP.Addr),
+			doc: "HTTP listener: /healthz /readyz /metrics /api (empty = off)"},
+
+		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
+			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},
+		{path: "forward", flag: "forward", v: strList(&c.Forward, nil),
+			doc: "local topic glob forwarded to upstream `default` (repeatable)"},
+		{path: "forward-prefix", flag: "forward-prefix", v: str(&c.ForwardPrefix),
+			doc: "prefix for upstream topic names of `forward` routes"},
+		{path: "replication.join", flag: "join", v: strList(&c.Replication.Join, nil),
+			doc: "site peer to join: `HOST[:PORT]` of its gossip address (repeatable, DNS names allowed, port 7946 when left out); turns site replication on"},
+		{path: "replication.gossip-addr", flag: "gossip-addr", defDoc: "`:7946` with `replication.join`", v: str(&c.Replication.GossipAddr),
+			doc: "gossip (serf) address `HOST[:PORT]`, UDP and TCP (port 7946 when left out); turns site replication on. Without it and `replication.join` no gossip port is opened"},
+		{path: "replication.gossip-key-file", flag: "gossip-key-file", v: str(&c.Replication.GossipKeyFile),
+			doc: "serf keyring: base64 AES keys (16, 24 or 32 bytes: `openssl rand -base64 32`), one a line, the first encrypts; a box without the key cannot join. Required on a non-loopback gossip address"},
+		{path: "replication.gossip-insecure", flag: "gossip-insecure", def: "false", v: boolean(&c.Replication.GossipInsecure),
+			doc: "allow unencrypted gossip on a non-loopback address (a trusted, isolated network only)"},
+		{path: "replication.default-replication-factor", flag: "default-replication-factor", def: "2", v: i32(&c.Replication.DefaultReplicationFactor), check: atLeast(&c.Replication.DefaultReplicationFactor, 1),
+			doc: "topics' `replication.factor` default with site replication on: copies on the site, this box's included (1 without replication)"},
+		{path: "replication.default-min-insync-replicas", flag: "default-min-insync-replicas", def: "1", v: i32(&c.Replication.DefaultMinInsyncReplicas), check: atLeast(&c.Replication.DefaultMinInsyncReplicas, 1),
+			doc: "topics' `min.insync.replicas` default: copies an `acks=all` produce needs (2: never acknowledge what only one box holds)"},
+		{path: "replication.replica-lag-time-max", flag: "replica-lag-time-max", def: "10s", v: dur(&c.Replication.ReplicaLagTimeMax), check: positive(&c.Replication.ReplicaLagTimeMax),
+			doc: "a copy not caught up for this long leaves the in-sync set (Kafka's `replica.lag.time.max.ms`)"},
+		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,
+			doc: "named upstreams: `{kind: kafka|mqtt, brokers, url, tls, sasl, …}` (sync/forward `Upstream`)"},
+		{path: "routes", v: fileOnly(&c.Routes), check: c.checkRoutes,
+			doc: "forwarding routes: `{name, upstream, topics, target, priority, …}` (sync/forward `Route`)"},
 	}
-	var top map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &top); err != nil {
-		return fmt.Errorf("config file %s: %v", c.ConfigFile, err)
-	}
-	keys := make([]string, 0, len(top))
-	for k := range top {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		node := top[k]
-		if sectionNames[k] {
-			continue
-		}
-		f := fs.Lookup(k)
-		if f == nil || k == "config" {
-			return fmt.Errorf("config file %s line %d: unknown key %q", c.ConfigFile, node.Line, k)
-		}
-		if onCmdline[k] {
-			continue
-		}
-		c.set[k] = true
-		if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
-			var list []string
-			if node.Kind == yaml.SequenceNode {
-				err = node.Decode(&list)
-			} else {
-				var s string
-				err = node.Decode(&s)
-				list = []string{s}
-			}
-			if err == nil {
-				err = sv.Replace(list)
-			}
-		} else {
-			var s string
-			if err = node.Decode(&s); err == nil {
-				err = f.Value.Set(s)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("config file %s line %d: key %q: %v", c.ConfigFile, node.Line, k, err)
-		}
-	}
-	// Sections are decoded strictly by their owners; keep the raw nodes.
-	c.sections = sections{MQTT: top["mqtt"], Upstreams: top["upstreams"], Routes: top["routes"]}
-	return nil
 }
 
+// validate is the one validation pass: every key's check, then the rules
+// that span keys. It returns the first problem.
 func (c *serveConfig) validate() error {
-	switch c.Fsync {
-	case "always", "interval", "never":
-	default:
-		return fmt.Errorf("--fsync %q: want always, interval or never", c.Fsync)
-	}
-	switch c.OnFull {
-	case "reject", "drop-oldest":
-	default:
-		return fmt.Errorf("--on-full %q: want reject or drop-oldest", c.OnFull)
-	}
-	if c.DefaultPartitions < 1 {
-		return fmt.Errorf("--default-partitions %d: must be at least 1", c.DefaultPartitions)
-	}
-	if c.DataDir == "" {
-		return fmt.Errorf("--data-dir must not be empty")
-	}
-	for name, a := range map[string]string{"kafka-addr": c.KafkaAddr, "mqtt-addr": c.MQTTAddr, "http-addr": c.HTTPAddr, "mqtt-tls-addr": c.MQTTTLSAddr, "mqtt-ws-addr": c.MQTTWSAddr} {
-		if err := checkAddr(a); err != nil {
-			return fmt.Errorf("--%s %q: %v", name, a, err)
+	for _, k := range c.table {
+		if k.check == nil {
+			continue
+		}
+		if err := k.check(); err != nil {
+			return k.errorf("%v", err)
 		}
 	}
-	if c.KafkaAdvertisedAddr != "" {
-		if err := checkAddr(c.KafkaAdvertisedAddr); err != nil {
-			return fmt.Errorf("--kafka-advertised-addr %q: %v", c.KafkaAdvertisedAddr, err)
+	for _, p := range [][2]string{{"kafka.tls.cert-file", "kafka.tls.key-file"}, {"mqtt.tls.cert-file", "mqtt.tls.key-file"}} {
+		a, b := c.key(p[0]), c.key(p[1])
+		switch {
+		case a.v.String() != "" && b.v.String() == "":
+			return a.errorf("needs %s too", b.path)
+		case a.v.String() == "" && b.v.String() != "":
+			return b.errorf("needs %s too", a.path)
 		}
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	if c.MQTT.TLS.Addr != "" && c.MQTT.TLS.CertFile == "" {
+		return c.key("mqtt.tls.addr").errorf("needs mqtt.tls.cert-file and mqtt.tls.key-file")
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	if c.MQTT.WebsocketTLS && c.MQTT.TLS.CertFile == "" {
+		return c.key("mqtt.websocket-tls").errorf("needs mqtt.tls.cert-file and mqtt.tls.key-file")
 	}
-	if (c.KafkaTLSCert == "") != (c.KafkaTLSKey == "") {
-		return fmt.Errorf("--kafka-tls-cert and --kafka-tls-key go together")
+	if r := c.MQTT.TLS.RequireClientCert; r != nil && *r && c.MQTT.TLS.ClientCAFile == "" {
+		return c.key("mqtt.tls.require-client-cert").errorf("needs mqtt.tls.client-ca-file")
 	}
-	for _, u := range c.KafkaUsers {
-		if i := strings.IndexByte(u, ':'); i <= 0 {
-			return fmt.Errorf("--kafka-user %q: want NAME:PASSWORD", u)
+	if c.UpstreamKafka != "" {
+		if _, dup := c.Upstreams[forward.DefaultUpstream]; dup {
+			return c.key("upstream-kafka").errorf("upstreams has an entry named %q too", forward.DefaultUpstream)
 		}
 	}
-	if err := c.replicateConfig.validate(); err != nil {
-		return err
-	}
-	if len(c.Forward) > 0 && c.UpstreamKafka == "" && c.sections.Upstreams.Kind == 0 {
-		return fmt.Errorf("--forward needs --upstream-kafka (or an upstreams section in the config file)")
+	if len(c.Forward) > 0 && c.UpstreamKafka == "" && len(c.Upstreams) == 0 {
+		return c.key("forward").errorf("needs upstream-kafka (or an upstreams entry)")
 	}
 	return nil
 }
 
-// decodeStrict decodes a config-file section into v, refusing unknown keys.
-func decodeStrict(node *yaml.Node, v any) error {
-	raw, err := yaml.Marshal(node)
-	if err != nil {
-		return err
+// key returns the table entry at path; the path must exist.
+func (c *serveConfig) key(path string) *key {
+	for _, k := range c.table {
+		if k.path == path {
+			return k
+		}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && err != io.EOF {
-		return err
+	panic("config: no key " + path)
+}
+
+func (c *serveConfig) checkMQTTUsers() error {
+	seen := map[string]bool{}
+	for i, u := range c.MQTT.Users {
+		switch {
+		case u.Name == "":
+			return fmt.Errorf("[%d]: empty name", i)
+		case seen[u.Name]:
+			return fmt.Errorf("[%d]: user %q listed twice", i, u.Name)
+		case !strings.HasPrefix(u.PasswordHash, "$2"):
+			return fmt.Errorf("[%d]: user %q: password-hash is not a bcrypt hash", i, u.Name)
+		}
+		seen[u.Name] = true
 	}
 	return nil
+}
+
+func (c *serveConfig) checkUpstreams() error {
+	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		if err := c.Upstreams[name].WithDefaults("").Validate(); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+func (c *serveConfig) checkRoutes() error {
+	for i, r := range c.Routes {
+		up := r.Upstream
+		if up == "" {
+			up = forward.DefaultUpstream
+		}
+		_, ok := c.Upstreams[up]
+		if !ok && !(up == forward.DefaultUpstream && c.UpstreamKafka != "") {
+			return fmt.Errorf("[%d] (%s): unknown upstream %q", i, r.Name, up)
+		}
+		if len(r.Topics) == 0 {
+			return fmt.Errorf("[%d] (%s): no topics", i, r.Name)
+		}
+	}
+	return nil
+}
+
+func parseKafkaUser(s string) (string, error) {
+	if i := strings.IndexByte(s, ':'); i <= 0 {
+		return "", errors.New("want NAME:PASSWORD")
+	}
+	return s, nil
 }

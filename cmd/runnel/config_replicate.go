@@ -1,83 +1,92 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
-	"time"
+	"strings"
 
-	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	rlog "github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/replicate"
 	"github.com/runnel/runnel/replicate/member"
 )
 
-// replicateConfig is site replication (replicate/): gossip membership,
-// mirrors and acks=all. With no --join and no --gossip-addr it is off and
-// no gossip port is opened.
-type replicateConfig struct {
-	Join                     []string
-	GossipAddr               string
-	GossipKeyFile            string
-	GossipInsecure           bool
-	DefaultReplicationFactor int32
-	DefaultMinInsyncReplicas int32
-	ReplicaLagTimeMax        time.Duration
-}
-
-func (c *replicateConfig) flags(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.Join, "join", nil, "site peer to join, HOST:PORT (gossip port; repeatable; DNS names allowed)")
-	fs.StringVar(&c.GossipAddr, "gossip-addr", "", "gossip (serf) address HOST[:PORT] (default port 7946; with --join and no value: :7946; empty and no --join = replication off)")
-	fs.StringVar(&c.GossipKeyFile, "gossip-key-file", "", "serf keyring: base64 AES keys, one a line, the first encrypts (required on a non-loopback gossip address)")
-	fs.BoolVar(&c.GossipInsecure, "gossip-insecure", false, "allow unencrypted gossip on a non-loopback address (trusted networks only)")
-	fs.Int32Var(&c.DefaultReplicationFactor, "default-replication-factor", 2, "copies of each partition on the site, origin included (topics' replication.factor default)")
-	fs.Int32Var(&c.DefaultMinInsyncReplicas, "default-min-insync-replicas", 1, "copies acks=all needs (topics' min.insync.replicas default; 2 = never acknowledge what only one box holds)")
-	fs.DurationVar(&c.ReplicaLagTimeMax, "replica-lag-time-max", 10*time.Second, "a mirror not caught up for this long leaves the in-sync set (Kafka's replica.lag.time.max.ms)")
-}
+// enabled reports whether this box gossips with peers (replication.*).
+func (c *replicationConfig) enabled() bool { return len(c.Join) > 0 || c.GossipAddr != "" }
 
 // defaultReplicationFactor is the topics' replication.factor default:
-// --default-replication-factor with peers, 1 alone.
-func (c *replicateConfig) defaultReplicationFactor() int32 {
-	if !c.enabled() {
+// replication.default-replication-factor with peers, 1 alone.
+func (c *serveConfig) defaultReplicationFactor() int32 {
+	if !c.Replication.enabled() {
 		return 1
 	}
-	return c.DefaultReplicationFactor
+	return c.Replication.DefaultReplicationFactor
 }
 
-// enabled reports whether this box gossips with peers.
-func (c *replicateConfig) enabled() bool { return len(c.Join) > 0 || c.GossipAddr != "" }
-
-// gossipAddr is the gossip bind address with the default port filled in.
-func (c *replicateConfig) gossipAddr() string {
-	a := c.GossipAddr
-	if a == "" {
-		return ":" + strconv.Itoa(member.DefaultPort)
-	}
+// withPort adds the gossip port to an address without one.
+func withPort(a string) string {
 	if _, _, err := net.SplitHostPort(a); err != nil {
 		return net.JoinHostPort(a, strconv.Itoa(member.DefaultPort))
 	}
 	return a
 }
 
-func (c *replicateConfig) validate() error {
-	if !c.enabled() {
-		return nil
-	}
-	if _, _, err := net.SplitHostPort(c.gossipAddr()); err != nil {
-		return fmt.Errorf("--gossip-addr %q: %v", c.GossipAddr, err)
-	}
-	for i, j := range c.Join {
-		if _, _, err := net.SplitHostPort(j); err != nil {
-			c.Join[i] = net.JoinHostPort(j, strconv.Itoa(member.DefaultPort))
+// replicateOptions are site replication's options (replication.*). It
+// reads the gossip key file.
+func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID string) (replicate.Options, error) {
+	r := &c.Replication
+	var keys [][]byte
+	if r.GossipKeyFile != "" {
+		var err error
+		if keys, err = member.ReadKeyFile(r.GossipKeyFile); err != nil {
+			return replicate.Options{}, fmt.Errorf("config: replication.gossip-key-file: %v", err)
 		}
 	}
-	if c.DefaultReplicationFactor < 1 {
-		return fmt.Errorf("--default-replication-factor %d: must be at least 1", c.DefaultReplicationFactor)
+	bind := ":" + strconv.Itoa(member.DefaultPort)
+	if r.GossipAddr != "" {
+		bind = withPort(r.GossipAddr)
 	}
-	if c.DefaultMinInsyncReplicas < 1 {
-		return fmt.Errorf("--default-min-insync-replicas %d: must be at least 1", c.DefaultMinInsyncReplicas)
+	join := make([]string, len(r.Join))
+	for i, j := range r.Join {
+		join[i] = withPort(j)
 	}
-	if c.ReplicaLagTimeMax <= 0 {
-		return fmt.Errorf("--replica-lag-time-max %v: must be positive", c.ReplicaLagTimeMax)
+	kafkaAddr := c.Kafka.AdvertisedAddr
+	if kafkaAddr == "" {
+		kafkaAddr = c.Kafka.Addr
 	}
-	return nil
+	if kafkaAddr == "" {
+		return replicate.Options{}, fmt.Errorf("config: replication needs kafka.addr: peers fetch copies from it")
+	}
+	var copts []kgo.Opt
+	if c.Kafka.TLS.CertFile != "" {
+		// Peers present the site's certificate; gossip (keyed) says who
+		// the peers are, the listener's CA is not configured here.
+		copts = append(copts, kgo.DialTLSConfig(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
+	}
+	if len(c.Kafka.Users) > 0 {
+		name, pass, _ := strings.Cut(c.Kafka.Users[0], ":")
+		copts = append(copts, kgo.SASL(plain.Auth{User: name, Pass: pass}.AsMechanism()))
+	}
+	return replicate.Options{
+		Log: l,
+		Member: member.Options{
+			NodeID:      nodeID,
+			Site:        c.Site,
+			BindAddr:    bind,
+			Join:        join,
+			Keys:        keys,
+			Insecure:    r.GossipInsecure,
+			KafkaAddr:   kafkaAddr,
+			SnapshotDir: filepath.Join(c.DataDir, "~replicate"),
+		},
+		LagTimeMax: r.ReplicaLagTimeMax,
+		ClientOpts: copts,
+		Logger:     logger,
+	}, nil
 }

@@ -25,7 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg, fs, err := loadServeConfig(args, os.LookupEnv, stderr)
 	if err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, "Usage: runnel serve [flags]\n\nEvery flag is also a config-file key and an environment variable RUNNEL_<FLAG>.\n\n%s", fs.FlagUsages())
+			fmt.Fprintf(stdout, "Usage: runnel serve [flags]\n\nEvery flag is also an environment variable RUNNEL_<FLAG> and a key of the --config file\n(flat as the flag, or nested: see the README configuration reference).\n\n%s", fs.FlagUsages())
 			return 0
 		}
 		fmt.Fprintf(stderr, "runnel serve: %v\n", err)
@@ -37,16 +37,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
-}
-
-func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(cfg.LogLevel))
-	ho := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho))
-	}
-	return slog.New(slog.NewTextHandler(w, ho))
 }
 
 // stopper is one started component, stopped in reverse order.
@@ -65,27 +55,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 	defer release()
 
-	l, err := rlog.Open(&rlog.Options{
-		Dir:          cfg.DataDir,
-		Logger:       logger,
-		MaxOpenFiles: cfg.MaxOpenFiles,
-		MinFreeBytes: cfg.MinFreeBytes,
-		// Off by default: memory and open time grow with the retained
-		// shared bytes (log/doc.go, Caveats).
-		NoSharedSegments: !cfg.SharedSegments,
-		Defaults: rlog.TopicConfig{
-			Partitions:     cfg.DefaultPartitions,
-			Fsync:          rlog.FsyncPolicy(cfg.Fsync),
-			FsyncInterval:  cfg.FsyncInterval,
-			RetentionAge:   cfg.Retention,
-			RetentionBytes: cfg.RetentionBytes,
-			SegmentBytes:   cfg.SegmentBytes,
-			OnFull:         rlog.OnFull(cfg.OnFull),
-			// Site replication: copies each topic asks for by default.
-			ReplicationFactor: cfg.defaultReplicationFactor(),
-			MinInsyncReplicas: cfg.DefaultMinInsyncReplicas,
-		},
-	})
+	l, err := rlog.Open(cfg.logOptions(logger))
 	if err != nil {
 		return fmt.Errorf("open log in %s: %v", cfg.DataDir, err)
 	}
@@ -125,7 +95,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		return err
 	}
 
-	logger.Info("runnel started", "data_dir", absPath(cfg.DataDir), "kafka", cfg.KafkaAddr, "mqtt", cfg.MQTTAddr, "http", cfg.HTTPAddr, "fsync", cfg.Fsync, "version", version)
+	logger.Info("runnel started", "data_dir", absPath(cfg.DataDir), "kafka", cfg.Kafka.Addr, "mqtt", cfg.MQTT.Addr, "http", cfg.HTTP.Addr, "fsync", cfg.Log.Fsync, "version", version)
 	sdNotify("READY=1\nSTATUS=serving")
 	var tick <-chan time.Time
 	if iv := watchdogInterval(); iv > 0 {
@@ -185,10 +155,10 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}
-	if w.cfg.HTTPAddr == "" {
+	if w.cfg.HTTP.Addr == "" {
 		return nil
 	}
-	ln, err := listen("http-addr", w.cfg.HTTPAddr)
+	ln, err := listen("http-addr", w.cfg.HTTP.Addr)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"strings"
+
+	"github.com/runnel/runnel/ingest/kafka"
+	"github.com/runnel/runnel/ingest/mqtt"
+	rlog "github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/sync/forward"
+)
+
+// Each component's Options, built from the configuration tree. This is
+// the one place that turns the tree into Options; the wiring adds only
+// what exists at run time (the log, the node id, loggers).
+
+// newLogger is the process logger (logging.*).
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(cfg.Logging.Level))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.Logging.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// logOptions are the commit log's options (data-dir, log.*).
+func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
+	return &rlog.Options{
+		Dir:              c.DataDir,
+		Logger:           logger,
+		MaxOpenFiles:     c.Log.MaxOpenFiles,
+		MinFreeBytes:     c.Log.MinFreeBytes,
+		NoSharedSegments: !c.Log.SharedSegments,
+		Defaults: rlog.TopicConfig{
+			Partitions:     c.Log.DefaultPartitions,
+			Fsync:          rlog.FsyncPolicy(c.Log.Fsync),
+			FsyncInterval:  c.Log.FsyncInterval,
+			RetentionAge:   c.Log.Retention,
+			RetentionBytes: c.Log.RetentionBytes,
+			SegmentBytes:   c.Log.SegmentBytes,
+			OnFull:         rlog.OnFull(c.Log.OnFull),
+			// Site replication: the copies each topic asks for by default.
+			ReplicationFactor: c.defaultReplicationFactor(),
+			MinInsyncReplicas: c.Replication.DefaultMinInsyncReplicas,
+		},
+	}
+}
+
+// kafkaOptions are the Kafka listener's options (kafka.*). It reads the
+// TLS key pair.
+func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger *slog.Logger, nodeID string) (kafka.Options, error) {
+	users := map[string]string{}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		users[name] = pass
+	}
+	var tc *tls.Config
+	if c.Kafka.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.Kafka.TLS.CertFile, c.Kafka.TLS.KeyFile)
+		if err != nil {
+			return kafka.Options{}, fmt.Errorf("config: kafka.tls.cert-file, kafka.tls.key-file: %v", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return kafka.Options{
+		Log:              l,
+		Groups:           groups,
+		Logger:           logger,
+		ClusterID:        "runnel-" + nodeID,
+		AdvertisedAddr:   c.Kafka.AdvertisedAddr,
+		AutoCreateTopics: c.Kafka.AutoCreateTopics,
+		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
+		TLS:              tc,
+		SASLPlain:        users,
+		CloseTimeout:     c.ShutdownTimeout * 2 / 3,
+	}, nil
+}
+
+// mqttOptions are the MQTT broker's options (mqtt.*). Anonymous access is
+// allowed by default only while no users are configured (the zero-config
+// bench setup; the README warns about it), and a client CA requires client
+// certificates unless require-client-cert says otherwise.
+func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options {
+	m := &c.MQTT
+	anon := len(m.Users) == 0
+	if m.AllowAnonymous != nil {
+		anon = *m.AllowAnonymous
+	}
+	requireCert := m.TLS.ClientCAFile != ""
+	if m.TLS.RequireClientCert != nil {
+		requireCert = *m.TLS.RequireClientCert
+	}
+	return mqtt.Options{
+		Log:           l,
+		Logger:        logger,
+		Addr:          m.Addr,
+		WebsocketAddr: m.WebsocketAddr,
+		WebsocketTLS:  m.WebsocketTLS,
+		WebsocketPath: m.WebsocketPath,
+		TLS: mqtt.TLSOptions{
+			Addr:              m.TLS.Addr,
+			CertFile:          m.TLS.CertFile,
+			KeyFile:           m.TLS.KeyFile,
+			ClientCAFile:      m.TLS.ClientCAFile,
+			RequireClientCert: requireCert,
+			CertAsUsername:    m.TLS.CertAsUsername,
+		},
+		Routes:                   m.Routes,
+		Publish:                  m.Publish,
+		AllowAnonymous:           anon,
+		Users:                    m.Users,
+		ACL:                      m.ACL,
+		MaxPendingPerClient:      m.MaxPendingPerClient,
+		MaxPendingBytesPerClient: m.MaxPendingBytesPerClient,
+		MaxPacketSize:            m.MaxPacketSize,
+		ConnectTimeout:           m.ConnectTimeout,
+		MaxConnsPerIP:            m.MaxConnsPerIP,
+		MaxQueuedPerClient:       m.MaxQueuedPerClient,
+		MaxClients:               m.MaxClients,
+		SysInterval:              m.SysInterval,
+		NoPersist:                m.NoPersist,
+	}
+}
+
+// forwardOptions are the forwarder's options: the upstreams and routes
+// keys plus the common case, upstream-kafka BROKERS (the upstream
+// "default") and forward GLOB (routes to it, upstream name =
+// forward-prefix + local name). Sinks are left to the wiring.
+func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID string) forward.Options {
+	o := forward.Options{
+		Log: l, Logger: logger, NodeID: nodeID, Site: c.Site,
+		Upstreams: maps.Clone(c.Upstreams),
+		Routes:    append([]forward.Route(nil), c.Routes...),
+	}
+	if o.Upstreams == nil {
+		o.Upstreams = map[string]forward.Upstream{}
+	}
+	if c.UpstreamKafka != "" {
+		o.Upstreams[forward.DefaultUpstream] = forward.Upstream{Kind: "kafka", Brokers: splitList(c.UpstreamKafka)}
+	}
+	for _, glob := range c.Forward {
+		o.Routes = append(o.Routes, forward.Route{
+			Name:     "forward-" + strings.NewReplacer("*", "all", "?", "_", "/", "_").Replace(glob),
+			Upstream: forward.DefaultUpstream,
+			Topics:   []string{glob},
+			Target:   c.ForwardPrefix + "{topic}",
+		})
+	}
+	return o
+}
