@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -366,6 +367,13 @@ func (f *fetcher) refresh(ctx context.Context) error {
 	}
 	md := resp.(*kmsg.MetadataResponse)
 	origin := f.peer.BrokerID
+	// The listener must be the peer's, replicating: a box restarted at
+	// that address without replication (or another node) announces
+	// another broker id, and its topics must not be taken as the
+	// origin's (a copy is deleted only when its origin deleted the topic).
+	if !slices.ContainsFunc(md.Brokers, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == origin }) {
+		return fmt.Errorf("the Kafka listener at %s is not node %s's (no broker %d in its metadata)", f.peer.KafkaAddr, f.peer.NodeID, origin)
+	}
 	seen := map[string]bool{}
 	type want struct {
 		topic string
