@@ -1,6 +1,6 @@
 // Command runnel is the site event log for edge boxes: one binary that
-// serves the Kafka wire protocol, MQTT and HTTP over a crash-safe
-// partitioned log, mirrors peers and forwards upstream.
+// serves the Kafka wire protocol and MQTT over a crash-safe partitioned
+// log, forwards upstream, and answers health, metrics and status over HTTP.
 //
 // Subcommands: serve, topic, produce, consume, status, bench, check, version.
 package main

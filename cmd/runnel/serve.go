@@ -69,8 +69,8 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		Logger:       logger,
 		MaxOpenFiles: cfg.MaxOpenFiles,
 		MinFreeBytes: cfg.MinFreeBytes,
-		// Off by default: memory and open time grow with the retained
-		// shared bytes (log/doc.go, Caveats).
+		// On by default (--shared-segments): small commits are stored
+		// once, in node-wide shared files (log/doc.go).
 		NoSharedSegments: !cfg.SharedSegments,
 		Defaults: rlog.TopicConfig{
 			Partitions:     cfg.DefaultPartitions,

@@ -28,7 +28,8 @@ const (
 )
 
 // versions are the [min, max] versions served. OffsetCommit and OffsetFetch
-// stop at v9: v10 names topics by id, which the log does not have.
+// stop at v9: v10 names topics only by id, which this package does not
+// resolve.
 var versions = map[int16][2]int16{
 	keyOffsetCommit:   {0, 9},
 	keyOffsetFetch:    {0, 9},
