@@ -129,7 +129,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		"partitions":      st.Partitions,
 		"goroutines":      runtime.NumGoroutine(),
 	}
-	var dmg []map[string]any
+	if why == nil {
+		out["not_ready"] = []string{} // a list, never null
+	}
+	dmg := []map[string]any{}
 	for _, d := range st.Damaged {
 		dmg = append(dmg, map[string]any{"file": d.File, "offset": d.Offset, "reason": d.Reason})
 	}

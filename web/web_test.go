@@ -107,3 +107,21 @@ func TestLabelEscaping(t *testing.T) {
 		t.Fatalf("got %q want %q", buf.String(), want)
 	}
 }
+
+// TestStatusListsNotNull: a healthy node's damaged and not_ready are empty
+// lists in /api/status, not JSON nulls.
+func TestStatusListsNotNull(t *testing.T) {
+	base, _ := startWeb(t, nil)
+	code, body := get(t, base+"/api/status")
+	if code != 200 {
+		t.Fatalf("/api/status %d %q", code, body)
+	}
+	for _, want := range []string{`"damaged": []`, `"not_ready": []`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/api/status lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "null") {
+		t.Errorf("/api/status holds a null:\n%s", body)
+	}
+}
