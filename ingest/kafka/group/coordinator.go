@@ -84,7 +84,12 @@ func New(opts Options) (*Coordinator, error) {
 }
 
 // Versions maps each API key served to its [min, max] version.
-func (c *Coordinator) Versions() map[int16][2]int16 {
+func (c *Coordinator) Versions() map[int16][2]int16 { return Versions() }
+
+// Versions maps each consumer-group API key to the [min, max] versions a
+// Coordinator serves: the one table of them (ingest/kafka answers the same
+// keys and versions COORDINATOR_NOT_AVAILABLE when it has no coordinator).
+func Versions() map[int16][2]int16 {
 	out := make(map[int16][2]int16, len(versions))
 	for k, v := range versions {
 		out[k] = v
