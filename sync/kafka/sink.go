@@ -203,7 +203,10 @@ func mechanism(s forward.SASL) sasl.Mechanism {
 	return nil
 }
 
-// Send produces rec asynchronously; done runs from a kgo goroutine.
+// Send produces rec asynchronously; done runs from a kgo goroutine. Send
+// blocks while the producer's buffer is full, until there is room or ctx
+// ends (then done gets ctx's error); the delivery itself is bounded by
+// Upstream.DeliveryTimeout, not by ctx.
 func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -213,6 +216,11 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 	}
 	if s.gate.Blocked(rec) {
 		done(errEarlierFailed)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		s.gate.Failed(rec) // later records of the partition must not overtake it
+		done(err)
 		return
 	}
 	// One allocation for the kgo record, (usually) its headers and what
@@ -235,9 +243,10 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 	for i, h := range rec.Headers {
 		kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 	}
-	// The record's lifetime is bounded by its delivery deadline, not by
-	// ctx: Close drains or fails it.
-	s.cl.Produce(context.Background(), kr, promise)
+	// ctx bounds only the wait for buffer space (the promise then gets
+	// ctx's error). Once buffered, the record's lifetime is bounded by its
+	// delivery deadline (kr.Context), not by ctx: Close drains or fails it.
+	s.cl.Produce(ctx, kr, promise)
 }
 
 // sent is a record handed to kgo with what its promise needs; r is the
@@ -257,7 +266,9 @@ func promise(kr *kgo.Record, err error) {
 	s := st.s
 	if err != nil {
 		s.gate.Failed(st.rec)
-		if errors.Is(err, context.DeadlineExceeded) {
+		// A delivery deadline, not the Send ctx that ended while the
+		// record waited for buffer space.
+		if errors.Is(err, context.DeadlineExceeded) && st.r.Context.Err() != nil {
 			if why := s.kl.recent(2 * s.timeout); why != "" {
 				err = fmt.Errorf("kafka: not acknowledged within %v (last broker error: %s): %w", s.timeout, why, err)
 			} else {
