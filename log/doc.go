@@ -437,6 +437,13 @@
 // `runnel check DIR`) verify everything without changing anything.
 //
 // Lost meta.db: topics are rebuilt from their directories and config.json.
+// A damaged meta.db (bbolt finds its content invalid: see meta.Open) is
+// moved to meta.db.corrupt-<unix time> and a new one made, and that is
+// recorded as damage (an error log line, Stats().Damaged, the
+// runnel_log_damaged_files metric, runnel status): forwarding cursors,
+// consumer-group offsets and MQTT sessions are lost with it. An error of
+// the system opening it (permission, I/O, no space, locked) stops Open
+// and changes nothing.
 //
 // # Failures
 //
