@@ -33,7 +33,6 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 	if err != nil {
 		return fmt.Errorf("consumer groups: %v", err)
 	}
-	*stops = append(*stops, stopper{"groups", func(context.Context) error { return coord.Close() }})
 	users := map[string]string{}
 	for _, u := range w.cfg.KafkaUsers {
 		name, pass, _ := strings.Cut(u, ":")
@@ -57,13 +56,14 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		MaxFrameBytes:    w.cfg.KafkaMaxFrameBytes,
 		TLS:              tc,
 		SASLPlain:        users,
-		CloseTimeout:     w.cfg.ShutdownTimeout * 2 / 3,
 	})
 	if err != nil {
+		coord.Close()
 		return fmt.Errorf("kafka: %v", err)
 	}
 	ln, err := listen("kafka-addr", w.cfg.KafkaAddr)
 	if err != nil {
+		coord.Close()
 		return err
 	}
 	go func() {
@@ -71,7 +71,12 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 			w.errc <- fmt.Errorf("kafka listener: %v", err)
 		}
 	}()
-	*stops = append(*stops, stopper{"kafka", func(context.Context) error { return ks.Close() }})
+	// The coordinator stops after the server (its handlers use it).
+	*stops = append(*stops, stopper{"kafka", func(ctx context.Context) error {
+		err := ks.Shutdown(ctx)
+		coord.Close()
+		return err
+	}})
 	w.collectors = append(w.collectors, func(m *web.Metrics) { web.KafkaMetrics(m, ks.Stats(), coord.Stats()) })
 	return nil
 }

@@ -28,7 +28,9 @@ func (f *fakeGroups) note(ev string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeGroups) Versions() map[int16][2]int16 { return map[int16][2]int16{kmsg.Heartbeat.Int16(): {0, 4}} }
+func (f *fakeGroups) Versions() map[int16][2]int16 {
+	return map[int16][2]int16{kmsg.Heartbeat.Int16(): {0, 4}}
+}
 
 func (f *fakeGroups) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, bool) {
 	hb, ok := req.(*kmsg.HeartbeatRequest)

@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest"
+	"github.com/runnel/runnel/log/meta"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/runnel/runnel/sync/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -88,5 +92,58 @@ func TestSendHonoursContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not fail the unacknowledged record")
+	}
+}
+
+// TestShutdownStalledUpstream: records in flight to a connected upstream
+// that never acknowledges them hold Forwarder.Shutdown only until its ctx
+// ends; the cursors stay at what was acknowledged (nothing), so every
+// record is sent again after a restart.
+func TestShutdownStalledUpstream(t *testing.T) {
+	c := newKfake(t)
+	release := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	t.Cleanup(func() { close(release) })
+	lg := logtest.New(t)
+	lg.CreateTopic("t", log.TopicConfig{Partitions: 2})
+	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "r", Topics: []string{"t"}}},
+		up: func(u *forward.Upstream) { u.DeliveryTimeout = time.Minute }})
+	for end := time.Now().Add(10 * time.Second); f.Routes()[0].State != forward.StateConnected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("route never connected: %+v", f.Routes()[0])
+		}
+	}
+	forwardtest.Produce(t, lg, "t", 0, 0, 100, 10, 0)
+	forwardtest.Produce(t, lg, "t", 1, 0, 100, 10, 0)
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rs := f.Routes()[0]
+		if rs.State == forward.StateConnected && rs.InFlight == 200 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("records never in flight on a connected route: %+v", rs)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := f.Shutdown(ctx)
+	took := time.Since(start)
+	t.Logf("Shutdown: %v after %v", err, took)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline's error", err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("Shutdown took %v with a 300ms deadline", took)
+	}
+	if curs, _ := lg.Meta().Cursors(forward.CursorPrefix + "r"); len(curs) != 0 && (curs[meta.TopicPartition{Topic: "t", Partition: 0}] != 0 || curs[meta.TopicPartition{Topic: "t", Partition: 1}] != 0) {
+		t.Errorf("cursors moved without acknowledgements: %v", curs)
+	}
+	if st := f.Routes()[0].State; st != forward.StateClosed {
+		t.Errorf("route state after Shutdown: %s", st)
 	}
 }
