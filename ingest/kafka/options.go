@@ -66,10 +66,6 @@ type Options struct {
 	// MaxInFlight bounds requests read but not yet answered per
 	// connection; reading pauses when it is reached (default 64).
 	MaxInFlight int
-	// PoolProduceBuffers recycles produce request buffers once every
-	// append of the request completed. Only safe when the log keeps no
-	// reference to the appended bytes after the append's done callback.
-	PoolProduceBuffers bool
 }
 
 // Defaults applied by New.

@@ -266,21 +266,6 @@ type GroupOffset struct {
 	Metadata string
 }
 
-// CommitOffsets stores offsets for group in one transaction.
-func (s *Store) CommitOffsets(group string, offs map[TopicPartition]GroupOffset) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketGroups)
-		for tp, o := range offs {
-			v := binary.BigEndian.AppendUint64(nil, uint64(o.Offset))
-			v = append(v, o.Metadata...)
-			if err := b.Put(makeKey(group, tp.Topic, tp.Partition), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // GroupOffsets returns every committed offset of group.
 func (s *Store) GroupOffsets(group string) (map[TopicPartition]GroupOffset, error) {
 	out := map[TopicPartition]GroupOffset{}

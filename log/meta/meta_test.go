@@ -69,7 +69,7 @@ func TestTopicsAndDeleteTopicScope(t *testing.T) {
 	}
 	// Offsets and cursors on topics whose names prefix each other.
 	for _, topic := range []string{"a", "ab"} {
-		if err := s.CommitOffsets("g", map[TopicPartition]GroupOffset{{topic, 0}: {Offset: 5, Metadata: "m"}}); err != nil {
+		if err := s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{topic, 0}: {Offset: 5, Metadata: "m"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SetCursor("fwd", topic, 1, 9); err != nil {
@@ -101,11 +101,11 @@ func TestGroupOffsets(t *testing.T) {
 		want[TopicPartition{"t", p}] = GroupOffset{Offset: int64(i) * 1e12, Metadata: fmt.Sprint("meta", i)}
 	}
 	want[TopicPartition{"t.x", 0}] = GroupOffset{Offset: 0}
-	if err := s.CommitOffsets("g", want); err != nil {
+	if err := s.CommitOffsetsBatched("g", want); err != nil {
 		t.Fatal(err)
 	}
 	// Groups whose names prefix each other stay apart.
-	s.CommitOffsets("g2", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
+	s.CommitOffsetsBatched("g2", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
 	got, err := s.GroupOffsets("g")
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("GroupOffsets = %v, %v\nwant %v", got, err, want)
@@ -115,7 +115,7 @@ func TestGroupOffsets(t *testing.T) {
 		t.Fatalf("Groups = %q", groups)
 	}
 	// A later commit overwrites.
-	s.CommitOffsets("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 77}})
+	s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 77}})
 	got, _ = s.GroupOffsets("g")
 	if got[TopicPartition{"t", 0}].Offset != 77 || len(got) != len(want) {
 		t.Fatalf("after overwrite %v", got)
@@ -399,7 +399,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Error(err)
 				}
 				s.Cursors(name)
-				s.CommitOffsets(name, map[TopicPartition]GroupOffset{{"t", 0}: {Offset: int64(i)}})
+				s.CommitOffsetsBatched(name, map[TopicPartition]GroupOffset{{"t", 0}: {Offset: int64(i)}})
 				s.Groups()
 			}
 		}()
@@ -412,12 +412,12 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-// TestGroupsListsEmptyGroupName: CommitOffsets accepts the group id "" (old
+// TestGroupsListsEmptyGroupName: CommitOffsetsBatched accepts the group id "" (old
 // Kafka clients use it), so Groups must list it.
 func TestGroupsListsEmptyGroupName(t *testing.T) {
 	s := openT(t, t.TempDir())
-	s.CommitOffsets("", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 2}})
-	s.CommitOffsets("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
+	s.CommitOffsetsBatched("", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 2}})
+	s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
 	if got, _ := s.GroupOffsets(""); got[TopicPartition{"t", 0}].Offset != 2 {
 		t.Fatalf("GroupOffsets(\"\") = %v", got)
 	}
