@@ -4,7 +4,8 @@ import "errors"
 
 // EnsureTopic returns the info of topic name, creating it first with the
 // log's default config when it does not exist: the auto-create of every
-// ingest path (Kafka produce and metadata, MQTT, HTTP). created reports
+// ingest path (Kafka produce and metadata, MQTT; HTTP produce when it
+// comes). created reports
 // whether this call created it; a topic another caller created meanwhile
 // is simply returned. An invalid name is ErrInvalidTopic.
 func EnsureTopic(l Log, name string) (info TopicInfo, created bool, err error) {

@@ -1,7 +1,7 @@
 // Package mqtt is runnel's MQTT ingest: an embedded mochi-mqtt broker
 // (MQTT 3.1, 3.1.1 and 5; TCP, TLS, websocket) whose every acknowledged
 // publish is durable in the commit log, and whose subscribers see what the
-// log holds, including records produced through Kafka or HTTP.
+// log holds, including records produced through Kafka (Options.Publish).
 //
 // # Basics
 //

@@ -55,7 +55,7 @@ type Options struct {
 	// the log.
 	Routes []Route `yaml:"routes"`
 	// Publish fans records appended to a log topic by other ingest paths
-	// (Kafka, HTTP) out to MQTT subscribers under a topic prefix. Records
+	// (Kafka) out to MQTT subscribers under a topic prefix. Records
 	// that came in over MQTT are skipped (subscribers already had them).
 	Publish []PublishRoute `yaml:"publish"`
 
