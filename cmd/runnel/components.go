@@ -33,6 +33,12 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 	if err != nil {
 		return fmt.Errorf("consumer groups: %v", err)
 	}
+	started := false
+	defer func() {
+		if !started {
+			coord.Close()
+		}
+	}()
 	users := map[string]string{}
 	for _, u := range w.cfg.KafkaUsers {
 		name, pass, _ := strings.Cut(u, ":")
@@ -58,12 +64,10 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		SASLPlain:        users,
 	})
 	if err != nil {
-		coord.Close()
 		return fmt.Errorf("kafka: %v", err)
 	}
 	ln, err := listen("kafka-addr", w.cfg.KafkaAddr)
 	if err != nil {
-		coord.Close()
 		return err
 	}
 	go func() {
@@ -77,6 +81,7 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		coord.Close()
 		return err
 	}})
+	started = true
 	w.collectors = append(w.collectors, func(m *web.Metrics) { web.KafkaMetrics(m, ks.Stats(), coord.Stats()) })
 	return nil
 }
