@@ -99,8 +99,10 @@ func validateConfig(c TopicConfig, needPartitions bool) error {
 	return nil
 }
 
-// validTopicName follows Kafka: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-func validTopicName(name string) bool {
+// ValidTopicName reports whether name is a topic name, by Kafka's rule:
+// 1-249 characters of [a-zA-Z0-9._-], not "." or "..". (CreateTopic also
+// refuses the few names the data directory uses for its own files.)
+func ValidTopicName(name string) bool {
 	if name == "" || len(name) > 249 || name == "." || name == ".." {
 		return false
 	}
