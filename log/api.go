@@ -25,7 +25,7 @@ type Log interface {
 	// ErrInvalidPartitions when total <= current.
 	AddPartitions(name string, total int32) error
 	// SetTopicConfig replaces a topic's config (partitions are ignored; use
-	// AddPartitions). Persisted in meta.
+	// AddPartitions; Origin is kept as created). Persisted in meta.
 	SetTopicConfig(name string, cfg TopicConfig) error
 	// Topic describes one topic. ErrUnknownTopic.
 	Topic(name string) (TopicInfo, error)
@@ -95,6 +95,17 @@ type Log interface {
 	Close() error
 }
 
+// AllAppender is an optional capability of a Log, found by type assertion:
+// appends acknowledged like Kafka acks=-1, once every in-sync copy on the
+// site holds the batch (replicate/ wraps the log to provide it).
+type AllAppender interface {
+	// AppendAsyncAll is AppendAsync that completes once the batch is
+	// durable here and on every copy in the in-sync set, or fails with
+	// ErrNotEnoughReplicas (retriable) when fewer copies than the topic's
+	// MinInsyncReplicas are in sync.
+	AppendAsyncAll(topic string, partition int32, batches []byte, done func(base int64, err error))
+}
+
 // FsyncPolicy says when appends reach stable storage.
 type FsyncPolicy string
 
@@ -123,6 +134,12 @@ type TopicConfig struct {
 	SegmentAge     time.Duration // roll age (default 24h)
 	OnFull         OnFull        // default "reject"
 	MaxBatchBytes  int32         // largest accepted batch (default 1 MiB + overhead)
+
+	// Site replication (replicate/). The log stores these and refuses
+	// Append/AppendAsync on a mirror; the rest is replicate's.
+	ReplicationFactor int32  // copies on the site, origin included (default 1)
+	MinInsyncReplicas int32  // copies acks=all needs (default 1)
+	Origin            string // node id this topic mirrors; "" = this node's own topic
 }
 
 // TopicInfo describes a topic.

@@ -91,7 +91,7 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 	})
 	ids := map[string]uint64{}
 	for _, tn := range names {
-		if !validTopicName(tn) {
+		if !ValidTopicName(tn) {
 			continue
 		}
 		if st, err := fs.Stat(filepath.Join(dir, tn)); err != nil || !st.IsDir() {

@@ -19,6 +19,9 @@ var builtinDefaults = TopicConfig{
 	SegmentAge:     24 * time.Hour,
 	OnFull:         OnFullReject,
 	MaxBatchBytes:  1<<20 + 12,
+
+	ReplicationFactor: 1,
+	MinInsyncReplicas: 1,
 }
 
 // maxSegmentBytes keeps every position in a segment within the uint32 of
@@ -54,6 +57,12 @@ func fillConfig(c, d TopicConfig) TopicConfig {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = d.MaxBatchBytes
 	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = d.ReplicationFactor
+	}
+	if c.MinInsyncReplicas == 0 {
+		c.MinInsyncReplicas = d.MinInsyncReplicas
+	}
 	return c
 }
 
@@ -84,11 +93,16 @@ func validateConfig(c TopicConfig, needPartitions bool) error {
 	if c.MaxBatchBytes < 0 {
 		return fmt.Errorf("%w: negative max batch bytes", ErrInvalidConfig)
 	}
+	if c.ReplicationFactor < 0 || c.MinInsyncReplicas < 0 {
+		return fmt.Errorf("%w: negative replication factor or min in-sync replicas", ErrInvalidConfig)
+	}
 	return nil
 }
 
-// validTopicName follows Kafka: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-func validTopicName(name string) bool {
+// ValidTopicName reports whether name is a topic name, by Kafka's rule:
+// 1-249 characters of [a-zA-Z0-9._-], not "." or "..". (CreateTopic also
+// refuses the few names the data directory uses for its own files.)
+func ValidTopicName(name string) bool {
 	if name == "" || len(name) > 249 || name == "." || name == ".." {
 		return false
 	}
@@ -104,16 +118,19 @@ func validTopicName(name string) bool {
 // storedConfig is the JSON form kept in meta (bucket "topics"). Field names
 // never change; durations are milliseconds.
 type storedConfig struct {
-	Partitions       int32  `json:"partitions"`
-	Fsync            string `json:"fsync,omitempty"`
-	FsyncIntervalMs  int64  `json:"fsync_interval_ms,omitempty"`
-	RetentionAgeMs   int64  `json:"retention_age_ms,omitempty"`
-	RetentionBytes   int64  `json:"retention_bytes,omitempty"`
-	SegmentBytes     int64  `json:"segment_bytes,omitempty"`
-	SegmentAgeMs     int64  `json:"segment_age_ms,omitempty"`
-	OnFull           string `json:"on_full,omitempty"`
-	MaxBatchBytes    int32  `json:"max_batch_bytes,omitempty"`
-	RebuiltFromFiles bool   `json:"rebuilt_from_files,omitempty"`
+	Partitions        int32  `json:"partitions"`
+	Fsync             string `json:"fsync,omitempty"`
+	FsyncIntervalMs   int64  `json:"fsync_interval_ms,omitempty"`
+	RetentionAgeMs    int64  `json:"retention_age_ms,omitempty"`
+	RetentionBytes    int64  `json:"retention_bytes,omitempty"`
+	SegmentBytes      int64  `json:"segment_bytes,omitempty"`
+	SegmentAgeMs      int64  `json:"segment_age_ms,omitempty"`
+	OnFull            string `json:"on_full,omitempty"`
+	MaxBatchBytes     int32  `json:"max_batch_bytes,omitempty"`
+	RebuiltFromFiles  bool   `json:"rebuilt_from_files,omitempty"`
+	ReplicationFactor int32  `json:"replication_factor,omitempty"`
+	MinInsyncReplicas int32  `json:"min_insync_replicas,omitempty"`
+	Origin            string `json:"origin,omitempty"`
 	// ID tells incarnations of a topic name apart (journal records of a
 	// deleted topic must not replay into a new one of the same name).
 	ID uint64 `json:"id,omitempty"`
@@ -121,17 +138,20 @@ type storedConfig struct {
 
 func encodeConfig(c TopicConfig, rebuilt bool, id uint64) []byte {
 	s := storedConfig{
-		Partitions:       c.Partitions,
-		Fsync:            string(c.Fsync),
-		FsyncIntervalMs:  durMs(c.FsyncInterval),
-		RetentionAgeMs:   durMs(c.RetentionAge),
-		RetentionBytes:   c.RetentionBytes,
-		SegmentBytes:     c.SegmentBytes,
-		SegmentAgeMs:     durMs(c.SegmentAge),
-		OnFull:           string(c.OnFull),
-		MaxBatchBytes:    c.MaxBatchBytes,
-		RebuiltFromFiles: rebuilt,
-		ID:               id,
+		Partitions:        c.Partitions,
+		Fsync:             string(c.Fsync),
+		FsyncIntervalMs:   durMs(c.FsyncInterval),
+		RetentionAgeMs:    durMs(c.RetentionAge),
+		RetentionBytes:    c.RetentionBytes,
+		SegmentBytes:      c.SegmentBytes,
+		SegmentAgeMs:      durMs(c.SegmentAge),
+		OnFull:            string(c.OnFull),
+		MaxBatchBytes:     c.MaxBatchBytes,
+		RebuiltFromFiles:  rebuilt,
+		ID:                id,
+		ReplicationFactor: c.ReplicationFactor,
+		MinInsyncReplicas: c.MinInsyncReplicas,
+		Origin:            c.Origin,
 	}
 	b, _ := json.Marshal(s)
 	return b
@@ -171,6 +191,10 @@ func decodeConfigID(b []byte) (TopicConfig, uint64, error) {
 		SegmentAge:     msDur(s.SegmentAgeMs),
 		OnFull:         OnFull(s.OnFull),
 		MaxBatchBytes:  s.MaxBatchBytes,
+
+		ReplicationFactor: s.ReplicationFactor,
+		MinInsyncReplicas: s.MinInsyncReplicas,
+		Origin:            s.Origin,
 	}, s.ID, nil
 }
 

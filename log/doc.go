@@ -223,9 +223,9 @@
 // written. It also leaves the 4 KiB tail-page rewrite per commit. So it
 // does not solve the trickle case.
 //
-// runnel's first answer was a node-wide journal (journal.go; now the
-// format of Options.NoSharedSegments, and still the path of a small commit
-// to a segment file in the default format): a partition whose
+// The journal format (journal.go; Options.NoSharedSegments, and the path
+// of a small commit to a segment file in the default format) answers with
+// a node-wide journal: a partition whose
 // unsynced bytes in a commit are small (< Options.JournalSmallBytes, 16 KiB)
 // is made durable by a record in the journal; all of them go in one
 // sequential write and one fdatasync. Larger commits fdatasync their
@@ -277,8 +277,8 @@
 // (sharedindex.go, format above) is written and they are read from there
 // when a read needs them. So memory is per (shared file, partition), about
 // 100 bytes, not per append: for 1,000 trickling partitions and 32 MiB
-// files, about 0.3% of the retained shared bytes (it was 32 bytes per
-// append, ~20%, before the index). The sparse index of a virtual segment
+// files, about 0.3% of the retained shared bytes (an extent per append in
+// memory would be 32 bytes, ~20%). The sparse index of a virtual segment
 // (in memory only) has one entry per 64 KiB. Offsets, reads, OffsetForTime,
 // retention (whole segments), drop-oldest, HoldRetention, Check work on
 // both kinds the same way; a read of a virtual segment reads its extents.
@@ -351,20 +351,16 @@
 //	  shared segments                   5.2-5.4 ms 10.3 ms 1.365 (18.1 KB per shared commit)
 //	  journal format                    4.8-5.1 ms 11.7-12.4 ms 3.11-3.15 (11-12 KB per journal commit)
 //
-// With the extent index and shared segments the default (2026-11-27, load
-// 2-3, four runs): shared 1.38-1.41, p50 5.8-6.1 ms, p99 12.3-12.8 ms;
+// Four more runs of BenchmarkTrickle (load 2-3): shared 1.38-1.41, p50 5.8-6.1 ms, p99 12.3-12.8 ms;
 // journal format 4.24-4.36 in the same runs. A 20 s run (200,000
 // records: a 32 MiB shared file rolled and indexed): 1.39, p99 14.1 ms.
 // Open after an unclean stop of 2 GiB of such data (1 KiB batches, 1,000
 // partitions, 66 shared files, BenchmarkRecoveryShared): 323 ms, 7.6 MiB
 // of heap (0.37% of the data); reading and CRC-checking every shared file
-// (what open did before the index) takes 2.9 s.
+// (what an open without extent indexes would do) takes 2.9 s.
 //
-// Earlier, four more runs of BenchmarkTrickle gave 1.36-1.41
-// (p99 10.9-11.1 ms) for shared segments and 4.01-4.22 (p99 7.1-7.5 ms)
-// for the journal format in the same runs; a build from before shared
-// segments also measured 4.15-4.20 then: the journal format's figure moves
-// with the state of the shared disk, the shared one does not.
+// Across runs the journal format's figure moves with the state of the
+// shared disk (2.98-4.36 above), the shared one does not (1.36-1.41).
 //
 // The short benchmark's figure includes the start (first commits small,
 // each paying a partial page) that the 3 s one amortizes. Latency is the
@@ -380,10 +376,8 @@
 //	64 writers x 64 partitions, 100 B, each waits      BenchmarkManyWriters, 12 runs, load 2-3: journal
 //	                                                   format 88-136k acked rec/s (median 108k), shared
 //	                                                   89-131k (103k); 63-64 records per fsync of
-//	                                                   0.2-0.41 ms (before the committer waited for the
-//	                                                   writers it acknowledged, same runs: 70-107k and
-//	                                                   63-107k, 45 and 58-62 records per fsync); 11
-//	                                                   more runs, load 2-5, fsyncs of 0.23-0.82 ms:
+//	                                                   0.2-0.41 ms; 11 more runs, load 2-5, fsyncs
+//	                                                   of 0.23-0.82 ms:
 //	                                                   49-132k (median 94k), 42-111k (84k)
 //	sequential Read from page cache, 1 MiB calls       2.07 GB/s
 //	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
@@ -422,8 +416,8 @@
 // neither size nor block map (see the shared file format above). That
 // run keeps ~8 KiB a partition in 2 MiB shared files, so index and
 // checkpoint writes weigh more than with the default 32 MiB (its
-// write_bytes is 1.48 against 1.36). A helper's earlier runs of the same
-// benchmark: shared new files 2.84-3.24, journal format 10.5-13.4.
+// write_bytes is 1.48 against 1.36). Other runs of the same benchmark:
+// shared new files 2.84-3.24, journal format 10.5-13.4.
 //
 // # Recovery
 //
@@ -443,6 +437,13 @@
 // `runnel check DIR`) verify everything without changing anything.
 //
 // Lost meta.db: topics are rebuilt from their directories and config.json.
+// A damaged meta.db (bbolt finds its content invalid: see meta.Open) is
+// moved to meta.db.corrupt-<unix time> and a new one made, and that is
+// recorded as damage (an error log line, Stats().Damaged, the
+// runnel_log_damaged_files metric, runnel status): forwarding cursors,
+// consumer-group offsets and MQTT sessions are lost with it. An error of
+// the system opening it (permission, I/O, no space, locked) stops Open
+// and changes nothing.
 //
 // # Failures
 //
@@ -489,14 +490,14 @@
 //     write_bytes does not count. Until retention frees shared files for
 //     reuse (see "Device bytes" above) the device sees about 3 bytes per
 //     byte, not 1.4; mounting with fast_commit brings that to 1.6.
-//     Writing zeros ahead of the writer was tried (a helper's prototype):
-//     2.6, and the zeros are written too; not kept.
+//     Writing zeros ahead of the writer gives 2.6, and the zeros are
+//     written too; not done.
 //   - Writes to shared files happen under one mutex (one WriteAt each;
 //     the entry is built before taking it).
 //   - The journal format (NoSharedSegments): when the journal fills (32
 //     MiB) every journaled segment file is fdatasynced while commits
 //     wait. With 1,000 trickling partitions that put p99 at 630-840 ms in
-//     15-30 s runs (a helper's BenchmarkTrickleDevice runs); the 1-3 s
+//     15-30 s runs of BenchmarkTrickleDevice; the 1-3 s
 //     benchmarks never reach a rotation. The default format journals only
 //     a partition's first small commits after bulk ones.
 package log

@@ -25,6 +25,12 @@ var (
 	ErrDiskFull = errors.New("log: disk full (free space under the guard threshold); retry later")
 	// ErrReadOnly wraps the I/O error that made a partition read-only.
 	ErrReadOnly = errors.New("log: partition is read-only after an I/O error")
+	// ErrNotLeader: an append to a mirror (TopicConfig.Origin set); only
+	// the origin node writes it.
+	ErrNotLeader = errors.New("log: partition is a read-only mirror of another node's")
+	// ErrNotEnoughReplicas (retriable): fewer in-sync copies than the
+	// topic's MinInsyncReplicas; the batch is not acknowledged.
+	ErrNotEnoughReplicas = errors.New("log: fewer in-sync copies than min.insync.replicas")
 	// ErrCorrupt is returned (wrapped in *CorruptError) for damaged data.
 	ErrCorrupt = errors.New("log: corrupt data")
 )

@@ -76,10 +76,14 @@ func Open(opts *Options) (Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Recreated {
-		l.logger.Warn("log: meta.db was damaged and recreated; topics are rebuilt from files")
-	}
 	l.meta = m
+	if movedTo, why := m.Damaged(); movedTo != "" {
+		// Loud: an error log line, Stats().Damaged, the damaged-files
+		// metric and runnel status all show it.
+		rel, _ := filepath.Rel(o.Dir, movedTo)
+		l.addDamage(Damage{File: meta.FileName, Reason: fmt.Sprintf(
+			"%v; moved to %s and a new one created: forwarding cursors (routes start over from their start position), consumer-group offsets and MQTT sessions are lost; topics are rebuilt from their files", why, rel)})
+	}
 	l.files = newFileCache(l.fs, o.MaxOpenFiles)
 	l.indexes = newIndexCache(o.MaxLoadedIndexes)
 	l.committer = newCommitter(l)

@@ -62,6 +62,13 @@ type Options struct {
 	// 32 MiB. A shared file is deleted once no partition retains any batch
 	// in it.
 	SharedSegmentBytes int64
+	// ProducerStateScanBytes is how much of a partition's active virtual
+	// segment (its newest bytes in shared files) open reads for
+	// idempotent-producer state; default 16 KiB. A trickling partition's
+	// active segment may span a thousand shared files: a producer whose
+	// last batch is older than this is treated as new after a restart
+	// (its retries are the batches it sent last, so they are found).
+	ProducerStateScanBytes int64
 	// MaxLoadedIndexes bounds the sealed segments whose sparse index is
 	// kept in memory (LRU; an unloaded one is reread from its index files);
 	// default 512.
@@ -84,6 +91,7 @@ const (
 	defaultCommitWindow       = 5 * time.Millisecond
 	defaultSharedCommitWindow = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 32 << 20
+	defaultProducerStateScan  = 16 << 10
 )
 
 // Validate reports options that cannot work.
@@ -92,7 +100,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
 	}
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
-		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 {
+		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
 	}
 	if err := validateConfig(o.Defaults, false); err != nil {
@@ -135,6 +143,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SharedSegmentBytes == 0 {
 		o.SharedSegmentBytes = defaultSharedSegmentBytes
+	}
+	if o.ProducerStateScanBytes == 0 {
+		o.ProducerStateScanBytes = defaultProducerStateScan
 	}
 	if o.MaxLoadedIndexes == 0 {
 		o.MaxLoadedIndexes = 512

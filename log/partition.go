@@ -211,6 +211,9 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if p.roErr != nil {
 		return -1, p.readOnlyErr()
 	}
+	if !at && cfg.Origin != "" {
+		return -1, fmt.Errorf("%w: %s mirrors node %s", ErrNotLeader, p.t.name, cfg.Origin)
+	}
 	for i := range hdrs {
 		if hdrs[i].Size() > int(cfg.MaxBatchBytes) {
 			return -1, fmt.Errorf("%w: %d bytes (max %d)", ErrBatchTooLarge, hdrs[i].Size(), cfg.MaxBatchBytes)
@@ -221,6 +224,12 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		return -1, ErrDiskFull
 	}
 	// Offsets and idempotence.
+	if at && len(hdrs) > 0 && hdrs[0].BaseOffset > p.next && p.emptyLocked() {
+		if err := p.rebaseLocked(hdrs[0].BaseOffset); err != nil {
+			p.failLocked(err)
+			return -1, p.readOnlyErr()
+		}
+	}
 	if at {
 		n := p.next
 		for i := range hdrs {

@@ -174,13 +174,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	act := p.active()
 	if act.virt != nil {
 		// Idempotence state from the batch headers of the active
-		// segment's last runs (up to producerScanBytes: a trickle
+		// segment's last runs (up to ProducerStateScanBytes: a trickle
 		// partition's active segment may span a thousand shared files;
 		// a producer whose last batch is older is treated as new: its
 		// retries after a restart are the batches it sent last).
 		from := int64(0)
 		for _, run := range act.virt.runs {
-			if act.size-run.vpos > producerScanBytes {
+			if act.size-run.vpos > l.opts.ProducerStateScanBytes {
 				from = run.vpos + run.n
 			}
 		}
@@ -353,10 +353,6 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 	}
 	return expect, nil
 }
-
-// producerScanBytes bounds the part of an active virtual segment read at
-// open for idempotent-producer state (a variable for tests).
-var producerScanBytes int64 = 16 << 10
 
 // splitAt splits runs found at open in which a segment file starts (the
 // partition wrote its own files in between): into runs without gaps, from

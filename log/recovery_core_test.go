@@ -1,11 +1,14 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/runnel/runnel/log/meta"
@@ -160,6 +163,60 @@ func TestMetaLostRebuilt(t *testing.T) {
 	// And it is back in meta.
 	if m, _ := l.Meta().Topics(); len(m) != 2 {
 		t.Fatalf("meta topics %v", m)
+	}
+}
+
+// TestMetaDamagedIsLoud: a damaged meta.db is moved aside and a new one
+// made, and that shows: an error log line, Stats().Damaged (the
+// damaged-files metric and runnel status read it), with the file it went
+// to. Topics are rebuilt from their files.
+func TestMetaDamagedIsLoud(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, nil)
+	l.CreateTopic("a", TopicConfig{Partitions: 1})
+	l.Append(context.Background(), "a", 0, mkBatch(3, "x"))
+	l.Close()
+	path := filepath.Join(dir, meta.FileName)
+	if err := os.WriteFile(path, []byte("not a bbolt file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	l = testOpen(t, dir, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logged, nil)) })
+	defer l.Close()
+	var found *Damage
+	for _, d := range l.Stats().Damaged {
+		if d.File == meta.FileName {
+			found = &d
+		}
+	}
+	moved, _ := filepath.Glob(path + ".corrupt-*")
+	if found == nil || len(moved) != 1 || !strings.Contains(found.Reason, filepath.Base(moved[0])) {
+		t.Fatalf("damage not reported: %+v (moved aside: %v)", l.Stats().Damaged, moved)
+	}
+	if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), meta.FileName) {
+		t.Fatalf("no error log line:\n%s", logged.String())
+	}
+	if ti, err := l.Topic("a"); err != nil || ti.Partitions[0].HWM != 3 {
+		t.Fatalf("topic not rebuilt: %+v %v", ti, err)
+	}
+}
+
+// TestMetaSystemErrorStopsOpen: a meta.db the system cannot open (here a
+// directory) stops Open with an error naming it; nothing is moved aside.
+func TestMetaSystemErrorStopsOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, meta.FileName)
+	os.Mkdir(path, 0o700)
+	l, err := Open(&Options{Dir: dir, MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		l.Close()
+		t.Fatal("Open succeeded")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open: %v; want the path named", err)
+	}
+	if moved, _ := filepath.Glob(path + ".corrupt-*"); len(moved) != 0 {
+		t.Fatalf("moved aside: %v", moved)
 	}
 }
 

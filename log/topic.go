@@ -94,7 +94,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	if !validTopicName(name) || reservedName(name) {
+	if !ValidTopicName(name) || reservedName(name) {
 		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
 	}
 	if err := validateConfig(cfg, false); err != nil {
@@ -250,6 +250,7 @@ func (l *logImpl) SetTopicConfig(name string, cfg TopicConfig) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cfg.Partitions = int32(len(t.parts))
+	cfg.Origin = t.user.Origin // a mirror stays one
 	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, topicConfigName), encodeConfig(cfg, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
@@ -300,7 +301,7 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 			}
 			continue
 		}
-		if !validTopicName(n) {
+		if !ValidTopicName(n) {
 			continue
 		}
 		st, err := l.fs.Stat(filepath.Join(l.dir, n))
@@ -352,7 +353,7 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 		if cfg.Partitions == 0 {
 			cfg.Partitions = l.opts.Defaults.Partitions
 		}
-		if !validTopicName(name) {
+		if !ValidTopicName(name) {
 			continue
 		}
 		if id == 0 {

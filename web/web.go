@@ -1,5 +1,6 @@
 // Package web is runnel's HTTP surface: /healthz, /readyz, Prometheus
-// /metrics and the JSON API (/api/status, /api/topics, /api/routes).
+// /metrics and the JSON API (/api/status, /api/topics, /api/routes,
+// /api/peers).
 package web
 
 import (
@@ -33,6 +34,9 @@ type Options struct {
 	Status map[string]func() any
 	// Routes is served as /api/routes (nil = empty list).
 	Routes func() any
+	// Peers is served as /api/peers: the site's members and copies (nil =
+	// this node alone, site replication off).
+	Peers func() any
 }
 
 // Server is the HTTP server.
@@ -58,6 +62,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /api/status", s.status)
 	mux.HandleFunc("GET /api/topics", s.topics)
 	mux.HandleFunc("GET /api/routes", s.routes)
+	mux.HandleFunc("GET /api/peers", s.peers)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -75,8 +80,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for in-flight requests (bounded by ctx).
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops accepting and waits for in-flight requests; when ctx ends
+// first, the connections still open are closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -129,7 +141,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		"partitions":      st.Partitions,
 		"goroutines":      runtime.NumGoroutine(),
 	}
-	var dmg []map[string]any
+	if why == nil {
+		out["not_ready"] = []string{} // a list, never null
+	}
+	dmg := []map[string]any{}
 	for _, d := range st.Damaged {
 		dmg = append(dmg, map[string]any{"file": d.File, "offset": d.Offset, "reason": d.Reason})
 	}
@@ -181,6 +196,14 @@ func (s *Server) routes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, s.opts.Routes())
+}
+
+func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Peers == nil {
+		writeJSON(w, map[string]any{"enabled": false, "peers": []any{}})
+		return
+	}
+	writeJSON(w, s.opts.Peers())
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

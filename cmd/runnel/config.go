@@ -84,11 +84,12 @@ type serveConfig struct {
 	Site            string
 	ShutdownTimeout time.Duration
 
-	Logging loggingConfig
-	Log     logConfig
-	Kafka   kafkaConfig
-	MQTT    mqttConfig
-	HTTP    httpConfig
+	Logging     loggingConfig
+	Log         logConfig
+	Kafka       kafkaConfig
+	MQTT        mqttConfig
+	HTTP        httpConfig
+	Replication replicationConfig
 
 	// Forwarding: the flat common case (upstream-kafka, forward,
 	// forward-prefix) and the structured upstreams and routes.
@@ -118,6 +119,18 @@ type logConfig struct {
 	MinFreeBytes      int64
 	MaxOpenFiles      int
 	SharedSegments    bool
+}
+
+// replicationConfig is site replication (replicate/): gossip membership,
+// copies and acks=all. Off (no gossip port) without join and gossip-addr.
+type replicationConfig struct {
+	Join                     []string
+	GossipAddr               string
+	GossipKeyFile            string
+	GossipInsecure           bool
+	DefaultReplicationFactor int32
+	DefaultMinInsyncReplicas int32
+	ReplicaLagTimeMax        time.Duration
 }
 
 type kafkaConfig struct {
@@ -178,7 +191,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "site", flag: "site", v: str(&c.Site),
 			doc: "site id, `{site}` in upstream topic templates"},
 		{path: "shutdown-timeout", flag: "shutdown-timeout", def: "10s", v: dur(&c.ShutdownTimeout), check: notNegative(&c.ShutdownTimeout),
-			doc: "time allowed for a clean stop on SIGTERM"},
+			doc: "time allowed for a stop on SIGTERM: components finish in-flight work until 90% of it (then upstream records still unacknowledged are sent again after the next start and slow clients are disconnected), the log syncs and the process exits within it"},
 
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},
@@ -279,6 +292,20 @@ func (c *serveConfig) keys() []*key {
 			doc: "local topic glob forwarded to upstream `default` (repeatable)"},
 		{path: "forward-prefix", flag: "forward-prefix", v: str(&c.ForwardPrefix),
 			doc: "prefix for upstream topic names of `forward` routes"},
+		{path: "replication.join", flag: "join", v: strList(&c.Replication.Join, nil),
+			doc: "site peer to join: `HOST[:PORT]` of its gossip address (repeatable, DNS names allowed, port 7946 when left out); turns site replication on"},
+		{path: "replication.gossip-addr", flag: "gossip-addr", defDoc: "`:7946` with `replication.join`", v: str(&c.Replication.GossipAddr),
+			doc: "gossip (serf) address `HOST[:PORT]`, UDP and TCP (port 7946 when left out); turns site replication on. Without it and `replication.join` no gossip port is opened"},
+		{path: "replication.gossip-key-file", flag: "gossip-key-file", v: str(&c.Replication.GossipKeyFile),
+			doc: "serf keyring: base64 AES keys (16, 24 or 32 bytes: `openssl rand -base64 32`), one a line, the first encrypts; a box without the key cannot join. Required on a non-loopback gossip address"},
+		{path: "replication.gossip-insecure", flag: "gossip-insecure", def: "false", v: boolean(&c.Replication.GossipInsecure),
+			doc: "allow unencrypted gossip on a non-loopback address (a trusted, isolated network only)"},
+		{path: "replication.default-replication-factor", flag: "default-replication-factor", def: "2", v: i32(&c.Replication.DefaultReplicationFactor), check: atLeast(&c.Replication.DefaultReplicationFactor, 1),
+			doc: "topics' `replication.factor` default with site replication on: copies on the site, this box's included (1 without replication)"},
+		{path: "replication.default-min-insync-replicas", flag: "default-min-insync-replicas", def: "1", v: i32(&c.Replication.DefaultMinInsyncReplicas), check: atLeast(&c.Replication.DefaultMinInsyncReplicas, 1),
+			doc: "topics' `min.insync.replicas` default: copies an `acks=all` produce needs (2: never acknowledge what only one box holds)"},
+		{path: "replication.replica-lag-time-max", flag: "replica-lag-time-max", def: "10s", v: dur(&c.Replication.ReplicaLagTimeMax), check: positive(&c.Replication.ReplicaLagTimeMax),
+			doc: "a copy not caught up for this long leaves the in-sync set (Kafka's `replica.lag.time.max.ms`)"},
 		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,
 			doc: "named upstreams: `{kind: kafka|mqtt, brokers, url, tls, sasl, …}` (sync/forward `Upstream`)"},
 		{path: "routes", v: fileOnly(&c.Routes), check: c.checkRoutes,

@@ -45,6 +45,9 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 			RetentionBytes: c.Log.RetentionBytes,
 			SegmentBytes:   c.Log.SegmentBytes,
 			OnFull:         rlog.OnFull(c.Log.OnFull),
+			// Site replication: the copies each topic asks for by default.
+			ReplicationFactor: c.defaultReplicationFactor(),
+			MinInsyncReplicas: c.Replication.DefaultMinInsyncReplicas,
 		},
 	}
 }
@@ -75,7 +78,6 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
 		TLS:              tc,
 		SASLPlain:        users,
-		CloseTimeout:     c.ShutdownTimeout * 2 / 3,
 	}, nil
 }
 

@@ -9,9 +9,10 @@ import (
 	"github.com/runnel/runnel/log"
 )
 
-// createTopics answers CreateTopics. Partitions -1 take the log's default;
-// the replication factor is accepted and ignored (each partition lives on
-// this node only). ValidateOnly checks everything and creates nothing.
+// createTopics answers CreateTopics. Partitions and replication factor -1
+// take the log's defaults; the replication factor is the topic's
+// replication.factor (copies on the site, this node's included).
+// ValidateOnly checks everything and creates nothing.
 func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
@@ -30,7 +31,7 @@ func (c *conn) createTopics(req *kmsg.CreateTopicsRequest) kmsg.Response {
 		if code == codeNone {
 			rt.TopicID = topicID(t.Topic)
 			rt.NumPartitions = cfg.Partitions
-			rt.ReplicationFactor = 1
+			rt.ReplicationFactor = int16(max(cfg.ReplicationFactor, 1))
 			if req.Version >= 5 {
 				rt.Configs = s.responseConfigs(cfg, explicit)
 			}
@@ -47,8 +48,8 @@ func (s *Server) createTopic(t kmsg.CreateTopicsRequestTopic, dup, validateOnly 
 	if dup {
 		return codeInvalidRequest, "topic appears more than once in the request", cfg, nil
 	}
-	if code := validTopicName(t.Topic); code != codeNone {
-		return code, fmt.Sprintf("invalid topic name %q: 1-249 characters of [a-zA-Z0-9._-], not . or ..", t.Topic), cfg, nil
+	if !log.ValidTopicName(t.Topic) {
+		return codeInvalidTopic, fmt.Sprintf("invalid topic name %q: 1-249 characters of [a-zA-Z0-9._-], not . or ..", t.Topic), cfg, nil
 	}
 	explicit := map[string]string{}
 	for _, e := range t.Configs {
@@ -81,8 +82,15 @@ func (s *Server) createTopic(t kmsg.CreateTopicsRequestTopic, dup, validateOnly 
 	default:
 		cfg.Partitions = t.NumPartitions
 	}
-	if t.ReplicationFactor == 0 || t.ReplicationFactor < -1 {
+	if t.ReplicationFactor == 0 || t.ReplicationFactor < -1 || t.ReplicationFactor > 64 {
 		return codeInvalidReplicationFactor, fmt.Sprintf("invalid replication factor %d", t.ReplicationFactor), cfg, nil
+	}
+	if t.ReplicationFactor > 0 && len(t.ReplicaAssignment) == 0 {
+		if v, ok := explicit["replication.factor"]; ok && v != fmt.Sprint(t.ReplicationFactor) {
+			return codeInvalidReplicationFactor, fmt.Sprintf("replication factor %d and replication.factor=%s disagree", t.ReplicationFactor, v), cfg, nil
+		}
+		cfg.ReplicationFactor = int32(t.ReplicationFactor)
+		explicit["replication.factor"] = fmt.Sprint(t.ReplicationFactor)
 	}
 	if _, err := s.log.Topic(t.Topic); err == nil {
 		return codeTopicAlreadyExists, fmt.Sprintf("topic %q already exists", t.Topic), cfg, nil

@@ -21,6 +21,7 @@ const (
 	codeMessageTooLarge           int16 = 10
 	codeCoordinatorNotAvailable   int16 = 15
 	codeInvalidTopic              int16 = 17
+	codeNotEnoughReplicas         int16 = 19
 	codeInvalidRequiredAcks       int16 = 21
 	codeUnsupportedSASLMechanism  int16 = 33
 	codeIllegalSASLState          int16 = 34
@@ -65,8 +66,10 @@ func errorCode(err error) int16 {
 		return codeInvalidProducerEpoch
 	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrReadOnly):
 		return codeKafkaStorageError
-	case errors.Is(err, log.ErrClosed):
+	case errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrNotLeader):
 		return codeNotLeaderForPartition
+	case errors.Is(err, log.ErrNotEnoughReplicas):
+		return codeNotEnoughReplicas
 	case errors.Is(err, log.ErrTopicExists):
 		return codeTopicAlreadyExists
 	case errors.Is(err, log.ErrInvalidTopic):

@@ -115,9 +115,22 @@ var topicConfigs = []configDef{
 			c.MaxBatchBytes = int32(n)
 			return err
 		}},
+	{"replication.factor", kmsg.ConfigTypeInt, "Copies of each partition on the site, this node's included (site replication).",
+		func(c *log.TopicConfig) string { return strconv.Itoa(int(c.ReplicationFactor)) },
+		func(c *log.TopicConfig, v string) error {
+			n, err := parseInt(v, 1, 64)
+			c.ReplicationFactor = int32(n)
+			return err
+		}},
+	{"min.insync.replicas", kmsg.ConfigTypeInt, "In-sync copies an acks=all produce needs; fewer answer NOT_ENOUGH_REPLICAS.",
+		func(c *log.TopicConfig) string { return strconv.Itoa(int(c.MinInsyncReplicas)) },
+		func(c *log.TopicConfig, v string) error {
+			n, err := parseInt(v, 1, 64)
+			c.MinInsyncReplicas = int32(n)
+			return err
+		}},
 	fixedConfig("cleanup.policy", kmsg.ConfigTypeString, "delete"),
 	fixedConfig("compression.type", kmsg.ConfigTypeString, "producer"),
-	fixedConfig("min.insync.replicas", kmsg.ConfigTypeInt, "1"),
 	fixedConfig("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime"),
 	fixedConfig("unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "false"),
 	fixedConfig("message.downconversion.enable", kmsg.ConfigTypeBoolean, "false"),

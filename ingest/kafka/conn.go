@@ -27,7 +27,6 @@ type slot struct {
 	rawSet     bool
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
-	release    []byte
 	done       chan struct{}
 }
 
@@ -282,11 +281,7 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 	// Only Produce (records), group requests (member metadata) and SASL
 	// (auth bytes) keep references into buf; everything else copied.
 	switch {
-	case key == keyProduce:
-		if c.s.opts.PoolProduceBuffers {
-			sl.release = buf
-		}
-	case c.s.versions.group[key], key == keySASLAuthenticate:
+	case key == keyProduce, c.s.versions.group[key], key == keySASLAuthenticate:
 	default:
 		putBuf(buf)
 	}
@@ -449,10 +444,6 @@ func (c *conn) writeLoop() {
 		}
 		if !sl.noResp && !broken {
 			out = appendResponse(out, sl)
-		}
-		if sl.release != nil {
-			putBuf(sl.release)
-			sl.release = nil
 		}
 		if sl.closeAfter {
 			flush()

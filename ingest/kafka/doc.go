@@ -79,7 +79,4 @@
 //     frame up to MaxFrameBytes is decoded by kmsg, whose arrays are bounded
 //     by the frame size: a hostile authenticated client can still make one
 //     request allocate a multiple of its size.
-//   - Options.PoolProduceBuffers recycles request buffers after the appends
-//     complete; it is off by default because it relies on the log keeping no
-//     reference to appended bytes (true of runnel's log today).
 package kafka

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log"
 )
 
 // fetch answers a Fetch: it reads every requested partition and, unless
@@ -13,6 +15,17 @@ import (
 func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 	s := c.s
 	defer sl.finish()
+	lg := s.log
+	if req.ReplicaID >= 0 && s.opts.Cluster != nil {
+		// A follower (a site peer mirroring this node): its fetch
+		// offset tells how far its copy is durable.
+		lg = s.opts.Cluster.FollowerLog()
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				s.opts.Cluster.FollowerFetched(req.ReplicaID, t.Topic, p.Partition, p.FetchOffset)
+			}
+		}
+	}
 	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
@@ -22,8 +35,8 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 		}
 	}()
 	for {
-		changed := s.log.Changed() // before reading, so no wakeup is missed
-		resp, n, stop := c.readFetch(req)
+		changed := lg.Changed() // before reading, so no wakeup is missed
+		resp, n, stop := c.readFetch(lg, req)
 		if stop || int64(n) >= int64(req.MinBytes) || !time.Now().Before(deadline) {
 			sl.resp = resp
 			s.stats.fetchBytes.Add(uint64(n))
@@ -40,7 +53,7 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 		case <-c.ctx.Done():
 		}
 		// Out of time: answer with a final read.
-		resp, n, _ = c.readFetch(req)
+		resp, n, _ = c.readFetch(lg, req)
 		sl.resp = resp
 		s.stats.fetchBytes.Add(uint64(n))
 		return
@@ -49,7 +62,7 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 
 // readFetch reads every requested partition once. stop is true when an
 // error makes waiting pointless.
-func (c *conn) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, stop bool) {
+func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, stop bool) {
 	s := c.s
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	maxBytes := int(req.MaxBytes)
@@ -72,7 +85,7 @@ func (c *conn) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, tota
 			rp.RecordBatches = noRecords // librdkafka rejects a null record set
 			remaining := maxBytes - total
 			if p.PartitionMaxBytes > 0 && (total == 0 || remaining > 0) {
-				data, err := s.log.Read(t.Topic, p.Partition, p.FetchOffset, min(int(p.PartitionMaxBytes), max(remaining, 1)))
+				data, err := lg.Read(t.Topic, p.Partition, p.FetchOffset, min(int(p.PartitionMaxBytes), max(remaining, 1)))
 				if err != nil {
 					rp.ErrorCode = errorCode(err)
 					s.stats.errors.Add(1)
@@ -82,7 +95,7 @@ func (c *conn) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, tota
 					total += len(data)
 				}
 			}
-			start, hwm, err := s.log.Offsets(t.Topic, p.Partition)
+			start, hwm, err := lg.Offsets(t.Topic, p.Partition)
 			if err != nil {
 				if rp.ErrorCode == codeNone {
 					rp.ErrorCode = errorCode(err)

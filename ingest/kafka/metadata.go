@@ -85,13 +85,26 @@ func (s *Server) metadataTopic(info log.TopicInfo) kmsg.MetadataResponseTopic {
 		rp.Replicas = []int32{s.opts.NodeID}
 		rp.ISR = []int32{s.opts.NodeID}
 		rp.OfflineReplicas = []int32{}
+		if s.opts.Cluster != nil {
+			// The leader is this node: it serves reads of every
+			// partition it lists (a mirror's too); the replica set
+			// names the origin first.
+			if reps, isr, off, ok := s.opts.Cluster.Replicas(name, p.Partition); ok {
+				rp.Replicas, rp.ISR, rp.OfflineReplicas = reps, isr, off
+			}
+		}
 		rt.Partitions[i] = rp
 	}
 	return rt
 }
 
-// topicID derives a stable, non-zero topic ID from the name (the log has no
-// topic IDs; the server never serves the ID-only request versions).
+// topicID derives a stable, non-zero Kafka topic ID from the name. The log
+// keeps an incarnation id per topic (config.json), but log.Log does not
+// expose it, so a topic deleted and created again under the same name gets
+// the same ID here. Requests that name topics by ID (Metadata,
+// DeleteTopics) are resolved through this function; the request versions
+// that name topics only by ID (Fetch 13+, OffsetCommit/OffsetFetch 10+) are
+// not served.
 func topicID(name string) [16]byte {
 	sum := sha256.Sum256([]byte("runnel-topic\x00" + name))
 	var id [16]byte
@@ -127,5 +140,17 @@ func (c *conn) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response {
 	b := kmsg.NewDescribeClusterResponseBroker()
 	b.NodeID, b.Host, b.Port = s.opts.NodeID, c.advHost, c.advPort
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	if s.opts.Cluster != nil {
+		for id, addr := range s.opts.Cluster.Brokers() {
+			if id == s.opts.NodeID {
+				continue
+			}
+			if host, port, err := splitHostPort(addr); err == nil {
+				pb := kmsg.NewDescribeClusterResponseBroker()
+				pb.NodeID, pb.Host, pb.Port = id, host, port
+				resp.Brokers = append(resp.Brokers, pb)
+			}
+		}
+	}
 	return resp
 }

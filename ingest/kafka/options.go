@@ -28,10 +28,32 @@ type GroupHandler interface {
 	Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, bool)
 }
 
+// Cluster is the site this server's node belongs to (replicate/): it
+// describes replicas for Metadata and takes follower fetches. nil = this
+// node alone, every partition's only replica.
+type Cluster interface {
+	// Replicas returns a partition's replica set (the origin first), its
+	// in-sync set and the replicas not alive now, as broker ids.
+	// ok=false: this node is the only replica.
+	Replicas(topic string, partition int32) (replicas, isr, offline []int32, ok bool)
+	// Brokers lists the site's alive brokers (this one included): id →
+	// Kafka host:port, for DescribeCluster.
+	Brokers() map[int32]string
+	// FollowerFetched records that broker replica fetched partition from
+	// offset (everything before it is durable on that copy).
+	FollowerFetched(replica int32, topic string, partition int32, offset int64)
+	// FollowerLog is the log follower fetches read: this node's durable
+	// end, not the acknowledged end consumers see.
+	FollowerLog() log.Log
+}
+
 // Options configures a Server. Zero fields mean defaults; Log is required.
 type Options struct {
 	// Log is the commit log every request reads and writes. Required.
 	Log log.Log
+	// Cluster, when set, makes Metadata list the site's replicas and
+	// in-sync sets and routes follower fetches (ReplicaID >= 0).
+	Cluster Cluster
 	// Groups serves the consumer-group APIs; nil means those APIs answer
 	// COORDINATOR_NOT_AVAILABLE (and FindCoordinator says the same).
 	Groups GroupHandler
@@ -66,13 +88,6 @@ type Options struct {
 	// MaxInFlight bounds requests read but not yet answered per
 	// connection; reading pauses when it is reached (default 64).
 	MaxInFlight int
-	// CloseTimeout bounds how long Close waits for in-flight requests
-	// before closing connections anyway (default 10s).
-	CloseTimeout time.Duration
-	// PoolProduceBuffers recycles produce request buffers once every
-	// append of the request completed. Only safe when the log keeps no
-	// reference to the appended bytes after the append's done callback.
-	PoolProduceBuffers bool
 }
 
 // Defaults applied by New.
@@ -81,7 +96,6 @@ const (
 	DefaultIdleTimeout   = 10 * time.Minute
 	DefaultWriteTimeout  = 30 * time.Second
 	DefaultMaxInFlight   = 64
-	DefaultCloseTimeout  = 10 * time.Second
 	DefaultClusterID     = "runnel"
 )
 
@@ -130,9 +144,6 @@ func (o *Options) fill() {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
-	}
-	if o.CloseTimeout <= 0 {
-		o.CloseTimeout = DefaultCloseTimeout
 	}
 }
 

@@ -30,6 +30,12 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 		reqErr = codeInvalidRequiredAcks
 	}
 
+	// acks=-1 waits for the site's in-sync copies when the log can.
+	appendAsync := s.log.AppendAsync
+	if all, ok := s.log.(log.AllAppender); ok && req.Acks == -1 {
+		appendAsync = all.AppendAsyncAll
+	}
+
 	var pending atomic.Int32
 	pending.Store(1) // released after the loop
 	done := func() {
@@ -79,7 +85,7 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 			nbytes := len(p.Records)
 			topic := t.Topic
 			pending.Add(1)
-			s.log.AppendAsync(topic, p.Partition, p.Records, func(base int64, err error) {
+			appendAsync(topic, p.Partition, p.Records, func(base int64, err error) {
 				rp.BaseOffset = base
 				if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
 					rp.BaseOffset = -1

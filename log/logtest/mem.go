@@ -33,7 +33,6 @@
 package logtest
 
 import (
-	"regexp"
 	"sort"
 	"sync"
 	"testing"
@@ -130,13 +129,6 @@ func (m *Mem) notifyLocked() {
 	m.changed = make(chan struct{})
 }
 
-// topicName is Kafka's rule, which the log follows.
-var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
-func validTopicName(name string) bool {
-	return topicName.MatchString(name) && name != "." && name != ".."
-}
-
 func (m *Mem) partitionsOK(n int32) bool {
 	return n > 0 && (m.opts.maxPartitions == 0 || n <= m.opts.maxPartitions)
 }
@@ -158,7 +150,7 @@ func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 	if _, ok := m.topics[name]; ok {
 		return log.ErrTopicExists
 	}
-	if !validTopicName(name) {
+	if !log.ValidTopicName(name) {
 		return log.ErrInvalidTopic
 	}
 	if cfg.Partitions == 0 {

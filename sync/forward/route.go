@@ -319,11 +319,11 @@ func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
 // idlePingEvery is how often an idle, connected route checks its link.
 const idlePingEvery = 30 * time.Second
 
-// shutdown waits briefly for in-flight acknowledgements, then saves the
-// cursors.
+// shutdown waits for in-flight acknowledgements on a connected link (until
+// Forwarder.Shutdown gives up), then saves the cursors.
 func (r *route) shutdown() {
-	deadline := time.Now().Add(r.f.grace)
-	for time.Now().Before(deadline) {
+wait:
+	for {
 		r.mu.Lock()
 		// (r.failed may be set by records abandoned at shutdown; the
 		// state says whether the link worked.)
@@ -335,13 +335,12 @@ func (r *route) shutdown() {
 			break
 		}
 		select {
-		case <-r.wake:
-		case <-time.After(10 * time.Millisecond):
+		case <-r.wake: // every ack signals it
+		case <-r.f.giveUp:
+			break wait
 		}
 	}
-	if !r.f.noFinalFlush {
-		r.flushNow()
-	}
+	r.flushNow()
 	r.setState(StateClosed)
 }
 

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -74,6 +75,10 @@ type Sink struct {
 	lastDial time.Time
 	dialErr  error
 	closed   bool
+
+	// live is conn, readable without wmu: Close kills it when a write
+	// blocked on a broker that does not read holds wmu.
+	live atomic.Pointer[conn]
 }
 
 // conn is one connection and its in-flight publishes.
@@ -273,6 +278,7 @@ func (s *Sink) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	s.conn = c
+	s.live.Store(c)
 	return c, nil
 }
 
@@ -292,6 +298,9 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	}
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
+	// ctx ending (the forwarder stopping) ends the handshake too.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	ka := uint16(min(s.u.KeepAlive/time.Second, 65535))
 	cp := &packets.Connect{
 		ProtocolName: "MQTT", ProtocolVersion: 5, ClientID: s.u.ClientID, KeepAlive: ka, CleanStart: true,
@@ -310,6 +319,9 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	pk, err := packets.ReadPacket(nc)
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err() // the deadline set above, or the AfterFunc
+		}
 		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, err)
 	}
 	ack, ok := pk.Content.(*packets.Connack)
@@ -320,6 +332,10 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	if ack.ReasonCode != packets.ConnackSuccess {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: reason 0x%02x", ErrConnect, s.addr, ack.ReasonCode)
+	}
+	if !stop() { // ctx ended as the CONNACK arrived
+		nc.Close()
+		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, ctx.Err())
 	}
 	nc.SetDeadline(time.Time{})
 	window := 65535
@@ -411,9 +427,15 @@ func (s *Sink) pinger(c *conn) {
 	}
 }
 
-// Close disconnects; in-flight publishes fail. Idempotent.
+// Close disconnects; in-flight publishes fail. Idempotent. It does not
+// wait for a write the broker does not read: it closes that connection.
 func (s *Sink) Close() error {
-	s.wmu.Lock()
+	if !s.wmu.TryLock() {
+		if c := s.live.Load(); c != nil {
+			c.kill(ErrClosed) // the blocked write returns and lets wmu go
+		}
+		s.wmu.Lock()
+	}
 	if s.closed {
 		s.wmu.Unlock()
 		return nil
@@ -421,6 +443,7 @@ func (s *Sink) Close() error {
 	s.closed = true
 	c := s.conn
 	s.conn = nil
+	s.live.Store(nil)
 	if c != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		(&packets.Disconnect{ReasonCode: 0}).WriteTo(c.nc)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	rlog "github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/replicate"
+	"github.com/runnel/runnel/replicate/member"
+)
+
+// enabled reports whether this box gossips with peers (replication.*).
+func (c *replicationConfig) enabled() bool { return len(c.Join) > 0 || c.GossipAddr != "" }
+
+// defaultReplicationFactor is the topics' replication.factor default:
+// replication.default-replication-factor with peers, 1 alone.
+func (c *serveConfig) defaultReplicationFactor() int32 {
+	if !c.Replication.enabled() {
+		return 1
+	}
+	return c.Replication.DefaultReplicationFactor
+}
+
+// withPort adds the gossip port to an address without one.
+func withPort(a string) string {
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return net.JoinHostPort(a, strconv.Itoa(member.DefaultPort))
+	}
+	return a
+}
+
+// replicateOptions are site replication's options (replication.*). It
+// reads the gossip key file.
+func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID string) (replicate.Options, error) {
+	r := &c.Replication
+	var keys [][]byte
+	if r.GossipKeyFile != "" {
+		var err error
+		if keys, err = member.ReadKeyFile(r.GossipKeyFile); err != nil {
+			return replicate.Options{}, fmt.Errorf("config: replication.gossip-key-file: %v", err)
+		}
+	}
+	bind := ":" + strconv.Itoa(member.DefaultPort)
+	if r.GossipAddr != "" {
+		bind = withPort(r.GossipAddr)
+	}
+	join := make([]string, len(r.Join))
+	for i, j := range r.Join {
+		join[i] = withPort(j)
+	}
+	kafkaAddr := c.Kafka.AdvertisedAddr
+	if kafkaAddr == "" {
+		kafkaAddr = c.Kafka.Addr
+	}
+	if kafkaAddr == "" {
+		return replicate.Options{}, fmt.Errorf("config: replication needs kafka.addr: peers fetch copies from it")
+	}
+	var copts []kgo.Opt
+	if c.Kafka.TLS.CertFile != "" {
+		// Peers present the site's certificate; gossip (keyed) says who
+		// the peers are, the listener's CA is not configured here.
+		copts = append(copts, kgo.DialTLSConfig(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
+	}
+	if len(c.Kafka.Users) > 0 {
+		name, pass, _ := strings.Cut(c.Kafka.Users[0], ":")
+		copts = append(copts, kgo.SASL(plain.Auth{User: name, Pass: pass}.AsMechanism()))
+	}
+	return replicate.Options{
+		Log: l,
+		Member: member.Options{
+			NodeID:      nodeID,
+			Site:        c.Site,
+			BindAddr:    bind,
+			Join:        join,
+			Keys:        keys,
+			Insecure:    r.GossipInsecure,
+			KafkaAddr:   kafkaAddr,
+			SnapshotDir: filepath.Join(c.DataDir, "~replicate"),
+		},
+		LagTimeMax: r.ReplicaLagTimeMax,
+		ClientOpts: copts,
+		Logger:     logger,
+	}, nil
+}
