@@ -213,7 +213,9 @@ func (w *netw) remove() error {
 	// Deleting the hub namespace deletes the veth's peer, and so the veth;
 	// delete it by name too in case the hub was never made.
 	if linkExists(w.hostIf()) {
-		if _, err := run("", "ip", "link", "del", w.hostIf()); err != nil && first == nil {
+		// (The kernel may still be deleting it with the hub: gone by
+		// the time ip looks is not an error.)
+		if _, err := run("", "ip", "link", "del", w.hostIf()); err != nil && linkExists(w.hostIf()) && first == nil {
 			first = err
 		}
 	}
