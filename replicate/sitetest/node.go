@@ -315,6 +315,21 @@ func (n *Node) HealLink(t testing.TB) {
 	}
 }
 
+// CutService drops TCP between the node and addr (host:port, e.g. the
+// upstream Kafka on Cluster.HostIP) at the node's end, silently: the
+// node's uplink fails while its peers and the test process still reach
+// it. It needs the nft tool.
+func (n *Node) CutService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, true)
+}
+
+// HealService undoes CutService.
+func (n *Node) HealService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, false)
+}
+
 // Client returns a franz-go client seeded with this node only, closed
 // when the test ends (before the network is removed).
 func (n *Node) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {

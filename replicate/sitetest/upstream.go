@@ -22,6 +22,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,13 +118,16 @@ type UpstreamPartition struct {
 	RawDuplicates int
 	// Acked is the number of acknowledged records checked, Missing those
 	// that never arrived, as runs {first, last, count}.
-	Acked        int
-	Missing      int
-	MissingRuns  [][3]int64
-	DedupDups    int // arrivals whose content also arrived under another origin identity
-	Conflicts    int // origin offsets with two contents, or not the acknowledged value
-	OutOfOrder   int // first arrivals below an earlier first arrival (per upstream partition)
-	FirstProblem string
+	Acked       int
+	Missing     int
+	MissingRuns [][3]int64
+	// DuplicateRuns are the origin offsets that arrived more than once,
+	// as runs {first, last, count}.
+	DuplicateRuns [][3]int64
+	DedupDups     int // arrivals whose content also arrived under another origin identity
+	Conflicts     int // origin offsets with two contents, or not the acknowledged value
+	OutOfOrder    int // first arrivals below an earlier first arrival (per upstream partition)
+	FirstProblem  string
 }
 
 // UpstreamReport is what CheckUpstream found.
@@ -160,6 +164,17 @@ func (r *UpstreamReport) String() string {
 	for _, p := range r.Partitions {
 		fmt.Fprintf(&b, "\n  %s: %d records, %d unique, %d raw duplicates, %d/%d acknowledged missing",
 			p.Origin, p.Records, p.Unique, p.RawDuplicates, p.Missing, p.Acked)
+		if len(p.DuplicateRuns) > 0 {
+			fmt.Fprintf(&b, " (duplicated:")
+			for i, d := range p.DuplicateRuns {
+				if i == 5 {
+					fmt.Fprintf(&b, " …")
+					break
+				}
+				fmt.Fprintf(&b, " [%d..%d]", d[0], d[1])
+			}
+			fmt.Fprintf(&b, ")")
+		}
 		for i, m := range p.MissingRuns {
 			if i == 5 {
 				fmt.Fprintf(&b, " …")
@@ -200,6 +215,7 @@ func CheckUpstream(recs []UpstreamRecord, acked map[OriginPartition][]Acked) *Up
 		return a.Offset < b.Offset
 	})
 	parts := map[OriginPartition]*UpstreamPartition{}
+	dupOffs := map[OriginPartition][]int64{}
 	seen := map[OriginPartition]map[int64]arrival{}
 	last := map[stream]int64{}
 	byContent := map[[32]byte]map[OriginPartition]map[int64]bool{}
@@ -226,6 +242,7 @@ func CheckUpstream(recs []UpstreamRecord, acked map[OriginPartition][]Acked) *Up
 		p.Records++
 		prev, dup := seen[r.Origin][r.OriginOffset]
 		if dup {
+			dupOffs[r.Origin] = append(dupOffs[r.Origin], r.OriginOffset)
 			if prev.content != r.Content {
 				p.Conflicts++
 				problem(p, "offset %d arrived with two contents (upstream %s/%d@%d)", r.OriginOffset, r.Topic, r.Partition, r.Offset)
@@ -297,6 +314,8 @@ func CheckUpstream(recs []UpstreamRecord, acked map[OriginPartition][]Acked) *Up
 	}
 	for _, p := range parts {
 		p.Unique = len(seen[p.Origin])
+		offs := slices.Compact(slices.Sorted(slices.Values(dupOffs[p.Origin])))
+		p.DuplicateRuns = runs(offs)
 		p.RawDuplicates = p.Records - p.Unique
 		rep.Partitions = append(rep.Partitions, *p)
 		rep.Records += p.Records
