@@ -447,3 +447,33 @@ func (r *route) reap() {
 	}
 	signal(r.dutyc) // a duty waiting for this partition can start now
 }
+
+// originsLocked summarizes r's partitions by origin and reason.
+func (r *route) originsLocked() []OriginStatus {
+	type k struct{ origin, why string }
+	idx := map[k]int{}
+	var out []OriginStatus
+	for _, p := range r.order {
+		if p.duty.stopping {
+			continue
+		}
+		key := k{p.duty.origin, p.duty.why}
+		i, ok := idx[key]
+		if !ok {
+			i = len(out)
+			idx[key] = i
+			out = append(out, OriginStatus{Origin: key.origin, Why: key.why, Since: p.duty.since})
+		}
+		out[i].Partitions++
+		if p.duty.since.Before(out[i].Since) {
+			out[i].Since = p.duty.since
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Origin != out[j].Origin {
+			return out[i].Origin < out[j].Origin
+		}
+		return out[i].Why < out[j].Why
+	})
+	return out
+}

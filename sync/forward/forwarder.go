@@ -262,6 +262,7 @@ func (r *route) status(now time.Time) RouteStatus {
 	st.Partitions = len(r.order)
 	st.InFlight = r.inflight
 	st.LastError, st.LastErrorTime, st.LastAck = r.lastErr, r.lastErrAt, r.lastAck
+	st.Origins = r.originsLocked()
 	var lag []lagPart
 	for _, p := range r.order {
 		l := lagPart{topic: p.topic, part: p.part, from: p.acked}
