@@ -380,6 +380,11 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		n     int32
 	}
 	var create []want
+	type isrOf struct {
+		topic string
+		isr   [][]int32
+	}
+	var isrs []isrOf
 	f.mu.Lock()
 	for _, t := range md.Topics {
 		if t.Topic == nil || t.ErrorCode != 0 || len(t.Partitions) == 0 || t.IsInternal {
@@ -423,9 +428,17 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		if held {
 			create = append(create, want{name, ot.partitions})
 		}
+		isrs = append(isrs, isrOf{name, ot.isr})
 	}
 	f.metaAt = time.Now()
 	f.mu.Unlock()
+	names := map[int32]string{}
+	for _, m := range f.r.peers() {
+		names[m.BrokerID] = m.NodeID
+	}
+	for _, x := range isrs {
+		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, names)
+	}
 
 	for _, w := range create {
 		f.ensureTopic(ctx, w.topic, w.n)

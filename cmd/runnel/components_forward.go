@@ -19,9 +19,14 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 		}
 		return nil
 	}
+	fo := w.failover(&o)
 	f, err := forward.New(o)
 	if err != nil {
 		return fmt.Errorf("forwarding: %v", err)
+	}
+	if fo != nil {
+		fo.Start(f.Partitions)
+		*stops = append(*stops, stopper{name: "failover", stop: func(context.Context) error { fo.Close(); return nil }})
 	}
 	// Start never fails on an unreachable upstream: routes report and retry.
 	if err := f.Start(context.WithoutCancel(ctx)); err != nil {

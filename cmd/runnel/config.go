@@ -131,6 +131,8 @@ type replicationConfig struct {
 	DefaultReplicationFactor int32
 	DefaultMinInsyncReplicas int32
 	ReplicaLagTimeMax        time.Duration
+	Failover                 bool
+	FailoverWaitMax          time.Duration
 }
 
 type kafkaConfig struct {
@@ -306,6 +308,10 @@ func (c *serveConfig) keys() []*key {
 			doc: "topics' `min.insync.replicas` default: copies an `acks=all` produce needs (2: never acknowledge what only one box holds)"},
 		{path: "replication.replica-lag-time-max", flag: "replica-lag-time-max", def: "10s", v: dur(&c.Replication.ReplicaLagTimeMax), check: positive(&c.Replication.ReplicaLagTimeMax),
 			doc: "a copy not caught up for this long leaves the in-sync set (Kafka's `replica.lag.time.max.ms`)"},
+		{path: "replication.failover", flag: "failover", def: "true", v: boolean(&c.Replication.Failover),
+			doc: "forward a failed box's partitions from a copy here (its origin's identity and offsets, from its replicated cursor) and hand them back when it returns; the site's boxes must share their routes"},
+		{path: "replication.failover-wait-max", flag: "failover-wait-max", def: "30s", v: dur(&c.Replication.FailoverWaitMax), check: positive(&c.Replication.FailoverWaitMax),
+			doc: "after start or a pause, how long forwarding waits for this box's copies of the peers' cursor logs before it acts on what it knows"},
 		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,
 			doc: "named upstreams: `{kind: kafka|mqtt, brokers, url, tls, sasl, …}` (sync/forward `Upstream`)"},
 		{path: "routes", v: fileOnly(&c.Routes), check: c.checkRoutes,

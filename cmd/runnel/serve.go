@@ -173,6 +173,9 @@ type wiring struct {
 	routes     func() any
 	peers      func() any
 	repl       *replicate.Replicator
+	// failoverStatus is forwarding failover's, for /api/peers (nil when
+	// off).
+	failoverStatus func() replicate.FailoverStatus
 }
 
 // listen binds addr or returns an error naming the flag.

@@ -92,8 +92,9 @@ type View struct {
 	// Members lists every known node, Self included. A node not listed
 	// counts as not alive.
 	Members []Member
-	// Fresh: this node's copies of the cursor logs of every alive member
-	// are recent (see Fresh); without it this node takes nothing and
+	// Fresh: this node's view of the claims can be acted on (its copies
+	// of the cursor logs of every alive member caught up since it started
+	// or resumed, see Fresh); without it this node takes nothing and
 	// drops what it holds.
 	Fresh bool
 }
@@ -316,19 +317,21 @@ func keyLess(a, b forward.DutyKey) bool {
 	return a.Partition < b.Partition
 }
 
-// Fresh reports whether a view built from copies of the cursor logs is
-// recent enough to act on at now: for every alive member but self,
-// caughtUp[member] (when this node's copy of that member's cursor log
-// last held everything the member had written) is within maxAge. A node
-// paused longer than maxAge (SIGSTOP, a hung disk) finds every entry old
-// when it resumes, and acts only after its copies caught up again.
-func Fresh(now time.Time, maxAge time.Duration, self string, members []Member, caughtUp map[string]time.Time) bool {
+// Fresh reports whether a view built from copies of the cursor logs can
+// be acted on: every alive member but self has its cursor log copy caught
+// up (caughtUp[member]: when this node's copy last held everything that
+// member had written) at or after since. The caller sets since when its
+// view may have missed something (at start, and after a pause of the
+// node: SIGSTOP, a hung disk), so a node learns what happened meanwhile
+// (a takeover, a higher claim) before it forwards again. Members not
+// alive are not waited for.
+func Fresh(since time.Time, self string, members []Member, caughtUp map[string]time.Time) bool {
 	for _, m := range members {
 		if m.ID == self || m.State != Alive {
 			continue
 		}
 		t, ok := caughtUp[m.ID]
-		if !ok || now.Sub(t) > maxAge {
+		if !ok || t.Before(since) {
 			return false
 		}
 	}

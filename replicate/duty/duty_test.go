@@ -366,18 +366,18 @@ func member2idx(id string) int {
 }
 
 func TestFresh(t *testing.T) {
-	now := time.Now()
+	resumed := time.Now()
 	ms := members("a", "a", "f")
-	if !duty.Fresh(now, time.Second, "n1", ms, map[string]time.Time{"n2": now.Add(-500 * time.Millisecond)}) {
-		t.Fatal("recent copy not fresh")
+	if !duty.Fresh(resumed, "n1", ms, map[string]time.Time{"n2": resumed.Add(500 * time.Millisecond)}) {
+		t.Fatal("a copy caught up since is not fresh")
 	}
-	if duty.Fresh(now, time.Second, "n1", ms, map[string]time.Time{"n2": now.Add(-20 * time.Second)}) {
-		t.Fatal("a copy 20 s old (a paused node) is fresh")
+	if duty.Fresh(resumed, "n1", ms, map[string]time.Time{"n2": resumed.Add(-20 * time.Second)}) {
+		t.Fatal("a copy last caught up before a 20 s pause is fresh")
 	}
-	if duty.Fresh(now, time.Second, "n1", ms, nil) {
+	if duty.Fresh(resumed, "n1", ms, nil) {
 		t.Fatal("an alive peer never caught up is fresh")
 	}
-	if !duty.Fresh(now, time.Second, "n1", members("a", "f", "l"), nil) {
+	if !duty.Fresh(resumed, "n1", members("a", "f", "l"), nil) {
 		t.Fatal("alone on the site is not fresh")
 	}
 }
