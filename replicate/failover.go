@@ -77,7 +77,8 @@ type Failover struct {
 	// Loop goroutine only.
 	view      *forward.CursorView
 	readFrom  map[string]int64
-	gateSince time.Time // zero: not gated
+	gateSince time.Time                  // zero: not gated
+	stale     map[forward.DutyKey]uint64 // dropped on a stale view: epoch held
 
 	takeovers, handbacks, releases, overlaps, staleDrops, logErrs atomic.Uint64
 }
@@ -113,7 +114,7 @@ func (r *Replicator) Failover(opts FailoverOptions) *Failover {
 	return &Failover{r: r, opts: opts, logger: opts.Logger,
 		held: map[forward.DutyKey]*heldDuty{}, changed: make(chan struct{}),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
-		view: forward.NewCursorView(), readFrom: map[string]int64{}}
+		view: forward.NewCursorView(), readFrom: map[string]int64{}, stale: map[forward.DutyKey]uint64{}}
 }
 
 // Duties implements forward.Duties.
@@ -236,6 +237,9 @@ func (fo *Failover) round(now time.Time) {
 			fo.gateSince = time.Time{}
 		}
 	}
+	if fresh {
+		fo.overlapsAfterPause()
+	}
 	v := &duty.View{Self: fo.r.nodeID, Members: members, Fresh: fresh}
 	parts := fo.partitions()
 	cursors := fo.forwarded()
@@ -340,12 +344,27 @@ func (fo *Failover) apply(ds []duty.Decision, now time.Time) {
 					fo.logger.Warn("failover: fenced: another node took this partition; stopping (records forwarded by both meanwhile are duplicates)", "origin", d.Key.Origin, "topic", d.Key.Topic, "partition", d.Key.Partition, "epoch", d.Epoch, "owner", d.Owner)
 				} else {
 					fo.staleDrops.Add(1)
+					fo.stale[d.Key] = d.Epoch
 				}
 			}
 		}
 	}
 	if changed {
 		fo.notifyLocked()
+	}
+}
+
+// overlapsAfterPause counts, once the view is fresh again, the duties
+// dropped on a stale view that another node had claimed meanwhile: this
+// node forwarded them after the takeover, until its pause was noticed.
+func (fo *Failover) overlapsAfterPause() {
+	for k, epoch := range fo.stale {
+		if c, ok := fo.view.Claim(k); ok && c.Node != fo.r.nodeID && (forward.Claim{Node: fo.r.nodeID, Epoch: epoch}).Less(c) {
+			fo.overlaps.Add(1)
+			fo.logger.Warn("failover: fenced after a pause: another node took this partition meanwhile (records forwarded by both are duplicates)",
+				"origin", k.Origin, "topic", k.Topic, "partition", k.Partition, "epoch", epoch, "owner", c.Node, "owner_epoch", c.Epoch)
+		}
+		delete(fo.stale, k)
 	}
 }
 
@@ -635,7 +654,7 @@ type copyInfo struct {
 	assigned  bool      // the origin announced this node as a replica
 	fetching  bool      // fetched from the origin lately
 	originEnd int64     // the origin's end at the last fetch
-	caughtUp  time.Time // when the copy last held everything the origin had
+	caughtUp  time.Time // the copy held everything the origin had when this fetch was sent
 }
 
 // copyState reports this node's copy of origin's partition; false when no
@@ -653,5 +672,5 @@ func (r *Replicator) copyState(origin, topic string, partition int32) (copyInfo,
 	if p == nil {
 		return copyInfo{}, false
 	}
-	return copyInfo{assigned: p.assigned, fetching: !p.lastFetch.IsZero(), originEnd: p.originHWM, caughtUp: p.caughtUp}, true
+	return copyInfo{assigned: p.assigned, fetching: !p.lastFetch.IsZero(), originEnd: p.originHWM, caughtUp: p.caughtUpAsked}, true
 }

@@ -101,14 +101,15 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// createSensors creates topic on n with partitions, replication factor 2.
-func createSensors(t *testing.T, n *sitetest.Node, topic string, partitions int32) {
+// createSensors creates topic on n with partitions and replication
+// factor rf.
+func createSensors(t *testing.T, n *sitetest.Node, topic string, partitions int32, rf int16) {
 	t.Helper()
 	cl := n.Client(t)
 	defer cl.Close()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, 2
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, rf
 	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -191,7 +192,7 @@ func TestFailoverKill9(t *testing.T) {
 		return err == nil && alive == 3
 	})
 	for _, n := range c.Nodes {
-		createSensors(t, n, "sensors", 2)
+		createSensors(t, n, "sensors", 2, 2)
 	}
 	for p := int32(0); p < 2; p++ {
 		waitInSync(t, n1, "sensors", p, 2)
@@ -301,4 +302,152 @@ func httpGet(n *sitetest.Node, path string) string {
 	var b bytes.Buffer
 	b.ReadFrom(resp.Body)
 	return b.String()
+}
+
+// waitAlive waits until n sees want alive members.
+func waitAlive(t *testing.T, n *sitetest.Node, want int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d alive members seen by %s", want, n.Name), 60*time.Second, func() bool {
+		doc, err := peersOf(n)
+		alive := 0
+		for _, p := range doc.Peers {
+			if p.State == "alive" {
+				alive++
+			}
+		}
+		return err == nil && alive == want
+	})
+}
+
+// forwarderOf returns the node (among nodes) whose failover status says
+// it forwards origin's topic/partition, or nil.
+func forwarderOf(t *testing.T, nodes []*sitetest.Node, origin, topic string, partition int32) *sitetest.Node {
+	t.Helper()
+	for _, n := range nodes {
+		doc, err := peersOf(n)
+		if err != nil || doc.Failover == nil {
+			continue
+		}
+		for _, d := range doc.Failover.Duties {
+			if d.Origin == origin && d.Topic == topic && d.Partition == partition && d.State == "forwarding" {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// checkWindow fails the test when an origin partition of node was sent
+// more than twice the route's window again.
+func checkWindow(t *testing.T, rep *sitetest.UpstreamReport, node string) {
+	t.Helper()
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: node, Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > 2*window {
+			t.Errorf("%s:sensors/%d: %d raw duplicates (window %d)", node, p, pr.RawDuplicates, window)
+		}
+	}
+}
+
+// TestFailoverSurvivorDies: with three copies of every partition, n1 is
+// killed with a backlog; the survivor that takes a partition over is
+// killed in turn while it drains it, and the third node takes over from
+// the latest replicated cursor (the first survivor's, read from its copy
+// of that survivor's cursor log).
+func TestFailoverSurvivorDies(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 3)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 3)
+		waitInSync(t, n2, "sensors", p, 3)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", 40000, "backlog")
+	produceN(t, n2, acks, "sensors", 1000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Kill9(t)
+	var first *sitetest.Node
+	waitFor(t, "a survivor forwarding n1's partition 0", 60*time.Second, func() bool {
+		first = forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0)
+		return first != nil
+	})
+	waitFor(t, "n1's records arriving again", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") > 1000 })
+	first.Kill9(t)
+	killedAt := time.Now()
+	third := n2
+	if first == n2 {
+		third = n3
+	}
+	waitFor(t, third.Name+" taking n1's partition 0 over", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{third}, "n1", "sensors", 0) == third
+	})
+	t.Logf("%s killed during its takeover; %s took over after %v", first.Name, third.Name, time.Since(killedAt).Round(10*time.Millisecond))
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after two takeovers: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+}
+
+// TestFailoverPause: n1 is stopped (SIGSTOP) for 20 s with a backlog: the
+// site declares it failed and a survivor forwards its partitions. When n1
+// resumes it notices the pause, sends nothing more until it has read the
+// takeover, then takes its partitions back from where the survivors
+// stood. The overlap is bounded (what n1 had in flight) and counted.
+func TestFailoverPause(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", 20000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Pause(t)
+	paused := time.Now()
+	waitFor(t, "survivors forwarding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	n1.HealService(t, b.Addr()) // what n1 had in flight may now get through
+	time.Sleep(time.Until(paused.Add(20 * time.Second)))
+	n1.Resume(t)
+	waitFor(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
+	})
+	produceN(t, n1, acks, "sensors", 2000, "after")
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the pause: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+	doc, err := peersOf(n1)
+	if err != nil || doc.Failover == nil {
+		t.Fatalf("n1 /api/peers: %v", err)
+	}
+	fs := doc.Failover
+	t.Logf("n1 after the pause: %d overlaps, %d dropped on a stale view, %d hand-backs", fs.Overlaps, fs.StaleDrops, fs.HandBacks)
+	if fs.HandBacks < 2 {
+		t.Errorf("n1 took %d partitions back, want 2", fs.HandBacks)
+	}
+	if fs.StaleDrops+fs.Overlaps == 0 {
+		t.Errorf("n1 noticed neither its pause nor the takeover")
+	}
 }

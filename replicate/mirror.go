@@ -45,7 +45,11 @@ type mirrorPart struct {
 	fetchFrom   int64 // >= 0: next fetch starts here (an empty copy joins at the origin's log start)
 	lastFetch   time.Time
 	caughtUp    time.Time // last time the copy held all the origin had
-	diverged    string
+	// caughtUpAsked is when the fetch that found the copy caught up was
+	// sent: the copy holds everything the origin had then. (A response
+	// read late, after this node was paused, is not news.)
+	caughtUpAsked time.Time
+	diverged      string
 }
 
 // originTopic is what the origin announces about one of its topics.
@@ -139,6 +143,7 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchMaxWait+f.r.opts.FetchTimeout)
+		sent := time.Now()
 		resp, err := f.cl.SeedBrokers()[0].Request(fctx, req)
 		cancel()
 		if err != nil {
@@ -153,7 +158,7 @@ func (f *fetcher) run(ctx context.Context) {
 		f.lastErr = ""
 		f.mu.Unlock()
 		backoff = 0
-		if f.apply(ctx, req, resp.(*kmsg.FetchResponse)) {
+		if f.apply(ctx, req, resp.(*kmsg.FetchResponse), sent) {
 			f.mu.Lock()
 			f.metaAt = time.Time{}
 			f.mu.Unlock()
@@ -209,7 +214,7 @@ func (f *fetcher) request() *kmsg.FetchRequest {
 
 // apply stores what a fetch returned. It reports whether the metadata
 // should be read again (an unknown partition).
-func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) (refresh bool) {
+func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sent time.Time) (refresh bool) {
 	if resp.ErrorCode != 0 {
 		f.setErr(fmt.Errorf("fetch: error code %d", resp.ErrorCode))
 		return true
@@ -250,7 +255,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark)
+				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark, sent)
 			}()
 		}
 	}
@@ -259,7 +264,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 }
 
 // store appends data (batches from offset from) to the local copy.
-func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64) {
+func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	end := from
 	if len(data) > 0 {
@@ -285,7 +290,7 @@ func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, orig
 		p.originStart, p.originHWM, p.localEnd = originStart, originHWM, end
 		p.lastFetch = now
 		if end >= originHWM {
-			p.caughtUp = now
+			p.caughtUp, p.caughtUpAsked = now, sent
 		}
 		if p.fetchFrom >= 0 && end > p.fetchFrom {
 			p.fetchFrom = -1

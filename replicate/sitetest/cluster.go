@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,10 +134,31 @@ func (c *Cluster) close() {
 		for _, n := range c.Nodes {
 			c.t.Logf("--- %s (%s) log tail ---\n%s", n.Name, n.IP, n.LogTail(6000))
 		}
+		if dir := os.Getenv(LogsEnv); dir != "" {
+			c.keepLogs(dir)
+		}
 	}
 	if err := c.w.remove(); err != nil {
 		c.t.Errorf("sitetest: removing the network: %v", err)
 	}
+}
+
+// LogsEnv names the environment variable of a directory where the whole
+// node logs of a failed test are copied (<dir>/<test>/nN.log).
+const LogsEnv = "RUNNEL_SITETEST_LOGS"
+
+func (c *Cluster) keepLogs(dir string) {
+	dst := filepath.Join(dir, strings.ReplaceAll(c.t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		c.t.Logf("sitetest: keep logs: %v", err)
+		return
+	}
+	for _, n := range c.Nodes {
+		if data, err := os.ReadFile(n.LogPath); err == nil {
+			os.WriteFile(filepath.Join(dst, n.Name+".log"), data, 0o644)
+		}
+	}
+	c.t.Logf("sitetest: node logs kept in %s", dst)
 }
 
 // Subnet is the cluster's private /24.
