@@ -570,6 +570,9 @@ type DutyStatus struct {
 	Owner     string    `json:"owner,omitempty"`
 	Why       string    `json:"why"`
 	Since     time.Time `json:"since,omitzero"`
+	// Copies are the nodes holding an in-sync copy, as its origin last
+	// announced (others only).
+	Copies []string `json:"copies,omitempty"`
 }
 
 // Status returns a snapshot.
@@ -592,8 +595,9 @@ func (fo *Failover) Status() FailoverStatus {
 				State: "waiting", Owner: d.Owner, Why: string(d.Why)})
 		case d.Action == duty.None && d.Owner != d.Key.Origin:
 			// Another survivor forwards it, or nobody can.
+			copies, _ := fo.r.copies.get(d.Key)
 			st.Others = append(st.Others, DutyStatus{Origin: d.Key.Origin, Topic: d.Key.Topic, Partition: d.Key.Partition,
-				Owner: d.Owner, Why: string(d.Why)})
+				Owner: d.Owner, Why: string(d.Why), Copies: copies})
 		}
 	}
 	sort.Slice(st.Duties, func(i, j int) bool { return dutyLess(st.Duties[i], st.Duties[j]) })
@@ -615,37 +619,46 @@ func dutyLess(a, b DutyStatus) bool {
 }
 
 // copyBook remembers, per origin partition, the nodes its origin last
-// announced in the in-sync set (besides itself), so the survivors of a
-// dead origin agree on who holds its data.
+// announced as holding copies (besides itself): the in-sync set, or when
+// that holds no copy (a copy placed moments before the origin died), the
+// replica list. The survivors of a dead origin agree on who holds its
+// data from these announcements.
 type copyBook struct {
-	mu  sync.Mutex // guards isr
-	isr map[forward.DutyKey][]string
+	mu sync.Mutex // guards m
+	m  map[forward.DutyKey][]string
 }
 
-// note records the in-sync sets of origin's topic (broker ids, by
-// partition).
-func (b *copyBook) note(origin, topic string, isr [][]int32, names map[int32]string) {
+// note records the in-sync sets and replica lists of origin's topic
+// (broker ids, by partition).
+func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map[int32]string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.isr == nil {
-		b.isr = map[forward.DutyKey][]string{}
+	if b.m == nil {
+		b.m = map[forward.DutyKey][]string{}
 	}
 	originID := member.BrokerID(origin)
-	for p, ids := range isr {
-		var nodes []string
+	nodes := func(ids []int32) []string {
+		var out []string
 		for _, id := range ids {
 			if n, ok := names[id]; ok && id != originID {
-				nodes = append(nodes, n)
+				out = append(out, n)
 			}
 		}
-		b.isr[forward.DutyKey{Origin: origin, Topic: topic, Partition: int32(p)}] = nodes
+		return out
+	}
+	for p := range isr {
+		copies := nodes(isr[p])
+		if len(copies) == 0 && p < len(replicas) {
+			copies = nodes(replicas[p])
+		}
+		b.m[forward.DutyKey{Origin: origin, Topic: topic, Partition: int32(p)}] = copies
 	}
 }
 
 func (b *copyBook) get(k forward.DutyKey) ([]string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	v, ok := b.isr[k]
+	v, ok := b.m[k]
 	return v, ok
 }
 

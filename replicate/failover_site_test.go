@@ -44,6 +44,7 @@ func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
 	}
 	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
 	b := kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String(), Partitions: 2})
+	logFailover(t, c)
 	b.CreateTopic("central.sensors", 2)
 	// One route, its window small enough that the duplicate bound below
 	// means something.
@@ -99,6 +100,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// logFailover logs every node's /api/peers failover section when the test
+// failed.
+func logFailover(t *testing.T, c *sitetest.Cluster) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, n := range c.Nodes {
+			if doc, err := peersOf(n); err == nil && doc.Failover != nil {
+				b, _ := json.MarshalIndent(doc.Failover, "", "  ")
+				t.Logf("%s failover: %s", n.Name, b)
+			}
+		}
+	})
 }
 
 // createSensors creates topic on n with partitions and replication
@@ -449,5 +466,104 @@ func TestFailoverPause(t *testing.T) {
 	}
 	if fs.StaleDrops+fs.Overlaps == 0 {
 		t.Errorf("n1 noticed neither its pause nor the takeover")
+	}
+}
+
+// TestFailoverUpstreamDown: the upstream is down when n1 dies; the
+// survivors take its partitions over and wait; when the upstream comes
+// back they drain n1's backlog with their own: nothing is lost.
+func TestFailoverUpstreamDown(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	b.Stop()
+	produceN(t, n1, acks, "sensors", 10000, "backlog")
+	produceN(t, n2, acks, "sensors", 2000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Kill9(t)
+	waitFor(t, "survivors holding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	produceN(t, n3, acks, "sensors", 2000, "during")
+	b.Restart()
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the upstream came back: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+}
+
+// TestFailoverSplit: n1 is cut off from its peers but keeps its uplink.
+// Both sides forward n1's partitions for a while (n1 its own, a survivor
+// its copy up to where the copy stopped), and n1 the copies it holds of
+// the others: the central side's view after dedup by the origin headers
+// is exact. Healed, one forwarder per origin partition remains: its
+// origin.
+func TestFailoverSplit(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for _, n := range c.Nodes {
+		for p := int32(0); p < 2; p++ {
+			waitInSync(t, n, "sensors", p, 2)
+		}
+	}
+	acks := &sitetest.Acks{}
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 1000, "before")
+	}
+	waitFor(t, "everything forwarded", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	c.Cut(t, n1, n2, n3)
+	waitFor(t, "the survivors forwarding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 3000, "split")
+	}
+	time.Sleep(3 * time.Second)
+	c.Heal(t, n1, n2, n3)
+	waitFor(t, "one forwarder per origin partition, its origin", 90*time.Second, func() bool {
+		for _, o := range c.Nodes {
+			for p := int32(0); p < 2; p++ {
+				n := 0
+				for _, x := range c.Nodes {
+					if forwarderOf(t, []*sitetest.Node{x}, o.Name, "sensors", p) != nil {
+						n++
+					}
+				}
+				if n != 1 || forwarderOf(t, []*sitetest.Node{o}, o.Name, "sensors", p) != o {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 1000, "after")
+	}
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the split healed: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	for _, n := range c.Nodes {
+		if doc, err := peersOf(n); err == nil && doc.Failover != nil {
+			t.Logf("%s: %d takeovers, %d hand-backs, %d releases, %d overlaps", n.Name, doc.Failover.Takeovers, doc.Failover.HandBacks, doc.Failover.Releases, doc.Failover.Overlaps)
+		}
 	}
 }

@@ -386,8 +386,8 @@ func (f *fetcher) refresh(ctx context.Context) error {
 	}
 	var create []want
 	type isrOf struct {
-		topic string
-		isr   [][]int32
+		topic         string
+		isr, replicas [][]int32
 	}
 	var isrs []isrOf
 	f.mu.Lock()
@@ -433,7 +433,7 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		if held {
 			create = append(create, want{name, ot.partitions})
 		}
-		isrs = append(isrs, isrOf{name, ot.isr})
+		isrs = append(isrs, isrOf{name, ot.isr, ot.replicas})
 	}
 	f.metaAt = time.Now()
 	f.mu.Unlock()
@@ -442,7 +442,7 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		names[m.BrokerID] = m.NodeID
 	}
 	for _, x := range isrs {
-		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, names)
+		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, x.replicas, names)
 	}
 
 	for _, w := range create {

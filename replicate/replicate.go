@@ -94,7 +94,7 @@ type Replicator struct {
 	stats    stats
 
 	members atomic.Pointer[[]member.Member]
-	copies  copyBook // in-sync sets the origins last announced
+	copies  copyBook // copies the origins last announced
 
 	// mu guards fetchers.
 	mu       sync.Mutex
