@@ -35,10 +35,11 @@ type Log interface {
 	// Append validates batches (one or more concatenated RecordBatch v2:
 	// magic, length, CRC-32C, record count), assigns offsets from the
 	// partition's next offset (rewriting baseOffset in place in the caller's
-	// slice, and partitionLeaderEpoch, which the log stamps to 0 so bit rot
-	// in these CRC-less header bytes is detected) and returns the base offset of the first batch once the data is
-	// durable per the topic's fsync policy ("always": on stable storage, one
-	// sync shared by every writer waiting at that moment).
+	// slice, and partitionLeaderEpoch, which the log stamps with the node's
+	// epoch, see LeaderEpochs) and returns the base offset of the first
+	// batch once the data is durable per the topic's fsync policy
+	// ("always": on stable storage, one sync shared by every writer
+	// waiting at that moment).
 	//
 	// Idempotent producers (producerId >= 0): a batch whose (producerId,
 	// epoch, baseSequence) repeats one of the last 5 appended to this
@@ -58,7 +59,10 @@ type Log interface {
 	AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error))
 	// AppendAt appends batches whose baseOffset must equal the partition's
 	// next offset (replication mirrors a peer's offsets). ErrNotNextOffset
-	// otherwise. Idempotence checks are skipped.
+	// otherwise. Idempotence checks are skipped. Each batch keeps its
+	// partitionLeaderEpoch (the origin's): epochs must not go back, nor be
+	// older than the partition's latest epoch (ErrStaleEpoch), and each new
+	// one enters the partition's epoch history.
 	AppendAt(ctx context.Context, topic string, partition int32, batches []byte) error
 
 	// Read returns raw batch bytes starting with the batch that contains
@@ -179,4 +183,43 @@ type Damage struct {
 	File   string // path relative to the data dir
 	Offset int64  // byte offset in the file
 	Reason string
+}
+
+// LeaderEpochs is implemented by a Log that keeps a leader-epoch history
+// per partition (the one Open returns does): Kafka's leader epochs
+// (KIP-101, KIP-279), with every open of the log an origin incarnation.
+// Find it by type assertion.
+//
+// Every open of the log takes a new node epoch, stored durably before any
+// append; Append stamps it into each batch's partitionLeaderEpoch, and the
+// first append of an epoch to a partition records (epoch, start offset) in
+// the partition's history. AppendAt keeps the origin's epochs and records
+// them the same way. So two copies of a partition agree up to an offset
+// only if their histories do: a mirror compares its latest epoch's end with
+// the origin's EpochEnd for that epoch before it continues, and truncates
+// what the origin no longer holds.
+type LeaderEpochs interface {
+	// NodeEpoch is the epoch local appends stamp now (>= 1).
+	NodeEpoch() int32
+	// EpochEnd answers Kafka's OffsetForLeaderEpoch for one partition:
+	// the largest epoch <= epoch in its history and the offset where that
+	// epoch ends: the start of the next epoch, or, for the latest, the
+	// log end (the next offset to be written, which may be past the HWM
+	// by appends not yet durable). An epoch older than every entry
+	// answers (epoch, start of the first entry); -1 or an epoch newer
+	// than every entry, or a partition without history, answers (-1, -1)
+	// (Kafka's UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
+	// Errors: ErrUnknownTopic, ErrUnknownPartition, ErrClosed.
+	EpochEnd(topic string, partition int32, epoch int32) (leaderEpoch int32, endOffset int64, err error)
+	// EpochHistory is the partition's history, oldest first (the first
+	// entry starts at the log start at the latest). An entry may start at
+	// the log end (an epoch whose first append is not written yet).
+	EpochHistory(topic string, partition int32) ([]EpochStart, error)
+}
+
+// EpochStart is one entry of a partition's leader-epoch history: batches
+// from StartOffset on carry Epoch, up to the next entry's start.
+type EpochStart struct {
+	Epoch       int32
+	StartOffset int64
 }

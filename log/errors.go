@@ -25,6 +25,10 @@ var (
 	ErrDiskFull = errors.New("log: disk full (free space under the guard threshold); retry later")
 	// ErrReadOnly wraps the I/O error that made a partition read-only.
 	ErrReadOnly = errors.New("log: partition is read-only after an I/O error")
+	// ErrStaleEpoch: AppendAt got a batch whose leader epoch is older than
+	// the partition's latest (the origin's history diverged from this
+	// copy: compare with EpochEnd and Truncate).
+	ErrStaleEpoch = errors.New("log: batch leader epoch is older than the partition's latest epoch")
 	// ErrCorrupt is returned (wrapped in *CorruptError) for damaged data.
 	ErrCorrupt = errors.New("log: corrupt data")
 )

@@ -31,6 +31,9 @@ type logImpl struct {
 	closed    atomic.Bool
 	diskShort atomic.Bool
 
+	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
+	epochMu sync.Mutex   // serializes raises of epoch (and its file)
+
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
@@ -115,6 +118,11 @@ func Open(opts *Options) (Log, error) {
 	}
 	if l.shared != nil {
 		l.shared.found = nil // entries of deleted topics: no references
+	}
+	if err := l.openEpoch(); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
 	}
 	if !o.NoJournal {
 		j, err := openJournal(l)

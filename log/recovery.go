@@ -30,6 +30,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	if err != nil {
 		return nil, fmt.Errorf("log: list %s: %w", rel, err)
 	}
+	if p.epochs, _, err = loadEpochFile(l.fs, dir); err != nil {
+		// Rebuilt from the batches once they are known (reconcileEpochs).
+		l.logger.Warn("log: leader-epoch history unreadable; rebuilding it from the batches", "topic", t.name, "partition", id, "err", err)
+		if errors.Is(err, errBadEpochFile) {
+			l.addDamage(Damage{File: filepath.Join(rel, epochFileName), Offset: -1, Reason: err.Error()})
+		}
+	}
 	for _, n := range names {
 		if strings.HasSuffix(n, ".tmp") {
 			l.fs.Remove(filepath.Join(dir, n))
@@ -209,6 +216,9 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	p.next = act.next
 	p.hwm, p.hwmSeg, p.hwmPos = p.next, act, act.size
 	p.durable, p.durableSeg, p.durablePos = p.next, act, act.size
+	if err := p.reconcileEpochs(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -284,6 +294,9 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 		var bad *errBadBatch
 		if err != nil && !errors.As(err, &bad) {
 			return 0, fmt.Errorf("log: read %s: %w", seg.rel, err)
+		}
+		if err == nil && p.epochs.trusted {
+			err = checkEpoch(p.epochs.entries, &h)
 		}
 		if err == nil && h.BaseOffset == expect {
 			seg.addIndexLocked(&h, pos, l.opts.IndexIntervalBytes)

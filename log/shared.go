@@ -519,7 +519,7 @@ func resyncShared(data []byte, from int64, seed uint32) int64 {
 			continue
 		}
 		b := data[i+sharedEntryHeader:]
-		if b[batch.OffMagic] != 2 || binary.BigEndian.Uint32(b[batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
+		if b[batch.OffMagic] != 2 || b[batch.OffLeaderEpoch]&0x80 != 0 {
 			continue
 		}
 		if e, ok := parseSharedEntry(data, i, seed); ok && validateEntryBatches(data[i+sharedEntryHeader:i+sharedEntryHeader+e.n]) == nil {
