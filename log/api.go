@@ -222,4 +222,8 @@ type LeaderEpochs interface {
 type EpochStart struct {
 	Epoch       int32
 	StartOffset int64
+	// Replicated: recorded by AppendAt (an epoch of the origin this copy
+	// mirrors), not by a local Append. A history rebuilt from the batches
+	// (its file was missing or damaged) knows no better: false.
+	Replicated bool
 }

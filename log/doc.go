@@ -209,7 +209,7 @@
 //	record
 //	 0 +------------------------------+
 //	   | kind u8                      |  1 epoch start, 2 truncation, 3 truncation done
-//	 1 | flags u8                     |  truncation: 1 = done (written whole)
+//	 1 | flags u8                     |  kind 1: 2 = replicated (AppendAt); kind 2: 1 = done
 //	 2 | zero u16                     |
 //	 4 | epoch i32                    |  kind 1
 //	 8 | offset i64                   |  kind 1: where the epoch starts; 2: the new end

@@ -36,7 +36,8 @@ const (
 	epochRecTruncate = 2 // partition truncated to offset (entries at or after it go)
 	epochRecDone     = 3 // the last truncation is complete on disk
 
-	epochFlagDone = 1 // on a truncate record: complete (written by compaction)
+	epochFlagDone       = 1 // on a truncate record: complete (written by compaction)
+	epochFlagReplicated = 2 // on an epoch start: recorded by AppendAt (another node's epoch)
 )
 
 var (
@@ -55,6 +56,7 @@ func setLeaderEpoch(b []byte, epoch int32) {
 type epochEntry struct {
 	epoch int32
 	start int64
+	repl  bool // recorded by AppendAt: an epoch of the origin this copy mirrors
 }
 
 // truncMark is a truncation of the partition to offset, while the newest
@@ -212,9 +214,18 @@ func encodeEpochFile(h *epochHistory) []byte {
 		b = append(b, epochRecord(epochRecTruncate, flags, 0, m.offset, m.sharedSeq)...)
 	}
 	for _, e := range h.entries {
-		b = append(b, epochRecord(epochRecStart, 0, e.epoch, e.start, 0)...)
+		b = append(b, startRecord(e)...)
 	}
 	return b
+}
+
+// startRecord is the epoch-start record of e.
+func startRecord(e epochEntry) []byte {
+	flags := byte(0)
+	if e.repl {
+		flags = epochFlagReplicated
+	}
+	return epochRecord(epochRecStart, flags, e.epoch, e.start, 0)
 }
 
 // decodeEpochFile replays a leader-epoch file. valid is the length of
@@ -246,11 +257,14 @@ func decodeEpochFile(b []byte) (h epochHistory, valid int64, err error) {
 		}
 		switch r[0] {
 		case epochRecStart:
+			if r[1]&^epochFlagReplicated != 0 {
+				return h, 0, fmt.Errorf("%w: unknown flags at byte %d", errBadEpochFile, pos)
+			}
 			h.entries = cutAt(h.entries, off)
 			if epoch < 0 || len(h.entries) > 0 && h.entries[len(h.entries)-1].epoch >= epoch {
 				return h, 0, fmt.Errorf("%w: epoch %d at offset %d does not follow the history (byte %d)", errBadEpochFile, epoch, off, pos)
 			}
-			h.entries = append(h.entries, epochEntry{epoch, off})
+			h.entries = append(h.entries, epochEntry{epoch, off, r[1]&epochFlagReplicated != 0})
 		case epochRecTruncate:
 			if r[1]&^epochFlagDone != 0 {
 				return h, 0, fmt.Errorf("%w: unknown flags at byte %d", errBadEpochFile, pos)
@@ -353,7 +367,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 				return -1, fmt.Errorf("%w: batch %d at offset %d has epoch %d, the partition is at epoch %d", ErrStaleEpoch, i, hdrs[i].BaseOffset, e, last)
 			}
 			if e > last {
-				want = append(want, epochEntry{e, hdrs[i].BaseOffset})
+				want = append(want, epochEntry{e, hdrs[i].BaseOffset, true})
 				last = e
 			}
 		}
@@ -366,7 +380,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 			}
 		}
 		if last != epoch {
-			want = []epochEntry{{epoch, base}}
+			want = []epochEntry{{epoch, base, false}}
 		}
 	}
 	if slices.Equal(h.entries[keep:], want) {
@@ -375,7 +389,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 	}
 	var recs []byte
 	for _, e := range want {
-		recs = append(recs, epochRecord(epochRecStart, 0, e.epoch, e.start, 0)...)
+		recs = append(recs, startRecord(e)...)
 	}
 	old := h.entries
 	if keep < len(h.entries) {
@@ -459,7 +473,7 @@ func (p *partition) rebuildEpochs() ([]epochEntry, error) {
 			}
 			return
 		}
-		out = append(out, epochEntry{e, off})
+		out = append(out, epochEntry{epoch: e, start: off})
 	}
 	firsts := make([]int32, len(p.segs))
 	for i, s := range p.segs {
@@ -599,7 +613,7 @@ func (l *logImpl) EpochHistory(topic string, partition int32) ([]EpochStart, err
 	defer p.mu.Unlock()
 	out := make([]EpochStart, len(p.epochs.entries))
 	for i, e := range p.epochs.entries {
-		out[i] = EpochStart{Epoch: e.epoch, StartOffset: e.start}
+		out[i] = EpochStart{Epoch: e.epoch, StartOffset: e.start, Replicated: e.repl}
 	}
 	return out, nil
 }
@@ -611,7 +625,7 @@ func writeInitialEpochs(fs vfs.FS, dir string, e int32) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(encodeEpochFile(&epochHistory{entries: []epochEntry{{e, 0}}}))
+	_, err = f.Write(encodeEpochFile(&epochHistory{entries: []epochEntry{{epoch: e}}}))
 	if err == nil {
 		err = f.Sync()
 	}

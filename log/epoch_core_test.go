@@ -54,7 +54,7 @@ func batchEpochs(t *testing.T, l Log, topic string, p int32) ([]EpochStart, map[
 			if h.LastOffset() >= off {
 				by[h.BaseOffset] = h.LeaderEpoch
 				if n := len(hist); n == 0 || hist[n-1].Epoch != h.LeaderEpoch {
-					hist = append(hist, EpochStart{h.LeaderEpoch, h.BaseOffset})
+					hist = append(hist, EpochStart{Epoch: h.LeaderEpoch, StartOffset: h.BaseOffset})
 				}
 				off = h.LastOffset() + 1
 			}
@@ -84,7 +84,7 @@ func checkHistory(t *testing.T, l Log, topic string, p int32) []EpochStart {
 	if gaps {
 		var entries []epochEntry
 		for _, e := range got {
-			entries = append(entries, epochEntry{e.Epoch, e.StartOffset})
+			entries = append(entries, epochEntry{e.Epoch, e.StartOffset, e.Replicated})
 		}
 		for off, e := range by {
 			if want := epochAt(entries, off); want != e {
@@ -93,7 +93,10 @@ func checkHistory(t *testing.T, l Log, topic string, p int32) []EpochStart {
 		}
 		return got
 	}
-	cmp := got
+	var cmp []EpochStart // without Replicated (batches do not say)
+	for _, e := range got {
+		cmp = append(cmp, EpochStart{Epoch: e.Epoch, StartOffset: e.StartOffset})
+	}
 	if n := len(cmp); n > 0 && cmp[n-1].StartOffset == hwm {
 		cmp = cmp[:n-1]
 	}
@@ -128,7 +131,7 @@ func TestEpochStampedAndSurvivesReopen(t *testing.T) {
 				t.Fatalf("stamped epoch %d in the caller's bytes, want 1", got)
 			}
 			l.Append(ctx, "t", 0, mkBatch(2, "b"))
-			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, []EpochStart{{1, 0}}) {
+			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, []EpochStart{{1, 0, false}}) {
 				t.Fatalf("history %v", h)
 			}
 			l.Close()
@@ -146,14 +149,14 @@ func TestEpochStampedAndSurvivesReopen(t *testing.T) {
 			}
 			l = testOpen(t, dir, mod)
 			defer l.Close()
-			want := []EpochStart{{1, 0}, {2, 5}, {4, 7}}
+			want := []EpochStart{{1, 0, false}, {2, 5, false}, {4, 7, false}}
 			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, want) {
 				t.Fatalf("history %v, want %v", h, want)
 			}
 			if _, by, _ := batchEpochs(t, l, "t", 0); by[0] != 1 || by[5] != 2 || by[7] != 4 {
 				t.Fatalf("batch epochs %v", by)
 			}
-			if h := checkHistory(t, l, "t", 1); len(h) != 1 || h[0] != (EpochStart{1, 0}) {
+			if h := checkHistory(t, l, "t", 1); len(h) != 1 || h[0] != (EpochStart{1, 0, false}) {
 				t.Fatalf("untouched partition's history %v, want the creation entry", h)
 			}
 			if d := l.Check(); len(d) > 0 {
@@ -164,7 +167,7 @@ func TestEpochStampedAndSurvivesReopen(t *testing.T) {
 }
 
 func TestEpochEnd(t *testing.T) {
-	entries := []epochEntry{{1, 0}, {3, 10}, {4, 10 + 5}, {7, 40}}
+	entries := []epochEntry{{1, 0, false}, {3, 10, false}, {4, 10 + 5, false}, {7, 40, false}}
 	for _, c := range []struct {
 		req      int32
 		epoch    int32
@@ -261,7 +264,7 @@ func TestAppendAtKeepsOriginEpochs(t *testing.T) {
 			if err := l.AppendAt(ctx, "m", 0, withEpoch(1, "neg", 8, -1)); !errors.Is(err, ErrCorruptBatch) {
 				t.Fatalf("negative epoch: %v", err)
 			}
-			want := []EpochStart{{0, 0}, {5, 2}, {6, 4}}
+			want := []EpochStart{{0, 0, true}, {5, 2, true}, {6, 4, true}}
 			if h := checkHistory(t, l, "m", 0); !reflect.DeepEqual(h, want) {
 				t.Fatalf("history %v, want %v", h, want)
 			}
@@ -301,7 +304,7 @@ func TestLocalAppendAfterRestoreRaisesEpoch(t *testing.T) {
 	if le.NodeEpoch() != 58 {
 		t.Fatalf("node epoch %d after a local append over epoch 57, want 58", le.NodeEpoch())
 	}
-	want := []EpochStart{{1, 0}, {57, 2}, {58, 4}}
+	want := []EpochStart{{1, 0, true}, {57, 2, true}, {58, 4, false}}
 	if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, want) {
 		t.Fatalf("history %v, want %v", h, want)
 	}
@@ -311,7 +314,7 @@ func TestLocalAppendAfterRestoreRaisesEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Append(ctx, "u", 0, mkBatch(1, "local"))
-	if h := checkHistory(t, l, "u", 0); !reflect.DeepEqual(h, []EpochStart{{58, 0}, {59, 1}}) {
+	if h := checkHistory(t, l, "u", 0); !reflect.DeepEqual(h, []EpochStart{{58, 0, true}, {59, 1, false}}) {
 		t.Fatalf("history %v", h)
 	}
 	l.Close()
@@ -343,7 +346,7 @@ func TestEpochHistoryRebuilt(t *testing.T) {
 				}
 				l.Close()
 			}
-			want := []EpochStart{{1, 0}, {2, 12}, {3, 24}}
+			want := []EpochStart{{1, 0, false}, {2, 12, false}, {3, 24, false}}
 			mem.Remove(filepath.Join(dir, "t", "0", epochFileName))
 			// Damage: a flipped bit in the middle of the file.
 			p1 := filepath.Join(dir, "t", "1", epochFileName)
@@ -355,7 +358,7 @@ func TestEpochHistoryRebuilt(t *testing.T) {
 			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, want) {
 				t.Fatalf("rebuilt history %v, want %v", h, want)
 			}
-			if h := checkHistory(t, l, "t", 1); !reflect.DeepEqual(h, []EpochStart{{1, 0}, {2, 6}, {3, 12}}) {
+			if h := checkHistory(t, l, "t", 1); !reflect.DeepEqual(h, []EpochStart{{1, 0, false}, {2, 6, false}, {3, 12, false}}) {
 				t.Fatalf("rebuilt history %v", h)
 			}
 			found := false
@@ -450,9 +453,9 @@ func TestEpochHistoryAfterPowerCut(t *testing.T) {
 }
 
 func FuzzEpochFile(f *testing.F) {
-	h := epochHistory{entries: []epochEntry{{1, 0}, {3, 10}}, marks: []truncMark{{offset: 5, sharedSeq: 7, done: true}}}
+	h := epochHistory{entries: []epochEntry{{1, 0, false}, {3, 10, true}}, marks: []truncMark{{offset: 5, sharedSeq: 7, done: true}}}
 	f.Add(encodeEpochFile(&h))
-	b := encodeEpochFile(&epochHistory{entries: []epochEntry{{2, 0}}})
+	b := encodeEpochFile(&epochHistory{entries: []epochEntry{{2, 0, false}}})
 	b = append(b, epochRecord(epochRecTruncate, 0, 0, 0, 3)...)
 	b = append(b, epochRecord(epochRecDone, 0, 0, 0, 0)...)
 	b = append(b, epochRecord(epochRecStart, 0, 4, 0, 0)...)
