@@ -227,3 +227,35 @@ type EpochStart struct {
 	// (its file was missing or damaged) knows no better: false.
 	Replicated bool
 }
+
+// Truncater is implemented by a Log whose partitions can be cut back (the
+// one Open returns does). Find it by type assertion. Only replication may
+// call it: a mirror removes what its origin no longer holds (after
+// comparing leader-epoch histories, see LeaderEpochs), or a box being
+// restored discards a copy it will fetch again. Never on a partition whose
+// records this node acknowledged to a producer.
+type Truncater interface {
+	// Truncate removes every batch at and after offset from the partition:
+	// offset must be where a batch starts (ErrNotBatchStart), in [log
+	// start, next offset] (ErrOffsetOutOfRange; the next offset itself
+	// changes nothing). The epoch history loses its entries from offset
+	// on, the HWM and the next offset become offset, and appends continue
+	// there (AppendAt at offset). Durable before it returns: a crash at any
+	// point leaves the partition either as it was or wholly truncated,
+	// never a mix. It refuses (ErrTruncateLocal) to remove batches of an
+	// epoch that AppendAt did not record (this node's own appends, or a
+	// history rebuilt from the batches) unless opts.Local says so. Appends
+	// to the partition wait while it runs; appends still waiting for their
+	// commit are answered first. Errors also: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed, ErrReadOnly (a write failed after the
+	// truncation was decided: the next open completes it), ErrDiskFull
+	// (nothing changed), ctx.Err() (the truncation may still happen).
+	Truncate(ctx context.Context, topic string, partition int32, offset int64, opts *TruncateOptions) error
+}
+
+// TruncateOptions adjusts Truncate; nil means the zero value.
+type TruncateOptions struct {
+	// Local allows removing batches of epochs this node appended itself
+	// (not recorded by AppendAt).
+	Local bool
+}

@@ -522,6 +522,39 @@
 // log start (Kafka's truncateFromStart); entries before it stay in the
 // file until it is rewritten.
 //
+// # Truncation
+//
+// Truncater.Truncate (for replication only: a mirror cutting back what its
+// origin no longer holds) removes every batch from an offset on. It runs on
+// the committer's goroutine between two group commits, so no commit of the
+// partition is in flight, and holds the partition's lock throughout:
+//
+//  1. checkpoint the journal (no record of the partition's bytes may be
+//     replayed over the cut), make every byte of the partition durable;
+//  2. shared storage: the active shared file's seal names the new end, a
+//     new file takes later entries (and is synced), so "entries in files
+//     up to sequence S" are exactly those written before the truncation;
+//  3. the commit point: a truncation record (offset, S) appended to the
+//     leader-epoch file and fdatasynced (epochs from the offset on go);
+//  4. segment files after the offset are removed, the one holding it cut
+//     at the batch's position and synced, a new active segment made, the
+//     directory synced; virtual segments lose their runs and extents past
+//     the offset (in memory: on disk the record voids them);
+//  5. a recovery checkpoint with the new end, then a "done" record.
+//
+// Open replays the truncation records: entries of the partition in shared
+// files up to S at or after the offset are void (an entry straddling it is
+// cut at the batch boundary, its extents kept in memory), and seal entries
+// of those files count up to the offset. A truncation without its "done"
+// record is finished (step 4 again, on the files as they are: idempotent)
+// and the checkpoint entry of the partition is not trusted (it may predate
+// the truncation): every batch is validated. So a crash before step 3
+// leaves the partition as it was, after it as truncated. New shared files
+// are numbered above every S a kept record names; a record is forgotten
+// once no shared file up to its S exists. Batches of epochs that AppendAt
+// did not record (the node's own appends) are not truncated unless
+// TruncateOptions.Local says so.
+//
 // # Failures
 //
 // An fsync or write error makes the partition read-only (ErrReadOnly

@@ -124,6 +124,11 @@ func Open(opts *Options) (Log, error) {
 		m.Close()
 		return nil, err
 	}
+	if err := l.shared.skipPast(l.truncatedSharedSeq()); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
 	if !o.NoJournal {
 		j, err := openJournal(l)
 		if err != nil {

@@ -86,6 +86,19 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			}
 		}
 	}
+	if m, ok := p.epochs.pendingTruncation(); ok {
+		// A truncation the crash interrupted: finish it. The checkpoint
+		// may predate it: every batch is validated.
+		if err := p.finishTruncation(m.offset); err != nil {
+			return nil, err
+		}
+		p.epochs.marks[len(p.epochs.marks)-1].done = true
+		p.epochs.size = 0
+		hasCk = false
+	}
+	if exts, err = p.voidTruncated(key, exts); err != nil {
+		return nil, err
+	}
 	if exts, err = l.shared.splitAt(key, exts, p.segs); err != nil {
 		return nil, err
 	}
@@ -161,7 +174,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		// The checkpointed durable end, or a seal entry, lies past the
 		// partition's data: its last shared entries were damaged. Their
 		// offsets are never reused.
-		end := l.shared.sealed[sharedKey{t.id, id}]
+		end := l.shared.sealedEnd(key, p.epochs.marks)
 		if hasCk && ck0.next > end {
 			end = ck0.next
 		}
@@ -216,6 +229,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	p.next = act.next
 	p.hwm, p.hwmSeg, p.hwmPos = p.next, act, act.size
 	p.durable, p.durableSeg, p.durablePos = p.next, act, act.size
+	p.pruneMarks()
 	if err := p.reconcileEpochs(); err != nil {
 		return nil, err
 	}
@@ -481,7 +495,7 @@ func (p *partition) addRun(cur **segment, out *[]*segment, r foundRun, segBytes 
 	v := c.virt
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := len(v.runs); n == 0 || v.runs[n-1].file != r.file {
+	if n := len(v.runs); n == 0 || v.runs[n-1].file != r.file || (v.runs[n-1].sec.n == 0) != (r.sec.n == 0) {
 		v.runs = append(v.runs, vrun{file: r.file, vpos: c.size, base: r.base, next: r.base, sec: r.sec})
 		l.shared.addRef(r.file)
 	}
