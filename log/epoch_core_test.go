@@ -481,3 +481,61 @@ func FuzzEpochFile(f *testing.F) {
 		}
 	})
 }
+
+// Check and CheckDir (runnel check) find a history that does not match
+// the batches, a batch whose epoch does not match the history, and a
+// damaged history file.
+func TestCheckEpochHistory(t *testing.T) {
+	mem := errorfs.NewMem(1)
+	dir := t.TempDir()
+	mod := func(o *Options) { o.FS = mem }
+	l := testOpen(t, dir, mod)
+	ctx := context.Background()
+	l.CreateTopic("t", TopicConfig{Partitions: 3, SegmentBytes: 300})
+	for i := 0; i < 6; i++ {
+		for p := int32(0); p < 3; p++ {
+			l.Append(ctx, "t", p, mkBatch(1, "v"))
+		}
+	}
+	l.Close()
+	if d, err := CheckDirFS(mem, dir); err != nil || len(d) > 0 {
+		t.Fatalf("clean dir: %v %v", d, err)
+	}
+	// t/0: the history says epoch 9 starts at offset 3 (a batch of epoch 1).
+	h := epochHistory{entries: []epochEntry{{1, 0, false}, {9, 3, false}}}
+	if err := writeFileAtomic(mem, filepath.Join(dir, "t", "0", epochFileName), encodeEpochFile(&h)); err != nil {
+		t.Fatal(err)
+	}
+	// t/1: a batch's epoch flipped; t/2: the history file damaged.
+	if err := mem.FlipBit(filepath.Join(dir, "t", "1", segmentName(0)), batch.OffLeaderEpoch+3, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.FlipBit(filepath.Join(dir, "t", "2", epochFileName), 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	d, err := CheckDirFS(mem, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, x := range d {
+		found[filepath.Dir(x.File)] = true
+		t.Logf("damage: %+v", x)
+	}
+	for _, p := range []string{"t/0", "t/1", "t/2"} {
+		if !found[p] {
+			t.Errorf("CheckDir found nothing in %s: %v", p, d)
+		}
+	}
+	// Online: open rebuilds t/2's history (damage reported at open) and
+	// trusts t/0's file, whose entry at 3 Check and reads refuse.
+	l = testOpen(t, dir, mod)
+	defer l.Close()
+	found = map[string]bool{}
+	for _, x := range l.Check() {
+		found[filepath.Dir(x.File)] = true
+	}
+	if !found["t/0"] || !found["t/1"] {
+		t.Errorf("Check: %v", l.Check())
+	}
+}
