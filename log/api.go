@@ -187,11 +187,14 @@ type Damage struct {
 
 // LeaderEpochs is implemented by a Log that keeps a leader-epoch history
 // per partition (the one Open returns does): Kafka's leader epochs
-// (KIP-101, KIP-279), with every open of the log an origin incarnation.
-// Find it by type assertion.
+// (KIP-101, KIP-279), with the log's incarnations as leaders. Find it by
+// type assertion.
 //
-// Every open of the log takes a new node epoch, stored durably before any
-// append; Append stamps it into each batch's partitionLeaderEpoch, and the
+// Every open of the log after an unclean stop (a crash, a power cut, a
+// Close that could not make everything durable) takes a new node epoch,
+// stored durably before any append; after a clean Close the epoch goes on
+// (everything it wrote is on stable storage: nothing a copy holds can be
+// missing). Append stamps it into each batch's partitionLeaderEpoch, and the
 // first append of an epoch to a partition records (epoch, start offset) in
 // the partition's history. AppendAt keeps the origin's epochs and records
 // them the same way. So two copies of a partition agree up to an offset

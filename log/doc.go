@@ -189,12 +189,14 @@
 //
 // Node epoch (~epoch): a 24-byte file header (as the journal's) whose u64
 // is the epoch (1 to 2^31-1), rewritten through temp file + fsync +
-// rename + directory fsync at every open and when it is raised.
+// rename + directory fsync at every open (flags 0), when the epoch is
+// raised, and at the end of a Close that made everything durable (flags
+// 1: clean).
 //
 //	 0 +---------------------------+
 //	   | magic "RNLNEPO\0"         |
 //	 8 | version u16 = 1           |
-//	10 | flags u16 = 0             |
+//	10 | flags u16 (1 = clean)     |
 //	12 | epoch u64                 |
 //	20 | CRC-32C of [0,20) u32     |
 //	24 +---------------------------+
@@ -490,15 +492,21 @@
 //
 // # Leader epochs
 //
-// Every open of the log is an origin incarnation with an epoch of its own
-// (Kafka's leader epoch, KIP-101/KIP-279): one more than the epoch in
-// ~epoch and than every epoch any partition's history holds, stored before
-// Open returns. Append stamps it into partitionLeaderEpoch; the first
-// append of an epoch to a partition records (epoch, offset) in the
-// partition's leader-epoch history, durably, before its batches are
-// written. A new topic's partitions start with (epoch, 0) written at
-// creation, so their first append writes nothing more; after each open a
-// partition's first append costs one fdatasync of its history file.
+// The log has a node epoch (Kafka's leader epoch, KIP-101/KIP-279), which
+// Append stamps into partitionLeaderEpoch. An open after an unclean stop
+// (no clean flag in ~epoch: a crash, a power cut, a Close that failed to
+// sync) starts a new one: one more than the epoch in ~epoch and than every
+// epoch any partition's history holds, stored before Open returns. After
+// a clean Close the epoch goes on: everything it wrote is durable, so no
+// copy can hold a record this log lacks. The first append of an epoch to
+// a partition records (epoch, offset) in the partition's leader-epoch
+// history, durably, before its batches are written. A new topic's
+// partitions start with (epoch, 0) written at creation, so their first
+// append writes nothing more; after an unclean stop each partition's first
+// append costs one fdatasync of its history file (BenchmarkFirstAppendAfterOpen,
+// 1,000 partitions appended once each from one goroutine: 760 ms for the
+// first round after an unclean stop, 7 ms after a clean one, 10-30 ms for
+// the next round).
 // AppendAt (replication) keeps the origin's epochs and records each new
 // one the same way; an epoch older than the partition's latest is refused
 // (ErrStaleEpoch). A local append to a partition that already holds the

@@ -15,10 +15,10 @@ import (
 	"github.com/runnel/runnel/log/vfs"
 )
 
-// Leader epochs (see doc.go, "Leader epochs"): every open of the log is an
-// origin incarnation with an epoch of its own, stamped into the
-// partitionLeaderEpoch of every batch Append stores; each partition keeps
-// its history of (epoch, start offset) in a file beside its segments.
+// Leader epochs (see doc.go, "Leader epochs"): every open after an unclean
+// stop starts a new node epoch, stamped into the partitionLeaderEpoch of
+// every batch Append stores; each partition keeps its history of (epoch,
+// start offset) in a file beside its segments.
 // Never change these constants.
 const (
 	nodeEpochName    = "~epoch" // '~' is not valid in a topic name
@@ -82,9 +82,9 @@ type epochHistory struct {
 	// trusted: loaded from an intact file (recovery validates batches
 	// against it); else rebuilt from the batches.
 	trusted bool
-	// local is the epoch this process started in the partition by a
-	// local append (-1 or 0: none): appends continue it.
-	local int32
+	// newEpoch: the next local append starts a new epoch even if the
+	// partition's latest is the node's (set by a truncation).
+	newEpoch bool
 }
 
 // epochAt is the epoch of the batch at offset off per entries (-1: none).
@@ -373,7 +373,11 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 		}
 	} else {
 		epoch = p.l.epoch.Load()
-		if last > epoch || last == epoch && h.local != epoch {
+		// The node's epoch continues a local entry of it (written before
+		// a clean restart too); one from elsewhere, or a truncation, needs
+		// a new epoch.
+		lastRepl := keep > 0 && h.entries[keep-1].repl
+		if last > epoch || last == epoch && (lastRepl || h.newEpoch) {
 			var err error
 			if epoch, err = p.l.raiseEpoch(last + 1); err != nil {
 				return -1, err
@@ -384,7 +388,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 		}
 	}
 	if slices.Equal(h.entries[keep:], want) {
-		h.local = epoch // -1 after AppendAt: no local epoch to continue
+		h.newEpoch = h.newEpoch && at
 		return epoch, nil
 	}
 	var recs []byte
@@ -408,7 +412,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 		p.failLocked(err)
 		return -1, p.readOnlyErr()
 	}
-	h.local = epoch
+	h.newEpoch = h.newEpoch && at
 	return epoch, nil
 }
 
@@ -524,49 +528,93 @@ func (p *partition) rebuildEpochs() ([]epochEntry, error) {
 	return out, nil
 }
 
-// Node epoch file (<dir>/~epoch): a fileHeader whose u64 is the epoch.
+// Node epoch file (<dir>/~epoch): a fileHeader whose u64 is the epoch and
+// whose flags say whether the log was closed cleanly in that epoch.
 
-func readNodeEpoch(fs vfs.FS, dir string) (int32, error) {
+// nodeEpochClean flags an epoch file written by a Close that made
+// everything durable.
+const nodeEpochClean = 1
+
+func readNodeEpoch(fs vfs.FS, dir string) (epoch int32, clean bool, err error) {
 	b, err := readWhole(fs, filepath.Join(dir, nodeEpochName))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	v, n, ok := parseFileHeader(b, nodeEpochMagic)
 	if !ok || v != nodeEpochVersion || len(b) != 24 || n > math.MaxInt32 {
-		return 0, fmt.Errorf("log: bad %s", nodeEpochName)
+		return 0, false, fmt.Errorf("log: bad %s", nodeEpochName)
 	}
-	return int32(n), nil
+	flags := binary.BigEndian.Uint16(b[10:])
+	if flags&^nodeEpochClean != 0 {
+		return 0, false, fmt.Errorf("log: bad %s: unknown flags %#x", nodeEpochName, flags)
+	}
+	return int32(n), flags&nodeEpochClean != 0, nil
 }
 
-func writeNodeEpoch(fs vfs.FS, dir string, e int32) error {
-	return writeFileAtomic(fs, filepath.Join(dir, nodeEpochName), fileHeader(nodeEpochMagic, nodeEpochVersion, uint64(e)))
+func writeNodeEpoch(fs vfs.FS, dir string, e int32, clean bool) error {
+	h := fileHeader(nodeEpochMagic, nodeEpochVersion, uint64(e))
+	if clean {
+		binary.BigEndian.PutUint16(h[10:], nodeEpochClean)
+		binary.BigEndian.PutUint32(h[20:], crc32.Checksum(h[:20], crcTable))
+	}
+	return writeFileAtomic(fs, filepath.Join(dir, nodeEpochName), h)
 }
 
-// openEpoch starts this incarnation's epoch: one more than the last one
-// stored and than every epoch any partition holds (so a lost epoch file
-// never brings an epoch back), stored durably before any append.
+// openEpoch starts this incarnation's epoch, stored durably before any
+// append. After a clean Close (everything the last epoch wrote is on
+// stable storage: nothing a mirror holds can be missing here) the epoch
+// goes on; after any other stop it is one more than the last one and than
+// every epoch any partition holds (so a lost epoch file never brings an
+// epoch back).
 func (l *logImpl) openEpoch() error {
-	last, err := readNodeEpoch(l.fs, l.dir)
+	last, clean, err := readNodeEpoch(l.fs, l.dir)
 	if err != nil && !os.IsNotExist(err) {
 		l.logger.Warn("log: node epoch file unreadable; the epoch continues after the partitions' histories", "err", err)
+		last, clean = 0, false
 	}
+	held := int32(0)
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
 			p.mu.Lock()
-			if n := len(p.epochs.entries); n > 0 && p.epochs.entries[n-1].epoch > last {
-				last = p.epochs.entries[n-1].epoch
+			if n := len(p.epochs.entries); n > 0 {
+				held = max(held, p.epochs.entries[n-1].epoch)
 			}
 			p.mu.Unlock()
 		}
 	}
-	if last == math.MaxInt32 {
-		return fmt.Errorf("log: leader epochs exhausted (%d)", last)
+	epoch := last
+	if !clean || last < 1 || held > last {
+		if max(last, held) == math.MaxInt32 {
+			return fmt.Errorf("log: leader epochs exhausted (%d)", max(last, held))
+		}
+		epoch = max(last, held) + 1
 	}
-	if err := writeNodeEpoch(l.fs, l.dir, last+1); err != nil {
+	if err := writeNodeEpoch(l.fs, l.dir, epoch, false); err != nil {
 		return fmt.Errorf("log: store node epoch: %w", err)
 	}
-	l.epoch.Store(last + 1)
+	l.epoch.Store(epoch)
+	if epoch != last {
+		l.logger.Info("log: new node epoch", "epoch", epoch, "clean", clean)
+	}
 	return nil
+}
+
+// closeEpoch marks the epoch file clean at the end of a Close that made
+// everything durable (the next open keeps the epoch).
+func (l *logImpl) closeEpoch() {
+	for _, t := range l.topicList() {
+		for _, p := range t.partitions() {
+			p.mu.Lock()
+			ro := p.roErr != nil
+			p.mu.Unlock()
+			if ro {
+				return
+			}
+		}
+	}
+	if err := writeNodeEpoch(l.fs, l.dir, l.epoch.Load(), true); err != nil {
+		l.logger.Warn("log: cannot mark the node epoch clean (the next open starts a new one)", "err", err)
+	}
 }
 
 // raiseEpoch makes the node's epoch at least min, durably, and returns
@@ -580,7 +628,7 @@ func (l *logImpl) raiseEpoch(min int32) (int32, error) {
 	if min <= 0 {
 		return 0, fmt.Errorf("log: leader epochs exhausted")
 	}
-	if err := writeNodeEpoch(l.fs, l.dir, min); err != nil {
+	if err := writeNodeEpoch(l.fs, l.dir, min, false); err != nil {
 		return 0, fmt.Errorf("store node epoch: %w", err)
 	}
 	l.logger.Info("log: node epoch raised past a restored partition's", "epoch", min)

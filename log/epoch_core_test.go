@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/vfs"
 	"github.com/runnel/runnel/log/vfs/errorfs"
 )
 
@@ -135,7 +138,21 @@ func TestEpochStampedAndSurvivesReopen(t *testing.T) {
 				t.Fatalf("history %v", h)
 			}
 			l.Close()
+			// A clean Close: the next open goes on in the same epoch.
+			l = testOpen(t, dir, mod)
+			if e := epochsOf(t, l).NodeEpoch(); e != 1 {
+				t.Fatalf("open after a clean close: node epoch %d, want 1", e)
+			}
+			if _, err := l.Append(ctx, "t", 0, mkBatch(2, "c")); err != nil {
+				t.Fatal(err)
+			}
+			if h := checkHistory(t, l, "t", 0); len(h) != 1 {
+				t.Fatalf("history %v after a clean restart, want one epoch", h)
+			}
+			l.Close()
+			// Unclean stops: a new epoch each.
 			for round := int32(2); round <= 4; round++ {
+				markUnclean(t, vfs.Default, dir)
 				l = testOpen(t, dir, mod)
 				if e := epochsOf(t, l).NodeEpoch(); e != round {
 					t.Fatalf("open %d: node epoch %d", round, e)
@@ -149,11 +166,11 @@ func TestEpochStampedAndSurvivesReopen(t *testing.T) {
 			}
 			l = testOpen(t, dir, mod)
 			defer l.Close()
-			want := []EpochStart{{1, 0, false}, {2, 5, false}, {4, 7, false}}
+			want := []EpochStart{{1, 0, false}, {2, 7, false}, {4, 9, false}}
 			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, want) {
 				t.Fatalf("history %v, want %v", h, want)
 			}
-			if _, by, _ := batchEpochs(t, l, "t", 0); by[0] != 1 || by[5] != 2 || by[7] != 4 {
+			if _, by, _ := batchEpochs(t, l, "t", 0); by[0] != 1 || by[5] != 1 || by[7] != 2 || by[9] != 4 {
 				t.Fatalf("batch epochs %v", by)
 			}
 			if h := checkHistory(t, l, "t", 1); len(h) != 1 || h[0] != (EpochStart{1, 0, false}) {
@@ -201,8 +218,10 @@ func TestEpochEnd(t *testing.T) {
 	l.CreateTopic("t", TopicConfig{Partitions: 1})
 	l.Append(ctx, "t", 0, mkBatch(4, "a")) // epoch 1: 0-3
 	l.Close()
+	markUnclean(t, vfs.Default, dir)
 	l = testOpen(t, dir, nil) // epoch 2: no appends
 	l.Close()
+	markUnclean(t, vfs.Default, dir)
 	l = testOpen(t, dir, nil) // epoch 3: 4-9
 	defer l.Close()
 	l.Append(ctx, "t", 0, mkBatch(6, "b"))
@@ -320,8 +339,8 @@ func TestLocalAppendAfterRestoreRaisesEpoch(t *testing.T) {
 	l.Close()
 	l = testOpen(t, dir, nil)
 	defer l.Close()
-	if e := epochsOf(t, l).NodeEpoch(); e != 60 {
-		t.Fatalf("node epoch after reopen %d, want 60", e)
+	if e := epochsOf(t, l).NodeEpoch(); e != 59 {
+		t.Fatalf("node epoch after a clean reopen %d, want 59 (kept)", e)
 	}
 }
 
@@ -338,6 +357,7 @@ func TestEpochHistoryRebuilt(t *testing.T) {
 			l.CreateTopic("t", TopicConfig{Partitions: 2, SegmentBytes: 400})
 			for open := 0; open < 3; open++ {
 				if open > 0 {
+					markUnclean(t, mem, dir)
 					l = testOpen(t, dir, mod)
 				}
 				for i := 0; i < 6; i++ {
@@ -353,6 +373,7 @@ func TestEpochHistoryRebuilt(t *testing.T) {
 			if err := mem.FlipBit(p1, epochHeaderSize+epochRecordSize+9, 3); err != nil {
 				t.Fatal(err)
 			}
+			markUnclean(t, mem, dir)
 			l = testOpen(t, dir, mod)
 			defer l.Close()
 			if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, want) {
@@ -537,5 +558,72 @@ func TestCheckEpochHistory(t *testing.T) {
 	}
 	if !found["t/0"] || !found["t/1"] {
 		t.Errorf("Check: %v", l.Check())
+	}
+}
+
+// BenchmarkFirstAppendAfterOpen: after an unclean stop, the first append
+// to each partition records the new epoch in the partition's history (one
+// fdatasync of its file); after a clean Close the epoch goes on and
+// nothing is recorded. One round appends one small batch to each of 1,000
+// partitions from one goroutine (AppendAsync, as ingest does) and waits
+// for all; "first" is the round right after open, "next" the round after.
+func BenchmarkFirstAppendAfterOpen(b *testing.B) {
+	for _, unclean := range []bool{false, true} {
+		b.Run(map[bool]string{false: "clean", true: "unclean"}[unclean], func(b *testing.B) {
+			const parts = 1000
+			dir := b.TempDir()
+			mod := func(o *Options) { o.NoSharedSegments = false }
+			l := testOpen(&testing.T{}, dir, mod)
+			if err := l.CreateTopic("t", TopicConfig{Partitions: parts}); err != nil {
+				b.Fatal(err)
+			}
+			round := func(l Log) time.Duration {
+				start := time.Now()
+				var wg sync.WaitGroup
+				wg.Add(parts)
+				for p := int32(0); p < parts; p++ {
+					l.AppendAsync("t", p, mkBatch(1, "v"), func(_ int64, err error) {
+						if err != nil {
+							b.Error(err)
+						}
+						wg.Done()
+					})
+				}
+				wg.Wait()
+				return time.Since(start)
+			}
+			round(l)
+			l.Close()
+			var first, next time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if unclean {
+					markUnclean(b, vfs.Default, dir)
+				}
+				b.StartTimer()
+				l := testOpen(&testing.T{}, dir, mod)
+				first += round(l)
+				next += round(l)
+				b.StopTimer()
+				l.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(first.Microseconds())/1000/float64(b.N), "first-ms/round")
+			b.ReportMetric(float64(next.Microseconds())/1000/float64(b.N), "next-ms/round")
+		})
+	}
+}
+
+// markUnclean makes the next open of dir see an unclean stop (as after
+// kill -9 once everything was synced).
+func markUnclean(t testing.TB, fs vfs.FS, dir string) {
+	t.Helper()
+	e, _, err := readNodeEpoch(fs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeNodeEpoch(fs, dir, e, false); err != nil {
+		t.Fatal(err)
 	}
 }

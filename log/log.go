@@ -182,6 +182,9 @@ func (l *logImpl) Close() error {
 			errs = append(errs, err)
 		}
 		l.files.closeAll()
+		if len(errs) == 0 {
+			l.closeEpoch()
+		}
 		if err := l.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}

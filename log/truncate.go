@@ -131,7 +131,7 @@ func (p *partition) truncate(offset int64, local bool) error {
 		p.failLocked(err)
 		return p.readOnlyErr()
 	}
-	h.local = -1
+	h.newEpoch = true
 	// From here on a failure leaves the truncation to the next open.
 	fail := func(err error) error {
 		p.failLocked(fmt.Errorf("truncate to %d: %w", offset, err))

@@ -70,8 +70,8 @@
 //   - Fetch sessions are not created (SessionID 0): clients send full fetches.
 //   - Metadata reports leader epoch -1, so clients never fence requests
 //     on it. OffsetForLeaderEpoch (v0-v4) is served from the log's
-//     leader-epoch history (log.LeaderEpochs; every open of the log is a
-//     new epoch, stamped into the batches) with Kafka's semantics and
+//     leader-epoch history (log.LeaderEpochs; every open after an unclean
+//     stop is a new epoch, stamped into the batches) with Kafka's semantics and
 //     error codes (UNKNOWN_TOPIC_OR_PARTITION; FENCED_LEADER_EPOCH and
 //     UNKNOWN_LEADER_EPOCH when a CurrentLeaderEpoch >= 0 is below or
 //     above the partition's latest epoch): a consumer resuming from a

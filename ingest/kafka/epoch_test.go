@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/vfs/errorfs"
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
 )
 
@@ -20,28 +23,47 @@ type epochTarget interface {
 	restart(t *testing.T)
 }
 
-// runnelTarget is the ingest server over a real log; a restart closes both
-// and opens the log again (a new origin incarnation).
+// runnelTarget is the ingest server over a real log on a file system
+// that models power cuts; a restart is a kill -9 (what the process wrote
+// survives, the log is not closed): a new origin incarnation.
 type runnelTarget struct {
-	dir string
-	ts  *testServer
-	l   log.Log
+	dir   string
+	mem   *errorfs.MemFS
+	ts    *testServer
+	l     log.Log
+	clean bool // restarts close the log cleanly (its epoch goes on)
 }
 
 func newRunnelTarget(t *testing.T) *runnelTarget {
-	r := &runnelTarget{dir: t.TempDir()}
-	r.l = openLog(t, r.dir)
-	r.ts = startServer(t, r.l, nil)
+	r := &runnelTarget{dir: t.TempDir(), mem: errorfs.NewMem(1)}
+	r.open(t)
 	return r
+}
+
+func (r *runnelTarget) open(t *testing.T) {
+	l, err := log.Open(&log.Options{Dir: r.dir, FS: r.mem, MinFreeBytes: -1,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	r.l = l
+	r.ts = startServer(t, l, nil)
 }
 
 func (r *runnelTarget) addr() string { return r.ts.addr }
 
 func (r *runnelTarget) restart(t *testing.T) {
+	var killed *errorfs.MemFS
+	if !r.clean {
+		killed = r.mem.Crash(errorfs.CrashKeepAll)
+	}
 	r.ts.Close()
-	r.l.Close()
-	r.l = openLog(t, r.dir)
-	r.ts = startServer(t, r.l, nil)
+	r.l.Close() // after a kill, on the old file system: the new one never sees it
+	if killed != nil {
+		r.mem = killed
+	}
+	r.open(t)
 }
 
 type kafkaTarget struct{ b *kafkatest.Broker }
@@ -199,6 +221,16 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 		if c.code == 0 && (p.LeaderEpoch != 1 || p.EndOffset != 3) {
 			t.Errorf("CurrentLeaderEpoch %d: (%d, %d), want (1, 3)", c.current, p.LeaderEpoch, p.EndOffset)
 		}
+	}
+	// A clean restart: the epoch goes on (nothing can have been lost).
+	r.clean = true
+	r.restart(t)
+	produceN(t, r.addr(), "epochs", 1, "d")
+	if eps := batchEpochsOf(t, r.addr(), "epochs", 7); eps[6] != latest {
+		t.Fatalf("epochs after a clean restart %v, want the last one %d again", eps, latest)
+	}
+	if p := epochEnd(t, r.addr(), "epochs", 0, -1, latest); p.LeaderEpoch != latest || p.EndOffset != 7 {
+		t.Fatalf("after a clean restart: (%d, %d), want (%d, 7)", p.LeaderEpoch, p.EndOffset, latest)
 	}
 	// v0 has no epoch in the answer; the end offset is the same.
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
