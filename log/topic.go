@@ -427,8 +427,15 @@ func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig, id uint64) error {
 			return err
 		}
 		// The epoch history starts with this node's epoch at offset 0,
-		// so the partition's first append has nothing to write there.
-		if err := writeInitialEpochs(l.fs, pd, l.epoch.Load()); err != nil {
+		// so the partition's first append has nothing to write there. A
+		// mirror's starts empty: its epochs are the origin's, recorded by
+		// AppendAt (the origin's may be older than this node's, and its
+		// log may start past 0).
+		var initial []epochEntry
+		if cfg.Origin == "" {
+			initial = []epochEntry{{epoch: l.epoch.Load()}}
+		}
+		if err := writeInitialEpochs(l.fs, pd, initial); err != nil {
 			return err
 		}
 		if err := vfs.SyncDir(l.fs, pd); err != nil {
