@@ -136,7 +136,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
 	l.topics[name] = t
-	l.notifyChanged()
+	l.topicsChanged()
 	l.logger.Info("log: topic created", "topic", name, "partitions", t.cfg.Partitions)
 	return nil
 }
@@ -192,7 +192,7 @@ func (l *logImpl) DeleteTopic(name string) error {
 	}
 	vfs.SyncDir(l.fs, l.dir)
 	l.shared.collect()
-	l.notifyChanged()
+	l.topicsChanged()
 	l.logger.Info("log: topic deleted", "topic", name)
 	return nil
 }
@@ -231,7 +231,7 @@ func (l *logImpl) AddPartitions(name string, total int32) error {
 	if err := l.meta.PutTopic(name, encodeConfig(stored, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
-	l.notifyChanged()
+	l.topicsChanged()
 	return nil
 }
 

@@ -62,10 +62,10 @@ func (m *Mem) appendWait(ctx context.Context, j job) (int64, error) {
 		}
 	}
 	m.mu.Lock()
-	base, err := m.appendLocked(j)
+	base, end, err := m.appendLocked(j)
 	d := m.syncDelay
 	m.mu.Unlock()
-	m.synced(d)
+	m.synced(d, []written{end})
 	return base, err
 }
 
@@ -108,29 +108,51 @@ func (m *Mem) commit() {
 		q := m.queue
 		m.queue = nil
 		res := make([]result, len(q))
+		ends := make([]written, len(q))
 		for i, j := range q {
-			res[i].base, res[i].err = m.appendLocked(j)
+			res[i].base, ends[i], res[i].err = m.appendLocked(j)
 		}
 		d := m.syncDelay
 		m.mu.Unlock()
-		m.synced(d)
+		m.synced(d, ends)
 		for i, j := range q {
 			j.done(res[i].base, res[i].err)
 		}
 	}
 }
 
-// synced ends a commit: the simulated sync, then Changed fires.
-func (m *Mem) synced(d time.Duration) {
+// written is where an append ended (p nil: nothing written).
+type written struct {
+	p   *part
+	end int64
+}
+
+// synced ends a commit: the simulated sync, then the HWMs move past what
+// it wrote and their watchers are signalled.
+func (m *Mem) synced(d time.Duration, ends []written) {
 	if d > 0 {
 		time.Sleep(d)
 	}
 	m.mu.Lock()
-	m.notifyLocked()
+	for _, e := range ends {
+		if e.p != nil && e.end > e.p.hwm {
+			e.p.hwm = e.end
+			e.p.watch.Notify(e.end)
+		}
+	}
 	m.mu.Unlock()
 }
 
-func (m *Mem) appendLocked(j job) (int64, error) {
+func (m *Mem) appendLocked(j job) (int64, written, error) {
+	base, err := m.writeLocked(j)
+	if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
+		return base, written{}, err
+	}
+	p, _ := m.partLocked(j.topic, j.partition)
+	return base, written{p, p.next}, err
+}
+
+func (m *Mem) writeLocked(j job) (int64, error) {
 	if m.appendFault != nil {
 		if err := m.appendFault(j.topic, j.partition); err != nil {
 			if errors.Is(err, log.ErrDiskFull) {

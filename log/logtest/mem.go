@@ -12,8 +12,10 @@
 // assigns offsets from the partition's next offset and writes them into the
 // caller's slice; an idempotent producer's repeated batch returns the
 // original base offset and ErrDuplicateSequence, a gap ErrOutOfOrderSequence;
-// topic names follow Kafka's rules; Changed fires after every commit and
-// topic change; after Close everything returns ErrClosed.
+// topic names follow Kafka's rules; readers see a batch (and Watch
+// waiters are signalled) only once its commit, with the simulated sync
+// delay, has completed; WatchTopics waiters are signalled by every topic
+// change; after Close everything returns ErrClosed.
 //
 // Faults and retention:
 //
@@ -27,9 +29,7 @@
 //
 // No segments, fsync, disk guard or Check. Only each producer's last batch
 // is remembered for duplicate detection (the log keeps five) and epochs are
-// not checked. AppendAt checks only the base offset. Under AsyncCommit a
-// batch is readable as soon as the committer has applied it, before its
-// simulated sync has finished.
+// not checked. AppendAt checks only the base offset.
 package logtest
 
 import (
@@ -53,8 +53,8 @@ type options struct {
 
 // AsyncCommit makes AppendAsync return at once and complete from one
 // committer goroutine, as the log does: each round applies every queued
-// append in call order, waits the sync delay, fires Changed, then calls the
-// done funcs in call order. done is never called inline. Append and AppendAt
+// append in call order, waits the sync delay, moves the HWMs (signalling
+// Watch waiters), then calls the done funcs in call order. done is never called inline. Append and AppendAt
 // go through the same queue. Without AsyncCommit, AppendAsync calls done
 // before it returns.
 func AsyncCommit() Option { return func(o *options) { o.async = true } }
@@ -73,7 +73,8 @@ type Mem struct {
 
 	mu          sync.Mutex // guards the fields below
 	topics      map[string]*topic
-	changed     chan struct{}
+	topicWatch  log.WatchList // WatchTopics registrations; values are topicVer
+	topicVer    int64         // bumped by every change of the topic set
 	holds       map[string]bool
 	appendFault func(topic string, partition int32) error
 	readErr     error
@@ -91,7 +92,9 @@ type topic struct {
 
 type part struct {
 	start    int64
-	next     int64
+	next     int64 // offset of the next append
+	hwm      int64 // end of what a commit completed: what readers see
+	watch    log.WatchList
 	batches  [][]byte // copies, with their base offsets set
 	bases    []int64
 	seqs     map[int64]int32 // producer id → next expected sequence
@@ -112,7 +115,7 @@ func New(t testing.TB, opts ...Option) *Mem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Mem{meta: st, topics: map[string]*topic{}, changed: make(chan struct{}), holds: map[string]bool{}}
+	m := &Mem{meta: st, topics: map[string]*topic{}, holds: map[string]bool{}}
 	for _, o := range opts {
 		o(&m.opts)
 	}
@@ -125,9 +128,10 @@ func New(t testing.TB, opts ...Option) *Mem {
 	return m
 }
 
-func (m *Mem) notifyLocked() {
-	close(m.changed)
-	m.changed = make(chan struct{})
+// topicsChangedLocked signals the WatchTopics waiters.
+func (m *Mem) topicsChangedLocked() {
+	m.topicVer++
+	m.topicWatch.Notify(m.topicVer)
 }
 
 // topicName is Kafka's rule, which the log follows.
@@ -172,7 +176,7 @@ func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 		t.parts = append(t.parts, newPart())
 	}
 	m.topics[name] = t
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return nil
 }
 
@@ -184,8 +188,11 @@ func (m *Mem) DeleteTopic(name string) error {
 	if _, ok := m.topics[name]; !ok {
 		return log.ErrUnknownTopic
 	}
+	for _, p := range m.topics[name].parts {
+		p.watch.Close()
+	}
 	delete(m.topics, name)
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return m.meta.DeleteTopic(name)
 }
 
@@ -204,7 +211,7 @@ func (m *Mem) AddPartitions(name string, total int32) error {
 		t.parts = append(t.parts, newPart())
 	}
 	t.cfg.Partitions = total
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return nil
 }
 
@@ -224,7 +231,7 @@ func (m *Mem) SetTopicConfig(name string, cfg log.TopicConfig) error {
 func (t *topic) info(name string) log.TopicInfo {
 	ti := log.TopicInfo{Name: name, Config: t.cfg}
 	for i, p := range t.parts {
-		ti.Partitions = append(ti.Partitions, log.PartitionInfo{Partition: int32(i), Start: p.start, HWM: p.next})
+		ti.Partitions = append(ti.Partitions, log.PartitionInfo{Partition: int32(i), Start: p.start, HWM: p.hwm})
 	}
 	return ti
 }
@@ -310,6 +317,12 @@ func (m *Mem) Close() error {
 	}
 	m.mu.Lock()
 	m.closed = true
+	for _, t := range m.topics {
+		for _, p := range t.parts {
+			p.watch.Close()
+		}
+	}
+	m.topicWatch.Close()
 	m.mu.Unlock()
 	return m.meta.Close()
 }
