@@ -23,7 +23,8 @@
 //	<dir>/<topic>/<partition>/%020d.log         segment: concatenated batches
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
-//	<dir>/<topic>~creating, <topic>~deleting   topic being created / deleted (removed at open)
+//	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
+//	                                           <topic>~creating and <topic>~deleting from earlier versions too)
 //
 // # On-disk formats
 //
