@@ -2,6 +2,7 @@ package logtest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -169,26 +170,33 @@ func (m *Mem) writeLocked(j job) (int64, error) {
 	if err != nil {
 		return -1, fmt.Errorf("%w: %v", log.ErrCorruptBatch, err)
 	}
-	if j.at && hs[0].BaseOffset != p.next {
-		return -1, log.ErrNotNextOffset
+	for i := range hs {
+		if max := m.topics[j.topic].cfg.MaxBatchBytes; hs[i].Size() > int(max) {
+			return -1, fmt.Errorf("%w: %d bytes (max %d)", log.ErrBatchTooLarge, hs[i].Size(), max)
+		}
+	}
+	if j.at {
+		n := p.next
+		for _, h := range hs {
+			if h.BaseOffset != n {
+				return -1, log.ErrNotNextOffset
+			}
+			n += int64(h.LastOffsetDelta) + 1
+		}
+	} else if dup, err := p.checkProducers(hs); err != nil {
+		return dup, err
 	}
 	base := p.next
 	rest := j.data
-	for _, h := range hs {
+	for i := range hs {
+		h := &hs[i]
 		raw := rest[:h.Size()]
 		rest = rest[h.Size():]
-		if h.ProducerID >= 0 && !j.at {
-			exp, seen := p.seqs[h.ProducerID]
-			if seen && h.BaseSequence < exp {
-				return p.lastBase[h.ProducerID], log.ErrDuplicateSequence
-			}
-			if seen && h.BaseSequence != exp || !seen && h.BaseSequence != 0 {
-				return -1, log.ErrOutOfOrderSequence
-			}
-			p.seqs[h.ProducerID] = h.BaseSequence + h.LastOffsetDelta + 1
-			p.lastBase[h.ProducerID] = p.next
-		}
 		batch.SetBaseOffset(raw, p.next)
+		binary.BigEndian.PutUint32(raw[batch.OffLeaderEpoch:], 0) // as the log stamps it
+		if !j.at {
+			p.recordProducer(h, p.next)
+		}
 		p.batches = append(p.batches, append([]byte(nil), raw...))
 		p.bases = append(p.bases, p.next)
 		p.next += int64(h.LastOffsetDelta) + 1

@@ -8,14 +8,12 @@
 //	l := logtest.New(t)                        // appends complete before they return
 //	l := logtest.New(t, logtest.AsyncCommit()) // one committer goroutine group-commits
 //
-// Where a test can observe it, Mem keeps the log.Log contract: Append
-// assigns offsets from the partition's next offset and writes them into the
-// caller's slice; an idempotent producer's repeated batch returns the
-// original base offset and ErrDuplicateSequence, a gap ErrOutOfOrderSequence;
-// topic names follow Kafka's rules; readers see a batch (and Watch
-// waiters are signalled) only once its commit, with the simulated sync
-// delay, has completed; WatchTopics waiters are signalled by every topic
-// change; after Close everything returns ErrClosed.
+// Where a test can observe it, Mem keeps the log.Log contract: the suite in
+// log/logtest/conformance runs against Mem and against the log on disk
+// (topics and their configs with the log's defaults, offsets, Read,
+// idempotent producers, Watch, Close). Readers see a batch, and Watch
+// waiters are signalled, only once its commit (with the simulated sync
+// delay) has completed.
 //
 // Faults and retention:
 //
@@ -27,9 +25,9 @@
 //
 // # Caveats
 //
-// No segments, fsync, disk guard or Check. Only each producer's last batch
-// is remembered for duplicate detection (the log keeps five) and epochs are
-// not checked. AppendAt checks only the base offset.
+// No segments, fsync, retention (but DropBefore), disk guard, recovery or
+// Check; the topic names the data directory reserves for its own files
+// are accepted.
 package logtest
 
 import (
@@ -91,18 +89,17 @@ type topic struct {
 }
 
 type part struct {
-	start    int64
-	next     int64 // offset of the next append
-	hwm      int64 // end of what a commit completed: what readers see
-	watch    log.WatchList
-	batches  [][]byte // copies, with their base offsets set
-	bases    []int64
-	seqs     map[int64]int32 // producer id → next expected sequence
-	lastBase map[int64]int64 // producer id → base offset of its last batch
+	start     int64
+	next      int64 // offset of the next append
+	hwm       int64 // end of what a commit completed: what readers see
+	watch     log.WatchList
+	batches   [][]byte // copies, with their base offsets set
+	bases     []int64
+	producers map[int64]*producer // idempotence state by producer id
 }
 
 func newPart() *part {
-	return &part{seqs: map[int64]int32{}, lastBase: map[int64]int64{}}
+	return &part{producers: map[int64]*producer{}}
 }
 
 var _ log.Log = (*Mem)(nil)
@@ -141,29 +138,33 @@ func validTopicName(name string) bool {
 	return topicName.MatchString(name) && name != "." && name != ".."
 }
 
+// maxPartitions is the log's limit of partitions per topic.
+const maxPartitions = 100000
+
 func (m *Mem) partitionsOK(n int32) bool {
-	return n > 0 && (m.opts.maxPartitions == 0 || n <= m.opts.maxPartitions)
+	return n > 0 && n <= maxPartitions && (m.opts.maxPartitions == 0 || n <= m.opts.maxPartitions)
 }
 
+// withDefaults fills cfg's zero fields with the log's defaults.
 func withDefaults(cfg log.TopicConfig) log.TopicConfig {
-	if cfg.Fsync == "" {
-		cfg.Fsync = log.FsyncAlways
-	}
-	if cfg.OnFull == "" {
-		cfg.OnFull = log.OnFullReject
-	}
-	return cfg
+	return cfg.WithDefaults(log.DefaultTopicConfig())
 }
 
 // CreateTopic implements log.Log.
 func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.topics[name]; ok {
-		return log.ErrTopicExists
+	if m.closing {
+		return log.ErrClosed
 	}
 	if !validTopicName(name) {
 		return log.ErrInvalidTopic
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, ok := m.topics[name]; ok {
+		return log.ErrTopicExists
 	}
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 1
@@ -185,6 +186,9 @@ func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 func (m *Mem) DeleteTopic(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
 	if _, ok := m.topics[name]; !ok {
 		return log.ErrUnknownTopic
 	}
@@ -200,6 +204,9 @@ func (m *Mem) DeleteTopic(name string) error {
 func (m *Mem) AddPartitions(name string, total int32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
 	t, ok := m.topics[name]
 	if !ok {
 		return log.ErrUnknownTopic
@@ -219,6 +226,12 @@ func (m *Mem) AddPartitions(name string, total int32) error {
 func (m *Mem) SetTopicConfig(name string, cfg log.TopicConfig) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	t, ok := m.topics[name]
 	if !ok {
 		return log.ErrUnknownTopic

@@ -46,8 +46,8 @@ func TestAppendSequences(t *testing.T) {
 		{"producer first", mk(2, 0, 7, 0), 3, nil},
 		{"duplicate", mk(2, 0, 7, 0), 3, log.ErrDuplicateSequence},
 		{"gap", mk(1, 0, 7, 5), -1, log.ErrOutOfOrderSequence},
-		{"new producer not at 0", mk(1, 0, 8, 1), -1, log.ErrOutOfOrderSequence},
-		{"next in sequence", mk(1, 0, 7, 2), 5, nil},
+		{"new producer at any sequence", mk(1, 0, 8, 1), 5, nil},
+		{"next in sequence", mk(1, 0, 7, 2), 6, nil},
 		{"corrupt", []byte{1, 2, 3}, -1, log.ErrCorruptBatch},
 	} {
 		base, err := m.Append(ctx, "t", 0, tc.data)
@@ -58,10 +58,10 @@ func TestAppendSequences(t *testing.T) {
 			t.Errorf("%s: caller's baseOffset %d, want %d", tc.name, h.BaseOffset, base)
 		}
 	}
-	if _, hwm, _ := m.Offsets("t", 0); hwm != 6 {
-		t.Fatalf("hwm %d, want 6", hwm)
+	if _, hwm, _ := m.Offsets("t", 0); hwm != 7 {
+		t.Fatalf("hwm %d, want 7", hwm)
 	}
-	if st := m.Stats(); st.AppendedBatches != 3 || st.AppendedRecords != 6 {
+	if st := m.Stats(); st.AppendedBatches != 4 || st.AppendedRecords != 7 {
 		t.Fatalf("stats %+v", st)
 	}
 }
