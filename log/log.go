@@ -34,6 +34,7 @@ type logImpl struct {
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
+	appends    WatchList  // loops asleep until the next append; values are stats.appendedBatches
 	topicWatch WatchList  // WatchTopics registrations
 	topicVerMu sync.Mutex // guards topicVer
 	topicVer   int64      // bumped by every change of the topic set

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A Waiter is one goroutine's wakeup for a wait on any number of
@@ -224,4 +225,28 @@ func (l *logImpl) notifyMoved(plans []*commitPlan) {
 		p.mu.Unlock()
 		p.watch.Notify(hwm)
 	}
+}
+
+// sleepUntilAppend waits for an append after seen (a value of
+// stats.appendedBatches), for at most d (0: no limit); false when the log
+// closes. Background loops with work only while appends come sleep here.
+func (l *logImpl) sleepUntilAppend(w *Waiter, seen uint64, d time.Duration) bool {
+	w.Reset()
+	l.appends.Add(w, int64(seen), int64(seen))
+	if l.stats.appendedBatches.Load() > seen {
+		w.Signal() // an append between the caller's read and the registration
+	}
+	var limit <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		limit = t.C
+	}
+	select {
+	case <-w.C():
+	case <-limit:
+	case <-l.quit:
+		return false
+	}
+	return true
 }

@@ -307,7 +307,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(len(data)))
-	l.stats.appendedBatches.Add(uint64(len(hdrs)))
+	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(len(hdrs)))))
 	// Under interval/never the HWM moves at once, unless earlier appends
 	// (queued under "always" before a config change) still wait for a
 	// sync: moving it would acknowledge their unsynced bytes.
