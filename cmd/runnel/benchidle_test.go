@@ -90,16 +90,19 @@ func TestBenchIdle(t *testing.T) {
 
 	type figure struct{ wakeups, worst, core float64 }
 	figs := make([]figure, len(procs))
-	for i := range procs {
+	for i, p := range procs {
 		ss := samples[i]
 		first, last := ss[0], ss[len(ss)-1]
 		secs := last.at.Sub(first.at).Seconds()
 		figs[i].wakeups = float64(last.switches-first.switches) / secs
 		figs[i].core = float64(last.ticks-first.ticks) / clockTicks / secs * 100
+		var per []string
 		for j := 1; j < len(ss); j++ {
 			w := float64(ss[j].switches-ss[j-1].switches) / ss[j].at.Sub(ss[j-1].at).Seconds()
 			figs[i].worst = max(figs[i].worst, w)
+			per = append(per, fmt.Sprintf("%.1f/%d", w, ss[j].ticks-ss[j-1].ticks))
 		}
+		t.Logf("%s, each tenth (wakeups/s / CPU ticks): %s", p.name, strings.Join(per, " "))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n| idle, no client, %v | %s | %s | ratio | target |\n|---|---|---|---|---|\n", window, procs[0].name, procs[1].name)
