@@ -192,7 +192,7 @@ func (r *route) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 			case <-r.wake:
-			case <-refresh.C:
+			case <-tw.C(): // a matching topic created or deleted: status shows it
 				rescan()
 			}
 			if !r.paused.Load() {
