@@ -92,9 +92,9 @@ func (w *Waiter) WaitHWM(ctx context.Context, l Log, topic string, partition int
 // partition's HWM, a log's topic-set version). Every implementation of Log
 // keeps one per partition, so all of them wake waiters the same way: a
 // registration fires once, when Notify passes its threshold or Close runs,
-// and is then dropped. Notify with nobody registered is two atomic
-// operations and takes no lock; nothing allocates per notification. The
-// zero value is ready. Safe for concurrent use.
+// and is then dropped. Notify with nobody registered is one atomic load
+// and takes no lock; nothing allocates per notification. The zero value
+// is ready. Safe for concurrent use.
 type WatchList struct {
 	n atomic.Int32 // len(regs), read without the lock by Notify
 
