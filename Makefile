@@ -8,7 +8,7 @@ BIN := bin
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
 
-.PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto clean
+.PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
 all: build
 
@@ -96,6 +96,13 @@ bench-vs-kafka: test-deps
 
 bench-vs-mosquitto: test-deps
 	RUNNEL_BENCH_VS_MOSQUITTO=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsMosquitto -v ./cmd/runnel/
+
+# What an idle box costs: runnel serve and Mosquitto, no clients, side by
+# side; wakeups/s and CPU over IDLE_SECONDS (make bench-idle IDLE_SECONDS=10
+# for a quick look).
+IDLE_SECONDS ?= 60
+bench-idle: test-deps
+	RUNNEL_BENCH_IDLE=1 RUNNEL_BENCH_IDLE_SECONDS=$(IDLE_SECONDS) $(GO) test -count=1 -timeout 0 -run TestBenchIdle -v ./cmd/runnel/
 
 clean:
 	rm -rf $(BIN)

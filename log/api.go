@@ -78,10 +78,20 @@ type Log interface {
 	// OffsetForTime returns the offset of the first batch whose max
 	// timestamp is >= ts (ms), or the HWM when none is.
 	OffsetForTime(topic string, partition int32, ts int64) (int64, error)
-	// Changed returns a channel that is closed the next time any
-	// partition's HWM advances (or a topic is created or deleted). Long
-	// polls wait on it and then re-check.
-	Changed() <-chan struct{}
+	// Watch registers w to be signalled once the partition's HWM is past
+	// after (HWM > after), at once when it already is. The partition
+	// going away (its topic deleted, or deleted and created again) and
+	// Close signal it too. A registration fires once; w.Reset drops it
+	// (see Waiter). A long poll reads, and when there is nothing new
+	// watches each of its partitions with the HWM it saw: an advance of
+	// any other partition does not wake it. Errors: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed (nothing registered).
+	Watch(w *Waiter, topic string, partition int32, after int64) error
+	// WatchTopics registers w to be signalled at the next change of the
+	// topic set: a topic created or deleted, partitions added, or Close
+	// (after Close: at once). Register before reading Topics, so no
+	// change in between is missed.
+	WatchTopics(w *Waiter)
 
 	// HoldRetention makes retention keep every record at or after the
 	// offsets of cursors named name in meta (the forwarder's unsent data),

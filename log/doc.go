@@ -26,7 +26,8 @@
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
-//	<dir>/<topic>~creating, <topic>~deleting   topic being created / deleted (removed at open)
+//	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
+//	                                           <topic>~creating and <topic>~deleting from earlier versions too)
 //
 // # On-disk formats
 //
@@ -77,8 +78,8 @@
 // (retention by age and OffsetForTime use it without a scan).
 //
 // Recovery checkpoint (recovery-point), rewritten every
-// Options.CheckpointInterval and at Close through temp file + fsync +
-// rename + directory fsync:
+// Options.CheckpointInterval while appends come (none while the log takes
+// none) and at Close through temp file + fsync + rename + directory fsync:
 //
 //	 0 +------------------------------+
 //	   | magic "RNLCKPT\0"            |
@@ -572,7 +573,9 @@
 // fsync). Waiting appends get the error; acknowledged data stays readable.
 // ENOSPC on a write truncates the partial write back and returns the
 // retriable ErrDiskFull; the partition stays writable. The disk guard reads
-// free space (gopsutil) every DiskCheckInterval: under MinFreeBytes, topics
+// free space (gopsutil) every DiskCheckInterval while appends come or space
+// is short (an idle log: at its next append, or after 30 intervals): under
+// MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
 // delete their oldest segments (Stats().DroppedSegments), ignoring
 // HoldRetention.

@@ -25,7 +25,9 @@ type Options struct {
 	// system holding Dir falls under it, topics apply their OnFull policy.
 	// Default 64 MiB; <0 disables the guard.
 	MinFreeBytes int64
-	// DiskCheckInterval is how often free space is read; default 1s.
+	// DiskCheckInterval is how often free space is read while appends
+	// come or space is short; default 1s. A log that took no append for
+	// an interval reads it at its next append, or after 30 intervals.
 	DiskCheckInterval time.Duration
 	// RetentionCheckInterval is how often retention runs; default 30s.
 	RetentionCheckInterval time.Duration
@@ -35,7 +37,8 @@ type Options struct {
 	IndexIntervalBytes int
 	// CheckpointInterval is how often the recovery checkpoint (the durable
 	// end of every partition, so recovery after a crash scans only what
-	// came later) is rewritten; default 10s.
+	// came later) is rewritten while appends come; default 10s. A log that
+	// takes no append writes none.
 	CheckpointInterval time.Duration
 	// DiskUsage reports free and total bytes of the file system holding
 	// dir; nil = gopsutil disk.Usage. Tests substitute it.

@@ -24,6 +24,11 @@ type partition struct {
 	dir string // absolute directory
 	rel string // directory relative to the data dir
 
+	// watch holds the Waiters of Log.Watch. Its values are the HWM:
+	// registered and notified with p.mu held or after a change made
+	// under it.
+	watch WatchList
+
 	mu sync.Mutex // guards every field below (and segment size/next/synced/sealed)
 	// segs are sorted by base; the last one is active (appended to).
 	segs []*segment
@@ -321,7 +326,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(len(data)))
-	l.stats.appendedBatches.Add(uint64(len(hdrs)))
+	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(len(hdrs)))))
 	// Under interval/never the HWM moves at once, unless earlier appends
 	// (queued under "always" before a config change) still wait for a
 	// sync: moving it would acknowledge their unsynced bytes.
@@ -332,7 +337,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		if cfg.Fsync == FsyncInterval {
 			l.committer.markLazy(p)
 		}
-		l.notifyChanged()
+		p.watch.Notify(p.hwm)
 	}
 	return base, nil
 }
@@ -574,6 +579,7 @@ func (p *partition) close() {
 	segs := append([]*segment(nil), p.segs...)
 	waiting := len(p.waiters) > 0
 	p.mu.Unlock()
+	p.watch.Close()
 	for _, s := range segs {
 		p.l.files.forget(s.path)
 		p.l.indexes.forget(s)
