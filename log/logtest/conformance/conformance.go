@@ -21,6 +21,7 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -298,7 +299,8 @@ func testAppend(t *testing.T, l log.Log) {
 		_, hwm := offsets(t, l, "t", 0)
 		// One append of two concatenated batches: offsets are dense from
 		// the partition's next offset, written into the caller's bytes
-		// (and the leader epoch stamped to 0).
+		// (and the leader epoch stamped to the node's epoch: 0 for a log
+		// without log.LeaderEpochs).
 		b1, b2 := mk(3, ts), mk(2, ts+10)
 		b1[batch.OffLeaderEpoch+3] = 7
 		data := append(append([]byte(nil), b1...), b2...)
@@ -310,9 +312,9 @@ func testAppend(t *testing.T, l log.Log) {
 		if err != nil {
 			t.Fatalf("%s: the caller's bytes after Append: %v", fsync, err)
 		}
-		if hs[0].BaseOffset != base || hs[1].BaseOffset != base+3 || hs[0].LeaderEpoch != 0 {
-			t.Errorf("%s: caller's batches now have bases %d, %d, leader epoch %d; want %d, %d, 0",
-				fsync, hs[0].BaseOffset, hs[1].BaseOffset, hs[0].LeaderEpoch, base, base+3)
+		if want := nodeEpoch(l); hs[0].BaseOffset != base || hs[1].BaseOffset != base+3 || hs[0].LeaderEpoch != want {
+			t.Errorf("%s: caller's batches now have bases %d, %d, leader epoch %d; want %d, %d, %d",
+				fsync, hs[0].BaseOffset, hs[1].BaseOffset, hs[0].LeaderEpoch, base, base+3, want)
 		}
 		if _, h := offsets(t, l, "t", 0); h != base+5 {
 			t.Errorf("%s: HWM %d after the acknowledged append, want %d", fsync, h, base+5)
@@ -460,17 +462,33 @@ func testAppendConcurrent(t *testing.T, l log.Log) {
 	}
 }
 
+// nodeEpoch is the leader epoch l stamps into appended batches.
+func nodeEpoch(l log.Log) int32 {
+	if le, ok := l.(log.LeaderEpochs); ok {
+		return le.NodeEpoch()
+	}
+	return 0
+}
+
+// mkAt is mk with the leader epoch of l's own appends (AppendAt refuses an
+// epoch older than the partition's latest).
+func mkAt(l log.Log, n int, ts int64) []byte {
+	b := mk(n, ts)
+	binary.BigEndian.PutUint32(b[batch.OffLeaderEpoch:], uint32(nodeEpoch(l)))
+	return b
+}
+
 func testAppendAt(t *testing.T, l log.Log) {
 	ctx := context.Background()
 	create(t, l, "t", log.TopicConfig{})
 	appendOK(t, l, "t", 0, mk(2, ts))
-	b := mk(3, ts)
+	b := mkAt(l, 3, ts)
 	batch.SetBaseOffset(b, 5)
 	wantErr(t, "AppendAt past the next offset", l.AppendAt(ctx, "t", 0, b), log.ErrNotNextOffset)
 	batch.SetBaseOffset(b, 1)
 	wantErr(t, "AppendAt before the next offset", l.AppendAt(ctx, "t", 0, b), log.ErrNotNextOffset)
 	batch.SetBaseOffset(b, 2)
-	b2 := mk(1, ts)
+	b2 := mkAt(l, 1, ts)
 	batch.SetBaseOffset(b2, 5)
 	if err := l.AppendAt(ctx, "t", 0, append(b, b2...)); err != nil {
 		t.Fatalf("AppendAt of two batches at the next offsets: %v", err)
@@ -478,6 +496,7 @@ func testAppendAt(t *testing.T, l log.Log) {
 	// Idempotence is skipped: the same producer batch twice is taken.
 	for off := int64(6); off < 8; off++ {
 		p := idem(9, 0, 0, 1)
+		binary.BigEndian.PutUint32(p[batch.OffLeaderEpoch:], uint32(nodeEpoch(l)))
 		batch.SetBaseOffset(p, off)
 		if err := l.AppendAt(ctx, "t", 0, p); err != nil {
 			t.Fatalf("AppendAt of a repeated producer batch: %v", err)
@@ -486,9 +505,9 @@ func testAppendAt(t *testing.T, l log.Log) {
 	if _, hwm := offsets(t, l, "t", 0); hwm != 8 {
 		t.Errorf("HWM %d, want 8", hwm)
 	}
-	gap := mk(1, ts)
+	gap := mkAt(l, 1, ts)
 	batch.SetBaseOffset(gap, 8)
-	b3 := mk(1, ts)
+	b3 := mkAt(l, 1, ts)
 	batch.SetBaseOffset(b3, 10)
 	wantErr(t, "AppendAt with a gap between its batches", l.AppendAt(ctx, "t", 0, append(gap, b3...)), log.ErrNotNextOffset)
 	wantErr(t, "AppendAt to an unknown topic", l.AppendAt(ctx, "nope", 0, gap), log.ErrUnknownTopic)
