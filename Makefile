@@ -88,9 +88,15 @@ fuzz: fuzz-short
 soak: test-deps
 	RUNNEL_SOAK=1 $(GO) test -count=1 -timeout 0 ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 0 ./log/ ./ingest/... ./sync/...
+# Every benchmark with a benchtime that measures something (scripts/bench.sh
+# lists them), then a table of the figures the README quotes, each with the
+# command that reproduces it. About 6-8 minutes.
+bench: test-deps
+	GO=$(GO) scripts/bench.sh
 
+# runnel beside Apache Kafka and Mosquitto, each started with its standard
+# settings, in one run. RUNNEL_BIN=path measures a prebuilt runnel instead
+# of this tree's (to compare two versions).
 bench-vs-kafka: test-deps
 	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
 
