@@ -12,15 +12,16 @@ import (
 
 // TestClosedLoopWritersShareCommits: writers that each wait for their ack
 // are all acknowledged by one commit, and the next commit waits for all of
-// them to append again (awaitAcked) instead of starting with the first
-// few and leaving the rest to the one after (before awaitAcked: 44-47
-// appends per commit here with the journal format). Syncs are slowed down
-// (2ms, as on a slow card) so that the writers' own time is small beside
+// them to append again (the commit delay's hold for writers coming back)
+// instead of starting with the first few and leaving the rest to the one
+// after (without the hold: 33-40 appends per commit here). Syncs are
+// slowed down (2ms, as on a slow card: the hold is for syncs of a
+// millisecond or more) so that the writers' own time is small beside
 // them.
 func TestClosedLoopWritersShareCommits(t *testing.T) {
 	if raceEnabled {
-		// The wait is bounded (awaitAckedWithin): 64 writers under the
-		// race detector do not come back within it.
+		// The wait is bounded (by the last sync's time): 64 writers
+		// under the race detector do not come back within it.
 		t.Skip("timing: the race detector slows the writers down past the wait")
 	}
 	const writers, rounds = 64, 20
@@ -73,7 +74,7 @@ func TestClosedLoopWritersShareCommits(t *testing.T) {
 			// at different times), and a loaded box may delay a writer
 			// past the wait now and then: most commits must hold all. A
 			// box busy with other tests gets three tries (without the
-			// wait every try gives 44-47).
+			// wait every try gives 33-40).
 			var got []string
 			for range 3 {
 				c0 := commits()

@@ -191,22 +191,54 @@
 // callbacks in append order (AppendAsync callbacks per partition are
 // strictly ordered because only the committer calls them, one partition at
 // a time, in queue order). Under fsync "always" the HWM is the durable end:
-// a reader never sees a record that could still be lost. "interval" syncs
-// each partition at most every FsyncInterval and acknowledges at once;
-// "never" leaves it to the OS (and Close).
+// a reader never sees a record that could still be lost. "interval" and
+// "never" acknowledge an append once it is written (AppendAsync calls done
+// before it returns, unless earlier appends of the partition still wait
+// for a sync): no commit cycle is involved. "interval" syncs a partition
+// one FsyncInterval after its first unsynced append (the committer arms a
+// timer for the earliest one); "never" leaves it to the OS (and Close).
 //
-// A cycle that would sync under 1 KiB first gathers: while appends keep
-// arriving it waits (at most Options.CommitWindow, default 10ms, or until
-// 64 KiB are pending); a quiet step (four times the recent mean gap between
-// appends, 100µs-1ms) ends the wait, so a lone writer or writers that all
-// wait for their acks pay little. A cycle with more starts at once (busy
-// writers batch themselves during the previous sync; waiting would idle
-// the disk). Before each cycle the committer waits (at most 1 ms, counted
-// in the CommitWindow) until as many appends have arrived as the last
-// cycle acknowledged: writers that each wait for their ack all make the
-// next commit, instead of splitting into two half-full commits that
-// alternate (the append that completes the count wakes the committer; a
-// timer under a millisecond would sleep a whole one on an idle process).
+// # Acknowledgement and the commit delay
+//
+// An acknowledgement waits for the sync that covers it and for nothing
+// else that can be avoided. The committer sleeps until an append (or a
+// due "interval" sync, or a caller of CommitFeeder) wakes it; when the
+// disk is idle a commit starts at once, and what arrives during a commit's
+// syncs goes into the next one (natural group commit: the busier the log,
+// the fuller each sync). An idle log wakes for nothing: no ticker.
+//
+// Two deliberate waits remain, both bounded by Options.CommitDelay (the
+// one setting, modelled on PostgreSQL's commit_delay; default 10ms, off
+// with a negative value, `runnel serve --commit-delay 0`) and by what they
+// buy, both counted in Stats (CommitsDelayed, CommitDelayNanos) and so in
+// the metrics, and neither ever applied to a writer that waits alone:
+//
+//   - The trickle hold. Appends of writers that do not wait for an
+//     acknowledgement (an append whose partition was last synced at least
+//     IndependentAfter, 5 ms, ago; MQTT ingest reports its publishes
+//     itself: QoS 0, or a client with nothing pending whose last PUBACK
+//     is that old) are averaged into a rate (time constant 100 ms). When
+//     that rate fills a small commit (under 16 KiB with shared segments,
+//     4 KiB with the journal format: the page costs below) with at least
+//     another 4 KiB within CommitDelay, the commit waits for it: until the
+//     target is pending (the append that brings it there wakes the
+//     committer) or for the time the rate says that takes. Writers that
+//     each wait for their ack never count toward the rate, so they never
+//     see this hold; a lone paced writer is under the 4 KiB it must buy.
+//   - Writers coming back. When the last commit acknowledged appends of
+//     several partitions and its syncs took at least 1 ms, the next commit
+//     waits until each of those partitions appended again (the last one
+//     wakes the committer), at most as long as those syncs took: writers
+//     that each wait for their ack then share one commit, instead of
+//     splitting into two groups whose commits alternate. Waiting can save
+//     the later group one sync, no more; with syncs under a millisecond
+//     it is not tried (a Go timer that short fires after about a
+//     millisecond on an idle process, more than it can save).
+//
+// Callers that coalesce records per partition (MQTT ingest) use the
+// CommitFeeder capability: their open batch is handed over when the next
+// commit starts, so it holds everything that arrived until then and a busy
+// partition writes one batch per commit.
 //
 // # The trickle case: many partitions, a record a second each, fsync always
 //
@@ -303,14 +335,10 @@
 //
 // What a commit costs is the pages it dirties: its bytes plus, again, the
 // partial page the previous commit left (clean after its fdatasync). So
-// with shared storage a cycle gathers up to 16 KiB (within
-// Options.CommitWindow, 10 ms by default with shared segments), and its quiet step ends the
-// wait only once as many appends arrived as the last cycle acknowledged
-// (writers that each wait for their ack are all back within 500µs: a
-// closed loop, nobody else is coming, commit now), with a step of 24 mean
-// gaps (at most 3 ms) so a paced trickle (senders that wake every
-// millisecond) does not look quiet. Amplification ≈ (S + 20 per entry + ~4 KiB)/S for a
-// commit of S bytes: about 1.3-1.4 for 16 KiB of 176-byte batches.
+// with shared storage the trickle hold (see "Acknowledgement and the
+// commit delay") fills a commit up to 16 KiB. Amplification ≈ (S + 20 per
+// entry + ~4 KiB)/S for a commit of S bytes: about 1.3-1.4 for 16 KiB of
+// 176-byte batches.
 //
 // Deletion: each run holds a reference on its shared file; retention,
 // drop-oldest and DeleteTopic drop them, and a file nothing references
@@ -368,7 +396,7 @@
 //
 // The short benchmark's figure includes the start (first commits small,
 // each paying a partial page) that the 3 s one amortizes. Latency is the
-// price of fuller commits: p50 about half the 10 ms window. The remaining
+// price of fuller commits: p50 about half the 10 ms commit delay. The remaining
 // 0.37 is the 20-byte entry header (11% of a 176-byte batch) and the last
 // partial page of each commit rewritten by the next.
 //

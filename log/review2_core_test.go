@@ -90,7 +90,7 @@ func readRecords(t *testing.T, b []byte) [][]byte {
 // woken writer runs.
 func TestReview2IndexRacesSharedAppend(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l := review2Open(t, errorfs.NewMem(1), func(o *Options) { o.CommitWindow = -1 })
+	l := review2Open(t, errorfs.NewMem(1), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
@@ -204,7 +204,7 @@ func review2RolledUnsynced(t *testing.T) (*errorfs.MemFS, map[errorfs.CrashMode]
 	gate := newReview2Gate()
 	defer gate.open()
 	dir := t.TempDir()
-	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1; o.Dir = dir })
+	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1; o.Dir = dir })
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestReview2CollectClosesHandleUnderSync(t *testing.T) {
 	mem := errorfs.NewMem(3)
 	gate := newReview2Gate()
 	defer gate.open()
-	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1 })
+	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {

@@ -38,6 +38,7 @@ type serveConfig struct {
 	MinFreeBytes      int64
 	MaxOpenFiles      int
 	SharedSegments    bool
+	CommitDelay       time.Duration
 	LogLevel          string
 	LogFormat         string
 	ShutdownTimeout   time.Duration
@@ -100,6 +101,7 @@ func newServeFlags(c *serveConfig) *pflag.FlagSet {
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", 64<<20, "disk guard: free bytes under which on-full applies (<0 = off)")
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "bound on open segment files")
 	fs.BoolVar(&c.SharedSegments, "shared-segments", true, "store small fsync-always commits once, in node-wide shared segment files (less SD-card wear for many trickling partitions); false: each partition's own files through the journal (see README)")
+	fs.DurationVar(&c.CommitDelay, "commit-delay", 10*time.Millisecond, "longest a commit may wait to gather appends of many trickling partitions into fuller pages (never for a writer waiting alone; 0 = never; see README)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug | info | warn | error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text | json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "time allowed for a clean stop")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		// Off by default: memory and open time grow with the retained
 		// shared bytes (log/doc.go, Caveats).
 		NoSharedSegments: !cfg.SharedSegments,
+		CommitDelay:      cmp.Or(cfg.CommitDelay, -1), // 0 here means off (the log's 0 is its default)
 		Defaults: rlog.TopicConfig{
 			Partitions:     cfg.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(cfg.Fsync),
