@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -30,6 +31,37 @@ type session struct {
 	dead     bool       // connection failed or closed: acks are dropped
 
 	space chan struct{} // one slot: signalled when the FIFO shrinks
+
+	// lastAck is when acks were last written (unix nanos; 0: never).
+	lastAck atomic.Int64
+
+	fmu      sync.Mutex
+	deferred []*appender // guarded by fmu: feeds to register once the client's buffered packets are read
+}
+
+// deferFeed notes an appender whose feed registration waits until the
+// client's packets already received are read (flushDeferred).
+func (s *session) deferFeed(a *appender) {
+	s.fmu.Lock()
+	for _, d := range s.deferred {
+		if d == a {
+			s.fmu.Unlock()
+			return
+		}
+	}
+	s.deferred = append(s.deferred, a)
+	s.fmu.Unlock()
+}
+
+// flushDeferred registers the deferred feeds.
+func (s *session) flushDeferred() {
+	s.fmu.Lock()
+	ds := s.deferred
+	s.deferred = nil
+	s.fmu.Unlock()
+	for _, a := range ds {
+		a.kick()
+	}
 }
 
 // pending is one publish waiting for the log.
@@ -52,23 +84,25 @@ func newSession(b *Broker, cl *mqtt.Client) *session {
 
 // enqueue adds a publish to the FIFO, waiting while the client is at its
 // pending cap (this stops the client's read loop: TCP backpressure). It
-// returns false when the broker is closing.
-func (s *session) enqueue(p *pending) bool {
+// returns false when the broker is closing; alone: nothing else of the
+// client was pending.
+func (s *session) enqueue(p *pending) (ok, alone bool) {
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 || (len(s.q) < s.b.opts.MaxPendingPerClient && s.bytes+p.size <= s.b.opts.MaxPendingBytesPerClient) {
+			alone = len(s.q) == 0
 			s.q = append(s.q, p)
 			s.bytes += p.size
 			s.mu.Unlock()
 			s.b.stats.pending.Add(1)
-			return true
+			return true, alone
 		}
 		s.mu.Unlock()
 		s.b.stats.throttled.Add(1)
 		select {
 		case <-s.space:
 		case <-s.b.closing:
-			return false
+			return false, false
 		}
 	}
 }
@@ -131,6 +165,7 @@ func (s *session) drain() {
 			if err := s.writeAcks(buf.Bytes()); err != nil {
 				dead = true
 			}
+			s.lastAck.Store(time.Now().UnixNano())
 		}
 		if dead {
 			s.mu.Lock()
