@@ -114,7 +114,8 @@ func (c *committer) gathering(n int, independent bool) {
 // holds. Called with p.mu held.
 func (c *committer) noteAppendLocked(p *partition, n int) {
 	c.pending.Add(int64(n))
-	if !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter {
+	p.independent = !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter
+	if p.independent {
 		// Not a writer coming back for its next append.
 		c.independent.Add(uint64(n))
 	}
@@ -255,9 +256,10 @@ func (c *committer) armDue() {
 //     waits until holdTarget is pending (woken by the append that brings
 //     it there) or for the time that should take.
 //   - Writers coming back: the last cycle acknowledged appends of several
-//     partitions, and its syncs took at least awaitMinSync. The commit
-//     waits until each of those partitions appended again (woken by the
-//     last of them) or for as long as those syncs took: writers that
+//     partitions whose writers waited for them (not independent, not fed
+//     by a CommitFeeder), and its syncs took at least awaitMinSync. The
+//     commit waits until each of those partitions appended again (woken
+//     by the last of them) or for as long as those syncs took: writers that
 //     each wait for their ack then share one commit, instead of
 //     splitting into two groups whose commits alternate (one sync more
 //     for the later group is all the wait can save, and shorter syncs
@@ -481,9 +483,10 @@ func (c *committer) cycle(final bool) {
 	c.ackedParts = 0
 	for _, pl := range plans {
 		var moved bool
-		c.ready, moved = pl.p.finish(pl, c.ready[:0])
+		var expectBack bool
+		c.ready, moved, expectBack = pl.p.finish(pl, c.ready[:0])
 		changed = changed || moved
-		if len(c.ready) > 0 {
+		if expectBack {
 			c.ackedParts++
 		}
 	}
@@ -636,9 +639,10 @@ func (p *partition) openForSync(seg *segment) (*cachedFile, error) {
 }
 
 // finish applies a plan's outcome and delivers callbacks; it reports
-// whether the HWM moved. ready is scratch space for the callbacks (returned
-// for reuse).
-func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
+// whether the HWM moved, and whether the partition's writer may come back
+// for its next append (committer.back). ready is scratch space for the
+// callbacks (returned for reuse).
+func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool, bool) {
 	p.mu.Lock()
 	if pl.jdata != nil && p.jbuf == nil && cap(pl.jdata) <= maxKeptJournalBuf {
 		// The journal copied the bytes: the buffer takes the next ones.
@@ -706,8 +710,12 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 		}
 		ready = append(ready, w)
 	}
-	if len(ready) > 0 {
-		p.ackedIn = p.l.committer.ackCycle.Load() // see committer.back
+	// A writer that waited for this ack may come back (see committer.back);
+	// not one that appended independently, nor a feed (it appends only
+	// when the next commit starts).
+	expectBack := len(ready) > 0 && !p.independent && !p.fed.Load()
+	if expectBack {
+		p.ackedIn = p.l.committer.ackCycle.Load()
 	}
 	clear(ws[:i]) // no callbacks kept alive
 	switch {
@@ -743,7 +751,7 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 			w.done(w.base, nil)
 		}
 	}
-	return ready, moved
+	return ready, moved, expectBack
 }
 
 // failLockedQuiet is failLocked without waking the committer (it is the

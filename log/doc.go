@@ -226,14 +226,16 @@
 //     each wait for their ack never count toward the rate, so they never
 //     see this hold; a lone paced writer is under the 4 KiB it must buy.
 //   - Writers coming back. When the last commit acknowledged appends of
-//     several partitions and its syncs took at least 1 ms, the next commit
-//     waits until each of those partitions appended again (the last one
-//     wakes the committer), at most as long as those syncs took: writers
-//     that each wait for their ack then share one commit, instead of
-//     splitting into two groups whose commits alternate. Waiting can save
-//     the later group one sync, no more; with syncs under a millisecond
-//     it is not tried (a Go timer that short fires after about a
-//     millisecond on an idle process, more than it can save).
+//     several partitions whose writers waited for them (not independent,
+//     not fed by a CommitFeeder) and its syncs took at least 1 ms, the
+//     next commit waits until each of those partitions appended again
+//     (the last one wakes the committer), at most as long as those syncs
+//     took: writers that each wait for their ack then share one commit,
+//     instead of splitting into two groups whose commits alternate.
+//     Waiting can save the later group one sync, no more; with syncs
+//     under a millisecond it is not tried (a Go timer that short fires
+//     after about a millisecond on an idle process, more than it can
+//     save).
 //
 // Callers that coalesce records per partition (MQTT ingest) use the
 // CommitFeeder capability: their open batch is handed over when the next

@@ -72,6 +72,9 @@ type partition struct {
 	// an append of the partition; backIn that cycle once the partition
 	// appended again after it (see committer.back).
 	ackedIn, backIn uint64
+	// independent: the last append under "always" came from a writer not
+	// waiting for an ack (committer.noteAppendLocked).
+	independent bool
 	// fed: appends come from a CommitFeeder's feed, which reports the
 	// independent bytes itself (Gathering).
 	fed atomic.Bool
