@@ -18,9 +18,9 @@ import (
 //
 // It runs when there is work and sleeps otherwise: an append wakes it, a
 // cycle starts at once when the disk is idle, and whatever arrives during
-// a cycle's syncs goes into the next one. The only deliberate waits are
-// the two holds of the commit delay (see hold); the only other timer is
-// the one of the earliest due "interval" sync.
+// a cycle's syncs goes into the next one. The only deliberate wait is the
+// commit delay's hold (see hold); the only other timer is the one of the
+// earliest due "interval" sync.
 type committer struct {
 	l *logImpl
 
@@ -44,26 +44,18 @@ type committer struct {
 	independent atomic.Uint64
 	// gathered counts bytes feeds hold for the next cycle (Gathering).
 	gathered atomic.Int64
-	// ackCycle numbers the cycles that acknowledged appends; back counts
-	// the partitions acknowledged by the last of them that appended again
-	// since (partition.ackedIn, backIn).
-	ackCycle atomic.Uint64
-	back     atomic.Int64
 	// While a commit is held (holding), appends wake the committer only
-	// once pending reaches wakeBytes or back reaches wakeBack.
+	// once pending (and gathered) bytes reach wakeBytes.
 	holding   atomic.Bool
 	wakeBytes atomic.Int64
-	wakeBack  atomic.Int64
 
 	// owned by the committer goroutine
-	rate       float64   // independent bytes per second, decaying average
-	rateAt     time.Time // when rate was last updated
-	rateBase   uint64    // independent at rateAt
-	ackedParts int64     // partitions the last cycle acknowledged
-	syncTook   time.Duration
-	holdT      *time.Timer
-	dueT       *time.Timer
-	dueAt      time.Time // what dueT is armed for (zero: not armed)
+	rate     float64   // independent bytes per second, decaying average
+	rateAt   time.Time // when rate was last updated
+	rateBase uint64    // independent at rateAt
+	holdT    *time.Timer
+	dueT     *time.Timer
+	dueAt    time.Time // what dueT is armed for (zero: not armed)
 	// reused by every cycle (cleared after it): no allocation per
 	// partition and cycle
 	planBuf []commitPlan
@@ -93,7 +85,7 @@ func (c *committer) markDirty(p *partition) {
 		c.dirty = append(c.dirty, p)
 	}
 	c.mu.Unlock()
-	if c.holding.Load() && c.pending.Load()+c.gathered.Load() < c.wakeBytes.Load() && c.back.Load() < c.wakeBack.Load() {
+	if c.holding.Load() && c.pending.Load()+c.gathered.Load() < c.wakeBytes.Load() {
 		return // a held commit waits for more (hold)
 	}
 	c.poke()
@@ -114,14 +106,9 @@ func (c *committer) gathering(n int, independent bool) {
 // holds. Called with p.mu held.
 func (c *committer) noteAppendLocked(p *partition, n int) {
 	c.pending.Add(int64(n))
-	p.independent = !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter
-	if p.independent {
+	if !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter {
 		// Not a writer coming back for its next append.
 		c.independent.Add(uint64(n))
-	}
-	if a := c.ackCycle.Load(); p.ackedIn == a && p.backIn != a {
-		p.backIn = a
-		c.back.Add(1)
 	}
 }
 
@@ -245,28 +232,17 @@ func (c *committer) armDue() {
 }
 
 // The commit delay (doc.go, "Acknowledgement and the commit delay"). A
-// commit starts as soon as the committer is free, except in two cases,
-// each bounded by Options.CommitDelay and by what it buys, and each
-// counted in Stats (CommitsDelayed, CommitDelayNanos):
-//
-//   - Trickle: appends of partitions that are not waiting for an
-//     acknowledgement (independent: their last sync is at least
-//     IndependentAfter old) arrive fast enough to bring the commit to
-//     holdTarget bytes, gathering at least holdMinGain more. The commit
-//     waits until holdTarget is pending (woken by the append that brings
-//     it there) or for the time that should take.
-//   - Writers coming back: the last cycle acknowledged appends of several
-//     partitions whose writers waited for them (not independent, not fed
-//     by a CommitFeeder), and its syncs took at least awaitMinSync. The
-//     commit waits until each of those partitions appended again (woken
-//     by the last of them) or for as long as those syncs took: writers that
-//     each wait for their ack then share one commit, instead of
-//     splitting into two groups whose commits alternate (one sync more
-//     for the later group is all the wait can save, and shorter syncs
-//     than a timer can resolve save less than the wait would cost).
-//
-// So a writer that waits alone (nothing else arriving, nobody else
-// acknowledged) commits at once.
+// commit starts as soon as the committer is free, except when appends of
+// writers that are not waiting for an acknowledgement (independent: their
+// partition's last sync is at least IndependentAfter old, or a feed says
+// so) arrive fast enough to bring a small commit to holdTarget bytes,
+// gathering at least holdMinGain more within Options.CommitDelay. The
+// commit then waits until holdTarget is pending (woken by the append that
+// brings it there) or for the time the rate says that takes, at most
+// CommitDelay. Each hold is counted in Stats (CommitsDelayed,
+// CommitDelayNanos). Writers that each wait for their ack never count
+// toward the rate, so a writer that waits alone, or many that each wait,
+// commit at once.
 const (
 	// holdTarget: with shared segments a commit costs the pages it
 	// dirties (its bytes and, again, the partial page the previous one
@@ -275,9 +251,6 @@ const (
 	holdTargetShared  = 16 << 10
 	holdTargetJournal = 4 << 10
 	holdMinGain       = 4 << 10
-	// awaitMinSync: Go timers under a millisecond fire after about one
-	// when the process is otherwise idle.
-	awaitMinSync = time.Millisecond
 	// rateTau is the time constant of the independent-rate average.
 	rateTau = 100 * time.Millisecond
 )
@@ -307,31 +280,18 @@ func (c *committer) hold() (quit bool) {
 	c.updateRate(now)
 	limit := c.l.opts.CommitDelay
 	p := c.pending.Load() + c.gathered.Load()
-	if limit <= 0 || p <= 0 {
+	if limit <= 0 || p <= 0 || c.rate*limit.Seconds() < holdMinGain {
 		return false
 	}
 	target := int64(holdTargetJournal)
 	if c.l.shared.usable() {
 		target = holdTargetShared
 	}
-	wakeBytes, wakeBack := int64(math.MaxInt64), int64(math.MaxInt64)
-	var d time.Duration
-	switch {
-	case p >= target:
-		return false
-	case c.rate > 0 && c.rate*limit.Seconds() >= holdMinGain:
-		// Trickle.
-		d = min(limit, time.Duration(float64(target-p)/c.rate*float64(time.Second)))
-		wakeBytes = target
-	case c.ackedParts >= 2 && c.syncTook >= awaitMinSync && c.back.Load() < c.ackedParts:
-		// Writers coming back.
-		d = min(limit, c.syncTook)
-		wakeBack = c.ackedParts
-	default:
+	if p >= target {
 		return false
 	}
-	c.wakeBytes.Store(wakeBytes)
-	c.wakeBack.Store(wakeBack)
+	d := min(limit, time.Duration(float64(target-p)/c.rate*float64(time.Second)))
+	c.wakeBytes.Store(target)
 	c.holding.Store(true)
 	defer c.holding.Store(false)
 	if c.holdT == nil {
@@ -347,7 +307,7 @@ func (c *committer) hold() (quit bool) {
 			c.l.stats.commitDelayNanos.Add(uint64(time.Since(now)))
 		}
 	}()
-	for c.pending.Load()+c.gathered.Load() < wakeBytes && c.back.Load() < wakeBack {
+	for c.pending.Load()+c.gathered.Load() < target {
 		waited = true
 		select {
 		case <-c.wake:
@@ -428,7 +388,6 @@ func (c *committer) cycle(final bool) {
 		clear(plans)
 		c.plans = plans[:0]
 	}()
-	syncStart := time.Now()
 	// Shared storage first (a plan may also sync files that follow its
 	// shared bytes): one fdatasync for every partition's entries.
 	shared := false
@@ -476,19 +435,11 @@ func (c *committer) cycle(final bool) {
 		}(pl)
 	}
 	wg.Wait()
-	c.syncTook = time.Since(syncStart)
 	changed := false
-	c.ackCycle.Add(1)
-	c.back.Store(0)
-	c.ackedParts = 0
 	for _, pl := range plans {
 		var moved bool
-		var expectBack bool
-		c.ready, moved, expectBack = pl.p.finish(pl, c.ready[:0])
+		c.ready, moved = pl.p.finish(pl, c.ready[:0])
 		changed = changed || moved
-		if expectBack {
-			c.ackedParts++
-		}
 	}
 	clear(c.ready[:cap(c.ready)]) // no callbacks kept alive
 	if cap(c.ready) > maxKeptReady {
@@ -639,10 +590,9 @@ func (p *partition) openForSync(seg *segment) (*cachedFile, error) {
 }
 
 // finish applies a plan's outcome and delivers callbacks; it reports
-// whether the HWM moved, and whether the partition's writer may come back
-// for its next append (committer.back). ready is scratch space for the
-// callbacks (returned for reuse).
-func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool, bool) {
+// whether the HWM moved. ready is scratch space for the callbacks (returned
+// for reuse).
+func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 	p.mu.Lock()
 	if pl.jdata != nil && p.jbuf == nil && cap(pl.jdata) <= maxKeptJournalBuf {
 		// The journal copied the bytes: the buffer takes the next ones.
@@ -710,13 +660,6 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool, bool
 		}
 		ready = append(ready, w)
 	}
-	// A writer that waited for this ack may come back (see committer.back);
-	// not one that appended independently, nor a feed (it appends only
-	// when the next commit starts).
-	expectBack := len(ready) > 0 && !p.independent && !p.fed.Load()
-	if expectBack {
-		p.ackedIn = p.l.committer.ackCycle.Load()
-	}
 	clear(ws[:i]) // no callbacks kept alive
 	switch {
 	case i < len(ws):
@@ -751,7 +694,7 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool, bool
 			w.done(w.base, nil)
 		}
 	}
-	return ready, moved, expectBack
+	return ready, moved
 }
 
 // failLockedQuiet is failLocked without waking the committer (it is the

@@ -207,35 +207,29 @@
 // syncs goes into the next one (natural group commit: the busier the log,
 // the fuller each sync). An idle log wakes for nothing: no ticker.
 //
-// Two deliberate waits remain, both bounded by Options.CommitDelay (the
-// one setting, modelled on PostgreSQL's commit_delay; default 10ms, off
-// with a negative value, `runnel serve --commit-delay 0`) and by what they
-// buy, both counted in Stats (CommitsDelayed, CommitDelayNanos) and so in
-// the metrics, and neither ever applied to a writer that waits alone:
-//
-//   - The trickle hold. Appends of writers that do not wait for an
-//     acknowledgement (an append whose partition was last synced at least
-//     IndependentAfter, 5 ms, ago; MQTT ingest reports its publishes
-//     itself: QoS 0, or a client with nothing pending whose last PUBACK
-//     is that old) are averaged into a rate (time constant 100 ms). When
-//     that rate fills a small commit (under 16 KiB with shared segments,
-//     4 KiB with the journal format: the page costs below) with at least
-//     another 4 KiB within CommitDelay, the commit waits for it: until the
-//     target is pending (the append that brings it there wakes the
-//     committer) or for the time the rate says that takes. Writers that
-//     each wait for their ack never count toward the rate, so they never
-//     see this hold; a lone paced writer is under the 4 KiB it must buy.
-//   - Writers coming back. When the last commit acknowledged appends of
-//     several partitions whose writers waited for them (not independent,
-//     not fed by a CommitFeeder) and its syncs took at least 1 ms, the
-//     next commit waits until each of those partitions appended again
-//     (the last one wakes the committer), at most as long as those syncs
-//     took: writers that each wait for their ack then share one commit,
-//     instead of splitting into two groups whose commits alternate.
-//     Waiting can save the later group one sync, no more; with syncs
-//     under a millisecond it is not tried (a Go timer that short fires
-//     after about a millisecond on an idle process, more than it can
-//     save).
+// One deliberate wait remains, the trickle hold, bounded by
+// Options.CommitDelay (the one setting, modelled on PostgreSQL's
+// commit_delay; default 10ms, off with a negative value, `runnel serve
+// --commit-delay 0`) and by what it buys, counted in Stats
+// (CommitsDelayed, CommitDelayNanos) and so in the metrics, and never
+// applied to a writer that waits for its ack. Appends of writers that do
+// not wait for an acknowledgement (an append whose partition was last
+// synced at least IndependentAfter, 5 ms, ago; MQTT ingest reports its
+// publishes itself: QoS 0, or a client with nothing pending whose last
+// PUBACK is that old) are averaged into a rate (time constant 100 ms).
+// When that rate fills a small commit (under 16 KiB with shared segments,
+// 4 KiB with the journal format: the page costs below) with at least
+// another 4 KiB within CommitDelay, the commit waits for it: until the
+// target is pending (the append that brings it there wakes the
+// committer) or for the time the rate says that takes. Writers that each
+// wait for their ack never count toward the rate, so they are never held,
+// alone or many; a lone paced writer does not bring the 4 KiB the hold
+// must buy. Closed-loop writers (each waits for its ack, then appends
+// again) are not held back to share one commit either: they settle into
+// at most two groups whose commits alternate, each group's appends made
+// during the other's sync (waiting for the later group on an idle disk
+// would save it one sync and cost everyone else a wait; a Go timer under
+// a millisecond fires after about one on an idle process).
 //
 // Callers that coalesce records per partition (MQTT ingest) use the
 // CommitFeeder capability: their open batch is handed over when the next

@@ -68,13 +68,6 @@ type partition struct {
 	// smallCommits counts consecutive small commits of a file segment
 	// (the partition moves to shared storage after a few).
 	smallCommits int
-	// ackedIn is the last committer cycle (ackCycle) that acknowledged
-	// an append of the partition; backIn that cycle once the partition
-	// appended again after it (see committer.back).
-	ackedIn, backIn uint64
-	// independent: the last append under "always" came from a writer not
-	// waiting for an ack (committer.noteAppendLocked).
-	independent bool
 	// fed: appends come from a CommitFeeder's feed, which reports the
 	// independent bytes itself (Gathering).
 	fed atomic.Bool
