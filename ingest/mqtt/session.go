@@ -157,15 +157,30 @@ func (s *session) drain() {
 		default:
 		}
 
+		// Acks go out before the fan-out of the same messages (it costs
+		// a few µs each: a large batch would hold its acks back), unless
+		// one is retained: a client that subscribes once it has its ack
+		// must find the retained message stored.
+		fanFirst := false
+		for _, p := range ready {
+			fanFirst = fanFirst || p.err == nil && p.pk.FixedHeader.Retain
+		}
 		buf.Reset()
 		for _, p := range ready {
-			s.settle(p, &buf, &dead)
+			s.settle(p, &buf, &dead, fanFirst)
 		}
 		if buf.Len() > 0 && !dead {
 			if err := s.writeAcks(buf.Bytes()); err != nil {
 				dead = true
 			}
 			s.lastAck.Store(time.Now().UnixNano())
+		}
+		if !fanFirst {
+			for _, p := range ready {
+				if p.err == nil {
+					s.b.fanout(p.pk)
+				}
+			}
 		}
 		if dead {
 			s.mu.Lock()
@@ -175,9 +190,10 @@ func (s *session) drain() {
 	}
 }
 
-// settle handles one finished publish: fan-out on success, ack encoding
-// (success or reason code), disconnect of MQTT 3 clients on failure.
-func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
+// settle handles one finished publish: fan-out on success (when fan; the
+// caller does it otherwise), ack encoding (success or reason code),
+// disconnect of MQTT 3 clients on failure.
+func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool, fan bool) {
 	st := &s.b.stats
 	qos := p.pk.FixedHeader.Qos
 	if p.err == nil {
@@ -186,7 +202,9 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		} else {
 			st.ingested.Add(1)
 		}
-		s.b.fanout(p.pk)
+		if fan {
+			s.b.fanout(p.pk)
+		}
 	} else {
 		st.failed.Add(1)
 		if errors.Is(p.err, log.ErrDiskFull) {
