@@ -31,11 +31,16 @@ type logImpl struct {
 	closed    atomic.Bool
 	diskShort atomic.Bool
 
+	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
+	epochMu sync.Mutex   // serializes raises of epoch (and its file)
+
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
-	changedMu sync.Mutex // guards changed
-	changed   chan struct{}
+	appends    WatchList  // loops asleep until the next append; values are stats.appendedBatches
+	topicWatch WatchList  // WatchTopics registrations
+	topicVerMu sync.Mutex // guards topicVer
+	topicVer   int64      // bumped by every change of the topic set
 
 	damageMu sync.Mutex // guards damaged
 	damaged  []Damage
@@ -64,7 +69,6 @@ func Open(opts *Options) (Log, error) {
 		dir:      o.Dir,
 		logger:   o.Logger,
 		topics:   map[string]*topic{},
-		changed:  make(chan struct{}),
 		holds:    map[string]bool{},
 		quit:     make(chan struct{}),
 		ckptKick: make(chan struct{}, 1),
@@ -120,6 +124,16 @@ func Open(opts *Options) (Log, error) {
 	if l.shared != nil {
 		l.shared.found = nil // entries of deleted topics: no references
 	}
+	if err := l.openEpoch(); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
+	if err := l.shared.skipPast(l.truncatedSharedSeq()); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
 	if !o.NoJournal {
 		j, err := openJournal(l)
 		if err != nil {
@@ -173,10 +187,13 @@ func (l *logImpl) Close() error {
 			errs = append(errs, err)
 		}
 		l.files.closeAll()
+		if len(errs) == 0 {
+			l.closeEpoch()
+		}
 		if err := l.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		l.notifyChanged()
+		l.topicWatch.Close()
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
@@ -184,20 +201,6 @@ func (l *logImpl) Close() error {
 
 // Meta implements Log.
 func (l *logImpl) Meta() *meta.Store { return l.meta }
-
-// Changed implements Log.
-func (l *logImpl) Changed() <-chan struct{} {
-	l.changedMu.Lock()
-	defer l.changedMu.Unlock()
-	return l.changed
-}
-
-func (l *logImpl) notifyChanged() {
-	l.changedMu.Lock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.changedMu.Unlock()
-}
 
 // HoldRetention implements Log.
 func (l *logImpl) HoldRetention(name string) {
@@ -269,6 +272,19 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 	hdrs, verr := validateBatches(batches)
 	p.submitErr(batches, hdrs, verr, done)
 }
+
+// FeedNextCommit implements CommitFeeder.
+func (l *logImpl) FeedNextCommit(topic string, partition int32, feed func()) bool {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return false
+	}
+	p.fed.Store(true)
+	return l.committer.feedNext(feed)
+}
+
+// Gathering implements CommitFeeder.
+func (l *logImpl) Gathering(n int, independent bool) { l.committer.gathering(n, independent) }
 
 // Read implements Log.
 func (l *logImpl) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {
