@@ -117,3 +117,16 @@ func (r *route) progressLocked(p *part) CursorRecord {
 	return CursorRecord{Kind: CursorProgress, Node: r.f.opts.NodeID, Origin: p.duty.origin,
 		Topic: p.duty.topic, Partition: p.part, Route: r.cfg.Name, Offset: p.saved, Epoch: p.duty.epoch}
 }
+
+// snapshotTimer is what a quiet route (its tickers stopped) waits on for
+// its next full write to the cursor log; nil when not quiet or without a
+// cursor log.
+func (r *route) snapshotTimer(quiet bool) <-chan time.Time {
+	if !quiet || r.f.opts.CursorTopic == "" {
+		return nil
+	}
+	r.f.flushMu.Lock()
+	next := r.lastSnap.Add(r.f.opts.CursorSnapshotInterval)
+	r.f.flushMu.Unlock()
+	return time.After(max(time.Until(next), 0))
+}

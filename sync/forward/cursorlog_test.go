@@ -286,8 +286,9 @@ func TestCursorLogWritten(t *testing.T) {
 	}
 }
 
-// TestCursorLogSnapshot: an idle route writes every partition's cursor
-// again each snapshot interval, so retention cannot drop the latest.
+// TestCursorLogSnapshot: an idle route (quiet: its tickers stopped)
+// writes every partition's cursor again each snapshot interval, so
+// retention cannot drop the latest.
 func TestCursorLogSnapshot(t *testing.T) {
 	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 3})
@@ -295,21 +296,19 @@ func TestCursorLogSnapshot(t *testing.T) {
 	o := baseOptions(lg, sink, forward.Route{Name: "r", Topics: []string{"a"}})
 	o.CursorTopic = forward.CursorTopic
 	o.CursorFlushInterval = 10 * time.Millisecond
-	o.CursorSnapshotInterval = 50 * time.Millisecond
+	o.TopicRefreshInterval = 10 * time.Millisecond
+	o.CursorSnapshotInterval = 100 * time.Millisecond
 	start(t, o)
 	count := func() int64 {
 		_, hwm, _ := lg.Offsets(forward.CursorTopic, 0)
 		return hwm
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count() < 9 { // three snapshots of three partitions
-		if time.Now().After(deadline) {
-			t.Fatalf("%d cursor records after 5 s of snapshots every 50 ms", count())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := count(); n%3 != 0 && n < 9 {
-		t.Fatalf("%d records", n)
+	time.Sleep(500 * time.Millisecond) // long idle: the route is quiet
+	c1 := count()
+	time.Sleep(600 * time.Millisecond)
+	c2 := count()
+	if c1 < 3 || c2-c1 < 9 || (c2-c1)%3 != 0 {
+		t.Fatalf("cursor records: %d after 0.5 s, %d more in the next 0.6 s; want snapshots of 3 partitions every 100 ms", c1, c2-c1)
 	}
 }
 

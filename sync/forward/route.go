@@ -303,6 +303,8 @@ func (r *route) run(ctx context.Context) {
 		case <-flush.C:
 			r.maybeFlush(true)
 		case <-r.pingTimer(quiet, sink):
+		case <-r.snapshotTimer(quiet):
+			r.flushNow() // here, so the next wait sees the new snapshot time
 		case <-r.dutyc:
 			r.refresh()
 		}
