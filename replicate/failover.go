@@ -61,6 +61,7 @@ type Failover struct {
 	logger *slog.Logger
 
 	progress func() []forward.PartitionStatus // the forwarder's, set by Start
+	forwards func(topic string) bool          // whether a route sends topic, set by Start
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -86,8 +87,9 @@ type Failover struct {
 // heldDuty is a duty this node forwards, or is stopping.
 type heldDuty struct {
 	d     forward.Duty
-	state string // "forwarding", "releasing", "dropping"
-	why   duty.Reason
+	state string      // "forwarding", "releasing", "dropping"
+	why   duty.Reason // why it was taken, or why it is stopping
+	note  duty.Reason // what it waits for while forwarding ("origin catching up")
 	since time.Time
 }
 
@@ -153,12 +155,12 @@ func (fo *Failover) notifyLocked() {
 	fo.changed = make(chan struct{})
 }
 
-// Start runs the decisions; progress is the forwarder's Partitions (how
-// far this node forwarded each duty). It makes this node's cursor log if
-// it has none, so peers can tell "nothing forwarded" from "not caught
-// up".
-func (fo *Failover) Start(progress func() []forward.PartitionStatus) {
-	fo.progress = progress
+// Start runs the decisions with the forwarder f (how far it forwarded
+// each duty, which topics its routes send). It makes this node's cursor
+// log if it has none, so peers can tell "nothing forwarded" from "not
+// caught up".
+func (fo *Failover) Start(f *forward.Forwarder) {
+	fo.progress, fo.forwards = f.Partitions, f.Forwards
 	if err := fo.r.view.CreateTopic(forward.CursorTopic, CursorTopicConfig()); err != nil && !errors.Is(err, log.ErrTopicExists) {
 		fo.logger.Error("failover: cannot create the cursor log", "topic", forward.CursorTopic, "err", err)
 	}
@@ -326,7 +328,10 @@ func (fo *Failover) apply(ds []duty.Decision, now time.Time) {
 		switch d.Action {
 		case duty.Keep:
 			if h != nil {
-				h.why = d.Why
+				h.note = ""
+				if d.Why == duty.ReasonCatchingUp {
+					h.note = d.Why
+				}
 			}
 		case duty.Release:
 			if h != nil && h.state == stateForwarding {
@@ -473,7 +478,7 @@ func (fo *Failover) partitions() []duty.Partition {
 		byName[ti.Name] = ti
 	}
 	for _, ti := range infos {
-		if ti.Config.Origin != "" || ti.Name == forward.CursorTopic {
+		if ti.Config.Origin != "" || ti.Name == forward.CursorTopic || !fo.forwards(ti.Name) {
 			continue
 		}
 		for _, pi := range ti.Partitions {
@@ -481,7 +486,7 @@ func (fo *Failover) partitions() []duty.Partition {
 		}
 	}
 	for local, e := range fo.r.registry.all() {
-		if e.Topic == forward.CursorTopic {
+		if e.Topic == forward.CursorTopic || !fo.forwards(e.Topic) {
 			continue
 		}
 		ti, ok := byName[local]
@@ -570,6 +575,9 @@ type DutyStatus struct {
 	Owner     string    `json:"owner,omitempty"`
 	Why       string    `json:"why"`
 	Since     time.Time `json:"since,omitzero"`
+	// Note says what a duty handed back waits for ("origin catching up":
+	// the returning origin's log does not reach this node's cursor yet).
+	Note string `json:"note,omitempty"`
 	// Copies are the nodes holding an in-sync copy, as its origin last
 	// announced (others only).
 	Copies []string `json:"copies,omitempty"`
@@ -583,7 +591,7 @@ func (fo *Failover) Status() FailoverStatus {
 		Releases: fo.releases.Load(), Overlaps: fo.overlaps.Load(), StaleDrops: fo.staleDrops.Load(), LogErrors: fo.logErrs.Load()}
 	for k, h := range fo.held {
 		st.Duties = append(st.Duties, DutyStatus{Origin: k.Origin, Topic: k.Topic, Partition: k.Partition,
-			Epoch: h.d.Epoch, State: h.state, Owner: fo.r.nodeID, Why: string(h.why), Since: h.since})
+			Epoch: h.d.Epoch, State: h.state, Owner: fo.r.nodeID, Why: string(h.why), Since: h.since, Note: string(h.note)})
 	}
 	for _, d := range fo.plan {
 		if _, ok := fo.held[d.Key]; ok {

@@ -25,7 +25,7 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 		return fmt.Errorf("forwarding: %v", err)
 	}
 	if fo != nil {
-		fo.Start(f.Partitions)
+		fo.Start(f)
 		*stops = append(*stops, stopper{name: "failover", stop: func(context.Context) error { fo.Close(); return nil }})
 	}
 	// Start never fails on an unreachable upstream: routes report and retry.

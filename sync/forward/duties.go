@@ -267,6 +267,17 @@ type wantPart struct {
 	own  bool
 }
 
+// Forwards reports whether any route forwards topic (a topic name at
+// its origin), so a duty provider can leave out what no route sends.
+func (f *Forwarder) Forwards(topic string) bool {
+	for _, r := range f.routes {
+		if r.matches(topic) {
+			return true
+		}
+	}
+	return false
+}
+
 // PartitionStatus is one partition a route forwards, for status.
 type PartitionStatus struct {
 	Route     string `json:"route"`

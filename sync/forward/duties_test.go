@@ -291,3 +291,19 @@ func TestRoutesHash(t *testing.T) {
 		}
 	}
 }
+
+// TestForwards: a duty provider can ask whether any route sends a topic
+// (globs skip internal topics, exact names do not).
+func TestForwards(t *testing.T) {
+	lg := logtest.New(t)
+	f, err := forward.New(baseOptions(lg, forwardtest.NewFakeSink(),
+		forward.Route{Name: "a", Topics: []string{"sensors*"}}, forward.Route{Name: "b", Topics: []string{"__audit"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]bool{"sensors": true, "sensors.x": true, "other": false, "__sensors": false, "__audit": true, forward.CursorTopic: false} {
+		if got := f.Forwards(topic); got != want {
+			t.Errorf("Forwards(%q) = %v, want %v", topic, got, want)
+		}
+	}
+}
