@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin
 # Packages with concurrent code, tested again under the race detector.
-RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
+RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/... ./replicate/...
 FUZZTIME ?= 10s
 
 .PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
