@@ -75,7 +75,7 @@ func diskFullOptions(dir string, shared bool) *log.Options {
 func bigBatch(i int) []byte {
 	var b batch.Builder
 	v := bytes.Repeat([]byte{byte(i)}, 8<<10)
-	b.Add(int64(1_700_000_000_000+i), []byte(fmt.Sprint("k", i)), v, nil)
+	b.Add(1_700_000_000_000+int64(i), []byte(fmt.Sprint("k", i)), v, nil)
 	return b.Bytes()
 }
 

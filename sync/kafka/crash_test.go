@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/logtest/reexec"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/kafka"
 )
@@ -81,7 +81,7 @@ func TestCrashRestart(t *testing.T) {
 	}
 	col := collect(t, c.ListenAddrs(), "crash")
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := reexec.Command("-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dir+"|"+c.ListenAddrs()[0])
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

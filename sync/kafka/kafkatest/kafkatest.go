@@ -43,6 +43,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // ClusterID is the fixed KRaft cluster id used to format storage.
@@ -99,6 +101,13 @@ func Start(t testing.TB) *Broker { return StartOpts(t, Options{}) }
 // StartOpts is Start with options.
 func StartOpts(t testing.TB, opts Options) *Broker {
 	t.Helper()
+	if emu := os.Getenv(reexec.EmulatorEnv); emu != "" {
+		// A JVM broker beside a client under a user-mode emulator misses
+		// the tests' delivery timeouts; interoperability with Apache Kafka
+		// does not depend on the client's architecture and is tested by
+		// the native run.
+		t.Skipf("kafkatest: skipping under the emulator %q (Apache Kafka interoperability runs natively)", emu)
+	}
 	libs, err := Libs()
 	if err != nil {
 		unavailable(t, err)
