@@ -459,6 +459,15 @@
 //
 // # Caveats
 //
+//   - File sizes are bounded, so 32-bit boxes (armv7) read every format
+//     with the same code: a segment rolls at TopicConfig.SegmentBytes of
+//     at most 1 GiB (its index holds u32 positions), a shared file at
+//     Options.SharedSegmentBytes of at most 256 MiB and the journal at
+//     Options.JournalMaxBytes of at most 256 MiB (open may read either
+//     whole into memory), each plus at most one commit. Offsets, positions
+//     and partition sizes are int64 everywhere, so a partition or a data
+//     dir grows past 4 GiB on any box. A file read whole at open that is
+//     larger than 1 GiB is reported as ErrCorrupt naming it, never read.
 //   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
 //     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
 //     different handle than the write (fsync applies to the inode).
