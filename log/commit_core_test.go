@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
 	"github.com/runnel/runnel/log/vfs/errorfs"
 )
 
@@ -23,6 +24,7 @@ func TestClosedLoopWritersShareCommits(t *testing.T) {
 		// race detector do not come back within it.
 		t.Skip("timing: the race detector slows the writers down past the wait")
 	}
+	reexec.SkipIfEmulated(t, "the writers do not come back within the wait")
 	const writers, rounds = 64, 20
 	for _, shared := range []bool{false, true} {
 		t.Run(fmt.Sprint("shared=", shared), func(t *testing.T) {

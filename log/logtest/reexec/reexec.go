@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"testing"
 )
 
 // EmulatorEnv names the environment variable that holds the emulator command
@@ -34,4 +35,20 @@ func Command(args ...string) *exec.Cmd {
 	}
 	argv := append(append(emu[1:len(emu):len(emu)], os.Args[0]), args...)
 	return exec.Command(emu[0], argv...)
+}
+
+// Emulated reports whether tests run under the emulator named in
+// $RUNNEL_TEST_EMULATOR.
+func Emulated() bool { return strings.TrimSpace(os.Getenv(EmulatorEnv)) != "" }
+
+// SkipIfEmulated skips a test whose timing assumptions (a session of
+// seconds, a count within a deadline, commits shared by writers that come
+// back within a wait) do not hold when every instruction is emulated, as
+// tests skip under the race detector for the same reason. The native run
+// keeps testing it; why says what does not hold.
+func SkipIfEmulated(t testing.TB, why string) {
+	t.Helper()
+	if Emulated() {
+		t.Skipf("timing under the emulator %q: %s", os.Getenv(EmulatorEnv), why)
+	}
 }

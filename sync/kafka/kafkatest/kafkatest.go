@@ -101,13 +101,10 @@ func Start(t testing.TB) *Broker { return StartOpts(t, Options{}) }
 // StartOpts is Start with options.
 func StartOpts(t testing.TB, opts Options) *Broker {
 	t.Helper()
-	if emu := os.Getenv(reexec.EmulatorEnv); emu != "" {
-		// A JVM broker beside a client under a user-mode emulator misses
-		// the tests' delivery timeouts; interoperability with Apache Kafka
-		// does not depend on the client's architecture and is tested by
-		// the native run.
-		t.Skipf("kafkatest: skipping under the emulator %q (Apache Kafka interoperability runs natively)", emu)
-	}
+	// A JVM broker beside a client under a user-mode emulator misses the
+	// tests' delivery timeouts; interoperability with Apache Kafka does not
+	// depend on the client's architecture.
+	reexec.SkipIfEmulated(t, "kafkatest: an emulated client misses the delivery timeouts of a JVM broker")
 	libs, err := Libs()
 	if err != nil {
 		unavailable(t, err)
