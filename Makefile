@@ -31,7 +31,8 @@ test: test-deps vet unit race test-mochi fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
 # clients, ip and nft for the network-namespace tests of replicate/sitetest,
-# qemu-user for test-arm (apt-get), Apache Kafka's jars (Maven Central).
+# qemu-user for test-arm, lintian and systemd's tools for the package and
+# unit tests (apt-get), Apache Kafka's jars (Maven Central).
 test-deps:
 	@need=""; \
 	command -v kcat >/dev/null || need="$$need kcat"; \
@@ -42,6 +43,8 @@ test-deps:
 	command -v ip >/dev/null || need="$$need iproute2"; \
 	command -v nft >/dev/null || need="$$need nftables"; \
 	command -v qemu-arm >/dev/null && command -v qemu-aarch64 >/dev/null || need="$$need qemu-user"; \
+	command -v lintian >/dev/null || need="$$need lintian"; \
+	command -v systemd-sysusers >/dev/null && command -v systemd-analyze >/dev/null || need="$$need systemd"; \
 	if [ -n "$$need" ]; then \
 		echo "test-deps: installing$$need"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -62,6 +65,17 @@ test-arm:
 	RUNNEL_TEST_EMULATOR=qemu-arm CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -short -count=1 -timeout 900s -exec qemu-arm $(ARM_PKGS)
 	RUNNEL_TEST_EMULATOR=qemu-aarch64 CGO_ENABLED=0 GOARCH=arm64 $(GO) test -short -count=1 -timeout 900s -exec qemu-aarch64 $(ARM_PKGS)
 	RUNNEL_CROSS_SMOKE=1 $(GO) test -count=1 -timeout 600s -run '^TestCrossSmoke$$' ./cmd/runnel/
+
+# Debian packages for amd64, arm64 and armhf and a tarball of the same files
+# for each (bin/pkg/): the static binary, the systemd/ unit, sysusers.d and
+# tmpfiles.d files, /etc/runnel/runnel.yaml as a conffile, the man page
+# (systemd/package.sh says what goes where). TestPackageInstall installs the
+# amd64 package into a fresh root and runs lintian on it.
+.PHONY: package
+package: build-all
+	systemd/package.sh $(BIN)/pkg $(VERSION) amd64 $(BIN)/runnel-linux-amd64
+	systemd/package.sh $(BIN)/pkg $(VERSION) arm64 $(BIN)/runnel-linux-arm64
+	systemd/package.sh $(BIN)/pkg $(VERSION) armhf $(BIN)/runnel-linux-armv7
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
