@@ -410,7 +410,7 @@ func (c *committer) cycle(final bool) {
 		c.ready = nil
 	}
 	if changed {
-		c.l.notifyChanged()
+		c.l.notifyMoved(plans)
 	}
 	c.maybeRotateJournal(final)
 }

@@ -191,7 +191,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "site", flag: "site", v: str(&c.Site),
 			doc: "site id, `{site}` in upstream topic templates"},
 		{path: "shutdown-timeout", flag: "shutdown-timeout", def: "10s", v: dur(&c.ShutdownTimeout), check: notNegative(&c.ShutdownTimeout),
-			doc: "time allowed for a clean stop on SIGTERM"},
+			doc: "time allowed for a stop on SIGTERM: components finish in-flight work until 90% of it (then upstream records still unacknowledged are sent again after the next start and slow clients are disconnected), the log syncs and the process exits within it"},
 
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},

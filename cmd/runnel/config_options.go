@@ -78,7 +78,6 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
 		TLS:              tc,
 		SASLPlain:        users,
-		CloseTimeout:     c.ShutdownTimeout * 2 / 3,
 	}, nil
 }
 

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -186,13 +185,9 @@ func (b *Broker) partitions(topic string) (int32, error) {
 	if ok && now.Sub(e.checked) < partitionCacheTTL {
 		return e.n, nil
 	}
-	info, err := b.opts.Log.Topic(topic)
-	if errors.Is(err, log.ErrUnknownTopic) {
-		if cerr := b.opts.Log.CreateTopic(topic, log.TopicConfig{}); cerr != nil && !errors.Is(cerr, log.ErrTopicExists) {
-			return 0, cerr
-		}
+	info, created, err := log.EnsureTopic(b.opts.Log, topic)
+	if created {
 		b.log.Info("mqtt: created log topic", "topic", topic)
-		info, err = b.opts.Log.Topic(topic)
 	}
 	if err != nil {
 		return 0, err

@@ -1,7 +1,7 @@
 // Package mqtt is runnel's MQTT ingest: an embedded mochi-mqtt broker
 // (MQTT 3.1, 3.1.1 and 5; TCP, TLS, websocket) whose every acknowledged
 // publish is durable in the commit log, and whose subscribers see what the
-// log holds, including records produced through Kafka or HTTP.
+// log holds, including records produced through Kafka (Options.Publish).
 //
 // # Basics
 //
@@ -17,7 +17,11 @@
 // topic). Every record carries headers mqtt.topic, mqtt.qos, mqtt.retain,
 // mqtt.client (mqtt.will for will messages), mqtt.content-type,
 // mqtt.correlation-data, mqtt.response-topic and the MQTT 5 user
-// properties under their own names. Partition = murmur2(key) mod N, as
+// properties under their own names. The value is the payload (empty, not
+// null, for an empty publish), except for an empty retained publish, which
+// clears the topic's retained message: its record has a null value (a
+// tombstone for the key, which is the MQTT topic by default) and the header
+// mqtt.retain-cleared: true. Partition = murmur2(key) mod N, as
 // Kafka's default partitioner (the client id for key rule "none").
 //
 // # The ack pipeline

@@ -100,11 +100,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		p.finish(nil)
 		return pk, packets.ErrRejectPacket
 	}
-	value := pk.Payload
-	if value == nil {
-		value = []byte{}
-	}
-	b.ingest(tgt, time.Now().UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p)
+	b.ingest(tgt, time.Now().UnixMilli(), recordValue(&pk), recordHeaders(&pk, cl.ID, false), p)
 	return pk, packets.ErrRejectPacket
 }
 
@@ -117,12 +113,8 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 		b.stats.unrouted.Add(1)
 		return
 	}
-	value := pk.Payload
-	if value == nil {
-		value = []byte{}
-	}
 	b.stats.willsIngested.Add(1)
-	b.ingest(tgt, time.Now().UnixMilli(), value, recordHeaders(&pk, cl.ID, true), nil)
+	b.ingest(tgt, time.Now().UnixMilli(), recordValue(&pk), recordHeaders(&pk, cl.ID, true), nil)
 }
 
 // OnDisconnect forgets the connection's ack pipeline (pending messages still
