@@ -28,12 +28,16 @@ const EmulatorEnv = "RUNNEL_TEST_EMULATOR"
 // args, through the emulator in $RUNNEL_TEST_EMULATOR when it is set. The
 // child inherits the variable through os.Environ, so it can start children
 // of its own the same way.
-func Command(args ...string) *exec.Cmd {
+func Command(args ...string) *exec.Cmd { return CommandOf(os.Args[0], args...) }
+
+// CommandOf is Command for a copy of the test binary at path (a test that
+// runs it as another user copies it where that user can reach it).
+func CommandOf(path string, args ...string) *exec.Cmd {
 	emu := strings.Fields(os.Getenv(EmulatorEnv))
 	if len(emu) == 0 {
-		return exec.Command(os.Args[0], args...)
+		return exec.Command(path, args...)
 	}
-	argv := append(append(emu[1:len(emu):len(emu)], os.Args[0]), args...)
+	argv := append(append(emu[1:len(emu):len(emu)], path), args...)
 	return exec.Command(emu[0], argv...)
 }
 
