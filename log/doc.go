@@ -574,6 +574,9 @@
 // ReadsFrom), so an upgrade is: stop, replace the binary, start; nothing is
 // converted, and files are rewritten in the current version only as the
 // log rewrites them anyway (a checkpoint, a rolled shared file's index).
+// cmd/runnel/testdata/upgrade holds data dirs written by earlier releases;
+// TestUpgradeFixtures opens each with today's code, serves every record
+// and finds every group offset, cursor and MQTT session.
 //
 // A downgrade is safe exactly when the older binary reads every file the
 // newer one wrote. The data format generation (DataFormat) decides that
