@@ -73,6 +73,7 @@ func (l *logImpl) checkDisk() {
 		if was := l.diskShort.Swap(short); was != short {
 			if short {
 				l.logger.Warn("log: disk space short; on-full policies apply", "free", free, "min", l.opts.MinFreeBytes)
+				l.committer.poke() // empty the journal (a second copy) now, not at the next commit
 			} else {
 				l.logger.Info("log: disk space back above the guard threshold", "free", free)
 			}

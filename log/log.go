@@ -276,6 +276,19 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 	p.submitErr(batches, hdrs, verr, done)
 }
 
+// FeedNextCommit implements CommitFeeder.
+func (l *logImpl) FeedNextCommit(topic string, partition int32, feed func()) bool {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return false
+	}
+	p.fed.Store(true)
+	return l.committer.feedNext(feed)
+}
+
+// Gathering implements CommitFeeder.
+func (l *logImpl) Gathering(n int, independent bool) { l.committer.gathering(n, independent) }
+
 // Read implements Log.
 func (l *logImpl) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {
 	p, err := l.part(topic, partition)
