@@ -80,7 +80,10 @@ func TestUpgradeFixtures(t *testing.T) {
 	if *updateFixture != "" {
 		generateFixture(t, filepath.Join("testdata", "upgrade", *updateFixture))
 	}
-	dirs, _ := filepath.Glob(filepath.Join("testdata", "upgrade", "*"))
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "upgrade", "*", "expect.json"))
+	for i := range dirs {
+		dirs[i] = filepath.Dir(dirs[i])
+	}
 	if len(dirs) == 0 {
 		t.Fatal("no fixtures in testdata/upgrade")
 	}
