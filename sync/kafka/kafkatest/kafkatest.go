@@ -46,6 +46,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // ClusterID is the fixed KRaft cluster id used to format storage.
@@ -132,6 +134,10 @@ func Start(t testing.TB) *Broker { return StartOpts(t, Options{}) }
 // StartOpts is Start with options.
 func StartOpts(t testing.TB, opts Options) *Broker {
 	t.Helper()
+	// A JVM broker beside a client under a user-mode emulator misses the
+	// tests' delivery timeouts; interoperability with Apache Kafka does not
+	// depend on the client's architecture.
+	reexec.SkipIfEmulated(t, "kafkatest: an emulated client misses the delivery timeouts of a JVM broker")
 	libs, err := Libs()
 	if err != nil {
 		unavailable(t, err)
