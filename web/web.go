@@ -1,6 +1,12 @@
 // Package web is runnel's HTTP surface: /healthz, /readyz, Prometheus
-// /metrics and the JSON API (/api/status, /api/topics, /api/routes,
-// /api/peers).
+// /metrics, the JSON API (/api/status, /api/topics, /api/routes,
+// /api/peers, ...), produce and read in Confluent REST Proxy v2's
+// conventions (/topics/...), an MQTT-style publish, the Server-Sent
+// Events live tail and the embedded dashboard (/ui/).
+//
+// web imports no component: what a component exposes (metrics, status
+// sections, routes, peers, the MQTT publish) reaches it through Options,
+// wired by cmd/runnel.
 package web
 
 import (
@@ -14,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runnel/runnel/ingest/produce"
 	rlog "github.com/runnel/runnel/log"
 )
 
@@ -37,13 +44,37 @@ type Options struct {
 	// Peers is served as /api/peers: the site's members and copies (nil =
 	// this node alone, site replication off).
 	Peers func() any
+
+	// BrokerID is this node's Kafka broker id, the leader of every
+	// partition in the REST v2 topic answers.
+	BrokerID int32
+	// AutoCreateTopics makes HTTP produce create unknown topics with the
+	// log's defaults (the Kafka listener's setting).
+	AutoCreateTopics bool
+	// MaxBodyBytes caps a request body (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MQTTPublish, when set, serves the MQTT-style publish endpoints: it
+	// publishes m as an MQTT client's PUBLISH would be (routes to the
+	// log, fan-out to subscribers, retained store) and returns once m is
+	// durable (or refused).
+	MQTTPublish func(ctx context.Context, m MQTTMessage) error
+	// Auth says who may do what (see auth.go); the zero value opens
+	// everything to loopback clients only.
+	Auth AuthOptions
 }
+
+// DefaultMaxBodyBytes is the default cap on a request body.
+const DefaultMaxBodyBytes = 4 << 20
 
 // Server is the HTTP server.
 type Server struct {
 	opts    Options
 	srv     *http.Server
+	mux     *http.ServeMux
 	started time.Time
+	produce *produce.Path
+	auth    *authenticator
+	stats   counters
 }
 
 // New returns a server; Serve starts it.
@@ -54,22 +85,27 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, started: time.Now()}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /metrics", s.metrics)
-	mux.HandleFunc("GET /api/status", s.status)
-	mux.HandleFunc("GET /api/topics", s.topics)
-	mux.HandleFunc("GET /api/routes", s.routes)
-	mux.HandleFunc("GET /api/peers", s.peers)
+	if err := opts.Auth.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{opts: opts, started: time.Now(), mux: http.NewServeMux()}
+	s.auth = newAuthenticator(opts.Auth)
+	s.produce = produce.New(produce.Options{Log: opts.Log, Logger: opts.Logger, Protocol: "http"})
+	s.routesTable()
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
+
+// Handler is the server's handler (every endpoint behind its access
+// check), for serving it elsewhere.
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
@@ -210,5 +246,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// writeJSONType answers v as compact JSON of content type ctype.
+func writeJSONType(w http.ResponseWriter, ctype string, v any) {
+	w.Header().Set("Content-Type", ctype)
+	writeJSONBody(w, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }

@@ -173,6 +173,8 @@ type wiring struct {
 	routes     func() any
 	peers      func() any
 	repl       *replicate.Replicator
+	// mqttPublish is the MQTT broker's publish for HTTP (nil: MQTT off).
+	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -197,9 +199,20 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	auth, err := w.cfg.webAuth()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var brokerID int32
+	if w.repl != nil {
+		brokerID = w.repl.BrokerID()
+	}
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
+		BrokerID: brokerID, AutoCreateTopics: w.cfg.Kafka.AutoCreateTopics, MaxBodyBytes: w.cfg.HTTP.MaxBodyBytes,
+		MQTTPublish: w.mqttPublish, Auth: auth,
 	})
 	if err != nil {
 		ln.Close()
