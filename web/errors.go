@@ -43,7 +43,9 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-func errf(status, code int, msg string) *apiError { return &apiError{status: status, code: code, msg: msg} }
+func errf(status, code int, msg string) *apiError {
+	return &apiError{status: status, code: code, msg: msg}
+}
 
 // writeError answers err as a JSON error body {error_code, message}.
 func writeError(w http.ResponseWriter, err error) {

@@ -19,10 +19,10 @@ import (
 
 // Content types of Confluent REST Proxy v2.
 const (
-	v2Type   = "application/vnd.kafka.v2+json"        // answers without embedded records
-	v2JSON   = "application/vnd.kafka.json.v2+json"   // key and value are JSON documents
-	v2Binary = "application/vnd.kafka.binary.v2+json" // key and value are base64
-	plainJSON = "application/json"                    // JSON documents, a JSON string stored as its text
+	v2Type    = "application/vnd.kafka.v2+json"        // answers without embedded records
+	v2JSON    = "application/vnd.kafka.json.v2+json"   // key and value are JSON documents
+	v2Binary  = "application/vnd.kafka.binary.v2+json" // key and value are base64
+	plainJSON = "application/json"                     // JSON documents, a JSON string stored as its text
 )
 
 // HeaderIngestTime is the record header that carries the time (ms since
