@@ -245,3 +245,17 @@ func decodeBatches(data []byte, offset int64) ([]batch.Record, error) {
 	}
 	return out, nil
 }
+
+// lastOffset is the last offset of the last whole batch in data.
+func lastOffset(data []byte) (int64, bool) {
+	last, ok := int64(0), false
+	for len(data) >= batch.HeaderSize {
+		h, err := batch.ParseHeader(data)
+		if err != nil || h.Size() > len(data) {
+			break
+		}
+		last, ok = h.LastOffset(), true
+		data = data[h.Size():]
+	}
+	return last, ok
+}

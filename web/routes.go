@@ -24,6 +24,7 @@ func (s *Server) routesTable() {
 	s.handle("GET /topics/{t}/partitions/{p}", roleRead, s.v2Partition)
 	s.handle("GET /topics/{t}/partitions/{p}/offsets", roleRead, s.v2Offsets)
 	s.handle("GET /topics/{t}/partitions/{p}/records", roleRead, s.readRecords)
+	s.handle("GET /topics/{t}/tail", roleRead, s.tail)
 	s.handle("POST /topics/{t}", roleWrite, s.produceTopic)
 	s.handle("POST /topics/{t}/partitions/{p}", roleWrite, s.producePartition)
 

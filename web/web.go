@@ -58,6 +58,11 @@ type Options struct {
 	// log, fan-out to subscribers, retained store) and returns once m is
 	// durable (or refused).
 	MQTTPublish func(ctx context.Context, m MQTTMessage) error
+	// TailHeartbeat is how often an idle live tail sends a comment
+	// (default DefaultTailHeartbeat); TailWriteTimeout how long a write to
+	// a tail client may block before the client is cut off (default
+	// DefaultTailWriteTimeout).
+	TailHeartbeat, TailWriteTimeout time.Duration
 	// Auth says who may do what (see auth.go); the zero value opens
 	// everything to loopback clients only.
 	Auth AuthOptions
@@ -75,6 +80,7 @@ type Server struct {
 	produce *produce.Path
 	auth    *authenticator
 	stats   counters
+	closing chan struct{} // closed when Shutdown starts: live tails end
 }
 
 // New returns a server; Serve starts it.
@@ -88,10 +94,16 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Auth.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.TailHeartbeat <= 0 {
+		opts.TailHeartbeat = DefaultTailHeartbeat
+	}
+	if opts.TailWriteTimeout <= 0 {
+		opts.TailWriteTimeout = DefaultTailWriteTimeout
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{opts: opts, started: time.Now(), mux: http.NewServeMux()}
+	s := &Server{opts: opts, started: time.Now(), mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.auth = newAuthenticator(opts.Auth)
 	s.produce = produce.New(produce.Options{Log: opts.Log, Logger: opts.Logger, Protocol: "http"})
 	s.routesTable()
@@ -100,6 +112,7 @@ func New(opts Options) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	s.srv.RegisterOnShutdown(func() { close(s.closing) })
 	return s, nil
 }
 
