@@ -16,6 +16,15 @@ func (s *Server) routesTable() {
 	s.handle("GET /api/topics", roleRead, s.topics)
 	s.handle("GET /api/routes", roleRead, s.routes)
 	s.handle("GET /api/peers", roleRead, s.peers)
+	s.handle("GET /api/overview", roleRead, s.overview)
+	s.handle("GET /api/consumers", roleRead, s.consumers)
+	s.handle("GET /api/mqtt", roleRead, s.mqttStatus)
+	s.handle("GET /api/uplink", roleRead, s.uplink)
+	s.handle("GET /api/topics/{t}/offsets", roleRead, s.offsetsForTime)
+	s.handle("POST /api/routes/{name}/pause", roleWrite, s.pauseRoute(true))
+	s.handle("POST /api/routes/{name}/resume", roleWrite, s.pauseRoute(false))
+	s.handle("GET /{$}", roleRead, s.index)
+	s.handle("GET /ui/", roleRead, s.ui)
 
 	// Confluent REST Proxy v2.
 	s.handle("GET /topics", roleRead, s.v2Topics)

@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/ingest/produce"
@@ -58,6 +60,25 @@ type Options struct {
 	// log, fan-out to subscribers, retained store) and returns once m is
 	// durable (or refused).
 	MQTTPublish func(ctx context.Context, m MQTTMessage) error
+	// Site is the site id shown by the dashboard.
+	Site string
+	// Ingest gives each protocol's totals ("kafka", "mqtt"; HTTP's own are
+	// added), for the ingest rates of /api/overview.
+	Ingest map[string]func() IngestCount
+	// DataDir is the data directory (its device's writes and wear are
+	// shown); MinFreeBytes and OnFull the disk guard's threshold and the
+	// default on-full policy.
+	DataDir      string
+	MinFreeBytes int64
+	OnFull       string
+	// Consumers lists the consumer groups (nil: no Kafka listener).
+	Consumers func() ([]ConsumerGroup, error)
+	// MQTT is the MQTT broker's snapshot, served as /api/mqtt (nil: MQTT off).
+	MQTT func() any
+	// PauseRoute pauses or resumes a forwarding route (nil: no routes).
+	PauseRoute func(name string, paused bool) error
+	// LinkBudget is the uplink's data plan in bytes per day (0 = none).
+	LinkBudget int64
 	// TailHeartbeat is how often an idle live tail sends a comment
 	// (default DefaultTailHeartbeat); TailWriteTimeout how long a write to
 	// a tail client may block before the client is cut off (default
@@ -81,6 +102,10 @@ type Server struct {
 	auth    *authenticator
 	stats   counters
 	closing chan struct{} // closed when Shutdown starts: live tails end
+
+	device         string // /sys/block name of the data dir's disk ("" unknown)
+	sampler        sampler
+	hoursUntilFull atomic.Uint64 // float64 bits; last computed
 }
 
 // New returns a server; Serve starts it.
@@ -105,6 +130,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, started: time.Now(), mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.auth = newAuthenticator(opts.Auth)
+	s.device = deviceOf(opts.DataDir)
+	s.hoursUntilFull.Store(math.Float64bits(math.NaN()))
 	s.produce = produce.New(produce.Options{Log: opts.Log, Logger: opts.Logger, Protocol: "http"})
 	s.routesTable()
 	s.srv = &http.Server{
@@ -214,16 +241,26 @@ type partitionJSON struct {
 }
 
 type topicJSON struct {
-	Name       string          `json:"name"`
-	Fsync      string          `json:"fsync"`
-	OnFull     string          `json:"on_full"`
-	Partitions []partitionJSON `json:"partitions"`
+	Name           string          `json:"name"`
+	Fsync          string          `json:"fsync"`
+	OnFull         string          `json:"on_full"`
+	RetentionMs    int64           `json:"retention_ms"`    // -1 = forever
+	RetentionBytes int64           `json:"retention_bytes"` // per partition; -1 = unlimited
+	Origin         string          `json:"origin,omitempty"`
+	Partitions     []partitionJSON `json:"partitions"`
 }
 
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	var out []topicJSON
 	for _, t := range s.opts.Log.Topics() {
-		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull)}
+		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull),
+			RetentionMs: t.Config.RetentionAge.Milliseconds(), RetentionBytes: t.Config.RetentionBytes, Origin: t.Config.Origin}
+		if t.Config.RetentionAge < 0 {
+			tj.RetentionMs = -1
+		}
+		if tj.RetentionBytes < 0 {
+			tj.RetentionBytes = -1
+		}
 		for _, p := range t.Partitions {
 			pj := partitionJSON{Partition: p.Partition, Start: p.Start, End: p.HWM, Bytes: p.Bytes, Segments: p.Segments}
 			if p.Err != nil {

@@ -48,8 +48,13 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 	} else {
 		w.logger.Warn("mqtt: anonymous clients allowed (set mqtt-allow-anonymous: false with users for production)")
 	}
-	w.collectors = append(w.collectors, func(m *web.Metrics) { web.MQTTMetrics(m, b.Stats()) })
+	w.collectors = append(w.collectors, func(m *web.Metrics) { mqttMetrics(m, b.Stats()) })
 	w.mqttPublish = func(ctx context.Context, m web.MQTTMessage) error { return mqttPublish(ctx, b, m) }
+	w.mqttStatus = func() any { return b.Snapshot(500) }
+	w.ingest["mqtt"] = func() web.IngestCount {
+		st := b.Stats()
+		return web.IngestCount{Records: st.Ingested, Bytes: uint64(st.BytesReceived)}
+	}
 	return nil
 }
 

@@ -173,8 +173,12 @@ type wiring struct {
 	routes     func() any
 	peers      func() any
 	repl       *replicate.Replicator
-	// mqttPublish is the MQTT broker's publish for HTTP (nil: MQTT off).
+	// What the components expose to the HTTP surface (nil when off).
 	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
+	mqttStatus  func() any
+	ingest      map[string]func() web.IngestCount
+	consumers   func() ([]web.ConsumerGroup, error)
+	pauseRoute  func(name string, paused bool) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -189,6 +193,7 @@ func listen(flag, addr string) (net.Listener, error) {
 // start starts every component in dependency order, appending its stopper.
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
+	w.ingest = map[string]func() web.IngestCount{}
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}
@@ -213,6 +218,8 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
 		BrokerID: brokerID, AutoCreateTopics: w.cfg.Kafka.AutoCreateTopics, MaxBodyBytes: w.cfg.HTTP.MaxBodyBytes,
 		MQTTPublish: w.mqttPublish, Auth: auth,
+		Site: w.cfg.Site, Ingest: w.ingest, DataDir: w.cfg.DataDir, MinFreeBytes: w.cfg.Log.MinFreeBytes, OnFull: w.cfg.Log.OnFull,
+		Consumers: w.consumers, MQTT: w.mqttStatus, PauseRoute: w.pauseRoute, LinkBudget: w.cfg.HTTP.LinkBudget,
 	})
 	if err != nil {
 		ln.Close()
