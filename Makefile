@@ -7,6 +7,8 @@ BIN := bin
 # Packages with concurrent code, tested again under the race detector.
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
+# Where the dashboard's browser test saves its screenshots.
+export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
 .PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
@@ -41,6 +43,7 @@ test-deps:
 	command -v mvn >/dev/null || need="$$need maven"; \
 	command -v ip >/dev/null || need="$$need iproute2"; \
 	command -v nft >/dev/null || need="$$need nftables"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 		echo "test-deps: installing$$need"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

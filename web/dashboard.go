@@ -13,7 +13,7 @@ import (
 //go:embed ui
 var uiFiles embed.FS
 
-const uiCSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+const uiCSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 func (s *Server) ui(w http.ResponseWriter, r *http.Request) {
 	sub, _ := fs.Sub(uiFiles, "ui")

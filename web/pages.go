@@ -26,7 +26,7 @@ type CommittedOffset struct {
 type lagJSON struct {
 	Topic      string   `json:"topic"`
 	Partition  int32    `json:"partition"`
-	Committed  int64    `json:"committed"`
+	Committed  int64    `json:"committed"` // -1: no commit
 	End        int64    `json:"end"`
 	LagRecords int64    `json:"lag_records"`
 	LagSeconds *float64 `json:"lag_seconds"` // age of the oldest record not consumed; null when caught up or unknown
@@ -60,20 +60,39 @@ func (s *Server) consumers(w http.ResponseWriter, r *http.Request) {
 		for _, m := range g.Members {
 			gj.Members = append(gj.Members, map[string]any{"id": m.ID, "client_id": m.ClientID, "client_host": m.ClientHost})
 		}
+		// Every partition of a topic the group committed to: one without
+		// a commit of its own lags by all it holds.
+		committed := map[string]map[int32]int64{}
+		var topics []string
 		for _, o := range g.Offsets {
-			lj := lagJSON{Topic: o.Topic, Partition: o.Partition, Committed: o.Offset, End: -1, LagRecords: -1}
-			if start, hwm, err := s.opts.Log.Offsets(o.Topic, o.Partition); err == nil {
-				lj.End = hwm
-				lj.LagRecords = max(hwm-max(o.Offset, start), 0)
+			if committed[o.Topic] == nil {
+				committed[o.Topic] = map[int32]int64{}
+				topics = append(topics, o.Topic)
+			}
+			committed[o.Topic][o.Partition] = o.Offset
+		}
+		for _, topic := range topics {
+			info, err := s.opts.Log.Topic(topic)
+			if err != nil {
+				continue // deleted since
+			}
+			for _, pi := range info.Partitions {
+				c, ok := committed[topic][pi.Partition]
+				if !ok {
+					c = -1
+				}
+				lj := lagJSON{Topic: topic, Partition: pi.Partition, Committed: c, End: pi.HWM}
+				from := max(c, pi.Start)
+				lj.LagRecords = max(pi.HWM-from, 0)
 				gj.LagRecords += lj.LagRecords
 				if lj.LagRecords > 0 {
-					if recs, err := s.readFrom(o.Topic, o.Partition, max(o.Offset, start), 1); err == nil && len(recs) > 0 {
+					if recs, err := s.readFrom(topic, pi.Partition, from, 1); err == nil && len(recs) > 0 {
 						age := now.Sub(time.UnixMilli(recs[0].Timestamp)).Seconds()
 						lj.LagSeconds = &age
 					}
 				}
+				gj.Partitions = append(gj.Partitions, lj)
 			}
-			gj.Partitions = append(gj.Partitions, lj)
 		}
 		out = append(out, gj)
 	}

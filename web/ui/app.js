@@ -260,7 +260,7 @@ async function consumers() {
     '<div><span class="badge">' + esc(g.state) + '</span> ' + g.members.length + ' members, lag <b data-field="lag">' + num(g.lag_records) + '</b> records</div>' +
     '<table><tr><th>member</th><th>client</th><th>host</th></tr>' + g.members.map(m => '<tr><td class="mono">' + esc(m.id) + '</td><td>' + esc(m.client_id) + '</td><td>' + esc(m.client_host) + '</td></tr>').join('') + '</table>' +
     '<table><tr><th>partition</th><th class="num">committed</th><th class="num">end</th><th class="num">lag</th><th class="num">lag (time)</th></tr>' +
-    g.partitions.map(p => '<tr><td>' + esc(p.topic) + '/' + p.partition + '</td><td class="num">' + num(p.committed) + '</td><td class="num">' + num(p.end) + '</td><td class="num">' + num(p.lag_records) +
+    g.partitions.map(p => '<tr><td>' + esc(p.topic) + '/' + p.partition + '</td><td class="num">' + (p.committed < 0 ? 'none' : num(p.committed)) + '</td><td class="num">' + num(p.end) + '</td><td class="num">' + num(p.lag_records) +
       '</td><td class="num">' + (p.lag_seconds === null ? '–' : dur(p.lag_seconds)) + '</td></tr>').join('') + '</table>')).join('') + '</div>';
 }
 
