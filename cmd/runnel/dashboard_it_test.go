@@ -214,7 +214,9 @@ func TestDashboardBrowser(t *testing.T) {
 	b.waitText("kafka total after", kSel, func(s string) bool { return s == "5" })
 	b.waitText("mqtt total after", mSel, func(s string) bool { return s == "2" })
 	b.run("consumers", chromedp.Navigate(base+"/ui/#/consumers"), chromedp.WaitVisible(chromedp.CSS("#main .card")))
-	b.waitText("group lag", "#main", func(s string) bool { return strings.Contains(strings.ToLower(s), "dash-group") && strings.Contains(s, "lag 3 records") })
+	b.waitText("group lag", "#main", func(s string) bool {
+		return strings.Contains(strings.ToLower(s), "dash-group") && strings.Contains(s, "lag 3 records")
+	})
 
 	// Topic page: the live tail shows a record produced over Kafka.
 	b.run("topic page", chromedp.Navigate(base+"/ui/#/topics/events"), chromedp.WaitVisible(chromedp.CSS("#tgo")), chromedp.Click(chromedp.CSS("#tgo")))
