@@ -7,6 +7,8 @@ BIN := bin
 # Packages with concurrent code, tested again under the race detector.
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/... ./replicate/...
 FUZZTIME ?= 10s
+# Where the dashboard's browser test saves its screenshots.
+export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
 .PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
@@ -45,6 +47,7 @@ test-deps:
 	command -v qemu-arm >/dev/null && command -v qemu-aarch64 >/dev/null || need="$$need qemu-user"; \
 	command -v lintian >/dev/null || need="$$need lintian"; \
 	command -v systemd-sysusers >/dev/null && command -v systemd-analyze >/dev/null || need="$$need systemd"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 		echo "test-deps: installing$$need"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

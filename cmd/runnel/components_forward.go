@@ -35,6 +35,7 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 	*stops = append(*stops, stopper{name: "forward", stop: f.Shutdown})
 	w.routes = func() any { return f.Routes() }
 	w.status["routes"] = func() any { return f.Routes() }
-	w.collectors = append(w.collectors, func(m *web.Metrics) { web.ForwardMetrics(m, f.Routes()) })
+	w.collectors = append(w.collectors, func(m *web.Metrics) { forwardMetrics(m, f.Routes()) })
+	w.pauseRoute = f.SetPaused
 	return nil
 }

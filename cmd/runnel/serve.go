@@ -205,6 +205,12 @@ type wiring struct {
 	// failoverStatus is forwarding failover's, for /api/peers (nil when
 	// off).
 	failoverStatus func() replicate.FailoverStatus
+	// What the components expose to the HTTP surface (nil when off).
+	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
+	mqttStatus  func() any
+	ingest      map[string]func() web.IngestCount
+	consumers   func() ([]web.ConsumerGroup, error)
+	pauseRoute  func(name string, paused bool) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -219,6 +225,7 @@ func listen(flag, addr string) (net.Listener, error) {
 // start starts every component in dependency order, appending its stopper.
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
+	w.ingest = map[string]func() web.IngestCount{}
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}
@@ -229,9 +236,22 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	auth, err := w.cfg.webAuth()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var brokerID int32
+	if w.repl != nil {
+		brokerID = w.repl.BrokerID()
+	}
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
+		BrokerID: brokerID, AutoCreateTopics: w.cfg.Kafka.AutoCreateTopics, MaxBodyBytes: w.cfg.HTTP.MaxBodyBytes,
+		MQTTPublish: w.mqttPublish, Auth: auth,
+		Site: w.cfg.Site, Ingest: w.ingest, DataDir: w.cfg.DataDir, MinFreeBytes: w.cfg.Log.MinFreeBytes, OnFull: w.cfg.Log.OnFull,
+		Consumers: w.consumers, MQTT: w.mqttStatus, PauseRoute: w.pauseRoute, LinkBudget: w.cfg.HTTP.LinkBudget,
 	})
 	if err != nil {
 		ln.Close()

@@ -79,6 +79,7 @@ func (n *Node) argsLocked() []string {
 		"--data-dir", n.DataDir,
 		"--kafka-addr", n.KafkaAddr(),
 		"--http-addr", n.HTTPAddr(),
+		"--http-anonymous", "read", // the test reads /api/peers from outside the node's namespace
 		"--mqtt-addr", n.MQTTAddr(),
 	}, n.extra...)
 }
