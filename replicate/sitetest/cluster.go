@@ -53,8 +53,9 @@ type Cluster struct {
 	dir   string
 	Nodes []*Node
 
-	mu   sync.Mutex      // guards cuts
-	cuts map[[2]int]bool // unordered node pairs (lower index first)
+	mu       sync.Mutex       // guards cuts and portCuts
+	cuts     map[[2]int]bool  // unordered node pairs (lower index first)
+	portCuts map[portCut]bool // CutPort's pairs and ports
 }
 
 // Start builds (once per process) or finds the runnel binary, creates the
