@@ -35,10 +35,11 @@ type Log interface {
 	// Append validates batches (one or more concatenated RecordBatch v2:
 	// magic, length, CRC-32C, record count), assigns offsets from the
 	// partition's next offset (rewriting baseOffset in place in the caller's
-	// slice, and partitionLeaderEpoch, which the log stamps to 0 so bit rot
-	// in these CRC-less header bytes is detected) and returns the base offset of the first batch once the data is
-	// durable per the topic's fsync policy ("always": on stable storage, one
-	// sync shared by every writer waiting at that moment).
+	// slice, and partitionLeaderEpoch, which the log stamps with the node's
+	// epoch, see LeaderEpochs) and returns the base offset of the first
+	// batch once the data is durable per the topic's fsync policy
+	// ("always": on stable storage, one sync shared by every writer
+	// waiting at that moment).
 	//
 	// Idempotent producers (producerId >= 0): a batch whose (producerId,
 	// epoch, baseSequence) repeats one of the last 5 appended to this
@@ -58,7 +59,10 @@ type Log interface {
 	AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error))
 	// AppendAt appends batches whose baseOffset must equal the partition's
 	// next offset (replication mirrors a peer's offsets). ErrNotNextOffset
-	// otherwise. Idempotence checks are skipped.
+	// otherwise. Idempotence checks are skipped. Each batch keeps its
+	// partitionLeaderEpoch (the origin's): epochs must not go back, nor be
+	// older than the partition's latest epoch (ErrStaleEpoch), and each new
+	// one enters the partition's epoch history.
 	AppendAt(ctx context.Context, topic string, partition int32, batches []byte) error
 
 	// Read returns raw batch bytes starting with the batch that contains
@@ -196,4 +200,82 @@ type Damage struct {
 	File   string // path relative to the data dir
 	Offset int64  // byte offset in the file
 	Reason string
+}
+
+// LeaderEpochs is implemented by a Log that keeps a leader-epoch history
+// per partition (the one Open returns does): Kafka's leader epochs
+// (KIP-101, KIP-279), with the log's incarnations as leaders. Find it by
+// type assertion.
+//
+// Every open of the log after an unclean stop (a crash, a power cut, a
+// Close that could not make everything durable) takes a new node epoch,
+// stored durably before any append; after a clean Close the epoch goes on
+// (everything it wrote is on stable storage: nothing a copy holds can be
+// missing). Append stamps it into each batch's partitionLeaderEpoch, and the
+// first append of an epoch to a partition records (epoch, start offset) in
+// the partition's history. AppendAt keeps the origin's epochs and records
+// them the same way. So two copies of a partition agree up to an offset
+// only if their histories do: a mirror compares its latest epoch's end with
+// the origin's EpochEnd for that epoch before it continues, and truncates
+// what the origin no longer holds.
+type LeaderEpochs interface {
+	// NodeEpoch is the epoch local appends stamp now (>= 1).
+	NodeEpoch() int32
+	// EpochEnd answers Kafka's OffsetForLeaderEpoch for one partition:
+	// the largest epoch <= epoch in its history and the offset where that
+	// epoch ends: the start of the next epoch, or, for the latest, the
+	// log end (the next offset to be written, which may be past the HWM
+	// by appends not yet durable). An epoch older than every entry
+	// answers (epoch, start of the first entry); -1 or an epoch newer
+	// than every entry, or a partition without history, answers (-1, -1)
+	// (Kafka's UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
+	// Errors: ErrUnknownTopic, ErrUnknownPartition, ErrClosed.
+	EpochEnd(topic string, partition int32, epoch int32) (leaderEpoch int32, endOffset int64, err error)
+	// EpochHistory is the partition's history, oldest first (the first
+	// entry starts at the log start at the latest). An entry may start at
+	// the log end (an epoch whose first append is not written yet).
+	EpochHistory(topic string, partition int32) ([]EpochStart, error)
+}
+
+// EpochStart is one entry of a partition's leader-epoch history: batches
+// from StartOffset on carry Epoch, up to the next entry's start.
+type EpochStart struct {
+	Epoch       int32
+	StartOffset int64
+	// Replicated: recorded by AppendAt (an epoch of the origin this copy
+	// mirrors), not by a local Append. A history rebuilt from the batches
+	// (its file was missing or damaged) knows no better: false.
+	Replicated bool
+}
+
+// Truncater is implemented by a Log whose partitions can be cut back (the
+// one Open returns does). Find it by type assertion. Only replication may
+// call it: a mirror removes what its origin no longer holds (after
+// comparing leader-epoch histories, see LeaderEpochs), or a box being
+// restored discards a copy it will fetch again. Never on a partition whose
+// records this node acknowledged to a producer.
+type Truncater interface {
+	// Truncate removes every batch at and after offset from the partition:
+	// offset must be where a batch starts (ErrNotBatchStart), in [log
+	// start, next offset] (ErrOffsetOutOfRange; the next offset itself
+	// changes nothing). The epoch history loses its entries from offset
+	// on, the HWM and the next offset become offset, and appends continue
+	// there (AppendAt at offset). Durable before it returns: a crash at any
+	// point leaves the partition either as it was or wholly truncated,
+	// never a mix. It refuses (ErrTruncateLocal) to remove batches of an
+	// epoch that AppendAt did not record (this node's own appends, or a
+	// history rebuilt from the batches) unless opts.Local says so. Appends
+	// to the partition wait while it runs; appends still waiting for their
+	// commit are answered first. Errors also: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed, ErrReadOnly (a write failed after the
+	// truncation was decided: the next open completes it), ErrDiskFull
+	// (nothing changed), ctx.Err() (the truncation may still happen).
+	Truncate(ctx context.Context, topic string, partition int32, offset int64, opts *TruncateOptions) error
+}
+
+// TruncateOptions adjusts Truncate; nil means the zero value.
+type TruncateOptions struct {
+	// Local allows removing batches of epochs this node appended itself
+	// (not recorded by AppendAt).
+	Local bool
 }

@@ -158,16 +158,26 @@ func readCheckpoint(fs vfs.FS, dir string) (*checkpoint, error) {
 func (l *logImpl) writeCheckpoint() error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
+	return l.writeCheckpointHolding(nil)
+}
+
+// writeCheckpointHolding is writeCheckpoint for a caller that holds
+// ckptMu and the mu of held (nil: none).
+func (l *logImpl) writeCheckpointHolding(held *partition) error {
 	// The shared end first: everything durable now is at or before it.
 	seq, pos := l.shared.durableEnd()
 	parts := map[ckptKey]ckptEntry{}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
-			p.mu.Lock()
+			if p != held {
+				p.mu.Lock()
+			}
 			if p.durableSeg != nil && !p.closed || p.durableSeg != nil && l.closed.Load() {
 				parts[ckptKey{t.name, p.id}] = ckptEntry{topicID: t.id, segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable, start: p.startLocked()}
 			}
-			p.mu.Unlock()
+			if p != held {
+				p.mu.Unlock()
+			}
 		}
 	}
 	return writeFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(parts, seq, pos))

@@ -6,8 +6,9 @@
 // Open(&Options{Dir: dir}) returns a Log (see api.go). Every partition is
 // an append-only sequence of batches with dense offsets from 0. Append
 // validates the batches (log/batch: magic, length, CRC-32C, record count),
-// stamps baseOffset and partitionLeaderEpoch in place (neither is covered
-// by the CRC), writes them to the active segment, and returns once they are
+// stamps baseOffset and partitionLeaderEpoch (the node's epoch, see "Leader
+// epochs") in place (neither is covered by the CRC), writes them to the
+// active segment, and returns once they are
 // durable per the topic's fsync policy. Read returns stored bytes unchanged,
 // so a fetch can copy file bytes straight to a socket.
 //
@@ -19,10 +20,12 @@
 //	<dir>/journal                      node-wide commit journal (the default format; always replayed at open)
 //	<dir>/journal.keep-<generation>    a journal kept after a segment fsync failed (replayed at open)
 //	<dir>/recovery-point               per-partition durable position (recovery checkpoint)
+//	<dir>/~epoch                       the node's epoch (the one local appends stamp)
 //	<dir>/<topic>/config.json          the topic's config (meta.db can be rebuilt from it)
 //	<dir>/<topic>/<partition>/%020d.log         segment: concatenated batches
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
+//	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
 //	<dir>/<topic>~creating, <topic>~deleting   topic being created / deleted (removed at open)
 //
 // # On-disk formats
@@ -35,8 +38,9 @@
 // number in the file name. The batch CRC-32C covers bytes [21, end); the
 // log checks the rest of the header itself: baseOffset must continue the
 // previous batch (or match the index entry), partitionLeaderEpoch must be
-// storedLeaderEpoch (0: the log stamps it), magic must be 2, lengths must
-// chain to the end of the file.
+// the epoch the partition's leader-epoch history gives the batch's offset
+// (the history is durable before the batches it describes), magic must be
+// 2, lengths must chain to the end of the file.
 //
 //	0 +----------------------+
 //	  | batch (61-byte header|  baseOffset = file base
@@ -182,6 +186,48 @@
 // Topic config (config.json, and the "topics" bucket of meta.db): JSON of
 // storedConfig (config.go); durations in milliseconds; field names never
 // change.
+//
+// Node epoch (~epoch): a 24-byte file header (as the journal's) whose u64
+// is the epoch (1 to 2^31-1), rewritten through temp file + fsync +
+// rename + directory fsync at every open (flags 0), when the epoch is
+// raised, and at the end of a Close that made everything durable (flags
+// 1: clean).
+//
+//	 0 +---------------------------+
+//	   | magic "RNLNEPO\0"         |
+//	 8 | version u16 = 1           |
+//	10 | flags u16 (1 = clean)     |
+//	12 | epoch u64                 |
+//	20 | CRC-32C of [0,20) u32     |
+//	24 +---------------------------+
+//
+// Leader-epoch history (<topic>/<partition>/leader-epochs): a 24-byte
+// header (magic "RNLEPCH\0", version 1, u64 0), then 32-byte records,
+// appended and fdatasynced one change at a time, replayed in order at
+// open. The file is rewritten whole (temp file + fsync + rename +
+// directory fsync) when it is created, when a record was torn or a write
+// failed, and when open drops entries past the end of the recovered log.
+//
+//	record
+//	 0 +------------------------------+
+//	   | kind u8                      |  1 epoch start, 2 truncation, 3 truncation done
+//	 1 | flags u8                     |  kind 1: 2 = replicated (AppendAt); kind 2: 1 = done
+//	 2 | zero u16                     |
+//	 4 | epoch i32                    |  kind 1
+//	 8 | offset i64                   |  kind 1: where the epoch starts; 2: the new end
+//	16 | shared sequence u64          |  kind 2: the newest shared file at the truncation
+//	24 | zero u32                     |
+//	28 | CRC-32C of [0,28) u32        |
+//	32 +------------------------------+
+//
+// An epoch start drops the entries that start at or after its offset
+// (they hold no batch: an epoch recorded before its first append, which
+// never came) and must carry a later epoch than the entry before it. A
+// truncation drops the entries at or after its offset. A bad record with
+// no intact record after it is a torn tail (the append it describes was
+// never written: the record is durable before the batches); any other bad
+// record, or one that breaks the order, is damage: the history is then
+// rebuilt from the batch headers (and reported).
 //
 // # Durability and group commit
 //
@@ -444,6 +490,79 @@
 // consumer-group offsets and MQTT sessions are lost with it. An error of
 // the system opening it (permission, I/O, no space, locked) stops Open
 // and changes nothing.
+//
+// # Leader epochs
+//
+// The log has a node epoch (Kafka's leader epoch, KIP-101/KIP-279), which
+// Append stamps into partitionLeaderEpoch. An open after an unclean stop
+// (no clean flag in ~epoch: a crash, a power cut, a Close that failed to
+// sync) starts a new one: one more than the epoch in ~epoch and than every
+// epoch any partition's history holds, stored before Open returns. After
+// a clean Close the epoch goes on: everything it wrote is durable, so no
+// copy can hold a record this log lacks. The first append of an epoch to
+// a partition records (epoch, offset) in the partition's leader-epoch
+// history, durably, before its batches are written. A new topic's
+// partitions start with (epoch, 0) written at creation, so their first
+// append writes nothing more; after an unclean stop each partition's first
+// append costs one fdatasync of its history file (BenchmarkFirstAppendAfterOpen,
+// 1,000 partitions appended once each from one goroutine: 760 ms for the
+// first round after an unclean stop, 7 ms after a clean one, 10-30 ms for
+// the next round).
+// AppendAt (replication) keeps the origin's epochs and records each new
+// one the same way; an epoch older than the partition's latest is refused
+// (ErrStaleEpoch). A local append to a partition that already holds the
+// node's epoch, or a later one, from elsewhere (a box restored from its
+// mirrors) first raises the node's epoch past it, durably.
+//
+// So a mirror holds the same records as its origin up to the end of its
+// latest epoch exactly when the origin's history says that epoch ends no
+// earlier (LeaderEpochs.EpochEnd, Kafka's OffsetForLeaderEpoch): an origin
+// that lost an unsynced tail restarts with a new epoch, and what it writes
+// then never passes for what the mirror held.
+//
+// Recovery validates each scanned batch's epoch against the history, and
+// drops entries past the recovered end (a lost tail). Reads check each
+// batch's epoch against the history too: the four bytes are not covered by
+// the CRC, and bit rot in them is refused like any other. A missing
+// history (a data dir from before epochs, all batches epoch 0) or a
+// damaged one is rebuilt from the batch headers: epochs never go back, so
+// only segments whose first batch differs in epoch from the next
+// segment's first batch are walked. In memory the history starts at the
+// log start (Kafka's truncateFromStart); entries before it stay in the
+// file until it is rewritten.
+//
+// # Truncation
+//
+// Truncater.Truncate (for replication only: a mirror cutting back what its
+// origin no longer holds) removes every batch from an offset on. It runs on
+// the committer's goroutine between two group commits, so no commit of the
+// partition is in flight, and holds the partition's lock throughout:
+//
+//  1. checkpoint the journal (no record of the partition's bytes may be
+//     replayed over the cut), make every byte of the partition durable;
+//  2. shared storage: the active shared file's seal names the new end, a
+//     new file takes later entries (and is synced), so "entries in files
+//     up to sequence S" are exactly those written before the truncation;
+//  3. the commit point: a truncation record (offset, S) appended to the
+//     leader-epoch file and fdatasynced (epochs from the offset on go);
+//  4. segment files after the offset are removed, the one holding it cut
+//     at the batch's position and synced, a new active segment made, the
+//     directory synced; virtual segments lose their runs and extents past
+//     the offset (in memory: on disk the record voids them);
+//  5. a recovery checkpoint with the new end, then a "done" record.
+//
+// Open replays the truncation records: entries of the partition in shared
+// files up to S at or after the offset are void (an entry straddling it is
+// cut at the batch boundary, its extents kept in memory), and seal entries
+// of those files count up to the offset. A truncation without its "done"
+// record is finished (step 4 again, on the files as they are: idempotent)
+// and the checkpoint entry of the partition is not trusted (it may predate
+// the truncation): every batch is validated. So a crash before step 3
+// leaves the partition as it was, after it as truncated. New shared files
+// are numbered above every S a kept record names; a record is forgotten
+// once no shared file up to its S exists. Batches of epochs that AppendAt
+// did not record (the node's own appends) are not truncated unless
+// TruncateOptions.Local says so.
 //
 // # Failures
 //

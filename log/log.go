@@ -31,6 +31,9 @@ type logImpl struct {
 	closed    atomic.Bool
 	diskShort atomic.Bool
 
+	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
+	epochMu sync.Mutex   // serializes raises of epoch (and its file)
+
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
@@ -120,6 +123,16 @@ func Open(opts *Options) (Log, error) {
 	if l.shared != nil {
 		l.shared.found = nil // entries of deleted topics: no references
 	}
+	if err := l.openEpoch(); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
+	if err := l.shared.skipPast(l.truncatedSharedSeq()); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
 	if !o.NoJournal {
 		j, err := openJournal(l)
 		if err != nil {
@@ -173,6 +186,9 @@ func (l *logImpl) Close() error {
 			errs = append(errs, err)
 		}
 		l.files.closeAll()
+		if len(errs) == 0 {
+			l.closeEpoch()
+		}
 		if err := l.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}

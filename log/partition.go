@@ -67,6 +67,8 @@ type partition struct {
 	// smallCommits counts consecutive small commits of a file segment
 	// (the partition moves to shared storage after a few).
 	smallCommits int
+	// epochs is the leader-epoch history (epoch.go).
+	epochs epochHistory
 }
 
 // lostRange is offsets [from, to) lost to damage in file.
@@ -259,15 +261,23 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if seg.size+int64(len(data)) > 1<<32-1 {
 		return -1, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, len(data))
 	}
-	// Assign offsets in the caller's bytes (baseOffset is not CRC'd).
+	// The epoch history is durable before the batches it describes.
 	base := p.next
+	epoch, err := p.prepareEpochsLocked(hdrs, at, base)
+	if err != nil {
+		return -1, err
+	}
+	// Assign offsets (and the epoch of a local append) in the caller's
+	// bytes (neither is CRC'd).
 	off := int64(0)
 	n := base
 	for i := range hdrs {
 		batch.SetBaseOffset(data[off:], n)
-		setLeaderEpoch(data[off:])
 		hdrs[i].BaseOffset = n
-		hdrs[i].LeaderEpoch = storedLeaderEpoch
+		if !at {
+			setLeaderEpoch(data[off:], epoch)
+			hdrs[i].LeaderEpoch = epoch
+		}
 		n += int64(hdrs[i].LastOffsetDelta) + 1
 		off += int64(hdrs[i].Size())
 	}
@@ -602,6 +612,7 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	seg := p.segs[i]
 	limit := p.limitLocked(seg)
 	size := seg.size
+	epochs := p.epochSnapshotLocked()
 	p.mu.Unlock()
 	if limit == 0 {
 		return nil, nil
@@ -609,7 +620,7 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	if err := seg.ensureIndex(p.l, size); err != nil {
 		return nil, err
 	}
-	out, err := p.readSegment(seg, offset, limit, maxBytes)
+	out, err := p.readSegment(seg, offset, limit, maxBytes, epochs)
 	if err == nil && len(out) == 0 {
 		// offset < HWM yet no batch holds it: offsets lost between
 		// segments (damage found at open).
@@ -619,8 +630,9 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	return out, err
 }
 
-// readSegment returns whole batches of seg from the one holding offset.
-func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int) ([]byte, error) {
+// readSegment returns whole batches of seg from the one holding offset;
+// each batch's leader epoch must be the one epochs gives its offset.
+func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int, epochs []epochEntry) ([]byte, error) {
 	r, release, err := p.l.segReader(seg)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", seg.rel, err)
@@ -675,6 +687,9 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int)
 		h, err := batch.ParseHeader(buf[rel:])
 		if err == nil {
 			err = checkStoredHeader(&h)
+		}
+		if err == nil {
+			err = checkEpoch(epochs, &h)
 		}
 		if err == nil && h.BaseOffset != expect {
 			err = fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)

@@ -426,6 +426,11 @@ func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig, id uint64) error {
 		if err := f.Close(); err != nil {
 			return err
 		}
+		// The epoch history starts with this node's epoch at offset 0,
+		// so the partition's first append has nothing to write there.
+		if err := writeInitialEpochs(l.fs, pd, l.epoch.Load()); err != nil {
+			return err
+		}
 		if err := vfs.SyncDir(l.fs, pd); err != nil {
 			return err
 		}

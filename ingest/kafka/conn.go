@@ -346,6 +346,8 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		sl.resp = c.findCoordinator(r)
 	case *kmsg.InitProducerIDRequest:
 		sl.resp = c.initProducerID(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		sl.resp = c.offsetForLeaderEpoch(r)
 	case *kmsg.CreateTopicsRequest:
 		sl.resp = c.createTopics(r)
 	case *kmsg.DeleteTopicsRequest:

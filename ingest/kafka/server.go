@@ -47,7 +47,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       opts.Log,
 		logger:    opts.Logger,
-		versions:  newVersionTable(opts.Groups),
+		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log)),
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},

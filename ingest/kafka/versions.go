@@ -18,6 +18,7 @@ const (
 	keyCreateTopics            = 19
 	keyDeleteTopics            = 20
 	keyInitProducerID          = 22
+	keyOffsetForLeaderEpoch    = 23
 	keyDescribeConfigs         = 32
 	keyAlterConfigs            = 33
 	keySASLAuthenticate        = 36
@@ -48,6 +49,11 @@ var ownVersions = map[int16][2]int16{
 	keyDescribeCluster:         {0, 1},
 }
 
+// epochVersions are served when the log implements log.LeaderEpochs.
+var epochVersions = map[int16][2]int16{
+	keyOffsetForLeaderEpoch: {0, 4},
+}
+
 // versionTable is what a Server serves: for each key, whether and which
 // versions, plus the precomputed ApiVersions key list.
 type versionTable struct {
@@ -57,7 +63,7 @@ type versionTable struct {
 	keys   []kmsg.ApiVersionsResponseApiKey
 }
 
-func newVersionTable(g GroupHandler) *versionTable {
+func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 	t := &versionTable{}
 	add := func(k int16, r [2]int16, group bool) {
 		if k < 0 || k >= maxKey || r[0] > r[1] || r[0] < 0 {
@@ -86,6 +92,11 @@ func newVersionTable(g GroupHandler) *versionTable {
 	}
 	for k, r := range ownVersions {
 		add(k, r, false)
+	}
+	if epochs {
+		for k, r := range epochVersions {
+			add(k, r, false)
+		}
 	}
 	for k := int16(0); k < maxKey; k++ {
 		if t.served[k] {
