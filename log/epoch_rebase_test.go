@@ -53,3 +53,33 @@ func TestAppendAtRebaseTakesOriginEpochs(t *testing.T) {
 		}
 	}
 }
+
+// RaiseNodeEpoch stores the raised epoch durably; a lower one changes
+// nothing; local appends stamp it.
+func TestRaiseNodeEpoch(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, nil)
+	r, ok := l.(EpochRaiser)
+	if !ok {
+		t.Fatal("log does not implement EpochRaiser")
+	}
+	if e, err := r.RaiseNodeEpoch(9); err != nil || e != 9 {
+		t.Fatalf("RaiseNodeEpoch(9) = %d, %v", e, err)
+	}
+	if e, err := r.RaiseNodeEpoch(3); err != nil || e != 9 {
+		t.Fatalf("RaiseNodeEpoch(3) = %d, %v, want 9 unchanged", e, err)
+	}
+	l.CreateTopic("t", TopicConfig{Partitions: 1})
+	if _, err := l.Append(context.Background(), "t", 0, mkBatch(1, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if h := checkHistory(t, l, "t", 0); !reflect.DeepEqual(h, []EpochStart{{9, 0, false}}) {
+		t.Fatalf("history %v", h)
+	}
+	l.Close()
+	l = testOpen(t, dir, nil)
+	defer l.Close()
+	if e := epochsOf(t, l).NodeEpoch(); e < 9 {
+		t.Fatalf("node epoch %d after reopen, want at least 9", e)
+	}
+}
