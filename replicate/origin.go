@@ -50,6 +50,7 @@ type originPart struct {
 	followers map[int32]*follower // by broker id
 	waiters   []waiter
 	acked     int64 // acknowledged end (durable on min.insync copies)
+	saved     int64 // acked as last stored (acked.go)
 }
 
 // origin tracks this node's partitions' copies.
@@ -68,7 +69,7 @@ func newOrigin(r *Replicator) *origin {
 func (o *origin) partLocked(k tp) *originPart {
 	p := o.parts[k]
 	if p == nil {
-		p = &originPart{followers: map[int32]*follower{}, acked: -1}
+		p = &originPart{followers: map[int32]*follower{}, acked: -1, saved: -1}
 		o.parts[k] = p
 	}
 	return p
@@ -278,14 +279,17 @@ func (o *origin) ackedEnd(topic string, partition int32) int64 {
 // forget drops a deleted topic's state, failing its waiters.
 func (o *origin) forget(topic string) {
 	var ready []waiter
+	var gone []tp
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if k.topic == topic {
 			ready = append(ready, p.waiters...)
 			delete(o.parts, k)
+			gone = append(gone, k)
 		}
 	}
 	o.mu.Unlock()
+	o.forgetAcked(gone)
 	for _, w := range ready {
 		w.done(-1, log.ErrUnknownTopic)
 	}

@@ -19,6 +19,12 @@
 // replica lists; mirrors follow that announcement. A lost mirror is
 // replaced by the next peer in score order, which copies from the
 // origin's log start. Copies of a dead origin stay as they are.
+//
+// Leader epochs keep copies and origins from ever disagreeing on an
+// offset: a copy checks its origin's epoch history before it fetches
+// again and cuts back what the origin lost (epochs.go); a starting node
+// takes back from its copies what it lost, or all of it after a wiped
+// data dir, before it accepts a write (restore.go).
 package replicate
 
 import (
@@ -63,6 +69,10 @@ type Options struct {
 	// ConfigInterval is how often a mirror rereads its origin's retention
 	// (default 1m).
 	ConfigInterval time.Duration
+	// RestoreTimeout bounds how long the start waits for the site's other
+	// boxes before it takes back from their copies what they hold of this
+	// node's partitions (see restore.go; default 15s).
+	RestoreTimeout time.Duration
 	// ClientOpts are added to the Kafka client that fetches from peers
 	// (TLS, SASL of the peers' Kafka listeners).
 	ClientOpts []kgo.Opt
@@ -94,6 +104,10 @@ type Replicator struct {
 	stats    stats
 
 	members atomic.Pointer[[]member.Member]
+	// restoring: the start's taking back from the copies is not done;
+	// the view refuses appends to this node's partitions.
+	restoring atomic.Bool
+	cancel    context.CancelFunc // stops the taking back
 
 	// mu guards fetchers.
 	mu       sync.Mutex
@@ -104,9 +118,12 @@ type Replicator struct {
 }
 
 type stats struct {
-	notEnough     atomic.Uint64
-	mirroredBytes atomic.Uint64
-	divergences   atomic.Uint64
+	notEnough        atomic.Uint64
+	mirroredBytes    atomic.Uint64
+	divergences      atomic.Uint64
+	truncations      atomic.Uint64
+	truncatedRecords atomic.Uint64
+	restoredRecords  atomic.Uint64
 }
 
 // ErrInvalidOptions is wrapped by Start for bad options.
@@ -134,6 +151,9 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	if opts.ConfigInterval <= 0 {
 		opts.ConfigInterval = DefaultConfigInterval
+	}
+	if opts.RestoreTimeout <= 0 {
+		opts.RestoreTimeout = DefaultRestoreTimeout
 	}
 	store := opts.Log.Meta()
 	if opts.Member.NodeID == "" {
@@ -171,6 +191,8 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	r.origin = newOrigin(r)
 	r.view = newView(r)
+	r.origin.loadAcked()
+	r.restoring.Store(true)
 	empty := []member.Member{}
 	r.members.Store(&empty)
 	mem, err := member.Start(ctx, opts.Member)
@@ -179,15 +201,23 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	r.mem = mem
 	r.refreshMembers()
-	r.wg.Add(2)
+	rctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(3)
 	go func() { defer r.wg.Done(); r.view.watch(r.done) }()
 	go r.loop()
+	go func() {
+		defer r.wg.Done()
+		r.restore(rctx)
+		r.restoring.Store(false)
+		r.view.notify()
+	}()
 	return r, nil
 }
 
 // Log is the view of the node's log that ingest, consumers, the
 // forwarder and HTTP use (see view).
-func (r *Replicator) Log() log.Log { return r.view }
+func (r *Replicator) Log() log.Log { return r.view.exported() }
 
 // NodeID is this node's id; BrokerID its Kafka broker id.
 func (r *Replicator) NodeID() string  { return r.nodeID }
@@ -202,7 +232,9 @@ func (r *Replicator) Close() error {
 	default:
 	}
 	close(r.done)
+	r.cancel()
 	r.wg.Wait()
+	r.origin.saveAcked()
 	r.mu.Lock()
 	fs := r.fetchers
 	r.fetchers = map[string]*fetcher{}
@@ -240,6 +272,7 @@ func (r *Replicator) loop() {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	r.reconcile()
+	ticks := 0
 	for {
 		changed := r.mem.Changed()
 		select {
@@ -252,6 +285,9 @@ func (r *Replicator) loop() {
 		case <-tick.C:
 			r.refreshMembers()
 			r.origin.evaluateAll()
+			if ticks++; ticks%5 == 0 {
+				r.origin.saveAcked()
+			}
 		}
 	}
 }

@@ -122,7 +122,10 @@ type peersDoc struct {
 		Stalled   bool   `json:"stalled"`
 		Diverged  string `json:"diverged"`
 	} `json:"copies"`
-	Divergences uint64 `json:"divergences"`
+	Divergences     uint64 `json:"divergences"`
+	Truncations     uint64 `json:"truncations"`
+	RestoredRecords uint64 `json:"restored_records"`
+	Restoring       bool   `json:"restoring"`
 }
 
 func peers(n *sitetest.Node) (peersDoc, error) {

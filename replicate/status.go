@@ -9,7 +9,10 @@ import (
 type Status struct {
 	NodeID   string `json:"node_id"`
 	BrokerID int32  `json:"broker_id"`
-	Peers    []Peer `json:"peers"`
+	// Restoring: the start's taking back from the site's copies runs;
+	// appends to this node's partitions wait.
+	Restoring bool   `json:"restoring"`
+	Peers     []Peer `json:"peers"`
 	// Partitions are this node's own partitions with copies.
 	Partitions []OriginPartition `json:"partitions"`
 	// Copies are the peers' partitions this node holds.
@@ -19,6 +22,14 @@ type Status struct {
 	NotEnoughReplicas uint64 `json:"not_enough_replicas"`
 	MirroredBytes     uint64 `json:"mirrored_bytes"`
 	Divergences       uint64 `json:"divergences"`
+	// Truncations counts copies cut back to their origin's epoch history
+	// (the origin lost records it had not synced), TruncatedRecords the
+	// records they lost.
+	Truncations      uint64 `json:"truncations"`
+	TruncatedRecords uint64 `json:"truncated_records"`
+	// RestoredRecords counts records this node took back from copies at
+	// start.
+	RestoredRecords uint64 `json:"restored_records"`
 }
 
 // Peer is one member of the site.
@@ -73,7 +84,9 @@ type Copy struct {
 func (r *Replicator) Status() Status {
 	now := time.Now()
 	st := Status{NodeID: r.nodeID, BrokerID: r.brokerID,
-		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load()}
+		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load(),
+		Truncations: r.stats.truncations.Load(), TruncatedRecords: r.stats.truncatedRecords.Load(),
+		RestoredRecords: r.stats.restoredRecords.Load(), Restoring: r.restoring.Load()}
 	names := map[int32]string{}
 	for _, m := range r.peers() {
 		names[m.BrokerID] = m.NodeID

@@ -79,4 +79,7 @@ func replicationMetrics(m *web.Metrics, st replicate.Status) {
 	m.Counter("runnel_replication_not_enough_replicas_total", "acks=all produces refused for lack of in-sync copies.", float64(st.NotEnoughReplicas), nil)
 	m.Counter("runnel_replication_mirrored_bytes_total", "Bytes of peers' partitions stored here.", float64(st.MirroredBytes), nil)
 	m.Counter("runnel_replication_divergences_total", "Copies stopped because they diverged from their origin.", float64(st.Divergences), nil)
+	m.Counter("runnel_replication_truncations_total", "Copies cut back to their origin's epoch history (the origin lost records it had not synced).", float64(st.Truncations), nil)
+	m.Counter("runnel_replication_restored_records_total", "Records this node took back from its copies on the site at start.", float64(st.RestoredRecords), nil)
+	m.Counter("runnel_replication_truncated_records_total", "Records removed from copies cut back to their origin's history.", float64(st.TruncatedRecords), nil)
 }

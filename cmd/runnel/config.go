@@ -131,6 +131,7 @@ type replicationConfig struct {
 	DefaultReplicationFactor int32
 	DefaultMinInsyncReplicas int32
 	ReplicaLagTimeMax        time.Duration
+	RestoreTimeout           time.Duration
 }
 
 type kafkaConfig struct {
@@ -306,6 +307,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "topics' `min.insync.replicas` default: copies an `acks=all` produce needs (2: never acknowledge what only one box holds)"},
 		{path: "replication.replica-lag-time-max", flag: "replica-lag-time-max", def: "10s", v: dur(&c.Replication.ReplicaLagTimeMax), check: positive(&c.Replication.ReplicaLagTimeMax),
 			doc: "a copy not caught up for this long leaves the in-sync set (Kafka's `replica.lag.time.max.ms`)"},
+		{path: "replication.restore-timeout", flag: "restore-timeout", def: "15s", v: dur(&c.Replication.RestoreTimeout), check: positive(&c.Replication.RestoreTimeout),
+			doc: "at start, how long to wait for the site's other boxes before taking back from their copies what they hold of this box's partitions (a lost unsynced tail, a wiped data dir); appends wait for it"},
 		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,
 			doc: "named upstreams: `{kind: kafka|mqtt, brokers, url, tls, sasl, …}` (sync/forward `Upstream`)"},
 		{path: "routes", v: fileOnly(&c.Routes), check: c.checkRoutes,

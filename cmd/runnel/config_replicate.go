@@ -85,8 +85,9 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 			KafkaAddr:   kafkaAddr,
 			SnapshotDir: filepath.Join(c.DataDir, "~replicate"),
 		},
-		LagTimeMax: r.ReplicaLagTimeMax,
-		ClientOpts: copts,
-		Logger:     logger,
+		LagTimeMax:     r.ReplicaLagTimeMax,
+		RestoreTimeout: r.RestoreTimeout,
+		ClientOpts:     copts,
+		Logger:         logger,
 	}, nil
 }
