@@ -53,9 +53,13 @@ type Log interface {
 	// wraps the cause), ErrClosed, ctx.Err() (the append may still complete).
 	Append(ctx context.Context, topic string, partition int32, batches []byte) (int64, error)
 	// AppendAsync is Append without waiting: done (may be nil) is called
-	// from a log goroutine once the append is durable or failed. Calls for
-	// one partition complete in the order they were made. done must not
-	// block.
+	// once the append is acknowledged per the topic's fsync policy, or
+	// failed: from a log goroutine after the commit that makes it durable
+	// ("always"), or before AppendAsync returns when nothing is left to
+	// wait for ("interval", "never", an append refused before it was
+	// written) and no earlier append of the partition is still waiting.
+	// Calls for one partition complete in the order they were made. done
+	// must not block.
 	AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error))
 	// AppendAt appends batches whose baseOffset must equal the partition's
 	// next offset (replication mirrors a peer's offsets). ErrNotNextOffset
@@ -78,10 +82,20 @@ type Log interface {
 	// OffsetForTime returns the offset of the first batch whose max
 	// timestamp is >= ts (ms), or the HWM when none is.
 	OffsetForTime(topic string, partition int32, ts int64) (int64, error)
-	// Changed returns a channel that is closed the next time any
-	// partition's HWM advances (or a topic is created or deleted). Long
-	// polls wait on it and then re-check.
-	Changed() <-chan struct{}
+	// Watch registers w to be signalled once the partition's HWM is past
+	// after (HWM > after), at once when it already is. The partition
+	// going away (its topic deleted, or deleted and created again) and
+	// Close signal it too. A registration fires once; w.Reset drops it
+	// (see Waiter). A long poll reads, and when there is nothing new
+	// watches each of its partitions with the HWM it saw: an advance of
+	// any other partition does not wake it. Errors: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed (nothing registered).
+	Watch(w *Waiter, topic string, partition int32, after int64) error
+	// WatchTopics registers w to be signalled at the next change of the
+	// topic set: a topic created or deleted, partitions added, or Close
+	// (after Close: at once). Register before reading Topics, so no
+	// change in between is missed.
+	WatchTopics(w *Waiter)
 
 	// HoldRetention makes retention keep every record at or after the
 	// offsets of cursors named name in meta (the forwarder's unsent data),
@@ -109,6 +123,33 @@ type AllAppender interface {
 	// MinInsyncReplicas are in sync.
 	AppendAsyncAll(topic string, partition int32, batches []byte, done func(base int64, err error))
 }
+
+// CommitFeeder is an optional capability of a Log (found by type
+// assertion) for callers that coalesce many small records into one batch
+// per partition (MQTT ingest): instead of handing a batch over when it is
+// opened, they ask the log for the moment its next commit starts, so a
+// batch holds every record that arrived before that commit, and a busy
+// partition writes one batch per commit.
+type CommitFeeder interface {
+	// FeedNextCommit registers feed to be called once, from the log's
+	// committer goroutine, just before its next commit takes the appends
+	// it makes durable: what feed appends to the partition (AppendAsync)
+	// is in that commit. An idle log starts that commit at once. feed
+	// must not block (it may take a lock that is only held briefly).
+	// False when the log is closed or the partition does not exist: feed
+	// is not called.
+	FeedNextCommit(topic string, partition int32, feed func()) bool
+	// Gathering tells the log that a registered feed holds n more bytes
+	// for the next commit; independent: they come from a writer that is
+	// not waiting for an acknowledgement (its last one is at least
+	// IndependentAfter old), which the commit delay counts on (see
+	// Options.CommitDelay).
+	Gathering(n int, independent bool)
+}
+
+// IndependentAfter: a writer whose last acknowledgement is at least this
+// old is not waiting for it to append again (for Options.CommitDelay).
+const IndependentAfter = 5 * time.Millisecond
 
 // FsyncPolicy says when appends reach stable storage.
 type FsyncPolicy string
@@ -186,6 +227,8 @@ type Stats struct {
 	JournalBytes     uint64           // bytes written to the node journal
 	SharedCommits    uint64           // commits that wrote shared segment files
 	SharedBytes      uint64           // bytes written to shared segment files
+	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
+	CommitDelayNanos uint64           // total time commits were held back
 }
 
 // PartitionError names a failed partition and why.

@@ -208,3 +208,15 @@ func newTopicID() uint64 {
 		}
 	}
 }
+
+// DefaultTopicConfig is the config whose fields fill the zero fields of
+// Options.Defaults (and so of every topic's config).
+func DefaultTopicConfig() TopicConfig { return builtinDefaults }
+
+// Validate checks c as CreateTopic and SetTopicConfig do; zero fields are
+// valid (they take the defaults). Errors: ErrInvalidConfig,
+// ErrInvalidPartitions.
+func (c TopicConfig) Validate() error { return validateConfig(c, false) }
+
+// WithDefaults returns c with every zero field taken from d.
+func (c TopicConfig) WithDefaults(d TopicConfig) TopicConfig { return fillConfig(c, d) }

@@ -26,7 +26,8 @@
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
-//	<dir>/<topic>~creating, <topic>~deleting   topic being created / deleted (removed at open)
+//	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
+//	                                           <topic>~creating and <topic>~deleting from earlier versions too)
 //
 // # On-disk formats
 //
@@ -77,8 +78,8 @@
 // (retention by age and OffsetForTime use it without a scan).
 //
 // Recovery checkpoint (recovery-point), rewritten every
-// Options.CheckpointInterval and at Close through temp file + fsync +
-// rename + directory fsync:
+// Options.CheckpointInterval while appends come (none while the log takes
+// none) and at Close through temp file + fsync + rename + directory fsync:
 //
 //	 0 +------------------------------+
 //	   | magic "RNLCKPT\0"            |
@@ -237,22 +238,79 @@
 // callbacks in append order (AppendAsync callbacks per partition are
 // strictly ordered because only the committer calls them, one partition at
 // a time, in queue order). Under fsync "always" the HWM is the durable end:
-// a reader never sees a record that could still be lost. "interval" syncs
-// each partition at most every FsyncInterval and acknowledges at once;
-// "never" leaves it to the OS (and Close).
+// a reader never sees a record that could still be lost. "interval" and
+// "never" acknowledge an append once it is written (AppendAsync calls done
+// before it returns, unless earlier appends of the partition still wait
+// for a sync): no commit cycle is involved. "interval" syncs a partition
+// one FsyncInterval after its first unsynced append (the committer arms a
+// timer for the earliest one); "never" leaves it to the OS (and Close).
 //
-// A cycle that would sync under 1 KiB first gathers: while appends keep
-// arriving it waits (at most Options.CommitWindow, default 10ms, or until
-// 64 KiB are pending); a quiet step (four times the recent mean gap between
-// appends, 100µs-1ms) ends the wait, so a lone writer or writers that all
-// wait for their acks pay little. A cycle with more starts at once (busy
-// writers batch themselves during the previous sync; waiting would idle
-// the disk). Before each cycle the committer waits (at most 1 ms, counted
-// in the CommitWindow) until as many appends have arrived as the last
-// cycle acknowledged: writers that each wait for their ack all make the
-// next commit, instead of splitting into two half-full commits that
-// alternate (the append that completes the count wakes the committer; a
-// timer under a millisecond would sleep a whole one on an idle process).
+// # Acknowledgement and the commit delay
+//
+// An acknowledgement waits for the sync that covers it and for nothing
+// else that can be avoided. The committer sleeps until an append (or a
+// due "interval" sync, or a caller of CommitFeeder) wakes it; when the
+// disk is idle a commit starts at once, and what arrives during a commit's
+// syncs goes into the next one (natural group commit: the busier the log,
+// the fuller each sync). When nothing happens the committer does not
+// wake: it has no ticker.
+//
+// One deliberate wait remains, the trickle hold, bounded by
+// Options.CommitDelay (the one setting, modelled on PostgreSQL's
+// commit_delay; default 10ms, off with a negative value, `runnel serve
+// --commit-delay 0`) and by what it buys, counted in Stats
+// (CommitsDelayed, CommitDelayNanos) and so in the metrics, and started
+// only by writers that do not wait for their acks. Appends of writers that do
+// not wait for an acknowledgement (an append whose partition was last
+// synced at least IndependentAfter, 5 ms, ago; MQTT ingest reports its
+// publishes itself: QoS 0, or a client with nothing pending whose last
+// PUBACK is that old) are averaged into a rate (time constant 100 ms).
+// When that rate fills a small commit (under 16 KiB with shared segments,
+// 4 KiB with the journal format: the page costs below) with at least
+// another 4 KiB within CommitDelay, the commit waits for it: until the
+// target is pending (the append that brings it there wakes the
+// committer) or for the time the rate says that takes. Writers that each
+// wait for their ack never count toward the rate, so on their own they are
+// never held, alone or many (an append of theirs that lands in a commit a
+// trickle holds waits with it); a lone paced writer does not bring the
+// 4 KiB the hold must buy. Closed-loop writers (each waits for its ack, then appends
+// again) are not held back to share one commit either: they settle into
+// at most two groups whose commits alternate, each group's appends made
+// during the other's sync (waiting for the later group on an idle disk
+// would save it one sync and cost everyone else a wait; a Go timer under
+// a millisecond fires after about one on an idle process).
+//
+// Callers that coalesce records per partition (MQTT ingest) use the
+// CommitFeeder capability: their open batch is handed over when the next
+// commit starts, so it holds everything that arrived until then and a busy
+// partition writes one batch per commit.
+//
+// What each value of CommitDelay costs and buys, measured on the 2-core
+// build box (ext4 on virtio; other builds running, load average 10-20, so
+// the p99 figures are mostly the box's), 1,000 partitions at 10,000
+// records/s, shared segments, one run of each (RUNNEL_BENCH_COMMIT_DELAY=
+// -1ns|2ms|5ms|10ms|20ms go test -run '^$' -bench 'BenchmarkTrickle$/shared|
+// BenchmarkTrickleDevice/ext4/shared' -benchtime 3x ./log/):
+//
+//	                BenchmarkTrickle                            TrickleDevice, device bytes/byte
+//	CommitDelay     p50     p99     write_bytes/byte  fsyncs/s  new files  files reused
+//	off (0)         1.9 ms  25 ms   2.53              597       11.8       4.29
+//	2ms             1.5 ms  158 ms  2.56              618       8.5        4.57
+//	5ms             4.8 ms  31 ms   1.51              161       2.73       2.05
+//	10ms (default)  6.0 ms  22 ms   1.37              106       2.62       1.81
+//	20ms            6.3 ms  32 ms   1.37              102       2.66       1.57
+//
+// (2ms holds nothing: 2 ms of this trickle is under the 4 KiB a hold must
+// buy.) Writers that wait for their acks never start a hold, so every
+// value gives them the same: `runnel bench e2e --rate 10000` (4
+// partitions, acks=all; franz-go waits for its acks) p50 0.84-1.00 ms
+// with --commit-delay 0 and 0.87-1.02 ms with 10ms (the committer with
+// timers: 9.3-10.1 ms; three runs each, interleaved; p99 30-120 ms for
+// all of them on that box); MQTT QoS 1 clients that wait for their
+// PUBACKs: no commit held (ingest/mqtt TestPubacksWaitOnlyForTheirSync).
+// Many MQTT devices that each publish now and then do start it: 500
+// devices, each a QoS 1 message every 100 ms, 104 fsyncs/s at 10ms (the
+// committer with timers: 231).
 //
 // # The trickle case: many partitions, a record a second each, fsync always
 //
@@ -349,14 +407,10 @@
 //
 // What a commit costs is the pages it dirties: its bytes plus, again, the
 // partial page the previous commit left (clean after its fdatasync). So
-// with shared storage a cycle gathers up to 16 KiB (within
-// Options.CommitWindow, 10 ms by default with shared segments), and its quiet step ends the
-// wait only once as many appends arrived as the last cycle acknowledged
-// (writers that each wait for their ack are all back within 500µs: a
-// closed loop, nobody else is coming, commit now), with a step of 24 mean
-// gaps (at most 3 ms) so a paced trickle (senders that wake every
-// millisecond) does not look quiet. Amplification ≈ (S + 20 per entry + ~4 KiB)/S for a
-// commit of S bytes: about 1.3-1.4 for 16 KiB of 176-byte batches.
+// with shared storage the trickle hold (see "Acknowledgement and the
+// commit delay") fills a commit up to 16 KiB. Amplification ≈ (S + 20 per
+// entry + ~4 KiB)/S for a commit of S bytes: about 1.3-1.4 for 16 KiB of
+// 176-byte batches.
 //
 // Deletion: each run holds a reference on its shared file; retention,
 // drop-oldest and DeleteTopic drop them, and a file nothing references
@@ -410,7 +464,7 @@
 //
 // The short benchmark's figure includes the start (first commits small,
 // each paying a partial page) that the 3 s one amortizes. Latency is the
-// price of fuller commits: p50 about half the 10 ms window. The remaining
+// price of fuller commits: p50 about half the 10 ms commit delay. The remaining
 // 0.37 is the 20-byte entry header (11% of a 176-byte batch) and the last
 // partial page of each commit rewritten by the next.
 //
@@ -419,12 +473,15 @@
 // builds while measuring, so throughput figures are noisy lower bounds):
 //
 //	bulk, 1 partition, 100 x 1 KiB per batch, always   274 MB/s (plain file + fdatasync per batch: 276 MB/s)
-//	64 writers x 64 partitions, 100 B, each waits      BenchmarkManyWriters, 12 runs, load 2-3: journal
-//	                                                   format 88-136k acked rec/s (median 108k), shared
-//	                                                   89-131k (103k); 63-64 records per fsync of
-//	                                                   0.2-0.41 ms; 11 more runs, load 2-5, fsyncs
-//	                                                   of 0.23-0.82 ms:
-//	                                                   49-132k (median 94k), 42-111k (84k)
+//	64 writers x 64 partitions, 100 B, each waits      BenchmarkManyWriters, committing as the disk
+//	                                                   allows (no commit held for the writers still
+//	                                                   coming back: they alternate in two groups),
+//	                                                   two runs, load 10-20, fsyncs of 0.46-0.78 ms:
+//	                                                   journal format 39-51k acked rec/s, shared
+//	                                                   59-63k, 33-34 records per fsync; the committer
+//	                                                   that held each commit up to 1 ms for them, same
+//	                                                   runs: 81-94k and 63-65k, 63-64 records per
+//	                                                   fsync (earlier, load 2-3: 88-136k and 89-131k)
 //	sequential Read from page cache, 1 MiB calls       2.07 GB/s
 //	open 500 segments / 500 MiB after unclean stop     13 ms with the checkpoint, 0.71 s with none (full scan)
 //
@@ -577,7 +634,9 @@
 // fsync). Waiting appends get the error; acknowledged data stays readable.
 // ENOSPC on a write truncates the partial write back and returns the
 // retriable ErrDiskFull; the partition stays writable. The disk guard reads
-// free space (gopsutil) every DiskCheckInterval: under MinFreeBytes, topics
+// free space (gopsutil) every DiskCheckInterval while appends come or space
+// is short (an idle log: at its next append, or after 30 intervals): under
+// MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
 // delete their oldest segments (Stats().DroppedSegments), ignoring
 // HoldRetention.

@@ -675,13 +675,13 @@ func (l *logImpl) EpochHistory(topic string, partition int32) ([]EpochStart, err
 }
 
 // writeInitialEpochs writes the history of a new, empty partition in dir
-// (its directory is synced by the caller): epoch e from offset 0.
-func writeInitialEpochs(fs vfs.FS, dir string, e int32) error {
+// (its directory is synced by the caller): entries, none for a mirror.
+func writeInitialEpochs(fs vfs.FS, dir string, entries []epochEntry) error {
 	f, err := fs.Create(filepath.Join(dir, epochFileName))
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(encodeEpochFile(&epochHistory{entries: []epochEntry{{epoch: e}}}))
+	_, err = f.Write(encodeEpochFile(&epochHistory{entries: entries}))
 	if err == nil {
 		err = f.Sync()
 	}

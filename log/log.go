@@ -37,8 +37,10 @@ type logImpl struct {
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
-	changedMu sync.Mutex // guards changed
-	changed   chan struct{}
+	appends    WatchList  // loops asleep until the next append; values are stats.appendedBatches
+	topicWatch WatchList  // WatchTopics registrations
+	topicVerMu sync.Mutex // guards topicVer
+	topicVer   int64      // bumped by every change of the topic set
 
 	damageMu sync.Mutex // guards damaged
 	damaged  []Damage
@@ -67,7 +69,6 @@ func Open(opts *Options) (Log, error) {
 		dir:      o.Dir,
 		logger:   o.Logger,
 		topics:   map[string]*topic{},
-		changed:  make(chan struct{}),
 		holds:    map[string]bool{},
 		quit:     make(chan struct{}),
 		ckptKick: make(chan struct{}, 1),
@@ -192,7 +193,7 @@ func (l *logImpl) Close() error {
 		if err := l.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		l.notifyChanged()
+		l.topicWatch.Close()
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
@@ -200,20 +201,6 @@ func (l *logImpl) Close() error {
 
 // Meta implements Log.
 func (l *logImpl) Meta() *meta.Store { return l.meta }
-
-// Changed implements Log.
-func (l *logImpl) Changed() <-chan struct{} {
-	l.changedMu.Lock()
-	defer l.changedMu.Unlock()
-	return l.changed
-}
-
-func (l *logImpl) notifyChanged() {
-	l.changedMu.Lock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.changedMu.Unlock()
-}
 
 // HoldRetention implements Log.
 func (l *logImpl) HoldRetention(name string) {
@@ -285,6 +272,19 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 	hdrs, verr := validateBatches(batches)
 	p.submitErr(batches, hdrs, verr, done)
 }
+
+// FeedNextCommit implements CommitFeeder.
+func (l *logImpl) FeedNextCommit(topic string, partition int32, feed func()) bool {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return false
+	}
+	p.fed.Store(true)
+	return l.committer.feedNext(feed)
+}
+
+// Gathering implements CommitFeeder.
+func (l *logImpl) Gathering(n int, independent bool) { l.committer.gathering(n, independent) }
 
 // Read implements Log.
 func (l *logImpl) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,11 @@ type partition struct {
 	id  int32
 	dir string // absolute directory
 	rel string // directory relative to the data dir
+
+	// watch holds the Waiters of Log.Watch. Its values are the HWM:
+	// registered and notified with p.mu held or after a change made
+	// under it.
+	watch WatchList
 
 	mu sync.Mutex // guards every field below (and segment size/next/synced/sealed)
 	// segs are sorted by base; the last one is active (appended to).
@@ -69,6 +75,9 @@ type partition struct {
 	smallCommits int
 	// epochs is the leader-epoch history (epoch.go).
 	epochs epochHistory
+	// fed: appends come from a CommitFeeder's feed, which reports the
+	// independent bytes itself (Gathering).
+	fed atomic.Bool
 }
 
 // lostRange is offsets [from, to) lost to damage in file.
@@ -150,8 +159,14 @@ func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(
 			}
 			return base, err, false
 		}
-	} else if waiting && (err != nil || (cfg.Fsync != FsyncAlways && len(p.waiters) == 0)) {
+	} else if waiting && err != nil || len(p.waiters) == 0 && (err != nil || !p.awaitingHWMLocked(w.end)) {
+		// Nothing queued ahead and nothing to wait for (the topic does
+		// not sync before acks, or the append failed): answer now,
+		// without a commit cycle.
 		p.mu.Unlock()
+		if !waiting {
+			done(base, err)
+		}
 		return base, err, false
 	}
 	p.queueLocked(w)
@@ -177,6 +192,10 @@ func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done
 	p.mu.Unlock()
 	p.l.committer.markDirty(p)
 }
+
+// awaitingHWMLocked reports whether an append ending at end waits for the
+// HWM (a sync under "always").
+func (p *partition) awaitingHWMLocked(end int64) bool { return end > p.hwm }
 
 // awaitingSyncLocked reports whether a queued append still waits for its
 // bytes to become durable (it was queued under "always", past the HWM).
@@ -321,18 +340,18 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(len(data)))
-	l.stats.appendedBatches.Add(uint64(len(hdrs)))
+	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(len(hdrs)))))
 	// Under interval/never the HWM moves at once, unless earlier appends
 	// (queued under "always" before a config change) still wait for a
 	// sync: moving it would acknowledge their unsynced bytes.
 	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
-		l.committer.pending.Add(int64(len(data)))
+		l.committer.noteAppendLocked(p, len(data))
 	} else {
 		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
 		if cfg.Fsync == FsyncInterval {
-			l.committer.markLazy(p)
+			l.committer.markLazy(p, cfg.FsyncInterval)
 		}
-		l.notifyChanged()
+		p.watch.Notify(p.hwm)
 	}
 	return base, nil
 }
@@ -574,6 +593,7 @@ func (p *partition) close() {
 	segs := append([]*segment(nil), p.segs...)
 	waiting := len(p.waiters) > 0
 	p.mu.Unlock()
+	p.watch.Close()
 	for _, s := range segs {
 		p.l.files.forget(s.path)
 		p.l.indexes.forget(s)

@@ -291,3 +291,26 @@ func TestIndexCacheBounded(t *testing.T) {
 		t.Fatalf("OffsetForTime: %d %v", got, err)
 	}
 }
+
+// Directories of topics being created or deleted at a crash are removed at
+// open, by topic id (~creating-<id>) and in the earlier <topic>~creating
+// form, and never become topics.
+func TestTransientTopicDirsRemovedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"~creating-1f2e", "~deleting-9a", "old~creating", "old~deleting"}
+	for _, n := range names {
+		if err := os.MkdirAll(filepath.Join(dir, n, "0"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := testOpen(t, dir, nil)
+	defer l.Close()
+	if ts := l.Topics(); len(ts) != 0 {
+		t.Fatalf("topics %+v from transient directories", ts)
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", n, err)
+		}
+	}
+}

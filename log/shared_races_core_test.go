@@ -90,7 +90,7 @@ func readRecords(t *testing.T, b []byte) [][]byte {
 // woken writer runs.
 func TestIndexRacesSharedAppend(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l := sharedRaceOpen(t, errorfs.NewMem(1), func(o *Options) { o.CommitWindow = -1 })
+	l := sharedRaceOpen(t, errorfs.NewMem(1), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
@@ -204,7 +204,7 @@ func rolledUnsynced(t *testing.T) (*errorfs.MemFS, map[errorfs.CrashMode]*errorf
 	gate := newSyncGate()
 	defer gate.open()
 	dir := t.TempDir()
-	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1; o.Dir = dir })
+	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1; o.Dir = dir })
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestCollectClosesHandleUnderSync(t *testing.T) {
 	mem := errorfs.NewMem(3)
 	gate := newSyncGate()
 	defer gate.open()
-	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1 })
+	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {

@@ -42,7 +42,9 @@ func (l *logImpl) Truncate(ctx context.Context, topic string, partition int32, o
 		}
 		if !errors.Is(err, errTruncateBusy) {
 			if err == nil {
-				l.notifyChanged()
+				// The HWM went back: every waiter looks again (a
+				// reader past the new end gets out-of-range).
+				p.watch.Notify(math.MaxInt64)
 			}
 			return err
 		}

@@ -83,7 +83,7 @@ func (o *origin) restored(topic string, partition int32, end int64, minISR int32
 	p := o.partLocked(tp{topic, partition})
 	if end > p.acked {
 		p.acked = end
+		p.watch.Notify(end)
 	}
 	o.mu.Unlock()
-	o.r.view.notify()
 }

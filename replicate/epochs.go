@@ -27,38 +27,31 @@ import (
 // there. Nothing is served past a point where the copy and its origin
 // might differ.
 
-// epochView is the view over a log with leader epochs: the Kafka server
-// finds log.LeaderEpochs on it and answers OffsetForLeaderEpoch, for this
-// node's partitions and for the copies it holds alike.
-type epochView struct {
-	*view
+// epochGate is the log's log.LeaderEpochs as the view shows them: the
+// Kafka server answers OffsetForLeaderEpoch from it, for this node's
+// partitions and for the copies it holds alike.
+type epochGate struct {
+	v  *view
 	le log.LeaderEpochs
 }
 
-func (v epochView) NodeEpoch() int32 { return v.le.NodeEpoch() }
+func (g epochGate) NodeEpoch() int32 { return g.le.NodeEpoch() }
 
 // EpochEnd implements log.LeaderEpochs. While the start's taking back
 // runs, this node's own partitions do not answer: a copy asking would cut
 // back the very tail about to be taken from it.
-func (v epochView) EpochEnd(topic string, partition int32, epoch int32) (int32, int64, error) {
-	if v.r.restoring.Load() {
-		if _, mirror := v.mirror(topic); !mirror {
+func (g epochGate) EpochEnd(topic string, partition int32, epoch int32) (int32, int64, error) {
+	if g.v.r.restoring.Load() {
+		if _, mirror := g.v.mirror(topic); !mirror {
 			return -1, -1, errRestoring
 		}
 	}
-	return v.le.EpochEnd(topic, partition, epoch)
-}
-func (v epochView) EpochHistory(topic string, partition int32) ([]log.EpochStart, error) {
-	return v.le.EpochHistory(topic, partition)
+	return g.le.EpochEnd(topic, partition, epoch)
 }
 
-// exported is the log.Log the rest of the node uses: the view, with
-// log.LeaderEpochs when the node's log has them.
-func (v *view) exported() log.Log {
-	if le, ok := v.r.inner.(log.LeaderEpochs); ok {
-		return epochView{view: v, le: le}
-	}
-	return v
+// EpochHistory implements log.LeaderEpochs.
+func (g epochGate) EpochHistory(topic string, partition int32) ([]log.EpochStart, error) {
+	return g.le.EpochHistory(topic, partition)
 }
 
 // epochQuery is one copy partition to check: its latest epoch and end.

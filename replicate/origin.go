@@ -49,8 +49,9 @@ type waiter struct {
 type originPart struct {
 	followers map[int32]*follower // by broker id
 	waiters   []waiter
-	acked     int64 // acknowledged end (durable on min.insync copies)
-	saved     int64 // acked as last stored (acked.go)
+	acked     int64         // acknowledged end (durable on min.insync copies)
+	saved     int64         // acked as last stored (acked.go)
+	watch     log.WatchList // view.Watch waiters; values are acked
 }
 
 // origin tracks this node's partitions' copies.
@@ -195,7 +196,7 @@ func (o *origin) evaluate(topic string, partition int32) {
 	copies := int32(1 + len(inSync))
 	if copies >= minISR && low > p.acked {
 		p.acked = low
-		defer o.r.view.notify()
+		p.watch.Notify(low)
 	}
 	keep := p.waiters[:0]
 	for _, w := range p.waiters {
@@ -276,6 +277,15 @@ func (o *origin) ackedEnd(topic string, partition int32) int64 {
 	return -1
 }
 
+// watchAcked registers w until the acknowledged end of the partition
+// passes after (view.Watch).
+func (o *origin) watchAcked(w *log.Waiter, topic string, partition int32, after int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.partLocked(tp{topic, partition})
+	p.watch.Add(w, after, p.acked)
+}
+
 // forget drops a deleted topic's state, failing its waiters.
 func (o *origin) forget(topic string) {
 	var ready []waiter
@@ -284,6 +294,7 @@ func (o *origin) forget(topic string) {
 	for k, p := range o.parts {
 		if k.topic == topic {
 			ready = append(ready, p.waiters...)
+			p.watch.Close()
 			delete(o.parts, k)
 			gone = append(gone, k)
 		}
@@ -302,6 +313,7 @@ func (o *origin) failAll(err error) {
 	for _, p := range o.parts {
 		ready = append(ready, p.waiters...)
 		p.waiters = nil
+		p.watch.Close()
 	}
 	o.mu.Unlock()
 	for _, w := range ready {

@@ -203,21 +203,47 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	r.refreshMembers()
 	rctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(3)
-	go func() { defer r.wg.Done(); r.view.watch(r.done) }()
+	r.wg.Add(2)
 	go r.loop()
 	go func() {
 		defer r.wg.Done()
 		r.restore(rctx)
 		r.restoring.Store(false)
-		r.view.notify()
 	}()
 	return r, nil
 }
 
 // Log is the view of the node's log that ingest, consumers, the
 // forwarder and HTTP use (see view).
-func (r *Replicator) Log() log.Log { return r.view.exported() }
+func (r *Replicator) Log() log.Log {
+	// The log's optional capabilities stay visible through the view (the
+	// Kafka listener serves OffsetForLeaderEpoch only over a log with
+	// epochs, answering for this node's partitions only once the start's
+	// restore is done; MQTT ingest feeds the log's next commit when it
+	// can).
+	le, epochs := r.inner.(log.LeaderEpochs)
+	cf, feeds := r.inner.(log.CommitFeeder)
+	ge := epochGate{v: r.view, le: le}
+	switch {
+	case epochs && feeds:
+		return struct {
+			*view
+			log.LeaderEpochs
+			log.CommitFeeder
+		}{r.view, ge, cf}
+	case epochs:
+		return struct {
+			*view
+			log.LeaderEpochs
+		}{r.view, ge}
+	case feeds:
+		return struct {
+			*view
+			log.CommitFeeder
+		}{r.view, cf}
+	}
+	return r.view
+}
 
 // NodeID is this node's id; BrokerID its Kafka broker id.
 func (r *Replicator) NodeID() string  { return r.nodeID }

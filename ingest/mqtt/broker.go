@@ -14,6 +14,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/runnel/runnel/log"
 )
 
 // fanClientID is the inline client's id between fan-outs.
@@ -32,6 +34,7 @@ type Broker struct {
 
 	completions     *completionQueue
 	appendsInFlight atomic.Int64
+	feeder          log.CommitFeeder // the log, when it can feed its commits (nil otherwise)
 
 	appMu sync.RWMutex
 	apps  map[tp]*appender // guarded by appMu
@@ -82,6 +85,7 @@ func New(opts Options) (*Broker, error) {
 		closing:     make(chan struct{}),
 		compStop:    make(chan struct{}),
 	}
+	b.feeder, _ = o.Log.(log.CommitFeeder)
 	if o.TLS.CertFile != "" {
 		cfg, err := loadTLS(&o.TLS)
 		if err != nil {

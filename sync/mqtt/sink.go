@@ -86,6 +86,7 @@ type conn struct {
 	nc    net.Conn
 	slots chan struct{} // one token per allowed in-flight publish
 	done  chan struct{} // closed when the connection is dead
+	busy  chan struct{} // one slot: a publish went out with none in flight (wakes the pinger)
 
 	mu       sync.Mutex // guards the fields below
 	inflight map[uint16]inflight
@@ -181,8 +182,15 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done0 func(error))
 	}
 	id := c.nextIDLocked()
 	pub.PacketID = id
+	first := len(c.inflight) == 0
 	c.inflight[id] = inflight{done: done, sent: time.Now()}
 	c.mu.Unlock()
+	if first {
+		select {
+		case c.busy <- struct{}{}:
+		default:
+		}
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(s.u.DeliveryTimeout))
 	if _, err := pub.WriteTo(c.nc); err != nil {
 		c.kill(fmt.Errorf("mqtt: write: %w", err))
@@ -343,7 +351,7 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 		window = int(*ack.Properties.ReceiveMaximum)
 	}
 	window = max(min(window, 1024), 1)
-	c := &conn{nc: nc, slots: make(chan struct{}, window), done: make(chan struct{}), inflight: map[uint16]inflight{}}
+	c := &conn{nc: nc, slots: make(chan struct{}, window), done: make(chan struct{}), busy: make(chan struct{}, 1), inflight: map[uint16]inflight{}}
 	for range window {
 		c.slots <- struct{}{}
 	}
@@ -389,15 +397,22 @@ func (s *Sink) reader(c *conn) {
 	}
 }
 
-// pinger keeps the connection alive and fails it when a PUBACK is overdue.
+// pinger keeps the connection alive and fails it when a PUBACK is overdue:
+// it looks every second (or KeepAlive/2 if shorter) while publishes are in
+// flight, and sleeps until the next ping while none are (a publish wakes
+// it through busy).
 func (s *Sink) pinger(c *conn) {
-	t := time.NewTicker(min(s.u.KeepAlive/2, time.Second))
+	check := min(s.u.KeepAlive/2, time.Second)
+	t := time.NewTimer(check)
 	defer t.Stop()
 	lastPing := time.Now()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-c.busy:
+			t.Reset(check)
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
@@ -423,6 +438,11 @@ func (s *Sink) pinger(c *conn) {
 				c.kill(fmt.Errorf("mqtt: ping: %w", err))
 				return
 			}
+		}
+		if oldest.IsZero() {
+			t.Reset(max(s.u.KeepAlive/2-time.Since(lastPing), time.Millisecond))
+		} else {
+			t.Reset(check)
 		}
 	}
 }
