@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -469,10 +470,16 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 		origTopic = e.Topic
 	}
 	if f != nil {
+		stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 		f.mu.Lock()
 		if ot := f.topics[origTopic]; ot != nil && int(partition) < len(ot.replicas) {
 			replicas = append([]int32(nil), ot.replicas[partition]...)
 			isr = append([]int32(nil), ot.isr[partition]...)
+			// The origin's in-sync set as last read; this node's own copy
+			// is not in sync while it cannot fetch, whatever it said.
+			if p := f.parts[tp{origTopic, partition}]; p != nil && time.Since(p.lastFetch) > stallAfter {
+				isr = slices.DeleteFunc(isr, func(id int32) bool { return id == r.brokerID })
+			}
 		}
 		f.mu.Unlock()
 	}

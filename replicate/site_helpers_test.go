@@ -111,6 +111,7 @@ type peersDoc struct {
 			LagRecords int64   `json:"lag_records"`
 			LagSeconds float64 `json:"lag_seconds"`
 			InSync     bool    `json:"in_sync"`
+			Stalled    bool    `json:"stalled"`
 		} `json:"mirrors"`
 	} `json:"partitions"`
 	Copies []struct {

@@ -113,6 +113,38 @@ func TestISRShrinksAfterLagTimeAndRejoins(t *testing.T) {
 	if doc, _ := peers(n1); doc.state("n2") != "alive" {
 		t.Fatalf("n1 holds n2 %q: the cut reached gossip, the test proves nothing", doc.state("n2"))
 	}
+	// Both ends flag the stalled copy within twice its fetch timeout
+	// (500 ms long poll + 5 s): the copy on n2, the mirror on n1.
+	stalled := func() (copyStalled, mirrorStalled bool) {
+		if d, err := peers(n2); err == nil {
+			for _, cp := range d.Copies {
+				copyStalled = copyStalled || cp.Topic == "n1.t" && cp.Stalled
+			}
+		}
+		if d, err := peers(n1); err == nil {
+			for _, p := range d.Partitions {
+				for _, m := range p.Mirrors {
+					mirrorStalled = mirrorStalled || p.Topic == "t" && m.NodeID == "n2" && m.Stalled
+				}
+			}
+		}
+		return
+	}
+	waitFor(t, 14*time.Second, func() bool { a, b := stalled(); return a && b },
+		func() string { a, b := stalled(); return fmt.Sprintf("copy stalled %v, mirror stalled %v", a, b) })
+	if d := time.Since(cut); d > 13*time.Second {
+		t.Errorf("the stalled copy was flagged %v after the cut, want within twice its fetch timeout (11 s)", d)
+	}
+	const stalledMetric = `runnel_replication_mirror_stalled{partition="0",peer="n2",topic="t"} `
+	if got := metric(n1, stalledMetric); got != "1" {
+		t.Errorf("metric %s= %q, want 1", stalledMetric, got)
+	}
+	if got := metric(n2, `runnel_replication_copy_stalled{partition="0",peer="n1",topic="n1.t"} `); got != "1" {
+		t.Errorf("copy stalled metric %q, want 1", got)
+	}
+	if got := metric(n1, `runnel_replication_mirror_lag_records{partition="0",peer="n2",topic="t"} `); got == "" || got == "0" {
+		t.Errorf("mirror lag records metric %q, want the records n2 lacks", got)
+	}
 	// Answered at once now: nothing to wait for.
 	for i := 0; i < 5; i++ {
 		if code, _ := produceRaw(t, n1, "t", -1, fmt.Sprintf("shrunk-%d", i)); code != 0 {

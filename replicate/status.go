@@ -63,6 +63,9 @@ type MirrorState struct {
 	LagRecords int64   `json:"lag_records"`
 	LagSeconds float64 `json:"lag_seconds"`
 	InSync     bool    `json:"in_sync"`
+	// Stalled: no fetch from the mirror for twice its fetch timeout
+	// (FetchMaxWait + FetchTimeout).
+	Stalled bool `json:"stalled"`
 }
 
 // Copy is a peer's partition held here.
@@ -83,6 +86,7 @@ type Copy struct {
 // Status returns a snapshot.
 func (r *Replicator) Status() Status {
 	now := time.Now()
+	stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 	st := Status{NodeID: r.nodeID, BrokerID: r.brokerID,
 		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load(),
 		Truncations: r.stats.truncations.Load(), TruncatedRecords: r.stats.truncatedRecords.Load(),
@@ -109,9 +113,10 @@ func (r *Replicator) Status() Status {
 			r.origin.mu.Lock()
 			part := r.origin.parts[tp{info.Name, p.Partition}]
 			for _, m := range mirrors {
-				ms := MirrorState{NodeID: m.NodeID, End: -1, LagRecords: p.HWM, InSync: contains(inSync, m.BrokerID)}
+				ms := MirrorState{NodeID: m.NodeID, End: -1, LagRecords: p.HWM, InSync: contains(inSync, m.BrokerID), Stalled: true}
 				if part != nil {
 					if f := part.followers[m.BrokerID]; f != nil {
+						ms.Stalled = now.Sub(f.lastFetch) > stallAfter
 						ms.End = f.end
 						ms.LagRecords = max(p.HWM-f.end, 0)
 						if ms.LagRecords > 0 && !f.caughtUp.IsZero() {
@@ -131,7 +136,6 @@ func (r *Replicator) Status() Status {
 		fs = append(fs, f)
 	}
 	r.mu.Unlock()
-	stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 	for _, f := range fs {
 		f.mu.Lock()
 		for k, p := range f.parts {
