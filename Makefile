@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 # Where the dashboard's browser test saves its screenshots.
 export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
-.PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
+.PHONY: all build build-all run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle bench-site clean
 
 all: build
 
@@ -131,6 +131,13 @@ bench: test-deps
 # of this tree's (to compare two versions).
 bench-vs-kafka: test-deps
 	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
+
+# Site replication: two runnel nodes (rf 2, min.insync 2, fsync always)
+# against two Apache Kafka brokers (rf 2, min.insync 2), acks=all; produce
+# latency and mirror lag at 10,000 rec/s; RSS of a node mirroring two
+# peers. Not part of make test.
+bench-site: test-deps
+	RUNNEL_BENCH_SITE=1 $(GO) test -count=1 -timeout 0 -run TestBenchSite -v ./cmd/runnel/
 
 bench-vs-mosquitto: test-deps
 	RUNNEL_BENCH_VS_MOSQUITTO=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsMosquitto -v ./cmd/runnel/

@@ -570,7 +570,12 @@
 // one the same way; an epoch older than the partition's latest is refused
 // (ErrStaleEpoch). A local append to a partition that already holds the
 // node's epoch, or a later one, from elsewhere (a box restored from its
-// mirrors) first raises the node's epoch past it, durably.
+// mirrors) first raises the node's epoch past it, durably;
+// EpochRaiser.RaiseNodeEpoch raises it explicitly (replication, past every
+// epoch the site's copies hold for this node, before its first append).
+// AppendAt into an empty partition (a copy that starts at its origin's log
+// start) drops the entries it holds (the creation entry describes no batch)
+// and takes the origin's epochs from its first batch on.
 //
 // So a mirror holds the same records as its origin up to the end of its
 // latest epoch exactly when the origin's history says that epoch ends no

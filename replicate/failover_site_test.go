@@ -91,7 +91,7 @@ func peersOf(n *sitetest.Node) (peersFailover, error) {
 }
 
 // waitFor polls cond every 100 ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -198,7 +198,7 @@ func TestFailoverKill9(t *testing.T) {
 	}
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitFor(t, "three alive members", 30*time.Second, func() bool {
+	waitUntil(t, "three alive members", 30*time.Second, func() bool {
 		doc, err := peersOf(n1)
 		alive := 0
 		for _, p := range doc.Peers {
@@ -218,7 +218,7 @@ func TestFailoverKill9(t *testing.T) {
 	produceN(t, n1, acks, "sensors", 1000, "before")
 	produceN(t, n2, acks, "sensors", 1000, "before")
 	produceN(t, n3, acks, "sensors", 1000, "before")
-	waitFor(t, "n1 forwarding its first records", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	waitUntil(t, "n1 forwarding its first records", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
 
 	// n1's uplink fails; its backlog grows (on its copies too).
 	n1.CutService(t, b.Addr())
@@ -231,7 +231,7 @@ func TestFailoverKill9(t *testing.T) {
 	// A survivor takes over: n1's records keep arriving.
 	before := upstreamOf(t, b, "n1")
 	var first time.Duration
-	waitFor(t, "a survivor forwarding n1's backlog", 60*time.Second, func() bool {
+	waitUntil(t, "a survivor forwarding n1's backlog", 60*time.Second, func() bool {
 		if upstreamOf(t, b, "n1") > before {
 			first = time.Since(killed)
 			return true
@@ -273,7 +273,7 @@ func TestFailoverKill9(t *testing.T) {
 	// knows where the survivors stood, and forwards what it gets next.
 	n1.HealService(t, b.Addr())
 	n1.Restart(t)
-	waitFor(t, "n1 forwarding its own partitions again", 60*time.Second, func() bool {
+	waitUntil(t, "n1 forwarding its own partitions again", 60*time.Second, func() bool {
 		doc, err := peersOf(n1)
 		if err != nil || doc.Failover == nil {
 			return false
@@ -321,10 +321,10 @@ func httpGet(n *sitetest.Node, path string) string {
 	return b.String()
 }
 
-// waitAlive waits until n sees want alive members.
-func waitAlive(t *testing.T, n *sitetest.Node, want int) {
+// waitMembersAlive waits until n sees want alive members.
+func waitMembersAlive(t *testing.T, n *sitetest.Node, want int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d alive members seen by %s", want, n.Name), 60*time.Second, func() bool {
+	waitUntil(t, fmt.Sprintf("%d alive members seen by %s", want, n.Name), 60*time.Second, func() bool {
 		doc, err := peersOf(n)
 		alive := 0
 		for _, p := range doc.Peers {
@@ -374,7 +374,7 @@ func checkWindow(t *testing.T, rep *sitetest.UpstreamReport, node string) {
 func TestFailoverSurvivorDies(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitAlive(t, n1, 3)
+	waitMembersAlive(t, n1, 3)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 3)
 	}
@@ -384,25 +384,25 @@ func TestFailoverSurvivorDies(t *testing.T) {
 	}
 	acks := &sitetest.Acks{}
 	produceN(t, n1, acks, "sensors", 1000, "before")
-	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
 	n1.CutService(t, b.Addr())
 	produceN(t, n1, acks, "sensors", 40000, "backlog")
 	produceN(t, n2, acks, "sensors", 1000, "backlog")
 	time.Sleep(2 * time.Second)
 	n1.Kill9(t)
 	var first *sitetest.Node
-	waitFor(t, "a survivor forwarding n1's partition 0", 60*time.Second, func() bool {
+	waitUntil(t, "a survivor forwarding n1's partition 0", 60*time.Second, func() bool {
 		first = forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0)
 		return first != nil
 	})
-	waitFor(t, "n1's records arriving again", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") > 1000 })
+	waitUntil(t, "n1's records arriving again", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") > 1000 })
 	first.Kill9(t)
 	killedAt := time.Now()
 	third := n2
 	if first == n2 {
 		third = n3
 	}
-	waitFor(t, third.Name+" taking n1's partition 0 over", 60*time.Second, func() bool {
+	waitUntil(t, third.Name+" taking n1's partition 0 over", 60*time.Second, func() bool {
 		return forwarderOf(t, []*sitetest.Node{third}, "n1", "sensors", 0) == third
 	})
 	t.Logf("%s killed during its takeover; %s took over after %v", first.Name, third.Name, time.Since(killedAt).Round(10*time.Millisecond))
@@ -422,7 +422,7 @@ func TestFailoverSurvivorDies(t *testing.T) {
 func TestFailoverPause(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitAlive(t, n1, 3)
+	waitMembersAlive(t, n1, 3)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}
@@ -431,20 +431,20 @@ func TestFailoverPause(t *testing.T) {
 	}
 	acks := &sitetest.Acks{}
 	produceN(t, n1, acks, "sensors", 1000, "before")
-	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
 	n1.CutService(t, b.Addr())
 	produceN(t, n1, acks, "sensors", 20000, "backlog")
 	time.Sleep(2 * time.Second)
 	n1.Pause(t)
 	paused := time.Now()
-	waitFor(t, "survivors forwarding n1's partitions", 60*time.Second, func() bool {
+	waitUntil(t, "survivors forwarding n1's partitions", 60*time.Second, func() bool {
 		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
 			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
 	})
 	n1.HealService(t, b.Addr()) // what n1 had in flight may now get through
 	time.Sleep(time.Until(paused.Add(20 * time.Second)))
 	n1.Resume(t)
-	waitFor(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
+	waitUntil(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
 		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
 			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
 	})
@@ -475,7 +475,7 @@ func TestFailoverPause(t *testing.T) {
 func TestFailoverUpstreamDown(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitAlive(t, n1, 3)
+	waitMembersAlive(t, n1, 3)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}
@@ -484,13 +484,13 @@ func TestFailoverUpstreamDown(t *testing.T) {
 	}
 	acks := &sitetest.Acks{}
 	produceN(t, n1, acks, "sensors", 1000, "before")
-	waitFor(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
 	b.Stop()
 	produceN(t, n1, acks, "sensors", 10000, "backlog")
 	produceN(t, n2, acks, "sensors", 2000, "backlog")
 	time.Sleep(2 * time.Second)
 	n1.Kill9(t)
-	waitFor(t, "survivors holding n1's partitions", 60*time.Second, func() bool {
+	waitUntil(t, "survivors holding n1's partitions", 60*time.Second, func() bool {
 		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
 			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
 	})
@@ -513,7 +513,7 @@ func TestFailoverUpstreamDown(t *testing.T) {
 func TestFailoverSplit(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitAlive(t, n1, 3)
+	waitMembersAlive(t, n1, 3)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}
@@ -526,9 +526,9 @@ func TestFailoverSplit(t *testing.T) {
 	for _, n := range c.Nodes {
 		produceN(t, n, acks, "sensors", 1000, "before")
 	}
-	waitFor(t, "everything forwarded", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	waitUntil(t, "everything forwarded", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
 	c.Cut(t, n1, n2, n3)
-	waitFor(t, "the survivors forwarding n1's partitions", 60*time.Second, func() bool {
+	waitUntil(t, "the survivors forwarding n1's partitions", 60*time.Second, func() bool {
 		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
 			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
 	})
@@ -537,7 +537,7 @@ func TestFailoverSplit(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	c.Heal(t, n1, n2, n3)
-	waitFor(t, "one forwarder per origin partition, its origin", 90*time.Second, func() bool {
+	waitUntil(t, "one forwarder per origin partition, its origin", 90*time.Second, func() bool {
 		for _, o := range c.Nodes {
 			for p := int32(0); p < 2; p++ {
 				n := 0

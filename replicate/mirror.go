@@ -50,6 +50,13 @@ type mirrorPart struct {
 	// read late, after this node was paused, is not news.)
 	caughtUpAsked time.Time
 	diverged      string
+	// verified: the copy's latest epoch was checked against the
+	// origin's history since the last event that may have changed it
+	// (see epochs.go); only verified copies fetch.
+	verified bool
+	// aheadChecks counts epoch checks in a row that an end past the
+	// origin's did not resolve.
+	aheadChecks int
 }
 
 // originTopic is what the origin announces about one of its topics.
@@ -74,6 +81,8 @@ type fetcher struct {
 	topics  map[string]*originTopic
 	metaAt  time.Time
 	lastErr string
+	// noEpochs: the origin serves no leader epochs.
+	noEpochs bool
 }
 
 func (r *Replicator) startFetcher(peer member.Member) (*fetcher, error) {
@@ -134,6 +143,14 @@ func (f *fetcher) run(ctx context.Context) {
 				continue
 			}
 		}
+		if err := f.verify(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.setErr(err)
+			backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
+			continue
+		}
 		req := f.request()
 		if req == nil {
 			backoff = f.r.opts.MetadataInterval
@@ -151,6 +168,9 @@ func (f *fetcher) run(ctx context.Context) {
 				return
 			}
 			f.setErr(err)
+			// The origin may have restarted behind the failure: its
+			// epochs are checked again before the next fetch.
+			f.unverifyAll()
 			backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
 			continue
 		}
@@ -179,7 +199,7 @@ func (f *fetcher) request() *kmsg.FetchRequest {
 	defer f.mu.Unlock()
 	byTopic := map[string]int{}
 	for k, p := range f.parts {
-		if !p.assigned || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
+		if !p.assigned || !p.verified || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
 			continue
 		}
 		_, end, err := f.r.inner.Offsets(MirrorName(f.peer.NodeID, k.topic), k.partition)
@@ -271,13 +291,18 @@ func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, orig
 		if err := f.r.inner.AppendAt(ctx, local, k.partition, data); err != nil {
 			if ctx.Err() == nil {
 				f.r.logger.Warn("mirror: cannot store fetched batches", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "offset", from, "err", err)
-				if errors.Is(err, log.ErrNotNextOffset) {
-					f.mu.Lock()
-					if p := f.parts[k]; p != nil {
+				f.mu.Lock()
+				if p := f.parts[k]; p != nil {
+					switch {
+					case errors.Is(err, log.ErrNotNextOffset):
 						p.fetchFrom = -1
+					case errors.Is(err, log.ErrStaleEpoch):
+						// The origin's epochs went back under the copy:
+						// its history is checked before more is taken.
+						p.verified = false
 					}
-					f.mu.Unlock()
 				}
+				f.mu.Unlock()
 			}
 			return
 		}
@@ -308,7 +333,20 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 	}
 	switch {
 	case end > originHWM && originHWM >= 0:
-		f.diverge(k, fmt.Sprintf("this copy ends at offset %d, past the origin's end %d (the origin lost a tail it had not synced)", end, originHWM))
+		// The origin lost a tail it had not synced: its epoch history
+		// says how much of the copy to keep. An end past the origin's
+		// that the check leaves standing is a divergence.
+		f.mu.Lock()
+		p := f.parts[k]
+		again := p != nil && p.aheadChecks < 2
+		if again {
+			p.aheadChecks++
+			p.verified = false
+		}
+		f.mu.Unlock()
+		if !again {
+			f.diverge(k, fmt.Sprintf("this copy ends at offset %d, past the origin's end %d, and the origin's epoch history does not explain it", end, originHWM))
+		}
 	case start == end && originStart > end:
 		// An empty copy joins at the origin's log start.
 		f.mu.Lock()
@@ -516,8 +554,15 @@ func (f *fetcher) ensureTopic(ctx context.Context, topic string, partitions int3
 	if due {
 		cfg := f.originConfig(ctx, topic)
 		cur := info.Config
-		if cfg.RetentionAge != cur.RetentionAge || cfg.RetentionBytes != cur.RetentionBytes || cfg.SegmentBytes != cur.SegmentBytes && cfg.SegmentBytes != 0 {
+		if cfg.RetentionAge != cur.RetentionAge || cfg.RetentionBytes != cur.RetentionBytes || cfg.SegmentBytes != cur.SegmentBytes && cfg.SegmentBytes != 0 ||
+			cfg.ReplicationFactor != cur.ReplicationFactor && cfg.ReplicationFactor != 0 || cfg.MinInsyncReplicas != cur.MinInsyncReplicas && cfg.MinInsyncReplicas != 0 {
 			cur.RetentionAge, cur.RetentionBytes = cfg.RetentionAge, cfg.RetentionBytes
+			if cfg.ReplicationFactor != 0 {
+				cur.ReplicationFactor = cfg.ReplicationFactor
+			}
+			if cfg.MinInsyncReplicas != 0 {
+				cur.MinInsyncReplicas = cfg.MinInsyncReplicas
+			}
 			if cfg.SegmentBytes != 0 {
 				cur.SegmentBytes = cfg.SegmentBytes
 			}
@@ -529,7 +574,9 @@ func (f *fetcher) ensureTopic(ctx context.Context, topic string, partitions int3
 }
 
 // originConfig reads the origin topic's retention settings (a copy keeps
-// what the origin keeps); a mirror always syncs before it fetches more.
+// what the origin keeps) and its replication factor and
+// min.insync.replicas (kept for a restore of the origin, see restore.go);
+// a mirror always syncs before it fetches more.
 func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfig {
 	cfg := log.TopicConfig{Origin: f.peer.NodeID, Fsync: log.FsyncAlways}
 	dctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchTimeout)
@@ -538,7 +585,7 @@ func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfi
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeTopic
 	res.ResourceName = topic
-	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes"}
+	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas"}
 	req.Resources = append(req.Resources, res)
 	resp, err := f.cl.SeedBrokers()[0].Request(dctx, req)
 	if err != nil {
@@ -553,20 +600,7 @@ func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfi
 			if err != nil {
 				continue
 			}
-			switch c.Name {
-			case "retention.ms":
-				cfg.RetentionAge = -1
-				if n >= 0 {
-					cfg.RetentionAge = max(time.Duration(n)*time.Millisecond, time.Millisecond)
-				}
-			case "retention.bytes":
-				cfg.RetentionBytes = -1
-				if n >= 0 {
-					cfg.RetentionBytes = max(n, 1)
-				}
-			case "segment.bytes":
-				cfg.SegmentBytes = n
-			}
+			applySetting(&cfg, c.Name, n)
 		}
 	}
 	return cfg

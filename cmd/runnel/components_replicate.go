@@ -117,6 +117,11 @@ func replicationMetrics(m *web.Metrics, st replicate.Status) {
 			ml := web.Labels{"topic": p.Topic, "partition": fmt.Sprint(p.Partition), "peer": ms.NodeID}
 			m.Gauge("runnel_replication_mirror_lag_records", "Records of this node's partition not yet durable on the mirror.", float64(ms.LagRecords), ml)
 			m.Gauge("runnel_replication_mirror_lag_seconds", "Time since the mirror last held everything.", ms.LagSeconds, ml)
+			stalled := 0.0
+			if ms.Stalled {
+				stalled = 1
+			}
+			m.Gauge("runnel_replication_mirror_stalled", "1 when the mirror has not fetched for twice its fetch timeout.", stalled, ml)
 		}
 	}
 	for _, c := range st.Copies {
@@ -129,7 +134,15 @@ func replicationMetrics(m *web.Metrics, st replicate.Status) {
 		}
 		m.Gauge("runnel_replication_copy_stalled", "1 when the copy had no fetch answer for twice the fetch timeout.", stalled, l)
 	}
+	restoring := 0.0
+	if st.Restoring {
+		restoring = 1
+	}
+	m.Gauge("runnel_replication_restoring", "1 while the start takes back from the site's copies what this node lacks (appends wait).", restoring, nil)
 	m.Counter("runnel_replication_not_enough_replicas_total", "acks=all produces refused for lack of in-sync copies.", float64(st.NotEnoughReplicas), nil)
 	m.Counter("runnel_replication_mirrored_bytes_total", "Bytes of peers' partitions stored here.", float64(st.MirroredBytes), nil)
 	m.Counter("runnel_replication_divergences_total", "Copies stopped because they diverged from their origin.", float64(st.Divergences), nil)
+	m.Counter("runnel_replication_truncations_total", "Copies cut back to their origin's epoch history (the origin lost records it had not synced).", float64(st.Truncations), nil)
+	m.Counter("runnel_replication_restored_records_total", "Records this node took back from its copies on the site at start.", float64(st.RestoredRecords), nil)
+	m.Counter("runnel_replication_truncated_records_total", "Records removed from copies cut back to their origin's history.", float64(st.TruncatedRecords), nil)
 }

@@ -134,6 +134,7 @@ type replicationConfig struct {
 	ReplicaLagTimeMax        time.Duration
 	Failover                 bool
 	FailoverWaitMax          time.Duration
+	RestoreTimeout           time.Duration
 }
 
 type kafkaConfig struct {
@@ -247,7 +248,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.addr", flag: "mqtt-addr", def: ":1883", v: str(&c.MQTT.Addr), check: addr(&c.MQTT.Addr),
 			doc: "MQTT listener (empty = off)"},
 		{path: "mqtt.routes", flag: "mqtt-route", v: list(&c.MQTT.Routes, mqtt.ParseRoute, mqtt.Route.Validate),
-			doc: "`FILTER=TOPIC[,key=topic|client|none]` or `{filter, topic, key}` (repeatable); default: everything to topic `mqtt`, key = MQTT topic"},
+			doc: "`FILTER=TOPIC[,key=topic|client|none][,acks=1|all]` or `{filter, topic, key, acks}` (repeatable); default: everything to topic `mqtt`, key = MQTT topic. `acks: all`: PUBACK/PUBREC once every in-sync copy on the site holds the message (else MQTT 5 reason 0x97, MQTT 3.1.1 disconnect)"},
 		{path: "mqtt.publish", flag: "mqtt-publish", v: list(&c.MQTT.Publish, mqtt.ParsePublishRoute, mqtt.PublishRoute.Validate),
 			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers (repeatable)"},
 		{path: "mqtt.allow-anonymous", flag: "mqtt-allow-anonymous", defDoc: "`true` without `mqtt.users`, else `false`", v: optBool(&c.MQTT.AllowAnonymous),
@@ -330,6 +331,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "forward a failed box's partitions from a copy here (its origin's identity and offsets, from its replicated cursor) and hand them back when it returns; the site's boxes must share their routes"},
 		{path: "replication.failover-wait-max", flag: "failover-wait-max", def: "30s", v: dur(&c.Replication.FailoverWaitMax), check: positive(&c.Replication.FailoverWaitMax),
 			doc: "after start or a pause, how long forwarding waits for this box's copies of the peers' cursor logs before it acts on what it knows"},
+		{path: "replication.restore-timeout", flag: "restore-timeout", def: "15s", v: dur(&c.Replication.RestoreTimeout), check: positive(&c.Replication.RestoreTimeout),
+			doc: "at start, how long to wait for the site's other boxes before taking back from their copies what they hold of this box's partitions (a lost unsynced tail, a wiped data dir); appends wait for it"},
 		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,
 			doc: "named upstreams: `{kind: kafka|mqtt, brokers, url, tls, sasl, …}` (sync/forward `Upstream`)"},
 		{path: "routes", v: fileOnly(&c.Routes), check: c.checkRoutes,

@@ -89,9 +89,10 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 			// the digest lets them check the routes are the same.
 			Routes: forward.RoutesHash(c.forwardOptions(nil, nil, nodeID)),
 		},
-		LagTimeMax: r.ReplicaLagTimeMax,
-		ClientOpts: copts,
-		Logger:     logger,
+		LagTimeMax:     r.ReplicaLagTimeMax,
+		RestoreTimeout: r.RestoreTimeout,
+		ClientOpts:     copts,
+		Logger:         logger,
 	}, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log/batch"
 )
 
@@ -25,10 +24,12 @@ type waiter interface {
 	finish(err error)
 }
 
-// tp names one partition.
+// tp names one partition (and how its appends are acknowledged: all, see
+// acks.go).
 type tp struct {
 	topic     string
 	partition int32
+	all       bool
 }
 
 // appender coalesces records for one partition into RecordBatches and hands
@@ -120,7 +121,7 @@ func (a *appender) flushLocked() {
 	a.inflight++
 	a.b.stats.batches.Add(1)
 	a.b.appendsInFlight.Add(1)
-	a.b.produce.AppendAsync(a.tp.topic, a.tp.partition, data, produce.AcksLeader, func(_ int64, err error) {
+	a.hand(data, func(_ int64, err error) {
 		// Never work here: the log's goroutine must not block, and the
 		// log may even call done synchronously.
 		a.b.completions.push(completion{app: a, waiters: ws, err: err})
@@ -244,7 +245,7 @@ func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.Reco
 		return
 	}
 	p := b.produce.Partition(tgt.partKey, n)
-	a := b.appenderFor(tp{tgt.topic, p})
+	a := b.appenderFor(tp{tgt.topic, p, tgt.all})
 	if a.add(ts, tgt.key, value, headers, w, independent, more && s != nil) {
 		s.deferFeed(a)
 	}

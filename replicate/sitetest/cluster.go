@@ -55,9 +55,10 @@ type Cluster struct {
 	dir   string
 	Nodes []*Node
 
-	mu       sync.Mutex                      // guards cuts and services
+	mu       sync.Mutex                      // guards cuts, services and portCuts
 	cuts     map[[2]int]bool                 // unordered node pairs (lower index first)
 	services map[int]map[netip.AddrPort]bool // per node: services it cannot reach
+	portCuts map[portCut]bool                // CutPort's pairs and ports
 }
 
 // Start builds (once per process) or finds the runnel binary, creates the

@@ -74,6 +74,14 @@ func (n *Node) Args() []string {
 	return n.argsLocked()
 }
 
+// Extra returns the arguments the node starts with after the harness's
+// own (those of Options.Args or the last Start).
+func (n *Node) Extra() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.extra...)
+}
+
 func (n *Node) argsLocked() []string {
 	return append([]string{"serve",
 		"--data-dir", n.DataDir,

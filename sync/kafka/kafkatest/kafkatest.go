@@ -89,6 +89,13 @@ type Options struct {
 	// (sitetest's Cluster.HostIP). The controller listener stays on
 	// 127.0.0.1.
 	Host string
+	// NodeID is the broker's node.id; default 1.
+	NodeID int
+	// Voter, when set, is another broker's Voter(): this one joins its
+	// cluster as a broker only (process.roles=broker), making a cluster
+	// of several brokers on this machine. Empty: a single node that is
+	// its own controller.
+	Voter string
 }
 
 // StandardJVMFlags are the flags Apache Kafka 4.x's bin/kafka-run-class.sh
@@ -321,6 +328,12 @@ func (b *Broker) TLSFiles() TLSFiles { return b.tlsFiles }
 // Addr is the broker's bootstrap address (host:port).
 func (b *Broker) Addr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.port)) }
 
+// Voter is the broker's entry in controller.quorum.voters ("ID@host:port"
+// of its controller listener), for Options.Voter of more brokers.
+func (b *Broker) Voter() string {
+	return fmt.Sprintf("%d@127.0.0.1:%d", cmp.Or(b.opts.NodeID, 1), b.cport)
+}
+
 // Dir is the broker's working directory (config, data, server.log).
 func (b *Broker) Dir() string { return b.dir }
 
@@ -334,11 +347,17 @@ func (b *Broker) writeConfig() error {
 	if b.opts.DisableAutoCreate {
 		auto = "false"
 	}
+	roles, voters := "broker,controller", b.Voter()
+	listeners := fmt.Sprintf("listeners=PLAINTEXT://%s,CONTROLLER://127.0.0.1:%d", b.Addr(), b.cport)
+	if b.opts.Voter != "" {
+		roles, voters = "broker", b.opts.Voter
+		listeners = fmt.Sprintf("listeners=PLAINTEXT://%s", b.Addr())
+	}
 	lines := []string{
-		"process.roles=broker,controller",
-		"node.id=1",
-		fmt.Sprintf("controller.quorum.voters=1@127.0.0.1:%d", b.cport),
-		fmt.Sprintf("listeners=PLAINTEXT://%s,CONTROLLER://127.0.0.1:%d", b.Addr(), b.cport),
+		"process.roles=" + roles,
+		"node.id=" + strconv.Itoa(cmp.Or(b.opts.NodeID, 1)),
+		"controller.quorum.voters=" + voters,
+		listeners,
 		fmt.Sprintf("advertised.listeners=PLAINTEXT://%s", b.Addr()),
 		"controller.listener.names=CONTROLLER",
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
