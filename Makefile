@@ -104,7 +104,7 @@ soak: test-deps
 	RUNNEL_SOAK=1 $(GO) test -count=1 -timeout 0 ./...
 
 # The bounded version of make soak, part of make test (about two minutes):
-# TestSoak with 100,000 records and the upstream killed every 1-5 s, and
+# TestSoak with 150,000 records and the upstream killed every 1-5 s, and
 # the crash schedules at the soak's length on seeds the unit run does not
 # cover.
 soak-short: test-deps

@@ -20,7 +20,7 @@ import (
 // lost, order per partition, heap stays flat. The full run (RUNNEL_SOAK=1,
 // `make soak`): 1,000,000 records, the upstream killed every 1-30 s for
 // 1-30 s. The bounded run (RUNNEL_SOAK=bounded, `make soak-short`, part of
-// `make test`): 100,000 records, killed every 1-5 s for 1-5 s, about a
+// `make test`): 150,000 records, killed every 1-5 s for 1-5 s, about a
 // minute. RUNNEL_SOAK_RECORDS overrides the count.
 func TestSoak(t *testing.T) {
 	var total, flapMax int
@@ -28,7 +28,7 @@ func TestSoak(t *testing.T) {
 	case "1":
 		total, flapMax = 1_000_000, 30
 	case "bounded":
-		total, flapMax = 100_000, 5
+		total, flapMax = 150_000, 5
 	default:
 		t.Skip("soak test: set RUNNEL_SOAK=1 (make soak) or RUNNEL_SOAK=bounded (make soak-short)")
 	}
