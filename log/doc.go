@@ -522,6 +522,19 @@
 // write_bytes is 1.48 against 1.36). Other runs of the same benchmark:
 // shared new files 2.84-3.24, journal format 10.5-13.4.
 //
+// # Figures
+//
+// The figures of the log as it is, each the metric of one benchmark with
+// the go test command that reproduces it: `make bench` prints this table,
+// `make bench-docs` writes it here and into the README (cmd/runnel
+// TestFiguresTables keeps the two the same). The measurements in the
+// sections above are the ones each design choice was made on, with the
+// code of that time; where they differ from this table, the table is the
+// code as it is.
+//
+// figures:begin
+// figures:end
+//
 // # Recovery
 //
 // On open, segments before the checkpointed durable position are trusted
