@@ -45,6 +45,8 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/logtest/reexec"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 func benchOptions(dir string) *log.Options {
@@ -98,6 +100,7 @@ func recordBatch(n, size int, seed int) []byte {
 const bulkBatches = 100
 
 func BenchmarkBulk(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	data := recordBatch(100, 1024, 1)
 	b.Run("log-fsync-always", func(b *testing.B) {
 		l := openBench(b, b.TempDir(), "bulk", log.TopicConfig{Partitions: 1, Fsync: log.FsyncAlways})
@@ -160,6 +163,7 @@ func writers(n, total int, do func(w int) error) error {
 }
 
 func BenchmarkManyWriters(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const n = 64
 	data := recordBatch(1, 100, 2)
 	many := func(b *testing.B, mods ...func(*log.Options)) {
@@ -291,6 +295,7 @@ func paceAppends(b *testing.B, l log.Log, data []byte, total, partitions int, ra
 }
 
 func BenchmarkTrickle(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const partitions, rate = 1000, 10000.0
 	data := recordBatch(1, 100, 3)
 	trickle := func(b *testing.B, mods ...func(*log.Options)) {
@@ -409,6 +414,7 @@ func sequentialReadFixture(b *testing.B) *readFixture {
 }
 
 func BenchmarkSequentialRead(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	fx := sequentialReadFixture(b)
 	b.Run("log-read", func(b *testing.B) {
 		b.SetBytes(fx.bytes)
@@ -574,6 +580,7 @@ func (fx *recoveryFixture) restore(b *testing.B) {
 }
 
 func BenchmarkRecovery(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	if spec := os.Getenv(recoveryEnv); spec != "" {
 		buildUncleanLog(spec)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/logtest/reexec"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // BenchmarkRecoveryShared: issue 2's recovery benchmark on the default
@@ -29,6 +31,7 @@ import (
 //
 // Run: go test -run '^$' -bench 'BenchmarkRecoveryShared$' -benchtime 3x ./log/
 func BenchmarkRecoveryShared(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	if spec := os.Getenv(recoverySharedEnv); spec != "" {
 		buildUncleanShared(spec)
 	}

@@ -172,8 +172,14 @@ func freeAddr(t testing.TB) string {
 }
 
 // startRunnel starts `runnel serve` on free loopback ports in a temp dir.
+// A test that calls it (not startServer) needs runnel itself: its HTTP
+// API, MQTT, data dir or flags. With RUNNEL_IT_TARGET=kafka it is skipped,
+// saying so: that mode runs the tests that hold for any Kafka server.
 func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 	t.Helper()
+	if os.Getenv("RUNNEL_IT_TARGET") == "kafka" {
+		t.Skip("needs runnel itself (HTTP API, MQTT, data dir or runnel flags): runs against runnel only, not RUNNEL_IT_TARGET=kafka")
+	}
 	dir := t.TempDir()
 	s := &runnelServer{
 		bin: serverBinary(t), dir: dir,
