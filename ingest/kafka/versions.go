@@ -84,8 +84,8 @@ func newVersionTable(g GroupHandler) *versionTable {
 		if k < 0 || k >= maxKey || r[0] > r[1] || r[0] < 0 {
 			return
 		}
-		// Never advertise what kmsg cannot decode.
-		if req := kmsg.RequestForKey(k); req == nil {
+		// Never advertise what the server cannot decode.
+		if req := newRequest(k); req == nil {
 			return
 		} else if r[1] > req.MaxVersion() {
 			r[1] = req.MaxVersion()
@@ -118,4 +118,68 @@ func newVersionTable(g GroupHandler) *versionTable {
 // serves reports whether key at version is served.
 func (t *versionTable) serves(key, version int16) bool {
 	return key >= 0 && key < maxKey && t.served[key] && version >= t.rng[key][0] && version <= t.rng[key][1]
+}
+
+// newRequest returns an empty request of key, for the keys this package or
+// a GroupHandler serves; nil for any other key. It names each request type
+// on purpose, instead of kmsg.RequestForKey: that one names every request
+// kmsg knows (about 90), so the linker keeps every request decoder and
+// response encoder in the binary, several hundred KB of code for keys that
+// are never decoded (an unserved key is answered from unsupportedAnswers).
+func newRequest(key int16) kmsg.Request {
+	switch key {
+	case keyProduce:
+		return kmsg.NewPtrProduceRequest()
+	case keyFetch:
+		return kmsg.NewPtrFetchRequest()
+	case keyListOffsets:
+		return kmsg.NewPtrListOffsetsRequest()
+	case keyMetadata:
+		return kmsg.NewPtrMetadataRequest()
+	case keyOffsetCommit:
+		return kmsg.NewPtrOffsetCommitRequest()
+	case keyOffsetFetch:
+		return kmsg.NewPtrOffsetFetchRequest()
+	case keyFindCoordinator:
+		return kmsg.NewPtrFindCoordinatorRequest()
+	case keyJoinGroup:
+		return kmsg.NewPtrJoinGroupRequest()
+	case keyHeartbeat:
+		return kmsg.NewPtrHeartbeatRequest()
+	case keyLeaveGroup:
+		return kmsg.NewPtrLeaveGroupRequest()
+	case keySyncGroup:
+		return kmsg.NewPtrSyncGroupRequest()
+	case keyDescribeGroups:
+		return kmsg.NewPtrDescribeGroupsRequest()
+	case keyListGroups:
+		return kmsg.NewPtrListGroupsRequest()
+	case keySASLHandshake:
+		return kmsg.NewPtrSASLHandshakeRequest()
+	case keyApiVersions:
+		return kmsg.NewPtrApiVersionsRequest()
+	case keyCreateTopics:
+		return kmsg.NewPtrCreateTopicsRequest()
+	case keyDeleteTopics:
+		return kmsg.NewPtrDeleteTopicsRequest()
+	case keyInitProducerID:
+		return kmsg.NewPtrInitProducerIDRequest()
+	case keyDescribeConfigs:
+		return kmsg.NewPtrDescribeConfigsRequest()
+	case keyAlterConfigs:
+		return kmsg.NewPtrAlterConfigsRequest()
+	case keySASLAuthenticate:
+		return kmsg.NewPtrSASLAuthenticateRequest()
+	case keyCreatePartitions:
+		return kmsg.NewPtrCreatePartitionsRequest()
+	case keyDeleteGroups:
+		return kmsg.NewPtrDeleteGroupsRequest()
+	case keyIncrementalAlterConfigs:
+		return kmsg.NewPtrIncrementalAlterConfigsRequest()
+	case keyOffsetDelete:
+		return kmsg.NewPtrOffsetDeleteRequest()
+	case keyDescribeCluster:
+		return kmsg.NewPtrDescribeClusterRequest()
+	}
+	return nil
 }
