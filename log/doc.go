@@ -452,7 +452,7 @@
 // fsync). Waiting appends get the error; acknowledged data stays readable.
 // ENOSPC on a write truncates the partial write back and returns the
 // retriable ErrDiskFull; the partition stays writable. The disk guard reads
-// free space (gopsutil) every DiskCheckInterval: under MinFreeBytes, topics
+// free space (statfs) every DiskCheckInterval: under MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
 // delete their oldest segments (Stats().DroppedSegments), ignoring
 // HoldRetention.
