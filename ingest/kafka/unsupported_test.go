@@ -102,3 +102,17 @@ var unsupportedAnswers = [...][]string{
 	}
 	t.Logf("wrote unsupported_answers.go: %d keys", strings.Count(string(src), ": { //"))
 }
+
+// TestNewRequestServedKeys checks that every key the server serves has a
+// request type in newRequest: newVersionTable leaves out, without a word,
+// a key newRequest does not know.
+func TestNewRequestServedKeys(t *testing.T) {
+	for _, m := range []map[int16][2]int16{ownVersions, groupKeys} {
+		for k := range m {
+			req := newRequest(k)
+			if req == nil || req.Key() != k {
+				t.Errorf("key %d (%s): newRequest gives %v", k, kmsg.NameForKey(k), req)
+			}
+		}
+	}
+}
