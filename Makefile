@@ -14,7 +14,7 @@ BIN := bin
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
 all: build
 
@@ -109,14 +109,27 @@ fuzz: fuzz-short
 soak: test-deps
 	RUNNEL_SOAK=1 $(GO) test -count=1 -timeout 0 ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 0 ./log/ ./ingest/... ./sync/...
+# Every benchmark with a benchtime that measures something (scripts/bench.sh
+# lists them), then a table of the figures the README quotes, each with the
+# command that reproduces it. About 6-8 minutes.
+bench: test-deps
+	GO=$(GO) scripts/bench.sh
 
+# runnel beside Apache Kafka and Mosquitto, each started with its standard
+# settings, in one run. RUNNEL_BIN=path measures a prebuilt runnel instead
+# of this tree's (to compare two versions).
 bench-vs-kafka: test-deps
 	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
 
 bench-vs-mosquitto: test-deps
 	RUNNEL_BENCH_VS_MOSQUITTO=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsMosquitto -v ./cmd/runnel/
+
+# What an idle box costs: runnel serve and Mosquitto, no clients, side by
+# side; wakeups/s and CPU over IDLE_SECONDS (make bench-idle IDLE_SECONDS=10
+# for a quick look).
+IDLE_SECONDS ?= 60
+bench-idle: test-deps
+	RUNNEL_BENCH_IDLE=1 RUNNEL_BENCH_IDLE_SECONDS=$(IDLE_SECONDS) $(GO) test -count=1 -timeout 0 -run TestBenchIdle -v ./cmd/runnel/
 
 clean:
 	rm -rf $(BIN)

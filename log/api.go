@@ -35,10 +35,11 @@ type Log interface {
 	// Append validates batches (one or more concatenated RecordBatch v2:
 	// magic, length, CRC-32C, record count), assigns offsets from the
 	// partition's next offset (rewriting baseOffset in place in the caller's
-	// slice, and partitionLeaderEpoch, which the log stamps to 0 so bit rot
-	// in these CRC-less header bytes is detected) and returns the base offset of the first batch once the data is
-	// durable per the topic's fsync policy ("always": on stable storage, one
-	// sync shared by every writer waiting at that moment).
+	// slice, and partitionLeaderEpoch, which the log stamps with the node's
+	// epoch, see LeaderEpochs) and returns the base offset of the first
+	// batch once the data is durable per the topic's fsync policy
+	// ("always": on stable storage, one sync shared by every writer
+	// waiting at that moment).
 	//
 	// Idempotent producers (producerId >= 0): a batch whose (producerId,
 	// epoch, baseSequence) repeats one of the last 5 appended to this
@@ -52,13 +53,20 @@ type Log interface {
 	// wraps the cause), ErrClosed, ctx.Err() (the append may still complete).
 	Append(ctx context.Context, topic string, partition int32, batches []byte) (int64, error)
 	// AppendAsync is Append without waiting: done (may be nil) is called
-	// from a log goroutine once the append is durable or failed. Calls for
-	// one partition complete in the order they were made. done must not
-	// block.
+	// once the append is acknowledged per the topic's fsync policy, or
+	// failed: from a log goroutine after the commit that makes it durable
+	// ("always"), or before AppendAsync returns when nothing is left to
+	// wait for ("interval", "never", an append refused before it was
+	// written) and no earlier append of the partition is still waiting.
+	// Calls for one partition complete in the order they were made. done
+	// must not block.
 	AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error))
 	// AppendAt appends batches whose baseOffset must equal the partition's
 	// next offset (replication mirrors a peer's offsets). ErrNotNextOffset
-	// otherwise. Idempotence checks are skipped.
+	// otherwise. Idempotence checks are skipped. Each batch keeps its
+	// partitionLeaderEpoch (the origin's): epochs must not go back, nor be
+	// older than the partition's latest epoch (ErrStaleEpoch), and each new
+	// one enters the partition's epoch history.
 	AppendAt(ctx context.Context, topic string, partition int32, batches []byte) error
 
 	// Read returns raw batch bytes starting with the batch that contains
@@ -74,10 +82,20 @@ type Log interface {
 	// OffsetForTime returns the offset of the first batch whose max
 	// timestamp is >= ts (ms), or the HWM when none is.
 	OffsetForTime(topic string, partition int32, ts int64) (int64, error)
-	// Changed returns a channel that is closed the next time any
-	// partition's HWM advances (or a topic is created or deleted). Long
-	// polls wait on it and then re-check.
-	Changed() <-chan struct{}
+	// Watch registers w to be signalled once the partition's HWM is past
+	// after (HWM > after), at once when it already is. The partition
+	// going away (its topic deleted, or deleted and created again) and
+	// Close signal it too. A registration fires once; w.Reset drops it
+	// (see Waiter). A long poll reads, and when there is nothing new
+	// watches each of its partitions with the HWM it saw: an advance of
+	// any other partition does not wake it. Errors: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed (nothing registered).
+	Watch(w *Waiter, topic string, partition int32, after int64) error
+	// WatchTopics registers w to be signalled at the next change of the
+	// topic set: a topic created or deleted, partitions added, or Close
+	// (after Close: at once). Register before reading Topics, so no
+	// change in between is missed.
+	WatchTopics(w *Waiter)
 
 	// HoldRetention makes retention keep every record at or after the
 	// offsets of cursors named name in meta (the forwarder's unsent data),
@@ -105,6 +123,33 @@ type AllAppender interface {
 	// MinInsyncReplicas are in sync.
 	AppendAsyncAll(topic string, partition int32, batches []byte, done func(base int64, err error))
 }
+
+// CommitFeeder is an optional capability of a Log (found by type
+// assertion) for callers that coalesce many small records into one batch
+// per partition (MQTT ingest): instead of handing a batch over when it is
+// opened, they ask the log for the moment its next commit starts, so a
+// batch holds every record that arrived before that commit, and a busy
+// partition writes one batch per commit.
+type CommitFeeder interface {
+	// FeedNextCommit registers feed to be called once, from the log's
+	// committer goroutine, just before its next commit takes the appends
+	// it makes durable: what feed appends to the partition (AppendAsync)
+	// is in that commit. An idle log starts that commit at once. feed
+	// must not block (it may take a lock that is only held briefly).
+	// False when the log is closed or the partition does not exist: feed
+	// is not called.
+	FeedNextCommit(topic string, partition int32, feed func()) bool
+	// Gathering tells the log that a registered feed holds n more bytes
+	// for the next commit; independent: they come from a writer that is
+	// not waiting for an acknowledgement (its last one is at least
+	// IndependentAfter old), which the commit delay counts on (see
+	// Options.CommitDelay).
+	Gathering(n int, independent bool)
+}
+
+// IndependentAfter: a writer whose last acknowledgement is at least this
+// old is not waiting for it to append again (for Options.CommitDelay).
+const IndependentAfter = 5 * time.Millisecond
 
 // FsyncPolicy says when appends reach stable storage.
 type FsyncPolicy string
@@ -182,6 +227,8 @@ type Stats struct {
 	JournalBytes     uint64           // bytes written to the node journal
 	SharedCommits    uint64           // commits that wrote shared segment files
 	SharedBytes      uint64           // bytes written to shared segment files
+	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
+	CommitDelayNanos uint64           // total time commits were held back
 }
 
 // PartitionError names a failed partition and why.
@@ -196,4 +243,82 @@ type Damage struct {
 	File   string // path relative to the data dir
 	Offset int64  // byte offset in the file
 	Reason string
+}
+
+// LeaderEpochs is implemented by a Log that keeps a leader-epoch history
+// per partition (the one Open returns does): Kafka's leader epochs
+// (KIP-101, KIP-279), with the log's incarnations as leaders. Find it by
+// type assertion.
+//
+// Every open of the log after an unclean stop (a crash, a power cut, a
+// Close that could not make everything durable) takes a new node epoch,
+// stored durably before any append; after a clean Close the epoch goes on
+// (everything it wrote is on stable storage: nothing a copy holds can be
+// missing). Append stamps it into each batch's partitionLeaderEpoch, and the
+// first append of an epoch to a partition records (epoch, start offset) in
+// the partition's history. AppendAt keeps the origin's epochs and records
+// them the same way. So two copies of a partition agree up to an offset
+// only if their histories do: a mirror compares its latest epoch's end with
+// the origin's EpochEnd for that epoch before it continues, and truncates
+// what the origin no longer holds.
+type LeaderEpochs interface {
+	// NodeEpoch is the epoch local appends stamp now (>= 1).
+	NodeEpoch() int32
+	// EpochEnd answers Kafka's OffsetForLeaderEpoch for one partition:
+	// the largest epoch <= epoch in its history and the offset where that
+	// epoch ends: the start of the next epoch, or, for the latest, the
+	// log end (the next offset to be written, which may be past the HWM
+	// by appends not yet durable). An epoch older than every entry
+	// answers (epoch, start of the first entry); -1 or an epoch newer
+	// than every entry, or a partition without history, answers (-1, -1)
+	// (Kafka's UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
+	// Errors: ErrUnknownTopic, ErrUnknownPartition, ErrClosed.
+	EpochEnd(topic string, partition int32, epoch int32) (leaderEpoch int32, endOffset int64, err error)
+	// EpochHistory is the partition's history, oldest first (the first
+	// entry starts at the log start at the latest). An entry may start at
+	// the log end (an epoch whose first append is not written yet).
+	EpochHistory(topic string, partition int32) ([]EpochStart, error)
+}
+
+// EpochStart is one entry of a partition's leader-epoch history: batches
+// from StartOffset on carry Epoch, up to the next entry's start.
+type EpochStart struct {
+	Epoch       int32
+	StartOffset int64
+	// Replicated: recorded by AppendAt (an epoch of the origin this copy
+	// mirrors), not by a local Append. A history rebuilt from the batches
+	// (its file was missing or damaged) knows no better: false.
+	Replicated bool
+}
+
+// Truncater is implemented by a Log whose partitions can be cut back (the
+// one Open returns does). Find it by type assertion. Only replication may
+// call it: a mirror removes what its origin no longer holds (after
+// comparing leader-epoch histories, see LeaderEpochs), or a box being
+// restored discards a copy it will fetch again. Never on a partition whose
+// records this node acknowledged to a producer.
+type Truncater interface {
+	// Truncate removes every batch at and after offset from the partition:
+	// offset must be where a batch starts (ErrNotBatchStart), in [log
+	// start, next offset] (ErrOffsetOutOfRange; the next offset itself
+	// changes nothing). The epoch history loses its entries from offset
+	// on, the HWM and the next offset become offset, and appends continue
+	// there (AppendAt at offset). Durable before it returns: a crash at any
+	// point leaves the partition either as it was or wholly truncated,
+	// never a mix. It refuses (ErrTruncateLocal) to remove batches of an
+	// epoch that AppendAt did not record (this node's own appends, or a
+	// history rebuilt from the batches) unless opts.Local says so. Appends
+	// to the partition wait while it runs; appends still waiting for their
+	// commit are answered first. Errors also: ErrUnknownTopic,
+	// ErrUnknownPartition, ErrClosed, ErrReadOnly (a write failed after the
+	// truncation was decided: the next open completes it), ErrDiskFull
+	// (nothing changed), ctx.Err() (the truncation may still happen).
+	Truncate(ctx context.Context, topic string, partition int32, offset int64, opts *TruncateOptions) error
+}
+
+// TruncateOptions adjusts Truncate; nil means the zero value.
+type TruncateOptions struct {
+	// Local allows removing batches of epochs this node appended itself
+	// (not recorded by AppendAt).
+	Local bool
 }

@@ -53,8 +53,17 @@ func benchOptions(dir string) *log.Options {
 		Logger:       slog.New(slog.DiscardHandler),
 		MinFreeBytes: -1,
 		MaxOpenFiles: 512,
+		CommitDelay:  benchCommitDelay,
 	}
 }
+
+// benchCommitDelay is Options.CommitDelay for the benchmarks, from
+// RUNNEL_BENCH_COMMIT_DELAY (unset: the default; e.g. -1ns: off), to
+// measure each value (log/doc.go).
+var benchCommitDelay = func() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("RUNNEL_BENCH_COMMIT_DELAY"))
+	return d
+}()
 
 func openBench(b *testing.B, dir string, topic string, cfg log.TopicConfig, mods ...func(*log.Options)) log.Log {
 	b.Helper()

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/vfs"
 )
 
@@ -41,6 +43,7 @@ func (l *logImpl) Check() []Damage {
 			for _, g := range p.lost {
 				ranges = append(ranges, [2]int64{g.from, g.to})
 			}
+			epochs := p.epochSnapshotLocked()
 			p.mu.Unlock()
 			out = append(out, checkPartitionCovered(l.fs, l.dir, p.rel, func(path string, size int64) (int64, bool) {
 				lim, ok := limits[path]
@@ -50,8 +53,9 @@ func (l *logImpl) Check() []Damage {
 				return lim, true
 			}, "", ckptEntry{}, false, ranges)...)
 			for i, s := range virt {
-				out = append(out, l.checkVirtual(s, vlimits[i])...)
+				out = append(out, l.checkVirtual(s, vlimits[i], epochs)...)
 			}
+			out = append(out, p.checkEpochStarts(epochs)...)
 		}
 	}
 	for _, d := range out {
@@ -91,7 +95,7 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 	})
 	ids := map[string]uint64{}
 	for _, tn := range names {
-		if !validTopicName(tn) {
+		if !ValidTopicName(tn) {
 			continue
 		}
 		if st, err := fs.Stat(filepath.Join(dir, tn)); err != nil || !st.IsDir() {
@@ -150,8 +154,9 @@ func coveredBy(ranges [][2]int64, from, to int64) bool {
 	return true
 }
 
-// checkVirtual verifies the batches of a virtual segment up to limit.
-func (l *logImpl) checkVirtual(seg *segment, limit int64) []Damage {
+// checkVirtual verifies the batches of a virtual segment up to limit
+// (and their leader epochs against epochs).
+func (l *logImpl) checkVirtual(seg *segment, limit int64, epochs []epochEntry) []Damage {
 	if limit <= 0 {
 		return nil
 	}
@@ -170,6 +175,9 @@ func (l *logImpl) checkVirtual(seg *segment, limit int64) []Damage {
 		}
 		if err == nil && h.BaseOffset != expect {
 			err = fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)
+		}
+		if err == nil {
+			err = checkEpoch(epochs, &h)
 		}
 		if err != nil {
 			file, at := l.damageLocation(seg, pos)
@@ -192,6 +200,19 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 	if err != nil {
 		return []Damage{{File: rel, Reason: "cannot list partition: " + err.Error()}}
 	}
+	// The leader-epoch history: every batch must carry the epoch it gives
+	// the batch's offset (but from a truncation the next open completes
+	// on), and every entry must start at a batch.
+	hist, hasHist, herr := loadEpochFile(fs, dir)
+	if herr != nil {
+		out = append(out, Damage{File: filepath.Join(rel, epochFileName), Offset: -1, Reason: herr.Error()})
+	}
+	epochsUpTo := int64(math.MaxInt64)
+	if m, ok := hist.pendingTruncation(); ok {
+		epochsUpTo = m.offset
+	}
+	batchEpochs := map[int64]int32{}
+	first, end := int64(-1), int64(-1)
 	var bases []int64
 	for _, n := range names {
 		if b, ok := parseSegmentName(n); ok {
@@ -241,6 +262,11 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 			if err == nil && h.BaseOffset != expect {
 				err = &errBadBatch{pos, fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)}
 			}
+			if err == nil && hasHist && h.BaseOffset < epochsUpTo {
+				if eerr := checkEpoch(hist.entries, &h); eerr != nil {
+					err = &errBadBatch{pos, eerr}
+				}
+			}
 			if err != nil {
 				var bad *errBadBatch
 				if errors.As(err, &bad) && path == lastPath && (!hasCk || base > ck.segBase || base == ck.segBase && pos >= ck.pos) {
@@ -259,7 +285,12 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 				continue
 			}
 			positions[pos] = h.BaseOffset
+			batchEpochs[h.BaseOffset] = h.LeaderEpoch
+			if first < 0 {
+				first = h.BaseOffset
+			}
 			expect = h.LastOffset() + 1
+			end = expect
 		}
 		// Index files: absent or torn ones are rebuilt at open (fine);
 		// well-formed ones must point at real batches.
@@ -274,6 +305,39 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 			}
 		}
 		f.Close()
+	}
+	if hasHist {
+		for _, e := range hist.entries {
+			if e.start < first || e.start >= min(end, epochsUpTo) || coveredBy(covered, e.start, e.start+1) {
+				continue // before the log, past it, or in shared storage
+			}
+			if got, ok := batchEpochs[e.start]; !ok || got != e.epoch {
+				out = append(out, Damage{File: filepath.Join(rel, epochFileName), Offset: -1,
+					Reason: fmt.Sprintf("epoch %d starts at offset %d, where no batch of that epoch starts", e.epoch, e.start)})
+			}
+		}
+	}
+	return out
+}
+
+// checkEpochStarts checks that every entry of a partition's leader-epoch
+// history inside the log starts at a batch of its epoch.
+func (p *partition) checkEpochStarts(epochs []epochEntry) []Damage {
+	var out []Damage
+	start, hwm := p.offsets()
+	for _, e := range epochs {
+		if e.start < start || e.start >= hwm {
+			continue
+		}
+		b, err := p.read(e.start, 1)
+		if err != nil {
+			continue // damage, reported by the batch checks
+		}
+		h, err := batch.ParseHeader(b)
+		if err == nil && (h.BaseOffset != e.start || h.LeaderEpoch != e.epoch) {
+			out = append(out, Damage{File: filepath.Join(p.rel, epochFileName), Offset: -1,
+				Reason: fmt.Sprintf("epoch %d starts at offset %d, where no batch of that epoch starts", e.epoch, e.start)})
+		}
 	}
 	return out
 }

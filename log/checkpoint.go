@@ -158,16 +158,26 @@ func readCheckpoint(fs vfs.FS, dir string) (*checkpoint, error) {
 func (l *logImpl) writeCheckpoint() error {
 	l.ckptMu.Lock()
 	defer l.ckptMu.Unlock()
+	return l.writeCheckpointHolding(nil)
+}
+
+// writeCheckpointHolding is writeCheckpoint for a caller that holds
+// ckptMu and the mu of held (nil: none).
+func (l *logImpl) writeCheckpointHolding(held *partition) error {
 	// The shared end first: everything durable now is at or before it.
 	seq, pos := l.shared.durableEnd()
 	parts := map[ckptKey]ckptEntry{}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
-			p.mu.Lock()
+			if p != held {
+				p.mu.Lock()
+			}
 			if p.durableSeg != nil && !p.closed || p.durableSeg != nil && l.closed.Load() {
 				parts[ckptKey{t.name, p.id}] = ckptEntry{topicID: t.id, segBase: p.durableSeg.base, pos: p.durablePos, next: p.durable, start: p.startLocked()}
 			}
-			p.mu.Unlock()
+			if p != held {
+				p.mu.Unlock()
+			}
 		}
 	}
 	return writeFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(parts, seq, pos))
@@ -185,33 +195,57 @@ func (l *logImpl) kickCheckpoint() {
 // checkpointMinGap rate-limits checkpoints asked for by kickCheckpoint.
 const checkpointMinGap = time.Second
 
-// checkpointLoop rewrites the checkpoint while durable ends move.
+// checkpointLoop rewrites the checkpoint while durable ends move: at most
+// every CheckpointInterval while appends come (sooner, but at most every
+// checkpointMinGap, when kicked), never while the log takes none.
 func (l *logImpl) checkpointLoop() {
-	t := time.NewTicker(l.opts.CheckpointInterval)
-	defer t.Stop()
-	var last uint64
+	w := NewWaiter()
+	last := l.stats.appendedBatches.Load() // Open wrote a checkpoint
 	lastWrite := time.Now()
 	for {
+		// Asleep until an append or a kick.
+		w.Reset()
+		l.appends.Add(w, int64(last), int64(last))
+		if l.stats.appendedBatches.Load() > last {
+			w.Signal() // an append between the read and the registration
+		}
 		kicked := false
 		select {
 		case <-l.quit:
 			return
-		case <-t.C:
+		case <-w.C():
 		case <-l.ckptKick:
 			kicked = true
-			if wait := checkpointMinGap - time.Since(lastWrite); wait > 0 {
-				select {
-				case <-l.quit:
-					return
-				case <-time.After(wait):
-				}
+		}
+		// Then the rest of the interval since the last write, or a whole
+		// one after a quiet spell (a kick cuts it short): a stream of
+		// appends writes one checkpoint per interval.
+		wait := l.opts.CheckpointInterval - time.Since(lastWrite)
+		if wait <= 0 {
+			wait = l.opts.CheckpointInterval
+		}
+		if !kicked {
+			t := time.NewTimer(wait)
+			select {
+			case <-l.quit:
+				t.Stop()
+				return
+			case <-t.C:
+			case <-l.ckptKick:
+				t.Stop()
+				kicked = true
 			}
 		}
-		n := l.stats.appendedBatches.Load()
-		if n == last && !kicked {
-			continue
+		if wait := checkpointMinGap - time.Since(lastWrite); kicked && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-l.quit:
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
-		last = n
+		last = l.stats.appendedBatches.Load()
 		lastWrite = time.Now()
 		l.shared.indexPending()
 		if err := l.writeCheckpoint(); err != nil {

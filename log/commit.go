@@ -2,6 +2,7 @@ package log
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,30 +15,47 @@ import (
 // ones through one write+fdatasync of the node journal, large ones by an
 // fdatasync of each segment, spread over a few helper goroutines), then
 // advances the HWMs and calls the waiting callbacks in append order.
+//
+// It runs when there is work and sleeps otherwise: an append wakes it, a
+// cycle starts at once when the disk is idle, and whatever arrives during
+// a cycle's syncs goes into the next one. The only deliberate wait is the
+// commit delay's hold (see hold); the only other timer is the one of the
+// earliest due "interval" sync.
 type committer struct {
 	l *logImpl
 
-	mu      sync.Mutex // guards dirty, set, lazy, later, stopped
+	mu      sync.Mutex // guards dirty, set, lazy, nextDue, later, feeds, stopped
 	dirty   []*partition
 	set     map[*partition]bool
-	lazy    map[*partition]bool // "interval" partitions with unsynced data
-	later   []func()            // callbacks for appends that never reached a partition
-	stopped bool                // the final cycle ran: deliverLater calls at once
+	lazy    map[*partition]time.Time // "interval" partitions with unsynced data: when their sync is due
+	nextDue time.Time                // earliest time in lazy (zero: none)
+	later   []func()                 // callbacks for appends that never reached a partition
+	feeds   []func()                 // FeedNextCommit functions for the next cycle
+	stopped bool                     // the final cycle ran: deliverLater calls at once
 
 	wake chan struct{} // one-slot
 
-	arrivals atomic.Uint64 // appends queued (for the gather step)
-	acked    atomic.Uint64 // appends acknowledged since the last gather
-	pending  atomic.Int64  // bytes written under "always" since the last cycle
-	// wakeAt: appends wake the committer only from this arrival count on
-	// (0: every append; see awaitAcked).
-	wakeAt atomic.Uint64
+	// pending counts bytes written under "always" since the last cycle
+	// took its snapshot.
+	pending atomic.Int64
+	// independent counts bytes written under "always" by partitions whose
+	// last sync is at least IndependentAfter old, or reported so by a
+	// feed (see hold).
+	independent atomic.Uint64
+	// gathered counts bytes feeds hold for the next cycle (Gathering).
+	gathered atomic.Int64
+	// While a commit is held (holding), appends wake the committer only
+	// once pending (and gathered) bytes reach wakeBytes.
+	holding   atomic.Bool
+	wakeBytes atomic.Int64
 
 	// owned by the committer goroutine
-	lastArrivals uint64
-	lastCycle    time.Time
-	ackBase      uint64 // arrivals counted before the last cycle's acks
-	timer        *time.Timer
+	rate     float64   // independent bytes per second, decaying average
+	rateAt   time.Time // when rate was last updated
+	rateBase uint64    // independent at rateAt
+	holdT    *time.Timer
+	dueT     *time.Timer
+	dueAt    time.Time // what dueT is armed for (zero: not armed)
 	// reused by every cycle (cleared after it): no allocation per
 	// partition and cycle
 	planBuf []commitPlan
@@ -49,30 +67,98 @@ type committer struct {
 const syncWorkers = 4
 
 func newCommitter(l *logImpl) *committer {
-	return &committer{l: l, set: map[*partition]bool{}, lazy: map[*partition]bool{}, wake: make(chan struct{}, 1)}
+	return &committer{l: l, set: map[*partition]bool{}, lazy: map[*partition]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
-func (c *committer) markDirty(p *partition) {
-	n := c.arrivals.Add(1)
-	c.mu.Lock()
-	if !c.set[p] {
-		c.set[p] = true
-		c.dirty = append(c.dirty, p)
-	}
-	c.mu.Unlock()
-	if n < c.wakeAt.Load() {
-		return // the committer waits for a later append (awaitAcked)
-	}
+// poke wakes the committer.
+func (c *committer) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (c *committer) markLazy(p *partition) {
+func (c *committer) markDirty(p *partition) {
 	c.mu.Lock()
-	c.lazy[p] = true
+	if !c.set[p] {
+		c.set[p] = true
+		c.dirty = append(c.dirty, p)
+	}
 	c.mu.Unlock()
+	if c.holding.Load() && c.pending.Load()+c.gathered.Load() < c.wakeBytes.Load() {
+		return // a held commit waits for more (hold)
+	}
+	c.poke()
+}
+
+// gathering implements CommitFeeder.Gathering.
+func (c *committer) gathering(n int, independent bool) {
+	g := c.gathered.Add(int64(n))
+	if independent {
+		c.independent.Add(uint64(n))
+	}
+	if c.holding.Load() && c.pending.Load()+g >= c.wakeBytes.Load() {
+		c.poke()
+	}
+}
+
+// noteAppendLocked counts an append of n bytes under "always" for the
+// holds. Called with p.mu held.
+func (c *committer) noteAppendLocked(p *partition, n int) {
+	c.pending.Add(int64(n))
+	if !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter {
+		// Not a writer coming back for its next append.
+		c.independent.Add(uint64(n))
+	}
+}
+
+// markLazy notes that an "interval" partition has unsynced bytes: its
+// sync is due one FsyncInterval after the first of them. Called with p.mu
+// held.
+func (c *committer) markLazy(p *partition, interval time.Duration) {
+	c.mu.Lock()
+	if _, ok := c.lazy[p]; ok {
+		c.mu.Unlock()
+		return
+	}
+	due := time.Now().Add(interval)
+	c.lazy[p] = due
+	earlier := c.nextDue.IsZero() || due.Before(c.nextDue)
+	if earlier {
+		c.nextDue = due
+	}
+	c.mu.Unlock()
+	if earlier {
+		c.poke() // arm the timer for it
+	}
+}
+
+// feedNext implements CommitFeeder.FeedNextCommit.
+func (c *committer) feedNext(fn func()) bool {
+	c.mu.Lock()
+	if c.stopped || c.l.closed.Load() {
+		c.mu.Unlock()
+		return false
+	}
+	c.feeds = append(c.feeds, fn)
+	c.mu.Unlock()
+	if !c.holding.Load() {
+		c.poke()
+	}
+	return true
+}
+
+// runFeeds calls the functions registered by FeedNextCommit (their
+// appends join the cycle that follows).
+func (c *committer) runFeeds() {
+	c.mu.Lock()
+	feeds := c.feeds
+	c.feeds = nil
+	c.mu.Unlock()
+	for i, fn := range feeds {
+		fn()
+		feeds[i] = nil
+	}
 }
 
 func (c *committer) deliverLater(fn func()) {
@@ -84,36 +170,42 @@ func (c *committer) deliverLater(fn func()) {
 	}
 	c.later = append(c.later, fn)
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 }
 
 // run is the committer loop; it returns after a final cycle that syncs
 // every partition once the log is closing.
 func (c *committer) run() {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for {
+		var due <-chan time.Time
+		if !c.dueAt.IsZero() {
+			due = c.dueT.C
+		}
 		final := false
 		select {
 		case <-c.wake:
-		case <-tick.C:
+		case <-due:
+			c.dueAt = time.Time{}
 		case <-c.l.quit:
 			final = true
 		}
 		if !final {
-			c.gather()
+			final = c.hold()
 		}
+		c.gathered.Store(0) // the feeds append them now
+		c.runFeeds()
 		c.cycle(final)
+		c.armDue()
 		if final {
 			// Nobody runs callbacks after this: answer late ones inline.
 			c.mu.Lock()
 			c.stopped = true
-			later := c.later
-			c.later = nil
+			later, feeds := c.later, c.feeds
+			c.later, c.feeds = nil, nil
 			c.mu.Unlock()
+			for _, fn := range feeds {
+				fn() // registered during the final cycle: appends fail with ErrClosed
+			}
 			for _, fn := range later {
 				fn()
 			}
@@ -122,162 +214,110 @@ func (c *committer) run() {
 	}
 }
 
-// Group commit gathering (see doc.go, "The trickle case"). First the
-// writers the last cycle acknowledged get to append again (awaitAcked).
-// Then, before a cycle that would sync only a few small appends (under
-// gatherBelow bytes; the journal writes a whole page anyway) the committer
-// waits while appends keep arriving, so one sync serves more of them.
-// Cycles with more start at once: writers that keep the log busy batch
-// themselves during the previous sync, and waiting would only keep the
-// disk idle. It stops at gatherTarget pending bytes, when
-// Options.CommitWindow has passed, or after a quiet step with no new
-// append: the step is four times the mean gap between appends since the
-// previous cycle (within [gatherMinStep, gatherMaxStep]), so writers that
-// all wait for their ack (a closed loop: nobody else is coming) lose only
-// a short step, while an open-loop trickle is gathered for the whole
-// window. With shared segments (store once) a commit's cost is the pages
-// it dirties, so cycles under gatherBelowShared gather up to it; see
-// doc.go, "Store once".
+// armDue sets the timer for the earliest due "interval" sync.
+func (c *committer) armDue() {
+	c.mu.Lock()
+	next := c.nextDue
+	c.mu.Unlock()
+	if next.IsZero() || next.Equal(c.dueAt) {
+		return
+	}
+	d := time.Until(next)
+	if c.dueT == nil {
+		c.dueT = time.NewTimer(d)
+	} else {
+		c.dueT.Reset(d) // Go 1.23+ timers: no stale value after Reset
+	}
+	c.dueAt = next
+}
+
+// The commit delay (doc.go, "Acknowledgement and the commit delay"). A
+// commit starts as soon as the committer is free, except when appends of
+// writers that are not waiting for an acknowledgement (independent: their
+// partition's last sync is at least IndependentAfter old, or a feed says
+// so) arrive fast enough to bring a small commit to holdTarget bytes,
+// gathering at least holdMinGain more within Options.CommitDelay. The
+// commit then waits until holdTarget is pending (woken by the append that
+// brings it there) or for the time the rate says that takes, at most
+// CommitDelay. Each hold is counted in Stats (CommitsDelayed,
+// CommitDelayNanos). Writers that each wait for their ack never count
+// toward the rate, so a writer that waits alone, or many that each wait,
+// commit at once.
 const (
-	gatherBelow       = 1 << 10
-	gatherBelowShared = 16 << 10
-	// closedLoopWithin: writers acknowledged by a cycle that are all back
-	// this soon are waiting for their acks (a closed loop).
-	closedLoopWithin = 500 * time.Microsecond
-	// awaitAckedWithin bounds awaitAcked. Timers under a millisecond fire
-	// after about one when the process is otherwise idle, but on time when
-	// it is busy: exactly when writers are slow to come back, a shorter
-	// bound would be the one that holds.
-	awaitAckedWithin = time.Millisecond
-	gatherTarget     = 64 << 10
-	gatherMinStep    = 100 * time.Microsecond
-	gatherMaxStep    = time.Millisecond
+	// holdTarget: with shared segments a commit costs the pages it
+	// dirties (its bytes and, again, the partial page the previous one
+	// left): 16 KiB makes that about 1.3 bytes per byte. The journal
+	// pads each commit to whole pages: one page is enough.
+	holdTargetShared  = 16 << 10
+	holdTargetJournal = 4 << 10
+	holdMinGain       = 4 << 10
+	// rateTau is the time constant of the independent-rate average.
+	rateTau = 100 * time.Millisecond
 )
 
-// awaitAcked lets the writers the last cycle acknowledged append again
-// before the next cycle starts. Writers that wait for their acks (a closed
-// loop) then share one commit, where starting at once splits them into two
-// alternating groups of half-full commits (each group appends during the
-// other's fdatasync). It waits until as many appends arrived since those
-// acknowledgements as there were, woken by the append that completes the
-// count (not by a step timer: under a millisecond a timer sleeps a whole
-// millisecond when the process is otherwise idle), at most
-// awaitAckedWithin: acknowledged appenders that do not come back (an open
-// loop, a paced sender) cost at most that once per cycle (counted in the
-// gather's CommitWindow).
-func (c *committer) awaitAcked(comeBack uint64) {
-	target := c.ackBase + comeBack
-	window := min(c.l.opts.CommitWindow, awaitAckedWithin)
-	if comeBack == 0 || window <= 0 || c.arrivals.Load() >= target {
+// updateRate folds the independent bytes since the last update into the
+// decaying average c.rate (bytes per second).
+func (c *committer) updateRate(now time.Time) {
+	n := c.independent.Load()
+	if c.rateAt.IsZero() {
+		c.rateAt, c.rateBase = now, n
 		return
 	}
-	c.wakeAt.Store(target)
-	defer c.wakeAt.Store(0)
-	c.resetTimer(window)
-	defer c.timer.Stop()
-	for c.arrivals.Load() < target {
+	dt := now.Sub(c.rateAt)
+	if dt <= 0 {
+		return
+	}
+	r := float64(n-c.rateBase) / dt.Seconds()
+	w := 1 - math.Exp(-float64(dt)/float64(rateTau))
+	c.rate += w * (r - c.rate)
+	c.rateAt, c.rateBase = now, n
+}
+
+// hold applies the commit delay before a cycle; it reports whether the
+// log is closing.
+func (c *committer) hold() (quit bool) {
+	now := time.Now()
+	c.updateRate(now)
+	limit := c.l.opts.CommitDelay
+	p := c.pending.Load() + c.gathered.Load()
+	if limit <= 0 || p <= 0 || c.rate*limit.Seconds() < holdMinGain {
+		return false
+	}
+	target := int64(holdTargetJournal)
+	if c.l.shared.usable() {
+		target = holdTargetShared
+	}
+	if p >= target {
+		return false
+	}
+	d := min(limit, time.Duration(float64(target-p)/c.rate*float64(time.Second)))
+	c.wakeBytes.Store(target)
+	c.holding.Store(true)
+	defer c.holding.Store(false)
+	if c.holdT == nil {
+		c.holdT = time.NewTimer(d)
+	} else {
+		c.holdT.Reset(d)
+	}
+	defer c.holdT.Stop()
+	waited := false
+	defer func() {
+		if waited {
+			c.l.stats.commitsDelayed.Add(1)
+			c.l.stats.commitDelayNanos.Add(uint64(time.Since(now)))
+		}
+	}()
+	for c.pending.Load()+c.gathered.Load() < target {
+		waited = true
 		select {
 		case <-c.wake:
-		case <-c.timer.C:
-			return
+		case <-c.holdT.C:
+			return false
 		case <-c.l.quit:
-			return
+			return true
 		}
 	}
-}
-
-func (c *committer) resetTimer(d time.Duration) {
-	if c.timer == nil {
-		c.timer = time.NewTimer(d)
-	} else {
-		c.timer.Reset(d)
-	}
-}
-
-func (c *committer) gather() {
-	comeBack := c.acked.Swap(0) // writers acknowledged by the last cycle
-	begin := time.Now()
-	c.awaitAcked(comeBack)
-	window := c.l.opts.CommitWindow
-	now := c.arrivals.Load()
-	prev, since := c.lastArrivals, time.Since(c.lastCycle)
-	defer func() {
-		c.lastArrivals = c.arrivals.Load()
-		c.lastCycle = time.Now()
-	}()
-	// One append per cycle (a lone sequential writer): nobody to wait for.
-	below := int64(gatherBelow)
-	if c.l.shared.usable() {
-		// Stored once, a commit's cost is the pages it dirties, its last
-		// partial page again at the next commit: gather more.
-		below = gatherBelowShared
-	}
-	if window <= 0 || now-prev < 2 || c.pending.Load() >= below {
-		return
-	}
-	step := 4 * since / time.Duration(now-prev)
-	step = min(max(step, gatherMinStep), gatherMaxStep)
-	// sharedStep is the quiet step with shared storage: a paced or bursty
-	// trickle (senders that wake every millisecond or so) must not look
-	// quiet, so 24 mean gaps since the last gather (at most 3ms). Writers
-	// that all wait for their acks come back densely (gaps of
-	// microseconds) and are caught by closedLoopWithin first.
-	sharedStep := func(n uint64) time.Duration {
-		return min(max(24*time.Since(c.lastCycle)/time.Duration(n-prev), gatherMinStep), 3*gatherMaxStep)
-	}
-	if below > gatherBelow {
-		step = sharedStep(now)
-		if comeBack > 0 && now-c.ackBase >= comeBack && c.pending.Load() >= gatherBelow {
-			return // every writer the last cycle acknowledged is back (see below)
-		}
-	}
-	start := time.Now()
-	deadline := begin.Add(window)
-	var wake chan struct{} // appends wake the gather (shared: see below)
-	if below > gatherBelow {
-		wake = c.wake
-	}
-	last := now
-	c.resetTimer(step)
-	defer c.timer.Stop()
-	target := int64(gatherTarget)
-	if below > gatherBelow {
-		target = below
-	}
-	for c.pending.Load() < target && time.Now().Before(deadline) {
-		fired := false
-		select {
-		case <-c.l.quit:
-			return
-		case <-c.timer.C:
-			fired = true
-		case <-wake:
-		}
-		n := c.arrivals.Load()
-		if below > gatherBelow && comeBack > 0 && n-c.ackBase >= comeBack && time.Since(start) < closedLoopWithin &&
-			c.pending.Load() >= gatherBelow {
-			// Every writer the last cycle acknowledged is back at once:
-			// writers that wait for their acks, nobody else is coming.
-			// (Not for tiny commits: a trickle whose last commit was a
-			// few records must not settle at that size.)
-			return
-		}
-		if !fired {
-			continue
-		}
-		if n == last && (below == gatherBelow || n-prev >= comeBack) {
-			// Quiet. With shared storage only once as many appends came
-			// as the last cycle acknowledged: writers that wait for
-			// their acks are all back (nobody else is coming), while a
-			// trickle keeps its commits as full as the last one.
-			return
-		}
-		last = n
-		if below > gatherBelow {
-			step = sharedStep(n)
-		}
-		c.timer.Reset(step)
-	}
+	return false
 }
 
 // cycle runs one group commit.
@@ -289,34 +329,31 @@ func (c *committer) cycle(final bool) {
 	for _, p := range parts {
 		delete(c.set, p)
 	}
-	lazy := make([]*partition, 0, len(c.lazy))
-	for p := range c.lazy {
-		lazy = append(lazy, p)
+	// Due "interval" partitions (p.mu is never taken under c.mu: writers
+	// hold p.mu when they mark a partition).
+	var due map[*partition]bool
+	if now := time.Now(); len(c.lazy) > 0 && (final || !c.nextDue.After(now)) {
+		due = map[*partition]bool{}
+		c.nextDue = time.Time{}
+		for p, at := range c.lazy {
+			if final || !at.After(now) {
+				due[p] = true
+				delete(c.lazy, p)
+			} else if c.nextDue.IsZero() || at.Before(c.nextDue) {
+				c.nextDue = at
+			}
+		}
 	}
 	later := c.later
 	c.later = nil
 	c.mu.Unlock()
-	// Due "interval" partitions (p.mu is never taken under c.mu: writers
-	// hold p.mu when they mark a partition).
-	now := time.Now()
-	var due []*partition
-	for _, p := range lazy {
-		if final || now.Sub(p.lastSyncTime()) >= p.t.config().FsyncInterval {
-			due = append(due, p)
-		}
-	}
 	if len(due) > 0 {
-		c.mu.Lock()
-		for _, p := range due {
-			delete(c.lazy, p)
-		}
-		c.mu.Unlock()
-		inParts := make(map[*partition]bool, len(parts))
+		in := make(map[*partition]bool, len(parts))
 		for _, p := range parts {
-			inParts[p] = true
+			in[p] = true
 		}
-		for _, p := range due {
-			if !inParts[p] {
+		for p := range due {
+			if !in[p] {
 				parts = append(parts, p)
 			}
 		}
@@ -340,7 +377,7 @@ func (c *committer) cycle(final bool) {
 	planBuf := c.planBuf[:len(parts)]
 	plans := c.plans[:0]
 	for i, p := range parts {
-		if pl := &planBuf[i]; p.plan(pl, final, c.l.journal) {
+		if pl := &planBuf[i]; p.plan(pl, final, due[p], c.l.journal) {
 			plans = append(plans, pl)
 		}
 	}
@@ -399,7 +436,6 @@ func (c *committer) cycle(final bool) {
 	}
 	wg.Wait()
 	changed := false
-	c.ackBase = c.arrivals.Load() // appends after this one are writers coming back (awaitAcked)
 	for _, pl := range plans {
 		var moved bool
 		c.ready, moved = pl.p.finish(pl, c.ready[:0])
@@ -410,7 +446,7 @@ func (c *committer) cycle(final bool) {
 		c.ready = nil
 	}
 	if changed {
-		c.l.notifyChanged()
+		c.l.notifyMoved(plans)
 	}
 	c.maybeRotateJournal(final)
 }
@@ -452,15 +488,10 @@ type segSnapshot struct {
 	size int64
 }
 
-func (p *partition) lastSyncTime() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lastSync
-}
-
 // plan snapshots into pl (empty, see clear) what must be made durable;
-// false when there is nothing to do.
-func (p *partition) plan(pl *commitPlan, final bool, j *journal) bool {
+// false when there is nothing to do. due: the partition's "interval" sync
+// is due.
+func (p *partition) plan(pl *commitPlan, final, due bool, j *journal) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cfg := p.t.config()
@@ -482,7 +513,7 @@ func (p *partition) plan(pl *commitPlan, final bool, j *journal) bool {
 		// Appends queued under "always" before the topic was switched
 		// to interval/never still wait for durability.
 		pl.sync = true
-	case cfg.Fsync == FsyncInterval && time.Since(p.lastSync) >= cfg.FsyncInterval:
+	case cfg.Fsync == FsyncInterval && (due || time.Since(p.lastSync) >= cfg.FsyncInterval):
 		pl.sync = true
 	}
 	if !pl.sync {
@@ -656,7 +687,6 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 		p.waiters = nil
 	}
 	p.mu.Unlock()
-	p.l.committer.acked.Add(uint64(len(ready)))
 	for _, w := range ready {
 		if w.err != nil {
 			w.done(w.base, w.err)

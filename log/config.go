@@ -99,8 +99,10 @@ func validateConfig(c TopicConfig, needPartitions bool) error {
 	return nil
 }
 
-// validTopicName follows Kafka: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-func validTopicName(name string) bool {
+// ValidTopicName reports whether name is a topic name, by Kafka's rule:
+// 1-249 characters of [a-zA-Z0-9._-], not "." or "..". (CreateTopic also
+// refuses the few names the data directory uses for its own files.)
+func ValidTopicName(name string) bool {
 	if name == "" || len(name) > 249 || name == "." || name == ".." {
 		return false
 	}
@@ -206,3 +208,15 @@ func newTopicID() uint64 {
 		}
 	}
 }
+
+// DefaultTopicConfig is the config whose fields fill the zero fields of
+// Options.Defaults (and so of every topic's config).
+func DefaultTopicConfig() TopicConfig { return builtinDefaults }
+
+// Validate checks c as CreateTopic and SetTopicConfig do; zero fields are
+// valid (they take the defaults). Errors: ErrInvalidConfig,
+// ErrInvalidPartitions.
+func (c TopicConfig) Validate() error { return validateConfig(c, false) }
+
+// WithDefaults returns c with every zero field taken from d.
+func (c TopicConfig) WithDefaults(d TopicConfig) TopicConfig { return fillConfig(c, d) }

@@ -19,10 +19,20 @@ func statfsUsage(dir string) (free, total uint64, err error) {
 	return uint64(st.Bavail) * uint64(st.Bsize), uint64(st.Blocks) * uint64(st.Bsize), nil
 }
 
-// diskGuardLoop reads free space and applies the on-full policies.
+// diskIdleFactor: a log that took no append for a whole DiskCheckInterval
+// (and is not short of space) reads free space again at its next append,
+// or after this many intervals (30 s by default), for Stats and for space
+// other programs took meanwhile.
+const diskIdleFactor = 30
+
+// diskGuardLoop reads free space and applies the on-full policies: every
+// DiskCheckInterval while appends come or space is short, else at the next
+// append.
 func (l *logImpl) diskGuardLoop() {
 	t := time.NewTicker(l.opts.DiskCheckInterval)
 	defer t.Stop()
+	w := NewWaiter()
+	seen := l.stats.appendedBatches.Load()
 	for {
 		select {
 		case <-l.quit:
@@ -30,6 +40,22 @@ func (l *logImpl) diskGuardLoop() {
 		case <-t.C:
 		}
 		l.checkDisk()
+		if n := l.stats.appendedBatches.Load(); n != seen || l.diskShort.Load() {
+			seen = n
+			continue
+		}
+		t.Stop()
+		for {
+			if !l.sleepUntilAppend(w, seen, diskIdleFactor*l.opts.DiskCheckInterval) {
+				return
+			}
+			l.checkDisk()
+			if n := l.stats.appendedBatches.Load(); n != seen || l.diskShort.Load() {
+				seen = n
+				break
+			}
+		}
+		t.Reset(l.opts.DiskCheckInterval)
 	}
 }
 
@@ -52,6 +78,7 @@ func (l *logImpl) checkDisk() {
 		if was := l.diskShort.Swap(short); was != short {
 			if short {
 				l.logger.Warn("log: disk space short; on-full policies apply", "free", free, "min", l.opts.MinFreeBytes)
+				l.committer.poke() // empty the journal (a second copy) now, not at the next commit
 			} else {
 				l.logger.Info("log: disk space back above the guard threshold", "free", free)
 			}

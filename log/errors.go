@@ -31,6 +31,15 @@ var (
 	// ErrNotEnoughReplicas (retriable): fewer in-sync copies than the
 	// topic's MinInsyncReplicas; the batch is not acknowledged.
 	ErrNotEnoughReplicas = errors.New("log: fewer in-sync copies than min.insync.replicas")
+	// ErrStaleEpoch: AppendAt got a batch whose leader epoch is older than
+	// the partition's latest (the origin's history diverged from this
+	// copy: compare with EpochEnd and Truncate).
+	ErrStaleEpoch = errors.New("log: batch leader epoch is older than the partition's latest epoch")
+	// ErrNotBatchStart: Truncate's offset is not where a batch starts.
+	ErrNotBatchStart = errors.New("log: offset is not the first offset of a batch")
+	// ErrTruncateLocal: Truncate would remove batches this node appended
+	// itself (TruncateOptions.Local allows it).
+	ErrTruncateLocal = errors.New("log: truncation would remove batches this node appended (not replicated)")
 	// ErrCorrupt is returned (wrapped in *CorruptError) for damaged data.
 	ErrCorrupt = errors.New("log: corrupt data")
 )

@@ -481,7 +481,7 @@ func (l *logImpl) replayJournalFile(path string) error {
 		segBase := int64(binary.BigEndian.Uint64(b[12:]))
 		at := int64(binary.BigEndian.Uint64(b[20:]))
 		payload := b[28:]
-		if validTopicName(topic) && part >= 0 && topicIDOnDisk(l.fs, l.dir, topic, ids) == tid {
+		if ValidTopicName(topic) && part >= 0 && topicIDOnDisk(l.fs, l.dir, topic, ids) == tid {
 			sp := filepath.Join(partitionDir(l.dir, topic, part), segmentName(segBase))
 			if err := replayInto(l.fs, touched, sp, at, payload); err != nil {
 				return fmt.Errorf("log: replay journal record at %d into %s: %w", pos, sp, err)

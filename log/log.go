@@ -31,11 +31,16 @@ type logImpl struct {
 	closed    atomic.Bool
 	diskShort atomic.Bool
 
+	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
+	epochMu sync.Mutex   // serializes raises of epoch (and its file)
+
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
-	changedMu sync.Mutex // guards changed
-	changed   chan struct{}
+	appends    WatchList  // loops asleep until the next append; values are stats.appendedBatches
+	topicWatch WatchList  // WatchTopics registrations
+	topicVerMu sync.Mutex // guards topicVer
+	topicVer   int64      // bumped by every change of the topic set
 
 	damageMu sync.Mutex // guards damaged
 	damaged  []Damage
@@ -64,7 +69,6 @@ func Open(opts *Options) (Log, error) {
 		dir:      o.Dir,
 		logger:   o.Logger,
 		topics:   map[string]*topic{},
-		changed:  make(chan struct{}),
 		holds:    map[string]bool{},
 		quit:     make(chan struct{}),
 		ckptKick: make(chan struct{}, 1),
@@ -76,10 +80,14 @@ func Open(opts *Options) (Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Recreated {
-		l.logger.Warn("log: meta.db was damaged and recreated; topics are rebuilt from files")
-	}
 	l.meta = m
+	if movedTo, why := m.Damaged(); movedTo != "" {
+		// Loud: an error log line, Stats().Damaged, the damaged-files
+		// metric and runnel status all show it.
+		rel, _ := filepath.Rel(o.Dir, movedTo)
+		l.addDamage(Damage{File: meta.FileName, Reason: fmt.Sprintf(
+			"%v; moved to %s and a new one created: forwarding cursors (routes start over from their start position), consumer-group offsets and MQTT sessions are lost; topics are rebuilt from their files", why, rel)})
+	}
 	l.files = newFileCache(l.fs, o.MaxOpenFiles)
 	l.indexes = newIndexCache(o.MaxLoadedIndexes)
 	l.committer = newCommitter(l)
@@ -115,6 +123,16 @@ func Open(opts *Options) (Log, error) {
 	}
 	if l.shared != nil {
 		l.shared.found = nil // entries of deleted topics: no references
+	}
+	if err := l.openEpoch(); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
+	}
+	if err := l.shared.skipPast(l.truncatedSharedSeq()); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
 	}
 	if !o.NoJournal {
 		j, err := openJournal(l)
@@ -169,10 +187,13 @@ func (l *logImpl) Close() error {
 			errs = append(errs, err)
 		}
 		l.files.closeAll()
+		if len(errs) == 0 {
+			l.closeEpoch()
+		}
 		if err := l.meta.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		l.notifyChanged()
+		l.topicWatch.Close()
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
@@ -180,20 +201,6 @@ func (l *logImpl) Close() error {
 
 // Meta implements Log.
 func (l *logImpl) Meta() *meta.Store { return l.meta }
-
-// Changed implements Log.
-func (l *logImpl) Changed() <-chan struct{} {
-	l.changedMu.Lock()
-	defer l.changedMu.Unlock()
-	return l.changed
-}
-
-func (l *logImpl) notifyChanged() {
-	l.changedMu.Lock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.changedMu.Unlock()
-}
 
 // HoldRetention implements Log.
 func (l *logImpl) HoldRetention(name string) {
@@ -265,6 +272,19 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 	hdrs, verr := validateBatches(batches)
 	p.submitErr(batches, hdrs, verr, done)
 }
+
+// FeedNextCommit implements CommitFeeder.
+func (l *logImpl) FeedNextCommit(topic string, partition int32, feed func()) bool {
+	p, err := l.part(topic, partition)
+	if err != nil {
+		return false
+	}
+	p.fed.Store(true)
+	return l.committer.feedNext(feed)
+}
+
+// Gathering implements CommitFeeder.
+func (l *logImpl) Gathering(n int, independent bool) { l.committer.gathering(n, independent) }
 
 // Read implements Log.
 func (l *logImpl) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {

@@ -25,7 +25,9 @@ type Options struct {
 	// system holding Dir falls under it, topics apply their OnFull policy.
 	// Default 64 MiB; <0 disables the guard.
 	MinFreeBytes int64
-	// DiskCheckInterval is how often free space is read; default 1s.
+	// DiskCheckInterval is how often free space is read while appends
+	// come or space is short; default 1s. A log that took no append for
+	// an interval reads it at its next append, or after 30 intervals.
 	DiskCheckInterval time.Duration
 	// RetentionCheckInterval is how often retention runs; default 30s.
 	RetentionCheckInterval time.Duration
@@ -35,7 +37,8 @@ type Options struct {
 	IndexIntervalBytes int
 	// CheckpointInterval is how often the recovery checkpoint (the durable
 	// end of every partition, so recovery after a crash scans only what
-	// came later) is rewritten; default 10s.
+	// came later) is rewritten while appends come; default 10s. A log that
+	// takes no append writes none.
 	CheckpointInterval time.Duration
 	// DiskUsage reports free and total bytes of the file system holding
 	// dir; nil = statfs(2) (the figures of gopsutil's disk.Usage). Tests
@@ -63,16 +66,27 @@ type Options struct {
 	// 32 MiB. A shared file is deleted once no partition retains any batch
 	// in it.
 	SharedSegmentBytes int64
+	// ProducerStateScanBytes is how much of a partition's active virtual
+	// segment (its newest bytes in shared files) open reads for
+	// idempotent-producer state; default 16 KiB. A trickling partition's
+	// active segment may span a thousand shared files: a producer whose
+	// last batch is older than this is treated as new after a restart
+	// (its retries are the batches it sent last, so they are found).
+	ProducerStateScanBytes int64
 	// MaxLoadedIndexes bounds the sealed segments whose sparse index is
 	// kept in memory (LRU; an unloaded one is reread from its index files);
 	// default 512.
 	MaxLoadedIndexes int
-	// CommitWindow is the longest a group commit waits for more appends
-	// while they keep arriving (fewer, fuller syncs: less SD-card wear and
-	// write amplification for trickles); default 10ms (shared segment
-	// commits gather up to 16 KiB), 5ms with NoSharedSegments, <0 = never
-	// wait.
-	CommitWindow time.Duration
+	// CommitDelay is the longest a commit may be held back to gather
+	// appends of other partitions into fuller pages (fewer syncs and less
+	// SD-card wear when many partitions trickle), as PostgreSQL's
+	// commit_delay. A commit is held only while appends of partitions
+	// that are not waiting for an acknowledgement arrive fast enough to
+	// fill it (see doc.go, "Acknowledgement and the commit delay"); a
+	// writer alone, or writers that each wait for their ack, are never
+	// held. Default 10ms; <0 = never hold (every commit starts as soon as
+	// the disk is free).
+	CommitDelay time.Duration
 }
 
 const (
@@ -82,9 +96,9 @@ const (
 	defaultCheckpointInterval = 10 * time.Second
 	defaultJournalMaxBytes    = 32 << 20
 	defaultJournalSmallBytes  = 16 << 10
-	defaultCommitWindow       = 5 * time.Millisecond
-	defaultSharedCommitWindow = 10 * time.Millisecond
+	defaultCommitDelay        = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 32 << 20
+	defaultProducerStateScan  = 16 << 10
 )
 
 // Validate reports options that cannot work.
@@ -93,7 +107,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
 	}
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
-		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 {
+		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
 	}
 	if err := validateConfig(o.Defaults, false); err != nil {
@@ -137,14 +151,14 @@ func (o Options) withDefaults() Options {
 	if o.SharedSegmentBytes == 0 {
 		o.SharedSegmentBytes = defaultSharedSegmentBytes
 	}
+	if o.ProducerStateScanBytes == 0 {
+		o.ProducerStateScanBytes = defaultProducerStateScan
+	}
 	if o.MaxLoadedIndexes == 0 {
 		o.MaxLoadedIndexes = 512
 	}
-	if o.CommitWindow == 0 && !o.NoSharedSegments {
-		o.CommitWindow = defaultSharedCommitWindow
-	}
-	if o.CommitWindow == 0 {
-		o.CommitWindow = defaultCommitWindow
+	if o.CommitDelay == 0 {
+		o.CommitDelay = defaultCommitDelay
 	}
 	if o.DiskUsage == nil {
 		o.DiskUsage = statfsUsage

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,11 @@ type partition struct {
 	id  int32
 	dir string // absolute directory
 	rel string // directory relative to the data dir
+
+	// watch holds the Waiters of Log.Watch. Its values are the HWM:
+	// registered and notified with p.mu held or after a change made
+	// under it.
+	watch WatchList
 
 	mu sync.Mutex // guards every field below (and segment size/next/synced/sealed)
 	// segs are sorted by base; the last one is active (appended to).
@@ -67,6 +73,11 @@ type partition struct {
 	// smallCommits counts consecutive small commits of a file segment
 	// (the partition moves to shared storage after a few).
 	smallCommits int
+	// epochs is the leader-epoch history (epoch.go).
+	epochs epochHistory
+	// fed: appends come from a CommitFeeder's feed, which reports the
+	// independent bytes itself (Gathering).
+	fed atomic.Bool
 }
 
 // lostRange is offsets [from, to) lost to damage in file.
@@ -148,8 +159,14 @@ func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(
 			}
 			return base, err, false
 		}
-	} else if waiting && (err != nil || (cfg.Fsync != FsyncAlways && len(p.waiters) == 0)) {
+	} else if waiting && err != nil || len(p.waiters) == 0 && (err != nil || !p.awaitingHWMLocked(w.end)) {
+		// Nothing queued ahead and nothing to wait for (the topic does
+		// not sync before acks, or the append failed): answer now,
+		// without a commit cycle.
 		p.mu.Unlock()
+		if !waiting {
+			done(base, err)
+		}
 		return base, err, false
 	}
 	p.queueLocked(w)
@@ -175,6 +192,10 @@ func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done
 	p.mu.Unlock()
 	p.l.committer.markDirty(p)
 }
+
+// awaitingHWMLocked reports whether an append ending at end waits for the
+// HWM (a sync under "always").
+func (p *partition) awaitingHWMLocked(end int64) bool { return end > p.hwm }
 
 // awaitingSyncLocked reports whether a queued append still waits for its
 // bytes to become durable (it was queued under "always", past the HWM).
@@ -259,15 +280,23 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if seg.size+int64(len(data)) > 1<<32-1 {
 		return -1, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, len(data))
 	}
-	// Assign offsets in the caller's bytes (baseOffset is not CRC'd).
+	// The epoch history is durable before the batches it describes.
 	base := p.next
+	epoch, err := p.prepareEpochsLocked(hdrs, at, base)
+	if err != nil {
+		return -1, err
+	}
+	// Assign offsets (and the epoch of a local append) in the caller's
+	// bytes (neither is CRC'd).
 	off := int64(0)
 	n := base
 	for i := range hdrs {
 		batch.SetBaseOffset(data[off:], n)
-		setLeaderEpoch(data[off:])
 		hdrs[i].BaseOffset = n
-		hdrs[i].LeaderEpoch = storedLeaderEpoch
+		if !at {
+			setLeaderEpoch(data[off:], epoch)
+			hdrs[i].LeaderEpoch = epoch
+		}
 		n += int64(hdrs[i].LastOffsetDelta) + 1
 		off += int64(hdrs[i].Size())
 	}
@@ -311,18 +340,18 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(len(data)))
-	l.stats.appendedBatches.Add(uint64(len(hdrs)))
+	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(len(hdrs)))))
 	// Under interval/never the HWM moves at once, unless earlier appends
 	// (queued under "always" before a config change) still wait for a
 	// sync: moving it would acknowledge their unsynced bytes.
 	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
-		l.committer.pending.Add(int64(len(data)))
+		l.committer.noteAppendLocked(p, len(data))
 	} else {
 		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
 		if cfg.Fsync == FsyncInterval {
-			l.committer.markLazy(p)
+			l.committer.markLazy(p, cfg.FsyncInterval)
 		}
-		l.notifyChanged()
+		p.watch.Notify(p.hwm)
 	}
 	return base, nil
 }
@@ -564,6 +593,7 @@ func (p *partition) close() {
 	segs := append([]*segment(nil), p.segs...)
 	waiting := len(p.waiters) > 0
 	p.mu.Unlock()
+	p.watch.Close()
 	for _, s := range segs {
 		p.l.files.forget(s.path)
 		p.l.indexes.forget(s)
@@ -602,6 +632,7 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	seg := p.segs[i]
 	limit := p.limitLocked(seg)
 	size := seg.size
+	epochs := p.epochSnapshotLocked()
 	p.mu.Unlock()
 	if limit == 0 {
 		return nil, nil
@@ -609,7 +640,7 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	if err := seg.ensureIndex(p.l, size); err != nil {
 		return nil, err
 	}
-	out, err := p.readSegment(seg, offset, limit, maxBytes)
+	out, err := p.readSegment(seg, offset, limit, maxBytes, epochs)
 	if err == nil && len(out) == 0 {
 		// offset < HWM yet no batch holds it: offsets lost between
 		// segments (damage found at open).
@@ -619,8 +650,9 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 	return out, err
 }
 
-// readSegment returns whole batches of seg from the one holding offset.
-func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int) ([]byte, error) {
+// readSegment returns whole batches of seg from the one holding offset;
+// each batch's leader epoch must be the one epochs gives its offset.
+func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int, epochs []epochEntry) ([]byte, error) {
 	r, release, err := p.l.segReader(seg)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", seg.rel, err)
@@ -675,6 +707,9 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int)
 		h, err := batch.ParseHeader(buf[rel:])
 		if err == nil {
 			err = checkStoredHeader(&h)
+		}
+		if err == nil {
+			err = checkEpoch(epochs, &h)
 		}
 		if err == nil && h.BaseOffset != expect {
 			err = fmt.Errorf("base offset %d, expected %d", h.BaseOffset, expect)

@@ -120,36 +120,46 @@ func TestAppendAt(t *testing.T) {
 	}
 }
 
-func TestChanged(t *testing.T) {
+func TestWatch(t *testing.T) {
 	l := testOpen(t, t.TempDir(), nil)
 	defer l.Close()
-	ch := l.Changed()
-	if err := l.CreateTopic("t", TopicConfig{}); err != nil {
+	w := NewWaiter()
+	l.WatchTopics(w)
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-ch:
-	case <-time.After(time.Second):
-		t.Fatal("Changed not closed by CreateTopic")
-	}
-	for _, pol := range []FsyncPolicy{FsyncAlways, FsyncNever} {
+	waitSignal(t, w, "WatchTopics after CreateTopic")
+	for _, pol := range []FsyncPolicy{FsyncAlways, FsyncInterval, FsyncNever} {
 		if err := l.SetTopicConfig("t", TopicConfig{Fsync: pol}); err != nil {
 			t.Fatal(err)
 		}
-		ch = l.Changed()
+		w.Reset()
+		_, hwm, _ := l.Offsets("t", 0)
+		if err := l.Watch(w, "t", 0, hwm); err != nil {
+			t.Fatal(err)
+		}
+		// Another partition moving does not wake a watcher of this one.
+		if _, err := l.Append(context.Background(), "t", 1, mkBatch(1, "other")); err != nil {
+			t.Fatal(err)
+		}
 		select {
-		case <-ch:
-			t.Fatal("Changed closed without a change")
-		default:
+		case <-w.C():
+			t.Fatalf("%s: woken by an append to another partition", pol)
+		case <-time.After(50 * time.Millisecond):
 		}
 		if _, err := l.Append(context.Background(), "t", 0, mkBatch(1, "x")); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-ch:
-		case <-time.After(time.Second):
-			t.Fatalf("%s: Changed not closed by an append", pol)
-		}
+		waitSignal(t, w, string(pol)+": append to the watched partition")
+	}
+}
+
+func waitSignal(t *testing.T, w *Waiter, what string) {
+	t.Helper()
+	select {
+	case <-w.C():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no signal", what)
 	}
 }
 
@@ -179,12 +189,12 @@ func TestOffsetForTime(t *testing.T) {
 // A retried batch that arrives before the original is durable is answered
 // (ErrDuplicateSequence with the original base) only once it is.
 func TestDuplicateWaitsForDurability(t *testing.T) {
-	l := testOpen(t, t.TempDir(), func(o *Options) { o.CommitWindow = 50 * time.Millisecond })
+	l := testOpen(t, t.TempDir(), nil)
 	defer l.Close()
 	if err := l.CreateTopic("t", TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	// Two concurrent appends so the committer gathers for a while.
+	// The retry arrives while the original may still be in its commit.
 	type res struct {
 		base int64
 		err  error

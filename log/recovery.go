@@ -30,6 +30,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	if err != nil {
 		return nil, fmt.Errorf("log: list %s: %w", rel, err)
 	}
+	if p.epochs, _, err = loadEpochFile(l.fs, dir); err != nil {
+		// Rebuilt from the batches once they are known (reconcileEpochs).
+		l.logger.Warn("log: leader-epoch history unreadable; rebuilding it from the batches", "topic", t.name, "partition", id, "err", err)
+		if errors.Is(err, errBadEpochFile) {
+			l.addDamage(Damage{File: filepath.Join(rel, epochFileName), Offset: -1, Reason: err.Error()})
+		}
+	}
 	for _, n := range names {
 		if strings.HasSuffix(n, ".tmp") {
 			l.fs.Remove(filepath.Join(dir, n))
@@ -78,6 +85,19 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 				}
 			}
 		}
+	}
+	if m, ok := p.epochs.pendingTruncation(); ok {
+		// A truncation the crash interrupted: finish it. The checkpoint
+		// may predate it: every batch is validated.
+		if err := p.finishTruncation(m.offset); err != nil {
+			return nil, err
+		}
+		p.epochs.marks[len(p.epochs.marks)-1].done = true
+		p.epochs.size = 0
+		hasCk = false
+	}
+	if exts, err = p.voidTruncated(key, exts); err != nil {
+		return nil, err
 	}
 	if exts, err = l.shared.splitAt(key, exts, p.segs); err != nil {
 		return nil, err
@@ -154,7 +174,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		// The checkpointed durable end, or a seal entry, lies past the
 		// partition's data: its last shared entries were damaged. Their
 		// offsets are never reused.
-		end := l.shared.sealed[sharedKey{t.id, id}]
+		end := l.shared.sealedEnd(key, p.epochs.marks)
 		if hasCk && ck0.next > end {
 			end = ck0.next
 		}
@@ -174,13 +194,13 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	act := p.active()
 	if act.virt != nil {
 		// Idempotence state from the batch headers of the active
-		// segment's last runs (up to producerScanBytes: a trickle
+		// segment's last runs (up to ProducerStateScanBytes: a trickle
 		// partition's active segment may span a thousand shared files;
 		// a producer whose last batch is older is treated as new: its
 		// retries after a restart are the batches it sent last).
 		from := int64(0)
 		for _, run := range act.virt.runs {
-			if act.size-run.vpos > producerScanBytes {
+			if act.size-run.vpos > l.opts.ProducerStateScanBytes {
 				from = run.vpos + run.n
 			}
 		}
@@ -209,6 +229,10 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	p.next = act.next
 	p.hwm, p.hwmSeg, p.hwmPos = p.next, act, act.size
 	p.durable, p.durableSeg, p.durablePos = p.next, act, act.size
+	p.pruneMarks()
+	if err := p.reconcileEpochs(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -285,6 +309,9 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 		if err != nil && !errors.As(err, &bad) {
 			return 0, fmt.Errorf("log: read %s: %w", seg.rel, err)
 		}
+		if err == nil && p.epochs.trusted {
+			err = checkEpoch(p.epochs.entries, &h)
+		}
 		if err == nil && h.BaseOffset == expect {
 			seg.addIndexLocked(&h, pos, l.opts.IndexIntervalBytes)
 			if last {
@@ -353,10 +380,6 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 	}
 	return expect, nil
 }
-
-// producerScanBytes bounds the part of an active virtual segment read at
-// open for idempotent-producer state (a variable for tests).
-var producerScanBytes int64 = 16 << 10
 
 // splitAt splits runs found at open in which a segment file starts (the
 // partition wrote its own files in between): into runs without gaps, from
@@ -468,7 +491,7 @@ func (p *partition) addRun(cur **segment, out *[]*segment, r foundRun, segBytes 
 	v := c.virt
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := len(v.runs); n == 0 || v.runs[n-1].file != r.file {
+	if n := len(v.runs); n == 0 || v.runs[n-1].file != r.file || (v.runs[n-1].sec.n == 0) != (r.sec.n == 0) {
 		v.runs = append(v.runs, vrun{file: r.file, vpos: c.size, base: r.base, next: r.base, sec: r.sec})
 		l.shared.addRef(r.file)
 	}

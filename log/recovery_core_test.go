@@ -1,11 +1,14 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/runnel/runnel/log/meta"
@@ -163,6 +166,60 @@ func TestMetaLostRebuilt(t *testing.T) {
 	}
 }
 
+// TestMetaDamagedIsLoud: a damaged meta.db is moved aside and a new one
+// made, and that shows: an error log line, Stats().Damaged (the
+// damaged-files metric and runnel status read it), with the file it went
+// to. Topics are rebuilt from their files.
+func TestMetaDamagedIsLoud(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, nil)
+	l.CreateTopic("a", TopicConfig{Partitions: 1})
+	l.Append(context.Background(), "a", 0, mkBatch(3, "x"))
+	l.Close()
+	path := filepath.Join(dir, meta.FileName)
+	if err := os.WriteFile(path, []byte("not a bbolt file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	l = testOpen(t, dir, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logged, nil)) })
+	defer l.Close()
+	var found *Damage
+	for _, d := range l.Stats().Damaged {
+		if d.File == meta.FileName {
+			found = &d
+		}
+	}
+	moved, _ := filepath.Glob(path + ".corrupt-*")
+	if found == nil || len(moved) != 1 || !strings.Contains(found.Reason, filepath.Base(moved[0])) {
+		t.Fatalf("damage not reported: %+v (moved aside: %v)", l.Stats().Damaged, moved)
+	}
+	if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), meta.FileName) {
+		t.Fatalf("no error log line:\n%s", logged.String())
+	}
+	if ti, err := l.Topic("a"); err != nil || ti.Partitions[0].HWM != 3 {
+		t.Fatalf("topic not rebuilt: %+v %v", ti, err)
+	}
+}
+
+// TestMetaSystemErrorStopsOpen: a meta.db the system cannot open (here a
+// directory) stops Open with an error naming it; nothing is moved aside.
+func TestMetaSystemErrorStopsOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, meta.FileName)
+	os.Mkdir(path, 0o700)
+	l, err := Open(&Options{Dir: dir, MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		l.Close()
+		t.Fatal("Open succeeded")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open: %v; want the path named", err)
+	}
+	if moved, _ := filepath.Glob(path + ".corrupt-*"); len(moved) != 0 {
+		t.Fatalf("moved aside: %v", moved)
+	}
+}
+
 func TestDeleteTopicAndRecreate(t *testing.T) {
 	dir := t.TempDir()
 	l := testOpen(t, dir, nil)
@@ -232,5 +289,28 @@ func TestIndexCacheBounded(t *testing.T) {
 	}
 	if got, err := l.OffsetForTime("t", 0, 0); err != nil || got != 0 {
 		t.Fatalf("OffsetForTime: %d %v", got, err)
+	}
+}
+
+// Directories of topics being created or deleted at a crash are removed at
+// open, by topic id (~creating-<id>) and in the earlier <topic>~creating
+// form, and never become topics.
+func TestTransientTopicDirsRemovedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"~creating-1f2e", "~deleting-9a", "old~creating", "old~deleting"}
+	for _, n := range names {
+		if err := os.MkdirAll(filepath.Join(dir, n, "0"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := testOpen(t, dir, nil)
+	defer l.Close()
+	if ts := l.Topics(); len(ts) != 0 {
+		t.Fatalf("topics %+v from transient directories", ts)
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", n, err)
+		}
 	}
 }

@@ -177,8 +177,5 @@ func (p *partition) deleteOldest(n int, why string) int {
 	if shared {
 		p.l.shared.collect()
 	}
-	if n > 0 {
-		p.l.notifyChanged()
-	}
 	return n
 }

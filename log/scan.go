@@ -2,8 +2,6 @@ package log
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
@@ -22,21 +20,12 @@ func readAtFull(r io.ReaderAt, b []byte, off int64) error {
 	return err
 }
 
-// storedLeaderEpoch is the partitionLeaderEpoch of every stored batch: the
-// log stamps it on append (in place, like baseOffset), so bit rot in these
-// four bytes, which the CRC does not cover, is detected. Never change.
-const storedLeaderEpoch = 0
-
-func setLeaderEpoch(b []byte) {
-	binary.BigEndian.PutUint32(b[batch.OffLeaderEpoch:], uint32(storedLeaderEpoch))
-}
-
-var errLeaderEpoch = errors.New("log: stored batch has a foreign leader epoch (bit rot in the header)")
-
 // checkStoredHeader checks the header fields of a stored batch that the
-// CRC does not cover and ParseHeader does not check.
+// CRC does not cover and ParseHeader does not check. The leader epoch is
+// never negative in a stored batch; whether it is the right one, the
+// partition's epoch history says (checkEpoch).
 func checkStoredHeader(h *batch.Header) error {
-	if h.LeaderEpoch != storedLeaderEpoch {
+	if h.LeaderEpoch < 0 {
 		return errLeaderEpoch
 	}
 	if h.LastOffsetDelta < 0 || h.RecordCount < 0 {
@@ -176,8 +165,9 @@ func resync(r io.ReaderAt, from, end, minOff, maxOff int64) int64 {
 			if i+batch.HeaderSize > len(b) || int64(i) >= chunk {
 				break
 			}
-			// Cheap filters first: the stamped leader epoch, then the header.
-			if binary.BigEndian.Uint32(b[i+batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
+			// Cheap filters first: a stored leader epoch is never
+			// negative; then the header.
+			if b[i+batch.OffLeaderEpoch]&0x80 != 0 {
 				continue
 			}
 			h, err := batch.ParseHeader(b[i:])

@@ -190,8 +190,10 @@ type sharedLog struct {
 	// found at open, taken by openPartition
 	found map[sharedKey][]foundRun
 	// sealed is, per partition, the largest next offset named by seal
-	// entries found at open
-	sealed map[sharedKey]int64
+	// entries found at open; newestSeal the one of the newest file
+	// (truncations void the seals of older files: sealedEnd)
+	sealed     map[sharedKey]int64
+	newestSeal map[sharedKey]sealAt
 }
 
 func (s *sharedLog) usable() bool { return s != nil && s.ok.Load() }
@@ -200,7 +202,7 @@ func (s *sharedLog) usable() bool { return s != nil && s.ok.Load() }
 // torn tail of the last one and records damage elsewhere. Entries are
 // handed to partitions by take.
 func openShared(l *logImpl, ck *checkpoint) (*sharedLog, error) {
-	s := &sharedLog{l: l, dir: filepath.Join(l.dir, sharedDirName), files: map[uint64]*sharedFile{}, found: map[sharedKey][]foundRun{}, sealed: map[sharedKey]int64{}, ends: map[sharedKey]int64{}, next: 1}
+	s := &sharedLog{l: l, dir: filepath.Join(l.dir, sharedDirName), files: map[uint64]*sharedFile{}, found: map[sharedKey][]foundRun{}, sealed: map[sharedKey]int64{}, newestSeal: map[sharedKey]sealAt{}, ends: map[sharedKey]int64{}, next: 1}
 	if err := mkdirAllSynced(l.fs, s.dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", sharedDirName, err)
 	}
@@ -273,7 +275,7 @@ func (s *sharedLog) openIndexed(sf *sharedFile) bool {
 	}
 	for k, r := range runs {
 		s.found[k] = append(s.found[k], r)
-		s.sealed[k] = max(s.sealed[k], r.next)
+		s.noteSeal(k, sf.seq, r.next)
 	}
 	sf.size = st.Size()
 	return true
@@ -317,7 +319,13 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	sf.seed = seed
 	byKey := map[sharedKey][]sharedEnt{}
 	clean := true
-	end := walkEntries(data, seed, s.sealed, func(pos int64, e sharedEntry) {
+	seals := map[sharedKey]int64{}
+	defer func() {
+		for k, next := range seals {
+			s.noteSeal(k, sf.seq, next)
+		}
+	}()
+	end := walkEntries(data, seed, seals, func(pos int64, e sharedEntry) {
 		byKey[e.key] = append(byKey[e.key], sharedEnt{fpos: pos + sharedEntryHeader, n: e.n, base: e.base, next: e.next, maxTs: e.maxTs})
 	}, func(pos, next int64) bool {
 		if next < 0 && pos >= durable {
@@ -519,7 +527,7 @@ func resyncShared(data []byte, from int64, seed uint32) int64 {
 			continue
 		}
 		b := data[i+sharedEntryHeader:]
-		if b[batch.OffMagic] != 2 || binary.BigEndian.Uint32(b[batch.OffLeaderEpoch:]) != uint32(storedLeaderEpoch) {
+		if b[batch.OffMagic] != 2 || b[batch.OffLeaderEpoch]&0x80 != 0 {
 			continue
 		}
 		if e, ok := parseSharedEntry(data, i, seed); ok && validateEntryBatches(data[i+sharedEntryHeader:i+sharedEntryHeader+e.n]) == nil {

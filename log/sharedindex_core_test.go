@@ -72,6 +72,12 @@ func sharedWorkload(t *testing.T, l Log) map[int32][]string {
 	return want
 }
 
+// scanLittle makes open read 256 bytes of each active virtual segment for
+// producer state (16 KiB would be all of these tests' partitions).
+func scanLittle(mod func(*Options)) func(*Options) {
+	return func(o *Options) { mod(o); o.ProducerStateScanBytes = 256 }
+}
+
 func checkWorkload(t *testing.T, l Log, want map[int32][]string) {
 	t.Helper()
 	for p, vals := range want {
@@ -114,10 +120,8 @@ func extentsInMemory(l Log) (ext, runs int) {
 // and an open after Close reads no shared file at all, yet serves every
 // record.
 func TestSharedIndexOpenReadsNoSharedFile(t *testing.T) {
-	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
-	producerScanBytes = 256 // this test's partitions hold ~6 KiB each
 	dir := t.TempDir()
-	mod := sharedFilesOf(8 << 10)
+	mod := scanLittle(sharedFilesOf(8 << 10)) // this test's partitions hold ~6 KiB each
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.(*logImpl).shared.indexPending()
@@ -166,10 +170,8 @@ func TestSharedIndexOpenReadsNoSharedFile(t *testing.T) {
 // never a record: open scans a file without an index (and writes one),
 // and a read through a damaged section falls back to the file.
 func TestSharedIndexLostOrDamaged(t *testing.T) {
-	defer func(n int64) { producerScanBytes = n }(producerScanBytes)
-	producerScanBytes = 256
 	dir := t.TempDir()
-	mod := sharedFilesOf(8 << 10)
+	mod := scanLittle(sharedFilesOf(8 << 10))
 	l := testOpen(t, dir, mod)
 	want := sharedWorkload(t, l)
 	l.Close()

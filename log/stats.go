@@ -22,6 +22,8 @@ type counters struct {
 	journalBytes     atomic.Uint64
 	sharedCommits    atomic.Uint64
 	sharedBytes      atomic.Uint64
+	commitsDelayed   atomic.Uint64
+	commitDelayNanos atomic.Uint64
 	diskFree         atomic.Int64
 	diskTotal        atomic.Int64
 }
@@ -43,6 +45,8 @@ func (l *logImpl) Stats() Stats {
 		JournalBytes:     l.stats.journalBytes.Load(),
 		SharedCommits:    l.stats.sharedCommits.Load(),
 		SharedBytes:      l.stats.sharedBytes.Load(),
+		CommitsDelayed:   l.stats.commitsDelayed.Load(),
+		CommitDelayNanos: l.stats.commitDelayNanos.Load(),
 		DiskFreeBytes:    l.stats.diskFree.Load(),
 		DiskTotalBytes:   l.stats.diskTotal.Load(),
 		DiskShort:        l.diskShort.Load(),

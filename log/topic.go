@@ -94,7 +94,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	if !validTopicName(name) || reservedName(name) {
+	if !ValidTopicName(name) || reservedName(name) {
 		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
 	}
 	if err := validateConfig(cfg, false); err != nil {
@@ -110,7 +110,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	stored.Partitions = t.cfg.Partitions
 	// Build the topic under a temporary name and rename it into place, so
 	// a crash leaves either no topic or all of it.
-	tmp := t.dir + creatingSuffix
+	tmp := filepath.Join(l.dir, transientName(creatingPrefix, t.id))
 	if err := l.buildTopicDir(tmp, stored, t.id); err != nil {
 		l.fs.RemoveAll(tmp)
 		return fmt.Errorf("log: create topic %s: %w", name, err)
@@ -136,7 +136,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
 	l.topics[name] = t
-	l.notifyChanged()
+	l.topicsChanged()
 	l.logger.Info("log: topic created", "topic", name, "partitions", t.cfg.Partitions)
 	return nil
 }
@@ -170,7 +170,7 @@ func (l *logImpl) DeleteTopic(name string) error {
 	}
 	// Rename first: a crash then leaves a directory open removes, never
 	// half a topic.
-	gone := t.dir + deletingSuffix
+	gone := filepath.Join(l.dir, transientName(deletingPrefix, t.id))
 	if err := l.fs.Rename(t.dir, gone); err != nil {
 		return fmt.Errorf("log: delete topic %s: %w", name, err)
 	}
@@ -192,7 +192,7 @@ func (l *logImpl) DeleteTopic(name string) error {
 	}
 	vfs.SyncDir(l.fs, l.dir)
 	l.shared.collect()
-	l.notifyChanged()
+	l.topicsChanged()
 	l.logger.Info("log: topic deleted", "topic", name)
 	return nil
 }
@@ -231,7 +231,7 @@ func (l *logImpl) AddPartitions(name string, total int32) error {
 	if err := l.meta.PutTopic(name, encodeConfig(stored, false, t.id)); err != nil {
 		return fmt.Errorf("log: store topic %s: %w", name, err)
 	}
-	l.notifyChanged()
+	l.topicsChanged()
 	return nil
 }
 
@@ -295,13 +295,14 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 	}
 	onDisk := map[string]int32{}
 	for _, n := range names {
-		if strings.HasSuffix(n, creatingSuffix) || strings.HasSuffix(n, deletingSuffix) {
+		if strings.HasPrefix(n, creatingPrefix) || strings.HasPrefix(n, deletingPrefix) ||
+			strings.HasSuffix(n, creatingSuffix) || strings.HasSuffix(n, deletingSuffix) {
 			if err := l.fs.RemoveAll(filepath.Join(l.dir, n)); err != nil {
 				return fmt.Errorf("log: remove %s: %w", n, err)
 			}
 			continue
 		}
-		if !validTopicName(n) {
+		if !ValidTopicName(n) {
 			continue
 		}
 		st, err := l.fs.Stat(filepath.Join(l.dir, n))
@@ -353,7 +354,7 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 		if cfg.Partitions == 0 {
 			cfg.Partitions = l.opts.Defaults.Partitions
 		}
-		if !validTopicName(name) {
+		if !ValidTopicName(name) {
 			continue
 		}
 		if id == 0 {
@@ -388,10 +389,23 @@ func (l *logImpl) loadTopics(ck *checkpoint) error {
 
 // Names inside the data directory. Never change.
 const (
-	creatingSuffix  = "~creating" // a topic being created ('~' is not valid in topic names)
-	deletingSuffix  = "~deleting" // a topic being deleted
+	// A topic being created or deleted: the prefix and the topic id
+	// ('~' is not valid in topic names). The name does not grow with
+	// the topic's, so every valid topic name (up to 249 bytes) fits in
+	// a file name of 255.
+	creatingPrefix = "~creating-"
+	deletingPrefix = "~deleting-"
+	// The same, as <topic>~creating and <topic>~deleting: written by
+	// earlier versions, still removed at open.
+	creatingSuffix  = "~creating"
+	deletingSuffix  = "~deleting"
 	topicConfigName = "config.json"
 )
+
+// transientName names the directory of a topic being created or deleted.
+func transientName(prefix string, id uint64) string {
+	return prefix + strconv.FormatUint(id, 16)
+}
 
 // reservedName reports names the data directory uses for its own files.
 func reservedName(name string) bool {
@@ -424,6 +438,18 @@ func (l *logImpl) buildTopicDir(dir string, cfg TopicConfig, id uint64) error {
 			return err
 		}
 		if err := f.Close(); err != nil {
+			return err
+		}
+		// The epoch history starts with this node's epoch at offset 0,
+		// so the partition's first append has nothing to write there. A
+		// mirror's starts empty: its epochs are the origin's, recorded by
+		// AppendAt (the origin's may be older than this node's, and its
+		// log may start past 0).
+		var initial []epochEntry
+		if cfg.Origin == "" {
+			initial = []epochEntry{{epoch: l.epoch.Load()}}
+		}
+		if err := writeInitialEpochs(l.fs, pd, initial); err != nil {
 			return err
 		}
 		if err := vfs.SyncDir(l.fs, pd); err != nil {

@@ -120,7 +120,7 @@ func BenchmarkManyWritersCore(b *testing.B) {
 			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) {
 				o.NoSharedSegments = mode != "shared"
 				o.NoJournal = mode == "files"
-				o.CommitWindow = benchWindow
+				o.CommitDelay = benchWindow
 			})
 			defer l.Close()
 			l.CreateTopic("w", TopicConfig{Partitions: 64})
@@ -231,9 +231,9 @@ func BenchmarkReadCore(b *testing.B) {
 	}
 }
 
-// benchWindow is Options.CommitWindow for the core benchmarks (0 = default).
+// benchWindow is Options.CommitDelay for the core benchmarks (0 = default).
 var benchWindow = func() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("RUNNEL_BENCH_WINDOW"))
+	d, _ := time.ParseDuration(os.Getenv("RUNNEL_BENCH_COMMIT_DELAY"))
 	return d
 }()
 

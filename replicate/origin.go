@@ -49,7 +49,8 @@ type waiter struct {
 type originPart struct {
 	followers map[int32]*follower // by broker id
 	waiters   []waiter
-	acked     int64 // acknowledged end (durable on min.insync copies)
+	acked     int64         // acknowledged end (durable on min.insync copies)
+	watch     log.WatchList // view.Watch waiters; values are acked
 }
 
 // origin tracks this node's partitions' copies.
@@ -194,7 +195,7 @@ func (o *origin) evaluate(topic string, partition int32) {
 	copies := int32(1 + len(inSync))
 	if copies >= minISR && low > p.acked {
 		p.acked = low
-		defer o.r.view.notify()
+		p.watch.Notify(low)
 	}
 	keep := p.waiters[:0]
 	for _, w := range p.waiters {
@@ -275,6 +276,15 @@ func (o *origin) ackedEnd(topic string, partition int32) int64 {
 	return -1
 }
 
+// watchAcked registers w until the acknowledged end of the partition
+// passes after (view.Watch).
+func (o *origin) watchAcked(w *log.Waiter, topic string, partition int32, after int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.partLocked(tp{topic, partition})
+	p.watch.Add(w, after, p.acked)
+}
+
 // forget drops a deleted topic's state, failing its waiters.
 func (o *origin) forget(topic string) {
 	var ready []waiter
@@ -282,6 +292,7 @@ func (o *origin) forget(topic string) {
 	for k, p := range o.parts {
 		if k.topic == topic {
 			ready = append(ready, p.waiters...)
+			p.watch.Close()
 			delete(o.parts, k)
 		}
 	}
@@ -298,6 +309,7 @@ func (o *origin) failAll(err error) {
 	for _, p := range o.parts {
 		ready = append(ready, p.waiters...)
 		p.waiters = nil
+		p.watch.Close()
 	}
 	o.mu.Unlock()
 	for _, w := range ready {

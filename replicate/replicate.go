@@ -179,15 +179,39 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	r.mem = mem
 	r.refreshMembers()
-	r.wg.Add(2)
-	go func() { defer r.wg.Done(); r.view.watch(r.done) }()
+	r.wg.Add(1)
 	go r.loop()
 	return r, nil
 }
 
 // Log is the view of the node's log that ingest, consumers, the
 // forwarder and HTTP use (see view).
-func (r *Replicator) Log() log.Log { return r.view }
+func (r *Replicator) Log() log.Log {
+	// The log's optional capabilities stay visible through the view (the
+	// Kafka listener serves OffsetForLeaderEpoch only over a log with
+	// epochs; MQTT ingest feeds the log's next commit when it can).
+	le, epochs := r.inner.(log.LeaderEpochs)
+	cf, feeds := r.inner.(log.CommitFeeder)
+	switch {
+	case epochs && feeds:
+		return struct {
+			*view
+			log.LeaderEpochs
+			log.CommitFeeder
+		}{r.view, le, cf}
+	case epochs:
+		return struct {
+			*view
+			log.LeaderEpochs
+		}{r.view, le}
+	case feeds:
+		return struct {
+			*view
+			log.CommitFeeder
+		}{r.view, cf}
+	}
+	return r.view
+}
 
 // NodeID is this node's id; BrokerID its Kafka broker id.
 func (r *Replicator) NodeID() string  { return r.nodeID }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
@@ -26,41 +25,33 @@ import (
 type view struct {
 	log.Log
 	r *Replicator
-
-	// mu guards changed.
-	mu      sync.Mutex
-	changed chan struct{}
 }
 
 func newView(r *Replicator) *view {
-	return &view{Log: r.inner, r: r, changed: make(chan struct{})}
+	return &view{Log: r.inner, r: r}
 }
 
-// watch forwards the log's own changes to the view's waiters until done.
-func (v *view) watch(done <-chan struct{}) {
-	for {
-		select {
-		case <-v.Log.Changed():
-			v.notify()
-		case <-done:
-			v.notify()
-			return
-		}
+// Watch implements log.Log: w is signalled once the visible end passes
+// after. For a topic that needs more than one copy that is the later of
+// the log's HWM and the acknowledged end: w waits on the one still at or
+// below after (the other, already past, would signal at once and again).
+func (v *view) Watch(w *log.Waiter, topic string, partition int32, after int64) error {
+	info, err := v.Log.Topic(topic)
+	if err != nil {
+		return err
 	}
-}
-
-func (v *view) notify() {
-	v.mu.Lock()
-	close(v.changed)
-	v.changed = make(chan struct{})
-	v.mu.Unlock()
-}
-
-// Changed implements log.Log: the log's HWM moved, or an acknowledged end.
-func (v *view) Changed() <-chan struct{} {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.changed
+	if info.Config.Origin != "" || info.Config.MinInsyncReplicas <= 1 {
+		return v.Log.Watch(w, topic, partition, after)
+	}
+	_, hwm, err := v.Log.Offsets(topic, partition)
+	if err != nil {
+		return err
+	}
+	if hwm <= after {
+		return v.Log.Watch(w, topic, partition, after)
+	}
+	v.r.origin.watchAcked(w, topic, partition, after)
+	return nil
 }
 
 func (v *view) mirror(topic string) (string, bool) {

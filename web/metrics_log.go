@@ -22,6 +22,8 @@ func (s *Server) logMetrics(m *Metrics) {
 	m.Counter("runnel_log_appended_batches_total", "Record batches appended to the log.", float64(st.AppendedBatches), nil)
 	m.Counter("runnel_log_fsyncs_total", "fsync calls made by the log.", float64(st.Fsyncs), nil)
 	m.Counter("runnel_log_fsync_seconds_total", "Time spent in fsync.", float64(st.FsyncNanos)/1e9, nil)
+	m.Counter("runnel_log_commits_delayed_total", "Commits held back by the commit delay to gather trickling appends (never for a writer that waits alone).", float64(st.CommitsDelayed), nil)
+	m.Counter("runnel_log_commit_delay_seconds_total", "Time commits were held back by the commit delay.", float64(st.CommitDelayNanos)/1e9, nil)
 	m.Counter("runnel_log_fsync_errors_total", "Failed fsync calls (each makes a partition read-only).", float64(st.FsyncErrors), nil)
 	m.Counter("runnel_log_rejected_appends_total", "Appends refused because the disk was short.", float64(st.Rejected), nil)
 	m.Counter("runnel_log_dropped_segments_total", "Segments deleted by drop-oldest under disk pressure.", float64(st.DroppedSegments), nil)

@@ -80,8 +80,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting and waits for in-flight requests (bounded by ctx).
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops accepting and waits for in-flight requests; when ctx ends
+// first, the connections still open are closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -134,7 +141,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		"partitions":      st.Partitions,
 		"goroutines":      runtime.NumGoroutine(),
 	}
-	var dmg []map[string]any
+	if why == nil {
+		out["not_ready"] = []string{} // a list, never null
+	}
+	dmg := []map[string]any{}
 	for _, d := range st.Damaged {
 		dmg = append(dmg, map[string]any{"file": d.File, "offset": d.Offset, "reason": d.Reason})
 	}

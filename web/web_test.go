@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
@@ -105,5 +107,59 @@ func TestLabelEscaping(t *testing.T) {
 	want := "# HELP c_total help\n# TYPE c_total counter\nc_total{a=\"back\\\\slash\",b=\"x\\ny\"} 1.5\n"
 	if buf.String() != want {
 		t.Fatalf("got %q want %q", buf.String(), want)
+	}
+}
+
+// TestStatusListsNotNull: a healthy node's damaged and not_ready are empty
+// lists in /api/status, not JSON nulls.
+func TestStatusListsNotNull(t *testing.T) {
+	base, _ := startWeb(t, nil)
+	code, body := get(t, base+"/api/status")
+	if code != 200 {
+		t.Fatalf("/api/status %d %q", code, body)
+	}
+	for _, want := range []string{`"damaged": []`, `"not_ready": []`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/api/status lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "null") {
+		t.Errorf("/api/status holds a null:\n%s", body)
+	}
+}
+
+// TestShutdownClosesAtDeadline: a client stuck in the middle of a request
+// keeps its connection only until Shutdown's ctx ends; then the connection
+// is closed and Shutdown returns the ctx's error.
+func TestShutdownClosesAtDeadline(t *testing.T) {
+	l, err := rlog.Open(&rlog.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Options{Log: l, NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n")) // headers never end
+	time.Sleep(100 * time.Millisecond)                      // the server is reading them
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection still open after Shutdown's deadline: %v", err)
 	}
 }

@@ -1,27 +1,46 @@
 package main
 
 // TestBenchVsKafka (make bench-vs-kafka, RUNNEL_BENCH_VS_KAFKA=1) runs the
-// same `runnel bench` load, with the same client settings, first against
-// the runnel binary and then against a single-node Apache Kafka (KRaft, same
-// Maven artifacts as the integration tests), on this machine, one after the
-// other, and prints a markdown table with the ratios. It samples the
-// servers' resident memory from /proc. It reports; it does not fail on the
-// targets unless RUNNEL_BENCH_STRICT=1.
+// same loads, with the same client settings, first against runnel and then
+// against a single-node Apache Kafka (KRaft, the Maven artifacts of the
+// integration tests) started with the JVM flags of its own launcher
+// (kafka-server-start.sh: -Xmx1G -Xms1G, G1, full JIT; kafkatest's
+// StandardJVM), on this machine, one after the other, and prints a
+// markdown table with the ratios and the settings of each figure:
 //
-// Knobs (environment): RUNNEL_BENCH_RECORDS (produce records, default
-// 5000000), RUNNEL_BENCH_RUNS (produce runs, the median is reported,
-// default 3), RUNNEL_BENCH_E2E_SECONDS (default 10), RUNNEL_BENCH_OUT (also
-// write the table to this file), RUNNEL_BENCH_KAFKA_HEAP (default 1g),
+//   - `runnel bench produce` (franz-go), median of RUNNEL_BENCH_RUNS runs;
+//   - Kafka's Java producer perf tool (org.apache.kafka.tools.
+//     ProducerPerformance from kafka-tools, as kafka-producer-perf-test.sh
+//     runs it): 3,000,000 × 100 B, acks=all, linger.ms=5,
+//     batch.size=65536, 4 partitions; median of RUNNEL_BENCH_RUNS runs;
+//   - `runnel bench consume`;
+//   - `runnel bench e2e` at 10,000 and at 200 records/s (paced): the
+//     produce→consume latency percentiles.
+//
+// Both servers run with their defaults: runnel fsyncs before every ack,
+// Kafka does not fsync (log.flush.interval.messages is Long.MAX_VALUE, its
+// default). The fdatasync latency of the data directory's disk is measured
+// in the same run. It samples the servers' resident memory from /proc. It
+// reports; it fails on the targets only with RUNNEL_BENCH_STRICT=1.
+//
+// Knobs (environment): RUNNEL_BIN (a prebuilt runnel to measure instead
+// of this tree's; the load tools stay this tree's), RUNNEL_BENCH_RECORDS
+// (bench produce records, default 5000000), RUNNEL_BENCH_PERF_RECORDS
+// (ProducerPerformance records, default 3000000), RUNNEL_BENCH_RUNS
+// (default 3), RUNNEL_BENCH_E2E_SECONDS (at 10,000 rec/s, default 10),
+// RUNNEL_BENCH_E2E_SLOW_SECONDS (at 200 rec/s, default 30),
+// RUNNEL_BENCH_OUT (also write the table to this file),
 // RUNNEL_BENCH_KAFKA_FSYNC=1 (make Kafka fsync every message too).
 
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,14 +56,37 @@ import (
 type benchRun struct {
 	name             string
 	produce, consume benchResult
-	e2e              benchResult
+	produceRuns      int // produce is the median of this many runs
+	perf             perfResult
+	perfRuns         []float64 // rec/s of each ProducerPerformance run, sorted
+	e2e, e2eSlow     benchResult
 	peakRSS          int64 // bytes, max VmRSS sampled during the run
 	hwm              int64 // bytes, VmHWM at the end (0 if unknown)
-	produceRuns      int   // produce is the median of this many runs
-	fsync            bool  // Kafka only: log.flush.interval.messages=1
 	loadBefore       string
 	loadAfter        string
 }
+
+// perfResult is the summary line of Kafka's ProducerPerformance.
+type perfResult struct {
+	records   int64
+	recPerSec float64
+	mbPerSec  float64
+	line      string
+}
+
+// benchKnobs are the sizes of one run of the suite.
+type benchKnobs struct {
+	records, perfRecords int64
+	runs                 int64
+	e2eSecs, e2eSlowSecs int64
+}
+
+const (
+	e2eRate, e2eSlowRate = 10_000, 200
+	// ProducerPerformance's settings.
+	perfHeap  = "512M" // kafka-producer-perf-test.sh's KAFKA_HEAP_OPTS
+	perfProps = "acks=all linger.ms=5 batch.size=65536"
+)
 
 // loadAvg returns the 1-minute load average (how shared the machine was).
 func loadAvg() string {
@@ -70,33 +112,40 @@ func TestBenchVsKafka(t *testing.T) {
 	if os.Getenv("RUNNEL_BENCH_VS_KAFKA") != "1" {
 		t.Skip("set RUNNEL_BENCH_VS_KAFKA=1 (make bench-vs-kafka) to run the comparison")
 	}
-	records := envInt("RUNNEL_BENCH_RECORDS", 5_000_000)
-	e2eSecs := envInt("RUNNEL_BENCH_E2E_SECONDS", 10)
-	runs := envInt("RUNNEL_BENCH_RUNS", 3)
-	bin := runnelBinary(t)
+	k := benchKnobs{
+		records:     envInt("RUNNEL_BENCH_RECORDS", 5_000_000),
+		perfRecords: envInt("RUNNEL_BENCH_PERF_RECORDS", 3_000_000),
+		runs:        envInt("RUNNEL_BENCH_RUNS", 3),
+		e2eSecs:     envInt("RUNNEL_BENCH_E2E_SECONDS", 10),
+		e2eSlowSecs: envInt("RUNNEL_BENCH_E2E_SLOW_SECONDS", 30),
+	}
+	client := runnelBinary(t)
+	serverDesc := serverUnderTest(t)
+	if _, err := kafkatest.Libs(); err != nil {
+		t.Fatalf("Apache Kafka's jars: %v (sync/kafka/kafkatest/fetch.sh)", err)
+	}
+	probe := t.TempDir()
+	fsDesc := checkDataFS(t, probe)
+	syncLat := measureFdatasync(t, probe)
 
 	// runnel, with its defaults (fsync before ack).
 	rs := startRunnel(t, 4)
-	runnel := runBenchSuite(t, bin, "runnel", rs.Addr(), func() int { return rs.PID() }, records, e2eSecs, runs)
+	runnel := runBenchSuite(t, client, "runnel", rs.Addr(), func() int { return rs.PID() }, k)
 	rs.Stop(t)
 
-	// Apache Kafka, single node (no fsync before ack: its default).
-	heap := os.Getenv("RUNNEL_BENCH_KAFKA_HEAP")
-	if heap == "" {
-		heap = "1g"
-	}
-	kopts := kafkatest.Options{Heap: heap, Partitions: 4}
+	// Apache Kafka, single node, as its launcher starts it.
+	kopts := kafkatest.Options{Partitions: 4, StandardJVM: true}
 	kafkaFsync := os.Getenv("RUNNEL_BENCH_KAFKA_FSYNC") == "1"
 	if kafkaFsync {
 		kopts.Props = append(kopts.Props, "log.flush.interval.messages=1")
 	}
 	kb := kafkatest.StartOpts(t, kopts)
 	kpid := findPIDByCmdline(kb.Dir())
-	kafka := runBenchSuite(t, bin, "Apache Kafka", kb.Addr(), func() int { return kpid }, records, e2eSecs, runs)
+	kafka := runBenchSuite(t, client, "Apache Kafka", kb.Addr(), func() int { return kpid }, k)
 	kb.Stop()
 
-	kafka.fsync = kafkaFsync
-	table := benchTable(runnel, kafka)
+	env := benchEnv{server: serverDesc, fs: fsDesc, sync: syncLat, kafkaJVM: kb.JVMFlags(), kafkaFsync: kafkaFsync, knobs: k}
+	table := benchTable(env, runnel, kafka)
 	fmt.Println(table)
 	if out := os.Getenv("RUNNEL_BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
@@ -112,9 +161,9 @@ func TestBenchVsKafka(t *testing.T) {
 	}
 }
 
-// runBenchSuite runs bench produce, consume and e2e with the built binary
-// against addr while sampling the server's RSS.
-func runBenchSuite(t *testing.T, bin, name, addr string, pid func() int, records, e2eSecs, runs int64) benchRun {
+// runBenchSuite runs the loads against addr while sampling the server's
+// RSS.
+func runBenchSuite(t *testing.T, bin, name, addr string, pid func() int, k benchKnobs) benchRun {
 	t.Helper()
 	run := benchRun{name: name, loadBefore: loadAvg()}
 	var peak atomic.Int64
@@ -150,19 +199,30 @@ func runBenchSuite(t *testing.T, bin, name, addr string, pid func() int, records
 		return r
 	}
 	common := []string{"--record-size", "100", "--partitions", "4", "--acks", "all"}
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	// Warm up (the JVM's JIT, page cache, connections) on another topic.
-	bench(append([]string{"produce", "--topic", "bench-warmup", "--records", strconv.FormatInt(max(records/4, 100_000), 10)}, common...)...)
-	// The median of several produce runs: this machine may be shared.
+	bench(append([]string{"produce", "--topic", "bench-warmup", "--records", n(max(k.records/4, 100_000))}, common...)...)
+	// The median of several runs: this machine may be shared.
 	var produces []benchResult
-	for i := range max(runs, 1) {
+	for i := range max(k.runs, 1) {
 		topic := fmt.Sprintf("bench-produce-%d", i)
-		produces = append(produces, bench(append([]string{"produce", "--topic", topic, "--records", strconv.FormatInt(records, 10)}, common...)...))
+		produces = append(produces, bench(append([]string{"produce", "--topic", topic, "--records", n(k.records)}, common...)...))
 	}
 	slices.SortFunc(produces, func(a, b benchResult) int { return cmp.Compare(a.RecPerSec, b.RecPerSec) })
 	run.produce = produces[len(produces)/2]
 	run.produceRuns = len(produces)
-	run.consume = bench(append([]string{"consume", "--topic", "bench-produce-0", "--records", strconv.FormatInt(records, 10)}, common...)...)
-	run.e2e = bench(append([]string{"e2e", "--topic", "bench-e2e", "--rate", "10000", "--records", strconv.FormatInt(10000*e2eSecs, 10)}, common...)...)
+	var perfs []perfResult
+	for i := range max(k.runs, 1) {
+		perfs = append(perfs, producerPerf(t, name, addr, fmt.Sprintf("bench-perf-%d", i), k.perfRecords))
+	}
+	slices.SortFunc(perfs, func(a, b perfResult) int { return cmp.Compare(a.recPerSec, b.recPerSec) })
+	run.perf = perfs[len(perfs)/2]
+	for _, p := range perfs {
+		run.perfRuns = append(run.perfRuns, p.recPerSec)
+	}
+	run.consume = bench(append([]string{"consume", "--topic", "bench-produce-0", "--records", n(k.records)}, common...)...)
+	run.e2e = bench(append([]string{"e2e", "--topic", "bench-e2e", "--rate", n(e2eRate), "--records", n(e2eRate * k.e2eSecs)}, common...)...)
+	run.e2eSlow = bench(append([]string{"e2e", "--topic", "bench-e2e-slow", "--rate", n(e2eSlowRate), "--records", n(e2eSlowRate * k.e2eSlowSecs)}, common...)...)
 	if p := pid(); p > 0 {
 		run.hwm, _ = procStatusBytes(p, "VmHWM")
 	}
@@ -171,6 +231,48 @@ func runBenchSuite(t *testing.T, bin, name, addr string, pid func() int, records
 	run.peakRSS = peak.Load()
 	run.loadAfter = loadAvg()
 	return run
+}
+
+// perfLine matches ProducerPerformance's summary line.
+var perfLine = regexp.MustCompile(`^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)`)
+
+// producerPerf runs Kafka's Java producer perf tool as
+// kafka-producer-perf-test.sh does, on a new 4-partition topic.
+func producerPerf(t *testing.T, name, addr, topic string, records int64) perfResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := kafkatest.CreateTopic(ctx, addr, topic, 4); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	args := []string{"--topic", topic, "--num-records", strconv.FormatInt(records, 10), "--record-size", "100",
+		"--throughput", "-1", "--producer-props", "bootstrap.servers=" + addr}
+	args = append(args, strings.Fields(perfProps)...)
+	cmd, err := kafkatest.ToolCommand(ctx, perfHeap, "org.apache.kafka.tools.ProducerPerformance", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: ProducerPerformance: %v\n%s", name, err, tail(string(out), 3000))
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	var r perfResult
+	for sc.Scan() {
+		// The summary is the last line that matches (progress lines
+		// every 5 s have the same start).
+		if m := perfLine.FindStringSubmatch(sc.Text()); m != nil {
+			r.records, _ = strconv.ParseInt(m[1], 10, 64)
+			r.recPerSec, _ = strconv.ParseFloat(m[2], 64)
+			r.mbPerSec, _ = strconv.ParseFloat(m[3], 64)
+			r.line = sc.Text()
+		}
+	}
+	if r.records != records {
+		t.Fatalf("%s: ProducerPerformance sent %d of %d records:\n%s", name, r.records, records, tail(string(out), 3000))
+	}
+	t.Logf("%s: ProducerPerformance: %s", name, r.line)
+	return r
 }
 
 func lastLine(s string) string {
@@ -226,23 +328,40 @@ type benchTarget struct {
 	text string
 }
 
-// benchTargets checks the issue's targets.
+// benchTargets checks the targets of the issues that set them.
 func benchTargets(r, k benchRun) []benchTarget {
-	ratio := 0.0
-	if k.produce.RecPerSec > 0 {
-		ratio = r.produce.RecPerSec / k.produce.RecPerSec
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
 	}
 	rss := max(r.peakRSS, r.hwm)
+	pr := ratio(r.produce.RecPerSec, k.produce.RecPerSec)
+	jr := ratio(r.perf.recPerSec, k.perf.recPerSec)
 	return []benchTarget{
-		{ratio >= 1.5, fmt.Sprintf("produce rec/s ≥ 1.5x Apache Kafka: %.2fx", ratio)},
-		{r.produce.RecPerSec >= 1e6, fmt.Sprintf("produce ≥ 1,000,000 rec/s: %.0f", r.produce.RecPerSec)},
+		{pr >= 1.5, fmt.Sprintf("bench produce rec/s ≥ 1.5x Apache Kafka: %.2fx", pr)},
+		{jr >= 1.5, fmt.Sprintf("Java ProducerPerformance rec/s ≥ 1.5x Apache Kafka: %.2fx", jr)},
+		{r.produce.RecPerSec >= 1e6, fmt.Sprintf("bench produce ≥ 1,000,000 rec/s: %.0f", r.produce.RecPerSec)},
 		{r.e2e.P99Millis > 0 && r.e2e.P99Millis <= 5, fmt.Sprintf("e2e p99 at 10,000 rec/s ≤ 5 ms: %.2f ms", r.e2e.P99Millis)},
+		{r.e2e.P99Millis > 0 && r.e2e.P99Millis < k.e2e.P99Millis, fmt.Sprintf("e2e p99 at 10,000 rec/s below Apache Kafka's: %.2f vs %.2f ms", r.e2e.P99Millis, k.e2e.P99Millis)},
 		{rss > 0 && rss <= 64<<20, fmt.Sprintf("runnel RSS ≤ 64 MiB: %.1f MiB", float64(rss)/(1<<20))},
 	}
 }
 
-// benchTable renders the side-by-side markdown table.
-func benchTable(r, k benchRun) string {
+// benchEnv is what the table says about the run's setting.
+type benchEnv struct {
+	server     string // the runnel under test
+	fs         string // the data directories' file system
+	sync       []syncLatency
+	kafkaJVM   []string
+	kafkaFsync bool
+	knobs      benchKnobs
+}
+
+// benchTable renders the side-by-side markdown table, each row with the
+// command and settings that produced it.
+func benchTable(env benchEnv, r, k benchRun) string {
 	var b strings.Builder
 	ratio := func(a, c float64) string {
 		if c == 0 {
@@ -256,28 +375,59 @@ func benchTable(r, k benchRun) string {
 		}
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "Same machine (%s, %d CPUs), one after the other; `runnel bench`, franz-go, 100-byte records, acks=all, 4 partitions, no compression.\n", host, runtime.NumCPU())
-	kafkaSync := "does not fsync (its default)"
-	if k.fsync {
-		kafkaSync = "fsyncs every message (log.flush.interval.messages=1)"
+	kn := env.knobs
+	fmt.Fprintf(&b, "\n## Kafka API: runnel vs Apache Kafka %s, one run (make bench-vs-kafka)\n\n", kafkaVersion())
+	fmt.Fprintf(&b, "- machine: %s; servers one after the other; 1-minute load average before/after: runnel %s/%s, Kafka %s/%s\n",
+		machine(), r.loadBefore, r.loadAfter, k.loadBefore, k.loadAfter)
+	fmt.Fprintf(&b, "- data directories: %s\n", env.fs)
+	for _, s := range env.sync {
+		fmt.Fprintf(&b, "- fdatasync of 100 B on that disk, %s\n", s)
 	}
-	fmt.Fprintf(&b, "runnel fsyncs before every ack (default `--fsync always`); Apache Kafka %s %s.\n", kafkaVersion(), kafkaSync)
-	fmt.Fprintf(&b, "Produce is the median of %d runs of %d records. 1-minute load average before/after: runnel %s/%s, Kafka %s/%s.\n\n",
-		r.produceRuns, r.produce.Records, r.loadBefore, r.loadAfter, k.loadBefore, k.loadAfter)
-	fmt.Fprintln(&b, "| metric | runnel | Apache Kafka | runnel / Kafka |")
-	fmt.Fprintln(&b, "|---|---:|---:|---:|")
-	row := func(name, a, c, rt string) { fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, a, c, rt) }
-	row("produce, rec/s", fmt.Sprintf("%.0f", r.produce.RecPerSec), fmt.Sprintf("%.0f", k.produce.RecPerSec), ratio(r.produce.RecPerSec, k.produce.RecPerSec))
-	row("produce, MB/s", fmt.Sprintf("%.1f", r.produce.MBPerSec), fmt.Sprintf("%.1f", k.produce.MBPerSec), ratio(r.produce.MBPerSec, k.produce.MBPerSec))
-	row("produce→ack p50 / p99 (ms)", fmt.Sprintf("%.2f / %.2f", r.produce.P50Millis, r.produce.P99Millis), fmt.Sprintf("%.2f / %.2f", k.produce.P50Millis, k.produce.P99Millis), ratio(r.produce.P99Millis, k.produce.P99Millis))
-	row("bench client CPU during produce (s)", fmt.Sprintf("%.2f", r.produce.ClientCPU), fmt.Sprintf("%.2f", k.produce.ClientCPU), "")
-	row("consume, rec/s", fmt.Sprintf("%.0f", r.consume.RecPerSec), fmt.Sprintf("%.0f", k.consume.RecPerSec), ratio(r.consume.RecPerSec, k.consume.RecPerSec))
-	row("e2e at 10,000 rec/s: p50 (ms)", fmt.Sprintf("%.2f", r.e2e.P50Millis), fmt.Sprintf("%.2f", k.e2e.P50Millis), ratio(r.e2e.P50Millis, k.e2e.P50Millis))
-	row("e2e at 10,000 rec/s: p99 (ms)", fmt.Sprintf("%.2f", r.e2e.P99Millis), fmt.Sprintf("%.2f", k.e2e.P99Millis), ratio(r.e2e.P99Millis, k.e2e.P99Millis))
-	row("e2e at 10,000 rec/s: p99.9 (ms)", fmt.Sprintf("%.2f", r.e2e.P999Millis), fmt.Sprintf("%.2f", k.e2e.P999Millis), ratio(r.e2e.P999Millis, k.e2e.P999Millis))
-	row("server peak RSS (sampled VmRSS)", mib(r.peakRSS), mib(k.peakRSS), ratio(float64(r.peakRSS), float64(k.peakRSS)))
-	row("server VmHWM", mib(r.hwm), mib(k.hwm), ratio(float64(r.hwm), float64(k.hwm)))
+	fmt.Fprintf(&b, "- runnel: %s, `runnel serve --default-partitions 4` with its defaults: fsync before every ack\n", env.server)
+	kafkaSync := "no fsync before an ack (log.flush.interval.messages=Long.MAX_VALUE, its default)"
+	if env.kafkaFsync {
+		kafkaSync = "fsync of every message (log.flush.interval.messages=1)"
+	}
+	fmt.Fprintf(&b, "- Apache Kafka: single node (KRaft), num.partitions=4, %s; JVM as kafka-server-start.sh starts it: `%s`\n",
+		kafkaSync, strings.Join(env.kafkaJVM, " "))
+	fmt.Fprintf(&b, "- every topic has 4 partitions; records of 100 bytes; acks=all; no compression; each runnel bench produce/consume/e2e uses franz-go with `runnel bench`'s defaults (linger 0, max-buffered 250000, batch 1 MB)\n\n")
+	fmt.Fprintln(&b, "| metric | runnel | Apache Kafka | runnel / Kafka | command (settings) |")
+	fmt.Fprintln(&b, "|---|---:|---:|---:|---|")
+	row := func(name, a, c, rt, cmd string) { fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, a, c, rt, cmd) }
+	rate := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	ms2 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+	prod := fmt.Sprintf("`runnel bench produce -n %d -s 100 -p 4 -a all`, median of %d runs (after a warm-up run)", kn.records, r.produceRuns)
+	row("bench produce, rec/s", rate(r.produce.RecPerSec), rate(k.produce.RecPerSec), ratio(r.produce.RecPerSec, k.produce.RecPerSec), prod)
+	row("bench produce, MB/s", fmt.Sprintf("%.1f", r.produce.MBPerSec), fmt.Sprintf("%.1f", k.produce.MBPerSec), ratio(r.produce.MBPerSec, k.produce.MBPerSec), "same runs")
+	runs := func(v []float64) string {
+		var ss []string
+		for _, x := range v {
+			ss = append(ss, fmt.Sprintf("%.0f", x))
+		}
+		return strings.Join(ss, ", ")
+	}
+	perf := fmt.Sprintf("`kafka-producer-perf-test.sh --num-records %d --record-size 100 --throughput -1 --producer-props %s` (ProducerPerformance, kafka-tools %s, JVM -Xmx%s + kafka-run-class.sh flags), median of %d runs (runnel: %s; Kafka: %s)",
+		kn.perfRecords, perfProps, kafkaVersion(), perfHeap, len(r.perfRuns), runs(r.perfRuns), runs(k.perfRuns))
+	row("Java ProducerPerformance, rec/s", rate(r.perf.recPerSec), rate(k.perf.recPerSec), ratio(r.perf.recPerSec, k.perf.recPerSec), perf)
+	row("Java ProducerPerformance, MB/s", fmt.Sprintf("%.1f", r.perf.mbPerSec), fmt.Sprintf("%.1f", k.perf.mbPerSec), ratio(r.perf.mbPerSec, k.perf.mbPerSec), "same runs")
+	row("bench consume, rec/s", rate(r.consume.RecPerSec), rate(k.consume.RecPerSec), ratio(r.consume.RecPerSec, k.consume.RecPerSec),
+		fmt.Sprintf("`runnel bench consume -n %d` of the first produce run's topic", kn.records))
+	e2e := func(res benchResult) string { return fmt.Sprintf("%.0f", res.RecPerSec) }
+	for _, e := range []struct {
+		rate     int
+		secs     int64
+		rn, kf   benchResult
+		headline string
+	}{{e2eRate, kn.e2eSecs, r.e2e, k.e2e, "10,000"}, {e2eSlowRate, kn.e2eSlowSecs, r.e2eSlow, k.e2eSlow, "200"}} {
+		cmd := fmt.Sprintf("`runnel bench e2e --rate %d -n %d -s 100 -p 4 -a all` (paced; produce call → consumer poll; first second left out)", e.rate, int64(e.rate)*e.secs)
+		row(fmt.Sprintf("e2e at %s rec/s: rate reached, rec/s", e.headline), e2e(e.rn), e2e(e.kf), "", cmd)
+		row(fmt.Sprintf("e2e at %s rec/s: p50, ms", e.headline), ms2(e.rn.P50Millis), ms2(e.kf.P50Millis), ratio(e.rn.P50Millis, e.kf.P50Millis), "same run")
+		row(fmt.Sprintf("e2e at %s rec/s: p99, ms", e.headline), ms2(e.rn.P99Millis), ms2(e.kf.P99Millis), ratio(e.rn.P99Millis, e.kf.P99Millis), "same run")
+		row(fmt.Sprintf("e2e at %s rec/s: p99.9, ms", e.headline), ms2(e.rn.P999Millis), ms2(e.kf.P999Millis), ratio(e.rn.P999Millis, e.kf.P999Millis), "same run")
+	}
+	row("server peak RSS (VmRSS sampled every 50 ms)", mib(r.peakRSS), mib(k.peakRSS), ratio(float64(r.peakRSS), float64(k.peakRSS)), "during all of the above")
+	row("server VmHWM", mib(r.hwm), mib(k.hwm), ratio(float64(r.hwm), float64(k.hwm)), "at the end")
+	fmt.Fprintln(&b, "\nProduce→ack latencies of the unpaced produce runs are not shown: with up to 250,000 records buffered they measure the client's queue, not the server.")
 	fmt.Fprintln(&b, "\nTargets:")
 	for _, tg := range benchTargets(r, k) {
 		mark := "met"

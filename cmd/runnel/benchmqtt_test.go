@@ -1,23 +1,81 @@
 package main
 
-// make bench-vs-mosquitto: the same load tool (pipelined `mosquitto_pub -l -M 1000`,
-// of 60,000 lines of 100-byte payloads) against Debian's Mosquitto (which
-// does not write messages to disk) and against runnel (every QoS 1 message
-// fsynced before its PUBACK), one after the other in one run; then the RSS
-// cost of 10,000 idle MQTT connections to runnel.
+// TestBenchVsMosquitto (make bench-vs-mosquitto, RUNNEL_BENCH_VS_MOSQUITTO=1)
+// runs the same loads of mosquitto_pub clients against Debian's Mosquitto
+// 2.0 and against runnel, cell by cell in one run, and prints the whole
+// matrix side by side with the ratio: in-flight windows 1, 20 (`-M 20`),
+// mosquitto_pub's default (no -M; 20), 100 and 1000; 1, 10 and 100
+// clients; QoS 1 and QoS 0 (which has no window); 100-byte payloads. Both
+// servers run with their defaults: Mosquitto as its binary starts with a
+// config holding only its listener (it never syncs: no persistence), runnel
+// as `runnel serve` starts (fsync always: each PUBACK waits for an fsync
+// that covers its message). The fdatasync latency of the data directory's
+// disk is measured in the same run, before and after the matrix: one
+// client with window 1 can get at most 1/latency PUBACKs per second from a
+// server that syncs before each. Then the RSS cost of 10,000 idle MQTT
+// connections to runnel.
+//
+// Each client is a `mosquitto_pub -l` process with its own topic. All of
+// a cell's clients are started and connected first; the clock starts when
+// their input is released (each gets its share of lines on stdin at once)
+// and stops when the last one has exited (QoS 1: after its last PUBACK;
+// QoS 0: after its last send). Cells alternate which server goes first.
+//
+// Knobs (environment): RUNNEL_BIN (a prebuilt runnel to measure instead of
+// this tree's), RUNNEL_BENCH_MQTT_MSGS (messages per cell with window ≥ 20
+// and QoS 0, default 60000; window 1 cells send a third of it, a sixth
+// with one client),
+// RUNNEL_BENCH_IDLE_CONNS (default 10000), RUNNEL_BENCH_OUT (also write
+// the tables to this file), RUNNEL_BENCH_STRICT=1 (fail on a missed target).
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// mqttCell is one load of the matrix.
+type mqttCell struct {
+	qos     int
+	window  int // mosquitto_pub -M; 0: no -M (its default, 20)
+	clients int
+	msgs    int // in total at first; each client sends msgs/clients
+}
+
+func (c mqttCell) windowName() string {
+	switch {
+	case c.qos == 0:
+		return "— (QoS 0)"
+	case c.window == 0:
+		return "default (no -M: 20)"
+	default:
+		return fmt.Sprintf("%d (-M %d)", c.window, c.window)
+	}
+}
+
+// mqttRun is one cell's result on one server.
+type mqttRun struct {
+	msgs    int     // sent in the measured run
+	rate    float64 // messages/s
+	elapsed time.Duration
+	err     error
+	// runnel only: what its log did for the cell (from /metrics).
+	fsyncs, fsyncSecs float64
+	ingested          float64
+}
 
 func TestBenchVsMosquitto(t *testing.T) {
 	if os.Getenv("RUNNEL_BENCH_VS_MOSQUITTO") != "1" {
@@ -28,17 +86,26 @@ func TestBenchVsMosquitto(t *testing.T) {
 	if _, err := os.Stat(mosqBin); err != nil {
 		t.Fatalf("mosquitto broker not installed (%s): apt-get install mosquitto", mosqBin)
 	}
-	lines := int(envInt("RUNNEL_BENCH_MQTT_LINES", 60000))
-	payload := strings.Repeat("x", 100)
-	input := strings.Repeat(payload+"\n", lines)
-
-	// Mosquitto on a free loopback port.
+	msgs := int(envInt("RUNNEL_BENCH_MQTT_MSGS", 60000))
+	maxMsgs := int(envInt("RUNNEL_BENCH_MQTT_MAX_MSGS", 1_000_000))
+	runnelDesc := serverUnderTest(t)
 	dir := t.TempDir()
+	fsDesc := checkDataFS(t, dir)
+	loadBefore := loadAvg()
+	syncBefore := measureFdatasync(t, dir)
+
+	// Mosquitto with its defaults: the config names only its listener
+	// (a config with a listener must also allow anonymous clients, which
+	// the no-config default does on loopback).
 	maddr := freeAddr(t)
 	_, mport, _ := net.SplitHostPort(maddr)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", mport)), 0o644)
-	mq := exec.Command(mosqBin, "-c", conf)
+	mconf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", mport)
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(mconf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mq := exec.Command(mosqBin, "-c", confPath)
+	mq.Dir = dir
 	mq.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := mq.Start(); err != nil {
 		t.Fatal(err)
@@ -46,41 +113,337 @@ func TestBenchVsMosquitto(t *testing.T) {
 	t.Cleanup(func() { mq.Process.Kill(); mq.Wait() })
 	waitTCP(t, maddr)
 
-	// All idle connections come from 127.0.0.1: lift the per-IP cap (this
-	// also exercises the config file's mqtt section).
+	// runnel with its defaults.
+	rs := startRunnel(t, 0)
+
+	var cells []mqttCell
+	for _, clients := range []int{1, 10, 100} {
+		for _, w := range []int{1, 20, 0, 100, 1000} {
+			n := msgs
+			if w == 1 {
+				n = msgs / 3
+				if clients == 1 {
+					n = msgs / 6
+				}
+			}
+			cells = append(cells, mqttCell{qos: 1, window: w, clients: clients, msgs: n})
+		}
+	}
+	for _, clients := range []int{1, 10, 100} {
+		cells = append(cells, mqttCell{qos: 0, clients: clients, msgs: msgs})
+	}
+	type result struct {
+		cell         mqttCell
+		mosq, runnel mqttRun
+	}
+	var results []result
+	for i, c := range cells {
+		var r result
+		r.cell = c
+		topic := fmt.Sprintf("bench/q%d/w%d/c%d", c.qos, c.window, c.clients)
+		runMosq := func() { r.mosq = pubCell(t, maddr, topic, c, maxMsgs, nil) }
+		runRunnel := func() { r.runnel = pubCell(t, rs.mqtt, topic, c, maxMsgs, rs) }
+		if i%2 == 0 {
+			runMosq()
+			runRunnel()
+		} else {
+			runRunnel()
+			runMosq()
+		}
+		t.Logf("load %s; QoS %d, window %s, %d clients: Mosquitto %d msgs %.0f msg/s (%v), runnel %d msgs %.0f msg/s (%v)",
+			loadAvg(), c.qos, c.windowName(), c.clients, r.mosq.msgs, r.mosq.rate, r.mosq.err, r.runnel.msgs, r.runnel.rate, r.runnel.err)
+		results = append(results, r)
+	}
+	syncAfter := measureFdatasync(t, dir)
+	loadAfter := loadAvg()
+	rs.Stop(t)
+
+	// RSS of idle connections, on a runnel whose per-IP cap is lifted
+	// (every idle connection comes from 127.0.0.1; this also exercises
+	// the config file's mqtt section).
 	rcfg := filepath.Join(dir, "runnel.yaml")
 	os.WriteFile(rcfg, []byte("mqtt:\n  max-conns-per-ip: -1\n"), 0o644)
-	s := startRunnel(t, 1, "--config", rcfg)
-	type row struct {
-		name         string
-		mosq, runnel float64
-		target       float64
-	}
-	var rows []row
-	for _, qos := range []string{"1", "0"} {
-		m := pubRate(t, maddr, qos, input, lines)
-		r := pubRate(t, s.mqtt, qos, input, lines)
-		target := 1.0
-		if qos == "0" {
-			target = 0.8
-		}
-		rows = append(rows, row{"QoS " + qos + " msg/s", m, r, target})
-	}
-	rssBefore, _ := procStatusBytes(s.PID(), "VmRSS")
-	conns := idleConns(t, s.mqtt, int(envInt("RUNNEL_BENCH_IDLE_CONNS", 10000)))
+	idle := startRunnel(t, 1, "--config", rcfg)
+	rssBefore, _ := procStatusBytes(idle.PID(), "VmRSS")
+	conns := idleConns(t, idle.mqtt, int(envInt("RUNNEL_BENCH_IDLE_CONNS", 10000)))
 	time.Sleep(time.Second)
-	rssAfter, _ := procStatusBytes(s.PID(), "VmRSS")
+	rssAfter, _ := procStatusBytes(idle.PID(), "VmRSS")
 	for _, c := range conns {
 		c.Close()
 	}
+	idle.Stop(t)
 
+	// The limit for one client with window 1: one fsync per message, at
+	// the mean latency of the append probes before and after the matrix.
+	syncLimit := float64(time.Second) / float64((syncBefore[0].mean+syncAfter[0].mean)/2)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| %d × 100-byte payloads, mosquitto_pub -l | Mosquitto 2.0 (no disk) | runnel (fsync before PUBACK) | ratio | target |\n|---|---|---|---|---|\n", lines)
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2fx | ≥ %.1fx |\n", r.name, r.mosq, r.runnel, r.runnel/r.mosq, r.target)
+	fmt.Fprintf(&b, "\n## MQTT: runnel vs Mosquitto, one run (make bench-vs-mosquitto)\n\n")
+	fmt.Fprintf(&b, "- machine: %s; 1-minute load average before/after: %s/%s\n", machine(), loadBefore, loadAfter)
+	fmt.Fprintf(&b, "- data directories: %s\n", fsDesc)
+	for i, s := range syncBefore {
+		fmt.Fprintf(&b, "- fdatasync of 100 B on that disk, before the matrix, %s\n", s)
+		fmt.Fprintf(&b, "- fdatasync of 100 B on that disk, after the matrix, %s\n", syncAfter[i])
 	}
-	fmt.Fprintf(&b, "| RSS added by %d idle MQTT connections | | %.1f MiB | | ≤ 150 MiB |\n", len(conns), float64(rssAfter-rssBefore)/(1<<20))
-	t.Log(b.String())
+	fmt.Fprintf(&b, "- Mosquitto: %s, `mosquitto -c mosquitto.conf` with only `%s` (its defaults otherwise: no persistence; it never syncs before a PUBACK)\n",
+		toolVersion(mosqBin, "-h"), strings.ReplaceAll(strings.TrimSpace(mconf), "\n", "`, `"))
+	fmt.Fprintf(&b, "- runnel: %s, `runnel serve` with its defaults (fsync always: every PUBACK after an fsync covering its message); data dir, ports only\n", runnelDesc)
+	fmt.Fprintf(&b, "- load: %s; `mosquitto_pub -q Q -t bench/... -l [-M window]` per client, MQTT 3.1.1, 100-byte payloads, one topic per client; window-1 cells send %d messages (%d with one client), the others %d, and a cell that took less than %v is run again with more messages (at most %d, and %d per client: mosquitto_pub's message ids wrap at 65,535, after which -l ends early) for about %v: mosquitto_pub 2.0 -l sleeps 100 ms after its input ends, a floor under every run; the clock runs from releasing every client's input to the last client's exit\n",
+		toolVersion("mosquitto_pub", "--help"), msgs/3, msgs/6, msgs, minCell, maxMsgs, maxPerClient, targetCell)
+	fmt.Fprintf(&b, "- runnel msg/fsync and ms/fsync: its log's fsyncs during the cell (from /metrics)\n\n")
+	fmt.Fprintln(&b, "| QoS | in-flight window | clients | messages (Mosquitto / runnel) | Mosquitto msg/s | runnel msg/s | runnel / Mosquitto | runnel msg/fsync | runnel ms/fsync | target |")
+	fmt.Fprintln(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	var missed []string
+	for _, r := range results {
+		c := r.cell
+		rate := func(m mqttRun) string {
+			if m.err != nil {
+				return "error: " + m.err.Error()
+			}
+			if m.elapsed < minCell {
+				return fmt.Sprintf("%.0f (in %.2f s)", m.rate, m.elapsed.Seconds())
+			}
+			return fmt.Sprintf("%.0f", m.rate)
+		}
+		ratio := "—"
+		if r.mosq.err == nil && r.runnel.err == nil && r.mosq.rate > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.runnel.rate/r.mosq.rate)
+		}
+		perFsync, fsyncMs := "—", "—"
+		if r.runnel.fsyncs > 0 {
+			perFsync = fmt.Sprintf("%.1f", r.runnel.ingested/r.runnel.fsyncs)
+			fsyncMs = fmt.Sprintf("%.2f", r.runnel.fsyncSecs*1000/r.runnel.fsyncs)
+		}
+		target := mqttTarget(c, r.mosq, r.runnel, syncLimit)
+		if strings.Contains(target, "MISSED") {
+			missed = append(missed, fmt.Sprintf("QoS %d, window %s, %d clients: %s", c.qos, c.windowName(), c.clients, target))
+		}
+		fmt.Fprintf(&b, "| %d | %s | %d | %d / %d | %s | %s | %s | %s | %s | %s |\n",
+			c.qos, c.windowName(), c.clients, r.mosq.msgs, r.runnel.msgs, rate(r.mosq), rate(r.runnel), ratio, perFsync, fsyncMs, target)
+	}
+	fmt.Fprintf(&b, "\nRSS added to runnel by %d idle MQTT connections: %.1f MiB (target ≤ 150 MiB)\n", len(conns), float64(rssAfter-rssBefore)/(1<<20))
+	fmt.Println(b.String())
+	if out := os.Getenv("RUNNEL_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+			t.Errorf("write %s: %v", out, err)
+		}
+	}
+	for _, r := range results {
+		if r.mosq.err != nil || r.runnel.err != nil {
+			t.Errorf("QoS %d, window %s, %d clients: Mosquitto: %v; runnel: %v", r.cell.qos, r.cell.windowName(), r.cell.clients, r.mosq.err, r.runnel.err)
+		}
+	}
+	if os.Getenv("RUNNEL_BENCH_STRICT") == "1" {
+		for _, m := range missed {
+			t.Errorf("target missed: %s", m)
+		}
+	}
+}
+
+// mqttTarget is the target of "Acknowledge as soon as the disk allows" for
+// a cell, with its verdict, or "—" where there is none.
+func mqttTarget(c mqttCell, m, r mqttRun, syncLimit float64) string {
+	if c.qos != 1 || m.err != nil || r.err != nil || m.rate == 0 {
+		return "—"
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	ratio := r.rate / m.rate
+	switch {
+	case c.clients == 1 && c.window == 1:
+		if syncLimit <= 0 {
+			return "—"
+		}
+		return fmt.Sprintf("≥ 80%% of 1/fdatasync (append, mean of both probes: %.0f/s): %.0f%% %s", syncLimit, 100*r.rate/syncLimit, verdict(r.rate >= 0.8*syncLimit))
+	case c.window == 1:
+		return "≥ 0.7x " + verdict(ratio >= 0.7)
+	case c.clients == 1 || c.window == 20 || c.window == 0:
+		return "≥ 1.0x " + verdict(ratio >= 1.0)
+	}
+	return "—"
+}
+
+// A cell's run shorter than minCell is run again with more messages, for
+// about targetCell.
+const minCell, targetCell = time.Second, 2 * time.Second
+
+// maxPerClient bounds what one mosquitto_pub -l sends: its message ids
+// wrap after 65,535, and once its input has ended it disconnects at the
+// first acknowledgement whose id equals its last message's, which an
+// earlier message with the same id provides (200,000 QoS 1 lines stored
+// 4,129 in runnel, and Mosquitto's rate looked like 900,000 msg/s).
+const maxPerClient = 60_000
+
+// pubCell runs cell c against the broker at addr with c.msgs messages,
+// and again with more (at most maxMsgs) while a run takes less than
+// minCell (and at most maxPerClient per client); it returns the last run.
+func pubCell(t *testing.T, addr, topic string, c mqttCell, maxMsgs int, rs *runnelServer) mqttRun {
+	t.Helper()
+	maxMsgs = min(maxMsgs, maxPerClient*c.clients)
+	n := min(c.msgs, maxMsgs)
+	r := pubLoad(t, addr, topic, c, n, rs)
+	for r.err == nil && r.elapsed < minCell && n < maxMsgs {
+		n = min(maxMsgs, int(float64(n)*targetCell.Seconds()/max(r.elapsed.Seconds(), 0.01)))
+		r = pubLoad(t, addr, topic, c, n, rs)
+	}
+	return r
+}
+
+// pubLoad runs cell c with n messages in total against the broker at addr
+// and returns its rate. rs, when not nil, is the runnel server, whose
+// /metrics are read before and after.
+func pubLoad(t *testing.T, addr, topic string, c mqttCell, n int, rs *runnelServer) mqttRun {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	per := max(n/c.clients, 1)
+	input := []byte(strings.Repeat(strings.Repeat("x", 100)+"\n", per))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var m0 map[string]float64
+	if rs != nil {
+		m0 = scrapeMetrics(t, rs.http)
+	}
+	established0 := establishedTo(port)
+	type client struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		stderr bytes.Buffer
+	}
+	clients := make([]*client, c.clients)
+	run := mqttRun{msgs: per * c.clients}
+	for i := range clients {
+		args := []string{"-h", host, "-p", port, "-q", strconv.Itoa(c.qos), "-t", fmt.Sprintf("%s/%d", topic, i), "-l"}
+		if c.window > 0 {
+			args = append(args, "-M", strconv.Itoa(c.window))
+		}
+		cl := &client{cmd: exec.CommandContext(ctx, "mosquitto_pub", args...)}
+		cl.cmd.Stderr = &cl.stderr
+		cl.cmd.WaitDelay = 2 * time.Second
+		var err error
+		if cl.stdin, err = cl.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.cmd.Start(); err != nil {
+			t.Fatalf("mosquitto_pub: %v", err)
+		}
+		clients[i] = cl
+	}
+	// Every client connected (its TCP connection established on the
+	// server's side; mosquitto_pub reads its input after the CONNACK).
+	for deadline := time.Now().Add(time.Minute); establishedTo(port)-established0 < c.clients; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			run.err = fmt.Errorf("%d of %d clients connected after a minute", establishedTo(port)-established0, c.clients)
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.stdin.Write(input)
+			cl.stdin.Close()
+		}()
+	}
+	var errs []string
+	for i, cl := range clients {
+		if err := cl.cmd.Wait(); err != nil && len(errs) < 3 {
+			errs = append(errs, fmt.Sprintf("client %d: %v: %s", i, err, strings.TrimSpace(cl.stderr.String())))
+		}
+	}
+	run.elapsed = time.Since(start)
+	wg.Wait()
+	if len(errs) > 0 && run.err == nil {
+		run.err = fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	run.rate = float64(per*c.clients) / run.elapsed.Seconds()
+	if rs != nil {
+		// QoS 0 messages may still be on their way into the log.
+		want := float64(per * c.clients)
+		var m1 map[string]float64
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			m1 = scrapeMetrics(t, rs.http)
+			if m1["runnel_mqtt_ingested_total"]-m0["runnel_mqtt_ingested_total"] >= want || time.Now().After(deadline) {
+				break
+			}
+		}
+		run.ingested = m1["runnel_mqtt_ingested_total"] - m0["runnel_mqtt_ingested_total"]
+		run.fsyncs = m1["runnel_log_fsyncs_total"] - m0["runnel_log_fsyncs_total"]
+		run.fsyncSecs = m1["runnel_log_fsync_seconds_total"] - m0["runnel_log_fsync_seconds_total"]
+		if run.ingested != want && run.err == nil {
+			run.err = fmt.Errorf("runnel stored %.0f of %.0f messages (a minute after the clients ended)", run.ingested, want)
+		}
+	}
+	return run
+}
+
+// establishedTo counts the established TCP connections whose local port
+// is port (the server's side of each client's connection).
+func establishedTo(port string) int {
+	p, _ := strconv.Atoi(port)
+	want := fmt.Sprintf(":%04X", p)
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "01" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// scrapeMetrics reads runnel's /metrics into name → value (series with
+// labels are summed under their name).
+func scrapeMetrics(t *testing.T, httpAddr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		name, val := line[:sp], line[sp+1:]
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] += v
+		}
+	}
+	return out
+}
+
+// toolVersion returns the line of `bin arg` output that names its version.
+func toolVersion(bin string, arg string) string {
+	out, _ := exec.Command(bin, arg).CombinedOutput()
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "version"); i >= 0 {
+			return strings.TrimSuffix(strings.TrimSpace(l), ".")
+		}
+	}
+	return bin + " (version unknown)"
 }
 
 func waitTCP(t *testing.T, addr string) {
@@ -92,16 +455,6 @@ func waitTCP(t *testing.T, addr string) {
 		}
 	}
 	t.Fatalf("%s not listening", addr)
-}
-
-// pubRate runs one pipelined mosquitto_pub -l and returns messages/s over
-// its whole run (connect to disconnect, so every QoS 1 PUBACK is in).
-func pubRate(t *testing.T, addr, qos, input string, n int) float64 {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	start := time.Now()
-	runTool(t, 5*time.Minute, input, "mosquitto_pub", "-h", host, "-p", port, "-q", qos, "-t", "bench/q"+qos, "-l", "-M", "1000")
-	return float64(n) / time.Since(start).Seconds()
 }
 
 // idleConns opens n MQTT 3.1.1 connections (CONNECT, wait for CONNACK) and

@@ -245,6 +245,7 @@ func (c *closeBoth) Close() error {
 
 // printStatusDoc prints the status document: well-known keys first, then the
 // rest, sorted; nested values indented, two levels deep, then as JSON.
+// Null and empty lists or objects read "none".
 func printStatusDoc(w io.Writer, doc map[string]any) {
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
@@ -271,7 +272,14 @@ func printStatusDoc(w io.Writer, doc map[string]any) {
 
 func printStatusValue(w io.Writer, indent, key string, v any, depth int) {
 	switch x := v.(type) {
+	case nil:
+		fmt.Fprintf(w, "%s%s: none\n", indent, key)
+		return
 	case map[string]any:
+		if len(x) == 0 {
+			fmt.Fprintf(w, "%s%s: none\n", indent, key)
+			return
+		}
 		if depth >= 2 {
 			break
 		}
@@ -286,6 +294,10 @@ func printStatusValue(w io.Writer, indent, key string, v any, depth int) {
 		}
 		return
 	case []any:
+		if len(x) == 0 {
+			fmt.Fprintf(w, "%s%s: none\n", indent, key)
+			return
+		}
 		if depth >= 2 {
 			break
 		}

@@ -26,14 +26,18 @@ func TestStatus(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"node_id":"edge-7","uptime_seconds":3725,"disk":{"free_bytes":1073741824,"total_bytes":2147483648},"routes":[{"name":"up","lag":12}]}`))
+		w.Write([]byte(`{"node_id":"edge-7","uptime_seconds":3725,"disk":{"free_bytes":1073741824,"total_bytes":2147483648},"routes":[{"name":"up","lag":12,"last_error":null}],"damaged":null,"not_ready":[],"peers":{}}`))
 	}))
 	defer hs.Close()
 	out := mustCLI(t, "", "status", "--brokers", b, "--http", strings.TrimPrefix(hs.URL, "http://"))
-	for _, want := range []string{"Brokers:", "s1", "node_id: edge-7", "uptime_seconds: 3725 (1h2m5s)", "free_bytes: 1073741824 (1.0 GiB)", "routes: (1)", "lag: 12"} {
+	for _, want := range []string{"Brokers:", "s1", "node_id: edge-7", "uptime_seconds: 3725 (1h2m5s)", "free_bytes: 1073741824 (1.0 GiB)", "routes: (1)", "lag: 12",
+		"damaged: none", "not_ready: none", "peers: none", "last_error: none"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "null") {
+		t.Errorf("status output shows a raw JSON null:\n%s", out)
 	}
 	if !regexpMatch(`s1\s+1\s+2\s+2`, out) {
 		t.Errorf("status topic line wrong:\n%s", out)

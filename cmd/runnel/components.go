@@ -34,7 +34,12 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 	if err != nil {
 		return fmt.Errorf("consumer groups: %v", err)
 	}
-	*stops = append(*stops, stopper{"groups", func(context.Context) error { return coord.Close() }})
+	started := false
+	defer func() {
+		if !started {
+			coord.Close()
+		}
+	}()
 	o, err := w.cfg.kafkaOptions(w.log, coord, w.logger.With("component", "kafka"), w.nodeID)
 	if err != nil {
 		return err
@@ -53,7 +58,13 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 			w.errc <- fmt.Errorf("kafka listener: %v", err)
 		}
 	}()
-	*stops = append(*stops, stopper{"kafka", func(context.Context) error { return ks.Close() }})
+	// The coordinator stops after the server (its handlers use it).
+	*stops = append(*stops, stopper{name: "kafka", stop: func(ctx context.Context) error {
+		err := ks.Shutdown(ctx)
+		coord.Close()
+		return err
+	}})
+	started = true
 	w.collectors = append(w.collectors, func(m *web.Metrics) { web.KafkaMetrics(m, ks.Stats(), coord.Stats()) })
 	return nil
 }

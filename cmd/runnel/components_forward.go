@@ -27,7 +27,7 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 	if err := f.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("forwarding: %v", err)
 	}
-	*stops = append(*stops, stopper{"forward", func(context.Context) error { return f.Close() }})
+	*stops = append(*stops, stopper{name: "forward", stop: f.Shutdown})
 	w.routes = func() any { return f.Routes() }
 	w.status["routes"] = func() any { return f.Routes() }
 	w.collectors = append(w.collectors, func(m *web.Metrics) { web.ForwardMetrics(m, f.Routes()) })

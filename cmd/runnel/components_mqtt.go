@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 
@@ -21,7 +20,7 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 	if err != nil {
 		return fmt.Errorf("mqtt: %v", err)
 	}
-	*stops = append(*stops, stopper{"mqtt", func(context.Context) error { return b.Close() }})
+	*stops = append(*stops, stopper{name: "mqtt", stop: b.Shutdown})
 	type srv struct {
 		flag, addr string
 		run        func(net.Listener) error

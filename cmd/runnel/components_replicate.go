@@ -25,7 +25,7 @@ func (w *wiring) startReplicate(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
-	*stops = append(*stops, stopper{"replicate", func(context.Context) error { return r.Close() }})
+	*stops = append(*stops, stopper{name: "replicate", stop: func(context.Context) error { return r.Close() }, after: true})
 	w.repl = r
 	w.log = r.Log()
 	w.status["replication"] = func() any { return r.Status() }

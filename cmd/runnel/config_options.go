@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 		MaxOpenFiles:     c.Log.MaxOpenFiles,
 		MinFreeBytes:     c.Log.MinFreeBytes,
 		NoSharedSegments: !c.Log.SharedSegments,
+		CommitDelay:      cmp.Or(c.Log.CommitDelay, -1), // 0 here means never (the log's 0 is its default)
 		Defaults: rlog.TopicConfig{
 			Partitions:     c.Log.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(c.Log.Fsync),
@@ -78,7 +80,6 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
 		TLS:              tc,
 		SASLPlain:        users,
-		CloseTimeout:     c.ShutdownTimeout * 2 / 3,
 	}, nil
 }
 

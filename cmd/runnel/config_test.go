@@ -255,8 +255,9 @@ func TestConfigExistingFilesLoad(t *testing.T) {
 			t.Fatalf("%+v", c)
 		}
 		fo := c.forwardOptions(nil, nil, "n1")
-		central := fo.Upstreams["central"]
-		if len(fo.Upstreams) != 2 || central.SASL.Mechanism != "SCRAM-SHA-512" || !central.TLS.Enabled || central.BandwidthBytesPerSec != 125000 ||
+		central, cloud := fo.Upstreams["central"], fo.Upstreams["cloud"]
+		if len(fo.Upstreams) != 3 || central.SASL.Mechanism != "SCRAM-SHA-512" || !central.TLS.On() || central.BandwidthBytesPerSec != 125000 ||
+			cloud.Kind != "mqtt" || cloud.URL != "mqtts://broker.example.com:8883" || !cloud.TLS.On() ||
 			!reflect.DeepEqual(fo.Upstreams[forward.DefaultUpstream].Brokers, []string{"kafka-central.example.com:9093"}) {
 			t.Fatalf("upstreams %+v", fo.Upstreams)
 		}
@@ -264,7 +265,7 @@ func TestConfigExistingFilesLoad(t *testing.T) {
 		for _, r := range fo.Routes {
 			names = append(names, r.Name+"→"+r.Target)
 		}
-		if want := []string{"alarms→{site}.alarms", "telemetry→{site}.{topic}", "forward-telemetry→plant-berlin.{topic}", "forward-alarms→plant-berlin.{topic}"}; !reflect.DeepEqual(names, want) {
+		if want := []string{"alarms→{site}.alarms", "telemetry→{site}.{topic}", "devices-to-cloud→{site}/{key}", "forward-telemetry→plant-berlin.{topic}", "forward-alarms→plant-berlin.{topic}"}; !reflect.DeepEqual(names, want) {
 			t.Fatalf("routes %v, want %v", names, want)
 		}
 	})
@@ -277,14 +278,19 @@ func TestConfigExistingFilesLoad(t *testing.T) {
 	if len(blocks) == 0 {
 		t.Fatal("README has no yaml example")
 	}
+	nested := 0
 	for i, b := range blocks {
+		if bytes.HasPrefix(b[1], []byte("data-dir:")) {
+			nested++
+		}
 		t.Run("README yaml "+string(rune('0'+i)), func(t *testing.T) {
 			c, _, err := loadServeConfig([]string{"--config", writeFile(t, string(b[1]))}, noEnv, &bytes.Buffer{})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, b[1])
 			}
-			// The nested example says what systemd/runnel.yaml says flat.
-			if i == 0 {
+			// The nested example (the one that sets the data dir) says
+			// what systemd/runnel.yaml says flat.
+			if bytes.HasPrefix(b[1], []byte("data-dir:")) {
 				flat, _, err := loadServeConfig([]string{"--config", writeFile(t, string(example))}, noEnv, &bytes.Buffer{})
 				if err != nil {
 					t.Fatal(err)
@@ -294,6 +300,9 @@ func TestConfigExistingFilesLoad(t *testing.T) {
 				}
 			}
 		})
+	}
+	if nested != 1 {
+		t.Fatalf("README has %d nested config examples (starting with data-dir:), want 1", nested)
 	}
 	cmds := regexp.MustCompile(`(?m)^bin/runnel serve (.*)$`).FindAllSubmatch(readme, -1)
 	if len(cmds) == 0 {

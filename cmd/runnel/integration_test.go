@@ -4,7 +4,8 @@ package main
 // Kafka Java console tools, franz-go) against the real runnel binary, built
 // once per package run. RUNNEL_IT_TARGET=kafka runs the same tests against a
 // single-node Apache Kafka instead (sync/kafka/kafkatest), which proves the
-// tests themselves and the CLI against a reference server.
+// tests themselves and the CLI against a reference server. RUNNEL_BIN
+// names a prebuilt runnel to start instead of this tree's (serverBinary).
 //
 // Missing tools (kcat, java) skip a test with a clear message, or fail it
 // when CI=true.
@@ -70,6 +71,26 @@ func runnelBinary(t testing.TB) string {
 		t.Fatal(itBin.err)
 	}
 	return itBin.path
+}
+
+// serverBinary is the `runnel serve` binary the tests start: the one
+// RUNNEL_BIN names (a prebuilt runnel, e.g. another version to compare
+// in a benchmark), else the one built from this tree. The CLI tools the
+// tests run (runnel produce, consume, bench) are always this tree's.
+func serverBinary(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("RUNNEL_BIN")
+	if bin == "" {
+		return runnelBinary(t)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatalf("RUNNEL_BIN=%s: %v", bin, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		t.Fatalf("RUNNEL_BIN=%s: not an executable file (%v)", bin, err)
+	}
+	return abs
 }
 
 // needTool skips (or, with CI=true, fails) when name is not in PATH.
@@ -154,7 +175,7 @@ func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 	t.Helper()
 	dir := t.TempDir()
 	s := &runnelServer{
-		bin: runnelBinary(t), dir: dir,
+		bin: serverBinary(t), dir: dir,
 		kafka: freeAddr(t), http: freeAddr(t), mqtt: freeAddr(t),
 		logPath:      filepath.Join(dir, "server.log"),
 		startTimeout: 20 * time.Second, stopTimeout: 10 * time.Second,

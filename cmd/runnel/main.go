@@ -1,6 +1,6 @@
 // Command runnel is the site event log for edge boxes: one binary that
-// serves the Kafka wire protocol, MQTT and HTTP over a crash-safe
-// partitioned log, mirrors peers and forwards upstream.
+// serves the Kafka wire protocol and MQTT over a crash-safe partitioned
+// log, forwards upstream, and answers health, metrics and status over HTTP.
 //
 // Subcommands: serve, topic, produce, consume, status, bench, check, version.
 package main
@@ -23,7 +23,8 @@ const usage = `runnel — the site's durable event log.
 Usage: runnel COMMAND [flags]
 
 Commands:
-  serve     run the appliance (Kafka :9092, MQTT :1883, HTTP :8080)
+  serve     run the appliance (Kafka :9092, MQTT :1883, HTTP :8080; with --join or
+            --gossip-addr it also mirrors site peers)
   topic     create | list | describe | delete topics
   produce   write lines from stdin to a topic
   consume   read records from a topic

@@ -39,11 +39,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// stopper is one started component, stopped in reverse order.
+// stopper is one started component. At shutdown every stopper runs at
+// once (the components do not depend on each other, only on the log), so
+// each has the whole deadline: stop returns by the time ctx ends, whatever
+// its peers (upstreams, clients) do. A stopper marked after runs once the
+// others returned: the components above use what it serves (replication's
+// view of the log).
 type stopper struct {
-	name string
-	stop func(ctx context.Context) error
+	name  string
+	stop  func(ctx context.Context) error
+	after bool
 }
+
+// logCloseShare is the part of --shutdown-timeout kept for the log's
+// final sync and close: the components' stop deadline is the rest.
+const logCloseShare = 10 // percent
 
 func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -67,17 +77,42 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	logger = logger.With("node", nodeID)
 
 	var stops []stopper
-	// shutdown stops components in reverse start order, then syncs and
-	// closes the log. It runs once; its result is the log's close error
-	// (a failed final sync must not exit 0).
+	// shutdown stops every component, then syncs and closes the log,
+	// within --shutdown-timeout: the components stop together with one
+	// deadline (all but logCloseShare of it) and give up what they wait
+	// for (in-flight upstream acks, slow clients) when it passes; the log
+	// is closed when they returned, or at the timeout if one of them
+	// did not. What was acknowledged is durable already. It runs once; its
+	// result is the log's close error (a failed final sync must not exit
+	// 0).
 	var closeErr error
 	shutdown := sync.OnceFunc(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		hard, cancelHard := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancelHard()
+		sctx, cancel := context.WithTimeout(hard, cfg.ShutdownTimeout*(100-logCloseShare)/100)
 		defer cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			if err := stops[i].stop(sctx); err != nil {
-				logger.Warn("stop", "component", stops[i].name, "err", err)
+		stopped := make(chan struct{})
+		stopAll := func(after bool) {
+			var wg sync.WaitGroup
+			for _, s := range stops {
+				if s.after != after {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := s.stop(sctx); err != nil {
+						logger.Warn("stop", "component", s.name, "err", err)
+					}
+				}()
 			}
+			wg.Wait()
+		}
+		go func() { stopAll(false); stopAll(true); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-hard.Done():
+			logger.Error("stop: a component did not stop within --shutdown-timeout; closing the log anyway", "timeout", cfg.ShutdownTimeout)
 		}
 		if err := l.Close(); err != nil {
 			logger.Error("close log", "err", err)
@@ -175,7 +210,7 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 			w.errc <- fmt.Errorf("http: %v", err)
 		}
 	}()
-	*stops = append(*stops, stopper{"http", hs.Shutdown})
+	*stops = append(*stops, stopper{name: "http", stop: hs.Shutdown})
 	return nil
 }
 

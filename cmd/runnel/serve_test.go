@@ -79,18 +79,31 @@ func TestServeBadConfigExitsWithOneLine(t *testing.T) {
 		{"unknown flag", []string{"--fsink", "always"}, "unknown flag: --fsink"},
 		{"data dir is a file", []string{"--data-dir", filepath.Join(notDir, "x")}, "data dir"},
 		{"port in use", []string{"--kafka-addr", "PLACEHOLDER"}, "--kafka-addr"},
+		{"meta.db unusable", nil, "meta.db"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "d-"+strings.ReplaceAll(tc.name, " ", "-")),
 				"--mqtt-addr", "", "--http-addr", ""}, tc.args...)
+			if tc.name == "meta.db unusable" {
+				// Not damage (the system refuses to open it as a file):
+				// the start stops, nothing is moved aside.
+				os.MkdirAll(filepath.Join(args[2], "meta.db"), 0o755)
+				args = append(args, "--kafka-addr", "127.0.0.1:0")
+				defer func() {
+					if m, _ := filepath.Glob(filepath.Join(args[2], "meta.db.corrupt-*")); len(m) != 0 {
+						t.Errorf("moved aside: %v", m)
+					}
+				}()
+			}
 			if tc.name == "port in use" {
 				// Occupy a port ourselves so the listen must fail.
 				ln := mustListen(t)
 				args[len(args)-1] = ln
 			}
+			bin := runnelBinary(t) // built before the clock starts
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, runnelBinary(t), args...)
+			cmd := exec.CommandContext(ctx, bin, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -166,4 +179,47 @@ func TestServeHTTPEndpoints(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"metrics-topic"`) {
 		t.Fatalf("/api/topics = %d %s", code, body)
 	}
+}
+
+// TestServeReportsDamagedMeta: a damaged meta.db is moved aside at start
+// and the node says so: an error log line, the damaged-files metric, and
+// runnel status lists it under damaged.
+func TestServeReportsDamagedMeta(t *testing.T) {
+	s := startRunnel(t, 1)
+	runTool(t, 20*time.Second, "a\n", runnelBinary(t), "produce", "kept", "--brokers", s.Addr(), "--acks", "-1")
+	s.Stop(t)
+	if err := os.WriteFile(filepath.Join(s.dir, "data", "meta.db"), bytes.Repeat([]byte("rot"), 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(t)
+	if !strings.Contains(s.LogTail(), "level=ERROR") || !strings.Contains(s.LogTail(), "meta.db.corrupt-") {
+		t.Errorf("no error log line about meta.db:\n%s", s.LogTail())
+	}
+	resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "runnel_log_damaged_files 1") {
+		t.Errorf("metric: %s", grepLines(string(body), "damaged"))
+	}
+	out := runTool(t, 20*time.Second, "", runnelBinary(t), "status", "--brokers", s.Addr(), "--http", s.HTTPAddr())
+	if !strings.Contains(out, "damaged: (1)") || !strings.Contains(out, "file: meta.db") {
+		t.Errorf("runnel status does not show the damaged meta.db:\n%s", out)
+	}
+	out = runTool(t, 20*time.Second, "", runnelBinary(t), "consume", "kept", "--brokers", s.Addr(), "--from-beginning", "-n", "1")
+	if strings.TrimSpace(out) != "a" {
+		t.Errorf("record after the rebuild: %q", out)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -48,8 +48,8 @@ func (s *Server) createTopic(t kmsg.CreateTopicsRequestTopic, dup, validateOnly 
 	if dup {
 		return codeInvalidRequest, "topic appears more than once in the request", cfg, nil
 	}
-	if code := validTopicName(t.Topic); code != codeNone {
-		return code, fmt.Sprintf("invalid topic name %q: 1-249 characters of [a-zA-Z0-9._-], not . or ..", t.Topic), cfg, nil
+	if !log.ValidTopicName(t.Topic) {
+		return codeInvalidTopic, fmt.Sprintf("invalid topic name %q: 1-249 characters of [a-zA-Z0-9._-], not . or ..", t.Topic), cfg, nil
 	}
 	explicit := map[string]string{}
 	for _, e := range t.Configs {

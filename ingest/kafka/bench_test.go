@@ -15,16 +15,11 @@ import (
 // partitions, the real log with fsync "always" (durable before the ack).
 // Target: >= 1M rec/s.
 func BenchmarkProduce(b *testing.B) {
-	b.Run("pooled", func(b *testing.B) { benchProduce(b, true) })
-	b.Run("unpooled", func(b *testing.B) { benchProduce(b, false) })
-}
-
-func benchProduce(b *testing.B, pool bool) {
 	l := openLog(b, "")
 	if err := l.CreateTopic("bench", log.TopicConfig{Partitions: 4}); err != nil {
 		b.Fatal(err)
 	}
-	ts := startServer(b, l, func(o *Options) { o.PoolProduceBuffers = pool })
+	ts := startServer(b, l, nil)
 	cl := newClient(b, ts.addr, kgo.DefaultProduceTopic("bench"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.MaxBufferedRecords(1<<20), kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0))
 	value := make([]byte, 100)

@@ -38,6 +38,8 @@ const (
 	codeTransactionalIDAuthFailed int16 = 53
 	codeKafkaStorageError         int16 = 56
 	codeSASLAuthenticationFailed  int16 = 58
+	codeFencedLeaderEpoch         int16 = 74
+	codeUnknownLeaderEpoch        int16 = 75
 	codeUnknownTopicID            int16 = 100
 )
 

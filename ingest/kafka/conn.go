@@ -27,7 +27,6 @@ type slot struct {
 	rawSet     bool
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
-	release    []byte
 	done       chan struct{}
 }
 
@@ -282,11 +281,7 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 	// Only Produce (records), group requests (member metadata) and SASL
 	// (auth bytes) keep references into buf; everything else copied.
 	switch {
-	case key == keyProduce:
-		if c.s.opts.PoolProduceBuffers {
-			sl.release = buf
-		}
-	case c.s.versions.group[key], key == keySASLAuthenticate:
+	case key == keyProduce, c.s.versions.group[key], key == keySASLAuthenticate:
 	default:
 		putBuf(buf)
 	}
@@ -351,6 +346,8 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		sl.resp = c.findCoordinator(r)
 	case *kmsg.InitProducerIDRequest:
 		sl.resp = c.initProducerID(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		sl.resp = c.offsetForLeaderEpoch(r)
 	case *kmsg.CreateTopicsRequest:
 		sl.resp = c.createTopics(r)
 	case *kmsg.DeleteTopicsRequest:
@@ -449,10 +446,6 @@ func (c *conn) writeLoop() {
 		}
 		if !sl.noResp && !broken {
 			out = appendResponse(out, sl)
-		}
-		if sl.release != nil {
-			putBuf(sl.release)
-			sl.release = nil
 		}
 		if sl.closeAfter {
 			flush()

@@ -72,8 +72,16 @@
 //     id, transactional Produce and FindCoordinator for transactions are
 //     refused); isolation read_committed reads as read_uncommitted.
 //   - Fetch sessions are not created (SessionID 0): clients send full fetches.
-//   - Metadata reports leader epoch -1 and OffsetForLeaderEpoch is not
-//     served, so clients skip leader-epoch validation.
+//   - Metadata reports leader epoch -1, so clients never fence requests
+//     on it. OffsetForLeaderEpoch (v0-v4) is served from the log's
+//     leader-epoch history (log.LeaderEpochs; every open after an unclean
+//     stop is a new epoch, stamped into the batches) with Kafka's semantics and
+//     error codes (UNKNOWN_TOPIC_OR_PARTITION; FENCED_LEADER_EPOCH and
+//     UNKNOWN_LEADER_EPOCH when a CurrentLeaderEpoch >= 0 is below or
+//     above the partition's latest epoch): a consumer resuming from a
+//     committed offset and epoch learns when the log no longer holds them
+//     (KIP-320), and a mirror checks its copy against the origin's. It is
+//     not advertised over a log without epochs.
 //   - Errors from the log map to Kafka codes in codes.go (errorCode): a full
 //     disk answers KAFKA_STORAGE_ERROR (56), which librdkafka, franz-go and
 //     the Java client all retry; the message (Produce v8+) says why.
@@ -83,7 +91,4 @@
 //     frame up to MaxFrameBytes is decoded by kmsg, whose arrays are bounded
 //     by the frame size: a hostile authenticated client can still make one
 //     request allocate a multiple of its size.
-//   - Options.PoolProduceBuffers recycles request buffers after the appends
-//     complete; it is off by default because it relies on the log keeping no
-//     reference to appended bytes (true of runnel's log today).
 package kafka

@@ -17,10 +17,9 @@ func Example() {
 	}
 	defer l.Close()
 	srv, err := kafka.New(kafka.Options{
-		Log:                l,
-		Logger:             slog.Default(),
-		AutoCreateTopics:   true,
-		PoolProduceBuffers: true, // runnel's log keeps no reference to appended bytes
+		Log:              l,
+		Logger:           slog.Default(),
+		AutoCreateTopics: true,
 	})
 	if err != nil {
 		panic(err)

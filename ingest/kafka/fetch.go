@@ -9,9 +9,10 @@ import (
 )
 
 // fetch answers a Fetch: it reads every requested partition and, unless
-// MinBytes are there (or an error, the deadline, or Close), waits for
-// log.Changed and reads again, until MaxWaitMillis. Batches go out exactly
-// as log.Read returned them.
+// MinBytes are there (or an error, the deadline, or Close), watches each
+// partition past what it saw (log.Watch: an advance of a partition the
+// request does not name never wakes it) and reads again, until
+// MaxWaitMillis. Batches go out exactly as log.Read returned them.
 func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 	s := c.s
 	defer sl.finish()
@@ -34,10 +35,20 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 			timer.Stop()
 		}
 	}()
+	var w *log.Waiter
+	var seen []int64
 	for {
-		changed := lg.Changed() // before reading, so no wakeup is missed
-		resp, n, stop := c.readFetch(lg, req)
+		resp, n, stop := c.readFetch(lg, req, &seen)
 		if stop || int64(n) >= int64(req.MinBytes) || !time.Now().Before(deadline) {
+			sl.resp = resp
+			s.stats.fetchBytes.Add(uint64(n))
+			return
+		}
+		if w == nil {
+			w = log.NewWaiter()
+		}
+		w.Reset()
+		if !c.watchFetch(w, req, seen) {
 			sl.resp = resp
 			s.stats.fetchBytes.Add(uint64(n))
 			return
@@ -46,28 +57,51 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 			timer = time.NewTimer(time.Until(deadline))
 		}
 		select {
-		case <-changed:
+		case <-w.C():
 			continue
 		case <-timer.C:
 		case <-s.closing:
 		case <-c.ctx.Done():
 		}
 		// Out of time: answer with a final read.
-		resp, n, _ = c.readFetch(lg, req)
+		resp, n, _ = c.readFetch(lg, req, nil)
 		sl.resp = resp
 		s.stats.fetchBytes.Add(uint64(n))
 		return
 	}
 }
 
+// watchFetch registers w on every requested partition, past the offset
+// its last read saw; false when a partition can no longer be watched
+// (deleted meanwhile): the caller answers at once.
+func (c *conn) watchFetch(w *log.Waiter, req *kmsg.FetchRequest, seen []int64) bool {
+	i := 0
+	for ti := range req.Topics {
+		t := &req.Topics[ti]
+		for pi := range t.Partitions {
+			if err := c.s.log.Watch(w, t.Topic, t.Partitions[pi].Partition, seen[i]); err != nil {
+				return false
+			}
+			i++
+		}
+	}
+	return true
+}
+
 // readFetch reads every requested partition once. stop is true when an
-// error makes waiting pointless.
-func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, stop bool) {
+// error makes waiting pointless. When seen is not nil it is filled, per
+// requested partition in request order, with the offset a wait must see
+// the HWM pass: the fetch offset when the read found nothing there, else
+// the HWM reported.
+func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest, seen *[]int64) (resp *kmsg.FetchResponse, total int, stop bool) {
 	s := c.s
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	maxBytes := int(req.MaxBytes)
 	if req.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
+	}
+	if seen != nil {
+		*seen = (*seen)[:0]
 	}
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for ti := range req.Topics {
@@ -84,7 +118,9 @@ func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest) (resp *kmsg.FetchRe
 			rp.Partition = p.Partition
 			rp.RecordBatches = noRecords // librdkafka rejects a null record set
 			remaining := maxBytes - total
+			read, empty := false, false
 			if p.PartitionMaxBytes > 0 && (total == 0 || remaining > 0) {
+				read = true
 				data, err := lg.Read(t.Topic, p.Partition, p.FetchOffset, min(int(p.PartitionMaxBytes), max(remaining, 1)))
 				if err != nil {
 					rp.ErrorCode = errorCode(err)
@@ -93,6 +129,8 @@ func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest) (resp *kmsg.FetchRe
 				} else if len(data) > 0 {
 					rp.RecordBatches = data
 					total += len(data)
+				} else {
+					empty = true
 				}
 			}
 			start, hwm, err := lg.Offsets(t.Topic, p.Partition)
@@ -103,9 +141,18 @@ func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest) (resp *kmsg.FetchRe
 				}
 				stop = true
 				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
-				continue
+			} else {
+				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hwm, hwm, start
 			}
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hwm, hwm, start
+			if seen != nil {
+				// An empty read saw the HWM at the fetch offset: data
+				// that came before Offsets ran must still wake the wait.
+				after := hwm
+				if read && empty {
+					after = p.FetchOffset
+				}
+				*seen = append(*seen, after)
+			}
 		}
 	}
 	return resp, total, stop

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/ingest/kafka/group"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -27,7 +28,9 @@ func (f *fakeGroups) note(ev string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeGroups) Versions() map[int16][2]int16 { return map[int16][2]int16{keyHeartbeat: {0, 4}} }
+func (f *fakeGroups) Versions() map[int16][2]int16 {
+	return map[int16][2]int16{kmsg.Heartbeat.Int16(): {0, 4}}
+}
 
 func (f *fakeGroups) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, bool) {
 	hb, ok := req.(*kmsg.HeartbeatRequest)
@@ -110,8 +113,8 @@ func TestFindCoordinatorPointsHere(t *testing.T) {
 	for _, k := range r.roundTrip(av, 20).(*kmsg.ApiVersionsResponse).ApiKeys {
 		keys[k.ApiKey] = true
 	}
-	if !keys[keyHeartbeat] || keys[keyJoinGroup] {
-		t.Fatalf("advertised group keys wrong: heartbeat %v join %v", keys[keyHeartbeat], keys[keyJoinGroup])
+	if !keys[kmsg.Heartbeat.Int16()] || keys[kmsg.JoinGroup.Int16()] {
+		t.Fatalf("advertised group keys wrong: heartbeat %v join %v", keys[kmsg.Heartbeat.Int16()], keys[kmsg.JoinGroup.Int16()])
 	}
 }
 
@@ -137,5 +140,24 @@ func TestNoGroupsCoordinatorNotAvailable(t *testing.T) {
 	resp := r.roundTrip(oc, 3).(*kmsg.OffsetCommitResponse)
 	if len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != codeCoordinatorNotAvailable {
 		t.Fatalf("OffsetCommit: %+v", resp)
+	}
+}
+
+// TestGroupVersionsOneTable: without a coordinator the server answers the
+// group APIs (COORDINATOR_NOT_AVAILABLE) at exactly the versions the
+// coordinator serves, so a client sees the same ApiVersions either way.
+func TestGroupVersionsOneTable(t *testing.T) {
+	l := openLog(t, "")
+	coord, err := group.New(group.Options{Meta: l.Meta(), Log: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	with, without := newVersionTable(coord, true), newVersionTable(nil, true)
+	for k := int16(0); k < maxKey; k++ {
+		if with.served[k] != without.served[k] || with.rng[k] != without.rng[k] || with.group[k] != without.group[k] {
+			t.Errorf("%s: with a coordinator served=%v %v group=%v, without served=%v %v group=%v", kmsg.NameForKey(k),
+				with.served[k], with.rng[k], with.group[k], without.served[k], without.rng[k], without.group[k])
+		}
 	}
 }

@@ -98,8 +98,13 @@ func (s *Server) metadataTopic(info log.TopicInfo) kmsg.MetadataResponseTopic {
 	return rt
 }
 
-// topicID derives a stable, non-zero topic ID from the name (the log has no
-// topic IDs; the server never serves the ID-only request versions).
+// topicID derives a stable, non-zero Kafka topic ID from the name. The log
+// keeps an incarnation id per topic (config.json), but log.Log does not
+// expose it, so a topic deleted and created again under the same name gets
+// the same ID here. Requests that name topics by ID (Metadata,
+// DeleteTopics) are resolved through this function; the request versions
+// that name topics only by ID (Fetch 13+, OffsetCommit/OffsetFetch 10+) are
+// not served.
 func topicID(name string) [16]byte {
 	sum := sha256.Sum256([]byte("runnel-topic\x00" + name))
 	var id [16]byte

@@ -88,13 +88,6 @@ type Options struct {
 	// MaxInFlight bounds requests read but not yet answered per
 	// connection; reading pauses when it is reached (default 64).
 	MaxInFlight int
-	// CloseTimeout bounds how long Close waits for in-flight requests
-	// before closing connections anyway (default 10s).
-	CloseTimeout time.Duration
-	// PoolProduceBuffers recycles produce request buffers once every
-	// append of the request completed. Only safe when the log keeps no
-	// reference to the appended bytes after the append's done callback.
-	PoolProduceBuffers bool
 }
 
 // Defaults applied by New.
@@ -103,7 +96,6 @@ const (
 	DefaultIdleTimeout   = 10 * time.Minute
 	DefaultWriteTimeout  = 30 * time.Second
 	DefaultMaxInFlight   = 64
-	DefaultCloseTimeout  = 10 * time.Second
 	DefaultClusterID     = "runnel"
 )
 
@@ -152,9 +144,6 @@ func (o *Options) fill() {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
-	}
-	if o.CloseTimeout <= 0 {
-		o.CloseTimeout = DefaultCloseTimeout
 	}
 }
 

@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -45,7 +47,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       opts.Log,
 		logger:    opts.Logger,
-		versions:  newVersionTable(opts.Groups),
+		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log)),
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
@@ -142,12 +144,14 @@ func (s *Server) isClosing() bool {
 	}
 }
 
-// Close stops accepting, lets every connection finish the requests it has
-// read (long polls return at once with what they have), writes their
-// responses and closes the connections. Connections still busy after
-// Options.CloseTimeout are closed anyway. Idempotent; it does not close the
-// log.
-func (s *Server) Close() error {
+// Shutdown stops accepting, lets every connection finish the requests it
+// has read (long polls return at once with what they have), writes their
+// responses and closes the connections. Connections still busy when ctx
+// ends (a client that does not read its responses, a request still
+// waiting for the log) are closed at once, and Shutdown returns ctx's
+// error. Idempotent (a later call waits for the connections to be gone);
+// it does not close the log.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -172,13 +176,20 @@ func (s *Server) Close() error {
 	go func() { s.connWG.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.opts.CloseTimeout):
+		return nil
+	case <-ctx.Done():
 		s.mu.Lock()
+		n := len(s.conns)
 		for c := range s.conns {
 			c.kill()
 		}
 		s.mu.Unlock()
 		<-done
+		return fmt.Errorf("kafka: stop: %d connections closed at the deadline: %w", n, ctx.Err())
 	}
-	return nil
 }
+
+// Close is Shutdown without a deadline: a connection whose client does not
+// read is closed once a write of its responses has waited
+// Options.WriteTimeout.
+func (s *Server) Close() error { return s.Shutdown(context.Background()) }

@@ -27,41 +27,23 @@ func (s *Server) ensureTopic(name string, create bool) int16 {
 	if s.topics.known(name) {
 		return codeNone
 	}
-	_, err := s.log.Topic(name)
-	if err == nil {
-		s.topics.add(name)
-		return codeNone
+	var err error
+	var created bool
+	if create {
+		_, created, err = log.EnsureTopic(s.log, name)
+	} else {
+		_, err = s.log.Topic(name)
 	}
-	if !errors.Is(err, log.ErrUnknownTopic) || !create {
+	if err != nil {
+		if create && !errors.Is(err, log.ErrInvalidTopic) {
+			s.logger.Warn("kafka: auto-create topic failed", "topic", name, "err", err)
+		}
 		return errorCode(err)
 	}
-	if code := validTopicName(name); code != codeNone {
-		return code
-	}
-	err = s.log.CreateTopic(name, log.TopicConfig{})
-	if err != nil && !errors.Is(err, log.ErrTopicExists) {
-		s.logger.Warn("kafka: auto-create topic failed", "topic", name, "err", err)
-		return errorCode(err)
-	}
-	if err == nil {
+	if created {
 		s.configs.clear(name)
 		s.logger.Info("kafka: topic auto-created", "topic", name)
 	}
 	s.topics.add(name)
-	return codeNone
-}
-
-// validTopicName applies Kafka's rules: 1..249 characters of [a-zA-Z0-9._-],
-// not "." or "..".
-func validTopicName(name string) int16 {
-	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return codeInvalidTopic
-	}
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
-			return codeInvalidTopic
-		}
-	}
 	return codeNone
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/ingest/kafka/group"
 )
 
 var updateAnswers = flag.Bool("update", false, "rewrite unsupported_answers.go from kmsg")
@@ -103,11 +105,12 @@ var unsupportedAnswers = [...][]string{
 	t.Logf("wrote unsupported_answers.go: %d keys", strings.Count(string(src), ": { //"))
 }
 
-// TestNewRequestServedKeys checks that every key the server serves has a
-// request type in newRequest: newVersionTable leaves out, without a word,
-// a key newRequest does not know.
+// TestNewRequestServedKeys checks that every key the server serves (its
+// own, the leader-epoch key, the consumer-group keys) has a request type in
+// newRequest: newVersionTable leaves out, without a word, a key newRequest
+// does not know.
 func TestNewRequestServedKeys(t *testing.T) {
-	for _, m := range []map[int16][2]int16{ownVersions, groupKeys} {
+	for _, m := range []map[int16][2]int16{ownVersions, epochVersions, group.Versions()} {
 		for k := range m {
 			req := newRequest(k)
 			if req == nil || req.Key() != k {

@@ -1,34 +1,29 @@
 package kafka
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/runnel/runnel/ingest/kafka/group"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
-// API keys served by the server itself. Never renumber: they are Kafka's.
+// API keys served by the server itself (the consumer-group keys are
+// ingest/kafka/group's). Never renumber: they are Kafka's.
 const (
 	keyProduce                 = 0
 	keyFetch                   = 1
 	keyListOffsets             = 2
 	keyMetadata                = 3
-	keyOffsetCommit            = 8
-	keyOffsetFetch             = 9
 	keyFindCoordinator         = 10
-	keyJoinGroup               = 11
-	keyHeartbeat               = 12
-	keyLeaveGroup              = 13
-	keySyncGroup               = 14
-	keyDescribeGroups          = 15
-	keyListGroups              = 16
 	keySASLHandshake           = 17
 	keyApiVersions             = 18
 	keyCreateTopics            = 19
 	keyDeleteTopics            = 20
 	keyInitProducerID          = 22
+	keyOffsetForLeaderEpoch    = 23
 	keyDescribeConfigs         = 32
 	keyAlterConfigs            = 33
 	keySASLAuthenticate        = 36
 	keyCreatePartitions        = 37
-	keyDeleteGroups            = 42
 	keyIncrementalAlterConfigs = 44
-	keyOffsetDelete            = 47
 	keyDescribeCluster         = 60
 
 	maxKey = 128 // keys at or above are never served (array bound)
@@ -54,19 +49,9 @@ var ownVersions = map[int16][2]int16{
 	keyDescribeCluster:         {0, 1},
 }
 
-// groupKeys are answered COORDINATOR_NOT_AVAILABLE when Options.Groups is
-// nil, at these versions.
-var groupKeys = map[int16][2]int16{
-	keyOffsetCommit:   {2, 9},
-	keyOffsetFetch:    {1, 9},
-	keyJoinGroup:      {2, 9},
-	keyHeartbeat:      {0, 4},
-	keyLeaveGroup:     {0, 5},
-	keySyncGroup:      {0, 5},
-	keyDescribeGroups: {0, 5},
-	keyListGroups:     {0, 5},
-	keyDeleteGroups:   {0, 2},
-	keyOffsetDelete:   {0, 0},
+// epochVersions are served when the log implements log.LeaderEpochs.
+var epochVersions = map[int16][2]int16{
+	keyOffsetForLeaderEpoch: {0, 4},
 }
 
 // versionTable is what a Server serves: for each key, whether and which
@@ -78,7 +63,7 @@ type versionTable struct {
 	keys   []kmsg.ApiVersionsResponseApiKey
 }
 
-func newVersionTable(g GroupHandler) *versionTable {
+func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 	t := &versionTable{}
 	add := func(k int16, r [2]int16, group bool) {
 		if k < 0 || k >= maxKey || r[0] > r[1] || r[0] < 0 {
@@ -92,7 +77,10 @@ func newVersionTable(g GroupHandler) *versionTable {
 		}
 		t.served[k], t.rng[k], t.group[k] = true, r, group
 	}
-	gv := groupKeys
+	// Without a handler the group APIs are answered
+	// COORDINATOR_NOT_AVAILABLE, at the versions the coordinator serves
+	// (its table is the only one).
+	gv := group.Versions()
 	if g != nil {
 		gv = g.Versions()
 	}
@@ -104,6 +92,11 @@ func newVersionTable(g GroupHandler) *versionTable {
 	}
 	for k, r := range ownVersions {
 		add(k, r, false)
+	}
+	if epochs {
+		for k, r := range epochVersions {
+			add(k, r, false)
+		}
 	}
 	for k := int16(0); k < maxKey; k++ {
 		if t.served[k] {
@@ -120,12 +113,14 @@ func (t *versionTable) serves(key, version int16) bool {
 	return key >= 0 && key < maxKey && t.served[key] && version >= t.rng[key][0] && version <= t.rng[key][1]
 }
 
-// newRequest returns an empty request of key, for the keys this package or
-// a GroupHandler serves; nil for any other key. It names each request type
-// on purpose, instead of kmsg.RequestForKey: that one names every request
-// kmsg knows (about 90), so the linker keeps every request decoder and
-// response encoder in the binary, several hundred KB of code for keys that
-// are never decoded (an unserved key is answered from unsupportedAnswers).
+// newRequest returns an empty request of key, for the keys this package
+// serves (ownVersions, epochVersions) and the consumer-group keys
+// (group.Versions, marked "group"); nil for any other key. It names each
+// request type on purpose, instead of kmsg.RequestForKey: that one names
+// every request kmsg knows (about 90), so the linker keeps every request
+// decoder and response encoder in the binary, several hundred KB of code
+// for keys that are never decoded (an unserved key is answered from
+// unsupportedAnswers).
 func newRequest(key int16) kmsg.Request {
 	switch key {
 	case keyProduce:
@@ -136,23 +131,23 @@ func newRequest(key int16) kmsg.Request {
 		return kmsg.NewPtrListOffsetsRequest()
 	case keyMetadata:
 		return kmsg.NewPtrMetadataRequest()
-	case keyOffsetCommit:
+	case int16(kmsg.OffsetCommit): // group
 		return kmsg.NewPtrOffsetCommitRequest()
-	case keyOffsetFetch:
+	case int16(kmsg.OffsetFetch): // group
 		return kmsg.NewPtrOffsetFetchRequest()
 	case keyFindCoordinator:
 		return kmsg.NewPtrFindCoordinatorRequest()
-	case keyJoinGroup:
+	case int16(kmsg.JoinGroup): // group
 		return kmsg.NewPtrJoinGroupRequest()
-	case keyHeartbeat:
+	case int16(kmsg.Heartbeat): // group
 		return kmsg.NewPtrHeartbeatRequest()
-	case keyLeaveGroup:
+	case int16(kmsg.LeaveGroup): // group
 		return kmsg.NewPtrLeaveGroupRequest()
-	case keySyncGroup:
+	case int16(kmsg.SyncGroup): // group
 		return kmsg.NewPtrSyncGroupRequest()
-	case keyDescribeGroups:
+	case int16(kmsg.DescribeGroups): // group
 		return kmsg.NewPtrDescribeGroupsRequest()
-	case keyListGroups:
+	case int16(kmsg.ListGroups): // group
 		return kmsg.NewPtrListGroupsRequest()
 	case keySASLHandshake:
 		return kmsg.NewPtrSASLHandshakeRequest()
@@ -164,6 +159,8 @@ func newRequest(key int16) kmsg.Request {
 		return kmsg.NewPtrDeleteTopicsRequest()
 	case keyInitProducerID:
 		return kmsg.NewPtrInitProducerIDRequest()
+	case keyOffsetForLeaderEpoch:
+		return kmsg.NewPtrOffsetForLeaderEpochRequest()
 	case keyDescribeConfigs:
 		return kmsg.NewPtrDescribeConfigsRequest()
 	case keyAlterConfigs:
@@ -172,11 +169,11 @@ func newRequest(key int16) kmsg.Request {
 		return kmsg.NewPtrSASLAuthenticateRequest()
 	case keyCreatePartitions:
 		return kmsg.NewPtrCreatePartitionsRequest()
-	case keyDeleteGroups:
+	case int16(kmsg.DeleteGroups): // group
 		return kmsg.NewPtrDeleteGroupsRequest()
 	case keyIncrementalAlterConfigs:
 		return kmsg.NewPtrIncrementalAlterConfigsRequest()
-	case keyOffsetDelete:
+	case int16(kmsg.OffsetDelete): // group
 		return kmsg.NewPtrOffsetDeleteRequest()
 	case keyDescribeCluster:
 		return kmsg.NewPtrDescribeClusterRequest()

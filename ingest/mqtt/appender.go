@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -10,10 +9,11 @@ import (
 )
 
 const (
-	// maxAppendsInFlight is how many batches one partition may have handed
-	// to the log and not yet seen complete. Messages arriving meanwhile are
-	// coalesced into the next batch, so a busy partition writes few large
-	// batches and a quiet one writes each message at once (no linger).
+	// maxAppendsInFlight: with a log that cannot feed its commits, how
+	// many batches one partition may have handed to the log and not yet
+	// seen complete. Messages arriving meanwhile are coalesced into the
+	// next batch, so a busy partition writes few large batches and a
+	// quiet one writes each message at once.
 	maxAppendsInFlight = 2
 	// targetBatchBytes closes a batch early so no batch nears the log's
 	// MaxBatchBytes (default 1 MiB); a larger single message goes alone.
@@ -34,7 +34,12 @@ type tp struct {
 }
 
 // appender coalesces records for one partition into RecordBatches and hands
-// them to log.AppendAsync in order.
+// them to log.AppendAsync in order. With a log that can feed its commits
+// (log.CommitFeeder, the real log) the open batch is handed over when the
+// log's next commit starts: it holds every record that arrived until then
+// (an idle log starts that commit at once), and a busy partition writes
+// one batch per commit. Other logs get it at once while fewer than
+// maxAppendsInFlight batches are in flight.
 type appender struct {
 	b  *Broker
 	tp tp
@@ -44,22 +49,62 @@ type appender struct {
 	bld      batch.Builder
 	size     int      // approximate encoded bytes in bld
 	waiters  []waiter // one per record in bld (nil for no-ack records)
+	feeding  bool     // a FeedNextCommit of a.feed is pending
 	inflight int      // batches handed to the log, not yet completed
 }
 
 // add appends one record; w (may be nil) is finished when it is durable.
-func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader, w waiter) {
+// independent: the record's sender is not waiting for an acknowledgement
+// (see log.CommitFeeder.Gathering).
+func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader, w waiter, independent, more bool) (deferred bool) {
 	sz := len(key) + len(value) + headersSize(headers) + 24
+	f := a.b.feeder
 	a.mu.Lock()
 	if a.bld.Len() > 0 && a.size+sz > targetBatchBytes {
-		a.flushLocked() // close the full batch even with appends in flight
+		a.flushLocked() // close the full batch before the commit starts
 	}
 	a.bld.Add(ts, key, value, headers)
 	a.size += sz
 	a.waiters = append(a.waiters, w)
-	if a.inflight < maxAppendsInFlight || a.size >= targetBatchBytes {
+	switch {
+	case a.feeding:
+	case f != nil && more:
+		deferred = true
+	case f != nil && f.FeedNextCommit(a.tp.topic, a.tp.partition, a.feed):
+		a.feeding = true
+	default:
+		f = nil
+		if a.inflight < maxAppendsInFlight || a.size >= targetBatchBytes {
+			a.flushLocked()
+		}
+	}
+	a.mu.Unlock()
+	if f != nil {
+		f.Gathering(sz, independent)
+	}
+	return deferred
+}
+
+// kick registers the feed of an open batch whose registration add
+// deferred.
+func (a *appender) kick() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.feeding || a.bld.Len() == 0 {
+		return
+	}
+	if a.b.feeder.FeedNextCommit(a.tp.topic, a.tp.partition, a.feed) {
+		a.feeding = true
+	} else {
 		a.flushLocked()
 	}
+}
+
+// feed hands the open batch to the log's commit that is about to start.
+func (a *appender) feed() {
+	a.mu.Lock()
+	a.feeding = false
+	a.flushLocked()
 	a.mu.Unlock()
 }
 
@@ -93,8 +138,8 @@ func (a *appender) completed(ws []waiter, err error) {
 	}
 	a.mu.Lock()
 	a.inflight--
-	if a.inflight < maxAppendsInFlight {
-		a.flushLocked()
+	if !a.feeding && a.inflight < maxAppendsInFlight {
+		a.flushLocked() // a log that cannot feed its commits
 	}
 	a.mu.Unlock()
 	a.b.appendsInFlight.Add(-1)
@@ -186,13 +231,9 @@ func (b *Broker) partitions(topic string) (int32, error) {
 	if ok && now.Sub(e.checked) < partitionCacheTTL {
 		return e.n, nil
 	}
-	info, err := b.opts.Log.Topic(topic)
-	if errors.Is(err, log.ErrUnknownTopic) {
-		if cerr := b.opts.Log.CreateTopic(topic, log.TopicConfig{}); cerr != nil && !errors.Is(cerr, log.ErrTopicExists) {
-			return 0, cerr
-		}
+	info, created, err := log.EnsureTopic(b.opts.Log, topic)
+	if created {
 		b.log.Info("mqtt: created log topic", "topic", topic)
-		info, err = b.opts.Log.Topic(topic)
 	}
 	if err != nil {
 		return 0, err
@@ -225,9 +266,9 @@ func (b *Broker) appenderFor(t tp) *appender {
 }
 
 // ingest routes one publish into the log. w is finished when the record is
-// durable or failed; ok is false when no route matches (nothing written,
-// w not used).
-func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.RecordHeader, w waiter) {
+// durable or failed; independent: its sender is not waiting for an
+// acknowledgement (see appender.add).
+func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.RecordHeader, w waiter, independent bool, s *session, more bool) {
 	n, err := b.partitions(tgt.topic)
 	if err != nil {
 		if w != nil {
@@ -236,5 +277,8 @@ func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.Reco
 		return
 	}
 	p := batch.Partition(tgt.partKey, n)
-	b.appenderFor(tp{tgt.topic, p}).add(ts, tgt.key, value, headers, w)
+	a := b.appenderFor(tp{tgt.topic, p})
+	if a.add(ts, tgt.key, value, headers, w, independent, more && s != nil) {
+		s.deferFeed(a)
+	}
 }

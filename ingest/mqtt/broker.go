@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/runnel/runnel/log"
 )
 
 // fanClientID is the inline client's id between fan-outs.
@@ -30,6 +34,7 @@ type Broker struct {
 
 	completions     *completionQueue
 	appendsInFlight atomic.Int64
+	feeder          log.CommitFeeder // the log, when it can feed its commits (nil otherwise)
 
 	appMu sync.RWMutex
 	apps  map[tp]*appender // guarded by appMu
@@ -80,6 +85,7 @@ func New(opts Options) (*Broker, error) {
 		closing:     make(chan struct{}),
 		compStop:    make(chan struct{}),
 	}
+	b.feeder, _ = o.Log.(log.CommitFeeder)
 	if o.TLS.CertFile != "" {
 		cfg, err := loadTLS(&o.TLS)
 		if err != nil {
@@ -128,11 +134,11 @@ func New(opts Options) (*Broker, error) {
 		b.completions.run(b.compStop, func() int64 { return b.appendsInFlight.Load() })
 	}()
 	if err := b.server.Serve(); err != nil { // no listeners yet: loads the store, starts $SYS
-		b.closeInternal()
+		b.Close()
 		return nil, fmt.Errorf("mqtt: start: %w", err)
 	}
 	if err := b.startPublishers(); err != nil {
-		b.closeInternal()
+		b.Close()
 		return nil, err
 	}
 	return b, nil
@@ -227,17 +233,38 @@ func (b *Broker) Start() error {
 	return nil
 }
 
-// Close disconnects every client, waits (up to 10 s) for messages already
-// handed to the log to complete, saves sessions and retained messages and
-// stops every goroutine. It does not close the log. Idempotent.
-func (b *Broker) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.closeInternal() })
+// Shutdown stops the listeners, disconnects every client (a DISCONNECT
+// first), waits for the messages already handed to the log to complete,
+// saves sessions and retained messages and stops every goroutine. When ctx
+// ends first, the connections still open are closed at once (a client that
+// does not read its socket blocks the broker's writes to it, that
+// DISCONNECT included), appends still in the log are left to it (it makes
+// them durable before it closes; their acknowledgements can no longer be
+// sent) and Shutdown returns an error saying so. It does not close the
+// log. Idempotent: later calls return the first one's result.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.shutdown(ctx) })
 	return b.closeErr
 }
 
-func (b *Broker) closeInternal() error {
+// Close is Shutdown without a deadline.
+func (b *Broker) Close() error { return b.Shutdown(context.Background()) }
+
+func (b *Broker) shutdown(ctx context.Context) error {
 	close(b.closing)
-	_ = b.server.Close() // listeners, clients (waits for their read loops), $SYS loop
+	stopped := make(chan struct{})
+	go func() {
+		_ = b.server.Close() // listeners, clients (waits for their read loops), $SYS loop
+		close(stopped)
+	}()
+	var err error
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		n := b.dropClients()
+		err = fmt.Errorf("mqtt: stop: %d connections closed at the deadline", n)
+		<-stopped // no write can block now
+	}
 	b.flushAppenders()
 	close(b.compStop)
 	done := make(chan struct{})
@@ -246,12 +273,12 @@ func (b *Broker) closeInternal() error {
 		b.wg.Wait() // drainers, connections, publishers
 		close(done)
 	}()
-	var err error
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		err = fmt.Errorf("mqtt: close: %d appends still pending in the log after 10s", b.appendsInFlight.Load())
-		b.log.Error(err.Error())
+	case <-ctx.Done():
+		if n := b.appendsInFlight.Load(); n > 0 || err == nil {
+			err = fmt.Errorf("mqtt: stop: %d appends still pending in the log at the deadline", n)
+		}
 	}
 	if b.persist != nil {
 		if perr := b.persist.close(); perr != nil && err == nil {
@@ -259,6 +286,20 @@ func (b *Broker) closeInternal() error {
 		}
 	}
 	return err
+}
+
+// dropClients closes the connection of every network client (Shutdown at
+// its deadline): a write blocked on a client that does not read returns,
+// and its read loop ends. It returns how many it closed.
+func (b *Broker) dropClients() int {
+	n := 0
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Conn != nil && !cl.Closed() {
+			cl.Stop(packets.ErrServerShuttingDown)
+			n++
+		}
+	}
+	return n
 }
 
 // flushAppenders hands every open batch to the log (none stays behind

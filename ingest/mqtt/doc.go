@@ -1,7 +1,7 @@
 // Package mqtt is runnel's MQTT ingest: an embedded mochi-mqtt broker
 // (MQTT 3.1, 3.1.1 and 5; TCP, TLS, websocket) whose every acknowledged
 // publish is durable in the commit log, and whose subscribers see what the
-// log holds, including records produced through Kafka or HTTP.
+// log holds, including records produced through Kafka (Options.Publish).
 //
 // # Basics
 //
@@ -17,7 +17,11 @@
 // topic). Every record carries headers mqtt.topic, mqtt.qos, mqtt.retain,
 // mqtt.client (mqtt.will for will messages), mqtt.content-type,
 // mqtt.correlation-data, mqtt.response-topic and the MQTT 5 user
-// properties under their own names. Partition = murmur2(key) mod N, as
+// properties under their own names. The value is the payload (empty, not
+// null, for an empty publish), except for an empty retained publish, which
+// clears the topic's retained message: its record has a null value (a
+// tombstone for the key, which is the MQTT topic by default) and the header
+// mqtt.retain-cleared: true. Partition = murmur2(key) mod N, as
 // Kafka's default partitioner (the client id for key rule "none").
 //
 // # The ack pipeline
@@ -28,11 +32,11 @@
 //	client read loop        appender (per partition)      log            completion goroutine
 //	────────────────        ────────────────────────      ───            ────────────────────
 //	PUBLISH ─► OnPublish
-//	  push on the client's ─► add record to the open ──► AppendAsync ──► done(err): queue only
-//	  FIFO (wait at cap)      batch; hand it over when    (group            │
-//	  return ErrRejectPacket  < 2 batches are in flight   commit,           ▼
-//	  (mochi: no ack, no                                  fsync)     finish each record's
-//	  fan-out)                                                       FIFO entry; if the head
+//	  push on the client's ─► add record to the open ──► the next    ──► done(err): queue only
+//	  FIFO (wait at cap)      batch; the log's next       commit takes      │
+//	  return ErrRejectPacket  commit takes it (feed:      it (group         ▼
+//	  (mochi: no ack, no      AppendAsync just before     commit,    finish each record's
+//	  fan-out)                the commit starts)          fsync)     FIFO entry; if the head
 //	                                                                 is finished, start the
 //	                                                                 client's drainer
 //	drainer (≤ 1 per client): pops the finished prefix of the FIFO, fans
@@ -40,9 +44,25 @@
 //	subscribers, retained store), and writes all their PUBACK/PUBREC in
 //	one write, in arrival order.
 //
+// The appender asks the log (log.CommitFeeder) to call it when its next
+// commit starts; an idle log starts one at once, a busy one when its
+// current syncs end, so a batch holds every record that arrived until its
+// commit and a PUBACK waits for the sync that covers it and nothing else
+// (no timer on this path). A client's publishes that already arrived
+// (mochi's read buffer holds more: Client.Buffered, patch 7) are read
+// before the appender asks, so a client answering a group of PUBACKs with
+// a group of publishes stays one commit. Each record tells the log whether
+// its sender waits for an acknowledgement (QoS 1/2 with messages pending,
+// or a PUBACK less than log.IndependentAfter ago) or not (QoS 0, wills,
+// an idle device): only the latter count toward the log's commit delay,
+// which gathers many trickling devices into fuller pages and never holds
+// a client that waits for its PUBACKs. With a log that cannot feed its
+// commits (log/logtest) a batch is handed over at once while fewer than
+// two of the partition's batches are in flight.
+//
 // So a pipelining client has up to MaxPendingPerClient messages in flight,
-// and a busy partition writes few large batches (no linger timer: a quiet
-// one writes each message at once). QoS 0 takes the same path (same group
+// and a busy partition writes one batch per commit (no linger timer: a
+// quiet one writes each message at once). QoS 0 takes the same path (same group
 // commit, no promise). QoS 2 PUBREC goes out after the fsync and mochi
 // completes PUBREL/PUBCOMP. Will messages are appended in OnWillSent.
 //

@@ -177,3 +177,30 @@ func TestSysTopics(t *testing.T) {
 		t.Fatalf("got %q %q", got.TopicName, got.Payload)
 	}
 }
+
+// A publish route whose topic is created after the broker started fans
+// out its records: the topic watch wakes the publisher (no rescan timer).
+func TestPublishRouteTopicCreatedLater(t *testing.T) {
+	t.Run("memlog", func(t *testing.T) { testPublishRouteLater(t, newMemLog(t)) })
+	t.Run("log", func(t *testing.T) { testPublishRouteLater(t, newRealLog(t)) })
+}
+
+func testPublishRouteLater(t *testing.T, l log.Log) {
+	_, addr := startBroker(t, Options{Log: l, AllowAnonymous: true,
+		Publish: []PublishRoute{{Topic: "later", Prefix: "kafka/later"}}})
+	sub := dialRaw(t, addr)
+	sub.connect(5, "dash", "", "")
+	sub.subscribe("kafka/#", 0)
+	if err := l.CreateTopic("later", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var bb batch.Builder
+	bb.Add(time.Now().UnixMilli(), []byte("k"), []byte("v"), nil)
+	if _, err := l.Append(context.Background(), "later", 0, bb.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	pk := sub.readPublish(5 * time.Second)
+	if pk.TopicName != "kafka/later/k" || string(pk.Payload) != "v" {
+		t.Fatalf("got %q %q", pk.TopicName, pk.Payload)
+	}
+}

@@ -6,6 +6,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/runnel/runnel/log"
 )
 
 // hook connects mochi to the log. Hooks must never panic (a panic kills the
@@ -23,7 +25,7 @@ func (h *hook) Provides(e byte) bool { return int(e) < len(h.events) && h.events
 
 func newHook(b *Broker) *hook {
 	h := &hook{b: b}
-	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished} {
+	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketProcessed, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished} {
 		h.events[e] = true
 	}
 	if b.persist != nil {
@@ -91,7 +93,8 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	tgt, routed := b.router.resolve(pk.TopicName, cl.ID)
 	s := b.sessionFor(cl)
 	p := &pending{s: s, pk: pk, size: len(pk.Payload) + len(pk.TopicName) + 64, unrouted: !routed}
-	if !s.enqueue(p) {
+	ok, alone := s.enqueue(p)
+	if !ok {
 		// Broker closing: drop without ack; the client resends.
 		return pk, packets.ErrRejectPacket
 	}
@@ -100,11 +103,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		p.finish(nil)
 		return pk, packets.ErrRejectPacket
 	}
-	value := pk.Payload
-	if value == nil {
-		value = []byte{}
-	}
-	b.ingest(tgt, time.Now().UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p)
+	value := recordValue(&pk)
+	// Independent (for the log's commit delay): a QoS 0 sender never
+	// waits; another one waits for nothing when it has nothing pending
+	// and its last ack is older than a client takes to answer one.
+	now := time.Now()
+	independent := pk.FixedHeader.Qos == 0 || alone && now.UnixNano()-s.lastAck.Load() >= int64(log.IndependentAfter)
+	b.ingest(tgt, now.UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p, independent, s, cl.Buffered() > 0)
 	return pk, packets.ErrRejectPacket
 }
 
@@ -117,18 +122,28 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 		b.stats.unrouted.Add(1)
 		return
 	}
-	value := pk.Payload
-	if value == nil {
-		value = []byte{}
-	}
 	b.stats.willsIngested.Add(1)
-	b.ingest(tgt, time.Now().UnixMilli(), value, recordHeaders(&pk, cl.ID, true), nil)
+	b.ingest(tgt, time.Now().UnixMilli(), recordValue(&pk), recordHeaders(&pk, cl.ID, true), nil, true, nil, false)
+}
+
+// OnPacketProcessed registers the feeds OnPublish deferred once every
+// packet the client sent so far is read.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	if cl.Net.Inline || cl.Buffered() > 0 {
+		return
+	}
+	if v, ok := h.b.sessions.Load(cl); ok {
+		v.(*session).flushDeferred()
+	}
 }
 
 // OnDisconnect forgets the connection's ack pipeline (pending messages still
 // reach the log and subscribers; their acks are dropped with the
 // connection) and records the session for persistence.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if v, ok := h.b.sessions.Load(cl); ok {
+		v.(*session).flushDeferred()
+	}
 	h.b.sessions.Delete(cl)
 	if h.b.persist != nil {
 		h.b.persist.onDisconnect(cl, expire)

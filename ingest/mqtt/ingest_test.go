@@ -280,3 +280,38 @@ func TestPendingCapThrottles(t *testing.T) {
 		t.Fatalf("%d records", got)
 	}
 }
+
+// TestEmptyRetainedPublishIsTombstone: an empty retained publish (it
+// clears the topic's retained message) becomes a record with a null value
+// and the header mqtt.retain-cleared; an empty publish that is not
+// retained stays an empty value without that header.
+func TestEmptyRetainedPublishIsTombstone(t *testing.T) {
+	l := newMemLog(t)
+	_, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	c := dialRaw(t, addr)
+	c.connect(4, "dev1", "", "")
+	set := publishPacket("plant/valve3/state", 1, 1, []byte("open"))
+	set.FixedHeader.Retain = true
+	clear := publishPacket("plant/valve3/state", 1, 2, nil)
+	clear.FixedHeader.Retain = true
+	empty := publishPacket("plant/valve3/state", 1, 3, nil)
+	for _, pk := range []packets.Packet{set, clear, empty} {
+		c.send(pk)
+		if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Puback || ack.PacketID != pk.PacketID {
+			t.Fatalf("got type %d id %d, want PUBACK %d", ack.FixedHeader.Type, ack.PacketID, pk.PacketID)
+		}
+	}
+	rs := records(t, l, DefaultTopic, 0)
+	if len(rs) != 3 {
+		t.Fatalf("%d records, want 3", len(rs))
+	}
+	if string(rs[0].Value) != "open" || header(rs[0], HeaderRetain) != "true" || header(rs[0], HeaderRetainCleared) != "<none>" {
+		t.Errorf("retained publish: value %q headers %v", rs[0].Value, rs[0].Headers)
+	}
+	if rs[1].Value != nil || string(rs[1].Key) != "plant/valve3/state" || header(rs[1], HeaderRetainCleared) != "true" || header(rs[1], HeaderRetain) != "true" {
+		t.Errorf("empty retained publish: key %q value %q (nil %v) headers %v", rs[1].Key, rs[1].Value, rs[1].Value == nil, rs[1].Headers)
+	}
+	if rs[2].Value == nil || len(rs[2].Value) != 0 || header(rs[2], HeaderRetainCleared) != "<none>" {
+		t.Errorf("empty publish: value %q (nil %v) headers %v", rs[2].Value, rs[2].Value == nil, rs[2].Headers)
+	}
+}

@@ -55,7 +55,7 @@ type Options struct {
 	// the log.
 	Routes []Route `yaml:"routes"`
 	// Publish fans records appended to a log topic by other ingest paths
-	// (Kafka, HTTP) out to MQTT subscribers under a topic prefix. Records
+	// (Kafka) out to MQTT subscribers under a topic prefix. Records
 	// that came in over MQTT are skipped (subscribers already had them).
 	Publish []PublishRoute `yaml:"publish"`
 
@@ -202,7 +202,7 @@ func (r Route) Validate() error {
 	if !validFilter(r.Filter) {
 		return fmt.Errorf("%w: bad MQTT filter %q", ErrInvalidRoute, r.Filter)
 	}
-	if !validLogTopic(r.Topic) {
+	if !log.ValidTopicName(r.Topic) {
 		return fmt.Errorf("%w: bad log topic %q (letters, digits, . _ -)", ErrInvalidRoute, r.Topic)
 	}
 	switch r.Key {
@@ -241,7 +241,7 @@ func ParsePublishRoute(s string) (PublishRoute, error) {
 
 // Validate checks the publish route.
 func (p PublishRoute) Validate() error {
-	if !validLogTopic(p.Topic) {
+	if !log.ValidTopicName(p.Topic) {
 		return fmt.Errorf("%w: bad log topic %q", ErrInvalidRoute, p.Topic)
 	}
 	if p.Prefix == "" || strings.ContainsAny(p.Prefix, "+#") || strings.HasPrefix(p.Prefix, "$") {
@@ -363,20 +363,6 @@ func validFilter(f string) bool {
 			return false
 		}
 		if strings.Contains(l, "+") && l != "+" {
-			return false
-		}
-	}
-	return true
-}
-
-// validLogTopic reports whether t is a legal log (Kafka) topic name.
-func validLogTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return false
 		}
 	}

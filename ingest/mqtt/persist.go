@@ -27,8 +27,9 @@ const (
 )
 
 const (
-	// persistInterval is how often buffered session changes are written:
-	// one bbolt transaction per bucket per interval, never one per message.
+	// persistInterval is how long a buffered session change waits to be
+	// written with the ones after it: one bbolt transaction per bucket per
+	// interval, never one per message, and no wakeup while nothing changes.
 	persistInterval = 200 * time.Millisecond
 	// persistMaxBuffered forces an early write.
 	persistMaxBuffered = 4096
@@ -55,9 +56,10 @@ type persister struct {
 	pending map[string]map[string][]byte // guarded by mu: bucket → key → value (nil = delete)
 	count   int                          // guarded by mu
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick  chan struct{} // one slot: the buffer is full, write now
+	dirty chan struct{} // one slot: the buffer got its first change
+	stop  chan struct{}
+	done  chan struct{}
 }
 
 func newPersister(b *Broker) (*persister, error) {
@@ -66,6 +68,7 @@ func newPersister(b *Broker) (*persister, error) {
 		store:   b.opts.Log.Meta(),
 		pending: map[string]map[string][]byte{},
 		kick:    make(chan struct{}, 1),
+		dirty:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -78,15 +81,31 @@ func newPersister(b *Broker) (*persister, error) {
 
 func (p *persister) run() {
 	defer close(p.done)
-	t := time.NewTicker(persistInterval)
-	defer t.Stop()
+	t := time.NewTimer(persistInterval)
+	t.Stop()
 	for {
+		// Asleep until the first change (put signals dirty)...
+		kicked := false
 		select {
-		case <-t.C:
+		case <-p.dirty:
 		case <-p.kick:
+			kicked = true
 		case <-p.stop:
 			p.flush()
 			return
+		}
+		// ...then the interval, for the changes after it.
+		if !kicked {
+			t.Reset(persistInterval)
+			select {
+			case <-t.C:
+			case <-p.kick:
+				t.Stop()
+			case <-p.stop:
+				t.Stop()
+				p.flush()
+				return
+			}
 		}
 		p.flush()
 	}
@@ -108,8 +127,14 @@ func (p *persister) put(bucket, key string, v []byte) {
 	}
 	m[key] = v
 	p.count++
-	full := p.count >= persistMaxBuffered
+	first, full := p.count == 1, p.count >= persistMaxBuffered
 	p.mu.Unlock()
+	if first {
+		select {
+		case p.dirty <- struct{}{}:
+		default:
+		}
+	}
 	if full {
 		select {
 		case p.kick <- struct{}{}:

@@ -16,8 +16,8 @@ const (
 	publishOrigin = "runnel-log"
 	// publishReadBytes bounds one Read of a partition.
 	publishReadBytes = 1 << 20
-	// publishRescan re-reads topic metadata even without a Changed signal.
-	publishRescan = time.Second
+	// publishRetry is when a partition whose read failed is tried again.
+	publishRetry = time.Second
 )
 
 // publisher follows the log topics of the Publish routes and fans new
@@ -54,45 +54,69 @@ func (b *Broker) startPublishers() error {
 	return nil
 }
 
+// run publishes what is new, then waits for the log to signal a change in
+// the routes' partitions or topics (log.Watch, log.WatchTopics): an idle
+// log costs no wakeup. A partition whose read failed is retried after
+// publishRetry.
 func (p *publisher) run() {
-	t := time.NewTicker(publishRescan)
-	defer t.Stop()
+	w := log.NewWaiter()
 	for {
-		changed := p.b.opts.Log.Changed()
+		w.Reset()
+		p.b.opts.Log.WatchTopics(w) // first: a topic created during the scan wakes the wait
+		failed := false
 		for i := range p.routes {
-			p.scan(i)
+			if !p.scan(i, w) {
+				failed = true
+			}
+		}
+		var retry <-chan time.Time
+		var t *time.Timer
+		if failed {
+			t = time.NewTimer(publishRetry)
+			retry = t.C
 		}
 		select {
-		case <-changed:
-		case <-t.C:
+		case <-w.C():
+		case <-retry:
+		case <-p.b.closing:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		select {
 		case <-p.b.closing:
 			return
+		default:
 		}
 	}
 }
 
-// scan publishes everything new in one route's topic.
-func (p *publisher) scan(i int) {
+// scan publishes everything new in one route's topic and watches each of
+// its partitions past what it published; false when a read failed.
+func (p *publisher) scan(i int, w *log.Waiter) bool {
 	r := &p.routes[i]
 	info, err := p.b.opts.Log.Topic(r.Topic)
 	if err != nil {
-		return // not created yet (or deleted)
+		return true // not created yet (or deleted): WatchTopics wakes the wait
 	}
+	ok := true
 	for _, pi := range info.Partitions {
 		next, ok := p.next[i][pi.Partition]
 		if !ok {
 			next = pi.Start // a partition (or topic) born after start: all of it
 		}
+		failed := false
 		for next < pi.HWM {
 			select {
 			case <-p.b.closing:
-				return
+				return true
 			default:
 			}
 			data, err := p.b.opts.Log.Read(r.Topic, pi.Partition, next, publishReadBytes)
 			if errors.Is(err, log.ErrOffsetOutOfRange) {
 				start, _, oerr := p.b.opts.Log.Offsets(r.Topic, pi.Partition)
 				if oerr != nil || start <= next {
+					failed = true
 					break
 				}
 				p.b.log.Warn("mqtt: publish route skipped records removed by retention", "route", r.Topic, "partition", pi.Partition, "offset", next, "start", start)
@@ -103,12 +127,19 @@ func (p *publisher) scan(i int) {
 				if err != nil {
 					p.b.log.Warn("mqtt: publish route read", "topic", r.Topic, "partition", pi.Partition, "offset", next, "error", err)
 				}
+				failed = true
 				break
 			}
 			next = p.publishBatches(r, data, next)
 		}
 		p.next[i][pi.Partition] = next
+		if failed {
+			ok = false // retried after publishRetry, not watched (it would wake at once)
+		} else if err := p.b.opts.Log.Watch(w, r.Topic, pi.Partition, next); err != nil {
+			ok = false
+		}
 	}
+	return ok
 }
 
 // publishBatches publishes the records at or after next in data and

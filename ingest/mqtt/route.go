@@ -19,6 +19,10 @@ const (
 	HeaderCorrelationData = "mqtt.correlation-data"
 	HeaderResponseTopic   = "mqtt.response-topic"
 	HeaderWill            = "mqtt.will"
+	// HeaderRetainCleared ("true") marks the record of an empty retained
+	// publish: it clears the MQTT topic's retained message, and its value
+	// is null (a tombstone for the key, as Kafka's compaction reads it).
+	HeaderRetainCleared = "mqtt.retain-cleared"
 	// MQTT 5 user properties become headers under their own names.
 )
 
@@ -119,6 +123,25 @@ func filterCovers(p, f string) bool {
 	}
 }
 
+// clearsRetained reports whether pk is an empty retained publish, which
+// clears its topic's retained message (MQTT 3.3.1.3).
+func clearsRetained(pk *packets.Packet) bool {
+	return pk.FixedHeader.Retain && len(pk.Payload) == 0
+}
+
+// recordValue is the record value of a publish: its payload (empty, not
+// null, when it has none), except that an empty retained publish is a null
+// value (see HeaderRetainCleared).
+func recordValue(pk *packets.Packet) []byte {
+	switch {
+	case clearsRetained(pk):
+		return nil
+	case pk.Payload == nil:
+		return []byte{}
+	}
+	return pk.Payload
+}
+
 // recordHeaders builds the record headers of a publish.
 func recordHeaders(pk *packets.Packet, client string, will bool) []batch.RecordHeader {
 	h := make([]batch.RecordHeader, 0, 4+len(pk.Properties.User))
@@ -130,6 +153,9 @@ func recordHeaders(pk *packets.Packet, client string, will bool) []batch.RecordH
 	)
 	if will {
 		h = append(h, batch.RecordHeader{Key: HeaderWill, Value: []byte("true")})
+	}
+	if clearsRetained(pk) {
+		h = append(h, batch.RecordHeader{Key: HeaderRetainCleared, Value: []byte("true")})
 	}
 	if pk.Properties.ContentType != "" {
 		h = append(h, batch.RecordHeader{Key: HeaderContentType, Value: []byte(pk.Properties.ContentType)})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -30,6 +31,37 @@ type session struct {
 	dead     bool       // connection failed or closed: acks are dropped
 
 	space chan struct{} // one slot: signalled when the FIFO shrinks
+
+	// lastAck is when acks were last written (unix nanos; 0: never).
+	lastAck atomic.Int64
+
+	fmu      sync.Mutex
+	deferred []*appender // guarded by fmu: feeds to register once the client's buffered packets are read
+}
+
+// deferFeed notes an appender whose feed registration waits until the
+// client's packets already received are read (flushDeferred).
+func (s *session) deferFeed(a *appender) {
+	s.fmu.Lock()
+	for _, d := range s.deferred {
+		if d == a {
+			s.fmu.Unlock()
+			return
+		}
+	}
+	s.deferred = append(s.deferred, a)
+	s.fmu.Unlock()
+}
+
+// flushDeferred registers the deferred feeds.
+func (s *session) flushDeferred() {
+	s.fmu.Lock()
+	ds := s.deferred
+	s.deferred = nil
+	s.fmu.Unlock()
+	for _, a := range ds {
+		a.kick()
+	}
 }
 
 // pending is one publish waiting for the log.
@@ -52,23 +84,25 @@ func newSession(b *Broker, cl *mqtt.Client) *session {
 
 // enqueue adds a publish to the FIFO, waiting while the client is at its
 // pending cap (this stops the client's read loop: TCP backpressure). It
-// returns false when the broker is closing.
-func (s *session) enqueue(p *pending) bool {
+// returns false when the broker is closing; alone: nothing else of the
+// client was pending.
+func (s *session) enqueue(p *pending) (ok, alone bool) {
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 || (len(s.q) < s.b.opts.MaxPendingPerClient && s.bytes+p.size <= s.b.opts.MaxPendingBytesPerClient) {
+			alone = len(s.q) == 0
 			s.q = append(s.q, p)
 			s.bytes += p.size
 			s.mu.Unlock()
 			s.b.stats.pending.Add(1)
-			return true
+			return true, alone
 		}
 		s.mu.Unlock()
 		s.b.stats.throttled.Add(1)
 		select {
 		case <-s.space:
 		case <-s.b.closing:
-			return false
+			return false, false
 		}
 	}
 }
@@ -123,13 +157,29 @@ func (s *session) drain() {
 		default:
 		}
 
+		// Acks go out before the fan-out of the same messages (it costs
+		// a few µs each: a large batch would hold its acks back), unless
+		// one is retained: a client that subscribes once it has its ack
+		// must find the retained message stored.
+		fanFirst := false
+		for _, p := range ready {
+			fanFirst = fanFirst || p.err == nil && p.pk.FixedHeader.Retain
+		}
 		buf.Reset()
 		for _, p := range ready {
-			s.settle(p, &buf, &dead)
+			s.settle(p, &buf, &dead, fanFirst)
 		}
 		if buf.Len() > 0 && !dead {
 			if err := s.writeAcks(buf.Bytes()); err != nil {
 				dead = true
+			}
+			s.lastAck.Store(time.Now().UnixNano())
+		}
+		if !fanFirst {
+			for _, p := range ready {
+				if p.err == nil {
+					s.b.fanout(p.pk)
+				}
 			}
 		}
 		if dead {
@@ -140,9 +190,10 @@ func (s *session) drain() {
 	}
 }
 
-// settle handles one finished publish: fan-out on success, ack encoding
-// (success or reason code), disconnect of MQTT 3 clients on failure.
-func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
+// settle handles one finished publish: fan-out on success (when fan; the
+// caller does it otherwise), ack encoding (success or reason code),
+// disconnect of MQTT 3 clients on failure.
+func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool, fan bool) {
 	st := &s.b.stats
 	qos := p.pk.FixedHeader.Qos
 	if p.err == nil {
@@ -151,7 +202,9 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		} else {
 			st.ingested.Add(1)
 		}
-		s.b.fanout(p.pk)
+		if fan {
+			s.b.fanout(p.pk)
+		}
 	} else {
 		st.failed.Add(1)
 		if errors.Is(p.err, log.ErrDiskFull) {

@@ -2,6 +2,7 @@ package logtest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -62,10 +63,10 @@ func (m *Mem) appendWait(ctx context.Context, j job) (int64, error) {
 		}
 	}
 	m.mu.Lock()
-	base, err := m.appendLocked(j)
+	base, end, err := m.appendLocked(j)
 	d := m.syncDelay
 	m.mu.Unlock()
-	m.synced(d)
+	m.synced(d, []written{end})
 	return base, err
 }
 
@@ -108,29 +109,51 @@ func (m *Mem) commit() {
 		q := m.queue
 		m.queue = nil
 		res := make([]result, len(q))
+		ends := make([]written, len(q))
 		for i, j := range q {
-			res[i].base, res[i].err = m.appendLocked(j)
+			res[i].base, ends[i], res[i].err = m.appendLocked(j)
 		}
 		d := m.syncDelay
 		m.mu.Unlock()
-		m.synced(d)
+		m.synced(d, ends)
 		for i, j := range q {
 			j.done(res[i].base, res[i].err)
 		}
 	}
 }
 
-// synced ends a commit: the simulated sync, then Changed fires.
-func (m *Mem) synced(d time.Duration) {
+// written is where an append ended (p nil: nothing written).
+type written struct {
+	p   *part
+	end int64
+}
+
+// synced ends a commit: the simulated sync, then the HWMs move past what
+// it wrote and their watchers are signalled.
+func (m *Mem) synced(d time.Duration, ends []written) {
 	if d > 0 {
 		time.Sleep(d)
 	}
 	m.mu.Lock()
-	m.notifyLocked()
+	for _, e := range ends {
+		if e.p != nil && e.end > e.p.hwm {
+			e.p.hwm = e.end
+			e.p.watch.Notify(e.end)
+		}
+	}
 	m.mu.Unlock()
 }
 
-func (m *Mem) appendLocked(j job) (int64, error) {
+func (m *Mem) appendLocked(j job) (int64, written, error) {
+	base, err := m.writeLocked(j)
+	if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
+		return base, written{}, err
+	}
+	p, _ := m.partLocked(j.topic, j.partition)
+	return base, written{p, p.next}, err
+}
+
+func (m *Mem) writeLocked(j job) (int64, error) {
 	if m.appendFault != nil {
 		if err := m.appendFault(j.topic, j.partition); err != nil {
 			if errors.Is(err, log.ErrDiskFull) {
@@ -147,26 +170,33 @@ func (m *Mem) appendLocked(j job) (int64, error) {
 	if err != nil {
 		return -1, fmt.Errorf("%w: %v", log.ErrCorruptBatch, err)
 	}
-	if j.at && hs[0].BaseOffset != p.next {
-		return -1, log.ErrNotNextOffset
+	for i := range hs {
+		if max := m.topics[j.topic].cfg.MaxBatchBytes; hs[i].Size() > int(max) {
+			return -1, fmt.Errorf("%w: %d bytes (max %d)", log.ErrBatchTooLarge, hs[i].Size(), max)
+		}
+	}
+	if j.at {
+		n := p.next
+		for _, h := range hs {
+			if h.BaseOffset != n {
+				return -1, log.ErrNotNextOffset
+			}
+			n += int64(h.LastOffsetDelta) + 1
+		}
+	} else if dup, err := p.checkProducers(hs); err != nil {
+		return dup, err
 	}
 	base := p.next
 	rest := j.data
-	for _, h := range hs {
+	for i := range hs {
+		h := &hs[i]
 		raw := rest[:h.Size()]
 		rest = rest[h.Size():]
-		if h.ProducerID >= 0 && !j.at {
-			exp, seen := p.seqs[h.ProducerID]
-			if seen && h.BaseSequence < exp {
-				return p.lastBase[h.ProducerID], log.ErrDuplicateSequence
-			}
-			if seen && h.BaseSequence != exp || !seen && h.BaseSequence != 0 {
-				return -1, log.ErrOutOfOrderSequence
-			}
-			p.seqs[h.ProducerID] = h.BaseSequence + h.LastOffsetDelta + 1
-			p.lastBase[h.ProducerID] = p.next
-		}
 		batch.SetBaseOffset(raw, p.next)
+		binary.BigEndian.PutUint32(raw[batch.OffLeaderEpoch:], 0) // as the log stamps it
+		if !j.at {
+			p.recordProducer(h, p.next)
+		}
 		p.batches = append(p.batches, append([]byte(nil), raw...))
 		p.bases = append(p.bases, p.next)
 		p.next += int64(h.LastOffsetDelta) + 1

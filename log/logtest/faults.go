@@ -32,7 +32,7 @@ func (m *Mem) SetReadError(err error) {
 }
 
 // SetSyncDelay sets how long each commit takes before it completes and
-// Changed fires, as a slow fsync would (under AsyncCommit, one delay per
+// its batches become readable, as a slow fsync would (under AsyncCommit, one delay per
 // group of queued appends).
 func (m *Mem) SetSyncDelay(d time.Duration) {
 	m.mu.Lock()

@@ -8,12 +8,12 @@
 //	l := logtest.New(t)                        // appends complete before they return
 //	l := logtest.New(t, logtest.AsyncCommit()) // one committer goroutine group-commits
 //
-// Where a test can observe it, Mem keeps the log.Log contract: Append
-// assigns offsets from the partition's next offset and writes them into the
-// caller's slice; an idempotent producer's repeated batch returns the
-// original base offset and ErrDuplicateSequence, a gap ErrOutOfOrderSequence;
-// topic names follow Kafka's rules; Changed fires after every commit and
-// topic change; after Close everything returns ErrClosed.
+// Where a test can observe it, Mem keeps the log.Log contract: the suite in
+// log/logtest/conformance runs against Mem and against the log on disk
+// (topics and their configs with the log's defaults, offsets, Read,
+// idempotent producers, Watch, Close). Readers see a batch, and Watch
+// waiters are signalled, only once its commit (with the simulated sync
+// delay) has completed.
 //
 // Faults and retention:
 //
@@ -25,15 +25,12 @@
 //
 // # Caveats
 //
-// No segments, fsync, disk guard or Check. Only each producer's last batch
-// is remembered for duplicate detection (the log keeps five) and epochs are
-// not checked. AppendAt checks only the base offset. Under AsyncCommit a
-// batch is readable as soon as the committer has applied it, before its
-// simulated sync has finished.
+// No segments, fsync, retention (but DropBefore), disk guard, recovery or
+// Check; the topic names the data directory reserves for its own files
+// are accepted.
 package logtest
 
 import (
-	"regexp"
 	"sort"
 	"sync"
 	"testing"
@@ -53,8 +50,8 @@ type options struct {
 
 // AsyncCommit makes AppendAsync return at once and complete from one
 // committer goroutine, as the log does: each round applies every queued
-// append in call order, waits the sync delay, fires Changed, then calls the
-// done funcs in call order. done is never called inline. Append and AppendAt
+// append in call order, waits the sync delay, moves the HWMs (signalling
+// Watch waiters), then calls the done funcs in call order. done is never called inline. Append and AppendAt
 // go through the same queue. Without AsyncCommit, AppendAsync calls done
 // before it returns.
 func AsyncCommit() Option { return func(o *options) { o.async = true } }
@@ -73,7 +70,8 @@ type Mem struct {
 
 	mu          sync.Mutex // guards the fields below
 	topics      map[string]*topic
-	changed     chan struct{}
+	topicWatch  log.WatchList // WatchTopics registrations; values are topicVer
+	topicVer    int64         // bumped by every change of the topic set
 	holds       map[string]bool
 	appendFault func(topic string, partition int32) error
 	readErr     error
@@ -90,16 +88,17 @@ type topic struct {
 }
 
 type part struct {
-	start    int64
-	next     int64
-	batches  [][]byte // copies, with their base offsets set
-	bases    []int64
-	seqs     map[int64]int32 // producer id → next expected sequence
-	lastBase map[int64]int64 // producer id → base offset of its last batch
+	start     int64
+	next      int64 // offset of the next append
+	hwm       int64 // end of what a commit completed: what readers see
+	watch     log.WatchList
+	batches   [][]byte // copies, with their base offsets set
+	bases     []int64
+	producers map[int64]*producer // idempotence state by producer id
 }
 
 func newPart() *part {
-	return &part{seqs: map[int64]int32{}, lastBase: map[int64]int64{}}
+	return &part{producers: map[int64]*producer{}}
 }
 
 var _ log.Log = (*Mem)(nil)
@@ -112,7 +111,7 @@ func New(t testing.TB, opts ...Option) *Mem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Mem{meta: st, topics: map[string]*topic{}, changed: make(chan struct{}), holds: map[string]bool{}}
+	m := &Mem{meta: st, topics: map[string]*topic{}, holds: map[string]bool{}}
 	for _, o := range opts {
 		o(&m.opts)
 	}
@@ -125,41 +124,39 @@ func New(t testing.TB, opts ...Option) *Mem {
 	return m
 }
 
-func (m *Mem) notifyLocked() {
-	close(m.changed)
-	m.changed = make(chan struct{})
+// topicsChangedLocked signals the WatchTopics waiters.
+func (m *Mem) topicsChangedLocked() {
+	m.topicVer++
+	m.topicWatch.Notify(m.topicVer)
 }
 
-// topicName is Kafka's rule, which the log follows.
-var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
-func validTopicName(name string) bool {
-	return topicName.MatchString(name) && name != "." && name != ".."
-}
+// maxPartitions is the log's limit of partitions per topic.
+const maxPartitions = 100000
 
 func (m *Mem) partitionsOK(n int32) bool {
-	return n > 0 && (m.opts.maxPartitions == 0 || n <= m.opts.maxPartitions)
+	return n > 0 && n <= maxPartitions && (m.opts.maxPartitions == 0 || n <= m.opts.maxPartitions)
 }
 
+// withDefaults fills cfg's zero fields with the log's defaults.
 func withDefaults(cfg log.TopicConfig) log.TopicConfig {
-	if cfg.Fsync == "" {
-		cfg.Fsync = log.FsyncAlways
-	}
-	if cfg.OnFull == "" {
-		cfg.OnFull = log.OnFullReject
-	}
-	return cfg
+	return cfg.WithDefaults(log.DefaultTopicConfig())
 }
 
 // CreateTopic implements log.Log.
 func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
+	if !log.ValidTopicName(name) {
+		return log.ErrInvalidTopic
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	if _, ok := m.topics[name]; ok {
 		return log.ErrTopicExists
-	}
-	if !validTopicName(name) {
-		return log.ErrInvalidTopic
 	}
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 1
@@ -172,7 +169,7 @@ func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 		t.parts = append(t.parts, newPart())
 	}
 	m.topics[name] = t
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return nil
 }
 
@@ -181,11 +178,17 @@ func (m *Mem) CreateTopic(name string, cfg log.TopicConfig) error {
 func (m *Mem) DeleteTopic(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
 	if _, ok := m.topics[name]; !ok {
 		return log.ErrUnknownTopic
 	}
+	for _, p := range m.topics[name].parts {
+		p.watch.Close()
+	}
 	delete(m.topics, name)
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return m.meta.DeleteTopic(name)
 }
 
@@ -193,6 +196,9 @@ func (m *Mem) DeleteTopic(name string) error {
 func (m *Mem) AddPartitions(name string, total int32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
 	t, ok := m.topics[name]
 	if !ok {
 		return log.ErrUnknownTopic
@@ -204,7 +210,7 @@ func (m *Mem) AddPartitions(name string, total int32) error {
 		t.parts = append(t.parts, newPart())
 	}
 	t.cfg.Partitions = total
-	m.notifyLocked()
+	m.topicsChangedLocked()
 	return nil
 }
 
@@ -212,6 +218,12 @@ func (m *Mem) AddPartitions(name string, total int32) error {
 func (m *Mem) SetTopicConfig(name string, cfg log.TopicConfig) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return log.ErrClosed
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	t, ok := m.topics[name]
 	if !ok {
 		return log.ErrUnknownTopic
@@ -224,7 +236,7 @@ func (m *Mem) SetTopicConfig(name string, cfg log.TopicConfig) error {
 func (t *topic) info(name string) log.TopicInfo {
 	ti := log.TopicInfo{Name: name, Config: t.cfg}
 	for i, p := range t.parts {
-		ti.Partitions = append(ti.Partitions, log.PartitionInfo{Partition: int32(i), Start: p.start, HWM: p.next})
+		ti.Partitions = append(ti.Partitions, log.PartitionInfo{Partition: int32(i), Start: p.start, HWM: p.hwm})
 	}
 	return ti
 }
@@ -310,6 +322,12 @@ func (m *Mem) Close() error {
 	}
 	m.mu.Lock()
 	m.closed = true
+	for _, t := range m.topics {
+		for _, p := range t.parts {
+			p.watch.Close()
+		}
+	}
+	m.topicWatch.Close()
 	m.mu.Unlock()
 	return m.meta.Close()
 }

@@ -46,8 +46,8 @@ func TestAppendSequences(t *testing.T) {
 		{"producer first", mk(2, 0, 7, 0), 3, nil},
 		{"duplicate", mk(2, 0, 7, 0), 3, log.ErrDuplicateSequence},
 		{"gap", mk(1, 0, 7, 5), -1, log.ErrOutOfOrderSequence},
-		{"new producer not at 0", mk(1, 0, 8, 1), -1, log.ErrOutOfOrderSequence},
-		{"next in sequence", mk(1, 0, 7, 2), 5, nil},
+		{"new producer at any sequence", mk(1, 0, 8, 1), 5, nil},
+		{"next in sequence", mk(1, 0, 7, 2), 6, nil},
 		{"corrupt", []byte{1, 2, 3}, -1, log.ErrCorruptBatch},
 	} {
 		base, err := m.Append(ctx, "t", 0, tc.data)
@@ -58,10 +58,10 @@ func TestAppendSequences(t *testing.T) {
 			t.Errorf("%s: caller's baseOffset %d, want %d", tc.name, h.BaseOffset, base)
 		}
 	}
-	if _, hwm, _ := m.Offsets("t", 0); hwm != 6 {
-		t.Fatalf("hwm %d, want 6", hwm)
+	if _, hwm, _ := m.Offsets("t", 0); hwm != 7 {
+		t.Fatalf("hwm %d, want 7", hwm)
 	}
-	if st := m.Stats(); st.AppendedBatches != 3 || st.AppendedRecords != 6 {
+	if st := m.Stats(); st.AppendedBatches != 4 || st.AppendedRecords != 7 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -187,11 +187,15 @@ func TestDropBeforeAndTime(t *testing.T) {
 }
 
 // TestAsyncCommit: done funcs run later, on another goroutine, in call
-// order, after the sync delay; Changed fires only when the commit is done.
+// order, after the sync delay; the batches become readable, and a Watch
+// waiter is signalled, only when the commit is done.
 func TestAsyncCommit(t *testing.T) {
 	m := newTopic(t, AsyncCommit())
-	m.SetSyncDelay(50 * time.Millisecond)
-	changed := m.Changed()
+	m.SetSyncDelay(300 * time.Millisecond)
+	w := log.NewWaiter()
+	if err := m.Watch(w, "t", 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	const n = 20
 	var (
 		mu     sync.Mutex
@@ -215,13 +219,16 @@ func TestAsyncCommit(t *testing.T) {
 	mu.Lock()
 	inline = false
 	mu.Unlock()
+	if b, err := m.Read("t", 0, 0, 1<<20); err != nil || len(b) > 0 {
+		t.Errorf("read during the sync: %d bytes, %v; want nothing yet", len(b), err)
+	}
 	select {
-	case <-changed:
-		if time.Since(start) < 45*time.Millisecond {
-			t.Error("Changed fired before the sync delay")
+	case <-w.C():
+		if time.Since(start) < 290*time.Millisecond {
+			t.Error("Watch signalled before the sync delay")
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Changed never fired")
+		t.Fatal("Watch never signalled")
 	}
 	wg.Wait()
 	for i, b := range bases {

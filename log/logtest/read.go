@@ -18,15 +18,15 @@ func (m *Mem) Read(topic string, partition int32, offset int64, maxBytes int) ([
 	if err != nil {
 		return nil, err
 	}
-	if offset < p.start || offset > p.next {
+	if offset < p.start || offset > p.hwm {
 		return nil, log.ErrOffsetOutOfRange
 	}
-	if offset == p.next {
+	if offset == p.hwm {
 		return nil, nil
 	}
 	i := sort.Search(len(p.bases), func(i int) bool { return p.bases[i] > offset }) - 1
 	var out []byte
-	for ; i < len(p.batches); i++ {
+	for ; i < len(p.batches) && p.bases[i] < p.hwm; i++ {
 		if len(out) > 0 && len(out)+len(p.batches[i]) > maxBytes {
 			break
 		}
@@ -43,7 +43,7 @@ func (m *Mem) Offsets(topic string, partition int32) (int64, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return p.start, p.next, nil
+	return p.start, p.hwm, nil
 }
 
 // OffsetForTime implements log.Log.
@@ -55,18 +55,33 @@ func (m *Mem) OffsetForTime(topic string, partition int32, ts int64) (int64, err
 		return 0, err
 	}
 	for i, b := range p.batches {
+		if p.bases[i] >= p.hwm {
+			break
+		}
 		if h, _ := batch.ParseHeader(b); h.MaxTimestamp >= ts {
 			return p.bases[i], nil
 		}
 	}
-	return p.next, nil
+	return p.hwm, nil
 }
 
-// Changed implements log.Log.
-func (m *Mem) Changed() <-chan struct{} {
+// Watch implements log.Log.
+func (m *Mem) Watch(w *log.Waiter, topic string, partition int32, after int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.changed
+	p, err := m.partLocked(topic, partition)
+	if err != nil {
+		return err
+	}
+	p.watch.Add(w, after, p.hwm)
+	return nil
+}
+
+// WatchTopics implements log.Log.
+func (m *Mem) WatchTopics(w *log.Waiter) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.topicWatch.Add(w, m.topicVer, m.topicVer)
 }
 
 // Records returns every record a partition holds, for assertions; none for

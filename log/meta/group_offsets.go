@@ -21,9 +21,10 @@ func (s *Store) DeleteGroupOffsets(group string, tps []TopicPartition) error {
 	})
 }
 
-// CommitOffsetsBatched is CommitOffsets through bbolt's Batch: concurrent
-// callers (many consumers committing at once) share one transaction and one
-// fsync, at the cost of up to the batch delay (10 ms) of extra latency.
+// CommitOffsetsBatched stores offsets for group, durably, through bbolt's
+// Batch: concurrent callers (many consumers committing at once) share one
+// transaction and one fsync, at the cost of up to the batch delay (10 ms)
+// of extra latency.
 func (s *Store) CommitOffsetsBatched(group string, offs map[TopicPartition]GroupOffset) error {
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketGroups)

@@ -7,6 +7,8 @@
 // Everything here that can be rebuilt from segments (the topic list) is
 // rebuilt by the log when the file is lost or damaged; group offsets and
 // cursors are progress markers whose loss means re-reading, never data loss.
+// Only damage leads to a new file (see Open): an error of the system
+// (permission, I/O, no space) stops Open and leaves the file as it is.
 //
 // Buckets (never rename):
 //
@@ -24,11 +26,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -39,54 +46,78 @@ var (
 	kvPrefix      = "kv/"
 )
 
-// ErrClosed is returned after Close.
-var ErrClosed = errors.New("meta: closed")
-
 // Store is the metadata store. Safe for concurrent use.
 type Store struct {
 	db   *bolt.DB
 	path string
-	// Recreated is true when Open found the file damaged, moved it aside
-	// and started a new one.
-	Recreated bool
+
+	// Set by Open when it found the file damaged; read-only after.
+	movedTo string // where the damaged file went
+	damage  error  // why it was damaged
 }
 
 // FileName is the store's file name inside the data directory.
 const FileName = "meta.db"
 
-// Open opens (creating if needed) dir/meta.db. A damaged file is renamed to
-// meta.db.corrupt-<unix time> and a fresh one is created (Recreated = true);
-// the caller rebuilds what it can.
+// Open opens (creating if needed) dir/meta.db.
+//
+// A damaged file (ErrDamaged: not a bbolt file, bad meta page checksums, a
+// structure bbolt's consistency check rejects) is renamed to
+// meta.db.corrupt-<unix time> and a fresh one is created; Damaged then says
+// where it went and why, and the caller must report it (the log records it
+// as damage: log line, metrics, status) and rebuild what it can. Any other
+// error (locked by another process, permission denied, an I/O error, no
+// space) is returned and the file is left as it is: those are the
+// system's, not the file's, and a new file would silently drop forwarding
+// cursors, consumer-group offsets and MQTT sessions.
 func Open(dir string) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	s, err := open(path)
 	if err == nil {
 		return s, nil
 	}
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("meta: %s is locked by another process", path)
+	}
+	if !errors.Is(err, ErrDamaged) {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return nil, fmt.Errorf("meta: %w", err) // names the path already
+		}
+		return nil, fmt.Errorf("meta: open %s: %w", path, err)
 	}
 	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
 	if rerr := os.Rename(path, aside); rerr != nil {
-		return nil, fmt.Errorf("meta: open %s: %w (and cannot move it aside: %v)", path, err, rerr)
+		return nil, fmt.Errorf("meta: %w (and cannot move it aside: %v)", err, rerr)
 	}
 	s, err2 := open(path)
 	if err2 != nil {
-		return nil, fmt.Errorf("meta: recreate %s: %w", path, err2)
+		return nil, fmt.Errorf("meta: recreate %s after moving the damaged file to %s: %w", path, aside, err2)
 	}
-	s.Recreated = true
+	s.movedTo, s.damage = aside, err
 	return s, nil
 }
 
+// Damaged reports what Open found: the path the damaged file was moved to
+// and the damage, or "" and nil when the file opened intact (or was new).
+func (s *Store) Damaged() (movedTo string, damage error) { return s.movedTo, s.damage }
+
+// open opens path; an error wraps ErrDamaged only when the file's content
+// is at fault.
 func open(path string) (s *Store, err error) {
+	if err := probe(path); err != nil {
+		return nil, err
+	}
 	defer func() {
 		// bbolt panics on some kinds of damage; turn that into an error.
 		if r := recover(); r != nil {
-			err = fmt.Errorf("meta: damaged file %s: %v", path, r)
+			err = fmt.Errorf("%w: %s: %v", ErrDamaged, path, r)
 		}
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
+		if isDamage(err) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
+		}
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -101,7 +132,7 @@ func open(path string) (s *Store, err error) {
 		// A cheap consistency pass so damage shows up now, not later.
 		err = db.View(func(tx *bolt.Tx) error {
 			for e := range tx.Check() {
-				return e
+				return fmt.Errorf("%w: %s: %v", ErrDamaged, path, e)
 			}
 			return nil
 		})
@@ -111,6 +142,41 @@ func open(path string) (s *Store, err error) {
 		return nil, err
 	}
 	return &Store{db: db, path: path}, nil
+}
+
+// probe opens an existing path for reading and writing and reads its first
+// pages (bbolt's meta pages), so an error of the system is seen as what it
+// is: bbolt reports a failed read of its meta pages as ErrInvalid, the
+// same as a file that is not a bbolt file.
+func probe(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // created by bbolt
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 8<<10) // both meta pages at a 4 KiB page size
+	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return err
+	}
+	return nil
+}
+
+// isDamage reports whether an error of bolt.Open is the file's content:
+// bbolt's format errors. An error carrying an errno or a path (the system
+// refused or failed an operation) never is.
+func isDamage(err error) bool {
+	var errno syscall.Errno
+	var pe *fs.PathError
+	if errors.As(err, &errno) || errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) ||
+		// A file cut short below its two meta pages (bbolt's message).
+		strings.HasPrefix(err.Error(), "file size too small")
 }
 
 // Close closes the file. Idempotent.
@@ -198,21 +264,6 @@ type TopicPartition struct {
 type GroupOffset struct {
 	Offset   int64
 	Metadata string
-}
-
-// CommitOffsets stores offsets for group in one transaction.
-func (s *Store) CommitOffsets(group string, offs map[TopicPartition]GroupOffset) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketGroups)
-		for tp, o := range offs {
-			v := binary.BigEndian.AppendUint64(nil, uint64(o.Offset))
-			v = append(v, o.Metadata...)
-			if err := b.Put(makeKey(group, tp.Topic, tp.Partition), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 // GroupOffsets returns every committed offset of group.

@@ -1,14 +1,21 @@
 package meta
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 func openT(t *testing.T, dir string) *Store {
@@ -48,8 +55,8 @@ func TestNodeIDStable(t *testing.T) {
 	if got, _ := s.NodeID(""); got != "edge-7" {
 		t.Fatalf("explicit id not kept: %q", got)
 	}
-	if s.Recreated {
-		t.Fatal("healthy file reported as recreated")
+	if movedTo, why := s.Damaged(); movedTo != "" || why != nil {
+		t.Fatalf("healthy file reported as damaged: %q %v", movedTo, why)
 	}
 }
 
@@ -62,7 +69,7 @@ func TestTopicsAndDeleteTopicScope(t *testing.T) {
 	}
 	// Offsets and cursors on topics whose names prefix each other.
 	for _, topic := range []string{"a", "ab"} {
-		if err := s.CommitOffsets("g", map[TopicPartition]GroupOffset{{topic, 0}: {Offset: 5, Metadata: "m"}}); err != nil {
+		if err := s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{topic, 0}: {Offset: 5, Metadata: "m"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.SetCursor("fwd", topic, 1, 9); err != nil {
@@ -94,11 +101,11 @@ func TestGroupOffsets(t *testing.T) {
 		want[TopicPartition{"t", p}] = GroupOffset{Offset: int64(i) * 1e12, Metadata: fmt.Sprint("meta", i)}
 	}
 	want[TopicPartition{"t.x", 0}] = GroupOffset{Offset: 0}
-	if err := s.CommitOffsets("g", want); err != nil {
+	if err := s.CommitOffsetsBatched("g", want); err != nil {
 		t.Fatal(err)
 	}
 	// Groups whose names prefix each other stay apart.
-	s.CommitOffsets("g2", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
+	s.CommitOffsetsBatched("g2", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
 	got, err := s.GroupOffsets("g")
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("GroupOffsets = %v, %v\nwant %v", got, err, want)
@@ -108,7 +115,7 @@ func TestGroupOffsets(t *testing.T) {
 		t.Fatalf("Groups = %q", groups)
 	}
 	// A later commit overwrites.
-	s.CommitOffsets("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 77}})
+	s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 77}})
 	got, _ = s.GroupOffsets("g")
 	if got[TopicPartition{"t", 0}].Offset != 77 || len(got) != len(want) {
 		t.Fatalf("after overwrite %v", got)
@@ -197,15 +204,16 @@ func TestDamagedFileIsMovedAside(t *testing.T) {
 		t.Fatalf("damaged file not recovered: %v", err)
 	}
 	defer s2.Close()
-	if !s2.Recreated {
-		t.Fatal("Recreated not set")
+	movedTo, why := s2.Damaged()
+	if !errors.Is(why, ErrDamaged) {
+		t.Fatalf("Damaged() = %q, %v; want ErrDamaged", movedTo, why)
 	}
 	if topics, _ := s2.Topics(); len(topics) != 0 {
 		t.Fatalf("recreated store has topics %v", topics)
 	}
 	matches, _ := filepath.Glob(path + ".corrupt-*")
-	if len(matches) != 1 {
-		t.Fatalf("damaged file not kept aside: %v", matches)
+	if len(matches) != 1 || matches[0] != movedTo {
+		t.Fatalf("damaged file not kept aside: %v (Damaged says %q)", matches, movedTo)
 	}
 	if _, err := s2.NodeID(""); err != nil {
 		t.Fatal(err)
@@ -220,8 +228,161 @@ func TestGarbageFileIsMovedAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if !s.Recreated {
-		t.Fatal("Recreated not set")
+	if movedTo, why := s.Damaged(); movedTo == "" || !errors.Is(why, ErrDamaged) {
+		t.Fatalf("Damaged() = %q, %v", movedTo, why)
+	}
+}
+
+// TestTruncatedFileIsMovedAside: a file cut short inside its pages (a
+// copy or a restore that stopped early) is damage too.
+func TestTruncatedFileIsMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	s.PutTopic("t", []byte("{}"))
+	s.Close()
+	path := filepath.Join(dir, FileName)
+	if err := os.Truncate(path, 6000); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatalf("truncated file: %v", err)
+	}
+	defer s2.Close()
+	if movedTo, why := s2.Damaged(); movedTo == "" || !errors.Is(why, ErrDamaged) {
+		t.Fatalf("Damaged() = %q, %v", movedTo, why)
+	}
+}
+
+// TestSystemErrorIsNotDamage: meta.db that the system cannot open as a
+// file (here a directory: EISDIR) stops Open with an error naming it, and
+// nothing is moved or created.
+func TestSystemErrorIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded over a meta.db it cannot open")
+	}
+	if errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open: %v; want a system error naming %s", err, path)
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		t.Fatalf("meta.db was moved or replaced: %v", err)
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
+		t.Fatalf("moved aside: %v", m)
+	}
+}
+
+// TestIsDamage: what bbolt reports about the file's content is damage;
+// anything the system reports (an errno, a failed path operation) is not.
+func TestIsDamage(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		damage bool
+	}{
+		{berrors.ErrInvalid, true},
+		{berrors.ErrChecksum, true},
+		{berrors.ErrVersionMismatch, true},
+		{fmt.Errorf("file size too small %d", 6000), true},
+		{&fs.PathError{Op: "open", Path: "meta.db", Err: syscall.EACCES}, false},
+		{&fs.PathError{Op: "read", Path: "meta.db", Err: syscall.EIO}, false},
+		{fmt.Errorf("mmap allocate error: %w", syscall.ENOMEM), false},
+		{syscall.ENOSPC, false},
+		{syscall.EROFS, false},
+		{fmt.Errorf("file stat error: %w", &fs.PathError{Op: "stat", Err: syscall.EIO}), false},
+	} {
+		if got := isDamage(tc.err); got != tc.damage {
+			t.Errorf("isDamage(%v) = %v, want %v", tc.err, got, tc.damage)
+		}
+	}
+}
+
+// TestPermissionDeniedStopsOpen: a meta.db the process may not open
+// (EACCES) in a directory it may write stops Open with a permission error;
+// the file stays where it is with its cursors. Run as an unprivileged user
+// (root ignores file permissions): when the test runs as root, the check
+// runs in a child process with uid/gid 65534.
+func TestPermissionDeniedStopsOpen(t *testing.T) {
+	if dir := os.Getenv("RUNNEL_META_EACCES_DIR"); dir != "" {
+		s, err := Open(dir) // the child: report and stop
+		if err == nil {
+			movedTo, _ := s.Damaged()
+			s.Close()
+			fmt.Printf("opened (moved to %q)\n", movedTo)
+			return
+		}
+		fmt.Printf("error: %v\n", err)
+		return
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "data")
+	os.Mkdir(dir, 0o777)
+	s := openT(t, dir)
+	if err := s.SetCursor("forward/r", "t", 0, 42); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, FileName)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	if os.Geteuid() == 0 {
+		// The child must reach the binary and the data dir, and may
+		// write the dir (so moving the file aside would succeed), but
+		// not open the file (root's, mode 0600).
+		for _, d := range []string{filepath.Dir(base), base} {
+			os.Chmod(d, 0o755)
+		}
+		os.Chmod(dir, 0o777)
+		bin := filepath.Join(base, "meta.test")
+		self, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, self, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^TestPermissionDeniedStopsOpen$")
+		cmd.Env = append(os.Environ(), "RUNNEL_META_EACCES_DIR="+dir)
+		cmd.Dir = base
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err = cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+	} else {
+		os.Chmod(path, 0)
+		defer os.Chmod(path, 0o600)
+		if s, err := Open(dir); err != nil {
+			out = []byte("error: " + err.Error())
+		} else {
+			movedTo, _ := s.Damaged()
+			s.Close()
+			out = []byte(fmt.Sprintf("opened (moved to %q)", movedTo))
+		}
+		os.Chmod(path, 0o600)
+	}
+	if !strings.Contains(string(out), "error: meta: open "+path) || !strings.Contains(string(out), "permission denied") {
+		t.Fatalf("Open of an unreadable meta.db: %s", out)
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
+		t.Fatalf("an unreadable file was moved aside: %v", m)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("meta.db changed or gone: %v", err)
+	}
+	s = openT(t, dir)
+	if off, ok, _ := s.Cursor("forward/r", "t", 0); !ok || off != 42 {
+		t.Fatalf("cursor after the refused open: %d %v", off, ok)
 	}
 }
 
@@ -238,7 +399,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Error(err)
 				}
 				s.Cursors(name)
-				s.CommitOffsets(name, map[TopicPartition]GroupOffset{{"t", 0}: {Offset: int64(i)}})
+				s.CommitOffsetsBatched(name, map[TopicPartition]GroupOffset{{"t", 0}: {Offset: int64(i)}})
 				s.Groups()
 			}
 		}()
@@ -251,12 +412,12 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-// TestGroupsListsEmptyGroupName: CommitOffsets accepts the group id "" (old
+// TestGroupsListsEmptyGroupName: CommitOffsetsBatched accepts the group id "" (old
 // Kafka clients use it), so Groups must list it.
 func TestGroupsListsEmptyGroupName(t *testing.T) {
 	s := openT(t, t.TempDir())
-	s.CommitOffsets("", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 2}})
-	s.CommitOffsets("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
+	s.CommitOffsetsBatched("", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 2}})
+	s.CommitOffsetsBatched("g", map[TopicPartition]GroupOffset{{"t", 0}: {Offset: 1}})
 	if got, _ := s.GroupOffsets(""); got[TopicPartition{"t", 0}].Offset != 2 {
 		t.Fatalf("GroupOffsets(\"\") = %v", got)
 	}

@@ -1,6 +1,10 @@
-// Package vfs is the small file-system interface every piece of runnel's
-// storage code goes through, so tests can substitute a fault-injecting or
+// Package vfs is the small file-system interface the log's storage code
+// (segments, indexes, shared files, the journal, the checkpoint, topic
+// configs) goes through, so tests can substitute a fault-injecting or
 // crash-simulating implementation (see vfs/errorfs).
+//
+// The metadata store (log/meta, meta.db) does not: bbolt opens, locks and
+// memory-maps its file through the operating system itself.
 package vfs
 
 import (

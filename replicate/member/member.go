@@ -329,6 +329,10 @@ func Start(ctx context.Context, opts Options) (*Membership, error) {
 			go m.rejoin()
 		}
 	}
+	if joined > 0 {
+		m.wg.Add(1)
+		go m.settle()
+	}
 	if joined > 0 && opts.ClashCheck > 0 {
 		if err := m.checkClash(ctx); err != nil {
 			m.Close()
@@ -385,6 +389,34 @@ func (m *Membership) rejoin() {
 			return
 		}
 		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// Settling: a box back at a new address under its node id is refused by
+// peers that still hold its old address alive (memberlist keeps the first
+// address of a name until it is declared dead) and learns nothing of it:
+// the peers gossip the old address's death to the old address. Its state
+// would reach them at the next push-pull (30 s on a LAN). So for a while
+// after start it joins again, each a push-pull that lets the peers take
+// the new address once the old one is dead (DeadNodeReclaimTime).
+const (
+	settleEvery = 3 * time.Second
+	settleFor   = time.Minute
+)
+
+// settle re-joins the join addresses every settleEvery for settleFor.
+func (m *Membership) settle() {
+	defer m.wg.Done()
+	t := time.NewTicker(settleEvery)
+	defer t.Stop()
+	end := time.Now().Add(settleFor)
+	for time.Now().Before(end) {
+		select {
+		case <-m.done:
+			return
+		case <-t.C:
+		}
+		m.serf.Join(m.opts.Join, true)
 	}
 }
 

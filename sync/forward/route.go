@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/meta"
 )
 
@@ -39,6 +40,7 @@ type part struct {
 	acked int64 // every offset below is acknowledged
 	saved int64 // cursor last written to meta
 	hwm   int64 // last seen high-water mark
+	seen  int64 // HWM taken before the last pump: an idle wait watches past it
 
 	pend []pending // in send order; pend[head:] outstanding
 	head int
@@ -159,28 +161,39 @@ func (r *route) run(ctx context.Context) {
 		return
 	}
 	bo.reset()
-	r.refresh()
-
-	tick := func() {
+	// tw wakes the route when the topic set changes (a matching topic
+	// may have appeared), w when a partition it waits on moves past what
+	// the last pump saw.
+	tw, w := log.NewWaiter(), log.NewWaiter()
+	rescan := func() {
+		tw.Reset()
+		opts.Log.WatchTopics(tw) // before reading the topics: no change is missed
 		r.refresh()
+	}
+	rescan()
+
+	quietTick := false // the last tick saw no acknowledgement
+	tick := func() {
+		rescan()
 		now := time.Now()
 		if el := now.Sub(lastRate).Seconds(); el > 0 {
 			a, b := r.ackedN.Load(), r.ackedB.Load()
 			storeF(&r.rateR, float64(a-lastN)/el)
 			storeF(&r.rateB, float64(b-lastB)/el)
+			quietTick = a == lastN
 			lastN, lastB, lastRate = a, b, now
 		}
 	}
 	var sink Sink
+	snapshot := true // take the HWMs before the next pump (see waitIdle)
 	for ctx.Err() == nil {
-		changed := opts.Log.Changed()
 		if r.paused.Load() {
 			r.setState(StatePaused)
 			select {
 			case <-ctx.Done():
 			case <-r.wake:
-			case <-refresh.C:
-				r.refresh()
+			case <-tw.C(): // a matching topic created or deleted: status shows it
+				rescan()
 			}
 			if !r.paused.Load() {
 				r.setState(StateStarting)
@@ -231,6 +244,9 @@ func (r *route) run(ctx context.Context) {
 		}
 		r.mu.Unlock()
 
+		if snapshot {
+			r.snapshotHWMs()
+		}
 		n := r.pump(ctx, sink)
 		r.maybeFlush(false)
 
@@ -245,19 +261,40 @@ func (r *route) run(ctx context.Context) {
 		default:
 		}
 		if n > 0 {
+			snapshot = false
+			continue
+		}
+		if !snapshot {
+			// Waiting needs HWMs taken before a pump that found nothing.
+			snapshot = true
 			continue
 		}
 		if r.idlePing(ctx, sink, &bo) {
 			continue
 		}
+		quiet := quietTick && r.quiet()
+		if quiet {
+			// Nothing to refresh, rate or save until the log, an ack or
+			// a ping wakes the route: the tickers stop.
+			refresh.Stop()
+			flush.Stop()
+		}
+		r.watchParts(w)
 		select {
 		case <-ctx.Done():
-		case <-changed:
+		case <-w.C():
+		case <-tw.C():
+			rescan()
 		case <-r.wake:
 		case <-refresh.C:
 			tick()
 		case <-flush.C:
 			r.maybeFlush(true)
+		case <-r.pingTimer(quiet, sink):
+		}
+		if quiet {
+			refresh.Reset(opts.TopicRefreshInterval)
+			flush.Reset(opts.CursorFlushInterval)
 		}
 	}
 	r.shutdown()
@@ -305,11 +342,11 @@ func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
 // idlePingEvery is how often an idle, connected route checks its link.
 const idlePingEvery = 30 * time.Second
 
-// shutdown waits briefly for in-flight acknowledgements, then saves the
-// cursors.
+// shutdown waits for in-flight acknowledgements on a connected link (until
+// Forwarder.Shutdown gives up), then saves the cursors.
 func (r *route) shutdown() {
-	deadline := time.Now().Add(r.f.grace)
-	for time.Now().Before(deadline) {
+wait:
+	for {
 		r.mu.Lock()
 		// (r.failed may be set by records abandoned at shutdown; the
 		// state says whether the link worked.)
@@ -321,13 +358,12 @@ func (r *route) shutdown() {
 			break
 		}
 		select {
-		case <-r.wake:
-		case <-time.After(10 * time.Millisecond):
+		case <-r.wake: // every ack signals it
+		case <-r.f.giveUp:
+			break wait
 		}
 	}
-	if !r.f.noFinalFlush {
-		r.flushNow()
-	}
+	r.flushNow()
 	r.setState(StateClosed)
 }
 

@@ -50,6 +50,12 @@ type Sink struct {
 	mu     sync.RWMutex // guards closed against Send
 	closed bool
 
+	// Records handed to kgo and not yet resolved (at least kgo's buffered
+	// count), against kgo's MaxBufferedRecords: Send knows when Produce
+	// cannot block.
+	pending     atomic.Int64
+	maxBuffered int64
+
 	// The delivery-deadline context shared by the records of about 100 ms
 	// (so no timer and no clock read per record): dl is replaced when
 	// stale, which a timer sets 100 ms after each replacement.
@@ -127,7 +133,9 @@ func New(u forward.Upstream, logger *slog.Logger, extra ...kgo.Opt) (*Sink, erro
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	return &Sink{cl: cl, logger: logger, kl: kl, timeout: u.DeliveryTimeout}, nil
+	s := &Sink{cl: cl, logger: logger, kl: kl, timeout: u.DeliveryTimeout}
+	s.maxBuffered, _ = cl.OptValue(kgo.MaxBufferedRecords).(int64)
+	return s, nil
 }
 
 // Opts turns an upstream into kgo options (exported for benchmarks that
@@ -203,7 +211,10 @@ func mechanism(s forward.SASL) sasl.Mechanism {
 	return nil
 }
 
-// Send produces rec asynchronously; done runs from a kgo goroutine.
+// Send produces rec asynchronously; done runs from a kgo goroutine. Send
+// blocks while the producer's buffer is full, until there is room or ctx
+// ends (then done gets ctx's error); the delivery itself is bounded by
+// Upstream.DeliveryTimeout, not by ctx.
 func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -213,6 +224,11 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 	}
 	if s.gate.Blocked(rec) {
 		done(errEarlierFailed)
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		s.gate.Failed(rec) // later records of the partition must not overtake it
+		done(err)
 		return
 	}
 	// One allocation for the kgo record, (usually) its headers and what
@@ -235,10 +251,28 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done func(error)) 
 	for i, h := range rec.Headers {
 		kr.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
 	}
-	// The record's lifetime is bounded by its delivery deadline, not by
-	// ctx: Close drains or fails it.
-	s.cl.Produce(context.Background(), kr, promise)
+	// ctx bounds only the wait for buffer space (the promise then gets
+	// ctx's error). Once buffered, the record's lifetime is bounded by its
+	// delivery deadline (kr.Context), not by ctx: Close drains or fails
+	// it. kgo would also cancel a buffered record when the ctx given to
+	// Produce ends, so ctx is not handed over as it is: while the buffer
+	// has room (sendSlack covers the Sends of other routes racing this
+	// one) nothing can block; near a full buffer a context of its own,
+	// cancelled by ctx only until Produce returns, bounds the wait.
+	if s.pending.Add(1)+sendSlack <= s.maxBuffered || ctx.Done() == nil {
+		s.cl.Produce(context.Background(), kr, promise)
+		return
+	}
+	wait, cancel := context.WithCancel(context.Background())
+	st.waitCtx = ctx
+	stop := context.AfterFunc(ctx, cancel)
+	s.cl.Produce(wait, kr, promise)
+	stop()
 }
+
+// sendSlack bounds the Sends that may race for the last buffer places
+// (one per route of the upstream at a time).
+const sendSlack = 1024
 
 // sent is a record handed to kgo with what its promise needs; r is the
 // first field, so the *kgo.Record kgo gives back to promise is the *sent.
@@ -248,6 +282,9 @@ type sent struct {
 	s    *Sink
 	rec  *forward.Record
 	done func(error)
+	// waitCtx is Send's ctx when it bounded a wait for buffer space (its
+	// error, not the wait's, goes to done).
+	waitCtx context.Context
 }
 
 // promise is the kgo promise of every record (a shared func: no closure
@@ -255,9 +292,15 @@ type sent struct {
 func promise(kr *kgo.Record, err error) {
 	st := (*sent)(unsafe.Pointer(kr))
 	s := st.s
+	s.pending.Add(-1)
+	if err != nil && st.waitCtx != nil && errors.Is(err, context.Canceled) && st.waitCtx.Err() != nil {
+		err = st.waitCtx.Err()
+	}
 	if err != nil {
 		s.gate.Failed(st.rec)
-		if errors.Is(err, context.DeadlineExceeded) {
+		// A delivery deadline, not the Send ctx that ended while the
+		// record waited for buffer space.
+		if errors.Is(err, context.DeadlineExceeded) && st.r.Context.Err() != nil {
 			if why := s.kl.recent(2 * s.timeout); why != "" {
 				err = fmt.Errorf("kafka: not acknowledged within %v (last broker error: %s): %w", s.timeout, why, err)
 			} else {

@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -80,6 +81,10 @@ type Sink struct {
 	lastDial time.Time
 	dialErr  error
 	closed   bool
+
+	// live is conn, readable without wmu: Close kills it when a write
+	// blocked on a broker that does not read holds wmu.
+	live atomic.Pointer[conn]
 }
 
 // conn is one connection and its in-flight publishes.
@@ -88,6 +93,7 @@ type conn struct {
 	br    *bufio.Reader // nc's reader (the dial, then the reader goroutine)
 	slots chan struct{} // one token per allowed in-flight publish
 	done  chan struct{} // closed when the connection is dead
+	busy  chan struct{} // one slot: a publish went out with none in flight (wakes the pinger)
 
 	mu       sync.Mutex // guards the fields below
 	inflight map[uint16]inflight
@@ -184,8 +190,15 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done0 func(error))
 	}
 	id := c.nextIDLocked()
 	pub.PacketID = id
+	first := len(c.inflight) == 0
 	c.inflight[id] = inflight{done: done, sent: time.Now()}
 	c.mu.Unlock()
+	if first {
+		select {
+		case c.busy <- struct{}{}:
+		default:
+		}
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(s.u.DeliveryTimeout))
 	if err := s.writeLocked(c.nc, pub.PublishEncode); err != nil {
 		c.kill(fmt.Errorf("mqtt: write: %w", err))
@@ -363,6 +376,7 @@ func (s *Sink) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	s.conn = c
+	s.live.Store(c)
 	return c, nil
 }
 
@@ -382,6 +396,9 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	}
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
+	// ctx ending (the forwarder stopping) ends the handshake too.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	ka := uint16(min(s.u.KeepAlive/time.Second, 65535))
 	cp := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: s.u.ClientID, Keepalive: ka, Clean: true}}
@@ -399,6 +416,9 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	ack, err := readPacket(br)
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err() // the deadline set above, or the AfterFunc
+		}
 		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, err)
 	}
 	if ack.FixedHeader.Type != packets.Connack {
@@ -409,13 +429,17 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: reason 0x%02x", ErrConnect, s.addr, ack.ReasonCode)
 	}
+	if !stop() { // ctx ended as the CONNACK arrived
+		nc.Close()
+		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, ctx.Err())
+	}
 	nc.SetDeadline(time.Time{})
 	window := 65535 // Receive Maximum absent: 65535 (MQTT 5, 3.2.2.3.3)
 	if ack.Properties.ReceiveMaximum > 0 {
 		window = int(ack.Properties.ReceiveMaximum)
 	}
 	window = max(min(window, 1024), 1)
-	c := &conn{nc: nc, br: br, slots: make(chan struct{}, window), done: make(chan struct{}), inflight: map[uint16]inflight{}}
+	c := &conn{nc: nc, br: br, slots: make(chan struct{}, window), done: make(chan struct{}), busy: make(chan struct{}, 1), inflight: map[uint16]inflight{}}
 	for range window {
 		c.slots <- struct{}{}
 	}
@@ -461,15 +485,22 @@ func (s *Sink) reader(c *conn) {
 	}
 }
 
-// pinger keeps the connection alive and fails it when a PUBACK is overdue.
+// pinger keeps the connection alive and fails it when a PUBACK is overdue:
+// it looks every second (or KeepAlive/2 if shorter) while publishes are in
+// flight, and sleeps until the next ping while none are (a publish wakes
+// it through busy).
 func (s *Sink) pinger(c *conn) {
-	t := time.NewTicker(min(s.u.KeepAlive/2, time.Second))
+	check := min(s.u.KeepAlive/2, time.Second)
+	t := time.NewTimer(check)
 	defer t.Stop()
 	lastPing := time.Now()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-c.busy:
+			t.Reset(check)
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
@@ -496,12 +527,23 @@ func (s *Sink) pinger(c *conn) {
 				return
 			}
 		}
+		if oldest.IsZero() {
+			t.Reset(max(s.u.KeepAlive/2-time.Since(lastPing), time.Millisecond))
+		} else {
+			t.Reset(check)
+		}
 	}
 }
 
-// Close disconnects; in-flight publishes fail. Idempotent.
+// Close disconnects; in-flight publishes fail. Idempotent. It does not
+// wait for a write the broker does not read: it closes that connection.
 func (s *Sink) Close() error {
-	s.wmu.Lock()
+	if !s.wmu.TryLock() {
+		if c := s.live.Load(); c != nil {
+			c.kill(ErrClosed) // the blocked write returns and lets wmu go
+		}
+		s.wmu.Lock()
+	}
 	if s.closed {
 		s.wmu.Unlock()
 		return nil
@@ -509,6 +551,7 @@ func (s *Sink) Close() error {
 	s.closed = true
 	c := s.conn
 	s.conn = nil
+	s.live.Store(nil)
 	if c != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		s.writeLocked(c.nc, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}).DisconnectEncode)

@@ -28,7 +28,8 @@ const (
 )
 
 // versions are the [min, max] versions served. OffsetCommit and OffsetFetch
-// stop at v9: v10 names topics by id, which the log does not have.
+// stop at v9: v10 names topics only by id, which this package does not
+// resolve.
 var versions = map[int16][2]int16{
 	keyOffsetCommit:   {0, 9},
 	keyOffsetFetch:    {0, 9},
@@ -83,7 +84,12 @@ func New(opts Options) (*Coordinator, error) {
 }
 
 // Versions maps each API key served to its [min, max] version.
-func (c *Coordinator) Versions() map[int16][2]int16 {
+func (c *Coordinator) Versions() map[int16][2]int16 { return Versions() }
+
+// Versions maps each consumer-group API key to the [min, max] versions a
+// Coordinator serves: the one table of them (ingest/kafka answers the same
+// keys and versions COORDINATOR_NOT_AVAILABLE when it has no coordinator).
+func Versions() map[int16][2]int16 {
 	out := make(map[int16][2]int16, len(versions))
 	for k, v := range versions {
 		out[k] = v

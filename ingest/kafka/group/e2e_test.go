@@ -224,7 +224,13 @@ func startConsumer(t *testing.T, addr, grp, topic, name string, balancer kgo.Gro
 				s.add(name, string(r.Value))
 				vs = append(vs, string(r.Value))
 			})
-			if err := cl.CommitUncommittedOffsets(ctx); err == nil {
+			// The commit does not end with the poll context: a member
+			// told to stop after this poll still commits what it
+			// processed (else the next owner gets those records again).
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := cl.CommitUncommittedOffsets(cctx)
+			ccancel()
+			if err == nil {
 				s.commit(vs)
 			}
 			cl.AllowRebalance()

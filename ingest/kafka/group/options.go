@@ -26,7 +26,7 @@ const (
 // Options configures a Coordinator. The zero value of each field except Meta
 // is a sensible default.
 type Options struct {
-	// Meta persists committed offsets (CommitOffsets, GroupOffsets,
+	// Meta persists committed offsets (CommitOffsetsBatched, GroupOffsets,
 	// Groups, DeleteGroup, DeleteGroupOffsets). Required.
 	Meta *meta.Store
 	// Log is used to check that committed topics and partitions exist.

@@ -25,6 +25,7 @@ package kafkatest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,7 +54,8 @@ var StartTimeout = 90 * time.Second
 
 // Options tunes a broker; the zero value is what Start uses.
 type Options struct {
-	// Heap is the JVM -Xmx value; default "512m".
+	// Heap is the JVM -Xmx value; default "512m". With StandardJVM it
+	// is both -Xmx and -Xms; default "1G" (kafka-server-start.sh's).
 	Heap string
 	// Partitions is num.partitions for auto-created topics; default 1.
 	Partitions int
@@ -66,11 +68,33 @@ type Options struct {
 	// SCRAM-SHA-512; user User, password Password) and an SSL listener
 	// that requires client certificates (see Broker.TLSFiles).
 	Security bool
-	// JVMFlags replace the default JIT/GC flags (C1 only and serial GC,
-	// which start fastest); benchmarks wanting peak broker speed can pass
-	// e.g. []string{"-XX:+UseG1GC"}.
+	// StandardJVM starts the broker with the JVM flags of Apache Kafka's
+	// own launcher, as `bin/kafka-server-start.sh server.properties` runs
+	// it (StandardJVMFlags): -Xmx1G -Xms1G, -server, G1 with a 20 ms pause
+	// goal, the full tiered JIT, its GC log (in Dir) and local JMX. Every
+	// benchmark uses it: it is how Kafka is run. Without it the broker
+	// starts with C1 only and serial GC, which start fastest on a small
+	// machine (functional tests).
+	StandardJVM bool
+	// JVMFlags replace the fast-start JIT/GC flags (C1 only and serial
+	// GC); ignored with StandardJVM.
 	JVMFlags []string
 }
+
+// StandardJVMFlags are the flags Apache Kafka 4.x's bin/kafka-run-class.sh
+// passes to every JVM it starts when the environment sets none
+// (KAFKA_JVM_PERFORMANCE_OPTS and KAFKA_JMX_OPTS). kafka-server-start.sh
+// adds KAFKA_HEAP_OPTS="-Xmx1G -Xms1G" and a GC log; the tool scripts
+// (kafka-producer-perf-test.sh) add -Xmx512M.
+var StandardJVMFlags = []string{
+	"-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+	"-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+	"-Dcom.sun.management.jmxremote=true", "-Dcom.sun.management.jmxremote.authenticate=false",
+	"-Dcom.sun.management.jmxremote.ssl=false",
+}
+
+// fastStartFlags are the JIT/GC flags of the functional tests' brokers.
+var fastStartFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:CICompilerCount=1"}
 
 // Broker is one running (or stopped) single-node Kafka.
 type Broker struct {
@@ -102,9 +126,6 @@ func StartOpts(t testing.TB, opts Options) *Broker {
 	libs, err := Libs()
 	if err != nil {
 		unavailable(t, err)
-	}
-	if opts.Heap == "" {
-		opts.Heap = "512m"
 	}
 	if opts.Partitions <= 0 {
 		opts.Partitions = 1
@@ -140,9 +161,6 @@ func New(dir string, opts Options) (*Broker, error) {
 	libs, err := Libs()
 	if err != nil {
 		return nil, err
-	}
-	if opts.Heap == "" {
-		opts.Heap = "512m"
 	}
 	if opts.Partitions <= 0 {
 		opts.Partitions = 1
@@ -361,18 +379,29 @@ func (b *Broker) writeConfig() error {
 	return os.WriteFile(filepath.Join(b.dir, "log4j2.properties"), []byte(l4j), 0o644)
 }
 
-func (b *Broker) java(extra ...string) []string {
-	args := []string{
-		"-Xms128m", "-Xmx" + b.opts.Heap,
-		"-Djava.awt.headless=true", "-XX:-UsePerfData",
+// JVMFlags are the flags the broker's JVM runs with (heap, JIT, GC,
+// JMX), for a benchmark to print beside its figures.
+func (b *Broker) JVMFlags() []string { return b.jvmFlags(true) }
+
+// jvmFlags are the broker's JVM flags; the one-off format step (server
+// false) always starts fast.
+func (b *Broker) jvmFlags(server bool) []string {
+	if server && b.opts.StandardJVM {
+		heap := cmp.Or(b.opts.Heap, "1G")
+		flags := []string{"-Xmx" + heap, "-Xms" + heap}
+		flags = append(flags, StandardJVMFlags...)
+		// kafka-server-start.sh's "-name kafkaServer -loggc".
+		return append(flags, "-Xlog:gc*:file="+filepath.Join(b.dir, "kafkaServer-gc.log")+":time,tags:filecount=10,filesize=100M")
 	}
-	if b.opts.JVMFlags != nil {
-		args = append(args, b.opts.JVMFlags...)
-	} else {
-		// Start fast on small shared machines: C1 only, serial GC.
-		args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:CICompilerCount=1")
+	flags := []string{"-Xms128m", "-Xmx" + cmp.Or(b.opts.Heap, "512m"), "-Djava.awt.headless=true", "-XX:-UsePerfData"}
+	if server && b.opts.JVMFlags != nil {
+		return append(flags, b.opts.JVMFlags...)
 	}
-	args = append(args,
+	return append(flags, fastStartFlags...)
+}
+
+func (b *Broker) java(server bool, extra ...string) []string {
+	args := append(b.jvmFlags(server),
 		"-Dlog4j2.configurationFile="+filepath.Join(b.dir, "log4j2.properties"),
 		"-cp", filepath.Join(b.libs, "*"),
 	)
@@ -388,7 +417,7 @@ func (b *Broker) format() error {
 			args = append(args, "--add-scram", fmt.Sprintf("%s=[name=%s,password=%s]", m, User, Password))
 		}
 	}
-	cmd := exec.CommandContext(ctx, "java", b.java(args...)...)
+	cmd := exec.CommandContext(ctx, "java", b.java(false, args...)...)
 	cmd.Dir = b.dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -409,7 +438,7 @@ func (b *Broker) start() error {
 		b.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command("java", b.java("kafka.Kafka", b.propsPath())...)
+	cmd := exec.Command("java", b.java(true, "kafka.Kafka", b.propsPath())...)
 	cmd.Dir = b.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -590,4 +619,18 @@ func (b *Broker) LogTail(n int) string {
 		data = data[len(data)-n:]
 	}
 	return string(data)
+}
+
+// ToolCommand returns the command Apache Kafka's bin/ scripts run for the
+// tool class (e.g. "org.apache.kafka.tools.ProducerPerformance", which
+// kafka-producer-perf-test.sh runs with heap "512M"): java with -Xmx heap,
+// StandardJVMFlags and Kafka's jars on the class path.
+func ToolCommand(ctx context.Context, heap, class string, args ...string) (*exec.Cmd, error) {
+	libs, err := Libs()
+	if err != nil {
+		return nil, err
+	}
+	jargs := append([]string{"-Xmx" + heap}, StandardJVMFlags...)
+	jargs = append(jargs, "-cp", filepath.Join(libs, "*"), class)
+	return exec.CommandContext(ctx, "java", append(jargs, args...)...), nil
 }

@@ -462,6 +462,16 @@ func (cl *Client) IsTakenOver() bool {
 	return cl.State.isTakenOver.Load()
 }
 
+// runnel: Buffered returns how many bytes from the client were received
+// and not yet read as packets (more packets are already here). Only for
+// the client's read loop (the hooks it calls).
+func (cl *Client) Buffered() int {
+	if cl.Net.bconn == nil {
+		return 0
+	}
+	return cl.Net.bconn.Buffered()
+}
+
 // ReadFixedHeader reads in the values of the next packet's fixed header.
 func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 	if cl.Net.bconn == nil {

@@ -154,6 +154,10 @@ type loop struct {
 	retainedExpiry *time.Ticker     // interval ticker for cleaning retained messages
 	willDelaySend  *time.Ticker     // interval ticker for sending Will Messages with a delay
 	willDelayed    *packets.Packets // activate LWT packets which will be sent after a delay
+	// runnel: one slot; a client attached or a will was delayed, so the
+	// housekeeping that sleeps while there is nothing to keep resumes
+	// (see sleepWhileIdle).
+	wake chan struct{}
 }
 
 // ops contains server values which can be propagated to other structs.
@@ -185,6 +189,7 @@ func New(opts *Options) *Server {
 			retainedExpiry: time.NewTicker(time.Second),
 			willDelaySend:  time.NewTicker(time.Second),
 			willDelayed:    packets.NewPackets(),
+			wake:           make(chan struct{}, 1),
 		},
 		Options: opts,
 		Info: &system.Info{
@@ -385,6 +390,10 @@ func (s *Server) eventLoop() {
 			s.publishSysTopics()
 		case <-s.loop.clientExpiry.C:
 			s.clearExpiredClients(time.Now().Unix())
+			if s.housekeepingIdle() && !s.sleepWhileIdle() { // runnel
+				return
+			}
+		case <-s.loop.wake: // runnel: already awake
 		case <-s.loop.retainedExpiry.C:
 			s.clearExpiredRetainedMessages(time.Now().Unix())
 		case <-s.loop.willDelaySend.C:
@@ -392,6 +401,57 @@ func (s *Server) eventLoop() {
 		case <-s.loop.inflightExpiry.C:
 			s.clearExpiredInflights(time.Now().Unix())
 		}
+	}
+}
+
+// runnel: the event loop's tickers woke an idle broker (no client) five
+// times a second for sweeps that had nothing to sweep. housekeepingIdle
+// reports whether that is so: no client session but the inline client's
+// (connected or kept for a later reconnect, with inflight messages to
+// expire) and no delayed will. Retained messages may still expire: the
+// sweep on waking removes them, and publishRetainedToClient never sends an
+// expired one.
+func (s *Server) housekeepingIdle() bool {
+	n := s.Clients.Len()
+	if s.inlineClient != nil {
+		n--
+	}
+	return n <= 0 && s.loop.willDelayed.Len() == 0
+}
+
+// sleepWhileIdle stops the event loop's tickers until a client attaches or
+// a will is delayed (loop.wake), then runs every sweep and publishes the
+// $SYS topics at once and restarts the tickers. false when the server
+// closed meanwhile.
+func (s *Server) sleepWhileIdle() bool {
+	l := s.loop
+	tickers := []*time.Ticker{l.sysTopics, l.clientExpiry, l.inflightExpiry, l.retainedExpiry, l.willDelaySend}
+	for _, t := range tickers {
+		t.Stop()
+	}
+	select {
+	case <-s.done:
+		return false
+	case <-l.wake:
+	}
+	now := time.Now().Unix()
+	s.clearExpiredClients(now)
+	s.clearExpiredRetainedMessages(now)
+	s.sendDelayedLWT(now)
+	s.clearExpiredInflights(now)
+	s.publishSysTopics()
+	l.sysTopics.Reset(time.Second * time.Duration(s.Options.SysTopicResendInterval))
+	for _, t := range tickers[1:] {
+		t.Reset(time.Second)
+	}
+	return true
+}
+
+// wakeHousekeeping resumes the event loop's sweeps if they sleep (runnel).
+func (s *Server) wakeHousekeeping() {
+	select {
+	case s.loop.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -414,6 +474,7 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
+	s.wakeHousekeeping() // runnel
 
 	go cl.WriteLoop()
 	defer cl.Stop(nil)
@@ -1151,7 +1212,11 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 	}
 
 	sub.FwdRetainedFlag = true
+	now := time.Now().Unix()
 	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
+		if s.retainedExpired(pkv, now) {
+			continue // runnel: the sweep may not have run yet (sleepWhileIdle)
+		}
 		_, err := s.publishToClient(cl, sub, pkv)
 		if err != nil {
 			s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "packet", pkv)
@@ -1565,6 +1630,7 @@ func (s *Server) sendLWT(cl *Client) {
 		pk.Connect.WillProperties.WillDelayInterval = cl.Properties.Will.WillDelayInterval
 		pk.Expiry = time.Now().Unix() + int64(pk.Connect.WillProperties.WillDelayInterval)
 		s.loop.willDelayed.Add(cl.ID, pk)
+		s.wakeHousekeeping() // runnel
 		return
 	}
 
@@ -1742,18 +1808,25 @@ func (s *Server) clearExpiredClients(dt int64) {
 // clearExpiredRetainedMessage deletes retained messages from topics if they have expired.
 func (s *Server) clearExpiredRetainedMessages(now int64) {
 	for filter, pk := range s.Topics.Retained.GetAll() {
-		expired := pk.ProtocolVersion == 5 && pk.Expiry > 0 && pk.Expiry < now // [MQTT-3.3.2-5]
-
-		// If the maximum message expiry interval is set (greater than 0), and the message
-		// retention period exceeds the maximum expiry, the message will be forcibly removed.
-		enforced := s.Options.Capabilities.MaximumMessageExpiryInterval > 0 &&
-			now-pk.Created > s.Options.Capabilities.MaximumMessageExpiryInterval
-
-		if expired || enforced {
+		if s.retainedExpired(pk, now) {
 			s.Topics.Retained.Delete(filter)
 			s.hooks.OnRetainedExpired(filter)
 		}
 	}
+}
+
+// retainedExpired reports whether a retained message has expired (runnel:
+// the test of clearExpiredRetainedMessages, unchanged, now also applied
+// when retained messages are delivered).
+func (s *Server) retainedExpired(pk packets.Packet, now int64) bool {
+	expired := pk.ProtocolVersion == 5 && pk.Expiry > 0 && pk.Expiry < now // [MQTT-3.3.2-5]
+
+	// If the maximum message expiry interval is set (greater than 0), and the message
+	// retention period exceeds the maximum expiry, the message will be forcibly removed.
+	enforced := s.Options.Capabilities.MaximumMessageExpiryInterval > 0 &&
+		now-pk.Created > s.Options.Capabilities.MaximumMessageExpiryInterval
+
+	return expired || enforced
 }
 
 // clearExpiredInflights deletes any inflight messages which have expired.

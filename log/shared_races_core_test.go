@@ -16,11 +16,11 @@ import (
 	"github.com/runnel/runnel/log/vfs/errorfs"
 )
 
-// Review of the shared-file changes of 2026-11-27 (extent index, reuse,
-// shared by default). Each test drives one interleaving or crash the code
-// allows and checks what an acknowledged append is promised.
+// Races and crashes around shared files (extent index, roll, reuse,
+// collection). Each test drives one interleaving or crash the code allows
+// and checks what an acknowledged append is promised.
 
-func review2Open(t *testing.T, fs vfs.FS, mod func(*Options)) *logImpl {
+func sharedRaceOpen(t *testing.T, fs vfs.FS, mod func(*Options)) *logImpl {
 	t.Helper()
 	o := &Options{Dir: t.TempDir(), FS: fs, MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler),
 		SharedSegmentBytes: 4 << 10, CheckpointInterval: time.Hour, RetentionCheckInterval: time.Hour}
@@ -34,9 +34,9 @@ func review2Open(t *testing.T, fs vfs.FS, mod func(*Options)) *logImpl {
 	return l.(*logImpl)
 }
 
-// review2Check reads every offset of t/p from the log start and wants n
+// checkValues reads every offset of t/p from the log start and wants n
 // records, the j-th valued prefix<j>-0.
-func review2Check(t *testing.T, l Log, p int32, values []string) {
+func checkValues(t *testing.T, l Log, p int32, values []string) {
 	t.Helper()
 	recs := []string{}
 	start, hwm, err := l.Offsets("t", p)
@@ -88,9 +88,9 @@ func readRecords(t *testing.T, b []byte) [][]byte {
 // test holds seg.mu so the writer stops exactly there, and with one P the
 // indexing (run by the test goroutine itself) takes seg.mu before the
 // woken writer runs.
-func TestReview2IndexRacesSharedAppend(t *testing.T) {
+func TestIndexRacesSharedAppend(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	l := review2Open(t, errorfs.NewMem(1), func(o *Options) { o.CommitWindow = -1 })
+	l := sharedRaceOpen(t, errorfs.NewMem(1), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
@@ -158,12 +158,12 @@ func TestReview2IndexRacesSharedAppend(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	review2Check(t, l, 0, want)
+	checkValues(t, l, 0, want)
 }
 
-// review2Gate is an injector that can hold the syncs of one file (until
+// syncGate is an injector that can hold the syncs of one file (until
 // released) and kill the machine (every operation fails from then on).
-type review2Gate struct {
+type syncGate struct {
 	dead    atomic.Bool
 	path    atomic.Value // string: file whose syncs are held
 	entered chan struct{}
@@ -171,13 +171,13 @@ type review2Gate struct {
 	once    sync.Once
 }
 
-func newReview2Gate() *review2Gate {
-	g := &review2Gate{entered: make(chan struct{}, 16), release: make(chan struct{})}
+func newSyncGate() *syncGate {
+	g := &syncGate{entered: make(chan struct{}, 16), release: make(chan struct{})}
 	g.path.Store("")
 	return g
 }
 
-func (g *review2Gate) MaybeError(op errorfs.Op) error {
+func (g *syncGate) MaybeError(op errorfs.Op) error {
 	if g.dead.Load() {
 		return errorfs.ErrCrashed
 	}
@@ -191,20 +191,20 @@ func (g *review2Gate) MaybeError(op errorfs.Op) error {
 	return nil
 }
 
-func (g *review2Gate) open() { g.once.Do(func() { close(g.release) }) }
+func (g *syncGate) open() { g.once.Do(func() { close(g.release) }) }
 
-// review2RolledUnsynced leaves partition 0 of "t" with records p0-p2
+// rolledUnsynced leaves partition 0 of "t" with records p0-p2
 // acknowledged in shared file f and p3 written to f but not synced, f
 // rolled (its seal entry not synced either) and a checkpoint written that
 // names the newer file. Then the machine stops: it returns the page cache
 // (for a kill -9: open mem again), power-cut images taken at that moment,
 // and the data dir.
-func review2RolledUnsynced(t *testing.T) (*errorfs.MemFS, map[errorfs.CrashMode]*errorfs.MemFS, string) {
+func rolledUnsynced(t *testing.T) (*errorfs.MemFS, map[errorfs.CrashMode]*errorfs.MemFS, string) {
 	mem := errorfs.NewMem(2)
-	gate := newReview2Gate()
+	gate := newSyncGate()
 	defer gate.open()
 	dir := t.TempDir()
-	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1; o.Dir = dir })
+	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1; o.Dir = dir })
 	ctx := context.Background()
 	if err := l.CreateTopic("t", TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
@@ -255,9 +255,9 @@ func review2RolledUnsynced(t *testing.T) (*errorfs.MemFS, map[errorfs.CrashMode]
 // cut could still take", then indexes and serves the entries. A power cut
 // after the restart takes them back: records served after the restart are
 // gone.
-func TestReview2KilledOlderSharedFileNotSynced(t *testing.T) {
-	mem, _, dir := review2RolledUnsynced(t)
-	l2 := review2Open(t, mem, func(o *Options) { o.Dir = dir })
+func TestKilledOlderSharedFileNotSynced(t *testing.T) {
+	mem, _, dir := rolledUnsynced(t)
+	l2 := sharedRaceOpen(t, mem, func(o *Options) { o.Dir = dir })
 	served := []string{}
 	start, hwm, _ := l2.Offsets("t", 0)
 	for off := start; off < hwm; off++ {
@@ -269,12 +269,12 @@ func TestReview2KilledOlderSharedFileNotSynced(t *testing.T) {
 	}
 	power := mem.Crash(errorfs.CrashDropUnsynced) // a power cut after the restart
 	l2.Close()
-	l3 := review2Open(t, power, func(o *Options) { o.Dir = dir })
+	l3 := sharedRaceOpen(t, power, func(o *Options) { o.Dir = dir })
 	defer l3.Close()
 	if d := l3.Stats().Damaged; len(d) > 0 {
 		t.Errorf("after the power cut: damage %+v", d)
 	}
-	review2Check(t, l3, 0, served)
+	checkValues(t, l3, 0, served)
 }
 
 // The same state, but the power fails instead of the process: the rolled
@@ -282,11 +282,11 @@ func TestReview2KilledOlderSharedFileNotSynced(t *testing.T) {
 // ordinary torn tail, yet open scans the file with durable = 1<<62 (older
 // than the checkpointed shared file) and reports it as damage in data
 // known durable. Nothing acknowledged was lost.
-func TestReview2PowerCutOlderSharedFileTail(t *testing.T) {
-	_, snaps, dir := review2RolledUnsynced(t)
+func TestPowerCutOlderSharedFileTail(t *testing.T) {
+	_, snaps, dir := rolledUnsynced(t)
 	for _, mode := range []errorfs.CrashMode{errorfs.CrashZeroTail, errorfs.CrashTornWrite} {
 		t.Run(mode.String(), func(t *testing.T) {
-			l := review2Open(t, snaps[mode], func(o *Options) { o.Dir = dir })
+			l := sharedRaceOpen(t, snaps[mode], func(o *Options) { o.Dir = dir })
 			defer l.Close()
 			if d := l.Stats().Damaged; len(d) > 0 {
 				t.Errorf("damage after a power cut that lost nothing acknowledged: %+v", d)
@@ -308,11 +308,11 @@ func TestReview2PowerCutOlderSharedFileTail(t *testing.T) {
 // fdatasync hits a closed handle: breakLocked turns shared storage off
 // and every partition whose commit is pending (here: another topic's)
 // goes read-only, although nothing failed on disk.
-func TestReview2CollectClosesHandleUnderSync(t *testing.T) {
+func TestCollectClosesHandleUnderSync(t *testing.T) {
 	mem := errorfs.NewMem(3)
-	gate := newReview2Gate()
+	gate := newSyncGate()
 	defer gate.open()
-	l := review2Open(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitWindow = -1 })
+	l := sharedRaceOpen(t, errorfs.Wrap(mem, gate), func(o *Options) { o.CommitDelay = -1 })
 	defer l.Close()
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {

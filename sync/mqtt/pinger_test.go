@@ -1,0 +1,64 @@
+package mqtt_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/mqtt"
+)
+
+// A broker that accepts the connection and never acknowledges a publish:
+// the publish fails after DeliveryTimeout even when it is the first after
+// an idle spell (the pinger, asleep until the next ping, is woken by it).
+func TestOverduePubackAfterIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 512)
+				c.Read(buf)                                   // CONNECT
+				c.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK v5: accepted, no properties
+				io.Copy(io.Discard, c)                        // publishes and pings, never answered
+			}()
+		}
+	}()
+	s, err := mqtt.New(forward.Upstream{Kind: "mqtt", URL: "mqtt://" + ln.Addr().String(),
+		DeliveryTimeout: 300 * time.Millisecond, KeepAlive: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // idle: the pinger sleeps until the ping due in 30 s
+	got := make(chan error, 1)
+	start := time.Now()
+	s.Send(ctx, &forward.Record{Topic: "t", Value: []byte("v")}, func(err error) { got <- err })
+	select {
+	case err := <-got:
+		if err == nil || !strings.Contains(err.Error(), "PUBACK") {
+			t.Fatalf("publish without PUBACK: %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("overdue PUBACK noticed after %v (DeliveryTimeout 300 ms)", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a publish without PUBACK never failed")
+	}
+}
