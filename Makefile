@@ -14,7 +14,7 @@ BIN := bin
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-go-msgpack integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
 all: build
 
@@ -48,7 +48,7 @@ run: build
 
 # Everything: tools, vet, unit tests, race, integration with real clients,
 # short fuzz, the binary size limit.
-test: test-deps vet unit race test-mochi fuzz-short size
+test: test-deps vet unit race test-mochi test-go-msgpack fuzz-short size
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
 # clients, ip and nft for the network-namespace tests of replicate/sitetest
@@ -82,6 +82,10 @@ race:
 # mochi-mqtt's own test suite, under -race, against runnel's patched copy.
 test-mochi:
 	ingest/mqtt/third_party/mochi/test-upstream.sh
+
+# go-msgpack's own test suite against runnel's patched copy (about 20 s).
+test-go-msgpack:
+	replicate/third_party/go-msgpack/test-upstream.sh
 
 # Short fuzz runs of every fuzz target (their seed corpora also run in `unit`).
 # A failure that found an input (written to the package's testdata/fuzz) is

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/hashicorp/memberlist v0.7.0
 	github.com/hashicorp/serf v0.11.0
 	github.com/klauspost/compress v1.20.3
 	github.com/mochi-mqtt/server/v2 v2.7.9
@@ -31,7 +32,6 @@ require (
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/hashicorp/go-sockaddr v1.0.7 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
-	github.com/hashicorp/memberlist v0.7.0 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
 	github.com/power-devops/perfstat v0.0.0-20260805114148-88456608a4f6 // indirect
 	github.com/rs/xid v1.4.0 // indirect
@@ -43,3 +43,8 @@ require (
 // runnel carries a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/third_party/mochi,
 // PATCHES.md there lists every change) for idle-connection memory.
 replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/third_party/mochi
+
+// runnel carries a patched copy of hashicorp/go-msgpack v2.1.5
+// (replicate/third_party/go-msgpack, PATCHES.md there lists every change)
+// for the binary's size: no code generator, no net/rpc codecs.
+replace github.com/hashicorp/go-msgpack/v2 => ./replicate/third_party/go-msgpack
