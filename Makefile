@@ -14,7 +14,7 @@ BIN := bin
 RACE_PKGS := ./log/... ./ingest/... ./sync/... ./web/...
 FUZZTIME ?= 10s
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-go-msgpack integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration fuzz-short fuzz soak bench bench-vs-kafka bench-vs-mosquitto bench-idle clean
 
 all: build
 
@@ -48,7 +48,7 @@ run: build
 
 # Everything: tools, vet, unit tests, race, integration with real clients,
 # short fuzz, the binary size limit.
-test: test-deps vet unit race test-mochi test-go-msgpack fuzz-short size
+test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack fuzz-short size
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
 # clients, ip and nft for the network-namespace tests of replicate/sitetest
@@ -83,7 +83,11 @@ race:
 test-mochi:
 	ingest/mqtt/third_party/mochi/test-upstream.sh
 
-# go-msgpack's own test suite against runnel's patched copy (about 20 s).
+# memberlist's and go-msgpack's own test suites against runnel's patched
+# copies (replicate/third_party; about 45 s and 20 s).
+test-memberlist:
+	replicate/third_party/memberlist/test-upstream.sh
+
 test-go-msgpack:
 	replicate/third_party/go-msgpack/test-upstream.sh
 
