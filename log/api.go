@@ -322,3 +322,14 @@ type TruncateOptions struct {
 	// (not recorded by AppendAt).
 	Local bool
 }
+
+// EpochRaiser is implemented by a Log with leader epochs (the one Open
+// returns does). Find it by type assertion. A box restored from its
+// copies on the site raises its node epoch past every epoch they hold for
+// it before it appends, so no later batch of its own can pass for one of
+// an earlier incarnation.
+type EpochRaiser interface {
+	// RaiseNodeEpoch makes the node's epoch at least min, durably before
+	// it returns, and returns it (unchanged when already at least min).
+	RaiseNodeEpoch(min int32) (int32, error)
+}

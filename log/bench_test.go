@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -45,6 +44,7 @@ import (
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 func benchOptions(dir string) *log.Options {
@@ -89,7 +89,7 @@ func recordBatch(n, size int, seed int) []byte {
 		v[i] = byte(seed + i*31)
 	}
 	for i := range n {
-		bl.Add(int64(1_700_000_000_000+i), nil, v, nil)
+		bl.Add(1_700_000_000_000+int64(i), nil, v, nil)
 	}
 	return bl.Bytes()
 }
@@ -520,7 +520,7 @@ func uncleanLogFixture(b *testing.B) *recoveryFixture {
 	recErr := func() error {
 		total, segments := recoverySize()
 		dir := b.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
+		cmd := reexec.Command("-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", recoveryEnv, dir, total, segments))
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -21,6 +21,7 @@
 //	<dir>/journal.keep-<generation>    a journal kept after a segment fsync failed (replayed at open)
 //	<dir>/recovery-point               per-partition durable position (recovery checkpoint)
 //	<dir>/~epoch                       the node's epoch (the one local appends stamp)
+//	<dir>/~format                      data format marker (none at data format 1; see "Upgrades and downgrades")
 //	<dir>/<topic>/config.json          the topic's config (meta.db can be rebuilt from it)
 //	<dir>/<topic>/<partition>/%020d.log         segment: concatenated batches
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
@@ -569,7 +570,12 @@
 // one the same way; an epoch older than the partition's latest is refused
 // (ErrStaleEpoch). A local append to a partition that already holds the
 // node's epoch, or a later one, from elsewhere (a box restored from its
-// mirrors) first raises the node's epoch past it, durably.
+// mirrors) first raises the node's epoch past it, durably;
+// EpochRaiser.RaiseNodeEpoch raises it explicitly (replication, past every
+// epoch the site's copies hold for this node, before its first append).
+// AppendAt into an empty partition (a copy that starts at its origin's log
+// start) drops the entries it holds (the creation entry describes no batch)
+// and takes the origin's epochs from its first batch on.
 //
 // So a mirror holds the same records as its origin up to the end of its
 // latest epoch exactly when the origin's history says that epoch ends no
@@ -621,6 +627,43 @@
 // did not record (the node's own appends) are not truncated unless
 // TruncateOptions.Local says so.
 //
+// # Upgrades and downgrades
+//
+// Every file above carries its own version (the segment's batches their
+// Kafka magic); Formats lists them and `runnel version` prints them. A
+// newer release reads every older version of every file (Formats'
+// ReadsFrom), so an upgrade is: stop, replace the binary, start; nothing is
+// converted, and files are rewritten in the current version only as the
+// log rewrites them anyway (a checkpoint, a rolled shared file's index).
+// cmd/runnel/testdata/upgrade holds data dirs written by earlier releases;
+// TestUpgradeFixtures opens each with today's code, serves every record
+// and finds every group offset, cursor and MQTT session.
+//
+// A downgrade is safe exactly when the older binary reads every file the
+// newer one wrote. The data format generation (DataFormat) decides that
+// before anything is read: a release that writes a file version older
+// releases would misread or reject raises DataFormat and
+// DataFormatReadableFrom, and its Open records both in ~format before it
+// writes anything:
+//
+//	 0 +---------------------------+
+//	   | magic "RNLFRMT\0"         |
+//	 8 | version u16 = 1           |
+//	10 | flags u16 = 0             |
+//	12 | highest generation that   |
+//	   | opened the dir u32        |
+//	16 | oldest generation that    |
+//	   | can read it u32           |
+//	20 | CRC-32C of [0,20) u32     |
+//	24 +---------------------------+
+//
+// A binary whose generation is under the second number refuses the dir
+// with ErrNewerFormat ("upgrade runnel"), changing nothing: never a
+// misread, never a repair of what it does not understand. Going back past
+// such a release needs a copy of the data dir from before the upgrade.
+// Generation 1 (every release up to the marker's introduction, and this
+// one) writes no marker: a dir without one is generation 1.
+//
 // # Failures
 //
 // An fsync or write error makes the partition read-only (ErrReadOnly
@@ -638,6 +681,15 @@
 //
 // # Caveats
 //
+//   - File sizes are bounded, so 32-bit boxes (armv7) read every format
+//     with the same code: a segment rolls at TopicConfig.SegmentBytes of
+//     at most 1 GiB (its index holds u32 positions), a shared file at
+//     Options.SharedSegmentBytes of at most 256 MiB and the journal at
+//     Options.JournalMaxBytes of at most 256 MiB (open may read either
+//     whole into memory), each plus at most one commit. Offsets, positions
+//     and partition sizes are int64 everywhere, so a partition or a data
+//     dir grows past 4 GiB on any box. A file read whole at open that is
+//     larger than 1 GiB is reported as ErrCorrupt naming it, never read.
 //   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
 //     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
 //     different handle than the write (fsync applies to the inode).

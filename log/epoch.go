@@ -351,6 +351,14 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 	for keep > 0 && h.entries[keep-1].start >= base {
 		keep--
 	}
+	rewrite := false
+	if at && keep > 0 && p.emptyLocked() {
+		// An empty partition (a copy starting at its origin's log
+		// start) holds no batch its entries describe: the origin's
+		// epochs replace them, and the file is rewritten (a record
+		// cannot drop entries before its own start).
+		keep, rewrite = 0, true
+	}
 	last := int32(-1)
 	if keep > 0 {
 		last = h.entries[keep-1].epoch
@@ -400,7 +408,7 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 		h.entries = slices.Clone(h.entries[:keep])
 	}
 	h.entries = append(h.entries, want...)
-	if len(want) == 0 {
+	if len(want) == 0 || rewrite {
 		h.size = 0 // only placeholders go: rewrite the file
 	}
 	if err := p.writeEpochsLocked(recs); err != nil {

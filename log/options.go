@@ -99,6 +99,13 @@ const (
 	defaultCommitDelay        = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 32 << 20
 	defaultProducerStateScan  = 16 << 10
+
+	// maxSharedSegmentBytes and maxJournalMaxBytes bound the files open
+	// may read whole into memory (a shared file without its extent index,
+	// the journal at replay): such a buffer must fit a 32-bit address
+	// space and a small box's memory next to everything else.
+	maxSharedSegmentBytes = 256 << 20
+	maxJournalMaxBytes    = 256 << 20
 )
 
 // Validate reports options that cannot work.
@@ -109,6 +116,12 @@ func (o *Options) Validate() error {
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
 		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
+	}
+	if o.SharedSegmentBytes > maxSharedSegmentBytes {
+		return fmt.Errorf("%w: shared segment bytes %d (max %d)", ErrInvalidConfig, o.SharedSegmentBytes, maxSharedSegmentBytes)
+	}
+	if o.JournalMaxBytes > maxJournalMaxBytes {
+		return fmt.Errorf("%w: journal max bytes %d (max %d)", ErrInvalidConfig, o.JournalMaxBytes, maxJournalMaxBytes)
 	}
 	if err := validateConfig(o.Defaults, false); err != nil {
 		return fmt.Errorf("defaults: %w", err)

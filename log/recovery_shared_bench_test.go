@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // BenchmarkRecoveryShared: issue 2's recovery benchmark on the default
@@ -36,7 +37,7 @@ func BenchmarkRecoveryShared(b *testing.B) {
 		total = 200 << 20
 	}
 	dir := b.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecoveryShared$", "-test.benchtime=1x")
+	cmd := reexec.Command("-test.run=^$", "-test.bench=^BenchmarkRecoveryShared$", "-test.benchtime=1x")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d", recoverySharedEnv, dir, total))
 	out, err := cmd.CombinedOutput()
 	if err != nil {

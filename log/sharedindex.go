@@ -215,6 +215,9 @@ func (s *sharedLog) entriesOf(sf *sharedFile, key sharedKey, loc secLoc) ([]shar
 	s.mu.Lock()
 	size := sf.size
 	s.mu.Unlock()
+	if size > maxReadWhole {
+		return nil, errTooLargeToRead(sf.path, size)
+	}
 	cf, err := s.l.files.get(sf.path, false)
 	if err != nil {
 		return nil, err

@@ -45,7 +45,18 @@ type mirrorPart struct {
 	fetchFrom   int64 // >= 0: next fetch starts here (an empty copy joins at the origin's log start)
 	lastFetch   time.Time
 	caughtUp    time.Time // last time the copy held all the origin had
-	diverged    string
+	// caughtUpAsked is when the fetch that found the copy caught up was
+	// sent: the copy holds everything the origin had then. (A response
+	// read late, after this node was paused, is not news.)
+	caughtUpAsked time.Time
+	diverged      string
+	// verified: the copy's latest epoch was checked against the
+	// origin's history since the last event that may have changed it
+	// (see epochs.go); only verified copies fetch.
+	verified bool
+	// aheadChecks counts epoch checks in a row that an end past the
+	// origin's did not resolve.
+	aheadChecks int
 }
 
 // originTopic is what the origin announces about one of its topics.
@@ -70,6 +81,8 @@ type fetcher struct {
 	topics  map[string]*originTopic
 	metaAt  time.Time
 	lastErr string
+	// noEpochs: the origin serves no leader epochs.
+	noEpochs bool
 }
 
 func (r *Replicator) startFetcher(peer member.Member) (*fetcher, error) {
@@ -130,6 +143,14 @@ func (f *fetcher) run(ctx context.Context) {
 				continue
 			}
 		}
+		if err := f.verify(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.setErr(err)
+			backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
+			continue
+		}
 		req := f.request()
 		if req == nil {
 			backoff = f.r.opts.MetadataInterval
@@ -139,6 +160,7 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchMaxWait+f.r.opts.FetchTimeout)
+		sent := time.Now()
 		resp, err := f.cl.SeedBrokers()[0].Request(fctx, req)
 		cancel()
 		if err != nil {
@@ -146,6 +168,9 @@ func (f *fetcher) run(ctx context.Context) {
 				return
 			}
 			f.setErr(err)
+			// The origin may have restarted behind the failure: its
+			// epochs are checked again before the next fetch.
+			f.unverifyAll()
 			backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
 			continue
 		}
@@ -153,7 +178,7 @@ func (f *fetcher) run(ctx context.Context) {
 		f.lastErr = ""
 		f.mu.Unlock()
 		backoff = 0
-		if f.apply(ctx, req, resp.(*kmsg.FetchResponse)) {
+		if f.apply(ctx, req, resp.(*kmsg.FetchResponse), sent) {
 			f.mu.Lock()
 			f.metaAt = time.Time{}
 			f.mu.Unlock()
@@ -174,7 +199,7 @@ func (f *fetcher) request() *kmsg.FetchRequest {
 	defer f.mu.Unlock()
 	byTopic := map[string]int{}
 	for k, p := range f.parts {
-		if !p.assigned || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
+		if !p.assigned || !p.verified || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
 			continue
 		}
 		_, end, err := f.r.inner.Offsets(MirrorName(f.peer.NodeID, k.topic), k.partition)
@@ -209,7 +234,7 @@ func (f *fetcher) request() *kmsg.FetchRequest {
 
 // apply stores what a fetch returned. It reports whether the metadata
 // should be read again (an unknown partition).
-func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) (refresh bool) {
+func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sent time.Time) (refresh bool) {
 	if resp.ErrorCode != 0 {
 		f.setErr(fmt.Errorf("fetch: error code %d", resp.ErrorCode))
 		return true
@@ -250,7 +275,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark)
+				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark, sent)
 			}()
 		}
 	}
@@ -259,20 +284,25 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 }
 
 // store appends data (batches from offset from) to the local copy.
-func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64) {
+func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	end := from
 	if len(data) > 0 {
 		if err := f.r.inner.AppendAt(ctx, local, k.partition, data); err != nil {
 			if ctx.Err() == nil {
 				f.r.logger.Warn("mirror: cannot store fetched batches", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "offset", from, "err", err)
-				if errors.Is(err, log.ErrNotNextOffset) {
-					f.mu.Lock()
-					if p := f.parts[k]; p != nil {
+				f.mu.Lock()
+				if p := f.parts[k]; p != nil {
+					switch {
+					case errors.Is(err, log.ErrNotNextOffset):
 						p.fetchFrom = -1
+					case errors.Is(err, log.ErrStaleEpoch):
+						// The origin's epochs went back under the copy:
+						// its history is checked before more is taken.
+						p.verified = false
 					}
-					f.mu.Unlock()
 				}
+				f.mu.Unlock()
 			}
 			return
 		}
@@ -285,7 +315,7 @@ func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, orig
 		p.originStart, p.originHWM, p.localEnd = originStart, originHWM, end
 		p.lastFetch = now
 		if end >= originHWM {
-			p.caughtUp = now
+			p.caughtUp, p.caughtUpAsked = now, sent
 		}
 		if p.fetchFrom >= 0 && end > p.fetchFrom {
 			p.fetchFrom = -1
@@ -303,7 +333,20 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 	}
 	switch {
 	case end > originHWM && originHWM >= 0:
-		f.diverge(k, fmt.Sprintf("this copy ends at offset %d, past the origin's end %d (the origin lost a tail it had not synced)", end, originHWM))
+		// The origin lost a tail it had not synced: its epoch history
+		// says how much of the copy to keep. An end past the origin's
+		// that the check leaves standing is a divergence.
+		f.mu.Lock()
+		p := f.parts[k]
+		again := p != nil && p.aheadChecks < 2
+		if again {
+			p.aheadChecks++
+			p.verified = false
+		}
+		f.mu.Unlock()
+		if !again {
+			f.diverge(k, fmt.Sprintf("this copy ends at offset %d, past the origin's end %d, and the origin's epoch history does not explain it", end, originHWM))
+		}
 	case start == end && originStart > end:
 		// An empty copy joins at the origin's log start.
 		f.mu.Lock()
@@ -380,6 +423,11 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		n     int32
 	}
 	var create []want
+	type isrOf struct {
+		topic         string
+		isr, replicas [][]int32
+	}
+	var isrs []isrOf
 	f.mu.Lock()
 	for _, t := range md.Topics {
 		if t.Topic == nil || t.ErrorCode != 0 || len(t.Partitions) == 0 || t.IsInternal {
@@ -423,9 +471,17 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		if held {
 			create = append(create, want{name, ot.partitions})
 		}
+		isrs = append(isrs, isrOf{name, ot.isr, ot.replicas})
 	}
 	f.metaAt = time.Now()
 	f.mu.Unlock()
+	names := map[int32]string{}
+	for _, m := range f.r.peers() {
+		names[m.BrokerID] = m.NodeID
+	}
+	for _, x := range isrs {
+		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, x.replicas, names)
+	}
 
 	for _, w := range create {
 		f.ensureTopic(ctx, w.topic, w.n)
@@ -498,8 +554,15 @@ func (f *fetcher) ensureTopic(ctx context.Context, topic string, partitions int3
 	if due {
 		cfg := f.originConfig(ctx, topic)
 		cur := info.Config
-		if cfg.RetentionAge != cur.RetentionAge || cfg.RetentionBytes != cur.RetentionBytes || cfg.SegmentBytes != cur.SegmentBytes && cfg.SegmentBytes != 0 {
+		if cfg.RetentionAge != cur.RetentionAge || cfg.RetentionBytes != cur.RetentionBytes || cfg.SegmentBytes != cur.SegmentBytes && cfg.SegmentBytes != 0 ||
+			cfg.ReplicationFactor != cur.ReplicationFactor && cfg.ReplicationFactor != 0 || cfg.MinInsyncReplicas != cur.MinInsyncReplicas && cfg.MinInsyncReplicas != 0 {
 			cur.RetentionAge, cur.RetentionBytes = cfg.RetentionAge, cfg.RetentionBytes
+			if cfg.ReplicationFactor != 0 {
+				cur.ReplicationFactor = cfg.ReplicationFactor
+			}
+			if cfg.MinInsyncReplicas != 0 {
+				cur.MinInsyncReplicas = cfg.MinInsyncReplicas
+			}
 			if cfg.SegmentBytes != 0 {
 				cur.SegmentBytes = cfg.SegmentBytes
 			}
@@ -511,7 +574,9 @@ func (f *fetcher) ensureTopic(ctx context.Context, topic string, partitions int3
 }
 
 // originConfig reads the origin topic's retention settings (a copy keeps
-// what the origin keeps); a mirror always syncs before it fetches more.
+// what the origin keeps) and its replication factor and
+// min.insync.replicas (kept for a restore of the origin, see restore.go);
+// a mirror always syncs before it fetches more.
 func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfig {
 	cfg := log.TopicConfig{Origin: f.peer.NodeID, Fsync: log.FsyncAlways}
 	dctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchTimeout)
@@ -520,7 +585,7 @@ func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfi
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeTopic
 	res.ResourceName = topic
-	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes"}
+	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas"}
 	req.Resources = append(req.Resources, res)
 	resp, err := f.cl.SeedBrokers()[0].Request(dctx, req)
 	if err != nil {
@@ -535,20 +600,7 @@ func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfi
 			if err != nil {
 				continue
 			}
-			switch c.Name {
-			case "retention.ms":
-				cfg.RetentionAge = -1
-				if n >= 0 {
-					cfg.RetentionAge = max(time.Duration(n)*time.Millisecond, time.Millisecond)
-				}
-			case "retention.bytes":
-				cfg.RetentionBytes = -1
-				if n >= 0 {
-					cfg.RetentionBytes = max(n, 1)
-				}
-			case "segment.bytes":
-				cfg.SegmentBytes = n
-			}
+			applySetting(&cfg, c.Name, n)
 		}
 	}
 	return cfg

@@ -50,6 +50,7 @@ type originPart struct {
 	followers map[int32]*follower // by broker id
 	waiters   []waiter
 	acked     int64         // acknowledged end (durable on min.insync copies)
+	saved     int64         // acked as last stored (acked.go)
 	watch     log.WatchList // view.Watch waiters; values are acked
 }
 
@@ -69,7 +70,7 @@ func newOrigin(r *Replicator) *origin {
 func (o *origin) partLocked(k tp) *originPart {
 	p := o.parts[k]
 	if p == nil {
-		p = &originPart{followers: map[int32]*follower{}, acked: -1}
+		p = &originPart{followers: map[int32]*follower{}, acked: -1, saved: -1}
 		o.parts[k] = p
 	}
 	return p
@@ -288,15 +289,18 @@ func (o *origin) watchAcked(w *log.Waiter, topic string, partition int32, after 
 // forget drops a deleted topic's state, failing its waiters.
 func (o *origin) forget(topic string) {
 	var ready []waiter
+	var gone []tp
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if k.topic == topic {
 			ready = append(ready, p.waiters...)
 			p.watch.Close()
 			delete(o.parts, k)
+			gone = append(gone, k)
 		}
 	}
 	o.mu.Unlock()
+	o.forgetAcked(gone)
 	for _, w := range ready {
 		w.done(-1, log.ErrUnknownTopic)
 	}

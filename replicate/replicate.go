@@ -19,6 +19,12 @@
 // replica lists; mirrors follow that announcement. A lost mirror is
 // replaced by the next peer in score order, which copies from the
 // origin's log start. Copies of a dead origin stay as they are.
+//
+// Leader epochs keep copies and origins from ever disagreeing on an
+// offset: a copy checks its origin's epoch history before it fetches
+// again and cuts back what the origin lost (epochs.go); a starting node
+// takes back from its copies what it lost, or all of it after a wiped
+// data dir, before it accepts a write (restore.go).
 package replicate
 
 import (
@@ -29,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +70,10 @@ type Options struct {
 	// ConfigInterval is how often a mirror rereads its origin's retention
 	// (default 1m).
 	ConfigInterval time.Duration
+	// RestoreTimeout bounds how long the start waits for the site's other
+	// boxes before it takes back from their copies what they hold of this
+	// node's partitions (see restore.go; default 15s).
+	RestoreTimeout time.Duration
 	// ClientOpts are added to the Kafka client that fetches from peers
 	// (TLS, SASL of the peers' Kafka listeners).
 	ClientOpts []kgo.Opt
@@ -94,6 +105,11 @@ type Replicator struct {
 	stats    stats
 
 	members atomic.Pointer[[]member.Member]
+	copies  copyBook // copies the origins last announced
+	// restoring: the start's taking back from the copies is not done;
+	// the view refuses appends to this node's partitions.
+	restoring atomic.Bool
+	cancel    context.CancelFunc // stops the taking back
 
 	// mu guards fetchers.
 	mu       sync.Mutex
@@ -104,9 +120,12 @@ type Replicator struct {
 }
 
 type stats struct {
-	notEnough     atomic.Uint64
-	mirroredBytes atomic.Uint64
-	divergences   atomic.Uint64
+	notEnough        atomic.Uint64
+	mirroredBytes    atomic.Uint64
+	divergences      atomic.Uint64
+	truncations      atomic.Uint64
+	truncatedRecords atomic.Uint64
+	restoredRecords  atomic.Uint64
 }
 
 // ErrInvalidOptions is wrapped by Start for bad options.
@@ -134,6 +153,9 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	if opts.ConfigInterval <= 0 {
 		opts.ConfigInterval = DefaultConfigInterval
+	}
+	if opts.RestoreTimeout <= 0 {
+		opts.RestoreTimeout = DefaultRestoreTimeout
 	}
 	store := opts.Log.Meta()
 	if opts.Member.NodeID == "" {
@@ -171,6 +193,8 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	r.origin = newOrigin(r)
 	r.view = newView(r)
+	r.origin.loadAcked()
+	r.restoring.Store(true)
 	empty := []member.Member{}
 	r.members.Store(&empty)
 	mem, err := member.Start(ctx, opts.Member)
@@ -179,8 +203,15 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	}
 	r.mem = mem
 	r.refreshMembers()
-	r.wg.Add(1)
+	rctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
 	go r.loop()
+	go func() {
+		defer r.wg.Done()
+		r.restore(rctx)
+		r.restoring.Store(false)
+	}()
 	return r, nil
 }
 
@@ -189,21 +220,24 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 func (r *Replicator) Log() log.Log {
 	// The log's optional capabilities stay visible through the view (the
 	// Kafka listener serves OffsetForLeaderEpoch only over a log with
-	// epochs; MQTT ingest feeds the log's next commit when it can).
+	// epochs, answering for this node's partitions only once the start's
+	// restore is done; MQTT ingest feeds the log's next commit when it
+	// can).
 	le, epochs := r.inner.(log.LeaderEpochs)
 	cf, feeds := r.inner.(log.CommitFeeder)
+	ge := epochGate{v: r.view, le: le}
 	switch {
 	case epochs && feeds:
 		return struct {
 			*view
 			log.LeaderEpochs
 			log.CommitFeeder
-		}{r.view, le, cf}
+		}{r.view, ge, cf}
 	case epochs:
 		return struct {
 			*view
 			log.LeaderEpochs
-		}{r.view, le}
+		}{r.view, ge}
 	case feeds:
 		return struct {
 			*view
@@ -226,7 +260,9 @@ func (r *Replicator) Close() error {
 	default:
 	}
 	close(r.done)
+	r.cancel()
 	r.wg.Wait()
+	r.origin.saveAcked()
 	r.mu.Lock()
 	fs := r.fetchers
 	r.fetchers = map[string]*fetcher{}
@@ -264,6 +300,7 @@ func (r *Replicator) loop() {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	r.reconcile()
+	ticks := 0
 	for {
 		changed := r.mem.Changed()
 		select {
@@ -276,6 +313,9 @@ func (r *Replicator) loop() {
 		case <-tick.C:
 			r.refreshMembers()
 			r.origin.evaluateAll()
+			if ticks++; ticks%5 == 0 {
+				r.origin.saveAcked()
+			}
 		}
 	}
 }
@@ -431,10 +471,16 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 		origTopic = e.Topic
 	}
 	if f != nil {
+		stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 		f.mu.Lock()
 		if ot := f.topics[origTopic]; ot != nil && int(partition) < len(ot.replicas) {
 			replicas = append([]int32(nil), ot.replicas[partition]...)
 			isr = append([]int32(nil), ot.isr[partition]...)
+			// The origin's in-sync set as last read; this node's own copy
+			// is not in sync while it cannot fetch, whatever it said.
+			if p := f.parts[tp{origTopic, partition}]; p != nil && time.Since(p.lastFetch) > stallAfter {
+				isr = slices.DeleteFunc(isr, func(id int32) bool { return id == r.brokerID })
+			}
 		}
 		f.mu.Unlock()
 	}

@@ -9,7 +9,10 @@ import (
 type Status struct {
 	NodeID   string `json:"node_id"`
 	BrokerID int32  `json:"broker_id"`
-	Peers    []Peer `json:"peers"`
+	// Restoring: the start's taking back from the site's copies runs;
+	// appends to this node's partitions wait.
+	Restoring bool   `json:"restoring"`
+	Peers     []Peer `json:"peers"`
 	// Partitions are this node's own partitions with copies.
 	Partitions []OriginPartition `json:"partitions"`
 	// Copies are the peers' partitions this node holds.
@@ -19,6 +22,14 @@ type Status struct {
 	NotEnoughReplicas uint64 `json:"not_enough_replicas"`
 	MirroredBytes     uint64 `json:"mirrored_bytes"`
 	Divergences       uint64 `json:"divergences"`
+	// Truncations counts copies cut back to their origin's epoch history
+	// (the origin lost records it had not synced), TruncatedRecords the
+	// records they lost.
+	Truncations      uint64 `json:"truncations"`
+	TruncatedRecords uint64 `json:"truncated_records"`
+	// RestoredRecords counts records this node took back from copies at
+	// start.
+	RestoredRecords uint64 `json:"restored_records"`
 }
 
 // Peer is one member of the site.
@@ -52,6 +63,9 @@ type MirrorState struct {
 	LagRecords int64   `json:"lag_records"`
 	LagSeconds float64 `json:"lag_seconds"`
 	InSync     bool    `json:"in_sync"`
+	// Stalled: no fetch from the mirror for twice its fetch timeout
+	// (FetchMaxWait + FetchTimeout).
+	Stalled bool `json:"stalled"`
 }
 
 // Copy is a peer's partition held here.
@@ -72,8 +86,11 @@ type Copy struct {
 // Status returns a snapshot.
 func (r *Replicator) Status() Status {
 	now := time.Now()
+	stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 	st := Status{NodeID: r.nodeID, BrokerID: r.brokerID,
-		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load()}
+		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load(),
+		Truncations: r.stats.truncations.Load(), TruncatedRecords: r.stats.truncatedRecords.Load(),
+		RestoredRecords: r.stats.restoredRecords.Load(), Restoring: r.restoring.Load()}
 	names := map[int32]string{}
 	for _, m := range r.peers() {
 		names[m.BrokerID] = m.NodeID
@@ -96,9 +113,10 @@ func (r *Replicator) Status() Status {
 			r.origin.mu.Lock()
 			part := r.origin.parts[tp{info.Name, p.Partition}]
 			for _, m := range mirrors {
-				ms := MirrorState{NodeID: m.NodeID, End: -1, LagRecords: p.HWM, InSync: contains(inSync, m.BrokerID)}
+				ms := MirrorState{NodeID: m.NodeID, End: -1, LagRecords: p.HWM, InSync: contains(inSync, m.BrokerID), Stalled: true}
 				if part != nil {
 					if f := part.followers[m.BrokerID]; f != nil {
+						ms.Stalled = now.Sub(f.lastFetch) > stallAfter
 						ms.End = f.end
 						ms.LagRecords = max(p.HWM-f.end, 0)
 						if ms.LagRecords > 0 && !f.caughtUp.IsZero() {
@@ -118,7 +136,6 @@ func (r *Replicator) Status() Status {
 		fs = append(fs, f)
 	}
 	r.mu.Unlock()
-	stallAfter := 2 * (r.opts.FetchMaxWait + r.opts.FetchTimeout)
 	for _, f := range fs {
 		f.mu.Lock()
 		for k, p := range f.parts {

@@ -110,13 +110,43 @@ func (v *view) AppendAt(ctx context.Context, topic string, partition int32, batc
 	if o, ok := v.mirror(topic); ok {
 		return notLeader(topic, o)
 	}
+	if v.r.restoring.Load() {
+		return errRestoring
+	}
 	return v.Log.AppendAt(ctx, topic, partition, batches)
+}
+
+// errRestoring answers appends while the start's taking back from the
+// site's copies runs (see restore.go).
+var errRestoring = fmt.Errorf("%w: this box is taking back its partitions from the site's copies; retry", log.ErrNotLeader)
+
+// Append implements log.Log (refused while restoring).
+func (v *view) Append(ctx context.Context, topic string, partition int32, batches []byte) (int64, error) {
+	if v.r.restoring.Load() {
+		return -1, errRestoring
+	}
+	return v.Log.Append(ctx, topic, partition, batches)
+}
+
+// AppendAsync implements log.Log (refused while restoring).
+func (v *view) AppendAsync(topic string, partition int32, batches []byte, done func(int64, error)) {
+	if v.r.restoring.Load() {
+		if done != nil {
+			done(-1, errRestoring)
+		}
+		return
+	}
+	v.Log.AppendAsync(topic, partition, batches, done)
 }
 
 // AppendAsyncAll implements log.AllAppender.
 func (v *view) AppendAsyncAll(topic string, partition int32, batches []byte, done func(int64, error)) {
 	if done == nil {
 		done = func(int64, error) {}
+	}
+	if v.r.restoring.Load() {
+		done(-1, errRestoring)
+		return
 	}
 	v.r.origin.appendAll(topic, partition, batches, done)
 }

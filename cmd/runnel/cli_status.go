@@ -95,7 +95,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if r.err != nil {
 			fmt.Fprintf(stdout, "  unavailable: %v\n", r.err)
 		} else {
+			site, ok := r.doc["replication"]
+			if ok {
+				delete(r.doc, "replication")
+			}
 			printStatusDoc(stdout, r.doc)
+			if ok && !printSite(stdout, site, time.Now()) {
+				printStatusValue(stdout, "  ", "replication", site, 0)
+			}
 		}
 	}
 	return exitOK

@@ -150,6 +150,7 @@ func (k *kafkaServer) LogTail() string      { return k.b.LogTail(4000) }
 // ports, restartable on the same ports and data.
 type runnelServer struct {
 	bin                       string
+	emu                       []string // emulator command the binary runs under (qemu-user), or none
 	dir                       string
 	kafka, http, mqtt         string
 	extra                     []string
@@ -218,7 +219,8 @@ func (s *runnelServer) start() error {
 		"--data-dir", filepath.Join(s.dir, "data"),
 		"--kafka-addr", s.kafka, "--http-addr", s.http, "--mqtt-addr", s.mqtt,
 	}, s.extra...)
-	cmd := exec.Command(s.bin, args...)
+	argv := append(append(slices.Clip(s.emu), s.bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -48,7 +48,7 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 			w = log.NewWaiter()
 		}
 		w.Reset()
-		if !c.watchFetch(w, req, seen) {
+		if !c.watchFetch(lg, w, req, seen) {
 			sl.resp = resp
 			s.stats.fetchBytes.Add(uint64(n))
 			return
@@ -71,15 +71,17 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 	}
 }
 
-// watchFetch registers w on every requested partition, past the offset
-// its last read saw; false when a partition can no longer be watched
-// (deleted meanwhile): the caller answers at once.
-func (c *conn) watchFetch(w *log.Waiter, req *kmsg.FetchRequest, seen []int64) bool {
+// watchFetch registers w on every requested partition of lg (the log the
+// fetch reads: a follower's waits on the durable end it reads, not on the
+// acknowledged end consumers see, which only its next fetch can move),
+// past the offset its last read saw; false when a partition can no longer
+// be watched (deleted meanwhile): the caller answers at once.
+func (c *conn) watchFetch(lg log.Log, w *log.Waiter, req *kmsg.FetchRequest, seen []int64) bool {
 	i := 0
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
 		for pi := range t.Partitions {
-			if err := c.s.log.Watch(w, t.Topic, t.Partitions[pi].Partition, seen[i]); err != nil {
+			if err := lg.Watch(w, t.Topic, t.Partitions[pi].Partition, seen[i]); err != nil {
 				return false
 			}
 			i++

@@ -6,7 +6,7 @@ import (
 )
 
 func FuzzParseRoute(f *testing.F) {
-	for _, s := range []string{"a/#=t", "a/+/b=t,key=client", "=x", "a=", "x=y=z", "#=mqtt,key=none"} {
+	for _, s := range []string{"a/#=t", "a/+/b=t,key=client", "=x", "a=", "x=y=z", "#=mqtt,key=none", "a/#=t,acks=all,key=client"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -126,6 +126,12 @@ const (
 	KeyNone   = "none"   // no key; the partition is chosen by client id so per-client order holds
 )
 
+// Acknowledgement rules of a Route.
+const (
+	AcksLocal = "1"   // PUBACK/PUBREC once durable on this box (default)
+	AcksAll   = "all" // once durable here and on every in-sync copy on the site (Kafka acks=all)
+)
+
 // Route maps an MQTT topic filter to a log topic.
 type Route struct {
 	// Filter is an MQTT topic filter (+ and # wildcards).
@@ -134,6 +140,14 @@ type Route struct {
 	Topic string `yaml:"topic"`
 	// Key is the record key rule: "topic" (default), "client" or "none".
 	Key string `yaml:"key"`
+	// Acks is when a QoS 1/2 publish is acknowledged: "1" (default, "" as
+	// well) once durable on this box; "all" once durable here and on
+	// every in-sync copy of the site (log.AllAppender, Kafka's acks=all,
+	// the topic's min.insync.replicas as the floor). A publish that
+	// cannot have that is refused: MQTT 5 reason 0x97 (quota exceeded),
+	// an MQTT 3.1.1 client is disconnected (it sends it again). On a log
+	// without site replication "all" is "1".
+	Acks string `yaml:"acks"`
 }
 
 // PublishRoute fans a log topic out to MQTT subscribers: a record with key
@@ -176,19 +190,31 @@ type ACLRule struct {
 	Access string `yaml:"access"`
 }
 
-// ParseRoute parses the --mqtt-route flag: "FILTER=TOPIC" or
-// "FILTER=TOPIC,key=RULE" (RULE: topic, client, none). The last '=' before
-// the topic splits, so filters may contain '='.
+// ParseRoute parses the --mqtt-route flag: "FILTER=TOPIC" followed by
+// ",key=RULE" (RULE: topic, client, none) and ",acks=ACKS" (1, all) in
+// any order. The last '=' before the topic splits, so filters may
+// contain '='.
 func ParseRoute(s string) (Route, error) {
 	var r Route
 	rest := s
-	if i := strings.LastIndex(rest, ",key="); i >= 0 {
-		r.Key = rest[i+len(",key="):]
-		rest = rest[:i]
+	for {
+		k, a := strings.LastIndex(rest, ",key="), strings.LastIndex(rest, ",acks=")
+		if k >= 0 && k > a {
+			r.Key = rest[k+len(",key="):]
+			rest = rest[:k]
+		} else if a >= 0 {
+			r.Acks = rest[a+len(",acks="):]
+			rest = rest[:a]
+			if r.Acks == "" {
+				return Route{}, fmt.Errorf("%w %q: empty acks (want 1 or all)", ErrInvalidRoute, s)
+			}
+		} else {
+			break
+		}
 	}
 	i := strings.LastIndexByte(rest, '=')
 	if i <= 0 || i == len(rest)-1 {
-		return Route{}, fmt.Errorf("%w %q: want FILTER=TOPIC[,key=topic|client|none]", ErrInvalidRoute, s)
+		return Route{}, fmt.Errorf("%w %q: want FILTER=TOPIC[,key=topic|client|none][,acks=1|all]", ErrInvalidRoute, s)
 	}
 	r.Filter, r.Topic = rest[:i], rest[i+1:]
 	if err := r.Validate(); err != nil {
@@ -209,6 +235,11 @@ func (r Route) Validate() error {
 	case "", KeyTopic, KeyClient, KeyNone:
 	default:
 		return fmt.Errorf("%w: key rule %q (want topic, client or none)", ErrInvalidRoute, r.Key)
+	}
+	switch r.Acks {
+	case "", AcksLocal, AcksAll:
+	default:
+		return fmt.Errorf("%w: acks %q (want 1 or all)", ErrInvalidRoute, r.Acks)
 	}
 	return nil
 }

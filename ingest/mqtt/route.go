@@ -38,6 +38,8 @@ type target struct {
 	key   []byte
 	// partKey picks the partition (the key, or the client id for KeyNone).
 	partKey []byte
+	// all: acknowledged once every in-sync copy on the site holds it.
+	all bool
 }
 
 // resolve returns the target of a publish to mqttTopic by client, or ok
@@ -53,6 +55,7 @@ func (r *router) resolve(mqttTopic, client string) (t target, ok bool) {
 			continue
 		}
 		t.topic = rt.Topic
+		t.all = rt.Acks == AcksAll
 		switch rt.Key {
 		case KeyClient:
 			t.key = []byte(client)

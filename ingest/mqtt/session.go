@@ -240,7 +240,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool, fan bool) {
 	}
 	if p.err != nil {
 		code := packets.ErrUnspecifiedError
-		if errors.Is(p.err, log.ErrDiskFull) {
+		if errors.Is(p.err, log.ErrDiskFull) || errors.Is(p.err, log.ErrNotEnoughReplicas) {
 			code = packets.ErrQuotaExceeded
 		}
 		ack.ReasonCode = code.Code

@@ -25,6 +25,8 @@
 //	n1.Pause(t); n1.Resume(t)      // SIGSTOP / SIGCONT
 //	n1.CutLink(t); n1.HealLink(t)  // veth down/up: nobody reaches n1
 //	c.Cut(t, n1, n2); c.Heal(t, n1, n2) // only n1<->n2 dropped
+//	c.CutPort(t, sitetest.KafkaPort, n1, n2) // only n1<->n2 Kafka (gossip flows)
+//	c.HealPort(t, sitetest.KafkaPort, n1, n2)
 //	n1.Stop(t); n1.Start(t, "--join", n2.GossipAddr()) // new arguments
 //
 //	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{
@@ -60,7 +62,10 @@
 // CutLink sets the node's veth down: the carrier goes on both ends, so
 // nothing passes either way. Cut drops packets between two nodes at both
 // ends with nftables rules in their namespaces (a silent drop, like a
-// broken path, not a refused connection); it needs the nft tool.
+// broken path, not a refused connection); it needs the nft tool. CutPort
+// drops only the TCP packets of one port between two nodes (for example
+// the Kafka listener's, so a copy stops fetching while gossip still holds
+// its box alive).
 //
 // # Checker
 //
@@ -87,6 +92,18 @@
 // origin (retention) and end earlier (lag); CheckUntil retries while copies
 // converge. Copies on nodes that are not running are skipped and listed.
 // Compare and CheckAcked work on Logs built by hand, for unit tests.
+//
+// # Upstream checker
+//
+// For forwarding scenarios, nodes forward to Apache Kafka started with
+// kafkatest.Options{Host: c.HostIP().String()} (reachable from the
+// namespaces). ReadUpstream reads the upstream topics to their current
+// end, and CheckUpstream (CheckUpstreamUntil, retrying until nothing
+// acknowledged is missing) reports per origin partition, by the origin
+// headers: acknowledged offsets missing, raw duplicates, duplicates left
+// after dedup by the origin headers (a record forwarded under another
+// identity), origin offsets with two contents, and order per upstream
+// partition (see upstream.go).
 //
 // # Caveats
 //

@@ -74,11 +74,20 @@ func (n *Node) Args() []string {
 	return n.argsLocked()
 }
 
+// Extra returns the arguments the node starts with after the harness's
+// own (those of Options.Args or the last Start).
+func (n *Node) Extra() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.extra...)
+}
+
 func (n *Node) argsLocked() []string {
 	return append([]string{"serve",
 		"--data-dir", n.DataDir,
 		"--kafka-addr", n.KafkaAddr(),
 		"--http-addr", n.HTTPAddr(),
+		"--http-anonymous", "read", // the test reads /api/peers from outside the node's namespace
 		"--mqtt-addr", n.MQTTAddr(),
 	}, n.extra...)
 }
@@ -313,6 +322,21 @@ func (n *Node) HealLink(t testing.TB) {
 	if err := n.c.w.setLink(n.Index, true); err != nil {
 		t.Fatalf("sitetest: %v", err)
 	}
+}
+
+// CutService drops TCP between the node and addr (host:port, e.g. the
+// upstream Kafka on Cluster.HostIP) at the node's end, silently: the
+// node's uplink fails while its peers and the test process still reach
+// it. It needs the nft tool.
+func (n *Node) CutService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, true)
+}
+
+// HealService undoes CutService.
+func (n *Node) HealService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, false)
 }
 
 // Client returns a franz-go client seeded with this node only, closed

@@ -1,0 +1,257 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log"
+)
+
+// Leader epochs on the mirror side (KIP-101/KIP-279 with the origin's
+// incarnations as leaders): before a copy fetches again after anything
+// that may have changed its origin's log (a new fetcher: the origin
+// restarted, moved or came back; a failed request; a batch refused as
+// older than the copy's epoch; an end past the origin's), it compares its
+// latest epoch with the origin's history (OffsetForLeaderEpoch). Where
+// the origin says that epoch ends before the copy does, the origin lost
+// records it had not synced (fsync interval or never) and took none of
+// them back from this copy: the copy is cut back to the origin's
+// history, which is logged as one line and counted
+// (runnel_replication_truncations_total), and fetching goes on from
+// there. Nothing is served past a point where the copy and its origin
+// might differ.
+
+// epochGate is the log's log.LeaderEpochs as the view shows them: the
+// Kafka server answers OffsetForLeaderEpoch from it, for this node's
+// partitions and for the copies it holds alike.
+type epochGate struct {
+	v  *view
+	le log.LeaderEpochs
+}
+
+func (g epochGate) NodeEpoch() int32 { return g.le.NodeEpoch() }
+
+// EpochEnd implements log.LeaderEpochs. While the start's taking back
+// runs, this node's own partitions do not answer: a copy asking would cut
+// back the very tail about to be taken from it.
+func (g epochGate) EpochEnd(topic string, partition int32, epoch int32) (int32, int64, error) {
+	if g.v.r.restoring.Load() {
+		if _, mirror := g.v.mirror(topic); !mirror {
+			return -1, -1, errRestoring
+		}
+	}
+	return g.le.EpochEnd(topic, partition, epoch)
+}
+
+// EpochHistory implements log.LeaderEpochs.
+func (g epochGate) EpochHistory(topic string, partition int32) ([]log.EpochStart, error) {
+	return g.le.EpochHistory(topic, partition)
+}
+
+// epochQuery is one copy partition to check: its latest epoch and end.
+type epochQuery struct {
+	k          tp
+	epoch      int32
+	start, end int64
+}
+
+// unverifyAll makes every copy of this fetcher check its origin's epochs
+// again before it fetches (a request failed: the origin may have
+// restarted behind it).
+func (f *fetcher) unverifyAll() {
+	f.mu.Lock()
+	for _, p := range f.parts {
+		p.verified = false
+	}
+	f.mu.Unlock()
+}
+
+// verify checks the unverified copies against the origin's epoch
+// histories, cuts back those that hold what the origin does not, and
+// marks the others verified. It reports an error when the origin could
+// not be asked (the copies stay unverified).
+func (f *fetcher) verify(ctx context.Context) error {
+	le, ok := f.r.inner.(log.LeaderEpochs)
+	var qs []epochQuery
+	f.mu.Lock()
+	for k, p := range f.parts {
+		if p.verified || !p.assigned || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
+			continue
+		}
+		if !ok || f.noEpochs {
+			p.verified = true
+			continue
+		}
+		local := MirrorName(f.peer.NodeID, k.topic)
+		start, end, err := f.r.inner.Offsets(local, k.partition)
+		if err != nil {
+			continue // not made yet: ensureTopic comes first
+		}
+		hist, err := le.EpochHistory(local, k.partition)
+		if err != nil {
+			continue
+		}
+		if end == start || len(hist) == 0 {
+			p.verified = true // nothing held to disagree
+			continue
+		}
+		qs = append(qs, epochQuery{k: k, epoch: hist[len(hist)-1].Epoch, start: start, end: end})
+	}
+	f.mu.Unlock()
+	if len(qs) == 0 {
+		return nil
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = f.r.brokerID
+	byTopic := map[string]int{}
+	for _, q := range qs {
+		i, ok := byTopic[q.k.topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[q.k.topic] = i
+			t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+			t.Topic = q.k.topic
+			req.Topics = append(req.Topics, t)
+		}
+		p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch = q.k.partition, -1, q.epoch
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchTimeout)
+	defer cancel()
+	kresp, err := f.cl.SeedBrokers()[0].Request(rctx, req)
+	if err != nil {
+		if errors.Is(err, kerr.UnsupportedVersion) || strings.Contains(err.Error(), "broker is too old") {
+			// franz-go refuses a request key the origin did not
+			// advertise before sending it.
+			f.legacy()
+			return nil
+		}
+		return fmt.Errorf("offset for leader epoch: %w", err)
+	}
+	resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
+	answers := map[tp]kmsg.OffsetForLeaderEpochResponseTopicPartition{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			answers[tp{t.Topic, p.Partition}] = p
+		}
+	}
+	for _, q := range qs {
+		a, ok := answers[q.k]
+		if !ok {
+			continue
+		}
+		switch a.ErrorCode {
+		case 0:
+		case kerr.UnsupportedVersion.Code:
+			f.legacy()
+			return nil
+		case kerr.UnknownTopicOrPartition.Code:
+			f.mu.Lock()
+			f.metaAt = time.Time{}
+			f.mu.Unlock()
+			continue
+		default:
+			f.setErr(fmt.Errorf("offset for leader epoch %s/%d: %v", q.k.topic, q.k.partition, kerr.ErrorForCode(a.ErrorCode)))
+			continue
+		}
+		f.settle(ctx, le, q, a.LeaderEpoch, a.EndOffset)
+	}
+	return nil
+}
+
+// legacy: the origin keeps no leader epochs (an older runnel): copies go
+// on unverified, as before epochs, and it is said once.
+func (f *fetcher) legacy() {
+	f.mu.Lock()
+	first := !f.noEpochs
+	f.noEpochs = true
+	for _, p := range f.parts {
+		p.verified = true
+	}
+	f.mu.Unlock()
+	if first {
+		f.r.logger.Warn("mirror: the origin serves no leader epochs; its copies cannot detect a lost tail", "peer", f.peer.NodeID)
+	}
+}
+
+// settle acts on the origin's answer for one copy: (epoch, end) is the
+// origin's largest epoch <= the copy's latest and where it ends there.
+func (f *fetcher) settle(ctx context.Context, le log.LeaderEpochs, q epochQuery, epoch int32, end int64) {
+	local := MirrorName(f.peer.NodeID, q.k.topic)
+	cut := q.end
+	switch {
+	case epoch < 0:
+		// The origin holds nothing of the copy's latest epoch (it lost
+		// all of it): that epoch goes, the one before is checked next.
+		hist, err := le.EpochHistory(local, q.k.partition)
+		if err != nil || len(hist) == 0 {
+			return
+		}
+		cut = hist[len(hist)-1].StartOffset
+	case epoch == q.epoch:
+		cut = min(end, q.end)
+	default:
+		// The origin's history moved to a later epoch before the copy's
+		// latest ends: keep what both hold of epoch.
+		_, localEnd, err := le.EpochEnd(local, q.k.partition, epoch)
+		if err != nil {
+			return
+		}
+		cut = min(end, localEnd, q.end)
+	}
+	if cut >= q.end {
+		f.mu.Lock()
+		if p := f.parts[q.k]; p != nil {
+			p.verified = true
+			p.aheadChecks = 0
+		}
+		f.mu.Unlock()
+		return
+	}
+	f.truncate(ctx, q, cut, epoch)
+}
+
+// truncate cuts a copy back to offset cut (it stays unverified: the next
+// round checks the epoch now latest).
+func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originEpoch int32) {
+	local := MirrorName(f.peer.NodeID, q.k.topic)
+	tr, ok := f.r.inner.(log.Truncater)
+	if !ok {
+		f.diverge(q.k, fmt.Sprintf("holds offsets %d..%d that the origin's history does not (epoch %d), and the log cannot truncate", cut, q.end-1, q.epoch))
+		return
+	}
+	if cut <= q.start {
+		// Nothing of the copy is the origin's any more: made again.
+		f.r.stats.truncations.Add(1)
+		f.r.stats.truncatedRecords.Add(uint64(q.end - q.start))
+		f.r.logger.Warn("mirror: copy diverged from its origin from its first offset on; copying it again", "peer", f.peer.NodeID, "topic", local, "partition", q.k.partition, "copy_start", q.start, "copy_end", q.end, "epoch", q.epoch)
+		f.dropTopic(q.k.topic, "diverged from the origin's history")
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := tr.Truncate(tctx, local, q.k.partition, cut, nil)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			f.diverge(q.k, fmt.Sprintf("holds offsets %d..%d that the origin's history does not, and cutting them failed: %v", cut, q.end-1, err))
+		}
+		return
+	}
+	f.r.stats.truncations.Add(1)
+	f.r.stats.truncatedRecords.Add(uint64(q.end - cut))
+	f.r.logger.Warn("mirror: copy cut back to its origin's history: the origin lost records it had not synced and did not take them back",
+		"peer", f.peer.NodeID, "topic", local, "partition", q.k.partition, "from", cut, "to", q.end, "records", q.end-cut, "copy_epoch", q.epoch, "origin_epoch", originEpoch)
+	f.mu.Lock()
+	if p := f.parts[q.k]; p != nil {
+		p.localEnd = cut
+		p.fetchFrom = -1
+	}
+	f.mu.Unlock()
+}

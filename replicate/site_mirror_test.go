@@ -1,0 +1,201 @@
+package replicate_test
+
+// Site scenarios of the copies' life: a lost copy replaced, a topic
+// deleted at its origin, the copies of a dead origin kept.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/replicate/sitetest"
+)
+
+// A copy whose box is lost for good is replaced: the origin places the
+// partition on the next peer, which copies it from the origin's log start
+// (retention already moved it past 0), joins the in-sync set, and holds
+// every later acks=all record byte for byte.
+func TestLostMirrorReplaced(t *testing.T) {
+	c := startSite(t, 3)
+	n1 := c.Node(1)
+	createTopicN(t, n1, "t", 1, 2, map[string]string{"segment.bytes": "1024", "retention.bytes": "1024"})
+	waitInSync(t, n1, "t", 0, 2)
+	old := &sitetest.Acks{}
+	for i := 0; i < 40; i++ {
+		produceAcked(t, n1, old, "t", 20, fmt.Sprintf("old%d", i))
+	}
+	ids := mirrorNodes(t, n1, "t", 0)
+	if len(ids) != 1 {
+		t.Fatalf("n1's t/0 has mirrors %v, want one", ids)
+	}
+	var lost, next *sitetest.Node
+	for _, n := range c.Nodes[1:] {
+		if n.Name == ids[0] {
+			lost = n
+		} else {
+			next = n
+		}
+	}
+	// Retention (checked every 30 s) moves the origin's log start.
+	var start, end int64
+	waitFor(t, 75*time.Second, func() bool {
+		start, end = offsets(t, n1, "t", 0)
+		return start > 0
+	}, func() string { return fmt.Sprintf("n1's t/0 log start still %d (end %d)", start, end) })
+	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Origins: []sitetest.Copy{{Node: n1, Topic: "t"}}, Mirrors: mirrorsOn(lost)})
+	if !rep.OK() {
+		t.Fatalf("before the loss: %v", rep)
+	}
+
+	lost.Kill9(t)
+	waitFor(t, 40*time.Second, func() bool {
+		ids := mirrorNodes(t, n1, "t", 0)
+		return len(ids) == 1 && ids[0] == next.Name
+	}, func() string {
+		return fmt.Sprintf("n1 still places t/0 on %v, want [%s]", mirrorNodes(t, n1, "t", 0), next.Name)
+	})
+	waitInSync(t, n1, "t", 0, 2)
+	start, end = offsets(t, n1, "t", 0)
+	var cs, ce int64
+	waitFor(t, 20*time.Second, func() bool {
+		cs, ce = offsets(t, next, "n1.t", 0)
+		return ce >= end
+	}, func() string {
+		return fmt.Sprintf("%s's n1.t/0 is [%d,%d), the origin's [%d,%d)", next.Name, cs, ce, start, end)
+	})
+	if cs == 0 || cs > start {
+		t.Errorf("%s's new copy starts at %d; the origin's log start was %d when it began", next.Name, cs, start)
+	}
+	if !logHas(next, "copy starts at the origin's log start") {
+		t.Errorf("%s did not log where its copy starts", next.Name)
+	}
+
+	acks := &sitetest.Acks{}
+	produceAcked(t, n1, acks, "t", 50, "new")
+	rep = c.CheckUntil(t, 30*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorsOn(next)})
+	if !rep.OK() {
+		t.Fatal(rep)
+	}
+}
+
+// A topic deleted at its origin is deleted on its mirrors; made again, it
+// is copied afresh.
+func TestTopicDeletedAtOriginDeletedOnMirror(t *testing.T) {
+	c := startPair(t)
+	n1, n2 := c.Node(1), c.Node(2)
+	createTopic(t, n1, "gone", nil)
+	waitInSync(t, n1, "gone", 0, 2)
+	first := &sitetest.Acks{}
+	produceAcked(t, n1, first, "gone", 30, "first")
+	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: first, Mirrors: mirrorOf(c)})
+	if !rep.OK() {
+		t.Fatal(rep)
+	}
+
+	deleteTopic(t, n1, "gone")
+	listed := func() bool {
+		doc, _ := peers(n2)
+		for _, cp := range doc.Copies {
+			if cp.Topic == "n1.gone" {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		code, _, _ := metadataPartition(t, n2, "n1.gone", 0)
+		return code == kerr.UnknownTopicOrPartition.Code && !listed() && logHas(n2, "copy deleted")
+	}, func() string {
+		code, _, _ := metadataPartition(t, n2, "n1.gone", 0)
+		return fmt.Sprintf("n2's n1.gone: metadata %v, listed in /api/peers %v, deletion logged %v",
+			kerr.ErrorForCode(code), listed(), logHas(n2, "copy deleted"))
+	})
+
+	createTopic(t, n1, "gone", nil)
+	waitInSync(t, n1, "gone", 0, 2)
+	second := &sitetest.Acks{}
+	produceAcked(t, n1, second, "gone", 10, "second")
+	rep = c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: second, Mirrors: mirrorOf(c)})
+	if !rep.OK() {
+		t.Fatal(rep)
+	}
+	if _, end := offsets(t, n2, "n1.gone", 0); end != 10 {
+		t.Fatalf("n2's copy of the new topic ends at %d, want 10", end)
+	}
+}
+
+func deleteTopic(t *testing.T, n *sitetest.Node, topic string) {
+	t.Helper()
+	cl := n.Client(t)
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.TopicNames = []string{topic}
+	rt := kmsg.NewDeleteTopicsRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10000
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("delete %s on %s: %v", topic, n.Name, err)
+	}
+}
+
+// The copies of an origin that is down are never reaped: not while serf
+// holds it failed, not after the copy's own box restarts meanwhile, not
+// after a clean leave. They stay readable, and the origin, back, goes on
+// where it was.
+func TestDeadOriginCopiesKept(t *testing.T) {
+	c := startPair(t)
+	n1, n2 := c.Node(1), c.Node(2)
+	createTopic(t, n1, "t", nil)
+	waitInSync(t, n1, "t", 0, 2)
+	acks := &sitetest.Acks{}
+	produceAcked(t, n1, acks, "t", 40, "a")
+	check := func(what string) {
+		t.Helper()
+		rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorOf(c)})
+		if !rep.OK() {
+			t.Fatalf("%s: %v", what, rep)
+		}
+	}
+	check("before")
+
+	n1.Kill9(t)
+	waitFor(t, 30*time.Second, func() bool {
+		doc, err := peers(n2)
+		return err == nil && doc.state("n1") == "failed"
+	}, func() string { return "n2 does not hold n1 failed" })
+	time.Sleep(6 * time.Second) // three metadata intervals
+	check("n1 failed")
+
+	n2.Restart(t)
+	time.Sleep(6 * time.Second)
+	check("n2 restarted while n1 is down")
+
+	n1.Restart(t)
+	waitInSync(t, n1, "t", 0, 2)
+	produceAcked(t, n1, acks, "t", 10, "b")
+	check("n1 back")
+
+	// A clean stop leaves the site: still not a deletion.
+	n1.Stop(t)
+	waitFor(t, 30*time.Second, func() bool {
+		doc, err := peers(n2)
+		return err == nil && slices.Contains([]string{"left", ""}, doc.state("n1"))
+	}, func() string { return "n2 does not hold n1 left" })
+	time.Sleep(6 * time.Second)
+	check("n1 left")
+	if logHas(n2, "copy deleted") {
+		t.Fatal("n2 deleted a copy of n1's")
+	}
+}
