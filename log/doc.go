@@ -716,7 +716,7 @@
 // fsync). Waiting appends get the error; acknowledged data stays readable.
 // ENOSPC on a write truncates the partial write back and returns the
 // retriable ErrDiskFull; the partition stays writable. The disk guard reads
-// free space (gopsutil) every DiskCheckInterval while appends come or space
+// free space (statfs) every DiskCheckInterval while appends come or space
 // is short (an idle log: at its next append, or after 30 intervals): under
 // MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones

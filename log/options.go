@@ -41,7 +41,8 @@ type Options struct {
 	// takes no append writes none.
 	CheckpointInterval time.Duration
 	// DiskUsage reports free and total bytes of the file system holding
-	// dir; nil = gopsutil disk.Usage. Tests substitute it.
+	// dir; nil = statfs(2) (the figures of gopsutil's disk.Usage). Tests
+	// substitute it.
 	DiskUsage func(dir string) (free, total uint64, err error)
 	// NoJournal disables the node-wide commit journal used for small
 	// "always" commits (see doc.go); every commit then fdatasyncs each
@@ -173,7 +174,7 @@ func (o Options) withDefaults() Options {
 		o.CommitDelay = defaultCommitDelay
 	}
 	if o.DiskUsage == nil {
-		o.DiskUsage = gopsutilUsage
+		o.DiskUsage = statfsUsage
 	}
 	o.Defaults = fillConfig(o.Defaults, builtinDefaults)
 	return o

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -165,7 +166,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		}
 		rates = append(rates, ir)
 	}
-	slices.SortFunc(rates, func(a, b ingestRate) int { return cmpString(a.Protocol, b.Protocol) })
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(rates, func(i, j int) bool { return rates[i].Protocol < rates[j].Protocol })
 	out["ingest"] = rates
 
 	// Disk: free space and when it runs out at the net rate of the last
@@ -265,14 +267,4 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	out["alarms"] = alarms
 	writeJSON(w, out)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,8 +1,7 @@
 package mqtt
 
 import (
-	"slices"
-	"strings"
+	"sort"
 	"unicode/utf8"
 )
 
@@ -52,10 +51,12 @@ func (b *Broker) Snapshot(limit int) Snapshot {
 		for _, sub := range cl.State.Subscriptions.GetAll() {
 			ci.Subscriptions = append(ci.Subscriptions, SubInfo{Filter: sub.Filter, QoS: sub.Qos})
 		}
-		slices.SortFunc(ci.Subscriptions, func(a, b SubInfo) int { return strings.Compare(a.Filter, b.Filter) })
+		subs := ci.Subscriptions
+		sort.Slice(subs, func(i, j int) bool { return subs[i].Filter < subs[j].Filter })
 		s.Clients = append(s.Clients, ci)
 	}
-	slices.SortFunc(s.Clients, func(a, b ClientInfo) int { return strings.Compare(a.ID, b.ID) })
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(s.Clients, func(i, j int) bool { return s.Clients[i].ID < s.Clients[j].ID })
 	if len(s.Clients) > limit {
 		s.Clients, s.Truncated = s.Clients[:limit], true
 	}
@@ -70,7 +71,7 @@ func (b *Broker) Snapshot(limit int) Snapshot {
 		}
 		s.Retained = append(s.Retained, RetainedInfo{Topic: topic, Size: len(pk.Payload), Payload: txt})
 	}
-	slices.SortFunc(s.Retained, func(a, b RetainedInfo) int { return strings.Compare(a.Topic, b.Topic) })
+	sort.Slice(s.Retained, func(i, j int) bool { return s.Retained[i].Topic < s.Retained[j].Topic })
 	if len(s.Retained) > limit {
 		s.Retained, s.Truncated = s.Retained[:limit], true
 	}

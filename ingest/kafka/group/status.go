@@ -1,8 +1,7 @@
 package group
 
 import (
-	"slices"
-	"strings"
+	"sort"
 )
 
 // GroupStatus describes one consumer group for status pages.
@@ -43,7 +42,9 @@ func (c *Coordinator) Groups() ([]GroupStatus, error) {
 		for _, m := range g.members {
 			gs.Members = append(gs.Members, MemberStatus{ID: m.id, ClientID: m.clientID, ClientHost: m.clientHost})
 		}
-		slices.SortFunc(gs.Members, func(a, b MemberStatus) int { return strings.Compare(a.ID, b.ID) })
+		// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+		ms := gs.Members
+		sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
 		byName[g.name] = gs
 	}
 	c.mu.Unlock()
@@ -62,14 +63,15 @@ func (c *Coordinator) Groups() ([]GroupStatus, error) {
 		for tp, o := range offs {
 			gs.Offsets = append(gs.Offsets, CommittedOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset})
 		}
-		slices.SortFunc(gs.Offsets, func(a, b CommittedOffset) int {
-			if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-				return c
+		co := gs.Offsets
+		sort.Slice(co, func(i, j int) bool {
+			if co[i].Topic != co[j].Topic {
+				return co[i].Topic < co[j].Topic
 			}
-			return int(a.Partition - b.Partition)
+			return co[i].Partition < co[j].Partition
 		})
 		out = append(out, *gs)
 	}
-	slices.SortFunc(out, func(a, b GroupStatus) int { return strings.Compare(a.Name, b.Name) })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
