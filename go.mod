@@ -3,8 +3,11 @@ module github.com/runnel/runnel
 go 1.26.0
 
 require (
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/hashicorp/memberlist v0.7.0
 	github.com/hashicorp/serf v0.11.0
 	github.com/klauspost/compress v1.20.3
 	github.com/mochi-mqtt/server/v2 v2.7.9
@@ -22,6 +25,7 @@ require (
 
 require (
 	github.com/ebitengine/purego v0.11.2 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-ole/go-ole v1.2.6 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
@@ -29,17 +33,21 @@ require (
 	github.com/hashicorp/go-metrics v0.7.0 // indirect
 	github.com/hashicorp/go-msgpack/v2 v2.1.5 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
-	github.com/hashicorp/go-sockaddr v1.0.7 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
-	github.com/hashicorp/memberlist v0.7.0 // indirect
-	github.com/miekg/dns v1.1.73 // indirect
 	github.com/power-devops/perfstat v0.0.0-20260805114148-88456608a4f6 // indirect
 	github.com/rs/xid v1.4.0 // indirect
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
-	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 )
 
 // runnel carries a patched copy of mochi-mqtt v2.7.9 (ingest/mqtt/third_party/mochi,
 // PATCHES.md there lists every change) for idle-connection memory.
 replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/third_party/mochi
+
+// runnel carries patched copies of hashicorp/memberlist v0.7.0 and
+// hashicorp/go-msgpack v2.1.5 (replicate/third_party, PATCHES.md there lists
+// every change) for the binary's size: no miekg/dns, go-sockaddr or net/rpc.
+replace github.com/hashicorp/memberlist => ./replicate/third_party/memberlist
+
+replace github.com/hashicorp/go-msgpack/v2 => ./replicate/third_party/go-msgpack

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -45,6 +44,9 @@ import (
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest/reexec"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 func benchOptions(dir string) *log.Options {
@@ -89,7 +91,7 @@ func recordBatch(n, size int, seed int) []byte {
 		v[i] = byte(seed + i*31)
 	}
 	for i := range n {
-		bl.Add(int64(1_700_000_000_000+i), nil, v, nil)
+		bl.Add(1_700_000_000_000+int64(i), nil, v, nil)
 	}
 	return bl.Bytes()
 }
@@ -98,6 +100,7 @@ func recordBatch(n, size int, seed int) []byte {
 const bulkBatches = 100
 
 func BenchmarkBulk(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	data := recordBatch(100, 1024, 1)
 	b.Run("log-fsync-always", func(b *testing.B) {
 		l := openBench(b, b.TempDir(), "bulk", log.TopicConfig{Partitions: 1, Fsync: log.FsyncAlways})
@@ -160,6 +163,7 @@ func writers(n, total int, do func(w int) error) error {
 }
 
 func BenchmarkManyWriters(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const n = 64
 	data := recordBatch(1, 100, 2)
 	many := func(b *testing.B, mods ...func(*log.Options)) {
@@ -291,6 +295,7 @@ func paceAppends(b *testing.B, l log.Log, data []byte, total, partitions int, ra
 }
 
 func BenchmarkTrickle(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const partitions, rate = 1000, 10000.0
 	data := recordBatch(1, 100, 3)
 	trickle := func(b *testing.B, mods ...func(*log.Options)) {
@@ -409,6 +414,7 @@ func sequentialReadFixture(b *testing.B) *readFixture {
 }
 
 func BenchmarkSequentialRead(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	fx := sequentialReadFixture(b)
 	b.Run("log-read", func(b *testing.B) {
 		b.SetBytes(fx.bytes)
@@ -520,7 +526,7 @@ func uncleanLogFixture(b *testing.B) *recoveryFixture {
 	recErr := func() error {
 		total, segments := recoverySize()
 		dir := b.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
+		cmd := reexec.Command("-test.run=^$", "-test.bench=^BenchmarkRecovery$", "-test.benchtime=1x")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", recoveryEnv, dir, total, segments))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -574,6 +580,7 @@ func (fx *recoveryFixture) restore(b *testing.B) {
 }
 
 func BenchmarkRecovery(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	if spec := os.Getenv(recoveryEnv); spec != "" {
 		buildUncleanLog(spec)
 	}

@@ -80,6 +80,9 @@ func CheckDirFS(fs vfs.FS, dir string) ([]Damage, error) {
 	if _, err := fs.Stat(dir); err != nil {
 		return nil, err
 	}
+	if _, err := checkDataFormat(fs, dir, DataFormat); err != nil {
+		return nil, err
+	}
 	ck, err := readCheckpoint(fs, dir)
 	if err != nil {
 		ck = nil

@@ -100,8 +100,15 @@ func decodeCheckpoint(b []byte) (*checkpoint, error) {
 	if crc32.Checksum(body, crcTable) != sum {
 		return nil, errBadCheckpoint
 	}
-	n := int(binary.BigEndian.Uint32(body[12:]))
 	r := body[16:]
+	// Each entry takes at least 2+idSize+esize bytes: a count the body
+	// cannot hold is damage (and must not size the map: 2^32-1 entries
+	// exhaust memory, and turn negative in a 32-bit int).
+	n64 := uint64(binary.BigEndian.Uint32(body[12:]))
+	if n64 > uint64(len(r)/(2+idSize+esize)) {
+		return nil, errBadCheckpoint
+	}
+	n := int(n64)
 	c := &checkpoint{parts: make(map[ckptKey]ckptEntry, n)}
 	for i := 0; i < n; i++ {
 		if len(r) < 2 {

@@ -55,3 +55,17 @@ func TestCheckpointTopicIDs(t *testing.T) {
 		t.Fatal("a bad CRC decoded")
 	}
 }
+
+// A CRC-valid checkpoint whose entry count its body cannot hold is
+// rejected before the count sizes anything (2^32-1 entries would exhaust
+// memory on a 64-bit box and turn negative in a 32-bit int).
+func TestCheckpointHugeEntryCount(t *testing.T) {
+	for _, count := range []uint32{3, 1 << 31, 1<<32 - 1} {
+		b := encodeCheckpoint(map[ckptKey]ckptEntry{{"t", 0}: {topicID: 1, pos: 24, next: 1}}, 0, 0)
+		binary.BigEndian.PutUint32(b[12:], count)
+		binary.BigEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], crcTable))
+		if _, err := decodeCheckpoint(b); err != errBadCheckpoint {
+			t.Fatalf("entry count %d in a 1-entry body: %v, want errBadCheckpoint", count, err)
+		}
+	}
+}

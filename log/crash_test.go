@@ -21,7 +21,8 @@ package log_test
 // the damaged segment must stay readable.
 //
 // Scale: RUNNEL_SOAK=1 (make soak) multiplies seeds and workload length;
-// -short runs a few seeds.
+// RUNNEL_SOAK=bounded (make soak-short, part of make test) runs a few more
+// seeds at the soak's length; -short runs a few seeds.
 
 import (
 	"bytes"
@@ -49,6 +50,11 @@ import (
 
 // soak reports whether the long runs of make soak were asked for.
 func soak() bool { return os.Getenv("RUNNEL_SOAK") == "1" }
+
+// soakBounded reports whether the bounded long runs of make soak-short
+// (part of make test) were asked for: the soak scale on a slice of it,
+// about a minute in all.
+func soakBounded() bool { return os.Getenv("RUNNEL_SOAK") == "bounded" }
 
 // fastTempDir returns a fresh directory on tmpfs when there is one (meta.db
 // lives on the real file system; its fsyncs are free on tmpfs).
@@ -445,23 +451,27 @@ func reopen(dir string, metaDB []byte, fs vfs.FS, mode storeMode) (log.Log, erro
 	return log.Open(testOptions(dir, fs, mode))
 }
 
-// crashScale returns the number of seeds and appends per seed.
-func crashScale() (seeds, steps int) {
+// crashScale returns the seeds to run, [first, first+seeds), and the
+// appends per seed. The bounded soak runs seeds the default run does not,
+// at the soak's length.
+func crashScale() (first, seeds, steps int) {
 	switch {
 	case soak():
-		return 48, 120
+		return 1, 48, 120
+	case soakBounded():
+		return 7, 3, 120
 	case testing.Short():
-		return 3, 40
+		return 1, 3, 40
 	}
-	return 6, 60
+	return 1, 6, 60
 }
 
 func TestCrashRecovery(t *testing.T) {
-	seeds, steps := crashScale()
+	first, seeds, steps := crashScale()
 	var st crashStats
 	start := time.Now()
 	for s := range seeds {
-		seed := uint64(s + 1)
+		seed := uint64(first + s)
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			crashSeed(t, seed, steps, storeMode((seed-1)%3), seed%2 == 0, &st)
 		})
@@ -728,7 +738,7 @@ var headerBytes = []int64{0, 7, 8, 11, 12, 15, 16, 17, 20, 21, 23, 27, 35, 43, 5
 // flipsPerSeed is how many single-bit flips each seed tries.
 func flipsPerSeed() int {
 	switch {
-	case soak():
+	case soak(), soakBounded():
 		return 400
 	case testing.Short():
 		return 40

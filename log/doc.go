@@ -21,6 +21,7 @@
 //	<dir>/journal.keep-<generation>    a journal kept after a segment fsync failed (replayed at open)
 //	<dir>/recovery-point               per-partition durable position (recovery checkpoint)
 //	<dir>/~epoch                       the node's epoch (the one local appends stamp)
+//	<dir>/~format                      data format marker (none at data format 1; see "Upgrades and downgrades")
 //	<dir>/<topic>/config.json          the topic's config (meta.db can be rebuilt from it)
 //	<dir>/<topic>/<partition>/%020d.log         segment: concatenated batches
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
@@ -522,6 +523,50 @@
 // write_bytes is 1.48 against 1.36). Other runs of the same benchmark:
 // shared new files 2.84-3.24, journal format 10.5-13.4.
 //
+// # Figures
+//
+// The figures of the log as it is, each the metric of one benchmark with
+// the go test command that reproduces it: `make bench` prints this table,
+// `make bench-docs` writes it here and into the README (cmd/runnel
+// TestFiguresTables keeps the two the same). The measurements in the
+// sections above are the ones each design choice was made on, with the
+// code of that time; where they differ from this table, the table is the
+// code as it is.
+//
+// figures:begin
+//
+//	make bench, 2026-12-06, b31e8e7; 2 CPUs; load average 13.57 12.07 10.33; temp dirs on /tmp (ext4 on /dev/vda); go1.26.8 linux/amd64.
+//
+//	| figure | value | unit | command |
+//	|---|---:|---|---|
+//	| Commit log: bulk, 1 KiB records in 100-record batches, fsync always | 259.30 | MB/s | `go test -run '^$' -bench '^BenchmarkBulk$' -benchtime 20x ./log/` |
+//	| Commit log: same, plain file with one fdatasync per batch | 291.06 | MB/s | `go test -run '^$' -bench '^BenchmarkBulk$' -benchtime 20x ./log/` |
+//	| Commit log: 64 waiting writers on 64 partitions, shared segments (default) | 109477 | acked-rec/s | `go test -run '^$' -bench '^BenchmarkManyWriters$' -benchtime 20x ./log/` |
+//	| Commit log: same, journal format | 112360 | acked-rec/s | `go test -run '^$' -bench '^BenchmarkManyWriters$' -benchtime 20x ./log/` |
+//	| Commit log: same, 64 files with an fdatasync each | 37171 | acked-rec/s | `go test -run '^$' -bench '^BenchmarkManyWriters$' -benchtime 20x ./log/` |
+//	| Commit log: 1,000 trickling partitions at 10,000 rec/s, p50 | 5.729 | p50-ms | `go test -run '^$' -bench '^BenchmarkTrickle$' -benchtime 5x ./log/` |
+//	| Commit log: same, p99 | 10.78 | p99-ms | `go test -run '^$' -bench '^BenchmarkTrickle$' -benchtime 5x ./log/` |
+//	| Commit log: same, bytes written by the process per byte appended | 1.370 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickle$' -benchtime 5x ./log/` |
+//	| Commit log: same, journal format, bytes per byte | 3.424 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickle$' -benchtime 5x ./log/` |
+//	| Commit log: trickle on an ext4 loop device, device bytes per byte, new shared files | 2.903 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickleDevice$' -benchtime 3x ./log/` |
+//	| Commit log: same, shared files reused | 1.573 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickleDevice$' -benchtime 3x ./log/` |
+//	| Commit log: same with fast_commit, new shared files | 1.655 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickleDevice$' -benchtime 3x ./log/` |
+//	| Commit log: same with fast_commit, shared files reused | 1.555 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickleDevice$' -benchtime 3x ./log/` |
+//	| Commit log: same, journal format | 12.79 | dev-bytes/byte | `go test -run '^$' -bench '^BenchmarkTrickleDevice$' -benchtime 3x ./log/` |
+//	| Commit log: sequential read from page cache | 1494.83 | MB/s | `go test -run '^$' -bench '^BenchmarkSequentialRead$' -benchtime 5x ./log/` |
+//	| Commit log: open a 2 GiB log of 500 segments after an unclean stop | 898.3 | ms/open | `go test -run '^$' -bench '^BenchmarkRecovery$' -benchtime 3x ./log/` |
+//	| Commit log: open 2 GiB of trickle data in shared files after an unclean stop | 177.7 | ms/open | `go test -run '^$' -bench '^BenchmarkRecoveryShared$' -benchtime 3x ./log/` |
+//	| Commit log: same, heap left by the open | 7.854 | heap-MiB | `go test -run '^$' -bench '^BenchmarkRecoveryShared$' -benchtime 3x ./log/` |
+//	| Forwarding: drain a 10,000,000-record backlog to Apache Kafka | 309485 | fwd-rec/s | `go test -run '^$' -bench '^BenchmarkDrain$' -benchtime 10000000x ./sync/kafka/` |
+//	| Forwarding: same, / a plain franz-go producer with the same origin headers | 0.8424 | ratio-same-records | `go test -run '^$' -bench '^BenchmarkDrain$' -benchtime 10000000x ./sync/kafka/` |
+//	| Forwarding: same, / a plain franz-go producer of bare records | 0.6051 | ratio | `go test -run '^$' -bench '^BenchmarkDrain$' -benchtime 10000000x ./sync/kafka/` |
+//	| Forwarding: live at 10,000 rec/s, rate reached | 10001 | rec/s | `go test -run '^$' -bench '^BenchmarkLiveLatency$' -benchtime 100000x ./sync/kafka/` |
+//	| Forwarding: live, p50 age at upstream acknowledgement | 20.70 | p50-ms | `go test -run '^$' -bench '^BenchmarkLiveLatency$' -benchtime 100000x ./sync/kafka/` |
+//	| Forwarding: live, p99 age at upstream acknowledgement | 58.90 | p99-ms | `go test -run '^$' -bench '^BenchmarkLiveLatency$' -benchtime 100000x ./sync/kafka/` |
+//	| Forwarding: bandwidth cap (1 MiB/s) reached, real Apache Kafka upstream | 97.87 | cap-% | `go test -run '^$' -bench '^BenchmarkBandwidthCap$' -benchtime 3x ./sync/kafka/` |
+//
+// figures:end
+//
 // # Recovery
 //
 // On open, segments before the checkpointed durable position are trusted
@@ -626,6 +671,43 @@
 // did not record (the node's own appends) are not truncated unless
 // TruncateOptions.Local says so.
 //
+// # Upgrades and downgrades
+//
+// Every file above carries its own version (the segment's batches their
+// Kafka magic); Formats lists them and `runnel version` prints them. A
+// newer release reads every older version of every file (Formats'
+// ReadsFrom), so an upgrade is: stop, replace the binary, start; nothing is
+// converted, and files are rewritten in the current version only as the
+// log rewrites them anyway (a checkpoint, a rolled shared file's index).
+// cmd/runnel/testdata/upgrade holds data dirs written by earlier releases;
+// TestUpgradeFixtures opens each with today's code, serves every record
+// and finds every group offset, cursor and MQTT session.
+//
+// A downgrade is safe exactly when the older binary reads every file the
+// newer one wrote. The data format generation (DataFormat) decides that
+// before anything is read: a release that writes a file version older
+// releases would misread or reject raises DataFormat and
+// DataFormatReadableFrom, and its Open records both in ~format before it
+// writes anything:
+//
+//	 0 +---------------------------+
+//	   | magic "RNLFRMT\0"         |
+//	 8 | version u16 = 1           |
+//	10 | flags u16 = 0             |
+//	12 | highest generation that   |
+//	   | opened the dir u32        |
+//	16 | oldest generation that    |
+//	   | can read it u32           |
+//	20 | CRC-32C of [0,20) u32     |
+//	24 +---------------------------+
+//
+// A binary whose generation is under the second number refuses the dir
+// with ErrNewerFormat ("upgrade runnel"), changing nothing: never a
+// misread, never a repair of what it does not understand. Going back past
+// such a release needs a copy of the data dir from before the upgrade.
+// Generation 1 (every release up to the marker's introduction, and this
+// one) writes no marker: a dir without one is generation 1.
+//
 // # Failures
 //
 // An fsync or write error makes the partition read-only (ErrReadOnly
@@ -634,7 +716,7 @@
 // fsync). Waiting appends get the error; acknowledged data stays readable.
 // ENOSPC on a write truncates the partial write back and returns the
 // retriable ErrDiskFull; the partition stays writable. The disk guard reads
-// free space (gopsutil) every DiskCheckInterval while appends come or space
+// free space (statfs) every DiskCheckInterval while appends come or space
 // is short (an idle log: at its next append, or after 30 intervals): under
 // MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
@@ -643,6 +725,15 @@
 //
 // # Caveats
 //
+//   - File sizes are bounded, so 32-bit boxes (armv7) read every format
+//     with the same code: a segment rolls at TopicConfig.SegmentBytes of
+//     at most 1 GiB (its index holds u32 positions), a shared file at
+//     Options.SharedSegmentBytes of at most 256 MiB and the journal at
+//     Options.JournalMaxBytes of at most 256 MiB (open may read either
+//     whole into memory), each plus at most one commit. Offsets, positions
+//     and partition sizes are int64 everywhere, so a partition or a data
+//     dir grows past 4 GiB on any box. A file read whole at open that is
+//     larger than 1 GiB is reported as ErrCorrupt naming it, never read.
 //   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
 //     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
 //     different handle than the write (fsync applies to the inode).

@@ -3,6 +3,7 @@ package log
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"sort"
 
@@ -171,6 +172,19 @@ func readIndexes(fs vfs.FS, logPath string, base, logSize int64) ([]indexEntry, 
 	return decodeIndexes(base, logSize, oi, ti)
 }
 
+// maxReadWhole bounds a file that is read whole into memory (an index, the
+// checkpoint, a topic config, the journal, a shared file scanned at open).
+// Every such file the log writes stays far below it (Options bounds the
+// journal and shared files); a larger one is damage and is reported, where
+// a buffer of its size would not fit a 32-bit address space (make panics
+// past 2 GiB there) or the memory of a small box.
+const maxReadWhole = 1 << 30
+
+// errTooLargeToRead reports a file over maxReadWhole.
+func errTooLargeToRead(path string, size int64) error {
+	return fmt.Errorf("%w: %s is %d bytes, more than any file of its kind (%d) the log reads whole", ErrCorrupt, path, size, int64(maxReadWhole))
+}
+
 func readWhole(fs vfs.FS, path string) ([]byte, error) {
 	f, err := fs.Open(path)
 	if err != nil {
@@ -180,6 +194,9 @@ func readWhole(fs vfs.FS, path string) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if st.Size() > maxReadWhole {
+		return nil, errTooLargeToRead(path, st.Size())
 	}
 	b := make([]byte, st.Size())
 	if err := readAtFull(f, b, 0); err != nil {

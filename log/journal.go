@@ -415,6 +415,9 @@ func (l *logImpl) replayJournalFile(path string) error {
 		return fmt.Errorf("log: open journal: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > maxReadWhole {
+		return fmt.Errorf("log: read journal: %w", errTooLargeToRead(path, st.Size()))
+	}
 	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return fmt.Errorf("log: read journal: %w", err)

@@ -76,6 +76,9 @@ func Open(opts *Options) (Log, error) {
 	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)
 	}
+	if err := openDataFormat(l.fs, o.Dir, DataFormat, DataFormatReadableFrom); err != nil {
+		return nil, err
+	}
 	m, err := meta.Open(o.Dir)
 	if err != nil {
 		return nil, err

@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log/batch"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // BenchmarkRecoveryCore opens a 512 MiB log of 500 segments after an
 // unclean stop, with the recovery checkpoint (as the checkpoint loop
 // leaves it) and without one (every segment is scanned).
 func BenchmarkRecoveryCore(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	dir := b.TempDir()
 	l := testOpen(&testing.T{}, dir, nil)
 	l.CreateTopic("r", TopicConfig{Fsync: FsyncNever, SegmentBytes: 1 << 20})

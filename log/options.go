@@ -41,7 +41,8 @@ type Options struct {
 	// takes no append writes none.
 	CheckpointInterval time.Duration
 	// DiskUsage reports free and total bytes of the file system holding
-	// dir; nil = gopsutil disk.Usage. Tests substitute it.
+	// dir; nil = statfs(2) (the figures of gopsutil's disk.Usage). Tests
+	// substitute it.
 	DiskUsage func(dir string) (free, total uint64, err error)
 	// NoJournal disables the node-wide commit journal used for small
 	// "always" commits (see doc.go); every commit then fdatasyncs each
@@ -98,6 +99,13 @@ const (
 	defaultCommitDelay        = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 32 << 20
 	defaultProducerStateScan  = 16 << 10
+
+	// maxSharedSegmentBytes and maxJournalMaxBytes bound the files open
+	// may read whole into memory (a shared file without its extent index,
+	// the journal at replay): such a buffer must fit a 32-bit address
+	// space and a small box's memory next to everything else.
+	maxSharedSegmentBytes = 256 << 20
+	maxJournalMaxBytes    = 256 << 20
 )
 
 // Validate reports options that cannot work.
@@ -108,6 +116,12 @@ func (o *Options) Validate() error {
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
 		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
+	}
+	if o.SharedSegmentBytes > maxSharedSegmentBytes {
+		return fmt.Errorf("%w: shared segment bytes %d (max %d)", ErrInvalidConfig, o.SharedSegmentBytes, maxSharedSegmentBytes)
+	}
+	if o.JournalMaxBytes > maxJournalMaxBytes {
+		return fmt.Errorf("%w: journal max bytes %d (max %d)", ErrInvalidConfig, o.JournalMaxBytes, maxJournalMaxBytes)
 	}
 	if err := validateConfig(o.Defaults, false); err != nil {
 		return fmt.Errorf("defaults: %w", err)
@@ -160,7 +174,7 @@ func (o Options) withDefaults() Options {
 		o.CommitDelay = defaultCommitDelay
 	}
 	if o.DiskUsage == nil {
-		o.DiskUsage = gopsutilUsage
+		o.DiskUsage = statfsUsage
 	}
 	o.Defaults = fillConfig(o.Defaults, builtinDefaults)
 	return o

@@ -15,6 +15,9 @@ import (
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/logtest/reexec"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // BenchmarkRecoveryShared: issue 2's recovery benchmark on the default
@@ -28,6 +31,7 @@ import (
 //
 // Run: go test -run '^$' -bench 'BenchmarkRecoveryShared$' -benchtime 3x ./log/
 func BenchmarkRecoveryShared(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	if spec := os.Getenv(recoverySharedEnv); spec != "" {
 		buildUncleanShared(spec)
 	}
@@ -36,7 +40,7 @@ func BenchmarkRecoveryShared(b *testing.B) {
 		total = 200 << 20
 	}
 	dir := b.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkRecoveryShared$", "-test.benchtime=1x")
+	cmd := reexec.Command("-test.run=^$", "-test.bench=^BenchmarkRecoveryShared$", "-test.benchtime=1x")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d", recoverySharedEnv, dir, total))
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -162,7 +162,7 @@ func TestCrashSharedRecycle(t *testing.T) {
 	total := counter.Seen()
 	step := max(1, total/150)
 	switch {
-	case os.Getenv("RUNNEL_SOAK") == "1": // make soak: every operation
+	case os.Getenv("RUNNEL_SOAK") == "1", os.Getenv("RUNNEL_SOAK") == "bounded": // make soak, soak-short: every operation
 		step = 1
 	case testing.Short():
 		step = max(1, total/40)

@@ -292,6 +292,9 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	}
 	var data []byte
 	st, err := f.Stat()
+	if err == nil && st.Size() > maxReadWhole {
+		err = errTooLargeToRead(sf.path, st.Size())
+	}
 	if err == nil {
 		data = make([]byte, st.Size())
 		var n int

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/runnel/runnel/log/vfs"
@@ -101,14 +102,12 @@ func encodeSharedIndex(seq uint64, size int64, byKey map[sharedKey][]sharedEnt) 
 	for k := range byKey {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b sharedKey) int {
-		if a.topicID != b.topicID {
-			if a.topicID < b.topicID {
-				return -1
-			}
-			return 1
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].topicID != keys[j].topicID {
+			return keys[i].topicID < keys[j].topicID
 		}
-		return int(a.partition) - int(b.partition)
+		return keys[i].partition < keys[j].partition
 	})
 	dirEnd := sidxHeaderSize + sidxDirEntry*len(keys)
 	buf := make([]byte, dirEnd, dirEnd+len(keys)*64)
@@ -216,6 +215,9 @@ func (s *sharedLog) entriesOf(sf *sharedFile, key sharedKey, loc secLoc) ([]shar
 	s.mu.Lock()
 	size := sf.size
 	s.mu.Unlock()
+	if size > maxReadWhole {
+		return nil, errTooLargeToRead(sf.path, size)
+	}
 	cf, err := s.l.files.get(sf.path, false)
 	if err != nil {
 		return nil, err

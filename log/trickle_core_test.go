@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/log/batch"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // procWriteBytes reads write_bytes of /proc/self/io (bytes this process
@@ -95,6 +97,7 @@ func trickle(tb testing.TB, dir string, mod func(*Options), parts, rate int, d t
 // the node journal. Run on a real disk (write_bytes is not counted on
 // tmpfs): go test -run XXX -bench TrickleCore ./log/
 func BenchmarkTrickleCore(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	for _, mode := range []string{"shared", "journal", "files"} {
 		mod := func(o *Options) {
 			o.NoSharedSegments = mode != "shared"
@@ -115,6 +118,7 @@ func BenchmarkTrickleCore(b *testing.B) {
 // BenchmarkManyWritersCore: 64 goroutines on 64 partitions, 100-byte
 // records, each waiting for its ack (fsync always).
 func BenchmarkManyWritersCore(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	for _, mode := range []string{"shared", "journal", "files"} {
 		b.Run(mode, func(b *testing.B) {
 			l := testOpen(&testing.T{}, b.TempDir(), func(o *Options) {
@@ -158,6 +162,7 @@ func BenchmarkManyWritersCore(b *testing.B) {
 // BenchmarkBulkCore: one partition, 100 records of 1 KiB per batch, fsync
 // always, against a plain file written with one fdatasync per batch.
 func BenchmarkBulkCore(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	var bb batch.Builder
 	for i := 0; i < 100; i++ {
 		bb.Add(time.Now().UnixMilli(), nil, make([]byte, 1024), nil)
@@ -198,6 +203,7 @@ func BenchmarkBulkCore(b *testing.B) {
 // BenchmarkReadCore: sequential Read of a partition from the page cache,
 // 1 MiB per call.
 func BenchmarkReadCore(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	l := testOpen(&testing.T{}, b.TempDir(), nil)
 	defer l.Close()
 	l.CreateTopic("r", TopicConfig{Fsync: FsyncNever, SegmentBytes: 64 << 20})

@@ -45,7 +45,11 @@ type mirrorPart struct {
 	fetchFrom   int64 // >= 0: next fetch starts here (an empty copy joins at the origin's log start)
 	lastFetch   time.Time
 	caughtUp    time.Time // last time the copy held all the origin had
-	diverged    string
+	// caughtUpAsked is when the fetch that found the copy caught up was
+	// sent: the copy holds everything the origin had then. (A response
+	// read late, after this node was paused, is not news.)
+	caughtUpAsked time.Time
+	diverged      string
 	// verified: the copy's latest epoch was checked against the
 	// origin's history since the last event that may have changed it
 	// (see epochs.go); only verified copies fetch.
@@ -156,6 +160,7 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchMaxWait+f.r.opts.FetchTimeout)
+		sent := time.Now()
 		resp, err := f.cl.SeedBrokers()[0].Request(fctx, req)
 		cancel()
 		if err != nil {
@@ -173,7 +178,7 @@ func (f *fetcher) run(ctx context.Context) {
 		f.lastErr = ""
 		f.mu.Unlock()
 		backoff = 0
-		if f.apply(ctx, req, resp.(*kmsg.FetchResponse)) {
+		if f.apply(ctx, req, resp.(*kmsg.FetchResponse), sent) {
 			f.mu.Lock()
 			f.metaAt = time.Time{}
 			f.mu.Unlock()
@@ -229,7 +234,7 @@ func (f *fetcher) request() *kmsg.FetchRequest {
 
 // apply stores what a fetch returned. It reports whether the metadata
 // should be read again (an unknown partition).
-func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) (refresh bool) {
+func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sent time.Time) (refresh bool) {
 	if resp.ErrorCode != 0 {
 		f.setErr(fmt.Errorf("fetch: error code %d", resp.ErrorCode))
 		return true
@@ -270,7 +275,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark)
+				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark, sent)
 			}()
 		}
 	}
@@ -279,7 +284,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 }
 
 // store appends data (batches from offset from) to the local copy.
-func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64) {
+func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	end := from
 	if len(data) > 0 {
@@ -310,7 +315,7 @@ func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, orig
 		p.originStart, p.originHWM, p.localEnd = originStart, originHWM, end
 		p.lastFetch = now
 		if end >= originHWM {
-			p.caughtUp = now
+			p.caughtUp, p.caughtUpAsked = now, sent
 		}
 		if p.fetchFrom >= 0 && end > p.fetchFrom {
 			p.fetchFrom = -1
@@ -418,6 +423,11 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		n     int32
 	}
 	var create []want
+	type isrOf struct {
+		topic         string
+		isr, replicas [][]int32
+	}
+	var isrs []isrOf
 	f.mu.Lock()
 	for _, t := range md.Topics {
 		if t.Topic == nil || t.ErrorCode != 0 || len(t.Partitions) == 0 || t.IsInternal {
@@ -461,9 +471,17 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		if held {
 			create = append(create, want{name, ot.partitions})
 		}
+		isrs = append(isrs, isrOf{name, ot.isr, ot.replicas})
 	}
 	f.metaAt = time.Now()
 	f.mu.Unlock()
+	names := map[int32]string{}
+	for _, m := range f.r.peers() {
+		names[m.BrokerID] = m.NodeID
+	}
+	for _, x := range isrs {
+		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, x.replicas, names)
+	}
 
 	for _, w := range create {
 		f.ensureTopic(ctx, w.topic, w.n)

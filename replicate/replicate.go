@@ -105,6 +105,7 @@ type Replicator struct {
 	stats    stats
 
 	members atomic.Pointer[[]member.Member]
+	copies  copyBook // copies the origins last announced
 	// restoring: the start's taking back from the copies is not done;
 	// the view refuses appends to this node's partitions.
 	restoring atomic.Bool

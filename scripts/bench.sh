@@ -11,6 +11,9 @@
 # unless RUNNEL_BENCH_ALLOW_TMPFS=1. RUNNEL_BENCH_OUT names a file that
 # also gets the summary table; the raw `go test` output is kept in
 # $RUNNEL_BENCH_DIR (default: a new temp dir, named at the end).
+# RUNNEL_BENCH_WRITE_DOCS=1 (make bench-docs) also writes the table into
+# README.md and log/doc.go, between their "figures:begin" and
+# "figures:end" markers: the one table both quote.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -132,13 +135,8 @@ Forwarding: bandwidth cap (1 MiB/s) reached, real Apache Kafka upstream|Benchmar
 EOF
 }
 
-summary() {
-	echo
-	echo "## Figures the README quotes (make bench, $(date -u +%Y-%m-%d), $(git describe --tags --always --dirty 2>/dev/null || echo '?'))"
-	echo
-	echo "$(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); temp dirs on $tmp ($fsnote); $($GO version | cut -d' ' -f3-)."
-	echo "MQTT and Kafka-API figures beside Mosquitto and Apache Kafka: make bench-vs-mosquitto, make bench-vs-kafka."
-	echo
+# table: the figures as a Markdown table, one row per line of figures().
+table() {
 	echo "| figure | value | unit | command |"
 	echo "|---|---:|---|---|"
 	figures | while IFS='|' read -r label name unit; do
@@ -153,7 +151,51 @@ summary() {
 	done
 }
 
+# about: one line saying where and when the figures were measured.
+about() {
+	echo "make bench, $(date -u +%Y-%m-%d), $(git describe --tags --always --dirty 2>/dev/null || echo '?'); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg); temp dirs on $tmp ($fsnote); $($GO version | cut -d' ' -f3-)."
+}
+
+summary() {
+	echo
+	echo "## Figures the README quotes"
+	echo
+	echo "$(about)"
+	echo "MQTT and Kafka-API figures beside Mosquitto and Apache Kafka: make bench-vs-mosquitto, make bench-vs-kafka."
+	echo
+	cat "$dir/table.md"
+}
+
+# write_docs FILE PREFIX: replaces the lines between the figures markers
+# of FILE (README.md, log/doc.go) with the about line and the table, each
+# line behind PREFIX. cmd/runnel TestFiguresTables keeps the two equal.
+write_docs() {
+	local file=$1 prefix=$2 block=$dir/block.txt
+	local blank=${prefix%%[[:space:]]}
+	{
+		printf '%s\n' "$blank"
+		printf '%s%s\n' "$prefix" "$(about)"
+		printf '%s\n' "$blank"
+		awk -v p="$prefix" '{ print p $0 }' "$dir/table.md"
+		printf '%s\n' "$blank"
+	} >"$block"
+	awk -v block="$block" '
+		/figures:begin/ { print; while ((getline l < block) > 0) print l; skip = 1; next }
+		/figures:end/ { skip = 0 }
+		!skip' "$file" >"$file.new" && mv "$file.new" "$file"
+	echo "bench: figures written to $file"
+}
+
+table >"$dir/table.md"
 summary | tee -a "$raw" | tee "${RUNNEL_BENCH_OUT:-/dev/null}"
+if [ "${RUNNEL_BENCH_WRITE_DOCS:-}" = 1 ]; then
+	if [ ${#failed[@]} -gt 0 ]; then
+		echo "bench: not writing the figures into the docs: some benchmarks failed" >&2
+	else
+		write_docs README.md ""
+		write_docs log/doc.go "//	"
+	fi
+fi
 echo
 echo "bench: $(($(date +%s) - started)) s; raw output in $raw"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 )
@@ -10,6 +11,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	m := NewMetrics(w)
 	m.Gauge("runnel_info", "Build and node information.", 1, Labels{"node": s.opts.NodeID, "version": s.opts.Version})
 	s.logMetrics(m)
+	s.httpMetrics(m)
 	for _, c := range s.opts.Collectors {
 		c(m)
 	}
@@ -53,4 +55,38 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// httpMetrics writes the HTTP surface's counters and the box figures the
+// dashboard shows (clock, device writes, eMMC wear, disk forecast).
+func (s *Server) httpMetrics(m *Metrics) {
+	c := &s.stats
+	m.Counter("runnel_http_produce_records_total", "Records appended through HTTP produce.", float64(c.producedRecords.Load()), nil)
+	m.Counter("runnel_http_produce_bytes_total", "Record-batch bytes appended through HTTP produce.", float64(c.producedBytes.Load()), nil)
+	m.Counter("runnel_http_produce_failed_records_total", "HTTP records the log refused or failed.", float64(c.produceFailed.Load()), nil)
+	m.Counter("runnel_http_produce_refused_total", "HTTP produce requests refused before storing anything (4xx).", float64(c.produceRefused.Load()), nil)
+	m.Counter("runnel_http_mqtt_published_total", "MQTT publishes made over HTTP.", float64(c.mqttPublished.Load()), nil)
+	m.Counter("runnel_http_mqtt_failed_total", "MQTT publishes over HTTP refused or failed.", float64(c.mqttFailed.Load()), nil)
+	m.Gauge("runnel_http_tail_clients", "Open live tails (Server-Sent Events).", float64(c.tailClients.Load()), nil)
+	m.Counter("runnel_http_tail_records_total", "Records sent on live tails.", float64(c.tailEvents.Load()), nil)
+	m.Counter("runnel_http_tail_cut_total", "Live tails disconnected because the client did not read.", float64(c.tailCut.Load()), nil)
+	m.Counter("runnel_http_auth_failures_total", "HTTP requests refused for missing or wrong credentials.", float64(c.authFailures.Load()), nil)
+	if w, ok := processWriteBytes(); ok {
+		m.Counter("runnel_process_write_bytes_total", "Bytes this process caused to be written to storage (/proc/self/io write_bytes).", float64(w), nil)
+	}
+	if w, ok := deviceWrittenBytes(s.device); ok {
+		m.Counter("runnel_device_write_bytes_total", "Bytes written to the data directory's device since boot, by every process.", float64(w), Labels{"device": s.device})
+	}
+	for _, e := range emmcWear() {
+		m.Gauge("runnel_emmc_life_time_estimate", "eMMC life-time estimate (1 = 0-10% of rated erase cycles used ... 10 = 90-100%, 11 = exceeded).", float64(e.LifeTimeA), Labels{"device": e.Device, "type": "a"})
+		m.Gauge("runnel_emmc_life_time_estimate", "eMMC life-time estimate (1 = 0-10% of rated erase cycles used ... 10 = 90-100%, 11 = exceeded).", float64(e.LifeTimeB), Labels{"device": e.Device, "type": "b"})
+		m.Gauge("runnel_emmc_pre_eol", "eMMC pre-end-of-life state (1 normal, 2 warning, 3 urgent).", float64(e.PreEOL), Labels{"device": e.Device})
+	}
+	if clk := clockState(); clk.Known {
+		m.Gauge("runnel_clock_synchronized", "1 when the kernel reports the system clock synchronised (adjtimex).", b2f(clk.Synchronized), nil)
+		m.Gauge("runnel_clock_max_error_seconds", "The kernel's maximum clock error estimate (adjtimex).", float64(clk.MaxErrorMicros)/1e6, nil)
+	}
+	if h := math.Float64frombits(s.hoursUntilFull.Load()); !math.IsNaN(h) && !math.IsInf(h, 0) {
+		m.Gauge("runnel_disk_hours_until_full", "Hours until free space reaches the guard at the net ingest rate last measured by /api/overview.", h, nil)
+	}
 }

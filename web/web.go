@@ -1,6 +1,12 @@
 // Package web is runnel's HTTP surface: /healthz, /readyz, Prometheus
-// /metrics and the JSON API (/api/status, /api/topics, /api/routes,
-// /api/peers).
+// /metrics, the JSON API (/api/status, /api/topics, /api/routes,
+// /api/peers, ...), produce and read in Confluent REST Proxy v2's
+// conventions (/topics/...), an MQTT-style publish, the Server-Sent
+// Events live tail and the embedded dashboard (/ui/).
+//
+// web imports no component: what a component exposes (metrics, status
+// sections, routes, peers, the MQTT publish) reaches it through Options,
+// wired by cmd/runnel.
 package web
 
 import (
@@ -8,12 +14,15 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/ingest/produce"
 	rlog "github.com/runnel/runnel/log"
 )
 
@@ -37,13 +46,66 @@ type Options struct {
 	// Peers is served as /api/peers: the site's members and copies (nil =
 	// this node alone, site replication off).
 	Peers func() any
+
+	// BrokerID is this node's Kafka broker id, the leader of every
+	// partition in the REST v2 topic answers.
+	BrokerID int32
+	// AutoCreateTopics makes HTTP produce create unknown topics with the
+	// log's defaults (the Kafka listener's setting).
+	AutoCreateTopics bool
+	// MaxBodyBytes caps a request body (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MQTTPublish, when set, serves the MQTT-style publish endpoints: it
+	// publishes m as an MQTT client's PUBLISH would be (routes to the
+	// log, fan-out to subscribers, retained store) and returns once m is
+	// durable (or refused).
+	MQTTPublish func(ctx context.Context, m MQTTMessage) error
+	// Site is the site id shown by the dashboard.
+	Site string
+	// Ingest gives each protocol's totals ("kafka", "mqtt"; HTTP's own are
+	// added), for the ingest rates of /api/overview.
+	Ingest map[string]func() IngestCount
+	// DataDir is the data directory (its device's writes and wear are
+	// shown); MinFreeBytes and OnFull the disk guard's threshold and the
+	// default on-full policy.
+	DataDir      string
+	MinFreeBytes int64
+	OnFull       string
+	// Consumers lists the consumer groups (nil: no Kafka listener).
+	Consumers func() ([]ConsumerGroup, error)
+	// MQTT is the MQTT broker's snapshot, served as /api/mqtt (nil: MQTT off).
+	MQTT func() any
+	// PauseRoute pauses or resumes a forwarding route (nil: no routes).
+	PauseRoute func(name string, paused bool) error
+	// LinkBudget is the uplink's data plan in bytes per day (0 = none).
+	LinkBudget int64
+	// TailHeartbeat is how often an idle live tail sends a comment
+	// (default DefaultTailHeartbeat); TailWriteTimeout how long a write to
+	// a tail client may block before the client is cut off (default
+	// DefaultTailWriteTimeout).
+	TailHeartbeat, TailWriteTimeout time.Duration
+	// Auth says who may do what (see auth.go); the zero value opens
+	// everything to loopback clients only.
+	Auth AuthOptions
 }
+
+// DefaultMaxBodyBytes is the default cap on a request body.
+const DefaultMaxBodyBytes = 4 << 20
 
 // Server is the HTTP server.
 type Server struct {
 	opts    Options
 	srv     *http.Server
+	mux     *http.ServeMux
 	started time.Time
+	produce *produce.Path
+	auth    *authenticator
+	stats   counters
+	closing chan struct{} // closed when Shutdown starts: live tails end
+
+	device         string // /sys/block name of the data dir's disk ("" unknown)
+	sampler        sampler
+	hoursUntilFull atomic.Uint64 // float64 bits; last computed
 }
 
 // New returns a server; Serve starts it.
@@ -54,22 +116,36 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, started: time.Now()}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /metrics", s.metrics)
-	mux.HandleFunc("GET /api/status", s.status)
-	mux.HandleFunc("GET /api/topics", s.topics)
-	mux.HandleFunc("GET /api/routes", s.routes)
-	mux.HandleFunc("GET /api/peers", s.peers)
+	if err := opts.Auth.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.TailHeartbeat <= 0 {
+		opts.TailHeartbeat = DefaultTailHeartbeat
+	}
+	if opts.TailWriteTimeout <= 0 {
+		opts.TailWriteTimeout = DefaultTailWriteTimeout
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{opts: opts, started: time.Now(), mux: http.NewServeMux(), closing: make(chan struct{})}
+	s.auth = newAuthenticator(opts.Auth)
+	s.device = deviceOf(opts.DataDir)
+	s.hoursUntilFull.Store(math.Float64bits(math.NaN()))
+	s.produce = produce.New(produce.Options{Log: opts.Log, Logger: opts.Logger, Protocol: "http"})
+	s.routesTable()
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	s.srv.RegisterOnShutdown(func() { close(s.closing) })
 	return s, nil
 }
+
+// Handler is the server's handler (every endpoint behind its access
+// check), for serving it elsewhere.
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
@@ -165,16 +241,26 @@ type partitionJSON struct {
 }
 
 type topicJSON struct {
-	Name       string          `json:"name"`
-	Fsync      string          `json:"fsync"`
-	OnFull     string          `json:"on_full"`
-	Partitions []partitionJSON `json:"partitions"`
+	Name           string          `json:"name"`
+	Fsync          string          `json:"fsync"`
+	OnFull         string          `json:"on_full"`
+	RetentionMs    int64           `json:"retention_ms"`    // -1 = forever
+	RetentionBytes int64           `json:"retention_bytes"` // per partition; -1 = unlimited
+	Origin         string          `json:"origin,omitempty"`
+	Partitions     []partitionJSON `json:"partitions"`
 }
 
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	var out []topicJSON
 	for _, t := range s.opts.Log.Topics() {
-		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull)}
+		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull),
+			RetentionMs: t.Config.RetentionAge.Milliseconds(), RetentionBytes: t.Config.RetentionBytes, Origin: t.Config.Origin}
+		if t.Config.RetentionAge < 0 {
+			tj.RetentionMs = -1
+		}
+		if tj.RetentionBytes < 0 {
+			tj.RetentionBytes = -1
+		}
 		for _, p := range t.Partitions {
 			pj := partitionJSON{Partition: p.Partition, Start: p.Start, End: p.HWM, Bytes: p.Bytes, Segments: p.Segments}
 			if p.Err != nil {
@@ -210,5 +296,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// writeJSONType answers v as compact JSON of content type ctype.
+func writeJSONType(w http.ResponseWriter, ctype string, v any) {
+	w.Header().Set("Content-Type", ctype)
+	writeJSONBody(w, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }

@@ -25,7 +25,7 @@ import (
 func serverUnderTest(t *testing.T) string {
 	t.Helper()
 	bin := serverBinary(t)
-	v := strings.TrimSpace(runTool(t, 30*time.Second, "", bin, "version"))
+	v, _, _ := strings.Cut(strings.TrimSpace(runTool(t, 30*time.Second, "", bin, "version")), "\n") // the build line, not the formats
 	if os.Getenv("RUNNEL_BIN") != "" {
 		return fmt.Sprintf("%s (RUNNEL_BIN=%s)", v, bin)
 	}

@@ -16,8 +16,8 @@ func benchJSON(t *testing.T, args ...string) benchResult {
 	return r
 }
 
-func TestBenchModes(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLIBenchModes(t *testing.T) {
+	b := cliServer(t).Addr()
 	p := benchJSON(t, "produce", "--brokers", b, "--records", "20000", "--record-size", "50", "--partitions", "3")
 	if p.Records != 20000 || p.Errors != 0 || p.RecPerSec <= 0 || p.MBPerSec <= 0 || p.Partitions != 3 {
 		t.Fatalf("produce result: %+v", p)

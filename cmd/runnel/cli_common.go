@@ -7,13 +7,13 @@ package main
 // against Apache Kafka alike.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -213,7 +213,8 @@ func fetchMetadata(ctx context.Context, cl *kgo.Client, topics []string) ([]topi
 		slices.Sort(tm.partitions)
 		out = append(out, tm)
 	}
-	slices.SortFunc(out, func(a, b topicMeta) int { return cmp.Compare(a.name, b.name) })
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, errs, nil
 }
 

@@ -6,20 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// fakeCluster starts an in-process franz-go kfake cluster (a Kafka-API
-// server) and returns its bootstrap address.
-func fakeCluster(t *testing.T, opts ...kfake.Opt) string {
+// cliServer starts the server the CLI tests talk to: a real `runnel serve`
+// (or, with RUNNEL_IT_TARGET=kafka, Apache Kafka: the same commands against
+// the reference server), one partition per auto-created topic, and returns
+// it; its Addr is the bootstrap address.
+func cliServer(t *testing.T) itServer {
 	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1)}, opts...)...)
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return strings.Join(c.ListenAddrs(), ",")
+	return startServer(t, 1)
 }
 
 // cliResult is what one in-process command run produced.

@@ -9,8 +9,8 @@ import (
 	"github.com/runnel/runnel/log/batch"
 )
 
-func TestProduceConsumeRoundTrip(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLIProduceConsumeRoundTrip(t *testing.T) {
+	b := cliServer(t).Addr()
 	mustCLI(t, "", "topic", "create", "rt", "--partitions", "4", "--brokers", b)
 	var in strings.Builder
 	for i := range 200 {
@@ -58,8 +58,8 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestConsumeGroupCommits(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLIConsumeGroupCommits(t *testing.T) {
+	b := cliServer(t).Addr()
 	mustCLI(t, "", "topic", "create", "g", "--partitions", "2", "--brokers", b)
 	var in strings.Builder
 	for i := range 50 {
@@ -91,8 +91,8 @@ func TestConsumeGroupCommits(t *testing.T) {
 	}
 }
 
-func TestProduceOptions(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLIProduceOptions(t *testing.T) {
+	b := cliServer(t).Addr()
 	mustCLI(t, "", "topic", "create", "opts", "--partitions", "3", "--brokers", b)
 	for _, acks := range []string{"0", "1", "-1", "all"} {
 		mustCLI(t, "a-"+acks+"\n", "produce", "opts", "--acks", acks, "--partition", "2", "--key", "K", "--header", "h=1", "--header", "src=test", "-z", "zstd", "--brokers", b)

@@ -5,11 +5,15 @@ package main
 // its /api/status document (node, uptime, disk, routes).
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -117,7 +121,7 @@ func fetchHTTPStatus(ctx context.Context, addr string) (map[string]any, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpGet(ctx, req, http.ProxyFromEnvironment, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,120 @@ func fetchHTTPStatus(ctx context.Context, addr string) (map[string]any, error) {
 		return nil, fmt.Errorf("decode JSON: %w", err)
 	}
 	return doc, nil
+}
+
+// httpGet does for one GET what http.DefaultClient.Do does (a proxy as
+// http.Transport.Proxy picks it, http:// proxies only; https targets, with
+// tlsConf's roots when not nil; chunked bodies, via http.ReadResponse) on
+// a connection of its own, closed with the body. The status command's one
+// request does not need http.Transport, and linking it (with its HTTP/2
+// client) costs about 400 KB of the binary.
+func httpGet(ctx context.Context, req *http.Request, proxyFor func(*http.Request) (*url.URL, error), tlsConf *tls.Config) (*http.Response, error) {
+	u := req.URL
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("unsupported scheme %q", u.Scheme)
+	}
+	target := hostPortDefault(u.Host, u.Scheme)
+	var proxy *url.URL
+	if proxyFor != nil {
+		p, err := proxyFor(req)
+		if err != nil {
+			return nil, err
+		}
+		proxy = p
+	}
+	if proxy != nil && proxy.Scheme != "http" {
+		return nil, fmt.Errorf("proxy %s: only http:// proxies are supported", proxy.Redacted())
+	}
+	addr := target
+	if proxy != nil {
+		addr = hostPortDefault(proxy.Host, "http")
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// The context bounds the whole exchange, body included.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	ok := false
+	defer func() {
+		if !ok {
+			stop()
+			nc.Close()
+		}
+	}()
+	br := bufio.NewReader(nc)
+	conn := nc
+	if proxy != nil && u.Scheme == "https" {
+		connect := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
+		if err := connect.Write(nc); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, connect)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+		// A 200 has no body: the tunnel follows (reading it would wait
+		// for the end of the connection).
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("proxy %s: CONNECT %s: %s", proxy.Redacted(), target, resp.Status)
+		}
+	}
+	if u.Scheme == "https" {
+		conf := &tls.Config{}
+		if tlsConf != nil {
+			conf = tlsConf.Clone()
+		}
+		conf.ServerName = u.Hostname()
+		tc := tls.Client(nc, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		conn, br = tc, bufio.NewReader(tc)
+	}
+	req.Close = true // one request per connection
+	if proxy != nil && u.Scheme == "http" {
+		err = req.WriteProxy(conn)
+	} else {
+		err = req.Write(conn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &closeBoth{ReadCloser: resp.Body, conn: conn, stop: stop}
+	ok = true
+	return resp, nil
+}
+
+// hostPortDefault adds the scheme's port to a URL host without one.
+func hostPortDefault(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
+}
+
+// closeBoth closes a response body and its connection.
+type closeBoth struct {
+	io.ReadCloser
+	conn io.Closer
+	stop func() bool
+}
+
+func (c *closeBoth) Close() error {
+	c.stop()
+	c.ReadCloser.Close()
+	return c.conn.Close()
 }
 
 // printStatusDoc prints the status document: well-known keys first, then the

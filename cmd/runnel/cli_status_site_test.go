@@ -1,27 +1,31 @@
 package main
 
 import (
-	"net/http"
-	"net/http/httptest"
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
-// runnel status prints the site part of /api/status as tables, not JSON.
-func TestStatusSite(t *testing.T) {
-	b := fakeCluster(t)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"node_id":"line1","replication":{"node_id":"line1","broker_id":17,"restoring":false,
+// printSite renders the site part of /api/status (replicate's status
+// document, as served) as tables, not JSON.
+func TestStatusSiteTables(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(`{"node_id":"line1","replication":{"node_id":"line1","broker_id":17,"restoring":false,
 "peers":[{"node_id":"line1","broker_id":17,"state":"alive","gossip_addr":"10.0.0.11:7946","kafka_addr":"10.0.0.11:9092","self":true,"last_contact":"2026-01-01T00:00:00Z"},
 {"node_id":"line2","broker_id":18,"state":"failed","gossip_addr":"10.0.0.12:7946","kafka_addr":"10.0.0.12:9092","last_contact":"2026-01-01T00:00:00Z"}],
 "partitions":[{"topic":"telemetry","partition":0,"end":120,"acked_end":118,"replication_factor":2,"min_insync_replicas":2,"in_sync":["line1"],
 "mirrors":[{"node_id":"line3","end":100,"lag_records":20,"lag_seconds":4.5,"in_sync":false,"stalled":true}]}],
 "copies":[{"origin":"line3","topic":"line3.telemetry","partition":1,"end":50,"origin_start":0,"origin_end":50,"lag_records":0,"lag_seconds":0,"stalled":false}],
-"not_enough_replicas":3,"mirrored_bytes":1000,"divergences":0,"truncations":1,"truncated_records":7,"restored_records":0}}`))
-	}))
-	defer hs.Close()
-	out := mustCLI(t, "", "status", "--brokers", b, "--http", strings.TrimPrefix(hs.URL, "http://"))
+"not_enough_replicas":3,"mirrored_bytes":1000,"divergences":0,"truncations":1,"truncated_records":7,"restored_records":0}}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if !printSite(&buf, doc["replication"], time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)) {
+		t.Fatal("printSite did not print the site")
+	}
+	out := buf.String()
 	for _, want := range []string{
 		"Site (this box: line1, broker id 17)",
 		"line1 (this box)", "line2", "failed", "10.0.0.12:9092",

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -285,7 +286,8 @@ func describeTopicConfigs(ctx context.Context, cl *kgo.Client, topic string) ([]
 			entries = append(entries, entry{c.Name, line})
 		}
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	out := make([]string, len(entries))
 	for i, e := range entries {
 		out[i] = e.line

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-func TestTopicCreateListDescribeDelete(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLITopicCreateListDescribeDelete(t *testing.T) {
+	b := cliServer(t).Addr()
 	out := mustCLI(t, "", "topic", "create", "orders", "--partitions", "3", "--config", "retention.ms=60000", "--brokers", b)
 	if !strings.Contains(out, `created topic "orders" with 3 partitions`) {
 		t.Fatalf("create output: %q", out)
@@ -92,8 +92,8 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-func TestBrokersFromEnv(t *testing.T) {
-	b := fakeCluster(t)
+func TestCLIBrokersFromEnv(t *testing.T) {
+	b := cliServer(t).Addr()
 	t.Setenv(envBrokers, b)
 	mustCLI(t, "", "topic", "create", "envtopic", "--partitions", "2")
 	if out := mustCLI(t, "", "topic", "list"); !strings.Contains(out, "envtopic") {

@@ -65,6 +65,31 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		return err
 	}})
 	started = true
-	w.collectors = append(w.collectors, func(m *web.Metrics) { web.KafkaMetrics(m, ks.Stats(), coord.Stats()) })
+	w.collectors = append(w.collectors, func(m *web.Metrics) { kafkaMetrics(m, ks.Stats(), coord.Stats()) })
+	w.ingest["kafka"] = func() web.IngestCount {
+		st := ks.Stats()
+		return web.IngestCount{Records: st.ProduceRecords, Bytes: st.ProduceBytes}
+	}
+	w.consumers = func() ([]web.ConsumerGroup, error) { return consumerGroups(coord) }
 	return nil
+}
+
+// consumerGroups is the coordinator's groups for the HTTP surface.
+func consumerGroups(c *group.Coordinator) ([]web.ConsumerGroup, error) {
+	gs, err := c.Groups()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.ConsumerGroup, 0, len(gs))
+	for _, g := range gs {
+		cg := web.ConsumerGroup{Name: g.Name, State: g.State}
+		for _, m := range g.Members {
+			cg.Members = append(cg.Members, web.ConsumerMember{ID: m.ID, ClientID: m.ClientID, ClientHost: m.ClientHost})
+		}
+		for _, o := range g.Offsets {
+			cg.Offsets = append(cg.Offsets, web.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
+		}
+		out = append(out, cg)
+	}
+	return out, nil
 }

@@ -19,9 +19,14 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 		}
 		return nil
 	}
+	fo := w.failover(&o)
 	f, err := forward.New(o)
 	if err != nil {
 		return fmt.Errorf("forwarding: %v", err)
+	}
+	if fo != nil {
+		fo.Start(f)
+		*stops = append(*stops, stopper{name: "failover", stop: func(context.Context) error { fo.Close(); return nil }})
 	}
 	// Start never fails on an unreachable upstream: routes report and retry.
 	if err := f.Start(context.WithoutCancel(ctx)); err != nil {
@@ -30,6 +35,7 @@ func (w *wiring) startForward(ctx context.Context, stops *[]stopper) error {
 	*stops = append(*stops, stopper{name: "forward", stop: f.Shutdown})
 	w.routes = func() any { return f.Routes() }
 	w.status["routes"] = func() any { return f.Routes() }
-	w.collectors = append(w.collectors, func(m *web.Metrics) { web.ForwardMetrics(m, f.Routes()) })
+	w.collectors = append(w.collectors, func(m *web.Metrics) { forwardMetrics(m, f.Routes()) })
+	w.pauseRoute = f.SetPaused
 	return nil
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/runnel/runnel/ingest/mqtt"
 	"github.com/runnel/runnel/web"
@@ -44,6 +48,32 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 	} else {
 		w.logger.Warn("mqtt: anonymous clients allowed (set mqtt-allow-anonymous: false with users for production)")
 	}
-	w.collectors = append(w.collectors, func(m *web.Metrics) { web.MQTTMetrics(m, b.Stats()) })
+	w.collectors = append(w.collectors, func(m *web.Metrics) { mqttMetrics(m, b.Stats()) })
+	w.mqttPublish = func(ctx context.Context, m web.MQTTMessage) error { return mqttPublish(ctx, b, m) }
+	w.mqttStatus = func() any { return b.Snapshot(500) }
+	w.ingest["mqtt"] = func() web.IngestCount {
+		st := b.Stats()
+		return web.IngestCount{Records: st.Ingested, Bytes: uint64(st.BytesReceived)}
+	}
+	return nil
+}
+
+// mqttPublish hands an HTTP publish to the broker (web does not import
+// ingest/mqtt).
+func mqttPublish(ctx context.Context, b *mqtt.Broker, m web.MQTTMessage) error {
+	msg := mqtt.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, ClientID: m.ClientID,
+		ContentType: m.ContentType, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData}
+	for _, u := range m.UserProperties {
+		msg.UserProperties = append(msg.UserProperties, packets.UserProperty{Key: u[0], Val: u[1]})
+	}
+	stored, err := b.Publish(ctx, msg)
+	switch {
+	case errors.Is(err, mqtt.ErrInvalidMessage):
+		return fmt.Errorf("%w: %v", web.ErrInvalidMessage, err)
+	case err != nil:
+		return err
+	case !stored:
+		return web.ErrNotStored
+	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/replicate"
+	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/web"
 )
 
@@ -29,9 +30,61 @@ func (w *wiring) startReplicate(ctx context.Context, stops *[]stopper) error {
 	w.repl = r
 	w.log = r.Log()
 	w.status["replication"] = func() any { return r.Status() }
-	w.peers = func() any { return r.Status() }
+	w.peers = func() any {
+		st := struct {
+			replicate.Status
+			Failover *replicate.FailoverStatus `json:"failover,omitempty"`
+		}{Status: r.Status()}
+		if w.failoverStatus != nil {
+			fs := w.failoverStatus()
+			st.Failover = &fs
+		}
+		return st
+	}
 	w.collectors = append(w.collectors, func(m *web.Metrics) { replicationMetrics(m, r.Status()) })
 	return nil
+}
+
+// failover makes forwarding follow the site (replication.failover): the
+// duties come from replication, progress goes to the cursor log peers
+// mirror. nil when this box does not replicate or failover is off.
+func (w *wiring) failover(o *forward.Options) *replicate.Failover {
+	if w.repl == nil || !w.cfg.Replication.Failover {
+		return nil
+	}
+	fo := w.repl.Failover(w.cfg.failoverOptions(w.logger.With("component", "failover")))
+	o.Duties = fo
+	o.CursorTopic = forward.CursorTopic
+	w.status["failover"] = func() any { return fo.Status() }
+	w.failoverStatus = fo.Status
+	w.collectors = append(w.collectors, func(m *web.Metrics) { failoverMetrics(m, fo.Status()) })
+	return fo
+}
+
+func failoverMetrics(m *web.Metrics, st replicate.FailoverStatus) {
+	n := map[[2]string]int{}
+	for _, d := range st.Duties {
+		if d.State == "forwarding" {
+			n[[2]string{d.Origin, d.Why}]++
+		}
+	}
+	for k, v := range n {
+		m.Gauge("runnel_failover_forwarded_partitions", "Origin partitions this box forwards, by origin and why (own, takeover, hand-back).", float64(v), web.Labels{"origin": k[0], "why": k[1]})
+	}
+	m.Gauge("runnel_failover_fresh", "1 when this box's copies of the peers' cursor logs are recent enough to act on.", b2f(st.Fresh), nil)
+	m.Counter("runnel_failover_takeovers_total", "Origin partitions of other boxes this box took over.", float64(st.Takeovers), nil)
+	m.Counter("runnel_failover_hand_backs_total", "Own partitions this box took back from a survivor.", float64(st.HandBacks), nil)
+	m.Counter("runnel_failover_releases_total", "Partitions this box stopped forwarding for their returning origin.", float64(st.Releases), nil)
+	m.Counter("runnel_failover_overlaps_total", "Partitions this box forwarded while another box had taken them (fenced on learning it).", float64(st.Overlaps), nil)
+	m.Counter("runnel_failover_stale_drops_total", "Partitions this box stopped forwarding because its view of the site was stale (after a pause).", float64(st.StaleDrops), nil)
+	m.Counter("runnel_failover_cursor_log_errors_total", "Claims or releases that could not be written to the cursor log.", float64(st.LogErrors), nil)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // kafkaSite sets the Kafka server's broker id and site view.

@@ -132,6 +132,8 @@ type replicationConfig struct {
 	DefaultReplicationFactor int32
 	DefaultMinInsyncReplicas int32
 	ReplicaLagTimeMax        time.Duration
+	Failover                 bool
+	FailoverWaitMax          time.Duration
 	RestoreTimeout           time.Duration
 }
 
@@ -177,7 +179,12 @@ type mqttTLSConfig struct {
 }
 
 type httpConfig struct {
-	Addr string
+	Addr          string
+	MaxBodyBytes  int64
+	Anonymous     string
+	ReadOnlyUsers []string
+	TokensFile    string
+	LinkBudget    int64
 }
 
 // keys is the table of every configuration key, bound to c's fields. The
@@ -288,7 +295,17 @@ func (c *serveConfig) keys() []*key {
 			doc: "keep MQTT sessions and retained messages in memory only"},
 
 		{path: "http.addr", flag: "http-addr", def: ":8080", v: str(&c.HTTP.Addr), check: addr(&c.HTTP.Addr),
-			doc: "HTTP listener: /healthz /readyz /metrics /api (empty = off)"},
+			doc: "HTTP listener: dashboard (/ui/), REST produce and read (/topics), live tail, MQTT publish, /healthz /readyz /metrics /api (empty = off)"},
+		{path: "http.max-body-bytes", flag: "http-max-body-bytes", def: "4194304", v: i64(&c.HTTP.MaxBodyBytes), check: positive(&c.HTTP.MaxBodyBytes),
+			doc: "largest HTTP request body (produce, publish), refused with 413 before it is read"},
+		{path: "http.anonymous", flag: "http-anonymous", def: "loopback", v: str(&c.HTTP.Anonymous), check: oneOf(&c.HTTP.Anonymous, "loopback", "none", "read", "write"),
+			doc: "access without credentials: `loopback` (clients on the loopback interface may do everything, others need credentials), `none`, `read` (anyone may read), `write` (anyone may do everything: a trusted, isolated network only). `/healthz` and `/readyz` are always open"},
+		{path: "http.read-only-users", flag: "http-read-only-user", v: strList(&c.HTTP.ReadOnlyUsers, nil),
+			doc: "users of `kafka.users` that may only read over HTTP (repeatable); the others may also produce, publish and pause routes. HTTP Basic authentication uses the Kafka SASL users"},
+		{path: "http.tokens-file", flag: "http-tokens-file", v: str(&c.HTTP.TokensFile),
+			doc: "bearer tokens, one a line: `read TOKEN` or `write TOKEN` (`#` starts a comment); `Authorization: Bearer TOKEN`"},
+		{path: "http.link-budget-bytes-per-day", flag: "http-link-budget-bytes-per-day", def: "0", v: i64(&c.HTTP.LinkBudget), check: notNegative(&c.HTTP.LinkBudget),
+			doc: "the uplink's data plan per day, shown against each route's bytes per day on the dashboard and in `/api/uplink` (0 = none)"},
 
 		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
 			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},
@@ -310,6 +327,10 @@ func (c *serveConfig) keys() []*key {
 			doc: "topics' `min.insync.replicas` default: copies an `acks=all` produce needs (2: never acknowledge what only one box holds)"},
 		{path: "replication.replica-lag-time-max", flag: "replica-lag-time-max", def: "10s", v: dur(&c.Replication.ReplicaLagTimeMax), check: positive(&c.Replication.ReplicaLagTimeMax),
 			doc: "a copy not caught up for this long leaves the in-sync set (Kafka's `replica.lag.time.max.ms`)"},
+		{path: "replication.failover", flag: "failover", def: "true", v: boolean(&c.Replication.Failover),
+			doc: "forward a failed box's partitions from a copy here (its origin's identity and offsets, from its replicated cursor) and hand them back when it returns; the site's boxes must share their routes"},
+		{path: "replication.failover-wait-max", flag: "failover-wait-max", def: "30s", v: dur(&c.Replication.FailoverWaitMax), check: positive(&c.Replication.FailoverWaitMax),
+			doc: "after start or a pause, how long forwarding waits for this box's copies of the peers' cursor logs before it acts on what it knows"},
 		{path: "replication.restore-timeout", flag: "restore-timeout", def: "15s", v: dur(&c.Replication.RestoreTimeout), check: positive(&c.Replication.RestoreTimeout),
 			doc: "at start, how long to wait for the site's other boxes before taking back from their copies what they hold of this box's partitions (a lost unsynced tail, a wiped data dir); appends wait for it"},
 		{path: "upstreams", v: fileOnly(&c.Upstreams), check: c.checkUpstreams,

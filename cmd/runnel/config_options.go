@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"strings"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/web"
 )
 
 // Each component's Options, built from the configuration tree. This is
@@ -154,4 +156,38 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 		})
 	}
 	return o
+}
+
+// webAuth is the HTTP listener's access control (http.*): the Kafka
+// listener's SASL users for HTTP Basic, read-only users, bearer tokens
+// from http.tokens-file (read here).
+func (c *serveConfig) webAuth() (web.AuthOptions, error) {
+	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.HTTP.Anonymous}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		a.Users[name] = pass
+	}
+	if c.HTTP.TokensFile != "" {
+		b, err := os.ReadFile(c.HTTP.TokensFile)
+		if err != nil {
+			return a, fmt.Errorf("config: http.tokens-file: %v", err)
+		}
+		a.Tokens = map[string]string{}
+		for i, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			r, tok, ok := strings.Cut(line, " ")
+			tok = strings.TrimSpace(tok)
+			if !ok || (r != "read" && r != "write") || tok == "" {
+				return a, fmt.Errorf("config: http.tokens-file %s line %d: want `read TOKEN` or `write TOKEN`", c.HTTP.TokensFile, i+1)
+			}
+			a.Tokens[tok] = r
+		}
+	}
+	if err := a.Validate(); err != nil {
+		return a, fmt.Errorf("config: http: %v", err)
+	}
+	return a, nil
 }

@@ -15,6 +15,7 @@ import (
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
 	"github.com/runnel/runnel/replicate/member"
+	"github.com/runnel/runnel/sync/forward"
 )
 
 // enabled reports whether this box gossips with peers (replication.*).
@@ -84,10 +85,18 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 			Insecure:    r.GossipInsecure,
 			KafkaAddr:   kafkaAddr,
 			SnapshotDir: filepath.Join(c.DataDir, "~replicate"),
+			// Peers forward this box's partitions with their own routes:
+			// the digest lets them check the routes are the same.
+			Routes: forward.RoutesHash(c.forwardOptions(nil, nil, nodeID)),
 		},
 		LagTimeMax:     r.ReplicaLagTimeMax,
 		RestoreTimeout: r.RestoreTimeout,
 		ClientOpts:     copts,
 		Logger:         logger,
 	}, nil
+}
+
+// failoverOptions are forwarding failover's options (replication.failover*).
+func (c *serveConfig) failoverOptions(logger *slog.Logger) replicate.FailoverOptions {
+	return replicate.FailoverOptions{StaleMax: c.Replication.FailoverWaitMax, Logger: logger}
 }

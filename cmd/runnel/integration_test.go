@@ -150,6 +150,7 @@ func (k *kafkaServer) LogTail() string      { return k.b.LogTail(4000) }
 // ports, restartable on the same ports and data.
 type runnelServer struct {
 	bin                       string
+	emu                       []string // emulator command the binary runs under (qemu-user), or none
 	dir                       string
 	kafka, http, mqtt         string
 	extra                     []string
@@ -171,8 +172,14 @@ func freeAddr(t testing.TB) string {
 }
 
 // startRunnel starts `runnel serve` on free loopback ports in a temp dir.
+// A test that calls it (not startServer) needs runnel itself: its HTTP
+// API, MQTT, data dir or flags. With RUNNEL_IT_TARGET=kafka it is skipped,
+// saying so: that mode runs the tests that hold for any Kafka server.
 func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 	t.Helper()
+	if os.Getenv("RUNNEL_IT_TARGET") == "kafka" {
+		t.Skip("needs runnel itself (HTTP API, MQTT, data dir or runnel flags): runs against runnel only, not RUNNEL_IT_TARGET=kafka")
+	}
 	dir := t.TempDir()
 	s := &runnelServer{
 		bin: serverBinary(t), dir: dir,
@@ -218,7 +225,8 @@ func (s *runnelServer) start() error {
 		"--data-dir", filepath.Join(s.dir, "data"),
 		"--kafka-addr", s.kafka, "--http-addr", s.http, "--mqtt-addr", s.mqtt,
 	}, s.extra...)
-	cmd := exec.Command(s.bin, args...)
+	argv := append(append(slices.Clip(s.emu), s.bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -11,8 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	rlog "github.com/runnel/runnel/log"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -31,7 +34,7 @@ Commands:
   status    show topics, offsets, node and route state
   bench     load generator: bench produce | consume | e2e
   check     verify a data directory offline (exit 1 on damage)
-  version   print the version
+  version   print the version and the on-disk formats it reads and writes
 
 Run 'runnel COMMAND --help' for a command's flags.
 `
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "check":
 		return runCheck(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "runnel %s %s\n", version, goVersion())
+		printVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -80,4 +83,18 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return ""
+}
+
+// printVersion prints the build and the on-disk formats this binary reads
+// and writes (log/doc.go, "Upgrades and downgrades").
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "runnel %s (%s %s/%s)\n", version, goVersion(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "data format %d: opens data dirs of format %d and older, refuses newer ones\n", rlog.DataFormat, rlog.DataFormat)
+	for _, f := range rlog.Formats() {
+		reads := fmt.Sprintf("v%d", f.ReadsFrom)
+		if f.ReadsFrom != f.Writes {
+			reads = fmt.Sprintf("v%d-v%d", f.ReadsFrom, f.Writes)
+		}
+		fmt.Fprintf(w, "  %-46s writes v%d, reads %s\n", f.Name, f.Writes, reads)
+	}
 }

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	rlog "github.com/runnel/runnel/log"
 )
+
+// statusInterval is how often the log's health is checked for STATUS=
+// when systemd's watchdog is off.
+const statusInterval = 10 * time.Second
 
 // sdNotify sends a state string to systemd when started with Type=notify
 // ($NOTIFY_SOCKET set); otherwise it does nothing.
@@ -32,4 +40,31 @@ func watchdogInterval() time.Duration {
 		return 0
 	}
 	return time.Duration(us) * time.Microsecond / 2
+}
+
+// servingStatus is the STATUS= line of a healthy, serving node.
+func servingStatus(cfg *serveConfig) string {
+	var on []string
+	for _, l := range []struct{ name, addr string }{
+		{"kafka", cfg.Kafka.Addr}, {"mqtt", cfg.MQTT.Addr}, {"http", cfg.HTTP.Addr},
+	} {
+		if l.addr != "" {
+			on = append(on, l.name+" "+l.addr)
+		}
+	}
+	return fmt.Sprintf("serving %s; log %s, fsync %s", strings.Join(on, ", "), absPath(cfg.DataDir), cfg.Log.Fsync)
+}
+
+// logTrouble says why the log cannot take writes ("" when it can): the
+// partitions an I/O error made read-only.
+func logTrouble(l rlog.Log) string {
+	ro := l.Stats().ReadOnly
+	if len(ro) == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("log read-only: %s/%d: %v", ro[0].Topic, ro[0].Partition, ro[0].Err)
+	if len(ro) > 1 {
+		msg += fmt.Sprintf(" (and %d more partitions)", len(ro)-1)
+	}
+	return msg
 }

@@ -65,7 +65,12 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 	defer release()
 
-	l, err := rlog.Open(cfg.logOptions(logger))
+	sdNotify("STATUS=opening the log in " + absPath(cfg.DataDir))
+	lo := cfg.logOptions(logger)
+	if fs := logFS(); fs != nil {
+		lo.FS = fs
+	}
+	l, err := rlog.Open(lo)
 	if err != nil {
 		return fmt.Errorf("open log in %s: %v", cfg.DataDir, err)
 	}
@@ -131,18 +136,27 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 
 	logger.Info("runnel started", "data_dir", absPath(cfg.DataDir), "kafka", cfg.Kafka.Addr, "mqtt", cfg.MQTT.Addr, "http", cfg.HTTP.Addr, "fsync", cfg.Log.Fsync, "version", version)
-	sdNotify("READY=1\nSTATUS=serving")
-	var tick <-chan time.Time
-	if iv := watchdogInterval(); iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		tick = t.C
+	// Every listener is bound and the log is open: systemd may start what
+	// is ordered after runnel.
+	serving := servingStatus(cfg)
+	sdNotify("READY=1\nSTATUS=" + serving)
+	// The watchdog is pinged while the log can take writes: a read-only
+	// partition (an fsync or write failed) stops the pings, so systemd
+	// restarts runnel, whose open recovers the log; a hung main loop stops
+	// them too. Without a watchdog the same check keeps STATUS= current.
+	wd := watchdogInterval()
+	iv := wd
+	if iv <= 0 {
+		iv = statusInterval
 	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	lastTrouble := ""
 	for {
 		select {
 		case <-ctx.Done():
 			logger.Info("stopping", "reason", "signal")
-			sdNotify("STOPPING=1")
+			sdNotify("STOPPING=1\nSTATUS=stopping: syncing and closing the log")
 			shutdown()
 			if closeErr != nil {
 				return closeErr
@@ -151,11 +165,26 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 			return nil
 		case e := <-w.errc:
 			logger.Error("component failed", "err", e)
-			sdNotify("STOPPING=1")
+			sdNotify("STOPPING=1\nSTATUS=stopping: " + e.Error())
 			shutdown()
 			return e
-		case <-tick:
-			sdNotify("WATCHDOG=1")
+		case <-t.C:
+			trouble := logTrouble(l)
+			switch {
+			case trouble != "" && trouble != lastTrouble:
+				msg := trouble
+				if wd > 0 {
+					msg += "; watchdog pings stopped"
+				}
+				logger.Error("log unhealthy", "why", msg)
+				sdNotify("STATUS=" + msg)
+			case trouble == "" && lastTrouble != "":
+				sdNotify("STATUS=" + serving)
+			}
+			lastTrouble = trouble
+			if trouble == "" && wd > 0 {
+				sdNotify("WATCHDOG=1")
+			}
 		}
 	}
 }
@@ -173,6 +202,15 @@ type wiring struct {
 	routes     func() any
 	peers      func() any
 	repl       *replicate.Replicator
+	// failoverStatus is forwarding failover's, for /api/peers (nil when
+	// off).
+	failoverStatus func() replicate.FailoverStatus
+	// What the components expose to the HTTP surface (nil when off).
+	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
+	mqttStatus  func() any
+	ingest      map[string]func() web.IngestCount
+	consumers   func() ([]web.ConsumerGroup, error)
+	pauseRoute  func(name string, paused bool) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -187,6 +225,7 @@ func listen(flag, addr string) (net.Listener, error) {
 // start starts every component in dependency order, appending its stopper.
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
+	w.ingest = map[string]func() web.IngestCount{}
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}
@@ -197,9 +236,22 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	auth, err := w.cfg.webAuth()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var brokerID int32
+	if w.repl != nil {
+		brokerID = w.repl.BrokerID()
+	}
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
+		BrokerID: brokerID, AutoCreateTopics: w.cfg.Kafka.AutoCreateTopics, MaxBodyBytes: w.cfg.HTTP.MaxBodyBytes,
+		MQTTPublish: w.mqttPublish, Auth: auth,
+		Site: w.cfg.Site, Ingest: w.ingest, DataDir: w.cfg.DataDir, MinFreeBytes: w.cfg.Log.MinFreeBytes, OnFull: w.cfg.Log.OnFull,
+		Consumers: w.consumers, MQTT: w.mqttStatus, PauseRoute: w.pauseRoute, LinkBudget: w.cfg.HTTP.LinkBudget,
 	})
 	if err != nil {
 		ln.Close()

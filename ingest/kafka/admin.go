@@ -107,8 +107,8 @@ func (s *Server) createTopic(t kmsg.CreateTopicsRequestTopic, dup, validateOnly 
 	if err := s.configs.put(t.Topic, explicit); err != nil {
 		s.logger.Warn("kafka: cannot record topic config overrides", "topic", t.Topic, "err", err)
 	}
-	s.topics.add(t.Topic)
 	if info, err := s.log.Topic(t.Topic); err == nil {
+		s.produce.Known(t.Topic, int32(len(info.Partitions)))
 		cfg = info.Config
 		cfg.Partitions = int32(len(info.Partitions))
 	}
@@ -157,7 +157,7 @@ func (c *conn) deleteTopics(req *kmsg.DeleteTopicsRequest) kmsg.Response {
 		}
 		rt.Topic = strp(name)
 		err := s.log.DeleteTopic(name)
-		s.topics.forget(name)
+		s.produce.Forget(name)
 		if err != nil {
 			rt.ErrorCode = errorCode(err)
 			rt.ErrorMessage = strp(err.Error())

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
 
@@ -85,22 +86,18 @@ func errorCode(err error) int16 {
 }
 
 // unsupportedResponse fills sl with an answer for a request the server does
-// not serve at that version: the response kind of the key at the requested
-// version with every error code UNSUPPORTED_VERSION, or, when kmsg cannot
-// encode that version, the correlation id and the int16 error code alone.
+// not serve at that version: the response of the key at the requested
+// version with every error code UNSUPPORTED_VERSION (unsupportedAnswers),
+// or, for a key or version kmsg does not know, the correlation id and the
+// int16 error code alone.
 func unsupportedResponse(sl *slot, key, version int16) {
-	req := kmsg.RequestForKey(key)
-	if req == nil || version < 0 || version > req.MaxVersion() {
-		sl.raw = make([]byte, 6)
-		sl.raw[0], sl.raw[1], sl.raw[2], sl.raw[3] = byte(sl.corr>>24), byte(sl.corr>>16), byte(sl.corr>>8), byte(sl.corr)
-		sl.raw[4], sl.raw[5] = byte(uint16(codeUnsupportedVersion)>>8), byte(uint16(codeUnsupportedVersion))
-		sl.rawSet = true
-		return
+	sl.raw = binary.BigEndian.AppendUint32(make([]byte, 0, 16), uint32(sl.corr))
+	if key >= 0 && int(key) < len(unsupportedAnswers) && version >= 0 && int(version) < len(unsupportedAnswers[key]) {
+		sl.raw = append(sl.raw, unsupportedAnswers[key][version]...)
+	} else {
+		sl.raw = binary.BigEndian.AppendUint16(sl.raw, uint16(codeUnsupportedVersion))
 	}
-	req.SetVersion(version)
-	resp := req.ResponseKind()
-	setErrorCodes(resp, codeUnsupportedVersion)
-	sl.resp = resp
+	sl.rawSet = true
 }
 
 // groupUnavailable answers a group request when no GroupHandler is set.

@@ -263,7 +263,7 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 			c.clientID = string(id)
 		}
 	}
-	req := kmsg.RequestForKey(key)
+	req := newRequest(key) // non-nil: served keys only reach here
 	req.SetVersion(version)
 	if req.IsFlexible() {
 		kmsg.SkipTags(&r)

@@ -38,8 +38,12 @@
 // served range, and keys the server does not serve, get a response of the
 // requested version with every error code set to UNSUPPORTED_VERSION (or,
 // when kmsg cannot encode that version, the correlation id followed by the
-// int16 error code). An ApiVersions request above the served range gets a v0
-// response with UNSUPPORTED_VERSION and the full key list, as Kafka does.
+// int16 error code). Those answers are bytes generated from kmsg
+// (unsupported_answers.go, checked by TestUnsupportedAnswers): the server
+// names only the request types it decodes (newRequest), so the other keys'
+// codecs are not linked into the binary. An ApiVersions request above the
+// served range gets a v0 response with UNSUPPORTED_VERSION and the full key
+// list, as Kafka does.
 //
 // # Topic configs
 //

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 )
@@ -31,9 +32,9 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 	}
 
 	// acks=-1 waits for the site's in-sync copies when the log can.
-	appendAsync := s.log.AppendAsync
-	if all, ok := s.log.(log.AllAppender); ok && req.Acks == -1 {
-		appendAsync = all.AppendAsyncAll
+	acks := produce.AcksLeader
+	if req.Acks == -1 {
+		acks = produce.AcksAll
 	}
 
 	var pending atomic.Int32
@@ -85,7 +86,7 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 			nbytes := len(p.Records)
 			topic := t.Topic
 			pending.Add(1)
-			appendAsync(topic, p.Partition, p.Records, func(base int64, err error) {
+			s.produce.AppendAsync(topic, p.Partition, p.Records, acks, func(base int64, err error) {
 				rp.BaseOffset = base
 				if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
 					rp.BaseOffset = -1
@@ -95,9 +96,6 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 					}
 					s.stats.produceErrors.Add(1)
 					s.stats.errors.Add(1)
-					if errors.Is(err, log.ErrUnknownTopic) {
-						s.topics.forget(topic)
-					}
 				} else if err == nil {
 					s.stats.produceRecords.Add(uint64(nrec))
 					s.stats.produceBytes.Add(uint64(nbytes))

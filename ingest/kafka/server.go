@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 )
 
@@ -23,7 +24,7 @@ type Server struct {
 	advPort  int32
 	stats    stats
 	pids     *producerIDs
-	topics   topicCache
+	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
 
 	closing chan struct{} // closed by Close: long polls return, readers stop
@@ -61,6 +62,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.pids = pids
 	s.configs = newOverrides(opts.Log.Meta())
+	s.produce = s.newProducePath()
 	return s, nil
 }
 

@@ -69,8 +69,8 @@ func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 		if k < 0 || k >= maxKey || r[0] > r[1] || r[0] < 0 {
 			return
 		}
-		// Never advertise what kmsg cannot decode.
-		if req := kmsg.RequestForKey(k); req == nil {
+		// Never advertise what the server cannot decode.
+		if req := newRequest(k); req == nil {
 			return
 		} else if r[1] > req.MaxVersion() {
 			r[1] = req.MaxVersion()
@@ -111,4 +111,72 @@ func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 // serves reports whether key at version is served.
 func (t *versionTable) serves(key, version int16) bool {
 	return key >= 0 && key < maxKey && t.served[key] && version >= t.rng[key][0] && version <= t.rng[key][1]
+}
+
+// newRequest returns an empty request of key, for the keys this package
+// serves (ownVersions, epochVersions) and the consumer-group keys
+// (group.Versions, marked "group"); nil for any other key. It names each
+// request type on purpose, instead of kmsg.RequestForKey: that one names
+// every request kmsg knows (about 90), so the linker keeps every request
+// decoder and response encoder in the binary, several hundred KB of code
+// for keys that are never decoded (an unserved key is answered from
+// unsupportedAnswers).
+func newRequest(key int16) kmsg.Request {
+	switch key {
+	case keyProduce:
+		return kmsg.NewPtrProduceRequest()
+	case keyFetch:
+		return kmsg.NewPtrFetchRequest()
+	case keyListOffsets:
+		return kmsg.NewPtrListOffsetsRequest()
+	case keyMetadata:
+		return kmsg.NewPtrMetadataRequest()
+	case int16(kmsg.OffsetCommit): // group
+		return kmsg.NewPtrOffsetCommitRequest()
+	case int16(kmsg.OffsetFetch): // group
+		return kmsg.NewPtrOffsetFetchRequest()
+	case keyFindCoordinator:
+		return kmsg.NewPtrFindCoordinatorRequest()
+	case int16(kmsg.JoinGroup): // group
+		return kmsg.NewPtrJoinGroupRequest()
+	case int16(kmsg.Heartbeat): // group
+		return kmsg.NewPtrHeartbeatRequest()
+	case int16(kmsg.LeaveGroup): // group
+		return kmsg.NewPtrLeaveGroupRequest()
+	case int16(kmsg.SyncGroup): // group
+		return kmsg.NewPtrSyncGroupRequest()
+	case int16(kmsg.DescribeGroups): // group
+		return kmsg.NewPtrDescribeGroupsRequest()
+	case int16(kmsg.ListGroups): // group
+		return kmsg.NewPtrListGroupsRequest()
+	case keySASLHandshake:
+		return kmsg.NewPtrSASLHandshakeRequest()
+	case keyApiVersions:
+		return kmsg.NewPtrApiVersionsRequest()
+	case keyCreateTopics:
+		return kmsg.NewPtrCreateTopicsRequest()
+	case keyDeleteTopics:
+		return kmsg.NewPtrDeleteTopicsRequest()
+	case keyInitProducerID:
+		return kmsg.NewPtrInitProducerIDRequest()
+	case keyOffsetForLeaderEpoch:
+		return kmsg.NewPtrOffsetForLeaderEpochRequest()
+	case keyDescribeConfigs:
+		return kmsg.NewPtrDescribeConfigsRequest()
+	case keyAlterConfigs:
+		return kmsg.NewPtrAlterConfigsRequest()
+	case keySASLAuthenticate:
+		return kmsg.NewPtrSASLAuthenticateRequest()
+	case keyCreatePartitions:
+		return kmsg.NewPtrCreatePartitionsRequest()
+	case int16(kmsg.DeleteGroups): // group
+		return kmsg.NewPtrDeleteGroupsRequest()
+	case keyIncrementalAlterConfigs:
+		return kmsg.NewPtrIncrementalAlterConfigsRequest()
+	case int16(kmsg.OffsetDelete): // group
+		return kmsg.NewPtrOffsetDeleteRequest()
+	case keyDescribeCluster:
+		return kmsg.NewPtrDescribeClusterRequest()
+	}
+	return nil
 }

@@ -1,17 +1,15 @@
 package mqtt
 
-import "github.com/runnel/runnel/log"
+import "github.com/runnel/runnel/ingest/produce"
 
-// hand gives one batch to the log: with acks=all (Route.Acks) through
-// log.AllAppender when the log has it (site replication: done once every
-// in-sync copy holds the batch, or log.ErrNotEnoughReplicas), else as a
-// local append.
+// hand gives one batch to the log through the shared produce path: with
+// acks=all (Route.Acks) once every in-sync copy of the site holds it
+// (log.AllAppender; log.ErrNotEnoughReplicas when too few are in sync),
+// else as a local append.
 func (a *appender) hand(data []byte, done func(int64, error)) {
+	acks := produce.AcksLeader
 	if a.tp.all {
-		if all, ok := a.b.opts.Log.(log.AllAppender); ok {
-			all.AppendAsyncAll(a.tp.topic, a.tp.partition, data, done)
-			return
-		}
+		acks = produce.AcksAll
 	}
-	a.b.opts.Log.AppendAsync(a.tp.topic, a.tp.partition, data, done)
+	a.b.produce.AppendAsync(a.tp.topic, a.tp.partition, data, acks, done)
 }

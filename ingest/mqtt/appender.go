@@ -4,7 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 )
 
@@ -18,8 +17,6 @@ const (
 	// targetBatchBytes closes a batch early so no batch nears the log's
 	// MaxBatchBytes (default 1 MiB); a larger single message goes alone.
 	targetBatchBytes = 256 << 10
-	// partitionCacheTTL is how long a topic's partition count is trusted.
-	partitionCacheTTL = time.Second
 )
 
 // waiter is told when the record it added is durable or failed.
@@ -212,42 +209,11 @@ func (q *completionQueue) run(stop <-chan struct{}, inflight func() int64) {
 	}
 }
 
-// topicCache remembers partition counts of log topics.
-type topicCache struct {
-	mu sync.Mutex
-	m  map[string]topicEntry // guarded by mu
-}
-
-type topicEntry struct {
-	n       int32
-	checked time.Time
-}
-
 // partitions returns the partition count of topic, creating the topic with
-// the log's defaults when it does not exist.
+// the log's defaults when it does not exist (the produce path shared with
+// Kafka and HTTP).
 func (b *Broker) partitions(topic string) (int32, error) {
-	now := time.Now()
-	b.topics.mu.Lock()
-	e, ok := b.topics.m[topic]
-	b.topics.mu.Unlock()
-	if ok && now.Sub(e.checked) < partitionCacheTTL {
-		return e.n, nil
-	}
-	info, created, err := log.EnsureTopic(b.opts.Log, topic)
-	if created {
-		b.log.Info("mqtt: created log topic", "topic", topic)
-	}
-	if err != nil {
-		return 0, err
-	}
-	n := int32(len(info.Partitions))
-	if n <= 0 {
-		return 0, log.ErrUnknownPartition
-	}
-	b.topics.mu.Lock()
-	b.topics.m[topic] = topicEntry{n: n, checked: now}
-	b.topics.mu.Unlock()
-	return n, nil
+	return b.produce.Topic(topic, true)
 }
 
 // appenderFor returns the appender of one partition.
@@ -278,7 +244,7 @@ func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.Reco
 		}
 		return
 	}
-	p := batch.Partition(tgt.partKey, n)
+	p := b.produce.Partition(tgt.partKey, n)
 	a := b.appenderFor(tp{tgt.topic, p, tgt.all})
 	if a.add(ts, tgt.key, value, headers, w, independent, more && s != nil) {
 		s.deferFeed(a)

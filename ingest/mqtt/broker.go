@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 )
 
@@ -39,7 +40,7 @@ type Broker struct {
 	appMu sync.RWMutex
 	apps  map[tp]*appender // guarded by appMu
 
-	topics topicCache
+	produce *produce.Path // the produce path shared with Kafka and HTTP
 
 	sessions sync.Map // *mqtt.Client → *session
 
@@ -80,7 +81,7 @@ func New(opts Options) (*Broker, error) {
 		auth:        newAuthorizer(&o),
 		completions: newCompletionQueue(),
 		apps:        map[tp]*appender{},
-		topics:      topicCache{m: map[string]topicEntry{}},
+		produce:     produce.New(produce.Options{Log: o.Log, Logger: o.Logger, Protocol: "mqtt"}),
 		ipConns:     map[string]int{},
 		closing:     make(chan struct{}),
 		compStop:    make(chan struct{}),

@@ -253,31 +253,46 @@ func TestLogErrorsBecomeReasonCodesOrDisconnect(t *testing.T) {
 	}
 }
 
+// TestPendingCapThrottles: a client flooding QoS 0 publishes faster than
+// the log syncs never has more than its caps waiting for the log (count,
+// and bytes); the broker's high-water marks count the peak where it
+// happens, at every enqueue.
 func TestPendingCapThrottles(t *testing.T) {
-	l := newMemLog(t)
-	l.SetSyncDelay(20 * time.Millisecond)
-	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxPendingPerClient: 8})
-	c := dialRaw(t, addr)
-	c.connect(4, "flood", "", "")
-	const n = 200
-	for i := 0; i < n; i++ {
-		c.send(publishPacket("f", 0, 0, []byte(strconv.Itoa(i))))
-	}
-	max := int64(0)
-	waitFor(t, 10*time.Second, "all QoS 0 records", func() bool {
-		if p := b.Stats().Pending; p > max {
-			max = p
-		}
-		return b.Stats().Ingested == n
-	})
-	if max > 8 {
-		t.Fatalf("pending reached %d, cap 8", max)
-	}
-	if b.Stats().Throttled == 0 {
-		t.Fatal("client was never throttled")
-	}
-	if got := len(records(t, l, DefaultTopic, 0)); got != n {
-		t.Fatalf("%d records", got)
+	payload := make([]byte, 100)
+	size := len(payload) + len("f") + 64 // what one publish counts against the bytes cap
+	for _, tc := range []struct {
+		name         string
+		count, bytes int
+	}{
+		{"count", 8, DefaultMaxPendingBytesPerClient},
+		{"bytes", DefaultMaxPendingPerClient, 5*size + size/2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newMemLog(t)
+			l.SetSyncDelay(20 * time.Millisecond)
+			b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxPendingPerClient: tc.count, MaxPendingBytesPerClient: tc.bytes})
+			c := dialRaw(t, addr)
+			c.connect(4, "flood", "", "")
+			const n = 200
+			for i := 0; i < n; i++ {
+				c.send(publishPacket("f", 0, 0, payload))
+			}
+			waitFor(t, 10*time.Second, "all QoS 0 records", func() bool { return b.Stats().Ingested == n })
+			st := b.Stats()
+			t.Logf("peak %d publishes, %d bytes; throttled %d times", st.PendingPeak, st.PendingBytesPeak, st.Throttled)
+			if st.PendingPeak > int64(tc.count) || st.PendingBytesPeak > int64(tc.bytes) {
+				t.Fatalf("pending peaked at %d publishes / %d bytes, caps %d / %d", st.PendingPeak, st.PendingBytesPeak, tc.count, tc.bytes)
+			}
+			if want := min(tc.count, tc.bytes/size); st.PendingPeak != int64(want) {
+				t.Errorf("pending peaked at %d publishes, want the cap (%d): a flood at 20 ms per sync fills it", st.PendingPeak, want)
+			}
+			if st.Throttled == 0 {
+				t.Fatal("client was never throttled")
+			}
+			if got := len(records(t, l, DefaultTopic, 0)); got != n {
+				t.Fatalf("%d records", got)
+			}
+		})
 	}
 }
 

@@ -93,7 +93,10 @@ func (s *session) enqueue(p *pending) (ok, alone bool) {
 			alone = len(s.q) == 0
 			s.q = append(s.q, p)
 			s.bytes += p.size
+			n, size := len(s.q), s.bytes
 			s.mu.Unlock()
+			s.b.stats.pendingPeak.note(int64(n))
+			s.b.stats.pendingBytesPeak.note(int64(size))
 			s.b.stats.pending.Add(1)
 			return true, alone
 		}

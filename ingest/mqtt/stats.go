@@ -17,6 +17,8 @@ type Stats struct {
 	Unrouted         uint64 // publishes matching no route (not stored)
 	WillsIngested    uint64 // will messages handed to the log
 	Pending          int64  // publishes waiting for the log now
+	PendingPeak      int64  // most publishes one client had waiting at once since start (never above MaxPendingPerClient)
+	PendingBytesPeak int64  // most bytes one client had waiting at once since start (above MaxPendingBytesPerClient only by a lone publish)
 	Throttled        uint64 // times a client waited at its pending cap
 	Batches          uint64 // record batches handed to the log
 	FannedOut        uint64 // log records (Publish routes) sent to MQTT subscribers
@@ -55,6 +57,20 @@ type counters struct {
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
+	pendingPeak, pendingBytesPeak                                      peak
+}
+
+// peak is a high-water mark.
+type peak struct{ v atomic.Int64 }
+
+// note raises the mark to n if n is higher.
+func (p *peak) note(n int64) {
+	for {
+		cur := p.v.Load()
+		if n <= cur || p.v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // Stats returns a snapshot of the counters.
@@ -71,6 +87,8 @@ func (b *Broker) Stats() Stats {
 		Unrouted:         c.unrouted.Load(),
 		WillsIngested:    c.willsIngested.Load(),
 		Pending:          c.pending.Load(),
+		PendingPeak:      c.pendingPeak.v.Load(),
+		PendingBytesPeak: c.pendingBytesPeak.v.Load(),
 		Throttled:        c.throttled.Load(),
 		Batches:          c.batches.Load(),
 		FannedOut:        c.fannedOut.Load(),

@@ -8,12 +8,13 @@ import (
 	"hash/crc32"
 	"math"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // build makes a batch of n records with varied keys, values, headers and
@@ -367,7 +368,7 @@ func TestRecordsHugeCountDoesNotPanic(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRecordsHugeCountDoesNotPanic$", "-test.count=1")
+	cmd := reexec.Command("-test.run=^TestRecordsHugeCountDoesNotPanic$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "BATCH_TEST_CHILD=huge-count", "GOMEMLIMIT=256MiB")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

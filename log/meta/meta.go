@@ -362,6 +362,13 @@ func (s *Store) Cursors(name string) (map[TopicPartition]int64, error) {
 	return out, err
 }
 
+// DeleteCursor removes one named cursor (none stored is not an error).
+func (s *Store) DeleteCursor(name, topic string, partition int32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCursors).Delete(makeKey(name, topic, partition))
+	})
+}
+
 // DeleteCursors removes every cursor stored under name.
 func (s *Store) DeleteCursors(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

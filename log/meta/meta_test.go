@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"testing"
 
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 func openT(t *testing.T, dir string) *Store {
@@ -350,7 +351,7 @@ func TestPermissionDeniedStopsOpen(t *testing.T) {
 		if err := os.WriteFile(bin, self, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "-test.run=^TestPermissionDeniedStopsOpen$")
+		cmd := reexec.CommandOf(bin, "-test.run=^TestPermissionDeniedStopsOpen$")
 		cmd.Env = append(os.Environ(), "RUNNEL_META_EACCES_DIR="+dir)
 		cmd.Dir = base
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

@@ -52,6 +52,7 @@ const (
 	tagInc   = "inc"
 	tagBoot  = "boot"
 	tagData  = "dd"
+	tagRoute = "routes"
 )
 
 const clashQuery = "runnel-node-id"
@@ -93,6 +94,10 @@ type Options struct {
 	// DataDirID names this box's data dir (made with it): a box back with
 	// a new one lost its data.
 	DataDirID string
+	// Routes is a digest of this box's forwarding configuration
+	// (forward.RoutesHash), carried as a tag: a peer forwards this box's
+	// partitions only with the same routes. "" = not advertised.
+	Routes string
 	// SnapshotDir keeps serf's snapshot (known peers, to rejoin after a
 	// restart). "" = none.
 	SnapshotDir string
@@ -217,6 +222,7 @@ type Member struct {
 	Incarnation uint64
 	Boot        string
 	DataDir     string // the data dir id
+	Routes      string // digest of its forwarding configuration ("" = unknown)
 	State       State
 	// LastContact is now for an alive member, else when it stopped being.
 	LastContact time.Time
@@ -356,6 +362,9 @@ func (m *Membership) tags(kafka string) map[string]string {
 	}
 	if kafka != "" {
 		t[tagKafka] = kafka
+	}
+	if m.opts.Routes != "" {
+		t[tagRoute] = m.opts.Routes
 	}
 	return t
 }
@@ -532,6 +541,7 @@ func (m *Membership) Members() []Member {
 			GossipAddr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
 			Boot:       sm.Tags[tagBoot],
 			DataDir:    sm.Tags[tagData],
+			Routes:     sm.Tags[tagRoute],
 			Self:       sm.Name == m.opts.NodeID,
 		}
 		mem.Incarnation, _ = strconv.ParseUint(sm.Tags[tagInc], 10, 64)

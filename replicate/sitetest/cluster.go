@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,9 +55,10 @@ type Cluster struct {
 	dir   string
 	Nodes []*Node
 
-	mu       sync.Mutex       // guards cuts and portCuts
-	cuts     map[[2]int]bool  // unordered node pairs (lower index first)
-	portCuts map[portCut]bool // CutPort's pairs and ports
+	mu       sync.Mutex                      // guards cuts, services and portCuts
+	cuts     map[[2]int]bool                 // unordered node pairs (lower index first)
+	services map[int]map[netip.AddrPort]bool // per node: services it cannot reach
+	portCuts map[portCut]bool                // CutPort's pairs and ports
 }
 
 // Start builds (once per process) or finds the runnel binary, creates the
@@ -79,7 +82,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err != nil {
 		unavailableSkip(t, fmt.Sprintf("cannot create network namespaces: %v", err))
 	}
-	c := &Cluster{t: t, w: w, bin: bin, dir: t.TempDir(), cuts: map[[2]int]bool{}}
+	c := &Cluster{t: t, w: w, bin: bin, dir: t.TempDir(), cuts: map[[2]int]bool{}, services: map[int]map[netip.AddrPort]bool{}}
 	for i := 1; i <= opts.Nodes; i++ {
 		n := &Node{c: c, Index: i, Name: "n" + strconv.Itoa(i), IP: w.nodeIP(i), env: opts.Env, startTimeout: opts.StartTimeout}
 		n.dir = filepath.Join(c.dir, n.Name)
@@ -132,10 +135,31 @@ func (c *Cluster) close() {
 		for _, n := range c.Nodes {
 			c.t.Logf("--- %s (%s) log tail ---\n%s", n.Name, n.IP, n.LogTail(6000))
 		}
+		if dir := os.Getenv(LogsEnv); dir != "" {
+			c.keepLogs(dir)
+		}
 	}
 	if err := c.w.remove(); err != nil {
 		c.t.Errorf("sitetest: removing the network: %v", err)
 	}
+}
+
+// LogsEnv names the environment variable of a directory where the whole
+// node logs of a failed test are copied (<dir>/<test>/nN.log).
+const LogsEnv = "RUNNEL_SITETEST_LOGS"
+
+func (c *Cluster) keepLogs(dir string) {
+	dst := filepath.Join(dir, strings.ReplaceAll(c.t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		c.t.Logf("sitetest: keep logs: %v", err)
+		return
+	}
+	for _, n := range c.Nodes {
+		if data, err := os.ReadFile(n.LogPath); err == nil {
+			os.WriteFile(filepath.Join(dst, n.Name+".log"), data, 0o644)
+		}
+	}
+	c.t.Logf("sitetest: node logs kept in %s", dst)
 }
 
 // Subnet is the cluster's private /24.
@@ -187,18 +211,53 @@ func (c *Cluster) setCut(t testing.TB, cut bool, a *Node, others []*Node) {
 		touched[b.Index] = true
 	}
 	for i := range touched {
-		var peers []netip.Addr
-		for k := range c.cuts {
-			switch i {
-			case k[0]:
-				peers = append(peers, c.w.nodeIP(k[1]))
-			case k[1]:
-				peers = append(peers, c.w.nodeIP(k[0]))
-			}
-		}
-		if err := c.w.setBlocked(i, peers); err != nil {
+		if err := c.applyRulesLocked(i); err != nil {
 			t.Fatalf("sitetest: %v", err)
 		}
+	}
+}
+
+// applyRulesLocked writes node i's drop rules from cuts and services.
+func (c *Cluster) applyRulesLocked(i int) error {
+	var peers []netip.Addr
+	for k := range c.cuts {
+		switch i {
+		case k[0]:
+			peers = append(peers, c.w.nodeIP(k[1]))
+		case k[1]:
+			peers = append(peers, c.w.nodeIP(k[0]))
+		}
+	}
+	var svcs []netip.AddrPort
+	for s := range c.services[i] {
+		svcs = append(svcs, s)
+	}
+	sort.Slice(svcs, func(a, b int) bool { return svcs[a].String() < svcs[b].String() })
+	return c.w.setBlocked(i, peers, svcs)
+}
+
+// setService blocks or unblocks TCP between node n and addr (host:port).
+func (c *Cluster) setService(t testing.TB, n *Node, addr string, block bool) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		unavailableSkip(t, "the nft tool is missing (apt-get install nftables)")
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatalf("sitetest: service address %q: %v", addr, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.services[n.Index] == nil {
+		c.services[n.Index] = map[netip.AddrPort]bool{}
+	}
+	if block {
+		c.services[n.Index][ap] = true
+	} else {
+		delete(c.services[n.Index], ap)
+	}
+	if err := c.applyRulesLocked(n.Index); err != nil {
+		t.Fatalf("sitetest: %v", err)
 	}
 }
 

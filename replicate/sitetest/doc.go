@@ -93,6 +93,18 @@
 // converge. Copies on nodes that are not running are skipped and listed.
 // Compare and CheckAcked work on Logs built by hand, for unit tests.
 //
+// # Upstream checker
+//
+// For forwarding scenarios, nodes forward to Apache Kafka started with
+// kafkatest.Options{Host: c.HostIP().String()} (reachable from the
+// namespaces). ReadUpstream reads the upstream topics to their current
+// end, and CheckUpstream (CheckUpstreamUntil, retrying until nothing
+// acknowledged is missing) reports per origin partition, by the origin
+// headers: acknowledged offsets missing, raw duplicates, duplicates left
+// after dedup by the origin headers (a record forwarded under another
+// identity), origin offsets with two contents, and order per upstream
+// partition (see upstream.go).
+//
 // # Caveats
 //
 // It needs root and the ip tool (iproute2); without them the test is

@@ -213,7 +213,9 @@ func (w *netw) remove() error {
 	// Deleting the hub namespace deletes the veth's peer, and so the veth;
 	// delete it by name too in case the hub was never made.
 	if linkExists(w.hostIf()) {
-		if _, err := run("", "ip", "link", "del", w.hostIf()); err != nil && first == nil {
+		// (The kernel may still be deleting it with the hub: gone by
+		// the time ip looks is not an error.)
+		if _, err := run("", "ip", "link", "del", w.hostIf()); err != nil && linkExists(w.hostIf()) && first == nil {
 			first = err
 		}
 	}
@@ -307,22 +309,32 @@ func (w *netw) setLink(i int, up bool) error {
 }
 
 // setBlocked replaces node i's drop rules: every packet to or from the
-// given addresses is dropped silently in its namespace (nftables, applied
-// atomically). An empty list removes the table.
-func (w *netw) setBlocked(i int, peers []netip.Addr) error {
+// given addresses is dropped silently in its namespace, and so is TCP to
+// and from the given services (nftables, applied atomically). Empty lists
+// remove the table.
+func (w *netw) setBlocked(i int, peers []netip.Addr, services []netip.AddrPort) error {
 	var b strings.Builder
 	// Create-then-delete makes the script valid whether the table exists.
 	fmt.Fprintf(&b, "table inet %s\ndelete table inet %s\n", nftTable, nftTable)
-	if len(peers) > 0 {
-		ss := make([]string, len(peers))
-		for k, p := range peers {
-			ss[k] = p.String()
+	if len(peers)+len(services) > 0 {
+		var in, out []string
+		if len(peers) > 0 {
+			ss := make([]string, len(peers))
+			for k, p := range peers {
+				ss[k] = p.String()
+			}
+			sort.Strings(ss)
+			set := strings.Join(ss, ", ")
+			in = append(in, fmt.Sprintf("ip saddr { %s } drop;", set))
+			out = append(out, fmt.Sprintf("ip daddr { %s } drop;", set))
 		}
-		sort.Strings(ss)
-		set := strings.Join(ss, ", ")
+		for _, s := range services {
+			in = append(in, fmt.Sprintf("ip saddr %s tcp sport %d drop;", s.Addr(), s.Port()))
+			out = append(out, fmt.Sprintf("ip daddr %s tcp dport %d drop;", s.Addr(), s.Port()))
+		}
 		fmt.Fprintf(&b, "table inet %s {\n", nftTable)
-		fmt.Fprintf(&b, "  chain in { type filter hook input priority -10; policy accept; ip saddr { %s } drop; }\n", set)
-		fmt.Fprintf(&b, "  chain out { type filter hook output priority -10; policy accept; ip daddr { %s } drop; }\n", set)
+		fmt.Fprintf(&b, "  chain in { type filter hook input priority -10; policy accept; %s }\n", strings.Join(in, " "))
+		fmt.Fprintf(&b, "  chain out { type filter hook output priority -10; policy accept; %s }\n", strings.Join(out, " "))
 		b.WriteString("}\n")
 	}
 	_, err := run(b.String(), "ip", "netns", "exec", w.nodeNS(i), "nft", "-f", "-")

@@ -87,6 +87,7 @@ func (n *Node) argsLocked() []string {
 		"--data-dir", n.DataDir,
 		"--kafka-addr", n.KafkaAddr(),
 		"--http-addr", n.HTTPAddr(),
+		"--http-anonymous", "read", // the test reads /api/peers from outside the node's namespace
 		"--mqtt-addr", n.MQTTAddr(),
 	}, n.extra...)
 }
@@ -321,6 +322,21 @@ func (n *Node) HealLink(t testing.TB) {
 	if err := n.c.w.setLink(n.Index, true); err != nil {
 		t.Fatalf("sitetest: %v", err)
 	}
+}
+
+// CutService drops TCP between the node and addr (host:port, e.g. the
+// upstream Kafka on Cluster.HostIP) at the node's end, silently: the
+// node's uplink fails while its peers and the test process still reach
+// it. It needs the nft tool.
+func (n *Node) CutService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, true)
+}
+
+// HealService undoes CutService.
+func (n *Node) HealService(t testing.TB, addr string) {
+	t.Helper()
+	n.c.setService(t, n, addr, false)
 }
 
 // Client returns a franz-go client seeded with this node only, closed

@@ -6,7 +6,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/meta"
 )
 
@@ -65,65 +67,125 @@ func (r *route) clampCursors() {
 	}
 }
 
-// refresh picks up new topics and partitions and forgets deleted ones.
-// New partitions get their start cursor saved at once.
+// refresh picks up new topics and partitions (or duties) and forgets
+// deleted ones; partitions that are no longer duties start stopping (see
+// reap). New partitions get their start cursor saved at once.
 func (r *route) refresh() {
 	lg := r.f.opts.Log
-	seen := map[meta.TopicPartition]bool{}
-	fresh := map[meta.TopicPartition]int64{}
-	for _, ti := range lg.Topics() {
-		if !r.matches(ti.Name) {
-			continue
+	infos := map[meta.TopicPartition]log.PartitionInfo{}
+	want := map[meta.TopicPartition]wantPart{}
+	node := r.f.opts.NodeID
+	if ds := r.f.duties; ds != nil {
+		for _, ti := range lg.Topics() {
+			for _, pi := range ti.Partitions {
+				infos[meta.TopicPartition{Topic: ti.Name, Partition: pi.Partition}] = pi
+			}
 		}
-		for _, pi := range ti.Partitions {
-			tp := meta.TopicPartition{Topic: ti.Name, Partition: pi.Partition}
-			seen[tp] = true
-			r.mu.Lock()
-			p := r.parts[tp]
-			if p != nil {
-				p.hwm = pi.HWM
-				r.mu.Unlock()
+		for tp, d := range ds.snapshot() {
+			if _, ok := infos[tp]; ok && r.matches(d.Topic) {
+				want[tp] = wantPart{duty: d, own: d.Origin == node}
+			}
+		}
+	} else {
+		for _, ti := range lg.Topics() {
+			if !r.matches(ti.Name) {
 				continue
 			}
-			r.mu.Unlock()
-			start, ok := r.loaded[tp]
-			if !ok {
-				start = pi.Start
-				if r.firstStart && r.cfg.Start == StartLatest {
-					start = pi.HWM
-				}
-				fresh[tp] = start
+			for _, pi := range ti.Partitions {
+				tp := meta.TopicPartition{Topic: ti.Name, Partition: pi.Partition}
+				infos[tp] = pi
+				want[tp] = wantPart{duty: Duty{Origin: node, Topic: ti.Name, Partition: pi.Partition}, own: true}
 			}
-			p = &part{topic: ti.Name, part: pi.Partition, next: start, acked: start, saved: start, hwm: pi.HWM}
-			p.target = render(r.cfg.Target, ti.Name, r.f.opts.NodeID, r.f.opts.Site)
-			p.keyed = hasKey(p.target)
-			p.hdrs = [3]Header{
-				{Key: HeaderNode, Value: []byte(r.f.opts.NodeID)},
-				{Key: HeaderTopic, Value: []byte(ti.Name)},
-				{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(pi.Partition)))},
-			}
-			r.mu.Lock()
-			r.parts[tp] = p
-			r.order = append(r.order, p)
-			r.mu.Unlock()
-			r.logger.Debug("forward: partition added", "topic", ti.Name, "partition", pi.Partition, "offset", start)
 		}
+	}
+	fresh := map[meta.TopicPartition]int64{}
+	now := time.Now()
+	for tp, w := range want {
+		pi := infos[tp]
+		r.mu.Lock()
+		p := r.parts[tp]
+		if p != nil {
+			p.hwm = pi.HWM
+			switch {
+			case r.f.duties == nil:
+			case p.duty.id != w.duty.id():
+				if !p.duty.stopping {
+					r.stopLocked(p, now) // the new duty starts once this one is reaped
+				}
+			case p.duty.stopping:
+				// The same duty is back before the partition drained.
+				p.duty.stopping = false
+				r.stopping--
+				p.duty.why = w.duty.Why
+			default:
+				p.duty.why = w.duty.Why
+			}
+			r.mu.Unlock()
+			continue
+		}
+		r.mu.Unlock()
+		if r.f.duties != nil && !r.f.duties.acquire(w.duty.id()) {
+			continue // left the duties since the snapshot
+		}
+		saved, ok := r.loaded[tp]
+		start := int64(-1)
+		if ok {
+			start = saved
+		}
+		if from, ok := w.duty.From[r.cfg.Name]; ok && from > start {
+			start = from
+		}
+		if start < 0 {
+			start = pi.Start
+			if w.own && r.firstStart && r.cfg.Start == StartLatest {
+				start = pi.HWM
+			}
+		}
+		if !ok || start != saved {
+			fresh[tp] = start
+		}
+		p = &part{topic: tp.Topic, part: tp.Partition, next: start, acked: start, saved: start, hwm: pi.HWM}
+		if r.f.duties != nil {
+			d := w.duty
+			p.duty = partDuty{origin: d.Origin, topic: d.Topic, epoch: d.Epoch, foreign: !w.own, id: d.id(),
+				why: d.Why, since: now, logged: -1}
+		} else {
+			p.duty = ownDuty(node, tp.Topic)
+		}
+		p.target = render(r.cfg.Target, p.duty.topic, p.duty.origin, r.f.opts.Site)
+		p.keyed = hasKey(p.target)
+		p.hdrs = [3]Header{
+			{Key: HeaderNode, Value: []byte(p.duty.origin)},
+			{Key: HeaderTopic, Value: []byte(p.duty.topic)},
+			{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(tp.Partition)))},
+		}
+		r.mu.Lock()
+		r.parts[tp] = p
+		r.order = append(r.order, p)
+		r.mu.Unlock()
+		r.logger.Debug("forward: partition added", "topic", tp.Topic, "partition", tp.Partition, "offset", start,
+			"origin", p.duty.origin, "epoch", p.duty.epoch)
 	}
 	// Partitions that appeared while the route already ran start at the
 	// beginning: "latest" only applies to what existed at first start.
 	r.firstStart = false
+	var released []*part
 	r.mu.Lock()
 	kept := r.order[:0]
 	for _, p := range r.order {
 		tp := meta.TopicPartition{Topic: p.topic, Partition: p.part}
-		if !seen[tp] {
+		if _, ok := infos[tp]; !ok {
 			// Deleted (the log dropped its cursors too): a topic created
 			// again under the name starts from its beginning.
 			p.gone = true
 			r.span -= p.next - p.saved
 			delete(r.parts, tp)
 			delete(r.loaded, tp)
+			released = append(released, p)
 			continue
+		}
+		if _, ok := want[tp]; !ok && !p.duty.stopping {
+			r.stopLocked(p, now)
 		}
 		kept = append(kept, p)
 	}
@@ -132,6 +194,11 @@ func (r *route) refresh() {
 	}
 	r.order = kept
 	r.mu.Unlock()
+	if r.f.duties != nil {
+		for _, p := range released {
+			r.f.duties.release(p.duty.id, r.cfg.Name, p.acked)
+		}
+	}
 	if len(fresh) > 0 {
 		if err := lg.Meta().SetCursors(r.name, fresh); err != nil {
 			r.setErr(err)

@@ -22,6 +22,32 @@
 // upstream acknowledged, and a flusher goroutine writes it to meta under
 // the name "forward/<route>" (log.HoldRetention keeps unsent data).
 //
+// With Options.CursorTopic set, every save is also appended to that
+// internal topic (the cursor log, "__runnel_cursors"), which site
+// replication mirrors like any topic: the boxes that hold a node's data
+// also hold how far it forwarded. CursorView reads any copy of it. The
+// format, its window and its size bound are in cursorlog.go.
+//
+// # Duties
+//
+// Without Options.Duties a node forwards every local topic a route
+// matches, as its own. With it (site replication wires it; forward knows
+// no peers) routes forward exactly the Duty list: origin partitions,
+// this node's own and other nodes' held here as mirrors at the origin's
+// offsets. A mirror goes upstream as its origin would have sent it:
+// runnel-node, runnel-topic, {node} and {topic} name the origin and its
+// topic, runnel-offset is the origin's offset, and routes match the
+// origin's topic name. A duty starts at the furthest of the route's own
+// cursor and Duty.From (the replicated one); a mirror behind that cursor
+// is waited for, never re-sent from its end. A duty that leaves the list
+// (or changes epoch) sends nothing more, drains what is in flight, saves
+// its final cursor (to the cursor log too; a mirror's cursor then leaves
+// meta so it no longer holds the mirror's retention) and is reported to
+// DutyStopper.Stopped. A node forwards other nodes' data with its own
+// routes, so the boxes of a site must share their route configuration:
+// RoutesHash digests what decides where records go, for replication to
+// advertise and compare.
+//
 // # Guarantees
 //
 // At-least-once and in order per (local partition, upstream partition):

@@ -16,6 +16,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/logtest"
+	"github.com/runnel/runnel/log/logtest/reexec"
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 )
@@ -116,6 +117,7 @@ func TestValidate(t *testing.T) {
 		}},
 		{"mqtt no url", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "mqtt"} }},
 		{"unknown kind", func(o *forward.Options) { o.Upstreams["m"] = forward.Upstream{Kind: "amqp"} }},
+		{"cursor snapshots rarer than retention allows", func(o *forward.Options) { o.CursorSnapshotInterval = forward.CursorRetention }},
 		{"no sink for kind", func(o *forward.Options) {
 			o.Sinks = map[string]forward.NewSinkFunc{"mqtt": nil}
 		}},
@@ -230,6 +232,7 @@ func TestStartLatest(t *testing.T) {
 // own, so the lower bound is loose; BenchmarkBandwidthCap in sync/kafka
 // measures how close to the cap a real upstream gets).
 func TestBandwidthCap(t *testing.T) {
+	reexec.SkipIfEmulated(t, "the emulated sender cannot reach the capped rate")
 	lg := logtest.New(t)
 	lg.CreateTopic("a", log.TopicConfig{Partitions: 2})
 	for p := int32(0); p < 2; p++ {

@@ -20,6 +20,7 @@ type Forwarder struct {
 	opts     Options
 	routes   []*route
 	limiters map[string]*limiter // per upstream; nil entry = no cap
+	duties   *dutySet            // nil without Options.Duties
 
 	flushMu sync.Mutex // serializes cursor writes
 
@@ -52,6 +53,9 @@ func New(opts Options) (*Forwarder, error) {
 	for name, u := range f.opts.Upstreams {
 		f.limiters[name] = newLimiter(u.BandwidthBytesPerSec)
 	}
+	if f.opts.Duties != nil {
+		f.duties = newDutySet(f.opts.Duties)
+	}
 	for _, rc := range f.opts.Routes {
 		f.routes = append(f.routes, newRoute(f, rc))
 	}
@@ -73,6 +77,14 @@ func (f *Forwarder) Start(ctx context.Context) error {
 	}
 	f.started = true
 	ctx, f.cancel = context.WithCancel(ctx)
+	if f.duties != nil {
+		f.duties.load()
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.watchDuties(ctx.Done())
+		}()
+	}
 	for _, r := range f.routes {
 		f.opts.Log.HoldRetention(r.name)
 		r.clampCursors()
@@ -220,6 +232,7 @@ func (f *Forwarder) Stats() Stats {
 		s.AckedBytes += r.ackedB.Load()
 		s.Errors += r.errs.Load()
 		s.Dropped += r.dropped.Load()
+		s.CursorLogErrors += r.cursorLogErrs.Load()
 		r.mu.Lock()
 		for _, p := range r.order {
 			s.LagRecords += max(p.hwm-p.acked, 0)
@@ -249,6 +262,7 @@ func (r *route) status(now time.Time) RouteStatus {
 	st.Partitions = len(r.order)
 	st.InFlight = r.inflight
 	st.LastError, st.LastErrorTime, st.LastAck = r.lastErr, r.lastErrAt, r.lastAck
+	st.Origins = r.originsLocked()
 	var lag []lagPart
 	for _, p := range r.order {
 		l := lagPart{topic: p.topic, part: p.part, from: p.acked}

@@ -37,6 +37,21 @@ type Options struct {
 	// in-flight window is acknowledged but unsaved, so a crash re-sends at
 	// most MaxInFlight records per route.
 	CursorFlushInterval time.Duration `yaml:"cursor-flush-interval"`
+	// Duties, when set, says which origin partitions this node forwards
+	// (its own among them, and other nodes' partitions held here as
+	// mirrors): routes then forward exactly the duties whose origin topic
+	// they match, instead of every local topic they match. Nil: every
+	// local topic a route matches is forwarded as this node's own.
+	Duties Duties `yaml:"-"`
+	// CursorTopic, when set, is the internal topic (normally CursorTopic,
+	// "__runnel_cursors") every cursor save is also appended to, so peers
+	// that mirror this node hold its forwarding progress (see the cursor
+	// log notes in cursorlog.go). "" = cursors live in meta only.
+	CursorTopic string `yaml:"-"`
+	// CursorSnapshotInterval is how often every partition's cursor is
+	// written to CursorTopic again, moved or not, so retention never
+	// removes the latest one; default 1 minute, at most CursorRetention/2.
+	CursorSnapshotInterval time.Duration `yaml:"-"`
 	// TopicRefreshInterval is how often the topic list is re-read to pick
 	// up new topics and partitions matching a route; default 1s.
 	TopicRefreshInterval time.Duration `yaml:"topic-refresh-interval"`
@@ -162,6 +177,9 @@ func (o *Options) withDefaults() Options {
 	if c.CursorFlushInterval <= 0 {
 		c.CursorFlushInterval = time.Second
 	}
+	if c.CursorSnapshotInterval <= 0 {
+		c.CursorSnapshotInterval = time.Minute
+	}
 	if c.TopicRefreshInterval <= 0 {
 		c.TopicRefreshInterval = time.Second
 	}
@@ -249,6 +267,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: NodeID is required", ErrInvalidOptions)
 	}
 	c := o.withDefaults()
+	if c.CursorSnapshotInterval > CursorRetention/2 {
+		return fmt.Errorf("%w: cursor snapshot interval %v exceeds %v (half the cursor topic's retention)", ErrInvalidOptions, c.CursorSnapshotInterval, CursorRetention/2)
+	}
 	for name, u := range c.Upstreams {
 		if err := u.Validate(); err != nil {
 			return fmt.Errorf("upstream %q: %w", name, err)

@@ -58,6 +58,9 @@ type part struct {
 	// After a read error the partition is skipped until readRetry.
 	readRetry time.Time
 	readFails int
+
+	// duty: the origin partition forwarded and on which terms.
+	duty partDuty
 }
 
 // route forwards the topics of one Route to one upstream.
@@ -70,6 +73,7 @@ type route struct {
 	lim    *limiter
 	wake   chan struct{} // one slot: an ack arrived
 	flushc chan struct{} // one slot: ask the flusher to save cursors
+	dutyc  chan struct{} // one slot: Options.Duties changed
 
 	mu         sync.Mutex // guards the fields below and every *part
 	parts      map[meta.TopicPartition]*part
@@ -84,14 +88,17 @@ type route struct {
 	lastErr    string
 	lastErrAt  time.Time
 	lastAck    time.Time
-	firstStart bool      // no cursor existed for this route at start
-	nextPing   time.Time // when an idle route checks its link next
-	loaded     map[meta.TopicPartition]int64
+	firstStart bool                          // no cursor existed for this route at start
+	nextPing   time.Time                     // when an idle route checks its link next
+	loaded     map[meta.TopicPartition]int64 // saved cursors (route goroutine only)
+	stopping   int                           // parts whose duty ended, not reaped yet
+	lastSnap   time.Time                     // last full write to the cursor log
 
 	failedFlag atomic.Bool // r.failed, readable without the lock
 	paused     atomic.Bool
 
 	sent, ackedN, ackedB, errs, retries, dropped atomic.Uint64
+	cursorLogErrs                                atomic.Uint64
 	rateR, rateB                                 atomic.Uint64 // float64 bits
 }
 
@@ -105,6 +112,7 @@ func newRoute(f *Forwarder, cfg Route) *route {
 		lim:    f.limiters[cfg.Upstream],
 		wake:   make(chan struct{}, 1),
 		flushc: make(chan struct{}, 1),
+		dutyc:  make(chan struct{}, 1),
 		parts:  map[meta.TopicPartition]*part{},
 		state:  StateStarting,
 	}
@@ -194,7 +202,10 @@ func (r *route) run(ctx context.Context) {
 			case <-r.wake:
 			case <-tw.C(): // a matching topic created or deleted: status shows it
 				rescan()
+			case <-r.dutyc:
+				r.refresh()
 			}
+			r.reap()
 			if !r.paused.Load() {
 				r.setState(StateStarting)
 			}
@@ -249,6 +260,7 @@ func (r *route) run(ctx context.Context) {
 		}
 		n := r.pump(ctx, sink)
 		r.maybeFlush(false)
+		r.reap()
 
 		select {
 		case <-refresh.C:
@@ -291,6 +303,10 @@ func (r *route) run(ctx context.Context) {
 		case <-flush.C:
 			r.maybeFlush(true)
 		case <-r.pingTimer(quiet, sink):
+		case <-r.snapshotTimer(quiet):
+			r.flushNow() // here, so the next wait sees the new snapshot time
+		case <-r.dutyc:
+			r.refresh()
 		}
 		if quiet {
 			refresh.Reset(opts.TopicRefreshInterval)

@@ -47,7 +47,7 @@ func (r *route) pump(ctx context.Context, sink Sink) int {
 		r.mu.Lock()
 		failed := r.failed
 		roomN, roomB := r.roomLocked()
-		next, gone := p.next, p.gone
+		next, gone := p.next, p.gone || p.duty.stopping
 		r.mu.Unlock()
 		if failed {
 			return total
@@ -169,7 +169,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 		return 0
 	}
 	r.mu.Lock()
-	if p.next != next || r.failed || p.gone || p.gen != gen {
+	if p.next != next || r.failed || p.gone || p.duty.stopping || p.gen != gen {
 		r.mu.Unlock()
 		return 0
 	}
@@ -317,6 +317,12 @@ func (r *route) readError(p *part, next int64, err error) {
 			r.lastErr, r.lastErrAt = "records dropped from the log before they were forwarded", time.Now()
 			r.logger.Error("forward: records dropped from the log before they were forwarded",
 				"topic", p.topic, "partition", p.part, "offset", next, "lost", lost, "log_start", start)
+		case next > hwm && p.duty.foreign:
+			// A mirror behind the cursor its origin forwarded to (the
+			// records between were acknowledged upstream but had not
+			// reached this copy): wait for the copy, never send again
+			// what the origin sent.
+			p.readRetry = time.Now().Add(r.f.opts.TopicRefreshInterval)
 		case next > hwm:
 			r.logger.Warn("forward: cursor beyond the log end, moving back", "topic", p.topic,
 				"partition", p.part, "offset", next, "hwm", hwm)

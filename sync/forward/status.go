@@ -52,6 +52,18 @@ type RouteStatus struct {
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 	// LastAck is when the upstream last acknowledged a record.
 	LastAck time.Time `json:"last_ack,omitzero"`
+	// Origins says whose partitions the route forwards: per origin node
+	// and reason (own, takeover, hand-back), how many and since when.
+	Origins []OriginStatus `json:"origins,omitempty"`
+}
+
+// OriginStatus is a route's forwarding of one origin node's partitions
+// for one reason.
+type OriginStatus struct {
+	Origin     string    `json:"origin"`
+	Why        string    `json:"why"`
+	Partitions int       `json:"partitions"`
+	Since      time.Time `json:"since"` // the earliest partition's start
 }
 
 // Stats is a snapshot of the forwarder's totals over all routes.
@@ -63,4 +75,6 @@ type Stats struct {
 	Errors       uint64
 	Dropped      uint64
 	LagRecords   int64
+	// CursorLogErrors counts failed appends to the cursor log.
+	CursorLogErrors uint64
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/runnel/runnel/sync/kafka"
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // One broker shared by every benchmark run of the process (b.N probing
@@ -101,6 +103,7 @@ func benchValueInto(v []byte, i int) {
 // plain-hdr/plain (what the origin headers cost any producer). Use e.g.
 // -benchtime=1000000x (the target is 10,000,000).
 func BenchmarkDrain(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	br := benchBroker(b)
 	n := b.N
 	id := bench.topics.Add(1)
@@ -255,6 +258,7 @@ func (s *latencySink) Send(ctx context.Context, rec *forward.Record, done func(e
 // delay), and the rate the appends reached (rec/s; the latencies hold
 // for that rate). Target p99 ≤ 100 ms. Use e.g. -benchtime=100000x (10 s).
 func BenchmarkLiveLatency(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const rate, perAppend, partitions = 10000, 10, 4
 	interval := time.Second * perAppend / rate
 	br := benchBroker(b)
@@ -348,6 +352,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 // of the cap (cap-%), over b.N seconds after the first half second (the
 // limiter's initial burst). Use e.g. -benchtime=3x (3 s).
 func BenchmarkBandwidthCap(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	const capBps = 1 << 20
 	br := benchBroker(b)
 	ctx := context.Background()

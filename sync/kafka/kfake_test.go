@@ -2,6 +2,9 @@ package kafka_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -202,7 +205,8 @@ func TestKfakeUnreachable(t *testing.T) {
 }
 
 // TestKfakeLogStartJump: records dropped from the log before they were
-// forwarded are counted, logged and skipped.
+// forwarded are counted, logged and skipped; upstream then holds exactly
+// the records that were still in the log when the route reached them.
 func TestKfakeLogStartJump(t *testing.T) {
 	c := newKfake(t)
 	lg := logtest.New(t)
@@ -212,32 +216,68 @@ func TestKfakeLogStartJump(t *testing.T) {
 	col := collect(t, c.ListenAddrs(), "t")
 	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "r", Topics: []string{"t"}}}})
 	// Starting "earliest" begins at the log start: nothing is lost yet.
-	deadline := time.Now().Add(10 * time.Second)
-	for f.Routes()[0].AckedRecords < 600 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if d := f.Routes()[0].Dropped; d != 0 {
-		t.Errorf("dropped %d at a fresh start", d)
+	waitRoute(t, f, 10*time.Second, "600 records acknowledged from the log start", func(rs forward.RouteStatus) bool {
+		return rs.AckedRecords >= 600
+	})
+	if rs := f.Routes()[0]; rs.Dropped != 0 || rs.AckedRecords != 600 {
+		t.Errorf("fresh start from the log start: dropped %d, acked %d (want 0, 600)", rs.Dropped, rs.AckedRecords)
 	}
 	f.Close()
 	// Now the log moves past the saved cursor (1000) while we are away.
 	forwardtest.Produce(t, lg, "t", 0, 1000, 1000, 100, 0)
 	lg.DropBefore("t", 0, 1500)
 	f2 := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "r", Topics: []string{"t"}}}})
-	want := map[forwardtest.Origin]int64{{Topic: "t"}: 2000}
-	for time.Now().Before(deadline.Add(10*time.Second)) && f2.Routes()[0].AckedRecords < 500 {
+	waitRoute(t, f2, 20*time.Second, "the 500 records after the jump acknowledged", func(rs forward.RouteStatus) bool {
+		return rs.AckedRecords >= 500
+	})
+	rs := f2.Routes()[0]
+	if rs.Dropped != 500 || rs.LastError == "" || rs.AckedRecords != 500 {
+		t.Errorf("after the jump: dropped %d (want 500), acked %d (want 500), last error %q", rs.Dropped, rs.AckedRecords, rs.LastError)
+	}
+	// Upstream: [400,1000) and [1500,2000), each offset at least once, in
+	// order, nothing of what was dropped.
+	var want []int64
+	for off := int64(400); off < 2000; off++ {
+		if off < 1000 || off >= 1500 {
+			want = append(want, off)
+		}
+	}
+	o := forwardtest.Origin{Topic: "t"}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(col.ch.Offsets(o)) < len(want) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	rs := f2.Routes()[0]
-	if rs.Dropped != 500 || rs.LastError == "" {
-		t.Errorf("dropped %d (want 500), last error %q", rs.Dropped, rs.LastError)
+	if got := col.ch.Offsets(o); !slices.Equal(got, want) {
+		t.Errorf("upstream holds %d distinct offsets %s, want %d: [400,1000) and [1500,2000)", len(got), spans(got), len(want))
 	}
-	time.Sleep(300 * time.Millisecond)
-	_, uniq, _ := col.ch.Counts()
-	if uniq != 2000-400-500 {
-		t.Errorf("unique records upstream %d, want %d", uniq, 2000-400-500)
+	col.ch.Verify(t, nil) // order and content of what arrived
+}
+
+// waitRoute waits until cond holds for f's first route, failing t after
+// timeout.
+func waitRoute(t *testing.T, f *forward.Forwarder, timeout time.Duration, what string, cond func(forward.RouteStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond(f.Routes()[0]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %s", what, timeout, routesString(f))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	_ = want
+}
+
+// spans renders sorted offsets as ranges, e.g. "[400,1000) [1500,2000)".
+func spans(offs []int64) string {
+	var b strings.Builder
+	for i := 0; i < len(offs); {
+		j := i + 1
+		for j < len(offs) && offs[j] == offs[j-1]+1 {
+			j++
+		}
+		fmt.Fprintf(&b, "[%d,%d) ", offs[i], offs[j-1]+1)
+		i = j
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // TestIdleRouteState: a route with nothing to send still reports whether

@@ -3,8 +3,9 @@
 // HiveMQ, EMQX, AWS IoT Core), over TCP or TLS, with username/password or
 // a client certificate.
 //
-// It speaks MQTT 5 itself on top of paho.golang's packet codec rather than
-// through paho's client, because the forwarder needs pipelined QoS 1
+// It speaks MQTT 5 itself on top of the packet codec of the MQTT broker
+// (mochi-mqtt's packets, ingest/mqtt/third_party/mochi) rather than through
+// a client library, because the forwarder needs pipelined QoS 1
 // publishes that stay in order on the wire and report each PUBACK through
 // a callback: one writer (serialized by a mutex) assigns packet ids and
 // writes PUBLISH packets in Send order, one reader per connection resolves
@@ -22,11 +23,14 @@
 package mqtt
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -36,7 +40,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/eclipse/paho.golang/packets"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/runnel/runnel/sync/forward"
 )
 
@@ -69,8 +74,9 @@ type Sink struct {
 	logger *slog.Logger
 	gate   forward.StreamGate
 
-	wmu sync.Mutex // serializes dial and writes; guards conn, lastDial, dialErr, closed
+	wmu sync.Mutex // serializes dial and writes; guards wbuf, conn, lastDial, dialErr, closed
 	// (lock order: wmu before mu)
+	wbuf     bytes.Buffer // the packet being written
 	conn     *conn
 	lastDial time.Time
 	dialErr  error
@@ -84,6 +90,7 @@ type Sink struct {
 // conn is one connection and its in-flight publishes.
 type conn struct {
 	nc    net.Conn
+	br    *bufio.Reader // nc's reader (the dial, then the reader goroutine)
 	slots chan struct{} // one token per allowed in-flight publish
 	done  chan struct{} // closed when the connection is dead
 	busy  chan struct{} // one slot: a publish went out with none in flight (wakes the pinger)
@@ -171,7 +178,8 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done0 func(error))
 		done(ctx.Err())
 		return
 	}
-	pub := &packets.Publish{Topic: rec.Topic, Payload: rec.Value, QoS: 1, Properties: properties(rec)}
+	pub := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5,
+		TopicName: rec.Topic, Payload: rec.Value, Properties: properties(rec)}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	c.mu.Lock()
@@ -192,9 +200,91 @@ func (s *Sink) Send(ctx context.Context, rec *forward.Record, done0 func(error))
 		}
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(s.u.DeliveryTimeout))
-	if _, err := pub.WriteTo(c.nc); err != nil {
+	if err := s.writeLocked(c.nc, pub.PublishEncode); err != nil {
 		c.kill(fmt.Errorf("mqtt: write: %w", err))
 	}
+}
+
+// writeLocked encodes one packet into wbuf and writes it to nc (wmu held).
+func (s *Sink) writeLocked(nc net.Conn, encode func(*bytes.Buffer) error) error {
+	s.wbuf.Reset()
+	if err := encode(&s.wbuf); err != nil {
+		return err
+	}
+	_, err := nc.Write(s.wbuf.Bytes())
+	if s.wbuf.Cap() > 1<<20 {
+		s.wbuf = bytes.Buffer{} // a large record's buffer is not kept
+	}
+	return err
+}
+
+// maxReadPacket bounds what the sink reads in one packet: brokers send it
+// CONNACK, PUBACK, PINGRESP and DISCONNECT, a few bytes plus properties.
+const maxReadPacket = 1 << 20
+
+// readPacket reads one MQTT 5 packet and decodes CONNACK, PUBACK and
+// DISCONNECT; other kinds come back with their fixed header only.
+func readPacket(br *bufio.Reader) (*packets.Packet, error) {
+	pk := &packets.Packet{ProtocolVersion: 5}
+	hb, err := br.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	if err := pk.FixedHeader.Decode(hb); err != nil {
+		return nil, err
+	}
+	n, _, err := packets.DecodeLength(br)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxReadPacket {
+		return nil, fmt.Errorf("%s of %d bytes (at most %d)", packets.PacketNames[pk.FixedHeader.Type], n, maxReadPacket)
+	}
+	pk.FixedHeader.Remaining = n
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return nil, err
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", packets.PacketNames[pk.FixedHeader.Type], err)
+	}
+	return pk, nil
+}
+
+// pubackReason names a PUBACK reason code of MQTT 5 (3.4.2.1), with the
+// broker's reason string when it sent one.
+func pubackReason(pk *packets.Packet) string {
+	var r string
+	switch pk.ReasonCode {
+	case 0x80:
+		r = "unspecified error"
+	case 0x83:
+		r = "implementation specific error"
+	case 0x87:
+		r = "not authorized"
+	case 0x90:
+		r = "topic name invalid"
+	case 0x91:
+		r = "packet identifier in use"
+	case 0x97:
+		r = "quota exceeded"
+	case 0x99:
+		r = "payload format invalid"
+	default:
+		r = "reason unknown"
+	}
+	if pk.Properties.ReasonString != "" {
+		r += ": " + pk.Properties.ReasonString
+	}
+	return r
 }
 
 func (c *conn) nextIDLocked() uint16 {
@@ -233,15 +323,15 @@ func (c *conn) kill(err error) {
 	}
 }
 
-func properties(rec *forward.Record) *packets.Properties {
-	p := &packets.Properties{User: make([]packets.User, 0, len(rec.Headers)+2)}
+func properties(rec *forward.Record) packets.Properties {
+	p := packets.Properties{User: make([]packets.UserProperty, 0, len(rec.Headers)+2)}
 	for _, h := range rec.Headers {
-		p.User = append(p.User, packets.User{Key: h.Key, Value: utf8Value(h.Value)})
+		p.User = append(p.User, packets.UserProperty{Key: h.Key, Val: utf8Value(h.Value)})
 	}
 	if rec.Key != nil {
-		p.User = append(p.User, packets.User{Key: PropKey, Value: utf8Value(rec.Key)})
+		p.User = append(p.User, packets.UserProperty{Key: PropKey, Val: utf8Value(rec.Key)})
 	}
-	p.User = append(p.User, packets.User{Key: PropTimestamp, Value: strconv.FormatInt(rec.Timestamp, 10)})
+	p.User = append(p.User, packets.UserProperty{Key: PropTimestamp, Val: strconv.FormatInt(rec.Timestamp, 10)})
 	return p
 }
 
@@ -310,21 +400,20 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
 	ka := uint16(min(s.u.KeepAlive/time.Second, 65535))
-	cp := &packets.Connect{
-		ProtocolName: "MQTT", ProtocolVersion: 5, ClientID: s.u.ClientID, KeepAlive: ka, CleanStart: true,
-		Properties: &packets.Properties{},
-	}
+	cp := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: s.u.ClientID, Keepalive: ka, Clean: true}}
 	if s.u.Username != "" {
-		cp.UsernameFlag, cp.Username = true, s.u.Username
+		cp.Connect.UsernameFlag, cp.Connect.Username = true, []byte(s.u.Username)
 	}
 	if s.u.Password != "" {
-		cp.PasswordFlag, cp.Password = true, []byte(s.u.Password)
+		cp.Connect.PasswordFlag, cp.Connect.Password = true, []byte(s.u.Password)
 	}
-	if _, err := cp.WriteTo(nc); err != nil {
+	if err := s.writeLocked(nc, cp.ConnectEncode); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, err)
 	}
-	pk, err := packets.ReadPacket(nc)
+	br := bufio.NewReader(nc)
+	ack, err := readPacket(br)
 	if err != nil {
 		nc.Close()
 		if ctx.Err() != nil {
@@ -332,12 +421,11 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 		}
 		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, err)
 	}
-	ack, ok := pk.Content.(*packets.Connack)
-	if !ok {
+	if ack.FixedHeader.Type != packets.Connack {
 		nc.Close()
-		return nil, fmt.Errorf("mqtt: connect %s: got %s instead of CONNACK", s.addr, pk.PacketType())
+		return nil, fmt.Errorf("mqtt: connect %s: got %s instead of CONNACK", s.addr, packets.PacketNames[ack.FixedHeader.Type])
 	}
-	if ack.ReasonCode != packets.ConnackSuccess {
+	if ack.ReasonCode != 0 {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: reason 0x%02x", ErrConnect, s.addr, ack.ReasonCode)
 	}
@@ -346,12 +434,12 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("mqtt: connect %s: %w", s.addr, ctx.Err())
 	}
 	nc.SetDeadline(time.Time{})
-	window := 65535
-	if ack.Properties != nil && ack.Properties.ReceiveMaximum != nil {
-		window = int(*ack.Properties.ReceiveMaximum)
+	window := 65535 // Receive Maximum absent: 65535 (MQTT 5, 3.2.2.3.3)
+	if ack.Properties.ReceiveMaximum > 0 {
+		window = int(ack.Properties.ReceiveMaximum)
 	}
 	window = max(min(window, 1024), 1)
-	c := &conn{nc: nc, slots: make(chan struct{}, window), done: make(chan struct{}), busy: make(chan struct{}, 1), inflight: map[uint16]inflight{}}
+	c := &conn{nc: nc, br: br, slots: make(chan struct{}, window), done: make(chan struct{}), busy: make(chan struct{}, 1), inflight: map[uint16]inflight{}}
 	for range window {
 		c.slots <- struct{}{}
 	}
@@ -367,13 +455,13 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 func (s *Sink) reader(c *conn) {
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(s.u.KeepAlive * 3 / 2))
-		pk, err := packets.ReadPacket(c.nc)
+		p, err := readPacket(c.br)
 		if err != nil {
 			c.kill(fmt.Errorf("mqtt: read: %w", err))
 			return
 		}
-		switch p := pk.Content.(type) {
-		case *packets.Puback:
+		switch p.FixedHeader.Type {
+		case packets.Puback:
 			c.mu.Lock()
 			f, ok := c.inflight[p.PacketID]
 			delete(c.inflight, p.PacketID)
@@ -383,14 +471,14 @@ func (s *Sink) reader(c *conn) {
 			}
 			c.slots <- struct{}{}
 			if p.ReasonCode >= 0x80 {
-				f.done(fmt.Errorf("%w: %s (0x%02x)", ErrRejected, p.Reason(), p.ReasonCode))
+				f.done(fmt.Errorf("%w: %s (0x%02x)", ErrRejected, pubackReason(p), p.ReasonCode))
 			} else {
 				f.done(nil)
 			}
-		case *packets.Disconnect:
+		case packets.Disconnect:
 			c.kill(fmt.Errorf("mqtt: broker disconnected: reason 0x%02x", p.ReasonCode))
 			return
-		case *packets.Pingresp:
+		case packets.Pingresp:
 		default:
 			// Nothing else is expected (no subscriptions); ignore.
 		}
@@ -432,7 +520,7 @@ func (s *Sink) pinger(c *conn) {
 			lastPing = now
 			s.wmu.Lock()
 			c.nc.SetWriteDeadline(now.Add(s.u.KeepAlive))
-			_, err := (&packets.Pingreq{}).WriteTo(c.nc)
+			err := s.writeLocked(c.nc, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}).PingreqEncode)
 			s.wmu.Unlock()
 			if err != nil {
 				c.kill(fmt.Errorf("mqtt: ping: %w", err))
@@ -466,7 +554,7 @@ func (s *Sink) Close() error {
 	s.live.Store(nil)
 	if c != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		(&packets.Disconnect{ReasonCode: 0}).WriteTo(c.nc)
+		s.writeLocked(c.nc, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ProtocolVersion: 5}).DisconnectEncode)
 	}
 	s.wmu.Unlock()
 	if c != nil {

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -319,4 +320,69 @@ func TestMosquittoTLSAuth(t *testing.T) {
 			sub.ch.Verify(t, want)
 		})
 	}
+}
+
+// TestSinkKeepAliveAndReject sends straight through a Sink: after idling
+// for three keep-alives the connection is still the first one (it lives on
+// PINGREQ/PINGRESP: a PINGRESP not read would end it at its 1.5 keep-alive
+// read deadline, and a second dial would show in the log); a publish the
+// broker's ACL denies fails with the PUBACK's MQTT 5 reason (0x87).
+func TestSinkKeepAliveAndReject(t *testing.T) {
+	acl := filepath.Join(t.TempDir(), "acl")
+	if err := os.WriteFile(acl, []byte("topic write allowed/#\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMosquitto(t, "acl_file "+acl)
+	var logs lockedLog
+	s, err := mqtt.New(forward.Upstream{Kind: "mqtt", URL: "mqtt://" + m.addr(), KeepAlive: time.Second, DeliveryTimeout: 3 * time.Second},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func(topic string) error {
+		t.Helper()
+		ch := make(chan error, 1)
+		s.Send(context.Background(), &forward.Record{Topic: topic, Key: []byte("k"), Value: []byte("v"), Timestamp: 1,
+			Headers: []forward.Header{{Key: "h", Value: []byte{0xff}}}}, func(err error) { ch <- err })
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatalf("publish to %s: no answer", topic)
+			return nil
+		}
+	}
+	if err := send("allowed/a"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := send("allowed/b"); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "mqtt: connected"); n != 1 {
+		t.Fatalf("%d connections, want 1:\n%s", n, logs.String())
+	}
+	// (Mosquitto closes the connection after it denies a publish.)
+	if err := send("denied/a"); !errors.Is(err, mqtt.ErrRejected) || !strings.Contains(err.Error(), "not authorized (0x87)") {
+		t.Fatalf("denied publish: %v", err)
+	}
+}
+
+// lockedLog is a log destination safe for the sink's goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

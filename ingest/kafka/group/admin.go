@@ -2,6 +2,7 @@ package group
 
 import (
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -63,7 +64,8 @@ func (c *Coordinator) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 		}
 	}
 	c.mu.Unlock()
-	slices.SortFunc(all, func(a, b groupSummary) int { return strings.Compare(a.name, b.name) })
+	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
 
 	wantState := func(s state) bool {
 		if len(req.StatesFilter) == 0 {

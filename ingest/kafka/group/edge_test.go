@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
 	"github.com/runnel/runnel/log/meta"
 )
 
@@ -114,6 +115,7 @@ func TestJoinRetryDuringCompleting(t *testing.T) {
 // it (each by the delay, within the rebalance timeout) so they all land in
 // the first generation.
 func TestInitialDelayExtends(t *testing.T) {
+	reexec.SkipIfEmulated(t, "a member's 2 s session expires while the emulated joins go on")
 	h := newHarness(t, func(o *Options) { o.InitialRebalanceDelay = 80 * time.Millisecond })
 	const g = "delay"
 	var chans []<-chan *kmsg.JoinGroupResponse

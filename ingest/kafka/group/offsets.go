@@ -3,7 +3,7 @@ package group
 import (
 	"context"
 	"errors"
-	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -222,10 +222,11 @@ func (c *Coordinator) fetchGroup(ctx context.Context, group string, topics []kms
 		}
 		out := make([]fetchedTopic, 0, len(byTopic))
 		for t, ps := range byTopic {
-			slices.SortFunc(ps, func(a, b fetchedPartition) int { return int(a.partition) - int(b.partition) })
+			// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
+			sort.Slice(ps, func(i, j int) bool { return ps[i].partition < ps[j].partition })
 			out = append(out, fetchedTopic{t, ps})
 		}
-		slices.SortFunc(out, func(a, b fetchedTopic) int { return strings.Compare(a.topic, b.topic) })
+		sort.Slice(out, func(i, j int) bool { return out[i].topic < out[j].topic })
 		return out, codeNone
 	}
 	out := make([]fetchedTopic, 0, len(topics))

@@ -7,11 +7,13 @@
 //	b := kafkatest.Start(t)          // formats and starts Kafka in t.TempDir()
 //	cl, _ := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 //	b.Kill(); b.Restart()            // link-loss tests
+//	kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String()}) // reachable from sitetest namespaces
 //
 // The jars come from Maven Central through fetch.sh (pom.xml beside it),
 // cached in ~/.cache/runnel/kafka-<version>/libs (or $RUNNEL_KAFKA_LIBS).
-// The broker listens on free 127.0.0.1 ports, keeps its data in the test's
-// temp dir, and is killed by PID when the test ends.
+// The broker listens on free ports of 127.0.0.1 (or of Options.Host, for
+// clients in network namespaces), keeps its data in the test's temp dir,
+// and is killed by PID when the test ends.
 //
 // # Caveats
 //
@@ -44,6 +46,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // ClusterID is the fixed KRaft cluster id used to format storage.
@@ -79,6 +83,12 @@ type Options struct {
 	// JVMFlags replace the fast-start JIT/GC flags (C1 only and serial
 	// GC); ignored with StandardJVM.
 	JVMFlags []string
+	// Host is the IP address the client listeners (plain, SASL, SSL) bind
+	// and advertise; default "127.0.0.1". Processes in network namespaces
+	// reach a broker on the address the test process has on their network
+	// (sitetest's Cluster.HostIP). The controller listener stays on
+	// 127.0.0.1.
+	Host string
 	// NodeID is the broker's node.id; default 1.
 	NodeID int
 	// Voter, when set, is another broker's Voter(): this one joins its
@@ -109,6 +119,7 @@ type Broker struct {
 	opts  Options
 	libs  string
 	dir   string
+	host  string // client listeners' address
 	port  int
 	cport int
 
@@ -130,6 +141,10 @@ func Start(t testing.TB) *Broker { return StartOpts(t, Options{}) }
 // StartOpts is Start with options.
 func StartOpts(t testing.TB, opts Options) *Broker {
 	t.Helper()
+	// A JVM broker beside a client under a user-mode emulator misses the
+	// tests' delivery timeouts; interoperability with Apache Kafka does not
+	// depend on the client's architecture.
+	reexec.SkipIfEmulated(t, "kafkatest: an emulated client misses the delivery timeouts of a JVM broker")
 	libs, err := Libs()
 	if err != nil {
 		unavailable(t, err)
@@ -137,11 +152,11 @@ func StartOpts(t testing.TB, opts Options) *Broker {
 	if opts.Partitions <= 0 {
 		opts.Partitions = 1
 	}
-	b := &Broker{t: t, opts: opts, libs: libs, dir: t.TempDir()}
-	if b.port, err = freePort(); err != nil {
+	b := &Broker{t: t, opts: opts, libs: libs, dir: t.TempDir(), host: hostOf(opts)}
+	if b.port, err = freePort(b.host); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
-	if b.cport, err = freePort(); err != nil {
+	if b.cport, err = freePort(loopback); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	if err := b.security(); err != nil {
@@ -172,11 +187,11 @@ func New(dir string, opts Options) (*Broker, error) {
 	if opts.Partitions <= 0 {
 		opts.Partitions = 1
 	}
-	b := &Broker{opts: opts, libs: libs, dir: dir}
-	if b.port, err = freePort(); err != nil {
+	b := &Broker{opts: opts, libs: libs, dir: dir, host: hostOf(opts)}
+	if b.port, err = freePort(b.host); err != nil {
 		return nil, err
 	}
-	if b.cport, err = freePort(); err != nil {
+	if b.cport, err = freePort(loopback); err != nil {
 		return nil, err
 	}
 	if err := b.security(); err != nil {
@@ -265,10 +280,22 @@ func version() string {
 	return s[i+len("<kafka.version>") : j]
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// loopback is the default listener address and the controller's.
+const loopback = "127.0.0.1"
+
+func hostOf(opts Options) string {
+	if opts.Host == "" {
+		return loopback
+	}
+	return opts.Host
+}
+
+// freePort returns a port free on host (a later bind can still lose it
+// to another process; start reports that clearly).
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+		return 0, fmt.Errorf("free port on %s: %w", host, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
@@ -279,27 +306,27 @@ func (b *Broker) security() error {
 		return nil
 	}
 	var err error
-	if b.sport, err = freePort(); err != nil {
+	if b.sport, err = freePort(b.host); err != nil {
 		return err
 	}
-	if b.tport, err = freePort(); err != nil {
+	if b.tport, err = freePort(b.host); err != nil {
 		return err
 	}
-	b.tlsFiles, b.keystore, err = writeCerts(b.dir)
+	b.tlsFiles, b.keystore, err = writeCerts(b.dir, b.host)
 	return err
 }
 
 // SASLAddr is the SASL_PLAINTEXT listener (Options.Security).
-func (b *Broker) SASLAddr() string { return "127.0.0.1:" + strconv.Itoa(b.sport) }
+func (b *Broker) SASLAddr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.sport)) }
 
 // TLSAddr is the mutual-TLS listener (Options.Security).
-func (b *Broker) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(b.tport) }
+func (b *Broker) TLSAddr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.tport)) }
 
 // TLSFiles are the client's PEM files for TLSAddr (Options.Security).
 func (b *Broker) TLSFiles() TLSFiles { return b.tlsFiles }
 
 // Addr is the broker's bootstrap address (host:port).
-func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
+func (b *Broker) Addr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.port)) }
 
 // Voter is the broker's entry in controller.quorum.voters ("ID@host:port"
 // of its controller listener), for Options.Voter of more brokers.
@@ -321,17 +348,17 @@ func (b *Broker) writeConfig() error {
 		auto = "false"
 	}
 	roles, voters := "broker,controller", b.Voter()
-	listeners := fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", b.port, b.cport)
+	listeners := fmt.Sprintf("listeners=PLAINTEXT://%s,CONTROLLER://127.0.0.1:%d", b.Addr(), b.cport)
 	if b.opts.Voter != "" {
 		roles, voters = "broker", b.opts.Voter
-		listeners = fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d", b.port)
+		listeners = fmt.Sprintf("listeners=PLAINTEXT://%s", b.Addr())
 	}
 	lines := []string{
 		"process.roles=" + roles,
 		"node.id=" + strconv.Itoa(cmp.Or(b.opts.NodeID, 1)),
 		"controller.quorum.voters=" + voters,
 		listeners,
-		fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d", b.port),
+		fmt.Sprintf("advertised.listeners=PLAINTEXT://%s", b.Addr()),
 		"controller.listener.names=CONTROLLER",
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
 		"inter.broker.listener.name=PLAINTEXT",
@@ -355,9 +382,9 @@ func (b *Broker) writeConfig() error {
 		for i, l := range lines {
 			switch {
 			case strings.HasPrefix(l, "listeners="):
-				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d", l, b.sport, b.tport)
+				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://%s,SSL://%s", l, b.SASLAddr(), b.TLSAddr())
 			case strings.HasPrefix(l, "advertised.listeners="):
-				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d", l, b.sport, b.tport)
+				lines[i] = fmt.Sprintf("%s,SASL_PLAINTEXT://%s,SSL://%s", l, b.SASLAddr(), b.TLSAddr())
 			case strings.HasPrefix(l, "listener.security.protocol.map="):
 				lines[i] = l + ",SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL"
 			}

@@ -2,11 +2,14 @@ package kafkatest_test
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestStartProduceRestart starts a broker, produces and consumes, kills
@@ -50,5 +53,38 @@ func TestStartProduceRestart(t *testing.T) {
 	}
 	if n != 10 {
 		t.Fatalf("got %d records, want 10", n)
+	}
+}
+
+// TestHost starts a broker on another address: it listens and advertises
+// there (Metadata names it, so clients that can reach only that address
+// work), and not on 127.0.0.1.
+func TestHost(t *testing.T) {
+	const host = "127.0.0.2"
+	b := kafkatest.StartOpts(t, kafkatest.Options{Host: host})
+	h, port, err := net.SplitHostPort(b.Addr())
+	if err != nil || h != host {
+		t.Fatalf("Addr %q, want host %s (%v)", b.Addr(), host, err)
+	}
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("broker also listens on 127.0.0.1:%s", port)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("h"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 1 || md.Brokers[0].Host != host || strconv.Itoa(int(md.Brokers[0].Port)) != port {
+		t.Fatalf("Metadata advertises %+v, want %s", md.Brokers, b.Addr())
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,14 +39,18 @@ type CertFiles struct {
 // WriteCerts creates a CA, a server certificate for 127.0.0.1/localhost
 // and a client certificate in dir (for TLS tests of any server).
 func WriteCerts(dir string) (CertFiles, error) {
-	c, ks, err := writeCerts(dir)
+	c, ks, err := writeCerts(dir, loopback)
 	return CertFiles{Client: c, ServerCert: filepath.Join(dir, "server.pem"),
 		ServerKey: filepath.Join(dir, "server-key.pem"), Keystore: ks}, err
 }
 
-// writeCerts creates a CA, a broker certificate for 127.0.0.1/localhost
-// and a client certificate in dir.
-func writeCerts(dir string) (TLSFiles, string, error) {
+// writeCerts creates a CA, a broker certificate for 127.0.0.1, localhost
+// and host, and a client certificate in dir.
+func writeCerts(dir, host string) (TLSFiles, string, error) {
+	ips := []net.IP{net.ParseIP(loopback)}
+	if ip := net.ParseIP(host); ip != nil && !ip.Equal(ips[0]) {
+		ips = append(ips, ip)
+	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return TLSFiles{}, "", err
@@ -71,7 +75,7 @@ func writeCerts(dir string) (TLSFiles, string, error) {
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: now, NotAfter: now.Add(48 * time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+			IPAddresses: ips, DNSNames: []string{"localhost"},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tpl, caCert, &k.PublicKey, caKey)
 		if err != nil {

@@ -1,0 +1,129 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/runnel/runnel/log/vfs"
+)
+
+// Data format generations (see doc.go, "Upgrades and downgrades"). Every
+// file of a data dir carries its own version; the generation says which
+// set of versions a data dir may hold, so a binary can refuse, before it
+// reads anything, a data dir that holds a file it would misread.
+//
+// DataFormat is the generation this code writes. DataFormatReadableFrom is
+// the oldest generation that can read what this code writes: raise it (to
+// DataFormat) whenever a file gets a version that older code would
+// misread or reject, and raise DataFormat with it. Both only grow.
+const (
+	DataFormat             = 1
+	DataFormatReadableFrom = 1
+)
+
+// The data format marker (<dir>/~format) is a fileHeader whose u64 holds
+// the highest generation that has opened the dir (high 32 bits) and the
+// oldest generation that can read it (low 32 bits). A data dir without one
+// is generation 1, readable from 1: the marker is written only once a
+// generation past 1 opens the dir, so every release reads a generation-1
+// dir as it always did. Never change these constants.
+const (
+	formatName    = "~format" // '~' is not valid in a topic name
+	formatMagic   = "RNLFRMT\x00"
+	formatVersion = 1
+)
+
+// ErrNewerFormat: the data dir was written by a newer runnel, in a format
+// this one would misread. Open and CheckDir refuse it; nothing is changed.
+var ErrNewerFormat = errors.New("log: data dir written by a newer runnel")
+
+// Format is one on-disk file format: the version written and the oldest
+// version still read (doc.go draws each).
+type Format struct {
+	Name      string // the file, as doc.go names it
+	Writes    int    // version written
+	ReadsFrom int    // oldest version read
+}
+
+// Formats lists the file formats this code reads and writes.
+func Formats() []Format {
+	return []Format{
+		{"data format marker (~format, none at format 1)", formatVersion, formatVersion},
+		{"segment (.log, Kafka RecordBatch magic)", 2, 2},
+		{"offset and time index (.index, .timeindex)", indexVersion, indexVersion},
+		{"recovery checkpoint (recovery-point)", checkpointVersion, 1},
+		{"shared segment (~shared/*.slog)", sharedVersion, 1},
+		{"shared extent index (~shared/*.sidx)", sidxVersion, sidxVersion},
+		{"journal (journal)", journalVersion, journalVersion},
+		{"node epoch (~epoch)", nodeEpochVersion, nodeEpochVersion},
+		{"leader-epoch history (leader-epochs)", epochFileVersion, epochFileVersion},
+	}
+}
+
+// dataFormat is what a data dir's marker says.
+type dataFormat struct {
+	writtenBy, readableFrom uint32
+}
+
+// readDataFormat reads dir's marker; ok is false when there is none.
+func readDataFormat(fs vfs.FS, dir string) (f dataFormat, ok bool, err error) {
+	path := filepath.Join(dir, formatName)
+	b, err := readWhole(fs, path)
+	if os.IsNotExist(err) {
+		return dataFormat{}, false, nil
+	}
+	if err != nil {
+		return dataFormat{}, false, fmt.Errorf("log: read %s: %w", path, err)
+	}
+	v, n, good := parseFileHeader(b, formatMagic)
+	switch {
+	case !good || len(b) != 24:
+		return dataFormat{}, false, fmt.Errorf("log: %s is damaged (it names the data format; remove it only if this runnel's release or an older one wrote the data dir): %w", path, ErrCorrupt)
+	case v > formatVersion:
+		return dataFormat{}, false, fmt.Errorf("%w: %s has version %d (this runnel reads %d): upgrade runnel", ErrNewerFormat, path, v, formatVersion)
+	}
+	return dataFormat{writtenBy: uint32(n >> 32), readableFrom: uint32(n)}, true, nil
+}
+
+// checkDataFormat refuses a data dir that generation gen cannot read, and
+// returns what its marker says (generation 1 without one).
+func checkDataFormat(fs vfs.FS, dir string, gen uint32) (dataFormat, error) {
+	f, ok, err := readDataFormat(fs, dir)
+	if err != nil {
+		return f, err
+	}
+	if !ok {
+		f = dataFormat{writtenBy: 1, readableFrom: 1}
+	}
+	if f.readableFrom > gen {
+		return f, fmt.Errorf("%w: %s holds data format %d, readable from format %d on; this runnel reads format %d and older: upgrade runnel (going back needs a copy of the data dir from before the upgrade)",
+			ErrNewerFormat, dir, f.writtenBy, f.readableFrom, gen)
+	}
+	return f, nil
+}
+
+// openDataFormat checks dir's marker and records generation gen, whose
+// writes generation from on can read, in it before anything is written:
+// from then on an older binary that cannot read what gen writes refuses
+// the dir.
+func openDataFormat(fs vfs.FS, dir string, gen, from uint32) error {
+	f, err := checkDataFormat(fs, dir, gen)
+	if err != nil {
+		return err
+	}
+	want := dataFormat{writtenBy: max(f.writtenBy, gen), readableFrom: max(f.readableFrom, from)}
+	if want == f {
+		return nil
+	}
+	return writeDataFormat(fs, dir, want)
+}
+
+func writeDataFormat(fs vfs.FS, dir string, f dataFormat) error {
+	h := fileHeader(formatMagic, formatVersion, uint64(f.writtenBy)<<32|uint64(f.readableFrom))
+	if err := writeFileAtomic(fs, filepath.Join(dir, formatName), h); err != nil {
+		return fmt.Errorf("log: write %s: %w", formatName, err)
+	}
+	return nil
+}

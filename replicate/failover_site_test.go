@@ -1,0 +1,569 @@
+package replicate_test
+
+// Forwarding failover scenarios: three `runnel serve` processes in
+// network namespaces forward `sensors*` to a real Apache Kafka broker
+// (kafkatest on the test process's address); the upstream checker judges
+// what the central side received by the origin headers.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/replicate"
+	"github.com/runnel/runnel/replicate/sitetest"
+	"github.com/runnel/runnel/sync/kafka/kafkatest"
+)
+
+// window is the test route's max-in-flight: the most a crash re-sends.
+const window = 2000
+
+// forwardingSite starts Apache Kafka on the host address and three nodes
+// that join each other (gossip key) and forward sensors* to it as
+// central.<topic>.
+func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("site test: skipped with -short")
+	}
+	key := filepath.Join(t.TempDir(), "site.key")
+	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
+	b := kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String(), Partitions: 2})
+	logFailover(t, c)
+	b.CreateTopic("central.sensors", 2)
+	// One route, its window small enough that the duplicate bound below
+	// means something.
+	conf := filepath.Join(t.TempDir(), "runnel.yaml")
+	yaml := fmt.Sprintf("upstreams:\n  default: {kind: kafka, brokers: [%q]}\nroutes:\n  - {name: sensors, topics: [\"sensors*\"], target: \"central.{topic}\", max-in-flight: %d}\n", b.Addr(), window)
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		args := []string{"--config", conf, "--node-id", n.Name, "--gossip-addr", n.GossipAddr(), "--gossip-key-file", key,
+			"--replica-lag-time-max", "3s", "--mqtt-addr", "", "--default-partitions", "2"}
+		for _, o := range c.Nodes {
+			if o != n {
+				args = append(args, "--join", o.GossipAddr())
+			}
+		}
+		n.Start(t, args...)
+	}
+	return c, b
+}
+
+type peersFailover struct {
+	Peers []struct {
+		NodeID string `json:"node_id"`
+		State  string `json:"state"`
+	} `json:"peers"`
+	Partitions []struct {
+		Topic     string   `json:"topic"`
+		Partition int32    `json:"partition"`
+		InSync    []string `json:"in_sync"`
+	} `json:"partitions"`
+	Failover *replicate.FailoverStatus `json:"failover"`
+}
+
+func peersOf(n *sitetest.Node) (peersFailover, error) {
+	var doc peersFailover
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + n.HTTPAddr() + "/api/peers")
+	if err != nil {
+		return doc, err
+	}
+	defer resp.Body.Close()
+	return doc, json.NewDecoder(resp.Body).Decode(&doc)
+}
+
+// waitFor polls cond every 100 ms until it holds or timeout passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timeout (%v) waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// logFailover logs every node's /api/peers failover section when the test
+// failed.
+func logFailover(t *testing.T, c *sitetest.Cluster) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, n := range c.Nodes {
+			if doc, err := peersOf(n); err == nil && doc.Failover != nil {
+				b, _ := json.MarshalIndent(doc.Failover, "", "  ")
+				t.Logf("%s failover: %s", n.Name, b)
+			}
+		}
+	})
+}
+
+// createSensors creates topic on n with partitions and replication
+// factor rf.
+func createSensors(t *testing.T, n *sitetest.Node, topic string, partitions int32, rf int16) {
+	t.Helper()
+	cl := n.Client(t)
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, rf
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		t.Fatalf("create %s on %s: %v", topic, n.Name, err)
+	}
+}
+
+// produceN writes n records with acks=all to node's topic (round robin
+// over its partitions, unique values) and adds the acknowledged ones.
+func produceN(t *testing.T, node *sitetest.Node, acks *sitetest.Acks, topic string, n int, tag string) {
+	t.Helper()
+	cl := node.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const chunk = 5000
+	for i := 0; i < n; i += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for j := i; j < min(n, i+chunk); j++ {
+			recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "%s-%s-%d", node.Name, tag, j)})
+		}
+		for _, r := range cl.ProduceSync(ctx, recs...) {
+			if r.Err != nil {
+				t.Fatalf("produce to %s: %v", node.Name, r.Err)
+			}
+			acks.Add(node, r.Record)
+		}
+	}
+}
+
+// upstreamOf counts the records of origin node that reached the upstream
+// topic.
+func upstreamOf(t *testing.T, b *kafkatest.Broker, node string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	recs, err := sitetest.ReadUpstream(ctx, []string{b.Addr()}, "central.sensors")
+	if err != nil {
+		t.Logf("read upstream: %v", err)
+		return 0
+	}
+	n := 0
+	for _, r := range recs {
+		if r.HasOrigin && r.Origin.Node == node {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFailoverKill9: n1 forwards part of its data, loses its uplink and
+// builds a backlog (acks=all, so every record is also on a peer), then is
+// killed (-9). A survivor holding the copy forwards n1's partitions from
+// n1's replicated cursor, as n1 (origin headers, origin offsets): the
+// central side misses nothing acknowledged, has nothing twice after dedup
+// by the origin headers, and order per origin partition is kept. n1 then
+// restarts with its uplink back and takes its partitions back from where
+// the survivors stood.
+func TestFailoverKill9(t *testing.T) {
+	backlog := 20000
+	if s := os.Getenv("RUNNEL_FAILOVER_BACKLOG"); s != "" {
+		backlog, _ = strconv.Atoi(s)
+	}
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitUntil(t, "three alive members", 30*time.Second, func() bool {
+		doc, err := peersOf(n1)
+		alive := 0
+		for _, p := range doc.Peers {
+			if p.State == "alive" {
+				alive++
+			}
+		}
+		return err == nil && alive == 3
+	})
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	produceN(t, n2, acks, "sensors", 1000, "before")
+	produceN(t, n3, acks, "sensors", 1000, "before")
+	waitUntil(t, "n1 forwarding its first records", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+
+	// n1's uplink fails; its backlog grows (on its copies too).
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", backlog, "backlog")
+	produceN(t, n2, acks, "sensors", 1000, "backlog")
+	time.Sleep(2 * time.Second) // cursors saved and mirrored (one flush)
+	killed := time.Now()
+	n1.Kill9(t)
+
+	// A survivor takes over: n1's records keep arriving.
+	before := upstreamOf(t, b, "n1")
+	var first time.Duration
+	waitUntil(t, "a survivor forwarding n1's backlog", 60*time.Second, func() bool {
+		if upstreamOf(t, b, "n1") > before {
+			first = time.Since(killed)
+			return true
+		}
+		return false
+	})
+	t.Logf("kill -9 to the first record of n1 forwarded by a survivor: %v", first.Round(10*time.Millisecond))
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the takeover: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream after n1's kill -9: %v", rep)
+	}
+	takeovers := uint64(0)
+	for _, n := range []*sitetest.Node{n2, n3} {
+		doc, err := peersOf(n)
+		if err != nil || doc.Failover == nil {
+			t.Fatalf("%s /api/peers: %v %+v", n.Name, err, doc)
+		}
+		takeovers += doc.Failover.Takeovers
+		for _, d := range doc.Failover.Duties {
+			if d.Origin == "n1" {
+				t.Logf("%s forwards n1's %s/%d (epoch %d, %s since %v)", n.Name, d.Topic, d.Partition, d.Epoch, d.Why, d.Since.Format(time.TimeOnly))
+			}
+		}
+	}
+	if takeovers < 2 {
+		t.Fatalf("survivors report %d takeovers of n1's 2 partitions", takeovers)
+	}
+	// The survivors resumed from n1's replicated cursor: at most one
+	// cursor save (half the window) is sent again.
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > window/2 {
+			t.Errorf("n1:sensors/%d: %d raw duplicates: the survivor did not resume from the replicated cursor", p, pr.RawDuplicates)
+		}
+	}
+
+	// n1 comes back with its uplink: it takes its partitions back once it
+	// knows where the survivors stood, and forwards what it gets next.
+	n1.HealService(t, b.Addr())
+	n1.Restart(t)
+	waitUntil(t, "n1 forwarding its own partitions again", 60*time.Second, func() bool {
+		doc, err := peersOf(n1)
+		if err != nil || doc.Failover == nil {
+			return false
+		}
+		own := 0
+		for _, d := range doc.Failover.Duties {
+			if d.Origin == "n1" && d.Topic == "sensors" && d.State == "forwarding" {
+				own++
+			}
+		}
+		return own == 2
+	})
+	produceN(t, n1, acks, "sensors", 2000, "after")
+	rep = sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the hand-back: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream after n1's return: %v", rep)
+	}
+	for _, n := range c.Nodes {
+		t.Logf("%s routes: %s", n.Name, httpGet(n, "/api/routes"))
+	}
+	// Raw duplicates stay within the documented windows: what n1 had in
+	// flight when it was killed (at most the route's window; a process
+	// killed with its uplink cut leaves those bytes in orphaned kernel
+	// sockets, delivered when the path heals), plus one cursor save of
+	// the survivor's and of n1's at the hand-back.
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > 2*window {
+			t.Errorf("n1:sensors/%d: %d raw duplicates after the hand-back (window %d)", p, pr.RawDuplicates, window)
+		}
+	}
+}
+
+// httpGet returns the body of an HTTP GET of path on n (or the error).
+func httpGet(n *sitetest.Node, path string) string {
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + n.HTTPAddr() + path)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
+}
+
+// waitMembersAlive waits until n sees want alive members.
+func waitMembersAlive(t *testing.T, n *sitetest.Node, want int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d alive members seen by %s", want, n.Name), 60*time.Second, func() bool {
+		doc, err := peersOf(n)
+		alive := 0
+		for _, p := range doc.Peers {
+			if p.State == "alive" {
+				alive++
+			}
+		}
+		return err == nil && alive == want
+	})
+}
+
+// forwarderOf returns the node (among nodes) whose failover status says
+// it forwards origin's topic/partition, or nil.
+func forwarderOf(t *testing.T, nodes []*sitetest.Node, origin, topic string, partition int32) *sitetest.Node {
+	t.Helper()
+	for _, n := range nodes {
+		doc, err := peersOf(n)
+		if err != nil || doc.Failover == nil {
+			continue
+		}
+		for _, d := range doc.Failover.Duties {
+			if d.Origin == origin && d.Topic == topic && d.Partition == partition && d.State == "forwarding" {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// checkWindow fails the test when an origin partition of node was sent
+// more than twice the route's window again.
+func checkWindow(t *testing.T, rep *sitetest.UpstreamReport, node string) {
+	t.Helper()
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: node, Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > 2*window {
+			t.Errorf("%s:sensors/%d: %d raw duplicates (window %d)", node, p, pr.RawDuplicates, window)
+		}
+	}
+}
+
+// TestFailoverSurvivorDies: with three copies of every partition, n1 is
+// killed with a backlog; the survivor that takes a partition over is
+// killed in turn while it drains it, and the third node takes over from
+// the latest replicated cursor (the first survivor's, read from its copy
+// of that survivor's cursor log).
+func TestFailoverSurvivorDies(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitMembersAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 3)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 3)
+		waitInSync(t, n2, "sensors", p, 3)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", 40000, "backlog")
+	produceN(t, n2, acks, "sensors", 1000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Kill9(t)
+	var first *sitetest.Node
+	waitUntil(t, "a survivor forwarding n1's partition 0", 60*time.Second, func() bool {
+		first = forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0)
+		return first != nil
+	})
+	waitUntil(t, "n1's records arriving again", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") > 1000 })
+	first.Kill9(t)
+	killedAt := time.Now()
+	third := n2
+	if first == n2 {
+		third = n3
+	}
+	waitUntil(t, third.Name+" taking n1's partition 0 over", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{third}, "n1", "sensors", 0) == third
+	})
+	t.Logf("%s killed during its takeover; %s took over after %v", first.Name, third.Name, time.Since(killedAt).Round(10*time.Millisecond))
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after two takeovers: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+}
+
+// TestFailoverPause: n1 is stopped (SIGSTOP) for 20 s with a backlog: the
+// site declares it failed and a survivor forwards its partitions. When n1
+// resumes it notices the pause, sends nothing more until it has read the
+// takeover, then takes its partitions back from where the survivors
+// stood. The overlap is bounded (what n1 had in flight) and counted.
+func TestFailoverPause(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitMembersAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", 20000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Pause(t)
+	paused := time.Now()
+	waitUntil(t, "survivors forwarding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	n1.HealService(t, b.Addr()) // what n1 had in flight may now get through
+	time.Sleep(time.Until(paused.Add(20 * time.Second)))
+	n1.Resume(t)
+	waitUntil(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
+	})
+	produceN(t, n1, acks, "sensors", 2000, "after")
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the pause: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+	doc, err := peersOf(n1)
+	if err != nil || doc.Failover == nil {
+		t.Fatalf("n1 /api/peers: %v", err)
+	}
+	fs := doc.Failover
+	t.Logf("n1 after the pause: %d overlaps, %d dropped on a stale view, %d hand-backs", fs.Overlaps, fs.StaleDrops, fs.HandBacks)
+	if fs.HandBacks < 2 {
+		t.Errorf("n1 took %d partitions back, want 2", fs.HandBacks)
+	}
+	if fs.StaleDrops+fs.Overlaps == 0 {
+		t.Errorf("n1 noticed neither its pause nor the takeover")
+	}
+}
+
+// TestFailoverUpstreamDown: the upstream is down when n1 dies; the
+// survivors take its partitions over and wait; when the upstream comes
+// back they drain n1's backlog with their own: nothing is lost.
+func TestFailoverUpstreamDown(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitMembersAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitUntil(t, "n1 forwarding", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	b.Stop()
+	produceN(t, n1, acks, "sensors", 10000, "backlog")
+	produceN(t, n2, acks, "sensors", 2000, "backlog")
+	time.Sleep(2 * time.Second)
+	n1.Kill9(t)
+	waitUntil(t, "survivors holding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	produceN(t, n3, acks, "sensors", 2000, "during")
+	b.Restart()
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the upstream came back: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
+}
+
+// TestFailoverSplit: n1 is cut off from its peers but keeps its uplink.
+// Both sides forward n1's partitions for a while (n1 its own, a survivor
+// its copy up to where the copy stopped), and n1 the copies it holds of
+// the others: the central side's view after dedup by the origin headers
+// is exact. Healed, one forwarder per origin partition remains: its
+// origin.
+func TestFailoverSplit(t *testing.T) {
+	c, b := forwardingSite(t)
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitMembersAlive(t, n1, 3)
+	for _, n := range c.Nodes {
+		createSensors(t, n, "sensors", 2, 2)
+	}
+	for _, n := range c.Nodes {
+		for p := int32(0); p < 2; p++ {
+			waitInSync(t, n, "sensors", p, 2)
+		}
+	}
+	acks := &sitetest.Acks{}
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 1000, "before")
+	}
+	waitUntil(t, "everything forwarded", 60*time.Second, func() bool { return upstreamOf(t, b, "n1") >= 1000 })
+	c.Cut(t, n1, n2, n3)
+	waitUntil(t, "the survivors forwarding n1's partitions", 60*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0) != nil &&
+			forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 1) != nil
+	})
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 3000, "split")
+	}
+	time.Sleep(3 * time.Second)
+	c.Heal(t, n1, n2, n3)
+	waitUntil(t, "one forwarder per origin partition, its origin", 90*time.Second, func() bool {
+		for _, o := range c.Nodes {
+			for p := int32(0); p < 2; p++ {
+				n := 0
+				for _, x := range c.Nodes {
+					if forwarderOf(t, []*sitetest.Node{x}, o.Name, "sensors", p) != nil {
+						n++
+					}
+				}
+				if n != 1 || forwarderOf(t, []*sitetest.Node{o}, o.Name, "sensors", p) != o {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for _, n := range c.Nodes {
+		produceN(t, n, acks, "sensors", 1000, "after")
+	}
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the split healed: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	for _, n := range c.Nodes {
+		if doc, err := peersOf(n); err == nil && doc.Failover != nil {
+			t.Logf("%s: %d takeovers, %d hand-backs, %d releases, %d overlaps", n.Name, doc.Failover.Takeovers, doc.Failover.HandBacks, doc.Failover.Releases, doc.Failover.Overlaps)
+		}
+	}
+}
