@@ -66,7 +66,7 @@ func TestIntegrationPowerCut(t *testing.T) {
 				}
 			}
 			// The clone is of one instant: records acknowledged well after
-			// it (the producers went on for 200 ms) are not in it.
+			// it (the producers went on for 500 more) are not in it.
 			later := 0
 			for _, a := range acked[snapAt:] {
 				if s, ok := stored[a.partition][a.offset]; ok && s == a.seq {
@@ -194,9 +194,9 @@ func powerCutRun(t *testing.T, fsync string) (acked []ackedRecord, stored map[in
 	var wg sync.WaitGroup
 	go func() {
 		// About 5,000 records/s of 100 bytes, as long as the test runs
-		// (bounded by ctx and the 10 s below).
+		// (bounded by ctx and the 60 s below).
 		defer close(stopped)
-		end := time.Now().Add(10 * time.Second)
+		end := time.Now().Add(60 * time.Second)
 		for seq := int64(0); ctx.Err() == nil && time.Now().Before(end); seq++ {
 			wg.Add(1)
 			v := fmt.Sprintf("%-100d", seq)
@@ -229,7 +229,11 @@ func powerCutRun(t *testing.T, fsync string) (acked []ackedRecord, stored map[in
 	// producers keep writing while the device is cloned.
 	snapAt = ackedNow()
 	runTool(t, time.Minute, "", "cp", "--reflink=always", device, filepath.Join(outer, "cut.img"))
-	time.Sleep(200 * time.Millisecond)
+	// Writes go on after the cut: 500 more acknowledgements (or 10 s),
+	// which the clone must not hold.
+	for deadline := time.Now().Add(10 * time.Second); ackedNow() < snapAt+500 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	<-stopped
 	wg.Wait()
