@@ -162,6 +162,12 @@ func (l *Log) records() map[int64]record {
 	}
 	l.recs = map[int64]record{}
 	for _, b := range l.Batches {
+		if b.Base < 0 {
+			// Offsets are never negative (the CRC does not cover the
+			// base offset, so such a batch validates).
+			l.bad = append(l.bad, Problem{Damaged, l.Name, b.Base, fmt.Sprintf("negative base offset %d", b.Base)})
+			continue
+		}
 		if _, err := batch.Validate(b.Raw); err != nil {
 			l.bad = append(l.bad, Problem{Damaged, l.Name, b.Base, err.Error()})
 			continue
