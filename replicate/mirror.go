@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -578,31 +577,8 @@ func (f *fetcher) ensureTopic(ctx context.Context, topic string, partitions int3
 // min.insync.replicas (kept for a restore of the origin, see restore.go);
 // a mirror always syncs before it fetches more.
 func (f *fetcher) originConfig(ctx context.Context, topic string) log.TopicConfig {
-	cfg := log.TopicConfig{Origin: f.peer.NodeID, Fsync: log.FsyncAlways}
-	dctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchTimeout)
-	defer cancel()
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	res := kmsg.NewDescribeConfigsRequestResource()
-	res.ResourceType = kmsg.ConfigResourceTypeTopic
-	res.ResourceName = topic
-	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas"}
-	req.Resources = append(req.Resources, res)
-	resp, err := f.cl.SeedBrokers()[0].Request(dctx, req)
-	if err != nil {
-		return cfg
-	}
-	for _, rr := range resp.(*kmsg.DescribeConfigsResponse).Resources {
-		for _, c := range rr.Configs {
-			if c.Value == nil {
-				continue
-			}
-			n, err := strconv.ParseInt(*c.Value, 10, 64)
-			if err != nil {
-				continue
-			}
-			applySetting(&cfg, c.Name, n)
-		}
-	}
+	cfg := describeTopicSettings(ctx, f.cl.SeedBrokers()[0], topic, f.r.opts.FetchTimeout)
+	cfg.Origin, cfg.Fsync = f.peer.NodeID, log.FsyncAlways
 	return cfg
 }
 

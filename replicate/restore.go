@@ -227,7 +227,7 @@ func (r *Replicator) ensureOwnTopic(ctx context.Context, br *kgo.Broker, copyNam
 	case !errors.Is(err, log.ErrUnknownTopic):
 		return false, err
 	}
-	cfg := copySettings(ctx, br, copyName, r.opts.FetchTimeout)
+	cfg := describeTopicSettings(ctx, br, copyName, r.opts.FetchTimeout) // the settings a copy keeps
 	cfg.Partitions = partitions
 	if err := r.inner.CreateTopic(topic, cfg); err != nil && !errors.Is(err, log.ErrTopicExists) {
 		return false, err
@@ -235,17 +235,17 @@ func (r *Replicator) ensureOwnTopic(ctx context.Context, br *kgo.Broker, copyNam
 	return true, nil
 }
 
-// copySettings reads the origin settings a copy keeps (replication
-// factor, min.insync.replicas, retention, segment size); zero values are
-// the log's defaults.
-func copySettings(ctx context.Context, br *kgo.Broker, copyName string, timeout time.Duration) log.TopicConfig {
+// describeTopicSettings asks br for topic's retention, segment size,
+// replication factor and min.insync.replicas (DescribeConfigs); what it
+// cannot learn stays zero (the log's defaults).
+func describeTopicSettings(ctx context.Context, br *kgo.Broker, topic string, timeout time.Duration) log.TopicConfig {
 	var cfg log.TopicConfig
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeTopic
-	res.ResourceName = copyName
+	res.ResourceName = topic
 	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas"}
 	req.Resources = append(req.Resources, res)
 	resp, err := br.Request(dctx, req)
