@@ -59,7 +59,7 @@ type partition struct {
 	// waiters are appends waiting for their commit, in append order.
 	waiters []waiter
 	// producers is the idempotence state by producer id.
-	producers map[int64]*producerState
+	producers Producers
 	// roErr is the I/O error that made the partition read-only.
 	roErr error
 	// closed: the partition was deleted or the log closed.
@@ -259,7 +259,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 			}
 			n += int64(hdrs[i].LastOffsetDelta) + 1
 		}
-	} else if dup, err := p.checkProducersLocked(hdrs); err != nil {
+	} else if dup, err := p.producers.Check(hdrs); err != nil {
 		return dup, err
 	}
 	var records int64
@@ -330,7 +330,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	seg.mu.Unlock()
 	for i := range hdrs {
-		p.recordProducerLocked(&hdrs[i], hdrs[i].BaseOffset)
+		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
 	}
 	seg.size += int64(len(data))
 	seg.next = n
@@ -417,35 +417,6 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records i
 	r.next = base + records
 	seg.mu.Unlock()
 	return nil
-}
-
-// checkProducersLocked applies the idempotent-producer rules to every batch.
-func (p *partition) checkProducersLocked(hdrs []batch.Header) (int64, error) {
-	var overlay map[int64]*producerState
-	for i := range hdrs {
-		h := &hdrs[i]
-		if h.ProducerID < 0 {
-			continue
-		}
-		st := p.producers[h.ProducerID]
-		if o, ok := overlay[h.ProducerID]; ok {
-			st = o
-		}
-		dup, err := checkProducer(st, h)
-		if err != nil {
-			if errors.Is(err, ErrDuplicateSequence) && (i > 0 || len(hdrs) > 1) {
-				return -1, fmt.Errorf("%w: duplicate inside a multi-batch append", ErrOutOfOrderSequence)
-			}
-			return dup, err
-		}
-		if len(hdrs) > 1 {
-			if overlay == nil {
-				overlay = map[int64]*producerState{}
-			}
-			overlay[h.ProducerID] = &producerState{epoch: h.ProducerEpoch, last: lastSeq(h)}
-		}
-	}
-	return -1, nil
 }
 
 // sharedAfterSmallCommits is how many small commits in a row move a

@@ -1,10 +1,25 @@
 package log
 
-import "github.com/runnel/runnel/log/batch"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/log/batch"
+)
 
 // producerWindow is how many recent batches per producer are remembered for
 // duplicate detection (Kafka's max.in.flight for idempotence).
 const producerWindow = 5
+
+// Producers is one partition's idempotent-producer state: per producer
+// id, its epoch, last sequence and last producerWindow batches, as Kafka
+// keeps them. The log keeps one per partition, and log/logtest's
+// in-memory log uses the same type, so both apply the same rules. The
+// zero value is ready. Not safe for concurrent use: the partition's lock
+// guards it.
+type Producers struct {
+	m map[int64]*producerState
+}
 
 // producerState is the idempotence state of one producer id in a partition.
 type producerState struct {
@@ -57,18 +72,54 @@ func checkProducer(st *producerState, h *batch.Header) (dupBase int64, err error
 	return -1, nil
 }
 
-// record notes an appended idempotent batch.
-func (p *partition) recordProducerLocked(h *batch.Header, base int64) {
+// Check applies the idempotent-producer rules to every batch of one
+// append before anything is written; a later batch of the same producer
+// continues an earlier one of the append. A repeat of one of a producer's
+// last five batches returns that batch's base offset and
+// ErrDuplicateSequence (inside a multi-batch append it is
+// ErrOutOfOrderSequence); a sequence gap ErrOutOfOrderSequence, an older
+// epoch ErrInvalidProducerEpoch.
+func (ps *Producers) Check(hdrs []batch.Header) (int64, error) {
+	var overlay map[int64]*producerState
+	for i := range hdrs {
+		h := &hdrs[i]
+		if h.ProducerID < 0 {
+			continue
+		}
+		st := ps.m[h.ProducerID]
+		if o, ok := overlay[h.ProducerID]; ok {
+			st = o
+		}
+		dup, err := checkProducer(st, h)
+		if err != nil {
+			if errors.Is(err, ErrDuplicateSequence) && (i > 0 || len(hdrs) > 1) {
+				return -1, fmt.Errorf("%w: duplicate inside a multi-batch append", ErrOutOfOrderSequence)
+			}
+			return dup, err
+		}
+		if len(hdrs) > 1 {
+			if overlay == nil {
+				overlay = map[int64]*producerState{}
+			}
+			overlay[h.ProducerID] = &producerState{epoch: h.ProducerEpoch, last: lastSeq(h)}
+		}
+	}
+	return -1, nil
+}
+
+// Record notes an appended idempotent batch at base (batches without a
+// producer id are ignored).
+func (ps *Producers) Record(h *batch.Header, base int64) {
 	if h.ProducerID < 0 {
 		return
 	}
-	if p.producers == nil {
-		p.producers = map[int64]*producerState{}
+	if ps.m == nil {
+		ps.m = map[int64]*producerState{}
 	}
-	st := p.producers[h.ProducerID]
+	st := ps.m[h.ProducerID]
 	if st == nil || h.ProducerEpoch != st.epoch {
 		st = &producerState{epoch: h.ProducerEpoch}
-		p.producers[h.ProducerID] = st
+		ps.m[h.ProducerID] = st
 	}
 	st.last = lastSeq(h)
 	st.recent[st.head] = seqEntry{first: h.BaseSequence, last: st.last, base: base}
@@ -77,3 +128,6 @@ func (p *partition) recordProducerLocked(h *batch.Header, base int64) {
 		st.n++
 	}
 }
+
+// Reset forgets every producer (after a truncation: producers start over).
+func (ps *Producers) Reset() { ps.m = nil }

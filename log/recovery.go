@@ -214,7 +214,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			if err != nil {
 				break
 			}
-			p.recordProducerLocked(&h, h.BaseOffset)
+			p.producers.Record(&h, h.BaseOffset)
 		}
 	}
 	act.sealed = false
@@ -315,7 +315,7 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 		if err == nil && h.BaseOffset == expect {
 			seg.addIndexLocked(&h, pos, l.opts.IndexIntervalBytes)
 			if last {
-				p.recordProducerLocked(&h, h.BaseOffset)
+				p.producers.Record(&h, h.BaseOffset)
 			}
 			expect = h.LastOffset() + 1
 			continue

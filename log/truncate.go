@@ -306,7 +306,7 @@ func (p *partition) cutLocked(si int, pos, offset int64) error {
 	p.hwm, p.hwmSeg, p.hwmPos = offset, act, act.size
 	p.durable, p.durableSeg, p.durablePos = offset, act, act.size
 	p.unsynced = nil
-	p.producers = nil // idempotence state past the cut is gone; producers start over
+	p.producers.Reset() // idempotence state past the cut is gone; producers start over
 	p.smallCommits = 0
 	lost := p.lost[:0:0]
 	for _, g := range p.lost {

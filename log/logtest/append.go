@@ -183,7 +183,7 @@ func (m *Mem) writeLocked(j job) (int64, error) {
 			}
 			n += int64(h.LastOffsetDelta) + 1
 		}
-	} else if dup, err := p.checkProducers(hs); err != nil {
+	} else if dup, err := p.producers.Check(hs); err != nil {
 		return dup, err
 	}
 	base := p.next
@@ -195,7 +195,7 @@ func (m *Mem) writeLocked(j job) (int64, error) {
 		batch.SetBaseOffset(raw, p.next)
 		binary.BigEndian.PutUint32(raw[batch.OffLeaderEpoch:], 0) // as the log stamps it
 		if !j.at {
-			p.recordProducer(h, p.next)
+			p.producers.Record(h, p.next)
 		}
 		p.batches = append(p.batches, append([]byte(nil), raw...))
 		p.bases = append(p.bases, p.next)

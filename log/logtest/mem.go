@@ -94,11 +94,11 @@ type part struct {
 	watch     log.WatchList
 	batches   [][]byte // copies, with their base offsets set
 	bases     []int64
-	producers map[int64]*producer // idempotence state by producer id
+	producers log.Producers // idempotence state by producer id, as the log keeps it
 }
 
 func newPart() *part {
-	return &part{producers: map[int64]*producer{}}
+	return &part{}
 }
 
 var _ log.Log = (*Mem)(nil)
