@@ -229,6 +229,7 @@ type Stats struct {
 	SharedBytes      uint64           // bytes written to shared segment files
 	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
 	CommitDelayNanos uint64           // total time commits were held back
+	OutOfFiles       uint64           // opens that failed with EMFILE/ENFILE (retried; see ErrTooManyOpenFiles)
 }
 
 // PartitionError names a failed partition and why.

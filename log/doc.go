@@ -641,6 +641,16 @@
 //   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
 //     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
 //     different handle than the write (fsync applies to the inode).
+//   - Running out of descriptors (EMFILE, ENFILE) is not a storage fault:
+//     an open that fails so first closes the cache's idle handles and
+//     tries again; an append that still cannot open what it needs fails
+//     with ErrTooManyOpenFiles (nothing written; a roll creates the new
+//     segment file before it changes anything), a commit that cannot open
+//     a file or directory for its sync is retried every 50 ms (its
+//     appends fail with ErrTooManyOpenFiles after 5 s, as a timed-out
+//     Kafka produce: the bytes may still become durable), and a journal
+//     checkpoint that cannot open a segment keeps the journal. Nothing
+//     goes read-only; Stats().OutOfFiles counts the failed opens.
 //   - Sparse indexes of sealed segments are kept in memory for at most
 //     Options.MaxLoadedIndexes segments (LRU), then reread from their files.
 //   - After a partition goes read-only, a journal checkpoint cannot empty

@@ -233,7 +233,7 @@ func (j *journal) rotate() error {
 	if j.f == nil || len(j.segs) == 0 && j.size == journalHeaderSize {
 		return nil
 	}
-	var failed error
+	var failed, deferred error
 	for seg, p := range j.segs {
 		p.mu.Lock()
 		to, ro := seg.covered, p.roErr
@@ -247,7 +247,14 @@ func (j *journal) rotate() error {
 		}
 		cf, err := p.openForSync(seg)
 		if cf == nil && err == nil {
+			delete(j.segs, seg)
 			continue // deleted by retention or DeleteTopic
+		}
+		if err != nil && isOutOfFiles(err) {
+			// No descriptor to open it: the journal keeps its bytes
+			// until a later checkpoint syncs it.
+			deferred = j.l.outOfFiles("journal checkpoint of "+seg.rel, err)
+			continue
 		}
 		if err == nil {
 			err = j.l.fdatasync(cf.f)
@@ -268,6 +275,9 @@ func (j *journal) rotate() error {
 			p.unsynced = keep
 		}
 		p.mu.Unlock()
+		if err == nil {
+			delete(j.segs, seg) // synced: its journal records are no longer needed
+		}
 	}
 	if failed != nil {
 		// Keep this file for the next open to replay (it holds the
@@ -278,6 +288,9 @@ func (j *journal) rotate() error {
 			return fmt.Errorf("%v; and keeping the journal failed: %w", failed, err)
 		}
 		return failed
+	}
+	if deferred != nil {
+		return deferred // the journal goes on; rotated again when it is next full
 	}
 	clear(j.segs)
 	if err := j.resetLocked(j.gen+1, j.l.diskShort.Load()); err != nil {
@@ -356,7 +369,7 @@ func (c *committer) maybeRotateJournal(final bool) {
 	if j == nil || !(final || j.full() || c.l.diskShort.Load() && j.used()) {
 		return
 	}
-	if err := j.rotate(); err != nil {
+	if err := j.rotate(); err != nil && !isOutOfFiles(err) {
 		c.l.logger.Error("log: journal checkpoint failed", "err", err)
 	}
 }

@@ -31,6 +31,8 @@ type logImpl struct {
 	closed    atomic.Bool
 	diskShort atomic.Bool
 
+	outOfFilesLogged atomic.Int64 // unix nanos of the last "out of file descriptors" line
+
 	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
 	epochMu sync.Mutex   // serializes raises of epoch (and its file)
 
@@ -88,7 +90,7 @@ func Open(opts *Options) (Log, error) {
 		l.addDamage(Damage{File: meta.FileName, Reason: fmt.Sprintf(
 			"%v; moved to %s and a new one created: forwarding cursors (routes start over from their start position), consumer-group offsets and MQTT sessions are lost; topics are rebuilt from their files", why, rel)})
 	}
-	l.files = newFileCache(l.fs, o.MaxOpenFiles)
+	l.files = newFileCache(l.fs, o.MaxOpenFiles, &l.stats.outOfFiles)
 	l.indexes = newIndexCache(o.MaxLoadedIndexes)
 	l.committer = newCommitter(l)
 	ck, err := readCheckpoint(l.fs, o.Dir)

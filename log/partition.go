@@ -67,6 +67,10 @@ type partition struct {
 	// queued: the partition is in the committer's dirty set.
 	queued   bool
 	lastSync time.Time
+	// stuckSince: since when commits fail for want of a descriptor (zero:
+	// they do not); after outOfFilesAckWait the waiting appends fail
+	// retriably while the sync is retried.
+	stuckSince time.Time
 	// lost are offset ranges lost to damage between segments (found at
 	// open); reads of them are refused.
 	lost []lostRange
@@ -126,6 +130,32 @@ func (p *partition) readOnlyErr() error {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// isOutOfFiles reports an open that failed for want of a file descriptor
+// (EMFILE: the process's RLIMIT_NOFILE; ENFILE: the system's table). No
+// storage fault: the operation is retried later, nothing goes read-only.
+func isOutOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, ErrTooManyOpenFiles)
+}
+
+// outOfFiles counts and logs (at most once per outOfFilesLogEvery) an
+// open that failed for want of a descriptor and returns the retriable
+// error for it.
+func (l *logImpl) outOfFiles(what string, err error) error {
+	if errors.Is(err, ErrTooManyOpenFiles) {
+		return err
+	}
+	n := l.stats.outOfFiles.Add(1)
+	now := time.Now().UnixNano()
+	if last := l.outOfFilesLogged.Load(); now-last >= int64(outOfFilesLogEvery) && l.outOfFilesLogged.CompareAndSwap(last, now) {
+		l.logger.Warn("log: out of file descriptors; the operation is retried, nothing goes read-only", "op", what, "err", err, "count", n)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrTooManyOpenFiles, what, err)
+}
+
+// outOfFilesLogEvery spaces the log lines about descriptor exhaustion (a
+// flood may cause thousands a second).
+const outOfFilesLogEvery = 5 * time.Second
 
 // submit writes the batches and queues done for the commit. A caller that
 // waits itself (waiting=true) gets errors back directly (queued=false), and
@@ -272,6 +302,9 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		time.Since(seg.created) > cfg.SegmentAge ||
 		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
 		if err := p.rollToLocked(virt); err != nil {
+			if isOutOfFiles(err) {
+				return -1, p.l.outOfFiles("roll "+p.rel, err)
+			}
 			p.failLocked(err)
 			return -1, p.readOnlyErr()
 		}
@@ -366,6 +399,9 @@ func (p *partition) writeFileLocked(seg *segment, data []byte) error {
 			p.l.stats.rejected.Add(1)
 			return fmt.Errorf("%w: %v", ErrDiskFull, err)
 		}
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("open "+seg.rel, err)
+		}
 		p.failLocked(fmt.Errorf("open %s: %w", seg.rel, err))
 		return p.readOnlyErr()
 	}
@@ -400,6 +436,9 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records i
 			p.l.stats.rejected.Add(1)
 			p.l.logger.Warn("log: disk full on write", "topic", p.t.name, "partition", p.id, "err", err)
 			return err
+		}
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("shared segment", err)
 		}
 		p.failLocked(err)
 		return p.readOnlyErr()
@@ -484,6 +523,19 @@ func (p *partition) rollLocked() error { return p.rollToLocked(p.active().virt !
 // segment is replaced instead.
 func (p *partition) rollToLocked(virt bool) error {
 	old := p.active()
+	var ns *segment
+	if virt {
+		ns = newVirtualSegment(p.rel, p.next, sharedKey{p.t.id, p.id})
+	} else {
+		// Created before anything changes: a failed create (out of
+		// descriptors) leaves the partition as it was.
+		ns = newSegment(p.dir, p.rel, p.next)
+		cf, err := p.l.files.get(ns.path, true)
+		if err != nil {
+			return fmt.Errorf("create segment %d: %w", p.next, err)
+		}
+		p.l.files.release(cf)
+	}
 	if old.size == 0 && len(p.segs) > 1 || old.size == 0 && virt != (old.virt != nil) {
 		// Replace the empty active segment (an empty file stays until
 		// the next open, which removes it: no directory sync here).
@@ -510,16 +562,7 @@ func (p *partition) rollToLocked(virt bool) error {
 		}
 		p.l.indexes.touch(old)
 	}
-	var ns *segment
-	if virt {
-		ns = newVirtualSegment(p.rel, p.next, sharedKey{p.t.id, p.id})
-	} else {
-		ns = newSegment(p.dir, p.rel, p.next)
-		cf, err := p.l.files.get(ns.path, true)
-		if err != nil {
-			return fmt.Errorf("create segment %d: %w", p.next, err)
-		}
-		p.l.files.release(cf)
+	if !virt {
 		p.dirDirty = true
 	}
 	p.segs = append(p.segs, ns)
@@ -559,6 +602,9 @@ func (p *partition) syncFileLocked(seg *segment) error {
 // syncDir syncs the partition's directory (a segment was created).
 func (p *partition) syncDir() error {
 	if err := vfs.SyncDir(p.l.fs, p.dir); err != nil {
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("sync directory "+p.rel, err)
+		}
 		p.l.stats.fsyncErrors.Add(1)
 		return fmt.Errorf("sync directory %s: %w", p.rel, err)
 	}

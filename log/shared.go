@@ -758,6 +758,9 @@ func (s *sharedLog) rollLocked() error {
 			s.l.diskShort.Store(true)
 			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
 		}
+		if isOutOfFiles(err) {
+			return s.l.outOfFiles("create "+sf.rel, err) // nothing changed: retried by the next append
+		}
 		s.breakLocked(err)
 		return fmt.Errorf("log: create %s: %w", sf.rel, err)
 	}
@@ -766,7 +769,7 @@ func (s *sharedLog) rollLocked() error {
 			err = vfs.SyncDir(fs, s.dir)
 		}
 		s.l.stats.fsyncs.Add(1)
-		if err != nil {
+		if err != nil && !isOutOfFiles(err) {
 			s.l.stats.fsyncErrors.Add(1)
 		}
 	}
@@ -776,6 +779,10 @@ func (s *sharedLog) rollLocked() error {
 		if isNoSpace(err) {
 			s.l.diskShort.Store(true)
 			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
+		}
+		if isOutOfFiles(err) {
+			// The directory could not be opened for its sync.
+			return s.l.outOfFiles("sync "+s.dir, err)
 		}
 		s.breakLocked(err)
 		return fmt.Errorf("log: create %s: %w", sf.rel, err)

@@ -24,6 +24,7 @@ type counters struct {
 	sharedBytes      atomic.Uint64
 	commitsDelayed   atomic.Uint64
 	commitDelayNanos atomic.Uint64
+	outOfFiles       atomic.Uint64
 	diskFree         atomic.Int64
 	diskTotal        atomic.Int64
 }
@@ -47,6 +48,7 @@ func (l *logImpl) Stats() Stats {
 		SharedBytes:      l.stats.sharedBytes.Load(),
 		CommitsDelayed:   l.stats.commitsDelayed.Load(),
 		CommitDelayNanos: l.stats.commitDelayNanos.Load(),
+		OutOfFiles:       l.stats.outOfFiles.Load(),
 		DiskFreeBytes:    l.stats.diskFree.Load(),
 		DiskTotalBytes:   l.stats.diskTotal.Load(),
 		DiskShort:        l.diskShort.Load(),

@@ -26,6 +26,7 @@ func (s *Server) logMetrics(m *Metrics) {
 	m.Counter("runnel_log_commit_delay_seconds_total", "Time commits were held back by the commit delay.", float64(st.CommitDelayNanos)/1e9, nil)
 	m.Counter("runnel_log_fsync_errors_total", "Failed fsync calls (each makes a partition read-only).", float64(st.FsyncErrors), nil)
 	m.Counter("runnel_log_rejected_appends_total", "Appends refused because the disk was short.", float64(st.Rejected), nil)
+	m.Counter("runnel_log_out_of_files_total", "File opens that failed for want of a descriptor (EMFILE/ENFILE); the operation failed retriably, no partition went read-only.", float64(st.OutOfFiles), nil)
 	m.Counter("runnel_log_dropped_segments_total", "Segments deleted by drop-oldest under disk pressure.", float64(st.DroppedSegments), nil)
 	m.Counter("runnel_log_retention_deleted_segments_total", "Segments deleted by age/size retention.", float64(st.RetentionDeletes), nil)
 	m.Counter("runnel_log_journal_commits_total", "Group commits made durable through the node-wide journal.", float64(st.JournalCommits), nil)

@@ -21,6 +21,7 @@ func MQTTMetrics(m *Metrics, st mqtt.Stats) {
 	c("auth_failures_total", "CONNECTs refused for bad credentials.", st.AuthFailures)
 	c("acl_denied_total", "Publishes, subscriptions or deliveries refused by ACL.", st.ACLDenied)
 	c("conns_refused_ip_total", "Connections closed at the per-IP cap.", st.ConnsRefusedIP)
+	c("conns_refused_total", "Connections closed at the cap of all MQTT connections.", st.ConnsRefused)
 	c("connect_timeouts_total", "Connections that sent no CONNECT in time.", st.ConnectTimeouts)
 	c("persist_errors_total", "Failed writes of sessions/retained messages.", st.PersistErrors)
 	g("clients_connected", "Connected MQTT clients ($SYS/broker/clients/connected).", st.ClientsConnected)

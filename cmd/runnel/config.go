@@ -141,6 +141,9 @@ type kafkaConfig struct {
 	Users            []string
 	TLS              struct{ CertFile, KeyFile string }
 	MaxFrameBytes    int32
+	MaxConns         int
+	ConnectTimeout   time.Duration
+	IdleTimeout      time.Duration
 }
 
 type mqttConfig struct {
@@ -162,6 +165,7 @@ type mqttConfig struct {
 	MaxConnsPerIP            int
 	MaxQueuedPerClient       int
 	MaxClients               int
+	MaxConns                 int
 	SysInterval              time.Duration
 	NoPersist                bool
 }
@@ -236,6 +240,12 @@ func (c *serveConfig) keys() []*key {
 			doc: "TLS key (PEM) for the Kafka listener"},
 		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
 			doc: "largest Kafka request accepted"},
+		{path: "kafka.max-connections", flag: "kafka-max-connections", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.Kafka.MaxConns),
+			doc: "Kafka connections open at once; one more is closed at accept (`runnel_kafka_connections_refused_total`). `0` = half of what `RLIMIT_NOFILE` leaves after `log.max-open-files`, 128 reserved and 64 HTTP connections (the start log shows it); negative = no cap"},
+		{path: "kafka.connect-timeout", flag: "kafka-connect-timeout", def: kafka.DefaultConnectTimeout.String(), v: dur(&c.Kafka.ConnectTimeout), check: notNegative(&c.Kafka.ConnectTimeout),
+			doc: "time a new Kafka connection has to send its first request and, with SASL, to authenticate (TLS handshake included)"},
+		{path: "kafka.idle-timeout", flag: "kafka-idle-timeout", def: "10m0s", v: dur(&c.Kafka.IdleTimeout), check: notNegative(&c.Kafka.IdleTimeout),
+			doc: "a Kafka connection without a request for this long is closed (Kafka's `connections.max.idle.ms`; clients close theirs after 9 minutes)"},
 
 		{path: "mqtt.addr", flag: "mqtt-addr", def: ":1883", v: str(&c.MQTT.Addr), check: addr(&c.MQTT.Addr),
 			doc: "MQTT listener (empty = off)"},
@@ -281,6 +291,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "outgoing messages queued per subscriber before deliveries to it are dropped"},
 		{path: "mqtt.max-clients", flag: "mqtt-max-clients", def: "0", v: integer(&c.MQTT.MaxClients), check: notNegative(&c.MQTT.MaxClients),
 			doc: "connected clients in total (0 = unlimited)"},
+		{path: "mqtt.max-conns", flag: "mqtt-max-conns", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.MQTT.MaxConns),
+			doc: "MQTT connections open at once, before or after CONNECT, all listeners together; one more is closed at accept. `0` = the other half of what `kafka.max-connections` is derived from; negative = no cap"},
 		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),
 			doc: "how often the `$SYS` topics are republished"},
 		{path: "mqtt.no-persist", flag: "mqtt-no-persist", def: "false", v: boolean(&c.MQTT.NoPersist),

@@ -78,6 +78,9 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		AdvertisedAddr:   c.Kafka.AdvertisedAddr,
 		AutoCreateTopics: c.Kafka.AutoCreateTopics,
 		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
+		MaxConns:         c.kafkaMaxConns(),
+		ConnectTimeout:   cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
+		IdleTimeout:      cmp.Or(c.Kafka.IdleTimeout, -1),
 		TLS:              tc,
 		SASLPlain:        users,
 	}, nil
@@ -124,6 +127,7 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		MaxConnsPerIP:            m.MaxConnsPerIP,
 		MaxQueuedPerClient:       m.MaxQueuedPerClient,
 		MaxClients:               m.MaxClients,
+		MaxConns:                 c.mqttMaxConns(),
 		SysInterval:              m.SysInterval,
 		NoPersist:                m.NoPersist,
 	}

@@ -153,6 +153,7 @@ type runnelServer struct {
 	dir                       string
 	kafka, http, mqtt         string
 	extra                     []string
+	wrap                      []string   // command and arguments the server is started under (prlimit …)
 	mu                        sync.Mutex // guards cmd, done
 	cmd                       *exec.Cmd
 	done                      chan struct{}
@@ -173,12 +174,20 @@ func freeAddr(t testing.TB) string {
 // startRunnel starts `runnel serve` on free loopback ports in a temp dir.
 func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 	t.Helper()
+	return startRunnelUnder(t, nil, partitions, extra...)
+}
+
+// startRunnelUnder is startRunnel with the server started under the
+// command wrap (e.g. prlimit --nofile=1024:1024), restarts included.
+func startRunnelUnder(t testing.TB, wrap []string, partitions int, extra ...string) *runnelServer {
+	t.Helper()
 	dir := t.TempDir()
 	s := &runnelServer{
 		bin: serverBinary(t), dir: dir,
 		kafka: freeAddr(t), http: freeAddr(t), mqtt: freeAddr(t),
 		logPath:      filepath.Join(dir, "server.log"),
 		startTimeout: 20 * time.Second, stopTimeout: 10 * time.Second,
+		wrap: wrap,
 	}
 	if partitions > 0 {
 		extra = append([]string{"--default-partitions", strconv.Itoa(partitions)}, extra...)
@@ -219,6 +228,9 @@ func (s *runnelServer) start() error {
 		"--kafka-addr", s.kafka, "--http-addr", s.http, "--mqtt-addr", s.mqtt,
 	}, s.extra...)
 	cmd := exec.Command(s.bin, args...)
+	if len(s.wrap) > 0 {
+		cmd = exec.Command(s.wrap[0], append(append(s.wrap[1:len(s.wrap):len(s.wrap)], s.bin), args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

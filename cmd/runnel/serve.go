@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/net/netutil"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
@@ -75,6 +76,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		return fmt.Errorf("node id: %v", err)
 	}
 	logger = logger.With("node", nodeID)
+	logFDBudget(cfg, logger)
 
 	var stops []stopper
 	// shutdown stops every component, then syncs and closes the log,
@@ -197,6 +199,9 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	// Connections beyond the HTTP share of descriptors wait in the
+	// kernel's backlog instead of taking the log's.
+	ln = netutil.LimitListener(ln, w.cfg.fds().HTTP)
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,

@@ -48,6 +48,9 @@ const (
 //     franz-go and the Java client (which also refresh metadata), and the
 //     closest meaning; the produce error message says the disk is full.
 //   - ErrReadOnly (a failed fsync or write) also answers KAFKA_STORAGE_ERROR.
+//   - ErrTooManyOpenFiles (out of descriptors: nothing written, the
+//     partition stays writable) answers KAFKA_STORAGE_ERROR too, so
+//     clients retry.
 //   - ErrClosed answers NOT_LEADER_OR_FOLLOWER so clients retry elsewhere
 //     or later (the server is shutting down).
 func errorCode(err error) int16 {
@@ -66,7 +69,7 @@ func errorCode(err error) int16 {
 		return codeOutOfOrderSequence
 	case errors.Is(err, log.ErrInvalidProducerEpoch):
 		return codeInvalidProducerEpoch
-	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrReadOnly):
+	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrReadOnly), errors.Is(err, log.ErrTooManyOpenFiles):
 		return codeKafkaStorageError
 	case errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrNotLeader):
 		return codeNotLeaderForPartition

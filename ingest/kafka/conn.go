@@ -55,7 +55,12 @@ type conn struct {
 	advHost string
 	advPort int32
 
+	// connectBy is when a connection that has not sent its first request
+	// (or, with SASL, not authenticated) is closed (zero: no deadline).
+	connectBy time.Time
+
 	// Reader-goroutine state.
+	established   bool // a request was read and the connection is authenticated
 	authed        bool
 	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism bool          // a SaslHandshake chose PLAIN
@@ -80,6 +85,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		authed:     len(s.opts.SASLPlain) == 0,
 		advHost:    s.advHost,
 		advPort:    s.advPort,
+	}
+	if d := s.opts.ConnectTimeout; d > 0 {
+		c.connectBy = time.Now().Add(d)
 	}
 	var once sync.Once
 	c.kill = func() { once.Do(func() { close(c.killed); nc.Close() }) }
@@ -106,11 +114,14 @@ func (c *conn) armRead() bool {
 	if c.stopping {
 		return false
 	}
+	var dl time.Time
 	if d := c.s.opts.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.nc.SetReadDeadline(time.Time{})
+		dl = time.Now().Add(d)
 	}
+	if !c.established && !c.connectBy.IsZero() && (dl.IsZero() || c.connectBy.Before(dl)) {
+		dl = c.connectBy
+	}
+	c.nc.SetReadDeadline(dl)
 	return true
 }
 
@@ -170,6 +181,9 @@ func (c *conn) readLoop() error {
 		if err := c.handleFrame(buf); err != nil {
 			return err
 		}
+		if !c.established && c.authed {
+			c.established = true
+		}
 	}
 }
 
@@ -190,6 +204,16 @@ func quietReadErr(c *conn, err error) error {
 		if stopping {
 			return nil
 		}
+		if !c.established && !c.connectBy.IsZero() && !time.Now().Before(c.connectBy) {
+			// Flood-prone: counted, logged at most every 10s.
+			n := c.s.stats.connectTimeouts.Add(1)
+			if c.s.warnLimit.allow() {
+				c.s.logger.Warn("kafka: closing connection: no request (or no SASL authentication) in time (logged at most every 10s)",
+					"peer", c.peer, "connect_timeout", c.s.opts.ConnectTimeout, "timeouts_total", n)
+			}
+			return nil
+		}
+		c.s.stats.idleTimeouts.Add(1)
 		return fmt.Errorf("idle for %v", c.s.opts.IdleTimeout)
 	}
 	return err

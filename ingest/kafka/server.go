@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/log"
@@ -35,6 +36,20 @@ type Server struct {
 	conns     map[*conn]struct{}
 
 	connWG sync.WaitGroup // one per live connection
+
+	warnLimit rateLimit // log lines about refused and timed-out connections
+}
+
+// rateLimit lets one event through per rateLimitEvery (log lines a flood
+// would otherwise repeat thousands of times).
+type rateLimit struct{ last atomic.Int64 }
+
+const rateLimitEvery = 10 * time.Second
+
+func (r *rateLimit) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(rateLimitEvery) && r.last.CompareAndSwap(last, now)
 }
 
 // New validates opts and returns a Server ready to Serve.
@@ -112,13 +127,23 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
+	if max := s.opts.MaxConns; max > 0 && len(s.conns) >= max {
+		s.mu.Unlock()
+		nc.Close()
+		n := s.stats.connsRefused.Add(1)
+		if s.warnLimit.allow() {
+			s.logger.Warn("kafka: connection refused: the connection cap is reached (logged at most every 10s)",
+				"peer", nc.RemoteAddr().String(), "max_conns", max, "refused_total", n)
+		}
+		return
+	}
+	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()

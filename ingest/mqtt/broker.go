@@ -49,6 +49,8 @@ type Broker struct {
 	ipMu    sync.Mutex
 	ipConns map[string]int // guarded by ipMu: open connections per IP
 
+	conns atomic.Int64 // connections open on all listeners (MaxConns)
+
 	persist *persister // nil with NoPersist
 
 	lnSeq atomic.Int64

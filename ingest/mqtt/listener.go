@@ -76,8 +76,13 @@ func isTemporary(err error) bool {
 }
 
 func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
+	if !l.b.connAcquire(conn.RemoteAddr().String()) {
+		_ = conn.Close()
+		return
+	}
 	ip := remoteIP(conn)
 	if !l.b.ipAcquire(ip) {
+		l.b.connRelease()
 		l.b.stats.connsRefusedIP.Add(1)
 		l.b.log.Debug("mqtt: connection refused, per-IP cap reached", "peer", conn.RemoteAddr().String())
 		_ = conn.Close()
@@ -87,6 +92,7 @@ func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
 	if l.end.Load() {
 		l.mu.Unlock()
 		l.b.ipRelease(ip)
+		l.b.connRelease()
 		_ = conn.Close()
 		return
 	}
@@ -112,6 +118,7 @@ func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
 		delete(l.conns, conn)
 		l.mu.Unlock()
 		l.b.ipRelease(ip)
+		l.b.connRelease()
 	}()
 }
 
@@ -140,6 +147,29 @@ func remoteIP(c net.Conn) string {
 		return a.String()
 	}
 	return host
+}
+
+// connAcquire counts a connection on any listener; false (counted, and
+// logged at most once a second) when MaxConns are open.
+func (b *Broker) connAcquire(peer string) bool {
+	if b.opts.MaxConns < 0 {
+		return true
+	}
+	if b.conns.Add(1) > int64(b.opts.MaxConns) {
+		b.conns.Add(-1)
+		n := b.stats.connsRefused.Add(1)
+		if b.warnLimit() {
+			b.log.Warn("mqtt: connection refused: the connection cap is reached (logged at most once a second)", "peer", peer, "max_conns", b.opts.MaxConns, "refused_total", n)
+		}
+		return false
+	}
+	return true
+}
+
+func (b *Broker) connRelease() {
+	if b.opts.MaxConns >= 0 {
+		b.conns.Add(-1)
+	}
 }
 
 // ipAcquire counts a connection from ip; false when at the cap.

@@ -17,6 +17,7 @@ const (
 	DefaultMaxPacketSize            = 1 << 20
 	DefaultConnectTimeout           = 10 * time.Second
 	DefaultMaxConnsPerIP            = 1024
+	DefaultMaxConns                 = 4096
 	DefaultSysInterval              = 10 * time.Second
 	DefaultWebsocketPath            = "/mqtt"
 	DefaultMaxQueuedPerClient       = 1024
@@ -95,6 +96,12 @@ type Options struct {
 	MaxQueuedPerClient int `yaml:"max-queued-per-client"`
 	// MaxClients caps connected clients in total; 0 = unlimited.
 	MaxClients int `yaml:"max-clients"`
+	// MaxConns caps the connections open at once on all listeners
+	// together, before CONNECT or after; one more is closed at accept
+	// (counted in ConnsRefused), so a flood cannot take the descriptors
+	// the log needs. Default DefaultMaxConns; <0 = no cap. runnel serve
+	// derives it from RLIMIT_NOFILE.
+	MaxConns int `yaml:"max-conns"`
 	// SysInterval is how often the $SYS topics are republished; default 10s.
 	SysInterval time.Duration `yaml:"sys-interval"`
 	// NoPersist disables keeping sessions and retained messages in the
@@ -339,6 +346,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConnsPerIP == 0 {
 		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
 	}
 	if o.MaxQueuedPerClient == 0 {
 		o.MaxQueuedPerClient = DefaultMaxQueuedPerClient

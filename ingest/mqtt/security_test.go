@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -289,4 +290,43 @@ tls:
 		o.ACL[0].Access != AccessReadWrite || o.TLS.KeyFile != "/etc/runnel/mqtt.key" {
 		t.Fatalf("decoded %+v", o)
 	}
+}
+
+// TestMaxConns: connections beyond Options.MaxConns, CONNECTed or not,
+// are closed at accept and counted; one that ends makes room.
+func TestMaxConns(t *testing.T) {
+	l := newMemLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxConns: 3})
+	a := dialRaw(t, addr)
+	a.connect(4, "a", "", "")
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		idle = append(idle, c)
+	}
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("fourth connection: read %v, want EOF (closed at the cap)", err)
+	}
+	if n := b.Stats().ConnsRefused; n != 1 {
+		t.Fatalf("ConnsRefused = %d, want 1", n)
+	}
+	idle[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.conns.Load() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection was not released")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dialRaw(t, addr).connect(4, "d", "", "")
 }

@@ -25,6 +25,7 @@ type Stats struct {
 	AuthFailures    uint64 // CONNECTs refused for bad credentials
 	ACLDenied       uint64 // publish/subscribe/delivery refused by ACL
 	ConnsRefusedIP  uint64 // connections closed at the per-IP cap
+	ConnsRefused    uint64 // connections closed at the cap of all connections (MaxConns)
 	ConnectTimeouts uint64 // connections that sent no CONNECT in time
 
 	// Persistence.
@@ -53,6 +54,7 @@ type counters struct {
 	ingested, acked, nacked, failed, rejectedDiskFull, failDisconnects atomic.Uint64
 	unrouted, willsIngested, throttled, batches, fannedOut             atomic.Uint64
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
+	connsRefused                                                       atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
 }
@@ -77,6 +79,7 @@ func (b *Broker) Stats() Stats {
 		AuthFailures:     c.authFailures.Load(),
 		ACLDenied:        c.aclDenied.Load(),
 		ConnsRefusedIP:   c.connsRefusedIP.Load(),
+		ConnsRefused:     c.connsRefused.Load(),
 		ConnectTimeouts:  c.connectTimeouts.Load(),
 		PersistWrites:    c.persistWrites.Load(),
 		PersistErrors:    c.persistErrors.Load(),

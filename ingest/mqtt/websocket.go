@@ -86,6 +86,11 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	if !l.b.connAcquire(r.RemoteAddr) {
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.b.connRelease()
 	ip := remoteIPString(r.RemoteAddr)
 	if !l.b.ipAcquire(ip) {
 		l.b.stats.connsRefusedIP.Add(1)

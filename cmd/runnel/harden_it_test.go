@@ -1,0 +1,274 @@
+package main
+
+// Integration tests of runnel under hostile or unlucky clients and a small
+// box: descriptor floods, low RLIMIT_NOFILE, large frames, small disks.
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// httpGet fetches path from the server's HTTP listener.
+func httpGet(t testing.TB, addr, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// flood opens n TCP connections to addr and leaves them idle; they are
+// closed at the end of the test (or by close).
+func flood(t testing.TB, addr string, n int) (opened int, close func()) {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			continue
+		}
+		conns = append(conns, c)
+	}
+	done := false
+	close = func() {
+		if done {
+			return
+		}
+		done = true
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	t.Cleanup(close)
+	return len(conns), close
+}
+
+// manualClient is a franz-go client that produces to the partition each
+// record names.
+func manualClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.AllowAutoTopicCreation(), kgo.RecordDeliveryTimeout(60 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produceEach produces one record of size bytes to each of n partitions of
+// topic, all at once, and returns the first error.
+func produceEach(ctx context.Context, cl *kgo.Client, topic string, n int, size int, tag string) error {
+	var recs []*kgo.Record
+	for p := range n {
+		v := []byte(fmt.Sprintf("%s-%d-", tag, p))
+		if len(v) < size {
+			pad := make([]byte, size-len(v))
+			rand.Read(pad) // incompressible: the batch is as large as asked
+			v = append(v, pad...)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(p), Value: v})
+	}
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// countRecords reads every partition of topic from the start to its end
+// and returns the number of records per value prefix (up to the first '-').
+func countRecords(t testing.TB, addr, topic string, partitions int) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// The end of each partition, then read until every one is reached.
+	tm := topicMeta{name: topic}
+	for p := range partitions {
+		tm.partitions = append(tm.partitions, int32(p))
+	}
+	offs, err := listOffsets(ctx, manualClient(t, addr), []topicMeta{tm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[int32]int64{}
+	for p, o := range offs[topic] {
+		if o.err != nil {
+			t.Fatalf("list offsets %s/%d: %v", topic, p, o.err)
+		}
+		ends[p] = o.end
+	}
+	got := map[string]int{}
+	pos := map[int32]int64{}
+	for {
+		done := true
+		for p, e := range ends {
+			if pos[p] < e {
+				done = false
+			}
+		}
+		if done {
+			return got
+		}
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s back: %v (positions %v, ends %v)", topic, ctx.Err(), pos, ends)
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			tag, _, _ := strings.Cut(string(r.Value), "-")
+			got[tag]++
+			pos[r.Partition] = r.Offset + 1
+		})
+	}
+}
+
+// assertWritableReady checks /readyz and that the server log names no
+// read-only partition.
+func assertWritableReady(t testing.TB, s *runnelServer) {
+	t.Helper()
+	logb, _ := os.ReadFile(s.logPath)
+	if strings.Contains(string(logb), "partition is read-only") {
+		t.Fatalf("the server log names a read-only partition:\n%s", s.LogTail())
+	}
+	if code, body := httpGet(t, s.HTTPAddr(), "/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d:\n%s\n--- server log ---\n%s", code, tail(body, 3000), s.LogTail())
+	}
+}
+
+// TestIntegrationConnectionFloodKeepsLogWritable: 1,100 idle Kafka
+// connections against runnel under RLIMIT_NOFILE 1024 (soft and hard) with
+// the default settings. The connection cap keeps the flood inside its share
+// of descriptors: a client connected before the flood keeps producing
+// (records large enough to need new segment files, in every one of 128
+// partitions), no partition goes read-only, and everything reads back.
+func TestIntegrationConnectionFloodKeepsLogWritable(t *testing.T) {
+	prl := needTool(t, "prlimit")
+	const parts = 128
+	s := startRunnelUnder(t, []string{prl, "--nofile=1024:1024", "--"}, parts, "--segment-bytes", "65536")
+	cl := manualClient(t, s.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := produceEach(ctx, cl, "flood", parts, 100, "before"); err != nil {
+		t.Fatalf("produce before the flood: %v", err)
+	}
+	n, closeFlood := flood(t, s.Addr(), 1100)
+	t.Logf("%d idle connections opened", n)
+	time.Sleep(time.Second) // let the server accept what it will
+	for round := range 4 {
+		pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+		err := produceEach(pctx, cl, "flood", parts, 24<<10, "during")
+		pcancel()
+		if err != nil {
+			t.Fatalf("produce during the flood (round %d): %v\n%s", round, err, s.LogTail())
+		}
+	}
+	assertWritableReady(t, s)
+	closeFlood()
+	if err := produceEach(ctx, cl, "flood", parts, 100, "after"); err != nil {
+		t.Fatalf("produce after the flood: %v", err)
+	}
+	got := countRecords(t, s.Addr(), "flood", parts)
+	if got["before"] != parts || got["during"] != 4*parts || got["after"] != parts {
+		t.Fatalf("read back %v, want before=%d during=%d after=%d", got, parts, 4*parts, parts)
+	}
+	assertWritableReady(t, s)
+}
+
+// TestIntegrationDescriptorExhaustionIsTransient: with the connection cap
+// off, 1,100 idle Kafka connections take every descriptor of a runnel
+// under RLIMIT_NOFILE 1024. Appends that need a new file fail retriably
+// (the log counts runnel_log_out_of_files_total) and no partition goes
+// read-only: once the flood ends, producing to every partition works and
+// everything acknowledged reads back. Both storage layouts: shared segment
+// files, and per-partition files with the journal.
+func TestIntegrationDescriptorExhaustionIsTransient(t *testing.T) {
+	prl := needTool(t, "prlimit")
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			const parts = 128
+			s := startRunnelUnder(t, []string{prl, "--nofile=1024:1024", "--"}, parts, "--segment-bytes", "65536",
+				"--kafka-max-connections", "-1", "--kafka-connect-timeout", "0", fmt.Sprintf("--shared-segments=%v", shared))
+			cl := manualClient(t, s.Addr())
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			if err := produceEach(ctx, cl, "exhaust", parts, 100, "before"); err != nil {
+				t.Fatalf("produce before the flood: %v", err)
+			}
+			n, closeFlood := flood(t, s.Addr(), 1100)
+			fds := waitFDs(s.PID(), 1020, 10*time.Second)
+			t.Logf("%d idle connections opened; runnel holds %d descriptors", n, fds)
+			if fds < 1020 {
+				t.Fatalf("runnel holds %d descriptors after the flood, not its limit of 1024", fds)
+			}
+			acked := 0
+			for range 3 {
+				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+				var recs []*kgo.Record
+				for p := range parts {
+					v := make([]byte, 24<<10)
+					rand.Read(v)
+					copy(v, fmt.Sprintf("during-%d-", p))
+					recs = append(recs, &kgo.Record{Topic: "exhaust", Partition: int32(p), Value: v})
+				}
+				for _, r := range cl.ProduceSync(pctx, recs...) {
+					if r.Err == nil {
+						acked++
+					}
+				}
+				pcancel()
+			}
+			t.Logf("%d of %d records acknowledged during the flood", acked, 3*parts)
+			closeFlood()
+			time.Sleep(500 * time.Millisecond)
+			if err := produceEach(ctx, cl, "exhaust", parts, 24<<10, "after"); err != nil {
+				t.Fatalf("produce after the flood: %v\n%s", err, s.LogTail())
+			}
+			assertWritableReady(t, s)
+			m := scrapeMetrics(t, s.HTTPAddr())
+			if m["runnel_log_out_of_files_total"] == 0 {
+				t.Fatalf("the flood did not exhaust descriptors where the log needed one (runnel_log_out_of_files_total = 0): the test proves nothing")
+			}
+			t.Logf("runnel_log_out_of_files_total = %v", m["runnel_log_out_of_files_total"])
+			got := countRecords(t, s.Addr(), "exhaust", parts)
+			if got["before"] != parts || got["during"] < acked || got["after"] != parts {
+				t.Fatalf("read back %v, want before=%d during>=%d after=%d", got, parts, acked, parts)
+			}
+		})
+	}
+}
+
+// openFDs is the number of descriptors process pid holds.
+func openFDs(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents)
+}
+
+// waitFDs waits until pid holds at least n descriptors (or d passes) and
+// returns how many it holds.
+func waitFDs(pid, n int, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		got := openFDs(pid)
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
