@@ -182,7 +182,10 @@
 //
 // A record is replayed only into an existing segment of a topic whose
 // config.json carries the same id (a deleted and re-created topic of the
-// same name gets a new id).
+// same name gets a new id). Replay reaches the segments through the file
+// cache, as every other open of the log does: a journal naming 5,000
+// partitions replays within Options.MaxOpenFiles handles (each replayed
+// file is synced at the end, through whatever handle the cache has then).
 //
 // Topic config (config.json, and the "topics" bucket of meta.db): JSON of
 // storedConfig (config.go); durations in milliseconds; field names never

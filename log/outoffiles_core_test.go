@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -158,3 +159,96 @@ type pathErr struct {
 
 func (e *pathErr) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
 func (e *pathErr) Unwrap() error { return e.err }
+
+// fdLimit is an injector that models RLIMIT_NOFILE: an open fails with
+// EMFILE while limit handles are open. It records the peak.
+type fdLimit struct {
+	mu         sync.Mutex // guards open, peak
+	open, peak int
+	limit      int
+}
+
+func isOpenKind(k errorfs.OpKind) bool {
+	return k == errorfs.OpCreate || k == errorfs.OpOpen || k == errorfs.OpOpenReadWrite || k == errorfs.OpOpenDir
+}
+
+func (f *fdLimit) MaybeError(op errorfs.Op) error {
+	if !isOpenKind(op.Kind) {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.open >= f.limit {
+		return &pathErr{op: op.Kind.String(), path: op.Path, err: syscall.EMFILE}
+	}
+	return nil
+}
+
+func (f *fdLimit) AfterOp(op errorfs.Op, err error) error {
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case isOpenKind(op.Kind):
+		f.open++
+		f.peak = max(f.peak, f.open)
+	case op.Kind == errorfs.OpClose:
+		f.open--
+	}
+	return nil
+}
+
+// TestRecoveryWithinFileBudget: a crash with thousands of partitions'
+// small commits only in the journal (or in shared segment files): the
+// next open replays and recovers them within the log's file cache, never
+// holding more than MaxOpenFiles segment handles, where a descriptor
+// limit of MaxOpenFiles+64 stands.
+func TestRecoveryWithinFileBudget(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprint("shared=", shared), func(t *testing.T) {
+			const parts, maxOpen = 1500, 32
+			dir := t.TempDir()
+			mem := errorfs.NewMem(7)
+			mod := func(o *Options) {
+				o.NoSharedSegments = !shared
+				o.MaxOpenFiles = maxOpen
+				o.CheckpointInterval = time.Hour
+			}
+			l := testOpen(t, dir, func(o *Options) { mod(o); o.FS = mem })
+			if err := l.CreateTopic("t", TopicConfig{Partitions: parts}); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, parts*2)
+			for round := range 2 {
+				for p := range int32(parts) {
+					wg.Add(1)
+					l.AppendAsync("t", p, mkBatch(1, fmt.Sprintf("r%d", round)), func(_ int64, err error) {
+						if err != nil {
+							errs <- err
+						}
+						wg.Done()
+					})
+				}
+				wg.Wait()
+			}
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			snap := mem.Crash(errorfs.CrashDropUnsynced) // power cut: the segments' unsynced bytes are gone
+			l.Close()
+			lim := &fdLimit{limit: maxOpen + 64}
+			l2 := testOpen(t, dir, func(o *Options) { mod(o); o.FS = errorfs.Wrap(snap, lim) })
+			defer l2.Close()
+			for p := range int32(parts) {
+				if _, hwm, err := l2.Offsets("t", p); err != nil || hwm != 2 {
+					t.Fatalf("p%d after the crash: hwm %d, %v", p, hwm, err)
+				}
+			}
+			t.Logf("peak open handles during recovery: %d (limit %d)", lim.peak, lim.limit)
+		})
+	}
+}

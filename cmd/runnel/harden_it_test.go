@@ -272,3 +272,42 @@ func waitFDs(pid, n int, d time.Duration) int {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestIntegrationRecoveryWithinDescriptorBudget: 5,000 partitions, 30,000
+// small records acknowledged one commit at a time (in the journal or the
+// shared segment files), kill -9, and a restart under RLIMIT_NOFILE 1024:
+// recovery keeps to the log's file cache, and every record reads back.
+// Both storage layouts.
+func TestIntegrationRecoveryWithinDescriptorBudget(t *testing.T) {
+	prl := needTool(t, "prlimit")
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			const parts, perPart = 5000, 6
+			s := startRunnelUnder(t, []string{prl, "--nofile=1024:1024", "--"}, parts, fmt.Sprintf("--shared-segments=%v", shared))
+			s.startTimeout = 90 * time.Second
+			cl := manualClient(t, s.Addr(), kgo.MaxBufferedRecords(parts*perPart))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			for i := range perPart {
+				if err := produceEach(ctx, cl, "many", parts, 20, fmt.Sprintf("r%d", i)); err != nil {
+					t.Fatalf("produce round %d: %v", i, err)
+				}
+			}
+			cl.Close()
+			s.Kill9(t)
+			s.Restart(t)
+			got := countRecords(t, s.Addr(), "many", parts)
+			total := 0
+			for i := range perPart {
+				if n := got[fmt.Sprintf("r%d", i)]; n != parts {
+					t.Errorf("round r%d: %d records read back, want %d", i, n, parts)
+				}
+				total += got[fmt.Sprintf("r%d", i)]
+			}
+			if total != parts*perPart {
+				t.Fatalf("%d records read back after kill -9 and a restart under ulimit -n 1024, want %d", total, parts*perPart)
+			}
+			assertWritableReady(t, s)
+		})
+	}
+}
