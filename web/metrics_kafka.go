@@ -15,6 +15,8 @@ func KafkaMetrics(m *Metrics, st kafka.Stats, gs group.Stats) {
 	m.Counter("runnel_kafka_connections_total", "Kafka connections accepted.", float64(st.ConnsTotal), nil)
 	m.Counter("runnel_kafka_connections_refused_total", "Kafka connections closed at accept: the connection cap was reached.", float64(st.ConnsRefused), nil)
 	m.Counter("runnel_kafka_connect_timeouts_total", "Kafka connections closed without a first request (or SASL authentication) in time.", float64(st.ConnectTimeouts), nil)
+	m.Gauge("runnel_kafka_queued_request_bytes", "Request bytes Kafka connections hold now (kafka.max-queued-request-bytes).", float64(st.QueuedRequestBytes), nil)
+	m.Counter("runnel_kafka_request_budget_waits_total", "Kafka requests that waited for room in kafka.max-queued-request-bytes.", float64(st.RequestBudgetWaits), nil)
 	m.Counter("runnel_kafka_idle_timeouts_total", "Kafka connections closed after the idle timeout.", float64(st.IdleTimeouts), nil)
 	for key, n := range st.Requests {
 		name := kmsg.NameForKey(key)

@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/ingest/kafka"
 )
 
 // Exit codes of the client commands.
@@ -142,6 +144,9 @@ func (cf *clientFlags) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.DialTimeout(cf.timeout),
 		kgo.RetryTimeout(cf.timeout),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		// Requests no larger than runnel's default limit (franz-go's
+		// own is 100 MiB: a produce to many partitions could exceed it).
+		kgo.BrokerMaxWriteBytes(kafka.DefaultMaxFrameBytes),
 	}
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {

@@ -141,6 +141,7 @@ type kafkaConfig struct {
 	Users            []string
 	TLS              struct{ CertFile, KeyFile string }
 	MaxFrameBytes    int32
+	MaxQueuedBytes   int64
 	MaxConns         int
 	ConnectTimeout   time.Duration
 	IdleTimeout      time.Duration
@@ -239,7 +240,9 @@ func (c *serveConfig) keys() []*key {
 		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
 			doc: "TLS key (PEM) for the Kafka listener"},
 		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
-			doc: "largest Kafka request accepted"},
+			doc: "largest Kafka request accepted (the Java client and librdkafka send at most 1 MB; franz-go up to its `BrokerMaxWriteBytes`, 100 MiB by default: set it to this)"},
+		{path: "kafka.max-queued-request-bytes", flag: "kafka-max-queued-request-bytes", def: strconv.Itoa(kafka.DefaultMaxQueuedRequestBytes), v: i64(&c.Kafka.MaxQueuedBytes),
+			doc: "request bytes all Kafka connections together may hold from the read of a frame until its response is ready (Kafka's `queued.max.request.bytes`); a connection whose next request does not fit stops reading until others complete (negative = no bound). With 16 maximal requests at once RSS grows by at most about twice this"},
 		{path: "kafka.max-connections", flag: "kafka-max-connections", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.Kafka.MaxConns),
 			doc: "Kafka connections open at once; one more is closed at accept (`runnel_kafka_connections_refused_total`). `0` = half of what `RLIMIT_NOFILE` leaves after `log.max-open-files`, 128 reserved and 64 HTTP connections (the start log shows it); negative = no cap"},
 		{path: "kafka.connect-timeout", flag: "kafka-connect-timeout", def: kafka.DefaultConnectTimeout.String(), v: dur(&c.Kafka.ConnectTimeout), check: notNegative(&c.Kafka.ConnectTimeout),

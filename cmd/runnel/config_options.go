@@ -71,18 +71,19 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return kafka.Options{
-		Log:              l,
-		Groups:           groups,
-		Logger:           logger,
-		ClusterID:        "runnel-" + nodeID,
-		AdvertisedAddr:   c.Kafka.AdvertisedAddr,
-		AutoCreateTopics: c.Kafka.AutoCreateTopics,
-		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
-		MaxConns:         c.kafkaMaxConns(),
-		ConnectTimeout:   cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
-		IdleTimeout:      cmp.Or(c.Kafka.IdleTimeout, -1),
-		TLS:              tc,
-		SASLPlain:        users,
+		Log:                   l,
+		Groups:                groups,
+		Logger:                logger,
+		ClusterID:             "runnel-" + nodeID,
+		AdvertisedAddr:        c.Kafka.AdvertisedAddr,
+		AutoCreateTopics:      c.Kafka.AutoCreateTopics,
+		MaxFrameBytes:         c.Kafka.MaxFrameBytes,
+		MaxQueuedRequestBytes: cmp.Or(c.Kafka.MaxQueuedBytes, -1), // 0 here means no bound
+		MaxConns:              c.kafkaMaxConns(),
+		ConnectTimeout:        cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
+		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
+		TLS:                   tc,
+		SASLPlain:             users,
 	}, nil
 }
 

@@ -6,16 +6,21 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel/runnel/ingest/kafka"
 )
 
 // httpGet fetches path from the server's HTTP listener.
@@ -309,5 +314,101 @@ func TestIntegrationRecoveryWithinDescriptorBudget(t *testing.T) {
 			}
 			assertWritableReady(t, s)
 		})
+	}
+}
+
+// TestIntegrationLargeFramesMemoryBudget: 16 connections each send a
+// request frame of the default maximal size at once. The server holds at
+// most kafka.max-queued-request-bytes of them (the others wait, held back
+// by TCP), so its RSS grows by at most twice that (the garbage collector
+// lets the heap reach twice what is live) plus 32 MiB, and it comes back
+// to within 24 MiB of its idle level once they are answered.
+func TestIntegrationLargeFramesMemoryBudget(t *testing.T) {
+	s := startRunnel(t, 1)
+	pid := s.PID()
+	time.Sleep(2 * time.Second)
+	idle, err := procStatusBytes(pid, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conns = 16
+	size := kafka.DefaultMaxFrameBytes
+	budget := int64(2*kafka.DefaultMaxQueuedRequestBytes + 32<<20)
+	// An ApiVersions v0 request padded to the maximal frame size.
+	head := []byte{0, 0, 0, 0, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, 'x'}
+	binary.BigEndian.PutUint32(head, uint32(size))
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if v, err := procStatusBytes(pid, "VmRSS"); err == nil && v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(3 * time.Minute))
+			if _, err := c.Write(head); err != nil {
+				errs <- fmt.Errorf("conn %d: %v", i, err)
+				return
+			}
+			chunk := make([]byte, 1<<20)
+			for left := size + 4 - len(head); left > 0; left -= len(chunk) {
+				if _, err := c.Write(chunk[:min(left, len(chunk))]); err != nil {
+					errs <- fmt.Errorf("conn %d: %v", i, err)
+					return
+				}
+			}
+			var sz [4]byte
+			if _, err := io.ReadFull(c, sz[:]); err != nil {
+				errs <- fmt.Errorf("conn %d: no response: %v", i, err)
+				return
+			}
+			io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(sz[:])))
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	hwm, _ := procStatusBytes(pid, "VmHWM")
+	grew := max(peak.Load(), hwm) - idle
+	t.Logf("frames of %d MiB: idle RSS %.1f MiB, peak %.1f MiB (+%.1f MiB, budget +%d MiB)", size>>20, float64(idle)/(1<<20), float64(idle+grew)/(1<<20), float64(grew)/(1<<20), budget>>20)
+	if grew > budget {
+		t.Errorf("RSS grew by %d MiB with %d maximal frames, more than %d MiB", grew>>20, conns, budget>>20)
+	}
+	var now int64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		now, _ = procStatusBytes(pid, "VmRSS")
+		if now <= idle+24<<20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("RSS after the connections closed: %.1f MiB", float64(now)/(1<<20))
+	if now > idle+24<<20 {
+		t.Errorf("RSS %d MiB 30 s after the frames were answered, idle was %d MiB", now>>20, idle>>20)
 	}
 }

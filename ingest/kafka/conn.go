@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,9 +29,32 @@ type slot struct {
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
 	done       chan struct{}
+
+	// The request's frame bytes held in the server's memBudget, given
+	// back when the response is ready (or the handler panicked).
+	budget   *memBudget
+	charge   int64
+	released atomic.Bool
 }
 
-func (sl *slot) finish() { close(sl.done) }
+func (sl *slot) finish() {
+	sl.releaseCharge()
+	close(sl.done)
+}
+
+func (sl *slot) releaseCharge() {
+	if sl.charge > 0 && sl.released.CompareAndSwap(false, true) {
+		sl.budget.release(sl.charge)
+	}
+}
+
+// newSlot starts the response slot of the frame being handled; it takes
+// over the frame's budget charge.
+func (c *conn) newSlot(corr int32) *slot {
+	sl := &slot{corr: corr, done: make(chan struct{}), budget: c.s.budget, charge: c.frameCharge}
+	c.frameCharge = 0
+	return sl
+}
 
 // conn is one client connection: a reader (the goroutine running serve) and
 // a writer goroutine, plus one goroutine per in-flight Fetch or group
@@ -60,7 +84,8 @@ type conn struct {
 	connectBy time.Time
 
 	// Reader-goroutine state.
-	established   bool // a request was read and the connection is authenticated
+	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
+	established   bool  // a request was read and the connection is authenticated
 	authed        bool
 	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism bool          // a SaslHandshake chose PLAIN
@@ -169,21 +194,43 @@ func (c *conn) readLoop() error {
 			c.s.stats.badFrames.Add(1)
 			return fmt.Errorf("%w: length prefix %d, limit %d", ErrFrameTooLarge, uint32(n), limit)
 		}
+		// Room in the server's budget first: memory is taken only for
+		// frames that fit (the peer waits, held back by TCP).
+		if !c.s.budget.acquire(int64(n), c.s.closing, c.killed) {
+			return nil
+		}
+		if !c.armRead() { // the wait may have been long: the body gets a fresh deadline
+			c.s.budget.release(int64(n))
+			return nil
+		}
+		c.frameCharge = int64(n)
 		buf := getBuf(int(n))
 		if _, err := io.ReadFull(br, buf); err != nil {
 			putBuf(buf)
+			c.releaseFrame()
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				c.s.stats.badFrames.Add(1)
 				return fmt.Errorf("%w: truncated frame (%d bytes announced)", ErrMalformed, n)
 			}
 			return quietReadErr(c, err)
 		}
-		if err := c.handleFrame(buf); err != nil {
+		err := c.handleFrame(buf)
+		c.releaseFrame() // a frame that got no slot (refused, malformed)
+		if err != nil {
 			return err
 		}
 		if !c.established && c.authed {
 			c.established = true
 		}
+	}
+}
+
+// releaseFrame gives back the budget of the frame being handled unless a
+// slot took it.
+func (c *conn) releaseFrame() {
+	if c.frameCharge > 0 {
+		c.s.budget.release(c.frameCharge)
+		c.frameCharge = 0
 	}
 }
 
@@ -233,10 +280,14 @@ func (c *conn) push(sl *slot) bool {
 // the call (recycled when no longer referenced). A returned error closes the
 // connection.
 func (c *conn) handleFrame(buf []byte) (err error) {
+	var sl *slot
 	defer func() {
 		if r := recover(); r != nil {
 			// A slot may be queued and never finished: end the
 			// connection at once rather than wait for it.
+			if sl != nil {
+				sl.releaseCharge()
+			}
 			c.s.stats.badFrames.Add(1)
 			c.kill()
 			err = fmt.Errorf("%w: panic while handling a request: %v", ErrMalformed, r)
@@ -261,7 +312,7 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 		putBuf(buf)
 		return fmt.Errorf("%w: request key %d before SASL authentication", ErrAuth, key)
 	}
-	sl := &slot{corr: corr, done: make(chan struct{})}
+	sl = c.newSlot(corr)
 	if !c.s.versions.serves(key, version) {
 		putBuf(buf)
 		c.s.stats.unsupported.Add(1)

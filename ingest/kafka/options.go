@@ -73,8 +73,17 @@ type Options struct {
 	AutoCreateTopics bool
 	// MaxFrameBytes caps a request's size; the length prefix is checked
 	// before anything is allocated, and a larger frame closes the
-	// connection. Default 100 MiB (Kafka's socket.request.max.bytes).
+	// connection. Default 16 MiB (Kafka's socket.request.max.bytes is
+	// 100 MiB; the Java client and librdkafka send at most 1 MB, franz-go
+	// up to BrokerMaxWriteBytes).
 	MaxFrameBytes int32
+	// MaxQueuedRequestBytes bounds the bytes of requests all connections
+	// together hold, from the read of a frame's length until its response
+	// is ready (Kafka's queued.max.request.bytes): a connection whose next
+	// frame does not fit stops reading until others' requests complete.
+	// A frame larger than this is read when no other request is held.
+	// Default 64 MiB; <0 = no bound.
+	MaxQueuedRequestBytes int64
 	// TLS, when set, makes every accepted connection TLS. nil = plaintext.
 	TLS *tls.Config
 	// SASLPlain maps user → password. Non-empty means every connection
@@ -104,13 +113,14 @@ type Options struct {
 
 // Defaults applied by New.
 const (
-	DefaultMaxFrameBytes  = 100 << 20
-	DefaultIdleTimeout    = 10 * time.Minute
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultMaxConns       = 1024
-	DefaultWriteTimeout   = 30 * time.Second
-	DefaultMaxInFlight    = 64
-	DefaultClusterID      = "runnel"
+	DefaultMaxFrameBytes         = 16 << 20
+	DefaultMaxQueuedRequestBytes = 64 << 20
+	DefaultIdleTimeout           = 10 * time.Minute
+	DefaultConnectTimeout        = 10 * time.Second
+	DefaultMaxConns              = 1024
+	DefaultWriteTimeout          = 30 * time.Second
+	DefaultMaxInFlight           = 64
+	DefaultClusterID             = "runnel"
 )
 
 // Validate reports the first invalid field.
@@ -149,6 +159,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if o.MaxQueuedRequestBytes == 0 {
+		o.MaxQueuedRequestBytes = DefaultMaxQueuedRequestBytes
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = DefaultIdleTimeout

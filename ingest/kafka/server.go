@@ -26,6 +26,7 @@ type Server struct {
 	pids     *producerIDs
 	topics   topicCache
 	configs  *overrides
+	budget   *memBudget // request bytes held by all connections
 
 	closing chan struct{} // closed by Close: long polls return, readers stop
 
@@ -66,6 +67,7 @@ func New(opts Options) (*Server, error) {
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		budget:    newMemBudget(opts.MaxQueuedRequestBytes),
 	}
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
@@ -185,6 +187,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closed = true
 	close(s.closing)
+	s.budget.close()
 	for ln := range s.listeners {
 		ln.Close()
 	}

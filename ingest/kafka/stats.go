@@ -18,6 +18,12 @@ type Stats struct {
 	Unsupported     uint64           // requests answered UNSUPPORTED_VERSION
 	BadFrames       uint64           // connections closed for malformed/oversized frames
 	AuthFailures    uint64           // failed SASL authentications
+	// QueuedRequestBytes is the request bytes held now (MaxQueuedRequestBytes).
+	QueuedRequestBytes int64
+	// RequestBudgetWaits counts frames that waited for room in MaxQueuedRequestBytes.
+	RequestBudgetWaits uint64
+	// MemoryReturns counts the times memory was given back to the OS after a burst of requests.
+	MemoryReturns uint64
 }
 
 type stats struct {
@@ -40,20 +46,23 @@ type stats struct {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Conns:           s.stats.conns.Load(),
-		ConnsTotal:      s.stats.connsTotal.Load(),
-		ConnsRefused:    s.stats.connsRefused.Load(),
-		ConnectTimeouts: s.stats.connectTimeouts.Load(),
-		IdleTimeouts:    s.stats.idleTimeouts.Load(),
-		Requests:        map[int16]uint64{},
-		ProduceRecords:  s.stats.produceRecords.Load(),
-		ProduceBytes:    s.stats.produceBytes.Load(),
-		ProduceErrors:   s.stats.produceErrors.Load(),
-		FetchBytes:      s.stats.fetchBytes.Load(),
-		Errors:          s.stats.errors.Load(),
-		Unsupported:     s.stats.unsupported.Load(),
-		BadFrames:       s.stats.badFrames.Load(),
-		AuthFailures:    s.stats.authFailures.Load(),
+		Conns:              s.stats.conns.Load(),
+		ConnsTotal:         s.stats.connsTotal.Load(),
+		ConnsRefused:       s.stats.connsRefused.Load(),
+		ConnectTimeouts:    s.stats.connectTimeouts.Load(),
+		IdleTimeouts:       s.stats.idleTimeouts.Load(),
+		Requests:           map[int16]uint64{},
+		ProduceRecords:     s.stats.produceRecords.Load(),
+		ProduceBytes:       s.stats.produceBytes.Load(),
+		ProduceErrors:      s.stats.produceErrors.Load(),
+		FetchBytes:         s.stats.fetchBytes.Load(),
+		Errors:             s.stats.errors.Load(),
+		Unsupported:        s.stats.unsupported.Load(),
+		BadFrames:          s.stats.badFrames.Load(),
+		AuthFailures:       s.stats.authFailures.Load(),
+		QueuedRequestBytes: s.budget.held.Load(),
+		RequestBudgetWaits: s.budget.waits.Load(),
+		MemoryReturns:      s.budget.frees.Load(),
 	}
 	for k := range s.stats.requests {
 		if n := s.stats.requests[k].Load(); n > 0 {
