@@ -4,6 +4,8 @@ package main
 // box: descriptor floods, low RLIMIT_NOFILE, large frames, small disks.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -18,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel/runnel/ingest/kafka"
+	"github.com/runnel/runnel/ingest/mqtt"
 )
 
 // httpGet fetches path from the server's HTTP listener.
@@ -410,5 +414,143 @@ func TestIntegrationLargeFramesMemoryBudget(t *testing.T) {
 	t.Logf("RSS after the connections closed: %.1f MiB", float64(now)/(1<<20))
 	if now > idle+24<<20 {
 		t.Errorf("RSS %d MiB 30 s after the frames were answered, idle was %d MiB", now>>20, idle>>20)
+	}
+}
+
+// mqttRaw is a minimal MQTT client over mochi's packet codec, for packets
+// exactly as a test wants them.
+type mqttRaw struct {
+	t testing.TB
+	c net.Conn
+	r *bufio.Reader
+	v byte
+}
+
+func dialMQTT(t testing.TB, addr string, v byte, id string) *mqttRaw {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m := &mqttRaw{t: t, c: c, r: bufio.NewReader(c), v: v}
+	name := "MQTT"
+	m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
+		Connect: packets.ConnectParams{ProtocolName: []byte(name), ClientIdentifier: id, Clean: true, Keepalive: 60}})
+	if pk := m.read(); pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
+		t.Fatalf("CONNECT: got type %d code %x", pk.FixedHeader.Type, pk.ReasonCode)
+	}
+	return m
+}
+
+func (m *mqttRaw) send(pk packets.Packet) {
+	m.t.Helper()
+	pk.ProtocolVersion = m.v
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	}
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := m.c.Write(buf.Bytes()); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *mqttRaw) read() packets.Packet {
+	m.t.Helper()
+	m.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var pk packets.Packet
+	hb, err := m.r.ReadByte()
+	if err == nil {
+		err = pk.FixedHeader.Decode(hb)
+	}
+	var n int
+	if err == nil {
+		n, _, err = packets.DecodeLength(m.r)
+	}
+	body := make([]byte, n)
+	if err == nil {
+		_, err = io.ReadFull(m.r, body)
+	}
+	if err != nil {
+		m.t.Fatalf("read: %v", err)
+	}
+	pk.ProtocolVersion = m.v
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	}
+	if err != nil {
+		m.t.Fatalf("decode type %d: %v", pk.FixedHeader.Type, err)
+	}
+	return pk
+}
+
+// TestIntegrationSubscriptionStorm: one anonymous client sends 200,000
+// subscription filters (200 SUBSCRIBEs of 1,000) to runnel with its
+// defaults. It gets mqtt.max-subscriptions-per-client of them and the
+// protocol's failure code for the rest (0x97 quota exceeded in MQTT 5,
+// 0x80 in MQTT 3.1.1); RSS grows by less than 32 MiB (before the caps:
+// about 500 MiB), and the broker still serves a publisher.
+func TestIntegrationSubscriptionStorm(t *testing.T) {
+	s := startRunnel(t, 1)
+	for _, v := range []byte{4, 5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			before, _ := procStatusBytes(s.PID(), "VmRSS")
+			c := dialMQTT(t, s.mqtt, v, fmt.Sprintf("storm-%d", v))
+			fail := byte(0x80)
+			if v == 5 {
+				fail = 0x97
+			}
+			granted, refused := 0, 0
+			for p := range 200 {
+				subs := make(packets.Subscriptions, 1000)
+				for i := range subs {
+					subs[i] = packets.Subscription{Filter: fmt.Sprintf("storm/%d/%d/+/status", p, i), Qos: 1}
+				}
+				c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: uint16(p + 1), Filters: subs})
+				ack := c.read()
+				if ack.FixedHeader.Type != packets.Suback {
+					t.Fatalf("got packet type %d, want SUBACK", ack.FixedHeader.Type)
+				}
+				for _, code := range ack.ReasonCodes {
+					switch {
+					case code <= 2:
+						granted++
+					case code == fail:
+						refused++
+					default:
+						t.Fatalf("SUBACK code %#x", code)
+					}
+				}
+			}
+			after, _ := procStatusBytes(s.PID(), "VmRSS")
+			t.Logf("MQTT %d: %d granted, %d refused; RSS %.1f → %.1f MiB", v, granted, refused, float64(before)/(1<<20), float64(after)/(1<<20))
+			if granted != mqtt.DefaultMaxSubscriptionsPerClient || refused != 200000-granted {
+				t.Fatalf("%d granted, %d refused; want %d granted", granted, refused, mqtt.DefaultMaxSubscriptionsPerClient)
+			}
+			if after-before > 32<<20 {
+				t.Fatalf("RSS grew by %d MiB", (after-before)>>20)
+			}
+			// A publisher is still served.
+			pub := dialMQTT(t, s.mqtt, v, fmt.Sprintf("pub-%d", v))
+			pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 7, TopicName: "plant/1", Payload: []byte("ok")})
+			if ack := pub.read(); ack.FixedHeader.Type != packets.Puback || ack.PacketID != 7 {
+				t.Fatalf("publish after the storm: got type %d id %d", ack.FixedHeader.Type, ack.PacketID)
+			}
+		})
 	}
 }

@@ -42,6 +42,7 @@ type Broker struct {
 	topics topicCache
 
 	sessions sync.Map // *mqtt.Client → *session
+	subQuota sync.Map // *mqtt.Client → quotaMark: refused filters of the SUBSCRIBE being answered
 
 	fanMu sync.Mutex   // serializes use of fan
 	fan   *mqtt.Client // inline client that fans out durable publishes

@@ -26,6 +26,7 @@ type Stats struct {
 	ACLDenied       uint64 // publish/subscribe/delivery refused by ACL
 	ConnsRefusedIP  uint64 // connections closed at the per-IP cap
 	ConnsRefused    uint64 // connections closed at the cap of all connections (MaxConns)
+	SubsRefused     uint64 // subscription filters refused at a subscription cap
 	ConnectTimeouts uint64 // connections that sent no CONNECT in time
 
 	// Persistence.
@@ -54,7 +55,7 @@ type counters struct {
 	ingested, acked, nacked, failed, rejectedDiskFull, failDisconnects atomic.Uint64
 	unrouted, willsIngested, throttled, batches, fannedOut             atomic.Uint64
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
-	connsRefused                                                       atomic.Uint64
+	connsRefused, subsRefused                                          atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
 }
@@ -80,6 +81,7 @@ func (b *Broker) Stats() Stats {
 		ACLDenied:        c.aclDenied.Load(),
 		ConnsRefusedIP:   c.connsRefusedIP.Load(),
 		ConnsRefused:     c.connsRefused.Load(),
+		SubsRefused:      c.subsRefused.Load(),
 		ConnectTimeouts:  c.connectTimeouts.Load(),
 		PersistWrites:    c.persistWrites.Load(),
 		PersistErrors:    c.persistErrors.Load(),
