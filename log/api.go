@@ -214,6 +214,8 @@ type Stats struct {
 	FsyncErrors      uint64
 	Rejected         uint64 // appends refused with ErrDiskFull
 	DroppedSegments  uint64 // deleted by drop-oldest under disk pressure
+	DroppedRecords   uint64 // records in them
+	DroppedBytes     uint64 // bytes in them
 	RetentionDeletes uint64 // segments deleted by age/size retention
 	DiskFreeBytes    int64
 	DiskTotalBytes   int64

@@ -636,8 +636,21 @@
 // is short (an idle log: at its next append, or after 30 intervals): under
 // MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
-// delete their oldest segments (Stats().DroppedSegments), ignoring
-// HoldRetention.
+// delete their oldest segments, ignoring HoldRetention: one segment at a
+// time, the one whose newest record is the oldest among all drop-oldest
+// partitions, until free space is back above the threshold (each drop is
+// a warning line with its offsets and counted in Stats().DroppedSegments,
+// DroppedRecords, DroppedBytes). A reader whose segment is dropped under
+// it gets ErrOffsetOutOfRange.
+//
+// Sizing to the volume (diskguard.go): Open reads the data volume's size.
+// A MinFreeBytes of half the volume or more is lowered to an eighth of it,
+// and segments, shared segment files and the journal roll at a sixteenth
+// of what the log may fill (the volume less the threshold) when their
+// configured sizes are larger; each adjustment is a warning at Open. So a
+// drop frees a small step: with the default sizes on a 48 MiB volume,
+// drop-oldest keeps about 43 MiB of the newest records (a 64 MiB segment
+// dropped whole kept about 1 MiB).
 //
 // # Caveats
 //

@@ -346,7 +346,7 @@ func (j *journal) keepAndRestartLocked() error {
 func (j *journal) full() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.size >= j.l.opts.JournalMaxBytes
+	return j.size >= j.l.capUnit(j.l.opts.JournalMaxBytes)
 }
 
 func (j *journal) close() error {

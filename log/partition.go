@@ -298,7 +298,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	seg := p.active()
 	virt := p.wantSharedLocked(cfg, len(data))
-	if seg.size > 0 && (seg.size+int64(len(data)) > cfg.SegmentBytes ||
+	if seg.size > 0 && (seg.size+int64(len(data)) > l.capUnit(cfg.SegmentBytes) ||
 		time.Since(seg.created) > cfg.SegmentAge ||
 		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
 		if err := p.rollToLocked(virt); err != nil {
@@ -684,16 +684,32 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		return nil, nil
 	}
 	if err := seg.ensureIndex(p.l, size); err != nil {
-		return nil, err
+		return nil, p.deletedWhileRead(seg, offset, err)
 	}
 	out, err := p.readSegment(seg, offset, limit, maxBytes, epochs)
-	if err == nil && len(out) == 0 {
+	if err != nil {
+		return nil, p.deletedWhileRead(seg, offset, err)
+	}
+	if len(out) == 0 {
 		// offset < HWM yet no batch holds it: offsets lost between
 		// segments (damage found at open).
 		file, at := p.l.damageLocation(seg, max(0, limit-1))
 		return nil, &CorruptError{File: file, Offset: at, Reason: fmt.Sprintf("offset %d lost (damaged data before %s)", offset, seg.rel)}
 	}
 	return out, err
+}
+
+// deletedWhileRead turns the error of a read whose segment retention or
+// drop-oldest deleted meanwhile (its file, or a shared file it used, is
+// gone) into ErrOffsetOutOfRange, as if the read had come a moment later.
+func (p *partition) deletedWhileRead(seg *segment, offset int64, err error) error {
+	p.mu.Lock()
+	gone, start := seg.deleted, p.startLocked()
+	p.mu.Unlock()
+	if gone && offset < start {
+		return fmt.Errorf("%w: %d not in [%d, ...] (deleted while being read)", ErrOffsetOutOfRange, offset, start)
+	}
+	return err
 }
 
 // readSegment returns whole batches of seg from the one holding offset;

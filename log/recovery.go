@@ -422,7 +422,7 @@ func (p *partition) addSharedRuns(runs []foundRun) error {
 	l := p.l
 	key := sharedKey{p.t.id, p.id}
 	files := p.segs
-	segBytes := p.t.config().SegmentBytes
+	segBytes := l.capUnit(p.t.config().SegmentBytes)
 	var out []*segment
 	var cur *segment
 	fi := 0

@@ -653,7 +653,7 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, 
 	if s.broken != nil {
 		return nil, 0, fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
 	}
-	limit := s.l.opts.SharedSegmentBytes
+	limit := s.l.capUnit(s.l.opts.SharedSegmentBytes)
 	if s.l.diskShort.Load() {
 		limit = min(limit, 1<<20) // roll early: whole files are freed sooner
 	}

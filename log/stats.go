@@ -16,6 +16,8 @@ type counters struct {
 	fsyncErrors      atomic.Uint64
 	rejected         atomic.Uint64
 	droppedSegments  atomic.Uint64
+	droppedRecords   atomic.Uint64
+	droppedBytes     atomic.Uint64
 	retentionDeletes atomic.Uint64
 	tornBytes        atomic.Uint64
 	journalCommits   atomic.Uint64
@@ -40,6 +42,8 @@ func (l *logImpl) Stats() Stats {
 		FsyncErrors:      l.stats.fsyncErrors.Load(),
 		Rejected:         l.stats.rejected.Load(),
 		DroppedSegments:  l.stats.droppedSegments.Load(),
+		DroppedRecords:   l.stats.droppedRecords.Load(),
+		DroppedBytes:     l.stats.droppedBytes.Load(),
 		RetentionDeletes: l.stats.retentionDeletes.Load(),
 		TornTailBytes:    l.stats.tornBytes.Load(),
 		JournalCommits:   l.stats.journalCommits.Load(),

@@ -28,6 +28,8 @@ func (s *Server) logMetrics(m *Metrics) {
 	m.Counter("runnel_log_rejected_appends_total", "Appends refused because the disk was short.", float64(st.Rejected), nil)
 	m.Counter("runnel_log_out_of_files_total", "File opens that failed for want of a descriptor (EMFILE/ENFILE); the operation failed retriably, no partition went read-only.", float64(st.OutOfFiles), nil)
 	m.Counter("runnel_log_dropped_segments_total", "Segments deleted by drop-oldest under disk pressure.", float64(st.DroppedSegments), nil)
+	m.Counter("runnel_log_dropped_records_total", "Records in the segments drop-oldest deleted.", float64(st.DroppedRecords), nil)
+	m.Counter("runnel_log_dropped_bytes_total", "Bytes of the segments drop-oldest deleted.", float64(st.DroppedBytes), nil)
 	m.Counter("runnel_log_retention_deleted_segments_total", "Segments deleted by age/size retention.", float64(st.RetentionDeletes), nil)
 	m.Counter("runnel_log_journal_commits_total", "Group commits made durable through the node-wide journal.", float64(st.JournalCommits), nil)
 	m.Counter("runnel_log_journal_bytes_total", "Bytes written to the node-wide journal.", float64(st.JournalBytes), nil)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -552,5 +553,81 @@ func TestIntegrationSubscriptionStorm(t *testing.T) {
 				t.Fatalf("publish after the storm: got type %d id %d", ack.FixedHeader.Type, ack.PacketID)
 			}
 		})
+	}
+}
+
+// TestIntegrationDropOldestSmallDisk: runnel with its default segment and
+// shared-file sizes and min-free-bytes, on-full drop-oldest, on a 48 MiB
+// file system. 100,000 records of 1 KiB (twice the disk) are acknowledged;
+// what survives is the newest records without a gap, most of the disk's
+// worth of them, every drop is counted and logged, and the start warns
+// that the configuration does not fit the volume.
+func TestIntegrationDropOldestSmallDisk(t *testing.T) {
+	mnt := mountTmpfs(t, "48m")
+	s := startRunnel(t, 1, "--data-dir", mnt+"/data", "--on-full", "drop-oldest")
+	cl := manualClient(t, s.Addr(), kgo.MaxBufferedRecords(10000))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const n, size = 100000, 1000
+	var acked atomic.Int64
+	var firstErr atomic.Value
+	for i := range n {
+		v := make([]byte, size)
+		rand.Read(v)
+		copy(v, fmt.Sprintf("%06d-", i))
+		cl.Produce(ctx, &kgo.Record{Topic: "fill", Partition: 0, Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			acked.Add(1)
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		t.Fatalf("%d of %d acknowledged; first error: %v", acked.Load(), n, err)
+	}
+	offs, err := listOffsets(ctx, cl, []topicMeta{{name: "fill", partitions: []int32{0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := offs["fill"][0].start, offs["fill"][0].end
+	kept := end - start
+	keptBytes := kept * size
+	t.Logf("%d acknowledged; offsets %d..%d kept: %d records, %.1f MiB of a 48 MiB disk", acked.Load(), start, end, kept, float64(keptBytes)/(1<<20))
+	if end != n {
+		t.Fatalf("end offset %d, want %d", end, n)
+	}
+	if keptBytes < 24<<20 {
+		t.Errorf("kept %.1f MiB of the newest records, want most of the 48 MiB disk's worth (at least 24 MiB)", float64(keptBytes)/(1<<20))
+	}
+	// The kept records read back, newest last, without a gap.
+	got := countRecords(t, s.Addr(), "fill", 1)
+	total := 0
+	for _, c := range got {
+		total += c
+	}
+	if int64(total) != kept {
+		t.Fatalf("read %d records, offsets say %d", total, kept)
+	}
+	if out, err := exec.Command("df", "-k", mnt).CombinedOutput(); err == nil {
+		t.Logf("df:\n%s", out)
+	}
+	m := scrapeMetrics(t, s.HTTPAddr())
+	logb, _ := os.ReadFile(s.logPath)
+	for _, l := range strings.Split(string(logb), "\n") {
+		if strings.Contains(l, "does not fit") {
+			t.Log(l)
+		}
+	}
+	drops := strings.Count(string(logb), "dropped the oldest records")
+	t.Logf("runnel_log_dropped_segments_total %v, runnel_log_dropped_records_total %v, %d log lines about drops", m["runnel_log_dropped_segments_total"], m["runnel_log_dropped_records_total"], drops)
+	if m["runnel_log_dropped_records_total"] != float64(start) {
+		t.Errorf("runnel_log_dropped_records_total = %v, want %d (every dropped record counted)", m["runnel_log_dropped_records_total"], start)
+	}
+	if !strings.Contains(string(logb), "does not fit the volume") {
+		t.Errorf("no start warning that min-free-bytes and segment sizes do not fit a 48 MiB volume")
 	}
 }
