@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/runnel/runnel/log/meta"
@@ -246,6 +247,28 @@ type Damage struct {
 	File   string // path relative to the data dir
 	Offset int64  // byte offset in the file
 	Reason string
+	// Topic and Partition name the partition whose records the damage
+	// holds ("" for damage that is no partition's, such as a metadata
+	// file); From and To the offsets it makes unreadable, [From, To)
+	// (To -1: up to the end of the segment or the partition).
+	Topic     string
+	Partition int32
+	From, To  int64
+	// Repaired: runnel repair moved the damaged bytes aside and the
+	// offsets are skipped (a gap readers pass over).
+	Repaired bool
+}
+
+// PartitionRange reports whether d names offsets of a partition.
+func (d Damage) PartitionRange() bool { return d.Topic != "" }
+
+// RangeString is "topic/partition offsets From-To" (To-1 when known).
+func (d Damage) RangeString() string {
+	to := "end"
+	if d.To >= 0 {
+		to = strconv.FormatInt(d.To-1, 10)
+	}
+	return d.Topic + "/" + strconv.Itoa(int(d.Partition)) + " offsets " + strconv.FormatInt(d.From, 10) + "-" + to
 }
 
 // LeaderEpochs is implemented by a Log that keeps a leader-epoch history

@@ -26,6 +26,8 @@
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
+//	<dir>/<topic>/<partition>/<from>-<to>.damaged  offsets [from, to) repaired (repair.go): the damaged bytes moved
+//	                                           aside (empty when they stay in a shared file); reads pass over them
 //	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
 //	                                           <topic>~creating and <topic>~deleting from earlier versions too)
 //
@@ -642,6 +644,13 @@
 // a warning line with its offsets and counted in Stats().DroppedSegments,
 // DroppedRecords, DroppedBytes). A reader whose segment is dropped under
 // it gets ErrOffsetOutOfRange.
+//
+// Damage found by a read (a batch that fails its CRC or header checks) is
+// recorded with its partition and offset range (Damage.Topic, Partition,
+// From, To: To is the first offset of the next intact batch, found by a
+// resync in a segment file or after the damaged entry of a shared file);
+// reads of offsets in it answer *CorruptError, reads past it go on. Repair
+// (runnel repair, offline) makes a range a gap: see repair.go.
 //
 // Sizing to the volume (diskguard.go): Open reads the data volume's size.
 // A MinFreeBytes of half the volume or more is lowered to an eighth of it,

@@ -54,6 +54,8 @@ type CorruptError struct {
 	File   string
 	Offset int64
 	Reason string
+
+	found bool // found by the read that returns it (retried once: partition.read)
 }
 
 func (e *CorruptError) Error() string {

@@ -74,6 +74,9 @@ type partition struct {
 	// lost are offset ranges lost to damage between segments (found at
 	// open); reads of them are refused.
 	lost []lostRange
+	// repaired are offset ranges runnel repair moved aside (repair.go):
+	// reads pass over them. Set at open.
+	repaired [][2]int64
 	// smallCommits counts consecutive small commits of a file segment
 	// (the partition moves to shared storage after a few).
 	smallCommits int
@@ -657,6 +660,13 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, hwm)
 	}
+	for {
+		to, ok := p.repairedLocked(offset)
+		if !ok || to > hwm {
+			break
+		}
+		offset = to // a gap left by runnel repair: the next intact batch
+	}
 	if offset == hwm {
 		p.mu.Unlock()
 		return nil, nil
@@ -687,6 +697,12 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		return nil, p.deletedWhileRead(seg, offset, err)
 	}
 	out, err := p.readSegment(seg, offset, limit, maxBytes, epochs)
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.found {
+		// Damage this read found: now known (with where the next intact
+		// batch starts), it is passed over when offset lies after it.
+		out, err = p.readSegment(seg, offset, limit, maxBytes, epochs)
+	}
 	if err != nil {
 		return nil, p.deletedWhileRead(seg, offset, err)
 	}
@@ -783,7 +799,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, pos, fmt.Sprintf("bad batch header: %v", err))
+			return nil, p.damage(seg, r, pos, limit, expect, fmt.Sprintf("bad batch header: %v", err))
 		}
 		size := int64(h.Size())
 		if h.LastOffset() < offset && outStart < 0 {
@@ -810,7 +826,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, pos, err.Error())
+			return nil, p.damage(seg, r, pos, limit, expect, err.Error())
 		}
 		if outStart < 0 {
 			outStart = pos
@@ -843,19 +859,38 @@ func readHeaderAt(r io.ReaderAt, pos, limit int64) (batch.Header, error) {
 	return h, err
 }
 
-// damage records corruption found by a read and returns its error.
-func (p *partition) damage(seg *segment, pos int64, reason string) error {
-	end := pos + 1
+// damage records corruption found by a read at pos of seg (the batch of
+// offset from) and returns its error. The damage ends where the next
+// intact batch starts: with the entry (shared files frame each entry), or
+// at the next batch a resync finds (segment files), whose base offset
+// ends the range of offsets lost; readers past it go on from there.
+func (p *partition) damage(seg *segment, r io.ReaderAt, pos, limit, from int64, reason string) error {
+	end, to := pos+1, int64(-1)
 	if seg.virt != nil {
-		// Entries of shared files are framed on their own: the damage
-		// ends with the entry, the batches after it stay readable.
 		end = max(end, (&vreader{l: p.l, seg: seg}).entryEnd(pos))
+	} else if at := resync(r, pos+1, limit, from, from+1<<31); at >= 0 {
+		end = at
+	} else {
+		end = limit
+	}
+	if end < limit {
+		if h, err := readHeaderAt(r, end, limit); err == nil && h.BaseOffset > from {
+			to = h.BaseOffset
+		}
+	}
+	if to < 0 {
+		p.mu.Lock()
+		if seg.sealed {
+			to = seg.next
+		}
+		p.mu.Unlock()
 	}
 	seg.mu.Lock()
-	seg.addBadLocked(p.l, pos, end, reason)
+	repaired := p.isRepaired(from, to) // p.repaired is read-only after open
+	seg.addBadRangeLocked(p.l, pos, end, Damage{Reason: reason, Topic: p.t.name, Partition: p.id, From: from, To: to, Repaired: repaired})
 	seg.mu.Unlock()
 	file, at := p.l.damageLocation(seg, pos)
-	return &CorruptError{File: file, Offset: at, Reason: reason}
+	return &CorruptError{File: file, Offset: at, Reason: reason, found: true}
 }
 
 // offsets returns the log start and HWM.

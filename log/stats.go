@@ -88,7 +88,14 @@ func (l *logImpl) addDamage(d Damage) {
 		}
 	}
 	l.damaged = append(l.damaged, d)
-	l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	switch {
+	case d.Repaired:
+		l.logger.Info("log: damaged data moved aside by runnel repair; its offsets are skipped", "range", d.RangeString(), "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	case d.PartitionRange():
+		l.logger.Error("log: corrupt data; readers stop at it until runnel repair skips it", "range", d.RangeString(), "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	default:
+		l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	}
 }
 
 // fdatasync syncs f, counting the sync, its time and a failure in Stats.

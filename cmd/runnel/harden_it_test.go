@@ -9,12 +9,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +25,9 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
@@ -630,4 +635,267 @@ func TestIntegrationDropOldestSmallDisk(t *testing.T) {
 	if !strings.Contains(string(logb), "does not fit the volume") {
 		t.Errorf("no start warning that min-free-bytes and segment sizes do not fit a 48 MiB volume")
 	}
+}
+
+// createTopicRaw sends CreateTopics for one topic and returns its error
+// code and message.
+func createTopicRaw(t testing.TB, cl *kgo.Client, name string, partitions int32, configs map[string]string) (int16, string) {
+	t.Helper()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, -1
+	for k, v := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		rt.Configs = append(rt.Configs, c)
+	}
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10000
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("CreateTopics %d chars: %v", len(name), err)
+	}
+	msg := ""
+	if m := resp.Topics[0].ErrorMessage; m != nil {
+		msg = *m
+	}
+	return resp.Topics[0].ErrorCode, msg
+}
+
+// TestIntegrationTopicEdges: topic names of 247, 248 and 249 characters
+// (valid: 1-249) are created, written, read and survive a restart; 250
+// characters answer INVALID_TOPIC_EXCEPTION; a max.message.bytes that no
+// request within kafka.max-frame-bytes could carry answers INVALID_CONFIG
+// at create and at alter.
+func TestIntegrationTopicEdges(t *testing.T) {
+	s := startRunnel(t, 1)
+	cl := manualClient(t, s.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var names []string
+	for _, n := range []int{247, 248, 249} {
+		name := strings.Repeat("t", n-4) + fmt.Sprintf("%04d", n)
+		names = append(names, name)
+		if code, msg := createTopicRaw(t, cl, name, 2, nil); code != 0 {
+			t.Fatalf("create a %d-character topic: code %d %s", n, code, msg)
+		}
+		if err := produceEach(ctx, cl, name, 2, 100, "edge"); err != nil {
+			t.Fatalf("produce to a %d-character topic: %v", n, err)
+		}
+	}
+	if code, _ := createTopicRaw(t, cl, strings.Repeat("x", 250), 1, nil); code != 17 {
+		t.Fatalf("250-character topic: code %d, want 17 INVALID_TOPIC_EXCEPTION", code)
+	}
+	s.Stop(t)
+	s.Restart(t)
+	for _, name := range names {
+		if got := countRecords(t, s.Addr(), name, 2); got["edge"] != 2 {
+			t.Fatalf("%d-character topic after a restart: %v", len(name), got)
+		}
+	}
+	cl = manualClient(t, s.Addr())
+	frame := kafka.DefaultMaxFrameBytes
+	if code, msg := createTopicRaw(t, cl, "big", 1, map[string]string{"max.message.bytes": fmt.Sprint(frame)}); code != 40 {
+		t.Fatalf("max.message.bytes = the frame limit: code %d (%s), want 40 INVALID_CONFIG", code, msg)
+	} else {
+		t.Logf("refused: %s", msg)
+	}
+	if code, msg := createTopicRaw(t, cl, "fits", 1, map[string]string{"max.message.bytes": fmt.Sprint(frame / 2)}); code != 0 {
+		t.Fatalf("max.message.bytes = half the frame limit: code %d %s", code, msg)
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "fits"
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value = "max.message.bytes", kmsg.StringPtr(fmt.Sprint(2*frame))
+	rr.Configs = append(rr.Configs, c)
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Resources[0].ErrorCode; code != 40 {
+		t.Fatalf("alter max.message.bytes above the frame limit: code %d, want 40 INVALID_CONFIG", code)
+	}
+}
+
+// runBinary runs the runnel binary with stdin and returns its exit code
+// and output.
+func runBinary(t testing.TB, stdin string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, runnelBinary(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("runnel %v: %v", args, err)
+	}
+	return code, string(out)
+}
+
+// flipInBatch flips one byte inside the records of the batch of offset
+// base in a partition's segment files (a Kafka batch: base offset u64,
+// length u32, then length bytes).
+func flipInBatch(t testing.TB, pdir string, base int64) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
+	for _, p := range segs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pos := 0; pos+12 <= len(b); {
+			off := int64(binary.BigEndian.Uint64(b[pos:]))
+			n := int(binary.BigEndian.Uint32(b[pos+8:]))
+			if off == base {
+				f, err := os.OpenFile(p, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				at := int64(pos + 12 + n/2)
+				f.WriteAt([]byte{b[at] ^ 0xff}, at)
+				f.Close()
+				return
+			}
+			pos += 12 + n
+		}
+	}
+	t.Fatalf("no batch of offset %d in %v", base, segs)
+}
+
+// TestIntegrationDamagedBatch: a byte flipped in the middle of a
+// partition, in its own segment file and in a shared segment file. A
+// consumer reads up to it and then gets CORRUPT_MESSAGE (not
+// UNKNOWN_SERVER_ERROR); /readyz and /api/status name the damaged range;
+// runnel repair, once confirmed, moves it aside, after which the node is
+// ready, consumers pass over the gap and producing goes on.
+func TestIntegrationDamagedBatch(t *testing.T) {
+	for _, layout := range []string{"segment-file", "shared-file"} {
+		t.Run(layout, func(t *testing.T) { damagedBatch(t, layout == "shared-file") })
+	}
+}
+
+func damagedBatch(t *testing.T, shared bool) {
+	s := startRunnel(t, 1)
+	cl := manualClient(t, s.Addr(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	size := 24 << 10 // large enough for the partition's own segment file
+	if shared {
+		size = 100 // small commits: shared segment files
+	}
+	for i := range 10 { // each its own batch and commit
+		if err := produceEach(ctx, cl, "dmg", 1, size, fmt.Sprintf("r%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	s.Stop(t)
+	data := filepath.Join(s.dir, "data")
+	if shared {
+		flipInFile(t, filepath.Join(data, "~shared", "*.slog"), []byte("r5-0-"))
+	} else {
+		flipInBatch(t, filepath.Join(data, "dmg", "0"), 5)
+	}
+	s.Restart(t)
+	// A consumer: five records, then CORRUPT_MESSAGE (franz-go retries
+	// it unless told to show retriable fetch errors; the Java consumer
+	// raises it).
+	cons, err := kgo.NewClient(kgo.SeedBrokers(s.Addr()), kgo.ConsumeTopics("dmg"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.KeepRetryableFetchErrors())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var ferr error
+	for ferr == nil && ctx.Err() == nil {
+		fs := cons.PollFetches(ctx)
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value[:2])) })
+	}
+	cons.Close()
+	if !errors.Is(ferr, kerr.CorruptMessage) || len(got) != 5 {
+		t.Fatalf("consumer: %d records %v, then %v; want 5 records, then CORRUPT_MESSAGE", len(got), got, ferr)
+	}
+	code, body := httpGet(t, s.HTTPAddr(), "/readyz")
+	if code != 503 || !strings.Contains(body, "dmg/0 offsets 5-5") {
+		t.Fatalf("/readyz = %d %q, want 503 naming dmg/0 offsets 5-5", code, body)
+	}
+	t.Logf("/readyz: %s", strings.TrimSpace(body))
+	_, st := httpGet(t, s.HTTPAddr(), "/api/status")
+	var status struct {
+		Damaged []struct {
+			Topic      string `json:"topic"`
+			Partition  int32  `json:"partition"`
+			FromOffset int64  `json:"from_offset"`
+			ToOffset   int64  `json:"to_offset"`
+		} `json:"damaged"`
+	}
+	if err := json.Unmarshal([]byte(st), &status); err != nil || len(status.Damaged) != 1 || status.Damaged[0].Topic != "dmg" || status.Damaged[0].FromOffset != 5 || status.Damaged[0].ToOffset != 6 {
+		t.Fatalf("/api/status damaged: %s (%v)", st, err)
+	}
+	s.Stop(t)
+
+	// runnel repair: declined changes nothing; confirmed moves the range aside.
+	if code, out := runBinary(t, "n\n", "repair", data); code != 1 || !strings.Contains(out, "nothing changed") {
+		t.Fatalf("repair declined: exit %d\n%s", code, out)
+	}
+	code, out := runBinary(t, "y\n", "repair", data)
+	t.Logf("runnel repair:\n%s", out)
+	if code != 0 || !strings.Contains(out, "REPAIRED") {
+		t.Fatalf("repair: exit %d\n%s", code, out)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(data, "dmg", "0", "5-6.damaged")); len(aside) != 1 {
+		t.Fatal("no dmg/0/5-6.damaged beside the segments")
+	}
+	switch code, out := runBinary(t, "", "check", data); {
+	case !shared && code != 0:
+		t.Fatalf("runnel check after repair: exit %d\n%s", code, out)
+	case shared && (code != 1 || strings.Count(out, "DAMAGE") != 1 || !strings.Contains(out, "~shared")):
+		// The damaged entry stays in its shared file until retention
+		// deletes the file.
+		t.Fatalf("runnel check after repair: exit %d, want only the shared file's damaged entry\n%s", code, out)
+	}
+	s.Restart(t)
+	if code, body := httpGet(t, s.HTTPAddr(), "/readyz"); code != 200 {
+		t.Fatalf("/readyz after repair = %d %q", code, body)
+	}
+	cl = manualClient(t, s.Addr())
+	if err := produceEach(ctx, cl, "dmg", 1, 100, "r10"); err != nil {
+		t.Fatal(err)
+	}
+	after := countRecords(t, s.Addr(), "dmg", 1)
+	if len(after) != 10 || after["r5"] != 0 || after["r10"] != 1 {
+		t.Fatalf("after repair read %v, want r0-r4, r6-r10", after)
+	}
+}
+
+// flipInFile flips the byte after the first occurrence of marker in the
+// files glob matches.
+func flipInFile(t testing.TB, glob string, marker []byte) {
+	t.Helper()
+	files, _ := filepath.Glob(glob)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, marker); i >= 0 {
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := int64(i + len(marker))
+			f.WriteAt([]byte{b[at] ^ 0xff}, at)
+			f.Close()
+			return
+		}
+	}
+	t.Fatalf("%q in none of %v", marker, files)
 }

@@ -51,6 +51,11 @@ const (
 //   - ErrTooManyOpenFiles (out of descriptors: nothing written, the
 //     partition stays writable) answers KAFKA_STORAGE_ERROR too, so
 //     clients retry.
+//   - ErrCorrupt (stored data that fails its checks, or offsets lost to
+//     damage) answers CORRUPT_MESSAGE: a consumer that reaches it learns
+//     the data is damaged (the Java consumer raises it; runnel repair
+//     skips the range). Any other error of a read answers
+//     KAFKA_STORAGE_ERROR (fetch.go).
 //   - ErrClosed answers NOT_LEADER_OR_FOLLOWER so clients retry elsewhere
 //     or later (the server is shutting down).
 func errorCode(err error) int16 {
@@ -61,7 +66,7 @@ func errorCode(err error) int16 {
 		return codeUnknownTopicOrPartition
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return codeOffsetOutOfRange
-	case errors.Is(err, log.ErrCorruptBatch):
+	case errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrCorrupt):
 		return codeCorruptMessage
 	case errors.Is(err, log.ErrBatchTooLarge):
 		return codeMessageTooLarge
