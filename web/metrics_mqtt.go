@@ -22,6 +22,7 @@ func MQTTMetrics(m *Metrics, st mqtt.Stats) {
 	c("acl_denied_total", "Publishes, subscriptions or deliveries refused by ACL.", st.ACLDenied)
 	c("conns_refused_ip_total", "Connections closed at the per-IP cap.", st.ConnsRefusedIP)
 	c("conns_refused_total", "Connections closed at the cap of all MQTT connections.", st.ConnsRefused)
+	c("malformed_packets_total", "MQTT connections closed for a malformed packet or a protocol violation.", st.Malformed)
 	c("subscriptions_refused_total", "Subscription filters refused at a subscription cap (SUBACK 0x97, or 0x80 in MQTT 3.1.1).", st.SubsRefused)
 	c("connect_timeouts_total", "Connections that sent no CONNECT in time.", st.ConnectTimeouts)
 	c("persist_errors_total", "Failed writes of sessions/retained messages.", st.PersistErrors)

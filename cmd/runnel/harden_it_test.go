@@ -899,3 +899,32 @@ func flipInFile(t testing.TB, glob string, marker []byte) {
 	}
 	t.Fatalf("%q in none of %v", marker, files)
 }
+
+// TestIntegrationMQTTMalformedCounted: malformed MQTT packets close their
+// connections, are counted in runnel_mqtt_malformed_packets_total and
+// logged at most once a second; a normal publisher is served meanwhile.
+func TestIntegrationMQTTMalformedCounted(t *testing.T) {
+	s := startRunnel(t, 1)
+	for i := range 20 {
+		c, err := net.Dial("tcp", s.mqtt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(fmt.Sprintf("GET /%d HTTP/1.1\r\n\r\n", i)))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	pub := dialMQTT(t, s.mqtt, 4, "pub")
+	pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 1, TopicName: "plant/1", Payload: []byte("ok")})
+	if ack := pub.read(); ack.FixedHeader.Type != packets.Puback {
+		t.Fatalf("publish: got type %d", ack.FixedHeader.Type)
+	}
+	m := scrapeMetrics(t, s.HTTPAddr())
+	logb, _ := os.ReadFile(s.logPath)
+	lines := strings.Count(string(logb), "malformed packet or protocol violation")
+	t.Logf("runnel_mqtt_malformed_packets_total %v, %d log lines", m["runnel_mqtt_malformed_packets_total"], lines)
+	if m["runnel_mqtt_malformed_packets_total"] != 20 || lines < 1 || lines > 5 {
+		t.Fatalf("20 malformed connections: metric %v, %d log lines", m["runnel_mqtt_malformed_packets_total"], lines)
+	}
+}

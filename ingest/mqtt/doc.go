@@ -83,7 +83,9 @@
 // CONNECT. Subscriptions are capped per client and in total
 // (subscribe.go): OnSubscribe blanks each filter past a cap, so mochi
 // refuses it (0x80 in MQTT 3.1.1), and OnPacketEncode turns those refusals
-// into 0x97 (quota exceeded) in the MQTT 5 SUBACK; no mochi patch.
+// into 0x97 (quota exceeded) in the MQTT 5 SUBACK; no mochi patch. A
+// connection that ends with a malformed packet or a protocol violation is
+// counted (Stats().Malformed) and logged at most once a second.
 //
 // # Persistence
 //

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -329,4 +330,37 @@ func TestMaxConns(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	dialRaw(t, addr).connect(4, "d", "", "")
+}
+
+// TestMalformedPacketsCounted: garbage before CONNECT, a truncated
+// PUBLISH, a packet type that does not exist and an oversized packet each
+// close their connection and are counted; a client that just leaves is
+// not.
+func TestMalformedPacketsCounted(t *testing.T) {
+	b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxPacketSize: 1 << 10})
+	send := func(connect bool, raw []byte) {
+		t.Helper()
+		c := dialRaw(t, addr)
+		if connect {
+			c.connect(4, fmt.Sprintf("m%d", len(raw)), "", "")
+		}
+		c.c.Write(raw)
+		c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		io.Copy(io.Discard, c.c) // until the broker closes it
+	}
+	send(false, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	send(true, []byte{0x32, 0x03, 0x00, 0x09, 'x'})                     // PUBLISH with a truncated topic
+	send(true, []byte{0xf0, 0x00})                                      // type 15 (AUTH) flags/length that MQTT 3.1.1 does not have
+	send(true, append([]byte{0x30, 0x80, 0x10}, make([]byte, 2048)...)) // 2 KiB PUBLISH, max 1 KiB
+	c := dialRaw(t, addr)
+	c.connect(4, "leaves", "", "")
+	c.c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Malformed < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := b.Stats().Malformed; n != 4 {
+		t.Fatalf("Malformed = %d, want 4", n)
+	}
 }

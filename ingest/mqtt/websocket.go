@@ -116,7 +116,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	l.b.wg.Add(1)
 	defer l.b.wg.Done()
 	if err := l.establish(l.id, conn); err != nil {
-		l.b.log.Debug("mqtt: websocket connection ended", "peer", r.RemoteAddr, "error", err)
+		l.b.connEnded(r.RemoteAddr, err)
 	}
 	conn.Close()
 	l.mu.Lock()
