@@ -153,8 +153,9 @@ type runnelServer struct {
 	dir                       string
 	kafka, http, mqtt         string
 	extra                     []string
-	wrap                      []string   // command and arguments the server is started under (prlimit …)
-	mu                        sync.Mutex // guards cmd, done
+	wrap                      []string       // command and arguments the server is started under (prlimit …)
+	sec                       clientSecurity // how start's readiness probe connects (SASL, TLS)
+	mu                        sync.Mutex     // guards cmd, done
 	cmd                       *exec.Cmd
 	done                      chan struct{}
 	logPath                   string
@@ -181,6 +182,16 @@ func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 // command wrap (e.g. prlimit --nofile=1024:1024), restarts included.
 func startRunnelUnder(t testing.TB, wrap []string, partitions int, extra ...string) *runnelServer {
 	t.Helper()
+	s := newRunnel(t, wrap, partitions, extra...)
+	if err := s.start(); err != nil {
+		t.Fatalf("start runnel: %v\n--- server log ---\n%s", err, s.LogTail())
+	}
+	return s
+}
+
+// newRunnel prepares a runnelServer (not started; start does).
+func newRunnel(t testing.TB, wrap []string, partitions int, extra ...string) *runnelServer {
+	t.Helper()
 	dir := t.TempDir()
 	s := &runnelServer{
 		bin: serverBinary(t), dir: dir,
@@ -194,9 +205,6 @@ func startRunnelUnder(t testing.TB, wrap []string, partitions int, extra ...stri
 	}
 	s.extra = extra
 	t.Cleanup(func() { s.kill() })
-	if err := s.start(); err != nil {
-		t.Fatalf("start runnel: %v\n--- server log ---\n%s", err, s.LogTail())
-	}
 	return s
 }
 
@@ -246,11 +254,11 @@ func (s *runnelServer) start() error {
 	}()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
-	return waitKafkaReady(s.kafka, done, s.startTimeout)
+	return waitKafkaReady(s.kafka, done, s.startTimeout, s.sec)
 }
 
 // waitKafkaReady polls Metadata until the server lists a broker.
-func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration) error {
+func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration, sec clientSecurity) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -260,7 +268,7 @@ func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration) 
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			cf := &clientFlags{brokers: addr, timeout: time.Second}
+			cf := &clientFlags{brokers: addr, timeout: time.Second, sec: sec}
 			if cl, err := cf.newClient(kgo.RequestRetries(0)); err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				_, _, err := fetchMetadata(ctx, cl, nil)
