@@ -451,6 +451,13 @@ func dialMQTT(t testing.TB, addr string, v byte, id string) *mqttRaw {
 
 func (m *mqttRaw) send(pk packets.Packet) {
 	m.t.Helper()
+	if err := m.write(pk); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// write encodes and writes pk (also for clients without a test to fail).
+func (m *mqttRaw) write(pk packets.Packet) error {
 	pk.ProtocolVersion = m.v
 	var buf bytes.Buffer
 	var err error
@@ -463,12 +470,11 @@ func (m *mqttRaw) send(pk packets.Packet) {
 		err = pk.PublishEncode(&buf)
 	}
 	if err != nil {
-		m.t.Fatal(err)
+		return err
 	}
 	m.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := m.c.Write(buf.Bytes()); err != nil {
-		m.t.Fatal(err)
-	}
+	_, err = m.c.Write(buf.Bytes())
+	return err
 }
 
 func (m *mqttRaw) read() packets.Packet {

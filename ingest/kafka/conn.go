@@ -150,6 +150,33 @@ func (c *conn) armRead() bool {
 	return true
 }
 
+// A frame's body must arrive at frameMinRate at least (and within
+// frameMinTime): a client that announces a large request and trickles it
+// holds budget (MaxQueuedRequestBytes) for a bounded time only.
+const (
+	frameMinRate = 8 << 10 // bytes a second: 64 kbit/s, a poor cellular uplink
+	frameMinTime = 30 * time.Second
+)
+
+// armBody sets the deadline for reading a frame body of n bytes; false
+// when stopping.
+func (c *conn) armBody(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	dl := time.Now().Add(max(frameMinTime, time.Duration(n/frameMinRate)*time.Second))
+	if d := c.s.opts.IdleTimeout; d > 0 && time.Now().Add(d).Before(dl) {
+		dl = time.Now().Add(d)
+	}
+	if !c.established && !c.connectBy.IsZero() && c.connectBy.Before(dl) {
+		dl = c.connectBy
+	}
+	c.nc.SetReadDeadline(dl)
+	return true
+}
+
 func (c *conn) serve() {
 	defer c.s.connDone(c)
 	go c.writeLoop()
@@ -199,7 +226,7 @@ func (c *conn) readLoop() error {
 		if !c.s.budget.acquire(int64(n), c.s.closing, c.killed) {
 			return nil
 		}
-		if !c.armRead() { // the wait may have been long: the body gets a fresh deadline
+		if !c.armBody(int64(n)) { // the wait may have been long: the body gets a fresh deadline
 			c.s.budget.release(int64(n))
 			return nil
 		}
@@ -261,7 +288,7 @@ func quietReadErr(c *conn, err error) error {
 			return nil
 		}
 		c.s.stats.idleTimeouts.Add(1)
-		return fmt.Errorf("idle for %v", c.s.opts.IdleTimeout)
+		return fmt.Errorf("no request for %v, or a request body slower than %d bytes/s", c.s.opts.IdleTimeout, frameMinRate)
 	}
 	return err
 }
