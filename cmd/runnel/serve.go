@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/net/netutil"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
@@ -201,7 +200,7 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	}
 	// Connections beyond the HTTP share of descriptors wait in the
 	// kernel's backlog instead of taking the log's.
-	ln = netutil.LimitListener(ln, w.cfg.fds().HTTP)
+	ln = limitListener(ln, w.cfg.fds().HTTP)
 	hs, err := web.New(web.Options{
 		Log: w.log, Logger: w.logger.With("component", "http"), NodeID: w.nodeID, Version: version,
 		Collectors: w.collectors, Status: w.status, Routes: w.routes, Peers: w.peers,
