@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/runnel/runnel/log/meta"
@@ -214,6 +215,8 @@ type Stats struct {
 	FsyncErrors      uint64
 	Rejected         uint64 // appends refused with ErrDiskFull
 	DroppedSegments  uint64 // deleted by drop-oldest under disk pressure
+	DroppedRecords   uint64 // records in them
+	DroppedBytes     uint64 // bytes in them
 	RetentionDeletes uint64 // segments deleted by age/size retention
 	DiskFreeBytes    int64
 	DiskTotalBytes   int64
@@ -229,6 +232,7 @@ type Stats struct {
 	SharedBytes      uint64           // bytes written to shared segment files
 	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
 	CommitDelayNanos uint64           // total time commits were held back
+	OutOfFiles       uint64           // opens that failed with EMFILE/ENFILE (retried; see ErrTooManyOpenFiles)
 }
 
 // PartitionError names a failed partition and why.
@@ -243,6 +247,28 @@ type Damage struct {
 	File   string // path relative to the data dir
 	Offset int64  // byte offset in the file
 	Reason string
+	// Topic and Partition name the partition whose records the damage
+	// holds ("" for damage that is no partition's, such as a metadata
+	// file); From and To the offsets it makes unreadable, [From, To)
+	// (To -1: up to the end of the segment or the partition).
+	Topic     string
+	Partition int32
+	From, To  int64
+	// Repaired: runnel repair moved the damaged bytes aside and the
+	// offsets are skipped (a gap readers pass over).
+	Repaired bool
+}
+
+// PartitionRange reports whether d names offsets of a partition.
+func (d Damage) PartitionRange() bool { return d.Topic != "" }
+
+// RangeString is "topic/partition offsets From-To" (To-1 when known).
+func (d Damage) RangeString() string {
+	to := "end"
+	if d.To >= 0 {
+		to = strconv.FormatInt(d.To-1, 10)
+	}
+	return d.Topic + "/" + strconv.Itoa(int(d.Partition)) + " offsets " + strconv.FormatInt(d.From, 10) + "-" + to
 }
 
 // LeaderEpochs is implemented by a Log that keeps a leader-epoch history

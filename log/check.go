@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -53,7 +54,10 @@ func (l *logImpl) Check() []Damage {
 				return lim, true
 			}, "", ckptEntry{}, false, ranges)...)
 			for i, s := range virt {
-				out = append(out, l.checkVirtual(s, vlimits[i], epochs)...)
+				for _, d := range l.checkVirtual(s, vlimits[i], epochs) {
+					d.Repaired = p.isRepaired(d.From, d.To)
+					out = append(out, d)
+				}
 			}
 			out = append(out, p.checkEpochStarts(epochs)...)
 		}
@@ -163,6 +167,7 @@ func (l *logImpl) checkVirtual(seg *segment, limit int64, epochs []epochEntry) [
 	if limit <= 0 {
 		return nil
 	}
+	topic, part := partitionOf(filepath.Dir(seg.rel))
 	r, release, err := l.segReader(seg)
 	if err != nil {
 		return []Damage{{File: seg.rel, Reason: "cannot read: " + err.Error()}}
@@ -184,12 +189,28 @@ func (l *logImpl) checkVirtual(seg *segment, limit int64, epochs []epochEntry) [
 		}
 		if err != nil {
 			file, at := l.damageLocation(seg, pos)
-			out = append(out, Damage{File: file, Offset: at, Reason: err.Error()})
+			d := Damage{File: file, Offset: at, Reason: err.Error(), Topic: topic, Partition: part, From: expect, To: seg.next}
+			// Shared entries are framed: the damage ends with its entry.
+			if end := (&vreader{l: l, seg: seg}).entryEnd(pos); end > pos && end < limit {
+				if h, err := readHeaderAt(r, end, limit); err == nil && h.BaseOffset > expect {
+					d.To = h.BaseOffset
+				}
+			}
+			out = append(out, d)
 			break
 		}
 		expect = h.LastOffset() + 1
 	}
 	return out
+}
+
+// partitionOf splits a partition's relative directory "topic/N".
+func partitionOf(rel string) (string, int32) {
+	n, err := strconv.Atoi(filepath.Base(rel))
+	if err != nil {
+		return "", 0
+	}
+	return filepath.Dir(rel), int32(n)
 }
 
 // checkPartitionCovered checks one partition directory. When lastPath is
@@ -203,6 +224,9 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 	if err != nil {
 		return []Damage{{File: rel, Reason: "cannot list partition: " + err.Error()}}
 	}
+	topic, part := partitionOf(rel)
+	repaired := repairedRanges(names)
+	covered = append(slices.Clip(covered), repaired...)
 	// The leader-epoch history: every batch must carry the epoch it gives
 	// the batch's offset (but from a truncation the next open completes
 	// on), and every entry must start at a batch.
@@ -248,7 +272,7 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 		}
 		if expect >= 0 && base > expect && i > 0 && !coveredBy(covered, expect, base) {
 			out = append(out, Damage{File: filepath.Join(rel, segmentName(bases[i-1])), Offset: -1,
-				Reason: fmt.Sprintf("offsets %d-%d missing between segments", expect, base-1)})
+				Reason: fmt.Sprintf("offsets %d-%d missing between segments", expect, base-1), Topic: topic, Partition: part, From: expect, To: base})
 		}
 		if expect >= 0 && base < expect {
 			out = append(out, Damage{File: srel, Reason: fmt.Sprintf("segment starts at %d, before the previous one ends (%d)", base, expect)})
@@ -277,12 +301,18 @@ func checkPartitionCovered(fs vfs.FS, dataDir, rel string, limit func(string, in
 						break // torn tail, truncated at the next open
 					}
 				}
-				out = append(out, Damage{File: srel, Offset: pos, Reason: err.Error()})
+				d := Damage{File: srel, Offset: pos, Reason: err.Error(), Topic: topic, Partition: part, From: expect, To: -1}
 				at := resync(f, pos+1, size, expect, expect+1<<31)
 				if at < 0 {
+					if i+1 < len(bases) {
+						d.To = bases[i+1]
+					}
+					out = append(out, d)
 					break
 				}
 				hh, _, _, _ := newScanner(f, at, size, false).next()
+				d.To = hh.BaseOffset
+				out = append(out, d)
 				expect = hh.BaseOffset
 				sc = newScanner(f, at, size, true)
 				continue

@@ -133,6 +133,29 @@ func (c *committer) markLazy(p *partition, interval time.Duration) {
 	}
 }
 
+// outOfFilesRetry is how soon a commit that could not open a file (out of
+// descriptors) is tried again.
+const outOfFilesRetry = 50 * time.Millisecond
+
+// outOfFilesAckWait is how long appends wait for a sync that cannot open
+// its files before they fail (retriably).
+const outOfFilesAckWait = 5 * time.Second
+
+// retryLater makes a cycle commit p again after d, through the timer of
+// the "interval" syncs. Called with p.mu held (c.mu is taken under p.mu,
+// never the other way round).
+func (c *committer) retryLater(p *partition, d time.Duration) {
+	due := time.Now().Add(d)
+	c.mu.Lock()
+	if at, ok := c.lazy[p]; !ok || due.Before(at) {
+		c.lazy[p] = due
+	}
+	if c.nextDue.IsZero() || due.Before(c.nextDue) {
+		c.nextDue = due
+	}
+	c.mu.Unlock()
+}
+
 // feedNext implements CommitFeeder.FeedNextCommit.
 func (c *committer) feedNext(fn func()) bool {
 	c.mu.Lock()
@@ -599,8 +622,10 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 		p.jbuf = pl.jdata[:0]
 	}
 	moved := false
+	giveUp := false // fail the waiting appends: their sync waits for a descriptor too long
 	if pl.sync && pl.err == nil && p.roErr == nil {
 		p.lastSync = time.Now()
+		p.stuckSince = time.Time{}
 		for _, v := range pl.virt {
 			if v.size > v.seg.synced {
 				v.seg.synced, v.seg.covered = v.size, v.size
@@ -648,6 +673,18 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 			moved = pl.target > p.hwm
 			p.hwm, p.hwmSeg, p.hwmPos = pl.target, pl.hwmSeg, pl.hwmPos
 		}
+	} else if pl.sync && pl.err != nil && isOutOfFiles(pl.err) && p.roErr == nil {
+		// A file or directory could not be opened for its sync: the
+		// bytes are written and nothing failed, so the waiters wait for
+		// a later cycle (no storage fault, nothing goes read-only).
+		if pl.dirSync {
+			p.dirDirty = true
+		}
+		if p.stuckSince.IsZero() {
+			p.stuckSince = time.Now()
+		}
+		giveUp = time.Since(p.stuckSince) >= outOfFilesAckWait
+		p.l.committer.retryLater(p, outOfFilesRetry)
 	} else if pl.sync && pl.err != nil {
 		p.failLockedQuiet(pl.err)
 	}
@@ -667,6 +704,17 @@ func (p *partition) finish(pl *commitPlan, ready []waiter) ([]waiter, bool) {
 	case cap(ws) <= maxKeptWaiters:
 		p.waiters = ws[:0] // the next appends reuse the array
 	default:
+		p.waiters = nil
+	}
+	if giveUp && p.roErr == nil && !p.closed {
+		// As a Kafka produce that timed out: the batches may still
+		// become durable (and visible) with a later sync; an idempotent
+		// producer's retry is found a duplicate.
+		gerr := fmt.Errorf("%w (not durable after %v: %v)", ErrTooManyOpenFiles, outOfFilesAckWait, pl.err)
+		for _, w := range p.waiters {
+			w.err = gerr
+			ready = append(ready, w)
+		}
 		p.waiters = nil
 	}
 	if p.roErr != nil || (p.closed && p.l.closed.Load()) {

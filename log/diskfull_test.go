@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,4 +282,92 @@ func diskFullDropOldest(t *testing.T, shared bool) {
 		t.Fatal(err)
 	}
 	checkAcked(t, l, p, acked)
+}
+
+// TestDropOldestSmallVolumeDefaults: the default sizes (64 MiB segments,
+// 32 MiB shared files, a 64 MiB guard threshold) on a 16 MiB volume. The
+// log warns at Open that they do not fit, rolls in steps that do, and
+// drop-oldest keeps most of the volume's worth of the newest data of four
+// partitions, counting every dropped record.
+func TestDropOldestSmallVolumeDefaults(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprint("shared=", shared), func(t *testing.T) {
+			mnt := mountTmpfs(t, "16m")
+			dir := filepath.Join(mnt, "data")
+			var warnings bytes.Buffer
+			opts := &log.Options{
+				Dir:               dir,
+				NoSharedSegments:  !shared,
+				Logger:            slog.New(slog.NewTextHandler(&syncWriter{w: &warnings}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				DiskCheckInterval: 10 * time.Millisecond,
+				// bigBatch's timestamps are years old: no age retention
+				// while the test runs.
+				RetentionCheckInterval: time.Hour,
+			}
+			l, err := log.Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { l.Close() }()
+			const parts = 4
+			if err := l.CreateTopic("drop", log.TopicConfig{Partitions: parts, OnFull: log.OnFullDropOldest}); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			acked, retries := 0, 0
+			for acked < 3*16*128 { // 3x the volume in 8 KiB batches
+				_, err := l.Append(ctx, "drop", int32(acked%parts), bigBatch(acked))
+				switch {
+				case err == nil:
+					acked++
+				case errors.Is(err, log.ErrDiskFull):
+					if retries++; retries > 5000 {
+						t.Fatalf("drop-oldest kept rejecting (%d accepted): %v", acked, err)
+					}
+					time.Sleep(2 * time.Millisecond)
+				default:
+					t.Fatalf("append %d: %v", acked, err)
+				}
+			}
+			st := l.Stats()
+			var kept, dropped int64
+			for p := range int32(parts) {
+				start, hwm, _ := l.Offsets("drop", p)
+				kept += hwm - start
+				dropped += start
+				if hwm-start < int64(acked/parts/10) {
+					t.Errorf("partition %d keeps %d of %d batches: the others kept more than their share", p, hwm-start, acked/parts)
+				}
+			}
+			keptMiB := float64(kept*8) / 1024
+			t.Logf("%d batches of 8 KiB acknowledged, %d retries; kept %.1f MiB of a 16 MiB volume; %d segments (%d records, %d bytes) dropped",
+				acked, retries, keptMiB, st.DroppedSegments, st.DroppedRecords, st.DroppedBytes)
+			if keptMiB < 8 {
+				t.Errorf("kept %.1f MiB of the newest data on a 16 MiB volume, want at least half", keptMiB)
+			}
+			if st.DroppedRecords != uint64(dropped) {
+				t.Errorf("DroppedRecords = %d, the log starts add up to %d", st.DroppedRecords, dropped)
+			}
+			for _, want := range []string{"min-free-bytes does not fit the volume", "segment sizes do not fit the volume"} {
+				if !strings.Contains(warnings.String(), want) {
+					t.Errorf("no warning %q at Open", want)
+				}
+			}
+			if len(st.ReadOnly) > 0 {
+				t.Errorf("read-only partitions: %+v", st.ReadOnly)
+			}
+		})
+	}
+}
+
+// syncWriter serializes writes to w (the log's goroutines log at once).
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

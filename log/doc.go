@@ -27,6 +27,8 @@
 //	<dir>/<topic>/<partition>/%020d.index       sparse offset index (rebuildable)
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
+//	<dir>/<topic>/<partition>/<from>-<to>.damaged  offsets [from, to) repaired (repair.go): the damaged bytes moved
+//	                                           aside (empty when they stay in a shared file); reads pass over them
 //	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
 //	                                           <topic>~creating and <topic>~deleting from earlier versions too)
 //
@@ -183,7 +185,10 @@
 //
 // A record is replayed only into an existing segment of a topic whose
 // config.json carries the same id (a deleted and re-created topic of the
-// same name gets a new id).
+// same name gets a new id). Replay reaches the segments through the file
+// cache, as every other open of the log does: a journal naming 5,000
+// partitions replays within Options.MaxOpenFiles handles (each replayed
+// file is synced at the end, through whatever handle the cache has then).
 //
 // Topic config (config.json, and the "topics" bucket of meta.db): JSON of
 // storedConfig (config.go); durations in milliseconds; field names never
@@ -720,8 +725,28 @@
 // is short (an idle log: at its next append, or after 30 intervals): under
 // MinFreeBytes, topics
 // with on-full "reject" refuse appends with ErrDiskFull, "drop-oldest" ones
-// delete their oldest segments (Stats().DroppedSegments), ignoring
-// HoldRetention.
+// delete their oldest segments, ignoring HoldRetention: one segment at a
+// time, the one whose newest record is the oldest among all drop-oldest
+// partitions, until free space is back above the threshold (each drop is
+// a warning line with its offsets and counted in Stats().DroppedSegments,
+// DroppedRecords, DroppedBytes). A reader whose segment is dropped under
+// it gets ErrOffsetOutOfRange.
+//
+// Damage found by a read (a batch that fails its CRC or header checks) is
+// recorded with its partition and offset range (Damage.Topic, Partition,
+// From, To: To is the first offset of the next intact batch, found by a
+// resync in a segment file or after the damaged entry of a shared file);
+// reads of offsets in it answer *CorruptError, reads past it go on. Repair
+// (runnel repair, offline) makes a range a gap: see repair.go.
+//
+// Sizing to the volume (diskguard.go): Open reads the data volume's size.
+// A MinFreeBytes of half the volume or more is lowered to an eighth of it,
+// and segments, shared segment files and the journal roll at a sixteenth
+// of what the log may fill (the volume less the threshold) when their
+// configured sizes are larger; each adjustment is a warning at Open. So a
+// drop frees a small step: with the default sizes on a 48 MiB volume,
+// drop-oldest keeps about 43 MiB of the newest records (a 64 MiB segment
+// dropped whole kept about 1 MiB).
 //
 // # Caveats
 //
@@ -737,6 +762,16 @@
 //   - Segment handles are cached in an LRU (Options.MaxOpenFiles, default
 //     256: 5,000 partitions run under ulimit -n 1024); a sync may use a
 //     different handle than the write (fsync applies to the inode).
+//   - Running out of descriptors (EMFILE, ENFILE) is not a storage fault:
+//     an open that fails so first closes the cache's idle handles and
+//     tries again; an append that still cannot open what it needs fails
+//     with ErrTooManyOpenFiles (nothing written; a roll creates the new
+//     segment file before it changes anything), a commit that cannot open
+//     a file or directory for its sync is retried every 50 ms (its
+//     appends fail with ErrTooManyOpenFiles after 5 s, as a timed-out
+//     Kafka produce: the bytes may still become durable), and a journal
+//     checkpoint that cannot open a segment keeps the journal. Nothing
+//     goes read-only; Stats().OutOfFiles counts the failed opens.
 //   - Sparse indexes of sealed segments are kept in memory for at most
 //     Options.MaxLoadedIndexes segments (LRU), then reread from their files.
 //   - After a partition goes read-only, a journal checkpoint cannot empty

@@ -417,6 +417,9 @@ func (p *partition) prepareEpochsLocked(hdrs []batch.Header, at bool, base int64
 			p.l.stats.rejected.Add(1)
 			return -1, fmt.Errorf("%w: %v", ErrDiskFull, err)
 		}
+		if isOutOfFiles(err) {
+			return -1, p.l.outOfFiles("leader-epoch history of "+p.rel, err)
+		}
 		p.failLocked(err)
 		return -1, p.readOnlyErr()
 	}

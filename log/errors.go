@@ -23,6 +23,11 @@ var (
 	ErrInvalidProducerEpoch = errors.New("log: producer epoch is older than the current one")
 	// ErrDiskFull is retriable: nothing was written; retry when space returns.
 	ErrDiskFull = errors.New("log: disk full (free space under the guard threshold); retry later")
+	// ErrTooManyOpenFiles is retriable: the process (EMFILE) or the system
+	// (ENFILE) is out of file descriptors, so a file the append needs
+	// could not be opened. Nothing was written and the partition stays
+	// writable: running out of descriptors is not a storage fault.
+	ErrTooManyOpenFiles = errors.New("log: out of file descriptors (too many open files); retry later")
 	// ErrReadOnly wraps the I/O error that made a partition read-only.
 	ErrReadOnly = errors.New("log: partition is read-only after an I/O error")
 	// ErrNotLeader: an append to a mirror (TopicConfig.Origin set); only
@@ -49,6 +54,8 @@ type CorruptError struct {
 	File   string
 	Offset int64
 	Reason string
+
+	found bool // found by the read that returns it (retried once: partition.read)
 }
 
 func (e *CorruptError) Error() string {

@@ -3,6 +3,7 @@ package log
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 
 	"github.com/runnel/runnel/log/vfs"
 )
@@ -11,8 +12,9 @@ import (
 // path. A handle in use (refs > 0) is never closed; when every cached handle
 // is in use the cache may exceed its bound until they are released.
 type fileCache struct {
-	fs  vfs.FS
-	max int
+	fs         vfs.FS
+	max        int
+	outOfFiles *atomic.Uint64 // counts opens that failed for want of a descriptor
 
 	mu    sync.Mutex // guards files, lru
 	files map[string]*cachedFile
@@ -27,8 +29,8 @@ type cachedFile struct {
 	elem     *list.Element
 }
 
-func newFileCache(fs vfs.FS, max int) *fileCache {
-	return &fileCache{fs: fs, max: max, files: map[string]*cachedFile{}, lru: list.New()}
+func newFileCache(fs vfs.FS, max int, outOfFiles *atomic.Uint64) *fileCache {
+	return &fileCache{fs: fs, max: max, outOfFiles: outOfFiles, files: map[string]*cachedFile{}, lru: list.New()}
 }
 
 // get returns an open handle for path (read-write if writable; a read-only
@@ -47,12 +49,14 @@ func (c *fileCache) get(path string, writable bool) (*cachedFile, error) {
 		}
 	}
 	c.evictLocked(1)
-	var f vfs.File
-	var err error
-	if writable {
-		f, err = c.fs.OpenReadWrite(path)
-	} else {
-		f, err = c.fs.Open(path)
+	f, err := c.openFile(path, writable)
+	if err != nil && isOutOfFiles(err) && c.closeIdleLocked() > 0 {
+		// Out of descriptors (a connection flood, another process):
+		// the idle cached handles are the log's reserve. Counted when
+		// that was enough (a failure is counted by the caller).
+		if f, err = c.openFile(path, writable); err == nil {
+			c.outOfFiles.Add(1)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -67,6 +71,28 @@ func (c *fileCache) get(path string, writable bool) (*cachedFile, error) {
 	cf.elem = c.lru.PushFront(cf)
 	c.files[path] = cf
 	return cf, nil
+}
+
+func (c *fileCache) openFile(path string, writable bool) (vfs.File, error) {
+	if writable {
+		return c.fs.OpenReadWrite(path)
+	}
+	return c.fs.Open(path)
+}
+
+// closeIdleLocked closes every cached handle not in use and returns how
+// many it closed.
+func (c *fileCache) closeIdleLocked() int {
+	n := 0
+	for e := c.lru.Back(); e != nil; {
+		prev := e.Prev()
+		if cf := e.Value.(*cachedFile); cf.refs == 0 {
+			c.closeLocked(cf)
+			n++
+		}
+		e = prev
+	}
+	return n
 }
 
 // release returns a handle got from get.

@@ -233,7 +233,7 @@ func (j *journal) rotate() error {
 	if j.f == nil || len(j.segs) == 0 && j.size == journalHeaderSize {
 		return nil
 	}
-	var failed error
+	var failed, deferred error
 	for seg, p := range j.segs {
 		p.mu.Lock()
 		to, ro := seg.covered, p.roErr
@@ -247,7 +247,14 @@ func (j *journal) rotate() error {
 		}
 		cf, err := p.openForSync(seg)
 		if cf == nil && err == nil {
+			delete(j.segs, seg)
 			continue // deleted by retention or DeleteTopic
+		}
+		if err != nil && isOutOfFiles(err) {
+			// No descriptor to open it: the journal keeps its bytes
+			// until a later checkpoint syncs it.
+			deferred = j.l.outOfFiles("journal checkpoint of "+seg.rel, err)
+			continue
 		}
 		if err == nil {
 			err = j.l.fdatasync(cf.f)
@@ -268,6 +275,9 @@ func (j *journal) rotate() error {
 			p.unsynced = keep
 		}
 		p.mu.Unlock()
+		if err == nil {
+			delete(j.segs, seg) // synced: its journal records are no longer needed
+		}
 	}
 	if failed != nil {
 		// Keep this file for the next open to replay (it holds the
@@ -278,6 +288,9 @@ func (j *journal) rotate() error {
 			return fmt.Errorf("%v; and keeping the journal failed: %w", failed, err)
 		}
 		return failed
+	}
+	if deferred != nil {
+		return deferred // the journal goes on; rotated again when it is next full
 	}
 	clear(j.segs)
 	if err := j.resetLocked(j.gen+1, j.l.diskShort.Load()); err != nil {
@@ -333,7 +346,7 @@ func (j *journal) keepAndRestartLocked() error {
 func (j *journal) full() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.size >= j.l.opts.JournalMaxBytes
+	return j.size >= j.l.capUnit(j.l.opts.JournalMaxBytes)
 }
 
 func (j *journal) close() error {
@@ -356,7 +369,7 @@ func (c *committer) maybeRotateJournal(final bool) {
 	if j == nil || !(final || j.full() || c.l.diskShort.Load() && j.used()) {
 		return
 	}
-	if err := j.rotate(); err != nil {
+	if err := j.rotate(); err != nil && !isOutOfFiles(err) {
 		c.l.logger.Error("log: journal checkpoint failed", "err", err)
 	}
 }
@@ -432,13 +445,13 @@ func (l *logImpl) replayJournalFile(path string) error {
 	// intact records follow it.
 	badHeader := !checkJournalHeader(h)
 	gen := binary.BigEndian.Uint64(h[12:])
-	touched := map[string]vfs.File{}
+	// Segment files are reached through the log's file cache, as in
+	// normal operation: a journal naming thousands of partitions replays
+	// within Options.MaxOpenFiles handles (each is synced at the end
+	// through whatever handle the cache has then; fsync applies to the
+	// inode).
+	touched := map[string]bool{}
 	ids := map[string]uint64{}
-	defer func() {
-		for _, tf := range touched {
-			tf.Close()
-		}
-	}()
 	pos := int64(journalHeaderSize)
 	rest := data[journalHeaderSize:]
 	records := 0
@@ -486,7 +499,7 @@ func (l *logImpl) replayJournalFile(path string) error {
 		payload := b[28:]
 		if ValidTopicName(topic) && part >= 0 && topicIDOnDisk(l.fs, l.dir, topic, ids) == tid {
 			sp := filepath.Join(partitionDir(l.dir, topic, part), segmentName(segBase))
-			if err := replayInto(l.fs, touched, sp, at, payload); err != nil {
+			if err := l.replayInto(touched, sp, at, payload); err != nil {
 				return fmt.Errorf("log: replay journal record at %d into %s: %w", pos, sp, err)
 			}
 		}
@@ -495,8 +508,18 @@ func (l *logImpl) replayJournalFile(path string) error {
 		rest = rest[adv:]
 		pos += int64(adv)
 	}
-	for p, tf := range touched {
-		if err := tf.Sync(); err != nil {
+	paths := make([]string, 0, len(touched))
+	for p := range touched {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		cf, err := l.files.get(p, true)
+		if err == nil {
+			err = cf.f.Sync()
+			l.files.release(cf)
+		}
+		if err != nil {
 			return fmt.Errorf("log: sync %s after journal replay: %w", p, err)
 		}
 	}
@@ -528,22 +551,23 @@ func topicIDOnDisk(fs vfs.FS, dir, topic string, ids map[string]uint64) uint64 {
 	return id
 }
 
-func replayInto(fs vfs.FS, touched map[string]vfs.File, path string, at int64, payload []byte) error {
-	f, ok := touched[path]
-	if !ok {
-		if _, err := fs.Stat(path); err != nil {
+func (l *logImpl) replayInto(touched map[string]bool, path string, at int64, payload []byte) error {
+	if !touched[path] {
+		if _, err := l.fs.Stat(path); err != nil {
 			return nil // segment deleted since: nothing to restore
 		}
-		var err error
-		if f, err = fs.OpenReadWrite(path); err != nil {
-			return err
-		}
-		touched[path] = f
 	}
+	cf, err := l.files.get(path, true)
+	if err != nil {
+		return err
+	}
+	defer l.files.release(cf)
+	touched[path] = true
+	f := cf.f
 	cur := make([]byte, len(payload))
 	if n, _ := f.ReadAt(cur, at); n == len(cur) && bytes.Equal(cur, payload) {
 		return nil
 	}
-	_, err := f.WriteAt(payload, at)
+	_, err = f.WriteAt(payload, at)
 	return err
 }

@@ -67,9 +67,16 @@ type partition struct {
 	// queued: the partition is in the committer's dirty set.
 	queued   bool
 	lastSync time.Time
+	// stuckSince: since when commits fail for want of a descriptor (zero:
+	// they do not); after outOfFilesAckWait the waiting appends fail
+	// retriably while the sync is retried.
+	stuckSince time.Time
 	// lost are offset ranges lost to damage between segments (found at
 	// open); reads of them are refused.
 	lost []lostRange
+	// repaired are offset ranges runnel repair moved aside (repair.go):
+	// reads pass over them. Set at open.
+	repaired [][2]int64
 	// smallCommits counts consecutive small commits of a file segment
 	// (the partition moves to shared storage after a few).
 	smallCommits int
@@ -126,6 +133,32 @@ func (p *partition) readOnlyErr() error {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// isOutOfFiles reports an open that failed for want of a file descriptor
+// (EMFILE: the process's RLIMIT_NOFILE; ENFILE: the system's table). No
+// storage fault: the operation is retried later, nothing goes read-only.
+func isOutOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, ErrTooManyOpenFiles)
+}
+
+// outOfFiles counts and logs (at most once per outOfFilesLogEvery) an
+// open that failed for want of a descriptor and returns the retriable
+// error for it.
+func (l *logImpl) outOfFiles(what string, err error) error {
+	if errors.Is(err, ErrTooManyOpenFiles) {
+		return err
+	}
+	n := l.stats.outOfFiles.Add(1)
+	now := time.Now().UnixNano()
+	if last := l.outOfFilesLogged.Load(); now-last >= int64(outOfFilesLogEvery) && l.outOfFilesLogged.CompareAndSwap(last, now) {
+		l.logger.Warn("log: out of file descriptors; the operation is retried, nothing goes read-only", "op", what, "err", err, "count", n)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrTooManyOpenFiles, what, err)
+}
+
+// outOfFilesLogEvery spaces the log lines about descriptor exhaustion (a
+// flood may cause thousands a second).
+const outOfFilesLogEvery = 5 * time.Second
 
 // submit writes the batches and queues done for the commit. A caller that
 // waits itself (waiting=true) gets errors back directly (queued=false), and
@@ -268,10 +301,13 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	}
 	seg := p.active()
 	virt := p.wantSharedLocked(cfg, len(data))
-	if seg.size > 0 && (seg.size+int64(len(data)) > cfg.SegmentBytes ||
+	if seg.size > 0 && (seg.size+int64(len(data)) > l.capUnit(cfg.SegmentBytes) ||
 		time.Since(seg.created) > cfg.SegmentAge ||
 		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
 		if err := p.rollToLocked(virt); err != nil {
+			if isOutOfFiles(err) {
+				return -1, p.l.outOfFiles("roll "+p.rel, err)
+			}
 			p.failLocked(err)
 			return -1, p.readOnlyErr()
 		}
@@ -366,6 +402,9 @@ func (p *partition) writeFileLocked(seg *segment, data []byte) error {
 			p.l.stats.rejected.Add(1)
 			return fmt.Errorf("%w: %v", ErrDiskFull, err)
 		}
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("open "+seg.rel, err)
+		}
 		p.failLocked(fmt.Errorf("open %s: %w", seg.rel, err))
 		return p.readOnlyErr()
 	}
@@ -400,6 +439,9 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records i
 			p.l.stats.rejected.Add(1)
 			p.l.logger.Warn("log: disk full on write", "topic", p.t.name, "partition", p.id, "err", err)
 			return err
+		}
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("shared segment", err)
 		}
 		p.failLocked(err)
 		return p.readOnlyErr()
@@ -455,6 +497,19 @@ func (p *partition) rollLocked() error { return p.rollToLocked(p.active().virt !
 // segment is replaced instead.
 func (p *partition) rollToLocked(virt bool) error {
 	old := p.active()
+	var ns *segment
+	if virt {
+		ns = newVirtualSegment(p.rel, p.next, sharedKey{p.t.id, p.id})
+	} else {
+		// Created before anything changes: a failed create (out of
+		// descriptors) leaves the partition as it was.
+		ns = newSegment(p.dir, p.rel, p.next)
+		cf, err := p.l.files.get(ns.path, true)
+		if err != nil {
+			return fmt.Errorf("create segment %d: %w", p.next, err)
+		}
+		p.l.files.release(cf)
+	}
 	if old.size == 0 && len(p.segs) > 1 || old.size == 0 && virt != (old.virt != nil) {
 		// Replace the empty active segment (an empty file stays until
 		// the next open, which removes it: no directory sync here).
@@ -481,16 +536,7 @@ func (p *partition) rollToLocked(virt bool) error {
 		}
 		p.l.indexes.touch(old)
 	}
-	var ns *segment
-	if virt {
-		ns = newVirtualSegment(p.rel, p.next, sharedKey{p.t.id, p.id})
-	} else {
-		ns = newSegment(p.dir, p.rel, p.next)
-		cf, err := p.l.files.get(ns.path, true)
-		if err != nil {
-			return fmt.Errorf("create segment %d: %w", p.next, err)
-		}
-		p.l.files.release(cf)
+	if !virt {
 		p.dirDirty = true
 	}
 	p.segs = append(p.segs, ns)
@@ -530,6 +576,9 @@ func (p *partition) syncFileLocked(seg *segment) error {
 // syncDir syncs the partition's directory (a segment was created).
 func (p *partition) syncDir() error {
 	if err := vfs.SyncDir(p.l.fs, p.dir); err != nil {
+		if isOutOfFiles(err) {
+			return p.l.outOfFiles("sync directory "+p.rel, err)
+		}
 		p.l.stats.fsyncErrors.Add(1)
 		return fmt.Errorf("sync directory %s: %w", p.rel, err)
 	}
@@ -582,6 +631,13 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, hwm)
 	}
+	for {
+		to, ok := p.repairedLocked(offset)
+		if !ok || to > hwm {
+			break
+		}
+		offset = to // a gap left by runnel repair: the next intact batch
+	}
 	if offset == hwm {
 		p.mu.Unlock()
 		return nil, nil
@@ -609,16 +665,38 @@ func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
 		return nil, nil
 	}
 	if err := seg.ensureIndex(p.l, size); err != nil {
-		return nil, err
+		return nil, p.deletedWhileRead(seg, offset, err)
 	}
 	out, err := p.readSegment(seg, offset, limit, maxBytes, epochs)
-	if err == nil && len(out) == 0 {
+	var ce *CorruptError
+	if errors.As(err, &ce) && ce.found {
+		// Damage this read found: now known (with where the next intact
+		// batch starts), it is passed over when offset lies after it.
+		out, err = p.readSegment(seg, offset, limit, maxBytes, epochs)
+	}
+	if err != nil {
+		return nil, p.deletedWhileRead(seg, offset, err)
+	}
+	if len(out) == 0 {
 		// offset < HWM yet no batch holds it: offsets lost between
 		// segments (damage found at open).
 		file, at := p.l.damageLocation(seg, max(0, limit-1))
 		return nil, &CorruptError{File: file, Offset: at, Reason: fmt.Sprintf("offset %d lost (damaged data before %s)", offset, seg.rel)}
 	}
 	return out, err
+}
+
+// deletedWhileRead turns the error of a read whose segment retention or
+// drop-oldest deleted meanwhile (its file, or a shared file it used, is
+// gone) into ErrOffsetOutOfRange, as if the read had come a moment later.
+func (p *partition) deletedWhileRead(seg *segment, offset int64, err error) error {
+	p.mu.Lock()
+	gone, start := seg.deleted, p.startLocked()
+	p.mu.Unlock()
+	if gone && offset < start {
+		return fmt.Errorf("%w: %d not in [%d, ...] (deleted while being read)", ErrOffsetOutOfRange, offset, start)
+	}
+	return err
 }
 
 // readSegment returns whole batches of seg from the one holding offset;
@@ -692,7 +770,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, pos, fmt.Sprintf("bad batch header: %v", err))
+			return nil, p.damage(seg, r, pos, limit, expect, fmt.Sprintf("bad batch header: %v", err))
 		}
 		size := int64(h.Size())
 		if h.LastOffset() < offset && outStart < 0 {
@@ -719,7 +797,7 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, pos, err.Error())
+			return nil, p.damage(seg, r, pos, limit, expect, err.Error())
 		}
 		if outStart < 0 {
 			outStart = pos
@@ -752,19 +830,38 @@ func readHeaderAt(r io.ReaderAt, pos, limit int64) (batch.Header, error) {
 	return h, err
 }
 
-// damage records corruption found by a read and returns its error.
-func (p *partition) damage(seg *segment, pos int64, reason string) error {
-	end := pos + 1
+// damage records corruption found by a read at pos of seg (the batch of
+// offset from) and returns its error. The damage ends where the next
+// intact batch starts: with the entry (shared files frame each entry), or
+// at the next batch a resync finds (segment files), whose base offset
+// ends the range of offsets lost; readers past it go on from there.
+func (p *partition) damage(seg *segment, r io.ReaderAt, pos, limit, from int64, reason string) error {
+	end, to := pos+1, int64(-1)
 	if seg.virt != nil {
-		// Entries of shared files are framed on their own: the damage
-		// ends with the entry, the batches after it stay readable.
 		end = max(end, (&vreader{l: p.l, seg: seg}).entryEnd(pos))
+	} else if at := resync(r, pos+1, limit, from, from+1<<31); at >= 0 {
+		end = at
+	} else {
+		end = limit
+	}
+	if end < limit {
+		if h, err := readHeaderAt(r, end, limit); err == nil && h.BaseOffset > from {
+			to = h.BaseOffset
+		}
+	}
+	if to < 0 {
+		p.mu.Lock()
+		if seg.sealed {
+			to = seg.next
+		}
+		p.mu.Unlock()
 	}
 	seg.mu.Lock()
-	seg.addBadLocked(p.l, pos, end, reason)
+	repaired := p.isRepaired(from, to) // p.repaired is read-only after open
+	seg.addBadRangeLocked(p.l, pos, end, Damage{Reason: reason, Topic: p.t.name, Partition: p.id, From: from, To: to, Repaired: repaired})
 	seg.mu.Unlock()
 	file, at := p.l.damageLocation(seg, pos)
-	return &CorruptError{File: file, Offset: at, Reason: reason}
+	return &CorruptError{File: file, Offset: at, Reason: reason, found: true}
 }
 
 // offsets returns the log start and HWM.

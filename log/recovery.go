@@ -37,6 +37,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 			l.addDamage(Damage{File: filepath.Join(rel, epochFileName), Offset: -1, Reason: err.Error()})
 		}
 	}
+	p.repaired = repairedRanges(names)
 	for _, n := range names {
 		if strings.HasSuffix(n, ".tmp") {
 			l.fs.Remove(filepath.Join(dir, n))
@@ -186,7 +187,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 				p.segs = p.segs[:len(p.segs)-1] // an empty segment: replaced
 			}
 			p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
-			l.addDamage(Damage{File: file, Offset: at,
+			l.addDamage(Damage{File: file, Offset: at, Topic: t.name, Partition: id, From: last.next, To: end, Repaired: p.isRepaired(last.next, end),
 				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", t.name, id, last.next, end-1)})
 			p.segs = append(p.segs, newVirtualSegment(rel, end, key))
 		}
@@ -261,7 +262,7 @@ func (p *partition) recover(e ckptEntry, ok, lastIsFile bool, covered [][2]int64
 		if i > si {
 			if expect < seg.base && !coveredBy(covered, expect, seg.base) {
 				prev := p.segs[i-1]
-				l.addDamage(Damage{File: prev.rel, Offset: prev.size,
+				l.addDamage(Damage{File: prev.rel, Offset: prev.size, Topic: p.t.name, Partition: p.id, From: expect, To: seg.base, Repaired: p.isRepaired(expect, seg.base),
 					Reason: fmt.Sprintf("segment ends at offset %d but the next one starts at %d: offsets %d-%d are lost", expect, seg.base, expect, seg.base-1)})
 			}
 			expect = seg.base
@@ -325,19 +326,19 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 			reason = err.Error()
 		}
 		if at := resync(cf.f, pos+1, size, expect, expect+1<<31); at >= 0 {
-			seg.addBadLocked(l, pos, at, reason)
+			// The batch at the resync point starts the next run.
+			hh, _, _, _ := newScanner(cf.f, at, size, false).next()
+			seg.addBadRangeLocked(l, pos, at, Damage{Reason: reason, Topic: p.t.name, Partition: p.id, From: expect, To: hh.BaseOffset, Repaired: p.isRepaired(expect, hh.BaseOffset)})
 			sc = newScanner(cf.f, at, size, true)
 			verifyFrom = 0
 			seg.lastIndexed = -1
-			// The batch at the resync point starts the next run.
-			hh, _, _, _ := newScanner(cf.f, at, size, false).next()
 			expect = hh.BaseOffset
 			continue
 		}
 		if !last || pos < verifyFrom {
 			// Damage in a sealed segment or in data known durable: keep
 			// the bytes (for inspection), never serve them.
-			seg.addBadLocked(l, pos, size, reason)
+			seg.addBadRangeLocked(l, pos, size, Damage{Reason: reason, Topic: p.t.name, Partition: p.id, From: expect, To: -1})
 			break
 		}
 		// A torn tail: expected after power loss.
@@ -422,7 +423,7 @@ func (p *partition) addSharedRuns(runs []foundRun) error {
 	l := p.l
 	key := sharedKey{p.t.id, p.id}
 	files := p.segs
-	segBytes := p.t.config().SegmentBytes
+	segBytes := l.capUnit(p.t.config().SegmentBytes)
 	var out []*segment
 	var cur *segment
 	fi := 0
@@ -467,7 +468,7 @@ func (p *partition) addSharedRuns(runs []foundRun) error {
 		if prev := out[i-1]; prev.next < out[i].base {
 			file, at := l.damageLocation(prev, prev.size-1)
 			p.lost = append(p.lost, lostRange{from: prev.next, to: out[i].base, file: file, at: at})
-			l.addDamage(Damage{File: file, Offset: at,
+			l.addDamage(Damage{File: file, Offset: at, Topic: p.t.name, Partition: p.id, From: prev.next, To: out[i].base, Repaired: p.isRepaired(prev.next, out[i].base),
 				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (after %s)", p.t.name, p.id, prev.next, out[i].base-1, prev.rel)})
 		}
 	}

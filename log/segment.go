@@ -234,6 +234,12 @@ func (s *segment) rebuildIndexLocked(l *logImpl, size int64) error {
 
 // addBadLocked records damaged bytes [pos, end) (once).
 func (s *segment) addBadLocked(l *logImpl, pos, end int64, reason string) {
+	s.addBadRangeLocked(l, pos, end, Damage{Reason: reason, From: -1, To: -1})
+}
+
+// addBadRangeLocked is addBadLocked with what d says of the partition
+// and offsets (its File and Offset are filled in).
+func (s *segment) addBadRangeLocked(l *logImpl, pos, end int64, d Damage) {
 	for _, b := range s.bad {
 		if b.pos == pos {
 			return
@@ -246,7 +252,8 @@ func (s *segment) addBadLocked(l *logImpl, pos, end int64, reason string) {
 			file, at = f, fpos
 		}
 	}
-	l.addDamage(Damage{File: file, Offset: at, Reason: reason})
+	d.File, d.Offset = file, at
+	l.addDamage(d)
 }
 
 // badAt returns the damaged range holding pos, if any.

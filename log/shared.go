@@ -656,7 +656,7 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, 
 	if s.broken != nil {
 		return nil, 0, fmt.Errorf("log: shared segments unusable after an earlier failure: %w", s.broken)
 	}
-	limit := s.l.opts.SharedSegmentBytes
+	limit := s.l.capUnit(s.l.opts.SharedSegmentBytes)
 	if s.l.diskShort.Load() {
 		limit = min(limit, 1<<20) // roll early: whole files are freed sooner
 	}
@@ -761,6 +761,9 @@ func (s *sharedLog) rollLocked() error {
 			s.l.diskShort.Store(true)
 			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
 		}
+		if isOutOfFiles(err) {
+			return s.l.outOfFiles("create "+sf.rel, err) // nothing changed: retried by the next append
+		}
 		s.breakLocked(err)
 		return fmt.Errorf("log: create %s: %w", sf.rel, err)
 	}
@@ -769,7 +772,7 @@ func (s *sharedLog) rollLocked() error {
 			err = vfs.SyncDir(fs, s.dir)
 		}
 		s.l.stats.fsyncs.Add(1)
-		if err != nil {
+		if err != nil && !isOutOfFiles(err) {
 			s.l.stats.fsyncErrors.Add(1)
 		}
 	}
@@ -779,6 +782,10 @@ func (s *sharedLog) rollLocked() error {
 		if isNoSpace(err) {
 			s.l.diskShort.Store(true)
 			return fmt.Errorf("%w: create %s: %v", ErrDiskFull, sf.rel, err)
+		}
+		if isOutOfFiles(err) {
+			// The directory could not be opened for its sync.
+			return s.l.outOfFiles("sync "+s.dir, err)
 		}
 		s.breakLocked(err)
 		return fmt.Errorf("log: create %s: %w", sf.rel, err)

@@ -16,6 +16,8 @@ type counters struct {
 	fsyncErrors      atomic.Uint64
 	rejected         atomic.Uint64
 	droppedSegments  atomic.Uint64
+	droppedRecords   atomic.Uint64
+	droppedBytes     atomic.Uint64
 	retentionDeletes atomic.Uint64
 	tornBytes        atomic.Uint64
 	journalCommits   atomic.Uint64
@@ -24,6 +26,7 @@ type counters struct {
 	sharedBytes      atomic.Uint64
 	commitsDelayed   atomic.Uint64
 	commitDelayNanos atomic.Uint64
+	outOfFiles       atomic.Uint64
 	diskFree         atomic.Int64
 	diskTotal        atomic.Int64
 }
@@ -39,6 +42,8 @@ func (l *logImpl) Stats() Stats {
 		FsyncErrors:      l.stats.fsyncErrors.Load(),
 		Rejected:         l.stats.rejected.Load(),
 		DroppedSegments:  l.stats.droppedSegments.Load(),
+		DroppedRecords:   l.stats.droppedRecords.Load(),
+		DroppedBytes:     l.stats.droppedBytes.Load(),
 		RetentionDeletes: l.stats.retentionDeletes.Load(),
 		TornTailBytes:    l.stats.tornBytes.Load(),
 		JournalCommits:   l.stats.journalCommits.Load(),
@@ -47,6 +52,7 @@ func (l *logImpl) Stats() Stats {
 		SharedBytes:      l.stats.sharedBytes.Load(),
 		CommitsDelayed:   l.stats.commitsDelayed.Load(),
 		CommitDelayNanos: l.stats.commitDelayNanos.Load(),
+		OutOfFiles:       l.stats.outOfFiles.Load(),
 		DiskFreeBytes:    l.stats.diskFree.Load(),
 		DiskTotalBytes:   l.stats.diskTotal.Load(),
 		DiskShort:        l.diskShort.Load(),
@@ -82,7 +88,14 @@ func (l *logImpl) addDamage(d Damage) {
 		}
 	}
 	l.damaged = append(l.damaged, d)
-	l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	switch {
+	case d.Repaired:
+		l.logger.Info("log: damaged data moved aside by runnel repair; its offsets are skipped", "range", d.RangeString(), "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	case d.PartitionRange():
+		l.logger.Error("log: corrupt data; readers stop at it until runnel repair skips it", "range", d.RangeString(), "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	default:
+		l.logger.Error("log: corrupt data", "file", d.File, "offset", d.Offset, "reason", d.Reason)
+	}
 }
 
 // fdatasync syncs f, counting the sync, its time and a failure in Stats.

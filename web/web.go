@@ -181,6 +181,11 @@ func (s *Server) notReady() []string {
 	if st.DiskShort {
 		why = append(why, "disk short: "+strconv.FormatInt(st.DiskFreeBytes, 10)+" bytes free")
 	}
+	for _, d := range st.Damaged {
+		if d.PartitionRange() && !d.Repaired {
+			why = append(why, "damaged: "+d.RangeString()+" ("+d.File+" at byte "+strconv.FormatInt(d.Offset, 10)+": "+d.Reason+"); consumers stop there with CORRUPT_MESSAGE: runnel repair skips the range")
+		}
+	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
 			why = append(why, err.Error())
@@ -222,7 +227,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	dmg := []map[string]any{}
 	for _, d := range st.Damaged {
-		dmg = append(dmg, map[string]any{"file": d.File, "offset": d.Offset, "reason": d.Reason})
+		e := map[string]any{"file": d.File, "offset": d.Offset, "reason": d.Reason}
+		if d.PartitionRange() {
+			e["topic"], e["partition"], e["from_offset"], e["to_offset"], e["repaired"] = d.Topic, d.Partition, d.From, d.To, d.Repaired
+		}
+		dmg = append(dmg, e)
 	}
 	out["damaged"] = dmg
 	for name, fn := range s.opts.Status {

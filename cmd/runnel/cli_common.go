@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/ingest/kafka"
 )
 
 // Exit codes of the client commands.
@@ -101,17 +103,23 @@ func (c command) fail(stderr io.Writer, err error) int {
 type clientFlags struct {
 	brokers string
 	timeout time.Duration
+	sec     clientSecurity // SASL and TLS (cli_security.go)
+
+	fs       *pflag.FlagSet
+	resolved bool // the environment and the client config file applied
 }
 
-// addClientFlags registers --brokers and --timeout on fs.
+// addClientFlags registers --brokers, --timeout and the SASL and TLS
+// flags on fs.
 func addClientFlags(fs *pflag.FlagSet) *clientFlags {
-	cf := &clientFlags{}
+	cf := &clientFlags{fs: fs}
 	def := os.Getenv(envBrokers)
 	if def == "" {
 		def = defaultBrokers
 	}
 	fs.StringVarP(&cf.brokers, "brokers", "b", def, "comma-separated Kafka bootstrap addresses (env "+envBrokers+")")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "how long to wait for the brokers to answer a request")
+	addSecurityFlags(fs, &cf.sec)
 	return cf
 }
 
@@ -131,7 +139,17 @@ func (cf *clientFlags) seeds() ([]string, error) {
 
 // newClient returns a franz-go client for the flags plus extra options.
 func (cf *clientFlags) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
+	if !cf.resolved && cf.fs != nil {
+		if err := cf.resolveClient(os.LookupEnv); err != nil {
+			return nil, err
+		}
+		cf.resolved = true
+	}
 	seeds, err := cf.seeds()
+	if err != nil {
+		return nil, err
+	}
+	sec, err := cf.sec.securityOpts()
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +160,11 @@ func (cf *clientFlags) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.DialTimeout(cf.timeout),
 		kgo.RetryTimeout(cf.timeout),
 		kgo.MetadataMinAge(250 * time.Millisecond),
+		// Requests no larger than runnel's default limit (franz-go's
+		// own is 100 MiB: a produce to many partitions could exceed it).
+		kgo.BrokerMaxWriteBytes(kafka.DefaultMaxFrameBytes),
 	}
+	opts = append(opts, sec...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)

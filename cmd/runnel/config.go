@@ -144,6 +144,10 @@ type kafkaConfig struct {
 	Users            []string
 	TLS              struct{ CertFile, KeyFile string }
 	MaxFrameBytes    int32
+	MaxQueuedBytes   int64
+	MaxConns         int
+	ConnectTimeout   time.Duration
+	IdleTimeout      time.Duration
 }
 
 type mqttConfig struct {
@@ -165,6 +169,9 @@ type mqttConfig struct {
 	MaxConnsPerIP            int
 	MaxQueuedPerClient       int
 	MaxClients               int
+	MaxConns                 int
+	MaxSubsPerClient         int
+	MaxSubs                  int
 	SysInterval              time.Duration
 	NoPersist                bool
 }
@@ -218,11 +225,11 @@ func (c *serveConfig) keys() []*key {
 		{path: "log.retention-bytes", flag: "retention-bytes", def: "-1", v: i64(&c.Log.RetentionBytes),
 			doc: "default retention by size per partition (negative = unlimited)"},
 		{path: "log.segment-bytes", flag: "segment-bytes", def: "67108864", v: i64(&c.Log.SegmentBytes), check: positive(&c.Log.SegmentBytes),
-			doc: "segment roll size"},
+			doc: "segment roll size (on a data volume it does not fit, segments roll at a sixteenth of the usable space: a warning at start)"},
 		{path: "log.on-full", flag: "on-full", def: "reject", v: str(&c.Log.OnFull), check: oneOf(&c.Log.OnFull, "reject", "drop-oldest"),
 			doc: "when the disk is short: `reject` (retriable error to producers) or `drop-oldest`"},
 		{path: "log.min-free-bytes", flag: "min-free-bytes", def: "67108864", v: i64(&c.Log.MinFreeBytes),
-			doc: "disk guard: free bytes under which `on-full` applies (negative = off)"},
+			doc: "disk guard: free bytes under which `on-full` applies (negative = off; half the data volume or more is lowered to an eighth of it, with a warning at start)"},
 		{path: "log.max-open-files", flag: "max-open-files", def: "256", v: integer(&c.Log.MaxOpenFiles), check: positive(&c.Log.MaxOpenFiles),
 			doc: "bound on open segment files (LRU)"},
 		{path: "log.shared-segments", flag: "shared-segments", def: "true", v: boolean(&c.Log.SharedSegments),
@@ -243,7 +250,15 @@ func (c *serveConfig) keys() []*key {
 		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
 			doc: "TLS key (PEM) for the Kafka listener"},
 		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
-			doc: "largest Kafka request accepted"},
+			doc: "largest Kafka request accepted (the Java client and librdkafka send at most 1 MB; franz-go up to its `BrokerMaxWriteBytes`, 100 MiB by default: set it to this)"},
+		{path: "kafka.max-queued-request-bytes", flag: "kafka-max-queued-request-bytes", def: strconv.Itoa(kafka.DefaultMaxQueuedRequestBytes), v: i64(&c.Kafka.MaxQueuedBytes),
+			doc: "request bytes all Kafka connections together may hold from the read of a frame until its response is ready (Kafka's `queued.max.request.bytes`); a connection whose next request does not fit stops reading until others complete (negative = no bound). With 16 maximal requests at once RSS grows by at most about twice this"},
+		{path: "kafka.max-connections", flag: "kafka-max-connections", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.Kafka.MaxConns),
+			doc: "Kafka connections open at once; one more is closed at accept (`runnel_kafka_connections_refused_total`). `0` = half of what `RLIMIT_NOFILE` leaves after `log.max-open-files`, 128 reserved and 64 HTTP connections (the start log shows it); negative = no cap"},
+		{path: "kafka.connect-timeout", flag: "kafka-connect-timeout", def: kafka.DefaultConnectTimeout.String(), v: dur(&c.Kafka.ConnectTimeout), check: notNegative(&c.Kafka.ConnectTimeout),
+			doc: "time a new Kafka connection has to send its first request and, with SASL, to authenticate (TLS handshake included)"},
+		{path: "kafka.idle-timeout", flag: "kafka-idle-timeout", def: "10m0s", v: dur(&c.Kafka.IdleTimeout), check: notNegative(&c.Kafka.IdleTimeout),
+			doc: "a Kafka connection without a request for this long is closed (Kafka's `connections.max.idle.ms`; clients close theirs after 9 minutes)"},
 
 		{path: "mqtt.addr", flag: "mqtt-addr", def: ":1883", v: str(&c.MQTT.Addr), check: addr(&c.MQTT.Addr),
 			doc: "MQTT listener (empty = off)"},
@@ -289,6 +304,12 @@ func (c *serveConfig) keys() []*key {
 			doc: "outgoing messages queued per subscriber before deliveries to it are dropped"},
 		{path: "mqtt.max-clients", flag: "mqtt-max-clients", def: "0", v: integer(&c.MQTT.MaxClients), check: notNegative(&c.MQTT.MaxClients),
 			doc: "connected clients in total (0 = unlimited)"},
+		{path: "mqtt.max-subscriptions-per-client", flag: "mqtt-max-subscriptions-per-client", def: strconv.Itoa(mqtt.DefaultMaxSubscriptionsPerClient), v: integer(&c.MQTT.MaxSubsPerClient),
+			doc: "subscriptions one client may hold (its persistent session's included); a filter beyond it is refused in the SUBACK with 0x97 quota exceeded (MQTT 5) or 0x80 (MQTT 3.1.1), counted in `runnel_mqtt_subscriptions_refused_total` (negative = no cap)"},
+		{path: "mqtt.max-subscriptions", flag: "mqtt-max-subscriptions", def: strconv.Itoa(mqtt.DefaultMaxSubscriptions), v: integer(&c.MQTT.MaxSubs),
+			doc: "subscriptions of all clients together (each costs about 2.5 KiB of memory); refused as above (negative = no cap)"},
+		{path: "mqtt.max-conns", flag: "mqtt-max-conns", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.MQTT.MaxConns),
+			doc: "MQTT connections open at once, before or after CONNECT, all listeners together; one more is closed at accept. `0` = the other half of what `kafka.max-connections` is derived from; negative = no cap"},
 		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),
 			doc: "how often the `$SYS` topics are republished"},
 		{path: "mqtt.no-persist", flag: "mqtt-no-persist", def: "false", v: boolean(&c.MQTT.NoPersist),

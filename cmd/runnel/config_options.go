@@ -73,15 +73,19 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return kafka.Options{
-		Log:              l,
-		Groups:           groups,
-		Logger:           logger,
-		ClusterID:        "runnel-" + nodeID,
-		AdvertisedAddr:   c.Kafka.AdvertisedAddr,
-		AutoCreateTopics: c.Kafka.AutoCreateTopics,
-		MaxFrameBytes:    c.Kafka.MaxFrameBytes,
-		TLS:              tc,
-		SASLPlain:        users,
+		Log:                   l,
+		Groups:                groups,
+		Logger:                logger,
+		ClusterID:             "runnel-" + nodeID,
+		AdvertisedAddr:        c.Kafka.AdvertisedAddr,
+		AutoCreateTopics:      c.Kafka.AutoCreateTopics,
+		MaxFrameBytes:         c.Kafka.MaxFrameBytes,
+		MaxQueuedRequestBytes: cmp.Or(c.Kafka.MaxQueuedBytes, -1), // 0 here means no bound
+		MaxConns:              c.kafkaMaxConns(),
+		ConnectTimeout:        cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
+		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
+		TLS:                   tc,
+		SASLPlain:             users,
 	}, nil
 }
 
@@ -114,20 +118,23 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 			RequireClientCert: requireCert,
 			CertAsUsername:    m.TLS.CertAsUsername,
 		},
-		Routes:                   m.Routes,
-		Publish:                  m.Publish,
-		AllowAnonymous:           anon,
-		Users:                    m.Users,
-		ACL:                      m.ACL,
-		MaxPendingPerClient:      m.MaxPendingPerClient,
-		MaxPendingBytesPerClient: m.MaxPendingBytesPerClient,
-		MaxPacketSize:            m.MaxPacketSize,
-		ConnectTimeout:           m.ConnectTimeout,
-		MaxConnsPerIP:            m.MaxConnsPerIP,
-		MaxQueuedPerClient:       m.MaxQueuedPerClient,
-		MaxClients:               m.MaxClients,
-		SysInterval:              m.SysInterval,
-		NoPersist:                m.NoPersist,
+		Routes:                    m.Routes,
+		Publish:                   m.Publish,
+		AllowAnonymous:            anon,
+		Users:                     m.Users,
+		ACL:                       m.ACL,
+		MaxPendingPerClient:       m.MaxPendingPerClient,
+		MaxPendingBytesPerClient:  m.MaxPendingBytesPerClient,
+		MaxPacketSize:             m.MaxPacketSize,
+		ConnectTimeout:            m.ConnectTimeout,
+		MaxConnsPerIP:             m.MaxConnsPerIP,
+		MaxQueuedPerClient:        m.MaxQueuedPerClient,
+		MaxClients:                m.MaxClients,
+		MaxConns:                  c.mqttMaxConns(),
+		MaxSubscriptionsPerClient: cmp.Or(m.MaxSubsPerClient, -1), // 0 here means none (the package's 0 is its default)
+		MaxSubscriptions:          cmp.Or(m.MaxSubs, -1),
+		SysInterval:               m.SysInterval,
+		NoPersist:                 m.NoPersist,
 	}
 }
 

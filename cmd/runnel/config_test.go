@@ -36,7 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.DataDir != "./runnel-data" || c.Kafka.Addr != ":9092" || c.MQTT.Addr != ":1883" || c.HTTP.Addr != ":8080" ||
 		c.Log.Fsync != "always" || !c.Kafka.AutoCreateTopics || c.Log.DefaultPartitions != 1 || c.Log.Retention != 168*time.Hour ||
-		c.Kafka.MaxFrameBytes != 100<<20 || !c.Log.SharedSegments || c.ShutdownTimeout != 10*time.Second || c.MQTT.AllowAnonymous != nil {
+		c.Kafka.MaxFrameBytes != 16<<20 || !c.Log.SharedSegments || c.ShutdownTimeout != 10*time.Second || c.MQTT.AllowAnonymous != nil {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if got := c.key("log.fsync").from; got != "default" {
@@ -64,7 +64,7 @@ func TestConfigPrecedence(t *testing.T) {
 		env  map[string]string
 		want want
 	}{
-		{"default", nil, nil, want{"./runnel-data", "always", 100 << 20, 0, "default", "default"}},
+		{"default", nil, nil, want{"./runnel-data", "always", 16 << 20, 0, "default", "default"}},
 		{"file", []string{"--config", file}, nil, want{"/from/file", "never", 1000, 2, "file " + file + " line 4", "file " + file + " line 1"}},
 		{"env over file", []string{"--config", file}, map[string]string{"RUNNEL_FSYNC": "interval", "RUNNEL_KAFKA_MAX_FRAME_BYTES": "2000", "RUNNEL_DATA_DIR": "/from/env", "RUNNEL_MQTT_ROUTE": "c/#=z"},
 			want{"/from/env", "interval", 2000, 1, "RUNNEL_KAFKA_MAX_FRAME_BYTES", "RUNNEL_DATA_DIR"}},

@@ -154,7 +154,9 @@ type runnelServer struct {
 	dir                       string
 	kafka, http, mqtt         string
 	extra                     []string
-	mu                        sync.Mutex // guards cmd, done
+	wrap                      []string       // command and arguments the server is started under (prlimit …)
+	sec                       clientSecurity // how start's readiness probe connects (SASL, TLS)
+	mu                        sync.Mutex     // guards cmd, done
 	cmd                       *exec.Cmd
 	done                      chan struct{}
 	logPath                   string
@@ -180,21 +182,36 @@ func startRunnel(t testing.TB, partitions int, extra ...string) *runnelServer {
 	if os.Getenv("RUNNEL_IT_TARGET") == "kafka" {
 		t.Skip("needs runnel itself (HTTP API, MQTT, data dir or runnel flags): runs against runnel only, not RUNNEL_IT_TARGET=kafka")
 	}
+	return startRunnelUnder(t, nil, partitions, extra...)
+}
+
+// startRunnelUnder is startRunnel with the server started under the
+// command wrap (e.g. prlimit --nofile=1024:1024), restarts included.
+func startRunnelUnder(t testing.TB, wrap []string, partitions int, extra ...string) *runnelServer {
+	t.Helper()
+	s := newRunnel(t, wrap, partitions, extra...)
+	if err := s.start(); err != nil {
+		t.Fatalf("start runnel: %v\n--- server log ---\n%s", err, s.LogTail())
+	}
+	return s
+}
+
+// newRunnel prepares a runnelServer (not started; start does).
+func newRunnel(t testing.TB, wrap []string, partitions int, extra ...string) *runnelServer {
+	t.Helper()
 	dir := t.TempDir()
 	s := &runnelServer{
 		bin: serverBinary(t), dir: dir,
 		kafka: freeAddr(t), http: freeAddr(t), mqtt: freeAddr(t),
 		logPath:      filepath.Join(dir, "server.log"),
 		startTimeout: 20 * time.Second, stopTimeout: 10 * time.Second,
+		wrap: wrap,
 	}
 	if partitions > 0 {
 		extra = append([]string{"--default-partitions", strconv.Itoa(partitions)}, extra...)
 	}
 	s.extra = extra
 	t.Cleanup(func() { s.kill() })
-	if err := s.start(); err != nil {
-		t.Fatalf("start runnel: %v\n--- server log ---\n%s", err, s.LogTail())
-	}
 	return s
 }
 
@@ -225,7 +242,7 @@ func (s *runnelServer) start() error {
 		"--data-dir", filepath.Join(s.dir, "data"),
 		"--kafka-addr", s.kafka, "--http-addr", s.http, "--mqtt-addr", s.mqtt,
 	}, s.extra...)
-	argv := append(append(slices.Clip(s.emu), s.bin), args...)
+	argv := append(append(append(slices.Clip(s.wrap), s.emu...), s.bin), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -242,11 +259,11 @@ func (s *runnelServer) start() error {
 	}()
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
-	return waitKafkaReady(s.kafka, done, s.startTimeout)
+	return waitKafkaReady(s.kafka, done, s.startTimeout, s.sec)
 }
 
 // waitKafkaReady polls Metadata until the server lists a broker.
-func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration) error {
+func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration, sec clientSecurity) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -256,7 +273,7 @@ func waitKafkaReady(addr string, exited <-chan struct{}, timeout time.Duration) 
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			cf := &clientFlags{brokers: addr, timeout: time.Second}
+			cf := &clientFlags{brokers: addr, timeout: time.Second, sec: sec}
 			if cl, err := cf.newClient(kgo.RequestRetries(0)); err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				_, _, err := fetchMetadata(ctx, cl, nil)

@@ -2,7 +2,7 @@
 // serves the Kafka wire protocol and MQTT over a crash-safe partitioned
 // log, forwards upstream, and answers health, metrics and status over HTTP.
 //
-// Subcommands: serve, topic, produce, consume, status, bench, check, version.
+// Subcommands: serve, topic, produce, consume, status, bench, check, repair, version.
 package main
 
 import (
@@ -34,6 +34,7 @@ Commands:
   status    show topics, offsets, node and route state
   bench     load generator: bench produce | consume | e2e
   check     verify a data directory offline (exit 1 on damage)
+  repair    move damaged ranges of a data directory aside, offline (asks first)
   version   print the version and the on-disk formats it reads and writes
 
 Run 'runnel COMMAND --help' for a command's flags.
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBench(ctx, rest, stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, stdout, stderr)
+	case "repair":
+		return runRepair(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version":
 		printVersion(stdout)
 		return 0

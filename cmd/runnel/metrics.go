@@ -20,6 +20,11 @@ import (
 func kafkaMetrics(m *web.Metrics, st kafka.Stats, gs group.Stats) {
 	m.Gauge("runnel_kafka_connections", "Open Kafka client connections.", float64(st.Conns), nil)
 	m.Counter("runnel_kafka_connections_total", "Kafka connections accepted.", float64(st.ConnsTotal), nil)
+	m.Counter("runnel_kafka_connections_refused_total", "Kafka connections closed at accept: the connection cap was reached.", float64(st.ConnsRefused), nil)
+	m.Counter("runnel_kafka_connect_timeouts_total", "Kafka connections closed without a first request (or SASL authentication) in time.", float64(st.ConnectTimeouts), nil)
+	m.Gauge("runnel_kafka_queued_request_bytes", "Request bytes Kafka connections hold now (kafka.max-queued-request-bytes).", float64(st.QueuedRequestBytes), nil)
+	m.Counter("runnel_kafka_request_budget_waits_total", "Kafka requests that waited for room in kafka.max-queued-request-bytes.", float64(st.RequestBudgetWaits), nil)
+	m.Counter("runnel_kafka_idle_timeouts_total", "Kafka connections closed after the idle timeout.", float64(st.IdleTimeouts), nil)
 	for key, n := range st.Requests {
 		name := kmsg.NameForKey(key)
 		if name == "" {
@@ -61,6 +66,9 @@ func mqttMetrics(m *web.Metrics, st mqtt.Stats) {
 	c("auth_failures_total", "CONNECTs refused for bad credentials.", st.AuthFailures)
 	c("acl_denied_total", "Publishes, subscriptions or deliveries refused by ACL.", st.ACLDenied)
 	c("conns_refused_ip_total", "Connections closed at the per-IP cap.", st.ConnsRefusedIP)
+	c("conns_refused_total", "Connections closed at the cap of all MQTT connections.", st.ConnsRefused)
+	c("malformed_packets_total", "MQTT connections closed for a malformed packet or a protocol violation.", st.Malformed)
+	c("subscriptions_refused_total", "Subscription filters refused at a subscription cap (SUBACK 0x97, or 0x80 in MQTT 3.1.1).", st.SubsRefused)
 	c("connect_timeouts_total", "Connections that sent no CONNECT in time.", st.ConnectTimeouts)
 	c("persist_errors_total", "Failed writes of sessions/retained messages.", st.PersistErrors)
 	g("clients_connected", "Connected MQTT clients ($SYS/broker/clients/connected).", st.ClientsConnected)

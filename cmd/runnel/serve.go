@@ -80,6 +80,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		return fmt.Errorf("node id: %v", err)
 	}
 	logger = logger.With("node", nodeID)
+	logFDBudget(cfg, logger)
 
 	var stops []stopper
 	// shutdown stops every component, then syncs and closes the log,
@@ -236,6 +237,9 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	// Connections beyond the HTTP share of descriptors wait in the
+	// kernel's backlog instead of taking the log's.
+	ln = limitListener(ln, w.cfg.fds().HTTP)
 	auth, err := w.cfg.webAuth()
 	if err != nil {
 		ln.Close()

@@ -59,6 +59,9 @@ func (s *Server) createTopic(t kmsg.CreateTopicsRequestTopic, dup, validateOnly 
 		explicit[e.Name] = *e.Value
 	}
 	cfg, err := buildConfig(explicit)
+	if err == nil {
+		err = s.checkFrameFit(cfg)
+	}
 	if err != nil {
 		return codeInvalidConfig, err.Error(), cfg, nil
 	}

@@ -49,6 +49,14 @@ const (
 //     franz-go and the Java client (which also refresh metadata), and the
 //     closest meaning; the produce error message says the disk is full.
 //   - ErrReadOnly (a failed fsync or write) also answers KAFKA_STORAGE_ERROR.
+//   - ErrTooManyOpenFiles (out of descriptors: nothing written, the
+//     partition stays writable) answers KAFKA_STORAGE_ERROR too, so
+//     clients retry.
+//   - ErrCorrupt (stored data that fails its checks, or offsets lost to
+//     damage) answers CORRUPT_MESSAGE: a consumer that reaches it learns
+//     the data is damaged (the Java consumer raises it; runnel repair
+//     skips the range). Any other error of a read answers
+//     KAFKA_STORAGE_ERROR (fetch.go).
 //   - ErrClosed answers NOT_LEADER_OR_FOLLOWER so clients retry elsewhere
 //     or later (the server is shutting down).
 func errorCode(err error) int16 {
@@ -59,7 +67,7 @@ func errorCode(err error) int16 {
 		return codeUnknownTopicOrPartition
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return codeOffsetOutOfRange
-	case errors.Is(err, log.ErrCorruptBatch):
+	case errors.Is(err, log.ErrCorruptBatch), errors.Is(err, log.ErrCorrupt):
 		return codeCorruptMessage
 	case errors.Is(err, log.ErrBatchTooLarge):
 		return codeMessageTooLarge
@@ -67,7 +75,7 @@ func errorCode(err error) int16 {
 		return codeOutOfOrderSequence
 	case errors.Is(err, log.ErrInvalidProducerEpoch):
 		return codeInvalidProducerEpoch
-	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrReadOnly):
+	case errors.Is(err, log.ErrDiskFull), errors.Is(err, log.ErrReadOnly), errors.Is(err, log.ErrTooManyOpenFiles):
 		return codeKafkaStorageError
 	case errors.Is(err, log.ErrClosed), errors.Is(err, log.ErrNotLeader):
 		return codeNotLeaderForPartition

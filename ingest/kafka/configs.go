@@ -189,6 +189,20 @@ func buildConfig(settings map[string]string) (log.TopicConfig, error) {
 	return cfg, nil
 }
 
+// frameOverhead is what a Produce request needs around one record batch
+// (request header, client id, topic name, partition): a batch of
+// max.message.bytes must fit in MaxFrameBytes with it.
+const frameOverhead = 1024
+
+// checkFrameFit refuses a max.message.bytes that no request this server
+// accepts could carry (a producer would be disconnected at every try).
+func (s *Server) checkFrameFit(cfg log.TopicConfig) error {
+	if limit := int64(s.opts.MaxFrameBytes) - frameOverhead; int64(cfg.MaxBatchBytes) > limit {
+		return fmt.Errorf("max.message.bytes %d does not fit in a request: the server accepts requests up to %d bytes (kafka.max-frame-bytes), so at most %d", cfg.MaxBatchBytes, s.opts.MaxFrameBytes, limit)
+	}
+	return nil
+}
+
 // overrides records, per topic, which configs were set explicitly through
 // the Kafka API (meta KV bucket "kafka-topic-configs": topic → JSON object),
 // so DescribeConfigs reports their source and IncrementalAlterConfigs can
@@ -345,6 +359,9 @@ func (s *Server) alterTopic(topic string, changes map[string]*string, replace, v
 		}
 	}
 	cfg, err := buildConfig(next)
+	if err == nil {
+		err = s.checkFrameFit(cfg)
+	}
 	if err != nil {
 		return codeInvalidConfig, err.Error()
 	}

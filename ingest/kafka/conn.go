@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,9 +29,32 @@ type slot struct {
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
 	done       chan struct{}
+
+	// The request's frame bytes held in the server's memBudget, given
+	// back when the response is ready (or the handler panicked).
+	budget   *memBudget
+	charge   int64
+	released atomic.Bool
 }
 
-func (sl *slot) finish() { close(sl.done) }
+func (sl *slot) finish() {
+	sl.releaseCharge()
+	close(sl.done)
+}
+
+func (sl *slot) releaseCharge() {
+	if sl.charge > 0 && sl.released.CompareAndSwap(false, true) {
+		sl.budget.release(sl.charge)
+	}
+}
+
+// newSlot starts the response slot of the frame being handled; it takes
+// over the frame's budget charge.
+func (c *conn) newSlot(corr int32) *slot {
+	sl := &slot{corr: corr, done: make(chan struct{}), budget: c.s.budget, charge: c.frameCharge}
+	c.frameCharge = 0
+	return sl
+}
 
 // conn is one client connection: a reader (the goroutine running serve) and
 // a writer goroutine, plus one goroutine per in-flight Fetch or group
@@ -55,7 +79,13 @@ type conn struct {
 	advHost string
 	advPort int32
 
+	// connectBy is when a connection that has not sent its first request
+	// (or, with SASL, not authenticated) is closed (zero: no deadline).
+	connectBy time.Time
+
 	// Reader-goroutine state.
+	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
+	established   bool  // a request was read and the connection is authenticated
 	authed        bool
 	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism bool          // a SaslHandshake chose PLAIN
@@ -80,6 +110,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		authed:     len(s.opts.SASLPlain) == 0,
 		advHost:    s.advHost,
 		advPort:    s.advPort,
+	}
+	if d := s.opts.ConnectTimeout; d > 0 {
+		c.connectBy = time.Now().Add(d)
 	}
 	var once sync.Once
 	c.kill = func() { once.Do(func() { close(c.killed); nc.Close() }) }
@@ -106,11 +139,41 @@ func (c *conn) armRead() bool {
 	if c.stopping {
 		return false
 	}
+	var dl time.Time
 	if d := c.s.opts.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.nc.SetReadDeadline(time.Time{})
+		dl = time.Now().Add(d)
 	}
+	if !c.established && !c.connectBy.IsZero() && (dl.IsZero() || c.connectBy.Before(dl)) {
+		dl = c.connectBy
+	}
+	c.nc.SetReadDeadline(dl)
+	return true
+}
+
+// A frame's body must arrive at frameMinRate at least (and within
+// frameMinTime): a client that announces a large request and trickles it
+// holds budget (MaxQueuedRequestBytes) for a bounded time only.
+const (
+	frameMinRate = 8 << 10 // bytes a second: 64 kbit/s, a poor cellular uplink
+	frameMinTime = 30 * time.Second
+)
+
+// armBody sets the deadline for reading a frame body of n bytes; false
+// when stopping.
+func (c *conn) armBody(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	dl := time.Now().Add(max(frameMinTime, time.Duration(n/frameMinRate)*time.Second))
+	if d := c.s.opts.IdleTimeout; d > 0 && time.Now().Add(d).Before(dl) {
+		dl = time.Now().Add(d)
+	}
+	if !c.established && !c.connectBy.IsZero() && c.connectBy.Before(dl) {
+		dl = c.connectBy
+	}
+	c.nc.SetReadDeadline(dl)
 	return true
 }
 
@@ -158,18 +221,43 @@ func (c *conn) readLoop() error {
 			c.s.stats.badFrames.Add(1)
 			return fmt.Errorf("%w: length prefix %d, limit %d", ErrFrameTooLarge, uint32(n), limit)
 		}
+		// Room in the server's budget first: memory is taken only for
+		// frames that fit (the peer waits, held back by TCP).
+		if !c.s.budget.acquire(int64(n), c.s.closing, c.killed) {
+			return nil
+		}
+		if !c.armBody(int64(n)) { // the wait may have been long: the body gets a fresh deadline
+			c.s.budget.release(int64(n))
+			return nil
+		}
+		c.frameCharge = int64(n)
 		buf := getBuf(int(n))
 		if _, err := io.ReadFull(br, buf); err != nil {
 			putBuf(buf)
+			c.releaseFrame()
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				c.s.stats.badFrames.Add(1)
 				return fmt.Errorf("%w: truncated frame (%d bytes announced)", ErrMalformed, n)
 			}
 			return quietReadErr(c, err)
 		}
-		if err := c.handleFrame(buf); err != nil {
+		err := c.handleFrame(buf)
+		c.releaseFrame() // a frame that got no slot (refused, malformed)
+		if err != nil {
 			return err
 		}
+		if !c.established && c.authed {
+			c.established = true
+		}
+	}
+}
+
+// releaseFrame gives back the budget of the frame being handled unless a
+// slot took it.
+func (c *conn) releaseFrame() {
+	if c.frameCharge > 0 {
+		c.s.budget.release(c.frameCharge)
+		c.frameCharge = 0
 	}
 }
 
@@ -190,7 +278,17 @@ func quietReadErr(c *conn, err error) error {
 		if stopping {
 			return nil
 		}
-		return fmt.Errorf("idle for %v", c.s.opts.IdleTimeout)
+		if !c.established && !c.connectBy.IsZero() && !time.Now().Before(c.connectBy) {
+			// Flood-prone: counted, logged at most every 10s.
+			n := c.s.stats.connectTimeouts.Add(1)
+			if c.s.warnLimit.allow() {
+				c.s.logger.Warn("kafka: closing connection: no request (or no SASL authentication) in time (logged at most every 10s)",
+					"peer", c.peer, "connect_timeout", c.s.opts.ConnectTimeout, "timeouts_total", n)
+			}
+			return nil
+		}
+		c.s.stats.idleTimeouts.Add(1)
+		return fmt.Errorf("no request for %v, or a request body slower than %d bytes/s", c.s.opts.IdleTimeout, frameMinRate)
 	}
 	return err
 }
@@ -209,10 +307,14 @@ func (c *conn) push(sl *slot) bool {
 // the call (recycled when no longer referenced). A returned error closes the
 // connection.
 func (c *conn) handleFrame(buf []byte) (err error) {
+	var sl *slot
 	defer func() {
 		if r := recover(); r != nil {
 			// A slot may be queued and never finished: end the
 			// connection at once rather than wait for it.
+			if sl != nil {
+				sl.releaseCharge()
+			}
 			c.s.stats.badFrames.Add(1)
 			c.kill()
 			err = fmt.Errorf("%w: panic while handling a request: %v", ErrMalformed, r)
@@ -237,7 +339,7 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 		putBuf(buf)
 		return fmt.Errorf("%w: request key %d before SASL authentication", ErrAuth, key)
 	}
-	sl := &slot{corr: corr, done: make(chan struct{})}
+	sl = c.newSlot(corr)
 	if !c.s.versions.serves(key, version) {
 		putBuf(buf)
 		c.s.stats.unsupported.Add(1)

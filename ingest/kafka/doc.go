@@ -91,4 +91,11 @@
 //     frame up to MaxFrameBytes is decoded by kmsg, whose arrays are bounded
 //     by the frame size: a hostile authenticated client can still make one
 //     request allocate a multiple of its size.
+//   - Bounded resources (budget.go, server.go): MaxConns connections (one
+//     more is closed at accept), ConnectTimeout to send the first request
+//     and to authenticate, IdleTimeout without a request; the frames all
+//     connections hold from the read of their length until their response
+//     is ready are bounded by MaxQueuedRequestBytes (a reader waits for
+//     room before it allocates; a frame is charged to its response slot),
+//     and after a burst the memory is given back to the OS.
 package kafka

@@ -126,6 +126,9 @@ func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest, seen *[]int64) (res
 				data, err := lg.Read(t.Topic, p.Partition, p.FetchOffset, min(int(p.PartitionMaxBytes), max(remaining, 1)))
 				if err != nil {
 					rp.ErrorCode = errorCode(err)
+					if rp.ErrorCode == codeUnknownServerError {
+						rp.ErrorCode = codeKafkaStorageError // the stored data could not be read
+					}
 					s.stats.errors.Add(1)
 					stop = true
 				} else if len(data) > 0 {

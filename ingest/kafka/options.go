@@ -73,16 +73,37 @@ type Options struct {
 	AutoCreateTopics bool
 	// MaxFrameBytes caps a request's size; the length prefix is checked
 	// before anything is allocated, and a larger frame closes the
-	// connection. Default 100 MiB (Kafka's socket.request.max.bytes).
+	// connection. Default 16 MiB (Kafka's socket.request.max.bytes is
+	// 100 MiB; the Java client and librdkafka send at most 1 MB, franz-go
+	// up to BrokerMaxWriteBytes).
 	MaxFrameBytes int32
+	// MaxQueuedRequestBytes bounds the bytes of requests all connections
+	// together hold, from the read of a frame's length until its response
+	// is ready (Kafka's queued.max.request.bytes): a connection whose next
+	// frame does not fit stops reading until others' requests complete.
+	// A frame larger than this is read when no other request is held.
+	// Default 64 MiB; <0 = no bound.
+	MaxQueuedRequestBytes int64
 	// TLS, when set, makes every accepted connection TLS. nil = plaintext.
 	TLS *tls.Config
 	// SASLPlain maps user → password. Non-empty means every connection
 	// must authenticate with SASL/PLAIN before anything but ApiVersions.
 	SASLPlain map[string]string
 	// IdleTimeout closes a connection with no request for this long
-	// (default 10 min, Kafka's connections.max.idle.ms; <0 = never).
+	// (default 10 min, Kafka's connections.max.idle.ms, a minute more than
+	// the clients' own 9-minute default so that they close first; <0 =
+	// never).
 	IdleTimeout time.Duration
+	// ConnectTimeout is how long a new connection has to send its first
+	// request and, with SASL, to authenticate (the TLS handshake
+	// included); then it is closed. Default 10s; <0 = only IdleTimeout.
+	ConnectTimeout time.Duration
+	// MaxConns caps the connections open at once: one accepted beyond it
+	// is closed at once (counted in Stats().ConnsRefused), so a flood of
+	// connections cannot take the descriptors the log needs. Default
+	// DefaultMaxConns; <0 = no cap. runnel serve derives it from
+	// RLIMIT_NOFILE.
+	MaxConns int
 	// WriteTimeout bounds writing one batch of responses (default 30s).
 	WriteTimeout time.Duration
 	// MaxInFlight bounds requests read but not yet answered per
@@ -92,11 +113,14 @@ type Options struct {
 
 // Defaults applied by New.
 const (
-	DefaultMaxFrameBytes = 100 << 20
-	DefaultIdleTimeout   = 10 * time.Minute
-	DefaultWriteTimeout  = 30 * time.Second
-	DefaultMaxInFlight   = 64
-	DefaultClusterID     = "runnel"
+	DefaultMaxFrameBytes         = 16 << 20
+	DefaultMaxQueuedRequestBytes = 64 << 20
+	DefaultIdleTimeout           = 10 * time.Minute
+	DefaultConnectTimeout        = 10 * time.Second
+	DefaultMaxConns              = 1024
+	DefaultWriteTimeout          = 30 * time.Second
+	DefaultMaxInFlight           = 64
+	DefaultClusterID             = "runnel"
 )
 
 // Validate reports the first invalid field.
@@ -136,8 +160,17 @@ func (o *Options) fill() {
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = DefaultMaxFrameBytes
 	}
+	if o.MaxQueuedRequestBytes == 0 {
+		o.MaxQueuedRequestBytes = DefaultMaxQueuedRequestBytes
+	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout

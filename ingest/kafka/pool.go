@@ -6,10 +6,12 @@ import (
 )
 
 // Request frames are read into power-of-two buffers from size-classed pools
-// (1 KiB .. 64 MiB); larger frames are allocated and left to the GC.
+// (1 KiB .. 1 MiB); larger frames are allocated and left to the GC, so a
+// burst of large requests is not kept in pools (memBudget gives it back to
+// the OS).
 const (
 	minPoolShift = 10
-	maxPoolShift = 26
+	maxPoolShift = 20
 )
 
 var framePools [maxPoolShift + 1]sync.Pool

@@ -62,7 +62,8 @@ func (c *conn) saslRawToken(buf []byte) error {
 		return fmt.Errorf("%w: SASL/PLAIN (v0) user %q", ErrAuth, user)
 	}
 	c.authed = true
-	sl := &slot{rawSet: true, raw: []byte{}, done: make(chan struct{})}
+	sl := c.newSlot(0)
+	sl.rawSet, sl.raw = true, []byte{}
 	sl.finish()
 	if !c.push(sl) {
 		return errKilled

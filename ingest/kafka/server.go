@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/ingest/produce"
@@ -26,6 +27,7 @@ type Server struct {
 	pids     *producerIDs
 	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
+	budget   *memBudget // request bytes held by all connections
 
 	closing chan struct{} // closed by Close: long polls return, readers stop
 
@@ -36,6 +38,20 @@ type Server struct {
 	conns     map[*conn]struct{}
 
 	connWG sync.WaitGroup // one per live connection
+
+	warnLimit rateLimit // log lines about refused and timed-out connections
+}
+
+// rateLimit lets one event through per rateLimitEvery (log lines a flood
+// would otherwise repeat thousands of times).
+type rateLimit struct{ last atomic.Int64 }
+
+const rateLimitEvery = 10 * time.Second
+
+func (r *rateLimit) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(rateLimitEvery) && r.last.CompareAndSwap(last, now)
 }
 
 // New validates opts and returns a Server ready to Serve.
@@ -52,6 +68,7 @@ func New(opts Options) (*Server, error) {
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		budget:    newMemBudget(opts.MaxQueuedRequestBytes),
 	}
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
@@ -114,13 +131,23 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) startConn(nc net.Conn) {
-	c := newConn(s, nc)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
+	if max := s.opts.MaxConns; max > 0 && len(s.conns) >= max {
+		s.mu.Unlock()
+		nc.Close()
+		n := s.stats.connsRefused.Add(1)
+		if s.warnLimit.allow() {
+			s.logger.Warn("kafka: connection refused: the connection cap is reached (logged at most every 10s)",
+				"peer", nc.RemoteAddr().String(), "max_conns", max, "refused_total", n)
+		}
+		return
+	}
+	c := newConn(s, nc)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
@@ -162,6 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closed = true
 	close(s.closing)
+	s.budget.close()
 	for ln := range s.listeners {
 		ln.Close()
 	}

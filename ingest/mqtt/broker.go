@@ -43,12 +43,15 @@ type Broker struct {
 	produce *produce.Path // the produce path shared with Kafka and HTTP
 
 	sessions sync.Map // *mqtt.Client → *session
+	subQuota sync.Map // *mqtt.Client → quotaMark: refused filters of the SUBSCRIBE being answered
 
 	fanMu sync.Mutex   // serializes use of fan
 	fan   *mqtt.Client // inline client that fans out durable publishes
 
 	ipMu    sync.Mutex
 	ipConns map[string]int // guarded by ipMu: open connections per IP
+
+	conns atomic.Int64 // connections open on all listeners (MaxConns)
 
 	persist *persister // nil with NoPersist
 

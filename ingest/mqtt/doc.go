@@ -78,6 +78,17 @@
 // (or MaxPendingBytesPerClient) the client's read loop waits: TCP
 // backpressure instead of memory growth.
 //
+// # Limits
+//
+// MaxConns connections on all listeners together and MaxConnsPerIP per
+// address are closed at accept; ConnectTimeout bounds the wait for
+// CONNECT. Subscriptions are capped per client and in total
+// (subscribe.go): OnSubscribe blanks each filter past a cap, so mochi
+// refuses it (0x80 in MQTT 3.1.1), and OnPacketEncode turns those refusals
+// into 0x97 (quota exceeded) in the MQTT 5 SUBACK; no mochi patch. A
+// connection that ends with a malformed packet or a protocol violation is
+// counted (Stats().Malformed) and logged at most once a second.
+//
 // # Persistence
 //
 // Sessions (clients, subscriptions, unacknowledged outbound messages) of

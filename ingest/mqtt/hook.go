@@ -25,7 +25,8 @@ func (h *hook) Provides(e byte) bool { return int(e) < len(h.events) && h.events
 
 func newHook(b *Broker) *hook {
 	h := &hook{b: b}
-	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketProcessed, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished} {
+	for _, e := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketProcessed, mqtt.OnWillSent, mqtt.OnDisconnect, mqtt.OnSessionEstablished,
+		mqtt.OnSubscribe, mqtt.OnPacketEncode} {
 		h.events[e] = true
 	}
 	if b.persist != nil {
@@ -145,6 +146,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		v.(*session).flushDeferred()
 	}
 	h.b.sessions.Delete(cl)
+	h.b.subQuota.Delete(cl)
 	if h.b.persist != nil {
 		h.b.persist.onDisconnect(cl, expire)
 	}

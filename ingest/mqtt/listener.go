@@ -4,11 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // netListener is a mochi listener over a net.Listener the caller made. It
@@ -70,14 +72,44 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
+// connEnded notes why a connection ended: a malformed packet or a
+// protocol violation is counted (MalformedPackets) and logged at most once
+// a second; anything else is a debug line.
+func (b *Broker) connEnded(peer string, err error) {
+	if !isMalformed(err) {
+		b.log.Debug("mqtt: connection ended", "peer", peer, "error", err)
+		return
+	}
+	n := b.stats.malformed.Add(1)
+	if b.warnLimit() {
+		b.log.Warn("mqtt: connection closed: malformed packet or protocol violation (logged at most once a second)", "peer", peer, "error", err, "malformed_total", n)
+	}
+}
+
+// isMalformed reports an error of mochi's packet decoding or protocol
+// checks: malformed packet (0x81), protocol error (0x82), packet too
+// large (0x95), or a packet type that does not exist.
+func isMalformed(err error) bool {
+	var code packets.Code
+	if errors.As(err, &code) {
+		return code.Code == packets.ErrMalformedPacket.Code || code.Code == packets.ErrProtocolViolation.Code || code.Code == packets.ErrPacketTooLarge.Code
+	}
+	return strings.Contains(err.Error(), "invalid packet type")
+}
+
 func isTemporary(err error) bool {
 	t, ok := err.(interface{ Temporary() bool })
 	return ok && t.Temporary()
 }
 
 func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
+	if !l.b.connAcquire(conn.RemoteAddr().String()) {
+		_ = conn.Close()
+		return
+	}
 	ip := remoteIP(conn)
 	if !l.b.ipAcquire(ip) {
+		l.b.connRelease()
 		l.b.stats.connsRefusedIP.Add(1)
 		l.b.log.Debug("mqtt: connection refused, per-IP cap reached", "peer", conn.RemoteAddr().String())
 		_ = conn.Close()
@@ -87,6 +119,7 @@ func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
 	if l.end.Load() {
 		l.mu.Unlock()
 		l.b.ipRelease(ip)
+		l.b.connRelease()
 		_ = conn.Close()
 		return
 	}
@@ -105,13 +138,14 @@ func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
 			l.b.stats.connectTimeouts.Add(1)
 		}
 		if err != nil {
-			l.b.log.Debug("mqtt: connection ended", "peer", conn.RemoteAddr().String(), "error", err)
+			l.b.connEnded(conn.RemoteAddr().String(), err)
 		}
 		_ = conn.Close()
 		l.mu.Lock()
 		delete(l.conns, conn)
 		l.mu.Unlock()
 		l.b.ipRelease(ip)
+		l.b.connRelease()
 	}()
 }
 
@@ -140,6 +174,29 @@ func remoteIP(c net.Conn) string {
 		return a.String()
 	}
 	return host
+}
+
+// connAcquire counts a connection on any listener; false (counted, and
+// logged at most once a second) when MaxConns are open.
+func (b *Broker) connAcquire(peer string) bool {
+	if b.opts.MaxConns < 0 {
+		return true
+	}
+	if b.conns.Add(1) > int64(b.opts.MaxConns) {
+		b.conns.Add(-1)
+		n := b.stats.connsRefused.Add(1)
+		if b.warnLimit() {
+			b.log.Warn("mqtt: connection refused: the connection cap is reached (logged at most once a second)", "peer", peer, "max_conns", b.opts.MaxConns, "refused_total", n)
+		}
+		return false
+	}
+	return true
+}
+
+func (b *Broker) connRelease() {
+	if b.opts.MaxConns >= 0 {
+		b.conns.Add(-1)
+	}
 }
 
 // ipAcquire counts a connection from ip; false when at the cap.

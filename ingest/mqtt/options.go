@@ -11,15 +11,18 @@ import (
 
 // Defaults for zero Options fields.
 const (
-	DefaultTopic                    = "mqtt"
-	DefaultMaxPendingPerClient      = 4096
-	DefaultMaxPendingBytesPerClient = 16 << 20
-	DefaultMaxPacketSize            = 1 << 20
-	DefaultConnectTimeout           = 10 * time.Second
-	DefaultMaxConnsPerIP            = 1024
-	DefaultSysInterval              = 10 * time.Second
-	DefaultWebsocketPath            = "/mqtt"
-	DefaultMaxQueuedPerClient       = 1024
+	DefaultTopic                     = "mqtt"
+	DefaultMaxPendingPerClient       = 4096
+	DefaultMaxPendingBytesPerClient  = 16 << 20
+	DefaultMaxPacketSize             = 1 << 20
+	DefaultConnectTimeout            = 10 * time.Second
+	DefaultMaxConnsPerIP             = 1024
+	DefaultMaxConns                  = 4096
+	DefaultMaxSubscriptionsPerClient = 1000
+	DefaultMaxSubscriptions          = 20000
+	DefaultSysInterval               = 10 * time.Second
+	DefaultWebsocketPath             = "/mqtt"
+	DefaultMaxQueuedPerClient        = 1024
 )
 
 // Options configures a Broker. Zero fields take the documented defaults.
@@ -95,6 +98,22 @@ type Options struct {
 	MaxQueuedPerClient int `yaml:"max-queued-per-client"`
 	// MaxClients caps connected clients in total; 0 = unlimited.
 	MaxClients int `yaml:"max-clients"`
+	// MaxSubscriptionsPerClient caps one client's subscriptions (a
+	// persistent session's included); a SUBSCRIBE filter beyond it is
+	// refused with 0x97 (MQTT 5) or 0x80 (MQTT 3.1.1), the others in the
+	// packet are served. Default DefaultMaxSubscriptionsPerClient; <0 = no
+	// cap.
+	MaxSubscriptionsPerClient int `yaml:"max-subscriptions-per-client"`
+	// MaxSubscriptions caps the subscriptions of all clients together
+	// (each costs about 2.5 KiB: 20,000 take 50 MiB); refused as above. Default
+	// DefaultMaxSubscriptions; <0 = no cap.
+	MaxSubscriptions int `yaml:"max-subscriptions"`
+	// MaxConns caps the connections open at once on all listeners
+	// together, before CONNECT or after; one more is closed at accept
+	// (counted in ConnsRefused), so a flood cannot take the descriptors
+	// the log needs. Default DefaultMaxConns; <0 = no cap. runnel serve
+	// derives it from RLIMIT_NOFILE.
+	MaxConns int `yaml:"max-conns"`
 	// SysInterval is how often the $SYS topics are republished; default 10s.
 	SysInterval time.Duration `yaml:"sys-interval"`
 	// NoPersist disables keeping sessions and retained messages in the
@@ -370,6 +389,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConnsPerIP == 0 {
 		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxSubscriptionsPerClient == 0 {
+		o.MaxSubscriptionsPerClient = DefaultMaxSubscriptionsPerClient
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if o.MaxQueuedPerClient == 0 {
 		o.MaxQueuedPerClient = DefaultMaxQueuedPerClient

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -291,5 +293,77 @@ tls:
 		len(o.Routes) != 1 || o.Routes[0].Key != KeyClient || o.Publish[0].QoS != 1 || o.Users[0].Name != "op" ||
 		o.ACL[0].Access != AccessReadWrite || o.TLS.KeyFile != "/etc/runnel/mqtt.key" {
 		t.Fatalf("decoded %+v", o)
+	}
+}
+
+// TestMaxConns: connections beyond Options.MaxConns, CONNECTed or not,
+// are closed at accept and counted; one that ends makes room.
+func TestMaxConns(t *testing.T) {
+	l := newMemLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxConns: 3})
+	a := dialRaw(t, addr)
+	a.connect(4, "a", "", "")
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		idle = append(idle, c)
+	}
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("fourth connection: read %v, want EOF (closed at the cap)", err)
+	}
+	if n := b.Stats().ConnsRefused; n != 1 {
+		t.Fatalf("ConnsRefused = %d, want 1", n)
+	}
+	idle[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.conns.Load() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection was not released")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dialRaw(t, addr).connect(4, "d", "", "")
+}
+
+// TestMalformedPacketsCounted: garbage before CONNECT, a truncated
+// PUBLISH, a packet type that does not exist and an oversized packet each
+// close their connection and are counted; a client that just leaves is
+// not.
+func TestMalformedPacketsCounted(t *testing.T) {
+	b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxPacketSize: 1 << 10})
+	send := func(connect bool, raw []byte) {
+		t.Helper()
+		c := dialRaw(t, addr)
+		if connect {
+			c.connect(4, fmt.Sprintf("m%d", len(raw)), "", "")
+		}
+		c.c.Write(raw)
+		c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		io.Copy(io.Discard, c.c) // until the broker closes it
+	}
+	send(false, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	send(true, []byte{0x32, 0x03, 0x00, 0x09, 'x'})                     // PUBLISH with a truncated topic
+	send(true, []byte{0xf0, 0x00})                                      // type 15 (AUTH) flags/length that MQTT 3.1.1 does not have
+	send(true, append([]byte{0x30, 0x80, 0x10}, make([]byte, 2048)...)) // 2 KiB PUBLISH, max 1 KiB
+	c := dialRaw(t, addr)
+	c.connect(4, "leaves", "", "")
+	c.c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Stats().Malformed < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := b.Stats().Malformed; n != 4 {
+		t.Fatalf("Malformed = %d, want 4", n)
 	}
 }

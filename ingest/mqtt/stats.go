@@ -27,6 +27,9 @@ type Stats struct {
 	AuthFailures    uint64 // CONNECTs refused for bad credentials
 	ACLDenied       uint64 // publish/subscribe/delivery refused by ACL
 	ConnsRefusedIP  uint64 // connections closed at the per-IP cap
+	ConnsRefused    uint64 // connections closed at the cap of all connections (MaxConns)
+	SubsRefused     uint64 // subscription filters refused at a subscription cap
+	Malformed       uint64 // connections closed for a malformed packet or a protocol violation
 	ConnectTimeouts uint64 // connections that sent no CONNECT in time
 
 	// Persistence.
@@ -55,6 +58,7 @@ type counters struct {
 	ingested, acked, nacked, failed, rejectedDiskFull, failDisconnects atomic.Uint64
 	unrouted, willsIngested, throttled, batches, fannedOut             atomic.Uint64
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
+	connsRefused, subsRefused, malformed                               atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
 	pendingPeak, pendingBytesPeak                                      peak
@@ -95,6 +99,9 @@ func (b *Broker) Stats() Stats {
 		AuthFailures:     c.authFailures.Load(),
 		ACLDenied:        c.aclDenied.Load(),
 		ConnsRefusedIP:   c.connsRefusedIP.Load(),
+		ConnsRefused:     c.connsRefused.Load(),
+		SubsRefused:      c.subsRefused.Load(),
+		Malformed:        c.malformed.Load(),
 		ConnectTimeouts:  c.connectTimeouts.Load(),
 		PersistWrites:    c.persistWrites.Load(),
 		PersistErrors:    c.persistErrors.Load(),

@@ -86,6 +86,11 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	if !l.b.connAcquire(r.RemoteAddr) {
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.b.connRelease()
 	ip := remoteIPString(r.RemoteAddr)
 	if !l.b.ipAcquire(ip) {
 		l.b.stats.connsRefusedIP.Add(1)
@@ -111,7 +116,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	l.b.wg.Add(1)
 	defer l.b.wg.Done()
 	if err := l.establish(l.id, conn); err != nil {
-		l.b.log.Debug("mqtt: websocket connection ended", "peer", r.RemoteAddr, "error", err)
+		l.b.connEnded(r.RemoteAddr, err)
 	}
 	conn.Close()
 	l.mu.Lock()

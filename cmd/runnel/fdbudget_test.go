@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// TestDescriptorBudget: RLIMIT_NOFILE less the log's cache, the reserve
+// and HTTP is split between Kafka and MQTT; a limit too low is reported.
+func TestDescriptorBudget(t *testing.T) {
+	b := descriptorBudget(1024, 256)
+	if b.Kafka != 288 || b.MQTT != 288 || b.short() {
+		t.Fatalf("1024 with 256 cached files: %+v", b)
+	}
+	if b := descriptorBudget(300, 256); b.Kafka != fdMinConns || !b.short() {
+		t.Fatalf("300 with 256 cached files: %+v", b)
+	}
+}
+
+// TestLimitListener: the n+1st connection is accepted only once one of n
+// closes.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := limitListener(inner, 2)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	a := <-accepted
+	<-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection accepted while two are open")
+	case <-time.After(200 * time.Millisecond):
+	}
+	a.Close()
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the third connection was not accepted after one closed")
+	}
+}
