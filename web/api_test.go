@@ -360,7 +360,9 @@ func TestProduceAutoCreate(t *testing.T) {
 // TestProduceDiskFull: the log refuses the append; the answer is a
 // retriable 503 naming each record's error, and nothing is stored.
 func TestProduceDiskFull(t *testing.T) {
-	a := newAPI(t, nil, &rlog.Options{MinFreeBytes: 1 << 62})
+	// A 1 TiB volume with 1 MiB free, under a 1 GiB guard threshold.
+	a := newAPI(t, nil, &rlog.Options{MinFreeBytes: 1 << 30,
+		DiskUsage: func(string) (uint64, uint64, error) { return 1 << 20, 1 << 40, nil }})
 	if err := a.log.CreateTopic("t", rlog.TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
