@@ -79,27 +79,12 @@ type peersFailover struct {
 	Failover *replicate.FailoverStatus `json:"failover"`
 }
 
-func peersOf(n *sitetest.Node) (peersFailover, error) {
-	var doc peersFailover
-	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get("http://" + n.HTTPAddr() + "/api/peers")
-	if err != nil {
-		return doc, err
-	}
-	defer resp.Body.Close()
-	return doc, json.NewDecoder(resp.Body).Decode(&doc)
-}
+func peersOf(n *sitetest.Node) (peersFailover, error) { return peersAs[peersFailover](n) }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes.
+// waitUntil is waitFor with a fixed description of what it waits for.
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout (%v) waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitFor(t, timeout, cond, func() string { return "waiting for " + what })
 }
 
 // logFailover logs every node's /api/peers failover section when the test
@@ -321,21 +306,6 @@ func httpGet(n *sitetest.Node, path string) string {
 	return b.String()
 }
 
-// waitMembersAlive waits until n sees want alive members.
-func waitMembersAlive(t *testing.T, n *sitetest.Node, want int) {
-	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d alive members seen by %s", want, n.Name), 60*time.Second, func() bool {
-		doc, err := peersOf(n)
-		alive := 0
-		for _, p := range doc.Peers {
-			if p.State == "alive" {
-				alive++
-			}
-		}
-		return err == nil && alive == want
-	})
-}
-
 // forwarderOf returns the node (among nodes) whose failover status says
 // it forwards origin's topic/partition, or nil.
 func forwarderOf(t *testing.T, nodes []*sitetest.Node, origin, topic string, partition int32) *sitetest.Node {
@@ -374,7 +344,7 @@ func checkWindow(t *testing.T, rep *sitetest.UpstreamReport, node string) {
 func TestFailoverSurvivorDies(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitMembersAlive(t, n1, 3)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 3)
 	}
@@ -422,7 +392,7 @@ func TestFailoverSurvivorDies(t *testing.T) {
 func TestFailoverPause(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitMembersAlive(t, n1, 3)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}
@@ -475,7 +445,7 @@ func TestFailoverPause(t *testing.T) {
 func TestFailoverUpstreamDown(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitMembersAlive(t, n1, 3)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}
@@ -513,7 +483,7 @@ func TestFailoverUpstreamDown(t *testing.T) {
 func TestFailoverSplit(t *testing.T) {
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
-	waitMembersAlive(t, n1, 3)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
 	for _, n := range c.Nodes {
 		createSensors(t, n, "sensors", 2, 2)
 	}

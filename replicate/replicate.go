@@ -295,24 +295,25 @@ func (r *Replicator) knownNode(id string) bool {
 }
 
 // loop follows membership: a fetcher per alive peer, ISR re-evaluation.
+// The change channel is taken before the members are read, so a change
+// that lands between the read and the wait still wakes the loop; the
+// fetchers are also reconciled on every tick, so no missed wake-up can
+// leave a peer without its fetcher.
 func (r *Replicator) loop() {
 	defer r.wg.Done()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	r.reconcile()
 	ticks := 0
 	for {
 		changed := r.mem.Changed()
+		r.refreshMembers()
+		r.reconcile()
+		r.origin.evaluateAll()
 		select {
 		case <-r.done:
 			return
 		case <-changed:
-			r.refreshMembers()
-			r.reconcile()
-			r.origin.evaluateAll()
 		case <-tick.C:
-			r.refreshMembers()
-			r.origin.evaluateAll()
 			if ticks++; ticks%5 == 0 {
 				r.origin.saveAcked()
 			}

@@ -129,8 +129,12 @@ type peersDoc struct {
 	Restoring       bool   `json:"restoring"`
 }
 
-func peers(n *sitetest.Node) (peersDoc, error) {
-	var doc peersDoc
+func peers(n *sitetest.Node) (peersDoc, error) { return peersAs[peersDoc](n) }
+
+// peersAs reads n's /api/peers into a T (each test reads the fields it
+// checks).
+func peersAs[T any](n *sitetest.Node) (T, error) {
+	var doc T
 	cl := http.Client{Timeout: 2 * time.Second}
 	resp, err := cl.Get("http://" + n.HTTPAddr() + "/api/peers")
 	if err != nil {
@@ -166,8 +170,14 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what func() 
 // waitAlive waits until n sees want alive members, itself included.
 func waitAlive(t *testing.T, n *sitetest.Node, want int) {
 	t.Helper()
+	waitAliveWithin(t, n, want, 40*time.Second)
+}
+
+// waitAliveWithin is waitAlive with a timeout.
+func waitAliveWithin(t *testing.T, n *sitetest.Node, want int, timeout time.Duration) {
+	t.Helper()
 	var doc peersDoc
-	waitFor(t, 40*time.Second, func() bool {
+	waitFor(t, timeout, func() bool {
 		var err error
 		doc, err = peers(n)
 		alive := 0
