@@ -138,6 +138,13 @@ func groupUnavailable(req kmsg.Request) kmsg.Response {
 			rg.Group = g
 			rr.Groups = append(rr.Groups, rg)
 		}
+	case *kmsg.ConsumerGroupDescribeRequest:
+		rr := resp.(*kmsg.ConsumerGroupDescribeResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group = g
+			rr.Groups = append(rr.Groups, rg)
+		}
 	case *kmsg.DeleteGroupsRequest:
 		rr := resp.(*kmsg.DeleteGroupsResponse)
 		for _, g := range r.Groups {

@@ -177,6 +177,10 @@ func newRequest(key int16) kmsg.Request {
 		return kmsg.NewPtrOffsetDeleteRequest()
 	case keyDescribeCluster:
 		return kmsg.NewPtrDescribeClusterRequest()
+	case int16(kmsg.ConsumerGroupHeartbeat): // group
+		return kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	case int16(kmsg.ConsumerGroupDescribe): // group
+		return kmsg.NewPtrConsumerGroupDescribeRequest()
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 type groupSummary struct {
 	name         string
 	state        state
+	consumer     bool   // a consumer-protocol (KIP-848) group
+	cstate       string // its state, as Kafka names consumer group states
 	protocolType string
 	protocol     string
 	members      []kmsg.DescribeGroupsResponseGroupMember
@@ -58,8 +60,11 @@ func (c *Coordinator) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 	for _, g := range c.groups {
 		all = append(all, groupSummary{name: g.name, state: g.state, protocolType: g.protocolType})
 	}
+	for _, g := range c.cgroups {
+		all = append(all, groupSummary{name: g.name, consumer: true, cstate: g.state(), protocolType: "consumer"})
+	}
 	for _, name := range stored {
-		if c.groups[name] == nil {
+		if c.groups[name] == nil && c.cgroups[name] == nil {
 			all = append(all, offsetOnly(name))
 		}
 	}
@@ -67,24 +72,27 @@ func (c *Coordinator) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 	// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
 	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
 
-	wantState := func(s state) bool {
+	wantState := func(s string) bool {
 		if len(req.StatesFilter) == 0 {
 			return true
 		}
-		return slices.ContainsFunc(req.StatesFilter, func(f string) bool { return strings.EqualFold(f, s.String()) })
+		return slices.ContainsFunc(req.StatesFilter, func(f string) bool { return strings.EqualFold(f, s) })
 	}
-	wantType := len(req.TypesFilter) == 0 ||
-		slices.ContainsFunc(req.TypesFilter, func(f string) bool { return strings.EqualFold(f, "classic") })
-	if !wantType {
-		return resp
+	wantType := func(t string) bool {
+		return len(req.TypesFilter) == 0 ||
+			slices.ContainsFunc(req.TypesFilter, func(f string) bool { return strings.EqualFold(f, t) })
 	}
 	for _, s := range all {
-		if !wantState(s.state) {
+		st, typ := s.state.String(), "classic"
+		if s.consumer {
+			st, typ = s.cstate, "consumer"
+		}
+		if !wantState(st) || !wantType(typ) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group, lg.ProtocolType = s.name, s.protocolType
-		lg.GroupState, lg.GroupType = s.state.String(), "classic"
+		lg.GroupState, lg.GroupType = st, typ
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -101,8 +109,16 @@ func (c *Coordinator) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Respo
 		var s groupSummary
 		if g != nil {
 			s = summaryLocked(g)
+		} else if cg := c.cgroups[name]; cg != nil {
+			s = consumerSummaryLocked(cg)
 		}
 		c.mu.Unlock()
+		if s.consumer {
+			dg.State, dg.ProtocolType, dg.Protocol = s.cstate, s.protocolType, s.protocol
+			dg.Members = s.members
+			resp.Groups = append(resp.Groups, dg)
+			continue
+		}
 		if g == nil {
 			offs, err := c.opts.Meta.GroupOffsets(name)
 			switch {
@@ -142,6 +158,10 @@ func (c *Coordinator) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response 
 
 func (c *Coordinator) deleteGroup(name string) int16 {
 	c.mu.Lock()
+	if cg := c.cgroups[name]; cg != nil && len(cg.members) > 0 {
+		c.mu.Unlock()
+		return codeNonEmptyGroup
+	}
 	if g := c.groups[name]; g != nil {
 		if len(g.members) > 0 {
 			c.mu.Unlock()

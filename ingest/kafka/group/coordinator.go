@@ -41,6 +41,9 @@ var versions = map[int16][2]int16{
 	keyListGroups:     {0, 5},
 	keyDeleteGroups:   {0, 3},
 	keyOffsetDelete:   {0, 0},
+
+	keyConsumerGroupHeartbeat: {0, 1},
+	keyConsumerGroupDescribe:  {0, 1},
 }
 
 // Coordinator serves the consumer-group APIs. Safe for concurrent use.
@@ -53,9 +56,13 @@ type Coordinator struct {
 	// writes) or while waiting for a client.
 	mu     sync.Mutex
 	groups map[string]*group
-	gates  map[string]*commitGate
-	seq    uint64 // join order of members
-	closed bool
+	// cgroups are the consumer-protocol (KIP-848) groups with members; a
+	// name is in groups or cgroups, never both while it has members.
+	cgroups  map[string]*cgroup
+	topicIDs map[[16]byte]string // topic ID → name cache
+	gates    map[string]*commitGate
+	seq      uint64 // join order of members
+	closed   bool
 
 	closing chan struct{} // closed by Close: blocked Join/Sync return
 	stats   counters
@@ -78,6 +85,7 @@ func New(opts Options) (*Coordinator, error) {
 		opts:    o,
 		logger:  o.Logger,
 		groups:  map[string]*group{},
+		cgroups: map[string]*cgroup{},
 		gates:   map[string]*commitGate{},
 		closing: make(chan struct{}),
 	}, nil
@@ -127,6 +135,10 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respon
 		return c.deleteGroups(r), true
 	case *kmsg.OffsetDeleteRequest:
 		return c.offsetDelete(r), true
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return c.consumerGroupHeartbeat(ctx, r), true
+	case *kmsg.ConsumerGroupDescribeRequest:
+		return c.consumerGroupDescribe(r), true
 	}
 	return nil, false
 }
@@ -149,6 +161,13 @@ func (c *Coordinator) Close() error {
 		}
 		for _, t := range g.pending {
 			t.Stop()
+		}
+	}
+	for _, g := range c.cgroups {
+		for _, m := range g.members {
+			if m.timer != nil {
+				m.timer.Stop()
+			}
 		}
 	}
 	return nil

@@ -47,6 +47,9 @@ func startNodeAt(t *testing.T, dir, addr string) *node {
 		Log:                   l,
 		Logger:                logger,
 		InitialRebalanceDelay: 50 * time.Millisecond,
+		// Consumer-protocol members learn of a new assignment on
+		// their next heartbeat.
+		ConsumerHeartbeatInterval: 200 * time.Millisecond,
 	})
 	if err != nil {
 		l.Close()

@@ -43,6 +43,11 @@ func (c *Coordinator) joinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 		c.mu.Unlock()
 		return fail(codeCoordinatorNotAvailable)
 	}
+	if c.cgroups[req.Group] != nil {
+		// A consumer-protocol group with members (KIP-848).
+		c.mu.Unlock()
+		return fail(codeInconsistentGroupProtocol)
+	}
 	g := c.groupLocked(req.Group, req.MemberID == "")
 	if g == nil {
 		c.mu.Unlock()

@@ -34,6 +34,9 @@ func (c *Coordinator) partitionsOf(topic string, cache map[string]int32) int32 {
 
 // commitCheckLocked decides whether an OffsetCommit may store offsets.
 func (c *Coordinator) commitCheckLocked(req *kmsg.OffsetCommitRequest) int16 {
+	if cg := c.cgroups[req.Group]; cg != nil {
+		return consumerCommitCheckLocked(cg, req)
+	}
 	g := c.groups[req.Group]
 	simple := req.Version == 0 || req.Generation < 0 && req.MemberID == ""
 	if g == nil {
@@ -295,6 +298,14 @@ func (c *Coordinator) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
 		}
+		c.mu.Lock()
+		code := c.consumerFetchCheckLocked(rg.Group, rg.MemberID, rg.MemberEpoch)
+		c.mu.Unlock()
+		if code != codeNone {
+			g.ErrorCode = code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		fts, code := c.fetchGroup(ctx, rg.Group, topics)
 		g.ErrorCode = code
 		for _, ft := range fts {
@@ -350,8 +361,16 @@ func (c *Coordinator) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response 
 		return resp
 	}
 	c.mu.Lock()
-	inMemory := c.groups[req.Group] != nil
+	inMemory := c.groups[req.Group] != nil || c.cgroups[req.Group] != nil
 	subscribed, ok := subscribedTopicsLocked(c.groups[req.Group])
+	if cg := c.cgroups[req.Group]; cg != nil && ok {
+		subs, _ := c.subscribedLocked(cg)
+		for _, ts := range subs {
+			for _, t := range ts {
+				subscribed[t] = true
+			}
+		}
+	}
 	c.mu.Unlock()
 	if !ok {
 		resp.ErrorCode = codeNonEmptyGroup

@@ -18,6 +18,13 @@ const (
 	DefaultMinSessionTimeout = 6 * time.Second
 	// DefaultMaxSessionTimeout is group.max.session.timeout.ms.
 	DefaultMaxSessionTimeout = 30 * time.Minute
+	// DefaultConsumerSessionTimeout is group.consumer.session.timeout.ms:
+	// a consumer-protocol member with no heartbeat for this long is
+	// removed.
+	DefaultConsumerSessionTimeout = 45 * time.Second
+	// DefaultConsumerHeartbeatInterval is
+	// group.consumer.heartbeat.interval.ms.
+	DefaultConsumerHeartbeatInterval = 5 * time.Second
 	// MaxMetadataBytes is offset.metadata.max.bytes: the longest metadata
 	// string an OffsetCommit may carry.
 	MaxMetadataBytes = 4096
@@ -43,6 +50,11 @@ type Options struct {
 	// JoinGroup may ask for (INVALID_SESSION_TIMEOUT outside). 0 = 6 s and
 	// 30 min, as Kafka.
 	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are the
+	// session timeout and heartbeat interval of consumer-protocol
+	// (KIP-848) members, which the coordinator sets, not the client.
+	// 0 = 45 s and 5 s, as Kafka.
+	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
 }
 
 // Validate reports options that cannot work.
@@ -73,6 +85,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MinSessionTimeout == 0 {
 		o.MinSessionTimeout = DefaultMinSessionTimeout
+	}
+	if o.ConsumerSessionTimeout <= 0 {
+		o.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
+	if o.ConsumerHeartbeatInterval <= 0 {
+		o.ConsumerHeartbeatInterval = DefaultConsumerHeartbeatInterval
 	}
 	if o.MaxSessionTimeout == 0 {
 		o.MaxSessionTimeout = DefaultMaxSessionTimeout
