@@ -762,10 +762,11 @@ func consumerCommitCheckLocked(g *cgroup, req *kmsg.OffsetCommitRequest) int16 {
 	return codeNone
 }
 
-// consumerFetchCheckLocked decides whether an OffsetFetch (v9+) that names
-// a member may read g's offsets.
-func (c *Coordinator) consumerFetchCheckLocked(group string, memberID *string, epoch int32) int16 {
-	if (memberID == nil || *memberID == "") && epoch < 0 {
+// consumerFetchCheckLocked decides whether an OffsetFetch that names a
+// member (v9+) may read g's offsets: the member must be in the group at
+// epoch. Without a member id (admin tools, classic members) it may.
+func (c *Coordinator) consumerFetchCheckLocked(version int16, group string, memberID *string, epoch int32) int16 {
+	if version < 9 || memberID == nil || *memberID == "" {
 		return codeNone
 	}
 	g := c.cgroups[group]

@@ -299,7 +299,7 @@ func (c *Coordinator) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 			}
 		}
 		c.mu.Lock()
-		code := c.consumerFetchCheckLocked(rg.Group, rg.MemberID, rg.MemberEpoch)
+		code := c.consumerFetchCheckLocked(req.Version, rg.Group, rg.MemberID, rg.MemberEpoch)
 		c.mu.Unlock()
 		if code != codeNone {
 			g.ErrorCode = code
