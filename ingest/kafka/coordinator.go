@@ -11,16 +11,21 @@ import (
 )
 
 // findCoordinator answers that this server coordinates every group. With no
-// GroupHandler, or for transactional ids (unsupported), it answers
-// COORDINATOR_NOT_AVAILABLE.
+// GroupHandler it answers COORDINATOR_NOT_AVAILABLE; a transactional id
+// (transactions are not served) TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which
+// clients surface at once.
 func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	code := codeNone
 	var msg *string
 	switch {
+	case req.CoordinatorType == 1:
+		// Not retriable: the client fails its initTransactions at once
+		// instead of retrying until its timeout.
+		code, msg = codeTransactionalIDAuthFailed, strp("runnel coordinates consumer groups only (transactions are not served)")
 	case req.CoordinatorType != 0:
-		code, msg = codeCoordinatorNotAvailable, strp("runnel coordinates consumer groups only (no transactions)")
+		code, msg = codeInvalidRequest, strp("runnel coordinates consumer groups only")
 	case s.opts.Groups == nil:
 		code, msg = codeCoordinatorNotAvailable, strp("consumer groups are not enabled")
 	}

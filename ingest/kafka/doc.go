@@ -68,9 +68,15 @@
 //
 // # Caveats
 //
-//   - Transactions are not supported (InitProducerId with a transactional
-//     id, transactional Produce and FindCoordinator for transactions are
-//     refused); isolation read_committed reads as read_uncommitted.
+//   - Transactions are not supported: FindCoordinator for a transactional
+//     id and InitProducerId with one answer
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients do not retry
+//     (initTransactions fails at once); isolation read_committed reads as
+//     read_uncommitted.
+//   - The README's Kafka compatibility table is generated from the
+//     version table (TestREADMEKafkaAPITable), and TestApiVersionsIsTheTable
+//     checks that ApiVersions advertises exactly that table and that every
+//     other key and version kmsg knows gets UNSUPPORTED_VERSION.
 //   - Fetch sessions are not created (SessionID 0): clients send full fetches.
 //   - Metadata reports leader epoch -1, so clients never fence requests
 //     on it. OffsetForLeaderEpoch (v0-v4) is served from the log's

@@ -1,8 +1,10 @@
 // Package group is runnel's Kafka consumer-group coordinator: the classic
-// (pre-KIP-848) group protocol behind JoinGroup, SyncGroup, Heartbeat,
-// LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
-// DeleteGroups and OffsetDelete. ingest/kafka's server hands it decoded
-// kmsg requests through its GroupHandler interface (Versions, Handle).
+// group protocol behind JoinGroup, SyncGroup, Heartbeat, LeaveGroup, the
+// consumer group protocol of KIP-848 behind ConsumerGroupHeartbeat and
+// ConsumerGroupDescribe, and for both OffsetCommit, OffsetFetch,
+// ListGroups, DescribeGroups, DeleteGroups and OffsetDelete. ingest/kafka's
+// server hands it decoded kmsg requests through its GroupHandler interface
+// (Versions, Handle).
 //
 // # Basics
 //
@@ -50,11 +52,56 @@
 // DescribeGroups and DeleteGroups (old offset-storing clients), never for
 // membership.
 //
+// # The consumer group protocol (KIP-848)
+//
+// consumer.go, consumer_assign.go. A group is classic or consumer while it
+// has members: a ConsumerGroupHeartbeat to a classic group with members
+// gets GROUP_ID_NOT_FOUND, a JoinGroup to a consumer group with members
+// INCONSISTENT_GROUP_PROTOCOL (Kafka's answers without group migration);
+// a group known only by its committed offsets can become either.
+//
+// Assignment is server-side. Every change (a member joins or leaves, a
+// subscription, the preferred assignor, a subscribed topic's partitions, a
+// topic matching a subscribed regex) starts a new group epoch, for which
+// the assignor computes a target assignment: "uniform" (the default;
+// counts differ by at most one, sticky to the previous target) or "range"
+// (per topic, contiguous ranges), whichever most members ask for
+// (ServerAssignor). Each member then reconciles on its heartbeats, as in
+// Kafka's CurrentAssignmentBuilder:
+//
+//   - partitions it holds that are no longer its target are revoked first:
+//     its assignment shrinks and its epoch stays until a heartbeat reports
+//     them gone (owned partitions), or it is removed after its rebalance
+//     timeout;
+//   - then it moves to the group epoch and gets the target partitions no
+//     other member holds or is still revoking; the rest follow on later
+//     heartbeats, as their owners release them.
+//
+// So a partition never has two owners. A heartbeat with an epoch above the
+// member's, or below it other than the previous epoch with owned
+// partitions within the assignment (a lost answer), gets
+// FENCED_MEMBER_EPOCH; an unknown member UNKNOWN_MEMBER_ID (clients rejoin
+// with epoch 0). The coordinator sets the heartbeat interval and removes a
+// member without a heartbeat for ConsumerSessionTimeout. Epoch -1 leaves;
+// a static member (InstanceId) leaving with -2 keeps its assignment for
+// its session timeout and a new member with its instance id takes it over
+// (UNRELEASED_INSTANCE_ID while the old one is active).
+//
+// OffsetCommit to a consumer group must come from a member at its current
+// epoch (STALE_MEMBER_EPOCH otherwise; v9+, as Kafka requires), or without
+// a member while the group has none; OffsetFetch v9 naming a member checks
+// it the same way. Consumer groups live in memory like classic ones: after
+// a restart members get UNKNOWN_MEMBER_ID and rejoin; committed offsets
+// remain.
+//
 // # Caveats
 //
-//   - The KIP-848 consumer protocol (ConsumerGroupHeartbeat), topic ids
-//     (OffsetCommit/OffsetFetch v10) and transactional offset commits are not
-//     served.
+//   - Topic ids (OffsetCommit/OffsetFetch v10) and transactional offset
+//     commits are not served. The consumer protocol has no client-side
+//     assignors (KIP-848's ConsumerGroupPrepareAssignment was dropped from
+//     Kafka too), no rack-aware assignment, and no migration between
+//     classic and consumer groups with members (Kafka's
+//     group.consumer.migration.policy).
 //   - OffsetCommit is answered once the offsets are durable in meta.db.
 //     Concurrent commits share one bbolt transaction and fsync (bbolt's
 //     Batch), which adds up to 10 ms to a lone commit.
