@@ -289,6 +289,7 @@ func (c *Coordinator) consumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 				target:  map[string]tpSet{},
 			}
 			c.cgroups[g.name] = g
+			c.stats.groups.Add(1)
 		}
 		id := strings.Clone(req.MemberID)
 		if id == "" {
@@ -322,6 +323,7 @@ func (c *Coordinator) consumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		if m == nil {
 			m = &cmember{id: id, assigned: tpSet{}, revoking: tpSet{}, owned: tpSet{}}
 			g.members[id] = m
+			c.stats.members.Add(1)
 			c.bumpLocked(g, "member joined")
 			c.logger.Info("group: member joined", "group", g.name, "member", id, "protocol", "consumer")
 		} else if !takeover && !m.away {
@@ -674,6 +676,7 @@ func (c *Coordinator) removeConsumerMemberLocked(g *cgroup, m *cmember) {
 	}
 	delete(g.members, m.id)
 	delete(g.target, m.id)
+	c.stats.members.Add(-1)
 	if m.instanceID != nil && g.static[*m.instanceID] == m.id {
 		delete(g.static, *m.instanceID)
 	}
@@ -685,6 +688,7 @@ func (c *Coordinator) removeConsumerMemberLocked(g *cgroup, m *cmember) {
 func (c *Coordinator) maybeDropConsumerLocked(g *cgroup) {
 	if len(g.members) == 0 && c.cgroups[g.name] == g {
 		delete(c.cgroups, g.name)
+		c.stats.groups.Add(-1)
 	}
 }
 

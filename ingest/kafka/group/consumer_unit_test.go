@@ -272,3 +272,30 @@ func TestAssignors(t *testing.T) {
 		t.Fatalf("uniform assigned %d of 5", total)
 	}
 }
+
+// TestConsumerProtocolRegexAndNewTopics: a regex subscription is resolved
+// against the log's topics, and a matching topic created later (or a
+// subscribed topic gaining partitions) starts a new epoch that assigns it.
+func TestConsumerProtocolRegexAndNewTopics(t *testing.T) {
+	fl := fakeLog{topics: map[string]int{"t": 2, "other": 3}}
+	h := newHarness(t, func(o *Options) { o.Log = fl })
+	r := h.cgh(cgHeartbeat{group: "g", member: "m", topics: []string{}, regex: strp("t|new.*")})
+	if r.ErrorCode != 0 || !slices.Equal(partsOf(t, r), []int32{0, 1}) {
+		t.Fatalf("regex join: code %d, %v", r.ErrorCode, partsOf(t, r))
+	}
+	mustCode(t, "bad regex", h.cgh(cgHeartbeat{group: "g", member: "x", topics: []string{}, regex: strp("(")}).ErrorCode, 128)
+	epoch := r.MemberEpoch
+	fl.topics["newtopic"] = 1
+	fl.topics["t"] = 3
+	r = h.cgh(cgHeartbeat{group: "g", member: "m", epoch: epoch})
+	if r.MemberEpoch != epoch+1 || r.Assignment == nil {
+		t.Fatalf("after a new matching topic: epoch %d (was %d), assignment %+v", r.MemberEpoch, epoch, r.Assignment)
+	}
+	got := map[[16]byte][]int32{}
+	for _, at := range r.Assignment.Topics {
+		got[at.TopicID] = at.Partitions
+	}
+	if len(got) != 2 || len(got[TopicID("t")]) != 3 || len(got[TopicID("newtopic")]) != 1 {
+		t.Fatalf("assignment after new topic: %v", got)
+	}
+}
