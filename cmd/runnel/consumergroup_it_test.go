@@ -162,6 +162,23 @@ func TestIntegrationJavaConsumerProtocol(t *testing.T) {
 	if len(a.values()) == 0 || len(b.values()) == 0 {
 		t.Fatalf("members read %d and %d", len(a.values()), len(b.values()))
 	}
+	// kafka-consumer-groups (ConsumerGroupDescribe) shows the two members
+	// with two partitions each.
+	out := runTool(t, 60*time.Second, "", "java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-Dlog4j2.level=WARN",
+		"-cp", filepath.Join(libs, "*"), "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+		"--bootstrap-server", srv.Addr(), "--describe", "--members", "--group", grp)
+	var memberLines []string
+	for _, l := range lines(out) {
+		if f := strings.Fields(l); len(f) >= 5 && f[0] == grp {
+			memberLines = append(memberLines, l)
+			if f[len(f)-1] != "2" {
+				t.Fatalf("kafka-consumer-groups --describe --members: a member with %s partitions, want 2\n%s", f[len(f)-1], out)
+			}
+		}
+	}
+	if len(memberLines) != 2 {
+		t.Fatalf("kafka-consumer-groups --describe --members shows %d members, want 2\n%s", len(memberLines), out)
+	}
 	a.stop(t)
 	produce(200)
 	waitRead("the remaining member to read every partition", func() bool { return read(a, b) >= sent }, b)
