@@ -112,10 +112,11 @@ type cmember struct {
 	rebalance time.Duration
 	session   time.Duration
 
-	assigned tpSet // partitions the member may consume
-	revoking tpSet // partitions the member must give up
-	owned    tpSet // what the member last reported owning
-	sent     tpSet // the assignment last sent to the member (nil: none yet)
+	assigned tpSet        // partitions the member may consume
+	revoking tpSet        // partitions the member must give up
+	owned    tpSet        // what the member last reported owning
+	since    map[tp]int32 // epoch at which each assigned partition became the member's
+	sent     tpSet        // the assignment last sent to the member (nil: none yet)
 
 	lastSeen       time.Time
 	revokeDeadline time.Time
@@ -321,7 +322,7 @@ func (c *Coordinator) consumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 			}
 		}
 		if m == nil {
-			m = &cmember{id: id, assigned: tpSet{}, revoking: tpSet{}, owned: tpSet{}}
+			m = &cmember{id: id, assigned: tpSet{}, revoking: tpSet{}, owned: tpSet{}, since: map[tp]int32{}}
 			g.members[id] = m
 			c.stats.members.Add(1)
 			c.bumpLocked(g, "member joined")
@@ -437,6 +438,9 @@ func validateHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) string {
 func checkMemberEpoch(m *cmember, req *kmsg.ConsumerGroupHeartbeatRequest, c *Coordinator) (int16, string) {
 	if req.InstanceID != nil && (m.instanceID == nil || *m.instanceID != *req.InstanceID) {
 		return codeFencedInstanceID, ""
+	}
+	if m.away {
+		return codeFencedMemberEpoch, "the static member left (epoch -2): it must rejoin with epoch 0"
 	}
 	switch {
 	case req.MemberEpoch > m.epoch:
@@ -628,6 +632,7 @@ func (c *Coordinator) reconcileLocked(g *cgroup, m *cmember) {
 			continue
 		}
 		keep[k] = struct{}{}
+		m.since[k] = g.assignmentEpoch
 	}
 	m.assigned = keep
 	if m.epoch != g.assignmentEpoch {
@@ -747,8 +752,11 @@ func (c *Coordinator) consumerGroupDescribe(req *kmsg.ConsumerGroupDescribeReque
 }
 
 // consumerCommitCheckLocked decides whether an OffsetCommit to the
-// consumer group g may store offsets: the committer must be a member at
-// its current epoch (OffsetCommit v9+); a commit without a member (epoch
+// consumer group g may store offsets: the committer must be a member
+// (OffsetCommit v9+) at its current epoch, or at an older epoch for
+// partitions it has held since that epoch or before (KIP-1251: no other
+// member can have held them since, and a member that committed just
+// before its epoch moved need not fail); a commit without a member (epoch
 // < 0) only when the group has no members.
 func consumerCommitCheckLocked(g *cgroup, req *kmsg.OffsetCommitRequest) int16 {
 	if req.Generation < 0 && len(g.members) == 0 {
@@ -760,8 +768,22 @@ func consumerCommitCheckLocked(g *cgroup, req *kmsg.OffsetCommitRequest) int16 {
 		return codeUnknownMemberID
 	case req.Version < 9:
 		return codeUnsupportedVersion
-	case req.Generation != m.epoch:
+	case req.Generation == m.epoch:
+		return codeNone
+	case req.Generation > m.epoch || req.Generation < 0:
 		return codeStaleMemberEpoch
+	}
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			k := tp{t.Topic, p.Partition}
+			_, held := m.assigned[k]
+			if _, revoking := m.revoking[k]; !held && !revoking {
+				return codeStaleMemberEpoch
+			}
+			if since, ok := m.since[k]; !ok || since > req.Generation {
+				return codeStaleMemberEpoch
+			}
+		}
 	}
 	return codeNone
 }

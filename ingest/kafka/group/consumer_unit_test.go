@@ -164,13 +164,22 @@ func TestConsumerProtocolReconciliation(t *testing.T) {
 	if r.MemberEpoch != 3 || !slices.Equal(partsOf(t, r), []int32{0, 1, 2, 3}) {
 		t.Fatalf("m2 after m1 left: epoch %d, %v", r.MemberEpoch, partsOf(t, r))
 	}
+	// A commit at the previous epoch is accepted for partitions held since
+	// then (KIP-1251), not for those that came with the new epoch.
+	mustCode(t, "commit at epoch 2 of a partition held since 2", h.cgCommitP("g", "m2", 2, 9, got[0]), 0)
+	mustCode(t, "commit at epoch 2 of a partition held since 3", h.cgCommitP("g", "m2", 2, 9, kept[0]), 113)
+	mustCode(t, "commit at a future epoch", h.cgCommitP("g", "m2", 4, 9, got[0]), 113)
 }
 
 func (h *harness) cgCommit(group, member string, epoch int32, version int16) int16 {
+	return h.cgCommitP(group, member, epoch, version, 0)
+}
+
+func (h *harness) cgCommitP(group, member string, epoch int32, version int16, partition int32) int16 {
 	h.t.Helper()
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Version, req.Group, req.MemberID, req.Generation = version, group, member, epoch
-	req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 5}}}}
+	req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: partition, Offset: 5}}}}
 	return h.do(req).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
 }
 
@@ -297,5 +306,19 @@ func TestConsumerProtocolRegexAndNewTopics(t *testing.T) {
 	}
 	if len(got) != 2 || len(got[TopicID("t")]) != 3 || len(got[TopicID("newtopic")]) != 1 {
 		t.Fatalf("assignment after new topic: %v", got)
+	}
+}
+
+// TestConsumerProtocolStaticLeftFenced: a static member that left with
+// epoch -2 and heartbeats again without rejoining is fenced.
+func TestConsumerProtocolStaticLeftFenced(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.cgh(cgHeartbeat{group: "g", member: "s", topics: []string{"t"}, instance: strp("i")})
+	mustCode(t, "static leave", h.cgh(cgHeartbeat{group: "g", member: "s", epoch: -2, instance: strp("i")}).ErrorCode, 0)
+	mustCode(t, "heartbeat after the static leave", h.cgh(cgHeartbeat{group: "g", member: "s", epoch: r.MemberEpoch}).ErrorCode, 110)
+	// Rejoining with epoch 0 under the same id gets the partitions back.
+	r = h.cgh(cgHeartbeat{group: "g", member: "s", topics: []string{"t"}, instance: strp("i")})
+	if r.ErrorCode != 0 || len(partsOf(t, r)) != 4 {
+		t.Fatalf("static rejoin: code %d, %v", r.ErrorCode, partsOf(t, r))
 	}
 }

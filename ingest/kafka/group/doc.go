@@ -87,10 +87,12 @@
 // its session timeout and a new member with its instance id takes it over
 // (UNRELEASED_INSTANCE_ID while the old one is active).
 //
-// OffsetCommit to a consumer group must come from a member at its current
-// epoch (STALE_MEMBER_EPOCH otherwise; v9+, as Kafka requires), or without
-// a member while the group has none; OffsetFetch v9 naming a member checks
-// it the same way. Consumer groups live in memory like classic ones: after
+// OffsetCommit to a consumer group must come from a member (v9+, as Kafka
+// requires) at its current epoch, or at an older one for partitions it has
+// held since that epoch (KIP-1251's rule, so a commit racing an epoch bump
+// is not refused), else STALE_MEMBER_EPOCH; or without a member while the
+// group has none. OffsetFetch v9 naming a member must carry its current
+// epoch. Consumer groups live in memory like classic ones: after
 // a restart members get UNKNOWN_MEMBER_ID and rejoin; committed offsets
 // remain.
 //
