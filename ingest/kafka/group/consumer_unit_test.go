@@ -151,6 +151,10 @@ func TestConsumerProtocolReconciliation(t *testing.T) {
 		t.Fatalf("ConsumerGroupDescribe: %+v", g)
 	}
 	mustCode(t, "describe an unknown group", d.Groups[1].ErrorCode, 69)
+	gs, err := h.c.Groups()
+	if err != nil || len(gs) != 1 || gs[0].State != "Stable" || gs[0].Protocol != "uniform" || len(gs[0].Members) != 2 {
+		t.Fatalf("Groups (status pages): %+v, %v", gs, err)
+	}
 	dg := h.do(&kmsg.DescribeGroupsRequest{Version: 5, Groups: []string{"g"}}).(*kmsg.DescribeGroupsResponse)
 	if dg.Groups[0].State != "Stable" || dg.Groups[0].ProtocolType != "consumer" || len(dg.Groups[0].Members) != 2 {
 		t.Fatalf("DescribeGroups of a consumer group: %+v", dg.Groups[0])

@@ -29,7 +29,8 @@ type CommittedOffset struct {
 }
 
 // Groups lists every group with members or committed offsets, sorted by
-// name, with its members and committed offsets.
+// name, with its members and committed offsets; consumer-protocol groups
+// (KIP-848) show their assignor as Protocol.
 func (c *Coordinator) Groups() ([]GroupStatus, error) {
 	stored, err := c.opts.Meta.Groups()
 	if err != nil {
@@ -45,6 +46,13 @@ func (c *Coordinator) Groups() ([]GroupStatus, error) {
 		// sort.Slice: slices.SortFunc links one more copy of the sort for each element type
 		ms := gs.Members
 		sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+		byName[g.name] = gs
+	}
+	for _, g := range c.cgroups { // consumer protocol (KIP-848)
+		gs := &GroupStatus{Name: g.name, State: g.state(), Protocol: g.assignor, Members: []MemberStatus{}}
+		for _, m := range g.sortedMembers() {
+			gs.Members = append(gs.Members, MemberStatus{ID: m.id, ClientID: m.clientID, ClientHost: m.clientHost})
+		}
 		byName[g.name] = gs
 	}
 	c.mu.Unlock()
