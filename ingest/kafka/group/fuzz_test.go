@@ -30,6 +30,12 @@ func FuzzHandle(f *testing.F) {
 		&kmsg.DescribeGroupsRequest{Version: 6, Groups: []string{"g", ""}},
 		&kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{"g"}},
 		&kmsg.OffsetDeleteRequest{Group: "g", Topics: []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 1}}}}},
+		&kmsg.ConsumerGroupHeartbeatRequest{Version: 1, Group: "c", MemberID: "m", RebalanceTimeoutMillis: 1000, SubscribedTopicNames: []string{"t"},
+			Topics: []kmsg.ConsumerGroupHeartbeatRequestTopic{}},
+		&kmsg.ConsumerGroupHeartbeatRequest{Version: 1, Group: "c", MemberID: "m", MemberEpoch: 1, SubscribedTopicRegex: strp("t.*"), ServerAssignor: strp("range"),
+			Topics: []kmsg.ConsumerGroupHeartbeatRequestTopic{{TopicID: TopicID("t"), Partitions: []int32{0, 1}}}},
+		&kmsg.ConsumerGroupHeartbeatRequest{Version: 0, Group: "c", MemberID: "m", MemberEpoch: -2, InstanceID: strp("i")},
+		&kmsg.ConsumerGroupDescribeRequest{Version: 1, Groups: []string{"c", "g", ""}},
 	}
 	for _, r := range seeds {
 		f.Add(r.Key(), r.GetVersion(), r.AppendTo(nil))
