@@ -383,7 +383,7 @@ func (c *Coordinator) consumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	if g.epoch != g.assignmentEpoch {
 		c.assignLocked(g)
 	}
-	c.reconcileLocked(g, m)
+	c.reconcileLocked(g, m, req.Topics != nil)
 	c.armConsumerTimerLocked(g, m)
 
 	resp.MemberID = &m.id
@@ -589,14 +589,18 @@ func ownedByOthersLocked(g *cgroup, m *cmember, k tp) bool {
 }
 
 // reconcileLocked moves m toward its target assignment: partitions leaving
-// it are revoked first (its epoch stays until it reports them gone), then it
+// it are revoked first (its epoch stays until a heartbeat that reports its
+// owned partitions, reported, no longer has them), then it
 // moves to the assignment epoch and gets the partitions no other member
 // holds; the rest follow on later heartbeats as their owners release them.
-func (c *Coordinator) reconcileLocked(g *cgroup, m *cmember) {
+func (c *Coordinator) reconcileLocked(g *cgroup, m *cmember, reported bool) {
 	if m.away {
 		return
 	}
 	if m.state == cUnrevoked {
+		if !reported {
+			return
+		}
 		for k := range m.revoking {
 			if _, ok := m.owned[k]; ok {
 				return // still revoking

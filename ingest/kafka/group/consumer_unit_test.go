@@ -99,6 +99,14 @@ func TestConsumerProtocolReconciliation(t *testing.T) {
 	if r = h.cgh(cgHeartbeat{group: "g", member: "m2", epoch: 2}); len(partsOf(t, r)) != 0 {
 		t.Fatalf("m2 got %v before m1 revoked", partsOf(t, r))
 	}
+	// A heartbeat that does not report owned partitions does not finish
+	// the revocation.
+	if r = h.cgh(cgHeartbeat{group: "g", member: "m1", epoch: 1}); r.MemberEpoch != 1 {
+		t.Fatalf("m1 moved to epoch %d without reporting its partitions", r.MemberEpoch)
+	}
+	if r = h.cgh(cgHeartbeat{group: "g", member: "m2", epoch: 2}); len(partsOf(t, r)) != 0 {
+		t.Fatalf("m2 got %v before m1 reported the revocation", partsOf(t, r))
+	}
 	// A commit at m1's epoch is accepted while it revokes.
 	mustCode(t, "m1 commit while revoking", h.cgCommit("g", "m1", 1, 9), 0)
 	r = h.cgh(cgHeartbeat{group: "g", member: "m1", epoch: 1, owned: map[string][]int32{"t": kept}})
