@@ -121,6 +121,7 @@ type logConfig struct {
 	SharedSegments     bool
 	CommitDelay        time.Duration
 	CleanerBytesPerSec int64
+	CleanerInterval    time.Duration
 }
 
 // replicationConfig is site replication (replicate/): gossip membership,
@@ -240,6 +241,9 @@ func (c *serveConfig) keys() []*key {
 
 		{path: "log.cleaner-bytes-per-sec", flag: "cleaner-bytes-per-sec", def: "4194304", v: i64(&c.Log.CleanerBytesPerSec),
 			doc: "I/O bound of the cleaner of compacted topics (`cleanup.policy=compact`): bytes read plus written per second, so compaction never saturates an SD card (negative = unbounded)"},
+
+		{path: "log.cleaner-interval", flag: "cleaner-interval", def: "15s", v: dur(&c.Log.CleanerInterval), check: positive(&c.Log.CleanerInterval),
+			doc: "how often the cleaner looks for compacted partitions whose dirty share reached `min.cleanable.dirty.ratio`"},
 
 		{path: "kafka.addr", flag: "kafka-addr", def: ":9092", v: str(&c.Kafka.Addr), check: addr(&c.Kafka.Addr),
 			doc: "Kafka wire protocol listener (empty = off)"},

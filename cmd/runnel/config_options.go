@@ -42,6 +42,7 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 		NoSharedSegments:   !c.Log.SharedSegments,
 		CommitDelay:        cmp.Or(c.Log.CommitDelay, -1), // 0 here means never (the log's 0 is its default)
 		CleanerBytesPerSec: c.Log.CleanerBytesPerSec,
+		CleanerInterval:    c.Log.CleanerInterval,
 		Defaults: rlog.TopicConfig{
 			Partitions:     c.Log.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(c.Log.Fsync),
