@@ -167,24 +167,6 @@ func (c *compactor) flushGap() {
 	if !g.open {
 		return
 	}
-	c.out = append(c.out, emptyBatch(g.base, g.last, g.epoch, g.maxTs)...)
+	c.out = append(c.out, batch.Empty(g.base, g.last, g.epoch, g.maxTs)...)
 	*g = gapRun{}
-}
-
-// emptyBatch is a batch with no records covering offsets [base, last].
-func emptyBatch(base, last int64, epoch int32, ts int64) []byte {
-	b := make([]byte, batch.HeaderSize)
-	be := binary.BigEndian
-	be.PutUint64(b[batch.OffBaseOffset:], uint64(base))
-	be.PutUint32(b[batch.OffBatchLength:], uint32(batch.HeaderSize-batch.LogOverhead))
-	be.PutUint32(b[batch.OffLeaderEpoch:], uint32(epoch))
-	b[batch.OffMagic] = 2
-	be.PutUint32(b[batch.OffLastOffsetDelta:], uint32(last-base))
-	be.PutUint64(b[batch.OffBaseTimestamp:], uint64(ts))
-	be.PutUint64(b[batch.OffMaxTimestamp:], uint64(ts))
-	be.PutUint64(b[batch.OffProducerID:], math.MaxUint64) // -1
-	be.PutUint16(b[batch.OffProducerEpoch:], math.MaxUint16)
-	be.PutUint32(b[batch.OffBaseSequence:], math.MaxUint32)
-	be.PutUint32(b[batch.OffCRC:], batch.Checksum(b))
-	return b
 }
