@@ -724,7 +724,7 @@
 // compacted-empty batch, which clients skip):
 //
 //	before   [0 a=1][1 b=1][2 a=2 | 3 c=1 | 4 b=2][5 a=3]
-//	after    [0-1 empty][3 c=1][4 b=2][5 a=3]
+//	after    [0-2 empty][3 c=1 | 4 b=2][5 a=3]
 //
 // So batches still chain (each base = previous last + 1), the first
 // batch still starts at the file's base, every batch is dense (records =
