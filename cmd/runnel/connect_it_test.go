@@ -73,6 +73,7 @@ rest.advertised.host.name=127.0.0.1
 	defer cancel()
 	logPath := filepath.Join(dir, "worker.log")
 	var worker *exec.Cmd
+	var exited chan struct{} // closed when worker has exited
 	start := func() {
 		t.Helper()
 		cmd, err := kafkatest.ToolCommand(ctx, "512M", "org.apache.kafka.connect.cli.ConnectDistributed", propsPath)
@@ -88,7 +89,8 @@ rest.advertised.host.name=127.0.0.1
 			t.Fatal(err)
 		}
 		lf.Close()
-		worker = cmd
+		worker, exited = cmd, make(chan struct{})
+		go func(done chan struct{}) { cmd.Wait(); close(done) }(exited)
 		// Ready once the REST API answers.
 		for {
 			if r, err := http.Get("http://" + rest + "/connectors"); err == nil {
@@ -97,10 +99,13 @@ rest.advertised.host.name=127.0.0.1
 					return
 				}
 			}
-			if ctx.Err() != nil {
+			select {
+			case <-exited:
+				t.Fatalf("Connect worker exited at start\n%s", workerLog(logPath))
+			case <-ctx.Done():
 				t.Fatalf("Connect worker not ready\n%s", workerLog(logPath))
+			case <-time.After(300 * time.Millisecond):
 			}
-			time.Sleep(300 * time.Millisecond)
 		}
 	}
 	stop := func() {
@@ -108,13 +113,11 @@ rest.advertised.host.name=127.0.0.1
 			return
 		}
 		worker.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { worker.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(60 * time.Second):
 			worker.Process.Kill()
-			<-done
+			<-exited
 		}
 		worker = nil
 	}
