@@ -253,20 +253,26 @@ func (l *logImpl) walkSegment(p *partition, seg *segment, limit int64, fn func(b
 func (l *logImpl) cleanSegment(p *partition, t cleanTarget, m *compactor, truncs uint64) (bool, error) {
 	seg := t.seg
 	m.reset()
-	if _, err := l.walkSegment(p, seg, t.size, m.filter); err != nil {
-		return false, fmt.Errorf("read %s: %w", seg.rel, err)
-	}
-	m.flushGap()
-	if m.removed == 0 {
-		return false, nil
-	}
 	tmp := seg.path[:len(seg.path)-len(logSuffix)] + cleanedSuffix
-	if err := l.writeCleaned(tmp, m.out); err != nil {
-		l.fs.Remove(tmp)
+	w := &cleanWriter{l: l, p: p, seg: seg, path: tmp}
+	m.spill = w.spill
+	_, err := l.walkSegment(p, seg, t.size, m.filter)
+	m.flushGap()
+	if err == nil {
+		err = w.spill(m, true)
+	}
+	if err == nil && w.f != nil {
+		err = w.finish()
+	}
+	if err != nil {
+		w.abort()
 		if isNoSpace(err) {
 			return false, fmt.Errorf("%w: %s: %v", errCleanAborted, seg.rel, err)
 		}
-		return false, err
+		return false, fmt.Errorf("clean %s: %w", seg.rel, err)
+	}
+	if m.removed == 0 {
+		return false, nil
 	}
 	// The swap: readers wait (cleanMu), appends do not (they never touch
 	// a sealed segment).
@@ -295,7 +301,7 @@ func (l *logImpl) cleanSegment(p *partition, t cleanTarget, m *compactor, truncs
 		// The rename may not be durable; either file is a valid segment.
 		l.logger.Warn("log: cannot sync directory after cleaning", "topic", p.t.name, "partition", p.id, "err", err)
 	}
-	n := int64(len(m.out))
+	n := w.off
 	seg.size, seg.synced, seg.covered = n, n, n
 	seg.mu.Lock()
 	seg.index, seg.indexed, seg.lastIndexed, seg.maxTs = nil, false, -1, -1
@@ -307,31 +313,114 @@ func (l *logImpl) cleanSegment(p *partition, t cleanTarget, m *compactor, truncs
 	return true, nil
 }
 
-// writeCleaned writes data to a new file at path and syncs it.
-func (l *logImpl) writeCleaned(path string, data []byte) error {
-	l.fs.Remove(path)
-	f, err := l.fs.Create(path)
+// cleanWriter streams a cleaned segment to its temp file, so a pass
+// holds at most cleanerBufBytes of it in memory. The file is created at
+// the first removed record: until then the output is the segment's own
+// bytes, counted (prefix) instead of kept, and copied from the segment
+// when the file is created. A segment that loses nothing is never
+// written.
+type cleanWriter struct {
+	l      *logImpl
+	p      *partition
+	seg    *segment
+	path   string
+	f      vfs.File
+	off    int64 // bytes written to f
+	prefix int64 // leading bytes equal to the segment's, not written yet
+}
+
+// cleanerBufBytes is how much cleaned output a pass holds before writing.
+const cleanerBufBytes = 256 << 10
+
+// spill writes (or counts) the compactor's pending output; final at the
+// end of the segment.
+func (w *cleanWriter) spill(c *compactor, final bool) error {
+	if c.removed == 0 {
+		if !final {
+			w.prefix += int64(len(c.out))
+			c.out = c.out[:0]
+		}
+		return nil
+	}
+	if w.f == nil {
+		w.l.fs.Remove(w.path)
+		f, err := w.l.fs.Create(w.path)
+		if err != nil {
+			return err
+		}
+		w.f = f
+		if err := w.copyPrefix(); err != nil {
+			return err
+		}
+	}
+	err := w.write(c.out)
+	c.out = c.out[:0]
+	return err
+}
+
+// copyPrefix copies the segment's first prefix bytes to the file.
+func (w *cleanWriter) copyPrefix() error {
+	if w.prefix == 0 {
+		return nil
+	}
+	r, release, err := w.l.segReader(w.seg)
 	if err != nil {
 		return err
 	}
-	const chunk = 256 << 10
-	for off := 0; off < len(data); off += chunk {
-		end := min(off+chunk, len(data))
-		if !l.cleanerRate.wait(end-off, l.quit) {
-			f.Close()
+	defer release()
+	buf := make([]byte, min(w.prefix, cleanerBufBytes))
+	for done := int64(0); done < w.prefix; {
+		n := min(int64(len(buf)), w.prefix-done)
+		if !w.l.cleanerRate.wait(int(n), w.l.quit) {
 			return errCleanAborted
 		}
-		if _, err := f.WriteAt(data[off:end], int64(off)); err != nil {
-			f.Close()
+		if err := readAtFull(r, buf[:n], done); err != nil {
 			return err
 		}
-		l.cleanerCtr.written.Add(uint64(end - off))
+		w.l.cleanerCtr.read.Add(uint64(n))
+		if err := w.write(buf[:n]); err != nil {
+			return err
+		}
+		done += n
 	}
+	w.prefix = 0
+	return nil
+}
+
+func (w *cleanWriter) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if !w.l.cleanerRate.wait(len(b), w.l.quit) {
+		return errCleanAborted
+	}
+	if _, err := w.f.WriteAt(b, w.off); err != nil {
+		return err
+	}
+	w.off += int64(len(b))
+	w.l.cleanerCtr.written.Add(uint64(len(b)))
+	return nil
+}
+
+// finish makes the file durable and closes it.
+func (w *cleanWriter) finish() error {
+	f := w.f
+	w.f = nil
 	if err := f.Sync(); err != nil {
 		f.Close()
+		w.l.fs.Remove(w.path)
 		return err
 	}
 	return f.Close()
+}
+
+// abort drops the file.
+func (w *cleanWriter) abort() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	w.l.fs.Remove(w.path)
 }
 
 // cleanerStats is the snapshot for Stats.

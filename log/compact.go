@@ -26,6 +26,9 @@ type compactor struct {
 	removed int64  // records removed from it
 	gap     gapRun
 	b       batch.Builder
+	// spill takes the pending output (out) when it grows past
+	// cleanerBufBytes (cleanWriter.spill).
+	spill func(c *compactor, final bool) error
 }
 
 // gapRun is a run of removed offsets not yet written as an empty batch.
@@ -76,6 +79,16 @@ func (c *compactor) reset() {
 
 // filter adds one batch of the segment being cleaned to out.
 func (c *compactor) filter(b []byte, h *batch.Header) error {
+	if err := c.filterBatch(b, h); err != nil {
+		return err
+	}
+	if len(c.out) >= cleanerBufBytes && c.spill != nil {
+		return c.spill(c, false)
+	}
+	return nil
+}
+
+func (c *compactor) filterBatch(b []byte, h *batch.Header) error {
 	if h.Control() || h.Transactional() || h.RecordCount == 0 {
 		c.copyBatch(b)
 		return nil

@@ -471,3 +471,57 @@ func TestCompactCrashAtEveryOperation(t *testing.T) {
 		t.Fatalf("only %d crash points: the pass wrote too little", crashes)
 	}
 }
+
+// TestCompactStreamsLargeSegment cleans a 1 MiB segment whose first
+// removed record lies past the cleaner's buffer: the output goes to the
+// file in pieces, its unchanged start copied from the segment.
+func TestCompactStreamsLargeSegment(t *testing.T) {
+	l, err := Open(compactOpts(t.TempDir(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := compactTopic
+	cfg.SegmentBytes = 1 << 20
+	if err := l.CreateTopic("c", cfg); err != nil {
+		t.Fatal(err)
+	}
+	appended := map[int64]kv{}
+	ts := time.Now().UnixMilli()
+	add := func(prefix string, from, to int) {
+		for i := from; i < to; i += 10 {
+			var b batch.Builder
+			var recs []kv
+			for j := i; j < min(i+10, to); j++ {
+				r := kv{key: []byte(fmt.Sprintf("%s%d", prefix, j)), value: []byte(fmt.Sprintf("%s value %d %s", prefix, j, strings.Repeat("x", 90))), ts: ts}
+				b.Add(ts, r.key, r.value, nil)
+				recs = append(recs, r)
+			}
+			base, err := l.Append(context.Background(), "c", 0, b.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, r := range recs {
+				appended[base+int64(j)] = r
+			}
+		}
+	}
+	add("a", 0, 4000) // ~520 KB never superseded
+	add("b", 0, 1000) // superseded below
+	add("c", 0, 3000) // rolls the segment
+	add("b", 0, 1000) // in the next segment
+	add("d", 0, 5000) // and seal that one too
+	if err := cleanNow(t, l, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st := l.Stats().Cleaner
+	if st.RecordsRemoved != 1000 || st.Segments != 1 {
+		t.Fatalf("removed %d records in %d segments, want 1000 in 1: %+v", st.RecordsRemoved, st.Segments, st)
+	}
+	if _, probs := checkCompacted(l, appended, false); len(probs) > 0 {
+		t.Fatal(strings.Join(probs, "\n"))
+	}
+	if d := l.Check(); len(d) > 0 {
+		t.Fatalf("Check: %+v", d)
+	}
+}
