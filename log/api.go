@@ -181,12 +181,39 @@ type TopicConfig struct {
 	OnFull         OnFull        // default "reject"
 	MaxBatchBytes  int32         // largest accepted batch (default 1 MiB + overhead)
 
+	// Compaction (cleaner.go). Cleanup "compact" keeps the latest record
+	// per key and no retention by age or size applies; "compact,delete"
+	// does both.
+	Cleanup           CleanupPolicy // "delete" (default), "compact", "compact,delete"
+	DeleteRetention   time.Duration // how long a tombstone (null value) stays readable (default 24h)
+	MinCompactionLag  time.Duration // records younger than this are never compacted away (default 0)
+	MinCleanableRatio float64       // dirty share of a partition that starts a pass (default 0.5)
+
 	// Site replication (replicate/). The log stores these and refuses
 	// Append/AppendAsync on a mirror; the rest is replicate's.
 	ReplicationFactor int32  // copies on the site, origin included (default 1)
 	MinInsyncReplicas int32  // copies acks=all needs (default 1)
 	Origin            string // node id this topic mirrors; "" = this node's own topic
 }
+
+// CleanupPolicy is what removes old records of a topic (Kafka's
+// cleanup.policy).
+type CleanupPolicy string
+
+const (
+	CleanupDelete        CleanupPolicy = "delete"
+	CleanupCompact       CleanupPolicy = "compact"
+	CleanupCompactDelete CleanupPolicy = "compact,delete"
+)
+
+// Compacted reports whether the cleaner keeps only the latest record per
+// key of the topic.
+func (c TopicConfig) Compacted() bool {
+	return c.Cleanup == CleanupCompact || c.Cleanup == CleanupCompactDelete
+}
+
+// Deletes reports whether retention by age and size applies.
+func (c TopicConfig) Deletes() bool { return c.Cleanup != CleanupCompact }
 
 // TopicInfo describes a topic.
 type TopicInfo struct {
@@ -203,6 +230,11 @@ type PartitionInfo struct {
 	Bytes     int64 // bytes on disk
 	Segments  int
 	Err       error // non-nil when read-only after a failure
+	// Compacted topics: the share of the partition's bytes not cleaned
+	// since the last pass (or since open), and when that pass ended
+	// (zero: none yet).
+	DirtyRatio float64
+	LastClean  time.Time
 }
 
 // Stats is a point-in-time snapshot of the log's counters.
@@ -233,6 +265,7 @@ type Stats struct {
 	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
 	CommitDelayNanos uint64           // total time commits were held back
 	OutOfFiles       uint64           // opens that failed with EMFILE/ENFILE (retried; see ErrTooManyOpenFiles)
+	Cleaner          CleanerStats     // compaction of compacted topics (cleaner.go)
 }
 
 // PartitionError names a failed partition and why.

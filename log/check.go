@@ -25,6 +25,7 @@ func (l *logImpl) Check() []Damage {
 	}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
+			p.cleanMu.RLock() // no cleaned segment is swapped in while it is checked
 			p.mu.Lock()
 			limits := map[string]int64{}
 			var virt []*segment
@@ -60,6 +61,7 @@ func (l *logImpl) Check() []Damage {
 				}
 			}
 			out = append(out, p.checkEpochStarts(epochs)...)
+			p.cleanMu.RUnlock()
 		}
 	}
 	for _, d := range out {

@@ -20,6 +20,10 @@ var builtinDefaults = TopicConfig{
 	OnFull:         OnFullReject,
 	MaxBatchBytes:  1<<20 + 12,
 
+	Cleanup:           CleanupDelete,
+	DeleteRetention:   24 * time.Hour,
+	MinCleanableRatio: 0.5,
+
 	ReplicationFactor: 1,
 	MinInsyncReplicas: 1,
 }
@@ -60,6 +64,18 @@ func fillConfig(c, d TopicConfig) TopicConfig {
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = d.ReplicationFactor
 	}
+	if c.Cleanup == "" {
+		c.Cleanup = d.Cleanup
+	}
+	if c.DeleteRetention == 0 {
+		c.DeleteRetention = d.DeleteRetention
+	}
+	if c.MinCompactionLag == 0 {
+		c.MinCompactionLag = d.MinCompactionLag
+	}
+	if c.MinCleanableRatio == 0 {
+		c.MinCleanableRatio = d.MinCleanableRatio
+	}
 	if c.MinInsyncReplicas == 0 {
 		c.MinInsyncReplicas = d.MinInsyncReplicas
 	}
@@ -77,6 +93,17 @@ func validateConfig(c TopicConfig, needPartitions bool) error {
 	case "", OnFullReject, OnFullDropOldest:
 	default:
 		return fmt.Errorf("%w: on-full %q (want reject or drop-oldest)", ErrInvalidConfig, c.OnFull)
+	}
+	switch c.Cleanup {
+	case "", CleanupDelete, CleanupCompact, CleanupCompactDelete:
+	default:
+		return fmt.Errorf("%w: cleanup policy %q (want delete, compact or compact,delete)", ErrInvalidConfig, c.Cleanup)
+	}
+	if c.DeleteRetention < 0 || c.MinCompactionLag < 0 {
+		return fmt.Errorf("%w: negative delete retention or min compaction lag", ErrInvalidConfig)
+	}
+	if c.MinCleanableRatio < 0 || c.MinCleanableRatio > 1 {
+		return fmt.Errorf("%w: min cleanable ratio %v (want 0 to 1)", ErrInvalidConfig, c.MinCleanableRatio)
 	}
 	if c.Partitions < 0 || (needPartitions && c.Partitions == 0) || c.Partitions > 100000 {
 		return fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, c.Partitions)
@@ -118,19 +145,23 @@ func ValidTopicName(name string) bool {
 // storedConfig is the JSON form kept in meta (bucket "topics"). Field names
 // never change; durations are milliseconds.
 type storedConfig struct {
-	Partitions        int32  `json:"partitions"`
-	Fsync             string `json:"fsync,omitempty"`
-	FsyncIntervalMs   int64  `json:"fsync_interval_ms,omitempty"`
-	RetentionAgeMs    int64  `json:"retention_age_ms,omitempty"`
-	RetentionBytes    int64  `json:"retention_bytes,omitempty"`
-	SegmentBytes      int64  `json:"segment_bytes,omitempty"`
-	SegmentAgeMs      int64  `json:"segment_age_ms,omitempty"`
-	OnFull            string `json:"on_full,omitempty"`
-	MaxBatchBytes     int32  `json:"max_batch_bytes,omitempty"`
-	RebuiltFromFiles  bool   `json:"rebuilt_from_files,omitempty"`
-	ReplicationFactor int32  `json:"replication_factor,omitempty"`
-	MinInsyncReplicas int32  `json:"min_insync_replicas,omitempty"`
-	Origin            string `json:"origin,omitempty"`
+	Partitions         int32   `json:"partitions"`
+	Fsync              string  `json:"fsync,omitempty"`
+	FsyncIntervalMs    int64   `json:"fsync_interval_ms,omitempty"`
+	RetentionAgeMs     int64   `json:"retention_age_ms,omitempty"`
+	RetentionBytes     int64   `json:"retention_bytes,omitempty"`
+	SegmentBytes       int64   `json:"segment_bytes,omitempty"`
+	SegmentAgeMs       int64   `json:"segment_age_ms,omitempty"`
+	OnFull             string  `json:"on_full,omitempty"`
+	MaxBatchBytes      int32   `json:"max_batch_bytes,omitempty"`
+	RebuiltFromFiles   bool    `json:"rebuilt_from_files,omitempty"`
+	ReplicationFactor  int32   `json:"replication_factor,omitempty"`
+	MinInsyncReplicas  int32   `json:"min_insync_replicas,omitempty"`
+	Origin             string  `json:"origin,omitempty"`
+	Cleanup            string  `json:"cleanup_policy,omitempty"`
+	DeleteRetentionMs  int64   `json:"delete_retention_ms,omitempty"`
+	MinCompactionLagMs int64   `json:"min_compaction_lag_ms,omitempty"`
+	MinCleanableRatio  float64 `json:"min_cleanable_ratio,omitempty"`
 	// ID tells incarnations of a topic name apart (journal records of a
 	// deleted topic must not replay into a new one of the same name).
 	ID uint64 `json:"id,omitempty"`
@@ -152,6 +183,11 @@ func encodeConfig(c TopicConfig, rebuilt bool, id uint64) []byte {
 		ReplicationFactor: c.ReplicationFactor,
 		MinInsyncReplicas: c.MinInsyncReplicas,
 		Origin:            c.Origin,
+
+		Cleanup:            string(c.Cleanup),
+		DeleteRetentionMs:  durMs(c.DeleteRetention),
+		MinCompactionLagMs: durMs(c.MinCompactionLag),
+		MinCleanableRatio:  c.MinCleanableRatio,
 	}
 	b, _ := json.Marshal(s)
 	return b
@@ -195,6 +231,11 @@ func decodeConfigID(b []byte) (TopicConfig, uint64, error) {
 		ReplicationFactor: s.ReplicationFactor,
 		MinInsyncReplicas: s.MinInsyncReplicas,
 		Origin:            s.Origin,
+
+		Cleanup:           CleanupPolicy(s.Cleanup),
+		DeleteRetention:   msDur(s.DeleteRetentionMs),
+		MinCompactionLag:  msDur(s.MinCompactionLagMs),
+		MinCleanableRatio: s.MinCleanableRatio,
 	}, s.ID, nil
 }
 

@@ -28,8 +28,11 @@ type logImpl struct {
 	shared    *sharedLog // nil with Options.NoSharedSegments
 	ckptMu    sync.Mutex // serializes writeCheckpoint
 	stats     counters
-	closed    atomic.Bool
-	diskShort atomic.Bool
+	// The cleaner of compacted topics (cleaner.go).
+	cleanerCtr  cleanerCounters
+	cleanerRate rateLimiter
+	closed      atomic.Bool
+	diskShort   atomic.Bool
 
 	outOfFilesLogged atomic.Int64 // unix nanos of the last "out of file descriptors" line
 
@@ -70,14 +73,15 @@ func Open(opts *Options) (Log, error) {
 	}
 	o := opts.withDefaults()
 	l := &logImpl{
-		opts:     o,
-		fs:       o.FS,
-		dir:      o.Dir,
-		logger:   o.Logger,
-		topics:   map[string]*topic{},
-		holds:    map[string]bool{},
-		quit:     make(chan struct{}),
-		ckptKick: make(chan struct{}, 1),
+		cleanerRate: rateLimiter{rate: o.CleanerBytesPerSec},
+		opts:        o,
+		fs:          o.FS,
+		dir:         o.Dir,
+		logger:      o.Logger,
+		topics:      map[string]*topic{},
+		holds:       map[string]bool{},
+		quit:        make(chan struct{}),
+		ckptKick:    make(chan struct{}, 1),
 	}
 	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)
@@ -165,7 +169,8 @@ func Open(opts *Options) (Log, error) {
 
 // start launches the background goroutines; Close stops them.
 func (l *logImpl) start() {
-	l.wg.Add(4)
+	l.wg.Add(5)
+	go func() { defer l.wg.Done(); l.cleanerLoop() }()
 	go func() { defer l.wg.Done(); l.committer.run() }()
 	go func() { defer l.wg.Done(); l.checkpointLoop() }()
 	go func() { defer l.wg.Done(); l.retentionLoop() }()

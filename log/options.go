@@ -87,6 +87,13 @@ type Options struct {
 	// held. Default 10ms; <0 = never hold (every commit starts as soon as
 	// the disk is free).
 	CommitDelay time.Duration
+	// CleanerBytesPerSec bounds the I/O of the cleaner of compacted
+	// topics: bytes read plus bytes written per second (SD cards);
+	// default 4 MiB/s, <0 = unbounded.
+	CleanerBytesPerSec int64
+	// CleanerInterval is how often the cleaner looks for partitions of
+	// compacted topics to clean; default 15s.
+	CleanerInterval time.Duration
 }
 
 const (
@@ -99,6 +106,8 @@ const (
 	defaultCommitDelay        = 10 * time.Millisecond
 	defaultSharedSegmentBytes = 32 << 20
 	defaultProducerStateScan  = 16 << 10
+	defaultCleanerBytesPerSec = 4 << 20
+	defaultCleanerInterval    = 15 * time.Second
 
 	// maxSharedSegmentBytes and maxJournalMaxBytes bound the files open
 	// may read whole into memory (a shared file without its extent index,
@@ -114,7 +123,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidConfig)
 	}
 	if o.MaxOpenFiles < 0 || o.MaxLoadedIndexes < 0 || o.IndexIntervalBytes < 0 || o.DiskCheckInterval < 0 ||
-		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 {
+		o.RetentionCheckInterval < 0 || o.CheckpointInterval < 0 || o.JournalMaxBytes < 0 || o.JournalSmallBytes < 0 || o.SharedSegmentBytes < 0 || o.ProducerStateScanBytes < 0 || o.CleanerInterval < 0 {
 		return fmt.Errorf("%w: negative option", ErrInvalidConfig)
 	}
 	if o.SharedSegmentBytes > maxSharedSegmentBytes {
@@ -172,6 +181,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommitDelay == 0 {
 		o.CommitDelay = defaultCommitDelay
+	}
+	if o.CleanerBytesPerSec == 0 {
+		o.CleanerBytesPerSec = defaultCleanerBytesPerSec
+	}
+	if o.CleanerInterval == 0 {
+		o.CleanerInterval = defaultCleanerInterval
 	}
 	if o.DiskUsage == nil {
 		o.DiskUsage = statfsUsage

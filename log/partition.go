@@ -85,6 +85,12 @@ type partition struct {
 	// fed: appends come from a CommitFeeder's feed, which reports the
 	// independent bytes itself (Gathering).
 	fed atomic.Bool
+
+	// cleanMu guards the segment files against the cleaner's swap of a
+	// cleaned file (cleaner.go): reads hold it shared, the swap
+	// exclusively (taken before mu). Appends never take it.
+	cleanMu  sync.RWMutex
+	cleaning cleanState
 }
 
 // lostRange is offsets [from, to) lost to damage in file.
@@ -343,7 +349,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	} else if err := p.writeFileLocked(seg, data); err != nil {
 		return -1, err
 	}
-	if seg.virt == nil && cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad {
+	if seg.virt == nil && cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad && !cfg.Compacted() {
 		if len(p.jbuf) == 0 {
 			p.jbufSeg, p.jbufPos = seg, seg.size
 		}
@@ -475,8 +481,8 @@ func (p *partition) wantSharedLocked(cfg *TopicConfig, n int) bool {
 		// file bytes must never be durable ahead of shared ones before them.
 		return true
 	}
-	if !l.shared.usable() || cfg.Fsync != FsyncAlways {
-		return false
+	if !l.shared.usable() || cfg.Fsync != FsyncAlways || cfg.Compacted() {
+		return false // compacted topics: own segment files only (cleaner.go)
 	}
 	small := l.opts.JournalSmallBytes
 	switch {
@@ -625,6 +631,8 @@ func (p *partition) close() {
 
 // read implements Log.Read for this partition.
 func (p *partition) read(offset int64, maxBytes int) ([]byte, error) {
+	p.cleanMu.RLock()
+	defer p.cleanMu.RUnlock()
 	p.mu.Lock()
 	start, hwm := p.startLocked(), p.hwm
 	if offset < start || offset > hwm {
@@ -925,6 +933,9 @@ func (p *partition) info() PartitionInfo {
 	}
 	if p.roErr != nil {
 		pi.Err = p.readOnlyErr()
+	}
+	if t := p.cleaning.lastPass.Load(); t != 0 {
+		pi.LastClean = time.Unix(0, t)
 	}
 	return pi
 }

@@ -27,7 +27,7 @@ func (l *logImpl) applyRetention() {
 	holds := l.holdCursors()
 	for _, t := range l.topicList() {
 		cfg := t.config()
-		if cfg.RetentionAge < 0 && cfg.RetentionBytes < 0 {
+		if cfg.RetentionAge < 0 && cfg.RetentionBytes < 0 || !cfg.Deletes() {
 			continue
 		}
 		for _, p := range t.partitions() {

@@ -34,6 +34,7 @@ type counters struct {
 // Stats implements Log.
 func (l *logImpl) Stats() Stats {
 	s := Stats{
+		Cleaner:          l.cleanerStats(),
 		AppendedRecords:  l.stats.appendedRecords.Load(),
 		AppendedBytes:    l.stats.appendedBytes.Load(),
 		AppendedBatches:  l.stats.appendedBatches.Load(),

@@ -52,7 +52,11 @@ func (t *topic) info() TopicInfo {
 	t.mu.RUnlock()
 	ti.Config.Partitions = int32(len(parts))
 	for _, p := range parts {
-		ti.Partitions = append(ti.Partitions, p.info())
+		pi := p.info()
+		if ti.Config.Compacted() {
+			pi.DirtyRatio = p.dirtyRatio()
+		}
+		ti.Partitions = append(ti.Partitions, pi)
 	}
 	return ti
 }

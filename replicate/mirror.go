@@ -594,6 +594,13 @@ func wholeBatchesFrom(data []byte, from int64) ([]byte, error) {
 			return nil, fmt.Errorf("fetched batch header: %v", err)
 		}
 		if h.Size() > len(b) || h.LastOffset() >= from {
+			if h.Size() <= len(b) && h.BaseOffset < from && h.RecordCount == 0 && !h.Control() {
+				// Compaction at the origin merged removed offsets of
+				// several batches into one empty batch: this copy takes
+				// its part from from on.
+				rest := b[h.Size():]
+				b = append(batch.Empty(from, h.LastOffset(), h.LeaderEpoch, h.MaxTimestamp), rest...)
+			}
 			break
 		}
 		b = b[h.Size():]

@@ -246,7 +246,8 @@ func describeTopicSettings(ctx context.Context, br *kgo.Broker, topic string, ti
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeTopic
 	res.ResourceName = topic
-	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas"}
+	res.ConfigNames = []string{"retention.ms", "retention.bytes", "segment.bytes", "replication.factor", "min.insync.replicas",
+		"cleanup.policy", "delete.retention.ms", "min.compaction.lag.ms"}
 	req.Resources = append(req.Resources, res)
 	resp, err := br.Request(dctx, req)
 	if err != nil {
@@ -255,6 +256,17 @@ func describeTopicSettings(ctx context.Context, br *kgo.Broker, topic string, ti
 	for _, rr := range resp.(*kmsg.DescribeConfigsResponse).Resources {
 		for _, c := range rr.Configs {
 			if c.Value == nil {
+				continue
+			}
+			if c.Name == "cleanup.policy" {
+				// A compacted topic's copy compacts itself, keeping the
+				// origin's offsets (and no retention by age alone).
+				switch p := log.CleanupPolicy(strings.ReplaceAll(*c.Value, " ", "")); p {
+				case log.CleanupCompact, log.CleanupCompactDelete:
+					cfg.Cleanup = p
+				case "delete,compact":
+					cfg.Cleanup = log.CleanupCompactDelete
+				}
 				continue
 			}
 			n, err := strconv.ParseInt(*c.Value, 10, 64)
@@ -283,6 +295,10 @@ func applySetting(cfg *log.TopicConfig, name string, n int64) {
 		}
 	case "segment.bytes":
 		cfg.SegmentBytes = n
+	case "delete.retention.ms":
+		cfg.DeleteRetention = max(time.Duration(n)*time.Millisecond, time.Millisecond)
+	case "min.compaction.lag.ms":
+		cfg.MinCompactionLag = max(time.Duration(n)*time.Millisecond, 0)
 	case "replication.factor":
 		if n > 1 && n < 1<<15 {
 			cfg.ReplicationFactor = int32(n)

@@ -35,6 +35,17 @@ func (s *Server) logMetrics(m *Metrics) {
 	m.Counter("runnel_log_retention_deleted_segments_total", "Segments deleted by age/size retention.", float64(st.RetentionDeletes), nil)
 	m.Counter("runnel_log_journal_commits_total", "Group commits made durable through the node-wide journal.", float64(st.JournalCommits), nil)
 	m.Counter("runnel_log_journal_bytes_total", "Bytes written to the node-wide journal.", float64(st.JournalBytes), nil)
+	cl := st.Cleaner
+	m.Counter("runnel_log_cleaner_passes_total", "Cleaning passes over partitions of compacted topics.", float64(cl.Passes), nil)
+	m.Counter("runnel_log_cleaner_segments_total", "Segment files the cleaner rewrote.", float64(cl.Segments), nil)
+	m.Counter("runnel_log_cleaner_read_bytes_total", "Bytes the cleaner read (bounded with writes by log.cleaner-bytes-per-sec).", float64(cl.BytesRead), nil)
+	m.Counter("runnel_log_cleaner_written_bytes_total", "Bytes the cleaner wrote (cleaned segments).", float64(cl.BytesWritten), nil)
+	m.Counter("runnel_log_cleaner_removed_records_total", "Records the cleaner removed (superseded by a later record of their key, or tombstones past delete.retention.ms).", float64(cl.RecordsRemoved), nil)
+	m.Counter("runnel_log_cleaner_aborted_total", "Cleaning passes given up (a segment changed under the pass, or an I/O error); nothing is lost by one.", float64(cl.Aborted), nil)
+	m.Gauge("runnel_log_cleaner_max_dirty_ratio", "Largest share of a compacted partition not cleaned yet.", cl.MaxDirtyRatio, nil)
+	if !cl.LastPass.IsZero() {
+		m.Gauge("runnel_log_cleaner_last_pass_timestamp_seconds", "When the last cleaning pass ended (unix seconds).", float64(cl.LastPass.UnixNano())/1e9, nil)
+	}
 	m.Gauge("runnel_log_torn_tail_bytes", "Bytes of torn tails truncated at the last open (expected after power loss).", float64(st.TornTailBytes), nil)
 	m.Gauge("runnel_disk_free_bytes", "Free bytes on the data directory's file system.", float64(st.DiskFreeBytes), nil)
 	m.Gauge("runnel_disk_total_bytes", "Size of the data directory's file system.", float64(st.DiskTotalBytes), nil)
@@ -49,6 +60,9 @@ func (s *Server) logMetrics(m *Metrics) {
 			m.Gauge("runnel_partition_start_offset", "Log-start offset per partition.", float64(p.Start), l)
 			m.Gauge("runnel_partition_end_offset", "High-water mark per partition.", float64(p.HWM), l)
 			m.Gauge("runnel_partition_bytes", "Bytes on disk per partition.", float64(p.Bytes), l)
+			if t.Config.Compacted() {
+				m.Gauge("runnel_partition_dirty_ratio", "Share of a compacted partition not cleaned yet.", p.DirtyRatio, l)
+			}
 		}
 	}
 }

@@ -126,6 +126,15 @@ func topicConfigs(c rlog.TopicConfig) map[string]string {
 		"runnel.on.full":      string(c.OnFull),
 		"replication.factor":  strconv.FormatInt(int64(max(c.ReplicationFactor, 1)), 10),
 		"min.insync.replicas": strconv.FormatInt(int64(max(c.MinInsyncReplicas, 1)), 10),
+		"cleanup.policy":      string(c.Cleanup),
+	}
+	if c.Cleanup == "" {
+		m["cleanup.policy"] = string(rlog.CleanupDelete)
+	}
+	if c.Compacted() {
+		m["delete.retention.ms"] = ms(c.DeleteRetention)
+		m["min.compaction.lag.ms"] = ms(c.MinCompactionLag)
+		m["min.cleanable.dirty.ratio"] = strconv.FormatFloat(c.MinCleanableRatio, 'g', -1, 64)
 	}
 	if c.RetentionAge < 0 {
 		m["retention.ms"] = "-1"

@@ -247,6 +247,10 @@ type partitionJSON struct {
 	Bytes     int64  `json:"bytes"`
 	Segments  int    `json:"segments"`
 	Error     string `json:"error,omitempty"`
+	// Compacted topics: the share not cleaned yet, and when the last
+	// cleaning pass ended (RFC 3339; absent before the first).
+	DirtyRatio *float64 `json:"dirty_ratio,omitempty"`
+	LastClean  string   `json:"last_clean,omitempty"`
 }
 
 type topicJSON struct {
@@ -256,6 +260,7 @@ type topicJSON struct {
 	RetentionMs    int64           `json:"retention_ms"`    // -1 = forever
 	RetentionBytes int64           `json:"retention_bytes"` // per partition; -1 = unlimited
 	Origin         string          `json:"origin,omitempty"`
+	CleanupPolicy  string          `json:"cleanup_policy"`
 	Partitions     []partitionJSON `json:"partitions"`
 }
 
@@ -263,7 +268,11 @@ func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	var out []topicJSON
 	for _, t := range s.opts.Log.Topics() {
 		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull),
-			RetentionMs: t.Config.RetentionAge.Milliseconds(), RetentionBytes: t.Config.RetentionBytes, Origin: t.Config.Origin}
+			RetentionMs: t.Config.RetentionAge.Milliseconds(), RetentionBytes: t.Config.RetentionBytes, Origin: t.Config.Origin,
+			CleanupPolicy: string(t.Config.Cleanup)}
+		if tj.CleanupPolicy == "" {
+			tj.CleanupPolicy = string(rlog.CleanupDelete)
+		}
 		if t.Config.RetentionAge < 0 {
 			tj.RetentionMs = -1
 		}
@@ -274,6 +283,13 @@ func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 			pj := partitionJSON{Partition: p.Partition, Start: p.Start, End: p.HWM, Bytes: p.Bytes, Segments: p.Segments}
 			if p.Err != nil {
 				pj.Error = p.Err.Error()
+			}
+			if t.Config.Compacted() {
+				r := p.DirtyRatio
+				pj.DirtyRatio = &r
+				if !p.LastClean.IsZero() {
+					pj.LastClean = p.LastClean.UTC().Format(time.RFC3339)
+				}
 			}
 			tj.Partitions = append(tj.Partitions, pj)
 		}

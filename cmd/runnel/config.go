@@ -109,17 +109,19 @@ type loggingConfig struct {
 
 // logConfig is the commit log (log.Options and its topic defaults).
 type logConfig struct {
-	Fsync             string
-	FsyncInterval     time.Duration
-	DefaultPartitions int32
-	Retention         time.Duration
-	RetentionBytes    int64
-	SegmentBytes      int64
-	OnFull            string
-	MinFreeBytes      int64
-	MaxOpenFiles      int
-	SharedSegments    bool
-	CommitDelay       time.Duration
+	Fsync              string
+	FsyncInterval      time.Duration
+	DefaultPartitions  int32
+	Retention          time.Duration
+	RetentionBytes     int64
+	SegmentBytes       int64
+	OnFull             string
+	MinFreeBytes       int64
+	MaxOpenFiles       int
+	SharedSegments     bool
+	CommitDelay        time.Duration
+	CleanerBytesPerSec int64
+	CleanerInterval    time.Duration
 }
 
 // replicationConfig is site replication (replicate/): gossip membership,
@@ -236,6 +238,12 @@ func (c *serveConfig) keys() []*key {
 			doc: "store small `fsync: always` commits once, in node-wide shared segment files (about 1.4 instead of 3 device bytes per byte for many trickling partitions: SD-card wear); `false` = each partition's own segment files made durable through a node journal. A data dir that holds shared files keeps them on (see `log/doc.go`)"},
 		{path: "log.commit-delay", flag: "commit-delay", def: "10ms", v: dur(&c.Log.CommitDelay), check: notNegative(&c.Log.CommitDelay),
 			doc: "longest a commit may wait to gather appends of many trickling writers (ones not waiting for an ack) into fuller pages: fewer syncs, less SD-card wear. Never applied to a writer that waits alone or to writers that each wait for their ack (MQTT QoS 1 clients, Kafka producers waiting for acks): those get each ack when the sync covering it ends. `0` = never wait. Each hold is counted (`runnel_log_commits_delayed_total`); figures per value in `log/doc.go`"},
+
+		{path: "log.cleaner-bytes-per-sec", flag: "cleaner-bytes-per-sec", def: "4194304", v: i64(&c.Log.CleanerBytesPerSec),
+			doc: "I/O bound of the cleaner of compacted topics (`cleanup.policy=compact`): bytes read plus written per second, so compaction never saturates an SD card (negative = unbounded)"},
+
+		{path: "log.cleaner-interval", flag: "cleaner-interval", def: "15s", v: dur(&c.Log.CleanerInterval), check: positive(&c.Log.CleanerInterval),
+			doc: "how often the cleaner looks for compacted partitions whose dirty share reached `min.cleanable.dirty.ratio`"},
 
 		{path: "kafka.addr", flag: "kafka-addr", def: ":9092", v: str(&c.Kafka.Addr), check: addr(&c.Kafka.Addr),
 			doc: "Kafka wire protocol listener (empty = off)"},

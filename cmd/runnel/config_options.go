@@ -35,12 +35,14 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 // logOptions are the commit log's options (data-dir, log.*).
 func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 	return &rlog.Options{
-		Dir:              c.DataDir,
-		Logger:           logger,
-		MaxOpenFiles:     c.Log.MaxOpenFiles,
-		MinFreeBytes:     c.Log.MinFreeBytes,
-		NoSharedSegments: !c.Log.SharedSegments,
-		CommitDelay:      cmp.Or(c.Log.CommitDelay, -1), // 0 here means never (the log's 0 is its default)
+		Dir:                c.DataDir,
+		Logger:             logger,
+		MaxOpenFiles:       c.Log.MaxOpenFiles,
+		MinFreeBytes:       c.Log.MinFreeBytes,
+		NoSharedSegments:   !c.Log.SharedSegments,
+		CommitDelay:        cmp.Or(c.Log.CommitDelay, -1), // 0 here means never (the log's 0 is its default)
+		CleanerBytesPerSec: c.Log.CleanerBytesPerSec,
+		CleanerInterval:    c.Log.CleanerInterval,
 		Defaults: rlog.TopicConfig{
 			Partitions:     c.Log.DefaultPartitions,
 			Fsync:          rlog.FsyncPolicy(c.Log.Fsync),

@@ -69,7 +69,8 @@ func TestAdminRequests(t *testing.T) {
 		"unknown":  {"no.such.config": "1"},
 		"fsync":    {"runnel.fsync": "sometimes"},
 		"onfull":   {"runnel.on.full": "explode"},
-		"policy":   {"cleanup.policy": "compact"},
+		"policy":   {"cleanup.policy": "shrink"},
+		"dirty":    {"min.cleanable.dirty.ratio": "1.5"},
 		"segbytes": {"segment.bytes": "abc"},
 	} {
 		if c := code(createTopicReq("bad-"+name, 1, false, cfg).RequestWith(ctx, cl)); c != codeInvalidConfig {
@@ -115,7 +116,7 @@ func TestAdminRequests(t *testing.T) {
 	if v := cfg["runnel.fsync"]; *v.Value != "interval" {
 		t.Errorf("runnel.fsync %q", *v.Value)
 	}
-	if v := cfg["cleanup.policy"]; *v.Value != "delete" || !v.ReadOnly {
+	if v := cfg["cleanup.policy"]; *v.Value != "delete" || v.ReadOnly {
 		t.Errorf("cleanup.policy %+v", v)
 	}
 	// Incremental: set one, delete one (back to default), others kept.
@@ -223,5 +224,55 @@ func TestAdminRequests(t *testing.T) {
 	mreq.AllowAutoTopicCreation = true
 	if md, err := mreq.RequestWith(ctx, cl); err != nil || md.Topics[0].ErrorCode != 0 || len(md.Topics[0].Partitions) == 0 {
 		t.Fatalf("metadata with auto-create: %v %+v", err, md)
+	}
+}
+
+// TestAdminCompactedTopic: cleanup.policy compact and compact,delete (in
+// Kafka's list forms) are accepted at CreateTopics, reported by
+// DescribeConfigs, changed by IncrementalAlterConfigs and stored in the
+// log's topic config, with the cleaner's settings.
+func TestAdminCompactedTopic(t *testing.T) {
+	ts := startServer(t, openLog(t, ""), nil)
+	ctx := testCtx(t, 20*time.Second)
+	cl := newClient(t, ts.addr)
+	resp, err := createTopicReq("latest", 2, false, map[string]string{
+		"cleanup.policy": "delete, compact", "delete.retention.ms": "60000",
+		"min.compaction.lag.ms": "1000", "min.cleanable.dirty.ratio": "0.25",
+	}).RequestWith(ctx, cl)
+	if err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	info, err := ts.log.Topic("latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := info.Config
+	if c.Cleanup != log.CleanupCompactDelete || c.DeleteRetention != time.Minute || c.MinCompactionLag != time.Second || c.MinCleanableRatio != 0.25 {
+		t.Fatalf("stored config %+v", c)
+	}
+	cfg := describeTopic(t, ctx, cl, "latest")
+	if v := cfg["cleanup.policy"]; *v.Value != "compact,delete" || v.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("cleanup.policy %q %v", *v.Value, v.Source)
+	}
+	if v := cfg["delete.retention.ms"]; *v.Value != "60000" {
+		t.Errorf("delete.retention.ms %q", *v.Value)
+	}
+	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ir := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ir.ResourceType, ir.ResourceName = kmsg.ConfigResourceTypeTopic, "latest"
+	ir.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{
+		{Name: "cleanup.policy", Op: kmsg.IncrementalAlterConfigOpSet, Value: strp("compact")},
+		{Name: "delete.retention.ms", Op: kmsg.IncrementalAlterConfigOpDelete},
+	}
+	inc.Resources = append(inc.Resources, ir)
+	if r, err := inc.RequestWith(ctx, cl); err != nil || r.Resources[0].ErrorCode != 0 {
+		t.Fatalf("incremental: %v %+v", err, r)
+	}
+	info, _ = ts.log.Topic("latest")
+	if info.Config.Cleanup != log.CleanupCompact || info.Config.DeleteRetention != 24*time.Hour || info.Config.MinCleanableRatio != 0.25 {
+		t.Fatalf("after incremental: %+v", info.Config)
+	}
+	if v := describeTopic(t, ctx, cl, "latest")["cleanup.policy"]; *v.Value != "compact" {
+		t.Errorf("cleanup.policy after alter %q", *v.Value)
 	}
 }

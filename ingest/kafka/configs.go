@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,11 +130,69 @@ var topicConfigs = []configDef{
 			c.MinInsyncReplicas = int32(n)
 			return err
 		}},
-	fixedConfig("cleanup.policy", kmsg.ConfigTypeString, "delete"),
+	{"cleanup.policy", kmsg.ConfigTypeList, "delete (retention by age and size), compact (the latest record per key), or compact,delete (both).",
+		func(c *log.TopicConfig) string {
+			if c.Cleanup == "" {
+				return string(log.CleanupDelete)
+			}
+			return string(c.Cleanup)
+		},
+		func(c *log.TopicConfig, v string) error {
+			p, err := parseCleanupPolicy(v)
+			c.Cleanup = p
+			return err
+		}},
+	{"delete.retention.ms", kmsg.ConfigTypeLong, "How long a tombstone (null value) of a compacted topic stays readable (ms).",
+		func(c *log.TopicConfig) string { return durMs(c.DeleteRetention) },
+		func(c *log.TopicConfig, v string) error {
+			ms, err := parseInt(v, 0, 1<<53)
+			c.DeleteRetention = time.Duration(max(ms, 1)) * time.Millisecond // 0 is "default" in log.TopicConfig
+			return err
+		}},
+	{"min.compaction.lag.ms", kmsg.ConfigTypeLong, "Records younger than this (ms) are never compacted away.",
+		func(c *log.TopicConfig) string { return durMs(c.MinCompactionLag) },
+		func(c *log.TopicConfig, v string) error {
+			ms, err := parseInt(v, 0, 1<<53)
+			c.MinCompactionLag = time.Duration(ms) * time.Millisecond
+			return err
+		}},
+	{"min.cleanable.dirty.ratio", kmsg.ConfigTypeDouble, "Share of a partition not yet cleaned at which the cleaner runs a pass.",
+		func(c *log.TopicConfig) string { return strconv.FormatFloat(c.MinCleanableRatio, 'g', -1, 64) },
+		func(c *log.TopicConfig, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				return fmt.Errorf("%q is not a number in [0, 1]", v)
+			}
+			c.MinCleanableRatio = max(f, 1e-9) // 0 is "default" in log.TopicConfig
+			return nil
+		}},
 	fixedConfig("compression.type", kmsg.ConfigTypeString, "producer"),
 	fixedConfig("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime"),
 	fixedConfig("unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "false"),
 	fixedConfig("message.downconversion.enable", kmsg.ConfigTypeBoolean, "false"),
+}
+
+// parseCleanupPolicy takes Kafka's list forms: "compact", "delete",
+// "compact,delete" in either order, with spaces.
+func parseCleanupPolicy(v string) (log.CleanupPolicy, error) {
+	compact, del := false, false
+	for _, p := range strings.Split(v, ",") {
+		switch strings.TrimSpace(p) {
+		case "compact":
+			compact = true
+		case "delete":
+			del = true
+		default:
+			return "", fmt.Errorf("%q: want delete, compact or compact,delete", v)
+		}
+	}
+	switch {
+	case compact && del:
+		return log.CleanupCompactDelete, nil
+	case compact:
+		return log.CleanupCompact, nil
+	}
+	return log.CleanupDelete, nil
 }
 
 func fixedConfig(name string, typ kmsg.ConfigType, value string) configDef {

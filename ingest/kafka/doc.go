@@ -51,7 +51,9 @@
 // map these names to log.TopicConfig (configs.go): retention.ms,
 // retention.bytes, segment.bytes, segment.ms, max.message.bytes,
 // runnel.fsync (always|interval|never), runnel.fsync.interval.ms,
-// runnel.on.full (reject|drop-oldest). cleanup.policy=delete,
+// runnel.on.full (reject|drop-oldest), cleanup.policy (delete|compact|
+// compact,delete, either order), delete.retention.ms,
+// min.compaction.lag.ms, min.cleanable.dirty.ratio.
 // compression.type=producer, min.insync.replicas=1,
 // message.timestamp.type=CreateTime, unclean.leader.election.enable=false
 // and message.downconversion.enable=false are reported and accepted only
