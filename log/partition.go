@@ -60,6 +60,8 @@ type partition struct {
 	waiters []waiter
 	// producers is the idempotence state by producer id.
 	producers Producers
+	// txns is the transaction state (txn.go).
+	txns txnIndex
 	// roErr is the I/O error that made the partition read-only.
 	roErr error
 	// closed: the partition was deleted or the log closed.
@@ -368,6 +370,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	for i := range hdrs {
 		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
 	}
+	p.noteTxnsLocked(hdrs, data)
 	seg.size += int64(len(data))
 	seg.next = n
 	p.next = n

@@ -475,7 +475,11 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 			return fmt.Errorf("%w: SASL/PLAIN credentials rejected", ErrAuth)
 		}
 	default:
-		unsupportedResponse(sl, key, req.GetVersion())
+		if resp, ok := c.handleTxn(req); ok {
+			sl.resp = resp
+		} else {
+			unsupportedResponse(sl, key, req.GetVersion())
+		}
 	}
 	sl.finish()
 	return nil

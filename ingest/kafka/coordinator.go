@@ -10,8 +10,8 @@ import (
 	"github.com/runnel/runnel/log/meta"
 )
 
-// findCoordinator answers that this server coordinates every group. With no
-// GroupHandler, or for transactional ids (unsupported), it answers
+// findCoordinator answers that this server coordinates every group and
+// every transactional id. With no GroupHandler, group keys are answered
 // COORDINATOR_NOT_AVAILABLE.
 func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	s := c.s
@@ -19,8 +19,9 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	code := codeNone
 	var msg *string
 	switch {
+	case req.CoordinatorType == 1: // transaction
 	case req.CoordinatorType != 0:
-		code, msg = codeCoordinatorNotAvailable, strp("runnel coordinates consumer groups only (no transactions)")
+		code, msg = codeInvalidRequest, strp("runnel: unknown coordinator type")
 	case s.opts.Groups == nil:
 		code, msg = codeCoordinatorNotAvailable, strp("consumer groups are not enabled")
 	}
@@ -50,14 +51,14 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	return resp
 }
 
-// initProducerID hands out a new, never reused producer id with epoch 0.
-// Transactional ids are not supported.
+// initProducerID hands out a new, never reused producer id with epoch 0;
+// a transactional id keeps its producer id and gets the next epoch
+// (txn.go).
 func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	if req.TransactionalID != nil {
-		resp.ErrorCode = codeTransactionalIDAuthFailed
-		s.stats.errors.Add(1)
+		c.initTransactionalProducer(req, resp)
 		return resp
 	}
 	id, err := s.pids.next()

@@ -23,11 +23,7 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 
 	reqErr := codeNone
 	var reqMsg *string
-	switch {
-	case req.TransactionID != nil:
-		reqErr = codeTransactionalIDAuthFailed
-		reqMsg = strp("runnel does not support transactions")
-	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		reqErr = codeInvalidRequiredAcks
 	}
 
@@ -81,6 +77,16 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 				s.stats.produceErrors.Add(1)
 				s.stats.errors.Add(1)
 				continue
+			}
+			if req.TransactionID != nil {
+				// A transaction's batch goes only where its open
+				// transaction says, from its current epoch.
+				if code, msg := s.txns.checkProduce(*req.TransactionID, t.Topic, p.Partition, p.Records); code != codeNone {
+					rp.ErrorCode, rp.ErrorMessage = code, strp(msg)
+					s.stats.produceErrors.Add(1)
+					s.stats.errors.Add(1)
+					continue
+				}
 			}
 			nrec := countRecords(p.Records)
 			nbytes := len(p.Records)

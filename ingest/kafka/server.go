@@ -25,6 +25,7 @@ type Server struct {
 	advPort  int32
 	stats    stats
 	pids     *producerIDs
+	txns     *txnCoordinator
 	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
 	budget   *memBudget // request bytes held by all connections
@@ -78,6 +79,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pids = pids
+	if s.txns, err = openTxnCoordinator(s, opts.Log.Meta()); err != nil {
+		return nil, err
+	}
+	go s.txns.run(s.closing)
 	s.configs = newOverrides(opts.Log.Meta())
 	s.produce = s.newProducePath()
 	return s, nil

@@ -93,6 +93,9 @@ func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 	for k, r := range ownVersions {
 		add(k, r, false)
 	}
+	for k, r := range txnVersions {
+		add(k, r, false)
+	}
 	if epochs {
 		for k, r := range epochVersions {
 			add(k, r, false)
@@ -178,5 +181,5 @@ func newRequest(key int16) kmsg.Request {
 	case keyDescribeCluster:
 		return kmsg.NewPtrDescribeClusterRequest()
 	}
-	return nil
+	return newTxnRequest(key)
 }

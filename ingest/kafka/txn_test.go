@@ -1,0 +1,179 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/log"
+)
+
+// produceTxn runs one transaction of n records on cl and ends it.
+func produceTxn(t *testing.T, ctx context.Context, cl *kgo.Client, topic, prefix string, n int, commit bool) {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consumeAll reads topic from the start until the end the consumer's
+// isolation level lets it see (idle for a moment).
+func consumeAll(t *testing.T, ctx context.Context, addr, topic string, committed bool) []string {
+	t.Helper()
+	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond)}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl := newClient(t, addr, opts...)
+	var out []string
+	idle := 0
+	for idle < 3 {
+		fctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		fs := cl.PollFetches(fctx)
+		cancel()
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, string(r.Value)); n++ })
+		for _, e := range fs.Errors() {
+			if !errors.Is(e.Err, context.DeadlineExceeded) {
+				t.Fatalf("fetch %s/%d: %v", e.Topic, e.Partition, e.Err)
+			}
+		}
+		if n == 0 {
+			idle++
+		}
+	}
+	return out
+}
+
+func TestTransactionsReadCommitted(t *testing.T) {
+	l := openLog(t, "")
+	ts := startServer(t, l, nil)
+	ctx := testCtx(t, 60*time.Second)
+	if err := l.CreateTopic("tx", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := newClient(t, ts.addr, kgo.TransactionalID("t1"), kgo.DefaultProduceTopic("tx"))
+	produceTxn(t, ctx, p, "tx", "c1", 10, true)
+	produceTxn(t, ctx, p, "tx", "a1", 5, false)
+	produceTxn(t, ctx, p, "tx", "c2", 4, true)
+	// An open transaction holds the LSO.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Topic: "tx", Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeAll(t, ctx, ts.addr, "tx", true)
+	if len(got) != 14 || got[0] != "c1-0" || got[10] != "c2-0" {
+		t.Fatalf("read_committed got %d records %v, want c1-0..9, c2-0..3", len(got), got)
+	}
+	all := consumeAll(t, ctx, ts.addr, "tx", false)
+	if len(all) != 20 {
+		t.Fatalf("read_uncommitted got %d records, want 20", len(all))
+	}
+	// ListOffsets read_committed answers the LSO: the open
+	// transaction's first offset (10+1+5+1+4+1 = 22).
+	adm := newClient(t, ts.addr)
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.IsolationLevel = 1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "tx"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp = -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lo.Topics = append(lo.Topics, lt)
+	resp, err := lo.RequestWith(ctx, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off := resp.Topics[0].Partitions[0].Offset; off != 22 {
+		t.Fatalf("read_committed ListOffsets = %d, want 22", off)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if got := consumeAll(t, ctx, ts.addr, "tx", true); len(got) != 15 || got[14] != "open" {
+		t.Fatalf("after commit read_committed got %d records %v", len(got), got)
+	}
+}
+
+func TestTransactionZombieFenced(t *testing.T) {
+	l := openLog(t, "")
+	ts := startServer(t, l, nil)
+	ctx := testCtx(t, 60*time.Second)
+	if err := l.CreateTopic("z", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	old := newClient(t, ts.addr, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	if err := old.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// A new producer with the same transactional id fences the old one
+	// and aborts its open transaction.
+	cur := newClient(t, ts.addr, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	produceTxn(t, ctx, cur, "z", "new", 3, true)
+	err := old.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie2")}).FirstErr()
+	if err == nil {
+		err = old.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.ProducerFenced) {
+		t.Fatalf("zombie: %v, want INVALID_PRODUCER_EPOCH or PRODUCER_FENCED", err)
+	}
+	got := consumeAll(t, ctx, ts.addr, "z", true)
+	if len(got) != 3 || got[0] != "new-0" {
+		t.Fatalf("read_committed got %v, want new-0..2", got)
+	}
+}
+
+func TestTransactionTimeoutAborts(t *testing.T) {
+	l := openLog(t, "")
+	ts := startServer(t, l, nil)
+	ctx := testCtx(t, 60*time.Second)
+	if err := l.CreateTopic("to", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := newClient(t, ts.addr, kgo.TransactionalID("tid"), kgo.DefaultProduceTopic("to"), kgo.TransactionTimeout(time.Second))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lso, err := l.(log.Transactions).StableOffset("to", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lso == 2 { // the record and the abort marker
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LSO %d after the timeout, want 2", lso)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Fatal("commit after the timeout abort succeeded")
+	}
+	if got := consumeAll(t, ctx, ts.addr, "to", true); len(got) != 0 {
+		t.Fatalf("read_committed got %v after the abort", got)
+	}
+}
