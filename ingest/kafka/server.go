@@ -82,6 +82,10 @@ func New(opts Options) (*Server, error) {
 	if s.txns, err = openTxnCoordinator(s, opts.Log.Meta()); err != nil {
 		return nil, err
 	}
+	// Ends decided before a crash complete before the first request:
+	// an OffsetFetch must not see a group's offsets from before a
+	// commit that was answered.
+	s.txns.sweep()
 	go s.txns.run(s.closing)
 	s.configs = newOverrides(opts.Log.Meta())
 	s.produce = s.newProducePath()
