@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -520,14 +519,10 @@ func (t *txnCoordinator) fenceAbortLocked(st *txnState) error {
 func (t *txnCoordinator) completeLocked(st *txnState) error {
 	r := &st.rec
 	commit := r.State == txnPrepareCommit
-	typ := log.ControlAbort
-	if commit {
-		typ = log.ControlCommit
-	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(r.Partitions))
 	for i, tp := range r.Partitions {
-		marker := controlBatch(r.PID, r.Epoch, typ, time.Now().UnixMilli())
+		marker := batch.Marker(r.PID, r.Epoch, commit, time.Now().UnixMilli())
 		wg.Add(1)
 		t.s.log.AppendAsync(tp.Topic, tp.Partition, marker, func(_ int64, err error) {
 			if errors.Is(err, log.ErrUnknownTopic) || errors.Is(err, log.ErrUnknownPartition) {
@@ -564,26 +559,6 @@ func (t *txnCoordinator) completeLocked(st *txnState) error {
 	}
 	return nil
 }
-
-// controlBatch builds a transaction marker: a RecordBatch v2 with the
-// transactional and control attributes, the producer's id and epoch, no
-// sequence, and one record whose key is (version 0, type) and value
-// (version 0, coordinator epoch 0).
-func controlBatch(pid int64, epoch int16, typ int16, ts int64) []byte {
-	var b batch.Builder
-	b.SetProducer(pid, epoch, -1)
-	b.Add(ts, []byte{0, 0, byte(uint16(typ) >> 8), byte(typ)}, []byte{0, 0, 0, 0, 0, 0}, nil)
-	out := b.Bytes()
-	binary.BigEndian.PutUint16(out[batch.OffAttributes:], attrTransactional|attrControl)
-	binary.BigEndian.PutUint32(out[batch.OffCRC:], batch.Checksum(out))
-	return out
-}
-
-// RecordBatch v2 attribute bits. Never change: they are Kafka's.
-const (
-	attrTransactional = 0x10
-	attrControl       = 0x20
-)
 
 // list serves ListTransactions.
 func (t *txnCoordinator) list(states []string, pids []int64, minDurationMs int64) []txnRecordWithID {
