@@ -66,7 +66,8 @@ test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integra
 # losetup, mkfs.ext4 and mkfs.xfs for the power-cut test, qemu-user for
 # test-arm, lintian and systemd's tools for the package and unit tests,
 # chromium for the dashboard test (apt-get), Apache Kafka's jars (Maven
-# Central).
+# Central), librdkafka's Python binding confluent-kafka for the
+# transactions test (PyPI).
 test-deps:
 	@need=""; \
 	command -v kcat >/dev/null || need="$$need kcat"; \
@@ -89,6 +90,7 @@ test-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
 	fi
 	@sync/kafka/kafkatest/fetch.sh >/dev/null
+	@python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka==2.16.1
 
 # The unit tests of the packages that hold the storage, wire and sync code,
 # cross-built for armv7 (32-bit: int, atomics alignment, address space) and
