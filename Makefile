@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 # Where the dashboard's browser test saves its screenshots.
 export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-txn bench-vs-mosquitto bench-idle bench-site clean
 
 all: build
 
@@ -197,6 +197,11 @@ bench-docs: test-deps
 # of this tree's (to compare two versions).
 bench-vs-kafka: test-deps
 	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
+
+# Transactional produce (100 records of 100 B per transaction) on runnel
+# and Apache Kafka in the same run.
+bench-txn: test-deps
+	RUNNEL_BENCH_TXN=1 $(GO) test -count=1 -timeout 0 -run TestBenchTxnVsKafka -v ./cmd/runnel/
 
 # Site replication: two runnel nodes (rf 2, min.insync 2, fsync always)
 # against two Apache Kafka brokers (rf 2, min.insync 2), acks=all; produce
