@@ -423,6 +423,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 			if !ok || resp == nil {
 				unsupportedResponse(sl, key, req.GetVersion())
 			} else {
+				c.markUnstable(req, resp)
 				sl.resp = resp
 			}
 			sl.finish()

@@ -606,6 +606,29 @@ func containsInt64(l []int64, v int64) bool {
 	return false
 }
 
+// pendingOffsets returns the partitions of group whose offsets an
+// unfinished transaction has staged (nil when none).
+func (t *txnCoordinator) pendingOffsets(group string) map[txnTP]bool {
+	t.mu.Lock()
+	all := make([]*txnState, 0, len(t.ids))
+	for _, st := range t.ids {
+		all = append(all, st)
+	}
+	t.mu.Unlock()
+	var out map[txnTP]bool
+	for _, st := range all {
+		st.mu.Lock()
+		for _, o := range st.rec.Offsets[group] {
+			if out == nil {
+				out = map[txnTP]bool{}
+			}
+			out[o.txnTP] = true
+		}
+		st.mu.Unlock()
+	}
+	return out
+}
+
 // describe returns a copy of id's state (ok false: unknown).
 func (t *txnCoordinator) describe(id string) (txnRecord, bool) {
 	st := t.get(id, false)

@@ -93,7 +93,13 @@ func (c *conn) handleTxn(req kmsg.Request) (kmsg.Response, bool) {
 				offs = append(offs, o)
 			}
 		}
-		code := t.commitOffsets(r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Version, r.Group, offs)
+		code := codeNone
+		if gc, ok := c.s.opts.Groups.(TxnCommitChecker); ok && r.Version >= 3 {
+			code = gc.CheckTxnCommit(r.Group, r.MemberID, r.InstanceID, r.Generation)
+		}
+		if code == codeNone {
+			code = t.commitOffsets(r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Version, r.Group, offs)
+		}
 		c.countErr(code)
 		for _, rt := range r.Topics {
 			ot := kmsg.NewTxnOffsetCommitResponseTopic()
@@ -161,6 +167,58 @@ func (c *conn) handleTxn(req kmsg.Request) (kmsg.Response, bool) {
 		return resp, true
 	}
 	return nil, false
+}
+
+// TxnCommitChecker is an optional capability of a GroupHandler (found by
+// type assertion; ingest/kafka/group.Coordinator has it): it validates
+// the member and generation of a TxnOffsetCommit (v3+), so a zombie of
+// an older generation cannot commit offsets in a transaction.
+type TxnCommitChecker interface {
+	CheckTxnCommit(group, member string, instanceID *string, generation int32) int16
+}
+
+// codeUnstableOffsetCommit: an offset of the partition waits for its
+// transaction to end (retriable). Never change: Kafka's.
+const codeUnstableOffsetCommit int16 = 88
+
+// markUnstable answers UNSTABLE_OFFSET_COMMIT, in an OffsetFetch that
+// requires stable offsets, for every partition whose offset an open
+// transaction has staged: the consumer retries until it ends, and so
+// never starts from an offset the transaction is about to move.
+func (c *conn) markUnstable(req kmsg.Request, resp kmsg.Response) {
+	r, ok := req.(*kmsg.OffsetFetchRequest)
+	if !ok || !r.RequireStable {
+		return
+	}
+	out, ok := resp.(*kmsg.OffsetFetchResponse)
+	if !ok {
+		return
+	}
+	t := c.s.txns
+	if r.Version < 8 {
+		pending := t.pendingOffsets(r.Group)
+		for i := range out.Topics {
+			rt := &out.Topics[i]
+			for j := range rt.Partitions {
+				if rp := &rt.Partitions[j]; pending[txnTP{rt.Topic, rp.Partition}] {
+					rp.ErrorCode, rp.Offset = codeUnstableOffsetCommit, -1
+				}
+			}
+		}
+		return
+	}
+	for i := range out.Groups {
+		g := &out.Groups[i]
+		pending := t.pendingOffsets(g.Group)
+		for j := range g.Topics {
+			rt := &g.Topics[j]
+			for k := range rt.Partitions {
+				if rp := &rt.Partitions[k]; pending[txnTP{rt.Topic, rp.Partition}] {
+					rp.ErrorCode, rp.Offset = codeUnstableOffsetCommit, -1
+				}
+			}
+		}
+	}
 }
 
 // countErr counts an error answer in the server's stats.

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/ingest/kafka/group"
 	"github.com/runnel/runnel/log"
 )
 
@@ -175,5 +176,86 @@ func TestTransactionTimeoutAborts(t *testing.T) {
 	}
 	if got := consumeAll(t, ctx, ts.addr, "to", true); len(got) != 0 {
 		t.Fatalf("read_committed got %v after the abort", got)
+	}
+}
+
+// TestTxnOffsetsStagedUntilCommit: TxnOffsetCommit from an older
+// generation is refused; staged offsets are not the group's until the
+// transaction commits, and an OffsetFetch that requires stable offsets is
+// answered UNSTABLE_OFFSET_COMMIT meanwhile.
+func TestTxnOffsetsStagedUntilCommit(t *testing.T) {
+	l := openLog(t, "")
+	coord, err := group.New(group.Options{Meta: l.Meta(), Log: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	ts := startServer(t, l, func(o *Options) { o.Groups = coord })
+	ctx := testCtx(t, 30*time.Second)
+	if err := l.CreateTopic("in", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, ts.addr)
+	id := "offs"
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.TransactionalID, ip.TransactionTimeoutMillis = &id, 60000
+	ipr, err := ip.RequestWith(ctx, cl)
+	if err != nil || ipr.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v %d", err, ipr.ErrorCode)
+	}
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = id, ipr.ProducerID, ipr.ProducerEpoch, "g"
+	if r, err := ao.RequestWith(ctx, cl); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("AddOffsetsToTxn: %v %+v", err, r)
+	}
+	commit := func(gen int32, member string) int16 {
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch = id, "g", ipr.ProducerID, ipr.ProducerEpoch
+		oc.Generation, oc.MemberID = gen, member
+		tt := kmsg.NewTxnOffsetCommitRequestTopic()
+		tt.Topic = "in"
+		tp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		tp.Partition, tp.Offset = 0, 42
+		tt.Partitions = append(tt.Partitions, tp)
+		oc.Topics = append(oc.Topics, tt)
+		r, err := oc.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(5, "zombie"); code != 22 && code != 25 {
+		t.Fatalf("TxnOffsetCommit from an unknown generation: code %d, want ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID", code)
+	}
+	if code := commit(-1, ""); code != 0 {
+		t.Fatalf("TxnOffsetCommit: code %d", code)
+	}
+	fetch := func(stable bool) (int64, int16) {
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.Version = 7
+		of.Group, of.RequireStable = "g", stable
+		ot := kmsg.NewOffsetFetchRequestTopic()
+		ot.Topic, ot.Partitions = "in", []int32{0}
+		of.Topics = append(of.Topics, ot)
+		r, err := of.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.Topics[0].Partitions[0]
+		return p.Offset, p.ErrorCode
+	}
+	if off, code := fetch(false); off != -1 || code != 0 {
+		t.Fatalf("offset before the commit: %d (code %d), want -1", off, code)
+	}
+	if _, code := fetch(true); code != codeUnstableOffsetCommit {
+		t.Fatalf("stable fetch before the commit: code %d, want UNSTABLE_OFFSET_COMMIT", code)
+	}
+	et := kmsg.NewPtrEndTxnRequest()
+	et.TransactionalID, et.ProducerID, et.ProducerEpoch, et.Commit = id, ipr.ProducerID, ipr.ProducerEpoch, true
+	if r, err := et.RequestWith(ctx, cl); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("EndTxn: %v %+v", err, r)
+	}
+	if off, code := fetch(true); off != 42 || code != 0 {
+		t.Fatalf("offset after the commit: %d (code %d), want 42", off, code)
 	}
 }
