@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestTransactExactlyOnceKill9 runs franz-go's GroupTransactSession
@@ -190,4 +193,72 @@ func readIsolated(t *testing.T, ctx context.Context, addr, topic string, iso kgo
 		}
 	}
 	return out
+}
+
+// TestTransactionStateKill9: an open transaction survives a kill -9 of
+// runnel serve (coordinator state and the partition's LSO); the next
+// producer with the same transactional id aborts it and fences the old
+// producer.
+func TestTransactionStateKill9(t *testing.T) {
+	s := startRunnel(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	newTxn := func() *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr()), kgo.TransactionalID("k9"), kgo.DefaultProduceTopic("k9"),
+			kgo.AllowAutoTopicCreation(), kgo.RetryTimeout(30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	old := newTxn()
+	for i, end := range []bool{true, false} {
+		if err := old.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("txn-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if end {
+			if err := old.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// txn-1 is open.
+	s.Kill9(t)
+	if err := s.start(); err != nil {
+		t.Fatalf("restart: %v\n%s", err, s.LogTail())
+	}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(s.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	lt := kmsg.NewPtrListTransactionsRequest()
+	lr, err := lt.RequestWith(ctx, adm)
+	if err != nil || len(lr.TransactionStates) != 1 || lr.TransactionStates[0].TransactionState != "Ongoing" {
+		t.Fatalf("ListTransactions after kill -9: %v %+v", err, lr)
+	}
+	if got := readCommitted(t, ctx, s.Addr(), "k9"); strings.Join(got, ",") != "txn-0" {
+		t.Fatalf("read_committed after kill -9: %v, want txn-0 only (txn-1 still open)", got)
+	}
+	cur := newTxn()
+	if err := cur.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cur.ProduceSync(ctx, &kgo.Record{Value: []byte("txn-2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cur.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	err = old.EndTransaction(ctx, kgo.TryCommit)
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("old producer's commit after the new one's init: %v, want fenced", err)
+	}
+	if got := readCommitted(t, ctx, s.Addr(), "k9"); strings.Join(got, ",") != "txn-0,txn-2" {
+		t.Fatalf("read_committed: %v, want txn-0,txn-2", got)
+	}
 }
