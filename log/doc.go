@@ -783,6 +783,14 @@
 //     base offset of the first batch whose max timestamp is >= ts.
 //   - Producer idempotence state is rebuilt from the active segment at open;
 //     older producers are treated as new.
+//   - Transaction state (log.Transactions: open and aborted transactions
+//     per partition, from the batches' transactional and control attribute
+//     bits and the markers' keys) is not stored: it is rebuilt from the
+//     batch headers of the whole partition the first time it is asked
+//     after an open or a truncation (held under the partition's lock, so
+//     appends to that partition wait during the scan), then kept by every
+//     append. The aborted list grows with the aborts the partition still
+//     retains.
 //   - Shared storage keeps about 100 bytes of memory per (shared file,
 //     partition with entries in it): with many more partitions than a
 //     32 MiB file holds entries per partition (~180,000 entries of 176
