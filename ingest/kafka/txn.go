@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/log"
@@ -85,16 +86,28 @@ type txnRecord struct {
 // txnState is one transactional id.
 type txnState struct {
 	id string
-	// mu serializes the operations on this id and guards rec and busy
-	// reads done outside the coordinator's lock.
+	// mu serializes the operations on this id (held through an end's
+	// marker writes) and guards rec.
 	mu  sync.Mutex
 	rec txnRecord
+}
+
+// TxnStats are the transaction coordinator's counters.
+type TxnStats struct {
+	Open      int    // transactions open now
+	Commits   uint64 // transactions committed (markers written)
+	Aborts    uint64 // transactions aborted, timeouts and fencing included
+	TimedOut  uint64 // transactions aborted by their timeout
+	EndErrors uint64 // ends whose markers or state could not be written (retried)
 }
 
 // txnCoordinator holds every transactional id.
 type txnCoordinator struct {
 	s     *Server
 	store *meta.Store
+
+	commits, aborts, timedOut, endErrors atomic.Uint64
+
 	// mu guards ids (the map, not the states).
 	mu  sync.Mutex
 	ids map[string]*txnState
@@ -157,6 +170,7 @@ func (t *txnCoordinator) sweep() {
 			}
 		case r.State == txnOngoing && now-r.StartMs > int64(r.TimeoutMs):
 			t.s.logger.Info("kafka: transaction timed out; aborting", "transactional_id", st.id, "producer_id", r.PID, "timeout_ms", r.TimeoutMs)
+			t.timedOut.Add(1)
 			if err := t.fenceAbortLocked(st); err != nil {
 				t.s.logger.Warn("kafka: abort of timed-out transaction not complete; retrying", "transactional_id", st.id, "err", err)
 			}
@@ -534,6 +548,7 @@ func (t *txnCoordinator) completeLocked(st *txnState) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		t.endErrors.Add(1)
 		return fmt.Errorf("write transaction markers: %w", err)
 	}
 	if commit && t.store != nil {
@@ -555,9 +570,26 @@ func (t *txnCoordinator) completeLocked(st *txnState) error {
 	r.Partitions, r.Groups, r.Offsets = nil, nil, nil
 	if err := t.persistLocked(st); err != nil {
 		st.rec = old
+		t.endErrors.Add(1)
 		return err
 	}
+	if commit {
+		t.commits.Add(1)
+	} else {
+		t.aborts.Add(1)
+	}
 	return nil
+}
+
+// stats returns the counters and the open transactions.
+func (t *txnCoordinator) stats() TxnStats {
+	return TxnStats{
+		Open:      len(t.list([]string{txnOngoing, txnPrepareCommit, txnPrepareAbort}, nil, 0)),
+		Commits:   t.commits.Load(),
+		Aborts:    t.aborts.Load(),
+		TimedOut:  t.timedOut.Load(),
+		EndErrors: t.endErrors.Load(),
+	}
 }
 
 // list serves ListTransactions.

@@ -110,6 +110,9 @@ func TestTransactionsReadCommitted(t *testing.T) {
 	if got := consumeAll(t, ctx, ts.addr, "tx", true); len(got) != 15 || got[14] != "open" {
 		t.Fatalf("after commit read_committed got %d records %v", len(got), got)
 	}
+	if st := ts.Stats().Txn; st.Commits != 3 || st.Aborts != 1 || st.Open != 0 {
+		t.Fatalf("stats %+v, want 3 commits, 1 abort, none open", st)
+	}
 }
 
 func TestTransactionZombieFenced(t *testing.T) {
@@ -176,6 +179,9 @@ func TestTransactionTimeoutAborts(t *testing.T) {
 	}
 	if got := consumeAll(t, ctx, ts.addr, "to", true); len(got) != 0 {
 		t.Fatalf("read_committed got %v after the abort", got)
+	}
+	if st := ts.Stats().Txn; st.TimedOut != 1 || st.Aborts != 1 || st.Open != 0 {
+		t.Fatalf("stats %+v, want one timed-out abort and none open", st)
 	}
 }
 
