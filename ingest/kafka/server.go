@@ -26,6 +26,7 @@ type Server struct {
 	stats    stats
 	pids     *producerIDs
 	txns     *txnCoordinator
+	txnsDone chan struct{} // closed when the coordinator's sweep stopped
 	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
 	budget   *memBudget // request bytes held by all connections
@@ -86,7 +87,11 @@ func New(opts Options) (*Server, error) {
 	// an OffsetFetch must not see a group's offsets from before a
 	// commit that was answered.
 	s.txns.sweep()
-	go s.txns.run(s.closing)
+	s.txnsDone = make(chan struct{})
+	go func() {
+		defer close(s.txnsDone)
+		s.txns.run(s.closing)
+	}()
 	s.configs = newOverrides(opts.Log.Meta())
 	s.produce = s.newProducePath()
 	return s, nil
@@ -190,6 +195,7 @@ func (s *Server) isClosing() bool {
 // error. Idempotent (a later call waits for the connections to be gone);
 // it does not close the log.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer func() { <-s.txnsDone }() // the sweep's last marker writes end before the log may close
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

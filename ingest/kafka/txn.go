@@ -56,6 +56,10 @@ const (
 	// txnTick is how often timeouts are checked and unfinished ends
 	// retried.
 	txnTick = time.Second
+	// txnIDExpiry: a transactional id without a transaction and unused
+	// this long is forgotten (Kafka's transactional.id.expiration.ms
+	// default), so ids that come and go do not pile up in meta.
+	txnIDExpiry = 7 * 24 * time.Hour
 )
 
 // txnTP names a partition of a transaction.
@@ -77,7 +81,8 @@ type txnRecord struct {
 	Epoch      int16                  `json:"epoch"`
 	TimeoutMs  int32                  `json:"timeout_ms"`
 	State      string                 `json:"state"`
-	StartMs    int64                  `json:"start_ms"` // when it turned Ongoing
+	StartMs    int64                  `json:"start_ms"`             // when it turned Ongoing
+	UpdatedMs  int64                  `json:"updated_ms,omitempty"` // last stored change
 	Partitions []txnTP                `json:"partitions,omitempty"`
 	Groups     []string               `json:"groups,omitempty"`
 	Offsets    map[string][]txnOffset `json:"offsets,omitempty"` // group → staged offsets
@@ -168,12 +173,51 @@ func (t *txnCoordinator) sweep() {
 			if err := t.completeLocked(st); err != nil {
 				t.s.logger.Warn("kafka: transaction end not complete; retrying", "transactional_id", st.id, "err", err)
 			}
+		case r.State != txnOngoing && r.UpdatedMs > 0 && now-r.UpdatedMs > txnIDExpiry.Milliseconds():
+			t.expireLocked(st)
 		case r.State == txnOngoing && now-r.StartMs > int64(r.TimeoutMs):
 			t.s.logger.Info("kafka: transaction timed out; aborting", "transactional_id", st.id, "producer_id", r.PID, "timeout_ms", r.TimeoutMs)
 			t.timedOut.Add(1)
 			if err := t.fenceAbortLocked(st); err != nil {
 				t.s.logger.Warn("kafka: abort of timed-out transaction not complete; retrying", "transactional_id", st.id, "err", err)
 			}
+		}
+		st.mu.Unlock()
+	}
+}
+
+// expireLocked forgets an idle transactional id (its producer id is not
+// reused: a later init gets a new one).
+func (t *txnCoordinator) expireLocked(st *txnState) {
+	if t.store != nil {
+		if err := t.store.KVApply(txnBucket, []meta.KVWrite{{Key: st.id}}); err != nil {
+			t.s.logger.Warn("kafka: cannot forget an expired transactional id", "transactional_id", st.id, "err", err)
+			return
+		}
+	}
+	t.mu.Lock()
+	if t.ids[st.id] == st {
+		delete(t.ids, st.id)
+	}
+	t.mu.Unlock()
+	st.rec = txnRecord{PID: -1, Epoch: -1, State: txnEmpty} // a holder of st sees a fresh id
+}
+
+// lock returns the state of id locked (its mu), creating it when create
+// is set (nil when it does not exist and create is not set); never one
+// the sweep expired meanwhile.
+func (t *txnCoordinator) lock(id string, create bool) *txnState {
+	for {
+		st := t.get(id, create)
+		if st == nil {
+			return nil
+		}
+		st.mu.Lock()
+		t.mu.Lock()
+		live := t.ids[id] == st
+		t.mu.Unlock()
+		if live {
+			return st
 		}
 		st.mu.Unlock()
 	}
@@ -197,6 +241,7 @@ func (t *txnCoordinator) persistLocked(st *txnState) error {
 	if t.store == nil {
 		return nil
 	}
+	st.rec.UpdatedMs = time.Now().UnixMilli()
 	v, err := json.Marshal(&st.rec)
 	if err != nil {
 		return err
@@ -233,8 +278,7 @@ func (t *txnCoordinator) initProducer(id string, timeoutMs int32, pid int64, epo
 	if timeoutMs <= 0 || time.Duration(timeoutMs)*time.Millisecond > maxTxnTimeout {
 		return -1, -1, codeInvalidTransactionTimeout
 	}
-	st := t.get(id, true)
-	st.mu.Lock()
+	st := t.lock(id, true)
 	defer st.mu.Unlock()
 	r := &st.rec
 	// KIP-360: a producer that names its id and epoch may only bump
@@ -307,11 +351,10 @@ func (t *txnCoordinator) addPartitions(id string, pid int64, epoch int16, versio
 		}
 		return codes
 	}
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return fill(codeInvalidProducerIDMapping)
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := &st.rec
 	if c := checkProducerLocked(st, pid, epoch, version, 2); c != codeNone {
@@ -379,11 +422,10 @@ func cloneRecord(r *txnRecord) txnRecord {
 // addOffsets serves AddOffsetsToTxn: the group's offsets join the
 // transaction.
 func (t *txnCoordinator) addOffsets(id string, pid int64, epoch int16, version int16, group string) int16 {
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return codeInvalidProducerIDMapping
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := &st.rec
 	if c := checkProducerLocked(st, pid, epoch, version, 2); c != codeNone {
@@ -417,11 +459,10 @@ func containsString(l []string, s string) bool {
 // commitOffsets serves TxnOffsetCommit: the offsets are staged, and
 // become the group's committed offsets when the transaction commits.
 func (t *txnCoordinator) commitOffsets(id string, pid int64, epoch int16, version int16, group string, offs []txnOffset) int16 {
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return codeInvalidProducerIDMapping
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := &st.rec
 	if c := checkProducerLocked(st, pid, epoch, version, 3); c != codeNone {
@@ -457,11 +498,10 @@ func (t *txnCoordinator) commitOffsets(id string, pid int64, epoch int16, versio
 
 // endTxn serves EndTxn.
 func (t *txnCoordinator) endTxn(id string, pid int64, epoch int16, version int16, commit bool) int16 {
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return codeInvalidProducerIDMapping
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := &st.rec
 	if c := checkProducerLocked(st, pid, epoch, version, 2); c != codeNone {
@@ -663,11 +703,10 @@ func (t *txnCoordinator) pendingOffsets(group string) map[txnTP]bool {
 
 // describe returns a copy of id's state (ok false: unknown).
 func (t *txnCoordinator) describe(id string) (txnRecord, bool) {
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return txnRecord{}, false
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.rec.PID < 0 {
 		return txnRecord{}, false
@@ -686,11 +725,10 @@ func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records
 	if !h.Transactional() {
 		return codeInvalidRequest, "runnel: a transactional produce holds a batch without the transactional attribute"
 	}
-	st := t.get(id, false)
+	st := t.lock(id, false)
 	if st == nil {
 		return codeInvalidProducerIDMapping, "runnel: unknown transactional id " + id
 	}
-	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := &st.rec
 	switch {
