@@ -78,21 +78,27 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 				s.stats.errors.Add(1)
 				continue
 			}
+			var txnDone func()
 			if req.TransactionID != nil {
 				// A transaction's batch goes only where its open
 				// transaction says, from its current epoch.
-				if code, msg := s.txns.checkProduce(*req.TransactionID, t.Topic, p.Partition, p.Records); code != codeNone {
+				code, msg, release := s.txns.checkProduce(*req.TransactionID, t.Topic, p.Partition, p.Records)
+				if code != codeNone {
 					rp.ErrorCode, rp.ErrorMessage = code, strp(msg)
 					s.stats.produceErrors.Add(1)
 					s.stats.errors.Add(1)
 					continue
 				}
+				txnDone = release
 			}
 			nrec := countRecords(p.Records)
 			nbytes := len(p.Records)
 			topic := t.Topic
 			pending.Add(1)
 			s.produce.AppendAsync(topic, p.Partition, p.Records, acks, func(base int64, err error) {
+				if txnDone != nil {
+					txnDone()
+				}
 				rp.BaseOffset = base
 				if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
 					rp.BaseOffset = -1

@@ -95,6 +95,13 @@ type txnState struct {
 	// marker writes) and guards rec.
 	mu  sync.Mutex
 	rec txnRecord
+	// pmu guards inflight and idle: appends of the transaction in flight
+	// (checkProduce to their completion) and a channel closed when they
+	// drop to 0. Apart from mu: the completions run on the log's
+	// goroutine, which must never wait for mu.
+	pmu      sync.Mutex
+	inflight int
+	idle     chan struct{}
 }
 
 // TxnStats are the transaction coordinator's counters.
@@ -573,6 +580,7 @@ func (t *txnCoordinator) fenceAbortLocked(st *txnState) error {
 func (t *txnCoordinator) completeLocked(st *txnState) error {
 	r := &st.rec
 	commit := r.State == txnPrepareCommit
+	st.waitProducedLocked()
 	var wg sync.WaitGroup
 	errs := make([]error, len(r.Partitions))
 	for i, tp := range r.Partitions {
@@ -717,29 +725,63 @@ func (t *txnCoordinator) describe(id string) (txnRecord, bool) {
 // checkProduce checks a transactional produce of records (the first
 // batch's producer id and epoch) to a partition against the coordinator:
 // the producer's current epoch, an open transaction holding the partition.
-func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records []byte) (int16, string) {
+// When it passes, the append is counted in flight until release is
+// called (once it completed): the transaction's end writes its markers
+// only after its appends, so no batch of it lands after its marker.
+func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records []byte) (code int16, msg string, release func()) {
 	h, err := batch.ParseHeader(records)
 	if err != nil {
-		return codeCorruptMessage, "runnel: " + err.Error()
+		return codeCorruptMessage, "runnel: " + err.Error(), nil
 	}
 	if !h.Transactional() {
-		return codeInvalidRequest, "runnel: a transactional produce holds a batch without the transactional attribute"
+		return codeInvalidRequest, "runnel: a transactional produce holds a batch without the transactional attribute", nil
 	}
 	st := t.lock(id, false)
 	if st == nil {
-		return codeInvalidProducerIDMapping, "runnel: unknown transactional id " + id
+		return codeInvalidProducerIDMapping, "runnel: unknown transactional id " + id, nil
 	}
 	defer st.mu.Unlock()
 	r := &st.rec
 	switch {
 	case h.ProducerID != r.PID:
-		return codeInvalidProducerIDMapping, "runnel: producer id does not match the transactional id"
+		return codeInvalidProducerIDMapping, "runnel: producer id does not match the transactional id", nil
 	case h.ProducerEpoch < r.Epoch:
-		return codeInvalidProducerEpoch, "runnel: producer fenced by a newer epoch"
+		return codeInvalidProducerEpoch, "runnel: producer fenced by a newer epoch", nil
 	case h.ProducerEpoch > r.Epoch:
-		return codeInvalidProducerEpoch, "runnel: producer epoch unknown to the coordinator"
+		return codeInvalidProducerEpoch, "runnel: producer epoch unknown to the coordinator", nil
 	case r.State != txnOngoing || !containsTP(r.Partitions, txnTP{topic, partition}):
-		return codeInvalidTxnState, "runnel: partition " + topic + "/" + fmt.Sprint(partition) + " is not part of the open transaction (AddPartitionsToTxn first)"
+		return codeInvalidTxnState, "runnel: partition " + topic + "/" + fmt.Sprint(partition) + " is not part of the open transaction (AddPartitionsToTxn first)", nil
 	}
-	return codeNone, ""
+	st.pmu.Lock()
+	st.inflight++
+	st.pmu.Unlock()
+	return codeNone, "", st.produced
+}
+
+// produced ends an append counted by checkProduce.
+func (st *txnState) produced() {
+	st.pmu.Lock()
+	defer st.pmu.Unlock()
+	if st.inflight--; st.inflight == 0 && st.idle != nil {
+		close(st.idle)
+		st.idle = nil
+	}
+}
+
+// waitProducedLocked waits until no append checked by checkProduce is in
+// flight (st.mu held: no new one can start).
+func (st *txnState) waitProducedLocked() {
+	for {
+		st.pmu.Lock()
+		if st.inflight == 0 {
+			st.pmu.Unlock()
+			return
+		}
+		if st.idle == nil {
+			st.idle = make(chan struct{})
+		}
+		idle := st.idle
+		st.pmu.Unlock()
+		<-idle
+	}
 }
