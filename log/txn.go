@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 
 	"github.com/runnel/runnel/log/batch"
@@ -81,6 +82,34 @@ func controlRecordType(rec []byte) int16 {
 	return int16(binary.BigEndian.Uint16(rec[n+2:]))
 }
 
+// txnMarkFile, in a partition's directory, says the partition has held
+// a transactional batch (an empty file, synced before the first such
+// batch is written). Without it the state is known without a scan: no
+// transaction ever. Never change the name.
+const txnMarkFile = "transactional"
+
+// markTxnsLocked creates the partition's txnMarkFile before the first
+// transactional batch is written.
+func (p *partition) markTxnsLocked(hdrs []batch.Header) error {
+	if p.txnMarked {
+		return nil
+	}
+	for i := range hdrs {
+		if !hdrs[i].Transactional() {
+			continue
+		}
+		if err := writeFileAtomic(p.l.fs, filepath.Join(p.dir, txnMarkFile), nil); err != nil {
+			if isNoSpace(err) {
+				return ErrDiskFull
+			}
+			return fmt.Errorf("log: mark %s transactional: %w", p.rel, err)
+		}
+		p.txnMarked = true
+		return nil
+	}
+	return nil
+}
+
 // txnIndex is one partition's transaction state. The partition's lock
 // guards it.
 type txnIndex struct {
@@ -134,6 +163,10 @@ func (p *partition) noteTxnsLocked(hdrs []batch.Header, data []byte) {
 // loadTxnsLocked builds the index from every batch of the partition.
 func (p *partition) loadTxnsLocked() error {
 	if p.txns.loaded {
+		return nil
+	}
+	if !p.txnMarked {
+		p.txns = txnIndex{loaded: true} // never a transactional batch
 		return nil
 	}
 	var x txnIndex

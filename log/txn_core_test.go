@@ -85,6 +85,9 @@ func TestTransactionStateRecovered(t *testing.T) {
 				t.Fatal(err)
 			}
 			appendTxnHistory(t, l)
+			if _, err := mem.Stat(filepath.Join(dir, "t", "0", txnMarkFile)); err != nil {
+				t.Fatalf("partition not marked transactional: %v", err)
+			}
 			if ti, _ := l.Topic("t"); ti.Partitions[0].Segments < 3 {
 				t.Fatalf("%d segments, want several", ti.Partitions[0].Segments)
 			}
