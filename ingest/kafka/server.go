@@ -80,6 +80,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pids = pids
+	s.configs = newOverrides(opts.Log.Meta())
+	s.produce = s.newProducePath()
 	if s.txns, err = openTxnCoordinator(s, opts.Log.Meta()); err != nil {
 		return nil, err
 	}
@@ -92,8 +94,6 @@ func New(opts Options) (*Server, error) {
 		defer close(s.txnsDone)
 		s.txns.run(s.closing)
 	}()
-	s.configs = newOverrides(opts.Log.Meta())
-	s.produce = s.newProducePath()
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/meta"
@@ -177,7 +178,7 @@ func (t *txnCoordinator) sweep() {
 		r := &st.rec
 		switch {
 		case r.State == txnPrepareCommit || r.State == txnPrepareAbort:
-			if err := t.completeLocked(st); err != nil {
+			if err := t.completeLocked(st, produce.AcksLeader); err != nil {
 				t.s.logger.Warn("kafka: transaction end not complete; retrying", "transactional_id", st.id, "err", err)
 			}
 		case r.State != txnOngoing && r.UpdatedMs > 0 && now-r.UpdatedMs > txnIDExpiry.Milliseconds():
@@ -185,7 +186,7 @@ func (t *txnCoordinator) sweep() {
 		case r.State == txnOngoing && now-r.StartMs > int64(r.TimeoutMs):
 			t.s.logger.Info("kafka: transaction timed out; aborting", "transactional_id", st.id, "producer_id", r.PID, "timeout_ms", r.TimeoutMs)
 			t.timedOut.Add(1)
-			if err := t.fenceAbortLocked(st); err != nil {
+			if err := t.fenceAbortLocked(st, produce.AcksLeader); err != nil {
 				t.s.logger.Warn("kafka: abort of timed-out transaction not complete; retrying", "transactional_id", st.id, "err", err)
 			}
 		}
@@ -298,12 +299,12 @@ func (t *txnCoordinator) initProducer(id string, timeoutMs int32, pid int64, epo
 	}
 	switch r.State {
 	case txnPrepareCommit, txnPrepareAbort:
-		if err := t.completeLocked(st); err != nil {
+		if err := t.completeLocked(st, produce.AcksAll); err != nil {
 			t.s.logger.Warn("kafka: transaction end not complete", "transactional_id", id, "err", err)
 			return -1, -1, codeConcurrentTransactions
 		}
 	case txnOngoing:
-		if err := t.fenceAbortLocked(st); err != nil {
+		if err := t.fenceAbortLocked(st, produce.AcksAll); err != nil {
 			t.s.logger.Warn("kafka: abort of the fenced producer's transaction not complete", "transactional_id", id, "err", err)
 			return -1, -1, codeConcurrentTransactions
 		}
@@ -530,7 +531,7 @@ func (t *txnCoordinator) endTxn(id string, pid int64, epoch int16, version int16
 		if (r.State == txnPrepareCommit) != commit {
 			return codeInvalidTxnState
 		}
-		if err := t.completeLocked(st); err != nil {
+		if err := t.completeLocked(st, produce.AcksAll); err != nil {
 			return codeConcurrentTransactions
 		}
 		return codeNone
@@ -549,7 +550,7 @@ func (t *txnCoordinator) endTxn(id string, pid int64, epoch int16, version int16
 		t.s.logger.Error("kafka: cannot store transaction state", "transactional_id", id, "err", err)
 		return codeKafkaStorageError
 	}
-	if err := t.completeLocked(st); err != nil {
+	if err := t.completeLocked(st, produce.AcksAll); err != nil {
 		// Decided and stored: the sweep completes it; the client's
 		// retry waits for that.
 		t.s.logger.Warn("kafka: transaction end not complete; retrying", "transactional_id", id, "err", err)
@@ -560,7 +561,7 @@ func (t *txnCoordinator) endTxn(id string, pid int64, epoch int16, version int16
 
 // fenceAbortLocked aborts an open transaction with the epoch bumped, so
 // its producer (a zombie, or one that let the timeout pass) is fenced.
-func (t *txnCoordinator) fenceAbortLocked(st *txnState) error {
+func (t *txnCoordinator) fenceAbortLocked(st *txnState, acks produce.Acks) error {
 	r := &st.rec
 	old := cloneRecord(r)
 	if r.Epoch < 1<<15-2 {
@@ -571,13 +572,17 @@ func (t *txnCoordinator) fenceAbortLocked(st *txnState) error {
 		st.rec = old
 		return err
 	}
-	return t.completeLocked(st)
+	return t.completeLocked(st, acks)
 }
 
 // completeLocked finishes a Prepare* transaction: markers into every
-// partition (durable), the staged offsets stored on commit, then the
-// Complete* state stored.
-func (t *txnCoordinator) completeLocked(st *txnState) error {
+// partition (durable at level acks), the staged offsets stored on commit,
+// then the Complete* state stored. A client's EndTxn or InitProducerId
+// writes them acks=all (on every in-sync copy of the site before the
+// answer, as the transaction's records were); the sweep (timeouts, ends
+// retried or completed at start, when the site's copies may not be
+// back) writes them durable here, and the copies fetch them.
+func (t *txnCoordinator) completeLocked(st *txnState, acks produce.Acks) error {
 	r := &st.rec
 	commit := r.State == txnPrepareCommit
 	st.waitProducedLocked()
@@ -586,7 +591,7 @@ func (t *txnCoordinator) completeLocked(st *txnState) error {
 	for i, tp := range r.Partitions {
 		marker := batch.Marker(r.PID, r.Epoch, commit, time.Now().UnixMilli())
 		wg.Add(1)
-		t.s.log.AppendAsync(tp.Topic, tp.Partition, marker, func(_ int64, err error) {
+		t.s.produce.AppendAsync(tp.Topic, tp.Partition, marker, acks, func(_ int64, err error) {
 			if errors.Is(err, log.ErrUnknownTopic) || errors.Is(err, log.ErrUnknownPartition) {
 				err = nil // deleted meanwhile: nothing left to mark
 			}
