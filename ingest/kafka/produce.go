@@ -78,6 +78,15 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 				s.stats.errors.Add(1)
 				continue
 			}
+			if msg := checkTxnAttrs(p.Records, req.TransactionID != nil); msg != "" {
+				rp.ErrorCode = codeCorruptMessage
+				if req.Version >= 8 {
+					rp.ErrorCode, rp.ErrorMessage = codeInvalidRecord, strp(msg)
+				}
+				s.stats.produceErrors.Add(1)
+				s.stats.errors.Add(1)
+				continue
+			}
 			var txnDone func()
 			if req.TransactionID != nil {
 				// A transaction's batch goes only where its open

@@ -738,9 +738,6 @@ func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records
 	if err != nil {
 		return codeCorruptMessage, "runnel: " + err.Error(), nil
 	}
-	if !h.Transactional() {
-		return codeInvalidRequest, "runnel: a transactional produce holds a batch without the transactional attribute", nil
-	}
 	st := t.lock(id, false)
 	if st == nil {
 		return codeInvalidProducerIDMapping, "runnel: unknown transactional id " + id, nil
@@ -761,6 +758,30 @@ func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records
 	st.inflight++
 	st.pmu.Unlock()
 	return codeNone, "", st.produced
+}
+
+// checkTxnAttrs refuses, in a client's produce, control batches (only the
+// coordinator writes markers), transactional batches without a
+// transactional id (no coordinator would ever end them: read_committed
+// readers would stop there for good) and, with one, batches that are not
+// transactional. It returns the reason, or "".
+func checkTxnAttrs(records []byte, transactional bool) string {
+	for len(records) >= batch.HeaderSize {
+		h, err := batch.ParseHeader(records)
+		if err != nil || h.Size() > len(records) {
+			return "" // the log's validation answers it
+		}
+		switch {
+		case h.Control():
+			return "runnel: a client may not produce control batches"
+		case h.Transactional() && !transactional:
+			return "runnel: a transactional batch needs the produce request's transactional id"
+		case !h.Transactional() && transactional:
+			return "runnel: a transactional produce holds a batch without the transactional attribute"
+		}
+		records = records[h.Size():]
+	}
+	return ""
 }
 
 // produced ends an append counted by checkProduce.

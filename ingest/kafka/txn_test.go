@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel/ingest/kafka/group"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
 )
 
 // produceTxn runs one transaction of n records on cl and ends it.
@@ -263,5 +264,44 @@ func TestTxnOffsetsStagedUntilCommit(t *testing.T) {
 	}
 	if off, code := fetch(true); off != 42 || code != 0 {
 		t.Fatalf("offset after the commit: %d (code %d), want 42", off, code)
+	}
+}
+
+// TestProduceTxnAttrsChecked: control batches from a client, and
+// transactional batches without a transactional id, are refused (either
+// would leave an open transaction no coordinator ends).
+func TestProduceTxnAttrsChecked(t *testing.T) {
+	l := openLog(t, "")
+	ts := startServer(t, l, nil)
+	ctx := testCtx(t, 30*time.Second)
+	if err := l.CreateTopic("attrs", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, ts.addr)
+	var b batch.Builder
+	b.SetProducer(1, 0, 0)
+	b.Add(1, nil, []byte("v"), nil)
+	for name, records := range map[string][]byte{
+		"control":       batch.Marker(1, 0, true, 1),
+		"transactional": batch.SetAttributes(b.Bytes(), batch.AttrTransactional),
+	} {
+		pr := kmsg.NewPtrProduceRequest()
+		pr.Acks = -1
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = "attrs"
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Records = records
+		pt.Partitions = append(pt.Partitions, pp)
+		pr.Topics = append(pr.Topics, pt)
+		resp, err := pr.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != codeInvalidRecord {
+			t.Errorf("%s batch without a transactional id: code %d, want INVALID_RECORD", name, code)
+		}
+	}
+	if _, hwm, _ := l.Offsets("attrs", 0); hwm != 0 {
+		t.Fatalf("refused batches were written: HWM %d", hwm)
 	}
 }
