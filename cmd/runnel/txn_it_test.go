@@ -16,9 +16,10 @@ import (
 )
 
 // TestTransactExactlyOnceKill9 runs franz-go's GroupTransactSession
-// consume-transform-produce loop against a real runnel serve that is
-// kill -9'd twice while the loop runs: the output topic, read with
-// read_committed, holds every input record transformed exactly once.
+// consume-transform-produce loop, two members in one group, against a
+// real runnel serve that is kill -9'd twice while they run: the output
+// topic, read with read_committed, holds every input record transformed
+// exactly once.
 func TestTransactExactlyOnceKill9(t *testing.T) {
 	s := startRunnel(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -39,11 +40,16 @@ func TestTransactExactlyOnceKill9(t *testing.T) {
 	// The loop: poll, produce one output record per input record, commit
 	// the input offsets with the output in one transaction.
 	var processed sync.Map // input value → seen (progress only)
+	// Two members of one group, each with its own transactional id:
+	// rebalances move partitions between them, and the kills force
+	// both to rejoin.
 	stop := make(chan struct{})
-	loopDone := make(chan error, 1)
-	go func() {
-		loopDone <- transformLoop(ctx, s.Addr(), stop, &processed)
-	}()
+	loopDone := make(chan error, 2)
+	for m := 1; m <= 2; m++ {
+		go func() {
+			loopDone <- transformLoop(ctx, s.Addr(), fmt.Sprintf("eos-loop-%d", m), stop, &processed)
+		}()
+	}
 	count := func() int {
 		c := 0
 		processed.Range(func(_, _ any) bool { c++; return true })
@@ -71,8 +77,10 @@ func TestTransactExactlyOnceKill9(t *testing.T) {
 		out := readCommitted(t, ctx, s.Addr(), "eos-out")
 		if len(out) >= n || time.Now().After(deadline) {
 			close(stop)
-			if err := <-loopDone; err != nil {
-				t.Fatalf("loop: %v", err)
+			for range 2 {
+				if err := <-loopDone; err != nil {
+					t.Fatalf("loop: %v", err)
+				}
 			}
 			out = readCommitted(t, ctx, s.Addr(), "eos-out")
 			seen := map[string]int{}
@@ -97,10 +105,10 @@ func TestTransactExactlyOnceKill9(t *testing.T) {
 
 // transformLoop is the consume-transform-produce loop of franz-go's
 // GroupTransactSession, run until stop is closed.
-func transformLoop(ctx context.Context, addr string, stop <-chan struct{}, processed *sync.Map) error {
+func transformLoop(ctx context.Context, addr, txnID string, stop <-chan struct{}, processed *sync.Map) error {
 	sess, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(addr),
-		kgo.TransactionalID("eos-loop"),
+		kgo.TransactionalID(txnID),
 		kgo.ConsumerGroup("eos-group"),
 		kgo.ConsumeTopics("eos-in"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
