@@ -13,6 +13,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/sync/kafka/kafkatest"
 )
 
 // txnBatch is a transactional batch of producer pid holding vals.
@@ -38,7 +39,14 @@ func plainBatch(vals ...string) []byte {
 // the plain ones in order, no marker, nothing of the aborted transaction,
 // and the open one only once it commits.
 func TestForwardCommittedOnly(t *testing.T) {
-	c := newKfake(t)
+	t.Run("kfake", func(t *testing.T) { forwardCommittedOnly(t, newKfake(t).ListenAddrs()) })
+	t.Run("kafka", func(t *testing.T) {
+		b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 1})
+		forwardCommittedOnly(t, []string{b.Addr()})
+	})
+}
+
+func forwardCommittedOnly(t *testing.T, brokers []string) {
 	lg, err := log.Open(&log.Options{Dir: t.TempDir(), MinFreeBytes: -1,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -67,13 +75,13 @@ func TestForwardCommittedOnly(t *testing.T) {
 		txnBatch(3, 0, "o0"), // open
 		plainBatch("p1"),
 	)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("site-a.tx"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("site-a.tx"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{
+	startForwarder(t, lg, fwdConfig{brokers: brokers, routes: []forward.Route{{
 		Name: "main", Topics: []string{"tx"}, Target: "{site}.{topic}",
 	}}})
 	var got []string
