@@ -290,8 +290,9 @@ func (t *txnCoordinator) initProducer(id string, timeoutMs int32, pid int64, epo
 	defer st.mu.Unlock()
 	r := &st.rec
 	// KIP-360: a producer that names its id and epoch may only bump
-	// its own (current) epoch.
-	if pid >= 0 && (pid != r.PID || epoch != r.Epoch) {
+	// its own (current) epoch. An id this coordinator does not know
+	// (never seen, or expired) starts afresh.
+	if pid >= 0 && r.PID >= 0 && (pid != r.PID || epoch != r.Epoch) {
 		if pid == r.PID && epoch < r.Epoch {
 			return -1, -1, fencedCode(version, 4)
 		}
