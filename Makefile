@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 # Where the dashboard's browser test saves its screenshots.
 export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-txn bench-vs-mosquitto bench-idle bench-site clean
 
 all: build
 
@@ -66,7 +66,8 @@ test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integra
 # losetup, mkfs.ext4 and mkfs.xfs for the power-cut test, qemu-user for
 # test-arm, lintian and systemd's tools for the package and unit tests,
 # chromium for the dashboard test (apt-get), Apache Kafka's jars (Maven
-# Central).
+# Central), librdkafka's Python binding confluent-kafka for the
+# transactions test (PyPI).
 test-deps:
 	@need=""; \
 	command -v kcat >/dev/null || need="$$need kcat"; \
@@ -89,6 +90,7 @@ test-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
 	fi
 	@sync/kafka/kafkatest/fetch.sh >/dev/null
+	@python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka==2.16.1
 
 # The unit tests of the packages that hold the storage, wire and sync code,
 # cross-built for armv7 (32-bit: int, atomics alignment, address space) and
@@ -195,6 +197,11 @@ bench-docs: test-deps
 # of this tree's (to compare two versions).
 bench-vs-kafka: test-deps
 	RUNNEL_BENCH_VS_KAFKA=1 $(GO) test -count=1 -timeout 0 -run TestBenchVsKafka -v ./cmd/runnel/
+
+# Transactional produce (100 records of 100 B per transaction) on runnel
+# and Apache Kafka in the same run.
+bench-txn: test-deps
+	RUNNEL_BENCH_TXN=1 $(GO) test -count=1 -timeout 0 -run TestBenchTxnVsKafka -v ./cmd/runnel/
 
 # Site replication: two runnel nodes (rf 2, min.insync 2, fsync always)
 # against two Apache Kafka brokers (rf 2, min.insync 2), acks=all; produce

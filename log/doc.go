@@ -28,6 +28,7 @@
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
 //	<dir>/<topic>/<partition>/%020d.cleaned.tmp  a compacted segment being written by the cleaner (removed at open)
+//	<dir>/<topic>/<partition>/transactional     empty: the partition has held a transactional batch (synced before the first)
 //	<dir>/<topic>/<partition>/<from>-<to>.damaged  offsets [from, to) repaired (repair.go): the damaged bytes moved
 //	                                           aside (empty when they stay in a shared file); reads pass over them
 //	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
@@ -855,6 +856,15 @@
 //     base offset of the first batch whose max timestamp is >= ts.
 //   - Producer idempotence state is rebuilt from the active segment at open;
 //     older producers are treated as new.
+//   - Transaction state (log.Transactions: open and aborted transactions
+//     per partition, from the batches' transactional and control attribute
+//     bits and the markers' keys) is not stored: it is rebuilt from the
+//     batch headers of the whole partition the first time it is asked
+//     after an open or a truncation (held under the partition's lock, so
+//     appends to that partition wait during the scan), then kept by every
+//     append. A partition without the "transactional" file never held a
+//     transactional batch and is not scanned. The aborted list grows with
+//     the aborts the partition still retains.
 //   - Shared storage keeps about 100 bytes of memory per (shared file,
 //     partition with entries in it): with many more partitions than a
 //     32 MiB file holds entries per partition (~180,000 entries of 176

@@ -60,6 +60,10 @@ type partition struct {
 	waiters []waiter
 	// producers is the idempotence state by producer id.
 	producers Producers
+	// txns is the transaction state (txn.go); txnMarked: the partition's
+	// txnMarkFile exists (it has held a transactional batch).
+	txns      txnIndex
+	txnMarked bool
 	// roErr is the I/O error that made the partition read-only.
 	roErr error
 	// closed: the partition was deleted or the log closed.
@@ -322,6 +326,9 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if seg.size+int64(len(data)) > 1<<32-1 {
 		return -1, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, len(data))
 	}
+	if err := p.markTxnsLocked(hdrs); err != nil {
+		return -1, err
+	}
 	// The epoch history is durable before the batches it describes.
 	base := p.next
 	epoch, err := p.prepareEpochsLocked(hdrs, at, base)
@@ -374,6 +381,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	for i := range hdrs {
 		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
 	}
+	p.noteTxnsLocked(hdrs, data)
 	seg.size += int64(len(data))
 	seg.next = n
 	p.next = n

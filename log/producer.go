@@ -53,11 +53,14 @@ func nextSeq(s int32) int32 {
 // checkProducer validates an idempotent batch against st (nil = unknown
 // producer). It returns dupBase >= 0 for a duplicate.
 func checkProducer(st *producerState, h *batch.Header) (dupBase int64, err error) {
-	if st == nil || h.ProducerEpoch > st.epoch {
-		return -1, nil // new producer or new epoch: any sequence starts it
-	}
-	if h.ProducerEpoch < st.epoch {
+	if st != nil && h.ProducerEpoch < st.epoch {
 		return -1, ErrInvalidProducerEpoch
+	}
+	if st == nil || h.ProducerEpoch > st.epoch || st.n == 0 || h.Control() {
+		// A new producer, a new epoch, or an epoch whose first batch
+		// this is (a transaction marker started it): any sequence
+		// starts it. A marker (control batch) has no sequence.
+		return -1, nil
 	}
 	ls := lastSeq(h)
 	for i := 0; i < st.n; i++ {
@@ -97,11 +100,13 @@ func (ps *Producers) Check(hdrs []batch.Header) (int64, error) {
 			}
 			return dup, err
 		}
-		if len(hdrs) > 1 {
+		if len(hdrs) > 1 && !h.Control() {
 			if overlay == nil {
 				overlay = map[int64]*producerState{}
 			}
-			overlay[h.ProducerID] = &producerState{epoch: h.ProducerEpoch, last: lastSeq(h)}
+			o := &producerState{epoch: h.ProducerEpoch, last: lastSeq(h), n: 1}
+			o.recent[0] = seqEntry{first: h.BaseSequence, last: o.last, base: -1}
+			overlay[h.ProducerID] = o
 		}
 	}
 	return -1, nil
@@ -117,6 +122,15 @@ func (ps *Producers) Record(h *batch.Header, base int64) {
 		ps.m = map[int64]*producerState{}
 	}
 	st := ps.m[h.ProducerID]
+	if h.Control() {
+		// A transaction marker moves the producer to its epoch (a
+		// coordinator that fenced the producer wrote it with the new
+		// one) and leaves its sequences alone.
+		if st == nil || h.ProducerEpoch > st.epoch {
+			ps.m[h.ProducerID] = &producerState{epoch: h.ProducerEpoch}
+		}
+		return
+	}
 	if st == nil || h.ProducerEpoch != st.epoch {
 		st = &producerState{epoch: h.ProducerEpoch}
 		ps.m[h.ProducerID] = st

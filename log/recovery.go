@@ -38,6 +38,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		}
 	}
 	p.repaired = repairedRanges(names)
+	p.txnMarked = slices.Contains(names, txnMarkFile)
 	for _, n := range names {
 		if strings.HasSuffix(n, ".tmp") {
 			l.fs.Remove(filepath.Join(dir, n))

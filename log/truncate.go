@@ -308,6 +308,7 @@ func (p *partition) cutLocked(si int, pos, offset int64) error {
 	p.durable, p.durableSeg, p.durablePos = offset, act, act.size
 	p.unsynced = nil
 	p.producers.Reset() // idempotence state past the cut is gone; producers start over
+	p.txns.reset()      // rebuilt from what is left at the next query
 	p.smallCommits = 0
 	lost := p.lost[:0:0]
 	for _, g := range p.lost {

@@ -423,6 +423,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 			if !ok || resp == nil {
 				unsupportedResponse(sl, key, req.GetVersion())
 			} else {
+				c.markUnstable(req, resp)
 				sl.resp = resp
 			}
 			sl.finish()
@@ -475,7 +476,11 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 			return fmt.Errorf("%w: SASL/PLAIN credentials rejected", ErrAuth)
 		}
 	default:
-		unsupportedResponse(sl, key, req.GetVersion())
+		if resp, ok := c.handleTxn(req); ok {
+			sl.resp = resp
+		} else {
+			unsupportedResponse(sl, key, req.GetVersion())
+		}
 	}
 	sl.finish()
 	return nil

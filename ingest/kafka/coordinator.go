@@ -10,22 +10,18 @@ import (
 	"github.com/runnel/runnel/log/meta"
 )
 
-// findCoordinator answers that this server coordinates every group. With no
-// GroupHandler it answers COORDINATOR_NOT_AVAILABLE; a transactional id
-// (transactions are not served) TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which
-// clients surface at once.
+// findCoordinator answers that this server coordinates every group and
+// every transactional id. With no GroupHandler, group keys are answered
+// COORDINATOR_NOT_AVAILABLE.
 func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	code := codeNone
 	var msg *string
 	switch {
-	case req.CoordinatorType == 1:
-		// Not retriable: the client fails its initTransactions at once
-		// instead of retrying until its timeout.
-		code, msg = codeTransactionalIDAuthFailed, strp("runnel coordinates consumer groups only (transactions are not served)")
+	case req.CoordinatorType == 1: // transaction
 	case req.CoordinatorType != 0:
-		code, msg = codeInvalidRequest, strp("runnel coordinates consumer groups only")
+		code, msg = codeInvalidRequest, strp("runnel: unknown coordinator type")
 	case s.opts.Groups == nil:
 		code, msg = codeCoordinatorNotAvailable, strp("consumer groups are not enabled")
 	}
@@ -55,14 +51,14 @@ func (c *conn) findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	return resp
 }
 
-// initProducerID hands out a new, never reused producer id with epoch 0.
-// Transactional ids are not supported.
+// initProducerID hands out a new, never reused producer id with epoch 0;
+// a transactional id keeps its producer id and gets the next epoch
+// (txn.go).
 func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	if req.TransactionalID != nil {
-		resp.ErrorCode = codeTransactionalIDAuthFailed
-		s.stats.errors.Add(1)
+		c.initTransactionalProducer(req, resp)
 		return resp
 	}
 	id, err := s.pids.next()

@@ -70,11 +70,9 @@
 //
 // # Caveats
 //
-//   - Transactions are not supported: FindCoordinator for a transactional
-//     id and InitProducerId with one answer
-//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients do not retry
-//     (initTransactions fails at once); isolation read_committed reads as
-//     read_uncommitted.
+//   - Transactions (txn*.go): every box coordinates every transactional
+//     id; the coordinator's state is in meta KV bucket "kafka-txn", synced
+//     before every answer. Transactions v2 (KIP-890) is not advertised.
 //   - The README's Kafka compatibility table is generated from the
 //     version table (TestREADMEKafkaAPITable), and TestApiVersionsIsTheTable
 //     checks that ApiVersions advertises exactly that table and that every

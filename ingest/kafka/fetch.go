@@ -148,6 +148,15 @@ func (c *conn) readFetch(lg log.Log, req *kmsg.FetchRequest, seen *[]int64) (res
 				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
 			} else {
 				rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hwm, hwm, start
+				if req.IsolationLevel == isolationReadCommitted && rp.ErrorCode == codeNone {
+					// After Offsets: a marker written since the read
+					// moved the HWM past what a wait watches.
+					total -= len(rp.RecordBatches)
+					if err = c.readCommitted(lg, t.Topic, p, rp); err != nil {
+						stop = true
+					}
+					total += len(rp.RecordBatches)
+				}
 			}
 			if seen != nil {
 				// An empty read saw the HWM at the fetch offset: data

@@ -26,6 +26,9 @@ func (c *conn) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			rp.LeaderEpoch = -1
 			rp.Timestamp = -1
 			off, ts, err := s.offsetFor(t.Topic, p.Partition, p.Timestamp)
+			if err == nil && p.Timestamp == tsLatest && req.IsolationLevel == isolationReadCommitted {
+				off, err = stableOffset(s.log, t.Topic, p.Partition, off) // read_committed ends at the LSO
+			}
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
 				rp.Offset = -1

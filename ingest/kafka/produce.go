@@ -23,11 +23,7 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 
 	reqErr := codeNone
 	var reqMsg *string
-	switch {
-	case req.TransactionID != nil:
-		reqErr = codeTransactionalIDAuthFailed
-		reqMsg = strp("runnel does not support transactions")
-	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		reqErr = codeInvalidRequiredAcks
 	}
 
@@ -82,11 +78,36 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 				s.stats.errors.Add(1)
 				continue
 			}
+			if msg := checkTxnAttrs(p.Records, req.TransactionID != nil); msg != "" {
+				rp.ErrorCode = codeCorruptMessage
+				if req.Version >= 8 {
+					rp.ErrorCode, rp.ErrorMessage = codeInvalidRecord, strp(msg)
+				}
+				s.stats.produceErrors.Add(1)
+				s.stats.errors.Add(1)
+				continue
+			}
+			var txnDone func()
+			if req.TransactionID != nil {
+				// A transaction's batch goes only where its open
+				// transaction says, from its current epoch.
+				code, msg, release := s.txns.checkProduce(*req.TransactionID, t.Topic, p.Partition, p.Records)
+				if code != codeNone {
+					rp.ErrorCode, rp.ErrorMessage = code, strp(msg)
+					s.stats.produceErrors.Add(1)
+					s.stats.errors.Add(1)
+					continue
+				}
+				txnDone = release
+			}
 			nrec := countRecords(p.Records)
 			nbytes := len(p.Records)
 			topic := t.Topic
 			pending.Add(1)
 			s.produce.AppendAsync(topic, p.Partition, p.Records, acks, func(base int64, err error) {
+				if txnDone != nil {
+					txnDone()
+				}
 				rp.BaseOffset = base
 				if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
 					rp.BaseOffset = -1

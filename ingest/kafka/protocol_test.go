@@ -70,9 +70,10 @@ func TestUnsupportedAnswered(t *testing.T) {
 	pr.Acks = 1
 	pr.Topics = []kmsg.ProduceRequestTopic{{Topic: "x", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0}}}}
 	r.roundTrip(pr, 2)
-	// Transactions: EndTxn carries a top-level error code.
+	// EndTxn above the served versions (v5: transactions v2, KIP-890)
+	// carries a top-level error code.
 	et := kmsg.NewPtrEndTxnRequest()
-	et.Version = 1
+	et.Version = 5
 	etr := r.roundTrip(et, 3).(*kmsg.EndTxnResponse)
 	if etr.ErrorCode != codeUnsupportedVersion {
 		t.Fatalf("EndTxn error %d, want %d", etr.ErrorCode, codeUnsupportedVersion)

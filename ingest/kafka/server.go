@@ -25,6 +25,8 @@ type Server struct {
 	advPort  int32
 	stats    stats
 	pids     *producerIDs
+	txns     *txnCoordinator
+	txnsDone chan struct{} // closed when the coordinator's sweep stopped
 	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
 	budget   *memBudget // request bytes held by all connections
@@ -80,6 +82,18 @@ func New(opts Options) (*Server, error) {
 	s.pids = pids
 	s.configs = newOverrides(opts.Log.Meta())
 	s.produce = s.newProducePath()
+	if s.txns, err = openTxnCoordinator(s, opts.Log.Meta()); err != nil {
+		return nil, err
+	}
+	// Ends decided before a crash complete before the first request:
+	// an OffsetFetch must not see a group's offsets from before a
+	// commit that was answered.
+	s.txns.sweep()
+	s.txnsDone = make(chan struct{})
+	go func() {
+		defer close(s.txnsDone)
+		s.txns.run(s.closing)
+	}()
 	return s, nil
 }
 
@@ -181,6 +195,7 @@ func (s *Server) isClosing() bool {
 // error. Idempotent (a later call waits for the connections to be gone);
 // it does not close the log.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer func() { <-s.txnsDone }() // the sweep's last marker writes end before the log may close
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

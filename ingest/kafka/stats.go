@@ -24,6 +24,8 @@ type Stats struct {
 	RequestBudgetWaits uint64
 	// MemoryReturns counts the times memory was given back to the OS after a burst of requests.
 	MemoryReturns uint64
+	// Txn is the transaction coordinator's.
+	Txn TxnStats
 }
 
 type stats struct {
@@ -63,6 +65,7 @@ func (s *Server) Stats() Stats {
 		QueuedRequestBytes: s.budget.held.Load(),
 		RequestBudgetWaits: s.budget.waits.Load(),
 		MemoryReturns:      s.budget.frees.Load(),
+		Txn:                s.txns.stats(),
 	}
 	for k := range s.stats.requests {
 		if n := s.stats.requests[k].Load(); n > 0 {

@@ -93,6 +93,9 @@ func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 	for k, r := range ownVersions {
 		add(k, r, false)
 	}
+	for k, r := range txnVersions {
+		add(k, r, false)
+	}
 	if epochs {
 		for k, r := range epochVersions {
 			add(k, r, false)
@@ -182,5 +185,5 @@ func newRequest(key int16) kmsg.Request {
 	case int16(kmsg.ConsumerGroupDescribe): // group
 		return kmsg.NewPtrConsumerGroupDescribeRequest()
 	}
-	return nil
+	return newTxnRequest(key)
 }

@@ -101,6 +101,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	var sl slab
 	var bytes int64
 	end := next
+	tf := txnFilter{lg: lg, topic: p.topic, part: p.part, from: next}
 	for len(data) >= batch.HeaderSize && len(recs) < roomN {
 		h, err := batch.ParseHeader(data)
 		if err != nil && len(recs) == 0 && end == next {
@@ -111,6 +112,19 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 			break
 		}
 		if h.LastOffset() < end {
+			data = data[h.Size():]
+			continue
+		}
+		if skip, stop, err := tf.check(&h); err != nil {
+			if len(recs) == 0 && end == next {
+				r.readError(p, next, err)
+				return 0
+			}
+			break
+		} else if stop {
+			break // an open transaction: its end moves the HWM and wakes the route
+		} else if skip {
+			end = max(end, h.LastOffset()+1)
 			data = data[h.Size():]
 			continue
 		}

@@ -247,9 +247,9 @@ func (c *Coordinator) fetchGroup(ctx context.Context, group string, topics []kms
 	return out, codeNone
 }
 
-// offsetFetch serves OffsetFetch, one group (v0-7) or many (v8+). Offsets
-// are never unstable here (no transactions), so RequireStable changes
-// nothing.
+// offsetFetch serves OffsetFetch, one group (v0-7) or many (v8+).
+// RequireStable is applied by the server around it (ingest/kafka marks
+// the partitions whose offsets a transaction has staged).
 func (c *Coordinator) offsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version < 8 {
