@@ -343,44 +343,13 @@ func (c *committer) hold() (quit bool) {
 	return false
 }
 
-// cycle runs one group commit.
+// cycle runs one group commit: it takes the partitions to commit, plans
+// each one's commit, makes the planned bytes durable (shared files, then
+// the journal, then segment files) and finishes the plans (high-water
+// marks, waiting appends).
 func (c *committer) cycle(final bool) {
 	c.pending.Store(0)
-	c.mu.Lock()
-	parts := c.dirty
-	c.dirty = nil
-	for _, p := range parts {
-		delete(c.set, p)
-	}
-	// Due "interval" partitions (p.mu is never taken under c.mu: writers
-	// hold p.mu when they mark a partition).
-	var due map[*partition]bool
-	if now := time.Now(); len(c.lazy) > 0 && (final || !c.nextDue.After(now)) {
-		due = map[*partition]bool{}
-		c.nextDue = time.Time{}
-		for p, at := range c.lazy {
-			if final || !at.After(now) {
-				due[p] = true
-				delete(c.lazy, p)
-			} else if c.nextDue.IsZero() || at.Before(c.nextDue) {
-				c.nextDue = at
-			}
-		}
-	}
-	later := c.later
-	c.later = nil
-	c.mu.Unlock()
-	if len(due) > 0 {
-		in := make(map[*partition]bool, len(parts))
-		for _, p := range parts {
-			in[p] = true
-		}
-		for p := range due {
-			if !in[p] {
-				parts = append(parts, p)
-			}
-		}
-	}
+	parts, due, later := c.take(final)
 	for _, fn := range later {
 		fn()
 	}
@@ -411,38 +380,98 @@ func (c *committer) cycle(final bool) {
 		clear(plans)
 		c.plans = plans[:0]
 	}()
-	// Shared storage first (a plan may also sync files that follow its
-	// shared bytes): one fdatasync for every partition's entries.
+	c.syncShared(plans)
+	c.commitJournal(plans)
+	syncDirect(plans)
+	c.finish(plans)
+	c.maybeRotateJournal(final)
+}
+
+// take returns the partitions of this cycle: the dirty ones, the
+// "interval" partitions now due (all of them when final; p.mu is never
+// taken under c.mu: writers hold p.mu when they mark a partition); and the
+// functions queued to run before the cycle.
+func (c *committer) take(final bool) (parts []*partition, due map[*partition]bool, later []func()) {
+	c.mu.Lock()
+	parts = c.dirty
+	c.dirty = nil
+	for _, p := range parts {
+		delete(c.set, p)
+	}
+	if now := time.Now(); len(c.lazy) > 0 && (final || !c.nextDue.After(now)) {
+		due = map[*partition]bool{}
+		c.nextDue = time.Time{}
+		for p, at := range c.lazy {
+			if final || !at.After(now) {
+				due[p] = true
+				delete(c.lazy, p)
+			} else if c.nextDue.IsZero() || at.Before(c.nextDue) {
+				c.nextDue = at
+			}
+		}
+	}
+	later = c.later
+	c.later = nil
+	c.mu.Unlock()
+	if len(due) > 0 {
+		in := make(map[*partition]bool, len(parts))
+		for _, p := range parts {
+			in[p] = true
+		}
+		for p := range due {
+			if !in[p] {
+				parts = append(parts, p)
+			}
+		}
+	}
+	return parts, due, later
+}
+
+// syncShared makes the plans' entries in shared files durable first (a
+// plan may also sync files that follow its shared bytes): one fdatasync
+// for every partition's entries.
+func (c *committer) syncShared(plans []*commitPlan) {
 	shared := false
 	for _, pl := range plans {
 		shared = shared || len(pl.virt) > 0
 	}
-	if shared {
-		if err := c.l.shared.sync(); err != nil {
-			for _, pl := range plans {
-				if len(pl.virt) > 0 {
-					pl.err = err
-				}
+	if !shared {
+		return
+	}
+	if err := c.l.shared.sync(); err != nil {
+		for _, pl := range plans {
+			if len(pl.virt) > 0 {
+				pl.err = err
 			}
 		}
 	}
-	// Small commits: one journal write and sync for all of them.
+}
+
+// commitJournal writes the small commits to the journal with one write and
+// one sync for all of them. If that fails, they sync their segment files
+// directly instead.
+func (c *committer) commitJournal(plans []*commitPlan) {
 	var journaled []*commitPlan
 	for _, pl := range plans {
 		if pl.jdata != nil && pl.err == nil {
 			journaled = append(journaled, pl)
 		}
 	}
-	if len(journaled) > 0 {
-		if err := c.l.journal.commit(journaled); err != nil {
-			c.l.logger.Error("log: journal commit failed; this commit syncs segment files directly", "err", err)
-			for _, pl := range journaled {
-				pl.jdata = nil
-				pl.direct = true
-			}
+	if len(journaled) == 0 {
+		return
+	}
+	if err := c.l.journal.commit(journaled); err != nil {
+		c.l.logger.Error("log: journal commit failed; this commit syncs segment files directly", "err", err)
+		for _, pl := range journaled {
+			pl.jdata = nil
+			pl.direct = true
 		}
 	}
-	// Large commits: fdatasync each file, a few at a time.
+}
+
+// syncDirect fdatasyncs the segment files of the large commits, a few at
+// a time.
+func syncDirect(plans []*commitPlan) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, syncWorkers)
 	for _, pl := range plans {
@@ -458,6 +487,11 @@ func (c *committer) cycle(final bool) {
 		}(pl)
 	}
 	wg.Wait()
+}
+
+// finish ends each plan (high-water mark, waiting appends answered) and
+// wakes the readers of partitions whose high-water mark moved.
+func (c *committer) finish(plans []*commitPlan) {
 	changed := false
 	for _, pl := range plans {
 		var moved bool
@@ -471,7 +505,6 @@ func (c *committer) cycle(final bool) {
 	if changed {
 		c.l.notifyMoved(plans)
 	}
-	c.maybeRotateJournal(final)
 }
 
 // commitPlan is what one cycle does for one partition.

@@ -39,53 +39,16 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 	}
 	p.repaired = repairedRanges(names)
 	p.txnMarked = slices.Contains(names, txnMarkFile)
-	for _, n := range names {
-		if strings.HasSuffix(n, ".tmp") {
-			l.fs.Remove(filepath.Join(dir, n))
-			continue
-		}
-		base, ok := parseSegmentName(n)
-		if !ok {
-			continue
-		}
-		seg := newSegment(dir, rel, base)
-		st, err := l.fs.Stat(seg.path)
-		if err != nil {
-			return nil, fmt.Errorf("log: stat %s: %w", seg.rel, err)
-		}
-		seg.size = st.Size()
-		seg.synced, seg.covered = seg.size, seg.size
-		seg.sealed = true
-		seg.indexed = false
-		seg.sealedIdx = true
-		p.segs = append(p.segs, seg)
+	if err := p.listSegments(names); err != nil {
+		return nil, err
 	}
 	e, hasCk := ck.get(t.name, t.id, id)
 	ck0 := e
 	key := sharedKey{t.id, id}
 	exts := l.shared.take(t.id, id)
 	if hasCk && e.start > 0 {
-		// Batches before the log start were deleted by retention; their
-		// shared file may live on for other partitions.
-		i := 0
-		for i < len(exts) && exts[i].next <= e.start {
-			i++
-		}
-		exts = exts[i:]
-		if len(exts) > 0 && exts[0].base < e.start {
-			if err := l.shared.expand(key, &exts[0]); err != nil {
-				return nil, err
-			}
-			r := &exts[0]
-			r.ents = slices.DeleteFunc(r.ents, func(x sharedEnt) bool { return x.next <= e.start })
-			if len(r.ents) == 0 {
-				exts = exts[1:] // damaged (reported by expand)
-			} else {
-				r.base, r.n = r.ents[0].base, 0
-				for _, x := range r.ents {
-					r.n += x.n
-				}
-			}
+		if exts, err = l.shared.runsFrom(key, exts, e.start); err != nil {
+			return nil, err
 		}
 	}
 	if m, ok := p.epochs.pendingTruncation(); ok {
@@ -105,65 +68,19 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		return nil, err
 	}
 	if len(exts) > 0 {
-		// An empty segment file replaced by shared storage (its removal
-		// may not have survived a crash). Not synced: should the empty
-		// file come back after a power cut, the next open removes it
-		// again (a directory fsync per partition made opens of 1,000
-		// partitions take seconds).
-		end := exts[len(exts)-1].next
-		keep := p.segs[:0]
-		for _, s := range p.segs {
-			if s.size == 0 && s.base < end {
-				if err := l.fs.Remove(s.path); err != nil {
-					return nil, fmt.Errorf("log: remove %s: %w", s.rel, err)
-				}
-				continue
-			}
-			keep = append(keep, s)
+		if err := p.removeReplacedEmpty(exts[len(exts)-1].next); err != nil {
+			return nil, err
 		}
-		p.segs = keep
 	}
-	if len(p.segs) == 0 && len(exts) > 0 {
+	switch {
+	case len(p.segs) == 0 && len(exts) > 0:
 		// Only shared storage.
-	} else if len(p.segs) == 0 {
-		seg := newSegment(dir, rel, 0)
-		cf, err := l.files.get(seg.path, true)
-		if err != nil {
-			return nil, fmt.Errorf("log: create %s: %w", seg.rel, err)
+	case len(p.segs) == 0:
+		if err := p.createFirstSegment(); err != nil {
+			return nil, err
 		}
-		l.files.release(cf)
-		if err := vfs.SyncDir(l.fs, dir); err != nil {
-			return nil, fmt.Errorf("log: sync %s: %w", rel, err)
-		}
-		p.segs = []*segment{seg}
-	} else {
-		for i := 0; i+1 < len(p.segs); i++ {
-			p.segs[i].next = p.segs[i+1].base
-		}
-		// A segment file followed by shared data ends where that starts.
-		for _, s := range p.segs[:len(p.segs)-1] {
-			j := sort.Search(len(exts), func(j int) bool { return exts[j].base > s.base })
-			if j < len(exts) && exts[j].base < s.next {
-				s.next = exts[j].base
-			}
-		}
-		lastFile := p.segs[len(p.segs)-1]
-		lastIsFile := len(exts) == 0 || lastFile.base >= exts[len(exts)-1].next
-		if hasCk && !lastIsFile || hasCk && len(exts) > 0 && e.segBase > lastFile.base {
-			// The durable end may lie in shared storage: every file
-			// segment before it is durable.
-			hasCk = false
-			for _, s := range p.segs {
-				if s.base < e.segBase {
-					e, hasCk = ckptEntry{segBase: s.base, pos: s.size, next: s.base}, true
-				}
-			}
-		}
-		var covered [][2]int64
-		for _, x := range exts {
-			covered = append(covered, [2]int64{x.base, x.next})
-		}
-		if err := p.recover(e, hasCk, lastIsFile, covered); err != nil {
+	default:
+		if hasCk, err = p.recoverFiles(e, hasCk, exts); err != nil {
 			return nil, err
 		}
 	}
@@ -173,25 +90,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		}
 	}
 	if l.shared != nil {
-		// The checkpointed durable end, or a seal entry, lies past the
-		// partition's data: its last shared entries were damaged. Their
-		// offsets are never reused.
-		end := l.shared.sealedEnd(key, p.epochs.marks)
-		if hasCk && ck0.next > end {
-			end = ck0.next
-		}
-		if last := p.segs[len(p.segs)-1]; end > last.next {
-			file, at := sharedDirName, int64(-1)
-			if last.size > 0 {
-				file, at = l.damageLocation(last, last.size-1)
-			} else {
-				p.segs = p.segs[:len(p.segs)-1] // an empty segment: replaced
-			}
-			p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
-			l.addDamage(Damage{File: file, Offset: at, Topic: t.name, Partition: id, From: last.next, To: end, Repaired: p.isRepaired(last.next, end),
-				Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", t.name, id, last.next, end-1)})
-			p.segs = append(p.segs, newVirtualSegment(rel, end, key))
-		}
+		p.markLostShared(key, hasCk, ck0)
 	}
 	act := p.active()
 	if act.virt != nil {
@@ -236,6 +135,158 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 		return nil, err
 	}
 	return p, nil
+}
+
+// listSegments adds a segment for each segment file among names (sealed
+// and durable as far as the file goes until recovery says otherwise) and
+// removes leftover temporary files.
+func (p *partition) listSegments(names []string) error {
+	l := p.l
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			l.fs.Remove(filepath.Join(p.dir, n))
+			continue
+		}
+		base, ok := parseSegmentName(n)
+		if !ok {
+			continue
+		}
+		seg := newSegment(p.dir, p.rel, base)
+		st, err := l.fs.Stat(seg.path)
+		if err != nil {
+			return fmt.Errorf("log: stat %s: %w", seg.rel, err)
+		}
+		seg.size = st.Size()
+		seg.synced, seg.covered = seg.size, seg.size
+		seg.sealed = true
+		seg.indexed = false
+		seg.sealedIdx = true
+		p.segs = append(p.segs, seg)
+	}
+	return nil
+}
+
+// runsFrom drops the shared runs of key before the log start: those
+// batches were deleted by retention, while their shared files may live on
+// for other partitions. A run that straddles start keeps its entries from
+// there.
+func (s *sharedLog) runsFrom(key sharedKey, exts []foundRun, start int64) ([]foundRun, error) {
+	i := 0
+	for i < len(exts) && exts[i].next <= start {
+		i++
+	}
+	exts = exts[i:]
+	if len(exts) == 0 || exts[0].base >= start {
+		return exts, nil
+	}
+	if err := s.expand(key, &exts[0]); err != nil {
+		return nil, err
+	}
+	r := &exts[0]
+	r.ents = slices.DeleteFunc(r.ents, func(x sharedEnt) bool { return x.next <= start })
+	if len(r.ents) == 0 {
+		return exts[1:], nil // damaged (reported by expand)
+	}
+	r.base, r.n = r.ents[0].base, 0
+	for _, x := range r.ents {
+		r.n += x.n
+	}
+	return exts, nil
+}
+
+// removeReplacedEmpty removes the empty segment files below end, the end
+// of the partition's shared storage: each was replaced by shared storage
+// (its removal may not have survived a crash). Not synced: should the
+// empty file come back after a power cut, the next open removes it again
+// (a directory fsync per partition made opens of 1,000 partitions take
+// seconds).
+func (p *partition) removeReplacedEmpty(end int64) error {
+	keep := p.segs[:0]
+	for _, s := range p.segs {
+		if s.size == 0 && s.base < end {
+			if err := p.l.fs.Remove(s.path); err != nil {
+				return fmt.Errorf("log: remove %s: %w", s.rel, err)
+			}
+			continue
+		}
+		keep = append(keep, s)
+	}
+	p.segs = keep
+	return nil
+}
+
+// createFirstSegment creates the first segment file of a partition that
+// has none.
+func (p *partition) createFirstSegment() error {
+	l := p.l
+	seg := newSegment(p.dir, p.rel, 0)
+	cf, err := l.files.get(seg.path, true)
+	if err != nil {
+		return fmt.Errorf("log: create %s: %w", seg.rel, err)
+	}
+	l.files.release(cf)
+	if err := vfs.SyncDir(l.fs, p.dir); err != nil {
+		return fmt.Errorf("log: sync %s: %w", p.rel, err)
+	}
+	p.segs = []*segment{seg}
+	return nil
+}
+
+// recoverFiles chains the segment files (each ends where the next file,
+// or shared data after it, starts) and recovers what the checkpoint e does
+// not cover. It reports whether a checkpointed durable position still
+// applies (not when the durable end may lie in shared storage).
+func (p *partition) recoverFiles(e ckptEntry, hasCk bool, exts []foundRun) (bool, error) {
+	for i := 0; i+1 < len(p.segs); i++ {
+		p.segs[i].next = p.segs[i+1].base
+	}
+	// A segment file followed by shared data ends where that starts.
+	for _, s := range p.segs[:len(p.segs)-1] {
+		j := sort.Search(len(exts), func(j int) bool { return exts[j].base > s.base })
+		if j < len(exts) && exts[j].base < s.next {
+			s.next = exts[j].base
+		}
+	}
+	lastFile := p.segs[len(p.segs)-1]
+	lastIsFile := len(exts) == 0 || lastFile.base >= exts[len(exts)-1].next
+	if hasCk && !lastIsFile || hasCk && len(exts) > 0 && e.segBase > lastFile.base {
+		// The durable end may lie in shared storage: every file
+		// segment before it is durable.
+		hasCk = false
+		for _, s := range p.segs {
+			if s.base < e.segBase {
+				e, hasCk = ckptEntry{segBase: s.base, pos: s.size, next: s.base}, true
+			}
+		}
+	}
+	var covered [][2]int64
+	for _, x := range exts {
+		covered = append(covered, [2]int64{x.base, x.next})
+	}
+	return hasCk, p.recover(e, hasCk, lastIsFile, covered)
+}
+
+// markLostShared records the offsets lost with damaged shared entries:
+// the checkpointed durable end (ck0, when hasCk), or a seal entry, lies
+// past the partition's data. Their offsets are never reused: the
+// partition continues after them.
+func (p *partition) markLostShared(key sharedKey, hasCk bool, ck0 ckptEntry) {
+	end := p.l.shared.sealedEnd(key, p.epochs.marks)
+	if hasCk && ck0.next > end {
+		end = ck0.next
+	}
+	if last := p.segs[len(p.segs)-1]; end > last.next {
+		file, at := sharedDirName, int64(-1)
+		if last.size > 0 {
+			file, at = p.l.damageLocation(last, last.size-1)
+		} else {
+			p.segs = p.segs[:len(p.segs)-1] // an empty segment: replaced
+		}
+		p.lost = append(p.lost, lostRange{from: last.next, to: end, file: file, at: at})
+		p.l.addDamage(Damage{File: file, Offset: at, Topic: p.t.name, Partition: p.id, From: last.next, To: end, Repaired: p.isRepaired(last.next, end),
+			Reason: fmt.Sprintf("%s/%d: offsets %d-%d are lost (damaged shared entries)", p.t.name, p.id, last.next, end-1)})
+		p.segs = append(p.segs, newVirtualSegment(p.rel, end, key))
+	}
 }
 
 // recover scans the part of the partition not known to be durable.

@@ -76,13 +76,36 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return c.fail(stderr, err)
 	}
-
-	// Find the partitions (and, for --exit, the ends) before consuming, so a
-	// missing topic is an error rather than an endless wait.
-	admin, err := cf.newClient()
+	tm, ends, err := consumeTarget(ctx, cf, topic, *partition, *group, start, *exitAtEnd)
 	if err != nil {
 		return c.fail(stderr, err)
 	}
+	cl, err := cf.newClient(consumeOpts(tm, *group, start)...)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	defer cl.Close() // leaves the group after the final commit below
+	pr := &consumePrinter{c: c, cl: cl, stderr: stderr, fmtr: fmtr, group: *group != "", count: *count, ends: ends}
+	code := pr.run(ctx, stdout)
+	if *group != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cf.timeout)
+		if err := cl.CommitMarkedOffsets(cctx); err != nil && code == exitOK {
+			code = c.fail(stderr, fmt.Errorf("commit offsets: %w", err))
+		}
+		cancel()
+	}
+	return code
+}
+
+// consumeTarget finds the partitions of topic to read (and, for --exit,
+// the ends) before consuming, so a missing topic or partition is an error
+// rather than an endless wait.
+func consumeTarget(ctx context.Context, cf *clientFlags, topic string, partition int32, group string, start startOffset, exitAtEnd bool) (topicMeta, *endTracker, error) {
+	admin, err := cf.newClient()
+	if err != nil {
+		return topicMeta{}, nil, err
+	}
+	defer admin.Close()
 	rctx, cancel := cf.requestCtx(ctx)
 	tms, errs, err := fetchMetadata(rctx, admin, []string{topic})
 	cancel()
@@ -93,50 +116,56 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = fmt.Errorf("topic %q: not in the metadata answer", topic)
 	}
 	if err != nil {
-		admin.Close()
-		return c.fail(stderr, err)
+		return topicMeta{}, nil, err
 	}
 	tm := tms[0]
-	if *partition >= 0 {
-		if _, ok := tm.leaders[*partition]; !ok {
-			admin.Close()
-			return c.fail(stderr, fmt.Errorf("topic %q has no partition %d (it has %d)", topic, *partition, len(tm.partitions)))
+	if partition >= 0 {
+		if _, ok := tm.leaders[partition]; !ok {
+			return topicMeta{}, nil, fmt.Errorf("topic %q has no partition %d (it has %d)", topic, partition, len(tm.partitions))
 		}
-		tm.partitions = []int32{*partition}
+		tm.partitions = []int32{partition}
 	}
-	var ends *endTracker
-	if *exitAtEnd {
-		ends, err = newEndTracker(ctx, cf, admin, tm, *group, start)
-		if err != nil {
-			admin.Close()
-			return c.fail(stderr, err)
-		}
+	if !exitAtEnd {
+		return tm, nil, nil
 	}
-	admin.Close()
+	ends, err := newEndTracker(ctx, cf, admin, tm, group, start)
+	return tm, ends, err
+}
 
+// consumeOpts are the client options of a consume: a group member that
+// commits what it printed, or a reader of the given partitions.
+func consumeOpts(tm topicMeta, group string, start startOffset) []kgo.Opt {
 	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
-	switch {
-	case *group != "":
-		opts = append(opts,
-			kgo.ConsumerGroup(*group),
-			kgo.ConsumeTopics(topic),
+	if group != "" {
+		return append(opts,
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(tm.name),
 			kgo.ConsumeResetOffset(start.kgo()),
 			kgo.AutoCommitMarks(),
 			kgo.AutoCommitInterval(time.Second),
 		)
-	default:
-		ps := map[int32]kgo.Offset{}
-		for _, p := range tm.partitions {
-			ps[p] = start.kgo()
-		}
-		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: ps}))
 	}
-	cl, err := cf.newClient(opts...)
-	if err != nil {
-		return c.fail(stderr, err)
+	ps := map[int32]kgo.Offset{}
+	for _, p := range tm.partitions {
+		ps[p] = start.kgo()
 	}
-	defer cl.Close() // leaves the group after the final commit below
+	return append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{tm.name: ps}))
+}
 
+// consumePrinter prints the records a consume polls until the count, the
+// ends (--exit), a fatal fetch error or the context stops it.
+type consumePrinter struct {
+	c      command
+	cl     *kgo.Client
+	stderr io.Writer
+	fmtr   recordFormat
+	group  bool // mark printed records for commit
+	count  int
+	ends   *endTracker
+}
+
+// run prints and returns the exit code.
+func (pr *consumePrinter) run(ctx context.Context, stdout io.Writer) int {
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	var buf []byte
@@ -144,61 +173,60 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	code := exitOK
 loop:
 	for {
-		if ends != nil && ends.done() {
+		if pr.ends != nil && pr.ends.done() {
 			break
 		}
-		fetches := cl.PollRecords(ctx, 10000)
+		fetches := pr.cl.PollRecords(ctx, 10000)
 		if ctx.Err() != nil {
 			break
 		}
-		var fetchErr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
-				return
-			}
-			fmt.Fprintf(stderr, "runnel consume: topic %q partition %d: %v\n", t, p, err)
-			if !kerr.IsRetriable(err) && fetchErr == nil {
-				fetchErr = err
-			}
-		})
-		if fetchErr != nil {
+		if pr.fatal(fetches) {
 			code = exitError
 			break
 		}
 		for it := fetches.RecordIter(); !it.Done(); {
 			r := it.Next()
-			buf = fmtr.append(buf[:0], r)
+			buf = pr.fmtr.append(buf[:0], r)
 			if _, err := out.Write(buf); err != nil {
-				code = c.fail(stderr, fmt.Errorf("write output: %w", err))
+				code = pr.c.fail(pr.stderr, fmt.Errorf("write output: %w", err))
 				break loop
 			}
-			if *group != "" {
-				cl.MarkCommitRecords(r)
+			if pr.group {
+				pr.cl.MarkCommitRecords(r)
 			}
-			if ends != nil {
-				ends.seen(r.Partition, r.Offset)
+			if pr.ends != nil {
+				pr.ends.seen(r.Partition, r.Offset)
 			}
 			printed++
-			if *count > 0 && printed >= *count {
+			if pr.count > 0 && printed >= pr.count {
 				break loop
 			}
 		}
 		if err := out.Flush(); err != nil {
-			code = c.fail(stderr, fmt.Errorf("write output: %w", err))
+			code = pr.c.fail(pr.stderr, fmt.Errorf("write output: %w", err))
 			break
 		}
 	}
 	if err := out.Flush(); err != nil && code == exitOK {
-		code = c.fail(stderr, fmt.Errorf("write output: %w", err))
-	}
-	if *group != "" {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cf.timeout)
-		if err := cl.CommitMarkedOffsets(cctx); err != nil && code == exitOK {
-			code = c.fail(stderr, fmt.Errorf("commit offsets: %w", err))
-		}
-		cancel()
+		code = pr.c.fail(pr.stderr, fmt.Errorf("write output: %w", err))
 	}
 	return code
+}
+
+// fatal reports the fetch errors of a poll and whether one of them ends
+// the consume (one that is not retriable).
+func (pr *consumePrinter) fatal(fetches kgo.Fetches) bool {
+	var fetchErr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		fmt.Fprintf(pr.stderr, "runnel consume: topic %q partition %d: %v\n", t, p, err)
+		if !kerr.IsRetriable(err) && fetchErr == nil {
+			fetchErr = err
+		}
+	})
+	return fetchErr != nil
 }
 
 // startOffset is a parsed --offset: earliest, latest (minus back records)
