@@ -260,71 +260,25 @@ func (p *partition) queueLocked(w waiter) {
 	p.waiters = append(p.waiters, w)
 }
 
-// writeLocked does the work of append under p.mu.
+// writeLocked does the work of append under p.mu: checks, offsets and
+// idempotence, the segment to write to, the epoch history, the offsets
+// stamped into data, the write, then the bookkeeping that makes the
+// batches readable (index, producer and transaction state, high-water
+// mark). at says data comes at its own offsets (AppendAt: a mirror).
 func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *TopicConfig) (int64, error) {
-	l := p.l
-	if l.closed.Load() {
-		return -1, ErrClosed
+	if err := p.writableLocked(hdrs, at, cfg); err != nil {
+		return -1, err
 	}
-	if p.closed {
-		if l.closed.Load() {
-			return -1, ErrClosed
-		}
-		return -1, fmt.Errorf("%w: %s", ErrUnknownTopic, p.t.name)
-	}
-	if p.roErr != nil {
-		return -1, p.readOnlyErr()
-	}
-	if !at && cfg.Origin != "" {
-		return -1, fmt.Errorf("%w: %s mirrors node %s", ErrNotLeader, p.t.name, cfg.Origin)
-	}
-	for i := range hdrs {
-		if hdrs[i].Size() > int(cfg.MaxBatchBytes) {
-			return -1, fmt.Errorf("%w: %d bytes (max %d)", ErrBatchTooLarge, hdrs[i].Size(), cfg.MaxBatchBytes)
-		}
-	}
-	if l.diskShort.Load() && cfg.OnFull == OnFullReject {
-		l.stats.rejected.Add(1)
-		return -1, ErrDiskFull
-	}
-	// Offsets and idempotence.
-	if at && len(hdrs) > 0 && hdrs[0].BaseOffset > p.next && p.emptyLocked() {
-		if err := p.rebaseLocked(hdrs[0].BaseOffset); err != nil {
-			p.failLocked(err)
-			return -1, p.readOnlyErr()
-		}
-	}
-	if at {
-		n := p.next
-		for i := range hdrs {
-			if hdrs[i].BaseOffset != n {
-				return -1, fmt.Errorf("%w: batch %d has base %d, next is %d", ErrNotNextOffset, i, hdrs[i].BaseOffset, n)
-			}
-			n += int64(hdrs[i].LastOffsetDelta) + 1
-		}
-	} else if dup, err := p.producers.Check(hdrs); err != nil {
+	if dup, err := p.sequenceLocked(hdrs, at); err != nil {
 		return dup, err
 	}
 	var records int64
 	for i := range hdrs {
 		records += int64(hdrs[i].LastOffsetDelta) + 1
 	}
-	seg := p.active()
-	virt := p.wantSharedLocked(cfg, len(data))
-	if seg.size > 0 && (seg.size+int64(len(data)) > l.capUnit(cfg.SegmentBytes) ||
-		time.Since(seg.created) > cfg.SegmentAge ||
-		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
-		if err := p.rollToLocked(virt); err != nil {
-			if isOutOfFiles(err) {
-				return -1, p.l.outOfFiles("roll "+p.rel, err)
-			}
-			p.failLocked(err)
-			return -1, p.readOnlyErr()
-		}
-		seg = p.active()
-	}
-	if seg.size+int64(len(data)) > 1<<32-1 {
-		return -1, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, len(data))
+	seg, err := p.segmentForLocked(cfg, int64(len(data)), records)
+	if err != nil {
+		return -1, err
 	}
 	if err := p.markTxnsLocked(hdrs); err != nil {
 		return -1, err
@@ -335,8 +289,115 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if err != nil {
 		return -1, err
 	}
-	// Assign offsets (and the epoch of a local append) in the caller's
-	// bytes (neither is CRC'd).
+	n := stampOffsets(data, hdrs, at, base, epoch)
+	if seg.virt != nil {
+		if err := p.writeSharedLocked(seg, data, base, records); err != nil {
+			return -1, err
+		}
+	} else if err := p.writeFileLocked(seg, data); err != nil {
+		return -1, err
+	}
+	p.bufferJournalLocked(seg, data, cfg)
+	p.indexLocked(seg, hdrs)
+	for i := range hdrs {
+		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
+	}
+	p.noteTxnsLocked(hdrs, data)
+	seg.size += int64(len(data))
+	seg.next = n
+	p.next = n
+	if len(p.unsynced) == 0 || p.unsynced[len(p.unsynced)-1] != seg {
+		p.unsynced = append(p.unsynced, seg)
+	}
+	p.publishLocked(seg, len(data), len(hdrs), records, cfg)
+	return base, nil
+}
+
+// writableLocked refuses an append the partition cannot take: closed,
+// read-only, a mirror written other than at its origin's offsets, a batch
+// over the topic's limit, a full disk under on-full reject.
+func (p *partition) writableLocked(hdrs []batch.Header, at bool, cfg *TopicConfig) error {
+	l := p.l
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if p.closed {
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, p.t.name)
+	}
+	if p.roErr != nil {
+		return p.readOnlyErr()
+	}
+	if !at && cfg.Origin != "" {
+		return fmt.Errorf("%w: %s mirrors node %s", ErrNotLeader, p.t.name, cfg.Origin)
+	}
+	for i := range hdrs {
+		if hdrs[i].Size() > int(cfg.MaxBatchBytes) {
+			return fmt.Errorf("%w: %d bytes (max %d)", ErrBatchTooLarge, hdrs[i].Size(), cfg.MaxBatchBytes)
+		}
+	}
+	if l.diskShort.Load() && cfg.OnFull == OnFullReject {
+		l.stats.rejected.Add(1)
+		return ErrDiskFull
+	}
+	return nil
+}
+
+// sequenceLocked checks offsets (at: the batches must continue the log,
+// which an empty partition rebases to) or idempotence (a duplicate of an
+// earlier batch returns its offset with ErrDuplicate).
+func (p *partition) sequenceLocked(hdrs []batch.Header, at bool) (int64, error) {
+	if !at {
+		return p.producers.Check(hdrs)
+	}
+	if len(hdrs) > 0 && hdrs[0].BaseOffset > p.next && p.emptyLocked() {
+		if err := p.rebaseLocked(hdrs[0].BaseOffset); err != nil {
+			p.failLocked(err)
+			return -1, p.readOnlyErr()
+		}
+	}
+	n := p.next
+	for i := range hdrs {
+		if hdrs[i].BaseOffset != n {
+			return -1, fmt.Errorf("%w: batch %d has base %d, next is %d", ErrNotNextOffset, i, hdrs[i].BaseOffset, n)
+		}
+		n += int64(hdrs[i].LastOffsetDelta) + 1
+	}
+	return 0, nil
+}
+
+// segmentForLocked returns the segment an append of size bytes and
+// records records goes to, rolling first when the active one is full, too
+// old, would overflow its 32-bit offset deltas, or is of the other
+// storage (own file or shared) than the append wants.
+func (p *partition) segmentForLocked(cfg *TopicConfig, size, records int64) (*segment, error) {
+	l := p.l
+	seg := p.active()
+	virt := p.wantSharedLocked(cfg, int(size))
+	if seg.size > 0 && (seg.size+size > l.capUnit(cfg.SegmentBytes) ||
+		time.Since(seg.created) > cfg.SegmentAge ||
+		p.next+records-seg.base >= 1<<32-1) || virt != (seg.virt != nil) {
+		if err := p.rollToLocked(virt); err != nil {
+			if isOutOfFiles(err) {
+				return nil, p.l.outOfFiles("roll "+p.rel, err)
+			}
+			p.failLocked(err)
+			return nil, p.readOnlyErr()
+		}
+		seg = p.active()
+	}
+	if seg.size+size > 1<<32-1 {
+		return nil, fmt.Errorf("%w: %d bytes in one append", ErrBatchTooLarge, size)
+	}
+	return seg, nil
+}
+
+// stampOffsets assigns offsets from base (and, to a local append, the
+// leader epoch) in the caller's bytes (neither is CRC'd) and the headers;
+// it returns the next offset.
+func stampOffsets(data []byte, hdrs []batch.Header, at bool, base int64, epoch int32) int64 {
 	off := int64(0)
 	n := base
 	for i := range hdrs {
@@ -349,27 +410,34 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		n += int64(hdrs[i].LastOffsetDelta) + 1
 		off += int64(hdrs[i].Size())
 	}
-	if seg.virt != nil {
-		if err := p.writeSharedLocked(seg, data, base, records); err != nil {
-			return -1, err
-		}
-	} else if err := p.writeFileLocked(seg, data); err != nil {
-		return -1, err
+	return n
+}
+
+// bufferJournalLocked keeps the bytes of a small "always" commit to a
+// segment file for the journal (one journal write instead of a segment
+// fsync), as long as they stay contiguous and small.
+func (p *partition) bufferJournalLocked(seg *segment, data []byte, cfg *TopicConfig) {
+	l := p.l
+	if seg.virt != nil || cfg.Fsync != FsyncAlways || l.journal == nil || p.jbufBad || cfg.Compacted() {
+		return
 	}
-	if seg.virt == nil && cfg.Fsync == FsyncAlways && l.journal != nil && !p.jbufBad && !cfg.Compacted() {
-		if len(p.jbuf) == 0 {
-			p.jbufSeg, p.jbufPos = seg, seg.size
-		}
-		if p.jbufSeg == seg && p.jbufPos+int64(len(p.jbuf)) == seg.size && int64(len(p.jbuf)+len(data)) <= l.opts.JournalSmallBytes {
-			p.jbuf = append(p.jbuf, data...)
-		} else {
-			p.jbufBad = true
-		}
+	if len(p.jbuf) == 0 {
+		p.jbufSeg, p.jbufPos = seg, seg.size
 	}
-	// Index, producer state, counters.
+	if p.jbufSeg == seg && p.jbufPos+int64(len(p.jbuf)) == seg.size && int64(len(p.jbuf)+len(data)) <= l.opts.JournalSmallBytes {
+		p.jbuf = append(p.jbuf, data...)
+	} else {
+		p.jbufBad = true
+	}
+}
+
+// indexLocked adds the appended batches (written at seg.size) to seg's
+// offset index.
+func (p *partition) indexLocked(seg *segment, hdrs []batch.Header) {
 	seg.mu.Lock()
+	defer seg.mu.Unlock()
 	pos := seg.size
-	interval := l.opts.IndexIntervalBytes
+	interval := p.l.opts.IndexIntervalBytes
 	if seg.virt != nil {
 		interval *= virtualIndexSpacing
 	}
@@ -377,33 +445,27 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		seg.addIndexLocked(&hdrs[i], pos, interval)
 		pos += int64(hdrs[i].Size())
 	}
-	seg.mu.Unlock()
-	for i := range hdrs {
-		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
-	}
-	p.noteTxnsLocked(hdrs, data)
-	seg.size += int64(len(data))
-	seg.next = n
-	p.next = n
-	if len(p.unsynced) == 0 || p.unsynced[len(p.unsynced)-1] != seg {
-		p.unsynced = append(p.unsynced, seg)
-	}
+}
+
+// publishLocked counts an append and, under fsync interval or never, moves
+// the high-water mark at once (under "always" the committer does, after
+// the sync). Not when earlier appends (queued under "always" before a
+// config change) still wait for a sync: moving it would acknowledge their
+// unsynced bytes.
+func (p *partition) publishLocked(seg *segment, size, batches int, records int64, cfg *TopicConfig) {
+	l := p.l
 	l.stats.appendedRecords.Add(uint64(records))
-	l.stats.appendedBytes.Add(uint64(len(data)))
-	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(len(hdrs)))))
-	// Under interval/never the HWM moves at once, unless earlier appends
-	// (queued under "always" before a config change) still wait for a
-	// sync: moving it would acknowledge their unsynced bytes.
+	l.stats.appendedBytes.Add(uint64(size))
+	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(batches))))
 	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
-		l.committer.noteAppendLocked(p, len(data))
-	} else {
-		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
-		if cfg.Fsync == FsyncInterval {
-			l.committer.markLazy(p, cfg.FsyncInterval)
-		}
-		p.watch.Notify(p.hwm)
+		l.committer.noteAppendLocked(p, size)
+		return
 	}
-	return base, nil
+	p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
+	if cfg.Fsync == FsyncInterval {
+		l.committer.markLazy(p, cfg.FsyncInterval)
+	}
+	p.watch.Notify(p.hwm)
 }
 
 // writeFileLocked writes data at the end of seg. A full disk truncates the
