@@ -43,10 +43,11 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 			}
 		}()
 	}
-	if !o.AllowAnonymous {
+	switch {
+	case !o.AllowAnonymous:
 		w.logger.Info("mqtt: anonymous clients refused")
-	} else {
-		w.logger.Warn("mqtt: anonymous clients allowed (set mqtt-allow-anonymous: false with users for production)")
+	case !o.AllowRemoteAnonymous:
+		w.logger.Info("mqtt: anonymous clients allowed from the loopback interface only")
 	}
 	w.collectors = append(w.collectors, func(m *web.Metrics) { mqttMetrics(m, b.Stats()) })
 	w.mqttPublish = func(ctx context.Context, m web.MQTTMessage) error { return mqttPublish(ctx, b, m) }

@@ -84,6 +84,8 @@ type serveConfig struct {
 	Site            string
 	ShutdownTimeout time.Duration
 
+	AllowRemoteAnonymous bool
+
 	Logging     loggingConfig
 	Log         logConfig
 	Kafka       kafkaConfig
@@ -209,6 +211,9 @@ func (c *serveConfig) keys() []*key {
 		{path: "shutdown-timeout", flag: "shutdown-timeout", def: "10s", v: dur(&c.ShutdownTimeout), check: notNegative(&c.ShutdownTimeout),
 			doc: "time allowed for a stop on SIGTERM: components finish in-flight work until 90% of it (then upstream records still unacknowledged are sent again after the next start and slow clients are disconnected), the log syncs and the process exits within it"},
 
+		{path: "allow-remote-anonymous", flag: "allow-remote-anonymous", def: "false", v: boolean(&c.AllowRemoteAnonymous),
+			doc: "let clients that are not on the loopback interface use Kafka (while `kafka.users` is empty), MQTT (while anonymous MQTT is allowed) and HTTP (`http.anonymous: loopback` acts as `write`) without credentials. Off, such a client is refused with the protocol's own error (Kafka: TOPIC_AUTHORIZATION_FAILED and an empty topic list; MQTT: CONNACK not authorized; HTTP: 401). A trusted, isolated network only: warned at every start and in `/api/status` `security.warnings`"},
+
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},
 		{path: "logging.format", flag: "log-format", def: "text", v: str(&c.Logging.Format), check: oneOf(&c.Logging.Format, "text", "json"),
@@ -267,7 +272,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.publish", flag: "mqtt-publish", v: list(&c.MQTT.Publish, mqtt.ParsePublishRoute, mqtt.PublishRoute.Validate),
 			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers (repeatable)"},
 		{path: "mqtt.allow-anonymous", flag: "mqtt-allow-anonymous", defDoc: "`true` without `mqtt.users`, else `false`", v: optBool(&c.MQTT.AllowAnonymous),
-			doc: "allow MQTT clients without credentials (set `false` with users in production)"},
+			doc: "allow MQTT clients without credentials: from the loopback interface only unless `allow-remote-anonymous`"},
 		{path: "mqtt.users", v: fileOnly(&c.MQTT.Users), check: c.checkMQTTUsers,
 			doc: "accounts: list of `{name, password-hash}` (bcrypt: `htpasswd -bnBC 10 \"\" PASSWORD | tr -d ':\\n'`)"},
 		{path: "mqtt.acl", v: fileOnly(&c.MQTT.ACL), check: each(&c.MQTT.ACL, mqtt.ACLRule.Validate),

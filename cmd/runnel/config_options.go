@@ -86,19 +86,18 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
 		TLS:                   tc,
 		SASLPlain:             users,
+		AllowRemoteAnonymous:  c.AllowRemoteAnonymous,
 	}, nil
 }
 
 // mqttOptions are the MQTT broker's options (mqtt.*). Anonymous access is
-// allowed by default only while no users are configured (the zero-config
-// bench setup; the README warns about it), and a client CA requires client
-// certificates unless require-client-cert says otherwise.
+// allowed by default only while no users are configured, and then from
+// the loopback interface only unless allow-remote-anonymous (security.go);
+// a client CA requires client certificates unless require-client-cert
+// says otherwise.
 func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options {
 	m := &c.MQTT
-	anon := len(m.Users) == 0
-	if m.AllowAnonymous != nil {
-		anon = *m.AllowAnonymous
-	}
+	anon, remoteAnon := c.mqttAnonymous()
 	requireCert := m.TLS.ClientCAFile != ""
 	if m.TLS.RequireClientCert != nil {
 		requireCert = *m.TLS.RequireClientCert
@@ -121,6 +120,7 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		Routes:                    m.Routes,
 		Publish:                   m.Publish,
 		AllowAnonymous:            anon,
+		AllowRemoteAnonymous:      remoteAnon,
 		Users:                     m.Users,
 		ACL:                       m.ACL,
 		MaxPendingPerClient:       m.MaxPendingPerClient,
@@ -169,7 +169,7 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 // listener's SASL users for HTTP Basic, read-only users, bearer tokens
 // from http.tokens-file (read here).
 func (c *serveConfig) webAuth() (web.AuthOptions, error) {
-	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.HTTP.Anonymous}
+	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.httpAnonymous()}
 	for _, u := range c.Kafka.Users {
 		name, pass, _ := strings.Cut(u, ":")
 		a.Users[name] = pass

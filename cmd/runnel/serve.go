@@ -227,6 +227,7 @@ func listen(flag, addr string) (net.Listener, error) {
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
 	w.ingest = map[string]func() web.IngestCount{}
+	w.startSecurity()
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}

@@ -28,7 +28,10 @@ type slot struct {
 	rawSet     bool
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
-	done       chan struct{}
+	// fix, when set, completes resp before it is written: authorize's
+	// answers for the parts of the request it took out (authz.go).
+	fix  func(kmsg.Response)
+	done chan struct{}
 
 	// The request's frame bytes held in the server's memBudget, given
 	// back when the response is ready (or the handler panicked).
@@ -38,6 +41,9 @@ type slot struct {
 }
 
 func (sl *slot) finish() {
+	if sl.fix != nil && sl.resp != nil {
+		sl.fix(sl.resp)
+	}
 	sl.releaseCharge()
 	close(sl.done)
 }
@@ -87,6 +93,8 @@ type conn struct {
 	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
 	established   bool  // a request was read and the connection is authenticated
 	authed        bool
+	principal     string        // access.Anonymous until SASL names a user
+	noRights      bool          // an anonymous client off loopback (authz.go)
 	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism bool          // a SaslHandshake chose PLAIN
 	groupTail     chan struct{} // closed when the last group request queued is done
@@ -111,6 +119,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		advHost:    s.advHost,
 		advPort:    s.advPort,
 	}
+	c.initPrincipal()
 	if d := s.opts.ConnectTimeout; d > 0 {
 		c.connectBy = time.Now().Add(d)
 	}
@@ -399,6 +408,10 @@ var errKilled = errors.New("kafka: connection killed by Close")
 func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	s := c.s
 	key := req.Key()
+	if c.authorize(sl, req) {
+		sl.finish()
+		return nil
+	}
 	if s.versions.group[key] {
 		if s.opts.Groups == nil {
 			sl.resp = groupUnavailable(req)

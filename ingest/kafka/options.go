@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/log"
 )
 
@@ -89,6 +90,17 @@ type Options struct {
 	// SASLPlain maps user → password. Non-empty means every connection
 	// must authenticate with SASL/PLAIN before anything but ApiVersions.
 	SASLPlain map[string]string
+	// AllowRemoteAnonymous lets clients that are not on the loopback
+	// interface use the listener without SASL when SASLPlain is empty.
+	// The zero value gives them no rights at all: every request that
+	// touches a topic, group or the cluster is answered with Kafka's
+	// authorization error (and Metadata lists no topic), so that a box on
+	// a plant network is not open by accident.
+	AllowRemoteAnonymous bool
+	// Access decides what each authenticated user (and an anonymous
+	// client, principal access.Anonymous) may do; nil = everything. See
+	// authz.go for the operation each request needs.
+	Access *access.Policy
 	// IdleTimeout closes a connection with no request for this long
 	// (default 10 min, Kafka's connections.max.idle.ms, a minute more than
 	// the clients' own 9-minute default so that they close first; <0 =

@@ -48,7 +48,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		c.s.logger.Warn("kafka: SASL/PLAIN authentication failed", "peer", c.peer, "user", user)
 		return resp, false
 	}
-	c.authed = true
+	c.authed, c.principal = true, user
 	return resp, true
 }
 
@@ -61,7 +61,7 @@ func (c *conn) saslRawToken(buf []byte) error {
 		c.s.stats.authFailures.Add(1)
 		return fmt.Errorf("%w: SASL/PLAIN (v0) user %q", ErrAuth, user)
 	}
-	c.authed = true
+	c.authed, c.principal = true, user
 	sl := c.newSlot(0)
 	sl.rawSet, sl.raw = true, []byte{}
 	sl.finish()

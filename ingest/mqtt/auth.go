@@ -3,6 +3,7 @@ package mqtt
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"strings"
 	"sync"
 
@@ -12,9 +13,10 @@ import (
 // authorizer checks credentials and ACL rules. Immutable after New except
 // for the cache.
 type authorizer struct {
-	anonymous bool
-	users     map[string][]byte // name → bcrypt hash
-	rules     []ACLRule
+	anonymous  bool
+	remoteAnon bool              // anonymous clients off loopback too
+	users      map[string][]byte // name → bcrypt hash
+	rules      []ACLRule
 
 	// bcrypt costs tens of milliseconds on an edge CPU; a reconnect storm
 	// would pin the cores. The SHA-256 of the last password that matched
@@ -25,10 +27,11 @@ type authorizer struct {
 
 func newAuthorizer(o *Options) *authorizer {
 	a := &authorizer{
-		anonymous: o.AllowAnonymous,
-		users:     make(map[string][]byte, len(o.Users)),
-		rules:     o.ACL,
-		cache:     map[string][32]byte{},
+		anonymous:  o.AllowAnonymous,
+		remoteAnon: o.AllowRemoteAnonymous,
+		users:      make(map[string][]byte, len(o.Users)),
+		rules:      o.ACL,
+		cache:      map[string][32]byte{},
 	}
 	for _, u := range o.Users {
 		a.users[u.Name] = []byte(u.PasswordHash)
@@ -38,13 +41,13 @@ func newAuthorizer(o *Options) *authorizer {
 
 // login reports whether a client may connect with these credentials.
 // certUser is the verified client certificate name when certificates act
-// as user names ("" otherwise).
-func (a *authorizer) login(user, password []byte, certUser string) bool {
+// as user names ("" otherwise); remote is the client's address.
+func (a *authorizer) login(user, password []byte, certUser, remote string) bool {
 	if certUser != "" {
 		return true
 	}
 	if len(user) == 0 {
-		return a.anonymous
+		return a.anonymous && (a.remoteAnon || loopbackAddr(remote))
 	}
 	hash, ok := a.users[string(user)]
 	if !ok {
@@ -131,4 +134,15 @@ func expandPattern(p, user, client string) (string, bool) {
 		p = strings.ReplaceAll(p, "%c", client)
 	}
 	return p, true
+}
+
+// loopbackAddr reports whether remote (host:port, or a path for a unix
+// socket or an in-memory pipe) is on the loopback interface.
+func loopbackAddr(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

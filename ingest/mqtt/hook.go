@@ -39,10 +39,15 @@ func newHook(b *Broker) *hook {
 
 // OnConnectAuthenticate checks credentials (or the client certificate).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	ok := h.b.auth.login(pk.Connect.Username, pk.Connect.Password, h.b.certUser(cl))
+	ok := h.b.auth.login(pk.Connect.Username, pk.Connect.Password, h.b.certUser(cl), cl.Net.Remote)
 	if !ok {
 		h.b.stats.authFailures.Add(1)
-		h.b.log.Info("mqtt: login refused", "peer", cl.Net.Remote, "user", string(pk.Connect.Username), "client", cl.ID)
+		if len(pk.Connect.Username) == 0 && h.b.auth.anonymous {
+			h.b.log.Warn("mqtt: anonymous client refused: anonymous clients are allowed from the loopback interface only (log in with mqtt.users, or set allow-remote-anonymous on a trusted, isolated network)",
+				"peer", cl.Net.Remote, "client", cl.ID)
+		} else {
+			h.b.log.Info("mqtt: login refused", "peer", cl.Net.Remote, "user", string(pk.Connect.Username), "client", cl.ID)
+		}
 	}
 	return ok
 }

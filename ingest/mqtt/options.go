@@ -66,6 +66,11 @@ type Options struct {
 	// value refuses them: the zero-config `runnel serve` sets it to true
 	// explicitly (and says so in the README).
 	AllowAnonymous bool `yaml:"allow-anonymous"`
+	// AllowRemoteAnonymous extends AllowAnonymous to clients that are not
+	// on the loopback interface. The zero value refuses them (CONNACK
+	// "not authorized"), so that a box on a plant network is not open by
+	// accident.
+	AllowRemoteAnonymous bool `yaml:"allow-remote-anonymous"`
 	// Users are the accounts clients log in with (bcrypt password hashes).
 	Users []User `yaml:"users"`
 	// ACL rules, first match wins; with no rules every authenticated client

@@ -1,0 +1,64 @@
+package main
+
+// Who may connect without credentials, and the warnings that go with an
+// open door (logged at every start and shown in /api/status "security").
+
+// anonymousWarnings lists every listener that lets a client that is not
+// on the loopback interface in without credentials.
+func (c *serveConfig) anonymousWarnings() []string {
+	var out []string
+	if c.Kafka.Addr != "" && len(c.Kafka.Users) == 0 && c.AllowRemoteAnonymous {
+		out = append(out, "kafka: anonymous clients from any address may produce, consume, create and delete topics (allow-remote-anonymous)")
+	}
+	if c.MQTT.Addr != "" || c.MQTT.TLS.Addr != "" || c.MQTT.WebsocketAddr != "" {
+		if anon, remote := c.mqttAnonymous(); anon && remote {
+			out = append(out, "mqtt: anonymous clients from any address may publish and subscribe (allow-remote-anonymous)")
+		}
+	}
+	if c.HTTP.Addr != "" {
+		switch c.httpAnonymous() {
+		case "write":
+			out = append(out, "http: anonymous clients from any address may read, produce, publish and pause routes (http.anonymous: write)")
+		case "read":
+			out = append(out, "http: anonymous clients from any address may read every topic (http.anonymous: read)")
+		}
+	}
+	return out
+}
+
+// mqttAnonymous: whether anonymous MQTT clients are allowed at all
+// (mqtt.allow-anonymous, default: while no mqtt.users), and from any
+// address (allow-remote-anonymous).
+func (c *serveConfig) mqttAnonymous() (anon, remote bool) {
+	anon = len(c.MQTT.Users) == 0
+	if c.MQTT.AllowAnonymous != nil {
+		anon = *c.MQTT.AllowAnonymous
+	}
+	return anon, anon && c.AllowRemoteAnonymous
+}
+
+// httpAnonymous is http.anonymous, where allow-remote-anonymous turns the
+// default `loopback` into `write`.
+func (c *serveConfig) httpAnonymous() string {
+	if c.AllowRemoteAnonymous && (c.HTTP.Anonymous == "loopback" || c.HTTP.Anonymous == "") {
+		return "write"
+	}
+	return c.HTTP.Anonymous
+}
+
+// securityStatus is /api/status "security".
+type securityStatus struct {
+	AllowRemoteAnonymous bool     `json:"allow_remote_anonymous"`
+	Warnings             []string `json:"warnings"`
+}
+
+// startSecurity logs the warnings (at every start) and adds them to
+// /api/status.
+func (w *wiring) startSecurity() {
+	warn := w.cfg.anonymousWarnings()
+	for _, m := range warn {
+		w.logger.Warn("SECURITY: "+m+": set only on a trusted, isolated network", "component", "security")
+	}
+	st := securityStatus{AllowRemoteAnonymous: w.cfg.AllowRemoteAnonymous, Warnings: append([]string{}, warn...)}
+	w.status["security"] = func() any { return st }
+}
