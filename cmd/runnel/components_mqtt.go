@@ -67,6 +67,9 @@ func mqttPublish(ctx context.Context, b *mqtt.Broker, m web.MQTTMessage) error {
 	for _, u := range m.UserProperties {
 		msg.UserProperties = append(msg.UserProperties, packets.UserProperty{Key: u[0], Val: u[1]})
 	}
+	if user, ok := web.Principal(ctx); ok && !b.MayPublish(user, m.Topic, m.ClientID) {
+		return fmt.Errorf("%w: user %s may not write the log topic MQTT topic %q is stored in", web.ErrForbidden, user, m.Topic)
+	}
 	stored, err := b.Publish(ctx, msg)
 	switch {
 	case errors.Is(err, mqtt.ErrInvalidMessage):

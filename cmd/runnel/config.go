@@ -70,6 +70,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
 	"github.com/runnel/runnel/sync/forward"
@@ -91,6 +92,7 @@ type serveConfig struct {
 	Kafka       kafkaConfig
 	MQTT        mqttConfig
 	HTTP        httpConfig
+	Access      accessConfig
 	Replication replicationConfig
 
 	// Forwarding: the flat common case (upstream-kafka, forward,
@@ -185,6 +187,14 @@ type mqttTLSConfig struct {
 	ClientCAFile      string
 	RequireClientCert *bool // nil: required when ClientCAFile is set
 	CertAsUsername    bool
+}
+
+// accessConfig is the permission model (package access) applied to
+// Kafka, MQTT and HTTP. Without rules and superusers every authenticated
+// client may do everything.
+type accessConfig struct {
+	Superusers []string
+	Rules      []access.RuleSpec
 }
 
 type httpConfig struct {
@@ -333,6 +343,11 @@ func (c *serveConfig) keys() []*key {
 		{path: "http.link-budget-bytes-per-day", flag: "http-link-budget-bytes-per-day", def: "0", v: i64(&c.HTTP.LinkBudget), check: notNegative(&c.HTTP.LinkBudget),
 			doc: "the uplink's data plan per day, shown against each route's bytes per day on the dashboard and in `/api/uplink` (0 = none)"},
 
+		{path: "access.superusers", flag: "access-superuser", v: strList(&c.Access.Superusers, nil),
+			doc: "users that may do everything (repeatable); with it or `access.rules`, every other client, `ANONYMOUS` (a client without credentials) included, may do only what the rules grant"},
+		{path: "access.rules", v: fileOnly(&c.Access.Rules), check: c.checkAccessRules,
+			doc: "permission rules over log topics, consumer groups and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `access/doc.go`)"},
+
 		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
 			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},
 		{path: "forward", flag: "forward", v: strList(&c.Forward, nil),
@@ -430,6 +445,27 @@ func (c *serveConfig) checkMQTTUsers() error {
 		seen[u.Name] = true
 	}
 	return nil
+}
+
+func (c *serveConfig) checkAccessRules() error {
+	_, err := c.accessPolicy()
+	return err
+}
+
+// accessPolicy is access.* as a policy; nil without rules and superusers.
+func (c *serveConfig) accessPolicy() (*access.Policy, error) {
+	if len(c.Access.Rules) == 0 && len(c.Access.Superusers) == 0 {
+		return nil, nil
+	}
+	var rules []access.Rule
+	for i, s := range c.Access.Rules {
+		rs, err := s.Rules()
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %v", i, err)
+		}
+		rules = append(rules, rs...)
+	}
+	return access.NewPolicy(rules, c.Access.Superusers)
 }
 
 func (c *serveConfig) checkUpstreams() error {

@@ -72,7 +72,12 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	policy, err := c.accessPolicy()
+	if err != nil {
+		return kafka.Options{}, fmt.Errorf("config: access.rules: %v", err)
+	}
 	return kafka.Options{
+		Access:                policy,
 		Log:                   l,
 		Groups:                groups,
 		Logger:                logger,
@@ -98,6 +103,7 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options {
 	m := &c.MQTT
 	anon, remoteAnon := c.mqttAnonymous()
+	policy, _ := c.accessPolicy() // checked by validate
 	requireCert := m.TLS.ClientCAFile != ""
 	if m.TLS.RequireClientCert != nil {
 		requireCert = *m.TLS.RequireClientCert
@@ -121,6 +127,7 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		Publish:                   m.Publish,
 		AllowAnonymous:            anon,
 		AllowRemoteAnonymous:      remoteAnon,
+		Access:                    policy,
 		Users:                     m.Users,
 		ACL:                       m.ACL,
 		MaxPendingPerClient:       m.MaxPendingPerClient,
@@ -170,6 +177,7 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 // from http.tokens-file (read here).
 func (c *serveConfig) webAuth() (web.AuthOptions, error) {
 	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.httpAnonymous()}
+	a.Access, _ = c.accessPolicy() // checked by validate
 	for _, u := range c.Kafka.Users {
 		name, pass, _ := strings.Cut(u, ":")
 		a.Users[name] = pass

@@ -61,7 +61,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cu := h.b.certUser(cl); cu != "" {
 		user = cu
 	}
-	ok := h.b.auth.allowed(user, cl.ID, topic, write)
+	ok := h.b.auth.allowed(user, cl.ID, topic, write) && h.b.logAccess(user, cl.ID, topic, write)
 	if !ok {
 		h.b.stats.aclDenied.Add(1)
 		h.b.log.Debug("mqtt: ACL denied", "client", cl.ID, "user", user, "mqtt_topic", topic, "write", write)

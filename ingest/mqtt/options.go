@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"fmt"
+	"github.com/runnel/runnel/access"
 	"log/slog"
 	"strings"
 	"time"
@@ -77,6 +78,13 @@ type Options struct {
 	// may read and write every topic. With rules, a topic no rule matches is
 	// denied.
 	ACL []ACLRule `yaml:"acl"`
+	// Access, when set, is runnel's permission model over log topics
+	// (package access), applied on top of ACL: a publish that a route
+	// stores in log topic T needs Write on T; the delivery of a message
+	// whose MQTT topic a route stores in T, or that a publish route fans
+	// out of T, needs Read on T. The principal is the user name (or the
+	// certificate's name), access.Anonymous without one. nil = no check.
+	Access *access.Policy `yaml:"-"`
 
 	// MaxPendingPerClient caps the messages of one client that are waiting
 	// for the log (any QoS). At the cap the broker stops reading from that
