@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/users"
 )
 
 // slot is one request's place in the connection's response order. The
@@ -93,10 +95,11 @@ type conn struct {
 	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
 	established   bool  // a request was read and the connection is authenticated
 	authed        bool
-	principal     string        // access.Anonymous until SASL names a user
-	noRights      bool          // an anonymous client off loopback (authz.go)
-	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
-	saslMechanism bool          // a SaslHandshake chose PLAIN
+	principal     string // access.Anonymous until SASL names a user
+	noRights      bool   // an anonymous client off loopback (authz.go)
+	saslRawNext   bool   // a v0 SaslHandshake chose PLAIN: next frame is a raw token
+	saslMechanism string // what a SaslHandshake chose ("" before)
+	scram         *users.ScramServer
 	groupTail     chan struct{} // closed when the last group request queued is done
 
 	// mu guards stopping and the read deadline.
@@ -115,7 +118,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		slots:      make(chan *slot, s.opts.MaxInFlight),
 		killed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
-		authed:     len(s.opts.SASLPlain) == 0,
+		authed:     !s.saslOn(),
 		advHost:    s.advHost,
 		advPort:    s.advPort,
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/users"
 )
 
 // GroupHandler serves the consumer-group APIs (JoinGroup, SyncGroup,
@@ -90,6 +91,16 @@ type Options struct {
 	// SASLPlain maps user → password. Non-empty means every connection
 	// must authenticate with SASL/PLAIN before anything but ApiVersions.
 	SASLPlain map[string]string
+	// Users are the accounts of SASL/PLAIN and SASL/SCRAM-SHA-256/512
+	// (with SASLPlain's, whose SCRAM credentials are derived at New). Any
+	// account means every connection must authenticate.
+	Users *users.Store
+	// AllowPlainWithoutTLS lets clients that are not on the loopback
+	// interface use SASL/PLAIN on a listener without TLS, where the
+	// password crosses the network in clear. The zero value offers them
+	// the SCRAM mechanisms only (SaslHandshake answers
+	// UNSUPPORTED_SASL_MECHANISM for PLAIN, listing SCRAM).
+	AllowPlainWithoutTLS bool
 	// AllowRemoteAnonymous lets clients that are not on the loopback
 	// interface use the listener without SASL when SASLPlain is empty.
 	// The zero value gives them no rights at all: every request that

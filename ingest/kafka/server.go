@@ -13,11 +13,13 @@ import (
 
 	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/users"
 )
 
 // Server serves the Kafka wire protocol on top of a log.Log.
 type Server struct {
 	opts     Options
+	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
 	log      log.Log
 	logger   *slog.Logger
 	versions *versionTable
@@ -72,6 +74,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
+	}
+	if err := s.initUsers(); err != nil {
+		return nil, err
 	}
 	pids, err := openProducerIDs(opts.Log.Meta())
 	if err != nil {
