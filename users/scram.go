@@ -173,7 +173,9 @@ func (s *ScramServer) final(m string) ([]byte, bool, error) {
 			cb = v
 		}
 	}
-	if nonce != s.nonce {
+	// Kafka's broker checks that the nonce ends with the server's: older
+	// librdkafka (before 2.1) sends the client nonce twice.
+	if !strings.HasSuffix(nonce, s.nonce) {
 		return nil, false, fmt.Errorf("%w: nonce mismatch", ErrScram)
 	}
 	if cbb, err := base64.StdEncoding.DecodeString(cb); err != nil || !bytes.HasPrefix(cbb, []byte("n,")) {

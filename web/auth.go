@@ -67,6 +67,11 @@ type AuthOptions struct {
 	// after the role check to HTTP Basic users and anonymous clients
 	// (access.Anonymous): see access.go. Bearer tokens keep their role.
 	Access *access.Policy
+	// Passwords checks HTTP Basic credentials of users not in Users (the
+	// users file's accounts: bcrypt). nil = Users only.
+	Passwords interface {
+		CheckPassword(user string, password []byte) bool
+	}
 }
 
 // Validate reports the first invalid field.
@@ -77,7 +82,7 @@ func (a *AuthOptions) Validate() error {
 		return fmt.Errorf("web: anonymous access %q: want loopback, none, read or write", a.Anonymous)
 	}
 	for _, u := range a.ReadOnlyUsers {
-		if _, ok := a.Users[u]; !ok {
+		if _, ok := a.Users[u]; !ok && a.Passwords == nil {
 			return fmt.Errorf("web: read-only user %q is not a user", u)
 		}
 	}
@@ -96,10 +101,13 @@ type authenticator struct {
 	tokens    map[[32]byte]role // sha256(token) → role
 	anonymous string
 	policy    *access.Policy
+	passwords interface {
+		CheckPassword(user string, password []byte) bool
+	}
 }
 
 func newAuthenticator(a AuthOptions) *authenticator {
-	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous, policy: a.Access}
+	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous, policy: a.Access, passwords: a.Passwords}
 	if au.anonymous == "" {
 		au.anonymous = AnonymousLoopback
 	}
@@ -141,7 +149,12 @@ func (au *authenticator) credentials(r *http.Request) (role, string, error) {
 	}
 	want, known := au.users[user]
 	got := sha256.Sum256([]byte(pass))
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
+	switch {
+	case known:
+		if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			return 0, "", errBadCredentials
+		}
+	case au.passwords == nil || !au.passwords.CheckPassword(user, []byte(pass)):
 		return 0, "", errBadCredentials
 	}
 	if au.readOnly[user] {

@@ -65,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ import (
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/users"
 )
 
 // serveConfig is the configuration tree of `runnel serve`. Field comments
@@ -86,6 +88,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 
 	AllowRemoteAnonymous bool
+	UsersFile            string
 
 	Logging     loggingConfig
 	Log         logConfig
@@ -146,6 +149,7 @@ type kafkaConfig struct {
 	AdvertisedAddr   string
 	AutoCreateTopics bool
 	Users            []string
+	AllowPlainNoTLS  bool
 	TLS              struct{ CertFile, KeyFile string }
 	MaxFrameBytes    int32
 	MaxQueuedBytes   int64
@@ -224,6 +228,9 @@ func (c *serveConfig) keys() []*key {
 		{path: "allow-remote-anonymous", flag: "allow-remote-anonymous", def: "false", v: boolean(&c.AllowRemoteAnonymous),
 			doc: "let clients that are not on the loopback interface use Kafka (while `kafka.users` is empty), MQTT (while anonymous MQTT is allowed) and HTTP (`http.anonymous: loopback` acts as `write`) without credentials. Off, such a client is refused with the protocol's own error (Kafka: TOPIC_AUTHORIZATION_FAILED and an empty topic list; MQTT: CONNACK not authorized; HTTP: 401). A trusted, isolated network only: warned at every start and in `/api/status` `security.warnings`"},
 
+		{path: "users-file", flag: "users-file", v: str(&c.UsersFile), check: c.checkUsersFile,
+			doc: "accounts for Kafka SASL (PLAIN, SCRAM-SHA-256/512), MQTT and HTTP Basic: bcrypt and SCRAM credentials, never a password; managed with `runnel user add|del|list --users-file FILE`. Any account means credentials are required (Kafka: SASL on every connection; MQTT: anonymous refused unless `mqtt.allow-anonymous`)"},
+
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},
 		{path: "logging.format", flag: "log-format", def: "text", v: str(&c.Logging.Format), check: oneOf(&c.Logging.Format, "text", "json"),
@@ -259,7 +266,9 @@ func (c *serveConfig) keys() []*key {
 		{path: "kafka.auto-create-topics", flag: "auto-create-topics", def: "true", v: boolean(&c.Kafka.AutoCreateTopics),
 			doc: "create unknown topics on produce/metadata"},
 		{path: "kafka.users", flag: "kafka-user", v: strList(&c.Kafka.Users, parseKafkaUser),
-			doc: "SASL/PLAIN user `NAME:PASSWORD` (repeatable; any = SASL required)"},
+			doc: "deprecated (the password shows in `ps` and in the config): use `users-file`. SASL user `NAME:PASSWORD` (repeatable; any = SASL required), for PLAIN, SCRAM-SHA-256/512 and HTTP Basic; a warning at start"},
+		{path: "kafka.allow-plain-without-tls", flag: "kafka-allow-plain-without-tls", def: "false", v: boolean(&c.Kafka.AllowPlainNoTLS),
+			doc: "offer SASL/PLAIN to clients off the loopback interface on a listener without TLS (the password crosses the network in clear). Off, they are offered SCRAM-SHA-256/512 only: SaslHandshake answers UNSUPPORTED_SASL_MECHANISM for PLAIN"},
 		{path: "kafka.tls.cert-file", flag: "kafka-tls-cert", v: str(&c.Kafka.TLS.CertFile),
 			doc: "TLS certificate (PEM) for the Kafka listener"},
 		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
@@ -445,6 +454,36 @@ func (c *serveConfig) checkMQTTUsers() error {
 		seen[u.Name] = true
 	}
 	return nil
+}
+
+func (c *serveConfig) checkUsersFile() error {
+	_, _, err := c.accounts()
+	return err
+}
+
+// accounts reads users-file and merges kafka.users (in clear) into one
+// store; f is the file's content (empty without one).
+func (c *serveConfig) accounts() (*users.File, *users.Store, error) {
+	f := &users.File{}
+	if c.UsersFile != "" {
+		var err error
+		if f, err = users.ReadFile(c.UsersFile); err != nil {
+			return nil, nil, err
+		}
+		if _, err := os.Stat(c.UsersFile); err != nil {
+			return nil, nil, fmt.Errorf("%v (create it with `runnel user add --users-file %s NAME`)", err, c.UsersFile)
+		}
+	}
+	clear := map[string]string{}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		clear[name] = pass
+	}
+	st, err := users.NewStore(f.Users, clear)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 func (c *serveConfig) checkAccessRules() error {

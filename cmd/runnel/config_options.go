@@ -59,10 +59,9 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 // kafkaOptions are the Kafka listener's options (kafka.*). It reads the
 // TLS key pair.
 func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger *slog.Logger, nodeID string) (kafka.Options, error) {
-	users := map[string]string{}
-	for _, u := range c.Kafka.Users {
-		name, pass, _ := strings.Cut(u, ":")
-		users[name] = pass
+	_, accounts, err := c.accounts()
+	if err != nil {
+		return kafka.Options{}, fmt.Errorf("config: users-file: %v", err)
 	}
 	var tc *tls.Config
 	if c.Kafka.TLS.CertFile != "" {
@@ -90,7 +89,8 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		ConnectTimeout:        cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
 		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
 		TLS:                   tc,
-		SASLPlain:             users,
+		Users:                 accounts,
+		AllowPlainWithoutTLS:  c.Kafka.AllowPlainNoTLS,
 		AllowRemoteAnonymous:  c.AllowRemoteAnonymous,
 	}, nil
 }
@@ -128,7 +128,7 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		AllowAnonymous:            anon,
 		AllowRemoteAnonymous:      remoteAnon,
 		Access:                    policy,
-		Users:                     m.Users,
+		Users:                     c.mqttUsers(),
 		ACL:                       m.ACL,
 		MaxPendingPerClient:       m.MaxPendingPerClient,
 		MaxPendingBytesPerClient:  m.MaxPendingBytesPerClient,
@@ -177,6 +177,9 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 // from http.tokens-file (read here).
 func (c *serveConfig) webAuth() (web.AuthOptions, error) {
 	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.httpAnonymous()}
+	if _, accounts, err := c.accounts(); err == nil && accounts.Len() > 0 {
+		a.Passwords = accounts
+	}
 	a.Access, _ = c.accessPolicy() // checked by validate
 	for _, u := range c.Kafka.Users {
 		name, pass, _ := strings.Cut(u, ":")

@@ -170,6 +170,61 @@ func TestSecureDefaultRemoteAnonymousRefused(t *testing.T) {
 			t.Errorf("start log has %d SECURITY warnings, want 3:\n%s", got, b)
 		}
 	})
+
+	t.Run("users-file", func(t *testing.T) {
+		uf := filepath.Join(t.TempDir(), "users.yaml")
+		add := exec.Command(bin, "user", "add", "--users-file", uf, "plc")
+		add.Stdin = strings.NewReader("plc-pw\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("runnel user add: %v: %s", err, out)
+		}
+		if out, _ := exec.Command(bin, "user", "list", "--users-file", uf).Output(); strings.TrimSpace(string(out)) != "plc" {
+			t.Fatalf("runnel user list: %q", out)
+		}
+		if b, _ := os.ReadFile(uf); strings.Contains(string(b), "plc-pw") {
+			t.Fatal("the users file holds the password in clear")
+		}
+		logf := start(t, "--users-file", uf, "--kafka-user", "legacy:legacy-pw")
+		sasl := func(mech, user, pass string) []string {
+			return []string{"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=" + mech, "-X", "sasl.username=" + user, "-X", "sasl.password=" + pass}
+		}
+		kcat := func(extra ...string) cmdResult {
+			return execOut(t, "sh", "-c", "echo remote | kcat -P -b "+ip+":9092 -t plc -X message.timeout.ms=10000 "+strings.Join(extra, " "))
+		}
+		for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+			if r := kcat(sasl(mech, "plc", "plc-pw")...); r.err != nil {
+				t.Errorf("remote kcat %s: %v: %s", mech, r.err, r.out)
+			}
+			if r := kcat(sasl(mech, "legacy", "legacy-pw")...); r.err != nil {
+				t.Errorf("remote kcat %s, --kafka-user account: %v: %s", mech, r.err, r.out)
+			}
+			if r := kcat(sasl(mech, "plc", "wrong")...); r.err == nil || !strings.Contains(r.out, "Authentication failed") {
+				t.Errorf("remote kcat %s with a wrong password: %v: %s", mech, r.err, r.out)
+			}
+		}
+		// PLAIN off loopback without TLS: the password would cross in clear.
+		if r := kcat(sasl("PLAIN", "plc", "plc-pw")...); r.err == nil || !strings.Contains(r.out, "Unsupported SASL mechanism") {
+			t.Errorf("remote kcat PLAIN without TLS: %v: %s; want the mechanism refused", r.err, r.out)
+		}
+		r := inNS(t, n, "sh", "-c", "echo local | kcat -P -b 127.0.0.1:9092 -t plc -X message.timeout.ms=10000 "+strings.Join(sasl("PLAIN", "plc", "plc-pw"), " "))
+		if r.err != nil {
+			t.Errorf("kcat PLAIN on loopback: %v: %s", r.err, r.out)
+		}
+		// The same account over MQTT and HTTP (bcrypt).
+		if r := execOut(t, "mosquitto_pub", "-h", ip, "-u", "plc", "-P", "plc-pw", "-q", "1", "-t", "plant/x", "-m", "v"); r.err != nil {
+			t.Errorf("remote mosquitto_pub as plc: %v: %s", r.err, r.out)
+		}
+		if r := execOut(t, "mosquitto_pub", "-h", ip, "-u", "plc", "-P", "wrong", "-q", "1", "-t", "plant/x", "-m", "v"); r.err == nil {
+			t.Errorf("remote mosquitto_pub with a wrong password got in: %s", r.out)
+		}
+		if r := execOut(t, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "plc:plc-pw", "http://"+ip+":8080/api/topics"); r.out != "200" {
+			t.Errorf("remote curl as plc: HTTP %s", r.out)
+		}
+		b, _ := os.ReadFile(logf)
+		if !strings.Contains(string(b), "kafka.users (--kafka-user NAME:PASSWORD) is deprecated") {
+			t.Errorf("no deprecation warning for --kafka-user:\n%s", b)
+		}
+	})
 }
 
 type cmdResult struct {

@@ -1,5 +1,11 @@
 package main
 
+import (
+	"slices"
+
+	"github.com/runnel/runnel/ingest/mqtt"
+)
+
 // Who may connect without credentials, and the warnings that go with an
 // open door (logged at every start and shown in /api/status "security").
 
@@ -30,7 +36,7 @@ func (c *serveConfig) anonymousWarnings() []string {
 // (mqtt.allow-anonymous, default: while no mqtt.users), and from any
 // address (allow-remote-anonymous).
 func (c *serveConfig) mqttAnonymous() (anon, remote bool) {
-	anon = len(c.MQTT.Users) == 0
+	anon = len(c.mqttUsers()) == 0
 	if c.MQTT.AllowAnonymous != nil {
 		anon = *c.MQTT.AllowAnonymous
 	}
@@ -59,6 +65,33 @@ func (w *wiring) startSecurity() {
 	for _, m := range warn {
 		w.logger.Warn("SECURITY: "+m+": set only on a trusted, isolated network", "component", "security")
 	}
+	for _, m := range w.cfg.deprecationWarnings() {
+		w.logger.Warn(m, "component", "security")
+	}
 	st := securityStatus{AllowRemoteAnonymous: w.cfg.AllowRemoteAnonymous, Warnings: append([]string{}, warn...)}
 	w.status["security"] = func() any { return st }
+}
+
+// mqttUsers are mqtt.users and the accounts of users-file (a name in both
+// keeps mqtt.users' hash).
+func (c *serveConfig) mqttUsers() []mqtt.User {
+	out := append([]mqtt.User(nil), c.MQTT.Users...)
+	f, _, err := c.accounts()
+	if err != nil {
+		return out // refused by validate
+	}
+	for _, e := range f.Users {
+		if !slices.ContainsFunc(out, func(u mqtt.User) bool { return u.Name == e.Name }) {
+			out = append(out, mqtt.User{Name: e.Name, PasswordHash: e.Bcrypt})
+		}
+	}
+	return out
+}
+
+// deprecationWarnings are settings that still work but should go.
+func (c *serveConfig) deprecationWarnings() []string {
+	if len(c.Kafka.Users) > 0 {
+		return []string{"kafka.users (--kafka-user NAME:PASSWORD) is deprecated: the password shows in `ps` and in the config file; move the accounts to users-file with `runnel user add`"}
+	}
+	return nil
 }

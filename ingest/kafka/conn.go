@@ -488,7 +488,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		if !ok {
 			sl.closeAfter = true
 			sl.finish()
-			return fmt.Errorf("%w: SASL/PLAIN credentials rejected", ErrAuth)
+			return fmt.Errorf("%w: SASL credentials rejected", ErrAuth)
 		}
 	default:
 		unsupportedResponse(sl, key, req.GetVersion())
