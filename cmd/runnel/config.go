@@ -136,6 +136,8 @@ type replicationConfig struct {
 	GossipAddr               string
 	GossipKeyFile            string
 	GossipInsecure           bool
+	PeerUser                 string
+	PeerPasswordFile         string
 	DefaultReplicationFactor int32
 	DefaultMinInsyncReplicas int32
 	ReplicaLagTimeMax        time.Duration
@@ -371,6 +373,10 @@ func (c *serveConfig) keys() []*key {
 			doc: "serf keyring: base64 AES keys (16, 24 or 32 bytes: `openssl rand -base64 32`), one a line, the first encrypts; a box without the key cannot join. Required on a non-loopback gossip address"},
 		{path: "replication.gossip-insecure", flag: "gossip-insecure", def: "false", v: boolean(&c.Replication.GossipInsecure),
 			doc: "allow unencrypted gossip on a non-loopback address (a trusted, isolated network only)"},
+		{path: "replication.peer-user", flag: "peer-user", v: str(&c.Replication.PeerUser),
+			doc: "site credential: the account (in every box's `users-file`) peers fetch copies with, over SASL/SCRAM-SHA-512. With access rules it gets exactly what mirroring needs and nothing more: `cluster-action` on the cluster (follower fetches) and `read` (with its implied `describe`) on every topic. Without it peers use the first `kafka.users` account"},
+		{path: "replication.peer-password-file", flag: "peer-password-file", v: str(&c.Replication.PeerPasswordFile),
+			doc: "file holding `replication.peer-user`'s password (first line; mode 0600)"},
 		{path: "replication.default-replication-factor", flag: "default-replication-factor", def: "2", v: i32(&c.Replication.DefaultReplicationFactor), check: atLeast(&c.Replication.DefaultReplicationFactor, 1),
 			doc: "topics' `replication.factor` default with site replication on: copies on the site, this box's included (1 without replication)"},
 		{path: "replication.default-min-insync-replicas", flag: "default-min-insync-replicas", def: "1", v: i32(&c.Replication.DefaultMinInsyncReplicas), check: atLeast(&c.Replication.DefaultMinInsyncReplicas, 1),
@@ -418,6 +424,9 @@ func (c *serveConfig) validate() error {
 	}
 	if r := c.MQTT.TLS.RequireClientCert; r != nil && *r && c.MQTT.TLS.ClientCAFile == "" {
 		return c.key("mqtt.tls.require-client-cert").errorf("needs mqtt.tls.client-ca-file")
+	}
+	if (c.Replication.PeerUser == "") != (c.Replication.PeerPasswordFile == "") {
+		return c.key("replication.peer-user").errorf("needs replication.peer-password-file (and the reverse)")
 	}
 	if c.UpstreamKafka != "" {
 		if _, dup := c.Upstreams[forward.DefaultUpstream]; dup {
@@ -503,6 +512,13 @@ func (c *serveConfig) accessPolicy() (*access.Policy, error) {
 			return nil, fmt.Errorf("[%d]: %v", i, err)
 		}
 		rules = append(rules, rs...)
+	}
+	if u := c.Replication.PeerUser; u != "" {
+		// Exactly what mirroring needs: follower fetches, and reading
+		// (metadata, configs, offsets, leader epochs, records) every topic.
+		rules = append(rules,
+			access.Rule{User: u, Kind: access.Cluster, Pattern: access.ClusterName, Ops: access.ClusterAction},
+			access.Rule{User: u, Kind: access.Topic, Pattern: "*", Ops: access.Read})
 	}
 	return access.NewPolicy(rules, c.Access.Superusers)
 }

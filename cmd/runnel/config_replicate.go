@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
@@ -70,9 +71,19 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 		// the peers are, the listener's CA is not configured here.
 		copts = append(copts, kgo.DialTLSConfig(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
 	}
-	if len(c.Kafka.Users) > 0 {
+	// Peers authenticate with SCRAM-SHA-512: the password never crosses
+	// the site network, TLS or not.
+	switch {
+	case r.PeerUser != "":
+		b, err := os.ReadFile(r.PeerPasswordFile)
+		if err != nil {
+			return replicate.Options{}, fmt.Errorf("config: replication.peer-password-file: %v", err)
+		}
+		pass, _, _ := strings.Cut(string(b), "\n")
+		copts = append(copts, kgo.SASL(scram.Auth{User: r.PeerUser, Pass: strings.TrimRight(pass, "\r")}.AsSha512Mechanism()))
+	case len(c.Kafka.Users) > 0:
 		name, pass, _ := strings.Cut(c.Kafka.Users[0], ":")
-		copts = append(copts, kgo.SASL(plain.Auth{User: name, Pass: pass}.AsMechanism()))
+		copts = append(copts, kgo.SASL(scram.Auth{User: name, Pass: pass}.AsSha512Mechanism()))
 	}
 	return replicate.Options{
 		Log: l,
