@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func TestPeersAuthenticateWithSiteCredential(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("access:\n  superusers: [admin]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := startSite(t, 2, "--config", cfg, "--users-file", uf, "--peer-user", "site", "--peer-password-file", pw)
+	c := startSite(t, 2, "--config", cfg, "--users-file", uf, "--peer-user", "site", "--peer-password-file", pw, "--allow-remote-anonymous=false")
 	n1, n2 := c.Node(1), c.Node(2)
 	as := func(n *sitetest.Node, user, pass string, opts ...kgo.Opt) *kgo.Client {
 		return n.Client(t, append([]kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()), kgo.RequestRetries(2)}, opts...)...)
@@ -117,4 +118,38 @@ func offsetsAs(t *testing.T, n *sitetest.Node, topic string) (start, end int64) 
 		}
 	}
 	return start, end
+}
+
+// Without users and without replication.peer-user, peers authenticate
+// with the credential derived from the gossip key, which only the site's
+// boxes hold; anonymous remote clients (the test's, from the bridge) get
+// nothing, and the copy is made all the same.
+func TestPeersDerivedCredential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("site test: skipped with -short")
+	}
+	key := siteKey(t)
+	// Kafka on every address of the node's namespace, loopback included,
+	// so that a client inside it is a loopback client.
+	c := sitetest.Start(t, sitetest.Options{Nodes: 2, Args: func(nd *sitetest.Node, all []*sitetest.Node) []string {
+		return append(siteArgs(key, nd, all), "--kafka-addr", ":9092", "--allow-remote-anonymous=false")
+	}})
+	n1, n2 := c.Node(1), c.Node(2)
+	waitAlive(t, n1, 2)
+	waitAlive(t, n2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	anon := n1.Client(t, kgo.DefaultProduceTopic("t"), kgo.AllowAutoTopicCreation(), kgo.RecordRetries(1))
+	if err := anon.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("remote anonymous produce: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	// A local client (inside n1's namespace) produces; n2 copies it.
+	out, err := n1.Command(ctx, "sh", "-c", "echo local | kcat -P -b 127.0.0.1:9092 -t t -X message.timeout.ms=10000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("local kcat: %v: %s", err, out)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		out, _ := n2.Command(ctx, "kcat", "-C", "-b", "127.0.0.1:9092", "-t", "n1.t", "-e", "-q", "-f", "%s\\n").CombinedOutput()
+		return strings.Contains(string(out), "local")
+	}, func() string { return "n2 holds no copy of n1's t\n--- n2 ---\n" + n2.LogTail(3000) })
 }

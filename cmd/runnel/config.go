@@ -513,7 +513,8 @@ func (c *serveConfig) accessPolicy() (*access.Policy, error) {
 		}
 		rules = append(rules, rs...)
 	}
-	if u := c.Replication.PeerUser; u != "" {
+	if pc, err := c.sitePeerCredential(); err == nil && (pc.derived || c.Replication.PeerUser != "") {
+		u := pc.user
 		// Exactly what mirroring needs: follower fetches, and reading
 		// (metadata, configs, offsets, leader epochs, records) every topic.
 		rules = append(rules,

@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 
@@ -59,9 +60,25 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 // kafkaOptions are the Kafka listener's options (kafka.*). It reads the
 // TLS key pair.
 func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger *slog.Logger, nodeID string) (kafka.Options, error) {
-	_, accounts, err := c.accounts()
+	f, accounts, err := c.accounts()
 	if err != nil {
 		return kafka.Options{}, fmt.Errorf("config: users-file: %v", err)
+	}
+	// The site peers' credential derived from the gossip key is a Kafka
+	// account of its own; alone, it does not make SASL required.
+	optionalSASL := false
+	if pc, err := c.sitePeerCredential(); err != nil {
+		return kafka.Options{}, err
+	} else if pc.derived {
+		clear := map[string]string{sitePeerUser: pc.pass}
+		for _, u := range c.Kafka.Users {
+			name, pass, _ := strings.Cut(u, ":")
+			clear[name] = pass
+		}
+		optionalSASL = accounts.Len() == 0
+		if accounts, err = users.NewStore(f.Users, clear); err != nil {
+			return kafka.Options{}, fmt.Errorf("config: users-file: %v", err)
+		}
 	}
 	var tc *tls.Config
 	if c.Kafka.TLS.CertFile != "" {
@@ -91,6 +108,7 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		TLS:                   tc,
 		Users:                 accounts,
 		AllowPlainWithoutTLS:  c.Kafka.AllowPlainNoTLS,
+		OptionalSASL:          optionalSASL,
 		AllowRemoteAnonymous:  c.AllowRemoteAnonymous,
 	}, nil
 }

@@ -52,10 +52,12 @@ const refusedAnonymousMsg = "runnel: anonymous Kafka clients are allowed from th
 // rights unless Options.AllowRemoteAnonymous.
 func (c *conn) initPrincipal() {
 	c.principal = access.Anonymous
-	if !c.s.saslOn() && !c.s.opts.AllowRemoteAnonymous && !isLoopback(c.nc.RemoteAddr()) {
+	if !c.s.saslRequired() && !c.s.opts.AllowRemoteAnonymous && !isLoopback(c.nc.RemoteAddr()) {
 		c.noRights = true
-		c.s.stats.anonymousRefused.Add(1)
-		c.s.logger.Warn("kafka: anonymous client off loopback has no rights", "peer", c.peer, "reason", refusedAnonymousMsg)
+		if !c.s.saslOn() { // else it may still authenticate (OptionalSASL)
+			c.s.stats.anonymousRefused.Add(1)
+			c.s.logger.Warn("kafka: anonymous client off loopback has no rights", "peer", c.peer, "reason", refusedAnonymousMsg)
+		}
 	}
 }
 

@@ -97,6 +97,7 @@ type conn struct {
 	authed        bool
 	principal     string // access.Anonymous until SASL names a user
 	noRights      bool   // an anonymous client off loopback (authz.go)
+	saslDone      bool   // a SASL exchange succeeded
 	saslRawNext   bool   // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism string // what a SaslHandshake chose ("" before)
 	scram         *users.ScramServer
@@ -118,7 +119,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		slots:      make(chan *slot, s.opts.MaxInFlight),
 		killed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
-		authed:     !s.saslOn(),
+		authed:     !s.saslRequired(),
 		advHost:    s.advHost,
 		advPort:    s.advPort,
 	}

@@ -101,6 +101,11 @@ type Options struct {
 	// the SCRAM mechanisms only (SaslHandshake answers
 	// UNSUPPORTED_SASL_MECHANISM for PLAIN, listing SCRAM).
 	AllowPlainWithoutTLS bool
+	// OptionalSASL offers SASL without requiring it: a connection may
+	// authenticate (site peers with their credential) or stay anonymous
+	// (then AllowRemoteAnonymous applies). For Users that hold only the
+	// site's peer credential.
+	OptionalSASL bool
 	// AllowRemoteAnonymous lets clients that are not on the loopback
 	// interface use the listener without SASL when SASLPlain is empty.
 	// The zero value gives them no rights at all: every request that

@@ -37,8 +37,11 @@ func (s *Server) initUsers() error {
 	return nil
 }
 
-// saslOn: every connection must authenticate.
+// saslOn: SASL is offered.
 func (s *Server) saslOn() bool { return s.users.Len() > 0 }
+
+// saslRequired: every connection must authenticate.
+func (s *Server) saslRequired() bool { return s.saslOn() && !s.opts.OptionalSASL }
 
 // mechanisms are those offered to this connection.
 func (c *conn) mechanisms() []string {
@@ -100,7 +103,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		return resp, false
 	}
 	switch {
-	case c.saslMechanism == "" || c.authed:
+	case c.saslMechanism == "" || c.saslDone:
 		resp.ErrorCode = codeIllegalSASLState
 		resp.ErrorMessage = strp("SaslAuthenticate without a SaslHandshake choosing a mechanism")
 		c.s.stats.authFailures.Add(1)
@@ -110,7 +113,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		if err != nil {
 			return fail(user, err)
 		}
-		c.authed, c.principal = true, user
+		c.authenticated(user)
 		return resp, true
 	}
 	out, done, err := c.scram.Step(req.SASLAuthBytes)
@@ -119,7 +122,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 	}
 	resp.SASLAuthBytes = out
 	if done {
-		c.authed, c.principal = true, c.scram.User()
+		c.authenticated(c.scram.User())
 		c.scram = nil
 	}
 	return resp, true
@@ -134,7 +137,7 @@ func (c *conn) saslRawToken(buf []byte) error {
 		c.s.stats.authFailures.Add(1)
 		return fmt.Errorf("%w: SASL/PLAIN (v0) user %q", ErrAuth, user)
 	}
-	c.authed, c.principal = true, user
+	c.authenticated(user)
 	sl := c.newSlot(0)
 	sl.rawSet, sl.raw = true, []byte{}
 	sl.finish()
@@ -158,4 +161,9 @@ func (c *conn) checkPlain(tok []byte) (string, error) {
 		return user, ErrAuth
 	}
 	return user, nil
+}
+
+// authenticated records a successful SASL exchange.
+func (c *conn) authenticated(user string) {
+	c.authed, c.saslDone, c.principal, c.noRights = true, true, user, false
 }
