@@ -44,6 +44,13 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	if w.cfg.Kafka.TLS.CertFile != "" {
+		p, err := w.tlsPair("kafka.tls", w.cfg.Kafka.TLS.CertFile, w.cfg.Kafka.TLS.KeyFile)
+		if err != nil {
+			return err
+		}
+		o.TLS = p.ServerConfig()
+	}
 	w.kafkaSite(&o)
 	ks, err := kafka.New(o)
 	if err != nil {

@@ -14,6 +14,13 @@ import (
 
 func (w *wiring) startMQTT(stops *[]stopper) error {
 	o := w.cfg.mqttOptions(w.log, w.logger.With("component", "mqtt"))
+	if o.TLS.CertFile != "" {
+		p, err := w.tlsPair("mqtt.tls", o.TLS.CertFile, o.TLS.KeyFile)
+		if err != nil {
+			return err
+		}
+		o.TLS.GetCertificate = p.GetCertificate
+	}
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("config: %v", err)
 	}

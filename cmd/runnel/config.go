@@ -206,6 +206,7 @@ type accessConfig struct {
 type httpConfig struct {
 	Addr          string
 	MaxBodyBytes  int64
+	TLS           struct{ CertFile, KeyFile string }
 	Anonymous     string
 	ReadOnlyUsers []string
 	TokensFile    string
@@ -343,6 +344,10 @@ func (c *serveConfig) keys() []*key {
 
 		{path: "http.addr", flag: "http-addr", def: ":8080", v: str(&c.HTTP.Addr), check: addr(&c.HTTP.Addr),
 			doc: "HTTP listener: dashboard (/ui/), REST produce and read (/topics), live tail, MQTT publish, /healthz /readyz /metrics /api (empty = off)"},
+		{path: "http.tls.cert-file", flag: "http-tls-cert", v: str(&c.HTTP.TLS.CertFile),
+			doc: "TLS certificate (PEM) for the HTTP listener (HTTPS); reloaded on SIGHUP and when the file changes, as the Kafka and MQTT ones"},
+		{path: "http.tls.key-file", flag: "http-tls-key", v: str(&c.HTTP.TLS.KeyFile),
+			doc: "TLS key (PEM) for the HTTP listener"},
 		{path: "http.max-body-bytes", flag: "http-max-body-bytes", def: "4194304", v: i64(&c.HTTP.MaxBodyBytes), check: positive(&c.HTTP.MaxBodyBytes),
 			doc: "largest HTTP request body (produce, publish), refused with 413 before it is read"},
 		{path: "http.anonymous", flag: "http-anonymous", def: "loopback", v: str(&c.HTTP.Anonymous), check: oneOf(&c.HTTP.Anonymous, "loopback", "none", "read", "write"),
@@ -407,7 +412,7 @@ func (c *serveConfig) validate() error {
 			return k.errorf("%v", err)
 		}
 	}
-	for _, p := range [][2]string{{"kafka.tls.cert-file", "kafka.tls.key-file"}, {"mqtt.tls.cert-file", "mqtt.tls.key-file"}} {
+	for _, p := range [][2]string{{"kafka.tls.cert-file", "kafka.tls.key-file"}, {"mqtt.tls.cert-file", "mqtt.tls.key-file"}, {"http.tls.cert-file", "http.tls.key-file"}} {
 		a, b := c.key(p[0]), c.key(p[1])
 		switch {
 		case a.v.String() != "" && b.v.String() == "":

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 
+	"github.com/runnel/runnel/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
 )
 
@@ -94,4 +96,24 @@ func (c *serveConfig) deprecationWarnings() []string {
 		return []string{"kafka.users (--kafka-user NAME:PASSWORD) is deprecated: the password shows in `ps` and in the config file; move the accounts to users-file with `runnel user add`"}
 	}
 	return nil
+}
+
+// tlsPair loads a reloadable key pair (package certs) and keeps it for
+// SIGHUP (reloadTLS).
+func (w *wiring) tlsPair(key, certFile, keyFile string) (*certs.Pair, error) {
+	p, err := certs.Load(certFile, keyFile, w.logger.With("component", "tls"))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %v", key, err)
+	}
+	w.tlsPairs = append(w.tlsPairs, p)
+	return p, nil
+}
+
+// reloadTLS reloads every key pair (SIGHUP); a pair that does not load
+// keeps the one in use (logged by certs).
+func (w *wiring) reloadTLS() {
+	for _, p := range w.tlsPairs {
+		p.Reload()
+	}
+	w.logger.Info("SIGHUP: TLS certificates reloaded", "pairs", len(w.tlsPairs))
 }

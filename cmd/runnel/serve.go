@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/runnel/runnel/certs"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
 	"github.com/runnel/runnel/web"
@@ -152,9 +156,14 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	lastTrouble := ""
 	for {
 		select {
+		case <-hup:
+			w.reloadTLS()
 		case <-ctx.Done():
 			logger.Info("stopping", "reason", "signal")
 			sdNotify("STOPPING=1\nSTATUS=stopping: syncing and closing the log")
@@ -209,6 +218,7 @@ type wiring struct {
 	// What the components expose to the HTTP surface (nil when off).
 	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
 	mqttStatus  func() any
+	tlsPairs    []*certs.Pair // reloaded on SIGHUP
 	ingest      map[string]func() web.IngestCount
 	consumers   func() ([]web.ConsumerGroup, error)
 	pauseRoute  func(name string, paused bool) error
@@ -241,6 +251,14 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	// Connections beyond the HTTP share of descriptors wait in the
 	// kernel's backlog instead of taking the log's.
 	ln = limitListener(ln, w.cfg.fds().HTTP)
+	if w.cfg.HTTP.TLS.CertFile != "" {
+		p, err := w.tlsPair("http.tls", w.cfg.HTTP.TLS.CertFile, w.cfg.HTTP.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, p.ServerConfig())
+	}
 	auth, err := w.cfg.webAuth()
 	if err != nil {
 		ln.Close()

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"fmt"
 	"github.com/runnel/runnel/access"
 	"log/slog"
@@ -149,6 +150,10 @@ type TLSOptions struct {
 	// CertAsUsername uses the verified client certificate's common name as
 	// the user name (no password needed) for users and ACL rules.
 	CertAsUsername bool `yaml:"cert-as-username"`
+	// GetCertificate, when set, serves the certificate instead of
+	// CertFile and KeyFile being loaded once (a reloadable pair: package
+	// certs); CertFile is still what turns TLS on.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error) `yaml:"-"`
 }
 
 // Key rules of a Route.
