@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"time"
 
 	"crypto/sha256"
 	"crypto/subtle"
@@ -101,13 +102,14 @@ type authenticator struct {
 	tokens    map[[32]byte]role // sha256(token) → role
 	anonymous string
 	policy    *access.Policy
+	backoff   *access.Backoff // failed credentials per address
 	passwords interface {
 		CheckPassword(user string, password []byte) bool
 	}
 }
 
 func newAuthenticator(a AuthOptions) *authenticator {
-	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous, policy: a.Access, passwords: a.Passwords}
+	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous, policy: a.Access, passwords: a.Passwords, backoff: access.DefaultBackoff()}
 	if au.anonymous == "" {
 		au.anonymous = AnonymousLoopback
 	}
@@ -224,11 +226,21 @@ func (s *Server) authorize(need role, h http.HandlerFunc) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, user, err := s.auth.credentials(r)
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			s.stats.authFailures.Add(1)
+			// Password guessing from one address gets slower and slower.
+			select {
+			case <-time.After(s.auth.backoff.Failed(host)):
+			case <-r.Context().Done():
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="runnel", charset="UTF-8"`)
 			writeError(w, errf(http.StatusUnauthorized, codeUnauthorized, "wrong user name, password or token"))
 			return
+		}
+		if user != "" {
+			s.auth.backoff.Succeeded(host)
 		}
 		anonymous := got == 0
 		if anonymous {

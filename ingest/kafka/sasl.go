@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -100,6 +101,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		resp.ErrorMessage = strp("Authentication failed during authentication due to invalid credentials with SASL mechanism " + c.saslMechanism)
 		c.s.stats.authFailures.Add(1)
 		c.s.logger.Warn("kafka: SASL authentication failed", "peer", c.peer, "mechanism", c.saslMechanism, "user", user, "err", err)
+		c.failedAuthDelay()
 		return resp, false
 	}
 	switch {
@@ -135,6 +137,7 @@ func (c *conn) saslRawToken(buf []byte) error {
 	putBuf(buf)
 	if err != nil {
 		c.s.stats.authFailures.Add(1)
+		c.failedAuthDelay()
 		return fmt.Errorf("%w: SASL/PLAIN (v0) user %q", ErrAuth, user)
 	}
 	c.authenticated(user)
@@ -166,4 +169,18 @@ func (c *conn) checkPlain(tok []byte) (string, error) {
 // authenticated records a successful SASL exchange.
 func (c *conn) authenticated(user string) {
 	c.authed, c.saslDone, c.principal, c.noRights = true, true, user, false
+	c.s.backoff.Succeeded(remoteHost(c.nc))
+}
+
+// failedAuthDelay holds the answer to a failed authentication (Kafka's
+// connection.failed.authentication.delay.ms), longer for each failure in
+// a row from the same address (access.Backoff).
+func (c *conn) failedAuthDelay() {
+	t := time.NewTimer(c.s.backoff.Failed(remoteHost(c.nc)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	case <-c.s.closing:
+	}
 }

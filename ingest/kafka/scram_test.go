@@ -53,3 +53,36 @@ func TestSASLScram(t *testing.T) {
 		t.Errorf("AuthFailures = %d, want >= 2", n)
 	}
 }
+
+// TestFailedAuthBackoff: failures in a row from one address are answered
+// later and later (100 ms, 200 ms, 400 ms, …); a success starts over.
+func TestFailedAuthBackoff(t *testing.T) {
+	st, err := users.NewStore(nil, map[string]string{"edge": "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, openLog(t, ""), func(o *Options) { o.Users = st })
+	ctx := testCtx(t, 30*time.Second)
+	try := func(pass string) (time.Duration, error) {
+		cl := newClient(t, ts.addr, kgo.SASL(scram.Auth{User: "edge", Pass: pass}.AsSha256Mechanism()), kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))
+		defer cl.Close()
+		start := time.Now()
+		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		return time.Since(start), err
+	}
+	var took time.Duration
+	for i := range 4 {
+		if took, err = try("wrong"); err == nil {
+			t.Fatalf("attempt %d: wrong password accepted", i)
+		}
+	}
+	if took < 800*time.Millisecond {
+		t.Errorf("4th failure in a row answered after %v, want at least 800ms", took)
+	}
+	if _, err := try("s3cret"); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if took, err = try("wrong"); err == nil || took >= 800*time.Millisecond {
+		t.Errorf("first failure after a success: %v after %v, want a refusal within 800ms", err, took)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/users"
@@ -20,6 +21,7 @@ import (
 type Server struct {
 	opts     Options
 	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
+	backoff  *access.Backoff
 	log      log.Log
 	logger   *slog.Logger
 	versions *versionTable
@@ -75,6 +77,7 @@ func New(opts Options) (*Server, error) {
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
 	}
+	s.backoff = access.DefaultBackoff()
 	if err := s.initUsers(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"net"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -40,7 +41,13 @@ func newHook(b *Broker) *hook {
 // OnConnectAuthenticate checks credentials (or the client certificate).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	ok := h.b.auth.login(pk.Connect.Username, pk.Connect.Password, h.b.certUser(cl), cl.Net.Remote)
-	if !ok {
+	host, _, _ := net.SplitHostPort(cl.Net.Remote)
+	if ok {
+		h.b.backoff.Succeeded(host)
+	} else {
+		// The CONNACK refusal waits, longer for each failure in a row
+		// from the address (password guessing).
+		time.Sleep(h.b.backoff.Failed(host))
 		h.b.stats.authFailures.Add(1)
 		if len(pk.Connect.Username) == 0 && h.b.auth.anonymous {
 			h.b.log.Warn("mqtt: anonymous client refused: anonymous clients are allowed from the loopback interface only (log in with mqtt.users, or set allow-remote-anonymous on a trusted, isolated network)",
