@@ -201,6 +201,13 @@ type mqttTLSConfig struct {
 type accessConfig struct {
 	Superusers []string
 	Rules      []access.RuleSpec
+	Quotas     []quotaConfig
+}
+
+// quotaConfig is one produce quota (Kafka's producer_byte_rate).
+type quotaConfig struct {
+	User             string `yaml:"user"`
+	ProducerByteRate int64  `yaml:"producer-byte-rate"`
 }
 
 type httpConfig struct {
@@ -364,6 +371,9 @@ func (c *serveConfig) keys() []*key {
 		{path: "access.rules", v: fileOnly(&c.Access.Rules), check: c.checkAccessRules,
 			doc: "permission rules over log topics, consumer groups and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `access/doc.go`)"},
 
+		{path: "access.quotas", v: fileOnly(&c.Access.Quotas), check: c.checkQuotas,
+			doc: "Kafka produce quotas: `{user, producer-byte-rate}` (bytes/s, Kafka's `producer_byte_rate`; `user: \"*\"` = each user without its own, `ANONYMOUS` included, each with its own budget). A producer over its rate is answered with `throttle_time_ms` and its connection is not read until that time has passed (`runnel_kafka_throttled_total`)"},
+
 		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
 			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},
 		{path: "forward", flag: "forward", v: strList(&c.Forward, nil),
@@ -498,6 +508,40 @@ func (c *serveConfig) accounts() (*users.File, *users.Store, error) {
 		return nil, nil, err
 	}
 	return f, st, nil
+}
+
+func (c *serveConfig) checkQuotas() error {
+	seen := map[string]bool{}
+	for i, q := range c.Access.Quotas {
+		switch {
+		case q.User == "":
+			return fmt.Errorf("[%d]: no user (use \"*\" for everyone)", i)
+		case seen[q.User]:
+			return fmt.Errorf("[%d]: user %q listed twice", i, q.User)
+		case q.ProducerByteRate <= 0:
+			return fmt.Errorf("[%d]: producer-byte-rate must be > 0", i)
+		}
+		seen[q.User] = true
+	}
+	return nil
+}
+
+// producerByteRate is access.quotas as kafka.Options.ProducerByteRate
+// (nil without quotas).
+func (c *serveConfig) producerByteRate() func(string) int64 {
+	if len(c.Access.Quotas) == 0 {
+		return nil
+	}
+	rates := map[string]int64{}
+	for _, q := range c.Access.Quotas {
+		rates[q.User] = q.ProducerByteRate
+	}
+	return func(user string) int64 {
+		if r, ok := rates[user]; ok {
+			return r
+		}
+		return rates["*"]
+	}
 }
 
 func (c *serveConfig) checkAccessRules() error {

@@ -40,6 +40,7 @@ func kafkaMetrics(m *web.Metrics, st kafka.Stats, gs group.Stats) {
 	m.Counter("runnel_kafka_unsupported_total", "Requests answered UNSUPPORTED_VERSION.", float64(st.Unsupported), nil)
 	m.Counter("runnel_kafka_bad_frames_total", "Connections closed for malformed or oversized frames.", float64(st.BadFrames), nil)
 	m.Counter("runnel_kafka_auth_failures_total", "Failed SASL authentications.", float64(st.AuthFailures), nil)
+	m.Counter("runnel_kafka_throttled_total", "Produce requests answered with a quota's throttle time (access.quotas).", float64(st.Throttled), nil)
 	m.Counter("runnel_kafka_anonymous_refused_total", "Connections of anonymous clients off the loopback interface (given no rights).", float64(st.AnonymousRefused), nil)
 	m.Gauge("runnel_kafka_groups", "Consumer groups with members.", float64(gs.Groups), nil)
 	m.Gauge("runnel_kafka_group_members", "Members of consumer groups.", float64(gs.Members), nil)

@@ -95,11 +95,12 @@ type conn struct {
 	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
 	established   bool  // a request was read and the connection is authenticated
 	authed        bool
-	principal     string // access.Anonymous until SASL names a user
-	noRights      bool   // an anonymous client off loopback (authz.go)
-	saslDone      bool   // a SASL exchange succeeded
-	saslRawNext   bool   // a v0 SaslHandshake chose PLAIN: next frame is a raw token
-	saslMechanism string // what a SaslHandshake chose ("" before)
+	principal     string    // access.Anonymous until SASL names a user
+	noRights      bool      // an anonymous client off loopback (authz.go)
+	saslDone      bool      // a SASL exchange succeeded
+	mutedUntil    time.Time // a produce quota's throttle ends (quota.go)
+	saslRawNext   bool      // a v0 SaslHandshake chose PLAIN: next frame is a raw token
+	saslMechanism string    // what a SaslHandshake chose ("" before)
 	scram         *users.ScramServer
 	groupTail     chan struct{} // closed when the last group request queued is done
 
@@ -259,6 +260,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.waitMuted() // a produce quota's throttle (quota.go)
 		if !c.established && c.authed {
 			c.established = true
 		}
@@ -448,6 +450,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	}
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
+		c.throttleProduce(sl, r)
 		c.produce(sl, r)
 		return nil
 	case *kmsg.FetchRequest:

@@ -22,6 +22,7 @@ type Server struct {
 	opts     Options
 	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
 	backoff  *access.Backoff
+	quotas   quotas
 	log      log.Log
 	logger   *slog.Logger
 	versions *versionTable

@@ -19,6 +19,7 @@ type Stats struct {
 	BadFrames        uint64           // connections closed for malformed/oversized frames
 	AuthFailures     uint64           // failed SASL authentications
 	AnonymousRefused uint64           // connections of anonymous clients off loopback, given no rights
+	Throttled        uint64           // produce requests answered with a quota's throttle time
 	// QueuedRequestBytes is the request bytes held now (MaxQueuedRequestBytes).
 	QueuedRequestBytes int64
 	// RequestBudgetWaits counts frames that waited for room in MaxQueuedRequestBytes.
@@ -43,6 +44,7 @@ type stats struct {
 	badFrames        atomic.Uint64
 	authFailures     atomic.Uint64
 	anonymousRefused atomic.Uint64
+	throttled        atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -63,6 +65,7 @@ func (s *Server) Stats() Stats {
 		BadFrames:          s.stats.badFrames.Load(),
 		AuthFailures:       s.stats.authFailures.Load(),
 		AnonymousRefused:   s.stats.anonymousRefused.Load(),
+		Throttled:          s.stats.throttled.Load(),
 		QueuedRequestBytes: s.budget.held.Load(),
 		RequestBudgetWaits: s.budget.waits.Load(),
 		MemoryReturns:      s.budget.frees.Load(),
