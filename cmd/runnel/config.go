@@ -389,7 +389,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "replication.gossip-insecure", flag: "gossip-insecure", def: "false", v: boolean(&c.Replication.GossipInsecure),
 			doc: "allow unencrypted gossip on a non-loopback address (a trusted, isolated network only)"},
 		{path: "replication.peer-user", flag: "peer-user", v: str(&c.Replication.PeerUser),
-			doc: "site credential: the account (in every box's `users-file`) peers fetch copies with, over SASL/SCRAM-SHA-512. With access rules it gets exactly what mirroring needs and nothing more: `cluster-action` on the cluster (follower fetches) and `read` (with its implied `describe`) on every topic. Without it peers use the first `kafka.users` account"},
+			doc: "site credential: the account (in every box's `users-file`) peers fetch copies with, over SASL/SCRAM-SHA-512. With access rules it gets exactly what mirroring needs and nothing more: `cluster-action` on the cluster (follower fetches) and `read` (with its implied `describe`) on every topic. Without it peers use an account derived from the gossip key (every box of the site holds the key), else the first `kafka.users` account"},
 		{path: "replication.peer-password-file", flag: "peer-password-file", v: str(&c.Replication.PeerPasswordFile),
 			doc: "file holding `replication.peer-user`'s password (first line; mode 0600)"},
 		{path: "replication.default-replication-factor", flag: "default-replication-factor", def: "2", v: i32(&c.Replication.DefaultReplicationFactor), check: atLeast(&c.Replication.DefaultReplicationFactor, 1),
