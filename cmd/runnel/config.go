@@ -480,9 +480,23 @@ func (c *serveConfig) checkMQTTUsers() error {
 	return nil
 }
 
+// checkUsersFile checks the file when it is there (serve refuses to
+// start without it: usersFileExists).
 func (c *serveConfig) checkUsersFile() error {
 	_, _, err := c.accounts()
 	return err
+}
+
+// usersFileExists: a users-file that is not there is refused at start
+// (a typo would otherwise leave the box without its accounts).
+func (c *serveConfig) usersFileExists() error {
+	if c.UsersFile == "" {
+		return nil
+	}
+	if _, err := os.Stat(c.UsersFile); err != nil {
+		return fmt.Errorf("config: users-file: %v (create it with `runnel user add --users-file %s NAME`)", err, c.UsersFile)
+	}
+	return nil
 }
 
 // accounts reads users-file and merges kafka.users (in clear) into one
@@ -493,9 +507,6 @@ func (c *serveConfig) accounts() (*users.File, *users.Store, error) {
 		var err error
 		if f, err = users.ReadFile(c.UsersFile); err != nil {
 			return nil, nil, err
-		}
-		if _, err := os.Stat(c.UsersFile); err != nil {
-			return nil, nil, fmt.Errorf("%v (create it with `runnel user add --users-file %s NAME`)", err, c.UsersFile)
 		}
 	}
 	clear := map[string]string{}

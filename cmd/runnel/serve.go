@@ -237,6 +237,9 @@ func listen(flag, addr string) (net.Listener, error) {
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
 	w.ingest = map[string]func() web.IngestCount{}
+	if err := w.cfg.usersFileExists(); err != nil {
+		return err
+	}
 	w.startSecurity()
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
