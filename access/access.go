@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Anonymous is the principal of a client that presented no credentials.
@@ -158,10 +159,32 @@ func (r *Rule) applies(user string, kind Kind, name string, op Op) bool {
 	return r.Ops.implied()&op == op
 }
 
-// Policy is an immutable set of rules.
+// Policy is a set of rules: those it was made with, and the dynamic ones
+// (Kafka's CreateAcls/DeleteAcls) replaced as a whole by SetDynamic.
 type Policy struct {
 	rules []Rule
 	super map[string]bool
+	dyn   atomic.Pointer[[]Rule] // copy on write
+}
+
+// SetDynamic replaces the dynamic rules (validated; copied).
+func (p *Policy) SetDynamic(rules []Rule) error {
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("rule %d: %w", i, err)
+		}
+	}
+	cp := append([]Rule(nil), rules...)
+	p.dyn.Store(&cp)
+	return nil
+}
+
+// Dynamic returns a copy of the dynamic rules.
+func (p *Policy) Dynamic() []Rule {
+	if d := p.dyn.Load(); d != nil {
+		return append([]Rule(nil), (*d)...)
+	}
+	return nil
 }
 
 // NewPolicy returns the policy of rules (copied) and superusers.
@@ -199,15 +222,21 @@ func (p *Policy) Allowed(user string, kind Kind, name string, op Op) bool {
 			continue
 		}
 		allowed := false
-		for i := range p.rules {
-			r := &p.rules[i]
-			if !r.applies(user, kind, name, bit) {
-				continue
+		rulesets := [2][]Rule{p.rules}
+		if d := p.dyn.Load(); d != nil {
+			rulesets[1] = *d
+		}
+		for _, rules := range rulesets {
+			for i := range rules {
+				r := &rules[i]
+				if !r.applies(user, kind, name, bit) {
+					continue
+				}
+				if r.Deny {
+					return false
+				}
+				allowed = true
 			}
-			if r.Deny {
-				return false
-			}
-			allowed = true
 		}
 		if !allowed {
 			return false

@@ -19,6 +19,10 @@
 // grants nothing on names its pattern does not match and nothing to other
 // principals. Superusers (Options.Superusers) may do everything.
 //
+// Rules come from the configuration (NewPolicy) and, at run time, from
+// Kafka's CreateAcls/DeleteAcls (SetDynamic, stored by ingest/kafka in
+// meta.db); both sets decide together.
+//
 // Patterns: "*" matches every name; "prefix*" (one trailing star) matches
 // the names that start with prefix (Kafka's PREFIXED); anything else
 // matches that one name exactly (Kafka's LITERAL). A star elsewhere is a

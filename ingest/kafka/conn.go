@@ -484,6 +484,12 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		sl.resp = c.incrementalAlterConfigs(r)
 	case *kmsg.DescribeClusterRequest:
 		sl.resp = c.describeCluster(r)
+	case *kmsg.DescribeACLsRequest:
+		sl.resp = c.describeACLs(r)
+	case *kmsg.CreateACLsRequest:
+		sl.resp = c.createACLs(r)
+	case *kmsg.DeleteACLsRequest:
+		sl.resp = c.deleteACLs(r)
 	case *kmsg.SASLHandshakeRequest:
 		sl.resp = c.saslHandshake(r)
 	case *kmsg.SASLAuthenticateRequest:

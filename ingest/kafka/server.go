@@ -23,6 +23,7 @@ type Server struct {
 	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
 	backoff  *access.Backoff
 	quotas   quotas
+	acls     acls
 	log      log.Log
 	logger   *slog.Logger
 	versions *versionTable
@@ -69,7 +70,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       opts.Log,
 		logger:    opts.Logger,
-		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log)),
+		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log), opts.Access != nil),
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
@@ -79,6 +80,10 @@ func New(opts Options) (*Server, error) {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
 	}
 	s.backoff = access.DefaultBackoff()
+	s.acls.store, s.acls.policy = opts.Log.Meta(), opts.Access
+	if err := s.acls.load(); err != nil {
+		return nil, err
+	}
 	if err := s.initUsers(); err != nil {
 		return nil, err
 	}
