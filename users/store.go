@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
@@ -153,9 +154,10 @@ func (f *File) Delete(name string) bool {
 	return len(f.Users) != n
 }
 
-// Store answers password and SCRAM checks. Safe for concurrent use.
+// Store answers password and SCRAM checks. Safe for concurrent use;
+// Replace swaps its accounts (a users file read again on SIGHUP).
 type Store struct {
-	entries map[string]*account
+	entries atomic.Pointer[map[string]*account]
 
 	mu    sync.Mutex
 	cache map[string][32]byte // guarded by mu: SHA-256 of the last password that matched bcrypt
@@ -171,7 +173,17 @@ type account struct {
 // given in clear (name → password: the deprecated kafka.users), whose
 // SCRAM credentials are derived here.
 func NewStore(entries []Entry, clear map[string]string) (*Store, error) {
-	s := &Store{entries: map[string]*account{}, cache: map[string][32]byte{}}
+	s := &Store{cache: map[string][32]byte{}}
+	if err := s.Replace(entries, clear); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Replace swaps the accounts for these (as NewStore builds them); a
+// client that authenticated before keeps its session.
+func (s *Store) Replace(entries []Entry, inClear map[string]string) error {
+	m := map[string]*account{}
 	for _, e := range entries {
 		a := &account{bcrypt: []byte(e.Bcrypt), scram: map[string]Scram{}}
 		if e.ScramSHA256 != nil {
@@ -180,23 +192,27 @@ func NewStore(entries []Entry, clear map[string]string) (*Store, error) {
 		if e.ScramSHA512 != nil {
 			a.scram[ScramSHA512] = *e.ScramSHA512
 		}
-		s.entries[e.Name] = a
+		m[e.Name] = a
 	}
-	for name, pass := range clear {
-		if _, dup := s.entries[name]; dup {
-			return nil, fmt.Errorf("%w: user %q is both in the users file and given in clear", ErrUsersFile, name)
+	for name, pass := range inClear {
+		if _, dup := m[name]; dup {
+			return fmt.Errorf("%w: user %q is both in the users file and given in clear", ErrUsersFile, name)
 		}
 		a := &account{clear: []byte(pass), scram: map[string]Scram{}}
-		for _, m := range []string{ScramSHA256, ScramSHA512} {
-			c, err := NewScram(m, pass, DefaultIterations)
+		for _, mech := range []string{ScramSHA256, ScramSHA512} {
+			c, err := NewScram(mech, pass, DefaultIterations)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			a.scram[m] = c
+			a.scram[mech] = c
 		}
-		s.entries[name] = a
+		m[name] = a
 	}
-	return s, nil
+	s.entries.Store(&m)
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+	return nil
 }
 
 // Len is the number of accounts.
@@ -204,13 +220,13 @@ func (s *Store) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.entries)
+	return len(*s.entries.Load())
 }
 
 // Names lists the accounts, sorted.
 func (s *Store) Names() []string {
 	var out []string
-	for n := range s.entries {
+	for n := range *s.entries.Load() {
 		out = append(out, n)
 	}
 	slices.Sort(out)
@@ -220,7 +236,7 @@ func (s *Store) Names() []string {
 // CheckPassword reports whether password is user's. An unknown user
 // costs as much as a known one.
 func (s *Store) CheckPassword(user string, password []byte) bool {
-	a, ok := s.entries[user]
+	a, ok := (*s.entries.Load())[user]
 	if !ok {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
 		return false
@@ -246,7 +262,7 @@ func (s *Store) CheckPassword(user string, password []byte) bool {
 
 // SCRAM returns user's credential for mech.
 func (s *Store) SCRAM(user, mech string) (Scram, bool) {
-	a, ok := s.entries[user]
+	a, ok := (*s.entries.Load())[user]
 	if !ok {
 		return Scram{}, false
 	}

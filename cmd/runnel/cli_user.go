@@ -74,7 +74,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err := users.WriteFile(*file, f); err != nil {
 			return c.fail(stderr, err)
 		}
-		fmt.Fprintf(stderr, "user %s removed from %s (restart runnel serve to apply)\n", name, *file)
+		fmt.Fprintf(stderr, "user %s removed from %s (runnel serve applies it on SIGHUP: systemctl reload runnel)\n", name, *file)
 		return exitOK
 	}
 	if err := users.ValidName(name); err != nil {
@@ -92,7 +92,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := users.WriteFile(*file, f); err != nil {
 		return c.fail(stderr, err)
 	}
-	fmt.Fprintf(stderr, "user %s written to %s (bcrypt, SCRAM-SHA-256, SCRAM-SHA-512; restart runnel serve to apply)\n", name, *file)
+	fmt.Fprintf(stderr, "user %s written to %s (bcrypt, SCRAM-SHA-256, SCRAM-SHA-512; runnel serve applies it on SIGHUP: systemctl reload runnel)\n", name, *file)
 	return exitOK
 }
 

@@ -51,6 +51,7 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		}
 		o.TLS = p.ServerConfig()
 	}
+	w.kafkaUsers = o.Users
 	w.kafkaSite(&o)
 	ks, err := kafka.New(o)
 	if err != nil {

@@ -56,6 +56,7 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 	case !o.AllowRemoteAnonymous:
 		w.logger.Info("mqtt: anonymous clients allowed from the loopback interface only")
 	}
+	w.mqttUsers = b.SetUsers
 	w.collectors = append(w.collectors, func(m *web.Metrics) { mqttMetrics(m, b.Stats()) })
 	w.mqttPublish = func(ctx context.Context, m web.MQTTMessage) error { return mqttPublish(ctx, b, m) }
 	w.mqttStatus = func() any { return b.Snapshot(500) }

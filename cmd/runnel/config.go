@@ -239,7 +239,7 @@ func (c *serveConfig) keys() []*key {
 			doc: "let clients that are not on the loopback interface use Kafka (while `kafka.users` is empty), MQTT (while anonymous MQTT is allowed) and HTTP (`http.anonymous: loopback` acts as `write`) without credentials. Off, such a client is refused with the protocol's own error (Kafka: TOPIC_AUTHORIZATION_FAILED and an empty topic list; MQTT: CONNACK not authorized; HTTP: 401). A trusted, isolated network only: warned at every start and in `/api/status` `security.warnings`"},
 
 		{path: "users-file", flag: "users-file", v: str(&c.UsersFile), check: c.checkUsersFile,
-			doc: "accounts for Kafka SASL (PLAIN, SCRAM-SHA-256/512), MQTT and HTTP Basic: bcrypt and SCRAM credentials, never a password; managed with `runnel user add|del|list --users-file FILE`. Any account means credentials are required (Kafka: SASL on every connection; MQTT: anonymous refused unless `mqtt.allow-anonymous`)"},
+			doc: "accounts for Kafka SASL (PLAIN, SCRAM-SHA-256/512), MQTT and HTTP Basic: bcrypt and SCRAM credentials, never a password; managed with `runnel user add|del|list --users-file FILE`, read again on SIGHUP. Any account means credentials are required (Kafka: SASL on every connection; MQTT: anonymous refused unless `mqtt.allow-anonymous`)"},
 
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},

@@ -57,28 +57,36 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 	}
 }
 
+// kafkaAccounts are the Kafka listener's accounts: users-file,
+// kafka.users and the site peers' credential derived from the gossip key,
+// which alone does not make SASL required (optional).
+func (c *serveConfig) kafkaAccounts() (st *users.Store, optional bool, err error) {
+	f, st, err := c.accounts()
+	if err != nil {
+		return nil, false, fmt.Errorf("config: users-file: %v", err)
+	}
+	pc, err := c.sitePeerCredential()
+	if err != nil || !pc.derived {
+		return st, false, err
+	}
+	inClear := map[string]string{sitePeerUser: pc.pass}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		inClear[name] = pass
+	}
+	optional = st.Len() == 0
+	if st, err = users.NewStore(f.Users, inClear); err != nil {
+		return nil, false, fmt.Errorf("config: users-file: %v", err)
+	}
+	return st, optional, nil
+}
+
 // kafkaOptions are the Kafka listener's options (kafka.*). It reads the
 // TLS key pair.
 func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger *slog.Logger, nodeID string) (kafka.Options, error) {
-	f, accounts, err := c.accounts()
+	accounts, optionalSASL, err := c.kafkaAccounts()
 	if err != nil {
-		return kafka.Options{}, fmt.Errorf("config: users-file: %v", err)
-	}
-	// The site peers' credential derived from the gossip key is a Kafka
-	// account of its own; alone, it does not make SASL required.
-	optionalSASL := false
-	if pc, err := c.sitePeerCredential(); err != nil {
 		return kafka.Options{}, err
-	} else if pc.derived {
-		clear := map[string]string{sitePeerUser: pc.pass}
-		for _, u := range c.Kafka.Users {
-			name, pass, _ := strings.Cut(u, ":")
-			clear[name] = pass
-		}
-		optionalSASL = accounts.Len() == 0
-		if accounts, err = users.NewStore(f.Users, clear); err != nil {
-			return kafka.Options{}, fmt.Errorf("config: users-file: %v", err)
-		}
 	}
 	var tc *tls.Config
 	if c.Kafka.TLS.CertFile != "" {
@@ -196,8 +204,8 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 // from http.tokens-file (read here).
 func (c *serveConfig) webAuth() (web.AuthOptions, error) {
 	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.httpAnonymous()}
-	if _, accounts, err := c.accounts(); err == nil && accounts.Len() > 0 {
-		a.Passwords = accounts
+	if _, accounts, err := c.accounts(); err == nil && (accounts.Len() > 0 || c.UsersFile != "") {
+		a.Passwords = accounts // replaced on SIGHUP (reloadUsers)
 	}
 	a.Access, _ = c.accessPolicy() // checked by validate
 	for _, u := range c.Kafka.Users {

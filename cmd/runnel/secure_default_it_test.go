@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func TestSecureDefaultRemoteAnonymousRefused(t *testing.T) {
 	n := c.Node(1)
 	ip := n.IP.String()
 
+	var pid int // of the runnel serve last started
 	start := func(t *testing.T, args ...string) (logf string) {
 		dir := t.TempDir() // the working directory: ./runnel-data lands here
 		logf = filepath.Join(dir, "runnel.log")
@@ -54,6 +56,7 @@ func TestSecureDefaultRemoteAnonymousRefused(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		pid = cmd.Process.Pid
 		done := make(chan struct{})
 		go func() { cmd.Wait(); out.Close(); close(done) }()
 		t.Cleanup(func() {
@@ -219,6 +222,36 @@ func TestSecureDefaultRemoteAnonymousRefused(t *testing.T) {
 		}
 		if r := execOut(t, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "plc:plc-pw", "http://"+ip+":8080/api/topics"); r.out != "200" {
 			t.Errorf("remote curl as plc: HTTP %s", r.out)
+		}
+		// An account added while serving works after SIGHUP, on every
+		// protocol, without a restart.
+		add = exec.Command(bin, "user", "add", "--users-file", uf, "late")
+		add.Stdin = strings.NewReader("late-pw\n")
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("runnel user add late: %v: %s", err, out)
+		}
+		if r := kcat(sasl("SCRAM-SHA-512", "late", "late-pw")...); r.err == nil {
+			t.Errorf("account late works before SIGHUP: %s", r.out)
+		}
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(logf)
+			if strings.Contains(string(b), "users-file reloaded") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if r := kcat(sasl("SCRAM-SHA-512", "late", "late-pw")...); r.err != nil {
+			t.Errorf("remote kcat SCRAM as late after SIGHUP: %v: %s", r.err, r.out)
+		}
+		if r := execOut(t, "mosquitto_pub", "-h", ip, "-u", "late", "-P", "late-pw", "-q", "1", "-t", "plant/x", "-m", "v"); r.err != nil {
+			t.Errorf("remote mosquitto_pub as late after SIGHUP: %v: %s", r.err, r.out)
+		}
+		if r := execOut(t, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "late:late-pw", "http://"+ip+":8080/api/topics"); r.out != "200" {
+			t.Errorf("remote curl as late after SIGHUP: HTTP %s", r.out)
 		}
 		b, _ := os.ReadFile(logf)
 		if !strings.Contains(string(b), "kafka.users (--kafka-user NAME:PASSWORD) is deprecated") {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/runnel/runnel/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
@@ -116,4 +117,36 @@ func (w *wiring) reloadTLS() {
 		p.Reload()
 	}
 	w.logger.Info("SIGHUP: TLS certificates reloaded", "pairs", len(w.tlsPairs))
+}
+
+// reloadUsers reads users-file again (SIGHUP) and gives Kafka, MQTT and
+// HTTP the new accounts; clients already authenticated stay connected. A
+// file that does not read keeps the accounts in use.
+func (w *wiring) reloadUsers() {
+	if w.cfg.UsersFile == "" {
+		return
+	}
+	f, _, err := w.cfg.accounts()
+	if err != nil {
+		w.logger.Error("SIGHUP: users-file not reloaded; the accounts in use are kept", "err", err)
+		return
+	}
+	inClear := map[string]string{}
+	for _, u := range w.cfg.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		inClear[name] = pass
+	}
+	if w.webUsers != nil {
+		w.webUsers.Replace(f.Users, inClear)
+	}
+	if w.kafkaUsers != nil {
+		if pc, err := w.cfg.sitePeerCredential(); err == nil && pc.derived {
+			inClear[sitePeerUser] = pc.pass
+		}
+		w.kafkaUsers.Replace(f.Users, inClear)
+	}
+	if w.mqttUsers != nil {
+		w.mqttUsers(w.cfg.mqttUsers())
+	}
+	w.logger.Info("SIGHUP: users-file reloaded", "users", len(f.Users))
 }

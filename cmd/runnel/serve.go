@@ -18,8 +18,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/runnel/runnel/certs"
+	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
+	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 
@@ -164,6 +166,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 		select {
 		case <-hup:
 			w.reloadTLS()
+			w.reloadUsers()
 		case <-ctx.Done():
 			logger.Info("stopping", "reason", "signal")
 			sdNotify("STOPPING=1\nSTATUS=stopping: syncing and closing the log")
@@ -219,9 +222,13 @@ type wiring struct {
 	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
 	mqttStatus  func() any
 	tlsPairs    []*certs.Pair // reloaded on SIGHUP
-	ingest      map[string]func() web.IngestCount
-	consumers   func() ([]web.ConsumerGroup, error)
-	pauseRoute  func(name string, paused bool) error
+	// The accounts, read again from users-file on SIGHUP (reloadUsers).
+	kafkaUsers *users.Store
+	webUsers   *users.Store
+	mqttUsers  func([]mqtt.User)
+	ingest     map[string]func() web.IngestCount
+	consumers  func() ([]web.ConsumerGroup, error)
+	pauseRoute func(name string, paused bool) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -267,6 +274,7 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 		ln.Close()
 		return err
 	}
+	w.webUsers, _ = auth.Passwords.(*users.Store)
 	var brokerID int32
 	if w.repl != nil {
 		brokerID = w.repl.BrokerID()

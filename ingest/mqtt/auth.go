@@ -6,16 +6,17 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
 // authorizer checks credentials and ACL rules. Immutable after New except
-// for the cache.
+// for the cache and the users (SetUsers).
 type authorizer struct {
 	anonymous  bool
-	remoteAnon bool              // anonymous clients off loopback too
-	users      map[string][]byte // name → bcrypt hash
+	remoteAnon bool                              // anonymous clients off loopback too
+	users      atomic.Pointer[map[string][]byte] // name → bcrypt hash; replaced by SetUsers
 	rules      []ACLRule
 
 	// bcrypt costs tens of milliseconds on an edge CPU; a reconnect storm
@@ -29,14 +30,22 @@ func newAuthorizer(o *Options) *authorizer {
 	a := &authorizer{
 		anonymous:  o.AllowAnonymous,
 		remoteAnon: o.AllowRemoteAnonymous,
-		users:      make(map[string][]byte, len(o.Users)),
 		rules:      o.ACL,
 		cache:      map[string][32]byte{},
 	}
-	for _, u := range o.Users {
-		a.users[u.Name] = []byte(u.PasswordHash)
-	}
+	a.setUsers(o.Users)
 	return a
+}
+
+func (a *authorizer) setUsers(us []User) {
+	m := make(map[string][]byte, len(us))
+	for _, u := range us {
+		m[u.Name] = []byte(u.PasswordHash)
+	}
+	a.users.Store(&m)
+	a.mu.Lock()
+	clear(a.cache)
+	a.mu.Unlock()
 }
 
 // login reports whether a client may connect with these credentials.
@@ -49,7 +58,7 @@ func (a *authorizer) login(user, password []byte, certUser, remote string) bool 
 	if len(user) == 0 {
 		return a.anonymous && (a.remoteAnon || loopbackAddr(remote))
 	}
-	hash, ok := a.users[string(user)]
+	hash, ok := (*a.users.Load())[string(user)]
 	if !ok {
 		// Spend the same time as a real check so user names cannot be probed.
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
@@ -145,4 +154,10 @@ func loopbackAddr(remote string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// SetUsers replaces the accounts (a users file read again on SIGHUP);
+// connected clients stay connected.
+func (b *Broker) SetUsers(us []User) {
+	b.auth.setUsers(us)
 }
