@@ -152,7 +152,7 @@ type kafkaConfig struct {
 	AutoCreateTopics bool
 	Users            []string
 	AllowPlainNoTLS  bool
-	TLS              struct{ CertFile, KeyFile string }
+	TLS              struct{ CertFile, KeyFile, ClientCAFile string }
 	MaxFrameBytes    int32
 	MaxQueuedBytes   int64
 	MaxConns         int
@@ -283,6 +283,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "TLS certificate (PEM) for the Kafka listener"},
 		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
 			doc: "TLS key (PEM) for the Kafka listener"},
+		{path: "kafka.tls.client-ca-file", flag: "kafka-tls-client-ca", v: str(&c.Kafka.TLS.ClientCAFile),
+			doc: "CA bundle (PEM) Kafka client certificates are verified against (mutual TLS): a client with a valid certificate is the user named by its common name, without SASL, under the same access rules"},
 		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
 			doc: "largest Kafka request accepted (the Java client and librdkafka send at most 1 MB; franz-go up to its `BrokerMaxWriteBytes`, 100 MiB by default: set it to this)"},
 		{path: "kafka.max-queued-request-bytes", flag: "kafka-max-queued-request-bytes", def: strconv.Itoa(kafka.DefaultMaxQueuedRequestBytes), v: i64(&c.Kafka.MaxQueuedBytes),
@@ -430,6 +432,9 @@ func (c *serveConfig) validate() error {
 		case a.v.String() == "" && b.v.String() != "":
 			return b.errorf("needs %s too", a.path)
 		}
+	}
+	if c.Kafka.TLS.ClientCAFile != "" && c.Kafka.TLS.CertFile == "" {
+		return c.key("kafka.tls.client-ca-file").errorf("needs kafka.tls.cert-file and kafka.tls.key-file")
 	}
 	if c.MQTT.TLS.Addr != "" && c.MQTT.TLS.CertFile == "" {
 		return c.key("mqtt.tls.addr").errorf("needs mqtt.tls.cert-file and mqtt.tls.key-file")

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"net"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -58,6 +59,24 @@ func (c *conn) initPrincipal() {
 			c.s.stats.anonymousRefused.Add(1)
 			c.s.logger.Warn("kafka: anonymous client off loopback has no rights", "peer", c.peer, "reason", refusedAnonymousMsg)
 		}
+	}
+}
+
+// certPrincipal: over TLS with a client certificate verified against the
+// listener's client CAs (mutual TLS), the certificate's common name is
+// the user, authenticated without SASL (Kafka's SSL principal, mapped to
+// the CN).
+func (c *conn) certPrincipal() {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return
+	}
+	if cn := st.PeerCertificates[0].Subject.CommonName; cn != "" {
+		c.authed, c.principal, c.noRights = true, cn, false
 	}
 }
 

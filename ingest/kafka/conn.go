@@ -98,6 +98,7 @@ type conn struct {
 	principal     string    // access.Anonymous until SASL names a user
 	noRights      bool      // an anonymous client off loopback (authz.go)
 	saslDone      bool      // a SASL exchange succeeded
+	certChecked   bool      // the TLS client certificate was looked at
 	mutedUntil    time.Time // a produce quota's throttle ends (quota.go)
 	saslRawNext   bool      // a v0 SaslHandshake chose PLAIN: next frame is a raw token
 	saslMechanism string    // what a SaslHandshake chose ("" before)
@@ -335,6 +336,10 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 			err = fmt.Errorf("%w: panic while handling a request: %v", ErrMalformed, r)
 		}
 	}()
+	if !c.certChecked {
+		c.certChecked = true
+		c.certPrincipal() // authz.go: a verified client certificate names the user
+	}
 	if c.saslRawNext {
 		return c.saslRawToken(buf)
 	}
