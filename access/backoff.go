@@ -6,10 +6,11 @@ import (
 )
 
 // Backoff slows down repeated failed authentications from one source (an
-// IP address): the n-th failure in a row is answered after
-// min(Base·2^(n-1), Max), as Kafka's connection.failed.authentication.delay.ms
-// delays the answer to a failure, growing so that guessing passwords from
-// one address gets slower and slower. A success from the source, or Reset
+// IP address): the first failure is answered at once (a typo), the n-th
+// in a row after min(Base·2^(n-2), Max), as Kafka's
+// connection.failed.authentication.delay.ms delays the answer to a
+// failure, growing so that guessing passwords from one address gets
+// slower and slower. A success from the source, or Reset
 // after quiet, starts it over. Safe for concurrent use.
 type Backoff struct {
 	Base, Max time.Duration
@@ -57,8 +58,11 @@ func (b *Backoff) Failed(source string) time.Duration {
 	}
 	f.n++
 	f.last = now
+	if f.n == 1 {
+		return 0
+	}
 	d := b.Base
-	for i := 1; i < f.n && d < b.Max; i++ {
+	for i := 2; i < f.n && d < b.Max; i++ {
 		d *= 2
 	}
 	return min(d, b.Max)
