@@ -1,6 +1,7 @@
 package access
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -112,4 +113,76 @@ func FuzzOneRuleGrantsOnlyWhatItSays(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPolicyGrantsOnlyWhatRulesSay: random policies (users, kinds,
+// literal, prefixed and wildcard patterns, allow and deny, static and
+// dynamic rules) against random questions. Every yes must be backed, for
+// each operation asked, by an allow rule of that user (or "*"), kind and
+// a pattern matching the name that lists the operation (or implies
+// Describe), with no deny rule for it; every no must lack such backing.
+func TestPolicyGrantsOnlyWhatRulesSay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	users := []string{"a", "b", "*", Anonymous}
+	names := []string{"s", "s.1", "s.2", "t", "", "s*"}
+	patterns := []string{"*", "s*", "s.*", "s.1", "t", "x*"}
+	ops := []Op{Read, Write, Create, Delete, Alter, Describe, ClusterAction}
+	randOps := func() Op {
+		var o Op
+		for o == 0 {
+			o = Op(rng.IntN(int(All) + 1))
+		}
+		return o
+	}
+	for range 3000 {
+		var static, dyn []Rule
+		for range rng.IntN(6) {
+			r := Rule{User: users[rng.IntN(len(users))], Kind: Kind(rng.IntN(3) + 1), Pattern: patterns[rng.IntN(len(patterns))], Ops: randOps(), Deny: rng.IntN(4) == 0}
+			if rng.IntN(2) == 0 {
+				static = append(static, r)
+			} else {
+				dyn = append(dyn, r)
+			}
+		}
+		p := mustPolicy(t, static)
+		if err := p.SetDynamic(dyn); err != nil {
+			t.Fatal(err)
+		}
+		all := append(append([]Rule(nil), static...), dyn...)
+		for range 20 {
+			user := []string{"a", "b", Anonymous}[rng.IntN(3)]
+			kind, name := Kind(rng.IntN(3)+1), names[rng.IntN(len(names))]
+			q := ops[rng.IntN(len(ops))]
+			if rng.IntN(3) == 0 {
+				q |= ops[rng.IntN(len(ops))]
+			}
+			backed := true
+			for _, bit := range ops {
+				if q&bit == 0 {
+					continue
+				}
+				allow, deny := false, false
+				for _, r := range all {
+					if r.Kind != kind || (r.User != "*" && r.User != user) {
+						continue
+					}
+					if !(r.Pattern == "*" || r.Pattern == name || (strings.HasSuffix(r.Pattern, "*") && strings.HasPrefix(name, strings.TrimSuffix(r.Pattern, "*")))) {
+						continue
+					}
+					if r.Deny && r.Ops&bit != 0 {
+						deny = true
+					}
+					if !r.Deny && (r.Ops&bit != 0 || (bit == Describe && r.Ops&(Read|Write|Create|Delete|Alter) != 0)) {
+						allow = true
+					}
+				}
+				if deny || !allow {
+					backed = false
+				}
+			}
+			if got := p.Allowed(user, kind, name, q); got != backed {
+				t.Fatalf("rules %+v: Allowed(%q, %s, %q, %s) = %v, the rules say %v", all, user, kind, name, q, got, backed)
+			}
+		}
+	}
 }
