@@ -66,6 +66,7 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 		}
 	}
 	w.kafkaUsers = o.Users
+	o.Quotas = w.produceQuotas()
 	w.kafkaSite(&o)
 	ks, err := kafka.New(o)
 	if err != nil {

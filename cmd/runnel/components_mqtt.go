@@ -14,6 +14,7 @@ import (
 
 func (w *wiring) startMQTT(stops *[]stopper) error {
 	o := w.cfg.mqttOptions(w.log, w.logger.With("component", "mqtt"))
+	o.Quotas = w.produceQuotas()
 	if o.TLS.CertFile != "" {
 		p, err := w.tlsPair("mqtt.tls", o.TLS.CertFile, o.TLS.KeyFile)
 		if err != nil {

@@ -374,7 +374,7 @@ func (c *serveConfig) keys() []*key {
 			doc: "permission rules over log topics, consumer groups and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `access/doc.go`)"},
 
 		{path: "access.quotas", v: fileOnly(&c.Access.Quotas), check: c.checkQuotas,
-			doc: "Kafka produce quotas: `{user, producer-byte-rate}` (bytes/s, Kafka's `producer_byte_rate`; `user: \"*\"` = each user without its own, `ANONYMOUS` included, each with its own budget). A producer over its rate is answered with `throttle_time_ms` and its connection is not read until that time has passed (`runnel_kafka_throttled_total`)"},
+			doc: "produce quotas: `{user, producer-byte-rate}` (bytes/s, Kafka's `producer_byte_rate`, one budget per user for Kafka and MQTT together; `user: \"*\"` = each user without its own, `ANONYMOUS` included, each with its own budget). A Kafka producer over its rate is answered with `throttle_time_ms` and its connection is not read until that time has passed (`runnel_kafka_throttled_total`); an MQTT client's next packets are read only after it (`runnel_mqtt_quota_throttled_total`)"},
 
 		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
 			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},

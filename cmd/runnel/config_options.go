@@ -117,7 +117,6 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		Users:                 accounts,
 		AllowPlainWithoutTLS:  c.Kafka.AllowPlainNoTLS,
 		OptionalSASL:          optionalSASL,
-		ProducerByteRate:      c.producerByteRate(),
 		AllowRemoteAnonymous:  c.AllowRemoteAnonymous,
 	}, nil
 }

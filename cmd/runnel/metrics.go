@@ -66,6 +66,7 @@ func mqttMetrics(m *web.Metrics, st mqtt.Stats) {
 	c("throttled_total", "Times a client waited at its pending cap.", st.Throttled)
 	c("fanned_out_total", "Log records published to MQTT subscribers by publish routes.", st.FannedOut)
 	c("auth_failures_total", "CONNECTs refused for bad credentials.", st.AuthFailures)
+	c("quota_throttled_total", "Publishes held for a produce quota (access.quotas).", st.QuotaThrottled)
 	c("acl_denied_total", "Publishes, subscriptions or deliveries refused by ACL.", st.ACLDenied)
 	c("conns_refused_ip_total", "Connections closed at the per-IP cap.", st.ConnsRefusedIP)
 	c("conns_refused_total", "Connections closed at the cap of all MQTT connections.", st.ConnsRefused)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
 )
@@ -149,4 +150,15 @@ func (w *wiring) reloadUsers() {
 		w.mqttUsers(w.cfg.mqttUsers())
 	}
 	w.logger.Info("SIGHUP: users-file reloaded", "users", len(f.Users))
+}
+
+// produceQuotas is access.quotas, one instance for Kafka and MQTT (nil
+// without quotas).
+func (w *wiring) produceQuotas() *access.Quotas {
+	if w.quotas == nil {
+		if rate := w.cfg.producerByteRate(); rate != nil {
+			w.quotas = access.NewQuotas(rate)
+		}
+	}
+	return w.quotas
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
@@ -226,6 +227,7 @@ type wiring struct {
 	kafkaUsers *users.Store
 	webUsers   *users.Store
 	mqttUsers  func([]mqtt.User)
+	quotas     *access.Quotas // access.quotas, one budget per user for Kafka and MQTT
 	ingest     map[string]func() web.IngestCount
 	consumers  func() ([]web.ConsumerGroup, error)
 	pauseRoute func(name string, paused bool) error

@@ -106,10 +106,10 @@ type Options struct {
 	// (then AllowRemoteAnonymous applies). For Users that hold only the
 	// site's peer credential.
 	OptionalSASL bool
-	// ProducerByteRate returns the produce quota of a principal in bytes
-	// per second (Kafka's producer_byte_rate; <= 0 = none). nil = none.
+	// Quotas are the produce quotas per principal (Kafka's
+	// producer_byte_rate; shared with the other protocols). nil = none.
 	// See quota.go.
-	ProducerByteRate func(principal string) int64
+	Quotas *access.Quotas
 	// AllowRemoteAnonymous lets clients that are not on the loopback
 	// interface use the listener without SASL when SASLPlain is empty.
 	// The zero value gives them no rights at all: every request that

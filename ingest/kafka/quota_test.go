@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/users"
 )
 
@@ -32,12 +33,12 @@ func TestProduceQuota(t *testing.T) {
 	const rate = 64 << 10
 	ts := startServer(t, openLog(t, ""), func(o *Options) {
 		o.Users = st
-		o.ProducerByteRate = func(u string) int64 {
+		o.Quotas = access.NewQuotas(func(u string) int64 {
 			if u == "device" {
 				return rate
 			}
 			return 0
-		}
+		})
 	})
 	ctx := testCtx(t, 60*time.Second)
 	client := func(user, pass string, h *throttleHook) *kgo.Client {

@@ -22,7 +22,6 @@ type Server struct {
 	opts     Options
 	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
 	backoff  *access.Backoff
-	quotas   quotas
 	acls     acls
 	log      log.Log
 	logger   *slog.Logger

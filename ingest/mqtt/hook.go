@@ -103,6 +103,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	b := h.b
+	b.throttle(cl, len(pk.Payload)+len(pk.TopicName))
 	tgt, routed := b.router.resolve(pk.TopicName, cl.ID)
 	s := b.sessionFor(cl)
 	p := &pending{s: s, pk: pk, size: len(pk.Payload) + len(pk.TopicName) + 64, unrouted: !routed}

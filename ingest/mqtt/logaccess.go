@@ -2,6 +2,9 @@ package mqtt
 
 import (
 	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/runnel/runnel/access"
 )
@@ -45,4 +48,30 @@ func (b *Broker) logAccess(user, client, mqttTopic string, write bool) bool {
 // MQTT clients).
 func (b *Broker) MayPublish(principal, mqttTopic, client string) bool {
 	return b.logAccess(principal, client, mqttTopic, true)
+}
+
+// throttle holds the client's reader (OnPublish runs on it) when its
+// user is over Options.Quotas' rate.
+func (b *Broker) throttle(cl *mqtt.Client, n int) {
+	if b.opts.Quotas == nil {
+		return
+	}
+	user := string(cl.Properties.Username)
+	if cu := b.certUser(cl); cu != "" {
+		user = cu
+	}
+	if user == "" {
+		user = access.Anonymous
+	}
+	d := b.opts.Quotas.Charge(user, n)
+	if d <= 0 {
+		return
+	}
+	b.stats.quotaThrottled.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-b.closing:
+	}
 }

@@ -86,6 +86,11 @@ type Options struct {
 	// out of T, needs Read on T. The principal is the user name (or the
 	// certificate's name), access.Anonymous without one. nil = no check.
 	Access *access.Policy `yaml:"-"`
+	// Quotas are the produce quotas per user (Kafka's producer_byte_rate,
+	// one budget with Kafka's): a client over its user's rate has its
+	// next packets read only after the throttle time (TCP holds it back;
+	// MQTT has no throttle field). nil = none.
+	Quotas *access.Quotas `yaml:"-"`
 
 	// MaxPendingPerClient caps the messages of one client that are waiting
 	// for the log (any QoS). At the cap the broker stops reading from that
