@@ -1,10 +1,14 @@
 package web
 
 import (
+	"context"
+	"time"
+
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/runnel/runnel/access"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,6 +64,15 @@ type AuthOptions struct {
 	// Anonymous: AnonymousLoopback (""), AnonymousNone, AnonymousRead or
 	// AnonymousWrite.
 	Anonymous string
+	// Access, when set, is the permission model (package access) applied
+	// after the role check to HTTP Basic users and anonymous clients
+	// (access.Anonymous): see access.go. Bearer tokens keep their role.
+	Access *access.Policy
+	// Passwords checks HTTP Basic credentials of users not in Users (the
+	// users file's accounts: bcrypt). nil = Users only.
+	Passwords interface {
+		CheckPassword(user string, password []byte) bool
+	}
 }
 
 // Validate reports the first invalid field.
@@ -70,7 +83,7 @@ func (a *AuthOptions) Validate() error {
 		return fmt.Errorf("web: anonymous access %q: want loopback, none, read or write", a.Anonymous)
 	}
 	for _, u := range a.ReadOnlyUsers {
-		if _, ok := a.Users[u]; !ok {
+		if _, ok := a.Users[u]; !ok && a.Passwords == nil {
 			return fmt.Errorf("web: read-only user %q is not a user", u)
 		}
 	}
@@ -88,10 +101,15 @@ type authenticator struct {
 	readOnly  map[string]bool
 	tokens    map[[32]byte]role // sha256(token) → role
 	anonymous string
+	policy    *access.Policy
+	backoff   *access.Backoff // failed credentials per address
+	passwords interface {
+		CheckPassword(user string, password []byte) bool
+	}
 }
 
 func newAuthenticator(a AuthOptions) *authenticator {
-	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous}
+	au := &authenticator{users: map[string][32]byte{}, readOnly: map[string]bool{}, tokens: map[[32]byte]role{}, anonymous: a.Anonymous, policy: a.Access, passwords: a.Passwords, backoff: access.DefaultBackoff()}
 	if au.anonymous == "" {
 		au.anonymous = AnonymousLoopback
 	}
@@ -114,31 +132,37 @@ func newAuthenticator(a AuthOptions) *authenticator {
 var errBadCredentials = errors.New("bad credentials")
 
 // credentials returns the role the request's credentials grant: 0 (none
-// given) or an error for wrong ones.
-func (au *authenticator) credentials(r *http.Request) (role, error) {
+// given) or an error for wrong ones, and the HTTP Basic user name ("" for
+// a token or none).
+func (au *authenticator) credentials(r *http.Request) (role, string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return 0, nil
+		return 0, "", nil
 	}
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
 		if rl, ok := au.tokens[sha256.Sum256([]byte(strings.TrimSpace(tok)))]; ok {
-			return rl, nil
+			return rl, "", nil
 		}
-		return 0, errBadCredentials
+		return 0, "", errBadCredentials
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
-		return 0, errBadCredentials
+		return 0, "", errBadCredentials
 	}
 	want, known := au.users[user]
 	got := sha256.Sum256([]byte(pass))
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
-		return 0, errBadCredentials
+	switch {
+	case known:
+		if subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			return 0, "", errBadCredentials
+		}
+	case au.passwords == nil || !au.passwords.CheckPassword(user, []byte(pass)):
+		return 0, "", errBadCredentials
 	}
 	if au.readOnly[user] {
-		return roleRead, nil
+		return roleRead, user, nil
 	}
-	return roleWrite, nil
+	return roleWrite, user, nil
 }
 
 // anonymousRole is what a request without credentials may do.
@@ -201,12 +225,22 @@ func (s *Server) authorize(need role, h http.HandlerFunc) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, err := s.auth.credentials(r)
+		got, user, err := s.auth.credentials(r)
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			s.stats.authFailures.Add(1)
+			// Password guessing from one address gets slower and slower.
+			select {
+			case <-time.After(s.auth.backoff.Failed(host)):
+			case <-r.Context().Done():
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="runnel", charset="UTF-8"`)
 			writeError(w, errf(http.StatusUnauthorized, codeUnauthorized, "wrong user name, password or token"))
 			return
+		}
+		if user != "" {
+			s.auth.backoff.Succeeded(host)
 		}
 		anonymous := got == 0
 		if anonymous {
@@ -225,6 +259,18 @@ func (s *Server) authorize(need role, h http.HandlerFunc) http.Handler {
 		if need == roleWrite && crossOrigin(r) {
 			writeError(w, errf(http.StatusForbidden, codeForbidden, "cross-origin write refused"))
 			return
+		}
+		if s.auth.policy != nil {
+			if user == "" && anonymous {
+				user = access.Anonymous
+			}
+			if user != "" {
+				if e := s.auth.check(r, user); e != nil {
+					writeError(w, e)
+					return
+				}
+				r = r.WithContext(context.WithValue(r.Context(), principalKey{}, user))
+			}
 		}
 		h(w, r)
 	})

@@ -32,6 +32,11 @@ var ErrInvalidMessage = errors.New("web: invalid MQTT message")
 // subscribers and not stored, as a client's PUBLISH would be.
 var ErrNotStored = errors.New("web: no MQTT route matched; fanned out, not stored")
 
+// ErrForbidden is what Options.MQTTPublish wraps when the request's
+// Principal may not write the log topic the message would be stored in
+// (answered 403).
+var ErrForbidden = errors.New("web: forbidden")
+
 // publishRequest is EMQX's publish API body.
 type publishRequest struct {
 	Topic           string             `json:"topic"`
@@ -196,6 +201,9 @@ func (s *Server) publishOne(ctx context.Context, req *publishRequest) (publishRe
 	case errors.Is(err, ErrInvalidMessage):
 		s.stats.mqttFailed.Add(1)
 		return publishResult{}, errf(http.StatusBadRequest, codeBadRequest, err.Error())
+	case errors.Is(err, ErrForbidden):
+		s.stats.mqttFailed.Add(1)
+		return publishResult{}, errf(http.StatusForbidden, codeForbidden, err.Error())
 	case err != nil:
 		s.stats.mqttFailed.Add(1)
 		return publishResult{}, err

@@ -33,7 +33,9 @@ type v2Topic struct {
 func (s *Server) v2Topics(w http.ResponseWriter, r *http.Request) {
 	names := []string{}
 	for _, t := range s.opts.Log.Topics() {
-		names = append(names, t.Name)
+		if s.visible(r, t.Name) {
+			names = append(names, t.Name)
+		}
 	}
 	writeJSONType(w, v2Type, names)
 }

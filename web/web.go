@@ -267,6 +267,9 @@ type topicJSON struct {
 func (s *Server) topics(w http.ResponseWriter, r *http.Request) {
 	var out []topicJSON
 	for _, t := range s.opts.Log.Topics() {
+		if !s.visible(r, t.Name) {
+			continue
+		}
 		tj := topicJSON{Name: t.Name, Fsync: string(t.Config.Fsync), OnFull: string(t.Config.OnFull),
 			RetentionMs: t.Config.RetentionAge.Milliseconds(), RetentionBytes: t.Config.RetentionBytes, Origin: t.Config.Origin,
 			CleanupPolicy: string(t.Config.Cleanup)}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/kafka/group"
@@ -44,6 +47,26 @@ func (w *wiring) startKafka(stops *[]stopper) error {
 	if err != nil {
 		return err
 	}
+	if w.cfg.Kafka.TLS.CertFile != "" {
+		p, err := w.tlsPair("kafka.tls", w.cfg.Kafka.TLS.CertFile, w.cfg.Kafka.TLS.KeyFile)
+		if err != nil {
+			return err
+		}
+		o.TLS = p.ServerConfig()
+		if ca := w.cfg.Kafka.TLS.ClientCAFile; ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return fmt.Errorf("config: kafka.tls.client-ca-file: %v", err)
+			}
+			o.TLS.ClientCAs = x509.NewCertPool()
+			if !o.TLS.ClientCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("config: kafka.tls.client-ca-file: no certificate in %s", ca)
+			}
+			o.TLS.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	w.kafkaUsers = o.Users
+	o.Quotas = w.produceQuotas()
 	w.kafkaSite(&o)
 	ks, err := kafka.New(o)
 	if err != nil {

@@ -14,6 +14,14 @@ import (
 
 func (w *wiring) startMQTT(stops *[]stopper) error {
 	o := w.cfg.mqttOptions(w.log, w.logger.With("component", "mqtt"))
+	o.Quotas = w.produceQuotas()
+	if o.TLS.CertFile != "" {
+		p, err := w.tlsPair("mqtt.tls", o.TLS.CertFile, o.TLS.KeyFile)
+		if err != nil {
+			return err
+		}
+		o.TLS.GetCertificate = p.GetCertificate
+	}
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("config: %v", err)
 	}
@@ -43,11 +51,13 @@ func (w *wiring) startMQTT(stops *[]stopper) error {
 			}
 		}()
 	}
-	if !o.AllowAnonymous {
+	switch {
+	case !o.AllowAnonymous:
 		w.logger.Info("mqtt: anonymous clients refused")
-	} else {
-		w.logger.Warn("mqtt: anonymous clients allowed (set mqtt-allow-anonymous: false with users for production)")
+	case !o.AllowRemoteAnonymous:
+		w.logger.Info("mqtt: anonymous clients allowed from the loopback interface only")
 	}
+	w.mqttUsers = b.SetUsers
 	w.collectors = append(w.collectors, func(m *web.Metrics) { mqttMetrics(m, b.Stats()) })
 	w.mqttPublish = func(ctx context.Context, m web.MQTTMessage) error { return mqttPublish(ctx, b, m) }
 	w.mqttStatus = func() any { return b.Snapshot(500) }
@@ -65,6 +75,9 @@ func mqttPublish(ctx context.Context, b *mqtt.Broker, m web.MQTTMessage) error {
 		ContentType: m.ContentType, ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData}
 	for _, u := range m.UserProperties {
 		msg.UserProperties = append(msg.UserProperties, packets.UserProperty{Key: u[0], Val: u[1]})
+	}
+	if user, ok := web.Principal(ctx); ok && !b.MayPublish(user, m.Topic, m.ClientID) {
+		return fmt.Errorf("%w: user %s may not write the log topic MQTT topic %q is stored in", web.ErrForbidden, user, m.Topic)
 	}
 	stored, err := b.Publish(ctx, msg)
 	switch {

@@ -65,14 +65,17 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/users"
 )
 
 // serveConfig is the configuration tree of `runnel serve`. Field comments
@@ -84,11 +87,15 @@ type serveConfig struct {
 	Site            string
 	ShutdownTimeout time.Duration
 
+	AllowRemoteAnonymous bool
+	UsersFile            string
+
 	Logging     loggingConfig
 	Log         logConfig
 	Kafka       kafkaConfig
 	MQTT        mqttConfig
 	HTTP        httpConfig
+	Access      accessConfig
 	Replication replicationConfig
 
 	// Forwarding: the flat common case (upstream-kafka, forward,
@@ -131,6 +138,8 @@ type replicationConfig struct {
 	GossipAddr               string
 	GossipKeyFile            string
 	GossipInsecure           bool
+	PeerUser                 string
+	PeerPasswordFile         string
 	DefaultReplicationFactor int32
 	DefaultMinInsyncReplicas int32
 	ReplicaLagTimeMax        time.Duration
@@ -144,7 +153,8 @@ type kafkaConfig struct {
 	AdvertisedAddr   string
 	AutoCreateTopics bool
 	Users            []string
-	TLS              struct{ CertFile, KeyFile string }
+	AllowPlainNoTLS  bool
+	TLS              struct{ CertFile, KeyFile, ClientCAFile string }
 	MaxFrameBytes    int32
 	MaxQueuedBytes   int64
 	MaxConns         int
@@ -187,9 +197,25 @@ type mqttTLSConfig struct {
 	CertAsUsername    bool
 }
 
+// accessConfig is the permission model (package access) applied to
+// Kafka, MQTT and HTTP. Without rules and superusers every authenticated
+// client may do everything.
+type accessConfig struct {
+	Superusers []string
+	Rules      []access.RuleSpec
+	Quotas     []quotaConfig
+}
+
+// quotaConfig is one produce quota (Kafka's producer_byte_rate).
+type quotaConfig struct {
+	User             string `yaml:"user"`
+	ProducerByteRate int64  `yaml:"producer-byte-rate"`
+}
+
 type httpConfig struct {
 	Addr          string
 	MaxBodyBytes  int64
+	TLS           struct{ CertFile, KeyFile string }
 	Anonymous     string
 	ReadOnlyUsers []string
 	TokensFile    string
@@ -210,6 +236,12 @@ func (c *serveConfig) keys() []*key {
 			doc: "site id, `{site}` in upstream topic templates"},
 		{path: "shutdown-timeout", flag: "shutdown-timeout", def: "10s", v: dur(&c.ShutdownTimeout), check: notNegative(&c.ShutdownTimeout),
 			doc: "time allowed for a stop on SIGTERM: components finish in-flight work until 90% of it (then upstream records still unacknowledged are sent again after the next start and slow clients are disconnected), the log syncs and the process exits within it"},
+
+		{path: "allow-remote-anonymous", flag: "allow-remote-anonymous", def: "false", v: boolean(&c.AllowRemoteAnonymous),
+			doc: "let clients that are not on the loopback interface use Kafka (while `kafka.users` is empty), MQTT (while anonymous MQTT is allowed) and HTTP (`http.anonymous: loopback` acts as `write`) without credentials. Off, such a client is refused with the protocol's own error (Kafka: TOPIC_AUTHORIZATION_FAILED and an empty topic list; MQTT: CONNACK not authorized; HTTP: 401). A trusted, isolated network only: warned at every start and in `/api/status` `security.warnings`"},
+
+		{path: "users-file", flag: "users-file", v: str(&c.UsersFile), check: c.checkUsersFile,
+			doc: "accounts for Kafka SASL (PLAIN, SCRAM-SHA-256/512), MQTT and HTTP Basic: bcrypt and SCRAM credentials, never a password; managed with `runnel user add|del|list --users-file FILE`, read again on SIGHUP. Any account means credentials are required (Kafka: SASL on every connection; MQTT: anonymous refused unless `mqtt.allow-anonymous`)"},
 
 		{path: "logging.level", flag: "log-level", def: "info", v: str(&c.Logging.Level), check: oneOf(&c.Logging.Level, "debug", "info", "warn", "error"),
 			doc: "`debug`, `info`, `warn`, `error`"},
@@ -252,11 +284,15 @@ func (c *serveConfig) keys() []*key {
 		{path: "kafka.auto-create-topics", flag: "auto-create-topics", def: "true", v: boolean(&c.Kafka.AutoCreateTopics),
 			doc: "create unknown topics on produce/metadata"},
 		{path: "kafka.users", flag: "kafka-user", v: strList(&c.Kafka.Users, parseKafkaUser),
-			doc: "SASL/PLAIN user `NAME:PASSWORD` (repeatable; any = SASL required)"},
+			doc: "deprecated (the password shows in `ps` and in the config): use `users-file`. SASL user `NAME:PASSWORD` (repeatable; any = SASL required), for PLAIN, SCRAM-SHA-256/512 and HTTP Basic; a warning at start"},
+		{path: "kafka.allow-plain-without-tls", flag: "kafka-allow-plain-without-tls", def: "false", v: boolean(&c.Kafka.AllowPlainNoTLS),
+			doc: "offer SASL/PLAIN to clients off the loopback interface on a listener without TLS (the password crosses the network in clear). Off, they are offered SCRAM-SHA-256/512 only: SaslHandshake answers UNSUPPORTED_SASL_MECHANISM for PLAIN"},
 		{path: "kafka.tls.cert-file", flag: "kafka-tls-cert", v: str(&c.Kafka.TLS.CertFile),
 			doc: "TLS certificate (PEM) for the Kafka listener"},
 		{path: "kafka.tls.key-file", flag: "kafka-tls-key", v: str(&c.Kafka.TLS.KeyFile),
 			doc: "TLS key (PEM) for the Kafka listener"},
+		{path: "kafka.tls.client-ca-file", flag: "kafka-tls-client-ca", v: str(&c.Kafka.TLS.ClientCAFile),
+			doc: "CA bundle (PEM) Kafka client certificates are verified against (mutual TLS): a client with a valid certificate is the user named by its common name, without SASL, under the same access rules"},
 		{path: "kafka.max-frame-bytes", flag: "kafka-max-frame-bytes", def: strconv.Itoa(kafka.DefaultMaxFrameBytes), v: i32(&c.Kafka.MaxFrameBytes), check: positive(&c.Kafka.MaxFrameBytes),
 			doc: "largest Kafka request accepted (the Java client and librdkafka send at most 1 MB; franz-go up to its `BrokerMaxWriteBytes`, 100 MiB by default: set it to this)"},
 		{path: "kafka.max-queued-request-bytes", flag: "kafka-max-queued-request-bytes", def: strconv.Itoa(kafka.DefaultMaxQueuedRequestBytes), v: i64(&c.Kafka.MaxQueuedBytes),
@@ -275,7 +311,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.publish", flag: "mqtt-publish", v: list(&c.MQTT.Publish, mqtt.ParsePublishRoute, mqtt.PublishRoute.Validate),
 			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers (repeatable)"},
 		{path: "mqtt.allow-anonymous", flag: "mqtt-allow-anonymous", defDoc: "`true` without `mqtt.users`, else `false`", v: optBool(&c.MQTT.AllowAnonymous),
-			doc: "allow MQTT clients without credentials (set `false` with users in production)"},
+			doc: "allow MQTT clients without credentials: from the loopback interface only unless `allow-remote-anonymous`"},
 		{path: "mqtt.users", v: fileOnly(&c.MQTT.Users), check: c.checkMQTTUsers,
 			doc: "accounts: list of `{name, password-hash}` (bcrypt: `htpasswd -bnBC 10 \"\" PASSWORD | tr -d ':\\n'`)"},
 		{path: "mqtt.acl", v: fileOnly(&c.MQTT.ACL), check: each(&c.MQTT.ACL, mqtt.ACLRule.Validate),
@@ -325,6 +361,10 @@ func (c *serveConfig) keys() []*key {
 
 		{path: "http.addr", flag: "http-addr", def: ":8080", v: str(&c.HTTP.Addr), check: addr(&c.HTTP.Addr),
 			doc: "HTTP listener: dashboard (/ui/), REST produce and read (/topics), live tail, MQTT publish, /healthz /readyz /metrics /api (empty = off)"},
+		{path: "http.tls.cert-file", flag: "http-tls-cert", v: str(&c.HTTP.TLS.CertFile),
+			doc: "TLS certificate (PEM) for the HTTP listener (HTTPS); reloaded on SIGHUP and when the file changes, as the Kafka and MQTT ones"},
+		{path: "http.tls.key-file", flag: "http-tls-key", v: str(&c.HTTP.TLS.KeyFile),
+			doc: "TLS key (PEM) for the HTTP listener"},
 		{path: "http.max-body-bytes", flag: "http-max-body-bytes", def: "4194304", v: i64(&c.HTTP.MaxBodyBytes), check: positive(&c.HTTP.MaxBodyBytes),
 			doc: "largest HTTP request body (produce, publish), refused with 413 before it is read"},
 		{path: "http.anonymous", flag: "http-anonymous", def: "loopback", v: str(&c.HTTP.Anonymous), check: oneOf(&c.HTTP.Anonymous, "loopback", "none", "read", "write"),
@@ -335,6 +375,14 @@ func (c *serveConfig) keys() []*key {
 			doc: "bearer tokens, one a line: `read TOKEN` or `write TOKEN` (`#` starts a comment); `Authorization: Bearer TOKEN`"},
 		{path: "http.link-budget-bytes-per-day", flag: "http-link-budget-bytes-per-day", def: "0", v: i64(&c.HTTP.LinkBudget), check: notNegative(&c.HTTP.LinkBudget),
 			doc: "the uplink's data plan per day, shown against each route's bytes per day on the dashboard and in `/api/uplink` (0 = none)"},
+
+		{path: "access.superusers", flag: "access-superuser", v: strList(&c.Access.Superusers, nil),
+			doc: "users that may do everything (repeatable); with it or `access.rules`, every other client, `ANONYMOUS` (a client without credentials) included, may do only what the rules grant"},
+		{path: "access.rules", v: fileOnly(&c.Access.Rules), check: c.checkAccessRules,
+			doc: "permission rules over log topics, consumer groups and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `access/doc.go`)"},
+
+		{path: "access.quotas", v: fileOnly(&c.Access.Quotas), check: c.checkQuotas,
+			doc: "produce quotas: `{user, producer-byte-rate}` (bytes/s, Kafka's `producer_byte_rate`, one budget per user for Kafka and MQTT together; `user: \"*\"` = each user without its own, `ANONYMOUS` included, each with its own budget). A Kafka producer over its rate is answered with `throttle_time_ms` and its connection is not read until that time has passed (`runnel_kafka_throttled_total`); an MQTT client's next packets are read only after it (`runnel_mqtt_quota_throttled_total`)"},
 
 		{path: "upstream-kafka", flag: "upstream-kafka", v: str(&c.UpstreamKafka),
 			doc: "central Kafka brokers (comma-separated): the upstream named `default`"},
@@ -350,6 +398,10 @@ func (c *serveConfig) keys() []*key {
 			doc: "serf keyring: base64 AES keys (16, 24 or 32 bytes: `openssl rand -base64 32`), one a line, the first encrypts; a box without the key cannot join. Required on a non-loopback gossip address"},
 		{path: "replication.gossip-insecure", flag: "gossip-insecure", def: "false", v: boolean(&c.Replication.GossipInsecure),
 			doc: "allow unencrypted gossip on a non-loopback address (a trusted, isolated network only)"},
+		{path: "replication.peer-user", flag: "peer-user", v: str(&c.Replication.PeerUser),
+			doc: "site credential: the account (in every box's `users-file`) peers fetch copies with, over SASL/SCRAM-SHA-512. With access rules it gets exactly what mirroring needs and nothing more: `cluster-action` on the cluster (follower fetches) and `read` (with its implied `describe`) on every topic. Without it peers use an account derived from the gossip key (every box of the site holds the key), else the first `kafka.users` account"},
+		{path: "replication.peer-password-file", flag: "peer-password-file", v: str(&c.Replication.PeerPasswordFile),
+			doc: "file holding `replication.peer-user`'s password (first line; mode 0600)"},
 		{path: "replication.default-replication-factor", flag: "default-replication-factor", def: "2", v: i32(&c.Replication.DefaultReplicationFactor), check: atLeast(&c.Replication.DefaultReplicationFactor, 1),
 			doc: "topics' `replication.factor` default with site replication on: copies on the site, this box's included (1 without replication)"},
 		{path: "replication.default-min-insync-replicas", flag: "default-min-insync-replicas", def: "1", v: i32(&c.Replication.DefaultMinInsyncReplicas), check: atLeast(&c.Replication.DefaultMinInsyncReplicas, 1),
@@ -380,7 +432,7 @@ func (c *serveConfig) validate() error {
 			return k.errorf("%v", err)
 		}
 	}
-	for _, p := range [][2]string{{"kafka.tls.cert-file", "kafka.tls.key-file"}, {"mqtt.tls.cert-file", "mqtt.tls.key-file"}} {
+	for _, p := range [][2]string{{"kafka.tls.cert-file", "kafka.tls.key-file"}, {"mqtt.tls.cert-file", "mqtt.tls.key-file"}, {"http.tls.cert-file", "http.tls.key-file"}} {
 		a, b := c.key(p[0]), c.key(p[1])
 		switch {
 		case a.v.String() != "" && b.v.String() == "":
@@ -388,6 +440,9 @@ func (c *serveConfig) validate() error {
 		case a.v.String() == "" && b.v.String() != "":
 			return b.errorf("needs %s too", a.path)
 		}
+	}
+	if c.Kafka.TLS.ClientCAFile != "" && c.Kafka.TLS.CertFile == "" {
+		return c.key("kafka.tls.client-ca-file").errorf("needs kafka.tls.cert-file and kafka.tls.key-file")
 	}
 	if c.MQTT.TLS.Addr != "" && c.MQTT.TLS.CertFile == "" {
 		return c.key("mqtt.tls.addr").errorf("needs mqtt.tls.cert-file and mqtt.tls.key-file")
@@ -397,6 +452,9 @@ func (c *serveConfig) validate() error {
 	}
 	if r := c.MQTT.TLS.RequireClientCert; r != nil && *r && c.MQTT.TLS.ClientCAFile == "" {
 		return c.key("mqtt.tls.require-client-cert").errorf("needs mqtt.tls.client-ca-file")
+	}
+	if (c.Replication.PeerUser == "") != (c.Replication.PeerPasswordFile == "") {
+		return c.key("replication.peer-user").errorf("needs replication.peer-password-file (and the reverse)")
 	}
 	if c.UpstreamKafka != "" {
 		if _, dup := c.Upstreams[forward.DefaultUpstream]; dup {
@@ -433,6 +491,110 @@ func (c *serveConfig) checkMQTTUsers() error {
 		seen[u.Name] = true
 	}
 	return nil
+}
+
+// checkUsersFile checks the file when it is there (serve refuses to
+// start without it: usersFileExists).
+func (c *serveConfig) checkUsersFile() error {
+	_, _, err := c.accounts()
+	return err
+}
+
+// usersFileExists: a users-file that is not there is refused at start
+// (a typo would otherwise leave the box without its accounts).
+func (c *serveConfig) usersFileExists() error {
+	if c.UsersFile == "" {
+		return nil
+	}
+	if _, err := os.Stat(c.UsersFile); err != nil {
+		return fmt.Errorf("config: users-file: %v (create it with `runnel user add --users-file %s NAME`)", err, c.UsersFile)
+	}
+	return nil
+}
+
+// accounts reads users-file and merges kafka.users (in clear) into one
+// store; f is the file's content (empty without one).
+func (c *serveConfig) accounts() (*users.File, *users.Store, error) {
+	f := &users.File{}
+	if c.UsersFile != "" {
+		var err error
+		if f, err = users.ReadFile(c.UsersFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	clear := map[string]string{}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		clear[name] = pass
+	}
+	st, err := users.NewStore(f.Users, clear)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+func (c *serveConfig) checkQuotas() error {
+	seen := map[string]bool{}
+	for i, q := range c.Access.Quotas {
+		switch {
+		case q.User == "":
+			return fmt.Errorf("[%d]: no user (use \"*\" for everyone)", i)
+		case seen[q.User]:
+			return fmt.Errorf("[%d]: user %q listed twice", i, q.User)
+		case q.ProducerByteRate <= 0:
+			return fmt.Errorf("[%d]: producer-byte-rate must be > 0", i)
+		}
+		seen[q.User] = true
+	}
+	return nil
+}
+
+// producerByteRate is access.quotas as kafka.Options.ProducerByteRate
+// (nil without quotas).
+func (c *serveConfig) producerByteRate() func(string) int64 {
+	if len(c.Access.Quotas) == 0 {
+		return nil
+	}
+	rates := map[string]int64{}
+	for _, q := range c.Access.Quotas {
+		rates[q.User] = q.ProducerByteRate
+	}
+	return func(user string) int64 {
+		if r, ok := rates[user]; ok {
+			return r
+		}
+		return rates["*"]
+	}
+}
+
+func (c *serveConfig) checkAccessRules() error {
+	_, err := c.accessPolicy()
+	return err
+}
+
+// accessPolicy is access.* as a policy; nil without rules and superusers.
+func (c *serveConfig) accessPolicy() (*access.Policy, error) {
+	if len(c.Access.Rules) == 0 && len(c.Access.Superusers) == 0 {
+		return nil, nil
+	}
+	var rules []access.Rule
+	for i, s := range c.Access.Rules {
+		rs, err := s.Rules()
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %v", i, err)
+		}
+		rules = append(rules, rs...)
+	}
+	if pc, err := c.sitePeerCredential(); err == nil && (pc.derived || c.Replication.PeerUser != "") {
+		u := pc.user
+		// Exactly what mirroring needs: follower fetches, and reading
+		// (metadata, configs, offsets, leader epochs, records) every topic.
+		rules = append(rules,
+			access.Rule{User: u, Kind: access.Cluster, Pattern: access.ClusterName, Ops: access.ClusterAction},
+			access.Rule{User: u, Kind: access.Topic, Pattern: "*", Ops: access.Read})
+	}
+	return access.NewPolicy(rules, c.Access.Superusers)
 }
 
 func (c *serveConfig) checkUpstreams() error {

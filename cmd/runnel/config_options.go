@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/sync/forward"
+	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 
@@ -58,13 +59,36 @@ func (c *serveConfig) logOptions(logger *slog.Logger) *rlog.Options {
 	}
 }
 
+// kafkaAccounts are the Kafka listener's accounts: users-file,
+// kafka.users and the site peers' credential derived from the gossip key,
+// which alone does not make SASL required (optional).
+func (c *serveConfig) kafkaAccounts() (st *users.Store, optional bool, err error) {
+	f, st, err := c.accounts()
+	if err != nil {
+		return nil, false, fmt.Errorf("config: users-file: %v", err)
+	}
+	pc, err := c.sitePeerCredential()
+	if err != nil || !pc.derived {
+		return st, false, err
+	}
+	inClear := map[string]string{sitePeerUser: pc.pass}
+	for _, u := range c.Kafka.Users {
+		name, pass, _ := strings.Cut(u, ":")
+		inClear[name] = pass
+	}
+	optional = st.Len() == 0
+	if st, err = users.NewStore(f.Users, inClear); err != nil {
+		return nil, false, fmt.Errorf("config: users-file: %v", err)
+	}
+	return st, optional, nil
+}
+
 // kafkaOptions are the Kafka listener's options (kafka.*). It reads the
 // TLS key pair.
 func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger *slog.Logger, nodeID string) (kafka.Options, error) {
-	users := map[string]string{}
-	for _, u := range c.Kafka.Users {
-		name, pass, _ := strings.Cut(u, ":")
-		users[name] = pass
+	accounts, optionalSASL, err := c.kafkaAccounts()
+	if err != nil {
+		return kafka.Options{}, err
 	}
 	var tc *tls.Config
 	if c.Kafka.TLS.CertFile != "" {
@@ -74,7 +98,12 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	policy, err := c.accessPolicy()
+	if err != nil {
+		return kafka.Options{}, fmt.Errorf("config: access.rules: %v", err)
+	}
 	return kafka.Options{
+		Access:                policy,
 		Log:                   l,
 		Groups:                groups,
 		Logger:                logger,
@@ -87,20 +116,22 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		ConnectTimeout:        cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
 		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
 		TLS:                   tc,
-		SASLPlain:             users,
+		Users:                 accounts,
+		AllowPlainWithoutTLS:  c.Kafka.AllowPlainNoTLS,
+		OptionalSASL:          optionalSASL,
+		AllowRemoteAnonymous:  c.AllowRemoteAnonymous,
 	}, nil
 }
 
 // mqttOptions are the MQTT broker's options (mqtt.*). Anonymous access is
-// allowed by default only while no users are configured (the zero-config
-// bench setup; the README warns about it), and a client CA requires client
-// certificates unless require-client-cert says otherwise.
+// allowed by default only while no users are configured, and then from
+// the loopback interface only unless allow-remote-anonymous (security.go);
+// a client CA requires client certificates unless require-client-cert
+// says otherwise.
 func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options {
 	m := &c.MQTT
-	anon := len(m.Users) == 0
-	if m.AllowAnonymous != nil {
-		anon = *m.AllowAnonymous
-	}
+	anon, remoteAnon := c.mqttAnonymous()
+	policy, _ := c.accessPolicy() // checked by validate
 	requireCert := m.TLS.ClientCAFile != ""
 	if m.TLS.RequireClientCert != nil {
 		requireCert = *m.TLS.RequireClientCert
@@ -123,7 +154,9 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		Routes:                    m.Routes,
 		Publish:                   m.Publish,
 		AllowAnonymous:            anon,
-		Users:                     m.Users,
+		AllowRemoteAnonymous:      remoteAnon,
+		Access:                    policy,
+		Users:                     c.mqttUsers(),
 		ACL:                       m.ACL,
 		MaxPendingPerClient:       m.MaxPendingPerClient,
 		MaxPendingBytesPerClient:  m.MaxPendingBytesPerClient,
@@ -171,7 +204,11 @@ func (c *serveConfig) forwardOptions(l rlog.Log, logger *slog.Logger, nodeID str
 // listener's SASL users for HTTP Basic, read-only users, bearer tokens
 // from http.tokens-file (read here).
 func (c *serveConfig) webAuth() (web.AuthOptions, error) {
-	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.HTTP.Anonymous}
+	a := web.AuthOptions{Users: map[string]string{}, ReadOnlyUsers: c.HTTP.ReadOnlyUsers, Anonymous: c.httpAnonymous()}
+	if _, accounts, err := c.accounts(); err == nil && (accounts.Len() > 0 || c.UsersFile != "") {
+		a.Passwords = accounts // replaced on SIGHUP (reloadUsers)
+	}
+	a.Access, _ = c.accessPolicy() // checked by validate
 	for _, u := range c.Kafka.Users {
 		name, pass, _ := strings.Cut(u, ":")
 		a.Users[name] = pass

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
@@ -70,9 +74,14 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 		// the peers are, the listener's CA is not configured here.
 		copts = append(copts, kgo.DialTLSConfig(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}))
 	}
-	if len(c.Kafka.Users) > 0 {
-		name, pass, _ := strings.Cut(c.Kafka.Users[0], ":")
-		copts = append(copts, kgo.SASL(plain.Auth{User: name, Pass: pass}.AsMechanism()))
+	// Peers authenticate with SCRAM-SHA-512: the password never crosses
+	// the site network, TLS or not.
+	pc, err := c.sitePeerCredential()
+	if err != nil {
+		return replicate.Options{}, err
+	}
+	if pc.user != "" {
+		copts = append(copts, kgo.SASL(scram.Auth{User: pc.user, Pass: pc.pass}.AsSha512Mechanism()))
 	}
 	return replicate.Options{
 		Log: l,
@@ -99,4 +108,46 @@ func (c *serveConfig) replicateOptions(l rlog.Log, logger *slog.Logger, nodeID s
 // failoverOptions are forwarding failover's options (replication.failover*).
 func (c *serveConfig) failoverOptions(logger *slog.Logger) replicate.FailoverOptions {
 	return replicate.FailoverOptions{StaleMax: c.Replication.FailoverWaitMax, Logger: logger}
+}
+
+// peerCredential is the account site peers fetch copies with.
+type peerCredential struct {
+	user, pass string
+	derived    bool // from the gossip key: an account of its own, not in users-file
+}
+
+// sitePeerUser is the account name of the credential derived from the
+// gossip key.
+const sitePeerUser = "runnel-site-peer"
+
+// sitePeerCredential is replication.peer-user with its password file;
+// else, with a gossip key, an account derived from the key's first entry
+// (every box of the site holds it: HMAC-SHA-256 of a fixed label);
+// else the first kafka.users account; else none (peers are anonymous:
+// on a non-loopback address that needs allow-remote-anonymous).
+func (c *serveConfig) sitePeerCredential() (peerCredential, error) {
+	r := &c.Replication
+	switch {
+	case !r.enabled():
+		return peerCredential{}, nil
+	case r.PeerUser != "":
+		b, err := os.ReadFile(r.PeerPasswordFile)
+		if err != nil {
+			return peerCredential{}, fmt.Errorf("config: replication.peer-password-file: %v", err)
+		}
+		pass, _, _ := strings.Cut(string(b), "\n")
+		return peerCredential{user: r.PeerUser, pass: strings.TrimRight(pass, "\r")}, nil
+	case r.GossipKeyFile != "":
+		keys, err := member.ReadKeyFile(r.GossipKeyFile)
+		if err != nil || len(keys) == 0 {
+			return peerCredential{}, fmt.Errorf("config: replication.gossip-key-file: %v", err)
+		}
+		m := hmac.New(sha256.New, keys[0])
+		m.Write([]byte("runnel site peer credential v1"))
+		return peerCredential{user: sitePeerUser, pass: base64.StdEncoding.EncodeToString(m.Sum(nil)), derived: true}, nil
+	case len(c.Kafka.Users) > 0:
+		name, pass, _ := strings.Cut(c.Kafka.Users[0], ":")
+		return peerCredential{user: name, pass: pass}, nil
+	}
+	return peerCredential{}, nil
 }

@@ -35,6 +35,7 @@ Commands:
   bench     load generator: bench produce | consume | e2e
   check     verify a data directory offline (exit 1 on damage)
   repair    move damaged ranges of a data directory aside, offline (asks first)
+  user      add | del | list the accounts of a users file (password from a prompt or stdin)
   version   print the version and the on-disk formats it reads and writes
 
 Run 'runnel COMMAND --help' for a command's flags.
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(ctx, rest, stdout, stderr)
 	case "repair":
 		return runRepair(ctx, rest, stdin, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version":
 		printVersion(stdout)
 		return 0

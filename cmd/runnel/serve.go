@@ -2,20 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/certs"
+	"github.com/runnel/runnel/ingest/mqtt"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
+	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 
@@ -152,9 +159,15 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	lastTrouble := ""
 	for {
 		select {
+		case <-hup:
+			w.reloadTLS()
+			w.reloadUsers()
 		case <-ctx.Done():
 			logger.Info("stopping", "reason", "signal")
 			sdNotify("STOPPING=1\nSTATUS=stopping: syncing and closing the log")
@@ -209,9 +222,15 @@ type wiring struct {
 	// What the components expose to the HTTP surface (nil when off).
 	mqttPublish func(ctx context.Context, m web.MQTTMessage) error
 	mqttStatus  func() any
-	ingest      map[string]func() web.IngestCount
-	consumers   func() ([]web.ConsumerGroup, error)
-	pauseRoute  func(name string, paused bool) error
+	tlsPairs    []*certs.Pair // reloaded on SIGHUP
+	// The accounts, read again from users-file on SIGHUP (reloadUsers).
+	kafkaUsers *users.Store
+	webUsers   *users.Store
+	mqttUsers  func([]mqtt.User)
+	quotas     *access.Quotas // access.quotas, one budget per user for Kafka and MQTT
+	ingest     map[string]func() web.IngestCount
+	consumers  func() ([]web.ConsumerGroup, error)
+	pauseRoute func(name string, paused bool) error
 }
 
 // listen binds addr or returns an error naming the flag.
@@ -227,6 +246,10 @@ func listen(flag, addr string) (net.Listener, error) {
 func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	w.status = map[string]func() any{}
 	w.ingest = map[string]func() web.IngestCount{}
+	if err := w.cfg.usersFileExists(); err != nil {
+		return err
+	}
+	w.startSecurity()
 	if err := w.startComponents(ctx, stops); err != nil {
 		return err
 	}
@@ -240,11 +263,20 @@ func (w *wiring) start(ctx context.Context, stops *[]stopper) error {
 	// Connections beyond the HTTP share of descriptors wait in the
 	// kernel's backlog instead of taking the log's.
 	ln = limitListener(ln, w.cfg.fds().HTTP)
+	if w.cfg.HTTP.TLS.CertFile != "" {
+		p, err := w.tlsPair("http.tls", w.cfg.HTTP.TLS.CertFile, w.cfg.HTTP.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, p.ServerConfig())
+	}
 	auth, err := w.cfg.webAuth()
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	w.webUsers, _ = auth.Passwords.(*users.Store)
 	var brokerID int32
 	if w.repl != nil {
 		brokerID = w.repl.BrokerID()

@@ -389,8 +389,8 @@ func (c *conn) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
 }
 
 func saslMechanisms(s *Server) string {
-	if len(s.opts.SASLPlain) > 0 {
-		return "PLAIN"
+	if s.saslOn() {
+		return "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
 	}
 	return ""
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel/runnel/users"
 )
 
 // slot is one request's place in the connection's response order. The
@@ -28,7 +30,10 @@ type slot struct {
 	rawSet     bool
 	noResp     bool // acks=0 produce: nothing is written
 	closeAfter bool // close the connection once written (failed SASL)
-	done       chan struct{}
+	// fix, when set, completes resp before it is written: authorize's
+	// answers for the parts of the request it took out (authz.go).
+	fix  func(kmsg.Response)
+	done chan struct{}
 
 	// The request's frame bytes held in the server's memBudget, given
 	// back when the response is ready (or the handler panicked).
@@ -38,6 +43,9 @@ type slot struct {
 }
 
 func (sl *slot) finish() {
+	if sl.fix != nil && sl.resp != nil {
+		sl.fix(sl.resp)
+	}
 	sl.releaseCharge()
 	close(sl.done)
 }
@@ -87,8 +95,14 @@ type conn struct {
 	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
 	established   bool  // a request was read and the connection is authenticated
 	authed        bool
-	saslRawNext   bool          // a v0 SaslHandshake chose PLAIN: next frame is a raw token
-	saslMechanism bool          // a SaslHandshake chose PLAIN
+	principal     string    // access.Anonymous until SASL names a user
+	noRights      bool      // an anonymous client off loopback (authz.go)
+	saslDone      bool      // a SASL exchange succeeded
+	certChecked   bool      // the TLS client certificate was looked at
+	mutedUntil    time.Time // a produce quota's throttle ends (quota.go)
+	saslRawNext   bool      // a v0 SaslHandshake chose PLAIN: next frame is a raw token
+	saslMechanism string    // what a SaslHandshake chose ("" before)
+	scram         *users.ScramServer
 	groupTail     chan struct{} // closed when the last group request queued is done
 
 	// mu guards stopping and the read deadline.
@@ -107,10 +121,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 		slots:      make(chan *slot, s.opts.MaxInFlight),
 		killed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
-		authed:     len(s.opts.SASLPlain) == 0,
+		authed:     !s.saslRequired(),
 		advHost:    s.advHost,
 		advPort:    s.advPort,
 	}
+	c.initPrincipal()
 	if d := s.opts.ConnectTimeout; d > 0 {
 		c.connectBy = time.Now().Add(d)
 	}
@@ -246,6 +261,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.waitMuted() // a produce quota's throttle (quota.go)
 		if !c.established && c.authed {
 			c.established = true
 		}
@@ -320,6 +336,10 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 			err = fmt.Errorf("%w: panic while handling a request: %v", ErrMalformed, r)
 		}
 	}()
+	if !c.certChecked {
+		c.certChecked = true
+		c.certPrincipal() // authz.go: a verified client certificate names the user
+	}
 	if c.saslRawNext {
 		return c.saslRawToken(buf)
 	}
@@ -399,6 +419,10 @@ var errKilled = errors.New("kafka: connection killed by Close")
 func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	s := c.s
 	key := req.Key()
+	if c.authorize(sl, req) {
+		sl.finish()
+		return nil
+	}
 	if s.versions.group[key] {
 		if s.opts.Groups == nil {
 			sl.resp = groupUnavailable(req)
@@ -432,6 +456,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	}
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
+		c.throttleProduce(sl, r)
 		c.produce(sl, r)
 		return nil
 	case *kmsg.FetchRequest:
@@ -465,6 +490,12 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		sl.resp = c.incrementalAlterConfigs(r)
 	case *kmsg.DescribeClusterRequest:
 		sl.resp = c.describeCluster(r)
+	case *kmsg.DescribeACLsRequest:
+		sl.resp = c.describeACLs(r)
+	case *kmsg.CreateACLsRequest:
+		sl.resp = c.createACLs(r)
+	case *kmsg.DeleteACLsRequest:
+		sl.resp = c.deleteACLs(r)
 	case *kmsg.SASLHandshakeRequest:
 		sl.resp = c.saslHandshake(r)
 	case *kmsg.SASLAuthenticateRequest:
@@ -473,7 +504,7 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		if !ok {
 			sl.closeAfter = true
 			sl.finish()
-			return fmt.Errorf("%w: SASL/PLAIN credentials rejected", ErrAuth)
+			return fmt.Errorf("%w: SASL credentials rejected", ErrAuth)
 		}
 	default:
 		if resp, ok := c.handleTxn(req); ok {

@@ -45,6 +45,23 @@
 // served range gets a v0 response with UNSUPPORTED_VERSION and the full key
 // list, as Kafka does.
 //
+// # Who may do what
+//
+// With Options.Users (or SASLPlain) every connection authenticates: SASL
+// PLAIN or SCRAM-SHA-256/512 (sasl.go; PLAIN off loopback only over TLS
+// or with AllowPlainWithoutTLS), or a client certificate verified against
+// the TLS config's ClientCAs (its common name is the user). Without
+// accounts a loopback client is anonymous with every right and any other
+// client is anonymous with none (AllowRemoteAnonymous opens it). Each
+// request is checked against Options.Access in one step before its
+// handler (authz.go: the refused parts are taken out of the request and
+// answered with TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED); the ACL
+// APIs (acls.go) edit the policy's dynamic rules, stored in meta.db.
+// Failed authentications are answered later and later per address
+// (access.Backoff); Options.ProducerByteRate throttles producers
+// (quota.go: throttle_time_ms, then the connection is not read for that
+// long).
+//
 // # Topic configs
 //
 // DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and CreateTopics

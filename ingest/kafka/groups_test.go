@@ -153,7 +153,7 @@ func TestGroupVersionsOneTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coord.Close()
-	with, without := newVersionTable(coord, true), newVersionTable(nil, true)
+	with, without := newVersionTable(coord, true, false), newVersionTable(nil, true, false)
 	for k := int16(0); k < maxKey; k++ {
 		if with.served[k] != without.served[k] || with.rng[k] != without.rng[k] || with.group[k] != without.group[k] {
 			t.Errorf("%s: with a coordinator served=%v %v group=%v, without served=%v %v group=%v", kmsg.NameForKey(k),

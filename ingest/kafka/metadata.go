@@ -52,7 +52,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			}
 		}
 		info, err := s.log.Topic(name)
-		if errors.Is(err, log.ErrUnknownTopic) && create {
+		if errors.Is(err, log.ErrUnknownTopic) && create && c.mayCreate(name) {
 			if code := s.ensureTopic(name, true); code != codeNone {
 				err = errCode(code)
 			} else {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/users"
 )
 
 // GroupHandler serves the consumer-group APIs (JoinGroup, SyncGroup,
@@ -89,6 +91,36 @@ type Options struct {
 	// SASLPlain maps user → password. Non-empty means every connection
 	// must authenticate with SASL/PLAIN before anything but ApiVersions.
 	SASLPlain map[string]string
+	// Users are the accounts of SASL/PLAIN and SASL/SCRAM-SHA-256/512
+	// (with SASLPlain's, whose SCRAM credentials are derived at New). Any
+	// account means every connection must authenticate.
+	Users *users.Store
+	// AllowPlainWithoutTLS lets clients that are not on the loopback
+	// interface use SASL/PLAIN on a listener without TLS, where the
+	// password crosses the network in clear. The zero value offers them
+	// the SCRAM mechanisms only (SaslHandshake answers
+	// UNSUPPORTED_SASL_MECHANISM for PLAIN, listing SCRAM).
+	AllowPlainWithoutTLS bool
+	// OptionalSASL offers SASL without requiring it: a connection may
+	// authenticate (site peers with their credential) or stay anonymous
+	// (then AllowRemoteAnonymous applies). For Users that hold only the
+	// site's peer credential.
+	OptionalSASL bool
+	// Quotas are the produce quotas per principal (Kafka's
+	// producer_byte_rate; shared with the other protocols). nil = none.
+	// See quota.go.
+	Quotas *access.Quotas
+	// AllowRemoteAnonymous lets clients that are not on the loopback
+	// interface use the listener without SASL when SASLPlain is empty.
+	// The zero value gives them no rights at all: every request that
+	// touches a topic, group or the cluster is answered with Kafka's
+	// authorization error (and Metadata lists no topic), so that a box on
+	// a plant network is not open by accident.
+	AllowRemoteAnonymous bool
+	// Access decides what each authenticated user (and an anonymous
+	// client, principal access.Anonymous) may do; nil = everything. See
+	// authz.go for the operation each request needs.
+	Access *access.Policy
 	// IdleTimeout closes a connection with no request for this long
 	// (default 10 min, Kafka's connections.max.idle.ms, a minute more than
 	// the clients' own 9-minute default so that they close first; <0 =

@@ -49,7 +49,7 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 		topicErr := reqErr
 		if topicErr == codeNone {
-			topicErr = s.ensureTopic(t.Topic, s.opts.AutoCreateTopics)
+			topicErr = s.ensureTopic(t.Topic, s.opts.AutoCreateTopics && c.mayCreate(t.Topic))
 		}
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]

@@ -11,13 +11,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/users"
 )
 
 // Server serves the Kafka wire protocol on top of a log.Log.
 type Server struct {
 	opts     Options
+	users    *users.Store // Options.Users with SASLPlain's accounts; nil = no SASL
+	backoff  *access.Backoff
+	acls     acls
 	log      log.Log
 	logger   *slog.Logger
 	versions *versionTable
@@ -66,7 +71,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       opts.Log,
 		logger:    opts.Logger,
-		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log)),
+		versions:  newVersionTable(opts.Groups, isLeaderEpochs(opts.Log), opts.Access != nil),
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
@@ -74,6 +79,14 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
+	}
+	s.backoff = access.DefaultBackoff()
+	s.acls.store, s.acls.policy = opts.Log.Meta(), opts.Access
+	if err := s.acls.load(); err != nil {
+		return nil, err
+	}
+	if err := s.initUsers(); err != nil {
+		return nil, err
 	}
 	pids, err := openProducerIDs(opts.Log.Meta())
 	if err != nil {

@@ -4,20 +4,22 @@ import "sync/atomic"
 
 // Stats is a point-in-time snapshot of the server's counters.
 type Stats struct {
-	Conns           int64            // open connections
-	ConnsTotal      uint64           // connections accepted since New
-	ConnsRefused    uint64           // connections closed at accept: Options.MaxConns reached
-	ConnectTimeouts uint64           // connections closed before their first request (or SASL) within Options.ConnectTimeout
-	IdleTimeouts    uint64           // connections closed after Options.IdleTimeout without a request
-	Requests        map[int16]uint64 // requests by API key (only keys seen)
-	ProduceRecords  uint64           // records acknowledged as appended (duplicates excluded)
-	ProduceBytes    uint64           // record-batch bytes appended
-	ProduceErrors   uint64           // partitions answered with an error in Produce
-	FetchBytes      uint64           // record-batch bytes sent in Fetch responses
-	Errors          uint64           // responses (or partitions) carrying an error code
-	Unsupported     uint64           // requests answered UNSUPPORTED_VERSION
-	BadFrames       uint64           // connections closed for malformed/oversized frames
-	AuthFailures    uint64           // failed SASL authentications
+	Conns            int64            // open connections
+	ConnsTotal       uint64           // connections accepted since New
+	ConnsRefused     uint64           // connections closed at accept: Options.MaxConns reached
+	ConnectTimeouts  uint64           // connections closed before their first request (or SASL) within Options.ConnectTimeout
+	IdleTimeouts     uint64           // connections closed after Options.IdleTimeout without a request
+	Requests         map[int16]uint64 // requests by API key (only keys seen)
+	ProduceRecords   uint64           // records acknowledged as appended (duplicates excluded)
+	ProduceBytes     uint64           // record-batch bytes appended
+	ProduceErrors    uint64           // partitions answered with an error in Produce
+	FetchBytes       uint64           // record-batch bytes sent in Fetch responses
+	Errors           uint64           // responses (or partitions) carrying an error code
+	Unsupported      uint64           // requests answered UNSUPPORTED_VERSION
+	BadFrames        uint64           // connections closed for malformed/oversized frames
+	AuthFailures     uint64           // failed SASL authentications
+	AnonymousRefused uint64           // connections of anonymous clients off loopback, given no rights
+	Throttled        uint64           // produce requests answered with a quota's throttle time
 	// QueuedRequestBytes is the request bytes held now (MaxQueuedRequestBytes).
 	QueuedRequestBytes int64
 	// RequestBudgetWaits counts frames that waited for room in MaxQueuedRequestBytes.
@@ -29,20 +31,22 @@ type Stats struct {
 }
 
 type stats struct {
-	conns           atomic.Int64
-	connsTotal      atomic.Uint64
-	connsRefused    atomic.Uint64
-	connectTimeouts atomic.Uint64
-	idleTimeouts    atomic.Uint64
-	requests        [maxKey]atomic.Uint64
-	produceRecords  atomic.Uint64
-	produceBytes    atomic.Uint64
-	produceErrors   atomic.Uint64
-	fetchBytes      atomic.Uint64
-	errors          atomic.Uint64
-	unsupported     atomic.Uint64
-	badFrames       atomic.Uint64
-	authFailures    atomic.Uint64
+	conns            atomic.Int64
+	connsTotal       atomic.Uint64
+	connsRefused     atomic.Uint64
+	connectTimeouts  atomic.Uint64
+	idleTimeouts     atomic.Uint64
+	requests         [maxKey]atomic.Uint64
+	produceRecords   atomic.Uint64
+	produceBytes     atomic.Uint64
+	produceErrors    atomic.Uint64
+	fetchBytes       atomic.Uint64
+	errors           atomic.Uint64
+	unsupported      atomic.Uint64
+	badFrames        atomic.Uint64
+	authFailures     atomic.Uint64
+	anonymousRefused atomic.Uint64
+	throttled        atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -62,6 +66,8 @@ func (s *Server) Stats() Stats {
 		Unsupported:        s.stats.unsupported.Load(),
 		BadFrames:          s.stats.badFrames.Load(),
 		AuthFailures:       s.stats.authFailures.Load(),
+		AnonymousRefused:   s.stats.anonymousRefused.Load(),
+		Throttled:          s.stats.throttled.Load(),
 		QueuedRequestBytes: s.budget.held.Load(),
 		RequestBudgetWaits: s.budget.waits.Load(),
 		MemoryReturns:      s.budget.frees.Load(),

@@ -63,7 +63,7 @@ type versionTable struct {
 	keys   []kmsg.ApiVersionsResponseApiKey
 }
 
-func newVersionTable(g GroupHandler, epochs bool) *versionTable {
+func newVersionTable(g GroupHandler, epochs, acls bool) *versionTable {
 	t := &versionTable{}
 	add := func(k int16, r [2]int16, group bool) {
 		if k < 0 || k >= maxKey || r[0] > r[1] || r[0] < 0 {
@@ -101,6 +101,11 @@ func newVersionTable(g GroupHandler, epochs bool) *versionTable {
 			add(k, r, false)
 		}
 	}
+	if acls {
+		for k, r := range aclVersions {
+			add(k, r, false)
+		}
+	}
 	for k := int16(0); k < maxKey; k++ {
 		if t.served[k] {
 			ak := kmsg.NewApiVersionsResponseApiKey()
@@ -128,6 +133,12 @@ func newRequest(key int16) kmsg.Request {
 	switch key {
 	case keyProduce:
 		return kmsg.NewPtrProduceRequest()
+	case keyDescribeACLs:
+		return kmsg.NewPtrDescribeACLsRequest()
+	case keyCreateACLs:
+		return kmsg.NewPtrCreateACLsRequest()
+	case keyDeleteACLs:
+		return kmsg.NewPtrDeleteACLsRequest()
 	case keyFetch:
 		return kmsg.NewPtrFetchRequest()
 	case keyListOffsets:

@@ -3,18 +3,21 @@ package mqtt
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
 // authorizer checks credentials and ACL rules. Immutable after New except
-// for the cache.
+// for the cache and the users (SetUsers).
 type authorizer struct {
-	anonymous bool
-	users     map[string][]byte // name → bcrypt hash
-	rules     []ACLRule
+	anonymous  bool
+	remoteAnon bool                              // anonymous clients off loopback too
+	users      atomic.Pointer[map[string][]byte] // name → bcrypt hash; replaced by SetUsers
+	rules      []ACLRule
 
 	// bcrypt costs tens of milliseconds on an edge CPU; a reconnect storm
 	// would pin the cores. The SHA-256 of the last password that matched
@@ -25,28 +28,37 @@ type authorizer struct {
 
 func newAuthorizer(o *Options) *authorizer {
 	a := &authorizer{
-		anonymous: o.AllowAnonymous,
-		users:     make(map[string][]byte, len(o.Users)),
-		rules:     o.ACL,
-		cache:     map[string][32]byte{},
+		anonymous:  o.AllowAnonymous,
+		remoteAnon: o.AllowRemoteAnonymous,
+		rules:      o.ACL,
+		cache:      map[string][32]byte{},
 	}
-	for _, u := range o.Users {
-		a.users[u.Name] = []byte(u.PasswordHash)
-	}
+	a.setUsers(o.Users)
 	return a
+}
+
+func (a *authorizer) setUsers(us []User) {
+	m := make(map[string][]byte, len(us))
+	for _, u := range us {
+		m[u.Name] = []byte(u.PasswordHash)
+	}
+	a.users.Store(&m)
+	a.mu.Lock()
+	clear(a.cache)
+	a.mu.Unlock()
 }
 
 // login reports whether a client may connect with these credentials.
 // certUser is the verified client certificate name when certificates act
-// as user names ("" otherwise).
-func (a *authorizer) login(user, password []byte, certUser string) bool {
+// as user names ("" otherwise); remote is the client's address.
+func (a *authorizer) login(user, password []byte, certUser, remote string) bool {
 	if certUser != "" {
 		return true
 	}
 	if len(user) == 0 {
-		return a.anonymous
+		return a.anonymous && (a.remoteAnon || loopbackAddr(remote))
 	}
-	hash, ok := a.users[string(user)]
+	hash, ok := (*a.users.Load())[string(user)]
 	if !ok {
 		// Spend the same time as a real check so user names cannot be probed.
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), password)
@@ -131,4 +143,21 @@ func expandPattern(p, user, client string) (string, bool) {
 		p = strings.ReplaceAll(p, "%c", client)
 	}
 	return p, true
+}
+
+// loopbackAddr reports whether remote (host:port, or a path for a unix
+// socket or an in-memory pipe) is on the loopback interface.
+func loopbackAddr(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SetUsers replaces the accounts (a users file read again on SIGHUP);
+// connected clients stay connected.
+func (b *Broker) SetUsers(us []User) {
+	b.auth.setUsers(us)
 }

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/runnel/runnel/access"
 	"github.com/runnel/runnel/ingest/produce"
 	"github.com/runnel/runnel/log"
 )
@@ -25,13 +26,14 @@ const fanClientID = "runnel-fanout"
 // Broker is the embedded MQTT broker. Create with New, serve listeners with
 // Serve/ServeTLS/ServeWebsocket (or Start), stop with Close.
 type Broker struct {
-	opts   Options
-	log    *slog.Logger
-	server *mqtt.Server
-	router router
-	auth   *authorizer
-	tlsCfg *tls.Config // nil without TLS options
-	stats  counters
+	opts    Options
+	log     *slog.Logger
+	server  *mqtt.Server
+	router  router
+	auth    *authorizer
+	backoff *access.Backoff // failed logins per address
+	tlsCfg  *tls.Config     // nil without TLS options
+	stats   counters
 
 	completions     *completionQueue
 	appendsInFlight atomic.Int64
@@ -90,6 +92,7 @@ func New(opts Options) (*Broker, error) {
 		compStop:    make(chan struct{}),
 	}
 	b.feeder, _ = o.Log.(log.CommitFeeder)
+	b.backoff = access.DefaultBackoff()
 	if o.TLS.CertFile != "" {
 		cfg, err := loadTLS(&o.TLS)
 		if err != nil {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"net"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -39,10 +40,21 @@ func newHook(b *Broker) *hook {
 
 // OnConnectAuthenticate checks credentials (or the client certificate).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	ok := h.b.auth.login(pk.Connect.Username, pk.Connect.Password, h.b.certUser(cl))
-	if !ok {
+	ok := h.b.auth.login(pk.Connect.Username, pk.Connect.Password, h.b.certUser(cl), cl.Net.Remote)
+	host, _, _ := net.SplitHostPort(cl.Net.Remote)
+	if ok {
+		h.b.backoff.Succeeded(host)
+	} else {
+		// The CONNACK refusal waits, longer for each failure in a row
+		// from the address (password guessing).
+		time.Sleep(h.b.backoff.Failed(host))
 		h.b.stats.authFailures.Add(1)
-		h.b.log.Info("mqtt: login refused", "peer", cl.Net.Remote, "user", string(pk.Connect.Username), "client", cl.ID)
+		if len(pk.Connect.Username) == 0 && h.b.auth.anonymous {
+			h.b.log.Warn("mqtt: anonymous client refused: anonymous clients are allowed from the loopback interface only (log in with mqtt.users, or set allow-remote-anonymous on a trusted, isolated network)",
+				"peer", cl.Net.Remote, "client", cl.ID)
+		} else {
+			h.b.log.Info("mqtt: login refused", "peer", cl.Net.Remote, "user", string(pk.Connect.Username), "client", cl.ID)
+		}
 	}
 	return ok
 }
@@ -56,7 +68,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cu := h.b.certUser(cl); cu != "" {
 		user = cu
 	}
-	ok := h.b.auth.allowed(user, cl.ID, topic, write)
+	ok := h.b.auth.allowed(user, cl.ID, topic, write) && h.b.logAccess(user, cl.ID, topic, write)
 	if !ok {
 		h.b.stats.aclDenied.Add(1)
 		h.b.log.Debug("mqtt: ACL denied", "client", cl.ID, "user", user, "mqtt_topic", topic, "write", write)
@@ -91,6 +103,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	b := h.b
+	b.throttle(cl, len(pk.Payload)+len(pk.TopicName))
 	tgt, routed := b.router.resolve(pk.TopicName, cl.ID)
 	s := b.sessionFor(cl)
 	p := &pending{s: s, pk: pk, size: len(pk.Payload) + len(pk.TopicName) + 64, unrouted: !routed}

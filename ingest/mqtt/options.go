@@ -1,7 +1,9 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"fmt"
+	"github.com/runnel/runnel/access"
 	"log/slog"
 	"strings"
 	"time"
@@ -66,12 +68,29 @@ type Options struct {
 	// value refuses them: the zero-config `runnel serve` sets it to true
 	// explicitly (and says so in the README).
 	AllowAnonymous bool `yaml:"allow-anonymous"`
+	// AllowRemoteAnonymous extends AllowAnonymous to clients that are not
+	// on the loopback interface. The zero value refuses them (CONNACK
+	// "not authorized"), so that a box on a plant network is not open by
+	// accident.
+	AllowRemoteAnonymous bool `yaml:"allow-remote-anonymous"`
 	// Users are the accounts clients log in with (bcrypt password hashes).
 	Users []User `yaml:"users"`
 	// ACL rules, first match wins; with no rules every authenticated client
 	// may read and write every topic. With rules, a topic no rule matches is
 	// denied.
 	ACL []ACLRule `yaml:"acl"`
+	// Access, when set, is runnel's permission model over log topics
+	// (package access), applied on top of ACL: a publish that a route
+	// stores in log topic T needs Write on T; the delivery of a message
+	// whose MQTT topic a route stores in T, or that a publish route fans
+	// out of T, needs Read on T. The principal is the user name (or the
+	// certificate's name), access.Anonymous without one. nil = no check.
+	Access *access.Policy `yaml:"-"`
+	// Quotas are the produce quotas per user (Kafka's producer_byte_rate,
+	// one budget with Kafka's): a client over its user's rate has its
+	// next packets read only after the throttle time (TCP holds it back;
+	// MQTT has no throttle field). nil = none.
+	Quotas *access.Quotas `yaml:"-"`
 
 	// MaxPendingPerClient caps the messages of one client that are waiting
 	// for the log (any QoS). At the cap the broker stops reading from that
@@ -136,6 +155,10 @@ type TLSOptions struct {
 	// CertAsUsername uses the verified client certificate's common name as
 	// the user name (no password needed) for users and ACL rules.
 	CertAsUsername bool `yaml:"cert-as-username"`
+	// GetCertificate, when set, serves the certificate instead of
+	// CertFile and KeyFile being loaded once (a reloadable pair: package
+	// certs); CertFile is still what turns TLS on.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error) `yaml:"-"`
 }
 
 // Key rules of a Route.

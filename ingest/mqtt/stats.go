@@ -25,6 +25,7 @@ type Stats struct {
 
 	// Security and limits.
 	AuthFailures    uint64 // CONNECTs refused for bad credentials
+	QuotaThrottled  uint64 // publishes held for a produce quota (Options.Quotas)
 	ACLDenied       uint64 // publish/subscribe/delivery refused by ACL
 	ConnsRefusedIP  uint64 // connections closed at the per-IP cap
 	ConnsRefused    uint64 // connections closed at the cap of all connections (MaxConns)
@@ -58,6 +59,7 @@ type counters struct {
 	ingested, acked, nacked, failed, rejectedDiskFull, failDisconnects atomic.Uint64
 	unrouted, willsIngested, throttled, batches, fannedOut             atomic.Uint64
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
+	quotaThrottled                                                     atomic.Uint64
 	connsRefused, subsRefused, malformed                               atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
@@ -97,6 +99,7 @@ func (b *Broker) Stats() Stats {
 		Batches:          c.batches.Load(),
 		FannedOut:        c.fannedOut.Load(),
 		AuthFailures:     c.authFailures.Load(),
+		QuotaThrottled:   c.quotaThrottled.Load(),
 		ACLDenied:        c.aclDenied.Load(),
 		ConnsRefusedIP:   c.connsRefusedIP.Load(),
 		ConnsRefused:     c.connsRefused.Load(),

@@ -9,11 +9,14 @@ import (
 
 // loadTLS builds the server TLS config from files.
 func loadTLS(o *TLSOptions) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: load certificate: %v", ErrTLS, err)
+	cfg := &tls.Config{GetCertificate: o.GetCertificate, MinVersion: tls.VersionTLS12}
+	if o.GetCertificate == nil {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: load certificate: %v", ErrTLS, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if o.ClientCAFile != "" {
 		pem, err := os.ReadFile(o.ClientCAFile)
 		if err != nil {

@@ -88,6 +88,10 @@ func (n *Node) argsLocked() []string {
 		"--kafka-addr", n.KafkaAddr(),
 		"--http-addr", n.HTTPAddr(),
 		"--http-anonymous", "read", // the test reads /api/peers from outside the node's namespace
+		// The test's clients (Kafka, MQTT) reach the nodes from the
+		// bridge, not from loopback: the cluster's network is isolated.
+		// A test of credentials passes --allow-remote-anonymous=false.
+		"--allow-remote-anonymous",
 		"--mqtt-addr", n.MQTTAddr(),
 	}, n.extra...)
 }
