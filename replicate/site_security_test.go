@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/runnel/runnel/ingest/users"
 	"github.com/runnel/runnel/replicate/sitetest"
-	"github.com/runnel/runnel/users"
 )
 
 // Peers with credentials required and access rules: they fetch copies

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 )
 
 // The permission model (AuthOptions.Access) over HTTP. After the role

@@ -8,7 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 	"net"
 	"net/http"
 	"net/url"

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 // envUsersFile names the environment variable that gives --users-file.

@@ -71,11 +71,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
+	"github.com/runnel/runnel/ingest/users"
 	"github.com/runnel/runnel/sync/forward"
-	"github.com/runnel/runnel/users"
 )
 
 // serveConfig is the configuration tree of `runnel serve`. Field comments
@@ -379,7 +379,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "access.superusers", flag: "access-superuser", v: strList(&c.Access.Superusers, nil),
 			doc: "users that may do everything (repeatable); with it or `access.rules`, every other client, `ANONYMOUS` (a client without credentials) included, may do only what the rules grant"},
 		{path: "access.rules", v: fileOnly(&c.Access.Rules), check: c.checkAccessRules,
-			doc: "permission rules over log topics, consumer groups and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `access/doc.go`)"},
+			doc: "permission rules over log topics, consumer groups, Kafka transactional ids and the cluster, for Kafka, MQTT (the log topics MQTT routes store in and publish routes fan out of) and HTTP: `{user, topic|group|transactional-id: PATTERN, cluster: true, allow|deny: [read, write, create, delete, alter, describe, cluster-action, all]}`; `user: \"*\"` is everyone; PATTERN `*`, `prefix*` or a name; a deny wins, nothing matched = denied (Kafka's rules, see `ingest/access/doc.go`)"},
 
 		{path: "access.quotas", v: fileOnly(&c.Access.Quotas), check: c.checkQuotas,
 			doc: "produce quotas: `{user, producer-byte-rate}` (bytes/s, Kafka's `producer_byte_rate`, one budget per user for Kafka and MQTT together; `user: \"*\"` = each user without its own, `ANONYMOUS` included, each with its own budget). A Kafka producer over its rate is answered with `throttle_time_ms` and its connection is not read until that time has passed (`runnel_kafka_throttled_total`); an MQTT client's next packets are read only after it (`runnel_mqtt_quota_throttled_total`)"},

@@ -12,9 +12,9 @@ import (
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/ingest/mqtt"
+	"github.com/runnel/runnel/ingest/users"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/sync/forward"
-	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 

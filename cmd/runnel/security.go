@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/runnel/runnel/access"
-	"github.com/runnel/runnel/certs"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
 )
 

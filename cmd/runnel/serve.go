@@ -17,12 +17,12 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/runnel/runnel/access"
-	"github.com/runnel/runnel/certs"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/certs"
 	"github.com/runnel/runnel/ingest/mqtt"
+	"github.com/runnel/runnel/ingest/users"
 	rlog "github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/replicate"
-	"github.com/runnel/runnel/users"
 	"github.com/runnel/runnel/web"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 	"github.com/runnel/runnel/log/meta"
 )
 
@@ -92,6 +92,7 @@ var aclOps = map[kmsg.ACLOperation]access.Op{
 
 var aclKinds = map[kmsg.ACLResourceType]access.Kind{
 	kmsg.ACLResourceTypeTopic: access.Topic, kmsg.ACLResourceTypeGroup: access.Group, kmsg.ACLResourceTypeCluster: access.Cluster,
+	kmsg.ACLResourceTypeTransactionalId: access.TransactionalID,
 }
 
 // bindingRule converts one ACL binding.
@@ -99,7 +100,7 @@ func bindingRule(rt kmsg.ACLResourceType, name string, pt kmsg.ACLResourcePatter
 	var r access.Rule
 	kind, ok := aclKinds[rt]
 	if !ok {
-		return r, fmt.Errorf("resource type %v is not supported (TOPIC, GROUP, CLUSTER)", rt)
+		return r, fmt.Errorf("resource type %v is not supported (TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID)", rt)
 	}
 	user, ok := strings.CutPrefix(principal, "User:")
 	if !ok || user == "" {

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/users"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/users"
 )
 
 // TestJavaACLsAndScramOverTLS: Apache Kafka's own tools against a server

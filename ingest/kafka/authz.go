@@ -6,7 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 )
 
 // Authorization: every request that touches a topic, a group or the
@@ -265,6 +265,9 @@ func (c *conn) authorize(sl *slot, req kmsg.Request) bool {
 		}
 	case *kmsg.FindCoordinatorRequest:
 		return c.authzFindCoordinator(sl, r)
+	case *kmsg.InitProducerIDRequest, *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest,
+		*kmsg.EndTxnRequest, *kmsg.TxnOffsetCommitRequest, *kmsg.DescribeTransactionsRequest, *kmsg.ListTransactionsRequest:
+		return c.authzTxn(sl, req)
 	default:
 		if c.s.versions.group[req.Key()] {
 			return c.authzGroup(sl, req)
@@ -606,9 +609,11 @@ func (c *conn) authzGroup(sl *slot, req kmsg.Request) bool {
 			resp.ErrorCode = codeGroupAuthorizationFailed
 			return deny(resp)
 		}
+	case *kmsg.ConsumerGroupHeartbeatRequest, *kmsg.ConsumerGroupDescribeRequest:
+		return c.authzConsumerGroup(sl, req)
 	default:
-		// A group API added later (KIP-848 ConsumerGroupHeartbeat, …)
-		// without a rule here is refused rather than let through.
+		// A group API added later without a rule here is refused rather
+		// than let through.
 		if !c.may(access.Cluster, access.ClusterName, access.All) {
 			unsupportedResponse(sl, req.Key(), req.GetVersion())
 			return true

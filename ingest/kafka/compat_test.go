@@ -31,8 +31,8 @@ var apiNotes = map[int16]string{
 	8:  "v10 names topics by ID only; KIP-848 members commit with their member epoch",
 	9:  "v10 names topics by ID only; KIP-848 members fetch with their member epoch",
 	10: "groups and transactional ids: every box coordinates both",
-	17: "PLAIN (users from `kafka.users`)",
-	36: "PLAIN (users from `kafka.users`)",
+	17: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users file, `runnel user`)",
+	36: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users file, `runnel user`)",
 	21: "records are removed by retention only",
 	22: "idempotent and transactional producers (epoch bump fences the previous producer)",
 	23: "when the log keeps leader epochs (always for `runnel serve`)",
@@ -40,9 +40,9 @@ var apiNotes = map[int16]string{
 	25: "transactions",
 	26: "v5+ is transactions v2 (KIP-890), not advertised",
 	28: "offsets staged until the transaction commits",
-	29: "no Kafka ACLs",
-	30: "no Kafka ACLs",
-	31: "no Kafka ACLs",
+	29: "advertised and served when access rules are configured (`access.*`)",
+	30: "advertised and served when access rules are configured (`access.*`)",
+	31: "advertised and served when access rules are configured (`access.*`)",
 	34: "one log directory",
 	35: "one log directory",
 	38: "no delegation tokens",
@@ -52,10 +52,10 @@ var apiNotes = map[int16]string{
 	43: "one broker leads every partition",
 	45: "one broker holds every partition",
 	46: "one broker holds every partition",
-	48: "no client quotas",
-	49: "no client quotas",
-	50: "no SCRAM users (SASL/PLAIN only)",
-	51: "no SCRAM users (SASL/PLAIN only)",
+	48: "quotas are set in `access.quotas` (config file)",
+	49: "quotas are set in `access.quotas` (config file)",
+	50: "SCRAM users are managed with `runnel user` (users file)",
+	51: "SCRAM users are managed with `runnel user` (users file)",
 	61: "kafka-transactions abort/find-hanging need it; not served",
 	65: "`kafka-transactions describe`",
 	66: "`kafka-transactions list`",
@@ -84,7 +84,7 @@ var clusterInternal = map[int16]bool{
 // and a log with leader epochs.
 func servedTable(t *testing.T) *versionTable {
 	t.Helper()
-	return newVersionTable(&groupVersionsOnly{}, true)
+	return newVersionTable(&groupVersionsOnly{}, true, false)
 }
 
 // groupVersionsOnly is a GroupHandler that only reports the coordinator's

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 // slot is one request's place in the connection's response order. The

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/access"
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 // clientCert makes a self-signed client certificate for cn (its own CA).

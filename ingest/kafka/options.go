@@ -11,9 +11,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/users"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/users"
 )
 
 // GroupHandler serves the consumer-group APIs (JoinGroup, SyncGroup,

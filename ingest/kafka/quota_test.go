@@ -9,8 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/runnel/runnel/access"
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/access"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 type throttleHook struct{ n atomic.Int64 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 // SASL: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802/7677, over

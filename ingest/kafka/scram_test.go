@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/runnel/runnel/users"
+	"github.com/runnel/runnel/ingest/users"
 )
 
 // TestSASLScram: SCRAM-SHA-256 and SCRAM-SHA-512 with franz-go's client,

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 	"github.com/runnel/runnel/ingest/produce"
+	"github.com/runnel/runnel/ingest/users"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/users"
 )
 
 // Server serves the Kafka wire protocol on top of a log.Log.

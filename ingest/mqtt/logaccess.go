@@ -6,7 +6,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 )
 
 // logAccess applies Options.Access (the log topics' permission model) to

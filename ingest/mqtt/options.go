@@ -3,7 +3,7 @@ package mqtt
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 	"log/slog"
 	"strings"
 	"time"

@@ -6,7 +6,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/runnel/runnel/access"
+	"github.com/runnel/runnel/ingest/access"
 )
 
 // TestPublishQuota: a client whose user is over its produce quota has its

@@ -72,9 +72,10 @@ type Kind uint8
 
 // Resource kinds.
 const (
-	Topic   Kind = iota + 1 // a log topic
-	Group                   // a Kafka consumer group
-	Cluster                 // the node itself (name "kafka-cluster")
+	Topic           Kind = iota + 1 // a log topic
+	Group                           // a Kafka consumer group
+	Cluster                         // the node itself (name "kafka-cluster")
+	TransactionalID                 // a Kafka transactional id (Kafka's TRANSACTIONAL_ID resource)
 )
 
 // ClusterName is the name of the one Cluster resource, as in Kafka.
@@ -88,11 +89,13 @@ func (k Kind) String() string {
 		return "group"
 	case Cluster:
 		return "cluster"
+	case TransactionalID:
+		return "transactional-id"
 	}
 	return fmt.Sprintf("kind(%d)", k)
 }
 
-// ParseKind parses "topic", "group" or "cluster".
+// ParseKind parses "topic", "group", "cluster" or "transactional-id".
 func ParseKind(s string) (Kind, error) {
 	switch strings.ToLower(s) {
 	case "topic", "":
@@ -101,8 +104,10 @@ func ParseKind(s string) (Kind, error) {
 		return Group, nil
 	case "cluster":
 		return Cluster, nil
+	case "transactional-id":
+		return TransactionalID, nil
 	}
-	return 0, fmt.Errorf("access: unknown resource kind %q (want topic, group or cluster)", s)
+	return 0, fmt.Errorf("access: unknown resource kind %q (want topic, group, cluster or transactional-id)", s)
 }
 
 // Rule allows (or denies) Ops on the resources of Kind whose names match
@@ -123,7 +128,7 @@ func (r Rule) Validate() error {
 	switch {
 	case r.User == "":
 		return fmt.Errorf("%w: no user (use \"*\" for everyone)", ErrInvalidRule)
-	case r.Kind < Topic || r.Kind > Cluster:
+	case r.Kind < Topic || r.Kind > TransactionalID:
 		return fmt.Errorf("%w: unknown resource kind", ErrInvalidRule)
 	case r.Pattern == "":
 		return fmt.Errorf("%w: empty pattern", ErrInvalidRule)

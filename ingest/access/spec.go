@@ -11,17 +11,23 @@ import (
 //	{user: dashboard, group: "dash-*", allow: [read]}
 //	{user: ops, cluster: true, allow: [all]}
 //	{user: "*", topic: "secrets", deny: [read]}
+//	{user: etl, transactional-id: "etl-*", allow: [write]}
 //
-// Exactly one of Topic, Group and Cluster names the resources; Allow and
+// Exactly one of Topic, Group, Cluster and TransactionalID names the
+// resources; Allow and
 // Deny list operations (read, write, create, delete, alter, describe,
 // cluster-action, all). One spec with both Allow and Deny is two rules.
 type RuleSpec struct {
-	User    string   `yaml:"user" json:"user"`
-	Topic   string   `yaml:"topic,omitempty" json:"topic,omitempty"`
-	Group   string   `yaml:"group,omitempty" json:"group,omitempty"`
-	Cluster bool     `yaml:"cluster,omitempty" json:"cluster,omitempty"`
-	Allow   []string `yaml:"allow,omitempty" json:"allow,omitempty"`
-	Deny    []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+	User    string `yaml:"user" json:"user"`
+	Topic   string `yaml:"topic,omitempty" json:"topic,omitempty"`
+	Group   string `yaml:"group,omitempty" json:"group,omitempty"`
+	Cluster bool   `yaml:"cluster,omitempty" json:"cluster,omitempty"`
+	// TransactionalID: Kafka transactional ids (write: use it for
+	// transactions; describe: see it in DescribeTransactions and
+	// ListTransactions).
+	TransactionalID string   `yaml:"transactional-id,omitempty" json:"transactional_id,omitempty"`
+	Allow           []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Deny            []string `yaml:"deny,omitempty" json:"deny,omitempty"`
 }
 
 // Rules converts the spec.
@@ -37,8 +43,11 @@ func (s RuleSpec) Rules() ([]Rule, error) {
 	if s.Cluster {
 		base.Kind, base.Pattern, n = Cluster, ClusterName, n+1
 	}
+	if s.TransactionalID != "" {
+		base.Kind, base.Pattern, n = TransactionalID, s.TransactionalID, n+1
+	}
 	if n != 1 {
-		return nil, fmt.Errorf("%w: want exactly one of topic, group and cluster", ErrInvalidRule)
+		return nil, fmt.Errorf("%w: want exactly one of topic, group, cluster and transactional-id", ErrInvalidRule)
 	}
 	if len(s.Allow)+len(s.Deny) == 0 {
 		return nil, fmt.Errorf("%w: no allow or deny operations", ErrInvalidRule)
@@ -78,6 +87,8 @@ func (r Rule) Spec() RuleSpec {
 		s.Group = r.Pattern
 	case Cluster:
 		s.Cluster = true
+	case TransactionalID:
+		s.TransactionalID = r.Pattern
 	}
 	ops := strings.Split(r.Ops.String(), ",")
 	if r.Deny {

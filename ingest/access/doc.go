@@ -1,7 +1,7 @@
 // Package access is runnel's one permission model: who (a principal: a
 // user name from Kafka SASL, MQTT, HTTP Basic, a client certificate, or
 // Anonymous) may do what (an Op) to which resource (a log topic, a
-// consumer group, the cluster).
+// consumer group, a Kafka transactional id, the cluster).
 //
 // A Policy is a list of rules. A rule names a principal ("*" = every
 // principal, Anonymous included), a resource kind, a name pattern and a
