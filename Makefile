@@ -182,15 +182,15 @@ soak-short: test-deps
 	RUNNEL_SOAK=bounded $(GO) test -count=1 -timeout 600s -run '^TestSoak$$' ./sync/kafka/
 	RUNNEL_SOAK=bounded $(GO) test -count=1 -timeout 600s -run '^(TestCrashRecovery|TestCrashSharedRecycle|TestFsyncErrors|TestWriteErrors)$$' ./log/
 
-# Every benchmark with a benchtime that measures something (scripts/bench.sh
+# Every benchmark with a benchtime that measures something (cmd/scripts/bench.sh
 # lists them), then a table of the figures the README quotes, each with the
 # command that reproduces it. About 6-8 minutes.
 bench: test-deps
-	GO=$(GO) scripts/bench.sh
+	GO=$(GO) cmd/scripts/bench.sh
 
 # make bench, then the table written into README.md and log/doc.go.
 bench-docs: test-deps
-	GO=$(GO) RUNNEL_BENCH_WRITE_DOCS=1 scripts/bench.sh
+	GO=$(GO) RUNNEL_BENCH_WRITE_DOCS=1 cmd/scripts/bench.sh
 
 # runnel beside Apache Kafka and Mosquitto, each started with its standard
 # settings, in one run. RUNNEL_BIN=path measures a prebuilt runnel instead

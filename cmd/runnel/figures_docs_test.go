@@ -36,8 +36,8 @@ func figuresBlock(t *testing.T, file, prefix string) []string {
 }
 
 // TestFiguresTables: README.md and log/doc.go quote one table of figures
-// (make bench-docs writes both from one run of scripts/bench.sh): the same
-// lines in both, its rows the figures scripts/bench.sh lists, in its
+// (make bench-docs writes both from one run of cmd/scripts/bench.sh): the same
+// lines in both, its rows the figures cmd/scripts/bench.sh lists, in its
 // order, each with a measured value and the go test command bench.sh runs
 // for that benchmark.
 func TestFiguresTables(t *testing.T) {
@@ -52,7 +52,7 @@ func TestFiguresTables(t *testing.T) {
 		}
 	}
 
-	script, err := os.ReadFile("../../scripts/bench.sh")
+	script, err := os.ReadFile("../scripts/bench.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +65,14 @@ func TestFiguresTables(t *testing.T) {
 	// The figures it reports: "label|benchmark|unit" in figures().
 	m := regexp.MustCompile(`(?s)figures\(\) \{\n\tcat <<'EOF'\n(.*?)\nEOF\n`).FindStringSubmatch(string(script))
 	if m == nil || len(runs) == 0 {
-		t.Fatal("scripts/bench.sh: no figures() list or no bench lines")
+		t.Fatal("cmd/scripts/bench.sh: no figures() list or no bench lines")
 	}
 	type figure struct{ label, bench, unit string }
 	var figs []figure
 	for _, l := range strings.Split(m[1], "\n") {
 		f := strings.Split(l, "|")
 		if len(f) != 3 {
-			t.Fatalf("scripts/bench.sh figures(): bad line %q", l)
+			t.Fatalf("cmd/scripts/bench.sh figures(): bad line %q", l)
 		}
 		figs = append(figs, figure{f[0], f[1], f[2]})
 	}
@@ -89,12 +89,12 @@ func TestFiguresTables(t *testing.T) {
 		rows = append(rows, cells)
 	}
 	if len(rows) != len(figs) {
-		t.Fatalf("README.md has %d figures, scripts/bench.sh lists %d: run make bench-docs", len(rows), len(figs))
+		t.Fatalf("README.md has %d figures, cmd/scripts/bench.sh lists %d: run make bench-docs", len(rows), len(figs))
 	}
 	for i, f := range figs {
 		label, value, unit, cmd := rows[i][0], rows[i][1], rows[i][2], strings.Trim(rows[i][3], "`")
 		if label != f.label || unit != f.unit {
-			t.Errorf("figure %d: README.md has %q in %s, scripts/bench.sh %q in %s", i+1, label, unit, f.label, f.unit)
+			t.Errorf("figure %d: README.md has %q in %s, cmd/scripts/bench.sh %q in %s", i+1, label, unit, f.label, f.unit)
 		}
 		if _, err := strconv.ParseFloat(value, 64); err != nil {
 			t.Errorf("figure %q: value %q is not a measurement", label, value)
@@ -110,7 +110,7 @@ func TestFiguresTables(t *testing.T) {
 			}
 		}
 		if cmd != want {
-			t.Errorf("figure %q: command %q, but scripts/bench.sh measures %s with %q", label, cmd, top, want)
+			t.Errorf("figure %q: command %q, but cmd/scripts/bench.sh measures %s with %q", label, cmd, top, want)
 		}
 	}
 }

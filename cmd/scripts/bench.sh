@@ -15,7 +15,7 @@
 # README.md and log/doc.go, between their "figures:begin" and
 # "figures:end" markers: the one table both quote.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 GO=${GO:-go}
 
 tmp=${TMPDIR:-/tmp}
