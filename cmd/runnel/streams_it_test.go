@@ -260,7 +260,16 @@ type countReader struct {
 	cl      *kgo.Client
 	latest  map[string]int64
 	updates int
-	errs    string // counts that did not follow the previous one by 1
+	errs    string // counts that did not follow the previous one by 1 (the first few)
+	nerrs   int
+}
+
+func (r *countReader) bad(format string, args ...any) {
+	if r.nerrs++; r.nerrs <= 10 {
+		r.errs += fmt.Sprintf(format, args...)
+	} else if r.nerrs == 11 {
+		r.errs += " ..."
+	}
 }
 
 func newCountReader(t *testing.T, addr, topic string) *countReader {
@@ -285,12 +294,12 @@ func (r *countReader) poll(ctx context.Context, d time.Duration) {
 		r.updates++
 		k := string(rec.Key)
 		if len(rec.Value) != 8 {
-			r.errs += fmt.Sprintf(" %s: value of %d bytes at %d/%d;", k, len(rec.Value), rec.Partition, rec.Offset)
+			r.bad(" %s: value of %d bytes at %d/%d;", k, len(rec.Value), rec.Partition, rec.Offset)
 			return
 		}
 		n := int64(binary.BigEndian.Uint64(rec.Value))
 		if prev := r.latest[k]; n != prev+1 {
-			r.errs += fmt.Sprintf(" %s: count %d after %d at %d/%d;", k, n, prev, rec.Partition, rec.Offset)
+			r.bad(" %s: count %d after %d at %d/%d;", k, n, prev, rec.Partition, rec.Offset)
 		}
 		r.latest[k] = n
 	})
@@ -313,6 +322,6 @@ func (r *countReader) summary(want int64) string {
 		}
 	}
 	slices.Sort(bad)
-	return fmt.Sprintf("%d sensors seen, %d readings counted, %d count updates read; counts not %d: %v%s",
-		len(r.latest), r.sum(), r.updates, want, bad, r.errs)
+	return fmt.Sprintf("%d sensors seen, %d readings counted, %d count updates read; counts not %d: %v; %d out of sequence:%s",
+		len(r.latest), r.sum(), r.updates, want, bad, r.nerrs, r.errs)
 }

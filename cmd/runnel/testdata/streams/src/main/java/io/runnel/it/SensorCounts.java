@@ -26,7 +26,9 @@ import org.apache.kafka.streams.kstream.Produced;
  *
  * <p>Arguments: bootstrap servers, application id, input topic, output
  * topic, state directory, and a delay in milliseconds spent on each
- * reading (so that processing lasts long enough to be interrupted).
+ * reading's count (after the repartition topic, so that counting lasts
+ * long enough to be interrupted while its output is committed in many
+ * small transactions).
  *
  * <p>The process exits with status 1 when the Streams client stops in
  * error (a fatal error of a stream thread), 0 on SIGTERM.
@@ -60,11 +62,11 @@ public final class SensorCounts {
 
         StreamsBuilder b = new StreamsBuilder();
         b.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
-            .peek((gateway, reading) -> pause(delay))
             .selectKey((gateway, reading) -> reading.split(" ", 2)[0])
             .groupByKey(Grouped.with("by-sensor", Serdes.String(), Serdes.String()))
             .count(Materialized.as("counts"))
             .toStream()
+            .peek((sensor, count) -> pause(delay))
             .to(output, Produced.with(Serdes.String(), Serdes.Long()));
 
         KafkaStreams streams = new KafkaStreams(b.build(), p);
