@@ -92,7 +92,8 @@ func TestIntegrationKafkaStreamsExactlyOnce(t *testing.T) {
 	committed := newCountReader(t, srv.Addr(), output)
 	defer committed.close()
 	kills := []int{total * 20 / 100, total * 55 / 100} // committed readings at which the server is killed
-	restarts := 0
+	restarts, stalled := 0, 0                          // stalled: exits in a row with no count committed in between
+	startedAt := 0                                     // counts committed when the application last started
 	done := func() bool {
 		if len(kills) > 0 || len(committed.latest) != sensors {
 			return false
@@ -111,12 +112,16 @@ func TestIntegrationKafkaStreamsExactlyOnce(t *testing.T) {
 		}
 		if !app.running() {
 			restarts++
-			if restarts > 8 {
-				t.Fatalf("the application stopped %d times: %s\n%s\n--- server log ---\n%s",
-					restarts, committed.summary(perSensor), app.logTail(), srv.LogTail())
+			if stalled++; committed.sum() > startedAt {
+				stalled = 1
+			}
+			if stalled >= 2 || restarts > 8 {
+				t.Fatalf("the application stopped %d times (%d in a row with nothing committed): %s\nits errors:\n%s\n%s\n--- server log ---\n%s",
+					restarts, stalled, committed.summary(perSensor), app.errors(), app.logTail(), srv.LogTail())
 			}
 			t.Logf("application exited (%s); starting it again", app.exitStatus())
 			app.start()
+			startedAt = committed.sum()
 		}
 		committed.poll(ctx, 300*time.Millisecond)
 		for k, n := range committed.latest {
@@ -246,6 +251,23 @@ func (a *streamsApp) stop() {
 	case <-time.After(30 * time.Second):
 		a.kill9()
 	}
+}
+
+// errors are the distinct error and exception lines of the application's
+// log (the first 20).
+func (a *streamsApp) errors() string {
+	b, _ := os.ReadFile(a.log)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.Index(l, "] "); strings.HasPrefix(l, "[") && i > 0 {
+			l = l[i+2:] // without the time stamp
+		}
+		if (strings.HasPrefix(l, "ERROR ") || strings.Contains(l, "Exception")) && !strings.HasPrefix(strings.TrimSpace(l), "at ") &&
+			!slices.Contains(out, l) && len(out) < 20 {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (a *streamsApp) logTail() string {
