@@ -53,6 +53,9 @@ public final class SensorCounts {
         // No record cache: every reading yields its sensor's new count, so
         // the committed output of a sensor is exactly 1, 2, 3, ...
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        // Consumed records of the repartition topic are deleted (DeleteRecords)
+        // after every commit that is at least a second after the last one.
+        p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 1000);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_RECORDS_CONFIG), 100);
         // Short session so a restarted application gets its partitions back
