@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestIntegrationKafkaStreamsExactlyOnce runs a Kafka Streams application
@@ -165,8 +167,48 @@ func TestIntegrationKafkaStreamsExactlyOnce(t *testing.T) {
 	if final.sum() != total || len(final.latest) != sensors || final.errs != "" {
 		t.Fatalf("read_committed from the beginning: %s %s\n%s", final.summary(perSensor), final.errs, app.logTail())
 	}
+	// Streams deletes the consumed records of its repartition topic
+	// (DeleteRecords); a server that does not serve it keeps them all
+	// (runnel: until retention), which the log start offsets show.
+	t.Logf("repartition topic it-sensor-counts-app-by-sensor-repartition: log start offsets %v",
+		logStartOffsets(srv.Addr(), "it-sensor-counts-app-by-sensor-repartition", 3))
 	t.Logf("%d sensors × %d readings counted exactly once across 2 kill -9 of the server and %d application restarts (%d count updates read)",
 		sensors, perSensor, restarts, final.updates)
+}
+
+// logStartOffsets lists the first offset of each partition of topic
+// (ListOffsets, earliest), or the error.
+func logStartOffsets(addr, topic string, partitions int32) any {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -2
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	var out []int64
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return err
+			}
+			out = append(out, rp.Offset)
+		}
+	}
+	return out
 }
 
 // buildStreamsApp builds testdata/streams with Maven (once per source
