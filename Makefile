@@ -90,6 +90,7 @@ test-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
 	fi
 	@sync/kafka/kafkatest/fetch.sh >/dev/null
+	@cmd/runnel/testdata/streams/build.sh >/dev/null
 	@python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install -q confluent-kafka==2.16.1
 
 # The unit tests of the packages that hold the storage, wire and sync code,

@@ -37,13 +37,8 @@ import (
 //
 // It needs transactions (Streams' exactly-once producers: InitProducerId
 // with a transactional id, AddPartitionsToTxn, TxnOffsetCommit, EndTxn and
-// read_committed fetches). Until they are on main it runs only with
-// RUNNEL_IT_STREAMS=1; then the gate goes and it runs in every
-// integration run, as the acceptance test of transactions.
+// read_committed fetches): the acceptance test of transactions.
 func TestIntegrationKafkaStreamsExactlyOnce(t *testing.T) {
-	if os.Getenv("RUNNEL_IT_STREAMS") != "1" {
-		t.Skip("needs transactions: set RUNNEL_IT_STREAMS=1 to run it (unconditional once transactions are served)")
-	}
 	needTool(t, "java")
 	needTool(t, "mvn")
 	srv := startServer(t, 1)
