@@ -537,3 +537,43 @@ func TestFailoverSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverRestoredCursors: n1 forwards its whole backlog, then comes
+// back with a wiped data dir and the same node id (a replaced SD card).
+// It takes back its partitions from its copies and its forwarding
+// cursors from its peers' copies of its cursor log, so it goes on from
+// where it stood upstream: at most one cursor save is sent again, not the
+// whole backlog.
+func TestFailoverRestoredCursors(t *testing.T) {
+	const backlog = 20000
+	c, b := forwardingSite(t)
+	n1 := c.Node(1)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
+	createSensors(t, n1, "sensors", 2, 2)
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", backlog, "before")
+	waitUntil(t, "n1's backlog forwarded", 90*time.Second, func() bool { return upstreamOf(t, b, "n1") >= backlog })
+	time.Sleep(3 * time.Second) // the last cursor save in the cursor log, mirrored
+
+	n1.RestartWiped(t)
+	waitUntil(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
+	})
+	produceN(t, n1, acks, "sensors", 1000, "after")
+	rep := sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the wiped restart: %v", rep)
+	t.Logf("n1 routes: %s", httpGet(n1, "/api/routes"))
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > window {
+			t.Errorf("n1:sensors/%d: %d raw duplicates after the wiped restart (window %d, backlog %d): the cursors were not restored", p, pr.RawDuplicates, window, backlog/2)
+		}
+	}
+}
