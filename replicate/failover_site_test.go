@@ -38,18 +38,26 @@ func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
 	}
+	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
+	b := kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String(), Partitions: 2})
+	b.CreateTopic("central.sensors", 2)
+	startForwarding(t, c, fmt.Sprintf("{kind: kafka, brokers: [%q]}", b.Addr()), "central.{topic}")
+	return c, b
+}
+
+// startForwarding starts c's nodes, joined (gossip key), each with one
+// route sending sensors* to upstream (a YAML mapping) under target, its
+// window small enough that the duplicate bounds of the tests mean
+// something.
+func startForwarding(t testing.TB, c *sitetest.Cluster, upstream, target string) {
+	t.Helper()
 	key := filepath.Join(t.TempDir(), "site.key")
 	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
-	b := kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String(), Partitions: 2})
 	logFailover(t, c)
-	b.CreateTopic("central.sensors", 2)
-	// One route, its window small enough that the duplicate bound below
-	// means something.
 	conf := filepath.Join(t.TempDir(), "runnel.yaml")
-	yaml := fmt.Sprintf("upstreams:\n  default: {kind: kafka, brokers: [%q]}\nroutes:\n  - {name: sensors, topics: [\"sensors*\"], target: \"central.{topic}\", max-in-flight: %d}\n", b.Addr(), window)
+	yaml := fmt.Sprintf("upstreams:\n  default: %s\nroutes:\n  - {name: sensors, topics: [\"sensors*\"], target: %q, max-in-flight: %d}\n", upstream, target, window)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +71,6 @@ func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
 		}
 		n.Start(t, args...)
 	}
-	return c, b
 }
 
 type peersFailover struct {
@@ -82,14 +89,14 @@ type peersFailover struct {
 func peersOf(n *sitetest.Node) (peersFailover, error) { return peersAs[peersFailover](n) }
 
 // waitUntil is waitFor with a fixed description of what it waits for.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	waitFor(t, timeout, cond, func() string { return "waiting for " + what })
 }
 
 // logFailover logs every node's /api/peers failover section when the test
 // failed.
-func logFailover(t *testing.T, c *sitetest.Cluster) {
+func logFailover(t testing.TB, c *sitetest.Cluster) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -105,7 +112,7 @@ func logFailover(t *testing.T, c *sitetest.Cluster) {
 
 // createSensors creates topic on n with partitions and replication
 // factor rf.
-func createSensors(t *testing.T, n *sitetest.Node, topic string, partitions int32, rf int16) {
+func createSensors(t testing.TB, n *sitetest.Node, topic string, partitions int32, rf int16) {
 	t.Helper()
 	cl := n.Client(t)
 	defer cl.Close()
@@ -126,7 +133,7 @@ func createSensors(t *testing.T, n *sitetest.Node, topic string, partitions int3
 
 // produceN writes n records with acks=all to node's topic (round robin
 // over its partitions, unique values) and adds the acknowledged ones.
-func produceN(t *testing.T, node *sitetest.Node, acks *sitetest.Acks, topic string, n int, tag string) {
+func produceN(t testing.TB, node *sitetest.Node, acks *sitetest.Acks, topic string, n int, tag string) {
 	t.Helper()
 	cl := node.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(topic),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
@@ -150,7 +157,7 @@ func produceN(t *testing.T, node *sitetest.Node, acks *sitetest.Acks, topic stri
 
 // upstreamOf counts the records of origin node that reached the upstream
 // topic.
-func upstreamOf(t *testing.T, b *kafkatest.Broker, node string) int {
+func upstreamOf(t testing.TB, b *kafkatest.Broker, node string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -308,7 +315,7 @@ func httpGet(n *sitetest.Node, path string) string {
 
 // forwarderOf returns the node (among nodes) whose failover status says
 // it forwards origin's topic/partition, or nil.
-func forwarderOf(t *testing.T, nodes []*sitetest.Node, origin, topic string, partition int32) *sitetest.Node {
+func forwarderOf(t testing.TB, nodes []*sitetest.Node, origin, topic string, partition int32) *sitetest.Node {
 	t.Helper()
 	for _, n := range nodes {
 		doc, err := peersOf(n)
@@ -326,7 +333,7 @@ func forwarderOf(t *testing.T, nodes []*sitetest.Node, origin, topic string, par
 
 // checkWindow fails the test when an origin partition of node was sent
 // more than twice the route's window again.
-func checkWindow(t *testing.T, rep *sitetest.UpstreamReport, node string) {
+func checkWindow(t testing.TB, rep *sitetest.UpstreamReport, node string) {
 	t.Helper()
 	for p := int32(0); p < 2; p++ {
 		pr := rep.Partition(sitetest.OriginPartition{Node: node, Topic: "sensors", Partition: p})
@@ -576,4 +583,79 @@ func TestFailoverRestoredCursors(t *testing.T) {
 			t.Errorf("n1:sensors/%d: %d raw duplicates after the wiped restart (window %d, backlog %d): the cursors were not restored", p, pr.RawDuplicates, window, backlog/2)
 		}
 	}
+}
+
+// TestFailoverMQTTUpstream: the takeover and the hand-back of
+// TestFailoverKill9 for a route to an MQTT broker (Mosquitto, MQTT 5):
+// the survivor publishes n1's backlog with n1's origin headers as user
+// properties, from n1's replicated cursor; n1 takes its partitions back
+// when it returns. The subscriber's view, judged by the origin
+// properties, misses nothing acknowledged and has nothing twice after
+// dedup; order per origin partition is kept.
+func TestFailoverMQTTUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("site test: skipped with -short")
+	}
+	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
+	m := sitetest.StartMQTTUpstream(t, c.HostIP().String(), "central/#")
+	startForwarding(t, c, fmt.Sprintf("{kind: mqtt, url: %q}", m.URL()), "central/{topic}")
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	of := func(node string) int {
+		recs, err := m.Records()
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, r := range recs {
+			if r.HasOrigin && r.Origin.Node == node {
+				n++
+			}
+		}
+		return n
+	}
+	waitAliveWithin(t, n1, 3, 60*time.Second)
+	createSensors(t, n1, "sensors", 2, 2)
+	for p := int32(0); p < 2; p++ {
+		waitInSync(t, n1, "sensors", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceN(t, n1, acks, "sensors", 1000, "before")
+	waitUntil(t, "n1 forwarding its first records", 60*time.Second, func() bool { return of("n1") >= 1000 })
+
+	n1.CutService(t, m.Addr())
+	produceN(t, n1, acks, "sensors", 10000, "backlog")
+	time.Sleep(2 * time.Second) // cursors saved and mirrored (one flush)
+	killed := time.Now()
+	n1.Kill9(t)
+	before := of("n1")
+	waitUntil(t, "a survivor publishing n1's backlog", 60*time.Second, func() bool { return of("n1") > before })
+	t.Logf("kill -9 to the first record of n1 published by a survivor: %v", time.Since(killed).Round(10*time.Millisecond))
+	rep := m.CheckUntil(t, 120*time.Second, sitetest.AcksUpstream(acks))
+	t.Logf("after the takeover: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("MQTT upstream after n1's kill -9: %v", rep)
+	}
+	for p := int32(0); p < 2; p++ {
+		if forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", p) == nil {
+			t.Errorf("no survivor reports forwarding n1's sensors/%d", p)
+		}
+		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
+		if pr.RawDuplicates > window/2 {
+			t.Errorf("n1:sensors/%d: %d raw duplicates: the survivor did not resume from the replicated cursor", p, pr.RawDuplicates)
+		}
+	}
+
+	n1.HealService(t, m.Addr())
+	n1.Restart(t)
+	waitUntil(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
+	})
+	produceN(t, n1, acks, "sensors", 2000, "after")
+	rep = m.CheckUntil(t, 120*time.Second, sitetest.AcksUpstream(acks))
+	t.Logf("after the hand-back: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("MQTT upstream after n1's return: %v", rep)
+	}
+	checkWindow(t, rep, "n1")
 }
