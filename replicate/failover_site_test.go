@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,6 +254,7 @@ func TestFailoverKill9(t *testing.T) {
 	if takeovers < 2 {
 		t.Fatalf("survivors report %d takeovers of n1's 2 partitions", takeovers)
 	}
+	checkShowsTakeover(t, forwarderOf(t, []*sitetest.Node{n2, n3}, "n1", "sensors", 0), "n1")
 	// The survivors resumed from n1's replicated cursor: at most one
 	// cursor save (half the window) is sent again.
 	for p := int32(0); p < 2; p++ {
@@ -298,6 +301,63 @@ func TestFailoverKill9(t *testing.T) {
 			t.Errorf("n1:sensors/%d: %d raw duplicates after the hand-back (window %d)", p, pr.RawDuplicates, window)
 		}
 	}
+}
+
+// checkShowsTakeover fails the test unless /metrics, /api/routes and
+// `runnel status` of n say that it forwards origin's partitions as a
+// takeover, since when, and count the takeover.
+func checkShowsTakeover(t *testing.T, n *sitetest.Node, origin string) {
+	t.Helper()
+	if n == nil {
+		t.Fatalf("no node forwards %s's partition", origin)
+	}
+	metrics := httpGet(n, "/metrics")
+	var since, count bool
+	for _, l := range strings.Split(metrics, "\n") {
+		since = since || strings.HasPrefix(l, "runnel_failover_duty_since_timestamp_seconds{") &&
+			strings.Contains(l, `origin="`+origin+`"`) && strings.Contains(l, `why="takeover"`) && strings.Contains(l, `state="forwarding"`)
+		count = count || strings.HasPrefix(l, "runnel_failover_takeovers_total ") && !strings.HasSuffix(l, " 0")
+	}
+	if !since || !count {
+		t.Errorf("%s /metrics: duty since of %s's takeover %v, takeovers counted %v:\n%s", n.Name, origin, since, count, grepLines(metrics, "runnel_failover"))
+	}
+	var routes []struct {
+		Origins []struct {
+			Origin, Why string
+			Since       time.Time
+		}
+	}
+	if err := json.Unmarshal([]byte(httpGet(n, "/api/routes")), &routes); err != nil {
+		t.Fatalf("%s /api/routes: %v", n.Name, err)
+	}
+	found := false
+	for _, r := range routes {
+		for _, o := range r.Origins {
+			found = found || o.Origin == origin && o.Why == "takeover" && !o.Since.IsZero()
+		}
+	}
+	if !found {
+		t.Errorf("%s /api/routes does not list %s's partitions as a takeover: %s", n.Name, origin, httpGet(n, "/api/routes"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, sitetest.Binary(t), "status", "-b", n.KafkaAddr(), "--http", n.HTTPAddr()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("runnel status: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("takeover")) || !bytes.Contains(out, []byte(`"origin":"`+origin+`"`)) || !bytes.Contains(out, []byte("takeovers: ")) {
+		t.Errorf("runnel status on %s does not show the takeover of %s's partitions:\n%s", n.Name, origin, out)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // httpGet returns the body of an HTTP GET of path on n (or the error).
