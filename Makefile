@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 # Where the dashboard's browser test saves its screenshots.
 export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site bench-failover clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka failover-runs fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site bench-failover clean
 
 all: build
 
@@ -59,7 +59,7 @@ run: build
 # against Apache Kafka, bounded long runs, short fuzz, the armv7 and arm64
 # stage under qemu-user. (`make size`, the 15 MB limit, is not part of it
 # while the amd64 binary is over: 15.37 MB; arm64 and armv7 are under.)
-test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka soak-short fuzz-short test-arm
+test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka failover-runs soak-short fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
 # clients, ip and nft for the network-namespace tests of replicate/sitetest,
@@ -171,6 +171,16 @@ fuzz: fuzz-short
 # full run's figures).
 soak: test-deps
 	RUNNEL_SOAK=1 $(GO) test -count=1 -timeout 0 ./...
+
+# The forwarding failover scenarios again (replicate/failover_site_test.go:
+# kill -9 with a backlog and hand-back, the survivor killed in turn,
+# SIGSTOP, a split with the uplink kept, the upstream down): with their run
+# in `make unit`, each of the five tests runs FAILOVER_RUNS+1 times, 20
+# scenario runs by default; each takes 30-40 s on a 2-core box, so about
+# 8 minutes here.
+FAILOVER_RUNS ?= 3
+failover-runs: test-deps
+	$(GO) test -count=$(FAILOVER_RUNS) -timeout 1500s -run '^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)$$' ./replicate/
 
 # The bounded version of make soak, part of make test (about two minutes):
 # TestSoak with 150,000 records and the upstream killed every 1-5 s, and
