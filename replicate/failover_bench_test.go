@@ -79,6 +79,11 @@ func BenchmarkFailoverTakeover(b *testing.B) {
 		if !rep.OK() {
 			b.Fatalf("iteration %d, after the hand-back: %v", i, rep)
 		}
+		for p := int32(0); p < 2; p++ {
+			if pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: topic, Partition: p}); pr.RawDuplicates > 0 {
+				b.Logf("iteration %d: n1:%s/%d sent again: %v", i, topic, p, pr.DuplicateRuns)
+			}
+		}
 		dupTake = append(dupTake, float64(taken))
 		dupBack = append(dupBack, float64(rep.RawDuplicates-taken))
 		b.Logf("iteration %d: takeover %v, raw duplicates %d at the takeover, %d at the hand-back, load %.0f rec/s acknowledged",
@@ -104,13 +109,15 @@ func BenchmarkFailoverTakeover(b *testing.B) {
 // backlog itself; then, on a second topic, n1 is killed with the same
 // backlog and the survivors drain it from their copies. A drain rate is
 // the backlog over the time from its first record arriving upstream to
-// its last. Reported: both rates and survivor/origin (target at least
-// 0.8).
+// its last. The survivors are the rendezvous hash's choice per partition
+// (often one node per partition, where the origin drains both). Reported:
+// the median of each rate and of survivor/origin over the iterations
+// (target at least 0.8).
 func BenchmarkFailoverDrain(b *testing.B) {
 	const backlog = 50000
 	c, k := benchSite(b)
 	n1 := c.Node(1)
-	var ratios []float64
+	var ratios, ownRates, tkRates []float64
 	i := 0
 	for b.Loop() {
 		i++
@@ -140,14 +147,15 @@ func BenchmarkFailoverDrain(b *testing.B) {
 		}
 		ratios = append(ratios, tkRate/ownRate)
 		b.Logf("iteration %d: origin drains %.0f rec/s, survivors %.0f rec/s (%s): %.2fx", i, ownRate, tkRate, strings.Join(by, ", "), tkRate/ownRate)
-		b.ReportMetric(ownRate, "origin-rec/s")
-		b.ReportMetric(tkRate, "survivor-rec/s")
+		ownRates, tkRates = append(ownRates, ownRate), append(tkRates, tkRate)
 		n1.HealService(b, k.Addr())
 		n1.Restart(b)
 		waitUntil(b, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
 			return forwarderOf(b, []*sitetest.Node{n1}, "n1", tk, 0) == n1 && forwarderOf(b, []*sitetest.Node{n1}, "n1", tk, 1) == n1
 		})
 	}
+	b.ReportMetric(quantile(ownRates, 0.5), "origin-rec/s")
+	b.ReportMetric(quantile(tkRates, 0.5), "survivor-rec/s")
 	b.ReportMetric(quantile(ratios, 0.5), "survivor/origin")
 	b.ReportMetric(0, "ns/op")
 }

@@ -178,7 +178,8 @@ func upstreamOf(t testing.TB, b *kafkatest.Broker, node string) int {
 }
 
 // TestFailoverKill9: n1 forwards part of its data, loses its uplink and
-// builds a backlog (acks=all, so every record is also on a peer), then is
+// builds a backlog of 100,000 records (acks=all, so every record is also
+// on a peer), then is
 // killed (-9). A survivor holding the copy forwards n1's partitions from
 // n1's replicated cursor, as n1 (origin headers, origin offsets): the
 // central side misses nothing acknowledged, has nothing twice after dedup
@@ -186,7 +187,7 @@ func upstreamOf(t testing.TB, b *kafkatest.Broker, node string) int {
 // restarts with its uplink back and takes its partitions back from where
 // the survivors stood.
 func TestFailoverKill9(t *testing.T) {
-	backlog := 20000
+	backlog := 100000 // the scenario; RUNNEL_FAILOVER_BACKLOG overrides it
 	if s := os.Getenv("RUNNEL_FAILOVER_BACKLOG"); s != "" {
 		backlog, _ = strconv.Atoi(s)
 	}
