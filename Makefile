@@ -176,8 +176,8 @@ soak: test-deps
 # kill -9 with a backlog and hand-back, the survivor killed in turn,
 # SIGSTOP, a split with the uplink kept, the upstream down): with their run
 # in `make unit`, each of the five tests runs FAILOVER_RUNS+1 times, 20
-# scenario runs by default; each takes 30-40 s on a 2-core box, so about
-# 8 minutes here.
+# scenario runs by default; each takes 30-40 s on a 2-core box (the 15
+# runs of this target: 558 s on one shared with other jobs).
 FAILOVER_RUNS ?= 3
 failover-runs: test-deps
 	$(GO) test -count=$(FAILOVER_RUNS) -timeout 1500s -run '^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)$$' ./replicate/
