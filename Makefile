@@ -21,7 +21,7 @@ FUZZTIME ?= 10s
 # Where the dashboard's browser test saves its screenshots.
 export RUNNEL_SCREENSHOTS ?= $(CURDIR)/bin/screenshots
 
-.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka failover-runs fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site bench-failover clean
+.PHONY: all build build-all size run test test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration integration-kafka fuzz-short fuzz soak soak-short bench bench-docs bench-vs-kafka bench-vs-mosquitto bench-idle bench-site clean
 
 all: build
 
@@ -179,6 +179,7 @@ soak: test-deps
 # scenario runs by default; each takes 30-40 s on a 2-core box (the 15
 # runs of this target: 558 s on one shared with other jobs).
 FAILOVER_RUNS ?= 3
+.PHONY: failover-runs
 failover-runs: test-deps
 	$(GO) test -count=$(FAILOVER_RUNS) -timeout 1500s -run '^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)$$' ./replicate/
 
@@ -219,6 +220,7 @@ bench-site: test-deps
 # duplicates per takeover and per hand-back at 10,000 rec/s, and the drain
 # rate of a taken-over backlog against the origin's own in the same run.
 # About 5 minutes. Not part of make test.
+.PHONY: bench-failover
 bench-failover: test-deps
 	$(GO) test -count=1 -timeout 0 -run '^$$' -bench '^BenchmarkFailoverTakeover$$' -benchtime 10x -v ./replicate/
 	$(GO) test -count=1 -timeout 0 -run '^$$' -bench '^BenchmarkFailoverDrain$$' -benchtime 3x -v ./replicate/
