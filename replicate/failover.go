@@ -18,7 +18,11 @@ package replicate
 // PauseGap) with its view gated: it acts only once its copies of every
 // alive peer's cursor log have caught up since then, or StaleMax passed,
 // so a box back from a SIGSTOP learns it lost its duty before it sends
-// again.
+// again. At start it also waits until it took back from the peers' copies
+// what they hold of its partitions (restore.go): its own cursor log is
+// one of them, so a box back with a wiped data dir (a replaced SD card)
+// forwards from where it stood upstream, give or take one cursor save,
+// not from its log start.
 
 import (
 	"context"
@@ -217,10 +221,16 @@ func (fo *Failover) loop() {
 // applies the decisions.
 func (fo *Failover) round(now time.Time) {
 	fo.handleStopped()
+	// Read before the cursor logs: once the start's taking back is done,
+	// this node's own cursor log holds what its copies held (a box back
+	// with a wiped data dir forwards from there, not from its log start).
+	restoring := fo.r.restoring.Load()
 	fo.readCursorLogs()
 	members := fo.members()
 	fresh := true
-	if !fo.gateSince.IsZero() {
+	if restoring {
+		fresh = false // decided once this node's partitions and cursor log are back
+	} else if !fo.gateSince.IsZero() {
 		// Nodes whose cursor logs this node holds copies of but that
 		// gossip has not reported yet (right after a start) count as
 		// alive: their claims must be read before acting.

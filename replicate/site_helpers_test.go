@@ -156,7 +156,7 @@ func (d peersDoc) state(peer string) string {
 
 // waitFor polls cond every 100 ms until it holds or timeout passes; then
 // the test fails with what() (called once, at the end).
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what func() string) {
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -168,13 +168,13 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what func() 
 }
 
 // waitAlive waits until n sees want alive members, itself included.
-func waitAlive(t *testing.T, n *sitetest.Node, want int) {
+func waitAlive(t testing.TB, n *sitetest.Node, want int) {
 	t.Helper()
 	waitAliveWithin(t, n, want, 40*time.Second)
 }
 
 // waitAliveWithin is waitAlive with a timeout.
-func waitAliveWithin(t *testing.T, n *sitetest.Node, want int, timeout time.Duration) {
+func waitAliveWithin(t testing.TB, n *sitetest.Node, want int, timeout time.Duration) {
 	t.Helper()
 	var doc peersDoc
 	waitFor(t, timeout, func() bool {
@@ -191,7 +191,7 @@ func waitAliveWithin(t *testing.T, n *sitetest.Node, want int, timeout time.Dura
 }
 
 // waitInSync waits until n's partition of topic has want in-sync copies.
-func waitInSync(t *testing.T, n *sitetest.Node, topic string, partition int32, want int) {
+func waitInSync(t testing.TB, n *sitetest.Node, topic string, partition int32, want int) {
 	t.Helper()
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/runnel/runnel/ingest/kafka"
 	"github.com/runnel/runnel/replicate"
@@ -70,6 +71,10 @@ func failoverMetrics(m *web.Metrics, st replicate.FailoverStatus) {
 	}
 	for k, v := range n {
 		m.Gauge("runnel_failover_forwarded_partitions", "Origin partitions this box forwards, by origin and why (own, takeover, hand-back).", float64(v), web.Labels{"origin": k[0], "why": k[1]})
+	}
+	for _, d := range st.Duties {
+		m.Gauge("runnel_failover_duty_since_timestamp_seconds", "When this box began forwarding (or stopping) an origin partition, by origin, topic, partition, why and state (forwarding, releasing, dropping).",
+			float64(d.Since.UnixMilli())/1000, web.Labels{"origin": d.Origin, "topic": d.Topic, "partition": strconv.Itoa(int(d.Partition)), "why": d.Why, "state": d.State})
 	}
 	m.Gauge("runnel_failover_fresh", "1 when this box's copies of the peers' cursor logs are recent enough to act on.", b2f(st.Fresh), nil)
 	m.Counter("runnel_failover_takeovers_total", "Origin partitions of other boxes this box took over.", float64(st.Takeovers), nil)
