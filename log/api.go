@@ -189,12 +189,29 @@ type TopicConfig struct {
 	MinCompactionLag  time.Duration // records younger than this are never compacted away (default 0)
 	MinCleanableRatio float64       // dirty share of a partition that starts a pass (default 0.5)
 
+	// TimestampType is Kafka's message.timestamp.type: with
+	// LogAppendTime the log stamps the append time into each batch it is
+	// given (Append, not AppendAt): the batch's maxTimestamp and its
+	// timestamp-type attribute, the CRC recomputed; the records stay as
+	// the producer sent them, so the producer's own timestamps remain in
+	// the stored bytes while every Kafka client reads the append time.
+	TimestampType TimestampType // "CreateTime" (default) or "LogAppendTime"
+
 	// Site replication (replicate/). The log stores these and refuses
 	// Append/AppendAsync on a mirror; the rest is replicate's.
 	ReplicationFactor int32  // copies on the site, origin included (default 1)
 	MinInsyncReplicas int32  // copies acks=all needs (default 1)
 	Origin            string // node id this topic mirrors; "" = this node's own topic
 }
+
+// TimestampType is the timestamp a topic's records are read with (Kafka's
+// message.timestamp.type).
+type TimestampType string
+
+const (
+	CreateTime    TimestampType = "CreateTime"    // the producer's
+	LogAppendTime TimestampType = "LogAppendTime" // the time the log appended the batch
+)
 
 // CleanupPolicy is what removes old records of a topic (Kafka's
 // cleanup.policy).

@@ -79,6 +79,9 @@ func fillConfig(c, d TopicConfig) TopicConfig {
 	if c.MinInsyncReplicas == 0 {
 		c.MinInsyncReplicas = d.MinInsyncReplicas
 	}
+	if c.TimestampType == "" {
+		c.TimestampType = d.TimestampType
+	}
 	return c
 }
 
@@ -93,6 +96,11 @@ func validateConfig(c TopicConfig, needPartitions bool) error {
 	case "", OnFullReject, OnFullDropOldest:
 	default:
 		return fmt.Errorf("%w: on-full %q (want reject or drop-oldest)", ErrInvalidConfig, c.OnFull)
+	}
+	switch c.TimestampType {
+	case "", CreateTime, LogAppendTime:
+	default:
+		return fmt.Errorf("%w: timestamp type %q (want CreateTime or LogAppendTime)", ErrInvalidConfig, c.TimestampType)
 	}
 	switch c.Cleanup {
 	case "", CleanupDelete, CleanupCompact, CleanupCompactDelete:
@@ -162,6 +170,7 @@ type storedConfig struct {
 	DeleteRetentionMs  int64   `json:"delete_retention_ms,omitempty"`
 	MinCompactionLagMs int64   `json:"min_compaction_lag_ms,omitempty"`
 	MinCleanableRatio  float64 `json:"min_cleanable_ratio,omitempty"`
+	TimestampType      string  `json:"timestamp_type,omitempty"`
 	// ID tells incarnations of a topic name apart (journal records of a
 	// deleted topic must not replay into a new one of the same name).
 	ID uint64 `json:"id,omitempty"`
@@ -188,6 +197,7 @@ func encodeConfig(c TopicConfig, rebuilt bool, id uint64) []byte {
 		DeleteRetentionMs:  durMs(c.DeleteRetention),
 		MinCompactionLagMs: durMs(c.MinCompactionLag),
 		MinCleanableRatio:  c.MinCleanableRatio,
+		TimestampType:      string(c.TimestampType),
 	}
 	b, _ := json.Marshal(s)
 	return b
@@ -236,6 +246,7 @@ func decodeConfigID(b []byte) (TopicConfig, uint64, error) {
 		DeleteRetention:   msDur(s.DeleteRetentionMs),
 		MinCompactionLag:  msDur(s.MinCompactionLagMs),
 		MinCleanableRatio: s.MinCleanableRatio,
+		TimestampType:     TimestampType(s.TimestampType),
 	}, s.ID, nil
 }
 

@@ -33,6 +33,9 @@ type logImpl struct {
 	cleanerRate rateLimiter
 	closed      atomic.Bool
 	diskShort   atomic.Bool
+	// maxPID is the highest producer id in any partition's idempotence
+	// state (ProducerIDFloor).
+	maxPID atomic.Int64
 
 	outOfFilesLogged atomic.Int64 // unix nanos of the last "out of file descriptors" line
 

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -290,6 +291,9 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 		return -1, err
 	}
 	n := stampOffsets(data, hdrs, at, base, epoch)
+	if !at && cfg.TimestampType == LogAppendTime {
+		stampAppendTime(data, hdrs, time.Now().UnixMilli())
+	}
 	if seg.virt != nil {
 		if err := p.writeSharedLocked(seg, data, base, records); err != nil {
 			return -1, err
@@ -301,6 +305,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	p.indexLocked(seg, hdrs)
 	for i := range hdrs {
 		p.producers.Record(&hdrs[i], hdrs[i].BaseOffset)
+		p.l.notePID(hdrs[i].ProducerID)
 	}
 	p.noteTxnsLocked(hdrs, data)
 	seg.size += int64(len(data))
@@ -411,6 +416,19 @@ func stampOffsets(data []byte, hdrs []batch.Header, at bool, base int64, epoch i
 		off += int64(hdrs[i].Size())
 	}
 	return n
+}
+
+// stampAppendTime stamps the log append time ts into each batch (a topic
+// with message.timestamp.type LogAppendTime) and its header.
+func stampAppendTime(data []byte, hdrs []batch.Header, ts int64) {
+	off := 0
+	for i := range hdrs {
+		batch.SetLogAppendTime(data[off:], ts)
+		hdrs[i].Attributes |= batch.AttrLogAppendTime
+		hdrs[i].MaxTimestamp = ts
+		hdrs[i].CRC = binary.BigEndian.Uint32(data[off+batch.OffCRC:])
+		off += hdrs[i].Size()
+	}
 }
 
 // bufferJournalLocked keeps the bytes of a small "always" commit to a

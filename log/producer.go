@@ -145,3 +145,32 @@ func (ps *Producers) Record(h *batch.Header, base int64) {
 
 // Reset forgets every producer (after a truncation: producers start over).
 func (ps *Producers) Reset() { ps.m = nil }
+
+// ProducerIDFloor is implemented by logs that know the producer ids their
+// partitions hold idempotence state for. A Kafka server hands out new
+// producer ids at or above the floor: an id the log still remembers, given
+// to a new producer, would make its first batches look like duplicates of
+// the old producer's (answered, never stored). That happens when a box's
+// data comes back from the site's copies (replicate's restore) while its
+// producer id counter (meta.db) starts again.
+type ProducerIDFloor interface {
+	// ProducerIDFloor returns the smallest producer id that is safe to
+	// hand out, or an error while that is not known yet (a restore is
+	// bringing batches back); the caller answers a retriable error.
+	ProducerIDFloor() (int64, error)
+}
+
+// notePID raises the log's highest producer id to id.
+func (l *logImpl) notePID(id int64) {
+	for {
+		cur := l.maxPID.Load()
+		if id <= cur || l.maxPID.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
+
+// ProducerIDFloor implements ProducerIDFloor: one above the highest
+// producer id of any batch appended or recovered since open (the
+// idempotence state of every partition is a subset of those).
+func (l *logImpl) ProducerIDFloor() (int64, error) { return l.maxPID.Load() + 1, nil }

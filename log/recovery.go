@@ -116,6 +116,7 @@ func (l *logImpl) openPartition(t *topic, id int32, ck *checkpoint) (*partition,
 				break
 			}
 			p.producers.Record(&h, h.BaseOffset)
+			l.notePID(h.ProducerID)
 		}
 	}
 	act.sealed = false
@@ -369,6 +370,7 @@ func (p *partition) scanSegment(seg *segment, verifyFrom int64, hop, last bool) 
 			seg.addIndexLocked(&h, pos, l.opts.IndexIntervalBytes)
 			if last {
 				p.producers.Record(&h, h.BaseOffset)
+				l.notePID(h.ProducerID)
 			}
 			expect = h.LastOffset() + 1
 			continue

@@ -611,7 +611,11 @@ func TestFailoverSplit(t *testing.T) {
 // It takes back its partitions from its copies and its forwarding
 // cursors from its peers' copies of its cursor log, so it goes on from
 // where it stood upstream: at most one cursor save is sent again, not the
-// whole backlog.
+// whole backlog. Then it is replaced again while a survivor forwards its
+// backlog, and takes its partitions back from where the survivor stood;
+// its new producers get producer ids above those its restored batches
+// carry (its id counter was lost with meta.db), so none of their records
+// is answered as a duplicate and dropped.
 func TestFailoverRestoredCursors(t *testing.T) {
 	const backlog = 20000
 	c, b := forwardingSite(t)
@@ -642,6 +646,40 @@ func TestFailoverRestoredCursors(t *testing.T) {
 		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
 		if pr.RawDuplicates > window {
 			t.Errorf("n1:sensors/%d: %d raw duplicates after the wiped restart (window %d, backlog %d): the cursors were not restored", p, pr.RawDuplicates, window, backlog/2)
+		}
+	}
+
+	// Replaced while a survivor forwards its backlog: n1 loses its uplink,
+	// builds a backlog, dies, a survivor drains it; n1 comes back wiped
+	// and takes its partitions back from where the survivors stood.
+	dupsBefore := map[int32]int{}
+	for p := int32(0); p < 2; p++ {
+		dupsBefore[p] = rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p}).RawDuplicates
+	}
+	n1.CutService(t, b.Addr())
+	produceN(t, n1, acks, "sensors", backlog, "backlog")
+	time.Sleep(2 * time.Second) // cursors saved and mirrored
+	n1.Kill9(t)
+	rep = sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	if !rep.OK() {
+		t.Fatalf("upstream after the takeover: %v", rep)
+	}
+	n1.HealService(t, b.Addr())
+	n1.RestartWiped(t)
+	waitUntil(t, "n1 forwarding its own partitions again after the takeover", 90*time.Second, func() bool {
+		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
+	})
+	produceN(t, n1, acks, "sensors", 1000, "after2")
+	rep = sitetest.CheckUpstreamUntil(t, 120*time.Second, []string{b.Addr()}, sitetest.AcksUpstream(acks), "central.sensors")
+	t.Logf("after the wiped restart that followed a takeover: %v", rep)
+	if !rep.OK() {
+		t.Fatalf("upstream: %v", rep)
+	}
+	for p := int32(0); p < 2; p++ {
+		pr := rep.Partition(sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: p})
+		if d := pr.RawDuplicates - dupsBefore[p]; d > 2*window {
+			t.Errorf("n1:sensors/%d: %d raw duplicates from the takeover and the wiped restart (window %d)", p, d, window)
 		}
 	}
 }

@@ -233,3 +233,17 @@ func (v *view) clamp(info *log.TopicInfo) {
 		p.HWM = max(p.Start, v.visible(info.Name, p.Partition, p.HWM, info.Config))
 	}
 }
+
+// ProducerIDFloor implements log.ProducerIDFloor: unknown while the
+// start's restore runs (the batches it brings back carry the producer ids
+// this box handed out before it lost its data and its id counter), then
+// the log's.
+func (v *view) ProducerIDFloor() (int64, error) {
+	if v.r.restoring.Load() {
+		return 0, errRestoring
+	}
+	if f, ok := v.Log.(log.ProducerIDFloor); ok {
+		return f.ProducerIDFloor()
+	}
+	return 0, nil
+}

@@ -20,6 +20,7 @@ const (
 	codeUnknownTopicOrPartition   int16 = 3
 	codeNotLeaderForPartition     int16 = 6
 	codeMessageTooLarge           int16 = 10
+	codeCoordinatorLoadInProgress int16 = 14
 	codeCoordinatorNotAvailable   int16 = 15
 	codeInvalidTopic              int16 = 17
 	codeNotEnoughReplicas         int16 = 19

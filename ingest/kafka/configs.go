@@ -166,8 +166,22 @@ var topicConfigs = []configDef{
 			c.MinCleanableRatio = max(f, 1e-9) // 0 is "default" in log.TopicConfig
 			return nil
 		}},
+	{"message.timestamp.type", kmsg.ConfigTypeString, "CreateTime (the producer's timestamps) or LogAppendTime (each batch stamped with the time it was appended; the producer's stay in the records).",
+		func(c *log.TopicConfig) string {
+			if c.TimestampType == "" {
+				return string(log.CreateTime)
+			}
+			return string(c.TimestampType)
+		},
+		func(c *log.TopicConfig, v string) error {
+			switch t := log.TimestampType(v); t {
+			case log.CreateTime, log.LogAppendTime:
+				c.TimestampType = t
+				return nil
+			}
+			return fmt.Errorf("must be CreateTime or LogAppendTime")
+		}},
 	fixedConfig("compression.type", kmsg.ConfigTypeString, "producer"),
-	fixedConfig("message.timestamp.type", kmsg.ConfigTypeString, "CreateTime"),
 	fixedConfig("unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "false"),
 	fixedConfig("message.downconversion.enable", kmsg.ConfigTypeBoolean, "false"),
 }

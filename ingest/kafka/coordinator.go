@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -62,6 +63,10 @@ func (c *conn) initProducerID(req *kmsg.InitProducerIDRequest) kmsg.Response {
 		return resp
 	}
 	id, err := s.pids.next()
+	if errors.Is(err, errProducerIDsNotReady) {
+		resp.ErrorCode = codeCoordinatorLoadInProgress
+		return resp
+	}
 	if err != nil {
 		s.logger.Error("kafka: cannot allocate a producer id", "err", err)
 		resp.ErrorCode = codeKafkaStorageError
@@ -84,6 +89,9 @@ const (
 // producerIDs allocates producer ids.
 type producerIDs struct {
 	store *meta.Store
+	// floor, when set, is the log's lowest safe id (log.ProducerIDFloor):
+	// ids are never handed out below it.
+	floor func() (int64, error)
 	// mu guards next and limit.
 	mu     sync.Mutex
 	nextID int64 // next id to hand out
@@ -108,9 +116,24 @@ func openProducerIDs(store *meta.Store) (*producerIDs, error) {
 	return p, nil
 }
 
+// errProducerIDsNotReady: the log cannot say yet which ids are safe (a
+// restore runs); answered with the retriable COORDINATOR_LOAD_IN_PROGRESS.
+var errProducerIDsNotReady = errors.New("kafka: producer ids not ready")
+
 func (p *producerIDs) next() (int64, error) {
+	var floor int64
+	if p.floor != nil {
+		f, err := p.floor()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", errProducerIDsNotReady, err)
+		}
+		floor = f
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.nextID < floor {
+		p.nextID = floor
+	}
 	if p.nextID >= p.limit {
 		limit := p.nextID + pidBlock
 		if p.store != nil {

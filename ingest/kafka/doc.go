@@ -70,9 +70,9 @@
 // runnel.fsync (always|interval|never), runnel.fsync.interval.ms,
 // runnel.on.full (reject|drop-oldest), cleanup.policy (delete|compact|
 // compact,delete, either order), delete.retention.ms,
-// min.compaction.lag.ms, min.cleanable.dirty.ratio.
-// compression.type=producer, min.insync.replicas=1,
-// message.timestamp.type=CreateTime, unclean.leader.election.enable=false
+// min.compaction.lag.ms, min.cleanable.dirty.ratio, message.timestamp.type
+// (CreateTime|LogAppendTime). compression.type=producer,
+// min.insync.replicas=1, unclean.leader.election.enable=false
 // and message.downconversion.enable=false are reported and accepted only
 // with those values; any other name is INVALID_CONFIG. Which names were set
 // explicitly through the Kafka API is kept in meta KV bucket

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/logtest"
 )
 
@@ -207,5 +208,32 @@ func TestProduceErrorMapping(t *testing.T) {
 	dup := r.roundTrip(req, 102).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 	if first.ErrorCode != 0 || dup.ErrorCode != 0 || dup.BaseOffset != first.BaseOffset {
 		t.Fatalf("duplicate: first %+v dup %+v", first, dup)
+	}
+}
+
+// TestInitProducerIDAboveTheLogs: a box whose data came back without its
+// meta.db (replicate's restore) starts its producer id counter again; the
+// ids still in the log's idempotence state must not be handed out, or a
+// new producer's first batches would be answered as duplicates of the old
+// producer's and never stored.
+func TestInitProducerIDAboveTheLogs(t *testing.T) {
+	l := openLog(t, "")
+	if err := l.CreateTopic("t", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var b batch.Builder
+	b.SetProducer(4242, 0, 0)
+	b.Add(1000, nil, []byte("restored"), nil)
+	if _, err := l.Append(context.Background(), "t", 0, b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, l, nil)
+	cl := newClient(t, ts.addr)
+	resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(context.Background(), cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: %v %v", err, resp)
+	}
+	if resp.ProducerID <= 4242 {
+		t.Fatalf("producer id %d handed out: the log holds producer 4242's state", resp.ProducerID)
 	}
 }

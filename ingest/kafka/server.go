@@ -92,6 +92,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f, ok := opts.Log.(log.ProducerIDFloor); ok {
+		pids.floor = f.ProducerIDFloor
+	}
 	s.pids = pids
 	s.configs = newOverrides(opts.Log.Meta())
 	s.produce = s.newProducePath()

@@ -313,6 +313,10 @@ func (t *txnCoordinator) initProducer(id string, timeoutMs int32, pid int64, epo
 	old := *r
 	if r.PID < 0 || r.Epoch >= 1<<15-2 {
 		np, err := t.s.pids.next()
+		if errors.Is(err, errProducerIDsNotReady) {
+			*r = old
+			return -1, -1, codeCoordinatorLoadInProgress
+		}
 		if err != nil {
 			t.s.logger.Error("kafka: cannot allocate a producer id", "err", err)
 			return -1, -1, codeKafkaStorageError

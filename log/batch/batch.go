@@ -187,3 +187,14 @@ func SetBaseOffset(b []byte, base int64) {
 func Checksum(b []byte) uint32 {
 	return crc32.Checksum(b[OffAttributes:], castagnoli)
 }
+
+// SetLogAppendTime marks the batch at the start of b as stamped with the
+// log append time ts (ms): the timestamp-type attribute, maxTimestamp, and
+// the CRC over both. The records are not touched.
+func SetLogAppendTime(b []byte, ts int64) {
+	attrs := binary.BigEndian.Uint16(b[OffAttributes:])
+	binary.BigEndian.PutUint16(b[OffAttributes:], attrs|uint16(AttrLogAppendTime))
+	binary.BigEndian.PutUint64(b[OffMaxTimestamp:], uint64(ts))
+	n := int(binary.BigEndian.Uint32(b[OffBatchLength:])) + LogOverhead
+	binary.BigEndian.PutUint32(b[OffCRC:], crc32.Checksum(b[OffAttributes:n], castagnoli))
+}
