@@ -164,11 +164,12 @@ const outOfFilesLogEvery = 5 * time.Second
 // waits itself (waiting=true) gets errors back directly (queued=false), and
 // so an immediate acknowledgement when the topic does not sync before acks
 // and nothing is queued ahead. Otherwise done is called by the committer,
-// in append order per partition.
-func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(int64, error), waiting bool) (base int64, err error, queued bool) {
+// in append order per partition. The bytes of an awaited append (see
+// AwaitedAppender) never count toward the commit delay.
+func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(int64, error), waiting, awaited bool) (base int64, err error, queued bool) {
 	cfg := p.t.config()
 	p.mu.Lock()
-	base, err = p.writeLocked(data, hdrs, at, &cfg)
+	base, err = p.writeLocked(data, hdrs, at, awaited, &cfg)
 	if errors.Is(err, ErrClosed) {
 		// The committer may be gone: answer here.
 		p.mu.Unlock()
@@ -210,9 +211,9 @@ func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(
 
 // submitErr is submit for AppendAsync: a validation error is delivered in
 // order like any other result.
-func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done func(int64, error)) {
+func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done func(int64, error), awaited bool) {
 	if verr == nil {
-		p.submit(data, hdrs, false, done, false)
+		p.submit(data, hdrs, false, done, false, awaited)
 		return
 	}
 	p.mu.Lock()
@@ -251,7 +252,7 @@ func (p *partition) queueLocked(w waiter) {
 }
 
 // writeLocked does the work of append under p.mu.
-func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *TopicConfig) (int64, error) {
+func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at, awaited bool, cfg *TopicConfig) (int64, error) {
 	l := p.l
 	if l.closed.Load() {
 		return -1, ErrClosed
@@ -381,7 +382,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	// (queued under "always" before a config change) still wait for a
 	// sync: moving it would acknowledge their unsynced bytes.
 	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
-		l.committer.noteAppendLocked(p, len(data))
+		l.committer.noteAppendLocked(p, len(data), awaited)
 	} else {
 		p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size
 		if cfg.Fsync == FsyncInterval {
