@@ -149,9 +149,14 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		req := f.request()
 		if req == nil {
-			// Nothing to fetch (yet): wait for the origin's Metadata.
+			// Nothing to fetch (yet): wait for metaLoop's next reading
+			// of the origin's Metadata (never ask for one: a peer with
+			// nothing to copy would be asked without pause).
 			backoff = 0
-			f.refreshSoon()
+			select {
+			case <-f.refreshed: // a stale signal
+			default:
+			}
 			select {
 			case <-ctx.Done():
 				return
