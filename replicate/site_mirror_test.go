@@ -6,7 +6,11 @@ package replicate_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,6 +247,16 @@ func TestCopyPartitionNotHeldIsNotLeader(t *testing.T) {
 	if checked == 0 {
 		t.Fatalf("every node holds every partition (%v): nothing checked", held)
 	}
+	// n2 and n3 have no partitions of their own: the fetchers of theirs
+	// have nothing to fetch and read their Metadata every
+	// MetadataInterval (2s), no more.
+	for _, n := range c.Nodes[1:] {
+		m0 := metadataRequests(t, n)
+		time.Sleep(4 * time.Second)
+		if d := metadataRequests(t, n) - m0; d > 40 {
+			t.Errorf("%s answered %.0f Metadata requests in 4 s; its peers' fetchers, with nothing to copy, should ask about 2 a second each", n.Name, d)
+		}
+	}
 	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: func(o sitetest.Copy) []sitetest.Copy {
 		var cs []sitetest.Copy
 		for _, n := range c.Nodes[1:] {
@@ -304,4 +318,29 @@ func listOffsetsCode(t *testing.T, n *sitetest.Node, topic string, partition int
 		t.Fatalf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
 	}
 	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// metadataRequests is n's runnel_kafka_requests_total{api="Metadata"}.
+func metadataRequests(t *testing.T, n *sitetest.Node) float64 {
+	t.Helper()
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", n.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, `runnel_kafka_requests_total{api="Metadata"} `); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s /metrics: %q: %v", n.Name, l, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
