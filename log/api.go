@@ -138,6 +138,16 @@ type AwaitedAppender interface {
 	AppendAsyncAwaited(topic string, partition int32, batches []byte, done func(base int64, err error))
 }
 
+// AtAppender is an optional capability of a Log, found by type
+// assertion: AppendAt without waiting, so a mirror storing one fetch's
+// batches for several partitions writes them all before it waits, and
+// they share one commit. done is called once the batches are durable (or
+// refused), in order per partition; it must not block. Awaited as AppendAt
+// (see AwaitedAppender).
+type AtAppender interface {
+	AppendAtAsync(topic string, partition int32, batches []byte, done func(err error))
+}
+
 // CommitFeeder is an optional capability of a Log (found by type
 // assertion) for callers that coalesce many small records into one batch
 // per partition (MQTT ingest): instead of handing a batch over when it is

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +105,58 @@ func TestAwaitedAppendsAreNeverHeld(t *testing.T) {
 				t.Errorf("%d commits of awaited appends held back", held)
 			}
 		})
+	}
+}
+
+// TestAppendAtAsync: AppendAtAsync appends at the partition's next offset
+// like AppendAt, answers once the batches are durable (the HWM covers
+// them when done runs), refuses a batch at another offset with
+// ErrNotNextOffset through done.
+func TestAppendAtAsync(t *testing.T) {
+	l := testOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	const parts = 4
+	if err := l.CreateTopic("t", TopicConfig{Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+	at := l.(AtAppender)
+	type result struct {
+		p   int32
+		hwm int64
+		err error
+	}
+	results := make(chan result, 3*parts)
+	for round := range 2 {
+		for p := range int32(parts) {
+			data := mkBatch(3, "v")
+			batch.SetBaseOffset(data, int64(3*round))
+			at.AppendAtAsync("t", p, data, func(err error) {
+				_, hwm, _ := l.Offsets("t", p)
+				results <- result{p, hwm, err}
+			})
+		}
+	}
+	bad := mkBatch(1, "x")
+	batch.SetBaseOffset(bad, 2) // inside what partition 0 holds
+	at.AppendAtAsync("t", 0, bad, func(err error) { results <- result{0, -1, err} })
+	var notNext int
+	for range 2*parts + 1 {
+		r := <-results
+		switch {
+		case errors.Is(r.err, ErrNotNextOffset):
+			notNext++
+		case r.err != nil:
+			t.Fatalf("partition %d: %v", r.p, r.err)
+		case r.hwm < 3:
+			t.Errorf("partition %d: done before its batch was durable (HWM %d)", r.p, r.hwm)
+		}
+	}
+	if notNext != 1 {
+		t.Fatalf("%d appends refused as not at the next offset, want 1", notNext)
+	}
+	for p := range int32(parts) {
+		if _, hwm, _ := l.Offsets("t", p); hwm != 6 {
+			t.Errorf("partition %d ends at %d, want 6", p, hwm)
+		}
 	}
 }

@@ -294,6 +294,28 @@ func (l *logImpl) appendAsync(topic string, partition int32, batches []byte, don
 	p.submitErr(batches, hdrs, verr, done, awaited)
 }
 
+// AppendAtAsync implements AtAppender.
+func (l *logImpl) AppendAtAsync(topic string, partition int32, batches []byte, done func(err error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	p, err := l.part(topic, partition)
+	if err != nil {
+		if l.closed.Load() {
+			done(ErrClosed)
+			return
+		}
+		l.committer.deliverLater(func() { done(err) })
+		return
+	}
+	hdrs, err := validateBatches(batches)
+	if err != nil {
+		l.committer.deliverLater(func() { done(err) })
+		return
+	}
+	p.submit(batches, hdrs, true, func(_ int64, err error) { done(err) }, false, true)
+}
+
 // FeedNextCommit implements CommitFeeder.
 func (l *logImpl) FeedNextCommit(topic string, partition int32, feed func()) bool {
 	p, err := l.part(topic, partition)

@@ -333,15 +333,25 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 	return refresh
 }
 
-// store appends data (batches from offset from) to the local copy, in a
-// goroutine of its own (the partitions of one fetch append at once and
-// share the log's commit), and calls done once it is durable (or
-// refused).
+// store appends data (batches from offset from) to the local copy and
+// calls done once it is durable (or refused). The partitions of one
+// fetch are all written before any waits (log.AtAppender), so they share
+// one commit: one sync per fetch.
 func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time, done func()) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	if len(data) == 0 {
 		f.stored(ctx, k, from, data, originStart, originHWM, sent, nil)
 		done()
+		return
+	}
+	if at, ok := f.r.inner.(log.AtAppender); ok {
+		at.AppendAtAsync(local, k.partition, data, func(err error) {
+			// On the log's committer: the bookkeeping runs beside it.
+			go func() {
+				defer done()
+				f.stored(ctx, k, from, data, originStart, originHWM, sent, err)
+			}()
+		})
 		return
 	}
 	go func() {
