@@ -125,6 +125,29 @@ type AllAppender interface {
 	AppendAsyncAll(topic string, partition int32, batches []byte, done func(base int64, err error))
 }
 
+// AwaitedAppender is an optional capability of a Log, found by type
+// assertion: AppendAsync for a writer that waits for done however long it
+// takes, such as a Kafka acks=all produce, whose acknowledgement also
+// waits for the copies on other boxes (so the partition's last sync is
+// always older than IndependentAfter when its next batch comes, and it
+// would look like a trickle). Its bytes never count toward the commit
+// delay (Options.CommitDelay): holding its commit would only add to the
+// wait. AppendAt (a mirror's copy: one writer that fetches again only
+// once its last copy is durable) counts the same way.
+type AwaitedAppender interface {
+	AppendAsyncAwaited(topic string, partition int32, batches []byte, done func(base int64, err error))
+}
+
+// AtAppender is an optional capability of a Log, found by type
+// assertion: AppendAt without waiting, so a mirror storing one fetch's
+// batches for several partitions writes them all before it waits, and
+// they share one commit. done is called once the batches are durable (or
+// refused), in order per partition; it must not block. Awaited as AppendAt
+// (see AwaitedAppender).
+type AtAppender interface {
+	AppendAtAsync(topic string, partition int32, batches []byte, done func(err error))
+}
+
 // CommitFeeder is an optional capability of a Log (found by type
 // assertion) for callers that coalesce many small records into one batch
 // per partition (MQTT ingest): instead of handing a batch over when it is

@@ -103,10 +103,12 @@ func (c *committer) gathering(n int, independent bool) {
 }
 
 // noteAppendLocked counts an append of n bytes under "always" for the
-// holds. Called with p.mu held.
-func (c *committer) noteAppendLocked(p *partition, n int) {
+// holds; awaited: its writer waits for this acknowledgement (never
+// independent, however old the partition's last sync). Called with p.mu
+// held.
+func (c *committer) noteAppendLocked(p *partition, n int, awaited bool) {
 	c.pending.Add(int64(n))
-	if !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter {
+	if !awaited && !p.fed.Load() && time.Since(p.lastSync) >= IndependentAfter {
 		// Not a writer coming back for its next append.
 		c.independent.Add(uint64(n))
 	}

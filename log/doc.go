@@ -273,6 +273,15 @@
 // synced at least IndependentAfter, 5 ms, ago; MQTT ingest reports its
 // publishes itself: QoS 0, or a client with nothing pending whose last
 // PUBACK is that old) are averaged into a rate (time constant 100 ms).
+// Awaited appends never count, however old their partition's last sync:
+// AppendAt and AtAppender.AppendAtAsync (a mirror's copy, one writer
+// that fetches again only once its last copy is durable; AppendAtAsync
+// lets it write every partition of a fetch before the commit starts, so
+// they share one sync) and AwaitedAppender.AppendAsyncAwaited (a Kafka
+// acks=all produce, whose acknowledgement also waits for the copies on
+// other boxes, so its next batch always comes more than IndependentAfter
+// after its last sync); holding their commits would only add to a wait
+// that already spans two boxes' syncs.
 // When that rate fills a small commit (under 16 KiB with shared segments,
 // 4 KiB with the journal format: the page costs below) with at least
 // another 4 KiB within CommitDelay, the commit waits for it: until the

@@ -261,7 +261,9 @@ func (l *logImpl) appendWait(ctx context.Context, topic string, partition int32,
 		return -1, err
 	}
 	ch := make(chan appendResult, 1)
-	base, err, queued := p.submit(batches, hdrs, at, func(b int64, e error) { ch <- appendResult{b, e} }, true)
+	// AppendAt's caller (a mirror copying its origin) is one writer that
+	// waits for each acknowledgement before it fetches more: awaited.
+	base, err, queued := p.submit(batches, hdrs, at, func(b int64, e error) { ch <- appendResult{b, e} }, true, at)
 	if !queued {
 		return base, err
 	}
@@ -275,6 +277,15 @@ func (l *logImpl) appendWait(ctx context.Context, topic string, partition int32,
 
 // AppendAsync implements Log.
 func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, done func(base int64, err error)) {
+	l.appendAsync(topic, partition, batches, done, false)
+}
+
+// AppendAsyncAwaited implements AwaitedAppender.
+func (l *logImpl) AppendAsyncAwaited(topic string, partition int32, batches []byte, done func(base int64, err error)) {
+	l.appendAsync(topic, partition, batches, done, true)
+}
+
+func (l *logImpl) appendAsync(topic string, partition int32, batches []byte, done func(base int64, err error), awaited bool) {
 	if done == nil {
 		done = func(int64, error) {}
 	}
@@ -288,7 +299,29 @@ func (l *logImpl) AppendAsync(topic string, partition int32, batches []byte, don
 		return
 	}
 	hdrs, verr := validateBatches(batches)
-	p.submitErr(batches, hdrs, verr, done)
+	p.submitErr(batches, hdrs, verr, done, awaited)
+}
+
+// AppendAtAsync implements AtAppender.
+func (l *logImpl) AppendAtAsync(topic string, partition int32, batches []byte, done func(err error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	p, err := l.part(topic, partition)
+	if err != nil {
+		if l.closed.Load() {
+			done(ErrClosed)
+			return
+		}
+		l.committer.deliverLater(func() { done(err) })
+		return
+	}
+	hdrs, err := validateBatches(batches)
+	if err != nil {
+		l.committer.deliverLater(func() { done(err) })
+		return
+	}
+	p.submit(batches, hdrs, true, func(_ int64, err error) { done(err) }, false, true)
 }
 
 // FeedNextCommit implements CommitFeeder.

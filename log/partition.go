@@ -175,11 +175,12 @@ const outOfFilesLogEvery = 5 * time.Second
 // waits itself (waiting=true) gets errors back directly (queued=false), and
 // so an immediate acknowledgement when the topic does not sync before acks
 // and nothing is queued ahead. Otherwise done is called by the committer,
-// in append order per partition.
-func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(int64, error), waiting bool) (base int64, err error, queued bool) {
+// in append order per partition. The bytes of an awaited append (see
+// AwaitedAppender) never count toward the commit delay.
+func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(int64, error), waiting, awaited bool) (base int64, err error, queued bool) {
 	cfg := p.t.config()
 	p.mu.Lock()
-	base, err = p.writeLocked(data, hdrs, at, &cfg)
+	base, err = p.writeLocked(data, hdrs, at, awaited, &cfg)
 	if errors.Is(err, ErrClosed) {
 		// The committer may be gone: answer here.
 		p.mu.Unlock()
@@ -221,9 +222,9 @@ func (p *partition) submit(data []byte, hdrs []batch.Header, at bool, done func(
 
 // submitErr is submit for AppendAsync: a validation error is delivered in
 // order like any other result.
-func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done func(int64, error)) {
+func (p *partition) submitErr(data []byte, hdrs []batch.Header, verr error, done func(int64, error), awaited bool) {
 	if verr == nil {
-		p.submit(data, hdrs, false, done, false)
+		p.submit(data, hdrs, false, done, false, awaited)
 		return
 	}
 	p.mu.Lock()
@@ -266,7 +267,7 @@ func (p *partition) queueLocked(w waiter) {
 // stamped into data, the write, then the bookkeeping that makes the
 // batches readable (index, producer and transaction state, high-water
 // mark). at says data comes at its own offsets (AppendAt: a mirror).
-func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *TopicConfig) (int64, error) {
+func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at, awaited bool, cfg *TopicConfig) (int64, error) {
 	if err := p.writableLocked(hdrs, at, cfg); err != nil {
 		return -1, err
 	}
@@ -314,7 +315,7 @@ func (p *partition) writeLocked(data []byte, hdrs []batch.Header, at bool, cfg *
 	if len(p.unsynced) == 0 || p.unsynced[len(p.unsynced)-1] != seg {
 		p.unsynced = append(p.unsynced, seg)
 	}
-	p.publishLocked(seg, len(data), len(hdrs), records, cfg)
+	p.publishLocked(seg, len(data), len(hdrs), records, awaited, cfg)
 	return base, nil
 }
 
@@ -467,16 +468,17 @@ func (p *partition) indexLocked(seg *segment, hdrs []batch.Header) {
 
 // publishLocked counts an append and, under fsync interval or never, moves
 // the high-water mark at once (under "always" the committer does, after
-// the sync). Not when earlier appends (queued under "always" before a
-// config change) still wait for a sync: moving it would acknowledge their
-// unsynced bytes.
-func (p *partition) publishLocked(seg *segment, size, batches int, records int64, cfg *TopicConfig) {
+// the sync; the bytes of an awaited append never count toward the commit
+// delay). Not when earlier appends (queued under "always" before a config
+// change) still wait for a sync: moving it would acknowledge their unsynced
+// bytes.
+func (p *partition) publishLocked(seg *segment, size, batches int, records int64, awaited bool, cfg *TopicConfig) {
 	l := p.l
 	l.stats.appendedRecords.Add(uint64(records))
 	l.stats.appendedBytes.Add(uint64(size))
 	l.appends.Notify(int64(l.stats.appendedBatches.Add(uint64(batches))))
 	if cfg.Fsync == FsyncAlways || p.awaitingSyncLocked() {
-		l.committer.noteAppendLocked(p, size)
+		l.committer.noteAppendLocked(p, size, awaited)
 		return
 	}
 	p.hwm, p.hwmSeg, p.hwmPos = p.next, seg, seg.size

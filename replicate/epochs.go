@@ -153,9 +153,7 @@ func (f *fetcher) verify(ctx context.Context) error {
 			f.legacy()
 			return nil
 		case kerr.UnknownTopicOrPartition.Code:
-			f.mu.Lock()
-			f.metaAt = time.Time{}
-			f.mu.Unlock()
+			f.refreshSoon()
 			continue
 		default:
 			f.setErr(fmt.Errorf("offset for leader epoch %s/%d: %v", q.k.topic, q.k.partition, kerr.ErrorForCode(a.ErrorCode)))

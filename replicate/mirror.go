@@ -23,7 +23,10 @@ import (
 // follower Fetch requests (ReplicaID = this node's broker id) from each
 // partition's local end. The batches are stored byte for byte at the
 // origin's offsets (log.AppendAt, fsync always); the next fetch offset
-// tells the origin they are durable here.
+// tells the origin they are durable here. That round trip is what an
+// acks=all produce waits for, so nothing else runs between a fetch's
+// answer and the next fetch: the origin's Metadata is read by a goroutine
+// of its own (metaLoop), never in the fetch loop.
 
 // Kafka error codes the fetcher acts on. Never change: they are Kafka's.
 const (
@@ -73,12 +76,15 @@ type fetcher struct {
 	cl     *kgo.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	// metaWake asks metaLoop for a refresh now; refreshed tells the
+	// fetch loop one ended (both one-slot).
+	metaWake  chan struct{}
+	refreshed chan struct{}
 
 	// mu guards the fields below.
 	mu      sync.Mutex
 	parts   map[tp]*mirrorPart // by origin topic name
 	topics  map[string]*originTopic
-	metaAt  time.Time
 	lastErr string
 	// noEpochs: the origin serves no leader epochs.
 	noEpochs bool
@@ -97,6 +103,7 @@ func (r *Replicator) startFetcher(peer member.Member) (*fetcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fetcher{r: r, peer: peer, cl: cl, cancel: cancel, done: make(chan struct{}),
+		metaWake: make(chan struct{}, 1), refreshed: make(chan struct{}, 1),
 		parts: map[tp]*mirrorPart{}, topics: map[string]*originTopic{}}
 	go f.run(ctx)
 	return f, nil
@@ -120,6 +127,9 @@ func (f *fetcher) setErr(err error) {
 
 func (f *fetcher) run(ctx context.Context) {
 	defer close(f.done)
+	var meta sync.WaitGroup
+	meta.Go(func() { f.metaLoop(ctx) })
+	defer meta.Wait()
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if backoff > 0 {
@@ -127,19 +137,6 @@ func (f *fetcher) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
-			}
-		}
-		f.mu.Lock()
-		stale := time.Since(f.metaAt) > f.r.opts.MetadataInterval
-		f.mu.Unlock()
-		if stale {
-			if err := f.refresh(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				f.setErr(err)
-				backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
-				continue
 			}
 		}
 		if err := f.verify(ctx); err != nil {
@@ -152,10 +149,20 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		req := f.request()
 		if req == nil {
-			backoff = f.r.opts.MetadataInterval
-			f.mu.Lock()
-			f.metaAt = time.Time{}
-			f.mu.Unlock()
+			// Nothing to fetch (yet): wait for metaLoop's next reading
+			// of the origin's Metadata (never ask for one: a peer with
+			// nothing to copy would be asked without pause).
+			backoff = 0
+			select {
+			case <-f.refreshed: // a stale signal
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.refreshed:
+			case <-time.After(f.r.opts.MetadataInterval):
+			}
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchMaxWait+f.r.opts.FetchTimeout)
@@ -178,10 +185,57 @@ func (f *fetcher) run(ctx context.Context) {
 		f.mu.Unlock()
 		backoff = 0
 		if f.apply(ctx, req, resp.(*kmsg.FetchResponse), sent) {
-			f.mu.Lock()
-			f.metaAt = time.Time{}
-			f.mu.Unlock()
+			f.refreshSoon()
 		}
+	}
+}
+
+// refreshSoon asks metaLoop to read the origin's Metadata now.
+func (f *fetcher) refreshSoon() {
+	select {
+	case f.metaWake <- struct{}{}:
+	default:
+	}
+}
+
+// metaLoop reads the origin's Metadata every MetadataInterval, and when
+// the fetch loop asks (refreshSoon), retrying failures with a backoff.
+func (f *fetcher) metaLoop(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.metaWake:
+		}
+		next := f.r.opts.MetadataInterval
+		if err := f.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.setErr(err)
+			backoff = min(max(2*backoff, 200*time.Millisecond), 5*time.Second)
+			next = backoff
+		} else {
+			backoff = 0
+			select {
+			case f.refreshed <- struct{}{}:
+			default:
+			}
+		}
+		if backoff > 0 {
+			// A wake does not cut a failure's backoff short.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			next = 0
+		}
+		t.Reset(next)
 	}
 }
 
@@ -272,22 +326,47 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 				continue
 			}
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark, sent)
-			}()
+			f.store(ctx, k, from, data, rp.LogStartOffset, rp.HighWatermark, sent, wg.Done)
 		}
 	}
 	wg.Wait()
 	return refresh
 }
 
-// store appends data (batches from offset from) to the local copy.
-func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time) {
+// store appends data (batches from offset from) to the local copy and
+// calls done once it is durable (or refused). The partitions of one
+// fetch are all written before any waits (log.AtAppender), so they share
+// one commit: one sync per fetch.
+func (f *fetcher) store(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time, done func()) {
+	local := MirrorName(f.peer.NodeID, k.topic)
+	if len(data) == 0 {
+		f.stored(ctx, k, from, data, originStart, originHWM, sent, nil)
+		done()
+		return
+	}
+	if at, ok := f.r.inner.(log.AtAppender); ok {
+		at.AppendAtAsync(local, k.partition, data, func(err error) {
+			// On the log's committer: the bookkeeping runs beside it.
+			go func() {
+				defer done()
+				f.stored(ctx, k, from, data, originStart, originHWM, sent, err)
+			}()
+		})
+		return
+	}
+	go func() {
+		defer done()
+		f.stored(ctx, k, from, data, originStart, originHWM, sent, f.r.inner.AppendAt(ctx, local, k.partition, data))
+	}()
+}
+
+// stored records the outcome of storing data (batches from offset from;
+// err from the append) in the copy's state.
+func (f *fetcher) stored(ctx context.Context, k tp, from int64, data []byte, originStart, originHWM int64, sent time.Time, err error) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	end := from
 	if len(data) > 0 {
-		if err := f.r.inner.AppendAt(ctx, local, k.partition, data); err != nil {
+		if err != nil {
 			if ctx.Err() == nil {
 				f.r.logger.Warn("mirror: cannot store fetched batches", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "offset", from, "err", err)
 				f.mu.Lock()
@@ -384,6 +463,7 @@ func (f *fetcher) dropTopic(topic, why string) {
 		return
 	}
 	f.r.registry.remove(local)
+	f.r.held.forget(local)
 	f.mu.Lock()
 	delete(f.topics, topic)
 	for k := range f.parts {
@@ -391,8 +471,8 @@ func (f *fetcher) dropTopic(topic, why string) {
 			delete(f.parts, k)
 		}
 	}
-	f.metaAt = time.Time{}
 	f.mu.Unlock()
+	f.refreshSoon()
 	f.r.logger.Info("mirror: copy deleted", "peer", f.peer.NodeID, "topic", local, "reason", why)
 }
 
@@ -445,6 +525,7 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		ot.partitions = int32(len(t.Partitions))
 		ot.replicas = make([][]int32, len(t.Partitions))
 		ot.isr = make([][]int32, len(t.Partitions))
+		holds := make([]bool, len(t.Partitions))
 		held := false
 		for _, p := range t.Partitions {
 			if p.Partition < 0 || int(p.Partition) >= len(t.Partitions) {
@@ -455,6 +536,7 @@ func (f *fetcher) refresh(ctx context.Context) error {
 			k := tp{name, p.Partition}
 			mp := f.parts[k]
 			assigned := contains(p.Replicas, f.r.brokerID)
+			holds[p.Partition] = assigned
 			if mp == nil && assigned {
 				mp = &mirrorPart{fetchFrom: -1}
 				f.parts[k] = mp
@@ -467,12 +549,12 @@ func (f *fetcher) refresh(ctx context.Context) error {
 				held = held || assigned
 			}
 		}
+		f.r.held.note(MirrorName(f.peer.NodeID, name), holds)
 		if held {
 			create = append(create, want{name, ot.partitions})
 		}
 		isrs = append(isrs, isrOf{name, ot.isr, ot.replicas})
 	}
-	f.metaAt = time.Now()
 	f.mu.Unlock()
 	names := map[int32]string{}
 	for _, m := range f.r.peers() {

@@ -253,7 +253,13 @@ func (o *origin) appendAll(topic string, partition int32, batches []byte, done f
 		return
 	}
 	records := recordsIn(batches)
-	o.r.inner.AppendAsync(topic, partition, batches, func(base int64, err error) {
+	// The producer waits for the copies too: its commit here is never
+	// held back to gather trickling appends (log.AwaitedAppender).
+	appendAsync := o.r.inner.AppendAsync
+	if aw, ok := o.r.inner.(log.AwaitedAppender); ok {
+		appendAsync = aw.AppendAsyncAwaited
+	}
+	appendAsync(topic, partition, batches, func(base int64, err error) {
 		if err != nil {
 			done(base, err)
 			return

@@ -106,6 +106,7 @@ type Replicator struct {
 
 	members atomic.Pointer[[]member.Member]
 	copies  copyBook // copies the origins last announced
+	held    holdings // the copy partitions this node holds
 	// restoring: the start's taking back from the copies is not done;
 	// the view refuses appends to this node's partitions.
 	restoring atomic.Bool

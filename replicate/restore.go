@@ -191,6 +191,9 @@ func (r *Replicator) restoreFrom(ctx context.Context, peer member.Member, st *re
 			st.topics = append(st.topics, topic)
 		}
 		for _, p := range t.Partitions {
+			if !contains(p.Replicas, peer.BrokerID) {
+				continue // the peer holds no copy of it (it answers NOT_LEADER_OR_FOLLOWER)
+			}
 			n, epoch, err := r.restorePartition(ctx, br, copyName, topic, p.Partition)
 			st.maxEpoch = max(st.maxEpoch, epoch)
 			if n > 0 {

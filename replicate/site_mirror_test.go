@@ -6,7 +6,11 @@ package replicate_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,4 +202,145 @@ func TestDeadOriginCopiesKept(t *testing.T) {
 	if logHas(n2, "copy deleted") {
 		t.Fatal("n2 deleted a copy of n1's")
 	}
+}
+
+// A node holding copies of only some partitions of an origin topic
+// answers a read of the others as Kafka's brokers answer for a partition
+// they do not host, NOT_LEADER_OR_FOLLOWER (Fetch and ListOffsets), never
+// as an empty partition that would pass for a caught-up copy; the
+// partitions it holds read as the origin's.
+func TestCopyPartitionNotHeldIsNotLeader(t *testing.T) {
+	c := startSite(t, 3)
+	n1 := c.Node(1)
+	const parts = 6
+	createTopicN(t, n1, "t", parts, 2, nil)
+	for p := range int32(parts) {
+		waitInSync(t, n1, "t", p, 2)
+	}
+	acks := &sitetest.Acks{}
+	produceAcked(t, n1, acks, "t", 5, "x") // partition 0
+	held := map[string][]int32{}
+	for p := range int32(parts) {
+		for _, id := range mirrorNodes(t, n1, "t", p) {
+			held[id] = append(held[id], p)
+		}
+	}
+	checked := 0
+	for _, n := range c.Nodes[1:] {
+		for p := range int32(parts) {
+			holds := slices.Contains(held[n.Name], p)
+			var fcode, lcode int16
+			waitFor(t, 20*time.Second, func() bool {
+				fcode, lcode = fetchCode(t, n, "n1.t", p), listOffsetsCode(t, n, "n1.t", p)
+				if holds {
+					return fcode == 0 && lcode == 0
+				}
+				return fcode == kerr.NotLeaderForPartition.Code && lcode == kerr.NotLeaderForPartition.Code
+			}, func() string {
+				return fmt.Sprintf("%s (holds %v) n1.t/%d: Fetch %v, ListOffsets %v", n.Name, held[n.Name], p, kerr.ErrorForCode(fcode), kerr.ErrorForCode(lcode))
+			})
+			if !holds {
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("every node holds every partition (%v): nothing checked", held)
+	}
+	// n2 and n3 have no partitions of their own: the fetchers of theirs
+	// have nothing to fetch and read their Metadata every
+	// MetadataInterval (2s), no more.
+	for _, n := range c.Nodes[1:] {
+		m0 := metadataRequests(t, n)
+		time.Sleep(4 * time.Second)
+		if d := metadataRequests(t, n) - m0; d > 40 {
+			t.Errorf("%s answered %.0f Metadata requests in 4 s; its peers' fetchers, with nothing to copy, should ask about 2 a second each", n.Name, d)
+		}
+	}
+	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: func(o sitetest.Copy) []sitetest.Copy {
+		var cs []sitetest.Copy
+		for _, n := range c.Nodes[1:] {
+			if slices.Contains(held[n.Name], o.Partition) {
+				cs = append(cs, sitetest.Copy{Node: n, Topic: "n1." + o.Topic, Partition: o.Partition})
+			}
+		}
+		return cs
+	}})
+	if !rep.OK() {
+		t.Fatal(rep)
+	}
+}
+
+// fetchCode is the error code of a consumer Fetch of topic/partition at
+// offset 0 on n.
+func fetchCode(t *testing.T, n *sitetest.Node, topic string, partition int32) int16 {
+	t.Helper()
+	cl := n.Client(t)
+	defer cl.Close()
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = -1, 0, 0, 1<<20, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.LogStartOffset, fp.PartitionMaxBytes = partition, 0, -1, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	req.Topics = append(req.Topics, ft)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("fetch %s/%d on %s: %v", topic, partition, n.Name, err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("fetch %s/%d on %s: answer %+v", topic, partition, n.Name, resp)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// listOffsetsCode is the error code of a ListOffsets (latest) of
+// topic/partition on n.
+func listOffsetsCode(t *testing.T, n *sitetest.Node, topic string, partition int32) int16 {
+	t.Helper()
+	cl := n.Client(t)
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = partition, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// metadataRequests is n's runnel_kafka_requests_total{api="Metadata"}.
+func metadataRequests(t *testing.T, n *sitetest.Node) float64 {
+	t.Helper()
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("%s /metrics: %v", n.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, `runnel_kafka_requests_total{api="Metadata"} `); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s /metrics: %q: %v", n.Name, l, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

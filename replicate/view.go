@@ -10,7 +10,7 @@ import (
 )
 
 // view is the log.Log ingest, consumers, the forwarder and HTTP see on a
-// replicating node. It is the node's log with four differences:
+// replicating node. It is the node's log with five differences:
 //
 //   - AppendAsyncAll (log.AllAppender): Kafka acks=-1, acknowledged once
 //     every in-sync copy holds the batch;
@@ -21,7 +21,9 @@ import (
 //     ("<node id>.<topic>" for a known node) is refused (ErrInvalidTopic);
 //   - for topics with min.insync.replicas > 1, readers see up to the
 //     acknowledged end (durable on that many copies), so nothing consumed
-//     or forwarded upstream can disappear with one box.
+//     or forwarded upstream can disappear with one box;
+//   - a partition of a copy this node does not hold cannot be read
+//     (ErrNotLeader: Kafka's NOT_LEADER_OR_FOLLOWER), see held.go.
 type view struct {
 	log.Log
 	r *Replicator
@@ -161,7 +163,8 @@ func (v *view) visible(topic string, partition int32, hwm int64, cfg log.TopicCo
 	return min(hwm, acked)
 }
 
-// Offsets implements log.Log.
+// Offsets implements log.Log. A partition of a copy this node does not
+// hold answers ErrNotLeader (see held.go).
 func (v *view) Offsets(topic string, partition int32) (int64, int64, error) {
 	start, hwm, err := v.Log.Offsets(topic, partition)
 	if err != nil {
@@ -171,7 +174,18 @@ func (v *view) Offsets(topic string, partition int32) (int64, int64, error) {
 	if err != nil {
 		return start, hwm, nil
 	}
+	if o := info.Config.Origin; o != "" && !v.r.held.holds(topic, partition) {
+		return 0, 0, notHeld(topic, partition, o)
+	}
 	return start, max(start, v.visible(topic, partition, hwm, info.Config)), nil
+}
+
+// OffsetForTime implements log.Log (ErrNotLeader as Offsets).
+func (v *view) OffsetForTime(topic string, partition int32, ts int64) (int64, error) {
+	if o, ok := v.mirror(topic); ok && !v.r.held.holds(topic, partition) {
+		return 0, notHeld(topic, partition, o)
+	}
+	return v.Log.OffsetForTime(topic, partition, ts)
 }
 
 // Read implements log.Log, stopping at the visible end.

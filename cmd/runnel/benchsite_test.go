@@ -23,7 +23,11 @@ package main
 // It reports; it fails on the targets only with RUNNEL_BENCH_STRICT=1.
 // Knobs: RUNNEL_BENCH_RECORDS (throughput records, default 2,000,000),
 // RUNNEL_BENCH_RATE_SECONDS (the 10,000 rec/s runs, default 20),
-// RUNNEL_BENCH_OUT (also write the table to this file).
+// RUNNEL_BENCH_OUT (also write the table to this file),
+// RUNNEL_BENCH_BASE_BIN (a `runnel serve` binary of another version: its
+// two-node site is measured the same way first, and the table gives
+// both, with their ratios, from one run), RUNNEL_BENCH_SKIP_RSS=1 (no
+// three-node memory run).
 
 import (
 	"context"
@@ -70,27 +74,73 @@ func TestBenchSite(t *testing.T) {
 	}
 	res := siteBench{load: loadAvg()}
 
-	// Two runnel nodes: rf 2, min.insync 2, fsync always.
-	nodes := startSite(t, 2, "--default-min-insync-replicas", "2", "--replica-lag-time-max", "10s")
-	a, b := nodes[0], nodes[1]
-	bench("runnel", a.kafka, "produce", "--topic", "site-warmup", "--records", "200000")
-	res.runnelProduce = bench("runnel", a.kafka, "produce", "--topic", "site-produce", "--records", n(records))
-	createTopic(t, a, "site-rate", 4, 2, nil)
-	waitCopies(t, b, "a.site-rate", 4)
-	lag, stop := copyLag(t, b.kafka, "a.site-rate")
-	res.runnelRate = bench("runnel", a.kafka, "produce", "--topic", "site-rate", "--rate", n(siteRate), "--records", n(siteRate*rateSecs))
-	res.mirrorLag = stop()
-	res.lagSamples = lag.count()
-	if got := lag.count(); got < uint64(siteRate*rateSecs) {
-		t.Errorf("the copy on b showed %d of %d records", got, siteRate*rateSecs)
+	// Two runnel nodes: rf 2, min.insync 2, fsync always. With a baseline
+	// binary (RUNNEL_BENCH_BASE_BIN) its site is measured the same way
+	// first, in the same run.
+	twoNodes := func(bin string) (r siteRunnel) {
+		nodes := startSiteBin(t, bin, 2, "--default-min-insync-replicas", "2", "--replica-lag-time-max", "10s")
+		a, b := nodes[0], nodes[1]
+		bench("runnel", a.kafka, "produce", "--topic", "site-warmup", "--records", "200000")
+		r.produce = bench("runnel", a.kafka, "produce", "--topic", "site-produce", "--records", n(records))
+		createTopic(t, a, "site-rate", 4, 2, nil)
+		waitCopies(t, b, "a.site-rate", 4)
+		lag, stop := copyLag(t, b.kafka, "a.site-rate")
+		r.rate = bench("runnel", a.kafka, "produce", "--topic", "site-rate", "--rate", n(siteRate), "--records", n(siteRate*rateSecs))
+		r.mirrorLag = stop()
+		r.lagSamples = lag.count()
+		if got := lag.count(); got < uint64(siteRate*rateSecs) {
+			t.Errorf("the copy on b showed %d of %d records", got, siteRate*rateSecs)
+		}
+		for _, nd := range nodes {
+			nd.Stop(t)
+		}
+		return r
 	}
-	for _, nd := range nodes {
-		nd.Stop(t)
+	if base := os.Getenv("RUNNEL_BENCH_BASE_BIN"); base != "" {
+		res.baseBin = base
+		res.base = twoNodes(base)
 	}
+	res.runnel = twoNodes("")
+	if os.Getenv("RUNNEL_BENCH_SKIP_RSS") != "1" {
+		rssNodes(t, &res, bench, n, rateSecs)
+	}
+	// Two Apache Kafka brokers, rf 2, min.insync 2, Kafka's launcher flags.
+	props := []string{"default.replication.factor=2", "min.insync.replicas=2"}
+	res.kafkaFsync = os.Getenv("RUNNEL_BENCH_KAFKA_FSYNC") == "1"
+	if res.kafkaFsync {
+		props = append(props, "log.flush.interval.messages=1")
+	}
+	k1 := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, StandardJVM: true, Props: props})
+	k2 := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, StandardJVM: true, Props: props, NodeID: 2, Voter: k1.Voter()})
+	waitBrokers(t, k1.Addr(), 2)
+	res.kafkaJVM = k1.JVMFlags()
+	bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-warmup", "--records", "200000")
+	res.kafkaProduce = bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-produce", "--records", n(records))
+	res.kafkaRate = bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-rate", "--rate", n(siteRate), "--records", n(siteRate*rateSecs))
+	k2.Stop()
+	k1.Stop()
+	res.loadAfter = loadAvg()
 
+	table := res.table(records, rateSecs)
+	fmt.Println(table)
+	if out := os.Getenv("RUNNEL_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
+			t.Errorf("write %s: %v", out, err)
+		}
+	}
+	if os.Getenv("RUNNEL_BENCH_STRICT") == "1" {
+		for _, m := range res.misses() {
+			t.Errorf("target missed: %s", m)
+		}
+	}
+}
+
+// rssNodes measures the resident memory of a node holding copies of two
+// peers (three nodes, rf 3) while each peer takes 5,000 rec/s.
+func rssNodes(t *testing.T, res *siteBench, bench func(name, addr string, args ...string) benchResult, n func(int64) string, rateSecs int64) {
 	// Three nodes, rf 3: c holds copies of a's and b's partitions while
 	// each takes 5,000 rec/s.
-	nodes = startSite(t, 3, "--default-min-insync-replicas", "2", "--replica-lag-time-max", "10s")
+	nodes := startSite(t, 3, "--default-min-insync-replicas", "2", "--replica-lag-time-max", "10s")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	createTopic(t, a, "site-mem", 4, 3, nil)
 	createTopic(t, b, "site-mem", 4, 3, nil)
@@ -129,59 +179,36 @@ func TestBenchSite(t *testing.T) {
 		nd.Stop(t)
 	}
 
-	// Two Apache Kafka brokers, rf 2, min.insync 2, Kafka's launcher flags.
-	props := []string{"default.replication.factor=2", "min.insync.replicas=2"}
-	res.kafkaFsync = os.Getenv("RUNNEL_BENCH_KAFKA_FSYNC") == "1"
-	if res.kafkaFsync {
-		props = append(props, "log.flush.interval.messages=1")
-	}
-	k1 := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, StandardJVM: true, Props: props})
-	k2 := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 4, StandardJVM: true, Props: props, NodeID: 2, Voter: k1.Voter()})
-	waitBrokers(t, k1.Addr(), 2)
-	res.kafkaJVM = k1.JVMFlags()
-	bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-warmup", "--records", "200000")
-	res.kafkaProduce = bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-produce", "--records", n(records))
-	res.kafkaRate = bench("Apache Kafka", k1.Addr(), "produce", "--topic", "site-rate", "--rate", n(siteRate), "--records", n(siteRate*rateSecs))
-	k2.Stop()
-	k1.Stop()
-	res.loadAfter = loadAvg()
+}
 
-	table := res.table(records, rateSecs)
-	fmt.Println(table)
-	if out := os.Getenv("RUNNEL_BENCH_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
-			t.Errorf("write %s: %v", out, err)
-		}
-	}
-	if os.Getenv("RUNNEL_BENCH_STRICT") == "1" {
-		for _, m := range res.misses() {
-			t.Errorf("target missed: %s", m)
-		}
-	}
+// siteRunnel is what TestBenchSite measured of one two-node runnel site.
+type siteRunnel struct {
+	produce, rate benchResult
+	mirrorLag     [3]time.Duration // p50, p99, max
+	lagSamples    uint64
 }
 
 // siteBench is what TestBenchSite measured.
 type siteBench struct {
-	runnelProduce, runnelRate benchResult
-	kafkaProduce, kafkaRate   benchResult
-	mirrorLag                 [3]time.Duration // p50, p99, max
-	lagSamples                uint64
-	rssIdle, rssPeak, rssHWM  int64
-	kafkaJVM                  []string
-	kafkaFsync                bool
-	load, loadAfter           string
+	runnel, base             siteRunnel // base: RUNNEL_BENCH_BASE_BIN's, when set
+	baseBin                  string
+	kafkaProduce, kafkaRate  benchResult
+	rssIdle, rssPeak, rssHWM int64
+	kafkaJVM                 []string
+	kafkaFsync               bool
+	load, loadAfter          string
 }
 
 func (r siteBench) misses() []string {
 	var m []string
-	if ratio := r.runnelProduce.RecPerSec / max(r.kafkaProduce.RecPerSec, 1); ratio < 1.5 {
+	if ratio := r.runnel.produce.RecPerSec / max(r.kafkaProduce.RecPerSec, 1); ratio < 1.5 {
 		m = append(m, fmt.Sprintf("acks=all rec/s %.2fx Kafka's, want at least 1.5x", ratio))
 	}
-	if r.runnelRate.P99Millis > 10 {
-		m = append(m, fmt.Sprintf("produce p99 at 10,000 rec/s %.2f ms, want at most 10", r.runnelRate.P99Millis))
+	if r.runnel.rate.P99Millis > 10 {
+		m = append(m, fmt.Sprintf("produce p99 at 10,000 rec/s %.2f ms, want at most 10", r.runnel.rate.P99Millis))
 	}
-	if r.mirrorLag[1] > 50*time.Millisecond {
-		m = append(m, fmt.Sprintf("mirror lag p99 %v, want at most 50 ms", r.mirrorLag[1]))
+	if r.runnel.mirrorLag[1] > 50*time.Millisecond {
+		m = append(m, fmt.Sprintf("mirror lag p99 %v, want at most 50 ms", r.runnel.mirrorLag[1]))
 	}
 	if r.rssPeak > 64<<20 {
 		m = append(m, fmt.Sprintf("RSS of a node mirroring two peers %.1f MiB, want at most 64", float64(r.rssPeak)/(1<<20)))
@@ -196,16 +223,46 @@ func (r siteBench) table(records, rateSecs int64) string {
 	if r.kafkaFsync {
 		kfs = "log.flush.interval.messages=1"
 	}
+	withBase := r.baseBin != ""
 	fmt.Fprintf(&b, "Site replication, acks=all, 100 B records, 4 partitions; 2 nodes each side, replication factor 2, min.insync.replicas 2 (load average %s before, %s after)\n\n", r.load, r.loadAfter)
-	fmt.Fprintf(&b, "| metric | runnel | Apache Kafka | runnel / Kafka |\n|---|---:|---:|---:|\n")
-	fmt.Fprintf(&b, "| produce, rec/s (`bench produce --records %d`) | %.0f | %.0f | %.2fx |\n", records, r.runnelProduce.RecPerSec, r.kafkaProduce.RecPerSec, r.runnelProduce.RecPerSec/max(r.kafkaProduce.RecPerSec, 1))
-	fmt.Fprintf(&b, "| produce→ack p50 / p99 (ms), same run | %.2f / %.2f | %.2f / %.2f | |\n", r.runnelProduce.P50Millis, r.runnelProduce.P99Millis, r.kafkaProduce.P50Millis, r.kafkaProduce.P99Millis)
-	fmt.Fprintf(&b, "| at 10,000 rec/s for %d s: produce→ack p50 / p99 / max (ms) | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f | %.2fx (p99) |\n", rateSecs,
-		r.runnelRate.P50Millis, r.runnelRate.P99Millis, r.runnelRate.MaxMillis, r.kafkaRate.P50Millis, r.kafkaRate.P99Millis, r.kafkaRate.MaxMillis, r.runnelRate.P99Millis/max(r.kafkaRate.P99Millis, 1e-9))
-	fmt.Fprintf(&b, "| at 10,000 rec/s: mirror lag (producer timestamp → readable on the copy's box) p50 / p99 / max (ms) | %.2f / %.2f / %.2f (%d records) | | |\n",
-		millis(r.mirrorLag[0]), millis(r.mirrorLag[1]), millis(r.mirrorLag[2]), r.lagSamples)
-	fmt.Fprintf(&b, "| RSS of a node holding copies of two peers at 5,000 rec/s each (rf 3): idle / peak VmRSS / VmHWM | %s / %s / %s | | |\n", mib(r.rssIdle), mib(r.rssPeak), mib(r.rssHWM))
-	fmt.Fprintf(&b, "\nrunnel: fsync always on both nodes (the ack waits for the copy's fsync). Apache Kafka: %s; JVM %s.\n", kfs, strings.Join(r.kafkaJVM, " "))
+	if withBase {
+		fmt.Fprintf(&b, "| metric | runnel | runnel baseline | Apache Kafka | runnel / Kafka | baseline / Kafka | runnel / baseline |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	} else {
+		fmt.Fprintf(&b, "| metric | runnel | Apache Kafka | runnel / Kafka |\n|---|---:|---:|---:|\n")
+	}
+	row := func(metric, cur, base, kafka string, ratioK, ratioBK, ratioB string) {
+		if withBase {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", metric, cur, base, kafka, ratioK, ratioBK, ratioB)
+		} else {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", metric, cur, kafka, ratioK)
+		}
+	}
+	x := func(a, c float64) string { return fmt.Sprintf("%.2fx", a/max(c, 1e-9)) }
+	cur, base := r.runnel, r.base
+	row(fmt.Sprintf("produce, rec/s (`bench produce --records %d`)", records),
+		fmt.Sprintf("%.0f", cur.produce.RecPerSec), fmt.Sprintf("%.0f", base.produce.RecPerSec), fmt.Sprintf("%.0f", r.kafkaProduce.RecPerSec),
+		x(cur.produce.RecPerSec, r.kafkaProduce.RecPerSec), x(base.produce.RecPerSec, r.kafkaProduce.RecPerSec), x(cur.produce.RecPerSec, base.produce.RecPerSec))
+	pp := func(res benchResult) string { return fmt.Sprintf("%.2f / %.2f", res.P50Millis, res.P99Millis) }
+	row("produce→ack p50 / p99 (ms), same run", pp(cur.produce), pp(base.produce), pp(r.kafkaProduce), "", "", "")
+	ppm := func(res benchResult) string {
+		return fmt.Sprintf("%.2f / %.2f / %.2f", res.P50Millis, res.P99Millis, res.MaxMillis)
+	}
+	row(fmt.Sprintf("at 10,000 rec/s for %d s: produce→ack p50 / p99 / max (ms)", rateSecs), ppm(cur.rate), ppm(base.rate), ppm(r.kafkaRate),
+		x(cur.rate.P99Millis, r.kafkaRate.P99Millis)+" (p99)", x(base.rate.P99Millis, r.kafkaRate.P99Millis)+" (p99)",
+		x(cur.rate.P50Millis, base.rate.P50Millis)+" (p50), "+x(cur.rate.P99Millis, base.rate.P99Millis)+" (p99)")
+	lag := func(s siteRunnel) string {
+		return fmt.Sprintf("%.2f / %.2f / %.2f (%d records)", millis(s.mirrorLag[0]), millis(s.mirrorLag[1]), millis(s.mirrorLag[2]), s.lagSamples)
+	}
+	row("at 10,000 rec/s: mirror lag (producer timestamp → readable on the copy's box) p50 / p99 / max (ms)", lag(cur), lag(base), "", "", "",
+		x(millis(cur.mirrorLag[0]), millis(base.mirrorLag[0]))+" (p50), "+x(millis(cur.mirrorLag[1]), millis(base.mirrorLag[1]))+" (p99)")
+	if r.rssPeak > 0 {
+		row("RSS of a node holding copies of two peers at 5,000 rec/s each (rf 3): idle / peak VmRSS / VmHWM", fmt.Sprintf("%s / %s / %s", mib(r.rssIdle), mib(r.rssPeak), mib(r.rssHWM)), "", "", "", "", "")
+	}
+	fmt.Fprintf(&b, "\nrunnel: fsync always on both nodes (the ack waits for the copy's fsync)")
+	if withBase {
+		fmt.Fprintf(&b, "; baseline: `runnel serve` from %s", r.baseBin)
+	}
+	fmt.Fprintf(&b, ". Apache Kafka: %s; JVM %s.\n", kfs, strings.Join(r.kafkaJVM, " "))
 	return b.String()
 }
 

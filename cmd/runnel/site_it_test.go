@@ -77,6 +77,13 @@ func newSiteNode(t testing.TB, id string, host int, extra ...string) *siteNode {
 // startSite starts n nodes, each joining the first.
 func startSite(t testing.TB, n int, extra ...string) []*siteNode {
 	t.Helper()
+	return startSiteBin(t, "", n, extra...)
+}
+
+// startSiteBin is startSite with the `runnel serve` binary bin ("": this
+// tree's).
+func startSiteBin(t testing.TB, bin string, n int, extra ...string) []*siteNode {
+	t.Helper()
 	var nodes []*siteNode
 	for i := 0; i < n; i++ {
 		id := string(rune('a' + i))
@@ -85,6 +92,9 @@ func startSite(t testing.TB, n int, extra ...string) []*siteNode {
 			args = append(args, "--join", nodes[0].gossip)
 		}
 		nd := newSiteNode(t, id, 2+i, args...)
+		if bin != "" {
+			nd.bin = bin
+		}
 		if err := nd.start(); err != nil {
 			t.Fatalf("start node %s: %v\n%s", id, err, nd.LogTail())
 		}
