@@ -189,6 +189,7 @@ func (p *partition) loadTxnsLocked() error {
 			if !h.Transactional() {
 				continue
 			}
+			p.l.notePID(h.ProducerID) // ProducerIDFloor: an old transaction's id is never handed out again
 			b := raw
 			if h.Control() {
 				buf := make([]byte, min(h.Size(), batch.HeaderSize+32))

@@ -308,6 +308,29 @@ func split[T any](xs []T, ok func(T) bool) (allowed, denied []T) {
 }
 
 func (c *conn) authzProduce(sl *slot, r *kmsg.ProduceRequest) bool {
+	if r.TransactionID != nil && !c.may(access.TransactionalID, *r.TransactionID, access.Write) {
+		// As Kafka: a transactional produce needs Write on its
+		// transactional id; every partition is refused.
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		msg := c.denyMsg()
+		for _, t := range r.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, codeTransactionalIDAuthFailed, -1
+				if r.Version >= 8 {
+					rp.ErrorMessage = msg
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+				c.s.stats.produceErrors.Add(1)
+				c.s.stats.errors.Add(1)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		sl.resp = resp
+		return true
+	}
 	var denied []kmsg.ProduceRequestTopic
 	r.Topics, denied = split(r.Topics, func(t kmsg.ProduceRequestTopic) bool { return c.may(access.Topic, t.Topic, access.Write) })
 	if len(denied) == 0 {

@@ -769,8 +769,12 @@ func (t *txnCoordinator) checkProduce(id, topic string, partition int32, records
 // coordinator writes markers), transactional batches without a
 // transactional id (no coordinator would ever end them: read_committed
 // readers would stop there for good) and, with one, batches that are not
-// transactional. It returns the reason, or "".
+// transactional or more than one batch per partition (as Kafka: the
+// coordinator checks the first batch's producer id and epoch, so a second
+// batch could carry another producer's and open a transaction nothing
+// ends). It returns the reason, or "".
 func checkTxnAttrs(records []byte, transactional bool) string {
+	n := 0
 	for len(records) >= batch.HeaderSize {
 		h, err := batch.ParseHeader(records)
 		if err != nil || h.Size() > len(records) {
@@ -783,6 +787,9 @@ func checkTxnAttrs(records []byte, transactional bool) string {
 			return "runnel: a transactional batch needs the produce request's transactional id"
 		case !h.Transactional() && transactional:
 			return "runnel: a transactional produce holds a batch without the transactional attribute"
+		}
+		if n++; transactional && n > 1 {
+			return "runnel: a transactional produce holds one batch per partition"
 		}
 		records = records[h.Size():]
 	}

@@ -160,30 +160,21 @@ func (s *session) drain() {
 		default:
 		}
 
-		// Acks go out before the fan-out of the same messages (it costs
-		// a few µs each: a large batch would hold its acks back), unless
-		// one is retained: a client that subscribes once it has its ack
-		// must find the retained message stored.
-		fanFirst := false
-		for _, p := range ready {
-			fanFirst = fanFirst || p.err == nil && p.pk.FixedHeader.Retain
-		}
+		// Each message is fanned out before its ack, as Mosquitto does:
+		// once a publisher has its PUBACK, every subscriber's session
+		// holds the message (a persistent subscriber that reconnects
+		// right after would otherwise race the fan-out and could miss
+		// it), and a client that subscribes once it has its ack finds a
+		// retained message stored.
 		buf.Reset()
 		for _, p := range ready {
-			s.settle(p, &buf, &dead, fanFirst)
+			s.settle(p, &buf, &dead)
 		}
 		if buf.Len() > 0 && !dead {
 			if err := s.writeAcks(buf.Bytes()); err != nil {
 				dead = true
 			}
 			s.lastAck.Store(time.Now().UnixNano())
-		}
-		if !fanFirst {
-			for _, p := range ready {
-				if p.err == nil {
-					s.b.fanout(p.pk)
-				}
-			}
 		}
 		if dead {
 			s.mu.Lock()
@@ -193,10 +184,9 @@ func (s *session) drain() {
 	}
 }
 
-// settle handles one finished publish: fan-out on success (when fan; the
-// caller does it otherwise), ack encoding (success or reason code),
-// disconnect of MQTT 3 clients on failure.
-func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool, fan bool) {
+// settle handles one finished publish: fan-out on success, ack encoding
+// (success or reason code), disconnect of MQTT 3 clients on failure.
+func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 	st := &s.b.stats
 	qos := p.pk.FixedHeader.Qos
 	if p.err == nil {
@@ -205,9 +195,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool, fan bool) {
 		} else {
 			st.ingested.Add(1)
 		}
-		if fan {
-			s.b.fanout(p.pk)
-		}
+		s.b.fanout(p.pk)
 	} else {
 		st.failed.Add(1)
 		if errors.Is(p.err, log.ErrDiskFull) {
