@@ -145,14 +145,19 @@ func (c *conn) authzTxn(sl *slot, req kmsg.Request) bool {
 }
 
 // authzConsumerGroup checks the consumer group protocol's requests
-// (KIP-848) as Kafka does: Read on the group to heartbeat (and Describe
-// on each subscribed topic), Describe on each group described.
+// (KIP-848): Read on the group to heartbeat, Describe on each subscribed
+// topic (a subscription by regex: Describe on the cluster), Describe on
+// each group described.
 func (c *conn) authzConsumerGroup(sl *slot, req kmsg.Request) bool {
 	switch r := req.(type) {
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		code := int16(0)
 		if !c.may(access.Group, r.Group, access.Read) {
 			code = codeGroupAuthorizationFailed
+		} else if r.SubscribedTopicRegex != nil && *r.SubscribedTopicRegex != "" && !c.may(access.Cluster, access.ClusterName, access.Describe) {
+			// A regex is matched against every topic: it needs Describe
+			// on the cluster (the matches are not filtered per topic).
+			code = codeTopicAuthorizationFailed
 		} else {
 			for _, t := range r.SubscribedTopicNames {
 				if !c.may(access.Topic, t, access.Describe) {
