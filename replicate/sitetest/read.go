@@ -2,6 +2,7 @@ package sitetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -214,8 +215,12 @@ type CopyInfo struct {
 
 // Report is the result of one Check.
 type Report struct {
-	Read     []CopyInfo
-	Skipped  []string // copies on nodes that were not running
+	Read    []CopyInfo
+	Skipped []string // copies on nodes that were not running
+	// NotHeld: mirror copies whose node answered NOT_LEADER_OR_FOLLOWER:
+	// with more nodes than the replication factor a node lists every
+	// partition of a peer's topic but holds only those placed on it.
+	NotHeld  []string
 	Problems []Problem
 }
 
@@ -233,6 +238,9 @@ func (r *Report) String() string {
 	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(&b, " skipped (not running): %s", strings.Join(r.Skipped, " "))
+	}
+	if len(r.NotHeld) > 0 {
+		fmt.Fprintf(&b, " not held there: %s", strings.Join(r.NotHeld, " "))
 	}
 	for i, p := range r.Problems {
 		if i == maxShown {
@@ -269,12 +277,16 @@ func (c *Cluster) Check(ctx context.Context, ch Check) *Report {
 		mirrorsOf = Identity
 	}
 	for _, o := range origins {
-		read := func(cp Copy) *Log {
+		read := func(cp Copy, mirror bool) *Log {
 			if !cp.Node.Running() {
 				rep.Skipped = append(rep.Skipped, cp.String())
 				return nil
 			}
 			l, err := ReadLog(ctx, cp.Node.KafkaAddr(), cp.Topic, cp.Partition)
+			if mirror && errors.Is(err, kerr.NotLeaderForPartition) {
+				rep.NotHeld = append(rep.NotHeld, cp.String())
+				return nil
+			}
 			if err != nil {
 				rep.Problems = append(rep.Problems, Problem{Unreadable, cp.String(), -1, err.Error()})
 				return nil
@@ -282,13 +294,13 @@ func (c *Cluster) Check(ctx context.Context, ch Check) *Report {
 			l.Name = cp.String()
 			return l
 		}
-		origin := read(o)
+		origin := read(o, false)
 		var mirrors, logs []*Log
 		if origin != nil {
 			logs = append(logs, origin)
 		}
 		for _, m := range mirrorsOf(o) {
-			if l := read(m); l != nil {
+			if l := read(m, true); l != nil {
 				mirrors = append(mirrors, l)
 				logs = append(logs, l)
 			}

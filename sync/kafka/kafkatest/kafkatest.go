@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,10 +154,10 @@ func StartOpts(t testing.TB, opts Options) *Broker {
 		opts.Partitions = 1
 	}
 	b := &Broker{t: t, opts: opts, libs: libs, dir: t.TempDir(), host: hostOf(opts)}
-	if b.port, err = freePort(b.host); err != nil {
+	if b.port, err = b.freePort(b.host); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
-	if b.cport, err = freePort(loopback); err != nil {
+	if b.cport, err = b.freePort(loopback); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	if err := b.security(); err != nil {
@@ -188,10 +189,10 @@ func New(dir string, opts Options) (*Broker, error) {
 		opts.Partitions = 1
 	}
 	b := &Broker{opts: opts, libs: libs, dir: dir, host: hostOf(opts)}
-	if b.port, err = freePort(b.host); err != nil {
+	if b.port, err = b.freePort(b.host); err != nil {
 		return nil, err
 	}
-	if b.cport, err = freePort(loopback); err != nil {
+	if b.cport, err = b.freePort(loopback); err != nil {
 		return nil, err
 	}
 	if err := b.security(); err != nil {
@@ -290,15 +291,24 @@ func hostOf(opts Options) string {
 	return opts.Host
 }
 
-// freePort returns a port free on host (a later bind can still lose it
-// to another process; start reports that clearly).
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("free port on %s: %w", host, err)
+// freePort returns a port free on host and not yet taken by another of
+// b's listeners: the kernel may hand the same ephemeral port out again
+// once its probe socket is closed, and Kafka refuses two listeners on one
+// port. (A later bind can still lose it to another process; start reports
+// that clearly.)
+func (b *Broker) freePort(host string) (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("free port on %s: %w", host, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !slices.Contains([]int{b.port, b.cport, b.sport, b.tport}, port) {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("free port on %s: the kernel keeps handing out ports this broker already uses", host)
 }
 
 func (b *Broker) security() error {
@@ -306,10 +316,10 @@ func (b *Broker) security() error {
 		return nil
 	}
 	var err error
-	if b.sport, err = freePort(b.host); err != nil {
+	if b.sport, err = b.freePort(b.host); err != nil {
 		return err
 	}
-	if b.tport, err = freePort(b.host); err != nil {
+	if b.tport, err = b.freePort(b.host); err != nil {
 		return err
 	}
 	b.tlsFiles, b.keystore, err = writeCerts(b.dir, b.host)
