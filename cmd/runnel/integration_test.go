@@ -165,12 +165,43 @@ type runnelServer struct {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if handedOut.take(addr) {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("free port: only ports handed out before")
+	return ""
+}
+
+// handedOut holds every port freeAddr and freeAddrOn returned in this
+// process: the kernel may hand a probe's port out again once it is
+// closed, and one server's Kafka, HTTP and MQTT listeners then got the
+// same port.
+var handedOut = &portsHandedOut{ports: map[int]bool{}}
+
+type portsHandedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// take records addr's port as handed out; false if it was before.
+func (h *portsHandedOut) take(addr string) bool {
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	if h.ports[port] {
+		return false
+	}
+	h.ports[port] = true
+	return true
 }
 
 // startRunnel starts `runnel serve` on free loopback ports in a temp dir.

@@ -37,7 +37,9 @@ type siteNode struct {
 // freeAddrOn returns a free TCP port on ip (UDP is assumed free too).
 func freeAddrOn(t testing.TB, ip string) string {
 	t.Helper()
-	for i := 0; i < 20; i++ {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for i := 0; i < 100; i++ {
 		l, err := net.Listen("tcp", ip+":0")
 		if err != nil {
 			t.Fatalf("free port on %s: %v", ip, err)
@@ -47,6 +49,9 @@ func freeAddrOn(t testing.TB, ip string) string {
 		u, err := net.ListenPacket("udp", addr)
 		if err == nil {
 			u.Close()
+			if !handedOut.take(addr) {
+				continue
+			}
 			return addr
 		}
 	}
