@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -266,11 +267,13 @@ func printStatusDoc(w io.Writer, doc map[string]any) {
 		}
 		return 100
 	}
-	slices.SortFunc(keys, func(a, b string) int {
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra - rb
+	// sort.Slice, not slices.SortFunc: a generic sort is compiled again for
+	// each element type (about 10 KB of the binary each).
+	sort.Slice(keys, func(i, j int) bool {
+		if ra, rb := rank(keys[i]), rank(keys[j]); ra != rb {
+			return ra < rb
 		}
-		return strings.Compare(a, b)
+		return keys[i] < keys[j]
 	})
 	for _, k := range keys {
 		printStatusValue(w, "  ", k, doc[k], 0)

@@ -182,3 +182,20 @@ func TestHTTPGet(t *testing.T) {
 		t.Errorf("silent server: no error")
 	}
 }
+
+// TestPrintStatusDocOrder: the status document's well-known keys come first
+// in their fixed order (node, version, uptime, ...), the rest sorted by name.
+func TestPrintStatusDocOrder(t *testing.T) {
+	doc := map[string]any{"zeta": 1, "routes": 2, "alpha": 3, "node_id": 4, "uptime_seconds": 5, "version": 6, "peers": 7, "beta": 8, "disk_free_bytes": 9}
+	var b strings.Builder
+	printStatusDoc(&b, doc)
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		k, _, _ := strings.Cut(strings.TrimSpace(l), ":")
+		keys = append(keys, k)
+	}
+	want := []string{"node_id", "version", "uptime_seconds", "disk_free_bytes", "routes", "peers", "alpha", "beta", "zeta"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys printed in order %v, want %v:\n%s", keys, want, b.String())
+	}
+}

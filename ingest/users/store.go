@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,7 +145,9 @@ func (f *File) Set(e Entry) {
 		}
 	}
 	f.Users = append(f.Users, e)
-	slices.SortFunc(f.Users, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	// sort.Slice, not slices.SortFunc: a generic sort is compiled again for
+	// each element type (about 10 KB of the binary each).
+	sort.Slice(f.Users, func(i, j int) bool { return f.Users[i].Name < f.Users[j].Name })
 }
 
 // Delete removes name; false when there was none.
