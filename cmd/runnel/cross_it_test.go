@@ -19,11 +19,12 @@ import (
 // crossTarget is one cross-built binary and the emulator that runs it.
 type crossTarget struct {
 	name, goarch, goarm, emulator string
+	ldflags                       string // as make build-all links it
 }
 
 var crossTargets = []crossTarget{
-	{"armv7", "arm", "7", "qemu-arm"},
-	{"arm64", "arm64", "", "qemu-aarch64"},
+	{"armv7", "arm", "7", "qemu-arm", "-R 0x1000"}, // 4 KiB segment layout
+	{"arm64", "arm64", "", "qemu-aarch64", ""},
 }
 
 // buildCross builds ./cmd/runnel for target into dir.
@@ -32,7 +33,7 @@ func buildCross(t *testing.T, ct crossTarget, dir string) string {
 	out := filepath.Join(dir, "runnel-linux-"+ct.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ct.ldflags, "-o", out, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+ct.goarch, "GOARM="+ct.goarm)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build for %s: %v\n%s", ct.name, err, b)
