@@ -69,9 +69,9 @@ size: build-all
 	@over=0; for f in $(BIN)/runnel-linux-amd64 $(BIN)/runnel-linux-arm64 $(BIN)/runnel-linux-armv7; do \
 		n=$$(wc -c <$$f); \
 		if [ $$n -gt $(MAX_BINARY_BYTES) ]; then \
-			echo "size: $$f is $$n bytes, $$((n - $(MAX_BINARY_BYTES))) over $(MAX_BINARY_BYTES)"; over=1; \
+			echo "size: $$f is $$n bytes ($$(awk "BEGIN{printf \"%.2f\", $$n/1048576}") MiB), $$((n - $(MAX_BINARY_BYTES))) over the limit of $(MAX_BINARY_BYTES) bytes"; over=1; \
 		else \
-			echo "size: $$f is $$n bytes"; \
+			echo "size: $$f is $$n bytes ($$(awk "BEGIN{printf \"%.2f\", $$n/1048576}") MiB)"; \
 		fi; \
 	done; exit $$over
 
@@ -83,7 +83,7 @@ run: build
 # included), race, the vendored modules' own suites, the integration tests
 # against Apache Kafka, bounded long runs, short fuzz, the armv7 and arm64
 # stage under qemu-user. (`make size`, the 15 MB limit, is not part of it
-# while the amd64 binary is over: 15.37 MB; arm64 and armv7 are under.)
+# while the amd64 binary is over: 15.92 MB; arm64 and armv7 are under.)
 test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka failover-runs soak-short fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
