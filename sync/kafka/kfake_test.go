@@ -302,3 +302,47 @@ func TestIdleRouteState(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestIdleRouteNoticesLostCluster: a route that has sent everything
+// probes its upstream, so the cluster going away shows as backing-off
+// within seconds (not at the next record), and its return as connected,
+// each with a new since-time.
+func TestIdleRouteNoticesLostCluster(t *testing.T) {
+	port := freePort(t)
+	newCluster := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1), kfake.Ports(atoi(t, port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := newCluster()
+	lg := logtest.New(t)
+	lg.CreateTopic("idle", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "idle", 0, 0, 100, 10, 0)
+	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "idle", Topics: []string{"idle"}}},
+		up: func(u *forward.Upstream) { u.DeliveryTimeout, u.ProbeInterval = time.Second, 500*time.Millisecond }})
+	waitRoute(t, f, 20*time.Second, "delivery", func(rs forward.RouteStatus) bool {
+		return rs.AckedRecords == 100 && rs.State == forward.StateConnected
+	})
+	up := f.Routes()[0]
+
+	// Within 10 s: ProbeInterval plus the 1 s probe timeout, with room
+	// for a loaded machine; without probes the loss shows at the next
+	// record only.
+	const bound = 10 * time.Second
+	c.Close()
+	closed := time.Now()
+	waitRoute(t, f, bound, "backing-off after the cluster closed", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateBackingOff && rs.StateSince.After(up.StateSince)
+	})
+	down := f.Routes()[0]
+	t.Logf("closed cluster noticed %v after Close: %s", down.StateSince.Sub(closed).Round(time.Millisecond), down.LastError)
+	c = newCluster()
+	defer c.Close()
+	back := time.Now()
+	waitRoute(t, f, bound, "connected after the cluster returned", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateConnected && rs.StateSince.After(down.StateSince)
+	})
+	t.Logf("returned cluster noticed %v after it listened", f.Routes()[0].StateSince.Sub(back).Round(time.Millisecond))
+}

@@ -99,6 +99,7 @@ type conn struct {
 	inflight map[uint16]inflight
 	nextID   uint16
 	err      error
+	pong     chan struct{} // closed by the next PINGRESP (Ping waits on it); nil when none waits
 }
 
 type inflight struct {
@@ -342,10 +343,48 @@ func utf8Value(v []byte) string {
 	return "base64:" + base64.StdEncoding.EncodeToString(v)
 }
 
-// Ping connects if needed and reports whether the broker accepted us.
+// Ping connects if needed, then sends a PINGREQ and waits for a PINGRESP
+// (until ctx ends, at most DeliveryTimeout): a connection whose broker
+// went away without closing it fails here, not at the next publish. A
+// ping not answered in time kills the connection (in-flight publishes
+// fail and are resent) and the next Send or Ping dials again.
 func (s *Sink) Ping(ctx context.Context) error {
-	_, err := s.connect(ctx)
-	return err
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.u.DeliveryTimeout)
+	defer cancel()
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	if c.pong == nil {
+		c.pong = make(chan struct{})
+	}
+	pong := c.pong
+	c.mu.Unlock()
+	s.wmu.Lock()
+	dl, _ := ctx.Deadline()
+	c.nc.SetWriteDeadline(dl)
+	err = s.writeLocked(c.nc, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}).PingreqEncode)
+	s.wmu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("mqtt: ping: %w", err)
+		c.kill(err)
+		return err
+	}
+	select {
+	case <-pong:
+		return nil
+	case <-c.done:
+		return c.deadErr()
+	case <-ctx.Done():
+		err := fmt.Errorf("mqtt: ping %s: no PINGRESP: %w", s.addr, ctx.Err())
+		c.kill(err)
+		return err
+	}
 }
 
 var _ forward.Pinger = (*Sink)(nil)
@@ -479,6 +518,12 @@ func (s *Sink) reader(c *conn) {
 			c.kill(fmt.Errorf("mqtt: broker disconnected: reason 0x%02x", p.ReasonCode))
 			return
 		case packets.Pingresp:
+			c.mu.Lock()
+			if c.pong != nil {
+				close(c.pong)
+				c.pong = nil
+			}
+			c.mu.Unlock()
 		default:
 			// Nothing else is expected (no subscriptions); ignore.
 		}
