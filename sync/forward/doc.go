@@ -67,8 +67,8 @@
 // seconds, not at the next record), "backing-off" after an error (failed
 // record, unbuildable sink, failed ping), "paused" when configured or set
 // with SetPaused, and "starting" in between. RouteStatus.StateSince says
-// when the route entered its state; errors and counters are in
-// RouteStatus too. A ping costs one request per ProbeInterval per idle
+// when the route entered its state, DownSince when its current spell of
+// starting/backing-off began; errors and counters are in RouteStatus too. A ping costs one request per ProbeInterval per idle
 // route: the route sleeps in between.
 //
 // # Order across failures

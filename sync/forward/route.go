@@ -86,6 +86,7 @@ type route struct {
 	probing    bool    // after an error: one record in flight until an ack
 	state      string
 	stateSince time.Time // when state was entered
+	downSince  time.Time // start of the current spell of starting/backing-off; zero otherwise
 	lastErr    string
 	lastErrAt  time.Time
 	lastAck    time.Time
@@ -117,9 +118,9 @@ func newRoute(f *Forwarder, cfg Route) *route {
 		parts:  map[meta.TopicPartition]*part{},
 		state:  StateStarting,
 	}
-	r.stateSince = time.Now()
+	r.stateSince, r.downSince = time.Now(), time.Now()
 	if cfg.Paused {
-		r.state = StatePaused
+		r.state, r.downSince = StatePaused, time.Time{}
 		r.paused.Store(true)
 	}
 	return r
@@ -145,10 +146,21 @@ func (r *route) setState(s string) {
 }
 
 // setStateLocked moves the route to state s; the since-time changes only
-// when the state does.
+// when the state does, the down-since time only when the route enters or
+// leaves its starting/backing-off spell.
 func (r *route) setStateLocked(s string) {
-	if r.state != s {
-		r.state, r.stateSince = s, time.Now()
+	if r.state == s {
+		return
+	}
+	now := time.Now()
+	r.state, r.stateSince = s, now
+	switch s {
+	case StateStarting, StateBackingOff:
+		if r.downSince.IsZero() {
+			r.downSince = now
+		}
+	default:
+		r.downSince = time.Time{}
 	}
 }
 

@@ -30,6 +30,12 @@ type RouteStatus struct {
 	// State changes: failed probes of an idle route that is already
 	// backing-off keep it).
 	StateSince time.Time `json:"state_since"`
+	// DownSince is when the route's current spell without a working
+	// link began (it left connected, was resumed or started) while it is
+	// starting or backing-off: a route retrying a backlog alternates
+	// between the two, and this stays put. Zero while connected, paused
+	// or closed.
+	DownSince time.Time `json:"down_since,omitzero"`
 	// Partitions is the number of local partitions the route covers.
 	Partitions int `json:"partitions"`
 	// LagRecords is the number of offsets between the acknowledged cursor
