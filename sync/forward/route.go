@@ -384,7 +384,7 @@ func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
 	return false
 }
 
-// pingTimeout bounds one idle ping (and DeliveryTimeout, when shorter).
+// pingTimeout bounds one idle ping (DeliveryTimeout does when shorter).
 const pingTimeout = 5 * time.Second
 
 // shutdown waits for in-flight acknowledgements on a connected link (until
