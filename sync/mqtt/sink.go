@@ -10,6 +10,8 @@
 // a callback: one writer (serialized by a mutex) assigns packet ids and
 // writes PUBLISH packets in Send order, one reader per connection resolves
 // PUBACKs. At most the broker's Receive Maximum publishes are in flight.
+// Ping, the forwarder's probe of an idle link, is a PINGREQ answered by a
+// PINGRESP on that connection (dialled if there is none).
 //
 // Mapping: topic = the route's target ({key} is the record key), payload =
 // value, MQTT 5 user properties = the record's headers then the origin
