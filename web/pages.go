@@ -109,13 +109,15 @@ func (s *Server) mqttStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"enabled": true, "broker": s.opts.MQTT()})
 }
 
-// uplink serves GET /api/uplink: the routes and the link budget.
+// uplink serves GET /api/uplink: the routes, the link budget and the
+// box's clock (now), so how long a route has been in its state does not
+// depend on the viewer's clock.
 func (s *Server) uplink(w http.ResponseWriter, r *http.Request) {
 	var routes any = []any{}
 	if s.opts.Routes != nil {
 		routes = s.opts.Routes()
 	}
-	writeJSON(w, map[string]any{"budget_bytes_per_day": s.opts.LinkBudget, "routes": routes})
+	writeJSON(w, map[string]any{"budget_bytes_per_day": s.opts.LinkBudget, "routes": routes, "now": time.Now()})
 }
 
 // pauseRoute serves POST /api/routes/{name}/pause and /resume.

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -61,7 +62,8 @@ func TestDashboardAndPages(t *testing.T) {
 	if code, body, _ := a.do("GET", "/api/mqtt", "", ""); code != 200 || !strings.Contains(body, `"enabled": true`) {
 		t.Fatalf("/api/mqtt: %d %s", code, body)
 	}
-	if code, body, _ := a.do("GET", "/api/uplink", "", ""); code != 200 || !strings.Contains(body, `"budget_bytes_per_day": 1000000`) || !strings.Contains(body, `"r1"`) {
+	if code, body, _ := a.do("GET", "/api/uplink", "", ""); code != 200 || !strings.Contains(body, `"budget_bytes_per_day": 1000000`) || !strings.Contains(body, `"r1"`) ||
+		!regexp.MustCompile(`"now": "\d{4}-\d\d-\d\dT`).MatchString(body) {
 		t.Fatalf("/api/uplink: %d %s", code, body)
 	}
 	if code, body, _ := a.do("POST", "/api/routes/r1/pause", "", ""); code != 200 {

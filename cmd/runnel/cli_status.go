@@ -320,7 +320,7 @@ func printStatusValue(w io.Writer, indent, key string, v any, depth int) {
 		fmt.Fprintf(w, "%s%s: %s\n", indent, key, formatNumber(key, x))
 		return
 	case string:
-		fmt.Fprintf(w, "%s%s: %s\n", indent, key, x)
+		fmt.Fprintf(w, "%s%s: %s%s\n", indent, key, x, sinceNote(key, x, time.Now()))
 		return
 	}
 	b, _ := json.Marshal(v)
@@ -340,6 +340,19 @@ func formatNumber(key string, v float64) string {
 	default:
 		return fmt.Sprintf("%g", v)
 	}
+}
+
+// sinceNote is " (2h5m0s ago)" for a time a key ending in "since" holds
+// (a route's state_since), "" for anything else.
+func sinceNote(key, v string, now time.Time) string {
+	if !strings.HasSuffix(strings.ToLower(key), "since") {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || t.IsZero() {
+		return ""
+	}
+	return " (" + max(now.Sub(t), 0).Round(time.Second).String() + " ago)"
 }
 
 func humanBytes(v float64) string {

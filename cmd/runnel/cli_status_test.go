@@ -44,6 +44,8 @@ func TestCLIStatus(t *testing.T) {
 		`(?m)^\s+uptime_seconds: \d+ \((\d+h)?(\d+m)?\d+s\)$`,
 		`(?m)^\s+disk_free_bytes: [1-9]\d* \(\d+\.\d (B|KiB|MiB|GiB|TiB)\)$`,
 		`(?m)^\s+last_error: .*connection refused`,
+		`(?m)^\s+state_since: \d{4}-\d\d-\d\dT\S+ \((\d+h)?(\d+m)?\d+s ago\)$`,
+		`(?m)^\s+down_since: \d{4}-\d\d-\d\dT\S+ \((\d+h)?(\d+m)?\d+s ago\)$`,
 		`(?m)^s1\s+1\s+2\s+2$`,
 	} {
 		if !regexpMatch(re, out) {
@@ -52,6 +54,23 @@ func TestCLIStatus(t *testing.T) {
 	}
 	if strings.Contains(out, "null") {
 		t.Errorf("status output shows a raw JSON null:\n%s", out)
+	}
+	// /metrics has the state and since when (retrying its backlog, the
+	// route goes between backing-off and starting).
+	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, re := range []string{
+		`(?m)^runnel_route_state\{route="forward-s1",state="(backing-off|starting)",upstream="default"\} 1$`,
+		`(?m)^runnel_route_state_since_timestamp_seconds\{route="forward-s1",upstream="default"\} 1\.\d+e\+09$`,
+		`(?m)^runnel_route_down_since_timestamp_seconds\{route="forward-s1",upstream="default"\} 1\.\d+e\+09$`,
+	} {
+		if !regexpMatch(re, string(body)) {
+			t.Errorf("/metrics does not match %s:\n%s", re, grepLines(string(body), "runnel_route_"))
+		}
 	}
 	// Without the HTTP side (another Kafka server) status still works.
 	out = mustCLI(t, "", "status", "--brokers", b, "--http", freeAddr(t))

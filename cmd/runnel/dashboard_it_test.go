@@ -158,14 +158,17 @@ func (b *browser) check(base string) {
 // Chromium against a real runnel serve, light and dark, produces over
 // Kafka (kcat) and MQTT (mosquitto_pub) and sees the ingest figures and the
 // live tail (EventSource) change; no page requests anything but the box,
-// no console error. Screenshots of each page go to $RUNNEL_SCREENSHOTS.
+// no console error; the Uplink page shows a route's state and since when.
+// Screenshots of each page go to $RUNNEL_SCREENSHOTS.
 func TestDashboardBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: skipped with -short")
 	}
 	kcat, pub := needTool(t, "kcat"), needTool(t, "mosquitto_pub")
 	b := newBrowser(t)
-	s := startRunnel(t, 2)
+	// A route to an upstream that refuses connections: the Uplink page
+	// shows it backing-off, and since when.
+	s := startRunnel(t, 2, "--upstream-kafka", freeAddr(t), "--forward", "uplink-*")
 	base := "http://" + s.HTTPAddr()
 	mhost, mport, _ := strings.Cut(s.mqtt, ":")
 	runTool(t, 20*time.Second, "k1:hello\nk2:world\n", kcat, "-P", "-b", s.Addr(), "-t", "events", "-K", ":")
@@ -203,6 +206,12 @@ func TestDashboardBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", dir)
 	b.run("mqtt page", chromedp.Navigate(base+"/ui/#/mqtt"), chromedp.WaitVisible(chromedp.CSS("#mqtt-retained")))
 	b.waitText("retained message", "#mqtt-retained", func(s string) bool { return strings.Contains(s, "plant/hall3/temp") })
+
+	b.run("uplink page", chromedp.Navigate(base+"/ui/#/uplink"), chromedp.WaitVisible(chromedp.CSS("#routes")))
+	b.waitText("route state", "#routes", func(s string) bool { return strings.Contains(s, "backing-off") })
+	b.waitText("route state since", `#routes [data-field="since"]`, func(s string) bool {
+		return regexpMatch(`^since \d{1,2}:\d\d(\s?[AP]M)? · \d+ (s|min \d+ s)$`, s)
+	})
 
 	// Overview: totals move when Kafka and MQTT produce.
 	b.run("overview", chromedp.Navigate(base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS("#ingest")))

@@ -102,6 +102,12 @@ func forwardMetrics(m *web.Metrics, routes []forward.RouteStatus) {
 			}
 			m.Gauge("runnel_route_state", "1 for the route's current state.", v, web.Labels{"route": r.Name, "upstream": r.Upstream, "state": s})
 		}
+		if !r.StateSince.IsZero() {
+			m.Gauge("runnel_route_state_since_timestamp_seconds", "Unix time the route entered its current state.", float64(r.StateSince.UnixMilli())/1e3, l)
+		}
+		if !r.DownSince.IsZero() {
+			m.Gauge("runnel_route_down_since_timestamp_seconds", "Unix time the route's current spell of starting/backing-off began (absent while connected or paused).", float64(r.DownSince.UnixMilli())/1e3, l)
+		}
 		m.Gauge("runnel_route_lag_records", "Records not yet acknowledged by the upstream.", float64(r.LagRecords), l)
 		m.Gauge("runnel_route_lag_bytes", "Estimated bytes not yet acknowledged by the upstream.", float64(r.LagBytes), l)
 		m.Gauge("runnel_route_oldest_unsent_age_seconds", "Age of the oldest record not yet acknowledged upstream.", r.OldestUnsentAge.Seconds(), l)

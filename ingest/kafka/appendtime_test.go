@@ -11,7 +11,9 @@ import (
 // TestLogAppendTime: a topic created with message.timestamp.type
 // LogAppendTime (Kafka's topic config) gives consumers the time each batch
 // was appended, marked as such, while a CreateTime topic keeps the
-// producer's; DescribeConfigs reports the setting; an unknown value is
+// producer's; the produce response carries that append time
+// (log_append_time_ms; -1 for CreateTime), a duplicate's answer the
+// original's; DescribeConfigs reports the setting; an unknown value is
 // refused.
 func TestLogAppendTime(t *testing.T) {
 	ts := startServer(t, openLog(t, ""), nil)
@@ -80,5 +82,41 @@ func TestLogAppendTime(t *testing.T) {
 		} else if r.Attrs.TimestampType() != 0 || !r.Timestamp.Equal(producerTs) {
 			t.Fatalf("%s: timestamp %v type %d, want the producer's %v (type 0)", c.topic, r.Timestamp, r.Attrs.TimestampType(), producerTs)
 		}
+	}
+
+	// The produce response: log_append_time_ms is the time the batch was
+	// stamped with (what consumers read), -1 for CreateTime; a duplicate
+	// (idempotent retry) answers the original's offset and time.
+	produce := func(topic string, bb *batchBuilder) kmsg.ProduceResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 5000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: bb.one("raw")}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("produce to %s: %v %+v", topic, err, resp)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	before = time.Now()
+	first := produce("stamped", &batchBuilder{pid: 9, ts: 1_000_000})
+	after := time.Now()
+	if first.LogAppendTime < before.UnixMilli() || first.LogAppendTime > after.UnixMilli() {
+		t.Fatalf("stamped: log_append_time_ms %d, want the append time in [%d, %d]", first.LogAppendTime, before.UnixMilli(), after.UnixMilli())
+	}
+	time.Sleep(20 * time.Millisecond)
+	if dup := produce("stamped", &batchBuilder{pid: 9, ts: 1_000_000}); dup.BaseOffset != first.BaseOffset || dup.LogAppendTime != first.LogAppendTime {
+		t.Fatalf("duplicate: offset %d time %d, want the original's %d and %d", dup.BaseOffset, dup.LogAppendTime, first.BaseOffset, first.LogAppendTime)
+	}
+	if plain := produce("plain", &batchBuilder{ts: 1_000_000}); plain.LogAppendTime != -1 {
+		t.Fatalf("plain: log_append_time_ms %d, want -1 (CreateTime)", plain.LogAppendTime)
+	}
+	cons := newClient(t, ts.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"stamped": {0: kgo.NewOffset().At(first.BaseOffset)}}))
+	fs := cons.PollFetches(ctx)
+	if err := fs.Err(); err != nil || len(fs.Records()) == 0 {
+		t.Fatalf("fetch stamped@%d: %v", first.BaseOffset, err)
+	}
+	if r := fs.Records()[0]; r.Offset != first.BaseOffset || r.Timestamp.UnixMilli() != first.LogAppendTime {
+		t.Fatalf("consumer reads offset %d at %d, the produce response said %d", r.Offset, r.Timestamp.UnixMilli(), first.LogAppendTime)
 	}
 }

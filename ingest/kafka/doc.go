@@ -71,7 +71,10 @@
 // runnel.on.full (reject|drop-oldest), cleanup.policy (delete|compact|
 // compact,delete, either order), delete.retention.ms,
 // min.compaction.lag.ms, min.cleanable.dirty.ratio, message.timestamp.type
-// (CreateTime|LogAppendTime). compression.type=producer,
+// (CreateTime|LogAppendTime; for LogAppendTime the produce response's
+// log_append_time_ms is the time the log stamped into the batch, read from
+// the request's own bytes, which the log stamps in place as it does the
+// offsets; a duplicate's is read back from the log). compression.type=producer,
 // min.insync.replicas=1, unclean.leader.election.enable=false
 // and message.downconversion.enable=false are reported and accepted only
 // with those values; any other name is INVALID_CONFIG. Which names were set

@@ -104,12 +104,23 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 			nbytes := len(p.Records)
 			topic := t.Topic
 			pending.Add(1)
-			s.produce.AppendAsync(topic, p.Partition, p.Records, acks, func(base int64, err error) {
+			part, records := p.Partition, p.Records
+			s.produce.AppendAsync(topic, part, records, acks, func(base int64, err error) {
 				if txnDone != nil {
 					txnDone()
 				}
 				rp.BaseOffset = base
-				if err != nil && !errors.Is(err, log.ErrDuplicateSequence) {
+				if errors.Is(err, log.ErrDuplicateSequence) {
+					// Answered with the original batch's append time,
+					// read back from the log (not from this callback:
+					// it runs on a log goroutine).
+					go func() {
+						rp.LogAppendTime = s.storedAppendTime(topic, part, base)
+						done()
+					}()
+					return
+				}
+				if err != nil {
 					rp.BaseOffset = -1
 					rp.ErrorCode = errorCode(err)
 					if req.Version >= 8 {
@@ -117,7 +128,8 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 					}
 					s.stats.produceErrors.Add(1)
 					s.stats.errors.Add(1)
-				} else if err == nil {
+				} else {
+					rp.LogAppendTime = appendTime(records)
 					s.stats.produceRecords.Add(uint64(nrec))
 					s.stats.produceBytes.Add(uint64(nbytes))
 				}
@@ -126,6 +138,28 @@ func (c *conn) produce(sl *slot, req *kmsg.ProduceRequest) {
 		}
 	}
 	done()
+}
+
+// appendTime is the log append time the log stamped into the first batch
+// of b as it appended it (in place, as the offsets: topics with
+// message.timestamp.type LogAppendTime), or -1 (CreateTime), as Kafka
+// answers log_append_time_ms. Producers may not set the attribute (Kafka
+// refuses such batches), so a set one is the log's.
+func appendTime(b []byte) int64 {
+	if len(b) < batch.HeaderSize || binary.BigEndian.Uint16(b[batch.OffAttributes:])&batch.AttrLogAppendTime == 0 {
+		return -1
+	}
+	return int64(binary.BigEndian.Uint64(b[batch.OffMaxTimestamp:]))
+}
+
+// storedAppendTime is appendTime of the batch stored at offset off
+// (a duplicate's original), -1 when it cannot be read.
+func (s *Server) storedAppendTime(topic string, part int32, off int64) int64 {
+	b, err := s.log.Read(topic, part, off, 1)
+	if err != nil {
+		return -1
+	}
+	return appendTime(b)
 }
 
 // countRecords sums the record counts of the batch headers in b (no record

@@ -63,9 +63,13 @@
 //
 // A route is "connected" once the upstream acknowledges a record (or, when
 // idle, answers a Ping: sinks may implement Pinger; idle routes check every
-// 30 s), "backing-off" after an error (failed record, unbuildable sink,
-// failed ping), "paused" when configured or set with SetPaused, and
-// "starting" in between. Errors and counters are in RouteStatus.
+// Upstream.ProbeInterval, 5 s by default, so a lost link shows within
+// seconds, not at the next record), "backing-off" after an error (failed
+// record, unbuildable sink, failed ping), "paused" when configured or set
+// with SetPaused, and "starting" in between. RouteStatus.StateSince says
+// when the route entered its state, DownSince when its current spell of
+// starting/backing-off began; errors and counters are in RouteStatus too. A ping costs one request per ProbeInterval per idle
+// route: the route sleeps in between.
 //
 // # Order across failures
 //

@@ -258,7 +258,7 @@ func (r *route) status(now time.Time) RouteStatus {
 		RecordsPerSec: loadF(&r.rateR), BytesPerSec: loadF(&r.rateB),
 	}
 	r.mu.Lock()
-	st.State = r.state
+	st.State, st.StateSince, st.DownSince = r.state, r.stateSince, r.downSince
 	st.Partitions = len(r.order)
 	st.InFlight = r.inflight
 	st.LastError, st.LastErrorTime, st.LastAck = r.lastErr, r.lastErrAt, r.lastAck

@@ -106,6 +106,12 @@ type Upstream struct {
 	QoS int `yaml:"qos"`
 	// KeepAlive for MQTT; default 30s.
 	KeepAlive time.Duration `yaml:"keep-alive"`
+	// ProbeInterval is how often a route with nothing to send checks that
+	// this upstream answers (Kafka: a Metadata request; MQTT: a PINGREQ
+	// round trip), so a lost link shows as backing-off within about this
+	// time even when idle; default 5s. Each probe waits at most 5s (or
+	// DeliveryTimeout, if shorter).
+	ProbeInterval time.Duration `yaml:"probe-interval"`
 }
 
 // TLS holds TLS client settings (PEM files).
@@ -128,6 +134,9 @@ type SASL struct {
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
 }
+
+// DefaultProbeInterval is Upstream.ProbeInterval's default.
+const DefaultProbeInterval = 5 * time.Second
 
 // Start positions for a route's partitions that have no cursor yet.
 const (
@@ -229,6 +238,9 @@ func (u Upstream) WithDefaults(node string) Upstream {
 	}
 	if u.KeepAlive <= 0 {
 		u.KeepAlive = 30 * time.Second
+	}
+	if u.ProbeInterval <= 0 {
+		u.ProbeInterval = DefaultProbeInterval
 	}
 	return u
 }

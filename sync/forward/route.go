@@ -85,6 +85,8 @@ type route struct {
 	failed     bool    // an ack failed: drain, rewind, back off
 	probing    bool    // after an error: one record in flight until an ack
 	state      string
+	stateSince time.Time // when state was entered
+	downSince  time.Time // start of the current spell of starting/backing-off; zero otherwise
 	lastErr    string
 	lastErrAt  time.Time
 	lastAck    time.Time
@@ -116,8 +118,9 @@ func newRoute(f *Forwarder, cfg Route) *route {
 		parts:  map[meta.TopicPartition]*part{},
 		state:  StateStarting,
 	}
+	r.stateSince, r.downSince = time.Now(), time.Now()
 	if cfg.Paused {
-		r.state = StatePaused
+		r.state, r.downSince = StatePaused, time.Time{}
 		r.paused.Store(true)
 	}
 	return r
@@ -138,8 +141,27 @@ func (r *route) setErr(err error) {
 
 func (r *route) setState(s string) {
 	r.mu.Lock()
-	r.state = s
+	r.setStateLocked(s)
 	r.mu.Unlock()
+}
+
+// setStateLocked moves the route to state s; the since-time changes only
+// when the state does, the down-since time only when the route enters or
+// leaves its starting/backing-off spell.
+func (r *route) setStateLocked(s string) {
+	if r.state == s {
+		return
+	}
+	now := time.Now()
+	r.state, r.stateSince = s, now
+	switch s {
+	case StateStarting, StateBackingOff:
+		if r.downSince.IsZero() {
+			r.downSince = now
+		}
+	default:
+		r.downSince = time.Time{}
+	}
 }
 
 // run is the route goroutine.
@@ -241,7 +263,7 @@ func (r *route) run(ctx context.Context) {
 			}
 			r.mu.Lock()
 			r.probing = true
-			r.state = StateStarting
+			r.setStateLocked(StateStarting)
 			r.nextPing = time.Time{}
 			r.mu.Unlock()
 			continue
@@ -317,9 +339,11 @@ func (r *route) run(ctx context.Context) {
 }
 
 // idlePing checks the link of a route with nothing to send (so its state
-// says connected or backing-off even when idle): at once when the state is
-// unknown, then every idlePingEvery, or with backoff after a failure. It
-// returns true when it slept (the caller re-checks for work).
+// says connected or backing-off even when idle, and a lost link shows
+// within about Upstream.ProbeInterval): at once when the state is unknown,
+// then every ProbeInterval; after a failure with backoff, at most
+// ProbeInterval apart (so the link's return shows as soon). It returns
+// true when ctx ended during the ping (the caller re-checks).
 func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
 	pg, ok := sink.(Pinger)
 	if !ok {
@@ -331,32 +355,37 @@ func (r *route) idlePing(ctx context.Context, sink Sink, bo *backoff) bool {
 	if !due {
 		return false
 	}
-	pctx, cancel := context.WithTimeout(ctx, min(r.up.DeliveryTimeout, 5*time.Second))
+	pctx, cancel := context.WithTimeout(ctx, min(r.up.DeliveryTimeout, pingTimeout))
 	err := pg.Ping(pctx)
 	cancel()
 	if ctx.Err() != nil {
 		return true
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err == nil {
 		if r.state != StateConnected {
-			r.state = StateConnected
+			r.setStateLocked(StateConnected)
 			bo.reset()
 		}
 		r.probing = false
-		r.nextPing = time.Now().Add(idlePingEvery)
+		r.nextPing = time.Now().Add(r.up.ProbeInterval)
+		r.mu.Unlock()
 		return false
 	}
+	lost := r.state == StateConnected
 	d := bo.next()
-	r.state = StateBackingOff
+	r.setStateLocked(StateBackingOff)
 	r.lastErr, r.lastErrAt = "ping: "+err.Error(), time.Now()
-	r.nextPing = time.Now().Add(d)
+	r.nextPing = time.Now().Add(min(d, r.up.ProbeInterval)) // a return shows as fast as a loss
+	r.mu.Unlock()
+	if lost {
+		r.logger.Warn("forward: idle upstream stopped answering", "err", err)
+	}
 	return false
 }
 
-// idlePingEvery is how often an idle, connected route checks its link.
-const idlePingEvery = 30 * time.Second
+// pingTimeout bounds one idle ping (DeliveryTimeout does when shorter).
+const pingTimeout = 5 * time.Second
 
 // shutdown waits for in-flight acknowledgements on a connected link (until
 // Forwarder.Shutdown gives up), then saves the cursors.
@@ -470,7 +499,7 @@ func (r *route) ack(p *part, gen, seq uint64, size int32, err error) {
 		r.lastAck = time.Now()
 	}
 	if r.state != StateConnected && !r.failed {
-		r.state = StateConnected
+		r.setStateLocked(StateConnected)
 	}
 	for p.head < len(p.pend) && p.pend[p.head].done {
 		p.acked = p.pend[p.head].off + 1

@@ -3,6 +3,13 @@ package forward
 import "time"
 
 // Route states.
+//
+// A route is connected while the upstream acknowledges its records or,
+// with nothing to send, answers a probe every Upstream.ProbeInterval. A
+// failed record, probe or sink build makes it backing-off; an idle route
+// stays there, probing, until a probe is answered; a route with records
+// to send retries them after the backoff (starting again until the first
+// acknowledgement or the next failure).
 const (
 	StateStarting   = "starting"    // no acknowledgement yet since start or the last error
 	StateConnected  = "connected"   // the upstream acknowledges records
@@ -19,6 +26,16 @@ type RouteStatus struct {
 	Kind     string `json:"kind"`
 	Priority int    `json:"priority"`
 	State    string `json:"state"`
+	// StateSince is when the route entered State (it moves only when
+	// State changes: failed probes of an idle route that is already
+	// backing-off keep it).
+	StateSince time.Time `json:"state_since"`
+	// DownSince is when the route's current spell without a working
+	// link began (it left connected, was resumed or started) while it is
+	// starting or backing-off: a route retrying a backlog alternates
+	// between the two, and this stays put. Zero while connected, paused
+	// or closed.
+	DownSince time.Time `json:"down_since,omitzero"`
 	// Partitions is the number of local partitions the route covers.
 	Partitions int `json:"partitions"`
 	// LagRecords is the number of offsets between the acknowledged cursor

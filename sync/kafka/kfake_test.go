@@ -167,8 +167,9 @@ func TestKfakeProduceErrors(t *testing.T) {
 }
 
 // TestKfakeUnreachable starts with an upstream that refuses connections:
-// Start succeeds, the route reports backing-off with an error, and once
-// the upstream exists at that address the data flows.
+// Start succeeds, the route reports backing-off with an error (and,
+// while it retries, a down_since that stays put), and once the upstream
+// exists at that address the data flows.
 func TestKfakeUnreachable(t *testing.T) {
 	lg := logtest.New(t)
 	lg.CreateTopic("t", log.TopicConfig{Partitions: 2})
@@ -194,6 +195,23 @@ func TestKfakeUnreachable(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Retrying the backlog, the route goes between backing-off and
+	// starting; down_since stays at the start of the spell.
+	down := f.Routes()[0].DownSince
+	if down.IsZero() {
+		t.Fatalf("down_since not set while backing-off: %+v", f.Routes()[0])
+	}
+	changes, last := 0, f.Routes()[0].StateSince
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		rs := f.Routes()[0]
+		if !rs.DownSince.Equal(down) {
+			t.Fatalf("down_since moved from %v while down: %+v", down, rs)
+		}
+		if !rs.StateSince.Equal(last) {
+			changes, last = changes+1, rs.StateSince
+		}
+	}
+	t.Logf("%d state changes in 3 s while down; down_since kept", changes)
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2), kfake.Ports(atoi(t, port)))
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +220,9 @@ func TestKfakeUnreachable(t *testing.T) {
 	col := collect(t, c.ListenAddrs(), "t")
 	col.waitComplete(t, want, 20*time.Second, f)
 	col.ch.Verify(t, want)
+	if rs := f.Routes()[0]; rs.State != forward.StateConnected || !rs.DownSince.IsZero() {
+		t.Errorf("after the drain: state %s, down_since %v (want connected, none)", rs.State, rs.DownSince)
+	}
 }
 
 // TestKfakeLogStartJump: records dropped from the log before they were
@@ -300,5 +321,55 @@ func TestIdleRouteState(t *testing.T) {
 			t.Fatalf("idle states: up %s, down %s", routesString(up), routesString(down))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestIdleRouteNoticesLostCluster: a route that has sent everything
+// probes its upstream, so the cluster going away shows as backing-off
+// within seconds (not at the next record), and its return as connected,
+// each with a new since-time.
+func TestIdleRouteNoticesLostCluster(t *testing.T) {
+	port := freePort(t)
+	newCluster := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1), kfake.Ports(atoi(t, port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := newCluster()
+	lg := logtest.New(t)
+	lg.CreateTopic("idle", log.TopicConfig{})
+	forwardtest.Produce(t, lg, "idle", 0, 0, 100, 10, 0)
+	f := startForwarder(t, lg, fwdConfig{brokers: c.ListenAddrs(), routes: []forward.Route{{Name: "idle", Topics: []string{"idle"}}},
+		up: func(u *forward.Upstream) { u.DeliveryTimeout, u.ProbeInterval = time.Second, 500*time.Millisecond }})
+	waitRoute(t, f, 20*time.Second, "delivery", func(rs forward.RouteStatus) bool {
+		return rs.AckedRecords == 100 && rs.State == forward.StateConnected
+	})
+	up := f.Routes()[0]
+
+	// Within 10 s: ProbeInterval plus the 1 s probe timeout, with room
+	// for a loaded machine; without probes the loss shows at the next
+	// record only.
+	const bound = 10 * time.Second
+	c.Close()
+	closed := time.Now()
+	waitRoute(t, f, bound, "backing-off after the cluster closed", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateBackingOff && rs.StateSince.After(up.StateSince)
+	})
+	down := f.Routes()[0]
+	if !down.DownSince.Equal(down.StateSince) {
+		t.Errorf("down_since %v, want the time the route left connected (%v)", down.DownSince, down.StateSince)
+	}
+	t.Logf("closed cluster noticed %v after Close: %s", down.StateSince.Sub(closed).Round(time.Millisecond), down.LastError)
+	c = newCluster()
+	defer c.Close()
+	back := time.Now()
+	waitRoute(t, f, bound, "connected after the cluster returned", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateConnected && rs.StateSince.After(down.StateSince)
+	})
+	t.Logf("returned cluster noticed %v after it listened", f.Routes()[0].StateSince.Sub(back).Round(time.Millisecond))
+	if rs := f.Routes()[0]; !rs.DownSince.IsZero() {
+		t.Errorf("down_since %v while connected", rs.DownSince)
 	}
 }

@@ -163,3 +163,34 @@ func TestRealKafkaKilledMidDrain(t *testing.T) {
 		}
 	}
 }
+
+// TestRealKafkaIdleRouteNoticesKill: a route that has sent everything to
+// Apache Kafka probes it, so a broker killed (kill -9) while the route is
+// idle shows as backing-off within seconds, and the restarted broker as
+// connected again, each with a new since-time.
+func TestRealKafkaIdleRouteNoticesKill(t *testing.T) {
+	b := kafkatest.StartOpts(t, kafkatest.Options{Partitions: 1})
+	lg := logtest.New(t)
+	fill(t, lg, "idle", 1, 100)
+	f := startForwarder(t, lg, fwdConfig{brokers: []string{b.Addr()}, routes: []forward.Route{{Name: "idle", Topics: []string{"idle"}}},
+		up: func(u *forward.Upstream) { u.DeliveryTimeout, u.ProbeInterval = 2*time.Second, time.Second }})
+	waitRoute(t, f, 60*time.Second, "delivery", func(rs forward.RouteStatus) bool {
+		return rs.AckedRecords == 100 && rs.State == forward.StateConnected
+	})
+	up := f.Routes()[0]
+	b.Kill()
+	killed := time.Now()
+	// ProbeInterval plus the 2 s probe timeout, with room for a loaded
+	// machine.
+	waitRoute(t, f, 15*time.Second, "backing-off after the kill", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateBackingOff && rs.StateSince.After(up.StateSince)
+	})
+	down := f.Routes()[0]
+	t.Logf("killed broker noticed %v after kill -9: %s", down.StateSince.Sub(killed).Round(time.Millisecond), down.LastError)
+	b.Restart()
+	back := time.Now()
+	waitRoute(t, f, 30*time.Second, "connected after the restart", func(rs forward.RouteStatus) bool {
+		return rs.State == forward.StateConnected && rs.StateSince.After(down.StateSince)
+	})
+	t.Logf("restarted broker noticed %v after it was ready", f.Routes()[0].StateSince.Sub(back).Round(time.Millisecond))
+}

@@ -10,6 +10,8 @@
 // a callback: one writer (serialized by a mutex) assigns packet ids and
 // writes PUBLISH packets in Send order, one reader per connection resolves
 // PUBACKs. At most the broker's Receive Maximum publishes are in flight.
+// Ping, the forwarder's probe of an idle link, is a PINGREQ answered by a
+// PINGRESP on that connection (dialled if there is none).
 //
 // Mapping: topic = the route's target ({key} is the record key), payload =
 // value, MQTT 5 user properties = the record's headers then the origin
@@ -99,6 +101,7 @@ type conn struct {
 	inflight map[uint16]inflight
 	nextID   uint16
 	err      error
+	pong     chan struct{} // closed by the next PINGRESP (Ping waits on it); nil when none waits
 }
 
 type inflight struct {
@@ -342,10 +345,55 @@ func utf8Value(v []byte) string {
 	return "base64:" + base64.StdEncoding.EncodeToString(v)
 }
 
-// Ping connects if needed and reports whether the broker accepted us.
+// Ping connects if needed, then sends a PINGREQ and waits for a PINGRESP
+// (until ctx ends, at most DeliveryTimeout): a connection whose broker
+// went away without closing it fails here, not at the next publish. A
+// ping not answered in time kills the connection and the next Send or
+// Ping dials again. While publishes are in flight (another route of the
+// upstream is sending) Ping sends nothing and reports the connection
+// alive: their PUBACK deadline watches it, and a PINGREQ queued behind
+// them on a slow link could time out on a link that works.
 func (s *Sink) Ping(ctx context.Context) error {
-	_, err := s.connect(ctx)
-	return err
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.u.DeliveryTimeout)
+	defer cancel()
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	if len(c.inflight) > 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.pong == nil {
+		c.pong = make(chan struct{})
+	}
+	pong := c.pong
+	c.mu.Unlock()
+	s.wmu.Lock()
+	dl, _ := ctx.Deadline()
+	c.nc.SetWriteDeadline(dl)
+	err = s.writeLocked(c.nc, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}).PingreqEncode)
+	s.wmu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("mqtt: ping: %w", err)
+		c.kill(err)
+		return err
+	}
+	select {
+	case <-pong:
+		return nil
+	case <-c.done:
+		return c.deadErr()
+	case <-ctx.Done():
+		err := fmt.Errorf("mqtt: ping %s: no PINGRESP: %w", s.addr, ctx.Err())
+		c.kill(err)
+		return err
+	}
 }
 
 var _ forward.Pinger = (*Sink)(nil)
@@ -479,6 +527,12 @@ func (s *Sink) reader(c *conn) {
 			c.kill(fmt.Errorf("mqtt: broker disconnected: reason 0x%02x", p.ReasonCode))
 			return
 		case packets.Pingresp:
+			c.mu.Lock()
+			if c.pong != nil {
+				close(c.pong)
+				c.pong = nil
+			}
+			c.mu.Unlock()
 		default:
 			// Nothing else is expected (no subscriptions); ignore.
 		}

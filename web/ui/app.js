@@ -125,6 +125,18 @@ function lifeTime(v) {
 
 // ---- Uplink ---------------------------------------------------------------
 
+// since renders a route's time (when it entered its state, or lost its
+// link) and how long ago, by the box's clock: "since 14:03 · 2 h 5 min"
+// (the date too when not today).
+function since(field, label, at, now) {
+  const t = Date.parse(at), n = Date.parse(now);
+  if (!at || Number.isNaN(t) || t <= 0) return '';
+  const d = new Date(t), today = new Date(n).toDateString() === d.toDateString();
+  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return '<div class="muted" data-field="' + field + '" title="' + esc(d.toLocaleString()) + '">' + esc(label) + ' ' + esc(today ? hm : d.toLocaleDateString() + ' ' + hm) +
+    ' · ' + dur(Math.max((n - t) / 1000, 0)) + '</div>';
+}
+
 async function uplink() {
   const [ov, up] = await Promise.all([api('/api/overview'), api('/api/uplink')]);
   renderAlarms(ov);
@@ -135,7 +147,8 @@ async function uplink() {
     const cls = r.state === 'connected' ? 'ok' : r.state === 'paused' ? 'warn' : 'bad';
     const pct = budget ? Math.min(perDay / budget * 100, 100) : 0;
     return '<tr data-route="' + esc(r.name) + '"><td><b>' + esc(r.name) + '</b><div class="muted">' + esc(r.kind) + ' → ' + esc(r.upstream) + '</div></td>' +
-      '<td><span class="badge ' + cls + '">' + esc(r.state) + '</span>' + (r.last_ack ? '<div class="muted">last ack ' + esc(new Date(r.last_ack).toLocaleTimeString()) + '</div>' : '') + '</td>' +
+      '<td><span class="badge ' + cls + '">' + esc(r.state) + '</span>' + since('since', 'since', r.state_since, up.now) +
+        (r.down_since && Date.parse(r.down_since) < Date.parse(r.state_since) - 1000 ? since('down-since', 'no link since', r.down_since, up.now) : '') + (r.last_ack ? '<div class="muted">last ack ' + esc(new Date(r.last_ack).toLocaleTimeString()) + '</div>' : '') + '</td>' +
       '<td class="num">' + num(r.lag_records) + '</td><td class="num">' + bytes(r.lag_bytes) + '</td><td class="num">' + dur(r.oldest_unsent_age_ns / 1e9) + '</td>' +
       '<td class="num">' + num(r.records_per_sec, 1) + '</td><td class="num">' + bytes(perDay) + (budget ? '<div class="bar"><div style="width:' + pct.toFixed(0) + '%"' + (perDay > budget ? ' class="over"' : '') + '></div></div>' : '') + '</td>' +
       '<td>' + (r.last_error ? '<span class="bad">' + esc(r.last_error) + '</span><div class="muted">' + esc(new Date(r.last_error_time).toLocaleString()) + '</div>' : '<span class="muted">–</span>') + '</td>' +
