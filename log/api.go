@@ -37,7 +37,11 @@ type Log interface {
 	// magic, length, CRC-32C, record count), assigns offsets from the
 	// partition's next offset (rewriting baseOffset in place in the caller's
 	// slice, and partitionLeaderEpoch, which the log stamps with the node's
-	// epoch, see LeaderEpochs) and returns the base offset of the first
+	// epoch, see LeaderEpochs; for a topic with message.timestamp.type
+	// LogAppendTime also the attributes' timestamp-type bit and
+	// maxTimestamp, set to the append time, with the CRC recomputed: the
+	// Kafka produce answer reads its log_append_time_ms from there) and
+	// returns the base offset of the first
 	// batch once the data is durable per the topic's fsync policy
 	// ("always": on stable storage, one sync shared by every writer
 	// waiting at that moment).
