@@ -192,14 +192,19 @@ func (l *logImpl) checkVirtual(seg *segment, limit int64, epochs []epochEntry) [
 		if err != nil {
 			file, at := l.damageLocation(seg, pos)
 			d := Damage{File: file, Offset: at, Reason: err.Error(), Topic: topic, Partition: part, From: expect, To: seg.next}
-			// Shared entries are framed: the damage ends with its entry.
-			if end := (&vreader{l: l, seg: seg}).entryEnd(pos); end > pos && end < limit {
-				if h, err := readHeaderAt(r, end, limit); err == nil && h.BaseOffset > expect {
-					d.To = h.BaseOffset
-				}
+			// Shared entries are framed: the damage ends with its entry,
+			// whose offsets the run or the extent index give (the batch
+			// header after it may be damaged too: checked next).
+			end, next := (&vreader{l: l, seg: seg}).entryRange(pos)
+			if end <= pos || end >= limit || next <= expect || next >= seg.next {
+				out = append(out, d)
+				break
 			}
+			d.To = next
 			out = append(out, d)
-			break
+			sc = newScanner(r, end, limit, true)
+			expect = next
+			continue
 		}
 		expect = h.LastOffset() + 1
 	}

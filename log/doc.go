@@ -817,9 +817,13 @@
 // Damage found by a read (a batch that fails its CRC or header checks) is
 // recorded with its partition and offset range (Damage.Topic, Partition,
 // From, To: To is the first offset of the next intact batch, found by a
-// resync in a segment file or after the damaged entry of a shared file);
-// reads of offsets in it answer *CorruptError, reads past it go on. Repair
-// (runnel repair, offline) makes a range a gap: see repair.go.
+// resync in a segment file; in a shared file the offset after the damaged
+// entry, which the run or the file's extent index gives, not the batch
+// header after it: entry CRCs are not checked by reads, so that header
+// may be damaged too); reads of offsets in it answer *CorruptError, reads
+// past it go on, checking the batches after it as any others (damage
+// there is a range of its own). Check reports each range the same way.
+// Repair (runnel repair, offline) makes a range a gap: see repair.go.
 //
 // Sizing to the volume (diskguard.go): Open reads the data volume's size.
 // A MinFreeBytes of half the volume or more is lowered to an eighth of it,

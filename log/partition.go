@@ -824,8 +824,14 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			// Skip damage that lies wholly before the wanted offset.
-			if h, err := readHeaderAt(r, b.end, limit); b.end > pos+1 && err == nil && h.BaseOffset > expect && offset >= h.BaseOffset {
+			// Skip damage that lies wholly before the wanted offset (its
+			// end known, else found by the batch header after it); the
+			// batches after it are checked as any others.
+			if b.skips(pos, expect, offset) {
+				pos, expect = b.end, b.to
+				continue
+			}
+			if h, err := readHeaderAt(r, b.end, limit); b.to < 0 && b.end > pos+1 && err == nil && h.BaseOffset > expect && offset >= h.BaseOffset {
 				pos, expect = b.end, h.BaseOffset
 				continue
 			}
@@ -868,7 +874,12 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, r, pos, limit, expect, fmt.Sprintf("bad batch header: %v", err))
+			derr := p.damage(seg, r, pos, limit, expect, fmt.Sprintf("bad batch header: %v", err))
+			if b, ok := seg.badAt(pos); ok && b.skips(pos, expect, offset) {
+				pos, expect = b.end, b.to // damage before the wanted offset
+				continue
+			}
+			return nil, derr
 		}
 		size := int64(h.Size())
 		if h.LastOffset() < offset && outStart < 0 {
@@ -895,7 +906,12 @@ func (p *partition) readSegment(seg *segment, offset, limit int64, maxBytes int,
 			if outStart >= 0 {
 				break
 			}
-			return nil, p.damage(seg, r, pos, limit, expect, err.Error())
+			derr := p.damage(seg, r, pos, limit, expect, err.Error())
+			if b, ok := seg.badAt(pos); ok && b.skips(pos, expect, offset) {
+				pos, expect = b.end, b.to // damage before the wanted offset
+				continue
+			}
+			return nil, derr
 		}
 		if outStart < 0 {
 			outStart = pos
@@ -930,19 +946,27 @@ func readHeaderAt(r io.ReaderAt, pos, limit int64) (batch.Header, error) {
 
 // damage records corruption found by a read at pos of seg (the batch of
 // offset from) and returns its error. The damage ends where the next
-// intact batch starts: with the entry (shared files frame each entry), or
-// at the next batch a resync finds (segment files), whose base offset
-// ends the range of offsets lost; readers past it go on from there.
+// intact batch starts: with the entry (shared files frame each entry;
+// its run or extent index gives the offset after it), or at the next
+// batch a resync finds (segment files), whose base offset ends the range
+// of offsets lost; readers past it go on from there.
 func (p *partition) damage(seg *segment, r io.ReaderAt, pos, limit, from int64, reason string) error {
 	end, to := pos+1, int64(-1)
 	if seg.virt != nil {
-		end = max(end, (&vreader{l: p.l, seg: seg}).entryEnd(pos))
+		// The entry's offsets come from its run or the extent index: the
+		// batch header after it may be damaged too (entry CRCs are not
+		// checked by reads), and is then found by the next read.
+		eend, next := (&vreader{l: p.l, seg: seg}).entryRange(pos)
+		end = max(end, eend)
+		if next > from && end <= limit {
+			to = next
+		}
 	} else if at := resync(r, pos+1, limit, from, from+1<<31); at >= 0 {
 		end = at
 	} else {
 		end = limit
 	}
-	if end < limit {
+	if end < limit && to < 0 {
 		if h, err := readHeaderAt(r, end, limit); err == nil && h.BaseOffset > from {
 			to = h.BaseOffset
 		}

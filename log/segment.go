@@ -44,8 +44,11 @@ func parseSegmentName(name string) (int64, bool) {
 }
 
 // badRange is damaged bytes of a segment: [pos, end) is never served.
+// to is the offset of the batch at end (-1: not known), so a read of a
+// later offset passes over the range and checks the batches from there.
 type badRange struct {
 	pos, end int64
+	to       int64
 }
 
 // segment is one .log file with its sparse indexes.
@@ -245,7 +248,7 @@ func (s *segment) addBadRangeLocked(l *logImpl, pos, end int64, d Damage) {
 			return
 		}
 	}
-	s.bad = append(s.bad, badRange{pos, end})
+	s.bad = append(s.bad, badRange{pos: pos, end: end, to: d.To})
 	file, at := s.rel, pos
 	if s.virt != nil {
 		if f, fpos := (&vreader{l: l, seg: s, held: true}).locate(pos); f != "" {
@@ -254,6 +257,13 @@ func (s *segment) addBadRangeLocked(l *logImpl, pos, end int64, d Damage) {
 	}
 	d.File, d.Offset = file, at
 	l.addDamage(d)
+}
+
+// skips reports whether a read of offset at pos (in the range, the batch
+// of offset expect due there) passes over the range to b.end, where the
+// batch of offset b.to is due.
+func (b badRange) skips(pos, expect, offset int64) bool {
+	return b.to > expect && b.end > pos+1 && offset >= b.to
 }
 
 // badAt returns the damaged range holding pos, if any.

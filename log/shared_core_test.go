@@ -3,9 +3,13 @@ package log
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"github.com/runnel/runnel/log/batch"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -305,5 +309,106 @@ func TestSharedOpensOldFormat(t *testing.T) {
 	}
 	if l.Stats().SharedCommits == 0 {
 		t.Fatal("new small appends did not go to shared files")
+	}
+}
+
+// A shared file whose first entries of a partition are damaged (the
+// first one's batch header, then the next one's base offset, which no
+// batch CRC covers) does not hide that partition's later batches: every
+// intact batch (the file's later entries and those in later shared files)
+// is served, the damaged offsets never. With the file's extent index
+// (trusted at open) the damage is found by reads: those of the damaged
+// offsets answer *CorruptError, and Check reports each damaged range
+// with the offsets the index gives its entry, so repair skips exactly
+// those. Without it, the scan at open leaves the damaged entries out.
+func TestSharedDamagedFirstEntriesKeepLaterBatches(t *testing.T) {
+	for _, withIndex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("index=%v", withIndex), func(t *testing.T) {
+			dir := t.TempDir()
+			mod := sharedFilesOf(1 << 10)
+			l := testOpen(t, dir, mod)
+			l.CreateTopic("t", TopicConfig{Partitions: 2})
+			type rec struct {
+				base int64
+				data []byte
+			}
+			var acked []rec // partition 1's batches
+			for i := 0; i < 24; i++ {
+				b := mkBatch(1+i%3, fmt.Sprint("v", i))
+				base, err := l.Append(context.Background(), "t", int32(i%2), b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i%2 == 1 {
+					acked = append(acked, rec{base, b})
+				}
+			}
+			topicID := l.(*logImpl).topics["t"].id
+			l.Close()
+			files := sharedFilesIn(t, dir)
+			if len(files) < 3 {
+				t.Fatalf("%d shared files", len(files))
+			}
+			victim := files[0]
+			rel, _ := filepath.Rel(dir, victim)
+			data, _ := os.ReadFile(victim)
+			seed, ok := checkSharedHeader(data, 1)
+			if !ok {
+				t.Fatal("first shared file: bad header")
+			}
+			var ents []sharedEntry
+			var at []int64
+			walkEntries(data, seed, nil, func(pos int64, e sharedEntry) {
+				if e.key == (sharedKey{topicID, 1}) {
+					ents, at = append(ents, e), append(at, pos+sharedEntryHeader)
+				}
+			}, func(int64, int64) bool { return true })
+			if len(ents) < 4 || ents[0].base != 0 || ents[len(ents)-1].next >= acked[len(acked)-1].base {
+				t.Fatalf("partition 1 entries in %s: %+v", rel, ents)
+			}
+			data[at[0]+batch.OffMagic] = 0x98                                   // first entry: bad header
+			binary.BigEndian.PutUint64(data[at[1]+batch.OffBaseOffset:], 0x702) // second: wrong base offset
+			os.WriteFile(victim, data, 0o644)
+			if !withIndex {
+				if err := os.Remove(strings.TrimSuffix(victim, sharedSuffix) + sidxSuffix); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			l = testOpen(t, dir, mod)
+			defer l.Close()
+			for pass := 0; pass < 2; pass++ { // the second with the damage known
+				for _, a := range acked {
+					b, err := l.Read("t", 1, a.base, 1)
+					if a.base < ents[1].next {
+						var ce *CorruptError
+						if err == nil || withIndex && !errors.As(err, &ce) {
+							t.Fatalf("pass %d: read of damaged offset %d: %v, want *CorruptError", pass, a.base, err)
+						}
+						continue
+					}
+					if err != nil {
+						t.Fatalf("pass %d: read of intact batch %d: %v", pass, a.base, err)
+					}
+					if !bytes.Equal(b, a.data) {
+						t.Fatalf("pass %d: offset %d: served a different batch", pass, a.base)
+					}
+				}
+			}
+			var ranges [][2]int64
+			reported := false
+			for _, d := range l.Check() {
+				reported = reported || d.File == rel
+				if d.PartitionRange() && d.Partition == 1 {
+					ranges = append(ranges, [2]int64{d.From, d.To})
+				}
+			}
+			if !reported {
+				t.Fatalf("Check does not report %s", rel)
+			}
+			if want := [][2]int64{{0, ents[0].next}, {ents[0].next, ents[1].next}}; withIndex && !slices.Equal(ranges, want) {
+				t.Fatalf("Check: partition 1 ranges %v, want %v", ranges, want)
+			}
+		})
 	}
 }

@@ -98,18 +98,40 @@ func (r *vreader) locate(vpos int64) (string, int64) {
 	return run.file.rel, e.fpos + vpos - e.vpos
 }
 
-// entryEnd is the virtual position where the entry holding vpos ends (0:
-// unknown).
-func (r *vreader) entryEnd(vpos int64) int64 {
+// entryRange returns where the entry holding virtual position vpos ends
+// and the offset after its batches (end 0: unknown; next -1: unknown).
+// The offsets come from the run (its last entry) or the file's extent
+// index (else its intact entries), never from the batch headers: those
+// may be the damage, and the entry's own CRC is not checked by reads.
+func (r *vreader) entryRange(vpos int64) (end, next int64) {
 	run, ok, err := r.runAt(vpos)
 	if !ok || err != nil {
-		return 0
+		return 0, -1
 	}
 	i := sort.Search(len(run.ext), func(i int) bool { return run.ext[i].vpos+run.ext[i].n > vpos })
 	if i >= len(run.ext) {
-		return 0
+		return 0, -1
 	}
-	return run.ext[i].vpos + run.ext[i].n
+	end = run.ext[i].vpos + run.ext[i].n
+	if i == len(run.ext)-1 {
+		return end, run.next
+	}
+	ents, _, err := r.l.shared.entriesIn(run.file, r.seg.virt.key, run.sec, run.base, run.next)
+	if err != nil {
+		return end, -1
+	}
+	// Entries by payload position: the damaged one may be missing when
+	// they come from the file (its intact entries only); the next one's
+	// base then ends it (offsets are dense within a run).
+	for _, e := range ents {
+		switch e.fpos {
+		case run.ext[i].fpos:
+			return end, e.next
+		case run.ext[i+1].fpos:
+			return end, e.base
+		}
+	}
+	return end, -1
 }
 
 // segReader returns a reader of seg's bytes (its file, or its extents in
