@@ -400,15 +400,20 @@ func testAppendAsync(t *testing.T, l log.Log) {
 			t.Fatalf("callbacks in order %v..., want bases 0, 2, 4, ... in call order", bases[:min(len(bases), i+1)])
 		}
 	}
-	errc := make(chan error, 2)
-	l.AppendAsync("nope", 0, mk(1, ts), func(_ int64, err error) { errc <- err })
-	l.AppendAsync("t", 0, []byte("junk"), func(_ int64, err error) { errc <- err })
-	for _, want := range []error{log.ErrUnknownTopic, log.ErrCorruptBatch} {
+	// Two partitions: their failures may complete in either order (the
+	// order is promised per partition only).
+	unknown, corrupt := make(chan error, 1), make(chan error, 1)
+	l.AppendAsync("nope", 0, mk(1, ts), func(_ int64, err error) { unknown <- err })
+	l.AppendAsync("t", 0, []byte("junk"), func(_ int64, err error) { corrupt <- err })
+	for _, c := range []struct {
+		errc chan error
+		want error
+	}{{unknown, log.ErrUnknownTopic}, {corrupt, log.ErrCorruptBatch}} {
 		select {
-		case err := <-errc:
-			wantErr(t, "AppendAsync failure", err, want)
+		case err := <-c.errc:
+			wantErr(t, "AppendAsync failure", err, c.want)
 		case <-time.After(10 * time.Second):
-			t.Fatal("a failed AppendAsync never called done")
+			t.Fatalf("a failed AppendAsync (want %v) never called done", c.want)
 		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
