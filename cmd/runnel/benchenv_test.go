@@ -33,7 +33,8 @@ func serverUnderTest(t *testing.T) string {
 }
 
 // mountOf returns the file system type and source of the mount holding
-// path (the longest mount point that is a prefix of it).
+// path (the longest mount point that is a prefix of it; of mounts stacked
+// on one mount point, the last listed, the one on top).
 func mountOf(path string) (fstype, source string) {
 	path, _ = filepath.Abs(path)
 	if p, err := filepath.EvalSymlinks(path); err == nil {
@@ -54,7 +55,7 @@ func mountOf(path string) (fstype, source string) {
 			continue
 		}
 		mp := fs[4]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > best {
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= best {
 			best, fstype, source = len(mp), fs[sep+1], fs[sep+2]
 		}
 	}

@@ -19,16 +19,21 @@ cd "$(dirname "$0")/../.."
 GO=${GO:-go}
 
 tmp=${TMPDIR:-/tmp}
-fstype=$(findmnt -n -o FSTYPE --target "$tmp" 2>/dev/null || stat -f -c %T "$tmp")
-case $fstype in
+# kind: the file system the path is on (statfs; "ext2/ext3" for ext4).
+# findmnt names it better, but lists every mount stacked on the mount
+# point, one line each: the last is the one on top.
+kind=$(stat -f -c %T "$tmp" 2>/dev/null)
+fstype=$(findmnt -n -o FSTYPE --target "$tmp" 2>/dev/null | tail -n 1)
+fstype=${fstype:-$kind}
+case $kind in
 tmpfs | ramfs)
 	if [ "${RUNNEL_BENCH_ALLOW_TMPFS:-}" != 1 ]; then
-		echo "bench: $tmp is on $fstype, where fsync is free: point TMPDIR at a real disk (or set RUNNEL_BENCH_ALLOW_TMPFS=1)" >&2
+		echo "bench: $tmp is on $kind, where fsync is free: point TMPDIR at a real disk (or set RUNNEL_BENCH_ALLOW_TMPFS=1)" >&2
 		exit 1
 	fi
-	fsnote="$fstype — WARNING: fsync is free here, durable-ack figures are not real"
+	fsnote="$kind — WARNING: fsync is free here, durable-ack figures are not real"
 	;;
-*) fsnote="$fstype on $(findmnt -n -o SOURCE --target "$tmp" 2>/dev/null || echo '?')" ;;
+*) fsnote="$fstype on $(findmnt -n -o SOURCE --target "$tmp" 2>/dev/null | tail -n 1 | grep . || echo '?')" ;;
 esac
 dir=${RUNNEL_BENCH_DIR:-$(mktemp -d "${tmp%/}/runnel-bench-XXXXXX")}
 mkdir -p "$dir"

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,12 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // BenchmarkProduce: franz-go, 100-byte records, acks=-1 (idempotent), 4
 // partitions, the real log with fsync "always" (durable before the ack).
 // Target: >= 1M rec/s.
 func BenchmarkProduce(b *testing.B) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	l := openLog(b, "")
 	if err := l.CreateTopic("bench", log.TopicConfig{Partitions: 4}); err != nil {
 		b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/runnel/runnel/log/vfs/vfstest"
 )
 
 // benchPublish pipelines b.N publishes of 100-byte payloads from one paho
@@ -17,6 +19,7 @@ import (
 // reports msg/s. QoS 1 counts a message when its PUBACK (sent only after
 // the fsync) arrives; QoS 0 when the record is durable in the log.
 func benchPublish(b *testing.B, qos byte) {
+	vfstest.RequireRealDisk(b, os.TempDir())
 	l := newRealLog(b)
 	br, addr := startBroker(b, Options{Log: l, AllowAnonymous: true})
 	c := pahoConnect(b, addr, "bench", nil)
