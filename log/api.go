@@ -309,6 +309,7 @@ type Stats struct {
 	CommitsDelayed   uint64           // commits held back by Options.CommitDelay
 	CommitDelayNanos uint64           // total time commits were held back
 	OutOfFiles       uint64           // opens that failed with EMFILE/ENFILE (retried; see ErrTooManyOpenFiles)
+	CommitRunning    time.Duration    // how long the commit now writing and syncing has run (0: none); a large value is a hung fsync
 	Cleaner          CleanerStats     // compaction of compacted topics (cleaner.go)
 }
 

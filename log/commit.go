@@ -42,6 +42,10 @@ type committer struct {
 	// last sync is at least IndependentAfter old, or reported so by a
 	// feed (see hold).
 	independent atomic.Uint64
+	// busySince is when the cycle now writing and syncing began (Unix
+	// nanoseconds; 0 between cycles): Stats.CommitRunning, which the
+	// service watchdog reads to tell a hung fsync from a slow one.
+	busySince atomic.Int64
 	// gathered counts bytes feeds hold for the next cycle (Gathering).
 	gathered atomic.Int64
 	// While a commit is held (holding), appends wake the committer only
@@ -382,6 +386,8 @@ func (c *committer) cycle(final bool) {
 		clear(plans)
 		c.plans = plans[:0]
 	}()
+	c.busySince.Store(time.Now().UnixNano())
+	defer c.busySince.Store(0)
 	c.syncShared(plans)
 	c.commitJournal(plans)
 	syncDirect(plans)

@@ -59,6 +59,9 @@ func (l *logImpl) Stats() Stats {
 		DiskShort:        l.diskShort.Load(),
 		OpenFiles:        l.files.open(),
 	}
+	if since := l.committer.busySince.Load(); since != 0 {
+		s.CommitRunning = max(time.Since(time.Unix(0, since)), 1)
+	}
 	for _, t := range l.topicList() {
 		for _, p := range t.partitions() {
 			s.Partitions++

@@ -26,6 +26,7 @@ func (s *Server) logMetrics(m *Metrics) {
 	m.Counter("runnel_log_fsync_seconds_total", "Time spent in fsync.", float64(st.FsyncNanos)/1e9, nil)
 	m.Counter("runnel_log_commits_delayed_total", "Commits held back by the commit delay to gather trickling appends (never for a writer that waits alone).", float64(st.CommitsDelayed), nil)
 	m.Counter("runnel_log_commit_delay_seconds_total", "Time commits were held back by the commit delay.", float64(st.CommitDelayNanos)/1e9, nil)
+	m.Gauge("runnel_log_commit_running_seconds", "How long the commit now writing and syncing has run (0 between commits); one that keeps growing is an fsync that does not return, which stops the systemd watchdog pings after WATCHDOG_USEC.", st.CommitRunning.Seconds(), nil)
 	m.Counter("runnel_log_fsync_errors_total", "Failed fsync calls (each makes a partition read-only).", float64(st.FsyncErrors), nil)
 	m.Counter("runnel_log_rejected_appends_total", "Appends refused because the disk was short.", float64(st.Rejected), nil)
 	m.Counter("runnel_log_out_of_files_total", "File opens that failed for want of a descriptor (EMFILE/ENFILE); the operation failed retriably, no partition went read-only.", float64(st.OutOfFiles), nil)

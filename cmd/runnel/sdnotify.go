@@ -55,11 +55,23 @@ func servingStatus(cfg *serveConfig) string {
 	return fmt.Sprintf("serving %s; log %s, fsync %s", strings.Join(on, ", "), absPath(cfg.DataDir), cfg.Log.Fsync)
 }
 
+// stuckCommitAfter is how long a commit (its writes and fsyncs) may run
+// before the log counts as hung when systemd's watchdog is off; with it on,
+// the bound is WATCHDOG_USEC itself (WatchdogSec=30 in the shipped unit).
+// A slow SD card's fsync takes seconds at worst; one that has not returned
+// after this long holds every acknowledgement behind it.
+const stuckCommitAfter = 30 * time.Second
+
 // logTrouble says why the log cannot take writes ("" when it can): the
-// partitions an I/O error made read-only.
-func logTrouble(l rlog.Log) string {
-	ro := l.Stats().ReadOnly
+// partitions an I/O error made read-only, or a commit running for longer
+// than stuckAfter (a hung fsync).
+func logTrouble(l rlog.Log, stuckAfter time.Duration) string {
+	st := l.Stats()
+	ro := st.ReadOnly
 	if len(ro) == 0 {
+		if st.CommitRunning > stuckAfter {
+			return fmt.Sprintf("log stuck: a commit has been writing and syncing for %s (an fsync that does not return)", st.CommitRunning.Round(time.Second))
+		}
 		return ""
 	}
 	msg := fmt.Sprintf("log read-only: %s/%d: %v", ro[0].Topic, ro[0].Partition, ro[0].Err)

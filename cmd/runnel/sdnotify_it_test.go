@@ -115,8 +115,9 @@ func quiet(t *testing.T, ch <-chan notifyMsg, prefix string, d time.Duration, wh
 // unit (Type=notify, WatchdogSec=) and checks, from the notify socket:
 // READY=1 comes once the log is open and every listener accepts; WATCHDOG=1
 // every half watchdog interval; no pings while the process is stopped
-// (SIGSTOP, a hang) nor once an fsync failure has made the log read-only,
-// with a STATUS= that says why; STOPPING=1 on SIGTERM.
+// (SIGSTOP, a hang), nor while an fsync has not returned for longer than
+// WATCHDOG_USEC, nor once an fsync failure has made the log read-only,
+// each with a STATUS= that says why; STOPPING=1 on SIGTERM.
 func TestSystemdNotify(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped with -short")
@@ -125,11 +126,11 @@ func TestSystemdNotify(t *testing.T) {
 	sock, ch := notifySocket(t)
 	bin := faultBinary(t)
 	dir := t.TempDir()
-	trigger := filepath.Join(dir, "fail-fsync")
+	trigger, hang := filepath.Join(dir, "fail-fsync"), filepath.Join(dir, "hang-fsync")
 	kafkaAddr, mqttAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
 		"--kafka-addr", kafkaAddr, "--mqtt-addr", mqttAddr, "--http-addr", httpAddr, "--default-partitions", "1")
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()), "RUNNEL_FAULT_SYNC_FILE="+trigger)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()), "RUNNEL_FAULT_SYNC_FILE="+trigger, "RUNNEL_FAULT_HANG_SYNC_FILE="+hang)
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +198,31 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	nextMsg(t, ch, "WATCHDOG=1", watchdog)
 
+	// An fsync that does not return (a disk that stopped answering): once
+	// a commit has run for longer than WATCHDOG_USEC, STATUS= says so and
+	// the pings stop; when the fsync returns, the produce is acknowledged
+	// and the pings resume.
+	mustCLI(t, "kept\n", "produce", "events", "--brokers", kafkaAddr, "--acks", "-1")
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan cliResult, 1)
+	go func() { held <- runCLI(t, "held\n", "produce", "events", "--brokers", kafkaAddr, "--acks", "-1") }()
+	st, _ := nextMsg(t, ch, "STATUS=log stuck", 4*watchdog)
+	if s, _ := st.has("STATUS="); !strings.Contains(s, "a commit has been writing and syncing for") || !strings.Contains(s, "watchdog pings stopped") {
+		t.Errorf("stuck STATUS: %q", s)
+	}
+	quiet(t, ch, "WATCHDOG=1", 2*watchdog, "ping while an fsync hangs")
+	if err := os.Remove(hang); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-held; r.code != 0 {
+		t.Errorf("the produce held by the hung fsync: exit %d: %s", r.code, r.stderr)
+	}
+	nextMsg(t, ch, "WATCHDOG=1", 2*watchdog)
+
 	// An fsync failure makes the partition read-only: STATUS= says so and
 	// the pings stop, so systemd would restart runnel.
-	mustCLI(t, "kept\n", "produce", "events", "--brokers", kafkaAddr, "--acks", "-1")
 	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +230,7 @@ func TestSystemdNotify(t *testing.T) {
 	if r.code == 0 {
 		t.Errorf("a produce whose fsync failed was acknowledged: %s", r.stdout)
 	}
-	st, _ := nextMsg(t, ch, "STATUS=log read-only", 2*watchdog)
+	st, _ = nextMsg(t, ch, "STATUS=log read-only", 2*watchdog)
 	if s, _ := st.has("STATUS="); !strings.Contains(s, "events/0") || !strings.Contains(s, "watchdog pings stopped") {
 		t.Errorf("read-only STATUS: %q", s)
 	}

@@ -150,12 +150,14 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	sdNotify("READY=1\nSTATUS=" + serving)
 	// The watchdog is pinged while the log can take writes: a read-only
 	// partition (an fsync or write failed) stops the pings, so systemd
-	// restarts runnel, whose open recovers the log; a hung main loop stops
-	// them too. Without a watchdog the same check keeps STATUS= current.
+	// restarts runnel, whose open recovers the log; a commit that has run
+	// for longer than WATCHDOG_USEC (a hung fsync) and a hung main loop
+	// stop them too. Without a watchdog the same check keeps STATUS=
+	// current.
 	wd := watchdogInterval()
-	iv := wd
+	iv, stuckAfter := wd, 2*wd
 	if iv <= 0 {
-		iv = statusInterval
+		iv, stuckAfter = statusInterval, stuckCommitAfter
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
@@ -183,7 +185,7 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 			shutdown()
 			return e
 		case <-t.C:
-			trouble := logTrouble(l)
+			trouble := logTrouble(l, stuckAfter)
 			switch {
 			case trouble != "" && trouble != lastTrouble:
 				msg := trouble
