@@ -121,11 +121,7 @@ func (a *appender) flushLocked() {
 	a.inflight++
 	a.b.stats.batches.Add(1)
 	a.b.appendsInFlight.Add(1)
-	for _, w := range ws {
-		if p, ok := w.(*pending); ok && p.pk.FixedHeader.Qos > 0 {
-			p.s.inLog.Add(1)
-		}
-	}
+	a.countInLog(ws, 1)
 	start := time.Now()
 	a.hand(data, func(_ int64, err error) {
 		// Never work here: the log's goroutine must not block, and the
@@ -136,12 +132,10 @@ func (a *appender) flushLocked() {
 
 // completed runs on the completion goroutine after a batch finished.
 func (a *appender) completed(ws []waiter, err error, start time.Time) {
-	a.b.noteCommit(time.Since(start))
-	for _, w := range ws {
-		if p, ok := w.(*pending); ok && p.pk.FixedHeader.Qos > 0 {
-			p.s.inLog.Add(-1)
-		}
+	if !a.tp.all {
+		a.b.noteCommit(time.Since(start))
 	}
+	a.countInLog(ws, -1)
 	for _, w := range ws {
 		if w != nil {
 			w.finish(err)
@@ -154,6 +148,21 @@ func (a *appender) completed(ws []waiter, err error, start time.Time) {
 	}
 	a.mu.Unlock()
 	a.b.appendsInFlight.Add(-1)
+}
+
+// countInLog adds d to the in-log count of the senders of the QoS 1/2
+// records among ws (session.inLog, for the reply hold). Routes with acks
+// "all" are left out: their completion waits for the site's copies, not
+// for one commit.
+func (a *appender) countInLog(ws []waiter, d int64) {
+	if a.tp.all {
+		return
+	}
+	for _, w := range ws {
+		if p, ok := w.(*pending); ok && p.pk.FixedHeader.Qos > 0 {
+			p.s.inLog.Add(d)
+		}
+	}
 }
 
 // completion is one finished AppendAsync.

@@ -80,8 +80,10 @@
 //   - The reply hold (session.go): a QoS 1/2 publish is held (its record
 //     waits in the open batch, the appender's feed is not registered for
 //     it) while the client has QoS 1/2 records in a commit, whose acks
-//     will bring the rest of its window back, and then while it has not
-//     yet answered every ack written less than log.IndependentAfter ago.
+//     will bring the rest of its window back (routes with acks "all" do
+//     not count: their acks wait for the site's copies), and then while
+//     it has not yet answered every ack written less than
+//     log.IndependentAfter ago.
 //     The hold ends when the last owed publish arrives, or one bound after
 //     it began: about one commit (the average time from handing a batch
 //     to the log to its completion, at most 2 ms), beyond which holding
