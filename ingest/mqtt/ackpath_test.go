@@ -23,7 +23,9 @@ import (
 // started with the first publish of a group would leave the rest for the
 // next one, so the client's 20 messages in flight would go ten to a
 // commit forever. With the reply hold and the quick TCP ACKs a batch (one
-// per commit here: one partition) carries at least 13 of them on average.
+// per commit here: one partition) carries at least 12 of them on average
+// (11 under the race detector; 17-20 measured without), and the window-1
+// clients are never held.
 func TestPubacksWaitOnlyForTheirSync(t *testing.T) {
 	needTool(t, "mosquitto_pub")
 	for _, c := range []struct {
@@ -66,8 +68,17 @@ func TestPubacksWaitOnlyForTheirSync(t *testing.T) {
 			perBatch := float64(total) / float64(batches)
 			t.Logf("%d messages, %d fsyncs, %d batches (%.1f messages each), %d reply holds (%d ended by their bound, %v in all)", total, st.Fsyncs-st0.Fsyncs,
 				batches, perBatch, bst.ReplyHolds-bst0.ReplyHolds, bst.ReplyHoldTimeouts-bst0.ReplyHoldTimeouts, time.Duration(bst.ReplyHoldNanos-bst0.ReplyHoldNanos))
-			if c.window == 20 && perBatch < 13 {
-				t.Errorf("%.1f messages per batch with window 20, want at least 13: the window is split between commits", perBatch)
+			if holds := bst.ReplyHolds - bst0.ReplyHolds; c.window == 1 && holds != 0 {
+				t.Errorf("%d reply holds for clients that publish one message at a time (each waits alone)", holds)
+			}
+			// A window split between two commits gets 10 per batch at most
+			// (8-10 measured); the race detector slows the client's answers.
+			want := 12.0
+			if raceEnabled {
+				want = 11
+			}
+			if c.window == 20 && perBatch < want {
+				t.Errorf("%.1f messages per batch with window 20, want at least %.0f: the window is split between commits", perBatch, want)
 			}
 		})
 	}
