@@ -41,7 +41,7 @@ type session struct {
 
 	fmu      sync.Mutex
 	deferred []*appender // guarded by fmu: feeds to register once the client's buffered packets are read and no hold applies
-	// The reply hold (doc.go, "The ack pipeline"), guarded by fmu:
+	// The reply hold (doc.go, "Reply holds"), guarded by fmu:
 	owed     int         // PUBACK/PUBREC written whose answering publishes have not arrived
 	owedAt   int64       // when the last of them were written (unix nanos)
 	answered int         // publishes that answered them

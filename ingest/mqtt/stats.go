@@ -21,7 +21,7 @@ type Stats struct {
 	PendingBytesPeak int64  // most bytes one client had waiting at once since start (above MaxPendingBytesPerClient only by a lone publish)
 	Throttled        uint64 // times a client waited at its pending cap
 	Batches          uint64 // record batches handed to the log
-	// Reply holds (doc.go, "The ack pipeline"): a pipelining client's
+	// Reply holds (doc.go, "Reply holds"): a pipelining client's
 	// records wait for the publishes answering its last acks, so its
 	// window shares one commit.
 	ReplyHolds        uint64 // holds begun
