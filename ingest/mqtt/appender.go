@@ -121,15 +121,21 @@ func (a *appender) flushLocked() {
 	a.inflight++
 	a.b.stats.batches.Add(1)
 	a.b.appendsInFlight.Add(1)
+	a.countInLog(ws, 1)
+	start := time.Now()
 	a.hand(data, func(_ int64, err error) {
 		// Never work here: the log's goroutine must not block, and the
 		// log may even call done synchronously.
-		a.b.completions.push(completion{app: a, waiters: ws, err: err})
+		a.b.completions.push(completion{app: a, waiters: ws, err: err, start: start})
 	})
 }
 
 // completed runs on the completion goroutine after a batch finished.
-func (a *appender) completed(ws []waiter, err error) {
+func (a *appender) completed(ws []waiter, err error, start time.Time) {
+	if !a.tp.all {
+		a.b.noteCommit(time.Since(start))
+	}
+	a.countInLog(ws, -1)
 	for _, w := range ws {
 		if w != nil {
 			w.finish(err)
@@ -144,11 +150,27 @@ func (a *appender) completed(ws []waiter, err error) {
 	a.b.appendsInFlight.Add(-1)
 }
 
+// countInLog adds d to the in-log count of the senders of the QoS 1/2
+// records among ws (session.inLog, for the reply hold). Routes with acks
+// "all" are left out: their completion waits for the site's copies, not
+// for one commit.
+func (a *appender) countInLog(ws []waiter, d int64) {
+	if a.tp.all {
+		return
+	}
+	for _, w := range ws {
+		if p, ok := w.(*pending); ok && p.pk.FixedHeader.Qos > 0 {
+			p.s.inLog.Add(d)
+		}
+	}
+}
+
 // completion is one finished AppendAsync.
 type completion struct {
 	app     *appender
 	waiters []waiter
 	err     error
+	start   time.Time // when the batch was handed to the log
 }
 
 // completionQueue is an unbounded queue from log goroutines (which must
@@ -183,7 +205,7 @@ func (q *completionQueue) run(stop <-chan struct{}, inflight func() int64) {
 		q.mu.Unlock()
 		for i := range batch {
 			c := &batch[i]
-			c.app.completed(c.waiters, c.err)
+			c.app.completed(c.waiters, c.err, c.start)
 			*c = completion{}
 		}
 		if len(batch) > 0 {
@@ -249,4 +271,27 @@ func (b *Broker) ingest(tgt target, ts int64, value []byte, headers []batch.Reco
 	if a.add(ts, tgt.key, value, headers, w, independent, more && s != nil) {
 		s.deferFeed(a)
 	}
+}
+
+// maxReplyWait caps the reply hold (replyWait).
+const maxReplyWait = 2 * time.Millisecond
+
+// noteCommit folds the time from handing a batch to the log until it
+// finished into the broker's average (completion goroutine only).
+func (b *Broker) noteCommit(d time.Duration) {
+	old := b.commitNanos.Load()
+	if old == 0 {
+		b.commitNanos.Store(int64(d))
+		return
+	}
+	b.commitNanos.Store(old + (int64(d)-old)/8)
+}
+
+// replyWait bounds a reply hold: the average time a batch takes from the
+// log's hand-over to its completion (about one commit), at most
+// maxReplyWait. Holding longer than one commit would cost more than it
+// saves (the held records would have gone in the next commit); zero
+// before the first commit.
+func (b *Broker) replyWait() time.Duration {
+	return min(time.Duration(b.commitNanos.Load()), maxReplyWait)
 }

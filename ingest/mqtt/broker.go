@@ -37,6 +37,7 @@ type Broker struct {
 
 	completions     *completionQueue
 	appendsInFlight atomic.Int64
+	commitNanos     atomic.Int64     // average time from handing a batch to the log to its completion (noteCommit)
 	feeder          log.CommitFeeder // the log, when it can feed its commits (nil otherwise)
 
 	appMu sync.RWMutex
@@ -163,7 +164,7 @@ func (b *Broker) ServeTLS(ln net.Listener) error {
 	if b.tlsCfg == nil {
 		return fmt.Errorf("%w: ServeTLS without tls cert-file/key-file", ErrTLS)
 	}
-	return b.serve(tls.NewListener(ln, b.tlsCfg), "tls")
+	return b.serve(tls.NewListener(quickAckListener{ln}, b.tlsCfg), "tls")
 }
 
 func (b *Broker) serve(ln net.Listener, proto string) error {

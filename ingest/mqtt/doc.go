@@ -48,10 +48,12 @@
 // commit starts; an idle log starts one at once, a busy one when its
 // current syncs end, so a batch holds every record that arrived until its
 // commit and a PUBACK waits for the sync that covers it and nothing else
-// (no timer on this path). A client's publishes that already arrived
-// (mochi's read buffer holds more: Client.Buffered, patch 7) are read
-// before the appender asks, so a client answering a group of PUBACKs with
-// a group of publishes stays one commit. Each record tells the log whether
+// (no timer on this path but the bound of a reply hold, below). A
+// client's publishes that already arrived (mochi's read buffer holds
+// more: Client.Buffered, patch 7) are read before the appender asks, and
+// a reply hold (below) waits for the rest of a group still on its way,
+// so a client answering a group of PUBACKs with a group of publishes
+// stays one commit. Each record tells the log whether
 // its sender waits for an acknowledgement (QoS 1/2 with messages pending,
 // or a PUBACK less than log.IndependentAfter ago) or not (QoS 0, wills,
 // an idle device): only the latter count toward the log's commit delay,
@@ -59,6 +61,41 @@
 // a client that waits for its PUBACKs. With a log that cannot feed its
 // commits (log/logtest) a batch is handed over at once while fewer than
 // two of the partition's batches are in flight.
+//
+// # Reply holds
+//
+// A pipelining client answers a group of PUBACKs with a group of
+// publishes. Natural group commit alone splits such a group: its first
+// publish finds the disk idle and starts a commit at once, the rest
+// arrive during that commit's sync and go into the next one, and the
+// split never closes (mosquitto_pub with its default window of 20 got 10
+// messages per commit, one commit of 1 and one of 19 in turn). Two things
+// keep a client's window in one commit:
+//
+//   - Quick TCP ACKs (quickack_linux.go): connections set TCP_QUICKACK
+//     after each read. A client with Nagle's algorithm on (mosquitto_pub
+//     and libmosquitto by default) sends only the first publish of a group
+//     until the TCP ACK of it comes back; Linux delays that ACK until the
+//     server sends data, here the next PUBACK, a whole fsync later.
+//   - The reply hold (session.go): a QoS 1/2 publish is held (its record
+//     waits in the open batch, the appender's feed is not registered for
+//     it) while the client has QoS 1/2 records in a commit, whose acks
+//     will bring the rest of its window back (routes with acks "all" do
+//     not count: their acks wait for the site's copies), and then while
+//     it has not yet answered every ack written less than
+//     log.IndependentAfter ago.
+//     The hold ends when the last owed publish arrives, or one bound after
+//     it began: about one commit (the average time from handing a batch
+//     to the log to its completion, at most 2 ms), beyond which holding
+//     costs more than the split. A client with nothing in the log and no
+//     acks owed (one that waits alone, or one with window 1) is never
+//     held; one that left a hold's acks unanswered (a device that sent two
+//     messages and went quiet) is not held again until it answers a whole
+//     group. Another client's feed takes a held record along. Counted:
+//     Stats ReplyHolds, ReplyHoldTimeouts, ReplyHoldNanos
+//     (runnel_mqtt_reply_hold*). Go's timers are coarser than a fast
+//     disk's commit, so a hold that times out can last about a
+//     millisecond.
 //
 // So a pipelining client has up to MaxPendingPerClient messages in flight,
 // and a busy partition writes one batch per commit (no linger timer: a

@@ -123,7 +123,8 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// and its last ack is older than a client takes to answer one.
 	now := time.Now()
 	independent := pk.FixedHeader.Qos == 0 || alone && now.UnixNano()-s.lastAck.Load() >= int64(log.IndependentAfter)
-	b.ingest(tgt, now.UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p, independent, s, cl.Buffered() > 0)
+	hold := s.arrived(now.UnixNano(), pk.FixedHeader.Qos)
+	b.ingest(tgt, now.UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p, independent, s, hold || cl.Buffered() > 0)
 	return pk, packets.ErrRejectPacket
 }
 
@@ -141,13 +142,14 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 }
 
 // OnPacketProcessed registers the feeds OnPublish deferred once every
-// packet the client sent so far is read.
+// packet the client sent so far is read, unless a reply hold applies
+// (session.release).
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if cl.Net.Inline || cl.Buffered() > 0 {
 		return
 	}
 	if v, ok := h.b.sessions.Load(cl); ok {
-		v.(*session).flushDeferred()
+		v.(*session).release()
 	}
 }
 

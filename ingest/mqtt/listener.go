@@ -102,7 +102,20 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
+// quickAckListener hands out its connections as quickAck makes them
+// (under TLS, whose records then carry the PUBLISH packets).
+type quickAckListener struct{ net.Listener }
+
+func (l quickAckListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return quickAck(c), nil
+}
+
 func (l *netListener) handle(conn net.Conn, establish listeners.EstablishFn) {
+	conn = quickAck(conn) // a plain TCP connection (TLS ones come quickAck'd from quickAckListener)
 	if !l.b.connAcquire(conn.RemoteAddr().String()) {
 		_ = conn.Close()
 		return

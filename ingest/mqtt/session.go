@@ -35,12 +35,25 @@ type session struct {
 	// lastAck is when acks were last written (unix nanos; 0: never).
 	lastAck atomic.Int64
 
+	// inLog counts the client's QoS 1/2 records handed to the log and
+	// not yet finished.
+	inLog atomic.Int64
+
 	fmu      sync.Mutex
-	deferred []*appender // guarded by fmu: feeds to register once the client's buffered packets are read
+	deferred []*appender // guarded by fmu: feeds to register once the client's buffered packets are read and no hold applies
+	// The reply hold (doc.go, "Reply holds"), guarded by fmu:
+	owed     int         // PUBACK/PUBREC written whose answering publishes have not arrived
+	owedAt   int64       // when the last of them were written (unix nanos)
+	answered int         // publishes that answered them
+	quiet    bool        // the client left its last acks unanswered: its records are not held
+	holdAt   int64       // when the current hold began to wait for owed publishes (0: none)
+	holdGen  uint64      // counts holds: a timer of an earlier one does nothing
+	holdT    *time.Timer // ends the current hold
 }
 
 // deferFeed notes an appender whose feed registration waits until the
-// client's packets already received are read (flushDeferred).
+// client's packets already received are read and no hold applies
+// (release).
 func (s *session) deferFeed(a *appender) {
 	s.fmu.Lock()
 	for _, d := range s.deferred {
@@ -53,11 +66,131 @@ func (s *session) deferFeed(a *appender) {
 	s.fmu.Unlock()
 }
 
-// flushDeferred registers the deferred feeds.
+// arrived notes a publish of the client (QoS qos) and reports whether the
+// feed of its record is held (holdsLocked).
+func (s *session) arrived(now int64, qos byte) bool {
+	bound := int64(s.b.replyWait())
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.owed > 0 {
+		if now-s.owedAt < int64(log.IndependentAfter) {
+			s.owed--
+			s.answered++
+			if s.owed == 0 {
+				s.quiet = false // answered every ack
+			}
+		} else {
+			s.owed = 0 // not an answer: the client came back later
+		}
+	}
+	return qos > 0 && s.holdsLocked(now, bound)
+}
+
+// holdsLocked reports whether the client's deferred feeds wait: it has
+// QoS 1/2 records in a commit (their acks will bring the rest of its
+// window back), or it has not yet answered every ack written less than
+// log.IndependentAfter ago and the hold waiting for those answers is
+// younger than bound. A client with nothing in the log and no acks owed
+// (one that waits alone, or sends one message at a time) is never held;
+// nor is a quiet one.
+func (s *session) holdsLocked(now, bound int64) bool {
+	if s.quiet || bound <= 0 {
+		return false
+	}
+	if s.inLog.Load() > 0 {
+		return true
+	}
+	return s.owed > 0 && now-s.owedAt < int64(log.IndependentAfter) && (s.holdAt == 0 || now-s.holdAt < bound)
+}
+
+// owe notes n PUBACK/PUBREC about to be written: the client answers them
+// with up to n publishes. Called before the write, so that no answer is
+// read before it is owed.
+func (s *session) owe(n int) {
+	if n == 0 {
+		return // nothing the client answers (QoS 0)
+	}
+	now := time.Now().UnixNano()
+	s.fmu.Lock()
+	if s.owed > 0 && now-s.owedAt < int64(log.IndependentAfter) {
+		s.owed += n
+	} else {
+		s.owed, s.answered = n, 0
+	}
+	s.owedAt = now
+	s.fmu.Unlock()
+}
+
+// release registers the deferred feeds unless a hold applies. A hold
+// waiting for a commit ends when the client's records in it finish; one
+// waiting for owed publishes when they arrived, or at the latest bound
+// after it began (holdExpired).
+func (s *session) release() {
+	now := time.Now().UnixNano()
+	bound := s.b.replyWait()
+	s.fmu.Lock()
+	if len(s.deferred) == 0 {
+		s.fmu.Unlock()
+		return
+	}
+	if s.holdsLocked(now, int64(bound)) {
+		if s.holdAt == 0 && s.inLog.Load() == 0 {
+			s.holdAt = now
+			s.holdGen++
+			gen := s.holdGen
+			s.holdT = time.AfterFunc(bound, func() { s.holdExpired(gen) })
+			s.b.stats.replyHolds.Add(1)
+		}
+		s.fmu.Unlock()
+		return
+	}
+	ds := s.deferred
+	s.deferred = nil
+	s.endHoldLocked(now)
+	s.fmu.Unlock()
+	for _, a := range ds {
+		a.kick()
+	}
+}
+
+// endHoldLocked ends the current hold, if any.
+func (s *session) endHoldLocked(now int64) {
+	if s.holdAt == 0 {
+		return
+	}
+	s.b.stats.replyHoldNanos.Add(uint64(now - s.holdAt))
+	s.holdAt = 0
+	s.holdGen++
+	s.holdT.Stop()
+}
+
+// holdExpired ends hold gen, whose owed publishes did not all arrive in
+// time. A client that answered none of its acks is quiet: its records are
+// not held again until it answers every ack of a group.
+func (s *session) holdExpired(gen uint64) {
+	s.fmu.Lock()
+	if gen != s.holdGen || s.holdAt == 0 {
+		s.fmu.Unlock()
+		return
+	}
+	if s.owed > 0 && len(s.deferred) > 0 {
+		s.b.stats.replyHoldTimeouts.Add(1)
+		if s.answered == 0 {
+			s.quiet = true
+		}
+	}
+	s.owed = 0
+	s.fmu.Unlock()
+	s.release()
+}
+
+// flushDeferred registers the deferred feeds at once (the connection
+// ended).
 func (s *session) flushDeferred() {
 	s.fmu.Lock()
 	ds := s.deferred
 	s.deferred = nil
+	s.endHoldLocked(time.Now().UnixNano())
 	s.fmu.Unlock()
 	for _, a := range ds {
 		a.kick()
@@ -123,6 +256,8 @@ func (s *session) finish(p *pending, err error) {
 	if start {
 		s.b.wg.Add(1)
 		go s.drain()
+	} else if s.inLog.Load() == 0 {
+		s.release() // a hold waiting for this client's commit ends
 	}
 }
 
@@ -167,15 +302,20 @@ func (s *session) drain() {
 		// it), and a client that subscribes once it has its ack finds a
 		// retained message stored.
 		buf.Reset()
+		acks := 0
 		for _, p := range ready {
-			s.settle(p, &buf, &dead)
+			if s.settle(p, &buf, &dead) {
+				acks++
+			}
 		}
 		if buf.Len() > 0 && !dead {
+			s.owe(acks)
 			if err := s.writeAcks(buf.Bytes()); err != nil {
 				dead = true
 			}
 			s.lastAck.Store(time.Now().UnixNano())
 		}
+		s.release() // the client's commit ended: its held records may go
 		if dead {
 			s.mu.Lock()
 			s.dead = true
@@ -185,8 +325,9 @@ func (s *session) drain() {
 }
 
 // settle handles one finished publish: fan-out on success, ack encoding
-// (success or reason code), disconnect of MQTT 3 clients on failure.
-func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
+// (success or reason code), disconnect of MQTT 3 clients on failure; true
+// when it encoded an ack into buf.
+func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) (acked bool) {
 	st := &s.b.stats
 	qos := p.pk.FixedHeader.Qos
 	if p.err == nil {
@@ -206,7 +347,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		}
 	}
 	if qos == 0 || *dead {
-		return
+		return false
 	}
 	if p.err != nil && !s.v5 {
 		// MQTT 3.1.1 has no negative ack: close the connection rather
@@ -219,7 +360,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 		}
 		s.cl.Stop(p.err)
 		*dead = true
-		return
+		return false
 	}
 	ack := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Puback},
@@ -251,7 +392,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 	ack.Mods.MaxSize = s.cl.Properties.Props.MaximumPacketSize
 	if err := encodeAck(&ack, buf); err != nil {
 		s.b.log.Warn("mqtt: encode ack", "client", s.cl.ID, "error", err)
-		return
+		return false
 	}
 	atomic.AddInt64(&s.b.server.Info.PacketsSent, 1)
 	if p.err == nil && !p.unrouted {
@@ -259,6 +400,7 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) {
 	} else {
 		st.nacked.Add(1)
 	}
+	return true
 }
 
 func encodeAck(pk *packets.Packet, buf *bytes.Buffer) error {

@@ -1,0 +1,42 @@
+package mqtt
+
+import (
+	"net"
+	"syscall"
+)
+
+// quickAckConn is a TCP connection that acknowledges what it read at once
+// (TCP_QUICKACK after each read) instead of delaying the TCP ACK until
+// the next PUBACK goes out. Clients that leave Nagle's algorithm on
+// (mosquitto_pub without --nodelay, libmosquitto's default) send only
+// the first of a group of publishes until that ACK comes back: with
+// Linux's delayed ACK the rest of the group would wait for the PUBACK of
+// the first, a whole fsync later, and go into the next commit.
+type quickAckConn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+func quickAck(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &quickAckConn{TCPConn: tc, rc: rc}
+}
+
+func (c *quickAckConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if n > 0 {
+		// Linux leaves quick-ack mode on its own: set it again after
+		// each read.
+		_ = c.rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		})
+	}
+	return n, err
+}
