@@ -275,5 +275,17 @@ IDLE_SECONDS ?= 60
 bench-idle: test-deps
 	RUNNEL_BENCH_IDLE=1 RUNNEL_BENCH_IDLE_SECONDS=$(IDLE_SECONDS) $(GO) test -count=1 -timeout 0 -run TestBenchIdle -v ./cmd/runnel/
 
+# What one open dashboard tab costs an idle box: runnel serve with no
+# browser, with one headless Chromium tab on the overview, and after the
+# browser closed, each sampled over DASHBOARD_SECONDS; runnel's CPU and
+# wakeups/s (and the ratio), the tab's requests, Chromium's own CPU.
+# DASHBOARD_PAGES=all measures every page (about 10 minutes), or names
+# them: DASHBOARD_PAGES=overview,uplink.
+DASHBOARD_SECONDS ?= 60
+DASHBOARD_PAGES ?= overview
+.PHONY: bench-dashboard
+bench-dashboard: test-deps
+	RUNNEL_BENCH_DASHBOARD=1 RUNNEL_BENCH_DASHBOARD_SECONDS=$(DASHBOARD_SECONDS) RUNNEL_BENCH_DASHBOARD_PAGES=$(DASHBOARD_PAGES) $(GO) test -count=1 -timeout 0 -run TestBenchDashboard -v ./cmd/runnel/
+
 clean:
 	rm -rf $(BIN)
