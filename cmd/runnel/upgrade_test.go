@@ -17,7 +17,10 @@ package main
 // shared files, a shared extent index, the journal, a recovery checkpoint,
 // leader epochs and meta.db with a consumer group's offsets, a forwarding
 // route's cursors (to an in-process kfake upstream), a persistent MQTT
-// session with a queued QoS 1 message, and a retained message.
+// session with a queued QoS 1 message, and a retained message; a topic
+// holding a committed, an aborted and a committed transaction (what
+// read_committed reads is kept from format2 on); a compacted topic after
+// the cleaner's passes.
 
 import (
 	"bytes"
