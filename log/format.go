@@ -100,18 +100,25 @@ func readDataFormat(fs vfs.FS, dir string) (f dataFormat, ok bool, err error) {
 // checkDataFormat refuses a data dir that generation gen cannot read, and
 // returns what its marker says (generation 1 without one).
 func checkDataFormat(fs vfs.FS, dir string, gen uint32) (dataFormat, error) {
+	f, _, err := checkedDataFormat(fs, dir, gen)
+	return f, err
+}
+
+// checkedDataFormat is checkDataFormat that also says whether dir has a
+// marker.
+func checkedDataFormat(fs vfs.FS, dir string, gen uint32) (dataFormat, bool, error) {
 	f, ok, err := readDataFormat(fs, dir)
 	if err != nil {
-		return f, err
+		return f, ok, err
 	}
 	if !ok {
 		f = dataFormat{writtenBy: 1, readableFrom: 1}
 	}
 	if f.readableFrom > gen {
-		return f, fmt.Errorf("%w: %s holds data format %d, readable from format %d on; this runnel reads format %d and older: upgrade runnel (going back needs a copy of the data dir from before the upgrade)",
+		return f, ok, fmt.Errorf("%w: %s holds data format %d, readable from format %d on; this runnel reads format %d and older: upgrade runnel (going back needs a copy of the data dir from before the upgrade)",
 			ErrNewerFormat, dir, f.writtenBy, f.readableFrom, gen)
 	}
-	return f, nil
+	return f, ok, nil
 }
 
 // openDataFormat checks dir's marker and records generation gen, whose
@@ -120,11 +127,8 @@ func checkDataFormat(fs vfs.FS, dir string, gen uint32) (dataFormat, error) {
 // the dir. A dir without a marker gets none while from is 1 (it stays
 // generation 1). It returns what the marker says afterwards.
 func openDataFormat(fs vfs.FS, dir string, gen, from uint32) (dataFormat, error) {
-	f, ok, err := readDataFormat(fs, dir)
+	f, ok, err := checkedDataFormat(fs, dir, gen)
 	if err != nil {
-		return f, err
-	}
-	if f, err = checkDataFormat(fs, dir, gen); err != nil {
 		return f, err
 	}
 	want := dataFormat{writtenBy: max(f.writtenBy, gen), readableFrom: max(f.readableFrom, from)}
