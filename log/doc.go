@@ -28,7 +28,8 @@
 //	<dir>/<topic>/<partition>/%020d.timeindex   sparse time index (rebuildable)
 //	<dir>/<topic>/<partition>/leader-epochs     the partition's leader-epoch history (rebuildable but for truncations)
 //	<dir>/<topic>/<partition>/%020d.cleaned.tmp  a compacted segment being written by the cleaner (removed at open)
-//	<dir>/<topic>/<partition>/transactional     empty: the partition has held a transactional batch (synced before the first)
+//	<dir>/<topic>/<partition>/transactional     empty: the partition has held a transactional batch (synced before the first,
+//	                                           after ~format says data format 2)
 //	<dir>/<topic>/<partition>/<from>-<to>.damaged  offsets [from, to) repaired (repair.go): the damaged bytes moved
 //	                                           aside (empty when they stay in a shared file); reads pass over them
 //	<dir>/~creating-<id>, ~deleting-<id>       topic being created / deleted, by topic id in hex (removed at open;
@@ -792,8 +793,40 @@
 // with ErrNewerFormat ("upgrade runnel"), changing nothing: never a
 // misread, never a repair of what it does not understand. Going back past
 // such a release needs a copy of the data dir from before the upgrade.
-// Generation 1 (every release up to the marker's introduction, and this
-// one) writes no marker: a dir without one is generation 1.
+// A dir without a marker is generation 1. A generation that reads a dir
+// it does not need to raise writes no marker, so such a dir stays at 1.
+//
+// The generations:
+//
+//   - 1: every release up to transactional produce, and the releases
+//     with transactions before generation 2. No marker.
+//   - 2 (this one: opens 1 and 2, refuses 3 and newer): transactions. A
+//     partition's batches may carry the transactional attribute, and
+//     control batches (commit and abort markers) end transactions; a
+//     generation-1 reader serves them as plain records: aborted
+//     transactions' records to read_committed consumers and to
+//     forwarding as if committed. The first transactional batch of a
+//     data dir (Append, or AppendAt: a mirror's copy of a transactional
+//     origin) raises it: the marker (generation 2, readable from 2) and
+//     its directory are synced, then the partition's "transactional"
+//     file, then the batch is written, so no crash leaves a
+//     transactional batch, acknowledged or not, in a dir generation 1
+//     would open; a marker that cannot be written fails the append (no
+//     batch written; ErrDiskFull when the disk is full). Open raises a
+//     dir whose partitions hold the "transactional" file without the
+//     marker (written by a release with transactions before generation
+//     2). A dir that never held a transactional batch stays at 1 and
+//     goes back to any release.
+//
+// Compaction (the cleaner, above) raises nothing: a cleaned segment
+// holds Kafka batches of magic 2 with offset gaps inside and between
+// batches (empty batches cover removed offsets) and no tombstones past
+// delete.retention.ms, which every reader of segment files, and every
+// Kafka client, reads as they are (the release at bd26a78, generation 1
+// without the cleaner, serves a cleaned partition the same records at
+// the same offsets, and its runnel check finds it sound). An older
+// release does not know cleanup.policy: it treats the topic as
+// cleanup.policy delete (its retention applies; no compaction).
 //
 // # Failures
 //

@@ -46,6 +46,11 @@ type logImpl struct {
 	epoch   atomic.Int32 // the node's epoch: local appends stamp it (epoch.go)
 	epochMu sync.Mutex   // serializes raises of epoch (and its file)
 
+	// format is what the data dir's ~format says (generation 1 without
+	// one); formatMu guards it and serializes raises (format.go).
+	formatMu sync.Mutex
+	format   dataFormat
+
 	mu     sync.RWMutex // guards topics
 	topics map[string]*topic
 
@@ -89,9 +94,11 @@ func Open(opts *Options) (Log, error) {
 	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)
 	}
-	if err := openDataFormat(l.fs, o.Dir, DataFormat, DataFormatReadableFrom); err != nil {
+	format, err := openDataFormat(l.fs, o.Dir, DataFormat, DataFormatReadableFrom)
+	if err != nil {
 		return nil, err
 	}
+	l.format = format
 	m, err := meta.Open(o.Dir)
 	if err != nil {
 		return nil, err
@@ -140,6 +147,11 @@ func Open(opts *Options) (Log, error) {
 	}
 	if l.shared != nil {
 		l.shared.found = nil // entries of deleted topics: no references
+	}
+	if err := l.raiseDataFormatForTxns(); err != nil {
+		l.files.closeAll()
+		m.Close()
+		return nil, err
 	}
 	if err := l.openEpoch(); err != nil {
 		l.files.closeAll()

@@ -89,7 +89,12 @@ func controlRecordType(rec []byte) int16 {
 const txnMarkFile = "transactional"
 
 // markTxnsLocked creates the partition's txnMarkFile before the first
-// transactional batch is written.
+// transactional batch is written, after raising the data dir to data
+// format generation 2 (format.go): a release that would serve the
+// batches as plain records (aborted ones as committed) refuses the dir
+// from then on. Both are synced before the batch is written, so no crash
+// leaves a transactional batch in a dir an older release would open.
+// Mirror copies (AppendAt) come through here as well.
 func (p *partition) markTxnsLocked(hdrs []batch.Header) error {
 	if p.txnMarked {
 		return nil
@@ -97,6 +102,12 @@ func (p *partition) markTxnsLocked(hdrs []batch.Header) error {
 	for i := range hdrs {
 		if !hdrs[i].Transactional() {
 			continue
+		}
+		if err := p.l.raiseDataFormat(DataFormatTransactions); err != nil {
+			if isNoSpace(err) {
+				return ErrDiskFull
+			}
+			return fmt.Errorf("log: %s: raise the data dir to data format %d before its first transactional batch (older releases cannot read transactions): %w", p.rel, DataFormatTransactions, err)
 		}
 		if err := writeFileAtomic(p.l.fs, filepath.Join(p.dir, txnMarkFile), nil); err != nil {
 			if isNoSpace(err) {
@@ -106,6 +117,27 @@ func (p *partition) markTxnsLocked(hdrs []batch.Header) error {
 		}
 		p.txnMarked = true
 		return nil
+	}
+	return nil
+}
+
+// raiseDataFormatForTxns raises, at Open, a data dir whose partitions hold
+// transactions but whose marker does not say so (written before
+// transactions raised the data format) to generation 2.
+func (l *logImpl) raiseDataFormatForTxns() error {
+	if l.format.readableFrom >= DataFormatTransactions {
+		return nil
+	}
+	for _, t := range l.topicList() {
+		for _, p := range t.partitions() {
+			if !p.txnMarked {
+				continue
+			}
+			if err := l.raiseDataFormat(DataFormatTransactions); err != nil {
+				return fmt.Errorf("log: raise the data dir to data format %d (%s holds transactions): %w", DataFormatTransactions, p.rel, err)
+			}
+			return nil
+		}
 	}
 	return nil
 }

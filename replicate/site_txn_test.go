@@ -2,7 +2,10 @@ package replicate_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +73,15 @@ func TestMirrorTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	read("c0,c1,c2,o0")
+	// The copies raised the mirror's data dir to data format 2 (log/doc.go,
+	// "Upgrades and downgrades"): ~format says readable from 2 (the u32
+	// at byte 16), so a release of format 1 refuses it.
+	for _, n := range []*sitetest.Node{n1, n2} {
+		b, err := os.ReadFile(filepath.Join(n.DataDir, "~format"))
+		if err != nil || len(b) != 24 || binary.BigEndian.Uint32(b[16:]) != 2 {
+			t.Fatalf("%s's data dir holds transactions: ~format %x (%v), want one readable from data format 2", n.Name, b, err)
+		}
+	}
 	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Origins: []sitetest.Copy{{Node: n1, Topic: "tx"}}, Mirrors: mirrorsOn(n2)})
 	if !rep.OK() {
 		t.Fatal(rep)

@@ -95,7 +95,11 @@ func goVersion() string {
 // and writes (log/doc.go, "Upgrades and downgrades").
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "runnel %s (%s %s/%s)\n", version, goVersion(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "data format %d: opens data dirs of format %d and older, refuses newer ones\n", rlog.DataFormat, rlog.DataFormat)
+	opens := fmt.Sprintf("%d to %d", rlog.DataFormatReadableFrom, rlog.DataFormat)
+	if rlog.DataFormat == rlog.DataFormatReadableFrom+1 {
+		opens = fmt.Sprintf("%d and %d", rlog.DataFormatReadableFrom, rlog.DataFormat)
+	}
+	fmt.Fprintf(w, "data format %d: opens %s, refuses newer; a data dir is at %d once it holds transactions\n", rlog.DataFormat, opens, rlog.DataFormatTransactions)
 	for _, f := range rlog.Formats() {
 		reads := fmt.Sprintf("v%d", f.ReadsFrom)
 		if f.ReadsFrom != f.Writes {

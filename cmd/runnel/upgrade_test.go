@@ -17,7 +17,10 @@ package main
 // shared files, a shared extent index, the journal, a recovery checkpoint,
 // leader epochs and meta.db with a consumer group's offsets, a forwarding
 // route's cursors (to an in-process kfake upstream), a persistent MQTT
-// session with a queued QoS 1 message, and a retained message.
+// session with a queued QoS 1 message, and a retained message; a topic
+// holding a committed, an aborted and a committed transaction (what
+// read_committed reads is kept from format2 on); a compacted topic after
+// the cleaner's passes.
 
 import (
 	"bytes"
@@ -48,11 +51,14 @@ import (
 
 var updateFixture = flag.String("update-fixture", "", "write testdata/upgrade/NAME from the binary built from this tree")
 
-// fixtureGroup, fixtureRoute, fixtureClient name what the generator makes.
+// fixtureGroup, fixtureRoute, fixtureClient, fixtureTxnTopic,
+// fixtureCompacted name what the generator makes.
 const (
-	fixtureGroup  = "fixture-group"
-	fixtureRoute  = "fixture-route"
-	fixtureClient = "fixture-sub"
+	fixtureGroup     = "fixture-group"
+	fixtureRoute     = "fixture-route"
+	fixtureClient    = "fixture-sub"
+	fixtureTxnTopic  = "txn"
+	fixtureCompacted = "compacted"
 )
 
 // fixtureState is what a data dir serves and keeps; expect.json holds it.
@@ -69,6 +75,10 @@ type fixtureState struct {
 	// MQTT: what mosquitto_sub receives: the retained message, and the
 	// QoS 1 message queued for the persistent session.
 	MQTT []string `json:"mqtt"`
+	// Committed: topic → the values a read_committed consumer reads (the
+	// topics that hold transactions, from data format 2 on): the
+	// committed transactions' records, never the aborted ones'.
+	Committed map[string][]string `json:"committed,omitempty"`
 }
 
 func TestUpgradeFixtures(t *testing.T) {
@@ -117,7 +127,8 @@ func compareFixture(t *testing.T, got, want fixtureState) {
 	for _, c := range []struct {
 		what      string
 		got, want any
-	}{{"group offsets", got.Groups, want.Groups}, {"cursors", got.Cursors, want.Cursors}, {"meta.db KV keys", got.KV, want.KV}, {"MQTT", got.MQTT, want.MQTT}} {
+	}{{"group offsets", got.Groups, want.Groups}, {"cursors", got.Cursors, want.Cursors}, {"meta.db KV keys", got.KV, want.KV}, {"MQTT", got.MQTT, want.MQTT},
+		{"read_committed values", got.Committed, want.Committed}} {
 		g, _ := json.Marshal(c.got)
 		w, _ := json.Marshal(c.want)
 		if !bytes.Equal(g, w) {
@@ -192,6 +203,11 @@ func observeFixture(t *testing.T, src string) fixtureState {
 		t.Fatalf("serve the fixture: %v\n%s", err, s.LogTail())
 	}
 	st.Records = servedRecords(t, s.Addr())
+	if slices.ContainsFunc(st.Records, func(r string) bool { return strings.HasPrefix(r, fixtureTxnTopic+"/") }) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st.Committed = map[string][]string{fixtureTxnTopic: readCommitted(t, ctx, s.Addr(), fixtureTxnTopic)}
+		cancel()
+	}
 	st.Groups[fixtureGroup] = groupOffsets(t, s.Addr(), fixtureGroup)
 	host, port, _ := net.SplitHostPort(s.mqtt)
 	st.MQTT = append(st.MQTT, strings.TrimSpace(runTool(t, 30*time.Second, "", "mosquitto_sub", "-h", host, "-p", port, "-t", "plant/state", "-C", "1", "-W", "20", "-v")))
@@ -296,7 +312,7 @@ routes:
 		kafka: freeAddr(t), http: freeAddr(t), mqtt: freeAddr(t),
 		logPath:      filepath.Join(dir, "server.log"),
 		startTimeout: 30 * time.Second, stopTimeout: 15 * time.Second,
-		extra: []string{"--config", cfg, "--default-partitions", "3", "--segment-bytes", "65536", "--min-free-bytes", "-1"},
+		extra: []string{"--config", cfg, "--default-partitions", "3", "--segment-bytes", "65536", "--min-free-bytes", "-1", "--cleaner-interval", "300ms"},
 	}
 	t.Cleanup(func() { s.kill() })
 	if err := s.start(); err != nil {
@@ -344,19 +360,23 @@ routes:
 	// per partition), small ones into the shared file, a group's offsets,
 	// the retained message and the persistent session.
 	for p := range int32(3) {
-		for range 6 {
-			produce("bulk", p, 20, 1024, true)
+		if p == 0 { // partition 0 only: the fixture stays small
+			for range 3 {
+				produce("bulk", p, 17, 1024, true)
+			}
 		}
 		produce("trickle", p, 15, 100, false)
 	}
+	committed := fixtureTransactions(t, s.Addr())
+	compacted := fixtureCompaction(t, s.Addr())
 	gcl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr()), kgo.ConsumerGroup(fixtureGroup), kgo.ConsumeTopics("bulk"), kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for got := 0; got < 100; {
+	for got := 0; got < 40; {
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		fs := gcl.PollRecords(pctx, 100-got)
+		fs := gcl.PollRecords(pctx, 40-got)
 		cancel()
 		if err := fs.Err0(); err != nil {
 			t.Fatal(err)
@@ -384,7 +404,9 @@ routes:
 	}
 	time.Sleep(11 * time.Second) // a recovery checkpoint (every 10 s)
 	for p := range int32(3) {
-		produce("bulk", p, 20, 1024, true)
+		if p == 0 {
+			produce("bulk", p, 17, 1024, true)
+		}
 		produce("bulk", p, 3, 100, false)
 		produce("trickle", p, 5, 100, false)
 	}
@@ -408,9 +430,140 @@ routes:
 	if len(got.Records) == 0 || len(got.Groups[fixtureGroup]) == 0 || len(got.Cursors["forward/"+fixtureRoute]) == 0 || len(got.KV["mqtt-inflight"]) == 0 || len(got.MQTT) != 2 {
 		t.Fatalf("the fixture lacks something it must hold: %+v", got)
 	}
+	if !slices.Equal(got.Committed[fixtureTxnTopic], committed) {
+		t.Fatalf("read_committed of the fixture reads %q, want the committed %q", got.Committed[fixtureTxnTopic], committed)
+	}
+	var cleaned []string
+	for _, r := range got.Records {
+		if strings.HasPrefix(r, fixtureCompacted+"/") {
+			cleaned = append(cleaned, r)
+		}
+	}
+	if !slices.Equal(cleaned, compacted) {
+		t.Fatalf("the fixture's compacted topic serves %q, want %q (as after the cleaner's pass)", cleaned, compacted)
+	}
 	b, _ := json.MarshalIndent(got, "", "  ")
 	if err := os.WriteFile(filepath.Join(fx, "expect.json"), append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s: %d records", fx, len(got.Records))
+}
+
+// fixtureTransactions writes transactions to fixtureTxnTopic with a
+// transactional producer: 2 records committed, 3 aborted, 1 committed.
+// It returns the committed values, in order.
+func fixtureTransactions(t *testing.T, addr string) []string {
+	t.Helper()
+	mustCLI(t, "", "topic", "create", fixtureTxnTopic, "--partitions", "1", "--brokers", addr)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("fixture-txn"), kgo.DefaultProduceTopic(fixtureTxnTopic),
+		kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var committed []string
+	for i, txn := range []struct {
+		values []string
+		end    kgo.TransactionEndTry
+	}{
+		{[]string{"committed-1", "committed-2"}, kgo.TryCommit},
+		{[]string{"aborted-1", "aborted-2", "aborted-3"}, kgo.TryAbort},
+		{[]string{"committed-3"}, kgo.TryCommit},
+	} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range txn.values {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint("t", i)), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, txn.end); err != nil {
+			t.Fatal(err)
+		}
+		if txn.end == kgo.TryCommit {
+			committed = append(committed, txn.values...)
+		}
+	}
+	return committed
+}
+
+// fixtureCompaction writes fixtureCompacted (cleanup.policy compact, 1 KiB
+// segments): 6 values for each of 5 keys, a tombstone, then filler that
+// seals their segments, and waits for the cleaner's passes (the history
+// and the tombstone removed). It returns the records served after them.
+func fixtureCompaction(t *testing.T, addr string) []string {
+	t.Helper()
+	mustCLI(t, "", "topic", "create", fixtureCompacted, "--partitions", "1", "--brokers", addr,
+		"--config", "cleanup.policy=compact", "--config", "segment.bytes=1024", "--config", "delete.retention.ms=1",
+		"--config", "min.cleanable.dirty.ratio=0.1")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(fixtureCompacted), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	put := func(k string, v []byte) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest := map[string]string{}
+	for r := range 6 {
+		for k := range 5 {
+			v := fmt.Sprintf("reading %d of c%d", r, k)
+			put(fmt.Sprint("c", k), []byte(v))
+			latest[fmt.Sprint("c", k)] = v
+		}
+	}
+	put("c1", nil) // a tombstone
+	delete(latest, "c1")
+	for i := range 12 {
+		v := fmt.Sprint("filler ", i)
+		put(fmt.Sprint("f", i), []byte(v))
+		latest[fmt.Sprint("f", i)] = v
+	}
+	const produced = 6*5 + 1 + 12
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var recs []string
+		tombstone := false
+		data, _ := rawFetch(t, addr, fixtureCompacted, 0, 0)
+		last := map[string]string{}
+		for len(data) > 0 {
+			h, err := batch.ParseHeader(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := batch.Records(data[:h.Size()])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				sum := sha256.Sum256(r.Value)
+				recs = append(recs, fmt.Sprintf("%s/0@%d %s %s", fixtureCompacted, r.Offset, r.Key, hex.EncodeToString(sum[:8])))
+				if r.Value == nil {
+					tombstone = true
+					delete(last, string(r.Key))
+				} else {
+					last[string(r.Key)] = string(r.Value)
+				}
+			}
+			data = data[h.Size():]
+		}
+		// Done once the tombstone is gone too (delete.retention.ms):
+		// nothing is left for a later pass to remove.
+		if len(recs) <= produced/2 && !tombstone {
+			if fmt.Sprint(last) != fmt.Sprint(latest) {
+				t.Fatalf("after the cleaner's pass the compacted topic reads %v last, want %v", last, latest)
+			}
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cleaner did not compact %s in 60 s: %d of %d records served", fixtureCompacted, len(recs), produced)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -18,7 +17,8 @@ func TestVersionPrintsFormats(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := out.String()
-	for _, want := range []string{"runnel " + version + " (go", fmt.Sprintf("data format %d:", rlog.DataFormat),
+	for _, want := range []string{"runnel " + version + " (go", "data format 2: opens 1 and 2, refuses newer; a data dir is at 2 once it holds transactions",
+		"transactional mark (<partition>/transactional)",
 		"recovery checkpoint (recovery-point)", "writes v3, reads v1-v3", "shared segment (~shared/*.slog)", "leader-epoch history"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("version output lacks %q:\n%s", want, got)
