@@ -21,12 +21,11 @@ func TestMain(m *testing.M) { os.Exit(sitetest.Main(m)) }
 
 // An acks=all acknowledgement means the record is on the other box: the
 // origin is killed (-9) right after each ack, and the record is read on
-// the survivor at the same offset with the same bytes.
+// the survivor at the same offset with the same bytes: 20 times in the
+// normal run, 500 under RUNNEL_SOAK=1 (make soak); RUNNEL_SOAK_ITERS sets
+// another count.
 func TestAcksAllSurvivesOriginKill9(t *testing.T) {
-	iters := 20
-	if s := os.Getenv("RUNNEL_SOAK_ITERS"); s != "" {
-		iters, _ = strconv.Atoi(s)
-	}
+	iters := kill9Iterations(t)
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", nil)
@@ -55,6 +54,21 @@ func TestAcksAllSurvivesOriginKill9(t *testing.T) {
 	if !rep.OK() {
 		t.Fatal(rep)
 	}
+}
+
+// kill9Iterations is the iteration count of TestAcksAllSurvivesOriginKill9.
+func kill9Iterations(t *testing.T) int {
+	if s := os.Getenv("RUNNEL_SOAK_ITERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("RUNNEL_SOAK_ITERS=%q: want a positive count", s)
+		}
+		return n
+	}
+	if os.Getenv("RUNNEL_SOAK") == "1" {
+		return 500
+	}
+	return 20
 }
 
 // With min.insync.replicas=2, a box cut off from its peer answers acks=all
