@@ -80,6 +80,34 @@ func TestCopyPartitionNotHeldLedByHolder(t *testing.T) {
 	if unheld == 0 {
 		t.Fatalf("every box holds every partition (%v): nothing checked", holder)
 	}
+	// runnel consume and runnel topic describe against n2.
+	var all []string
+	for _, vs := range want {
+		all = append(all, vs...)
+	}
+	slices.Sort(all)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	out, err := exec.CommandContext(ctx, sitetest.Binary(t), "consume", "n1.t", "--brokers", n2.KafkaAddr(), "--from-beginning", "--exit").Output()
+	cancel()
+	got := strings.Fields(string(out))
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, all) {
+		t.Errorf("runnel consume n1.t --brokers n2: %v, read %q, want %q", err, got, all)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 60*time.Second)
+	out, err = exec.CommandContext(ctx, sitetest.Binary(t), "topic", "describe", "n1.t", "--brokers", n2.KafkaAddr()).CombinedOutput()
+	cancel()
+	if err != nil {
+		t.Fatalf("runnel topic describe n1.t --brokers n2: %v\n%s", err, out)
+	}
+	for p := range int32(parts) {
+		h := member.BrokerID(holder[p].Name)
+		line := fmt.Sprintf(`(?m)^%d\s+%d\s+%d,%d\s+[\d,]*\b%d\b[\d,]*\s+0\s+5\s+5$`, p, h, b1, h, h)
+		if !regexp.MustCompile(line).Match(out) {
+			t.Errorf("runnel topic describe n1.t --brokers n2: partition %d not led by %s (%d) at 0-5 with replicas %d,%d:\n%s", p, holder[p].Name, h, b1, h, out)
+		}
+	}
+
 	// kcat -L (librdkafka) against n2.
 	n2unheld := int32(-1)
 	for p := range int32(parts) {
@@ -91,8 +119,8 @@ func TestCopyPartitionNotHeldLedByHolder(t *testing.T) {
 		t.Fatalf("n2 holds every partition: %v", holder)
 	}
 	kcatLine := regexp.MustCompile(`partition (\d+), leader (-?\d+), replicas: ([\d,]*), isrs: ([\d,]*)`)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	out, err := exec.CommandContext(ctx, "kcat", "-L", "-b", n2.KafkaAddr(), "-t", "n1.t", "-m", "10").CombinedOutput()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	out, err = exec.CommandContext(ctx, "kcat", "-L", "-b", n2.KafkaAddr(), "-t", "n1.t", "-m", "10").CombinedOutput()
 	cancel()
 	if err != nil {
 		t.Fatalf("kcat -L against n2: %v\n%s", err, out)
