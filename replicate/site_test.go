@@ -48,6 +48,9 @@ func TestAcksAllSurvivesOriginKill9(t *testing.T) {
 		if err != nil || got != value {
 			t.Fatalf("iteration %d: %s at offset %d on n2: %q, %v (want %q)", i, "n1.t", rec.Offset, got, err, value)
 		}
+		if (i+1)%50 == 0 {
+			t.Logf("%d of %d iterations: each acknowledged record read on n2 after kill -9", i+1, iters)
+		}
 		n1.Restart(t)
 	}
 	rep := c.CheckUntil(t, 30*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorOf(c)})
