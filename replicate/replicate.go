@@ -499,10 +499,11 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 }
 
 // lastAnnounced is the replica and in-sync sets of a copy partition
-// while its origin is away: the copies the origin last announced (see
-// copyBook), this node's own when it holds one; in sync are those of
-// them alive (they held everything acknowledged when the origin was last
-// heard from).
+// while its origin is away (or not read yet): the replicas are the origin,
+// the copies it last announced (see copyBook) and this node when it holds
+// one; in sync are the announced copies alive (they held everything
+// acknowledged when the origin was last heard from; failover trusts the
+// same list).
 func (r *Replicator) lastAnnounced(origin, origTopic, local string, partition int32, alive map[int32]bool) (replicas, isr []int32) {
 	originID := member.BrokerID(origin)
 	replicas = []int32{originID}
@@ -510,23 +511,20 @@ func (r *Replicator) lastAnnounced(origin, origTopic, local string, partition in
 	if alive[originID] {
 		isr = append(isr, originID)
 	}
-	var copies []int32
 	if names, ok := r.copies.get(forward.DutyKey{Origin: origin, Topic: origTopic, Partition: partition}); ok {
 		for _, n := range names {
-			copies = append(copies, member.BrokerID(n))
+			id := member.BrokerID(n)
+			if id == originID || slices.Contains(replicas, id) {
+				continue
+			}
+			replicas = append(replicas, id)
+			if alive[id] {
+				isr = append(isr, id)
+			}
 		}
 	}
-	if r.held.holds(local, partition) && !slices.Contains(copies, r.brokerID) {
-		copies = append(copies, r.brokerID)
-	}
-	for _, id := range copies {
-		if id == originID || slices.Contains(replicas, id) {
-			continue
-		}
-		replicas = append(replicas, id)
-		if alive[id] {
-			isr = append(isr, id)
-		}
+	if r.held.holds(local, partition) && !slices.Contains(replicas, r.brokerID) {
+		replicas = append(replicas, r.brokerID)
 	}
 	return replicas, isr
 }
