@@ -46,6 +46,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/meta"
 	"github.com/runnel/runnel/replicate/member"
+	"github.com/runnel/runnel/sync/forward"
 )
 
 // Options configures a Replicator. Log and Member are required.
@@ -459,7 +460,6 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 		return replicas, append([]int32{r.brokerID}, inSync...), []int32{}, true
 	}
 	alive := map[int32]bool{}
-	originID := member.BrokerID(info.Config.Origin)
 	for _, m := range r.peers() {
 		if m.State == member.Alive {
 			alive[m.BrokerID] = true
@@ -487,12 +487,7 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 		f.mu.Unlock()
 	}
 	if replicas == nil {
-		// The origin is away: what this node knows is its own copy.
-		replicas = []int32{originID, r.brokerID}
-		isr = []int32{}
-		if alive[originID] {
-			isr = []int32{originID}
-		}
+		replicas, isr = r.lastAnnounced(info.Config.Origin, origTopic, topic, partition, alive)
 	}
 	offline = []int32{}
 	for _, id := range replicas {
@@ -501,6 +496,62 @@ func (r *Replicator) Replicas(topic string, partition int32) (replicas, isr, off
 		}
 	}
 	return replicas, isr, offline, true
+}
+
+// lastAnnounced is the replica and in-sync sets of a copy partition
+// while its origin is away (or not read yet): the replicas are the origin,
+// the copies it last announced (see copyBook) and this node when it holds
+// one; in sync are the announced copies alive (they held everything
+// acknowledged when the origin was last heard from; failover trusts the
+// same list).
+func (r *Replicator) lastAnnounced(origin, origTopic, local string, partition int32, alive map[int32]bool) (replicas, isr []int32) {
+	originID := member.BrokerID(origin)
+	replicas = []int32{originID}
+	isr = []int32{}
+	if alive[originID] {
+		isr = append(isr, originID)
+	}
+	if names, ok := r.copies.get(forward.DutyKey{Origin: origin, Topic: origTopic, Partition: partition}); ok {
+		for _, n := range names {
+			id := member.BrokerID(n)
+			if id == originID || slices.Contains(replicas, id) {
+				continue
+			}
+			replicas = append(replicas, id)
+			if alive[id] {
+				isr = append(isr, id)
+			}
+		}
+	}
+	if r.held.holds(local, partition) && !slices.Contains(replicas, r.brokerID) {
+		replicas = append(replicas, r.brokerID)
+	}
+	return replicas, isr
+}
+
+// Leader implements the Kafka server's Cluster: this node serves every
+// partition it holds (its own, and the copies their origins placed
+// here); a partition of a copy it does not hold is served by the first
+// alive box of its in-sync set (see Replicas) other than the origin,
+// which holds the data under the topic's own name, not the copy's; -1
+// when there is none.
+func (r *Replicator) Leader(topic string, partition int32) (here bool, id int32, addr string) {
+	info, err := r.inner.Topic(topic)
+	if err != nil || info.Config.Origin == "" || r.held.holds(topic, partition) {
+		return true, r.brokerID, ""
+	}
+	_, isr, _, _ := r.Replicas(topic, partition)
+	originID := member.BrokerID(info.Config.Origin)
+	brokers := r.Brokers()
+	for _, id := range isr {
+		if id == r.brokerID || id == originID {
+			continue
+		}
+		if addr := brokers[id]; addr != "" {
+			return false, id, addr
+		}
+	}
+	return false, -1, ""
 }
 
 // Brokers implements Cluster: alive members' Kafka addresses.

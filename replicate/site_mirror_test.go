@@ -287,7 +287,7 @@ func fetchCode(t *testing.T, n *sitetest.Node, topic string, partition int32) in
 	req.Topics = append(req.Topics, ft)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0]) // n itself
 	if err != nil {
 		t.Fatalf("fetch %s/%d on %s: %v", topic, partition, n.Name, err)
 	}
@@ -313,7 +313,9 @@ func listOffsetsCode(t *testing.T, n *sitetest.Node, topic string, partition int
 	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
+	// n itself: the client would send it to the partition's leader,
+	// another box for a copy partition n does not hold.
+	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
 	if err != nil {
 		t.Fatalf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
 	}

@@ -7,7 +7,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +24,14 @@ func TestMain(m *testing.M) { os.Exit(sitetest.Main(m)) }
 
 // An acks=all acknowledgement means the record is on the other box: the
 // origin is killed (-9) right after each ack, and the record is read on
-// the survivor at the same offset with the same bytes.
+// the survivor at the same offset with the same bytes: 20 times in the
+// normal run, 500 under RUNNEL_SOAK=1 (make soak); RUNNEL_SOAK_ITERS sets
+// another count. The producer is franz-go in even iterations, kcat
+// (librdkafka) in odd ones, both with acks=all.
 func TestAcksAllSurvivesOriginKill9(t *testing.T) {
-	iters := 20
-	if s := os.Getenv("RUNNEL_SOAK_ITERS"); s != "" {
-		iters, _ = strconv.Atoi(s)
+	iters := kill9Iterations(t)
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatal("kcat missing (make test-deps installs it)")
 	}
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
@@ -33,21 +39,33 @@ func TestAcksAllSurvivesOriginKill9(t *testing.T) {
 	acks := &sitetest.Acks{}
 	for i := 0; i < iters; i++ {
 		waitInSync(t, n1, "t", 0, 2)
-		cl := n1.Client(t)
 		value := fmt.Sprintf("ack-%d", i)
-		rec := &kgo.Record{Topic: "t", Value: []byte(value)}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err := cl.ProduceSync(ctx, rec).FirstErr() // franz-go: acks=all
-		cancel()
+		var rec *kgo.Record
+		var cl *kgo.Client
+		var err error
+		if i%2 == 0 {
+			cl = n1.Client(t)
+			rec = &kgo.Record{Topic: "t", Value: []byte(value)}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err = cl.ProduceSync(ctx, rec).FirstErr() // franz-go: acks=all
+			cancel()
+		} else {
+			rec, err = produceKcat(n1, "t", value)
+		}
 		if err != nil {
 			t.Fatalf("iteration %d: produce: %v", i, err)
 		}
 		n1.Kill9(t)
-		cl.Close()
+		if cl != nil {
+			cl.Close()
+		}
 		acks.Add(n1, rec)
 		got, err := readAt(t, n2, "n1.t", rec.Offset)
 		if err != nil || got != value {
 			t.Fatalf("iteration %d: %s at offset %d on n2: %q, %v (want %q)", i, "n1.t", rec.Offset, got, err, value)
+		}
+		if (i+1)%50 == 0 {
+			t.Logf("%d of %d iterations: each acknowledged record read on n2 after kill -9", i+1, iters)
 		}
 		n1.Restart(t)
 	}
@@ -55,6 +73,45 @@ func TestAcksAllSurvivesOriginKill9(t *testing.T) {
 	if !rep.OK() {
 		t.Fatal(rep)
 	}
+}
+
+// kcatDelivered is kcat's delivery report line (-vv).
+var kcatDelivered = regexp.MustCompile(`Message delivered to partition 0 \(offset (\d+)\)`)
+
+// produceKcat produces value to partition 0 of topic on n with kcat
+// (librdkafka), acks=all, and returns the record at the offset its
+// delivery report names.
+func produceKcat(n *sitetest.Node, topic, value string) (*kgo.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kcat", "-P", "-b", n.KafkaAddr(), "-t", topic, "-p", "0",
+		"-X", "acks=all", "-X", "message.timeout.ms=20000", "-vv")
+	cmd.Stdin = strings.NewReader(value + "\n")
+	out, err := cmd.CombinedOutput()
+	m := kcatDelivered.FindSubmatch(out)
+	if err != nil || m == nil {
+		return nil, fmt.Errorf("kcat -P acks=all: %v: %s", err, out)
+	}
+	off, err := strconv.ParseInt(string(m[1]), 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: topic, Partition: 0, Offset: off, Value: []byte(value)}, nil
+}
+
+// kill9Iterations is the iteration count of TestAcksAllSurvivesOriginKill9.
+func kill9Iterations(t *testing.T) int {
+	if s := os.Getenv("RUNNEL_SOAK_ITERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("RUNNEL_SOAK_ITERS=%q: want a positive count", s)
+		}
+		return n
+	}
+	if os.Getenv("RUNNEL_SOAK") == "1" {
+		return 500
+	}
+	return 20
 }
 
 // With min.insync.replicas=2, a box cut off from its peer answers acks=all

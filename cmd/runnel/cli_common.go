@@ -195,6 +195,8 @@ type topicMeta struct {
 	id         [16]byte // topic ID (zero from servers without IDs)
 	partitions []int32  // sorted
 	leaders    map[int32]int32
+	replicas   map[int32][]int32 // replica set, the origin first on a site
+	isr        map[int32][]int32 // in-sync set
 	internal   bool
 }
 
@@ -227,10 +229,12 @@ func fetchMetadata(ctx context.Context, cl *kgo.Client, topics []string) ([]topi
 			errs[name] = err
 			continue
 		}
-		tm := topicMeta{name: name, id: t.TopicID, leaders: map[int32]int32{}, internal: t.IsInternal}
+		tm := topicMeta{name: name, id: t.TopicID, leaders: map[int32]int32{}, replicas: map[int32][]int32{}, isr: map[int32][]int32{}, internal: t.IsInternal}
 		for _, p := range t.Partitions {
 			tm.partitions = append(tm.partitions, p.Partition)
 			tm.leaders[p.Partition] = p.Leader
+			tm.replicas[p.Partition] = p.Replicas
+			tm.isr[p.Partition] = p.ISR
 		}
 		slices.Sort(tm.partitions)
 		out = append(out, tm)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -232,14 +233,23 @@ func runTopicDescribe(ctx context.Context, args []string, stdout, stderr io.Writ
 	tm := tms[0]
 	fmt.Fprintf(stdout, "Topic: %s\nPartitions: %d\n\n", tm.name, len(tm.partitions))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tSTART\tEND\tRECORDS")
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tISR\tSTART\tEND\tRECORDS")
 	for _, p := range tm.partitions {
 		po := offs[tm.name][p]
+		leader := "none"
+		if l := tm.leaders[p]; l >= 0 {
+			leader = strconv.Itoa(int(l))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t", p, leader, brokerList(tm.replicas[p]), brokerList(tm.isr[p]))
 		if po == nil || po.err != nil {
-			fmt.Fprintf(tw, "%d\t%d\t?\t?\t%v\n", p, tm.leaders[p], po.err)
+			var err error
+			if po != nil {
+				err = po.err
+			}
+			fmt.Fprintf(tw, "?\t?\t%v\n", err)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", p, tm.leaders[p], po.start, po.end, po.end-po.start)
+		fmt.Fprintf(tw, "%d\t%d\t%d\n", po.start, po.end, po.end-po.start)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nConfigs:")
@@ -251,6 +261,18 @@ func runTopicDescribe(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "  %s\n", kv)
 	}
 	return exitOK
+}
+
+// brokerList formats broker ids as kafka-topics does: "1,2", "-" for none.
+func brokerList(ids []int32) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(int(id))
+	}
+	return strings.Join(parts, ",")
 }
 
 // describeTopicConfigs returns "key=value" lines (sorted) for topic, marking

@@ -18,6 +18,7 @@ const (
 	codeCorruptMessage            int16 = 2
 	codeInvalidRecord             int16 = 87
 	codeUnknownTopicOrPartition   int16 = 3
+	codeLeaderNotAvailable        int16 = 5
 	codeNotLeaderForPartition     int16 = 6
 	codeMessageTooLarge           int16 = 10
 	codeCoordinatorLoadInProgress int16 = 14

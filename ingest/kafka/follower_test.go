@@ -16,6 +16,7 @@ func (c siteCluster) Replicas(string, int32) ([]int32, []int32, []int32, bool) {
 	return []int32{1, 2}, []int32{1, 2}, []int32{}, true
 }
 func (c siteCluster) Brokers() map[int32]string                   { return map[int32]string{} }
+func (c siteCluster) Leader(string, int32) (bool, int32, string)  { return true, 0, "" }
 func (c siteCluster) FollowerFetched(int32, string, int32, int64) {}
 func (c siteCluster) FollowerLog() log.Log                        { return c.follower }
 

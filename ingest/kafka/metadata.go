@@ -3,6 +3,7 @@ package kafka
 import (
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -10,9 +11,19 @@ import (
 	"github.com/runnel/runnel/log"
 )
 
-// metadata answers Metadata with this one broker as every partition's
-// leader and only replica. Unknown topics are created when the client allows
+// metadata answers Metadata with this broker as the leader of every
+// partition it holds. Unknown topics are created when the client allows
 // it (v4+: AllowAutoTopicCreation; before: always) and AutoCreateTopics.
+//
+// On a site (Cluster set), a partition of another node's data that this
+// node holds no copy of is led by a box that holds it: a request that
+// names copies only (topics with an origin) gets that box as the leader,
+// and its broker entry, so an unmodified client reads the partition
+// there. Any other request (all topics, or one naming this node's own
+// topics) never names another box: each box's unprefixed topics are its
+// own, and a client that learned of a peer would ask it about them; there
+// such a partition answers LEADER_NOT_AVAILABLE, as it does when no alive
+// box holds it.
 func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	s := c.s
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -25,12 +36,14 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, info := range s.log.Topics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(info))
+			resp.Topics = append(resp.Topics, s.metadataTopic(info, nil))
 		}
 		return resp
 	}
 	create := s.opts.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	var byID map[[16]byte]string
+	var infos []log.TopicInfo
+	copiesOnly := true
 	for _, t := range req.Topics {
 		var name string
 		if t.Topic != nil {
@@ -48,6 +61,7 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 				rt.TopicID = t.TopicID
 				rt.ErrorCode = codeUnknownTopicID
 				resp.Topics = append(resp.Topics, rt)
+				copiesOnly = false
 				continue
 			}
 		}
@@ -64,14 +78,40 @@ func (c *conn) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 			rt.Topic = &name
 			rt.ErrorCode = codeOf(err)
 			resp.Topics = append(resp.Topics, rt)
+			copiesOnly = false
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(info))
+		copiesOnly = copiesOnly && info.Config.Origin != ""
+		infos = append(infos, info)
+	}
+	var peers map[int32]string
+	if copiesOnly && s.opts.Cluster != nil {
+		peers = map[int32]string{}
+	}
+	for _, info := range infos {
+		resp.Topics = append(resp.Topics, s.metadataTopic(info, peers))
+	}
+	ids := make([]int32, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if host, port, err := splitHostPort(peers[id]); err == nil {
+			pb := kmsg.NewMetadataResponseBroker()
+			pb.NodeID, pb.Host, pb.Port = id, host, port
+			resp.Brokers = append(resp.Brokers, pb)
+		}
 	}
 	return resp
 }
 
-func (s *Server) metadataTopic(info log.TopicInfo) kmsg.MetadataResponseTopic {
+// metadataTopic describes info's partitions. A partition of a copy this
+// node does not hold is led by the box Cluster.Leader names when peers is
+// non-nil (that box is added to peers: id → Kafka host:port), else it
+// answers LEADER_NOT_AVAILABLE (retriable), its replicas and in-sync set
+// listed all the same.
+func (s *Server) metadataTopic(info log.TopicInfo, peers map[int32]string) kmsg.MetadataResponseTopic {
 	rt := kmsg.NewMetadataResponseTopic()
 	name := info.Name
 	rt.Topic = &name
@@ -86,11 +126,19 @@ func (s *Server) metadataTopic(info log.TopicInfo) kmsg.MetadataResponseTopic {
 		rp.ISR = []int32{s.opts.NodeID}
 		rp.OfflineReplicas = []int32{}
 		if s.opts.Cluster != nil {
-			// The leader is this node: it serves reads of every
-			// partition it lists (a mirror's too); the replica set
-			// names the origin first.
+			// The replica set names the origin first.
 			if reps, isr, off, ok := s.opts.Cluster.Replicas(name, p.Partition); ok {
 				rp.Replicas, rp.ISR, rp.OfflineReplicas = reps, isr, off
+			}
+			if here, id, addr := s.opts.Cluster.Leader(name, p.Partition); !here {
+				_, _, err := splitHostPort(addr)
+				if id >= 0 && err == nil && peers != nil {
+					rp.Leader = id
+					peers[id] = addr
+				} else {
+					rp.Leader = -1
+					rp.ErrorCode = codeLeaderNotAvailable
+				}
 			}
 		}
 		rt.Partitions[i] = rp

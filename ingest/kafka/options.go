@@ -41,6 +41,11 @@ type Cluster interface {
 	// Brokers lists the site's alive brokers (this one included): id →
 	// Kafka host:port, for DescribeCluster.
 	Brokers() map[int32]string
+	// Leader says who serves reads of a partition: here=true for every
+	// partition this node holds; for a partition of another node's data
+	// it holds no copy of, an alive broker that holds one in sync (id,
+	// Kafka host:port), or id -1 when no alive broker does.
+	Leader(topic string, partition int32) (here bool, id int32, addr string)
 	// FollowerFetched records that broker replica fetched partition from
 	// offset (everything before it is durable on that copy).
 	FollowerFetched(replica int32, topic string, partition int32, offset int64)
