@@ -122,8 +122,22 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
+# replicate (site scenarios in network namespaces, one after another,
+# mostly waiting on gossip and failure-detection timers: about 725 s) is
+# the longest package and cmd/runnel (about 460 s) the next; the other 25
+# sum to about 450 s. go test starts test binaries in the order packages
+# are named, -p at a time (default: the number of cores, 2): in go list's
+# order replicate waited about 300 s for a slot and unit took 1049 s. Named
+# first, with a third slot for the rest, unit takes as long as replicate:
+# 726 s with -p 4 (2026-12-06, load 2-6 from other jobs against 2-12 in
+# the first run; the packages' times summed to 1657 s and 1639 s). Every
+# test passed; the site tests' times did not change, the busiest log and
+# cmd/runnel tests took up to 3x longer. -p 3 keeps replicate, cmd/runnel
+# and one other binary at a time.
+UNIT_FIRST := ./replicate/ ./cmd/runnel/
+UNIT_P ?= 3
 unit:
-	$(GO) test -count=1 -timeout 1500s ./...
+	$(GO) test -p $(UNIT_P) -count=1 -timeout 1500s $(UNIT_FIRST) ./...
 
 race:
 	$(GO) test -race -short -count=1 -timeout 600s $(RACE_PKGS)
@@ -151,7 +165,7 @@ test-go-msgpack:
 # Short fuzz runs of every fuzz target (their seed corpora also run in `unit`).
 # The targets are read from the test files go list names for this build
 # (build tags applied), not from go test -list, which links a test binary
-# for each of the 27 packages first (about 60-90 s on a loaded box).
+# for each of the 27 packages first (12 s with a warm build cache).
 # A failure that found an input (written to the package's testdata/fuzz) is
 # a bug and fails at once; a failure of the fuzzing engine itself with no
 # input (a worker lost on a loaded box) is shown and retried once.
@@ -194,10 +208,19 @@ soak: test-deps
 # in `make unit`, each of the five tests runs FAILOVER_RUNS+1 times, 20
 # scenario runs by default; each takes 30-40 s on a 2-core box (the 15
 # runs of this target: 558 s on one shared with other jobs).
+# FAILOVER_JOBS runs that many of the FAILOVER_RUNS rounds at once, each
+# its own test process with its own site and broker (sitetest picks each
+# cluster's subnet under a file lock; the brokers take free ports).
 FAILOVER_RUNS ?= 3
+FAILOVER_JOBS ?= 1
 .PHONY: failover-runs
 failover-runs: test-deps
-	$(GO) test -count=$(FAILOVER_RUNS) -timeout 1500s -run '^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)$$' ./replicate/
+	@$(GO) test -c -o /dev/null ./replicate/
+	@logs=$$(mktemp -d); trap 'rm -rf $$logs' EXIT; \
+	seq $(FAILOVER_RUNS) | xargs -P $(FAILOVER_JOBS) -I{} sh -c \
+		'if $(GO) test -count=1 -timeout 1500s -run "^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)\$$" ./replicate/ >'$$logs'/{} 2>&1; \
+		then echo "failover-runs round {}: $$(tail -1 '$$logs'/{})"; \
+		else cat '$$logs'/{}; echo "failover-runs round {} failed"; exit 255; fi'
 
 # The bounded version of make soak, part of make test (about two minutes):
 # TestSoak with 150,000 records and the upstream killed every 1-5 s, and
