@@ -172,6 +172,11 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	appendW := rlog.NewWaiter()
 	var appended <-chan struct{}
 	seen := l.Stats().AppendedBatches
+	if sleepIdle && logTrouble(l, stuckAfter) == "" {
+		t.Stop()
+		aw.WatchAppends(appendW, seen)
+		appended = appendW.C()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
