@@ -118,6 +118,16 @@ type Log interface {
 	Close() error
 }
 
+// AppendWatcher is an optional capability of a Log, found by type
+// assertion: a loop with work only while appends come (a health check)
+// sleeps without a timer between them.
+type AppendWatcher interface {
+	// WatchAppends registers w to be signalled once Stats().AppendedBatches
+	// is past after, at once when it already is. A registration fires
+	// once; w.Reset drops it.
+	WatchAppends(w *Waiter, after uint64)
+}
+
 // AllAppender is an optional capability of a Log, found by type assertion:
 // appends acknowledged like Kafka acks=-1, once every in-sync copy on the
 // site holds the batch (replicate/ wraps the log to provide it).

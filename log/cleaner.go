@@ -52,11 +52,23 @@ const cleanedSuffix = ".cleaned.tmp"
 // errCleanAborted: the pass gave up without changing anything.
 var errCleanAborted = errors.New("log: cleaning pass aborted")
 
-// cleanerLoop runs passes until Close.
+// cleanerLoop runs passes until Close. While no topic is compacted it
+// has no timer (an idle box takes no wakeup for it): creating a topic or
+// changing a topic's config wakes it (kickCleaner).
 func (l *logImpl) cleanerLoop() {
 	t := time.NewTicker(l.opts.CleanerInterval)
 	defer t.Stop()
 	for {
+		if !l.anyCompacted() {
+			t.Stop()
+			select {
+			case <-l.quit:
+				return
+			case <-l.cleanKick:
+			}
+			t.Reset(l.opts.CleanerInterval)
+			continue
+		}
 		select {
 		case <-l.quit:
 			return
@@ -79,6 +91,25 @@ func (l *logImpl) cleanerLoop() {
 				}
 			}
 		}
+	}
+}
+
+// anyCompacted reports whether a topic is compacted.
+func (l *logImpl) anyCompacted() bool {
+	for _, tp := range l.topicList() {
+		if tp.config().Compacted() {
+			return true
+		}
+	}
+	return false
+}
+
+// kickCleaner tells cleanerLoop that a topic was created or its config
+// changed (it may be compacted now).
+func (l *logImpl) kickCleaner() {
+	select {
+	case l.cleanKick <- struct{}{}:
+	default:
 	}
 }
 

@@ -699,8 +699,9 @@
 // not cleaned) and segments with journal records wait for the journal's
 // next checkpoint.
 //
-// One cleaner goroutine, every Options.CleanerInterval, runs a pass over
-// each compacted partition whose dirty share (bytes of segments past the
+// One cleaner goroutine, every Options.CleanerInterval while a topic is
+// compacted (without one it has no timer until a topic is created or its
+// config changed), runs a pass over each compacted partition whose dirty share (bytes of segments past the
 // last pass's end, over all bytes; everything after an open) reached
 // MinCleanableRatio, or whose last pass is older than DeleteRetention:
 //

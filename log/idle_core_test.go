@@ -63,3 +63,69 @@ func TestIdleLogSleeps(t *testing.T) {
 	}
 	waitFor(t, func() bool { return reads.Load() > r0 })
 }
+
+// WatchAppends signals at the next append after the value given, at once
+// when one came already, and not while none comes.
+func TestWatchAppends(t *testing.T) {
+	l := testOpen(t, t.TempDir(), nil)
+	defer l.Close()
+	if err := l.CreateTopic("t", TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	aw, ok := l.(AppendWatcher)
+	if !ok {
+		t.Fatal("the log is not an AppendWatcher")
+	}
+	w := NewWaiter()
+	seen := l.Stats().AppendedBatches
+	aw.WatchAppends(w, seen)
+	select {
+	case <-w.C():
+		t.Fatal("signalled without an append")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := l.Append(context.Background(), "t", 0, mkBatch(1, "x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.C():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no signal after an append")
+	}
+	w.Reset()
+	aw.WatchAppends(w, seen) // an append came after seen already
+	select {
+	case <-w.C():
+	default:
+		t.Fatal("no signal for an append before the registration")
+	}
+}
+
+// Without a compacted topic the cleaner has no timer; a topic turned
+// compacted by SetTopicConfig wakes it, and its dirty partition is
+// cleaned within a few intervals.
+func TestCleanerWakesWhenTopicTurnsCompacted(t *testing.T) {
+	dir := t.TempDir()
+	o := compactOpts(dir, nil)
+	o.CleanerInterval = 20 * time.Millisecond
+	l, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := compactTopic
+	cfg.Cleanup = CleanupDelete
+	if err := l.CreateTopic("c", cfg); err != nil {
+		t.Fatal(err)
+	}
+	w := compactWorkload{keys: 20, n: 600, seed: 1, ts: time.Now().UnixMilli()}
+	w.run(t, l)
+	time.Sleep(100 * time.Millisecond)
+	if st := l.Stats().Cleaner; st.Passes != 0 {
+		t.Fatalf("cleaner passes over a topic that is not compacted: %+v", st)
+	}
+	if err := l.SetTopicConfig("c", compactTopic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return l.Stats().Cleaner.Passes > 0 })
+}

@@ -68,6 +68,7 @@ type logImpl struct {
 	closeOnce sync.Once
 	closeErr  error
 	ckptKick  chan struct{}  // one-slot: write a checkpoint soon
+	cleanKick chan struct{}  // one-slot: a topic may have turned compacted
 	quit      chan struct{}  // closed by Close to stop background goroutines
 	wg        sync.WaitGroup // background goroutines
 }
@@ -90,6 +91,7 @@ func Open(opts *Options) (Log, error) {
 		holds:       map[string]bool{},
 		quit:        make(chan struct{}),
 		ckptKick:    make(chan struct{}, 1),
+		cleanKick:   make(chan struct{}, 1),
 	}
 	if err := mkdirAllSynced(l.fs, o.Dir); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", o.Dir, err)

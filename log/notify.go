@@ -227,6 +227,14 @@ func (l *logImpl) notifyMoved(plans []*commitPlan) {
 	}
 }
 
+// WatchAppends implements AppendWatcher.
+func (l *logImpl) WatchAppends(w *Waiter, after uint64) {
+	l.appends.Add(w, int64(after), int64(after))
+	if l.stats.appendedBatches.Load() > after {
+		w.Signal() // an append between the caller's read and the registration
+	}
+}
+
 // sleepUntilAppend waits for an append after seen (a value of
 // stats.appendedBatches), for at most d (0: no limit); false when the log
 // closes. Background loops with work only while appends come sleep here.

@@ -141,6 +141,7 @@ func (l *logImpl) CreateTopic(name string, cfg TopicConfig) error {
 	}
 	l.topics[name] = t
 	l.topicsChanged()
+	l.kickCleaner()
 	l.logger.Info("log: topic created", "topic", name, "partitions", t.cfg.Partitions)
 	return nil
 }
@@ -263,6 +264,7 @@ func (l *logImpl) SetTopicConfig(name string, cfg TopicConfig) error {
 	}
 	t.user = cfg
 	t.cfg = fillConfig(cfg, l.opts.Defaults)
+	l.kickCleaner()
 	return nil
 }
 

@@ -161,12 +161,32 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	// Without systemd ($NOTIFY_SOCKET unset: no STATUS= to keep, no
+	// watchdog) the check only logs trouble, and trouble needs writes: a
+	// stuck commit runs for an append, and a partition turns read-only
+	// when a write or fsync fails (the log logs that itself). So while the
+	// log takes no append and no commit runs, the check sleeps without a
+	// timer until the next append: an idle box takes no wakeup for it.
+	aw, _ := l.(rlog.AppendWatcher)
+	sleepIdle := wd <= 0 && os.Getenv("NOTIFY_SOCKET") == "" && aw != nil
+	appendW := rlog.NewWaiter()
+	var appended <-chan struct{}
+	seen := l.Stats().AppendedBatches
+	if sleepIdle && logTrouble(l, stuckAfter) == "" {
+		t.Stop()
+		aw.WatchAppends(appendW, seen)
+		appended = appendW.C()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	lastTrouble := ""
 	for {
 		select {
+		case <-appended:
+			appended = nil
+			seen = l.Stats().AppendedBatches
+			t.Reset(iv)
 		case <-hup:
 			w.reloadTLS()
 			w.reloadUsers()
@@ -200,6 +220,16 @@ func serve(ctx context.Context, cfg *serveConfig, logger *slog.Logger) (err erro
 			lastTrouble = trouble
 			if trouble == "" && wd > 0 {
 				sdNotify("WATCHDOG=1")
+			}
+			if sleepIdle && trouble == "" {
+				st := l.Stats()
+				if st.AppendedBatches == seen && st.CommitRunning == 0 {
+					t.Stop()
+					appendW.Reset()
+					aw.WatchAppends(appendW, seen)
+					appended = appendW.C()
+				}
+				seen = st.AppendedBatches
 			}
 		}
 	}

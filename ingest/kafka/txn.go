@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -54,8 +55,8 @@ const (
 	txnBucket = "kafka-txn"
 	// maxTxnTimeout is Kafka's transaction.max.timeout.ms default.
 	maxTxnTimeout = 15 * time.Minute
-	// txnTick is how often timeouts are checked and unfinished ends
-	// retried.
+	// txnTick is how soon an unfinished end is retried (and an id busy
+	// during a sweep looked at again).
 	txnTick = time.Second
 	// txnIDExpiry: a transactional id without a transaction and unused
 	// this long is forgotten (Kafka's transactional.id.expiration.ms
@@ -124,10 +125,17 @@ type txnCoordinator struct {
 	// mu guards ids (the map, not the states).
 	mu  sync.Mutex
 	ids map[string]*txnState
+
+	// kick wakes run early; armed is the unix ms run sleeps until
+	// (MaxInt64: no timer, MinInt64: sweeping); changed is set by every
+	// stored change (see run and noteDue).
+	kick    chan struct{}
+	armed   atomic.Int64
+	changed atomic.Bool
 }
 
 func openTxnCoordinator(s *Server, store *meta.Store) (*txnCoordinator, error) {
-	t := &txnCoordinator{s: s, store: store, ids: map[string]*txnState{}}
+	t := &txnCoordinator{s: s, store: store, ids: map[string]*txnState{}, kick: make(chan struct{}, 1)}
 	if store == nil {
 		return t, nil
 	}
@@ -146,24 +154,78 @@ func openTxnCoordinator(s *Server, store *meta.Store) (*txnCoordinator, error) {
 }
 
 // run completes unfinished ends and aborts timed-out transactions until
-// the server closes.
+// the server closes. It sleeps until the earliest of those is due (a
+// transaction's timeout, an end to retry, an id's expiry) and sleeps
+// without a timer while no transactional id exists, so an idle server
+// takes no wakeup for it; a stored change due earlier than the armed
+// time wakes it (noteDue).
 func (t *txnCoordinator) run(closing <-chan struct{}) {
-	tick := time.NewTicker(txnTick)
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
-		t.sweep()
+		t.armed.Store(math.MinInt64) // sweeping: changes are seen by changed
+		t.changed.Store(false)
+		next := t.sweep()
+		t.armed.Store(next)
+		if t.changed.Load() {
+			// A change during the sweep, after the sweep may have
+			// looked at its id: look again a tick later.
+			if soon := time.Now().UnixMilli() + txnTick.Milliseconds(); soon < next {
+				next = soon
+				t.armed.Store(next)
+			}
+		}
+		var fire <-chan time.Time
+		if next != math.MaxInt64 {
+			timer.Reset(time.Duration(next-time.Now().UnixMilli()) * time.Millisecond)
+			fire = timer.C
+		}
 		select {
 		case <-closing:
 			return
-		case <-tick.C:
+		case <-fire:
+		case <-t.kick:
+			timer.Stop()
 		}
 	}
 }
 
+// noteDue wakes run when st's stored state is due before the time run
+// sleeps until. Called after every stored change (persistLocked).
+func (t *txnCoordinator) noteDue(st *txnState) {
+	t.changed.Store(true)
+	due := txnDueMs(&st.rec, time.Now().UnixMilli())
+	if due != math.MaxInt64 && due < t.armed.Load() {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// txnDueMs is when the sweep must next look at r (unix ms; MaxInt64:
+// never): an end to complete a tick from now, an open transaction at its
+// timeout, an id without a transaction at its expiry.
+func txnDueMs(r *txnRecord, now int64) int64 {
+	switch {
+	case r.State == txnPrepareCommit || r.State == txnPrepareAbort:
+		return now + txnTick.Milliseconds()
+	case r.State == txnOngoing:
+		return r.StartMs + int64(r.TimeoutMs) + 1
+	case r.UpdatedMs > 0:
+		return r.UpdatedMs + txnIDExpiry.Milliseconds() + 1
+	}
+	return math.MaxInt64
+}
+
 // sweep drives every transaction that needs the coordinator: ends that
 // did not complete (a failed marker write, a restart) and open ones past
-// their timeout (aborted with the epoch bumped, which fences the producer).
-func (t *txnCoordinator) sweep() {
+// their timeout (aborted with the epoch bumped, which fences the
+// producer). It returns when the next of them is due (unix ms; MaxInt64:
+// none); one it could not finish (an I/O error) or an id busy with an
+// operation is due again a tick later.
+func (t *txnCoordinator) sweep() int64 {
 	t.mu.Lock()
 	all := make([]*txnState, 0, len(t.ids))
 	for _, st := range t.ids {
@@ -171,9 +233,12 @@ func (t *txnCoordinator) sweep() {
 	}
 	t.mu.Unlock()
 	now := time.Now().UnixMilli()
+	retry := now + txnTick.Milliseconds()
+	next := int64(math.MaxInt64)
 	for _, st := range all {
 		if !st.mu.TryLock() {
-			continue // busy: its operation completes it
+			next = min(next, retry) // busy: its operation completes it
+			continue
 		}
 		r := &st.rec
 		switch {
@@ -190,8 +255,14 @@ func (t *txnCoordinator) sweep() {
 				t.s.logger.Warn("kafka: abort of timed-out transaction not complete; retrying", "transactional_id", st.id, "err", err)
 			}
 		}
+		due := txnDueMs(r, now)
+		if due <= now {
+			due = retry // a timed-out transaction whose abort failed
+		}
+		next = min(next, due)
 		st.mu.Unlock()
 	}
+	return next
 }
 
 // expireLocked forgets an idle transactional id (its producer id is not
@@ -245,7 +316,9 @@ func (t *txnCoordinator) get(id string, create bool) *txnState {
 }
 
 // persistLocked writes st durably (bbolt syncs its commit).
+// The sweep is told of the change (noteDue), stored or not.
 func (t *txnCoordinator) persistLocked(st *txnState) error {
+	defer t.noteDue(st)
 	if t.store == nil {
 		return nil
 	}
