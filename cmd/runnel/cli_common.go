@@ -286,7 +286,21 @@ func listOffsets(ctx context.Context, cl *kgo.Client, tms []topicMeta) (map[stri
 		shards := cl.RequestSharded(ctx, req)
 		for _, sh := range shards {
 			if sh.Err != nil {
-				return nil, fmt.Errorf("list offsets: %w", sh.Err)
+				// A shard the client could not send (no leader for its
+				// partitions: a site copy no alive box holds, an election)
+				// fails those partitions only; the rest are still shown.
+				req, ok := sh.Req.(*kmsg.ListOffsetsRequest)
+				if !ok || sh.Req == nil {
+					return nil, fmt.Errorf("list offsets: %w", sh.Err)
+				}
+				for _, t := range req.Topics {
+					for _, p := range t.Partitions {
+						if po := out[t.Topic][p.Partition]; po != nil && po.err == nil {
+							po.err = sh.Err
+						}
+					}
+				}
+				continue
 			}
 			resp := sh.Resp.(*kmsg.ListOffsetsResponse)
 			for _, t := range resp.Topics {
