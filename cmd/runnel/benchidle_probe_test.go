@@ -11,12 +11,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,24 +26,8 @@ func TestBenchProbeIdle(t *testing.T) {
 	}
 	window := time.Duration(envInt("RUNNEL_BENCH_IDLE_SECONDS", 60)) * time.Second
 	settle := time.Duration(envInt("RUNNEL_BENCH_IDLE_SETTLE_SECONDS", 10)) * time.Second
-	mosqBin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(mosqBin); err != nil {
-		t.Fatalf("mosquitto broker not installed (%s): apt-get update && apt-get install -y mosquitto", mosqBin)
-	}
 	dir := t.TempDir()
-	maddr := freeAddr(t)
-	_, mport, _ := net.SplitHostPort(maddr)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte("listener "+mport+" 127.0.0.1\nallow_anonymous true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mq := exec.Command(mosqBin, "-c", conf)
-	mq.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := mq.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mq.Process.Kill(); mq.Wait() })
-	waitTCP(t, maddr)
+	maddr := startMosquitto(t) // the MQTT route's upstream
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
