@@ -73,6 +73,40 @@ func faultBinary(t *testing.T) string {
 	return bin
 }
 
+// faultServe starts bin (a faultinject build) as `runnel serve` on a data
+// dir under dir with the environment env, one partition per topic, and
+// its output in dir/server.log (shown when the test fails). exited is
+// closed once the process has exited; the cleanup continues a stopped
+// process and kills it.
+func faultServe(t *testing.T, bin, dir string, env []string, kafkaAddr, mqttAddr, httpAddr string) (cmd *exec.Cmd, exited <-chan struct{}, logPath string) {
+	t.Helper()
+	cmd = exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
+		"--kafka-addr", kafkaAddr, "--mqtt-addr", mqttAddr, "--http-addr", httpAddr, "--default-partitions", "1")
+	cmd.Env = env
+	logPath = filepath.Join(dir, "server.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("server log:\n%s", tail(string(b), 3000))
+		}
+	})
+	return cmd, done, logPath
+}
+
 // nextMsg waits for a message with a line starting with prefix, returning
 // the messages that came before it.
 func nextMsg(t *testing.T, ch <-chan notifyMsg, prefix string, d time.Duration) (notifyMsg, []notifyMsg) {
@@ -128,29 +162,8 @@ func TestSystemdNotify(t *testing.T) {
 	dir := t.TempDir()
 	trigger, hang := filepath.Join(dir, "fail-fsync"), filepath.Join(dir, "hang-fsync")
 	kafkaAddr, mqttAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--kafka-addr", kafkaAddr, "--mqtt-addr", mqttAddr, "--http-addr", httpAddr, "--default-partitions", "1")
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()), "RUNNEL_FAULT_SYNC_FILE="+trigger, "RUNNEL_FAULT_HANG_SYNC_FILE="+hang)
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("server log:\n%s", tail(string(b), 3000))
-		}
-	})
+	env := append(os.Environ(), "NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", watchdog.Microseconds()), "RUNNEL_FAULT_SYNC_FILE="+trigger, "RUNNEL_FAULT_HANG_SYNC_FILE="+hang)
+	cmd, exited, _ := faultServe(t, bin, dir, env, kafkaAddr, mqttAddr, httpAddr)
 
 	// READY=1: the log is open and every listener accepts at that moment.
 	ready, before := nextMsg(t, ch, "READY=1", 30*time.Second)
@@ -260,7 +273,6 @@ func TestSystemdNotify(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit within 30 s of SIGTERM")
 	}
-	exited <- nil // for the cleanup
 }
 
 // TestStuckCommitLoggedWithoutSystemd: without systemd ($NOTIFY_SOCKET
@@ -275,36 +287,14 @@ func TestStuckCommitLoggedWithoutSystemd(t *testing.T) {
 	dir := t.TempDir()
 	hang := filepath.Join(dir, "hang-fsync")
 	kafkaAddr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(dir, "data"),
-		"--kafka-addr", kafkaAddr, "--mqtt-addr", freeAddr(t), "--http-addr", freeAddr(t), "--default-partitions", "1")
 	env := []string{"RUNNEL_FAULT_HANG_SYNC_FILE=" + hang}
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "NOTIFY_SOCKET=") && !strings.HasPrefix(e, "WATCHDOG_USEC=") {
 			env = append(env, e)
 		}
 	}
-	cmd.Env = env
-	logPath := filepath.Join(dir, "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		os.Remove(hang)
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("server log:\n%s", tail(string(b), 3000))
-		}
-	})
+	_, exited, logPath := faultServe(t, bin, dir, env, kafkaAddr, freeAddr(t), freeAddr(t))
+	t.Cleanup(func() { os.Remove(hang) }) // runs before faultServe's: the fsyncs return
 	if err := waitKafkaReady(kafkaAddr, exited, 30*time.Second, clientSecurity{}); err != nil {
 		t.Fatal(err)
 	}
