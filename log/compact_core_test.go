@@ -382,14 +382,8 @@ func TestCompactCrashAtEveryOperation(t *testing.T) {
 		t.Cleanup(func() { os.RemoveAll(d) })
 	}
 	mem := errorfs.NewMem(1)
-	if err := mem.MkdirAll(dir, 0o755); err != nil {
+	if err := mem.MkdirAllSynced(dir, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		vfs.SyncDir(mem, d)
-		if d == filepath.Dir(d) {
-			break
-		}
 	}
 	l, err := Open(compactOpts(dir, mem))
 	if err != nil {

@@ -72,16 +72,8 @@ func fastTempDir(t testing.TB) string {
 // (as a data directory does when runnel starts).
 func newMemFS(seed uint64, dir string) *errorfs.MemFS {
 	mem := errorfs.NewMem(seed)
-	if err := mem.MkdirAll(dir, 0o755); err != nil {
+	if err := mem.MkdirAllSynced(dir, 0o755); err != nil {
 		panic(err)
-	}
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if err := vfs.SyncDir(mem, d); err != nil {
-			panic(err)
-		}
-		if d == "/" || d == "." {
-			break
-		}
 	}
 	return mem
 }

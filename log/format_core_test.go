@@ -216,16 +216,8 @@ func TestDataFormatRaisedBeforeTransactionalBatchCrash(t *testing.T) {
 		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
 			dir := t.TempDir() // meta.db on the real disk; the log's files on mem
 			mem := errorfs.NewMem(1)
-			if err := mem.MkdirAll(dir, 0o755); err != nil {
+			if err := mem.MkdirAllSynced(dir, 0o755); err != nil {
 				t.Fatal(err)
-			}
-			for d := dir; ; d = filepath.Dir(d) {
-				if err := vfs.SyncDir(mem, d); err != nil {
-					t.Fatal(err)
-				}
-				if d == "/" {
-					break
-				}
 			}
 			type image struct {
 				fs    *errorfs.MemFS

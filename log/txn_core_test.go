@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/log/batch"
-	"github.com/runnel/runnel/log/vfs"
 	"github.com/runnel/runnel/log/vfs/errorfs"
 )
 
@@ -63,16 +62,8 @@ func TestTransactionStateRecovered(t *testing.T) {
 			// crash model); the log's files on mem.
 			dir := t.TempDir()
 			mem := errorfs.NewMem(1)
-			if err := mem.MkdirAll(dir, 0o755); err != nil {
+			if err := mem.MkdirAllSynced(dir, 0o755); err != nil {
 				t.Fatal(err)
-			}
-			for d := dir; ; d = filepath.Dir(d) {
-				if err := vfs.SyncDir(mem, d); err != nil {
-					t.Fatal(err)
-				}
-				if d == "/" {
-					break
-				}
 			}
 			mod := func(o *Options) {
 				o.FS = mem

@@ -39,16 +39,8 @@ func newPowerCutLog(t *testing.T) *powerCutLog {
 	t.Helper()
 	dir := t.TempDir()
 	mem := errorfs.NewMem(1)
-	if err := mem.MkdirAll(dir, 0o755); err != nil {
+	if err := mem.MkdirAllSynced(dir, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if err := vfs.SyncDir(mem, d); err != nil {
-			t.Fatal(err)
-		}
-		if d == "/" {
-			break
-		}
 	}
 	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if op.Kind == errorfs.OpSync {

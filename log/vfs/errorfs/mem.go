@@ -270,6 +270,23 @@ func (fs *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	return nil
 }
 
+// MkdirAllSynced is MkdirAll with dir and each of its parents synced: a
+// directory that already existed, durably, before a test's crash model
+// begins.
+func (fs *MemFS) MkdirAllSynced(dir string, perm os.FileMode) error {
+	if err := fs.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if err := vfs.SyncDir(fs, d); err != nil {
+			return err
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
 // Stat describes name.
 func (fs *MemFS) Stat(name string) (os.FileInfo, error) {
 	fs.mu.Lock()
