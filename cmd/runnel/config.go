@@ -351,7 +351,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.max-subscriptions-per-client", flag: "mqtt-max-subscriptions-per-client", def: strconv.Itoa(mqtt.DefaultMaxSubscriptionsPerClient), v: integer(&c.MQTT.MaxSubsPerClient),
 			doc: "subscriptions one client may hold (its persistent session's included); a filter beyond it is refused in the SUBACK with 0x97 quota exceeded (MQTT 5) or 0x80 (MQTT 3.1.1), counted in `runnel_mqtt_subscriptions_refused_total` (negative = no cap)"},
 		{path: "mqtt.max-subscriptions", flag: "mqtt-max-subscriptions", def: strconv.Itoa(mqtt.DefaultMaxSubscriptions), v: integer(&c.MQTT.MaxSubs),
-			doc: "subscriptions of all clients together (each costs about 2.5 KiB of memory); refused as above (negative = no cap)"},
+			doc: "subscriptions of all clients together (each costs about 2.7 KiB of memory); refused as above (negative = no cap)"},
 		{path: "mqtt.max-conns", flag: "mqtt-max-conns", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.MQTT.MaxConns),
 			doc: "MQTT connections open at once, before or after CONNECT, all listeners together; one more is closed at accept. `0` = the other half of what `kafka.max-connections` is derived from; negative = no cap"},
 		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),

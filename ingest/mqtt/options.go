@@ -124,7 +124,7 @@ type Options struct {
 	// cap.
 	MaxSubscriptionsPerClient int `yaml:"max-subscriptions-per-client"`
 	// MaxSubscriptions caps the subscriptions of all clients together
-	// (each costs about 2.5 KiB: 20,000 take 50 MiB); refused as above. Default
+	// (each costs about 2.7 KiB, TestSubscriptionMemory: 20,000 take 54 MiB); refused as above. Default
 	// DefaultMaxSubscriptions; <0 = no cap.
 	MaxSubscriptions int `yaml:"max-subscriptions"`
 	// MaxConns caps the connections open at once on all listeners

@@ -105,3 +105,44 @@ func TestSubscriptionStormMemory(t *testing.T) {
 		t.Fatalf("heap grew by %.1f MiB", added)
 	}
 }
+
+// TestSubscriptionMemory measures what one subscription costs the broker
+// (the README's figure for mqtt.max-subscriptions): 20 clients holding
+// 1,000 distinct filters each, the default broker-wide cap, and the heap
+// in use before and after. It fails past 8 KiB a subscription.
+func TestSubscriptionMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector inflates memory")
+	}
+	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
+	measure := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	const clients, per = 20, 1000
+	// The connections first: their cost is not the subscriptions'.
+	conns := make([]*rawClient, clients)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr)
+		conns[i].connect(5, fmt.Sprintf("subs-%d", i), "", "")
+	}
+	before := measure()
+	for i, c := range conns {
+		filters := make([]string, per)
+		for j := range filters {
+			filters[j] = fmt.Sprintf("site/line-%d/machine-%d/+/temperature", i, j)
+		}
+		for _, code := range c.subscribeMany(1, filters...) {
+			if code >= 0x80 {
+				t.Fatalf("client %d: subscription refused: %x", i, code)
+			}
+		}
+	}
+	per1 := float64(measure()-before) / (clients * per)
+	t.Logf("%d subscriptions: %.2f KiB each (heap in use)", clients*per, per1/1024)
+	if per1 > 8<<10 {
+		t.Fatalf("a subscription costs %.2f KiB, past 8 KiB", per1/1024)
+	}
+}
