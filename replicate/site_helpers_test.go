@@ -39,6 +39,13 @@ func startSite(t *testing.T, n int, extra ...string) *sitetest.Cluster {
 	for _, nd := range c.Nodes {
 		waitAlive(t, nd, n)
 	}
+	// Nodes that start together may find a peer not listening yet at
+	// their first restore attempt; until the retry is done they refuse
+	// appends to their own partitions (NOT_LEADER_OR_FOLLOWER), which a
+	// scenario that cuts a link right away would take for its own result.
+	for _, nd := range c.Nodes {
+		waitRestored(t, nd)
+	}
 	return c
 }
 

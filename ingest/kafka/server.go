@@ -169,8 +169,10 @@ func (s *Server) startConn(nc net.Conn) {
 	}
 	if max := s.opts.MaxConns; max > 0 && len(s.conns) >= max {
 		s.mu.Unlock()
-		nc.Close()
+		// Counted before the close: a client that sees its connection
+		// closed finds it in the stats already.
 		n := s.stats.connsRefused.Add(1)
+		nc.Close()
 		if s.warnLimit.allow() {
 			s.logger.Warn("kafka: connection refused: the connection cap is reached (logged at most every 10s)",
 				"peer", nc.RemoteAddr().String(), "max_conns", max, "refused_total", n)
