@@ -482,8 +482,15 @@ func TestFailoverPause(t *testing.T) {
 	n1.HealService(t, b.Addr()) // what n1 had in flight may now get through
 	time.Sleep(time.Until(paused.Add(20 * time.Second)))
 	n1.Resume(t)
-	waitUntil(t, "n1 forwarding its own partitions again", 90*time.Second, func() bool {
-		return forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
+	// Right after SIGCONT n1 still shows the duties it held before the
+	// pause; it drops them on a stale view and takes them back once its
+	// copies of the peers' cursor logs caught up (at most
+	// replication.failover-wait-max later, 30 s): wait for the hand-backs,
+	// not for that state.
+	waitUntil(t, "n1 taking its own partitions back", 90*time.Second, func() bool {
+		doc, err := peersOf(n1)
+		return err == nil && doc.Failover != nil && doc.Failover.HandBacks >= 2 &&
+			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 0) == n1 &&
 			forwarderOf(t, []*sitetest.Node{n1}, "n1", "sensors", 1) == n1
 	})
 	produceN(t, n1, acks, "sensors", 2000, "after")
