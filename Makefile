@@ -88,17 +88,19 @@ run: build
 # Where the time goes, one run of each stage on this repository's shared
 # 2-core box (2026-12-06; other jobs' load average 1-12, so read the
 # figures as shares): unit 698 s (-p 3, replicate and cmd/runnel named
-# first; about 900 s at the default -p 2; 1049 s before), failover-runs about 540 s (three rounds of 175-186
-# s), race 235 s, integration-kafka about 230 s (its 37 tests took 233 s
-# against runnel in unit), fuzz-short 159 s (13 targets, FuzzSharedFile then left out: 10 s each plus
-# an instrumented build; listing them took 12 s more before), test-arm
-# 325 s (armv7, arm64, the cross smoke test), soak-short 83 s,
-# test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s, test-mochi 3 s,
-# test-deps under 3 s (all installed). Total
-# about 2,330 s (39 min; about 2,690 s before). "About": estimated from the
-# stage's tests' times in unit or its own comment, not run alone. Over the
+# first; about 900 s at the default -p 2; 1049 s before), failover-runs
+# about 160 s (three rounds at once; about 440-540 s one after another),
+# race 235 s, integration-kafka about 230 s (its 37 tests took 233 s
+# against runnel in unit), fuzz-short 159 s (13 targets, FuzzSharedFile
+# then left out: 10 s each plus an instrumented build; listing them took
+# 12 s more before), test-arm 325 s (armv7, arm64, the cross smoke test),
+# soak-short 83 s, test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s,
+# test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,150 s
+# at the default -p 2 (36 min; a whole `.ci/run` took about 38 min with
+# the rounds one after another). "About": estimated from the stage's
+# tests' times in unit or its own comment, not run alone. Over the
 # 15-minute aim: the site scenarios (replicate in unit and failover-runs,
-# timer-bound) are 1,240 s of it.
+# timer-bound) are about 800 s of it.
 test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka failover-runs soak-short fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
@@ -251,15 +253,17 @@ soak: test-deps
 # The rounds are separate test processes; FAILOVER_JOBS runs that many at
 # once (each its own site and broker: sitetest picks each cluster's subnet
 # under a file lock, the brokers take free ports). The scenarios mostly
-# wait on timers: a round took 175-186 s alone (its tests' times in two
-# make unit runs) and 202-205 s three at once, the three in 208 s instead
-# of about 540 s (2026-12-06, load up to 22). It stays 1: in a second run
-# of three at once TestFailoverPause failed (after SIGCONT n1 still showed
-# its forwarding from before the pause, so the wait for its hand-back
-# passed at once, and it then stayed "waiting: stale view" with 0
-# hand-backs until the check 11 s later); make it pass there first.
+# wait on timers: a round takes about 146-186 s alone and 155-205 s three
+# at once, so the three take about 160 s instead of about 440 s (two runs
+# of `make failover-runs FAILOVER_JOBS=3` on 2026-12-06: 161 s and 160 s,
+# every scenario passed, the second beside other work on the box). An
+# earlier run of three at once failed in TestFailoverPause: after SIGCONT
+# n1 still showed its forwarding from before the pause, so the test's wait
+# for the hand-back passed at once and its check came before the hand-back
+# (which waits for the peers' cursor logs, up to failover-wait-max); the
+# test now waits for the hand-backs themselves.
 FAILOVER_RUNS ?= 3
-FAILOVER_JOBS ?= 1
+FAILOVER_JOBS ?= 3
 .PHONY: failover-runs
 failover-runs: test-deps
 	@$(GO) test -c -o /dev/null ./replicate/
