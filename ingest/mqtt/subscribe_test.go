@@ -73,13 +73,7 @@ func TestSubscriptionStormMemory(t *testing.T) {
 		t.Skip("the race detector inflates memory")
 	}
 	b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
-	measure := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapInuse
-	}
-	before := measure()
+	before := heapInUse()
 	c := dialRaw(t, addr)
 	c.connect(5, "storm", "", "")
 	granted := 0
@@ -96,7 +90,7 @@ func TestSubscriptionStormMemory(t *testing.T) {
 			}
 		}
 	}
-	added := float64(measure()-before) / (1 << 20)
+	added := float64(heapInUse()-before) / (1 << 20)
 	t.Logf("200,000 filters: %d granted, heap +%.1f MiB", granted, added)
 	if granted != DefaultMaxSubscriptionsPerClient || b.Stats().SubsRefused != uint64(200000-granted) {
 		t.Fatalf("granted %d, refused %d", granted, b.Stats().SubsRefused)
@@ -115,12 +109,6 @@ func TestSubscriptionMemory(t *testing.T) {
 		t.Skip("the race detector inflates memory")
 	}
 	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
-	measure := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapInuse
-	}
 	const clients, per = 20, 1000
 	// The connections first: their cost is not the subscriptions'.
 	conns := make([]*rawClient, clients)
@@ -128,7 +116,7 @@ func TestSubscriptionMemory(t *testing.T) {
 		conns[i] = dialRaw(t, addr)
 		conns[i].connect(5, fmt.Sprintf("subs-%d", i), "", "")
 	}
-	before := measure()
+	before := heapInUse()
 	for i, c := range conns {
 		filters := make([]string, per)
 		for j := range filters {
@@ -140,9 +128,17 @@ func TestSubscriptionMemory(t *testing.T) {
 			}
 		}
 	}
-	per1 := float64(measure()-before) / (clients * per)
+	per1 := float64(heapInUse()-before) / (clients * per)
 	t.Logf("%d subscriptions: %.2f KiB each (heap in use)", clients*per, per1/1024)
 	if per1 > 8<<10 {
 		t.Fatalf("a subscription costs %.2f KiB, past 8 KiB", per1/1024)
 	}
+}
+
+// heapInUse is the heap in use after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
