@@ -55,7 +55,19 @@ func (l *logImpl) Check() []Damage {
 				return lim, true
 			}, "", ckptEntry{}, false, ranges)...)
 			for i, s := range virt {
-				for _, d := range l.checkVirtual(s, vlimits[i], epochs) {
+				ds := l.checkVirtual(s, vlimits[i], epochs)
+				if len(ds) > 0 {
+					// Retention or drop-oldest deleted the segment while
+					// it was checked (marked before its shared files can
+					// go): what could not be read is gone, not damaged.
+					p.mu.Lock()
+					gone := s.deleted
+					p.mu.Unlock()
+					if gone {
+						continue
+					}
+				}
+				for _, d := range ds {
 					d.Repaired = p.isRepaired(d.From, d.To)
 					out = append(out, d)
 				}
