@@ -242,25 +242,40 @@ func servedRecords(t *testing.T, addr string) []string {
 	var out []string
 	for _, tm := range topics {
 		for _, p := range tm.partitions {
-			data, _ := rawFetch(t, addr, tm.name, p, 0)
-			for len(data) > 0 {
-				h, err := batch.ParseHeader(data)
-				if err != nil {
-					t.Fatalf("%s/%d: %v", tm.name, p, err)
-				}
-				recs, err := batch.Records(data[:h.Size()])
-				if err != nil {
-					t.Fatalf("%s/%d: %v", tm.name, p, err)
-				}
-				for _, r := range recs {
-					sum := sha256.Sum256(r.Value)
-					out = append(out, fmt.Sprintf("%s/%d@%d %s %s", tm.name, p, r.Offset, r.Key, hex.EncodeToString(sum[:8])))
-				}
-				data = data[h.Size():]
+			for _, r := range fetchedRecords(t, addr, tm.name, p) {
+				out = append(out, recordLine(tm.name, p, r))
 			}
 		}
 	}
 	return out
+}
+
+// fetchedRecords is every record one Fetch from offset 0 of topic/p
+// returns.
+func fetchedRecords(t *testing.T, addr, topic string, p int32) []batch.Record {
+	t.Helper()
+	var out []batch.Record
+	data, _ := rawFetch(t, addr, topic, p, 0)
+	for len(data) > 0 {
+		h, err := batch.ParseHeader(data)
+		if err != nil {
+			t.Fatalf("%s/%d: %v", topic, p, err)
+		}
+		recs, err := batch.Records(data[:h.Size()])
+		if err != nil {
+			t.Fatalf("%s/%d: %v", topic, p, err)
+		}
+		out = append(out, recs...)
+		data = data[h.Size():]
+	}
+	return out
+}
+
+// recordLine is one record as the fixtures list it: where it is, its key
+// and a hash of its value.
+func recordLine(topic string, p int32, r batch.Record) string {
+	sum := sha256.Sum256(r.Value)
+	return fmt.Sprintf("%s/%d@%d %s %s", topic, p, r.Offset, r.Key, hex.EncodeToString(sum[:8]))
 }
 
 // groupOffsets asks the server for group's committed offsets.
@@ -530,28 +545,15 @@ func fixtureCompaction(t *testing.T, addr string) []string {
 	for {
 		var recs []string
 		tombstone := false
-		data, _ := rawFetch(t, addr, fixtureCompacted, 0, 0)
 		last := map[string]string{}
-		for len(data) > 0 {
-			h, err := batch.ParseHeader(data)
-			if err != nil {
-				t.Fatal(err)
+		for _, r := range fetchedRecords(t, addr, fixtureCompacted, 0) {
+			recs = append(recs, recordLine(fixtureCompacted, 0, r))
+			if r.Value == nil {
+				tombstone = true
+				delete(last, string(r.Key))
+			} else {
+				last[string(r.Key)] = string(r.Value)
 			}
-			rs, err := batch.Records(data[:h.Size()])
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range rs {
-				sum := sha256.Sum256(r.Value)
-				recs = append(recs, fmt.Sprintf("%s/0@%d %s %s", fixtureCompacted, r.Offset, r.Key, hex.EncodeToString(sum[:8])))
-				if r.Value == nil {
-					tombstone = true
-					delete(last, string(r.Key))
-				} else {
-					last[string(r.Key)] = string(r.Value)
-				}
-			}
-			data = data[h.Size():]
 		}
 		// Done once the tombstone is gone too (delete.retention.ms):
 		// nothing is left for a later pass to remove.

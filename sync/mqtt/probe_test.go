@@ -1,9 +1,6 @@
 package mqtt_test
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -11,7 +8,6 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/logtest"
 	"github.com/runnel/runnel/sync/forward"
-	"github.com/runnel/runnel/sync/mqtt"
 )
 
 // An idle route probes its MQTT upstream: a broker that stops answering
@@ -23,19 +19,9 @@ func TestIdleRouteNoticesLostBroker(t *testing.T) {
 	m := startMosquitto(t)
 	lg := logtest.New(t)
 	lg.CreateTopic("idle", log.TopicConfig{})
-	f, err := forward.New(forward.Options{
-		Log: lg, NodeID: "node-1",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		Upstreams: map[string]forward.Upstream{"central": {Kind: "mqtt", URL: "mqtt://" + m.addr(),
-			DeliveryTimeout: time.Second, ProbeInterval: 500 * time.Millisecond}},
-		Routes:     []forward.Route{{Name: "idle", Upstream: "central", Topics: []string{"idle"}}},
-		Sinks:      map[string]forward.NewSinkFunc{"mqtt": mqtt.NewSink},
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Start(context.Background())
+	f := startForwarder(t, lg, forward.Upstream{Kind: "mqtt", URL: "mqtt://" + m.addr(),
+		DeliveryTimeout: time.Second, ProbeInterval: 500 * time.Millisecond},
+		forward.Route{Name: "idle", Upstream: "central", Topics: []string{"idle"}})
 	defer f.Close()
 
 	// Within 10 s: ProbeInterval plus the 1 s probe timeout, with room

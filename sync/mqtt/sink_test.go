@@ -228,19 +228,9 @@ func TestMosquitto(t *testing.T) {
 	forwardtest.Produce(t, lg, "m", 0, 0, n, 100, 5)
 	forwardtest.Produce(t, lg, "m", 1, 0, n, 100, 0)
 	want := map[forwardtest.Origin]int64{{Topic: "m", Partition: 0}: n, {Topic: "m", Partition: 1}: n}
-	f, err := forward.New(forward.Options{
-		Log: lg, NodeID: "node-1", Site: "site-a",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		Upstreams: map[string]forward.Upstream{"central": {Kind: "mqtt", URL: "mqtt://" + m.addr(),
-			DeliveryTimeout: 3 * time.Second, BandwidthBytesPerSec: 150_000}},
-		Routes:     []forward.Route{{Name: "m", Upstream: "central", Topics: []string{"m"}, Target: "{site}/{topic}/{key}"}},
-		Sinks:      map[string]forward.NewSinkFunc{"mqtt": mqtt.NewSink},
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Start(context.Background())
+	f := startForwarder(t, lg, forward.Upstream{Kind: "mqtt", URL: "mqtt://" + m.addr(),
+		DeliveryTimeout: 3 * time.Second, BandwidthBytesPerSec: 150_000},
+		forward.Route{Name: "m", Upstream: "central", Topics: []string{"m"}, Target: "{site}/{topic}/{key}"})
 	defer f.Close()
 	waitFor(t, "first 1000 records", 20*time.Second, f, func() bool { _, u, _ := sub.ch.Counts(); return u >= 1000 })
 	m.stop()
@@ -290,20 +280,10 @@ func TestMosquittoTLSAuth(t *testing.T) {
 			lg.CreateTopic(tc.name, log.TopicConfig{})
 			forwardtest.Produce(t, lg, tc.name, 0, 0, 200, 50, 0)
 			want := map[forwardtest.Origin]int64{{Topic: tc.name}: 200}
-			f, err := forward.New(forward.Options{
-				Log: lg, NodeID: "node-1", Site: "site-a",
-				Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-				Upstreams: map[string]forward.Upstream{"central": {Kind: "mqtt", URL: fmt.Sprintf("mqtts://127.0.0.1:%d", tport),
-					Username: "edge", Password: tc.password, ClientID: "fwd-" + tc.name,
-					TLS: forward.TLS{CAFile: certs.Client.CA, CertFile: certs.Client.Cert, KeyFile: certs.Client.Key}}},
-				Routes:     []forward.Route{{Name: "r", Upstream: "central", Topics: []string{tc.name}, Target: "{site}/{topic}"}},
-				Sinks:      map[string]forward.NewSinkFunc{"mqtt": mqtt.NewSink},
-				BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Start(context.Background())
+			f := startForwarder(t, lg, forward.Upstream{Kind: "mqtt", URL: fmt.Sprintf("mqtts://127.0.0.1:%d", tport),
+				Username: "edge", Password: tc.password, ClientID: "fwd-" + tc.name,
+				TLS: forward.TLS{CAFile: certs.Client.CA, CertFile: certs.Client.Cert, KeyFile: certs.Client.Key}},
+				forward.Route{Name: "r", Upstream: "central", Topics: []string{tc.name}, Target: "{site}/{topic}"})
 			defer f.Close()
 			if !tc.ok {
 				waitFor(t, "auth error", 10*time.Second, f, func() bool {
@@ -385,4 +365,24 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// startForwarder starts a forwarder of lg (node "node-1" of site "site-a")
+// with one MQTT upstream named "central" and one route; the caller closes
+// it.
+func startForwarder(t *testing.T, lg log.Log, up forward.Upstream, route forward.Route) *forward.Forwarder {
+	t.Helper()
+	f, err := forward.New(forward.Options{
+		Log: lg, NodeID: "node-1", Site: "site-a",
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Upstreams:  map[string]forward.Upstream{"central": up},
+		Routes:     []forward.Route{route},
+		Sinks:      map[string]forward.NewSinkFunc{"mqtt": mqtt.NewSink},
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(context.Background())
+	return f
 }
