@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/runnel/runnel/log"
 )
 
@@ -20,6 +22,7 @@ import (
 // java or the jars are missing.
 func javaClasspath(t *testing.T) (java, cp string) {
 	t.Helper()
+	reexec.SkipNativeChildIfEmulated(t, "java")
 	missing := func(why string) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s (CI=true); set RUNNEL_KAFKA_LIBS to a dir holding kafka-clients and kafka-tools 4.x jars", why)

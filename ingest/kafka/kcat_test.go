@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 )
@@ -19,6 +21,7 @@ import (
 // is not installed.
 func needKcat(t *testing.T) string {
 	t.Helper()
+	reexec.SkipNativeChildIfEmulated(t, "kcat")
 	p, err := exec.LookPath("kcat")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/runnel/runnel/log"
 )
 
@@ -50,6 +52,7 @@ print("GOT", ",".join(got))
 // once (it timed out when transactions were unsupported), and its
 // transactions commit and abort as in Kafka.
 func TestRdkafkaTransactions(t *testing.T) {
+	reexec.SkipNativeChildIfEmulated(t, "python3")
 	py, err := exec.LookPath("python3")
 	if err == nil {
 		err = exec.Command(py, "-c", "import confluent_kafka").Run()

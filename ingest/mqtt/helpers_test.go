@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/runnel/runnel/log/batch"
@@ -256,6 +258,7 @@ func header(r batch.Record, k string) string {
 // is absent (failing under CI=true).
 func needTool(t testing.TB, name string) string {
 	t.Helper()
+	reexec.SkipNativeChildIfEmulated(t, name)
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -72,6 +72,9 @@ func port(addr string) string {
 func mosq(t testing.TB, ctx context.Context, stdin string, name string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, needTool(t, name), args...)
+	// Wait returns at most this long after the client exits or ctx ends,
+	// even if something else still holds its output pipe.
+	cmd.WaitDelay = 5 * time.Second
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/logtest"
@@ -47,6 +49,7 @@ func freePort(t testing.TB) int {
 // plus extra configuration lines (more listeners).
 func startMosquitto(t testing.TB, extra ...string) *mosquitto {
 	t.Helper()
+	reexec.SkipNativeChildIfEmulated(t, "mosquitto")
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/mosquitto"); err2 == nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log/logtest/reexec"
+
 	"github.com/runnel/runnel/sync/kafka/kafkatest"
 )
 
@@ -19,6 +21,7 @@ import (
 // (ConsoleConsumer, cooperative-sticky) in one group read a topic together:
 // every record is read, and their commits on close cover every partition.
 func TestJavaConsumersShareGroup(t *testing.T) {
+	reexec.SkipNativeChildIfEmulated(t, "java")
 	if _, err := exec.LookPath("java"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("java is not in PATH")

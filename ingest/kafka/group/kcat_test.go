@@ -12,11 +12,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runnel/runnel/log/logtest/reexec"
 )
 
 // kcatPath finds kcat; a missing kcat skips, or fails under CI=true.
 func kcatPath(t *testing.T) string {
 	t.Helper()
+	reexec.SkipNativeChildIfEmulated(t, "kcat")
 	p, err := exec.LookPath("kcat")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
