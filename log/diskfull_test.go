@@ -280,9 +280,17 @@ func TestDropOldestReadsAtLogStart(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			}()
+			// The disk fills after about 750 appends (6 MiB over the 2 MiB
+			// guard): append for d and until drop-oldest dropped a few
+			// segments, at most a minute (under qemu-user 1 s was about 500
+			// appends).
 			ctx := context.Background()
 			n := 0
-			for end := time.Now().Add(d); time.Now().Before(end) && n < 2_000_000; n++ {
+			start, end := time.Now(), time.Now().Add(d)
+			for ; n < 2_000_000 && time.Since(start) < time.Minute; n++ {
+				if time.Now().After(end) && l.Stats().DroppedSegments >= 4 {
+					break
+				}
 				if _, err := l.Append(ctx, "drop", 0, bigBatch(n)); err != nil && !errors.Is(err, log.ErrDiskFull) {
 					t.Fatal(err)
 				}
