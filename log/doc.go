@@ -113,7 +113,10 @@
 // unchanged. A file that is no longer needed may be kept as a spare
 // (~shared/%020d.free, at most two) and reused for a later sequence: it is
 // renamed, its header rewritten, and its entries overwritten in place, so
-// past its new end it still holds entries of its earlier use. Version 2
+// past its new end it still holds entries of its earlier use. The file
+// being written may also hold zeros past its entries (its size is set up
+// to 256 KiB ahead, see "Store once"); a rolled or cleanly closed file
+// ends with its last entry. Version 2
 // entry CRCs are XORed with the CRC-32C of the file's sequence (u64), so
 // those never pass for entries of the file; nothing is written after a
 // seal entry, so what follows one is cut at open.
@@ -339,11 +342,14 @@
 // and a p99 set by 1,000 serial syncs.
 //
 // Preallocating segments (fallocate) does not remove the metadata cost on
-// ext4: a preallocated extent is "unwritten" and the first write to each
-// block converts it, which is a metadata change fdatasync must journal;
-// only writing real zeros ahead avoids it, and that doubles the bytes
-// written. It also leaves the 4 KiB tail-page rewrite per commit. So it
-// does not solve the trickle case.
+// ext4 for this load: a preallocated extent is "unwritten" and the first
+// write to each block converts it, which is a metadata change fdatasync
+// must journal, and here each commit writes another file's block; only
+// writing real zeros ahead avoids it, and that doubles the bytes written.
+// It also leaves the 4 KiB tail-page rewrite per commit. So it does not
+// solve the trickle case. (Where commits follow each other in one file,
+// as in the journal and the active shared file, a block is converted once
+// for all the commits it holds, and both are grown ahead.)
 //
 // The journal format (journal.go; Options.NoSharedSegments, and the path
 // of a small commit to a segment file in the default format) answers with
@@ -417,7 +423,23 @@
 // the active shared file (writers are serialized by one mutex for the
 // WriteAt only, so the file has no holes); a full disk truncates the
 // partial entry and returns ErrDiskFull (nothing written, the partition
-// stays writable). A commit is one fdatasync of the shared file (and of a
+// stays writable). The active file's size is set ahead of its entries in
+// steps of 256 KiB (fallocate, then the size; sharedGrow in
+// shared_append.go), as the journal's is: an fdatasync of an entry at the
+// end of a file changes the file's size, on ext4 a file-system journal
+// commit each, while inside the size only the first entry in each 4 KiB
+// block converts a preallocated extent. pwrite + fdatasync of 256-byte
+// entries, 3,000 in a row, 2-core VM: ext4 with a journal (mkfs.ext4
+// defaults, on a loop device) 552-711 µs each at the end of the file,
+// 294-319 µs inside its size; the VM's ext4 without a journal 202-230 µs
+// and 154-160 µs. One MQTT client publishing QoS 1 one message at a time
+// (mosquitto_pub -M 1, fsync always, a fresh data dir) got 1,290-1,434
+// msg/s before and 2,202-2,347 after on the journaled ext4, 2,401-2,522
+// and 3,085-3,116 on the other (two runs each, interleaved). The zeros
+// past the entries are cut like a recycled file's stale bytes: at a roll
+// (with the seal entry), at Close (before the file is indexed), and at
+// open after a crash, where zeros only are not counted as a torn tail.
+// A commit is one fdatasync of the shared file (and of a
 // file rolled since), then every partition's new bytes are durable. A
 // failed write or sync of a shared file is never retried: the partitions
 // of that commit go read-only, and shared storage is off until the next

@@ -69,7 +69,7 @@ type sharedFile struct {
 	refs    int      // runs of live segments stored in this file
 	h       vfs.File // write handle (active file, or unsynced after a roll)
 	seed    uint32   // entry CRC seed (entrySeed; 0: version 1 file)
-	alloc   int64    // size of a recycled file before its reuse (bytes past written are stale)
+	alloc   int64    // file size when past written: a recycled file's earlier use, or grown ahead (growLocked); bytes past written are stale
 	// runs written in this process whose extents are in memory; once the
 	// file's extent index is written they load from it instead
 	runs []runRef

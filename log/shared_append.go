@@ -48,9 +48,11 @@ func (s *sharedLog) append(topicID uint64, part int32, data []byte, next int64, 
 	sf := s.active
 	binary.BigEndian.PutUint32(h[0:], crc^sf.seed)
 	at := sf.written
+	s.growLocked(sf, at+n, limit)
 	if _, err := sf.h.WriteAt(buf, at); err != nil {
 		if isNoSpace(err) {
 			if terr := sf.h.Truncate(at); terr == nil {
+				sf.alloc = at
 				return nil, 0, fmt.Errorf("%w: %v", ErrDiskFull, err)
 			}
 		}
@@ -209,6 +211,43 @@ func (s *sharedLog) rollLocked() error {
 	s.active = sf
 	s.dirty = append(s.dirty, sf)
 	return nil
+}
+
+// sharedGrow: the active shared file's size is set this far ahead of its
+// entries (fallocate, then the size), as the journal's is (journalGrow).
+// An fdatasync of an entry written at the end of a file changes the file's
+// size, which on ext4 is a file-system journal commit per commit; written
+// inside the file's size it changes no size, and the block it lands in is
+// converted from preallocated to written once per 4 KiB, not once per
+// commit. pwrite + fdatasync of 256-byte entries, 3,000 in a row, on a
+// 2-core VM: on an ext4 with a journal (mkfs.ext4 defaults, a loop device
+// on the VM's disk) 552-711 µs each at the end of the file, 294-319 µs
+// inside its preallocated size; on the VM's ext4 without a journal
+// 202-230 µs and 154-160 µs. What lies past the entries is zeros, which
+// recovery cuts as a torn tail and a roll or Close cuts before the file is
+// indexed (cutStale: the same path as a recycled file's stale bytes).
+const sharedGrow = 256 << 10
+
+// growLocked sets sf's size ahead of an entry that ends at end (at most
+// to limit, the roll size, unless the entry itself goes past it). Best
+// effort: where it fails the entry is written at the end of the file as
+// before. Not on a disk that is short of space (its files roll early and
+// are freed sooner; a preallocation would only take more of it).
+func (s *sharedLog) growLocked(sf *sharedFile, end, limit int64) {
+	if end <= sf.alloc || s.l.diskShort.Load() {
+		return
+	}
+	grow := min(alignUp(end, sharedGrow), max(limit, end))
+	if err := sf.h.Preallocate(sf.alloc, grow-sf.alloc); err != nil {
+		if isNoSpace(err) {
+			s.l.diskShort.Store(true)
+		}
+		return
+	}
+	if err := sf.h.Truncate(grow); err != nil {
+		return
+	}
+	sf.alloc = grow
 }
 
 // createLocked creates sf's file, or reuses a spare: a shared file

@@ -61,7 +61,7 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 			// Created but its header never reached the disk: nothing was
 			// acknowledged through it.
 			sf.size = 0
-			return s.truncateTorn(sf, 0, int64(len(data)))
+			return s.truncateTorn(sf, 0, data)
 		}
 		l.addDamage(Damage{File: sf.rel, Offset: 0, Reason: "bad shared file header"})
 		sf.size = int64(len(data))
@@ -95,7 +95,7 @@ func (s *sharedLog) scanFile(sf *sharedFile, durable int64) error {
 	// Cut a torn tail, or what follows a seal entry (left from a recycled
 	// file's earlier use whose cut at roll did not reach the disk).
 	sf.size = end
-	if err := s.truncateTorn(sf, end, int64(len(data))); err != nil {
+	if err := s.truncateTorn(sf, end, data); err != nil {
 		return err
 	}
 	return s.foundEntries(sf, byKey, clean)
@@ -139,11 +139,16 @@ func (s *sharedLog) foundEntries(sf *sharedFile, byKey map[sharedKey][]sharedEnt
 	return nil
 }
 
-func (s *sharedLog) truncateTorn(sf *sharedFile, pos, size int64) error {
+// truncateTorn cuts sf, whose bytes are data, at pos. Zeros only past pos
+// are the size the file was grown ahead by (growLocked) and nothing was
+// written there: cut without being counted or warned of as a torn tail.
+func (s *sharedLog) truncateTorn(sf *sharedFile, pos int64, data []byte) error {
 	l := s.l
+	size := int64(len(data))
 	if pos == size {
 		return nil
 	}
+	zeros := !slices.ContainsFunc(data[pos:], func(b byte) bool { return b != 0 })
 	f, err := l.fs.OpenReadWrite(sf.path)
 	if err != nil {
 		return fmt.Errorf("log: open %s: %w", sf.rel, err)
@@ -154,6 +159,10 @@ func (s *sharedLog) truncateTorn(sf *sharedFile, pos, size int64) error {
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("log: sync %s: %w", sf.rel, err)
+	}
+	if zeros {
+		l.logger.Debug("log: cut the unwritten preallocated tail", "file", sf.rel, "offset", pos, "bytes", size-pos)
+		return nil
 	}
 	l.stats.tornBytes.Add(uint64(size - pos))
 	l.logger.Warn("log: truncated torn tail", "file", sf.rel, "offset", pos, "bytes", size-pos)
