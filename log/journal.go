@@ -37,6 +37,19 @@ const (
 	journalGrow = 256 << 10
 )
 
+// growFile sets f's size to to, first reserving [from, to) on disk
+// (fallocate) so that entries written inside the new size take no new
+// blocks and change no size: their fdatasync is no file-system journal
+// commit (the journal and the active shared file are grown this way). A
+// file system without fallocate gets the size alone; on a disk without
+// the space it returns ENOSPC (or EDQUOT) and f keeps its size.
+func growFile(f vfs.File, from, to int64) error {
+	if err := f.Preallocate(from, to-from); err != nil && isNoSpace(err) {
+		return err
+	}
+	return f.Truncate(to)
+}
+
 func alignUp(v, a int64) int64 { return (v + a - 1) / a * a }
 
 // journal is the node-wide commit journal.
@@ -192,11 +205,10 @@ func (j *journal) commit(plans []*commitPlan) error {
 	at := alignUp(j.size, journalAlign)
 	if end := at + int64(buf.Len()); end > j.alloc {
 		grow := alignUp(end, journalGrow)
-		if err := j.f.Preallocate(j.alloc, grow-j.alloc); err != nil && isNoSpace(err) {
-			j.l.diskShort.Store(true)
-			return fmt.Errorf("log: grow journal: %w", err)
-		}
-		if err := j.f.Truncate(grow); err != nil {
+		if err := growFile(j.f, j.alloc, grow); err != nil {
+			if isNoSpace(err) {
+				j.l.diskShort.Store(true)
+			}
 			return fmt.Errorf("log: grow journal: %w", err)
 		}
 		j.alloc = grow

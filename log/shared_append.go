@@ -214,7 +214,7 @@ func (s *sharedLog) rollLocked() error {
 }
 
 // sharedGrow: the active shared file's size is set this far ahead of its
-// entries (fallocate, then the size), as the journal's is (journalGrow).
+// entries (growFile), as the journal's is (journalGrow).
 // An fdatasync of an entry written at the end of a file changes the file's
 // size, which on ext4 is a file-system journal commit per commit; written
 // inside the file's size it changes no size, and the block it lands in is
@@ -238,13 +238,10 @@ func (s *sharedLog) growLocked(sf *sharedFile, end, limit int64) {
 		return
 	}
 	grow := min(alignUp(end, sharedGrow), max(limit, end))
-	if err := sf.h.Preallocate(sf.alloc, grow-sf.alloc); err != nil {
+	if err := growFile(sf.h, sf.alloc, grow); err != nil {
 		if isNoSpace(err) {
 			s.l.diskShort.Store(true)
 		}
-		return
-	}
-	if err := sf.h.Truncate(grow); err != nil {
 		return
 	}
 	sf.alloc = grow
