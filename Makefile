@@ -87,20 +87,21 @@ run: build
 #
 # Where the time goes, one run of each stage on this repository's shared
 # 2-core box (2026-12-06; other jobs' load average 1-12, so read the
-# figures as shares): unit 698 s (-p 3, replicate and cmd/runnel named
-# first; about 900 s at the default -p 2; 1049 s before), failover-runs
+# figures as shares): unit 733 s (2026-12-07, replicate's site scenarios
+# two at a time; about 900 s one after another; 1049 s before replicate and
+# cmd/runnel were named first), failover-runs
 # about 160 s (three rounds at once; about 440-540 s one after another),
 # race 235 s, integration-kafka about 230 s (its 37 tests took 233 s
 # against runnel in unit), fuzz-short 159 s (13 targets, FuzzSharedFile
 # then left out: 10 s each plus an instrumented build; listing them took
 # 12 s more before), test-arm 325 s (armv7, arm64, the cross smoke test),
 # soak-short 83 s, test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s,
-# test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,150 s
-# at the default -p 2 (36 min; a whole `.ci/run` took about 38 min with
-# the rounds one after another). "About": estimated from the stage's
-# tests' times in unit or its own comment, not run alone. Over the
-# 15-minute aim: the site scenarios (replicate in unit and failover-runs,
-# timer-bound) are about 800 s of it.
+# test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,000 s
+# (33 min; whole `.ci/run`s took 29-34 min on 2026-12-06). "About":
+# estimated from the stage's tests' times in unit or its own comment, not
+# run alone. Over the 15-minute aim: the site scenarios (replicate in unit
+# and failover-runs, timer-bound) are about 500 s of it, cmd/runnel's
+# integration tests (real clients, Java tools, Apache Kafka) about 450 s.
 test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka failover-runs soak-short fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
@@ -164,20 +165,21 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
-# replicate (site scenarios in network namespaces, one after another,
-# mostly waiting on gossip and failure-detection timers: about 725 s) is
-# the longest package and cmd/runnel (about 460 s) the next; the other 25
-# sum to about 450 s. go test starts test binaries in the order packages
-# are named, -p at a time (default: the number of cores, 2): in go list's
-# order replicate waited about 300 s for a slot and unit took 1049 s. Named
-# first, with a third slot for the rest, unit takes as long as replicate:
-# 726 s with -p 4 (2026-12-06, load 2-6 from other jobs against 2-12 in
-# the first run; the packages' times summed to 1657 s and 1639 s). Every
-# test passed; the site tests' times did not change, the busiest log and
-# cmd/runnel tests took up to 3x longer. The default stays at two test
-# binaries at a time (the 2-core CI box; the site scenarios count on serf's
-# default timings): replicate and cmd/runnel start at once, the rest follow
-# cmd/runnel (about 900 s); UNIT_P=3 gives them a third slot (698 s here).
+# replicate's site scenarios (network namespaces; most of their time is
+# spent waiting on gossip, failure-detection and lag timers) run two at a
+# time (t.Parallel; go test's -parallel defaults to the core count): 653 s
+# one after another, 336 s two at a time (2026-12-07, each scenario's own
+# time unchanged within a few seconds, every test passed). go test starts
+# test binaries in the order packages are named, -p at a time (default:
+# the number of cores, 2): in go list's order replicate waited about 300 s
+# for a slot and unit took 1049 s. Named first, replicate (337 s) and
+# cmd/runnel (452 s) start at once and the other 25 packages (about 450 s
+# in all) follow whichever ends first: `make unit` took 733 s (2026-12-07,
+# beside a fuzzing job on one core; about 900 s with the site scenarios
+# one after another). UNIT_P=3 gives the rest a third slot (698 s with the
+# scenarios one after another; the site tests' times did not change, the
+# busiest log and cmd/runnel tests took up to 3x longer); the default
+# stays at two test binaries at a time on the 2-core CI box.
 UNIT_FIRST := ./replicate/ ./cmd/runnel/
 UNIT_P ?= 2
 unit:
@@ -250,7 +252,9 @@ soak: test-deps
 # in `make unit`, each of the five tests runs FAILOVER_RUNS+1 times, 20
 # scenario runs by default; each takes 30-40 s on a 2-core box (the 15
 # runs of this target: 558 s on one shared with other jobs).
-# The rounds are separate test processes; FAILOVER_JOBS runs that many at
+# The rounds are separate test processes, each running its scenarios one
+# after another (-parallel 1: six at once, three rounds of two, took 143 s
+# against about 160 s at a load average of 11); FAILOVER_JOBS runs that many at
 # once (each its own site and broker: sitetest picks each cluster's subnet
 # under a file lock, the brokers take free ports). The scenarios mostly
 # wait on timers: a round takes about 146-186 s alone and 155-205 s three
@@ -269,7 +273,7 @@ failover-runs: test-deps
 	@$(GO) test -c -o /dev/null ./replicate/
 	@logs=$$(mktemp -d); trap 'rm -rf $$logs' EXIT; \
 	seq $(FAILOVER_RUNS) | xargs -P $(FAILOVER_JOBS) -I{} sh -c \
-		'if $(GO) test -count=1 -timeout 1500s -run "^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)\$$" ./replicate/ >'$$logs'/{} 2>&1; \
+		'if $(GO) test -count=1 -parallel 1 -timeout 1500s -run "^TestFailover(Kill9|SurvivorDies|Pause|UpstreamDown|Split)\$$" ./replicate/ >'$$logs'/{} 2>&1; \
 		then echo "failover-runs round {}: $$(tail -1 '$$logs'/{})"; \
 		else cat '$$logs'/{}; echo "failover-runs round {} failed"; exit 255; fi'
 

@@ -187,6 +187,7 @@ func upstreamOf(t testing.TB, b *kafkatest.Broker, node string) int {
 // restarts with its uplink back and takes its partitions back from where
 // the survivors stood.
 func TestFailoverKill9(t *testing.T) {
+	t.Parallel()
 	backlog := 100000 // the scenario; RUNNEL_FAILOVER_BACKLOG overrides it
 	if s := os.Getenv("RUNNEL_FAILOVER_BACKLOG"); s != "" {
 		backlog, _ = strconv.Atoi(s)
@@ -410,6 +411,7 @@ func checkWindow(t testing.TB, rep *sitetest.UpstreamReport, node string) {
 // the latest replicated cursor (the first survivor's, read from its copy
 // of that survivor's cursor log).
 func TestFailoverSurvivorDies(t *testing.T) {
+	t.Parallel()
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
 	waitAliveWithin(t, n1, 3, 60*time.Second)
@@ -458,6 +460,7 @@ func TestFailoverSurvivorDies(t *testing.T) {
 // takeover, then takes its partitions back from where the survivors
 // stood. The overlap is bounded (what n1 had in flight) and counted.
 func TestFailoverPause(t *testing.T) {
+	t.Parallel()
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
 	waitAliveWithin(t, n1, 3, 60*time.Second)
@@ -518,6 +521,7 @@ func TestFailoverPause(t *testing.T) {
 // survivors take its partitions over and wait; when the upstream comes
 // back they drain n1's backlog with their own: nothing is lost.
 func TestFailoverUpstreamDown(t *testing.T) {
+	t.Parallel()
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
 	waitAliveWithin(t, n1, 3, 60*time.Second)
@@ -556,6 +560,7 @@ func TestFailoverUpstreamDown(t *testing.T) {
 // is exact. Healed, one forwarder per origin partition remains: its
 // origin.
 func TestFailoverSplit(t *testing.T) {
+	t.Parallel()
 	c, b := forwardingSite(t)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
 	waitAliveWithin(t, n1, 3, 60*time.Second)
@@ -624,6 +629,7 @@ func TestFailoverSplit(t *testing.T) {
 // carry (its id counter was lost with meta.db), so none of their records
 // is answered as a duplicate and dropped.
 func TestFailoverRestoredCursors(t *testing.T) {
+	t.Parallel()
 	const backlog = 20000
 	c, b := forwardingSite(t)
 	n1 := c.Node(1)
@@ -699,6 +705,7 @@ func TestFailoverRestoredCursors(t *testing.T) {
 // properties, misses nothing acknowledged and has nothing twice after
 // dedup; order per origin partition is kept.
 func TestFailoverMQTTUpstream(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
 	}

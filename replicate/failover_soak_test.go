@@ -29,6 +29,7 @@ import (
 var faultKinds = [...]string{"kill -9", "SIGSTOP", "link cut", "split", "uplink cut", "upstream restart"}
 
 func TestFailoverSoak(t *testing.T) {
+	t.Parallel()
 	length := 30 * time.Minute
 	if s := os.Getenv("RUNNEL_FAILOVER_SOAK"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -103,6 +103,7 @@ func waitRestored(t *testing.T, n *sitetest.Node) peersDoc {
 // from its copy before it accepts a write, so every acknowledged record
 // is back at its offset, nothing diverges, and offsets continue.
 func TestFsyncNeverLostTailTakenBack(t *testing.T) {
+	t.Parallel()
 	c := startPair(t, "--fsync", "never")
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", nil)
@@ -157,6 +158,7 @@ func TestFsyncNeverLostTailTakenBack(t *testing.T) {
 // (one log line, a counter), and converges byte for byte: no offset holds
 // two records anywhere.
 func TestFsyncNeverLostTailCopyCutBack(t *testing.T) {
+	t.Parallel()
 	c := startPair(t, "--fsync", "never", "--restore-timeout", "3s")
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", nil)
@@ -226,6 +228,7 @@ func firstOffset(a *sitetest.Acks) int64 {
 // topic's settings too, offsets continue, and its new batches carry an
 // epoch above every epoch the copy held.
 func TestWipedSameNodeIDRestored(t *testing.T) {
+	t.Parallel()
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2", "retention.ms": "86400000"})
@@ -286,6 +289,7 @@ func TestWipedSameNodeIDRestored(t *testing.T) {
 // a new node: its old partitions stay readable on its peer under the old
 // node's name, with every acknowledged record, and are never reaped.
 func TestWipedWithoutNodeIDIsNewNode(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
 	}

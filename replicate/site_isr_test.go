@@ -64,6 +64,7 @@ func metric(n *sitetest.Node, prefix string) string {
 // metrics say so, and an acks=all produce waits for it until then, no
 // longer. Healed, it catches up and rejoins.
 func TestISRShrinksAfterLagTimeAndRejoins(t *testing.T) {
+	t.Parallel()
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", nil)
@@ -168,6 +169,7 @@ func TestISRShrinksAfterLagTimeAndRejoins(t *testing.T) {
 // the origin holds (acks=1 while the copy cannot fetch) are not served
 // and not sent upstream until the copy holds them.
 func TestAckedEndHidesWhatOneBoxHolds(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
 	}

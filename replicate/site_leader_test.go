@@ -28,6 +28,7 @@ import (
 // of the box's own topics is never sent elsewhere, and a partition no
 // alive box holds answers LEADER_NOT_AVAILABLE.
 func TestCopyPartitionNotHeldLedByHolder(t *testing.T) {
+	t.Parallel()
 	c := startSite(t, 3)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
 	const parts = 6

@@ -25,6 +25,7 @@ import (
 // (retention already moved it past 0), joins the in-sync set, and holds
 // every later acks=all record byte for byte.
 func TestLostMirrorReplaced(t *testing.T) {
+	t.Parallel()
 	c := startSite(t, 3)
 	n1 := c.Node(1)
 	createTopicN(t, n1, "t", 1, 2, map[string]string{"segment.bytes": "1024", "retention.bytes": "1024"})
@@ -90,6 +91,7 @@ func TestLostMirrorReplaced(t *testing.T) {
 // A topic deleted at its origin is deleted on its mirrors; made again, it
 // is copied afresh.
 func TestTopicDeletedAtOriginDeletedOnMirror(t *testing.T) {
+	t.Parallel()
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "gone", nil)
@@ -159,6 +161,7 @@ func deleteTopic(t *testing.T, n *sitetest.Node, topic string) {
 // after a clean leave. They stay readable, and the origin, back, goes on
 // where it was.
 func TestDeadOriginCopiesKept(t *testing.T) {
+	t.Parallel()
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", nil)
@@ -213,6 +216,7 @@ func TestDeadOriginCopiesKept(t *testing.T) {
 // as an empty partition that would pass for a caught-up copy; the
 // partitions it holds read as the origin's.
 func TestCopyPartitionNotHeldIsNotLeader(t *testing.T) {
+	t.Parallel()
 	c := startSite(t, 3)
 	n1 := c.Node(1)
 	const parts = 6

@@ -51,6 +51,7 @@ func mqttPub(n *sitetest.Node, v, topic, msg string) (string, error) {
 // leaves it readable on the survivor at the same offset (MQTT 5 and
 // 3.1.1 clients alike).
 func TestMQTTAcksAllSurvivesOriginKill9(t *testing.T) {
+	t.Parallel()
 	c := startMQTTPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "telemetry", nil)
@@ -90,6 +91,7 @@ func TestMQTTAcksAllSurvivesOriginKill9(t *testing.T) {
 // copy cannot fetch: the publish is refused (MQTT 5: PUBACK reason 0x97;
 // MQTT 3.1.1: the connection is closed), never acknowledged from one box.
 func TestMQTTAcksAllRefusedWithoutCopies(t *testing.T) {
+	t.Parallel()
 	c := startMQTTPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "telemetry", map[string]string{"min.insync.replicas": "2"})

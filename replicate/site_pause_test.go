@@ -19,6 +19,7 @@ import (
 // keeps its process and data, rejoins, its own acks=all works again, and
 // the checker passes for every origin.
 func TestPauseNoFalseFailureHandling(t *testing.T) {
+	t.Parallel()
 	const lagTimeMax = 3 * time.Second
 	c := startSite(t, 3)
 	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)

@@ -24,6 +24,7 @@ import (
 // never does); that credential has exactly mirroring's rights: it reads
 // every topic, and it may neither produce nor create topics.
 func TestPeersAuthenticateWithSiteCredential(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	uf := filepath.Join(dir, "users.yaml")
 	f := &users.File{}
@@ -125,6 +126,7 @@ func offsetsAs(t *testing.T, n *sitetest.Node, topic string) (start, end int64) 
 // boxes hold; anonymous remote clients (the test's, from the bridge) get
 // nothing, and the copy is made all the same.
 func TestPeersDerivedCredential(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
 	}

@@ -20,6 +20,10 @@ import (
 	"github.com/runnel/runnel/replicate/sitetest"
 )
 
+// The site tests run in parallel (t.Parallel: go test's -parallel, by
+// default GOMAXPROCS of them at once): each has its own namespaces, subnet
+// and runnel processes, and most of its time is spent waiting on gossip,
+// failure detection and lag timers, not on the CPU.
 func TestMain(m *testing.M) { os.Exit(sitetest.Main(m)) }
 
 // An acks=all acknowledgement means the record is on the other box: the
@@ -29,6 +33,7 @@ func TestMain(m *testing.M) { os.Exit(sitetest.Main(m)) }
 // another count. The producer is franz-go in even iterations, kcat
 // (librdkafka) in odd ones, both with acks=all.
 func TestAcksAllSurvivesOriginKill9(t *testing.T) {
+	t.Parallel()
 	iters := kill9Iterations(t)
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat missing (make test-deps installs it)")
@@ -118,6 +123,7 @@ func kill9Iterations(t *testing.T) int {
 // with NOT_ENOUGH_REPLICAS (never a silent local ack) while acks=1 goes on
 // working on both sides; healed, the copies converge.
 func TestMinInsyncTwoCutOff(t *testing.T) {
+	t.Parallel()
 	c := startPair(t)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "safe", map[string]string{"min.insync.replicas": "2"})

@@ -47,6 +47,7 @@ func kafkaTopicsDescribe(t *testing.T, n *sitetest.Node) map[string]string {
 // shrinks honestly when the copy cannot fetch. runnel status shows the
 // same as tables.
 func TestKafkaTopicsDescribeSite(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("java"); err != nil {
 		t.Skip("java missing")
 	}

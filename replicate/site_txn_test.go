@@ -20,6 +20,7 @@ import (
 // read_committed consumer of the copy sees the committed records only,
 // stops at the open transaction, and goes on once it commits.
 func TestMirrorTransactions(t *testing.T) {
+	t.Parallel()
 	c := startSite(t, 2)
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopicN(t, n1, "tx", 1, 2, nil)
