@@ -330,9 +330,15 @@ func TestIntegrationRecoveryWithinDescriptorBudget(t *testing.T) {
 // TestIntegrationLargeFramesMemoryBudget: 16 connections each send a
 // request frame of the default maximal size at once. The server holds at
 // most kafka.max-queued-request-bytes of them (the others wait, held back
-// by TCP), so its RSS grows by at most twice that (the garbage collector
-// lets the heap reach twice what is live) plus 32 MiB, and it comes back
-// to within 24 MiB of its idle level once they are answered.
+// by TCP), so its RSS grows by about twice that (the garbage collector
+// lets the heap reach twice what is live): +130 MiB on an idle 2-core box.
+// The bound checked is three times the budget plus 32 MiB: on a busy CPU
+// the collector's marking lags and the heap runs a frame or two past its
+// goal (+161 and +178 MiB at a load average of 3-6, with other test
+// binaries running). Without the budget RSS grew by 1.6 GB; a budget twice
+// as large lets the heap reach about twice 128 MiB, over the bound. RSS
+// comes back to within 24 MiB of its idle level once the frames are
+// answered.
 func TestIntegrationLargeFramesMemoryBudget(t *testing.T) {
 	s := startRunnel(t, 1)
 	pid := s.PID()
@@ -343,7 +349,7 @@ func TestIntegrationLargeFramesMemoryBudget(t *testing.T) {
 	}
 	const conns = 16
 	size := kafka.DefaultMaxFrameBytes
-	budget := int64(2*kafka.DefaultMaxQueuedRequestBytes + 32<<20)
+	budget := int64(3*kafka.DefaultMaxQueuedRequestBytes + 32<<20)
 	// An ApiVersions v0 request padded to the maximal frame size.
 	head := []byte{0, 0, 0, 0, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, 'x'}
 	binary.BigEndian.PutUint32(head, uint32(size))
