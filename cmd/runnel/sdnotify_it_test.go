@@ -156,6 +156,7 @@ func TestSystemdNotify(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped with -short")
 	}
+	t.Parallel() // mostly waits on timers: runs beside the other parallel tests
 	const watchdog = 3 * time.Second // pings every 1.5 s
 	sock, ch := notifySocket(t)
 	bin := faultBinary(t)
@@ -283,6 +284,7 @@ func TestStuckCommitLoggedWithoutSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped with -short")
 	}
+	t.Parallel() // mostly waits on timers: runs beside the other parallel tests
 	bin := faultBinary(t)
 	dir := t.TempDir()
 	hang := filepath.Join(dir, "hang-fsync")
