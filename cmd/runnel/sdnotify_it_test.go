@@ -156,7 +156,8 @@ func TestSystemdNotify(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped with -short")
 	}
-	t.Parallel() // mostly waits on timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	const watchdog = 3 * time.Second // pings every 1.5 s
 	sock, ch := notifySocket(t)
 	bin := faultBinary(t)
@@ -284,7 +285,8 @@ func TestStuckCommitLoggedWithoutSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary: skipped with -short")
 	}
-	t.Parallel() // mostly waits on timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	bin := faultBinary(t)
 	dir := t.TempDir()
 	hang := filepath.Join(dir, "hang-fsync")
