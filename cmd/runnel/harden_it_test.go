@@ -334,8 +334,8 @@ func TestIntegrationRecoveryWithinDescriptorBudget(t *testing.T) {
 // lets the heap reach twice what is live): +130 MiB on an idle 2-core box.
 // The bound checked is three times the budget plus 32 MiB: on a busy CPU
 // the collector's marking lags and the heap runs a frame or two past its
-// goal (+161 and +178 MiB at a load average of 3-6, with other test
-// binaries running). Without the budget RSS grew by 1.6 GB; a budget twice
+// goal (+161 and +178 MiB on the 2-core box while two runs of this
+// package's tests and a fuzzing job shared it). Without the budget RSS grew by 1.6 GB; a budget twice
 // as large lets the heap reach about twice 128 MiB, over the bound. RSS
 // comes back to within 24 MiB of its idle level once the frames are
 // answered.
