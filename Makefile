@@ -97,14 +97,14 @@ run: build
 # 12 s more before), test-arm 325 s (armv7, arm64, the cross smoke test),
 # soak-short 83 s, test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s,
 # test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,000 s
-# by these figures; a whole `.ci/run` on a clean clone took 25.6 min on
-# 2026-12-07 (unit's replicate 315 s and cmd/runnel 432 s, failover-runs'
-# rounds 149-152 s), 29-34 min on 2026-12-06 before replicate's site
-# scenarios ran two at a time. "About":
-# estimated from the stage's tests' times in unit or its own comment, not
-# run alone. Over the 15-minute aim: the site scenarios (replicate in unit
-# and failover-runs, timer-bound) are about 500 s of it, cmd/runnel's
-# integration tests (real clients, Java tools, Apache Kafka) about 450 s.
+# by these figures; a whole `.ci/run` on a clean clone took 25.6-25.9 min
+# on 2026-12-07 (unit's replicate 315-320 s and cmd/runnel 377-432 s,
+# failover-runs' rounds 148-155 s), 29-34 min on 2026-12-06 before
+# replicate's site scenarios ran two at a time. "About": estimated from
+# the stage's tests' times in unit or its own comment, not run alone. Over
+# the 15-minute aim: the site scenarios (replicate in unit and
+# failover-runs, timer-bound) are about 500 s of it, cmd/runnel's
+# integration tests (real clients, Java tools, Apache Kafka) about 400 s.
 test: test-deps vet unit race test-mochi test-memberlist test-go-msgpack integration-kafka failover-runs soak-short fuzz-short test-arm
 
 # What the tests need on a fresh Debian machine: kcat, mosquitto and its
@@ -176,13 +176,14 @@ vet:
 # test binaries in the order packages are named, -p at a time (default:
 # the number of cores, 2): in go list's order replicate waited about 300 s
 # for a slot and unit took 1049 s. Named first, replicate (337 s) and
-# cmd/runnel (452 s) start at once and the other 25 packages (about 450 s
-# in all) follow whichever ends first: `make unit` took 733 s (2026-12-07,
-# beside a fuzzing job on one core; about 900 s with the site scenarios
-# one after another). UNIT_P=3 gives the rest a third slot (698 s with the
-# scenarios one after another; the site tests' times did not change, the
-# busiest log and cmd/runnel tests took up to 3x longer); the default
-# stays at two test binaries at a time on the 2-core CI box.
+# cmd/runnel (452 s; 377 s since its two watchdog tests run in parallel)
+# start at once and the other 25 packages (about 450 s in all) follow
+# whichever ends first: `make unit` took 733 s (2026-12-07, beside a
+# fuzzing job on one core; about 900 s with the site scenarios one after
+# another). UNIT_P=3 gives the rest a third slot (698 s with the scenarios
+# one after another; the site tests' times did not change, the busiest log
+# and cmd/runnel tests took up to 3x longer); the default stays at two
+# test binaries at a time on the 2-core CI box.
 UNIT_FIRST := ./replicate/ ./cmd/runnel/
 UNIT_P ?= 2
 unit:
@@ -257,18 +258,18 @@ soak: test-deps
 # runs of this target: 558 s on one shared with other jobs).
 # The rounds are separate test processes, each running its scenarios one
 # after another (-parallel 1: six at once, three rounds of two, took 143 s
-# against about 160 s at a load average of 11); FAILOVER_JOBS runs that many at
-# once (each its own site and broker: sitetest picks each cluster's subnet
-# under a file lock, the brokers take free ports). The scenarios mostly
-# wait on timers: a round takes about 146-186 s alone and 155-205 s three
-# at once, so the three take about 160 s instead of about 440 s (two runs
-# of `make failover-runs FAILOVER_JOBS=3` on 2026-12-06: 161 s and 160 s,
-# every scenario passed, the second beside other work on the box). An
-# earlier run of three at once failed in TestFailoverPause: after SIGCONT
-# n1 still showed its forwarding from before the pause, so the test's wait
-# for the hand-back passed at once and its check came before the hand-back
-# (which waits for the peers' cursor logs, up to failover-wait-max); the
-# test now waits for the hand-backs themselves.
+# against about 160 s at a load average of 11); FAILOVER_JOBS runs that
+# many at once (each its own site and broker: sitetest picks each
+# cluster's subnet under a file lock, the brokers take free ports). The
+# scenarios mostly wait on timers: a round takes about 146-186 s alone and
+# 155-205 s three at once, so the three take about 160 s instead of about
+# 440 s (two runs of `make failover-runs FAILOVER_JOBS=3` on 2026-12-06:
+# 161 s and 160 s, every scenario passed, the second beside other work on
+# the box). An earlier run of three at once failed in TestFailoverPause:
+# after SIGCONT n1 still showed its forwarding from before the pause, so
+# the test's wait for the hand-back passed at once and its check came
+# before the hand-back (which waits for the peers' cursor logs, up to
+# failover-wait-max); the test now waits for the hand-backs themselves.
 FAILOVER_RUNS ?= 3
 FAILOVER_JOBS ?= 3
 .PHONY: failover-runs

@@ -44,11 +44,11 @@
 // into the bridge, all on a free 10.x.y.0/24 (checked against every route
 // and address of the root namespace, chosen under a file lock so parallel
 // test binaries, and parallel tests of one binary (t.Parallel), do not
-// collide). Node i is 10.x.y.i and listens there on
-// the fixed ports (Kafka 9092, HTTP 8080, MQTT 1883; 7946 is the gossip
-// port to pass); the test process is 10.x.y.254 (Cluster.HostIP), so Go
-// clients in the test, and tools such as kcat run from it, dial nodes
-// directly, and nodes reach servers of the test that listen on HostIP.
+// collide). Node i is 10.x.y.i and listens there on the fixed ports (Kafka
+// 9092, HTTP 8080, MQTT 1883; 7946 is the gossip port to pass); the test
+// process is 10.x.y.254 (Cluster.HostIP), so Go clients in the test, and
+// tools such as kcat run from it, dial nodes directly, and nodes reach
+// servers of the test that listen on HostIP.
 // Nodes have no default route: they reach nothing outside the subnet.
 // Node.Command runs a tool inside a node's namespace.
 //
