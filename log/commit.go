@@ -593,12 +593,17 @@ func (p *partition) plan(pl *commitPlan, final, due bool, j *journal) bool {
 		}
 	}
 	act := p.active()
-	if act.virt == nil {
-		if act.size-act.covered < p.l.opts.JournalSmallBytes {
+	if small := p.l.opts.JournalSmallBytes; act.virt == nil {
+		p.largeCommits = 0
+		if act.size-act.covered < small {
 			p.smallCommits++
 		} else {
 			p.smallCommits = 0
 		}
+	} else if act.size-act.synced >= sharedLargeFactor*small {
+		p.largeCommits++
+	} else {
+		p.largeCommits = 0
 	}
 	if len(files) == 0 && !p.dirDirty {
 		// Only shared bytes (or nothing) to make durable.

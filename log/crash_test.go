@@ -117,25 +117,46 @@ func newWorkload(seed uint64, n int) *workload {
 		{"u", log.TopicConfig{Partitions: 1, SegmentBytes: 3000, RetentionAge: -1}},
 	}}
 	parts := []tp{{"t", 0}, {"t", 1}, {"t", 2}, {"u", 0}}
-	for i := range n {
-		var b batch.Builder
-		if r.IntN(5) == 0 {
-			b.Codec = batch.CodecSnappy
-		}
-		for j := range 1 + r.IntN(4) {
-			val := make([]byte, r.IntN(180))
-			for k := range val {
-				val[k] = byte(r.UintN(256))
+	burstAt := r.IntN(max(1, n/2)) // at least one burst
+	for i := 0; i < n; {
+		if i == burstAt || r.IntN(20) == 0 {
+			// A burst of large batches to one partition: each over twice
+			// these tests' JournalSmallBytes (600 bytes), more in a row
+			// than the log's fileAfterLargeCommits (8), so in shared
+			// storage the partition moves to a segment file (and back
+			// after enough small appends).
+			p := parts[r.IntN(len(parts))]
+			for j := 0; j < 10 && i < n; j++ {
+				w.steps = append(w.steps, wlStep{tp: p, batch: workloadBatch(r, i, 4, 350, 450)})
+				i++
 			}
-			var hdr []batch.RecordHeader
-			if r.IntN(3) == 0 {
-				hdr = []batch.RecordHeader{{Key: "step", Value: []byte(fmt.Sprint(i))}}
-			}
-			b.Add(1_700_000_000_000+int64(i*10+j), []byte(fmt.Sprintf("k%d-%d", i, j)), val, hdr)
+			continue
 		}
-		w.steps = append(w.steps, wlStep{tp: parts[r.IntN(len(parts))], batch: b.Bytes()})
+		w.steps = append(w.steps, wlStep{tp: parts[r.IntN(len(parts))], batch: workloadBatch(r, i, 1+r.IntN(4), 0, 180)})
+		i++
 	}
 	return w
+}
+
+// workloadBatch is the batch of workload step i: records records with
+// values of lo to hi-1 random bytes, one in five batches compressed.
+func workloadBatch(r *rand.Rand, i, records, lo, hi int) []byte {
+	var b batch.Builder
+	if r.IntN(5) == 0 {
+		b.Codec = batch.CodecSnappy
+	}
+	for j := range records {
+		val := make([]byte, lo+r.IntN(hi-lo))
+		for k := range val {
+			val[k] = byte(r.UintN(256))
+		}
+		var hdr []batch.RecordHeader
+		if r.IntN(3) == 0 {
+			hdr = []batch.RecordHeader{{Key: "step", Value: []byte(fmt.Sprint(i))}}
+		}
+		b.Add(1_700_000_000_000+int64(i*10+j), []byte(fmt.Sprintf("k%d-%d", i, j)), val, hdr)
+	}
+	return b.Bytes()
 }
 
 func (w *workload) partitions() []tp {
@@ -503,6 +524,17 @@ func crashSeed(t *testing.T, seed uint64, steps int, mode storeMode, concurrent 
 	}
 	if len(unsynced) > 0 {
 		t.Errorf("Close left unsynced data or directory entries: %q", unsynced)
+	}
+	if mode == modeShared {
+		fileBytes := int64(0)
+		mem.Walk(dir, func(path string, size int64) {
+			if strings.HasSuffix(path, ".log") {
+				fileBytes += size
+			}
+		})
+		if fileBytes == 0 {
+			t.Fatal("reference run: no append went to a segment file, so no partition moved between shared storage and its own files")
+		}
 	}
 	metaDB, err := os.ReadFile(filepath.Join(dir, meta.FileName))
 	if err != nil {

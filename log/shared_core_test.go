@@ -126,11 +126,11 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 	var want []string
 	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
 	for round := 0; round < 3; round++ {
-		for i := 0; i < 5; i++ {
+		for i := 0; i < sharedAfterSmallCommits+2; i++ {
 			app(1, fmt.Sprint("small", round, i))
 		}
-		for i := 0; i < 3; i++ {
-			app(1000, fmt.Sprint("big", round, i)) // > JournalSmallBytes
+		for i := 0; i < fileAfterLargeCommits+2; i++ {
+			app(2000, fmt.Sprint("big", round, i)) // about 44 KB: over 2 × JournalSmallBytes, under 4 ×
 		}
 	}
 	verify := func(l Log) {
@@ -410,5 +410,92 @@ func TestSharedDamagedFirstEntriesKeepLaterBatches(t *testing.T) {
 				t.Fatalf("Check: partition 1 ranges %v, want %v", ranges, want)
 			}
 		})
+	}
+}
+
+// Where a partition's appends go has hysteresis (wantSharedLocked): in
+// shared storage a trickle with an occasional larger append, and commits
+// between JournalSmallBytes and twice that, stay there; sustained large
+// commits move the partition to a segment file, where commits between the
+// two thresholds keep it; sustained small ones move it back. Every move
+// rolls a segment (a move to a file creates one and syncs its directory),
+// so a load that hovers around one threshold must not move at each commit.
+func TestSharedStorageHysteresis(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, sharedOn)
+	defer l.Close()
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
+	// kinds lists the partition's segments, oldest first: 'v' virtual
+	// (shared storage), 'f' a segment file.
+	kinds := func() string {
+		t.Helper()
+		p, err := l.(*logImpl).part("t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var b strings.Builder
+		for _, s := range p.segs {
+			if s.virt != nil {
+				b.WriteByte('v')
+			} else {
+				b.WriteByte('f')
+			}
+		}
+		return b.String()
+	}
+	// Record sizes of mkBatch: about 22 bytes, so 1,000 records are
+	// between JournalSmallBytes (16 KiB) and twice that, 2,000 over twice
+	// that, 4,000 over four times that.
+	for i := 0; i < 20; i++ {
+		app(1, fmt.Sprint("trickle", i))
+		if i%5 == 4 {
+			app(2000, fmt.Sprint("burst", i)) // large, but not sustained
+		}
+		if i%2 == 1 {
+			app(1000, fmt.Sprint("between", i))
+		}
+	}
+	if k := kinds(); k != "v" {
+		t.Fatalf("trickle with bursts: segments %q, want one virtual", k)
+	}
+	for i := 0; i < fileAfterLargeCommits+2; i++ {
+		app(2000, fmt.Sprint("bulk", i))
+	}
+	if k := kinds(); k != "vf" {
+		t.Fatalf("sustained large commits: segments %q, want a file after the virtual one", k)
+	}
+	for i := 0; i < 2*sharedAfterSmallCommits; i++ {
+		app(1000, fmt.Sprint("between", i))
+		if i%(sharedAfterSmallCommits-1) == 0 {
+			app(1, fmt.Sprint("small", i))
+		}
+	}
+	if k := kinds(); k != "vf" {
+		t.Fatalf("commits between the thresholds in a file: segments %q, want the same file", k)
+	}
+	for i := 0; i < sharedAfterSmallCommits+1; i++ {
+		app(1, fmt.Sprint("trickle again", i))
+	}
+	if k := kinds(); k != "vfv" {
+		t.Fatalf("sustained small commits: segments %q, want back in shared storage", k)
+	}
+	app(4000, "huge")
+	if k := kinds(); k != "vfvf" {
+		t.Fatalf("an append over 4 × JournalSmallBytes: segments %q, want a file at once", k)
+	}
+	got := readAll(t, l, "t", 0)
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i].Value) != want[i] {
+			t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
+		}
 	}
 }

@@ -256,10 +256,10 @@ func TestSharedIndexAndFileDamaged(t *testing.T) {
 	var want []string
 	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
 	for round := 0; round < 2; round++ {
-		for i := 0; i < 6; i++ {
+		for i := 0; i < sharedAfterSmallCommits+3; i++ {
 			app(1, fmt.Sprint("small", round, i))
 		}
-		app(1000, fmt.Sprint("big", round)) // its own segment file
+		app(4000, fmt.Sprint("big", round)) // over 4 × JournalSmallBytes: its own segment file at once
 	}
 	l.Close()
 	idx, _ := filepath.Glob(filepath.Join(dir, sharedDirName, "*"+sidxSuffix))

@@ -309,7 +309,7 @@ func (p *partition) cutLocked(si int, pos, offset int64) error {
 	p.unsynced = nil
 	p.producers.Reset() // idempotence state past the cut is gone; producers start over
 	p.txns.reset()      // rebuilt from what is left at the next query
-	p.smallCommits = 0
+	p.smallCommits, p.largeCommits = 0, 0
 	lost := p.lost[:0:0]
 	for _, g := range p.lost {
 		if g.from < offset {
