@@ -117,16 +117,30 @@ func newWorkload(seed uint64, n int) *workload {
 		{"u", log.TopicConfig{Partitions: 1, SegmentBytes: 3000, RetentionAge: -1}},
 	}}
 	parts := []tp{{"t", 0}, {"t", 1}, {"t", 2}, {"u", 0}}
-	burstAt := r.IntN(max(1, n/2)) // at least one burst
+	// One burst in every workload starts with small appends to its
+	// partition, enough to bring it (back) to shared storage first, so
+	// every shared-mode run moves a partition from shared storage to a
+	// segment file (crashSeed checks).
+	const smallRun, largeRun = 9, 10
+	burstAt := r.IntN(max(1, n-smallRun-largeRun))
+	guaranteed := false
 	for i := 0; i < n; {
-		if i == burstAt || r.IntN(20) == 0 {
+		first := !guaranteed && i >= burstAt
+		if first || guaranteed && r.IntN(40) == 0 {
 			// A burst of large batches to one partition: each over twice
 			// these tests' JournalSmallBytes (600 bytes), more in a row
 			// than the log's fileAfterLargeCommits (8), so in shared
 			// storage the partition moves to a segment file (and back
 			// after enough small appends).
 			p := parts[r.IntN(len(parts))]
-			for j := 0; j < 10 && i < n; j++ {
+			if first {
+				guaranteed = true
+				for j := 0; j < smallRun && i < n; j++ {
+					w.steps = append(w.steps, wlStep{tp: p, batch: workloadBatch(r, i, 1, 0, 100)})
+					i++
+				}
+			}
+			for j := 0; j < largeRun && i < n; j++ {
 				w.steps = append(w.steps, wlStep{tp: p, batch: workloadBatch(r, i, 4, 350, 450)})
 				i++
 			}
@@ -136,6 +150,23 @@ func newWorkload(seed uint64, n int) *workload {
 		i++
 	}
 	return w
+}
+
+// movedToFile reports whether some partition of w has a virtual segment
+// (shared storage) followed by a segment file.
+func movedToFile(l log.Log, w *workload) bool {
+	for _, p := range w.partitions() {
+		virt := false
+		for _, line := range strings.Split(log.DebugSegments(l, p.topic, p.part), "\n") {
+			switch {
+			case strings.HasSuffix(line, "virt true"):
+				virt = true
+			case strings.HasSuffix(line, "virt false") && virt:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // workloadBatch is the batch of workload step i: records records with
@@ -510,6 +541,9 @@ func crashSeed(t *testing.T, seed uint64, steps int, mode storeMode, concurrent 
 	if out.err != nil {
 		t.Fatalf("reference run: %v", out.err)
 	}
+	if mode == modeShared && !movedToFile(l, w) {
+		t.Fatal("reference run: no partition moved from shared storage to a segment file, so the crash points do not cover that move")
+	}
 	if err := l.Close(); err != nil {
 		t.Fatalf("reference close: %v", err)
 	}
@@ -524,17 +558,6 @@ func crashSeed(t *testing.T, seed uint64, steps int, mode storeMode, concurrent 
 	}
 	if len(unsynced) > 0 {
 		t.Errorf("Close left unsynced data or directory entries: %q", unsynced)
-	}
-	if mode == modeShared {
-		fileBytes := int64(0)
-		mem.Walk(dir, func(path string, size int64) {
-			if strings.HasSuffix(path, ".log") {
-				fileBytes += size
-			}
-		})
-		if fileBytes == 0 {
-			t.Fatal("reference run: no append went to a segment file, so no partition moved between shared storage and its own files")
-		}
 	}
 	metaDB, err := os.ReadFile(filepath.Join(dir, meta.FileName))
 	if err != nil {

@@ -414,11 +414,14 @@
 // Where an append goes: an empty active segment, or a partition whose last
 // eight commits to its segment file were small (< Options.JournalSmallBytes,
 // 16 KiB), takes small appends into a virtual segment. A partition in
-// shared storage moves to a segment file after eight commits in a row of
-// at least twice that (32 KiB), or at once for an append over four times
-// that (64 KiB), once every shared byte of the partition is durable (so
-// file bytes are never durable ahead of shared bytes before them; the
-// switch the other way fdatasyncs the file first). Commits between the
+// shared storage moves to a segment file with an append over 16 KiB that
+// follows eight commits in a row of at least twice that (32 KiB), or with
+// any append over four times that (64 KiB); appends of 16 KiB or less stay
+// in shared storage however large their commits. It moves only once every
+// shared byte of the partition is durable, in every virtual segment, not
+// only the active one (so file bytes are never durable ahead of shared
+// bytes before them); a move the other way first fdatasyncs every segment
+// file of the partition with bytes not yet durable. Commits between the
 // two thresholds, and a few large ones among small ones, leave a
 // partition where it is: each move rolls a segment (a move to a file
 // creates one and syncs its directory), and with one threshold and an

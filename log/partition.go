@@ -562,15 +562,16 @@ func (p *partition) writeSharedLocked(seg *segment, data []byte, base, records i
 
 // A partition moves from its own segment files to shared storage after
 // sharedAfterSmallCommits small commits (< Options.JournalSmallBytes) in a
-// row, and back after fileAfterLargeCommits large ones (at least
-// sharedLargeFactor times that) in a row, or at once for an append over
-// sharedMaxAppendFactor times that. Commits between the two thresholds
-// leave it where it is: with one threshold and no count on the way back,
-// a load whose commits hover around 16 KiB (an MQTT client with a large
-// in-flight window, a Kafka producer's batches near that size) flapped
-// between the two, rolling a new segment file (created, its directory
-// synced) every few commits: 33-52 segment files for 100,000 MQTT
-// messages (13 MB) at window 1000 (doc.go, "Store once").
+// row, and back with an append over JournalSmallBytes after
+// fileAfterLargeCommits large commits (at least sharedLargeFactor times
+// that) in a row, or with any append over sharedMaxAppendFactor times
+// that. Both counts start over at each move. Commits between the two
+// thresholds leave it where it is: with one threshold and no count on the
+// way back, a load whose commits hover around 16 KiB (an MQTT client with
+// a large in-flight window, a Kafka producer's batches near that size)
+// flapped between the two, rolling a new segment file (created, its
+// directory synced) every few commits: 33-52 segment files for 100,000
+// MQTT messages (13 MB) at window 1000 (doc.go, "Store once").
 const (
 	sharedAfterSmallCommits = 8
 	fileAfterLargeCommits   = 8
@@ -583,9 +584,11 @@ const (
 func (p *partition) wantSharedLocked(cfg *TopicConfig, n int) bool {
 	l := p.l
 	act := p.active()
-	if act.virt != nil && act.synced < act.size {
+	if act.virt != nil && act.synced < act.size || p.sharedUnsyncedLocked() {
 		// Back to a segment file only once every shared byte is durable:
-		// file bytes must never be durable ahead of shared ones before them.
+		// file bytes must never be durable ahead of shared ones before them
+		// (an earlier virtual segment too: the active one may be new and
+		// empty after a drop-oldest roll, or a roll whose append failed).
 		return true
 	}
 	if !l.shared.usable() || cfg.Fsync != FsyncAlways || cfg.Compacted() {
@@ -599,6 +602,17 @@ func (p *partition) wantSharedLocked(cfg *TopicConfig, n int) bool {
 		return int64(n) <= small
 	}
 	return p.smallCommits >= sharedAfterSmallCommits && int64(n) <= small
+}
+
+// sharedUnsyncedLocked reports whether a virtual segment of p has bytes
+// not yet durable.
+func (p *partition) sharedUnsyncedLocked() bool {
+	for _, s := range p.unsynced {
+		if s.virt != nil && s.synced < s.size {
+			return true
+		}
+	}
+	return false
 }
 
 // rollLocked seals the active segment and starts a new one of the same
@@ -623,6 +637,24 @@ func (p *partition) rollToLocked(virt bool) error {
 		}
 		p.l.files.release(cf)
 	}
+	if virt {
+		// Shared entries must never be durable ahead of the file bytes
+		// before them: sync the files now (once per switch), the active
+		// one and any earlier one (the active one may be new and empty
+		// after a roll whose bytes are not synced yet).
+		for _, s := range slices.Clone(p.unsynced) {
+			if s.virt == nil && s.covered < s.size {
+				if err := p.syncFileLocked(s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if virt != (old.virt != nil) {
+		// The counts of the storage left behind start over (an append
+		// before the next commit would otherwise read a stale one).
+		p.smallCommits, p.largeCommits = 0, 0
+	}
 	if old.size == 0 && len(p.segs) > 1 || old.size == 0 && virt != (old.virt != nil) {
 		// Replace the empty active segment (an empty file stays until
 		// the next open, which removes it: no directory sync here).
@@ -633,13 +665,6 @@ func (p *partition) rollToLocked(virt bool) error {
 		}
 		p.dropUnsyncedLocked(old)
 	} else {
-		if old.virt == nil && virt && old.covered < old.size {
-			// Shared entries must never be durable ahead of the file
-			// bytes before them: sync the file now (once per switch).
-			if err := p.syncFileLocked(old); err != nil {
-				return err
-			}
-		}
 		old.sealed = true
 		if err := old.seal(p.l.fs); err != nil {
 			p.l.logger.Warn("log: cannot write index files (they will be rebuilt)", "topic", p.t.name, "partition", p.id, "err", err)

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/runnel/runnel/log/batch"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/runnel/runnel/log/batch"
 )
 
 // sharedOn turns shared segments (the default of Open) back on in
@@ -485,9 +487,26 @@ func TestSharedStorageHysteresis(t *testing.T) {
 	if k := kinds(); k != "vfv" {
 		t.Fatalf("sustained small commits: segments %q, want back in shared storage", k)
 	}
-	app(4000, "huge")
+	// An append over 4 × JournalSmallBytes goes to a file at once, and a
+	// small one right behind it (before the next commit) stays there: the
+	// small-commit count of the earlier file stint starts over.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	for _, n := range []int{4000, 1} {
+		prefix := fmt.Sprint("pipelined", n)
+		l.AppendAsync("t", 0, mkBatch(n, prefix), func(_ int64, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+		for i := 0; i < n; i++ {
+			want = append(want, fmt.Sprintf("%s-%d", prefix, i))
+		}
+	}
+	wg.Wait()
 	if k := kinds(); k != "vfvf" {
-		t.Fatalf("an append over 4 × JournalSmallBytes: segments %q, want a file at once", k)
+		t.Fatalf("an append over 4 × JournalSmallBytes, then a small one: segments %q, want one file after the second virtual segment", k)
 	}
 	got := readAll(t, l, "t", 0)
 	if len(got) != len(want) {
@@ -496,6 +515,82 @@ func TestSharedStorageHysteresis(t *testing.T) {
 	for i := range want {
 		if string(got[i].Value) != want[i] {
 			t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
+		}
+	}
+}
+
+// Bytes of one storage are never durable ahead of the other's before them
+// (doc.go, "Store once"): a move to a segment file waits while any virtual
+// segment has unsynced bytes, not only the active one (after a roll the
+// active one may be new and empty), and a move to shared storage syncs
+// every segment file with unsynced bytes first.
+func TestSharedMovesKeepDurableOrder(t *testing.T) {
+	dir := t.TempDir()
+	l := testOpen(t, dir, sharedOn)
+	defer l.Close()
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 1, SegmentBytes: 100 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	appendRecording(t, l, &want, 1, "first") // shared storage, synced
+	p, err := l.(*logImpl).part("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg := p.t.config()
+	write := func(n int, prefix string) {
+		t.Helper()
+		data := mkBatch(n, prefix)
+		hdrs, err := batch.ValidateAll(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.writeLocked(data, hdrs, false, false, &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1, "small")                      // unsynced shared bytes
+	if err := p.rollLocked(); err != nil { // as the disk guard's drop-oldest roll does
+		t.Fatal(err)
+	}
+	write(4000, "huge") // over 4 × JournalSmallBytes
+	if act := p.active(); act.virt == nil {
+		t.Fatal("a large append went to a segment file while an earlier virtual segment had unsynced bytes")
+	}
+
+	// The other way: a partition in its own files whose active file is
+	// new and empty (rolled at SegmentBytes) while the one before is not
+	// synced; a small append moves it to shared storage.
+	if err := p.syncAllLocked(); err != nil {
+		t.Fatal(err)
+	}
+	write(4000, "file1") // about 88 KB
+	if p.active().virt != nil {
+		t.Fatal("setup: the large append did not go to a segment file")
+	}
+	write(4000, "file2") // over SegmentBytes with file1: rolls to a new file
+	if err := p.rollLocked(); err != nil {
+		t.Fatal(err)
+	}
+	if act := p.active(); act.virt != nil || act.size != 0 {
+		t.Fatal("setup: no new empty segment file")
+	}
+	var unsyncedFile bool
+	for _, s := range p.segs {
+		unsyncedFile = unsyncedFile || s.virt == nil && s.covered < s.size
+	}
+	if !unsyncedFile {
+		t.Fatal("setup: no segment file with unsynced bytes")
+	}
+	write(1, "back to shared")
+	if p.active().virt == nil {
+		t.Fatal("setup: the small append did not go to shared storage")
+	}
+	for _, s := range p.segs {
+		if s.virt == nil && s.covered < s.size {
+			t.Fatalf("shared entry written while segment file %s has unsynced bytes (%d of %d covered)", s.rel, s.covered, s.size)
 		}
 	}
 }
