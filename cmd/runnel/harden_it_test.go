@@ -237,7 +237,11 @@ func TestIntegrationDescriptorExhaustionIsTransient(t *testing.T) {
 				pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 				var recs []*kgo.Record
 				for p := range parts {
-					v := make([]byte, 24<<10)
+					// Over four times the log's JournalSmallBytes (16 KiB)
+					// and over --segment-bytes: in either layout each
+					// record goes to a new segment file, which needs a
+					// descriptor.
+					v := make([]byte, 80<<10)
 					rand.Read(v)
 					copy(v, fmt.Sprintf("during-%d-", p))
 					recs = append(recs, &kgo.Record{Topic: "exhaust", Partition: int32(p), Value: v})
