@@ -37,6 +37,21 @@ func appendRecording(t *testing.T, l Log, want *[]string, n int, prefix string) 
 	}
 }
 
+// readsBack checks that partition t/0 holds exactly the values want, in
+// order.
+func readsBack(t *testing.T, l Log, want []string) {
+	t.Helper()
+	got := readAll(t, l, "t", 0)
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i].Value) != want[i] {
+			t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
+		}
+	}
+}
+
 // sharedFilesIn lists the shared segment files of a data dir.
 func sharedFilesIn(t *testing.T, dir string) []string {
 	t.Helper()
@@ -135,19 +150,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 			app(2000, fmt.Sprint("big", round, i)) // about 44 KB: over 2 × JournalSmallBytes, under 4 ×
 		}
 	}
-	verify := func(l Log) {
-		t.Helper()
-		got := readAll(t, l, "t", 0)
-		if len(got) != len(want) {
-			t.Fatalf("%d records, want %d", len(got), len(want))
-		}
-		for i := range want {
-			if string(got[i].Value) != want[i] {
-				t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
-			}
-		}
-	}
-	verify(l)
+	readsBack(t, l, want)
 	if segmentBytesOnDisk(dir, "t", 0) == 0 {
 		t.Fatal("bulk appends did not go to segment files")
 	}
@@ -159,7 +162,7 @@ func TestSharedMixedWithSegmentFiles(t *testing.T) {
 	}
 	l = testOpen(t, dir, sharedOn)
 	defer l.Close()
-	verify(l)
+	readsBack(t, l, want)
 	if d := l.Check(); len(d) != 0 {
 		t.Fatalf("Check: %+v", d)
 	}
@@ -451,6 +454,12 @@ func TestSharedStorageHysteresis(t *testing.T) {
 		}
 		return b.String()
 	}
+	expect := func(want, what string) {
+		t.Helper()
+		if k := kinds(); k != want {
+			t.Fatalf("%s: segments %q, want %q", what, k, want)
+		}
+	}
 	// Record sizes of mkBatch: about 22 bytes, so 1,000 records are
 	// between JournalSmallBytes (16 KiB) and twice that, 2,000 over twice
 	// that, 4,000 over four times that.
@@ -463,30 +472,22 @@ func TestSharedStorageHysteresis(t *testing.T) {
 			app(1000, fmt.Sprint("between", i))
 		}
 	}
-	if k := kinds(); k != "v" {
-		t.Fatalf("trickle with bursts: segments %q, want one virtual", k)
-	}
+	expect("v", "a trickle with large appends that are not sustained")
 	for i := 0; i < fileAfterLargeCommits+2; i++ {
 		app(2000, fmt.Sprint("bulk", i))
 	}
-	if k := kinds(); k != "vf" {
-		t.Fatalf("sustained large commits: segments %q, want a file after the virtual one", k)
-	}
+	expect("vf", "sustained large commits")
 	for i := 0; i < 2*sharedAfterSmallCommits; i++ {
 		app(1000, fmt.Sprint("between", i))
 		if i%(sharedAfterSmallCommits-1) == 0 {
 			app(1, fmt.Sprint("small", i))
 		}
 	}
-	if k := kinds(); k != "vf" {
-		t.Fatalf("commits between the thresholds in a file: segments %q, want the same file", k)
-	}
+	expect("vf", "commits between the thresholds in a file")
 	for i := 0; i < sharedAfterSmallCommits+1; i++ {
 		app(1, fmt.Sprint("trickle again", i))
 	}
-	if k := kinds(); k != "vfv" {
-		t.Fatalf("sustained small commits: segments %q, want back in shared storage", k)
-	}
+	expect("vfv", "sustained small commits")
 	// An append over 4 × JournalSmallBytes goes to a file at once, and a
 	// small one right behind it (before the next commit) stays there: the
 	// small-commit count of the earlier file stint starts over.
@@ -505,18 +506,8 @@ func TestSharedStorageHysteresis(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if k := kinds(); k != "vfvf" {
-		t.Fatalf("an append over 4 × JournalSmallBytes, then a small one: segments %q, want one file after the second virtual segment", k)
-	}
-	got := readAll(t, l, "t", 0)
-	if len(got) != len(want) {
-		t.Fatalf("%d records, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if string(got[i].Value) != want[i] {
-			t.Fatalf("record %d: %q, want %q", i, got[i].Value, want[i])
-		}
-	}
+	expect("vfvf", "an append over 4 × JournalSmallBytes, then a small one")
+	readsBack(t, l, want)
 }
 
 // Bytes of one storage are never durable ahead of the other's before them
