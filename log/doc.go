@@ -428,10 +428,10 @@
 // immediate move to a file, loads whose commits hover around 16 KiB
 // flapped. `mosquitto_pub -q 1 -l -M N` into `runnel serve`, 100,000
 // messages of 100 bytes to one partition, non-empty segment files
-// created, two runs each before and after: window 100 11-17 and none;
-// window 300 6 and 1; window 1000 33-52 and 5-7 (its commits come in long
-// phases of large and of small ones); the rates unchanged within the
-// runs' spread (86-123k messages/s). The bulk case is unchanged: written
+// created, two runs each before and after: window 100 11-17 and 0-1;
+// window 300 6 and 0-1; window 1000 33-52 and 5-11 (its commits come in
+// long phases of large and of small ones); the rates unchanged within the
+// runs' spread (86-131k messages/s). The bulk case is unchanged: written
 // once, to the partition's own file.
 //
 // Writes: an append to a virtual segment writes one entry at the end of
