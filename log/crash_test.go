@@ -156,14 +156,9 @@ func newWorkload(seed uint64, n int) *workload {
 // (shared storage) followed by a segment file.
 func movedToFile(l log.Log, w *workload) bool {
 	for _, p := range w.partitions() {
-		virt := false
-		for _, line := range strings.Split(log.DebugSegments(l, p.topic, p.part), "\n") {
-			switch {
-			case strings.HasSuffix(line, "virt true"):
-				virt = true
-			case strings.HasSuffix(line, "virt false") && virt:
-				return true
-			}
+		k := log.SegmentKinds(l, p.topic, p.part)
+		if i := strings.IndexByte(k, 'v'); i >= 0 && strings.IndexByte(k[i:], 'f') >= 0 {
+			return true
 		}
 	}
 	return false

@@ -32,3 +32,23 @@ func SharedRefsForTest(l Log) string {
 	}
 	return out
 }
+
+// SegmentKinds lists a partition's segments, oldest first: 'v' virtual
+// (shared storage), 'f' a segment file.
+func SegmentKinds(l Log, topic string, part int32) string {
+	p, err := l.(*logImpl).part(topic, part)
+	if err != nil {
+		return err.Error()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := make([]byte, 0, len(p.segs))
+	for _, s := range p.segs {
+		if s.virt != nil {
+			b = append(b, 'v')
+		} else {
+			b = append(b, 'f')
+		}
+	}
+	return string(b)
+}

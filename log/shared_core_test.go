@@ -434,29 +434,9 @@ func TestSharedStorageHysteresis(t *testing.T) {
 	}
 	var want []string
 	app := func(n int, prefix string) { appendRecording(t, l, &want, n, prefix) }
-	// kinds lists the partition's segments, oldest first: 'v' virtual
-	// (shared storage), 'f' a segment file.
-	kinds := func() string {
-		t.Helper()
-		p, err := l.(*logImpl).part("t", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		var b strings.Builder
-		for _, s := range p.segs {
-			if s.virt != nil {
-				b.WriteByte('v')
-			} else {
-				b.WriteByte('f')
-			}
-		}
-		return b.String()
-	}
 	expect := func(want, what string) {
 		t.Helper()
-		if k := kinds(); k != want {
+		if k := SegmentKinds(l, "t", 0); k != want {
 			t.Fatalf("%s: segments %q, want %q", what, k, want)
 		}
 	}
