@@ -51,3 +51,9 @@ replace github.com/mochi-mqtt/server/v2 => ./ingest/mqtt/third_party/mochi
 replace github.com/hashicorp/memberlist => ./replicate/third_party/memberlist
 
 replace github.com/hashicorp/go-msgpack/v2 => ./replicate/third_party/go-msgpack
+
+// runnel carries a patched copy of twmb/franz-go v1.22.3 (sync/third_party/franz-go,
+// PATCHES.md there lists every change) for the binary's size: no share groups,
+// no KIP-848 group protocol (release builds: tag kgoomitkip848), no client-metrics push, no sharders for requests
+// runnel never sends, and the standard library's gzip.
+replace github.com/twmb/franz-go => ./sync/third_party/franz-go

@@ -2,7 +2,9 @@ package main
 
 // The armv7 and arm64 binaries, cross-built and run under qemu-user:
 // `make test-arm` runs this with RUNNEL_CROSS_SMOKE=1 (other runs skip it:
-// it builds two binaries and emulates them).
+// it builds two binaries and emulates them), and with RUNNEL_CROSS_BIN set
+// to the directory where `make build-all` put the release binaries, which
+// it then runs instead of building its own.
 
 import (
 	"context"
@@ -27,9 +29,17 @@ var crossTargets = []crossTarget{
 	{"arm64", "arm64", "", "qemu-aarch64", ""},
 }
 
-// buildCross builds ./cmd/runnel for target into dir.
+// buildCross builds ./cmd/runnel for target into dir, or returns the
+// release binary for it from RUNNEL_CROSS_BIN when that is set.
 func buildCross(t *testing.T, ct crossTarget, dir string) string {
 	t.Helper()
+	if bin := os.Getenv("RUNNEL_CROSS_BIN"); bin != "" {
+		out := filepath.Join(bin, "runnel-linux-"+ct.name)
+		if _, err := os.Stat(out); err != nil {
+			t.Fatalf("RUNNEL_CROSS_BIN: %v (make build-all builds it)", err)
+		}
+		return out
+	}
 	out := filepath.Join(dir, "runnel-linux-"+ct.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
