@@ -105,10 +105,12 @@ run: build
 # 12 s more before), test-arm 325 s (armv7, arm64, the cross smoke test),
 # soak-short 83 s, test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s,
 # test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,000 s
-# by these figures; a whole `.ci/run` on a clean clone took 25.6-25.9 min
-# on 2026-12-07 (unit's replicate 315-320 s and cmd/runnel 377-432 s,
-# failover-runs' rounds 148-155 s), 29-34 min on 2026-12-06 before
-# replicate's site scenarios ran two at a time. "About": estimated from
+# by these figures, plus test-kgo (about 80 s) and size (seconds: test-arm
+# built the binaries). A whole `.ci/run` on a clean clone took 36.0 min on
+# 2026-12-07 with test-kgo and size (unit's replicate 357 s and cmd/runnel
+# 446 s), 35.0-38.6 min the day before without them, 25.6-25.9 min on an
+# earlier day (unit's replicate 315-320 s and cmd/runnel 377-432 s): the
+# same stages vary by a third with the shared box's other load. "About": estimated from
 # the stage's tests' times in unit or its own comment, not run alone. Over
 # the 15-minute aim: the site scenarios (replicate in unit and
 # failover-runs, timer-bound) are about 500 s of it, cmd/runnel's

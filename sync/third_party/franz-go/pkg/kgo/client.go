@@ -1545,6 +1545,11 @@ func (cl *Client) close(ctx context.Context) (rerr error) {
 //	ShareGroupDescribe
 //	DescribeShareGroupOffsets
 //
+// runnel: in runnel's copy only ListOffsets, OffsetFetch, FindCoordinator,
+// OffsetForLeaderEpoch, AddPartitionsToTxn and DescribeConfigs are split;
+// the others above are sent whole to one broker (see shardedRequest and
+// PATCHES.md).
+//
 // Kafka 3.0 introduced batch OffsetFetch and batch FindCoordinator requests.
 // This function is forward and backward compatible: old requests will be
 // batched as necessary, and batched requests will be split as necessary. It is
@@ -1946,12 +1951,15 @@ func (cl *Client) shardedRequest(ctx context.Context, req kmsg.Request) ([]Respo
 
 	// runnel: upstream's kgo splits the requests below across brokers;
 	// runnel's copy leaves their sharders out (see PATCHES.md) and sends
-	// them whole to one broker, as kgo sends any request it does not
-	// shard. Against a runnel node (which answers for itself) the answer
-	// is the same; against a cluster of several brokers a list (groups,
-	// transactions, log dirs) is one broker's and a resource another
-	// broker owns gets that resource's error code. runnel's own code never
-	// sends them through kgo; its tests do, to one runnel node.
+	// them whole to one broker, through the retrying path kgo uses for
+	// requests with no other routing (it retries transport errors, not
+	// NOT_COORDINATOR; the group requests among them skip the coordinator
+	// lookup, which takes one group only). Against a runnel node, which
+	// answers for itself, the answer is the same; against a cluster of
+	// several brokers a list (groups, transactions, log dirs) is one
+	// broker's and a resource another broker owns gets that resource's
+	// error code. runnel's own code never sends them through kgo; its
+	// tests do, to one runnel node.
 	case *kmsg.DescribeGroupsRequest, // key 15
 		*kmsg.ListGroupsRequest,                // key 16
 		*kmsg.DeleteRecordsRequest,             // key 21

@@ -268,6 +268,7 @@ var (
 	// suppresses further heartbeat requests so that a second heartbeat
 	// cannot see stale assignment state and miss a revocation.
 	errReassigned848 = errors.New("848 reassignment detected")
+
 	//////////////
 	// EXTERNAL //
 	//////////////
