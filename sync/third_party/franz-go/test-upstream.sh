@@ -61,9 +61,11 @@ KGO_SEEDS=127.0.0.1:1 GOFLAGS=-mod=mod go test -tags kgoomitkip848 -count=1 -tim
 
 echo "test-upstream: kgo's broker tests against runnel serve"
 (cd "$root" && CGO_ENABLED=0 go build -tags 'nethttpomithttp2 kgoomitkip848' -o "$work/runnel" ./cmd/runnel)
+# listening PORT: something accepts connections on 127.0.0.1:PORT.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for try in 1 2 3 4 5; do
 	port=$((20000 + RANDOM % 20000))
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	if listening "$port"; then
 		continue # taken
 	fi
 	rm -rf "$work/data"
@@ -71,7 +73,7 @@ for try in 1 2 3 4 5; do
 		--mqtt-addr "" --http-addr "" > "$work/serve.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 50); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || ! kill -0 "$pid" 2>/dev/null; then
+		if listening "$port" || ! kill -0 "$pid" 2>/dev/null; then
 			break
 		fi
 		sleep 0.1
