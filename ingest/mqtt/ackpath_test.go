@@ -3,6 +3,9 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +82,74 @@ func TestPubacksWaitOnlyForTheirSync(t *testing.T) {
 			}
 			if c.window == 20 && perBatch < want {
 				t.Errorf("%.1f messages per batch with window 20, want at least %.0f: the window is split between commits", perBatch, want)
+			}
+		})
+	}
+}
+
+// TestQuickAcksFollowTheWindow: a mosquitto_pub client that publishes one
+// message at a time (window 1) has its connection's quick TCP ACKs turned
+// off once lazyAckAfter publishes in a row arrived alone (its PUBACKs
+// carry the ACKs; the system call after each read is saved), while one
+// with mosquitto_pub's default window of 20 keeps them on (its window
+// would otherwise be split by Nagle's algorithm: see
+// TestPubacksWaitOnlyForTheirSync). Both clients stay connected (stdin
+// held open) while the broker's view of their connections is read.
+func TestQuickAcksFollowTheWindow(t *testing.T) {
+	needTool(t, "mosquitto_pub")
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_QUICKACK is Linux's")
+	}
+	for _, c := range []struct {
+		window, messages int
+		lazy             bool
+	}{{1, 3 * lazyAckAfter, true}, {20, 400, false}} {
+		t.Run(fmt.Sprintf("window=%d", c.window), func(t *testing.T) {
+			l := newRealLog(t)
+			b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, needTool(t, "mosquitto_pub"), "-h", "127.0.0.1", "-p", port(addr),
+				"-q", "1", "-l", "-M", fmt.Sprint(c.window), "-t", "dev/1", "-i", "dev-1")
+			cmd.WaitDelay = 5 * time.Second
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				in.Close()
+				if err := cmd.Wait(); err != nil {
+					t.Errorf("mosquitto_pub: %v", err)
+				}
+			}()
+			if _, err := io.WriteString(in, strings.Repeat(strings.Repeat("x", 100)+"\n", c.messages)); err != nil {
+				t.Fatal(err)
+			}
+			for b.Stats().Acked < uint64(c.messages) {
+				if ctx.Err() != nil {
+					t.Fatalf("%d of %d PUBACKs", b.Stats().Acked, c.messages)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			var conns, lazy int
+			b.sessions.Range(func(_, v any) bool {
+				s := v.(*session)
+				if qc, ok := s.acker.(*quickAckConn); ok {
+					conns++
+					if qc.lazy.Load() {
+						lazy++
+					}
+				}
+				return true
+			})
+			if conns != 1 {
+				t.Fatalf("%d sessions with a quick-ACK connection, want 1", conns)
+			}
+			if got := lazy == 1; got != c.lazy {
+				t.Errorf("window %d: quick ACKs off = %v after %d messages, want %v", c.window, got, c.messages, c.lazy)
 			}
 		})
 	}

@@ -70,7 +70,10 @@ type Broker struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // drainers, connection goroutines, publishers
-	bg        sync.WaitGroup // completion goroutine
+
+	drainq       chan *session // unbuffered: a session handed to an idle drainer
+	idleDrainers atomic.Int64
+	bg           sync.WaitGroup // completion goroutine
 }
 
 // New builds a broker (no listener yet). It loads persisted sessions and
@@ -91,6 +94,7 @@ func New(opts Options) (*Broker, error) {
 		ipConns:     map[string]int{},
 		closing:     make(chan struct{}),
 		compStop:    make(chan struct{}),
+		drainq:      make(chan *session),
 	}
 	b.feeder, _ = o.Log.(log.CommitFeeder)
 	b.backoff = access.DefaultBackoff()

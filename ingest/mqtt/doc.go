@@ -42,7 +42,9 @@
 //	drainer (≤ 1 per client): pops the finished prefix of the FIFO, fans
 //	each durable message out through an inline client (InjectPacket:
 //	subscribers, retained store), and writes all their PUBACK/PUBREC in
-//	one write, in arrival order.
+//	one write, in arrival order. Drainer goroutines are reused: up to
+//	maxIdleDrainers wait for the next client to drain (a new goroutine
+//	for each drain grew its stack each time).
 //
 // The appender asks the log (log.CommitFeeder) to call it when its next
 // commit starts; an idle log starts one at once, a busy one when its
@@ -76,7 +78,12 @@
 //     after each read. A client with Nagle's algorithm on (mosquitto_pub
 //     and libmosquitto by default) sends only the first publish of a group
 //     until the TCP ACK of it comes back; Linux delays that ACK until the
-//     server sends data, here the next PUBACK, a whole fsync later.
+//     server sends data, here the next PUBACK, a whole fsync later. A
+//     client without subscriptions whose last lazyAckAfter (16) QoS 1/2
+//     publishes each arrived alone (window 1: nothing else of it pending)
+//     has them turned off, since its PUBACKs carry the ACKs; its first
+//     publish that finds another pending, or a QoS 0 one, or a
+//     subscription, turns them on again (session.notePublish).
 //   - The reply hold (session.go): a QoS 1/2 publish is held (its record
 //     waits in the open batch, the appender's feed is not registered for
 //     it) while the client has QoS 1/2 records in a commit, whose acks

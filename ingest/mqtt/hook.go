@@ -108,6 +108,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	s := b.sessionFor(cl)
 	p := &pending{s: s, pk: pk, size: len(pk.Payload) + len(pk.TopicName) + 64, unrouted: !routed}
 	ok, alone := s.enqueue(p)
+	s.notePublish(pk.FixedHeader.Qos, alone)
 	if !ok {
 		// Broker closing: drop without ack; the client resends.
 		return pk, packets.ErrRejectPacket

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -100,6 +101,21 @@ func isMalformed(err error) bool {
 func isTemporary(err error) bool {
 	t, ok := err.(interface{ Temporary() bool })
 	return ok && t.Temporary()
+}
+
+// delayedAcker is a connection that can leave its TCP ACKs to the
+// kernel's delayed ACK instead of acknowledging each read at once
+// (quickack_linux.go).
+type delayedAcker interface{ delayAcks(on bool) }
+
+// delayedAckerOf returns c's delayedAcker (under TLS, the TCP connection
+// beneath), or nil.
+func delayedAckerOf(c net.Conn) delayedAcker {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	d, _ := c.(delayedAcker)
+	return d
 }
 
 // quickAckListener hands out its connections as quickAck makes them

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"net"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -11,11 +12,18 @@ import (
 // (mosquitto_pub without --nodelay, libmosquitto's default) send only
 // the first of a group of publishes until that ACK comes back: with
 // Linux's delayed ACK the rest of the group would wait for the PUBACK of
-// the first, a whole fsync later, and go into the next commit.
+// the first, a whole fsync later, and go into the next commit. A client
+// that publishes one message at a time gains nothing from it (its PUBACK
+// carries the ACK), and the system call after each read was 9% of the
+// broker's CPU time with 100 such clients: its session turns it off
+// (delayAcks) while it publishes that way.
 type quickAckConn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	lazy atomic.Bool // leave ACKs to the kernel (delayAcks)
 }
+
+func (c *quickAckConn) delayAcks(on bool) { c.lazy.Store(on) }
 
 func quickAck(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
@@ -31,7 +39,7 @@ func quickAck(c net.Conn) net.Conn {
 
 func (c *quickAckConn) Read(p []byte) (int, error) {
 	n, err := c.TCPConn.Read(p)
-	if n > 0 {
+	if n > 0 && !c.lazy.Load() {
 		// Linux leaves quick-ack mode on its own: set it again after
 		// each read.
 		_ = c.rc.Control(func(fd uintptr) {
