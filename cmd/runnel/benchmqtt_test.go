@@ -5,7 +5,8 @@ package main
 // 2.0 and against runnel, cell by cell in one run, and prints the whole
 // matrix side by side with the ratio: in-flight windows 1, 20 (`-M 20`),
 // mosquitto_pub's default (no -M; 20), 100 and 1000; 1, 10 and 100
-// clients; QoS 1 and QoS 0 (which has no window); 100-byte payloads. Both
+// clients; QoS 1 and QoS 0 (which has no window); 100-byte payloads; with
+// each server's CPU time per message and runnel's fsyncs. Both
 // servers run with their defaults: Mosquitto as its binary starts with a
 // config holding only its listener (it never syncs: no persistence), runnel
 // as `runnel serve` starts (fsync always: each PUBACK waits for an fsync
@@ -72,6 +73,10 @@ type mqttRun struct {
 	rate    float64 // messages/s
 	elapsed time.Duration
 	err     error
+	// cpu is the server's CPU time (utime + stime) from releasing the
+	// clients' input until they ended and every message was in (runnel)
+	// or read by (Mosquitto, QoS 0) the server; zero when unreadable.
+	cpu time.Duration
 	// runnel only: what its log did for the cell (from /metrics).
 	fsyncs, fsyncSecs float64
 	ingested          float64
@@ -141,8 +146,8 @@ func TestBenchVsMosquitto(t *testing.T) {
 		var r result
 		r.cell = c
 		topic := fmt.Sprintf("bench/q%d/w%d/c%d", c.qos, c.window, c.clients)
-		runMosq := func() { r.mosq = pubCell(t, maddr, topic, c, maxMsgs, nil) }
-		runRunnel := func() { r.runnel = pubCell(t, rs.mqtt, topic, c, maxMsgs, rs) }
+		runMosq := func() { r.mosq = pubCell(t, maddr, topic, c, maxMsgs, nil, mq.Process.Pid) }
+		runRunnel := func() { r.runnel = pubCell(t, rs.mqtt, topic, c, maxMsgs, rs, rs.PID()) }
 		if i%2 == 0 {
 			runMosq()
 			runRunnel()
@@ -189,9 +194,10 @@ func TestBenchVsMosquitto(t *testing.T) {
 	fmt.Fprintf(&b, "- runnel: %s, `runnel serve` with its defaults (fsync always: every PUBACK after an fsync covering its message); data dir, ports only\n", runnelDesc)
 	fmt.Fprintf(&b, "- load: %s; `mosquitto_pub -q Q -t bench/... -l [-M window]` per client, MQTT 3.1.1, 100-byte payloads, one topic per client; window-1 cells send %d messages (%d with one client), the others %d, and a cell that took less than %v is run again with more messages (at most %d, and %d per client: mosquitto_pub's message ids wrap at 65,535, after which -l ends early) for about %v: mosquitto_pub 2.0 -l sleeps 100 ms after its input ends, a floor under every run; the clock runs from releasing every client's input to the last client's exit\n",
 		toolVersion("mosquitto_pub", "--help"), msgs/3, msgs/6, msgs, minCell, maxMsgs, maxPerClient, targetCell)
-	fmt.Fprintf(&b, "- runnel msg/fsync and ms/fsync: its log's fsyncs during the cell (from /metrics)\n\n")
-	fmt.Fprintln(&b, "| QoS | in-flight window | clients | messages (Mosquitto / runnel) | Mosquitto msg/s | runnel msg/s | runnel / Mosquitto | runnel msg/fsync | runnel ms/fsync | target |")
-	fmt.Fprintln(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintf(&b, "- runnel msg/fsync and ms/fsync: its log's fsyncs during the cell (from /metrics)\n")
+	fmt.Fprintf(&b, "- CPU µs/msg: the server process's utime + stime (/proc/PID/stat, %d Hz ticks) from releasing the clients' input until they ended and the server took every message (runnel: all in its log; Mosquitto with QoS 0: its CPU time stopped growing), per message; steadier than the rates on a shared box, where the clients compete with the server for the same cores\n\n", int(clockTicks))
+	fmt.Fprintln(&b, "| QoS | in-flight window | clients | messages (Mosquitto / runnel) | Mosquitto msg/s | runnel msg/s | runnel / Mosquitto | runnel msg/fsync | runnel ms/fsync | CPU µs/msg: Mosquitto / runnel | target |")
+	fmt.Fprintln(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	var missed []string
 	for _, r := range results {
 		c := r.cell
@@ -213,12 +219,18 @@ func TestBenchVsMosquitto(t *testing.T) {
 			perFsync = fmt.Sprintf("%.1f", r.runnel.ingested/r.runnel.fsyncs)
 			fsyncMs = fmt.Sprintf("%.2f", r.runnel.fsyncSecs*1000/r.runnel.fsyncs)
 		}
+		cpu := func(m mqttRun) string {
+			if m.cpu <= 0 || m.msgs == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.1f", float64(m.cpu.Microseconds())/float64(m.msgs))
+		}
 		target := mqttTarget(c, r.mosq, r.runnel, syncLimit)
 		if strings.Contains(target, "MISSED") {
 			missed = append(missed, fmt.Sprintf("QoS %d, window %s, %d clients: %s", c.qos, c.windowName(), c.clients, target))
 		}
-		fmt.Fprintf(&b, "| %d | %s | %d | %d / %d | %s | %s | %s | %s | %s | %s |\n",
-			c.qos, c.windowName(), c.clients, r.mosq.msgs, r.runnel.msgs, rate(r.mosq), rate(r.runnel), ratio, perFsync, fsyncMs, target)
+		fmt.Fprintf(&b, "| %d | %s | %d | %d / %d | %s | %s | %s | %s | %s | %s / %s | %s |\n",
+			c.qos, c.windowName(), c.clients, r.mosq.msgs, r.runnel.msgs, rate(r.mosq), rate(r.runnel), ratio, perFsync, fsyncMs, cpu(r.mosq), cpu(r.runnel), target)
 	}
 	fmt.Fprintf(&b, "\nRSS added to runnel by %d idle MQTT connections: %.1f MiB (target ≤ 150 MiB)\n", len(conns), float64(rssAfter-rssBefore)/(1<<20))
 	fmt.Println(b.String())
@@ -280,22 +292,24 @@ const maxPerClient = 60_000
 // pubCell runs cell c against the broker at addr with c.msgs messages,
 // and again with more (at most maxMsgs) while a run takes less than
 // minCell (and at most maxPerClient per client); it returns the last run.
-func pubCell(t *testing.T, addr, topic string, c mqttCell, maxMsgs int, rs *runnelServer) mqttRun {
+// pid is the server's process.
+func pubCell(t *testing.T, addr, topic string, c mqttCell, maxMsgs int, rs *runnelServer, pid int) mqttRun {
 	t.Helper()
 	maxMsgs = min(maxMsgs, maxPerClient*c.clients)
 	n := min(c.msgs, maxMsgs)
-	r := pubLoad(t, addr, topic, c, n, rs)
+	r := pubLoad(t, addr, topic, c, n, rs, pid)
 	for r.err == nil && r.elapsed < minCell && n < maxMsgs {
 		n = min(maxMsgs, int(float64(n)*targetCell.Seconds()/max(r.elapsed.Seconds(), 0.01)))
-		r = pubLoad(t, addr, topic, c, n, rs)
+		r = pubLoad(t, addr, topic, c, n, rs, pid)
 	}
 	return r
 }
 
 // pubLoad runs cell c with n messages in total against the broker at addr
-// and returns its rate. rs, when not nil, is the runnel server, whose
-// /metrics are read before and after.
-func pubLoad(t *testing.T, addr, topic string, c mqttCell, n int, rs *runnelServer) mqttRun {
+// and returns its rate and the CPU time of the server's process pid. rs,
+// when not nil, is the runnel server, whose /metrics are read before and
+// after.
+func pubLoad(t *testing.T, addr, topic string, c mqttCell, n int, rs *runnelServer, pid int) mqttRun {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	per := max(n/c.clients, 1)
@@ -347,6 +361,7 @@ func pubLoad(t *testing.T, addr, topic string, c mqttCell, n int, rs *runnelServ
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
+	cpu0, cpuErr := procCPUTicks(pid)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, cl := range clients {
@@ -385,6 +400,23 @@ func pubLoad(t *testing.T, addr, topic string, c mqttCell, n int, rs *runnelServ
 		if run.ingested != want && run.err == nil {
 			run.err = fmt.Errorf("runnel stored %.0f of %.0f messages (a minute after the clients ended)", run.ingested, want)
 		}
+	}
+	if rs == nil && c.qos == 0 {
+		// Mosquitto may still be reading QoS 0 messages the clients
+		// wrote before they exited: its CPU time is read once it
+		// stopped growing (two readings 200 ms apart, at most 10 s).
+		prev, _ := procCPUTicks(pid)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			cur, err := procCPUTicks(pid)
+			if err != nil || cur == prev {
+				break
+			}
+			prev = cur
+		}
+	}
+	if cpu1, err := procCPUTicks(pid); err == nil && cpuErr == nil {
+		run.cpu = time.Duration(cpu1-cpu0) * time.Second / clockTicks
 	}
 	return run
 }
