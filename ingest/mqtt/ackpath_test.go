@@ -136,10 +136,9 @@ func TestQuickAcksFollowTheWindow(t *testing.T) {
 			}
 			var conns, lazy int
 			b.sessions.Range(func(_, v any) bool {
-				s := v.(*session)
-				if qc, ok := s.acker.(*quickAckConn); ok {
+				if a := v.(*session).acker; a != nil {
 					conns++
-					if qc.lazy.Load() {
+					if a.acksDelayed() {
 						lazy++
 					}
 				}

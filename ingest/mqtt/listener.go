@@ -106,7 +106,10 @@ func isTemporary(err error) bool {
 // delayedAcker is a connection that can leave its TCP ACKs to the
 // kernel's delayed ACK instead of acknowledging each read at once
 // (quickack_linux.go).
-type delayedAcker interface{ delayAcks(on bool) }
+type delayedAcker interface {
+	delayAcks(on bool)
+	acksDelayed() bool
+}
 
 // delayedAckerOf returns c's delayedAcker (under TLS, the TCP connection
 // beneath), or nil.

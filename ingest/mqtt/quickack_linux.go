@@ -24,6 +24,7 @@ type quickAckConn struct {
 }
 
 func (c *quickAckConn) delayAcks(on bool) { c.lazy.Store(on) }
+func (c *quickAckConn) acksDelayed() bool { return c.lazy.Load() }
 
 func quickAck(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
