@@ -112,7 +112,7 @@ type delayedAcker interface {
 }
 
 // delayedAckerOf returns c's delayedAcker (under TLS, the TCP connection
-// beneath), or nil.
+// beneath), or nil (c nil too).
 func delayedAckerOf(c net.Conn) delayedAcker {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()

@@ -217,11 +217,7 @@ type pending struct {
 func (p *pending) finish(err error) { p.s.finish(p, err) }
 
 func newSession(b *Broker, cl *mqtt.Client) *session {
-	s := &session{b: b, cl: cl, v5: cl.Properties.ProtocolVersion == 5, space: make(chan struct{}, 1)}
-	if cl.Net.Conn != nil {
-		s.acker = delayedAckerOf(cl.Net.Conn)
-	}
-	return s
+	return &session{b: b, cl: cl, v5: cl.Properties.ProtocolVersion == 5, space: make(chan struct{}, 1), acker: delayedAckerOf(cl.Net.Conn)}
 }
 
 // lazyAckAfter is how many QoS 1/2 publishes in a row that arrive with
@@ -330,15 +326,17 @@ func (b *Broker) drainer(s *session) {
 	defer b.wg.Done()
 	for {
 		s.drain()
-		if b.idleDrainers.Add(1) > maxIdleDrainers {
-			b.idleDrainers.Add(-1)
-			return
+		if b.idleDrainers.Add(1) <= maxIdleDrainers {
+			select {
+			case s = <-b.drainq:
+			case <-b.closing:
+				s = nil
+			}
+		} else {
+			s = nil
 		}
-		select {
-		case s = <-b.drainq:
-			b.idleDrainers.Add(-1)
-		case <-b.closing:
-			b.idleDrainers.Add(-1)
+		b.idleDrainers.Add(-1)
+		if s == nil {
 			return
 		}
 	}
