@@ -157,10 +157,7 @@ func (p *partition) deleteOldest(n int, why string) int {
 	shared := false
 	for _, s := range gone {
 		if s.virt != nil {
-			s.mu.Lock()
-			runs := s.virt.runs
-			s.mu.Unlock()
-			p.l.shared.release(runs)
+			p.l.shared.release(s.sharedFiles())
 			shared = true
 			p.l.logger.Info("log: segment deleted", "topic", p.t.name, "partition", p.id, "offset", s.base, "reason", why)
 			continue

@@ -19,16 +19,30 @@ func (s *sharedLog) addRef(f *sharedFile) {
 	s.mu.Unlock()
 }
 
-// release drops the references of a deleted segment's runs.
-func (s *sharedLog) release(runs []vrun) {
+// release drops the references of a deleted segment's runs: one per
+// run, files as sharedFiles (or a truncation) collected them.
+func (s *sharedLog) release(files []*sharedFile) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
-	for _, r := range runs {
-		r.file.refs--
+	for _, f := range files {
+		f.refs--
 	}
 	s.mu.Unlock()
+}
+
+// sharedFiles is the file of each of seg's runs, read under seg.mu: the
+// indexer writes a run's extent fields under it (sharedLog.index), so a
+// copy of the runs is not read outside it.
+func (seg *segment) sharedFiles() []*sharedFile {
+	seg.mu.Lock()
+	defer seg.mu.Unlock()
+	files := make([]*sharedFile, len(seg.virt.runs))
+	for i := range seg.virt.runs {
+		files[i] = seg.virt.runs[i].file
+	}
+	return files
 }
 
 // collect deletes shared files no live segment references (not the active

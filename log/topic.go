@@ -165,10 +165,7 @@ func (l *logImpl) DeleteTopic(name string) error {
 		for _, s := range p.segs {
 			if s.virt != nil && !s.deleted {
 				s.deleted = true
-				s.mu.Lock()
-				runs := s.virt.runs
-				s.mu.Unlock()
-				l.shared.release(runs)
+				l.shared.release(s.sharedFiles())
 			}
 		}
 		p.mu.Unlock()

@@ -259,10 +259,7 @@ func (p *partition) cutLocked(si int, pos, offset int64) error {
 	for _, s := range gone {
 		s.deleted = true
 		if s.virt != nil {
-			s.mu.Lock()
-			runs := s.virt.runs
-			s.mu.Unlock()
-			l.shared.release(runs)
+			l.shared.release(s.sharedFiles())
 			continue
 		}
 		l.files.forget(s.path)
@@ -354,11 +351,13 @@ func (p *partition) cutSegmentLocked(seg *segment, pos, offset int64) error {
 		for i < len(runs) && runs[i].vpos+runs[i].n <= pos {
 			i++
 		}
-		var release []vrun
+		var release []*sharedFile
 		if i < len(runs) {
 			r := &runs[i]
 			if r.vpos >= pos {
-				release = append(release, runs[i:]...)
+				for _, r := range runs[i:] {
+					release = append(release, r.file)
+				}
 				runs = runs[:i]
 			} else {
 				// The run's extents, from its file's extent index if
@@ -382,7 +381,9 @@ func (p *partition) cutSegmentLocked(seg *segment, pos, offset int64) error {
 				}
 				r.ext, r.sec = kept, secLoc{}
 				r.n, r.next = pos-r.vpos, offset
-				release = append(release, runs[i+1:]...)
+				for _, r := range runs[i+1:] {
+					release = append(release, r.file)
+				}
 				runs = runs[:i+1]
 			}
 		}
