@@ -348,8 +348,8 @@
 // writing real zeros ahead avoids it, and that doubles the bytes written.
 // It also leaves the 4 KiB tail-page rewrite per commit. So it does not
 // solve the trickle case. (Where commits follow each other in one file,
-// as in the journal and the active shared file, a block is converted once
-// for all the commits it holds, and both are grown ahead.)
+// as in the journal and the active shared file, zeros are written ahead
+// once for all the commits a step holds: below.)
 //
 // The journal format (journal.go; Options.NoSharedSegments, and the path
 // of a small commit to a segment file in the default format) answers with
@@ -438,28 +438,46 @@
 // the active shared file (writers are serialized by one mutex for the
 // WriteAt only, so the file has no holes); a full disk truncates the
 // partial entry and returns ErrDiskFull (nothing written, the partition
-// stays writable). The active file's size is set ahead of its entries in
-// steps of 256 KiB (fallocate, then the size; sharedGrow in
-// shared_append.go), as the journal's is: an fdatasync of an entry at the
+// stays writable). The active file is grown ahead of its entries in
+// steps of 256 KiB by writing zeros (growFile; sharedGrow in
+// shared_append.go), as the journal is: an fdatasync of an entry at the
 // end of a file changes the file's size, on ext4 a file-system journal
-// commit each, while inside the size only the first entry in each 4 KiB
-// block converts a preallocated extent. pwrite + fdatasync of 256-byte
-// entries, 3,000 in a row, 2-core VM: ext4 with a journal (mkfs.ext4
-// defaults, on a loop device) 552-711 µs each at the end of the file,
-// 294-319 µs inside its size; the VM's ext4 without a journal 202-230 µs
-// and 154-160 µs. One MQTT client publishing QoS 1 one message at a time
-// (mosquitto_pub -M 1, fsync always, a fresh data dir) got 1,290-1,434
-// msg/s before and 2,202-2,347 after on the journaled ext4, 2,401-2,522
-// and 3,085-3,116 on the other (two runs each, interleaved). The zeros
-// past the entries are cut like a recycled file's stale bytes: at a roll
-// (with the seal entry), at Close (before the file is indexed), and at
-// open after a crash, where zeros only are not counted as a torn tail.
-// Larger commits still convert new blocks each time: the trickle load's
-// 16 KiB commits into a fresh file (go test -run XXX -bench
-// 'TrickleDevice/ext4/shared' -benchtime 1x ./log/, one run each) went
-// from 115.6 to 106.4 journal commits a second and from 3.06 to 2.78
-// device bytes per byte, and once files are recycled (shared-steady)
-// from 1.61 to 1.60. A commit is one fdatasync of the shared file (and of
+// commit each, and an entry written over zeros already in the file
+// changes neither its size nor its block map. pwrite + fdatasync of
+// 256-byte entries, 3,000 in a row, 2-core VM: ext4 with a journal
+// (mkfs.ext4 defaults, on a loop device) 552-711 µs each at the end of the
+// file, 294-319 µs inside its size; the VM's ext4 without a journal
+// 202-230 µs and 154-160 µs. One MQTT client publishing QoS 1 one message
+// at a time (mosquitto_pub -M 1, fsync always, a fresh data dir) got
+// 1,290-1,434 msg/s before and 2,202-2,347 after on the journaled ext4,
+// 2,401-2,522 and 3,085-3,116 on the other (two runs each, interleaved).
+// The zeros past the entries are cut like a recycled file's stale bytes:
+// at a roll (with the seal entry), at Close (before the file is indexed),
+// and at open after a crash, where zeros only are not counted as a torn
+// tail.
+//
+// The size was first set ahead with fallocate. A preallocated block is
+// "unwritten": the first entry in it converts it, a metadata write in
+// that commit's sync, which is nearly every commit once commits are a few
+// KiB (an MQTT client's window of 20 in one commit): pwrite + fdatasync
+// of 3,400-byte entries, p50 of three runs of 1,500, 628-1,070 µs
+// preallocated against 304-365 µs over written zeros on the journaled
+// ext4, 244-432 against 142-171 µs on the other. The trickle load's 16 KiB
+// commits into a fresh file (go test -run XXX -bench
+// 'TrickleDevice/ext4[a-z-]*/shared' -benchtime 1x ./log/; three runs of
+// each build for ext4 with mkfs defaults, one to two for the rest): 94-108
+// file-system journal commits a second with fallocate, 8 with zeros, and
+// 2.61-2.81 against 2.69-2.74 device bytes per byte; ext4 with fast_commit
+// (not a mkfs default) 1.69-1.72 against 2.86-2.92 (what the zeros cost
+// is their own write while a file is first filled, which there the
+// conversions did not cost); once files are recycled (shared-steady,
+// their blocks written already) 1.59-1.61 either way.
+//
+// (Setting the size ahead at all, with fallocate, had taken the trickle
+// load from 115.6 to 106.4 journal commits a second and from 3.06 to 2.78
+// device bytes per byte, and shared-steady from 1.61 to 1.60.)
+//
+// A commit is one fdatasync of the shared file (and of
 // a file rolled since), then every partition's new bytes are durable. A
 // failed write or sync of a shared file is never retried: the partitions
 // of that commit go read-only, and shared storage is off until the next
