@@ -93,38 +93,27 @@ run: build
 # stage under qemu-user, and `make size` (the 15 MB limit; the three
 # binaries are already built by test-arm then).
 #
-# Where the time goes, one run of each stage on this repository's shared
-# 2-core box (2026-12-06; other jobs' load average 1-12, so read the
-# figures as shares): unit 733 s (2026-12-07, replicate's site scenarios
-# two at a time; about 900 s one after another; 1049 s before replicate and
-# cmd/runnel were named first), failover-runs
-# about 160 s (three rounds at once; about 440-540 s one after another),
-# race 235 s, integration-kafka about 230 s (its 37 tests took 233 s
-# against runnel in unit), fuzz-short 159 s (13 targets, FuzzSharedFile
-# then left out: 10 s each plus an instrumented build; listing them took
-# 12 s more before), test-arm 325 s (armv7, arm64, the cross smoke test),
-# soak-short 83 s, test-memberlist 42 s, test-go-msgpack 7 s, vet 3 s,
-# test-mochi 3 s, test-deps under 3 s (all installed). Total about 2,000 s
-# by these figures, plus test-kgo (about 80 s) and size (seconds: test-arm
-# built the binaries). A whole `.ci/run` on a clean clone took 36.0 min on
-# 2026-12-07 with test-kgo and size (unit's replicate 357 s and cmd/runnel
-# 446 s), 35.0-38.6 min the day before without them, 25.6-25.9 min on an
-# earlier day (unit's replicate 315-320 s and cmd/runnel 377-432 s): the
-# same stages vary by a third with the shared box's other load. "About": estimated from
-# the stage's tests' times in unit or its own comment, not run alone. Over
-# the 15-minute aim: the site scenarios (replicate in unit and
-# failover-runs, timer-bound) are about 500 s of it, cmd/runnel's
-# integration tests (real clients, Java tools, Apache Kafka) about 400 s.
-#
-# The stages run in two lanes at once (cmd/scripts/lanes.sh: each lane's
-# stages one after another, each stage's output printed whole when it
-# ends): one stage alone leaves much of the box idle (user + system CPU
-# time over wall time, each stage alone, 2026-12-07: unit 0.91 cores,
-# integration-kafka 0.76, failover-runs 0.93, test-memberlist 0.18,
-# soak-short 1.09, race 1.36, fuzz-short 1.73), and the lanes pair the
-# waiting stages (site scenarios, Kafka, memberlist's timers) with the
-# busy ones (race, fuzz, qemu). TEST_LANES='"a b" "c d"' sets them; one
-# lane runs everything in order.
+# Where the time goes: each stage alone, one after another, on a clean
+# clone on this repository's shared 2-core box (2026-12-07, quiet), wall
+# time and user + system CPU time over it: unit 630 s (0.91 cores; its
+# replicate 334 s and cmd/runnel 418 s start at once, the other 25
+# packages follow), test-arm 477 s (1.20; armv7, arm64, the cross smoke
+# test), race 296 s (1.36), integration-kafka 251 s (0.76), fuzz-short
+# 198 s (1.73; 13 targets, 10 s each plus an instrumented build),
+# failover-runs 185 s (0.93; three rounds at once), soak-short 116 s
+# (1.09), test-kgo 87 s (1.05), test-memberlist 44 s (0.18), vet 30 s,
+# test-go-msgpack 12 s, test-mochi 5 s, size 1 s: 2,332 s (38.9 min) and
+# 2,560 s of CPU time in all. So one stage at a time leaves much of the
+# box idle, and the stages run in two lanes at once (cmd/scripts/lanes.sh:
+# each lane's stages one after another, each stage's output printed whole
+# when it ends), the waiting stages (site scenarios, Kafka, memberlist's
+# timers) beside the busy ones (race, fuzz, qemu). A whole `.ci/run` on a
+# clean clone so took 25.7 min (2026-12-07, with a few benchmarks beside
+# it; each stage up to 1.4x its time alone: unit 812 s, integration-kafka
+# 384 s, race 413 s, test-arm 688 s; lane ends 1,539 and 1,429 s)
+# against 34.8-36.0 min one stage at a time. Over the 15-minute aim: the
+# CPU time alone is 21 minutes of both cores. TEST_LANES='"a b" "c d"'
+# sets the lanes; one lane runs everything in order.
 TEST_LANES ?= "unit integration-kafka failover-runs test-kgo test-memberlist test-go-msgpack test-mochi" "race fuzz-short test-arm soak-short size"
 test: test-deps vet
 	MAKE='$(MAKE)' cmd/scripts/lanes.sh $(TEST_LANES)
