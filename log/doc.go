@@ -439,11 +439,12 @@
 // WriteAt only, so the file has no holes); a full disk truncates the
 // partial entry and returns ErrDiskFull (nothing written, the partition
 // stays writable). The active file is grown ahead of its entries in
-// steps of 256 KiB by writing zeros (growFile; sharedGrow in
-// shared_append.go), as the journal is: an fdatasync of an entry at the
+// steps of 256 KiB (growFile; sharedGrow in shared_append.go), as the
+// journal is: with zeros while its commits average under 32 KiB, with
+// fallocate above (sharedZerosBelow). An fdatasync of an entry at the
 // end of a file changes the file's size, on ext4 a file-system journal
-// commit each, and an entry written over zeros already in the file
-// changes neither its size nor its block map. pwrite + fdatasync of
+// commit each; an entry written inside the size changes none, and over
+// zeros already written it changes no block map either. pwrite + fdatasync of
 // 256-byte entries, 3,000 in a row, 2-core VM: ext4 with a journal
 // (mkfs.ext4 defaults, on a loop device) 552-711 µs each at the end of the
 // file, 294-319 µs inside its size; the VM's ext4 without a journal
@@ -456,10 +457,10 @@
 // and at open after a crash, where zeros only are not counted as a torn
 // tail.
 //
-// The size was first set ahead with fallocate. A preallocated block is
-// "unwritten": the first entry in it converts it, a metadata write in
-// that commit's sync, which is nearly every commit once commits are a few
-// KiB (an MQTT client's window of 20 in one commit): pwrite + fdatasync
+// Why both: a preallocated (fallocate) block is "unwritten": the first
+// entry in it converts it, a metadata write in that commit's sync, which
+// is nearly every commit once commits are a few KiB (an MQTT client's
+// window of 20 in one commit): pwrite + fdatasync
 // of 3,400-byte entries, p50 of three runs of 1,500, 628-1,070 µs
 // preallocated against 304-365 µs over written zeros on the journaled
 // ext4, 244-432 against 142-171 µs on the other. The trickle load's 16 KiB
@@ -471,7 +472,12 @@
 // (not a mkfs default) 1.69-1.72 against 2.86-2.92 (what the zeros cost
 // is their own write while a file is first filled, which there the
 // conversions did not cost); once files are recycled (shared-steady,
-// their blocks written already) 1.59-1.61 either way.
+// their blocks written already) 1.59-1.61 either way. (Those runs grew
+// with zeros whatever the commits' size.) Larger commits convert many
+// blocks in one metadata write, so zeros would about double the bytes of
+// a first fill at bulk rates: above 32 KiB a commit, fallocate. The
+// journal is always grown with zeros: it is overwritten in place from one
+// generation to the next, so they are written once for its life.
 //
 // (Setting the size ahead at all, with fallocate, had taken the trickle
 // load from 115.6 to 106.4 journal commits a second and from 3.06 to 2.78

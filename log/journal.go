@@ -34,32 +34,47 @@ const (
 	journalAlign = 4096
 	// journalGrow: the file is extended (zeros written: growFile) this
 	// much at a time ahead of the commits, so most fdatasyncs change no
-	// metadata.
+	// metadata. Always zeros: the file is overwritten in place from one
+	// generation to the next, so they are written once for its life.
 	journalGrow = 256 << 10
 )
 
-// growFile grows f to size to by writing zeros from its end, so that
-// entries written inside the new size later overwrite blocks that are
-// allocated and written: their fdatasync changes neither the file's size
-// nor its block map (no file-system journal commit, no second write for
-// the metadata). The next fdatasync writes the zeros (one write per step,
-// sequential). fallocate does not give that: a preallocated block is
-// "unwritten", and the first entry in each 4 KiB block converts it, a
-// metadata write in that commit's fdatasync (pwrite + fdatasync of
+// growFile grows f from its end to size to (the bytes before its end, a
+// header or entries, stay), so that entries written inside the new size
+// change no size: their fdatasync is no file-system journal commit for
+// the size.
+//
+// With zeros, it writes zeros over the new range: entries written there
+// later overwrite blocks that are allocated and written, so their
+// fdatasync changes no block map either (no metadata write at all); the
+// next fdatasync writes the zeros, one sequential write per step. Else it
+// reserves the range with fallocate and sets the size: a preallocated
+// block is "unwritten", and the first entry in each 4 KiB block converts
+// it, a metadata write in that commit's fdatasync (pwrite + fdatasync of
 // 3,400-byte entries on the 2-core VM's ext4: p50 244-432 µs in a
 // preallocated range, 142-171 µs over written zeros; 600-byte entries:
-// 151-168 and 147-169 µs). On a disk without the space it returns ENOSPC
-// (or EDQUOT; ext4 and XFS reserve delayed-allocation blocks at the
-// write) and f is cut back to its size (where that fails too, what it
-// grew by is zeros, which the journal and the shared files treat as
-// unwritten space).
-func growFile(f vfs.File, to int64) error {
+// 151-168 and 147-169 µs), but nothing is written twice. A file system
+// without fallocate gets the size alone.
+//
+// On a disk without the space it returns ENOSPC (or EDQUOT; ext4 and XFS
+// reserve delayed-allocation blocks at the write) and f is cut back to its
+// size (where that fails too, what it grew by is zeros, which the journal
+// and the shared files treat as unwritten space).
+func growFile(f vfs.File, to int64, zeros bool) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	// From the file's end: the bytes before it (a header, entries) stay.
 	size := st.Size()
+	if size >= to {
+		return nil
+	}
+	if !zeros {
+		if err := f.Preallocate(size, to-size); err != nil && isNoSpace(err) {
+			return err
+		}
+		return f.Truncate(to)
+	}
 	for off := size; off < to; {
 		n := min(to-off, int64(len(zeroChunk)))
 		if _, err := f.WriteAt(zeroChunk[:n], off); err != nil {
@@ -229,7 +244,7 @@ func (j *journal) commit(plans []*commitPlan) error {
 	at := alignUp(j.size, journalAlign)
 	if end := at + int64(buf.Len()); end > j.alloc {
 		grow := alignUp(end, journalGrow)
-		if err := growFile(j.f, grow); err != nil {
+		if err := growFile(j.f, grow, true); err != nil {
 			if isNoSpace(err) {
 				j.l.diskShort.Store(true)
 			} else {

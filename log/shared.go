@@ -152,6 +152,10 @@ type sharedLog struct {
 	pending []*sharedFile
 	// syncing: a sync is running with the handles of dirty files
 	syncing bool
+	// commitBytes: bytes a sync of the shared files made durable, a
+	// moving average (1/8 each sync); it picks how the active file is
+	// grown (growLocked)
+	commitBytes int64
 	// spares are deleted shared files kept for reuse (createLocked)
 	spares   []string
 	recycled int // files reused so far

@@ -7,7 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/vfs/errorfs"
 )
 
 // copyTree copies the files of dir to dst as they are now (a crash: what
@@ -129,5 +135,81 @@ func TestSharedFileGrownAhead(t *testing.T) {
 	}
 	if got := readAll(t, l, "t", 0); string(got[len(got)-1].Value) != "after-0" {
 		t.Fatalf("last record after the crash and an append: %q", got[len(got)-1].Value)
+	}
+}
+
+// The active shared file is grown with zeros while its commits are small
+// and with fallocate once they average sharedZerosBelow or more
+// (growLocked): zeros spare small commits a metadata write per new block,
+// fallocate spares large ones writing every byte twice.
+func TestSharedGrowFollowsCommitSize(t *testing.T) {
+	var zeroWrites, preallocs atomic.Int64
+	rec := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.Contains(op.Path, "~shared") {
+			switch {
+			case op.Kind == errorfs.OpPreallocate:
+				preallocs.Add(1)
+			case op.Kind == errorfs.OpWriteAt && op.Len == len(zeroChunk):
+				zeroWrites.Add(1)
+			}
+		}
+		return nil
+	})
+	l := testOpen(t, t.TempDir(), func(o *Options) {
+		sharedOn(o)
+		o.FS = errorfs.Wrap(errorfs.NewMem(1), rec)
+		o.SharedSegmentBytes = 64 << 20
+	})
+	defer l.Close()
+	li := l.(*logImpl)
+	if err := l.CreateTopic("t", TopicConfig{Partitions: 8}); err != nil {
+		t.Fatal(err)
+	}
+	// Small commits: one record at a time, past one step of sharedGrow.
+	for i := range 3000 {
+		if _, err := l.Append(context.Background(), "t", int32(i%8), mkBatch(1, fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if zeroWrites.Load() == 0 || preallocs.Load() != 0 {
+		t.Fatalf("small commits: %d zero writes, %d fallocates; want zeros only", zeroWrites.Load(), preallocs.Load())
+	}
+	// Large commits: 8 KiB batches to 8 partitions at once, many per
+	// commit (256 KiB a round: a step of sharedGrow), until their average
+	// passes sharedZerosBelow, then four rounds more.
+	val := []byte(strings.Repeat("x", 8<<10))
+	round := func() {
+		var wg sync.WaitGroup
+		for i := range 32 {
+			wg.Add(1)
+			var b batch.Builder
+			b.Add(1, nil, val, nil)
+			l.AppendAsync("t", int32(i%8), b.Bytes(), func(_ int64, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				wg.Done()
+			})
+		}
+		wg.Wait()
+	}
+	for n := 0; ; n++ {
+		li.shared.mu.Lock()
+		avg := li.shared.commitBytes
+		li.shared.mu.Unlock()
+		if avg >= sharedZerosBelow {
+			break
+		}
+		if n == 200 {
+			t.Fatalf("commits averaged %d bytes after %d rounds of 8 KiB appends to 8 partitions", avg, n)
+		}
+		round()
+	}
+	zeros := zeroWrites.Load()
+	for range 4 {
+		round()
+	}
+	if preallocs.Load() == 0 {
+		t.Fatalf("large commits: %d zero writes (%d before), no fallocate", zeroWrites.Load(), zeros)
 	}
 }
