@@ -95,6 +95,7 @@ bench '^BenchmarkManyWritersCore$' 32000x ./log/   # op: one acknowledged append
 bench '^BenchmarkBulkCore$' 2000x ./log/           # op: one 100 KiB batch
 bench '^BenchmarkReadCore$' 10x ./log/             # op: read 128 MiB
 bench '^BenchmarkAppendCPUCore$' 1s ./log/         # op: one append, fsync never
+bench '^BenchmarkGrowSync$' 1500x ./log/          # op: pwrite + fdatasync of one entry
 bench '^BenchmarkCheckRecords$' 1s ./log/batch/    # op: one 100-record batch
 # Ingest.
 bench '^BenchmarkProduce$' 1000000x ./ingest/kafka/           # op: one record
