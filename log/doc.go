@@ -461,7 +461,8 @@
 // entry in it converts it, a metadata write in that commit's sync, which
 // is nearly every commit once commits are a few KiB (an MQTT client's
 // window of 20 in one commit): pwrite + fdatasync
-// of 3,400-byte entries, p50 of three runs of 1,500, 628-1,070 µs
+// of 3,400-byte entries (BenchmarkGrowSync; TMPDIR picks the file
+// system), p50 of three runs of 1,500, 628-1,070 µs
 // preallocated against 304-365 µs over written zeros on the journaled
 // ext4, 244-432 against 142-171 µs on the other. The trickle load's 16 KiB
 // commits into a fresh file (go test -run XXX -bench
