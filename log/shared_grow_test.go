@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/log/vfs/errorfs"
@@ -144,6 +145,7 @@ func TestSharedFileGrownAhead(t *testing.T) {
 // fallocate spares large ones writing every byte twice.
 func TestSharedGrowFollowsCommitSize(t *testing.T) {
 	var zeroWrites, preallocs atomic.Int64
+	var slowSyncs atomic.Bool
 	rec := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if strings.Contains(op.Path, "~shared") {
 			switch {
@@ -151,6 +153,10 @@ func TestSharedGrowFollowsCommitSize(t *testing.T) {
 				preallocs.Add(1)
 			case op.Kind == errorfs.OpWriteAt && op.Len == len(zeroChunk):
 				zeroWrites.Add(1)
+			case op.Kind == errorfs.OpSync && slowSyncs.Load():
+				// A sync as slow as a disk's: what is appended
+				// meanwhile goes into the next commit together.
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 		return nil
@@ -177,6 +183,7 @@ func TestSharedGrowFollowsCommitSize(t *testing.T) {
 	// Large commits: 8 KiB batches to 8 partitions at once, many per
 	// commit (256 KiB a round: a step of sharedGrow), until their average
 	// passes sharedZerosBelow, then four rounds more.
+	slowSyncs.Store(true)
 	val := []byte(strings.Repeat("x", 8<<10))
 	round := func() {
 		var wg sync.WaitGroup
@@ -200,7 +207,7 @@ func TestSharedGrowFollowsCommitSize(t *testing.T) {
 		if avg >= sharedZerosBelow {
 			break
 		}
-		if n == 200 {
+		if n == 50 {
 			t.Fatalf("commits averaged %d bytes after %d rounds of 8 KiB appends to 8 partitions", avg, n)
 		}
 		round()
