@@ -110,7 +110,9 @@ run: build
 # timers) beside the busy ones (race, fuzz, qemu). A whole `.ci/run` on a
 # clean clone so took 25.7 min (2026-12-07, with a few benchmarks beside
 # it; each stage up to 1.4x its time alone: unit 812 s, integration-kafka
-# 384 s, race 413 s, test-arm 688 s; lane ends 1,539 and 1,429 s)
+# 384 s, race 413 s, test-arm 688 s; lane ends 1,539 and 1,429 s), and
+# 23.0 min later that day on a quiet box (unit 730 s, integration-kafka
+# 307 s, race 355 s, test-arm 576 s; lane ends 1,374 and 1,294 s),
 # against 34.8-36.0 min one stage at a time. Over the 15-minute aim: the
 # CPU time alone is 21 minutes of both cores. TEST_LANES='"a b" "c d"'
 # sets the lanes; one lane runs everything in order.
