@@ -467,13 +467,14 @@
 // ext4, 244-432 against 142-171 µs on the other. The trickle load's 16 KiB
 // commits into a fresh file (go test -run XXX -bench
 // 'TrickleDevice/ext4[a-z-]*/shared' -benchtime 1x ./log/; three runs of
-// each build for ext4 with mkfs defaults, one to two for the rest): 94-108
+// each build for new files, two once files are recycled): 94-108
 // file-system journal commits a second with fallocate, 8 with zeros, and
 // 2.61-2.81 against 2.69-2.74 device bytes per byte; ext4 with fast_commit
-// (not a mkfs default) 1.69-1.72 against 2.86-2.92 (what the zeros cost
+// (not a mkfs default) 1.68-1.72 against 2.86-2.92 (what the zeros cost
 // is their own write while a file is first filled, which there the
 // conversions did not cost); once files are recycled (shared-steady,
-// their blocks written already) 1.59-1.61 either way. (Those runs grew
+// their blocks written already) 1.59-1.61 either way (but one run of each
+// build at 2.43 on ext4 with mkfs defaults). (Those runs grew
 // with zeros whatever the commits' size.) Larger commits convert many
 // blocks in one metadata write, so zeros would about double the bytes of
 // a first fill at bulk rates: above 32 KiB a commit, fallocate. The
