@@ -38,9 +38,13 @@ func (s *sharedLog) release(files []*sharedFile) {
 func (seg *segment) sharedFiles() []*sharedFile {
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
-	files := make([]*sharedFile, len(seg.virt.runs))
-	for i := range seg.virt.runs {
-		files[i] = seg.virt.runs[i].file
+	return runFiles(make([]*sharedFile, 0, len(seg.virt.runs)), seg.virt.runs)
+}
+
+// runFiles appends the file of each of runs to files (for release).
+func runFiles(files []*sharedFile, runs []vrun) []*sharedFile {
+	for i := range runs {
+		files = append(files, runs[i].file)
 	}
 	return files
 }

@@ -355,9 +355,7 @@ func (p *partition) cutSegmentLocked(seg *segment, pos, offset int64) error {
 		if i < len(runs) {
 			r := &runs[i]
 			if r.vpos >= pos {
-				for _, r := range runs[i:] {
-					release = append(release, r.file)
-				}
+				release = runFiles(release, runs[i:])
 				runs = runs[:i]
 			} else {
 				// The run's extents, from its file's extent index if
@@ -381,9 +379,7 @@ func (p *partition) cutSegmentLocked(seg *segment, pos, offset int64) error {
 				}
 				r.ext, r.sec = kept, secLoc{}
 				r.n, r.next = pos-r.vpos, offset
-				for _, r := range runs[i+1:] {
-					release = append(release, r.file)
-				}
+				release = runFiles(release, runs[i+1:])
 				runs = runs[:i+1]
 			}
 		}
