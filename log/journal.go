@@ -50,10 +50,8 @@ const (
 // next fdatasync writes the zeros, one sequential write per step. Else it
 // reserves the range with fallocate and sets the size: a preallocated
 // block is "unwritten", and the first entry in each 4 KiB block converts
-// it, a metadata write in that commit's fdatasync (pwrite + fdatasync of
-// 3,400-byte entries on the 2-core VM's ext4: p50 244-432 µs in a
-// preallocated range, 142-171 µs over written zeros; 600-byte entries:
-// 151-168 and 147-169 µs), but nothing is written twice. A file system
+// it, a metadata write in that commit's fdatasync, but nothing is written
+// twice (the figures of both: sharedGrow, log/doc.go). A file system
 // without fallocate gets the size alone.
 //
 // On a disk without the space it returns ENOSPC (or EDQUOT; ext4 and XFS
