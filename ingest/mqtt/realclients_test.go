@@ -374,3 +374,40 @@ func TestRealLogDiskFull(t *testing.T) {
 		t.Fatalf("log holds %v", vals)
 	}
 }
+
+// TestMosquittoPersistentResubscribe: a persistent subscriber (clean
+// session off) that comes back gets the message queued while it was away
+// and its SUBSCRIBE granted. The queued delivery goes out at reconnect with
+// the server's packet id 1, and mosquitto_sub's SUBSCRIBE uses id 1 too:
+// the two are separate id spaces (the server's and the client's), so the
+// SUBSCRIBE is not "packet identifier in use" (0x91; 0x80 for 3.1.1).
+func TestMosquittoPersistentResubscribe(t *testing.T) {
+	needTool(t, "mosquitto_sub")
+	_, addr := startBroker(t, Options{Log: newRealLog(t), AllowAnonymous: true})
+	p := port(addr)
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		t.Run(v, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			id, topic := "persist-"+v, "pers/"+v
+			sub := func(args ...string) string {
+				out, err := mosq(t, ctx, "", "mosquitto_sub", append([]string{"-h", "127.0.0.1", "-p", p, "-V", v,
+					"-c", "-i", id, "-q", "1", "-t", topic + "/#", "-d"}, args...)...)
+				_ = err // -W ends it with a non-zero status
+				return out
+			}
+			sub("-W", "1") // creates the session and its subscription
+			if out, err := mosq(t, ctx, "", "mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-V", v,
+				"-t", topic+"/a", "-q", "1", "-m", "while-away"); err != nil {
+				t.Fatalf("mosquitto_pub: %v: %s", err, out)
+			}
+			out := sub("-W", "2")
+			if !strings.Contains(out, "while-away") {
+				t.Fatalf("the queued message did not arrive:\n%s", out)
+			}
+			if strings.Contains(out, "denied") || !strings.Contains(out, "Subscribed (mid: 1): 1") {
+				t.Fatalf("the SUBSCRIBE after reconnecting was not granted QoS 1:\n%s", out)
+			}
+		})
+	}
+}

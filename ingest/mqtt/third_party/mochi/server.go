@@ -1332,7 +1332,11 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	// runnel: only the client's own ids (its inbound QoS 2 flows) share
+	// the SUBSCRIBE's id space; the server's outbound ids are another
+	// space (MQTT 5 §2.2.1), and a persistent session's queued delivery
+	// sent on reconnect often carries the id the client's SUBSCRIBE uses.
+	if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); ok {
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1341,7 +1345,6 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	for i, sub := range pk.Filters {
 		if code != packets.CodeSuccess {
 			reasonCodes[i] = code.Code // NB 3.9.3 Non-normative 0x91
-			continue
 		} else if !IsValidFilter(sub.Filter, false) {
 			reasonCodes[i] = packets.ErrTopicFilterInvalid.Code
 		} else if sub.NoLocal && IsSharedFilter(sub.Filter) {
@@ -1406,7 +1409,7 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if _, ok := cl.State.Inflight.GetInbound(pk.PacketID); ok { // runnel: the client's ids only (processSubscribe)
 		code = packets.ErrPacketIdentifierInUse
 	}
 
