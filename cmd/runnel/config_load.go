@@ -305,6 +305,7 @@ type listValue[T any] struct {
 	p     *[]T
 	parse func(string) (T, error) // nil: T is string
 	valid func(T) error           // optional check of a mapping item
+	opts  []string                // an item's options, written after a comma in its text (envItems)
 }
 
 func (l *listValue[T]) String() string { return fmt.Sprint(*l.p) }
@@ -324,7 +325,7 @@ func (l *listValue[T]) Set(v string) error {
 }
 func (l *listValue[T]) setEnv(v string) error {
 	*l.p = nil
-	for _, s := range splitList(v) {
+	for _, s := range envItems(v, l.opts) {
 		if err := l.Set(s); err != nil {
 			return err
 		}
@@ -363,8 +364,11 @@ func strList(p *[]string, parse func(string) (string, error)) value {
 }
 
 // Go infers T from the parse function (mqtt.ParseRoute → mqtt.Route).
-func list[T any](p *[]T, parse func(string) (T, error), valid func(T) error) value {
-	return &listValue[T]{p: p, parse: parse, valid: valid}
+// list is a repeatable value; opts names the options an item's text takes
+// after a comma (`FILTER=TOPIC,key=client,acks=all`), which keep the
+// environment's comma-separated list from splitting the item (envItems).
+func list[T any](p *[]T, parse func(string) (T, error), valid func(T) error, opts ...string) value {
+	return &listValue[T]{p: p, parse: parse, valid: valid, opts: opts}
 }
 
 // fileOnly is a structured value set only by the config file.
@@ -439,6 +443,31 @@ func checkKnown(n *yaml.Node, t reflect.Type, at string) error {
 		}
 	}
 	return nil
+}
+
+// envItems splits an environment variable's comma-separated list into
+// items, where a piece that starts with one of opts followed by "=" is an
+// option of the item before it, not an item: with opts key and acks,
+// `a/#=t1,key=client,acks=all,b/#=t2` is two items.
+func envItems(v string, opts []string) []string {
+	var out []string
+	for _, s := range splitList(v) {
+		if len(out) > 0 && isOption(s, opts) {
+			out[len(out)-1] += "," + s
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func isOption(s string, opts []string) bool {
+	for _, o := range opts {
+		if strings.HasPrefix(s, o+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func splitList(v string) []string {

@@ -87,6 +87,35 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// TestConfigEnvListItemOptions: in an environment variable's
+// comma-separated list, an item's own options (`,key=`, `,acks=`,
+// `,qos=`) stay with the item instead of becoming items of their own (a
+// route "key" to topic "client", and the acks=all dropped).
+func TestConfigEnvListItemOptions(t *testing.T) {
+	c, _, err := loadServeConfig(nil, envOf(map[string]string{
+		"RUNNEL_MQTT_ROUTE":   "sensors/#=telemetry,key=client,acks=all, plant/#=plant,acks=1",
+		"RUNNEL_MQTT_PUBLISH": "commands=cmd,qos=1,alarms=alarm",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoutes := []mqtt.Route{
+		{Filter: "sensors/#", Topic: "telemetry", Key: mqtt.KeyClient, Acks: mqtt.AcksAll},
+		{Filter: "plant/#", Topic: "plant", Acks: mqtt.AcksLocal},
+	}
+	if !reflect.DeepEqual(c.MQTT.Routes, wantRoutes) {
+		t.Fatalf("routes %+v, want %+v", c.MQTT.Routes, wantRoutes)
+	}
+	wantPub := []mqtt.PublishRoute{{Topic: "commands", Prefix: "cmd", QoS: 1}, {Topic: "alarms", Prefix: "alarm"}}
+	if !reflect.DeepEqual(c.MQTT.Publish, wantPub) {
+		t.Fatalf("publish %+v, want %+v", c.MQTT.Publish, wantPub)
+	}
+	// A bad option value is an error, not a route of its own.
+	if _, _, err := loadServeConfig(nil, envOf(map[string]string{"RUNNEL_MQTT_ROUTE": "a/#=t,key=device"}), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "RUNNEL_MQTT_ROUTE") {
+		t.Fatalf("key=device: %v", err)
+	}
+}
+
 // TestConfigErrorsNameTheKey: every bad value stops the load with one line
 // that names the key's path and where the value came from.
 func TestConfigErrorsNameTheKey(t *testing.T) {
