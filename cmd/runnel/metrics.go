@@ -72,6 +72,7 @@ func mqttMetrics(m *web.Metrics, st mqtt.Stats) {
 	c("reply_holds_total", "Times a pipelining client's records waited for the publishes answering its last acks, so its in-flight window shares one commit (bounded by about one commit's time).", st.ReplyHolds)
 	c("reply_hold_timeouts_total", "Reply holds ended by their bound before every owed publish arrived.", st.ReplyHoldTimeouts)
 	m.Counter("runnel_mqtt_reply_hold_seconds_total", "Time records were held by reply holds.", float64(st.ReplyHoldNanos)/1e9, nil)
+	c("reserved_properties_dropped_total", "MQTT 5 user properties named in the mqtt. space of runnel's own headers (mqtt.topic, mqtt.client, ...), dropped at ingest.", st.ReservedPropertiesDropped)
 	c("fanned_out_total", "Log records published to MQTT subscribers by publish routes.", st.FannedOut)
 	c("auth_failures_total", "CONNECTs refused for bad credentials.", st.AuthFailures)
 	c("quota_throttled_total", "Publishes held for a produce quota (access.quotas).", st.QuotaThrottled)

@@ -76,7 +76,7 @@ func (b *Broker) Publish(ctx context.Context, m Message) (stored bool, err error
 	tgt, routed := b.router.resolve(m.Topic, m.ClientID)
 	if routed {
 		w := make(apiWaiter, 1)
-		b.ingest(tgt, now.UnixMilli(), recordValue(&pk), recordHeaders(&pk, m.ClientID, false), w, false, nil, false)
+		b.ingest(tgt, now.UnixMilli(), recordValue(&pk), b.recordHeaders(&pk, m.ClientID, false), w, false, nil, false)
 		if err := <-w; err != nil {
 			b.stats.failed.Add(1)
 			return false, err

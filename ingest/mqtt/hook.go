@@ -125,7 +125,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	now := time.Now()
 	independent := pk.FixedHeader.Qos == 0 || alone && now.UnixNano()-s.lastAck.Load() >= int64(log.IndependentAfter)
 	hold := s.arrived(now.UnixNano(), pk.FixedHeader.Qos)
-	b.ingest(tgt, now.UnixMilli(), value, recordHeaders(&pk, cl.ID, false), p, independent, s, hold || cl.Buffered() > 0)
+	b.ingest(tgt, now.UnixMilli(), value, b.recordHeaders(&pk, cl.ID, false), p, independent, s, hold || cl.Buffered() > 0)
 	return pk, packets.ErrRejectPacket
 }
 
@@ -139,7 +139,7 @@ func (h *hook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	b.stats.willsIngested.Add(1)
-	b.ingest(tgt, time.Now().UnixMilli(), recordValue(&pk), recordHeaders(&pk, cl.ID, true), nil, true, nil, false)
+	b.ingest(tgt, time.Now().UnixMilli(), recordValue(&pk), b.recordHeaders(&pk, cl.ID, true), nil, true, nil, false)
 }
 
 // OnPacketProcessed registers the feeds OnPublish deferred once every

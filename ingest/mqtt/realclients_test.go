@@ -411,3 +411,42 @@ func TestMosquittoPersistentResubscribe(t *testing.T) {
 		})
 	}
 }
+
+// TestMosquittoReservedUserProperties: MQTT 5 user properties become
+// headers under their own names, except those in the "mqtt." space of
+// runnel's own headers: a device cannot add a second mqtt.topic or
+// mqtt.client to its record (counted). runnel-* properties (origin headers
+// of a record another box forwarded over MQTT) are kept.
+func TestMosquittoReservedUserProperties(t *testing.T) {
+	needTool(t, "mosquitto_pub")
+	l := newRealLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := mosq(t, ctx, "", "mosquitto_pub", "-h", "127.0.0.1", "-p", port(addr), "-V", "mqttv5",
+		"-i", "dev1", "-t", "plant/line1", "-q", "1", "-m", "21.5",
+		"-D", "publish", "user-property", "mqtt.topic", "spoofed/topic",
+		"-D", "publish", "user-property", "mqtt.client", "someone-else",
+		"-D", "publish", "user-property", "site", "north",
+		"-D", "publish", "user-property", "runnel-node", "box-a")
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, out)
+	}
+	rs := readAll(t, l, DefaultTopic, 0)
+	if len(rs) != 1 {
+		t.Fatalf("%d records, want 1", len(rs))
+	}
+	count := map[string]int{}
+	for _, h := range rs[0].Headers {
+		count[h.Key]++
+	}
+	if count[HeaderTopic] != 1 || count[HeaderClient] != 1 || header(rs[0], HeaderTopic) != "plant/line1" || header(rs[0], HeaderClient) != "dev1" {
+		t.Fatalf("headers %v: want one mqtt.topic plant/line1 and one mqtt.client dev1", rs[0].Headers)
+	}
+	if header(rs[0], "site") != "north" || header(rs[0], "runnel-node") != "box-a" {
+		t.Fatalf("headers %v: the other user properties are missing", rs[0].Headers)
+	}
+	if got := b.Stats().ReservedPropertiesDropped; got != 2 {
+		t.Fatalf("ReservedPropertiesDropped = %d, want 2", got)
+	}
+}

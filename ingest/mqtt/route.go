@@ -23,8 +23,17 @@ const (
 	// publish: it clears the MQTT topic's retained message, and its value
 	// is null (a tombstone for the key, as Kafka's compaction reads it).
 	HeaderRetainCleared = "mqtt.retain-cleared"
-	// MQTT 5 user properties become headers under their own names.
+	// MQTT 5 user properties become headers under their own names, except
+	// names in the "mqtt." space (reservedPrefix).
 )
+
+// reservedPrefix starts the names of the headers runnel writes for a
+// publish. A user property in that space is dropped (counted in
+// Stats.ReservedPropertiesDropped): a device could otherwise add a second
+// mqtt.client or mqtt.topic that a consumer reading the last (Java's
+// lastHeader) or first header takes for runnel's.
+const reservedPrefix = "mqtt."
+
 
 // router resolves an MQTT topic to a log topic and key. Immutable after
 // construction.
@@ -146,7 +155,7 @@ func recordValue(pk *packets.Packet) []byte {
 }
 
 // recordHeaders builds the record headers of a publish.
-func recordHeaders(pk *packets.Packet, client string, will bool) []batch.RecordHeader {
+func (b *Broker) recordHeaders(pk *packets.Packet, client string, will bool) []batch.RecordHeader {
 	h := make([]batch.RecordHeader, 0, 4+len(pk.Properties.User))
 	h = append(h,
 		batch.RecordHeader{Key: HeaderTopic, Value: []byte(pk.TopicName)},
@@ -170,6 +179,10 @@ func recordHeaders(pk *packets.Packet, client string, will bool) []batch.RecordH
 		h = append(h, batch.RecordHeader{Key: HeaderResponseTopic, Value: []byte(pk.Properties.ResponseTopic)})
 	}
 	for _, u := range pk.Properties.User {
+		if strings.HasPrefix(u.Key, reservedPrefix) {
+			b.stats.reservedDropped.Add(1)
+			continue
+		}
 		h = append(h, batch.RecordHeader{Key: u.Key, Value: []byte(u.Val)})
 	}
 	return h

@@ -28,6 +28,9 @@ type Stats struct {
 	ReplyHoldTimeouts uint64 // holds ended by their bound before every owed publish arrived
 	ReplyHoldNanos    uint64 // time records were held, summed over holds
 	FannedOut         uint64 // log records (Publish routes) sent to MQTT subscribers
+	// ReservedPropertiesDropped counts MQTT 5 user properties named in
+	// the "mqtt." space of runnel's own headers, dropped at ingest.
+	ReservedPropertiesDropped uint64
 
 	// Security and limits.
 	AuthFailures    uint64 // CONNECTs refused for bad credentials
@@ -67,6 +70,7 @@ type counters struct {
 	authFailures, aclDenied, connsRefusedIP, connectTimeouts           atomic.Uint64
 	quotaThrottled                                                     atomic.Uint64
 	replyHolds, replyHoldTimeouts, replyHoldNanos                      atomic.Uint64
+	reservedDropped                                                    atomic.Uint64
 	connsRefused, subsRefused, malformed                               atomic.Uint64
 	persistWrites, persistErrors                                       atomic.Uint64
 	pending                                                            atomic.Int64
@@ -91,46 +95,47 @@ func (b *Broker) Stats() Stats {
 	c := &b.stats
 	i := b.server.Info
 	return Stats{
-		Ingested:          c.ingested.Load(),
-		Acked:             c.acked.Load(),
-		Nacked:            c.nacked.Load(),
-		Failed:            c.failed.Load(),
-		RejectedDiskFull:  c.rejectedDiskFull.Load(),
-		FailDisconnects:   c.failDisconnects.Load(),
-		Unrouted:          c.unrouted.Load(),
-		WillsIngested:     c.willsIngested.Load(),
-		Pending:           c.pending.Load(),
-		PendingPeak:       c.pendingPeak.v.Load(),
-		PendingBytesPeak:  c.pendingBytesPeak.v.Load(),
-		Throttled:         c.throttled.Load(),
-		Batches:           c.batches.Load(),
-		ReplyHolds:        c.replyHolds.Load(),
-		ReplyHoldTimeouts: c.replyHoldTimeouts.Load(),
-		ReplyHoldNanos:    c.replyHoldNanos.Load(),
-		FannedOut:         c.fannedOut.Load(),
-		AuthFailures:      c.authFailures.Load(),
-		QuotaThrottled:    c.quotaThrottled.Load(),
-		ACLDenied:         c.aclDenied.Load(),
-		ConnsRefusedIP:    c.connsRefusedIP.Load(),
-		ConnsRefused:      c.connsRefused.Load(),
-		SubsRefused:       c.subsRefused.Load(),
-		Malformed:         c.malformed.Load(),
-		ConnectTimeouts:   c.connectTimeouts.Load(),
-		PersistWrites:     c.persistWrites.Load(),
-		PersistErrors:     c.persistErrors.Load(),
-		ClientsConnected:  atomic.LoadInt64(&i.ClientsConnected),
-		ClientsTotal:      int64(b.server.Clients.Len()),
-		ClientsMaximum:    atomic.LoadInt64(&i.ClientsMaximum),
-		BytesReceived:     atomic.LoadInt64(&i.BytesReceived),
-		BytesSent:         atomic.LoadInt64(&i.BytesSent),
-		PacketsReceived:   atomic.LoadInt64(&i.PacketsReceived),
-		PacketsSent:       atomic.LoadInt64(&i.PacketsSent),
-		MessagesReceived:  atomic.LoadInt64(&i.MessagesReceived),
-		MessagesSent:      atomic.LoadInt64(&i.MessagesSent),
-		MessagesDropped:   atomic.LoadInt64(&i.MessagesDropped),
-		Retained:          atomic.LoadInt64(&i.Retained),
-		Inflight:          atomic.LoadInt64(&i.Inflight),
-		InflightDropped:   atomic.LoadInt64(&i.InflightDropped),
-		Subscriptions:     atomic.LoadInt64(&i.Subscriptions),
+		Ingested:                  c.ingested.Load(),
+		Acked:                     c.acked.Load(),
+		Nacked:                    c.nacked.Load(),
+		Failed:                    c.failed.Load(),
+		RejectedDiskFull:          c.rejectedDiskFull.Load(),
+		FailDisconnects:           c.failDisconnects.Load(),
+		Unrouted:                  c.unrouted.Load(),
+		WillsIngested:             c.willsIngested.Load(),
+		Pending:                   c.pending.Load(),
+		PendingPeak:               c.pendingPeak.v.Load(),
+		PendingBytesPeak:          c.pendingBytesPeak.v.Load(),
+		Throttled:                 c.throttled.Load(),
+		Batches:                   c.batches.Load(),
+		ReplyHolds:                c.replyHolds.Load(),
+		ReplyHoldTimeouts:         c.replyHoldTimeouts.Load(),
+		ReplyHoldNanos:            c.replyHoldNanos.Load(),
+		FannedOut:                 c.fannedOut.Load(),
+		ReservedPropertiesDropped: c.reservedDropped.Load(),
+		AuthFailures:              c.authFailures.Load(),
+		QuotaThrottled:            c.quotaThrottled.Load(),
+		ACLDenied:                 c.aclDenied.Load(),
+		ConnsRefusedIP:            c.connsRefusedIP.Load(),
+		ConnsRefused:              c.connsRefused.Load(),
+		SubsRefused:               c.subsRefused.Load(),
+		Malformed:                 c.malformed.Load(),
+		ConnectTimeouts:           c.connectTimeouts.Load(),
+		PersistWrites:             c.persistWrites.Load(),
+		PersistErrors:             c.persistErrors.Load(),
+		ClientsConnected:          atomic.LoadInt64(&i.ClientsConnected),
+		ClientsTotal:              int64(b.server.Clients.Len()),
+		ClientsMaximum:            atomic.LoadInt64(&i.ClientsMaximum),
+		BytesReceived:             atomic.LoadInt64(&i.BytesReceived),
+		BytesSent:                 atomic.LoadInt64(&i.BytesSent),
+		PacketsReceived:           atomic.LoadInt64(&i.PacketsReceived),
+		PacketsSent:               atomic.LoadInt64(&i.PacketsSent),
+		MessagesReceived:          atomic.LoadInt64(&i.MessagesReceived),
+		MessagesSent:              atomic.LoadInt64(&i.MessagesSent),
+		MessagesDropped:           atomic.LoadInt64(&i.MessagesDropped),
+		Retained:                  atomic.LoadInt64(&i.Retained),
+		Inflight:                  atomic.LoadInt64(&i.Inflight),
+		InflightDropped:           atomic.LoadInt64(&i.InflightDropped),
+		Subscriptions:             atomic.LoadInt64(&i.Subscriptions),
 	}
 }
