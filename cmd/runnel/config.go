@@ -606,6 +606,21 @@ func (c *serveConfig) checkUpstreams() error {
 	return nil
 }
 
+// checkFiles loads the files the configuration names that the start would
+// otherwise meet only later: an upstream's TLS files are read at its first
+// connection, where a missing or bad one would only keep its routes
+// backing off. runServe calls it after loading (exit 2 like any
+// configuration error); the config tests load example files whose paths
+// do not exist here.
+func (c *serveConfig) checkFiles() error {
+	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		if _, err := c.Upstreams[name].TLS.Config(""); err != nil {
+			return c.key("upstreams").errorf("%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
 func (c *serveConfig) checkRoutes() error {
 	for i, r := range c.Routes {
 		up := r.Upstream
@@ -620,7 +635,10 @@ func (c *serveConfig) checkRoutes() error {
 			return fmt.Errorf("[%d] (%s): no topics", i, r.Name)
 		}
 	}
-	return nil
+	// The routes key's own routes (forward GLOB's are checked by its key).
+	o := c.forwardOptions(nil, nil, "")
+	o.Routes = c.Routes
+	return o.ValidateRoutes()
 }
 
 func parseKafkaUser(s string) (string, error) {

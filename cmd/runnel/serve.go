@@ -38,6 +38,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "runnel serve: %v\n", err)
 		return 2
 	}
+	if err := cfg.checkFiles(); err != nil {
+		fmt.Fprintf(stderr, "runnel serve: %v\n", err)
+		return 2
+	}
 	logger := newLogger(cfg, stderr)
 	if err := serve(ctx, cfg, logger); err != nil {
 		fmt.Fprintf(stderr, "runnel serve: %v\n", err)

@@ -68,18 +68,22 @@ func TestServeBadConfigExitsWithOneLine(t *testing.T) {
 	os.Mkdir(ro, 0o555)
 	notDir := filepath.Join(dir, "file")
 	os.WriteFile(notDir, nil, 0o644)
+	tlsCfg := filepath.Join(dir, "tls.yaml")
+	os.WriteFile(tlsCfg, []byte("upstreams:\n  central: {brokers: [\"127.0.0.1:1\"], tls: {ca-file: /nonexistent/ca.pem}}\n"), 0o644)
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
+		code int // the exit status, when it matters (0: any failure)
 	}{
-		{"unknown key", []string{"--config", cfg}, `unknown key "fsink"`},
-		{"bad address", []string{"--kafka-addr", "localhost:notaport"}, "--kafka-addr"},
-		{"bad fsync", []string{"--fsync", "sometimes"}, "--fsync"},
-		{"unknown flag", []string{"--fsink", "always"}, "unknown flag: --fsink"},
-		{"data dir is a file", []string{"--data-dir", filepath.Join(notDir, "x")}, "data dir"},
-		{"port in use", []string{"--kafka-addr", "PLACEHOLDER"}, "--kafka-addr"},
-		{"meta.db unusable", nil, "meta.db"},
+		{"unknown key", []string{"--config", cfg}, `unknown key "fsink"`, 0},
+		{"bad address", []string{"--kafka-addr", "localhost:notaport"}, "--kafka-addr", 0},
+		{"bad fsync", []string{"--fsync", "sometimes"}, "--fsync", 0},
+		{"unknown flag", []string{"--fsink", "always"}, "unknown flag: --fsink", 0},
+		{"data dir is a file", []string{"--data-dir", filepath.Join(notDir, "x")}, "data dir", 0},
+		{"port in use", []string{"--kafka-addr", "PLACEHOLDER"}, "--kafka-addr", 0},
+		{"meta.db unusable", nil, "meta.db", 0},
+		{"upstream tls file missing", []string{"--config", tlsCfg}, "config: upstreams (file " + tlsCfg + " line 1): central: forward: tls ca-file: open /nonexistent/ca.pem", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "d-"+strings.ReplaceAll(tc.name, " ", "-")),
@@ -109,6 +113,9 @@ func TestServeBadConfigExitsWithOneLine(t *testing.T) {
 			err := cmd.Run()
 			if err == nil {
 				t.Fatalf("exit 0, want failure")
+			}
+			if ee, ok := err.(*exec.ExitError); tc.code != 0 && (!ok || ee.ExitCode() != tc.code) {
+				t.Fatalf("exit %v, want %d", err, tc.code)
 			}
 			msg := strings.TrimSpace(stderr.String())
 			if !strings.Contains(msg, tc.want) {

@@ -3,7 +3,10 @@ package forward
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -282,7 +285,16 @@ func (o *Options) Validate() error {
 	if c.CursorSnapshotInterval > CursorRetention/2 {
 		return fmt.Errorf("%w: cursor snapshot interval %v exceeds %v (half the cursor topic's retention)", ErrInvalidOptions, c.CursorSnapshotInterval, CursorRetention/2)
 	}
-	for name, u := range c.Upstreams {
+	return o.ValidateRoutes()
+}
+
+// ValidateRoutes reports the first problem in o's upstreams and routes
+// (after defaults are applied): what a configuration names, checked
+// before anything starts.
+func (o *Options) ValidateRoutes() error {
+	c := o.withDefaults()
+	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		u := c.Upstreams[name]
 		if err := u.Validate(); err != nil {
 			return fmt.Errorf("upstream %q: %w", name, err)
 		}
@@ -344,6 +356,18 @@ func (u Upstream) Validate() error {
 	case "mqtt":
 		if u.URL == "" {
 			return fmt.Errorf("%w: mqtt upstream needs a url", ErrInvalidOptions)
+		}
+		pu, err := url.Parse(u.URL)
+		if err != nil {
+			return fmt.Errorf("%w: mqtt url %q: %v", ErrInvalidOptions, u.URL, err)
+		}
+		switch pu.Scheme {
+		case "mqtt", "tcp", "mqtts", "ssl", "tls":
+		default:
+			return fmt.Errorf("%w: mqtt url %q: scheme must be mqtt, tcp, mqtts, ssl or tls", ErrInvalidOptions, u.URL)
+		}
+		if pu.Hostname() == "" {
+			return fmt.Errorf("%w: mqtt url %q: no host", ErrInvalidOptions, u.URL)
 		}
 		if u.QoS != 1 {
 			return fmt.Errorf("%w: mqtt qos must be 1", ErrInvalidOptions)

@@ -238,7 +238,12 @@ func (r *route) run(ctx context.Context) {
 			if err != nil {
 				r.fail(err)
 				r.setState(StateBackingOff)
-				if !sleepCtx(ctx, bo.next()) {
+				d := bo.next()
+				if bo.n <= 3 || bo.n%20 == 0 {
+					r.logger.Warn("forward: cannot set up the upstream client, backing off", "err", err,
+						"wait", d.Round(time.Millisecond), "attempt", bo.n)
+				}
+				if !sleepCtx(ctx, d) {
 					break
 				}
 				continue

@@ -27,8 +27,11 @@ func checkTemplate(t string, allowKey bool) error {
 				known = true
 			}
 		}
-		if !known || (ph == "{key}" && !allowKey) {
-			return fmt.Errorf("target %q: unknown placeholder %s", t, ph)
+		if !known {
+			return fmt.Errorf("target %q: unknown placeholder %s (want {topic}, {node}, {site} or, for an MQTT upstream, {key})", t, ph)
+		}
+		if ph == "{key}" && !allowKey {
+			return fmt.Errorf("target %q: {key} is for MQTT upstreams only (a Kafka upstream keeps the record's key)", t)
 		}
 		rest = rest[i+j+1:]
 	}
