@@ -34,7 +34,6 @@ const (
 // lastHeader) or first header takes for runnel's.
 const reservedPrefix = "mqtt."
 
-
 // router resolves an MQTT topic to a log topic and key. Immutable after
 // construction.
 type router struct {
