@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
 )
 
@@ -50,15 +52,52 @@ type appender struct {
 	waiters  []waiter // one per record in bld (nil for no-ack records)
 	feeding  bool     // a FeedNextCommit of a.feed is pending
 	inflight int      // batches handed to the log, not yet completed
+	limit    int      // the topic's largest batch (max.message.bytes; 0: not known)
+	limitAt  int64    // when limit was read (unix nanos)
+}
+
+// limitEvery is how often an appender reads its topic's largest batch
+// again (an operator may change max.message.bytes).
+const limitEvery = 10 * time.Second
+
+// limitLocked returns the topic's largest accepted batch, read from the
+// log at most every limitEvery (0 when the topic cannot be read).
+func (a *appender) limitLocked(now int64) int {
+	if a.limitAt == 0 || now-a.limitAt >= int64(limitEvery) {
+		a.limitAt = now
+		if ti, err := a.b.produce.Log().Topic(a.tp.topic); err == nil {
+			a.limit = int(ti.Config.MaxBatchBytes)
+		}
+	}
+	return a.limit
 }
 
 // add appends one record; w (may be nil) is finished when it is durable.
 // independent: the record's sender is not waiting for an acknowledgement
 // (see log.CommitFeeder.Gathering).
+//
+// A record that would not fit the topic's largest batch
+// (max.message.bytes) even alone fails at once with log.ErrBatchTooLarge,
+// and one that would not fit beside the open batch closes it first: the
+// records of other clients coalesced with it would otherwise fail with it.
 func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader, w waiter, independent, more bool) (deferred bool) {
 	sz := len(key) + len(value) + headersSize(headers) + 24
 	f := a.b.feeder
 	a.mu.Lock()
+	if lim := a.limitLocked(time.Now().UnixNano()); lim > 0 {
+		if bound := batch.RecordBound(key, value, headers); a.bld.Size()+bound > lim {
+			if alone := batch.HeaderSize + bound; alone > lim && tooLarge(ts, key, value, headers, lim) {
+				a.mu.Unlock()
+				if w != nil {
+					w.finish(fmt.Errorf("%w: a message of %d bytes in topic %s (max.message.bytes %d)", log.ErrBatchTooLarge, len(value), a.tp.topic, lim))
+				}
+				return false
+			}
+			if a.bld.Len() > 0 {
+				a.flushLocked() // it goes in a batch of its own
+			}
+		}
+	}
 	if a.bld.Len() > 0 && a.size+sz > targetBatchBytes {
 		a.flushLocked() // close the full batch before the commit starts
 	}
@@ -82,6 +121,14 @@ func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader
 		f.Gathering(sz, independent)
 	}
 	return deferred
+}
+
+// tooLarge reports whether one record, alone in a batch, is larger than
+// lim bytes (encoded exactly: RecordBound only bounds it).
+func tooLarge(ts int64, key, value []byte, headers []batch.RecordHeader, lim int) bool {
+	var b batch.Builder
+	b.Add(ts, key, value, headers)
+	return b.Size() > lim
 }
 
 // kick registers the feed of an open batch whose registration add

@@ -452,8 +452,11 @@ func (s *session) settle(p *pending, buf *bytes.Buffer, dead *bool) (acked bool)
 	}
 	if p.err != nil {
 		code := packets.ErrUnspecifiedError
-		if errors.Is(p.err, log.ErrDiskFull) || errors.Is(p.err, log.ErrNotEnoughReplicas) {
+		switch {
+		case errors.Is(p.err, log.ErrDiskFull) || errors.Is(p.err, log.ErrNotEnoughReplicas):
 			code = packets.ErrQuotaExceeded
+		case errors.Is(p.err, log.ErrBatchTooLarge):
+			code = packets.ErrPacketTooLarge
 		}
 		ack.ReasonCode = code.Code
 		ack.Properties.ReasonString = p.err.Error()

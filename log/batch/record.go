@@ -54,6 +54,19 @@ func (b *Builder) Reset() {
 // Len is the number of records added.
 func (b *Builder) Len() int { return int(b.n) }
 
+// Size is the length of the batch Bytes returns without compression.
+func (b *Builder) Size() int { return HeaderSize + len(b.recs) }
+
+// RecordBound is at least the encoded size of one record with key, value
+// and headers in a batch (its varints taken at their largest).
+func RecordBound(key, value []byte, headers []RecordHeader) int {
+	n := 5 + 1 + binary.MaxVarintLen64 + 5 + 5 + len(key) + 5 + len(value) + 5
+	for _, h := range headers {
+		n += 5 + len(h.Key) + 5 + len(h.Value)
+	}
+	return n
+}
+
 // SetProducer marks the batch as idempotent.
 func (b *Builder) SetProducer(id int64, epoch int16, baseSeq int32) {
 	b.ProducerID, b.epoch, b.seq, b.hasPID = id, epoch, baseSeq, true

@@ -495,6 +495,10 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	err := cl.Read(s.receivePacket)
 	if err != nil {
+		if errors.Is(err, packets.ErrPacketTooLarge) && cl.Properties.ProtocolVersion == 5 {
+			// runnel: say why before closing (MQTT 5 §3.14.2.1, 0x95).
+			_ = s.DisconnectClient(cl, packets.ErrPacketTooLarge)
+		}
 		s.sendLWT(cl)
 		cl.Stop(err)
 	} else {
@@ -742,6 +746,13 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 	if s.Options.Capabilities.MaximumQos < 2 {
 		properties.MaximumQos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9]
 		properties.MaximumQosFlag = true
+	}
+
+	// runnel: announce the largest packet accepted (MQTT 5 §3.2.2.3.6), so
+	// a client can refuse a larger publish itself instead of losing its
+	// connection over it.
+	if s.Options.Capabilities.MaximumPacketSize > 0 {
+		properties.MaximumPacketSize = s.Options.Capabilities.MaximumPacketSize
 	}
 
 	if cl.Properties.Props.AssignedClientID != "" {
