@@ -339,7 +339,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.max-pending-bytes-per-client", flag: "mqtt-max-pending-bytes-per-client", def: strconv.Itoa(mqtt.DefaultMaxPendingBytesPerClient), v: integer(&c.MQTT.MaxPendingBytesPerClient), check: notNegative(&c.MQTT.MaxPendingBytesPerClient),
 			doc: "payload bytes of those messages"},
 		{path: "mqtt.max-packet-size", flag: "mqtt-max-packet-size", def: strconv.Itoa(mqtt.DefaultMaxPacketSize), v: integer(&c.MQTT.MaxPacketSize), check: between(&c.MQTT.MaxPacketSize, 0, 256<<20),
-			doc: "largest MQTT packet accepted (bytes)"},
+			doc: "largest MQTT packet accepted (bytes); MQTT 5 clients learn it from their CONNACK, and a larger packet closes the connection (after DISCONNECT 0x95 for MQTT 5). A message must also fit its log topic's `max.message.bytes` (else PUBACK 0x95)"},
 		{path: "mqtt.connect-timeout", flag: "mqtt-connect-timeout", def: mqtt.DefaultConnectTimeout.String(), v: dur(&c.MQTT.ConnectTimeout), check: notNegative(&c.MQTT.ConnectTimeout),
 			doc: "time a new connection has to send CONNECT"},
 		{path: "mqtt.max-conns-per-ip", flag: "mqtt-max-conns-per-ip", def: strconv.Itoa(mqtt.DefaultMaxConnsPerIP), v: integer(&c.MQTT.MaxConnsPerIP),

@@ -115,8 +115,12 @@
 // When the log refuses an append, MQTT 5 clients get PUBACK/PUBREC reason
 // 0x97 (quota exceeded) for log.ErrDiskFull and for
 // log.ErrNotEnoughReplicas (a route with acks "all" whose topic has fewer
-// in-sync copies on the site than its min.insync.replicas), and 0x80 with
-// the error as reason string otherwise; MQTT 3.1.1 clients, which have no negative ack,
+// in-sync copies on the site than its min.insync.replicas), 0x95 (packet
+// too large) for a message that does not fit its topic's max.message.bytes
+// alone (it fails before it joins a batch, and a batch is closed before
+// it outgrows that limit, so other clients' messages never fail with it),
+// and 0x80 with the error as reason string otherwise; MQTT 3.1.1 clients,
+// which have no negative ack,
 // are disconnected (acks of earlier durable messages are written first).
 // A failed message is neither stored nor fanned out. At MaxPendingPerClient
 // (or MaxPendingBytesPerClient) the client's read loop waits: TCP
