@@ -80,7 +80,13 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return c.fail(stderr, err)
 	}
-	cl, err := cf.newClient(consumeOpts(tm, *group, start)...)
+	var at map[int32]int64
+	if *group == "" && !start.earliest && !start.latest {
+		if at, err = clampStart(ctx, cf, tm, start, stderr); err != nil {
+			return c.fail(stderr, err)
+		}
+	}
+	cl, err := cf.newClient(consumeOpts(tm, *group, start, at)...)
 	if err != nil {
 		return c.fail(stderr, err)
 	}
@@ -132,9 +138,44 @@ func consumeTarget(ctx context.Context, cf *clientFlags, topic string, partition
 	return tm, ends, err
 }
 
+// clampStart resolves an absolute --offset per partition of tm: one past
+// the partition's end reads from the end (what arrives next), one before
+// its start (removed by retention) from the start, each with a warning on
+// stderr. Without it the client's reset would start a partition at its
+// beginning whatever the offset.
+func clampStart(ctx context.Context, cf *clientFlags, tm topicMeta, start startOffset, stderr io.Writer) (map[int32]int64, error) {
+	cl, err := cf.newClient()
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rctx, cancel := cf.requestCtx(ctx)
+	defer cancel()
+	offs, err := listOffsets(rctx, cl, []topicMeta{tm})
+	if err != nil {
+		return nil, err
+	}
+	at := map[int32]int64{}
+	for _, p := range tm.partitions {
+		po := offs[tm.name][p]
+		if po == nil || po.err != nil {
+			continue // the client's own reset decides
+		}
+		at[p] = start.resolve(po.start, po.end)
+		switch {
+		case start.at > po.end:
+			fmt.Fprintf(stderr, "warning: %s/%d: offset %d is past the end (%d): reading what arrives from %d\n", tm.name, p, start.at, po.end, po.end)
+		case start.at < po.start:
+			fmt.Fprintf(stderr, "warning: %s/%d: offset %d is before the first one kept (%d): reading from %d\n", tm.name, p, start.at, po.start, po.start)
+		}
+	}
+	return at, nil
+}
+
 // consumeOpts are the client options of a consume: a group member that
-// commits what it printed, or a reader of the given partitions.
-func consumeOpts(tm topicMeta, group string, start startOffset) []kgo.Opt {
+// commits what it printed, or a reader of the given partitions (from
+// at[p] when given, else from start).
+func consumeOpts(tm topicMeta, group string, start startOffset, at map[int32]int64) []kgo.Opt {
 	opts := []kgo.Opt{kgo.FetchMaxWait(500 * time.Millisecond)}
 	if group != "" {
 		return append(opts,
@@ -148,6 +189,9 @@ func consumeOpts(tm topicMeta, group string, start startOffset) []kgo.Opt {
 	ps := map[int32]kgo.Offset{}
 	for _, p := range tm.partitions {
 		ps[p] = start.kgo()
+		if o, ok := at[p]; ok {
+			ps[p] = kgo.NewOffset().At(o)
+		}
 	}
 	return append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{tm.name: ps}))
 }

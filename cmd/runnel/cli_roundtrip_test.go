@@ -110,3 +110,21 @@ func TestCLIProduceOptions(t *testing.T) {
 		t.Errorf("produce to a dead broker: %+v after %v", r, time.Since(start))
 	}
 }
+
+// TestCLIConsumeOffsetOutOfRange: --offset past a partition's end reads
+// what arrives next (not the partition from its beginning, the client's
+// reset), and one before its first kept record reads from there, each
+// with a warning.
+func TestCLIConsumeOffsetOutOfRange(t *testing.T) {
+	b := cliServer(t).Addr()
+	mustCLI(t, "", "topic", "create", "past", "--brokers", b)
+	mustCLI(t, "a\nb\nc\n", "produce", "past", "--brokers", b)
+	got := make(chan cliResult, 1)
+	go func() { got <- runCLI(t, "", "consume", "past", "--partition", "0", "--offset", "100", "-n", "1", "--format", `%o %v\n`, "--brokers", b) }()
+	time.Sleep(2 * time.Second) // the consumer is at the end
+	mustCLI(t, "late\n", "produce", "past", "--brokers", b)
+	r := <-got
+	if r.code != 0 || r.stdout != "3 late\n" || !strings.Contains(r.stderr, "offset 100 is past the end (3)") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want \"3 late\" and a warning", r.code, r.stdout, r.stderr)
+	}
+}
