@@ -120,7 +120,9 @@ func TestCLIConsumeOffsetOutOfRange(t *testing.T) {
 	mustCLI(t, "", "topic", "create", "past", "--brokers", b)
 	mustCLI(t, "a\nb\nc\n", "produce", "past", "--brokers", b)
 	got := make(chan cliResult, 1)
-	go func() { got <- runCLI(t, "", "consume", "past", "--partition", "0", "--offset", "100", "-n", "1", "--format", `%o %v\n`, "--brokers", b) }()
+	go func() {
+		got <- runCLI(t, "", "consume", "past", "--partition", "0", "--offset", "100", "-n", "1", "--format", `%o %v\n`, "--brokers", b)
+	}()
 	time.Sleep(2 * time.Second) // the consumer is at the end
 	mustCLI(t, "late\n", "produce", "past", "--brokers", b)
 	r := <-got
