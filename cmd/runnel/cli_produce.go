@@ -79,6 +79,14 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return c.fail(stderr, err)
 	}
 	defer cl.Close()
+	// Brokers that cannot be reached fail the command within --timeout,
+	// not after the first record's --delivery-timeout.
+	pctx, cancel := cf.requestCtx(ctx)
+	err = cl.Ping(pctx)
+	cancel()
+	if err != nil {
+		return c.fail(stderr, fmt.Errorf("no broker of %s answered within --timeout %v: %w", cf.brokers, cf.timeout, err))
+	}
 
 	var (
 		wg       sync.WaitGroup
