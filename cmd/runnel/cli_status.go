@@ -29,18 +29,32 @@ address answers GET /api/status) the node's own status: node id, uptime,
 disk, routes. The HTTP part is optional: other Kafka servers have none.`,
 }
 
+// defaultHTTPAddr is where `runnel status` asks for /api/status without
+// --http: the first broker's host, port 8080 (runnel's default HTTP port).
+func defaultHTTPAddr(cf *clientFlags) string {
+	if seeds, err := cf.seeds(); err == nil {
+		if host, _, err := net.SplitHostPort(seeds[0]); err == nil {
+			return net.JoinHostPort(host, "8080")
+		}
+	}
+	return "127.0.0.1:8080"
+}
+
 // runStatus implements `runnel status`.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := statusCmd
 	fs := c.newFlagSet()
 	cf := addClientFlags(fs)
-	httpAddr := fs.String("http", "127.0.0.1:8080", `runnel's HTTP address for /api/status ("" to skip)`)
+	httpAddr := fs.String("http", "", "runnel's HTTP address for /api/status (default: the first broker's host, port 8080; \"\" to skip)")
 	internal := fs.Bool("internal", false, "also list internal topics")
 	if done, code := c.parse(fs, args, stdout, stderr); done {
 		return code
 	}
 	if fs.NArg() != 0 {
 		return c.fail(stderr, usageErrorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if !fs.Changed("http") {
+		*httpAddr = defaultHTTPAddr(cf)
 	}
 	// Ask HTTP in parallel with the Kafka side; it is only decoration.
 	type httpResult struct {

@@ -218,3 +218,18 @@ func TestPrintStatusDocOrder(t *testing.T) {
 		t.Fatalf("keys printed in order %v, want %v:\n%s", keys, want, b.String())
 	}
 }
+
+// TestStatusDefaultHTTPAddr: without --http, status asks the first
+// broker's host on port 8080.
+func TestStatusDefaultHTTPAddr(t *testing.T) {
+	for brokers, want := range map[string]string{
+		"127.0.0.5:9092":              "127.0.0.5:8080",
+		"gw-3.plant:19092,other:9092": "gw-3.plant:8080",
+		"[::1]:9092":                  "[::1]:8080",
+		"":                            "127.0.0.1:8080",
+	} {
+		if got := defaultHTTPAddr(&clientFlags{brokers: brokers}); got != want {
+			t.Errorf("brokers %q: %q, want %q", brokers, got, want)
+		}
+	}
+}
