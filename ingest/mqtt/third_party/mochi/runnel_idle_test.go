@@ -5,6 +5,8 @@ package mqtt
 // which provides newServer, newServerWithInlineClient and newTestClient.
 
 import (
+	"bytes"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,5 +122,39 @@ func TestRunnelExpiredRetainedNotDelivered(t *testing.T) {
 	s.publishRetainedToClient(cl, packets.Subscription{Filter: "a/#"}, false)
 	if n := h.retained.Load(); n != 1 {
 		t.Fatalf("%d retained messages delivered, want 1 (the expired one skipped)", n)
+	}
+}
+
+// A client subscribing to $SYS gets current values even when the idle
+// loop has not published them for long (the retained copies are
+// refreshed first): here the last tick is 100 s old.
+func TestRunnelSysTopicsCurrentOnSubscribe(t *testing.T) {
+	s := newServer()
+	atomic.StoreInt64(&s.Info.Started, time.Now().Unix())
+	s.publishSysTopics() // uptime 0
+	atomic.StoreInt64(&s.Info.Started, time.Now().Unix()-100)
+	cl, r, w := newTestClient()
+	s.Clients.Add(cl)
+	sub := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		PacketID:    7,
+		Filters:     packets.Subscriptions{{Filter: SysPrefix + "/broker/uptime"}},
+	}
+	go func() {
+		_ = s.processSubscribe(cl, sub)
+		time.Sleep(time.Millisecond)
+		_ = w.Close()
+	}()
+	buf, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := SysPrefix + "/broker/uptime"
+	i := bytes.Index(buf, []byte(topic))
+	if i < 0 {
+		t.Fatalf("no retained %s in %q", topic, buf)
+	}
+	if got := string(buf[i+len(topic):]); got != "100" && got != "101" {
+		t.Fatalf("uptime %q, want 100 (the value now, not the last tick's 0)", got)
 	}
 }

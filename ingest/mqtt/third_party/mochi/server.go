@@ -1406,6 +1406,12 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
+	for i, sub := range pk.Filters {
+		if reasonCodes[i] < packets.ErrUnspecifiedError.Code && strings.HasPrefix(sub.Filter, SysPrefix) {
+			s.sysTopics(false) // runnel: current values, not the last tick's
+			break
+		}
+	}
 	for i, sub := range pk.Filters { // [MQTT-3.3.1-9]
 		if reasonCodes[i] >= packets.ErrUnspecifiedError.Code {
 			continue
@@ -1545,7 +1551,12 @@ func (s *Server) DisconnectClient(cl *Client, code packets.Code) error {
 // publishSysTopics publishes the current values to the server $SYS topics.
 // Due to the int to string conversions this method is not as cheap as
 // some of the others so the publishing interval should be set appropriately.
-func (s *Server) publishSysTopics() {
+func (s *Server) publishSysTopics() { s.sysTopics(true) }
+
+// sysTopics refreshes the retained $SYS values and, with publish, sends
+// them to their subscribers (runnel: without, for a new subscriber: the
+// idle loop (patch 7) may not have refreshed them for a long time).
+func (s *Server) sysTopics(publish bool) {
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{
 			Type:   packets.Publish,
@@ -1591,10 +1602,14 @@ func (s *Server) publishSysTopics() {
 		pk.TopicName = topic
 		pk.Payload = []byte(payload)
 		s.Topics.RetainMessage(pk.Copy(false))
-		s.publishToSubscribers(pk)
+		if publish {
+			s.publishToSubscribers(pk)
+		}
 	}
 
-	s.hooks.OnSysInfoTick(info)
+	if publish {
+		s.hooks.OnSysInfoTick(info)
+	}
 }
 
 // Close attempts to gracefully shut down the server, all listeners, clients, and stores.
