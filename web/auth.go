@@ -182,6 +182,19 @@ func (au *authenticator) anonymousRole(r *http.Request) role {
 	return 0
 }
 
+// anonymousRefusal says why an anonymous request got no role: it does not
+// come from the loopback interface, or it does but names the server by a
+// name that is not a loopback address (a page whose DNS name was rebound
+// to 127.0.0.1 looks like that).
+func anonymousRefusal(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return fmt.Sprintf("anonymous access is open on loopback to requests that name the server by a loopback address or localhost, and Host %q is neither (a guard against DNS rebinding)", r.Host)
+		}
+	}
+	return "anonymous access is open on loopback only"
+}
+
 // loopbackRequest: the client is on the loopback interface and names the
 // server by a loopback name (an IP literal or localhost), so a page whose
 // DNS name was rebound to 127.0.0.1 does not count as local.
@@ -249,7 +262,7 @@ func (s *Server) authorize(need role, h http.HandlerFunc) http.Handler {
 		if got == 0 || anonymous && got < need {
 			s.stats.authFailures.Add(1)
 			w.Header().Set("WWW-Authenticate", `Basic realm="runnel", charset="UTF-8"`)
-			writeError(w, errf(http.StatusUnauthorized, codeUnauthorized, "credentials required (HTTP Basic with a Kafka SASL user, or a bearer token): anonymous access is open on loopback only"))
+			writeError(w, errf(http.StatusUnauthorized, codeUnauthorized, "credentials required (HTTP Basic with an account of users-file or kafka.users, or a bearer token): "+anonymousRefusal(r)))
 			return
 		}
 		if got < need {

@@ -97,3 +97,18 @@ func TestAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestAnonymousRefusalSaysWhy: the 401 of an anonymous request names the
+// reason: not from loopback, or from loopback under a name that is not a
+// loopback address (the DNS-rebinding guard).
+func TestAnonymousRefusalSaysWhy(t *testing.T) {
+	r := httptest.NewRequest("GET", "/topics", nil)
+	r.RemoteAddr, r.Host = "127.0.0.1:40000", "evil.example:8080"
+	if got := anonymousRefusal(r); !strings.Contains(got, `Host "evil.example:8080" is neither`) {
+		t.Errorf("rebound name: %q", got)
+	}
+	r.RemoteAddr, r.Host = "10.1.2.3:40000", "box:8080"
+	if got := anonymousRefusal(r); got != "anonymous access is open on loopback only" {
+		t.Errorf("from the network: %q", got)
+	}
+}
