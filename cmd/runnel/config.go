@@ -309,7 +309,7 @@ func (c *serveConfig) keys() []*key {
 		{path: "mqtt.routes", flag: "mqtt-route", v: list(&c.MQTT.Routes, mqtt.ParseRoute, mqtt.Route.Validate, "key", "acks"),
 			doc: "`FILTER=TOPIC[,key=topic|client|none][,acks=1|all]` or `{filter, topic, key, acks}` (repeatable); default: everything to topic `mqtt`, key = MQTT topic. `acks: all`: PUBACK/PUBREC once every in-sync copy on the site holds the message (else MQTT 5 reason 0x97, MQTT 3.1.1 disconnect)"},
 		{path: "mqtt.publish", flag: "mqtt-publish", v: list(&c.MQTT.Publish, mqtt.ParsePublishRoute, mqtt.PublishRoute.Validate, "qos"),
-			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers (repeatable)"},
+			doc: "`TOPIC=MQTT_PREFIX[,qos=0|1]` or `{topic, prefix, qos}`: fan records of a log topic out to MQTT subscribers, a record with key K to MQTT topic `MQTT_PREFIX/K` (`MQTT_PREFIX` for a null key; repeatable)"},
 		{path: "mqtt.allow-anonymous", flag: "mqtt-allow-anonymous", defDoc: "`true` without `mqtt.users`, else `false`", v: optBool(&c.MQTT.AllowAnonymous),
 			doc: "allow MQTT clients without credentials: from the loopback interface only unless `allow-remote-anonymous`"},
 		{path: "mqtt.users", v: fileOnly(&c.MQTT.Users), check: c.checkMQTTUsers,

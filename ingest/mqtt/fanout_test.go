@@ -131,7 +131,7 @@ func testPublishRoute(t *testing.T, l log.Log) {
 		t.Fatal(err)
 	}
 	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true,
-		Publish: []PublishRoute{{Topic: "sensors", Prefix: "kafka/sensors"}, {Topic: DefaultTopic, Prefix: "mirror"}}})
+		Publish: []PublishRoute{{Topic: "sensors", Prefix: "kafka/sensors/"}, {Topic: DefaultTopic, Prefix: "mirror"}}}) // a trailing / is dropped
 	sub := dialRaw(t, addr)
 	sub.connect(5, "dash", "", "")
 	sub.subscribe("kafka/#", 0)

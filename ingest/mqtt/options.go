@@ -194,7 +194,7 @@ type Route struct {
 
 // PublishRoute fans a log topic out to MQTT subscribers: a record with key
 // K is published to MQTT topic Prefix/K (Prefix when K is empty; + and #
-// in K become _).
+// in K become _; a trailing / of Prefix is dropped, so "cmd/" is "cmd").
 type PublishRoute struct {
 	// Topic is the log topic to watch. Only records appended after the
 	// broker started are published.

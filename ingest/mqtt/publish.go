@@ -178,6 +178,9 @@ func (p *publisher) publish(r *PublishRoute, rec *batch.Record) {
 		user = append(user, packets.UserProperty{Key: h.Key, Val: string(h.Value)})
 	}
 	topic := r.Prefix
+	if t := strings.TrimSuffix(topic, "/"); t != "" {
+		topic = t // "cmd/" is "cmd": keys go to cmd/K, not cmd//K
+	}
 	if len(rec.Key) > 0 {
 		topic += "/" + strings.NewReplacer("+", "_", "#", "_").Replace(string(rec.Key))
 	}
