@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,16 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	cancel()
 	if err != nil {
 		return c.fail(stderr, fmt.Errorf("no broker of %s answered within --timeout %v: %w", cf.brokers, cf.timeout, err))
+	}
+	if *partition >= 0 {
+		// A partition the topic lacks is a usage error, said plainly (the
+		// client's own is "invalid record partitioning choice").
+		mctx, cancel := cf.requestCtx(ctx)
+		tms, errs, err := fetchMetadata(mctx, cl, []string{topic})
+		cancel()
+		if err == nil && errs[topic] == nil && len(tms) == 1 && !slices.Contains(tms[0].partitions, *partition) {
+			return c.fail(stderr, fmt.Errorf("topic %q has no partition %d (it has %d)", topic, *partition, len(tms[0].partitions)))
+		}
 	}
 
 	var (

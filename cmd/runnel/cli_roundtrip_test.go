@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -129,5 +130,30 @@ func TestCLIConsumeOffsetOutOfRange(t *testing.T) {
 	r := <-got
 	if r.code != 0 || r.stdout != "3 late\n" || !strings.Contains(r.stderr, "offset 100 is past the end (3)") {
 		t.Fatalf("exit %d, stdout %q, stderr %q: want \"3 late\" and a warning", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestCLIProduceMissingPartition: --partition beyond the topic's count is
+// refused with the count, before any record is sent.
+func TestCLIProduceMissingPartition(t *testing.T) {
+	b := cliServer(t).Addr()
+	if out := mustCLI(t, "", "topic", "create", "one", "--brokers", b); !strings.Contains(out, `created topic "one" with 1 partition`+"\n") {
+		t.Fatalf("topic create said %q", out)
+	}
+	r := runCLI(t, "x\n", "produce", "one", "--partition", "5", "--brokers", b)
+	if r.code == 0 || !strings.Contains(r.stderr, `topic "one" has no partition 5 (it has 1)`) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestVersionArgs: version takes no arguments (exit 2) and has help.
+func TestVersionArgs(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run(context.Background(), []string{"version", "--bogus"}, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unexpected argument "--bogus"`) {
+		t.Errorf("version --bogus: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"version", "--help"}, nil, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "Usage: runnel version") {
+		t.Errorf("version --help: exit %d, stdout %q", code, out.String())
 	}
 }

@@ -118,7 +118,7 @@ func runTopicCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		n = *partitions
 	}
 	if n > 0 {
-		fmt.Fprintf(stdout, "created topic %q with %d partitions\n", name, n)
+		fmt.Fprintf(stdout, "created topic %q with %d %s\n", name, n, plural(int(n), "partition", "partitions"))
 	} else {
 		fmt.Fprintf(stdout, "created topic %q\n", name)
 	}
@@ -365,4 +365,12 @@ func runTopicDelete(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "deleted topic %q\n", name)
 	}
 	return code
+}
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

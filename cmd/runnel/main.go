@@ -74,6 +74,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "user":
 		return runUser(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version":
+		if len(rest) > 0 {
+			if rest[0] == "-h" || rest[0] == "--help" {
+				fmt.Fprintln(stdout, "Usage: runnel version\n\nPrints the version, the Go version it was built with and the data and file format versions it reads and writes.")
+				return 0
+			}
+			fmt.Fprintf(stderr, "runnel version: unexpected argument %q (it takes none)\n", rest[0])
+			return 2
+		}
 		printVersion(stdout)
 		return 0
 	case "help", "-h", "--help":
