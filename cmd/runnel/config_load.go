@@ -263,6 +263,17 @@ func (s *scalar[T]) String() string {
 func (s *scalar[T]) Type() string { return s.typ }
 func (s *scalar[T]) Set(v string) error {
 	x, err := s.parse(v)
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		switch {
+		case s.typ == "bool":
+			return fmt.Errorf("%q: want true or false", v)
+		case errors.Is(ne.Err, strconv.ErrRange):
+			return fmt.Errorf("%q: out of range", v)
+		default:
+			return fmt.Errorf("%q: want an integer", v)
+		}
+	}
 	if err != nil {
 		return err
 	}

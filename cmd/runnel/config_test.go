@@ -130,7 +130,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"enum nested file", nil, nil, "log:\n  on-full: panic\n", `config: log.on-full (file FILE line 2): "panic": want reject or drop-oldest`},
 		{"range env", nil, map[string]string{"RUNNEL_KAFKA_MAX_FRAME_BYTES": "0"}, "", "config: kafka.max-frame-bytes (RUNNEL_KAFKA_MAX_FRAME_BYTES): must be > 0, not 0"},
 		{"range nested file", nil, nil, "kafka:\n  max-frame-bytes: -5\n", "config: kafka.max-frame-bytes (file FILE line 2): must be > 0, not -5"},
-		{"not a number in file", nil, nil, "log:\n  default-partitions: many\n", `config: log.default-partitions (file FILE line 2): strconv.ParseInt: parsing "many": invalid syntax`},
+		{"not a number in file", nil, nil, "log:\n  default-partitions: many\n", `config: log.default-partitions (file FILE line 2): "many": want an integer`},
 		{"not a duration in env", nil, map[string]string{"RUNNEL_RETENTION": "a week"}, "", `config: log.retention (RUNNEL_RETENTION): "a week": time: invalid duration`},
 		{"bad flag value", []string{"--default-partitions", "x"}, nil, "", `invalid argument "x" for "--default-partitions" flag`},
 		{"at least", []string{"--default-partitions", "0"}, nil, "", "config: log.default-partitions (flag --default-partitions): must be at least 1, not 0"},
