@@ -33,6 +33,10 @@ type File struct {
 // ErrUsersFile is wrapped by errors about the file's content.
 var ErrUsersFile = errors.New("users: invalid users file")
 
+// ErrUserName is wrapped by ValidName's errors (in a file's entry, by
+// ErrUsersFile too).
+var ErrUserName = errors.New("users: invalid user name")
+
 // NewEntry hashes password for every protocol.
 func NewEntry(name, password string) (Entry, error) {
 	if err := ValidName(name); err != nil {
@@ -59,11 +63,11 @@ func NewEntry(name, password string) (Entry, error) {
 func ValidName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: empty user name", ErrUsersFile)
+		return fmt.Errorf("%w: empty", ErrUserName)
 	case strings.ContainsAny(name, ":,= \t\r\n\x00"):
-		return fmt.Errorf("%w: user name %q: no ':', ',', '=', space or control characters", ErrUsersFile, name)
+		return fmt.Errorf("%w %q: no ':', ',', '=', space or control characters", ErrUserName, name)
 	case name == "ANONYMOUS" || name == "*":
-		return fmt.Errorf("%w: user name %q is reserved", ErrUsersFile, name)
+		return fmt.Errorf("%w %q: reserved", ErrUserName, name)
 	}
 	return nil
 }
@@ -84,7 +88,7 @@ func ReadFile(path string) (*File, error) {
 	seen := map[string]bool{}
 	for i, e := range f.Users {
 		if err := ValidName(e.Name); err != nil {
-			return nil, fmt.Errorf("%s: users[%d]: %w", path, i, err)
+			return nil, fmt.Errorf("%w: %s: users[%d]: %w", ErrUsersFile, path, i, err)
 		}
 		if seen[e.Name] {
 			return nil, fmt.Errorf("%w: %s: user %q listed twice", ErrUsersFile, path, e.Name)
