@@ -69,7 +69,10 @@ func (c command) printUsage(w io.Writer, fs *pflag.FlagSet) {
 	if c.args != "" {
 		synopsis += " " + c.args
 	}
-	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n%s", synopsis, c.summary, fs.FlagUsages())
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", synopsis, c.summary)
+	if flags := fs.FlagUsages(); flags != "" {
+		fmt.Fprintf(w, "\nFlags:\n%s", flags)
+	}
 }
 
 // parse parses args with fs. It returns done=true when the caller must return
