@@ -59,7 +59,7 @@ func (sl *slot) releaseCharge() {
 // newSlot starts the response slot of the frame being handled; it takes
 // over the frame's budget charge.
 func (c *conn) newSlot(corr int32) *slot {
-	sl := &slot{corr: corr, done: make(chan struct{}), budget: c.s.budget, charge: c.frameCharge}
+	sl := &slot{corr: corr, done: make(chan struct{}), budget: c.frameBudget, charge: c.frameCharge}
 	c.frameCharge = 0
 	return sl
 }
@@ -92,8 +92,9 @@ type conn struct {
 	connectBy time.Time
 
 	// Reader-goroutine state.
-	frameCharge   int64 // budget bytes of the frame being handled, until a slot takes them
-	established   bool  // a request was read and the connection is authenticated
+	frameCharge   int64      // budget bytes of the frame being handled, until a slot takes them
+	frameBudget   *memBudget // the budget frameCharge is of (server's budget or unauth)
+	established   bool       // a request was read and the connection is authenticated
 	authed        bool
 	principal     string    // access.Anonymous until SASL names a user
 	noRights      bool      // an anonymous client off loopback (authz.go)
@@ -165,23 +166,51 @@ func (c *conn) armRead() bool {
 	return true
 }
 
-// A frame's body must arrive at frameMinRate at least (and within
-// frameMinTime): a client that announces a large request and trickles it
-// holds budget (MaxQueuedRequestBytes) for a bounded time only.
+// A frame's body must arrive at frameMinRate at least, after a grace of
+// frameMinTime: its k-th byte by frameMinTime + k/frameMinRate after the
+// body's read began, checked every bodyStep bytes (readBody). A client
+// that announces a large request holds budget (MaxQueuedRequestBytes)
+// only while it keeps sending: one that sends nothing is closed after
+// frameMinTime plus a step's time, whatever size it announced.
 const (
 	frameMinRate = 8 << 10 // bytes a second: 64 kbit/s, a poor cellular uplink
 	frameMinTime = 30 * time.Second
+	bodyStep     = 64 << 10
 )
 
-// armBody sets the deadline for reading a frame body of n bytes; false
-// when stopping.
-func (c *conn) armBody(n int64) bool {
+// readBody fills buf from br at frameMinRate at least; a read error (a
+// deadline among them) ends it, and errClosing when stopping.
+func (c *conn) readBody(br *bufio.Reader, buf []byte) error {
+	start := time.Now()
+	for got := 0; got < len(buf); {
+		next := min(len(buf), got+bodyStep)
+		by := start.Add(frameMinTime + time.Duration(int64(next)*int64(time.Second)/frameMinRate))
+		if !c.armBodyBy(by) {
+			return errClosing
+		}
+		n, err := br.Read(buf[got:next])
+		got += n
+		if err != nil && got < len(buf) {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+var errClosing = errors.New("kafka: connection stopping")
+
+// armBodyBy sets the read deadline for a frame body's next bytes to dl
+// (earlier with IdleTimeout, or before the connection is established);
+// false when stopping.
+func (c *conn) armBodyBy(dl time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopping {
 		return false
 	}
-	dl := time.Now().Add(max(frameMinTime, time.Duration(n/frameMinRate)*time.Second))
 	if d := c.s.opts.IdleTimeout; d > 0 && time.Now().Add(d).Before(dl) {
 		dl = time.Now().Add(d)
 	}
@@ -238,18 +267,22 @@ func (c *conn) readLoop() error {
 		}
 		// Room in the server's budget first: memory is taken only for
 		// frames that fit (the peer waits, held back by TCP).
-		if !c.s.budget.acquire(int64(n), c.s.closing, c.killed) {
-			return nil
+		c.frameBudget = c.s.budget
+		if !c.authed {
+			c.frameBudget = c.s.unauth
 		}
-		if !c.armBody(int64(n)) { // the wait may have been long: the body gets a fresh deadline
-			c.s.budget.release(int64(n))
+		if !c.frameBudget.acquire(int64(n), c.s.closing, c.killed) {
 			return nil
 		}
 		c.frameCharge = int64(n)
 		buf := getBuf(int(n))
-		if _, err := io.ReadFull(br, buf); err != nil {
+		// The wait may have been long: the body's deadlines start now.
+		if err := c.readBody(br, buf); err != nil {
 			putBuf(buf)
 			c.releaseFrame()
+			if errors.Is(err, errClosing) {
+				return nil
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				c.s.stats.badFrames.Add(1)
 				return fmt.Errorf("%w: truncated frame (%d bytes announced)", ErrMalformed, n)
@@ -272,7 +305,7 @@ func (c *conn) readLoop() error {
 // slot took it.
 func (c *conn) releaseFrame() {
 	if c.frameCharge > 0 {
-		c.s.budget.release(c.frameCharge)
+		c.frameBudget.release(c.frameCharge)
 		c.frameCharge = 0
 	}
 }
@@ -281,6 +314,18 @@ func (c *conn) releaseFrame() {
 // sasl.server.max.receive.size), so an unauthenticated peer cannot make the
 // server allocate much.
 const maxUnauthFrame = 512 << 10
+
+// unauthBudget is what frames read before SASL authentication may hold
+// together: an eighth of the request budget (at least one such frame),
+// taken from a budget of their own, so that peers without credentials
+// (130 connections announcing 512 KiB each filled 64 MiB) cannot hold
+// back the requests of logged-in clients.
+func unauthBudget(total int64) int64 {
+	if total <= 0 {
+		return total
+	}
+	return max(total/8, maxUnauthFrame)
+}
 
 // quietReadErr turns the expected ends of a connection into nil.
 func quietReadErr(c *conn, err error) error {
@@ -401,11 +446,15 @@ func (c *conn) handleFrame(buf []byte) (err error) {
 		return fmt.Errorf("%w: %s v%d: %v", ErrMalformed, kmsg.NameForKey(key), version, err)
 	}
 	// Only Produce (records), group requests (member metadata) and SASL
-	// (auth bytes) keep references into buf; everything else copied.
+	// (auth bytes) keep references into buf; everything else copied, so
+	// its frame's bytes leave the budget now: a Fetch parked for its
+	// max_wait (up to 24 days) held them until its answer, and four
+	// 16 MiB ones stopped every other request.
 	switch {
 	case key == keyProduce, c.s.versions.group[key], key == keySASLAuthenticate:
 	default:
 		putBuf(buf)
+		sl.releaseCharge()
 	}
 	if !c.push(sl) {
 		return errKilled

@@ -35,6 +35,7 @@ type Server struct {
 	produce  *produce.Path // the produce path shared with MQTT and HTTP
 	configs  *overrides
 	budget   *memBudget // request bytes held by all connections
+	unauth   *memBudget // the part of budget frames before SASL authentication may hold (unauthBudget)
 
 	closing chan struct{} // closed by Close: long polls return, readers stop
 
@@ -76,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		budget:    newMemBudget(opts.MaxQueuedRequestBytes),
+		unauth:    newMemBudget(unauthBudget(opts.MaxQueuedRequestBytes)),
 	}
 	if opts.AdvertisedAddr != "" {
 		s.advHost, s.advPort, _ = splitHostPort(opts.AdvertisedAddr)
@@ -223,6 +225,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	close(s.closing)
 	s.budget.close()
+	s.unauth.close()
 	for ln := range s.listeners {
 		ln.Close()
 	}

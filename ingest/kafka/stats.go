@@ -68,8 +68,8 @@ func (s *Server) Stats() Stats {
 		AuthFailures:       s.stats.authFailures.Load(),
 		AnonymousRefused:   s.stats.anonymousRefused.Load(),
 		Throttled:          s.stats.throttled.Load(),
-		QueuedRequestBytes: s.budget.held.Load(),
-		RequestBudgetWaits: s.budget.waits.Load(),
+		QueuedRequestBytes: s.budget.held.Load() + s.unauth.held.Load(),
+		RequestBudgetWaits: s.budget.waits.Load() + s.unauth.waits.Load(),
 		MemoryReturns:      s.budget.frees.Load(),
 		Txn:                s.txns.stats(),
 	}
