@@ -137,6 +137,10 @@ func New(opts Options) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		// A keep-alive connection idle this long is closed: the HTTP
+		// listener has few connections (64 by default), and idle ones
+		// held them all. A dashboard polls every few seconds.
+		IdleTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	s.srv.RegisterOnShutdown(func() { close(s.closing) })

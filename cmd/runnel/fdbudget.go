@@ -110,9 +110,13 @@ func (c *serveConfig) mqttMaxConns() int {
 
 // limitListener accepts at most n connections at once: Accept waits while
 // n are open (further clients wait in the kernel's backlog, taking no
-// descriptor of ours).
+// descriptor of ours). One address may hold at most a quarter of them
+// (at least 1): a connection beyond that is closed at once, so one host
+// holding connections open cannot take them all (64 idle keep-alive
+// connections stopped /healthz for everyone).
 func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}),
+		perIP: max(n/4, 1), ips: map[string]int{}}
 }
 
 type limitedListener struct {
@@ -120,20 +124,52 @@ type limitedListener struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	perIP int
+	mu    sync.Mutex
+	ips   map[string]int // guarded by mu: open connections per remote address
 }
 
 func (l *limitedListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		if l.ips[ip] >= l.perIP {
+			l.mu.Unlock()
+			c.Close()
+			<-l.sem
+			continue
+		}
+		l.ips[ip]++
+		l.mu.Unlock()
+		return &limitedConn{Conn: c, release: func() {
+			l.mu.Lock()
+			if l.ips[ip]--; l.ips[ip] == 0 {
+				delete(l.ips, ip)
+			}
+			l.mu.Unlock()
+			<-l.sem
+		}}, nil
 	}
-	c, err := l.Listener.Accept()
+}
+
+// remoteIP is the host part of c's remote address.
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
 	if err != nil {
-		<-l.sem
-		return nil, err
+		return c.RemoteAddr().String()
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+	return host
 }
 
 func (l *limitedListener) Close() error {

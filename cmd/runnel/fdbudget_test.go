@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -37,8 +39,9 @@ func TestLimitListener(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	for range 3 {
-		c, err := net.Dial("tcp", inner.Addr().String())
+	for i := range 3 { // from three addresses: one may hold a quarter (here 1)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
+		c, err := d.Dial("tcp", inner.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,5 +59,51 @@ func TestLimitListener(t *testing.T) {
 	case <-accepted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the third connection was not accepted after one closed")
+	}
+}
+
+// TestLimitListenerPerAddress: one address holds at most a quarter of the
+// connections; one more from it is closed at once while others still get
+// theirs.
+func TestLimitListenerPerAddress(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := limitListener(inner, 8) // 2 per address
+	defer ln.Close()
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(ip byte) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dial(5)
+	dial(5)
+	third := dial(5)
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := third.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection from one address: read %v, want it closed", err)
+	}
+	dial(6)
+	for range 3 {
+		select {
+		case <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a connection within the caps was not accepted")
+		}
 	}
 }
