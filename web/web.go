@@ -141,7 +141,7 @@ func New(opts Options) (*Server, error) {
 		// listener has few connections (64 by default), and idle ones
 		// held them all. A dashboard polls every few seconds.
 		IdleTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	s.srv.RegisterOnShutdown(func() { close(s.closing) })
 	return s, nil
