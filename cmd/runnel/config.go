@@ -158,6 +158,7 @@ type kafkaConfig struct {
 	MaxFrameBytes    int32
 	MaxQueuedBytes   int64
 	MaxConns         int
+	MaxConnsPerIP    int
 	ConnectTimeout   time.Duration
 	IdleTimeout      time.Duration
 }
@@ -299,6 +300,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "request bytes all Kafka connections together may hold from the read of a frame until its response is ready (Kafka's `queued.max.request.bytes`); a connection whose next request does not fit stops reading until others complete (negative = no bound). With 16 maximal requests at once RSS grows by at most about twice this"},
 		{path: "kafka.max-connections", flag: "kafka-max-connections", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.Kafka.MaxConns),
 			doc: "Kafka connections open at once; one more is closed at accept (`runnel_kafka_connections_refused_total`). `0` = half of what `RLIMIT_NOFILE` leaves after `log.max-open-files`, 128 reserved and 64 HTTP connections (the start log shows it); negative = no cap"},
+		{path: "kafka.max-connections-per-ip", flag: "kafka-max-connections-per-ip", def: strconv.Itoa(kafka.DefaultMaxConnsPerIP), v: integer(&c.Kafka.MaxConnsPerIP),
+			doc: "Kafka connections open at once from one IP address; one more is closed at accept (`runnel_kafka_connections_refused_total`; negative = unlimited)"},
 		{path: "kafka.connect-timeout", flag: "kafka-connect-timeout", def: kafka.DefaultConnectTimeout.String(), v: dur(&c.Kafka.ConnectTimeout), check: notNegative(&c.Kafka.ConnectTimeout),
 			doc: "time a new Kafka connection has to send its first request and, with SASL, to authenticate (TLS handshake included)"},
 		{path: "kafka.idle-timeout", flag: "kafka-idle-timeout", def: "10m0s", v: dur(&c.Kafka.IdleTimeout), check: notNegative(&c.Kafka.IdleTimeout),

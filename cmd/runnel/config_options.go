@@ -113,6 +113,7 @@ func (c *serveConfig) kafkaOptions(l rlog.Log, groups kafka.GroupHandler, logger
 		MaxFrameBytes:         c.Kafka.MaxFrameBytes,
 		MaxQueuedRequestBytes: cmp.Or(c.Kafka.MaxQueuedBytes, -1), // 0 here means no bound
 		MaxConns:              c.kafkaMaxConns(),
+		MaxConnsPerIP:         c.Kafka.MaxConnsPerIP,
 		ConnectTimeout:        cmp.Or(c.Kafka.ConnectTimeout, -1), // 0 here means none (the package's 0 is its default)
 		IdleTimeout:           cmp.Or(c.Kafka.IdleTimeout, -1),
 		TLS:                   tc,

@@ -74,6 +74,7 @@ type conn struct {
 	// writes it, before dispatching the request that carried it).
 	clientID string
 	peer     string
+	ip       string          // the remote IP (Server.perIP)
 	ctx      context.Context // cancelled when reading stops
 	cancel   context.CancelFunc
 	slots    chan *slot

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -36,6 +37,39 @@ func TestMaxConns(t *testing.T) {
 	c.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
 	if _, err := c.readFrame(); err != nil {
 		t.Fatalf("a connection after one closed: %v", err)
+	}
+}
+
+// TestMaxConnsPerIP: one address holds at most MaxConnsPerIP connections;
+// one more from it is closed at accept while another address connects.
+func TestMaxConnsPerIP(t *testing.T) {
+	s := startServer(t, openLog(t, ""), func(o *Options) { o.MaxConnsPerIP = 2 })
+	for range 2 {
+		c := dialRaw(t, s.addr)
+		c.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
+		if _, err := c.readFrame(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	over := dialRaw(t, s.addr)
+	over.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("third connection from 127.0.0.1: read %v, want EOF (closed at the cap)", err)
+	}
+	_, port, _ := net.SplitHostPort(s.addr)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	nc, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &rawConn{t: t, nc: nc}
+	defer nc.Close()
+	other.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
+	if _, err := other.readFrame(); err != nil {
+		t.Fatalf("a connection from another address: %v", err)
+	}
+	if st := s.Stats(); st.ConnsRefused != 1 {
+		t.Fatalf("ConnsRefused = %d, want 1", st.ConnsRefused)
 	}
 }
 

@@ -141,6 +141,11 @@ type Options struct {
 	// DefaultMaxConns; <0 = no cap. runnel serve derives it from
 	// RLIMIT_NOFILE.
 	MaxConns int
+	// MaxConnsPerIP caps the connections open at once from one IP
+	// address (one more is closed at once, counted in
+	// Stats().ConnsRefused), so one host cannot take every connection.
+	// Default DefaultMaxConnsPerIP; <0 = no cap.
+	MaxConnsPerIP int
 	// WriteTimeout bounds writing one batch of responses (default 30s).
 	WriteTimeout time.Duration
 	// MaxInFlight bounds requests read but not yet answered per
@@ -155,6 +160,7 @@ const (
 	DefaultIdleTimeout           = 10 * time.Minute
 	DefaultConnectTimeout        = 10 * time.Second
 	DefaultMaxConns              = 1024
+	DefaultMaxConnsPerIP         = 1024
 	DefaultWriteTimeout          = 30 * time.Second
 	DefaultMaxInFlight           = 64
 	DefaultClusterID             = "runnel"
@@ -205,6 +211,9 @@ func (o *Options) fill() {
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns

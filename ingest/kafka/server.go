@@ -44,6 +44,7 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perIP     map[string]int // open connections per remote IP (MaxConnsPerIP), guarded by mu
 
 	connWG sync.WaitGroup // one per live connection
 
@@ -76,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		closing:   make(chan struct{}),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		perIP:     map[string]int{},
 		budget:    newMemBudget(opts.MaxQueuedRequestBytes),
 		unauth:    newMemBudget(unauthBudget(opts.MaxQueuedRequestBytes)),
 	}
@@ -181,8 +183,21 @@ func (s *Server) startConn(nc net.Conn) {
 		}
 		return
 	}
+	ip := remoteHost(nc)
+	if max := s.opts.MaxConnsPerIP; max > 0 && s.perIP[ip] >= max {
+		s.mu.Unlock()
+		n := s.stats.connsRefused.Add(1)
+		nc.Close()
+		if s.warnLimit.allow() {
+			s.logger.Warn("kafka: connection refused: the address has the most connections one address may hold (logged at most every 10s)",
+				"peer", nc.RemoteAddr().String(), "max_conns_per_ip", max, "refused_total", n)
+		}
+		return
+	}
 	c := newConn(s, nc)
+	c.ip = ip
 	s.conns[c] = struct{}{}
+	s.perIP[ip]++
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	s.stats.conns.Add(1)
@@ -193,6 +208,9 @@ func (s *Server) startConn(nc net.Conn) {
 func (s *Server) connDone(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+		delete(s.perIP, c.ip)
+	}
 	s.mu.Unlock()
 	s.stats.conns.Add(-1)
 	s.connWG.Done()
