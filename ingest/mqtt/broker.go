@@ -78,6 +78,9 @@ type Broker struct {
 
 // New builds a broker (no listener yet). It loads persisted sessions and
 // retained messages and starts the broker's goroutines; Close stops them.
+// topicAliasMaximum is the Topic Alias Maximum announced to MQTT 5 clients.
+const topicAliasMaximum = 10
+
 func New(opts Options) (*Broker, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -118,6 +121,10 @@ func New(opts Options) (*Broker, error) {
 	// site's retained status must survive until replaced. Messages still
 	// expire by their own MQTT 5 expiry interval.
 	caps.MaximumMessageExpiryInterval = 0
+	// An MQTT 5 client may name up to this many topics by alias
+	// (Mosquitto's max_topic_alias default); mochi's 65,535, each alias
+	// holding a topic of up to 64 KiB, let one connection pin gigabytes.
+	caps.TopicAliasMaximum = topicAliasMaximum
 	if o.MaxClients > 0 {
 		caps.MaximumClients = int64(o.MaxClients)
 	} else {

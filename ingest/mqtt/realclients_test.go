@@ -519,6 +519,9 @@ func TestMessageOverTopicLimit(t *testing.T) {
 	if ca.Properties == nil || ca.Properties.MaximumPacketSize == nil || *ca.Properties.MaximumPacketSize != 64<<10 {
 		t.Fatalf("CONNACK properties %+v: want Maximum Packet Size %d", ca.Properties, 64<<10)
 	}
+	if ca.Properties.TopicAliasMaximum == nil || *ca.Properties.TopicAliasMaximum != topicAliasMaximum {
+		t.Fatalf("CONNACK Topic Alias Maximum %v, want %d", ca.Properties.TopicAliasMaximum, topicAliasMaximum)
+	}
 	// mosquitto_pub honours it (it does not send a larger publish); a
 	// client that does not is told why before the connection closes.
 	raw, err := net.Dial("tcp", addr)

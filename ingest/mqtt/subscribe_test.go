@@ -3,6 +3,7 @@ package mqtt
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,31 @@ func TestSubscriptionCaps(t *testing.T) {
 			}
 			if n := b.Stats().SubsRefused; n != 3 {
 				t.Fatalf("SubsRefused = %d, want 3", n)
+			}
+		})
+	}
+}
+
+// TestDeepFilterRefused: a filter of more than maxFilterLevels levels is
+// refused as invalid (0x8F; 0x80 in MQTT 3.1.1) and counted, the others
+// of the same SUBSCRIBE granted; one of exactly maxFilterLevels is fine.
+func TestDeepFilterRefused(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
+			b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true})
+			fail := byte(0x80)
+			if v == 5 {
+				fail = 0x8f
+			}
+			c := dialRaw(t, addr)
+			c.connect(v, "deep", "", "")
+			ok := strings.Repeat("a/", maxFilterLevels-1) + "#"
+			deep := strings.Repeat("a/", maxFilterLevels) + "#"
+			if got := c.subscribeMany(1, "x/1", deep, ok); string(got) != string([]byte{1, fail, 1}) {
+				t.Fatalf("codes %x, want 01 %02x 01", got, fail)
+			}
+			if n := b.Stats().SubsRefused; n != 1 {
+				t.Fatalf("SubsRefused = %d, want 1", n)
 			}
 		})
 	}

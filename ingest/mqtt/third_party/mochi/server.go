@@ -748,6 +748,11 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 		properties.MaximumQosFlag = true
 	}
 
+	// runnel: announce the topic aliases a client may use (MQTT 5
+	// §3.2.2.3.8; absent, a client may use none: v2.7.9 accepted up to
+	// TopicAliasMaximum without saying so).
+	properties.TopicAliasMaximum = s.Options.Capabilities.TopicAliasMaximum
+
 	// runnel: announce the largest packet accepted (MQTT 5 §3.2.2.3.6), so
 	// a client can refuse a larger publish itself instead of losing its
 	// connection over it.
