@@ -229,7 +229,13 @@ func (c *conn) serve() {
 	c.cancel() // long polls and group waits return now
 	close(c.slots)
 	if err != nil {
-		c.s.logger.Warn("kafka: closing connection", "peer", c.peer, "err", err)
+		// Bad frames come in floods from a hostile peer: at most one line
+		// every 10 s, with how many were left out since.
+		if c.s.closeWarn.allow() {
+			c.s.logger.Warn("kafka: closing connection (logged at most every 10s)", "peer", c.peer, "err", err, "suppressed", c.s.closeHeld.Swap(0))
+		} else {
+			c.s.closeHeld.Add(1)
+		}
 	}
 	select {
 	case <-c.writerDone:

@@ -49,6 +49,8 @@ type Server struct {
 	connWG sync.WaitGroup // one per live connection
 
 	warnLimit rateLimit // log lines about refused and timed-out connections
+	closeWarn rateLimit // log lines about connections closed for an error (bad frames)
+	closeHeld atomic.Int64
 }
 
 // rateLimit lets one event through per rateLimitEvery (log lines a flood

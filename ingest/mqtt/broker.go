@@ -132,7 +132,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 o.Logger.With("component", "mochi"),
+		Logger:                 slog.New(newRateHandler(o.Logger.Handler())).With("component", "mochi"),
 		SysTopicResendInterval: max(int64(o.SysInterval/time.Second), 1),
 	})
 	b.fan = b.server.NewClient(nil, mqtt.LocalListener, fanClientID, true)
