@@ -74,3 +74,39 @@ func appendInt(b []byte, v int64) []byte {
 	}
 	return append(b, byte('0'+v%10))
 }
+
+// TestPartialPacketMemory: connections that announce a publish of almost
+// MaxPacketSize and send a little of it hold memory for what they sent,
+// not for what they announced (200 of them held 200 MiB).
+func TestPartialPacketMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector inflates memory; measured without -race")
+	}
+	const n = 200
+	_, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxConnsPerIP: -1})
+	measure := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := measure()
+	// PUBLISH QoS 0 to "t", remaining length 1,048,000 (varint c0 fb 3f),
+	// then 4 KiB of its payload.
+	head := []byte{0x30, 0xc0, 0xfb, 0x3f, 0, 1, 't'}
+	body := make([]byte, 4<<10)
+	for i := range n {
+		c := dialRaw(t, addr)
+		c.connect(4, "partial-"+itoa(int64(i)), "", "")
+		if _, err := c.c.Write(append(head, body...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the broker has read what was sent
+	grew := int64(measure()) - int64(before)
+	t.Logf("%d connections each 4 KiB into a 1 MiB publish: heap +%.1f MiB", n, float64(grew)/(1<<20))
+	if limit := int64(n * 256 << 10); grew > limit {
+		t.Fatalf("heap grew by %d MiB, more than %d MiB: the announced sizes were allocated", grew>>20, limit>>20)
+	}
+}
