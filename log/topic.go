@@ -210,8 +210,8 @@ func (l *logImpl) AddPartitions(name string, total int32) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if total <= int32(len(t.parts)) || total > 100000 {
-		return fmt.Errorf("%w: %d (topic has %d)", ErrInvalidPartitions, total, len(t.parts))
+	if total <= int32(len(t.parts)) || total > MaxPartitions {
+		return fmt.Errorf("%w: %d (topic has %d, at most %d)", ErrInvalidPartitions, total, len(t.parts), MaxPartitions)
 	}
 	for i := int32(len(t.parts)); i < total; i++ {
 		p, err := l.openPartition(t, i, nil)
