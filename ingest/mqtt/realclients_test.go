@@ -549,3 +549,35 @@ func TestMessageOverTopicLimit(t *testing.T) {
 		t.Fatalf("after a packet over the largest: %x, want DISCONNECT 0x95", reply)
 	}
 }
+
+// TestOfflineQueueCap: a persistent session holds at most
+// maxQueuedPerSession messages while its client is away; the rest are
+// dropped, the oldest kept.
+func TestOfflineQueueCap(t *testing.T) {
+	needTool(t, "mosquitto_sub")
+	_, addr := startBroker(t, Options{Log: newRealLog(t), AllowAnonymous: true})
+	p := port(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub := func(wait string) string {
+		out, _ := mosq(t, ctx, "", "mosquitto_sub", "-h", "127.0.0.1", "-p", p, "-c", "-i", "away", "-q", "1", "-t", "q/#", "-W", wait)
+		return out
+	}
+	sub("1")
+	var lines strings.Builder
+	for i := range maxQueuedPerSession + 200 {
+		fmt.Fprintf(&lines, "m%05d\n", i)
+	}
+	if out, err := mosq(t, ctx, lines.String(), "mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-q", "1", "-l", "-t", "q/x"); err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, out)
+	}
+	var got []string
+	for _, f := range strings.Fields(sub("3")) {
+		if strings.HasPrefix(f, "m") {
+			got = append(got, f) // not -W's "Timed out"
+		}
+	}
+	if len(got) != maxQueuedPerSession || got[0] != "m00000" {
+		t.Fatalf("the session got %d messages from %v, want the first %d", len(got), got[:min(1, len(got))], maxQueuedPerSession)
+	}
+}
