@@ -90,6 +90,7 @@ func mqttMetrics(m *web.Metrics, st mqtt.Stats) {
 	ci("messages_received_total", "PUBLISH packets received.", st.MessagesReceived)
 	ci("messages_sent_total", "PUBLISH packets sent.", st.MessagesSent)
 	ci("messages_dropped_total", "Messages dropped by the broker.", st.MessagesDropped)
+	ci("session_queue_dropped_total", "QoS 1/2 deliveries dropped because the session held its most unacknowledged messages (1,000; queued while its client is away included).", st.InflightDropped)
 	g("retained", "Retained messages.", st.Retained)
 	g("inflight", "QoS 1/2 messages in flight to subscribers.", st.Inflight)
 	g("subscriptions", "Active subscriptions.", st.Subscriptions)

@@ -555,7 +555,7 @@ func TestMessageOverTopicLimit(t *testing.T) {
 // dropped, the oldest kept.
 func TestOfflineQueueCap(t *testing.T) {
 	needTool(t, "mosquitto_sub")
-	_, addr := startBroker(t, Options{Log: newRealLog(t), AllowAnonymous: true})
+	b, addr := startBroker(t, Options{Log: newRealLog(t), AllowAnonymous: true})
 	p := port(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -579,5 +579,8 @@ func TestOfflineQueueCap(t *testing.T) {
 	}
 	if len(got) != maxQueuedPerSession || got[0] != "m00000" {
 		t.Fatalf("the session got %d messages from %v, want the first %d", len(got), got[:min(1, len(got))], maxQueuedPerSession)
+	}
+	if n := b.Stats().InflightDropped; n != 200 {
+		t.Fatalf("InflightDropped = %d, want 200", n)
 	}
 }
