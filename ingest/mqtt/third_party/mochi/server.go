@@ -750,8 +750,11 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 
 	// runnel: announce the topic aliases a client may use (MQTT 5
 	// §3.2.2.3.8; absent, a client may use none: v2.7.9 accepted up to
-	// TopicAliasMaximum without saying so).
-	properties.TopicAliasMaximum = s.Options.Capabilities.TopicAliasMaximum
+	// TopicAliasMaximum without saying so). Left out at the default
+	// (65,535), as v2.7.9 answered.
+	if m := s.Options.Capabilities.TopicAliasMaximum; m < math.MaxUint16 {
+		properties.TopicAliasMaximum = m
+	}
 
 	// runnel: announce the largest packet accepted (MQTT 5 §3.2.2.3.6), so
 	// a client can refuse a larger publish itself instead of losing its
