@@ -173,27 +173,25 @@ func (s *Server) startConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if max := s.opts.MaxConns; max > 0 && len(s.conns) >= max {
+	// refuse closes nc (called with s.mu held, which it releases).
+	refuse := func(why, key string, max int) {
 		s.mu.Unlock()
 		// Counted before the close: a client that sees its connection
 		// closed finds it in the stats already.
 		n := s.stats.connsRefused.Add(1)
 		nc.Close()
 		if s.warnLimit.allow() {
-			s.logger.Warn("kafka: connection refused: the connection cap is reached (logged at most every 10s)",
-				"peer", nc.RemoteAddr().String(), "max_conns", max, "refused_total", n)
+			s.logger.Warn("kafka: connection refused: "+why+" (logged at most every 10s)",
+				"peer", nc.RemoteAddr().String(), key, max, "refused_total", n)
 		}
+	}
+	if max := s.opts.MaxConns; max > 0 && len(s.conns) >= max {
+		refuse("the connection cap is reached", "max_conns", max)
 		return
 	}
 	ip := remoteHost(nc)
 	if max := s.opts.MaxConnsPerIP; max > 0 && s.perIP[ip] >= max {
-		s.mu.Unlock()
-		n := s.stats.connsRefused.Add(1)
-		nc.Close()
-		if s.warnLimit.allow() {
-			s.logger.Warn("kafka: connection refused: the address has the most connections one address may hold (logged at most every 10s)",
-				"peer", nc.RemoteAddr().String(), "max_conns_per_ip", max, "refused_total", n)
-		}
+		refuse("the address has the most connections one address may hold", "max_conns_per_ip", max)
 		return
 	}
 	c := newConn(s, nc)
