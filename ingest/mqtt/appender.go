@@ -52,24 +52,30 @@ type appender struct {
 	waiters  []waiter // one per record in bld (nil for no-ack records)
 	feeding  bool     // a FeedNextCommit of a.feed is pending
 	inflight int      // batches handed to the log, not yet completed
-	limit    int      // the topic's largest batch (max.message.bytes; 0: not known)
-	limitAt  int64    // when limit was read (unix nanos)
 }
 
-// limitEvery is how often an appender reads its topic's largest batch
-// again (an operator may change max.message.bytes).
+// limitEvery is how often the broker reads a topic's largest batch again
+// (an operator may change max.message.bytes).
 const limitEvery = 10 * time.Second
 
-// limitLocked returns the topic's largest accepted batch, read from the
-// log at most every limitEvery (0 when the topic cannot be read).
-func (a *appender) limitLocked(now int64) int {
-	if a.limitAt == 0 || now-a.limitAt >= int64(limitEvery) {
-		a.limitAt = now
-		if ti, err := a.b.produce.Log().Topic(a.tp.topic); err == nil {
-			a.limit = int(ti.Config.MaxBatchBytes)
-		}
+// topicLimit is a topic's largest batch as last read.
+type topicLimit struct {
+	bytes int   // max.message.bytes (0: the topic could not be read)
+	at    int64 // when it was read (unix nanos)
+}
+
+// topicLimit returns topic's largest accepted batch, read from the log at
+// most every limitEvery for all the topic's partitions together.
+func (b *Broker) topicLimit(topic string, now int64) int {
+	if v, ok := b.limits.Load(topic); ok && now-v.(topicLimit).at < int64(limitEvery) {
+		return v.(topicLimit).bytes
 	}
-	return a.limit
+	tl := topicLimit{at: now}
+	if ti, err := b.produce.Log().Topic(topic); err == nil {
+		tl.bytes = int(ti.Config.MaxBatchBytes)
+	}
+	b.limits.Store(topic, tl)
+	return tl.bytes
 }
 
 // add appends one record; w (may be nil) is finished when it is durable.
@@ -84,7 +90,7 @@ func (a *appender) add(ts int64, key, value []byte, headers []batch.RecordHeader
 	sz := len(key) + len(value) + headersSize(headers) + 24
 	f := a.b.feeder
 	a.mu.Lock()
-	if lim := a.limitLocked(time.Now().UnixNano()); lim > 0 {
+	if lim := a.b.topicLimit(a.tp.topic, time.Now().UnixNano()); lim > 0 {
 		if bound := batch.RecordBound(key, value, headers); a.bld.Size()+bound > lim {
 			if alone := batch.HeaderSize + bound; alone > lim && tooLarge(ts, key, value, headers, lim) {
 				a.mu.Unlock()

@@ -46,6 +46,7 @@ type Broker struct {
 	produce *produce.Path // the produce path shared with Kafka and HTTP
 
 	sessions sync.Map // *mqtt.Client → *session
+	limits   sync.Map // log topic → topicLimit (appender.go)
 	subQuota sync.Map // *mqtt.Client → quotaMark: refused filters of the SUBSCRIBE being answered
 
 	fanMu sync.Mutex   // serializes use of fan
