@@ -53,3 +53,27 @@ func TestEnsureTopic(t *testing.T) {
 		}
 	}
 }
+
+// manyTopics is a log that reports MaxAutoCreatedTopics topics.
+type manyTopics struct{ Log }
+
+func (m manyTopics) Topics() []TopicInfo { return make([]TopicInfo, MaxAutoCreatedTopics) }
+
+// TestEnsureTopicStopsAtCap: with MaxAutoCreatedTopics topics, a missing
+// one is not created (ErrUnknownTopic); an existing one is still found.
+func TestEnsureTopicStopsAtCap(t *testing.T) {
+	l := testOpen(t, t.TempDir(), nil)
+	if err := l.CreateTopic("old", TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	full := manyTopics{l}
+	if _, created, err := EnsureTopic(full, "made-up"); !errors.Is(err, ErrUnknownTopic) || created {
+		t.Fatalf("EnsureTopic past the cap: created %v, %v", created, err)
+	}
+	if _, err := l.Topic("made-up"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("the topic was created past the cap: %v", err)
+	}
+	if _, _, err := EnsureTopic(full, "old"); err != nil {
+		t.Fatalf("an existing topic past the cap: %v", err)
+	}
+}

@@ -70,6 +70,9 @@ type Path struct {
 	topics map[string]topicEntry // guarded by mu
 
 	rr atomic.Uint32 // round-robin counter for records without a key
+
+	warnAt   atomic.Int64 // when "auto-create topic failed" was last logged (unix nanos)
+	warnHeld atomic.Int64 // such lines left out since
 }
 
 type topicEntry struct {
@@ -118,7 +121,13 @@ func (p *Path) Topic(name string, create bool) (int32, error) {
 			}
 		}
 		if err != nil && !errors.Is(err, log.ErrInvalidTopic) {
-			p.opts.Logger.Warn("auto-create topic failed", "topic", name, "protocol", p.opts.Protocol, "err", err)
+			// A flood of made-up names past the auto-create cap: at most
+			// one line every 10 s, with how many were left out.
+			if last := p.warnAt.Load(); now.UnixNano()-last >= int64(10*time.Second) && p.warnAt.CompareAndSwap(last, now.UnixNano()) {
+				p.opts.Logger.Warn("auto-create topic failed (logged at most every 10s)", "topic", name, "protocol", p.opts.Protocol, "err", err, "suppressed", p.warnHeld.Swap(0))
+			} else {
+				p.warnHeld.Add(1)
+			}
 		}
 	} else {
 		info, err = p.opts.Log.Topic(name)
