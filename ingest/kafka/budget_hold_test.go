@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/runnel/runnel/log"
 )
@@ -51,5 +52,32 @@ func TestParkedFetchesHoldNoBudget(t *testing.T) {
 	}
 	if held := s.Stats().QueuedRequestBytes; held >= 600<<10 {
 		t.Fatalf("%d request bytes held while the fetches wait", held)
+	}
+}
+
+// TestUnauthenticatedFramesOwnBudget: frames before SASL authentication
+// draw on a budget of their own (an eighth of the request budget, at
+// least one 512 KiB frame), so peers without credentials that announce
+// frames and send nothing cannot hold back a logged-in producer. Three
+// such 400 KiB frames filled a 1 MiB budget, and the producer's request
+// waited behind them until their bodies timed out.
+func TestUnauthenticatedFramesOwnBudget(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	s := startServer(t, l, func(o *Options) {
+		o.MaxQueuedRequestBytes = 1 << 20
+		o.SASLPlain = map[string]string{"edge": "s3cret"}
+	})
+	for range 3 {
+		rc := dialRaw(t, s.addr)
+		rc.write([]byte{0, 6, 0x40, 0}) // a 400 KiB frame announced, nothing sent
+	}
+	time.Sleep(300 * time.Millisecond)
+	cl := newClient(t, s.addr, kgo.SASL(plain.Auth{User: "edge", Pass: "s3cret"}.AsMechanism()), kgo.DefaultProduceTopic("t"), kgo.AllowAutoTopicCreation())
+	// Shorter than the connect timeout (10 s) that ends the frames above.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := cl.ProduceSync(ctx, kgo.StringRecord("through")).FirstErr(); err != nil {
+		t.Fatalf("a logged-in produce beside three unauthenticated 400 KiB frames: %v after %v", err, time.Since(start))
 	}
 }

@@ -275,7 +275,11 @@ func (c *conn) readLoop() error {
 		// Room in the server's budget first: memory is taken only for
 		// frames that fit (the peer waits, held back by TCP).
 		c.frameBudget = c.s.budget
-		if !c.authed {
+		switch {
+		case c.authed:
+		case n <= unauthFree:
+			c.frameBudget = noBudget
+		default:
 			c.frameBudget = c.s.unauth
 		}
 		if !c.frameBudget.acquire(int64(n), c.s.closing, c.killed) {
@@ -326,7 +330,17 @@ const maxUnauthFrame = 512 << 10
 // together: an eighth of the request budget (at least one such frame),
 // taken from a budget of their own, so that peers without credentials
 // (130 connections announcing 512 KiB each filled 64 MiB) cannot hold
-// back the requests of logged-in clients.
+// back the requests of logged-in clients. Frames of at most unauthFree
+// bytes (ApiVersions and SASL exchanges of PLAIN and SCRAM are far
+// smaller) take no budget at all, so a client can always log in: before
+// authentication a connection has one frame at a time, so they hold at
+// most unauthFree per connection.
+const unauthFree = 4 << 10
+
+// noBudget bounds nothing (frames of at most unauthFree before
+// authentication).
+var noBudget = newMemBudget(-1)
+
 func unauthBudget(total int64) int64 {
 	if total <= 0 {
 		return total
