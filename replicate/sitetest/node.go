@@ -1,6 +1,7 @@
 package sitetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -308,7 +310,43 @@ func (n *Node) stopCont(t testing.TB, pause bool) {
 	if err := n.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("sitetest: signal %v to %s: %v", sig, n.Name, err)
 	}
+	if pause {
+		// SIGSTOP takes effect when the kernel next schedules each of
+		// the process's threads: on a busy box a request sent right
+		// after the signal could still be answered. Wait until every
+		// thread is stopped.
+		waitStopped(t, n.Name, n.cmd.Process.Pid)
+	}
 	n.paused = pause
+}
+
+// waitStopped waits (at most 5 s) until every thread of pid is in the
+// stopped state ('T' in /proc/PID/task/TID/stat).
+func waitStopped(t testing.TB, name string, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // the thread ended
+			}
+			// The state follows the ")" that ends the command name.
+			if i := bytes.LastIndexByte(b, ')'); i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sitetest: %s (pid %d) not stopped 5 s after SIGSTOP", name, pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // CutLink takes the node's link down (its veth, so both directions): it
