@@ -20,16 +20,17 @@ func TestDescriptorBudget(t *testing.T) {
 	}
 }
 
-// TestLimitListener: the n+1st connection is accepted only once one of n
-// closes.
-func TestLimitListener(t *testing.T) {
+// limitedAccepts serves a limitListener of n over a new loopback listener
+// and returns the inner listener and the connections it accepts.
+func limitedAccepts(t *testing.T, n int) (net.Listener, chan net.Conn) {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := limitListener(inner, 2)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 3)
+	ln := limitListener(inner, n)
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, n+1)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -39,6 +40,13 @@ func TestLimitListener(t *testing.T) {
 			accepted <- c
 		}
 	}()
+	return inner, accepted
+}
+
+// TestLimitListener: the n+1st connection is accepted only once one of n
+// closes.
+func TestLimitListener(t *testing.T) {
+	inner, accepted := limitedAccepts(t, 2)
 	for i := range 3 { // from three addresses: one may hold a quarter (here 1)
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}}
 		c, err := d.Dial("tcp", inner.Addr().String())
@@ -66,22 +74,7 @@ func TestLimitListener(t *testing.T) {
 // connections; one more from it is closed at once while others still get
 // theirs.
 func TestLimitListenerPerAddress(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := limitListener(inner, 8) // 2 per address
-	defer ln.Close()
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	inner, accepted := limitedAccepts(t, 8) // 2 per address
 	dial := func(ip byte) net.Conn {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}
 		c, err := d.Dial("tcp", inner.Addr().String())

@@ -15,8 +15,7 @@ func TestMaxConns(t *testing.T) {
 	s := startServer(t, openLog(t, ""), func(o *Options) { o.MaxConns = 2 })
 	a, b := dialRaw(t, s.addr), dialRaw(t, s.addr)
 	for _, c := range []*rawConn{a, b} {
-		c.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
-		if _, err := c.readFrame(); err != nil {
+		if err := c.apiVersions(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -33,9 +32,7 @@ func TestMaxConns(t *testing.T) {
 	for s.Stats().Conns > 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	c := dialRaw(t, s.addr)
-	c.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
-	if _, err := c.readFrame(); err != nil {
+	if err := dialRaw(t, s.addr).apiVersions(); err != nil {
 		t.Fatalf("a connection after one closed: %v", err)
 	}
 }
@@ -45,9 +42,7 @@ func TestMaxConns(t *testing.T) {
 func TestMaxConnsPerIP(t *testing.T) {
 	s := startServer(t, openLog(t, ""), func(o *Options) { o.MaxConnsPerIP = 2 })
 	for range 2 {
-		c := dialRaw(t, s.addr)
-		c.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
-		if _, err := c.readFrame(); err != nil {
+		if err := dialRaw(t, s.addr).apiVersions(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,10 +57,8 @@ func TestMaxConnsPerIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := &rawConn{t: t, nc: nc}
 	defer nc.Close()
-	other.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
-	if _, err := other.readFrame(); err != nil {
+	if err := (&rawConn{t: t, nc: nc}).apiVersions(); err != nil {
 		t.Fatalf("a connection from another address: %v", err)
 	}
 	if st := s.Stats(); st.ConnsRefused != 1 {

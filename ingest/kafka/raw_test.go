@@ -63,6 +63,14 @@ func (r *rawConn) readFrame() ([]byte, error) {
 	return body, err
 }
 
+// apiVersions sends an ApiVersions request and reads its answer.
+func (r *rawConn) apiVersions() error {
+	r.t.Helper()
+	r.write(frame(kmsg.NewPtrApiVersionsRequest(), 1))
+	_, err := r.readFrame()
+	return err
+}
+
 // roundTrip sends req and decodes the response at resp's version.
 func (r *rawConn) roundTrip(req kmsg.Request, corr int32) kmsg.Response {
 	r.t.Helper()
