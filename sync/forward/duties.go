@@ -432,7 +432,9 @@ func (r *route) reap() {
 		}
 		cancel()
 	}
-	r.f.flushMu.Unlock()
+	// The parts leave r.order before flushMu is released: a flush that
+	// ran in between would otherwise find a mirror's acked != saved and
+	// write the cursor just deleted back to meta.
 	offs := make([]int64, len(done))
 	r.mu.Lock()
 	for i, p := range done {
@@ -451,6 +453,7 @@ func (r *route) reap() {
 	}
 	r.rr = 0
 	r.mu.Unlock()
+	r.f.flushMu.Unlock()
 	for i, p := range done {
 		r.logger.Debug("forward: duty ended", "topic", p.topic, "partition", p.part,
 			"origin", p.duty.origin, "epoch", p.duty.epoch, "offset", offs[i])
