@@ -603,3 +603,21 @@ func TestMQTTPublishEndpoint(t *testing.T) {
 	code, body, _ = b.do("POST", "/mqtt/publish", plainJSON, `{"topic":"a"}`)
 	wantError(t, "MQTT off", code, body, 404, 404)
 }
+
+// TestUnknownEndpointJSON: a path no endpoint serves and a method an
+// endpoint does not take are answered with the same JSON error body as
+// every other error, the 405 keeping its Allow header; the mux's redirect
+// of a path without its trailing slash still works.
+func TestUnknownEndpointJSON(t *testing.T) {
+	a := newAPI(t, nil, nil)
+	code, body, _ := a.do("GET", "/nope", "", "")
+	wantError(t, "unknown path", code, body, 404, 404)
+	code, body, hdr := a.do("DELETE", "/api/status", "", "")
+	wantError(t, "wrong method", code, body, 405, 405)
+	if ct := hdr.Get("Content-Type"); ct != "application/json" || !strings.Contains(hdr.Get("Allow"), "GET") || !strings.Contains(body, "GET") {
+		t.Errorf("405: Content-Type %q, Allow %q, body %s", ct, hdr.Get("Allow"), body)
+	}
+	if code, body, _ := a.do("GET", "/ui", "", ""); code != 200 {
+		t.Errorf("GET /ui (redirect to /ui/): %d %s", code, body)
+	}
+}

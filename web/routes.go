@@ -48,6 +48,48 @@ func (s *Server) handle(pattern string, role role, h http.HandlerFunc) {
 	s.mux.Handle(pattern, s.authorize(role, h))
 }
 
+// serveHTTP dispatches r. A request no endpoint takes (unknown path,
+// wrong method) is answered by the mux itself: its 404 and 405 become the
+// JSON error body every other answer has, the 405's Allow header kept.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		w = &muxErrorWriter{ResponseWriter: w}
+	}
+	s.mux.ServeHTTP(w, r) // (Handler does not set r's path values)
+}
+
+// muxErrorWriter turns the mux's plain-text 404 and 405 into JSON errors
+// and passes anything else (its redirects) through.
+type muxErrorWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (w *muxErrorWriter) WriteHeader(code int) {
+	var msg string
+	switch code {
+	case http.StatusNotFound:
+		msg = "no such endpoint"
+	case http.StatusMethodNotAllowed:
+		msg = "method not allowed; allowed: " + w.Header().Get("Allow")
+	default:
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.replaced = true
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.ResponseWriter.WriteHeader(code)
+	writeJSONBody(w.ResponseWriter, map[string]any{"error_code": code, "message": msg})
+}
+
+func (w *muxErrorWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // the mux's text body
+	}
+	return w.ResponseWriter.Write(b)
+}
+
 // counters are the HTTP surface's own figures (/metrics, /api/overview).
 type counters struct {
 	producedRecords atomic.Uint64 // records appended through HTTP produce

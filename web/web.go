@@ -135,7 +135,7 @@ func New(opts Options) (*Server, error) {
 	s.produce = produce.New(produce.Options{Log: opts.Log, Logger: opts.Logger, Protocol: "http"})
 	s.routesTable()
 	s.srv = &http.Server{
-		Handler:           s.mux,
+		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A keep-alive connection idle this long is closed: the HTTP
 		// listener has few connections (64 by default), and idle ones
@@ -149,7 +149,7 @@ func New(opts Options) (*Server, error) {
 
 // Handler is the server's handler (every endpoint behind its access
 // check), for serving it elsewhere.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

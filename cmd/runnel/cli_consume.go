@@ -30,7 +30,7 @@ resumes from the group's committed offsets (--offset applies to partitions
 with none) and commits the offsets of the records it printed.
 
 Format verbs: %k key, %v value, %t topic, %p partition, %o offset,
-%T timestamp (ms), %h headers (k=v,...), %K key length, %S value length,
+%T timestamp (ms), %h headers (k=v,...), %K key length, %S value length (-1 when null),
 %% percent; escapes \n \t \r \\.`,
 }
 

@@ -91,9 +91,9 @@ func (f recordFormat) append(dst []byte, r *kgo.Record) []byte {
 		case 'T':
 			dst = strconv.AppendInt(dst, r.Timestamp.UnixMilli(), 10)
 		case 'K':
-			dst = strconv.AppendInt(dst, int64(len(r.Key)), 10)
+			dst = appendLen(dst, r.Key)
 		case 'S':
-			dst = strconv.AppendInt(dst, int64(len(r.Value)), 10)
+			dst = appendLen(dst, r.Value)
 		case 'h':
 			for i, h := range r.Headers {
 				if i > 0 {
@@ -106,4 +106,12 @@ func (f recordFormat) append(dst []byte, r *kgo.Record) []byte {
 		}
 	}
 	return dst
+}
+
+// appendLen appends b's length, or -1 for null (as kcat prints it).
+func appendLen(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, "-1"...)
+	}
+	return strconv.AppendInt(dst, int64(len(b)), 10)
 }

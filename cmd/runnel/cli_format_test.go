@@ -32,6 +32,11 @@ func TestFormat(t *testing.T) {
 			t.Errorf("format %q = %q, want %q", c.format, got, c.want)
 		}
 	}
+	// A null key or value has length -1, an empty one 0 (kcat's %K and %S).
+	f, _ := parseFormat(`%K %S`)
+	if got := string(f.append(nil, &kgo.Record{Value: []byte{}})); got != "-1 0" {
+		t.Errorf("null key, empty value: %q, want \"-1 0\"", got)
+	}
 	for _, bad := range []string{`%`, `%x`, `\`, `\q`} {
 		if _, err := parseFormat(bad); err == nil {
 			t.Errorf("parseFormat(%q) accepted", bad)

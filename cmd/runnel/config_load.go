@@ -76,12 +76,15 @@ func newServeFlags(c *serveConfig) *pflag.FlagSet {
 			continue
 		}
 		// pflag takes a `quoted` word of the usage as the argument's name.
-		fs.Var(k.v, k.flag, strings.ReplaceAll(k.doc, "`", ""))
+		usage := k.doc
+		if k.defDoc != "" {
+			// Prose, not a value: pflag would quote it as one
+			// (default "generated").
+			usage += " (default: " + k.defDoc + ")"
+		}
+		fs.Var(k.v, k.flag, strings.ReplaceAll(usage, "`", ""))
 		f := fs.Lookup(k.flag)
 		f.DefValue = k.def
-		if k.defDoc != "" {
-			f.DefValue = strings.ReplaceAll(k.defDoc, "`", "")
-		}
 		if k.v.Type() == "bool" {
 			f.NoOptDefVal = "true"
 		}
