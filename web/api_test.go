@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -592,9 +593,12 @@ func TestMQTTPublishEndpoint(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("refused publishes reached the broker: %+v", got[n:])
 	}
-	fail = errors.Join(ErrInvalidMessage, errors.New("topic has a wildcard"))
+	fail = fmt.Errorf("%w: topic has a wildcard", ErrInvalidMessage)
 	code, body, _ = a.do("POST", "/mqtt/publish", plainJSON, `{"topic":"a/+"}`)
 	wantError(t, "broker refuses", code, body, 400, codeBadRequest)
+	if !strings.Contains(body, `"invalid MQTT message: topic has a wildcard"`) {
+		t.Errorf("broker refuses: %s, want the reason once, without package prefixes", body)
+	}
 	fail = rlog.ErrDiskFull
 	code, body, _ = a.do("POST", "/mqtt/publish", plainJSON, `{"topic":"a"}`)
 	wantError(t, "disk full", code, body, 503, codeUnavailable)

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"sort"
+	"strings"
 )
 
 // MQTTMessage is a publish made over HTTP (see Options.MQTTPublish).
@@ -200,14 +201,20 @@ func (s *Server) publishOne(ctx context.Context, req *publishRequest) (publishRe
 		return publishResult{Topic: m.Topic, Stored: false}, nil
 	case errors.Is(err, ErrInvalidMessage):
 		s.stats.mqttFailed.Add(1)
-		return publishResult{}, errf(http.StatusBadRequest, codeBadRequest, err.Error())
+		return publishResult{}, errf(http.StatusBadRequest, codeBadRequest, "invalid MQTT message: "+reason(err, ErrInvalidMessage))
 	case errors.Is(err, ErrForbidden):
 		s.stats.mqttFailed.Add(1)
-		return publishResult{}, errf(http.StatusForbidden, codeForbidden, err.Error())
+		return publishResult{}, errf(http.StatusForbidden, codeForbidden, "forbidden: "+reason(err, ErrForbidden))
 	case err != nil:
 		s.stats.mqttFailed.Add(1)
 		return publishResult{}, err
 	}
 	s.stats.mqttPublished.Add(1)
 	return publishResult{Topic: m.Topic, Stored: true}, nil
+}
+
+// reason is what err, which wraps sentinel, says after the sentinel's own
+// text (the client is told the reason without the package prefix).
+func reason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }

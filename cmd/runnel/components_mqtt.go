@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -82,7 +83,9 @@ func mqttPublish(ctx context.Context, b *mqtt.Broker, m web.MQTTMessage) error {
 	stored, err := b.Publish(ctx, msg)
 	switch {
 	case errors.Is(err, mqtt.ErrInvalidMessage):
-		return fmt.Errorf("%w: %v", web.ErrInvalidMessage, err)
+		// The HTTP answer says why, once: not "web: invalid MQTT
+		// message: mqtt: invalid message: topic ...".
+		return fmt.Errorf("%w: %s", web.ErrInvalidMessage, strings.TrimPrefix(err.Error(), mqtt.ErrInvalidMessage.Error()+": "))
 	case err != nil:
 		return err
 	case !stored:

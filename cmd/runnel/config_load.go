@@ -99,6 +99,17 @@ func loadServeConfig(args []string, env func(string) (string, bool), stderr io.W
 	fs := newServeFlags(c)
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
+		// A value the key's type refuses reads as any other config error
+		// (the key, its source, why), not in pflag's own words.
+		var bad *pflag.InvalidValueError
+		if errors.As(err, &bad) {
+			for _, k := range c.table {
+				if k.flag != "" && k.flag == bad.GetFlag().Name {
+					k.from = "flag --" + k.flag
+					return nil, fs, k.errorf("%v", bad.Unwrap())
+				}
+			}
+		}
 		return nil, fs, err
 	}
 	if fs.NArg() > 0 {
