@@ -2,6 +2,9 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +55,53 @@ func TestParkedFetchesHoldNoBudget(t *testing.T) {
 	}
 	if held := s.Stats().QueuedRequestBytes; held >= 600<<10 {
 		t.Fatalf("%d request bytes held while the fetches wait", held)
+	}
+}
+
+// TestConnFetchesBounded: a connection that pipelines Fetches which wait
+// for data that never comes has at most maxConnFetches of them in flight
+// (the reader waits for a turn), and a wait longer than MaxFetchWait is cut
+// to it, so every one is answered, empty, in order. 20 such Fetches held
+// 20 goroutines and their requests until their max_wait_ms ran out.
+func TestConnFetchesBounded(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	if err := l.CreateTopic("quiet", log.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, l, func(o *Options) { o.MaxFetchWait = time.Second })
+	rc := dialRaw(t, s.addr)
+	if err := rc.apiVersions(); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const n = 20
+	for i := range n {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		req.MaxWaitMillis = math.MaxInt32
+		req.MinBytes = 1 << 30
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = "quiet"
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		rc.write(frame(req, int32(100+i)))
+	}
+	time.Sleep(500 * time.Millisecond) // the first turns parked, the reader waiting
+	// maxConnFetches (4) goroutines, give or take the runtime's own; one
+	// per Fetch would be 20.
+	if grown := runtime.NumGoroutine() - before; grown > n/2 {
+		t.Fatalf("%d goroutines more with %d Fetches parked on one connection (at most %d Fetches in flight)", grown, n, maxConnFetches)
+	}
+	for i := range n {
+		body, err := rc.readFrame()
+		if err != nil {
+			t.Fatalf("Fetch %d of %d not answered: %v", i+1, n, err)
+		}
+		if corr := int32(binary.BigEndian.Uint32(body)); corr != int32(100+i) {
+			t.Fatalf("answer %d has correlation id %d", i, corr)
+		}
 	}
 }
 

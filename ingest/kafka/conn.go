@@ -83,6 +83,7 @@ type conn struct {
 
 	writerDone chan struct{}
 	handlers   sync.WaitGroup // Fetch and group goroutines
+	fetches    chan struct{}  // a token per Fetch in flight (maxConnFetches)
 
 	// advertise is this connection's host:port for Metadata.
 	advHost string
@@ -121,6 +122,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		ctx:        ctx,
 		cancel:     cancel,
 		slots:      make(chan *slot, s.opts.MaxInFlight),
+		fetches:    make(chan struct{}, maxConnFetches),
 		killed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
 		authed:     !s.saslRequired(),
@@ -530,7 +532,11 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 		c.produce(sl, r)
 		return nil
 	case *kmsg.FetchRequest:
-		c.goHandle(func() { c.fetch(sl, r) })
+		turn := c.fetchTurn()
+		c.goHandle(func() {
+			defer turn()
+			c.fetch(sl, r)
+		})
 		return nil
 	case *kmsg.ApiVersionsRequest:
 		resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
@@ -585,6 +591,28 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	}
 	sl.finish()
 	return nil
+}
+
+// maxConnFetches bounds the Fetches in flight on one connection; the
+// reader waits for one to be answered before it dispatches another. Kafka
+// serves one request per connection at a time, and its clients (Java,
+// librdkafka, franz-go, runnel's own mirrors) keep one Fetch per
+// connection, so this costs them nothing; a client that pipelined 64
+// Fetches that never end held 64 goroutines and their requests
+// (about 6.6 KiB each) per connection.
+const maxConnFetches = 4
+
+// fetchTurn waits until the connection may have one more Fetch in flight
+// and returns what gives the turn back. A server or connection that is
+// closing lets the Fetch through (it answers at once).
+func (c *conn) fetchTurn() (done func()) {
+	select {
+	case c.fetches <- struct{}{}:
+		return func() { <-c.fetches }
+	case <-c.killed:
+	case <-c.s.closing:
+	}
+	return func() {}
 }
 
 // goHandle runs fn on a goroutine owned by the connection.

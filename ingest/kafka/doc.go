@@ -23,7 +23,9 @@
 // The reader never waits for a produce's fsync before reading the next
 // request; responses are still written strictly in request order. At most
 // Options.MaxInFlight requests per connection are unanswered; then reading
-// pauses (backpressure).
+// pauses (backpressure). Reading also pauses at a connection's fourth
+// Fetch in flight (maxConnFetches) until one is answered, and no Fetch
+// waits longer than Options.MaxFetchWait.
 //
 // Frame: int32 size (checked against MaxFrameBytes before any allocation),
 // request header v1 (key int16, version int16, correlation id int32, client

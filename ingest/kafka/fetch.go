@@ -27,7 +27,11 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 			}
 		}
 	}
-	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	// A wait over MaxFetchWait is cut to it: the client gets an empty
+	// answer and fetches again, as after any wait. max_wait_ms 2^31-1
+	// parked a Fetch (and, with maxConnFetches, its connection's reader)
+	// for 24 days.
+	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, s.opts.MaxFetchWait)
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
 	defer func() {

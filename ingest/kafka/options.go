@@ -151,6 +151,10 @@ type Options struct {
 	// MaxInFlight bounds requests read but not yet answered per
 	// connection; reading pauses when it is reached (default 64).
 	MaxInFlight int
+	// MaxFetchWait caps a Fetch's max_wait_ms (default 30s): a Fetch
+	// waiting for data is answered by then, empty if nothing came, and
+	// the client fetches again. Clients wait 0.5-5 s by default.
+	MaxFetchWait time.Duration
 }
 
 // Defaults applied by New.
@@ -163,6 +167,7 @@ const (
 	DefaultMaxConnsPerIP         = 1024
 	DefaultWriteTimeout          = 30 * time.Second
 	DefaultMaxInFlight           = 64
+	DefaultMaxFetchWait          = 30 * time.Second
 	DefaultClusterID             = "runnel"
 )
 
@@ -223,6 +228,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxFetchWait <= 0 {
+		o.MaxFetchWait = DefaultMaxFetchWait
 	}
 }
 
