@@ -185,6 +185,7 @@ type mqttConfig struct {
 	MaxConns                 int
 	MaxSubsPerClient         int
 	MaxSubs                  int
+	MaxSessions              int
 	SysInterval              time.Duration
 	NoPersist                bool
 }
@@ -355,6 +356,8 @@ func (c *serveConfig) keys() []*key {
 			doc: "subscriptions one client may hold (its persistent session's included); a filter beyond it is refused in the SUBACK with 0x97 quota exceeded (MQTT 5) or 0x80 (MQTT 3.1.1), counted in `runnel_mqtt_subscriptions_refused_total` (negative = no cap)"},
 		{path: "mqtt.max-subscriptions", flag: "mqtt-max-subscriptions", def: strconv.Itoa(mqtt.DefaultMaxSubscriptions), v: integer(&c.MQTT.MaxSubs),
 			doc: "subscriptions of all clients together (each costs about 2.7 KiB of memory); refused as above (negative = no cap)"},
+		{path: "mqtt.max-sessions", flag: "mqtt-max-sessions", def: strconv.Itoa(mqtt.DefaultMaxSessions), v: integer(&c.MQTT.MaxSessions),
+			doc: "sessions held, connected clients and persistent sessions whose client is away together (about 6 KiB each without queued messages). A new client id at the cap drops the session disconnected longest ago, counted in `runnel_mqtt_sessions_evicted_total`; when every session is connected it is refused (CONNACK 0x97, MQTT 3.1.1 0x03). Negative or 0 = no cap"},
 		{path: "mqtt.max-conns", flag: "mqtt-max-conns", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.MQTT.MaxConns),
 			doc: "MQTT connections open at once, before or after CONNECT, all listeners together; one more is closed at accept. `0` = the other half of what `kafka.max-connections` is derived from; negative = no cap"},
 		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),

@@ -169,6 +169,7 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		MaxConns:                  c.mqttMaxConns(),
 		MaxSubscriptionsPerClient: cmp.Or(m.MaxSubsPerClient, -1), // 0 here means none (the package's 0 is its default)
 		MaxSubscriptions:          cmp.Or(m.MaxSubs, -1),
+		MaxSessions:               cmp.Or(m.MaxSessions, -1),
 		SysInterval:               m.SysInterval,
 		NoPersist:                 m.NoPersist,
 	}

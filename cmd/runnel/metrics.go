@@ -85,6 +85,8 @@ func mqttMetrics(m *web.Metrics, st mqtt.Stats) {
 	c("persist_errors_total", "Failed writes of sessions/retained messages.", st.PersistErrors)
 	g("clients_connected", "Connected MQTT clients ($SYS/broker/clients/connected).", st.ClientsConnected)
 	g("clients_maximum", "Most clients connected at once.", st.ClientsMaximum)
+	g("sessions", "MQTT sessions held: connected clients and persistent sessions whose client is away.", st.ClientsTotal)
+	ci("sessions_evicted_total", "Persistent sessions dropped, the one disconnected longest ago first, to stay within mqtt.max-sessions.", st.SessionsEvicted)
 	ci("bytes_received_total", "Bytes received ($SYS/broker/bytes/received).", st.BytesReceived)
 	ci("bytes_sent_total", "Bytes sent ($SYS/broker/bytes/sent).", st.BytesSent)
 	ci("messages_received_total", "PUBLISH packets received.", st.MessagesReceived)

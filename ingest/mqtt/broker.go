@@ -135,6 +135,7 @@ func New(opts Options) (*Broker, error) {
 	// messages/dropped). Mosquitto's max_queued_messages default: mochi's
 	// 8,192 let 20 offline sessions hold 2 GB of 16 KiB messages.
 	caps.MaximumInflight = maxQueuedPerSession
+	caps.MaximumSessions = max(int64(o.MaxSessions), 0) // <0: no cap (mochi's 0)
 	if o.MaxClients > 0 {
 		caps.MaximumClients = int64(o.MaxClients)
 	} else {

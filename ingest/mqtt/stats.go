@@ -60,6 +60,7 @@ type Stats struct {
 	Retained         int64
 	Inflight         int64
 	InflightDropped  int64
+	SessionsEvicted  int64 // sessions dropped at Options.MaxSessions
 	Subscriptions    int64
 }
 
@@ -136,6 +137,7 @@ func (b *Broker) Stats() Stats {
 		Retained:                  atomic.LoadInt64(&i.Retained),
 		Inflight:                  atomic.LoadInt64(&i.Inflight),
 		InflightDropped:           atomic.LoadInt64(&i.InflightDropped),
+		SessionsEvicted:           atomic.LoadInt64(&i.SessionsEvicted),
 		Subscriptions:             atomic.LoadInt64(&i.Subscriptions),
 	}
 }

@@ -6,12 +6,14 @@
 package mqtt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +48,7 @@ var (
 // Capabilities indicates the capabilities and features provided by the server.
 type Capabilities struct {
 	MaximumClients               int64           `yaml:"maximum_clients" json:"maximum_clients"`                                 // maximum number of connected clients
+	MaximumSessions              int64           `yaml:"maximum_sessions" json:"maximum_sessions"`                               // runnel: maximum sessions held, connected and not (0 = no limit)
 	MaximumMessageExpiryInterval int64           `yaml:"maximum_message_expiry_interval" json:"maximum_message_expiry_interval"` // maximum message expiry if message expiry is 0 or over
 	MaximumClientWritesPending   int32           `yaml:"maximum_client_writes_pending" json:"maximum_client_writes_pending"`     // maximum number of pending message writes for a client
 	MaximumSessionExpiryInterval uint32          `yaml:"maximum_session_expiry_interval" json:"maximum_session_expiry_interval"` // maximum number of seconds to keep disconnected sessions
@@ -571,6 +574,16 @@ func (s *Server) handshake(cl *Client, listener string, hs *handshakeResult) {
 		}
 
 		hs.err = packets.ErrBadUsernameOrPassword
+		return
+	}
+
+	if !s.makeRoomForSession(cl) {
+		if cl.Properties.ProtocolVersion < 5 {
+			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		} else {
+			s.SendConnack(cl, packets.ErrQuotaExceeded, false, nil)
+		}
+		hs.err = packets.ErrQuotaExceeded
 		return
 	}
 
@@ -1821,10 +1834,61 @@ func (s *Server) loadRetained(v []storage.Message) {
 	}
 }
 
+// makeRoomForSession reports whether cl may have a session (runnel): one it
+// takes over is always there; a new one needs fewer than MaximumSessions
+// held, and at the limit the session disconnected longest ago is dropped
+// as if it had expired (counted in Info.SessionsEvicted). False when every
+// session held is connected.
+func (s *Server) makeRoomForSession(cl *Client) bool {
+	limit := s.Options.Capabilities.MaximumSessions
+	if limit <= 0 {
+		return true
+	}
+	if _, ok := s.Clients.Get(cl.ID); ok {
+		return true
+	}
+	held := int64(s.Clients.Len())
+	if s.inlineClient != nil {
+		held-- // the inline client is the broker's own
+	}
+	if held < limit {
+		return true
+	}
+	// Disconnected sessions, longest ago first; more than one goes when
+	// the cap was lowered below what a restart loaded.
+	var away []*Client
+	for _, c := range s.Clients.GetAll() {
+		if c.StopTime() > 0 && c != s.inlineClient {
+			away = append(away, c)
+		}
+	}
+	over := int(held - limit + 1)
+	if len(away) < over {
+		s.Log.Warn("session refused: the sessions held are connected", "client", cl.ID, "limit", limit)
+		return false
+	}
+	slices.SortFunc(away, func(a, b *Client) int { return cmp.Compare(a.StopTime(), b.StopTime()) })
+	for _, c := range away[:over] {
+		s.expireClient(c)
+		atomic.AddInt64(&s.Info.SessionsEvicted, 1)
+	}
+	s.Log.Warn("session limit reached: dropped the sessions disconnected longest ago", "dropped", over, "first", away[0].ID, "for", cl.ID, "limit", limit)
+	return true
+}
+
+// expireClient ends a disconnected client's session: its subscriptions
+// leave the topic index (runnel: v2.7.9 deleted the client only, and its
+// subscriptions stayed in the index for good) and the hooks forget it.
+func (s *Server) expireClient(client *Client) {
+	s.UnsubscribeClient(client)
+	s.hooks.OnClientExpired(client)
+	s.Clients.Delete(client.ID) // [MQTT-4.1.0-2]
+}
+
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	for _, client := range s.Clients.GetAll() {
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1836,8 +1900,7 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
-			s.hooks.OnClientExpired(client)
-			s.Clients.Delete(id) // [MQTT-4.1.0-2]
+			s.expireClient(client)
 		}
 	}
 }

@@ -1,0 +1,100 @@
+package mqtt
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// TestSessionCap: at MaxSessions a new client id drops the persistent
+// session disconnected longest ago (its subscriptions leave the topic
+// index), a returning client id never counts twice, and when every
+// session held is connected a new one is refused: CONNACK 0x03 (MQTT
+// 3.1.1) or 0x97 quota exceeded (MQTT 5). 100,000 persistent sessions took
+// 613 MB with no cap.
+func TestSessionCap(t *testing.T) {
+	l := newMemLog(t)
+	b, addr := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxSessions: 3})
+	away := func(id string, filter string) {
+		c := dialRaw(t, addr)
+		if ack := c.connectSession(4, id, "", "", false); ack.ReasonCode != 0 {
+			t.Fatalf("%s: CONNACK %#x", id, ack.ReasonCode)
+		}
+		c.subscribe(filter, 1)
+		c.c.Close()
+		waitFor(t, 5*time.Second, id+" away", func() bool {
+			cl, ok := b.server.Clients.Get(id)
+			return ok && cl.StopTime() > 0
+		})
+	}
+	away("oldest", "a/#")
+	time.Sleep(1100 * time.Millisecond) // disconnect times are in seconds
+	away("older", "b/#")
+	c := dialRaw(t, addr)
+	c.connectSession(4, "here", "", "", false)
+	if n := b.Stats().Subscriptions; n != 2 {
+		t.Fatalf("%d subscriptions, want 2", n)
+	}
+
+	// A fourth id: "oldest" goes, with its subscription.
+	d := dialRaw(t, addr)
+	if ack := d.connectSession(4, "new", "", "", false); ack.ReasonCode != 0 {
+		t.Fatalf("new: CONNACK %#x", ack.ReasonCode)
+	}
+	if _, ok := b.server.Clients.Get("oldest"); ok {
+		t.Fatal(`"oldest" still held at the cap`)
+	}
+	if _, ok := b.server.Clients.Get("older"); !ok {
+		t.Fatal(`"older" dropped instead of "oldest"`)
+	}
+	st := b.Stats()
+	if st.SessionsEvicted != 1 || st.Subscriptions != 1 || st.ClientsTotal != 3 {
+		t.Fatalf("evicted %d, subscriptions %d, sessions %d; want 1, 1, 3", st.SessionsEvicted, st.Subscriptions, st.ClientsTotal)
+	}
+
+	// A held id comes back: it takes its own session over, nothing drops.
+	e := dialRaw(t, addr)
+	if ack := e.connectSession(4, "older", "", "", false); ack.ReasonCode != 0 || !ack.SessionPresent {
+		t.Fatalf("older back: CONNACK %#x, session present %v", ack.ReasonCode, ack.SessionPresent)
+	}
+	if st := b.Stats(); st.SessionsEvicted != 1 {
+		t.Fatalf("a returning client dropped a session (evicted %d)", st.SessionsEvicted)
+	}
+
+	// All three connected: a fourth is refused, and nothing is dropped.
+	f := dialRaw(t, addr)
+	if ack := f.connectSession(4, "late", "", "", false); ack.ReasonCode != 0x03 { // server unavailable
+		t.Fatalf("3.1.1 client over the cap: CONNACK %#x, want 0x03", ack.ReasonCode)
+	}
+	g := dialRaw(t, addr)
+	if ack := g.connectSession(5, "late5", "", "", true); ack.ReasonCode != packets.ErrQuotaExceeded.Code {
+		t.Fatalf("MQTT 5 client over the cap: CONNACK %#x, want 0x97", ack.ReasonCode)
+	}
+	if st := b.Stats(); st.SessionsEvicted != 1 || st.ClientsTotal != 3 {
+		t.Fatalf("after refusals: evicted %d, sessions %d", st.SessionsEvicted, st.ClientsTotal)
+	}
+
+	// A lower cap after a restart: the sessions the restart loaded beyond
+	// it go at the next new client id, and stay gone from the store.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, addr2 := startBroker(t, Options{Log: l, AllowAnonymous: true, MaxSessions: 1})
+	if n := b2.Stats().ClientsTotal; n != 3 {
+		t.Fatalf("%d sessions loaded, want 3", n)
+	}
+	if ack := dialRaw(t, addr2).connectSession(4, "x", "", "", false); ack.ReasonCode != 0 {
+		t.Fatalf("x: CONNACK %#x", ack.ReasonCode)
+	}
+	if st := b2.Stats(); st.SessionsEvicted != 3 || st.ClientsTotal != 1 {
+		t.Fatalf("cap 1 after restart: evicted %d, sessions %d; want 3, 1", st.SessionsEvicted, st.ClientsTotal)
+	}
+	if err := b2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, addr3 := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	if ack := dialRaw(t, addr3).connectSession(4, "older", "", "", false); ack.SessionPresent {
+		t.Fatal(`"older", dropped, was still stored`)
+	}
+}
