@@ -186,6 +186,8 @@ type mqttConfig struct {
 	MaxSubsPerClient         int
 	MaxSubs                  int
 	MaxSessions              int
+	MaxSessionQueueBytes     int
+	MaxQueueBytes            int
 	SysInterval              time.Duration
 	NoPersist                bool
 }
@@ -358,6 +360,10 @@ func (c *serveConfig) keys() []*key {
 			doc: "subscriptions of all clients together (each costs about 2.7 KiB of memory); refused as above (negative = no cap)"},
 		{path: "mqtt.max-sessions", flag: "mqtt-max-sessions", def: strconv.Itoa(mqtt.DefaultMaxSessions), v: integer(&c.MQTT.MaxSessions),
 			doc: "sessions held, connected clients and persistent sessions whose client is away together (about 6 KiB each without queued messages). A new client id at the cap drops the session disconnected longest ago, counted in `runnel_mqtt_sessions_evicted_total`; when every session is connected it is refused (CONNACK 0x97, MQTT 3.1.1 0x03). Negative or 0 = no cap"},
+		{path: "mqtt.max-session-queue-bytes", flag: "mqtt-max-session-queue-bytes", def: strconv.Itoa(mqtt.DefaultMaxSessionQueueBytes), v: integer(&c.MQTT.MaxSessionQueueBytes),
+			doc: "topic and payload bytes of one session's unacknowledged QoS 1/2 messages, those queued while its client is away included (Mosquitto's `max_queued_bytes`); one more is dropped for that session, counted in `runnel_mqtt_session_queue_dropped_total`. Negative or 0 = no cap"},
+		{path: "mqtt.max-queue-bytes", flag: "mqtt-max-queue-bytes", def: strconv.Itoa(mqtt.DefaultMaxQueueBytes), v: integer(&c.MQTT.MaxQueueBytes),
+			doc: "the same for all sessions together, each session's copy counted (`runnel_mqtt_session_queue_bytes`). Negative or 0 = no cap"},
 		{path: "mqtt.max-conns", flag: "mqtt-max-conns", defDoc: "derived from `RLIMIT_NOFILE`", v: integer(&c.MQTT.MaxConns),
 			doc: "MQTT connections open at once, before or after CONNECT, all listeners together; one more is closed at accept. `0` = the other half of what `kafka.max-connections` is derived from; negative = no cap"},
 		{path: "mqtt.sys-interval", flag: "mqtt-sys-interval", def: mqtt.DefaultSysInterval.String(), v: dur(&c.MQTT.SysInterval), check: notNegative(&c.MQTT.SysInterval),

@@ -170,6 +170,8 @@ func (c *serveConfig) mqttOptions(l rlog.Log, logger *slog.Logger) mqtt.Options 
 		MaxSubscriptionsPerClient: cmp.Or(m.MaxSubsPerClient, -1), // 0 here means none (the package's 0 is its default)
 		MaxSubscriptions:          cmp.Or(m.MaxSubs, -1),
 		MaxSessions:               cmp.Or(m.MaxSessions, -1),
+		MaxSessionQueueBytes:      cmp.Or(m.MaxSessionQueueBytes, -1),
+		MaxQueueBytes:             cmp.Or(m.MaxQueueBytes, -1),
 		SysInterval:               m.SysInterval,
 		NoPersist:                 m.NoPersist,
 	}

@@ -136,6 +136,8 @@ func New(opts Options) (*Broker, error) {
 	// 8,192 let 20 offline sessions hold 2 GB of 16 KiB messages.
 	caps.MaximumInflight = maxQueuedPerSession
 	caps.MaximumSessions = max(int64(o.MaxSessions), 0) // <0: no cap (mochi's 0)
+	caps.MaximumSessionQueueBytes = max(int64(o.MaxSessionQueueBytes), 0)
+	caps.MaximumQueueBytes = max(int64(o.MaxQueueBytes), 0)
 	if o.MaxClients > 0 {
 		caps.MaximumClients = int64(o.MaxClients)
 	} else {

@@ -23,6 +23,8 @@ const (
 	DefaultMaxSubscriptionsPerClient = 1000
 	DefaultMaxSubscriptions          = 20000
 	DefaultMaxSessions               = 10000
+	DefaultMaxSessionQueueBytes      = 16 << 20
+	DefaultMaxQueueBytes             = 512 << 20
 	DefaultSysInterval               = 10 * time.Second
 	DefaultWebsocketPath             = "/mqtt"
 	DefaultMaxQueuedPerClient        = 1024
@@ -136,6 +138,15 @@ type Options struct {
 	// connected, it is refused (CONNACK 0x97 quota exceeded, MQTT 3.1.1
 	// 0x03 server unavailable). Default DefaultMaxSessions; <0 = no cap.
 	MaxSessions int `yaml:"max-sessions"`
+	// MaxSessionQueueBytes caps the topic and payload bytes of one
+	// session's unacknowledged QoS 1/2 messages, those queued while its
+	// client is away included (Mosquitto's max_queued_bytes); a message
+	// over it is dropped for that session and counted in
+	// InflightDropped. Default DefaultMaxSessionQueueBytes; <0 = no cap.
+	MaxSessionQueueBytes int `yaml:"max-session-queue-bytes"`
+	// MaxQueueBytes is the same cap for all sessions together, each
+	// session's copy counted. Default DefaultMaxQueueBytes; <0 = no cap.
+	MaxQueueBytes int `yaml:"max-queue-bytes"`
 	// MaxConns caps the connections open at once on all listeners
 	// together, before CONNECT or after; one more is closed at accept
 	// (counted in ConnsRefused), so a flood cannot take the descriptors
@@ -433,6 +444,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSessions == 0 {
 		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.MaxSessionQueueBytes == 0 {
+		o.MaxSessionQueueBytes = DefaultMaxSessionQueueBytes
+	}
+	if o.MaxQueueBytes == 0 {
+		o.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if o.MaxQueuedPerClient == 0 {
 		o.MaxQueuedPerClient = DefaultMaxQueuedPerClient

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -96,5 +97,77 @@ func TestSessionCap(t *testing.T) {
 	_, addr3 := startBroker(t, Options{Log: l, AllowAnonymous: true})
 	if ack := dialRaw(t, addr3).connectSession(4, "older", "", "", false); ack.SessionPresent {
 		t.Fatal(`"older", dropped, was still stored`)
+	}
+}
+
+// TestSessionQueueBytes: the unacknowledged QoS 1 messages of sessions
+// whose clients are away are capped in bytes, per session and for all
+// sessions together (each session's copy counted); what does not fit is
+// dropped for that session and counted, and acknowledged or discarded
+// messages leave the count.
+func TestSessionQueueBytes(t *testing.T) {
+	const size = 1003 // "q/x" and 1,000 bytes of payload
+	for _, tc := range []struct {
+		name             string
+		session, all     int
+		subs, wantQueued int
+	}{
+		{"per session", 10_000, -1, 2, 2 * 9},
+		{"all sessions", -1, 25_000, 3, 24},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxSessionQueueBytes: tc.session, MaxQueueBytes: tc.all})
+			for i := range tc.subs {
+				c := dialRaw(t, addr)
+				c.connectSession(4, fmt.Sprintf("sub%d", i), "", "", false)
+				c.subscribe("q/#", 1)
+				c.send(c.disconnectPacket())
+			}
+			pub := dialRaw(t, addr)
+			pub.connect(4, "pub", "", "")
+			const n = 30
+			for i := range n {
+				pub.send(publishPacket("q/x", 1, uint16(i+1), make([]byte, 1000)))
+			}
+			for range n {
+				if pk := pub.read(5 * time.Second); pk.FixedHeader.Type != packets.Puback || pk.ReasonCode != 0 {
+					t.Fatalf("publish answered with type %d reason %#x", pk.FixedHeader.Type, pk.ReasonCode)
+				}
+			}
+			want := int64(tc.wantQueued * size)
+			waitFor(t, 5*time.Second, "fan-out", func() bool {
+				st := b.Stats()
+				return st.InflightDropped+st.QueuedBytes/size == int64(n*tc.subs)
+			})
+			if st := b.Stats(); st.QueuedBytes != want || st.InflightDropped != int64(n*tc.subs-tc.wantQueued) {
+				t.Fatalf("queued %d bytes, dropped %d; want %d bytes, %d dropped", st.QueuedBytes, st.InflightDropped, want, n*tc.subs-tc.wantQueued)
+			}
+
+			// sub0 comes back and acknowledges what it was kept.
+			back := dialRaw(t, addr)
+			back.connectSession(4, "sub0", "", "", false)
+			got := 0
+			for {
+				pk, err := back.tryRead(time.Second)
+				if err != nil {
+					break
+				}
+				if pk.FixedHeader.Type == packets.Publish {
+					back.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+					got++
+				}
+			}
+			if got == 0 || got > 9 {
+				t.Fatalf("sub0 got %d queued messages", got)
+			}
+			waitFor(t, 5*time.Second, "acknowledged bytes leave the count", func() bool {
+				return b.Stats().QueuedBytes == want-int64(got*size)
+			})
+			// sub1 comes back clean: its session and its queue go.
+			dialRaw(t, addr).connect(4, "sub1", "", "")
+			waitFor(t, 5*time.Second, "discarded bytes leave the count", func() bool {
+				return b.Stats().QueuedBytes < want-int64(got*size)
+			})
+		})
 	}
 }

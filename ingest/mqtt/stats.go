@@ -61,6 +61,7 @@ type Stats struct {
 	Inflight         int64
 	InflightDropped  int64
 	SessionsEvicted  int64 // sessions dropped at Options.MaxSessions
+	QueuedBytes      int64 // topic and payload bytes of all sessions' unacknowledged QoS 1/2 messages
 	Subscriptions    int64
 }
 
@@ -138,6 +139,7 @@ func (b *Broker) Stats() Stats {
 		Inflight:                  atomic.LoadInt64(&i.Inflight),
 		InflightDropped:           atomic.LoadInt64(&i.InflightDropped),
 		SessionsEvicted:           atomic.LoadInt64(&i.SessionsEvicted),
+		QueuedBytes:               atomic.LoadInt64(&i.InflightBytes),
 		Subscriptions:             atomic.LoadInt64(&i.Subscriptions),
 	}
 }

@@ -165,7 +165,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{
 		State: ClientState{
-			Inflight:      NewInflights(),
+			Inflight:      newInflightsOf(o),
 			Subscriptions: NewSubscriptions(),
 			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
 			open:          ctx,

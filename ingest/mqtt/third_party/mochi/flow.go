@@ -117,7 +117,7 @@ func (i *Inflight) SetOrPark(m packets.Packet) (isNew, sendNow bool) {
 	defer i.Unlock()
 	_, exists := i.internal[m.PacketID]
 	i.forgetLocked(m.PacketID)
-	i.internal[m.PacketID] = m
+	i.putOutLocked(m.PacketID, m)
 	i.nextSeq++
 	if i.seq == nil {
 		i.seq = make(map[uint16]uint64)
@@ -189,7 +189,7 @@ func (cl *Client) completeOutbound(id uint16) bool {
 	defer i.Unlock()
 	_, ok := i.internal[id]
 	credit := i.forgetLocked(id)
-	delete(i.internal, id)
+	i.delOutLocked(id)
 	if credit && atomic.LoadInt32(&i.sendQuota) < atomic.LoadInt32(&i.maximumSendQuota) {
 		atomic.AddInt32(&i.sendQuota, 1)
 	}

@@ -25,6 +25,47 @@ type Inflight struct {
 	took                map[uint16]bool           // runnel: flow-controlled ids → holds a unit of send quota
 	seq                 map[uint16]uint64         // runnel: send order of outbound publishes (GetAll)
 	nextSeq             uint64                    // runnel
+	bytes               int64                     // runnel: topic and payload bytes of the outbound flows (sizeOf)
+	total               *int64                    // runnel: the server's Info.InflightBytes, kept with bytes (nil: none)
+}
+
+// sizeOf is what an outbound flow's packet counts towards the session's
+// and the server's queued bytes (runnel).
+func sizeOf(m packets.Packet) int64 { return int64(len(m.TopicName) + len(m.Payload)) }
+
+// putOutLocked stores the outbound flow m under id, keeping the byte
+// counts (runnel). i must be locked.
+func (i *Inflight) putOutLocked(id uint16, m packets.Packet) {
+	d := sizeOf(m)
+	if old, ok := i.internal[id]; ok {
+		d -= sizeOf(old)
+	}
+	i.internal[id] = m
+	i.addBytesLocked(d)
+}
+
+// delOutLocked deletes the outbound flow id, keeping the byte counts
+// (runnel). i must be locked.
+func (i *Inflight) delOutLocked(id uint16) {
+	if old, ok := i.internal[id]; ok {
+		delete(i.internal, id)
+		i.addBytesLocked(-sizeOf(old))
+	}
+}
+
+func (i *Inflight) addBytesLocked(d int64) {
+	i.bytes += d
+	if i.total != nil && d != 0 {
+		atomic.AddInt64(i.total, d)
+	}
+}
+
+// Bytes is the topic and payload bytes of the session's outbound flows,
+// queued while its client is away included (runnel).
+func (i *Inflight) Bytes() int64 {
+	i.RLock()
+	defer i.RUnlock()
+	return i.bytes
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
@@ -32,6 +73,16 @@ func NewInflights() *Inflight {
 	return &Inflight{
 		internal: map[uint16]packets.Packet{},
 	}
+}
+
+// newInflightsOf is NewInflights counting its bytes in o's server's
+// Info.InflightBytes too (runnel).
+func newInflightsOf(o *ops) *Inflight {
+	i := NewInflights()
+	if o != nil && o.info != nil {
+		i.total = &o.info.InflightBytes
+	}
+	return i
 }
 
 // Set adds or updates an inflight packet by packet id.
@@ -45,7 +96,12 @@ func (i *Inflight) Set(m packets.Packet) bool {
 
 	mp := i.mapFor(m.FixedHeader.Type)
 	_, ok := mp[m.PacketID]
-	mp[m.PacketID] = m
+	switch m.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Pubcomp: // inbound (mapFor)
+		mp[m.PacketID] = m
+	default:
+		i.putOutLocked(m.PacketID, m) // runnel: byte counts
+	}
 	return !ok
 }
 
@@ -83,6 +139,8 @@ func (i *Inflight) Clone() *Inflight {
 	for k, v := range i.internal {
 		c.internal[k] = v
 	}
+	c.total = i.total // runnel: the clone counts too; the original is cleared after
+	c.addBytesLocked(i.bytes)
 	for k, v := range i.inbound { // runnel
 		c.mapFor(v.FixedHeader.Type)[k] = v
 	}
@@ -155,7 +213,7 @@ func (i *Inflight) Delete(id uint16) bool {
 		return i.deleteInboundLocked(id)
 	}
 	i.forgetLocked(id) // runnel: flow-control state
-	delete(i.internal, id)
+	i.delOutLocked(id)
 
 	return ok
 }

@@ -49,6 +49,8 @@ var (
 type Capabilities struct {
 	MaximumClients               int64           `yaml:"maximum_clients" json:"maximum_clients"`                                 // maximum number of connected clients
 	MaximumSessions              int64           `yaml:"maximum_sessions" json:"maximum_sessions"`                               // runnel: maximum sessions held, connected and not (0 = no limit)
+	MaximumSessionQueueBytes     int64           `yaml:"maximum_session_queue_bytes" json:"maximum_session_queue_bytes"`         // runnel: topic and payload bytes one session's QoS 1/2 flows may hold (0 = no limit)
+	MaximumQueueBytes            int64           `yaml:"maximum_queue_bytes" json:"maximum_queue_bytes"`                         // runnel: the same for all sessions together (0 = no limit)
 	MaximumMessageExpiryInterval int64           `yaml:"maximum_message_expiry_interval" json:"maximum_message_expiry_interval"` // maximum message expiry if message expiry is 0 or over
 	MaximumClientWritesPending   int32           `yaml:"maximum_client_writes_pending" json:"maximum_client_writes_pending"`     // maximum number of pending message writes for a client
 	MaximumSessionExpiryInterval uint32          `yaml:"maximum_session_expiry_interval" json:"maximum_session_expiry_interval"` // maximum number of seconds to keep disconnected sessions
@@ -1194,6 +1196,20 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 			s.Log.Warn("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener)
 			return out, packets.ErrQuotaExceeded
 		}
+		// runnel: and at most so many bytes, the session's and all
+		// sessions' (Mosquitto's max_queued_bytes); 1,000 messages of
+		// 1 MiB held a gigabyte per session.
+		size := sizeOf(out)
+		if c := s.Options.Capabilities.MaximumSessionQueueBytes; c > 0 && cl.State.Inflight.Bytes()+size > c {
+			atomic.AddInt64(&s.Info.InflightDropped, 1)
+			s.Log.Warn("client store byte quota reached", "client", cl.ID, "listener", cl.Net.Listener, "limit", c)
+			return out, packets.ErrQuotaExceeded
+		}
+		if c := s.Options.Capabilities.MaximumQueueBytes; c > 0 && atomic.LoadInt64(&s.Info.InflightBytes)+size > c {
+			atomic.AddInt64(&s.Info.InflightDropped, 1)
+			s.Log.Warn("broker store byte quota reached", "client", cl.ID, "listener", cl.Net.Listener, "limit", c)
+			return out, packets.ErrQuotaExceeded
+		}
 
 		i, err := cl.NextPacketID() // [MQTT-4.3.2-1] [MQTT-4.3.3-1]
 		if err != nil {
@@ -1880,6 +1896,7 @@ func (s *Server) makeRoomForSession(cl *Client) bool {
 // leave the topic index (runnel: v2.7.9 deleted the client only, and its
 // subscriptions stayed in the index for good) and the hooks forget it.
 func (s *Server) expireClient(client *Client) {
+	client.ClearInflights() // its queued messages' bytes leave the counts
 	s.UnsubscribeClient(client)
 	s.hooks.OnClientExpired(client)
 	s.Clients.Delete(client.ID) // [MQTT-4.1.0-2]

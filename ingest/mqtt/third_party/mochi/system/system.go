@@ -27,6 +27,7 @@ type Info struct {
 	Inflight            int64  `json:"inflight"`             // the number of messages currently in-flight
 	InflightDropped     int64  `json:"inflight_dropped"`     // the number of inflight messages which were dropped
 	SessionsEvicted     int64  `json:"sessions_evicted"`     // runnel: sessions dropped to stay within MaximumSessions
+	InflightBytes       int64  `json:"inflight_bytes"`       // runnel: topic and payload bytes of all sessions' outbound QoS 1/2 flows
 	Subscriptions       int64  `json:"subscriptions"`        // total number of subscriptions active on the broker
 	PacketsReceived     int64  `json:"packets_received"`     // the total number of publish messages received
 	PacketsSent         int64  `json:"packets_sent"`         // total number of messages of any type sent since the broker started
@@ -54,6 +55,7 @@ func (i *Info) Clone() *Info {
 		Inflight:            atomic.LoadInt64(&i.Inflight),
 		InflightDropped:     atomic.LoadInt64(&i.InflightDropped),
 		SessionsEvicted:     atomic.LoadInt64(&i.SessionsEvicted),
+		InflightBytes:       atomic.LoadInt64(&i.InflightBytes),
 		Subscriptions:       atomic.LoadInt64(&i.Subscriptions),
 		PacketsReceived:     atomic.LoadInt64(&i.PacketsReceived),
 		PacketsSent:         atomic.LoadInt64(&i.PacketsSent),
