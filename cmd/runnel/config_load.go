@@ -106,7 +106,11 @@ func loadServeConfig(args []string, env func(string) (string, bool), stderr io.W
 			for _, k := range c.table {
 				if k.flag != "" && k.flag == bad.GetFlag().Name {
 					k.from = "flag --" + k.flag
-					return nil, fs, k.errorf("%v", bad.Unwrap())
+					cause := bad.Unwrap().Error()
+					if !strings.Contains(cause, bad.GetValue()) {
+						cause = fmt.Sprintf("%q: %s", bad.GetValue(), cause)
+					}
+					return nil, fs, k.errorf("%s", cause)
 				}
 			}
 		}

@@ -163,11 +163,72 @@ func TestSessionQueueBytes(t *testing.T) {
 			waitFor(t, 5*time.Second, "acknowledged bytes leave the count", func() bool {
 				return b.Stats().QueuedBytes == want-int64(got*size)
 			})
-			// sub1 comes back clean: its session and its queue go.
-			dialRaw(t, addr).connect(4, "sub1", "", "")
+			// The others come back clean: their sessions and queues go,
+			// and nothing stays counted.
+			for i := 1; i < tc.subs; i++ {
+				dialRaw(t, addr).connect(4, fmt.Sprintf("sub%d", i), "", "")
+			}
 			waitFor(t, 5*time.Second, "discarded bytes leave the count", func() bool {
-				return b.Stats().QueuedBytes < want-int64(got*size)
+				return b.Stats().QueuedBytes == 0
 			})
 		})
+	}
+
+	// A session that holds nothing takes one message over its cap, so no
+	// message is undeliverable; a second waits for room (dropped).
+	t.Run("larger than the cap", func(t *testing.T) {
+		b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxSessionQueueBytes: 10_000, MaxPacketSize: 64 << 10})
+		c := dialRaw(t, addr)
+		c.connectSession(4, "sub", "", "", false)
+		c.subscribe("q/#", 1)
+		c.send(c.disconnectPacket())
+		pub := dialRaw(t, addr)
+		pub.connect(4, "pub", "", "")
+		for i := range 2 {
+			pub.send(publishPacket("q/x", 1, uint16(i+1), make([]byte, 15_000)))
+			pub.read(5 * time.Second)
+		}
+		waitFor(t, 5*time.Second, "fan-out", func() bool { return b.Stats().InflightDropped == 1 })
+		if q := b.Stats().QueuedBytes; q != 15_003 {
+			t.Fatalf("queued %d bytes, want the first message's 15,003", q)
+		}
+	})
+}
+
+// TestSessionCapConcurrent: new client ids that connect at once never
+// take the sessions held past the cap (admission is counted before the
+// sessions are added).
+func TestSessionCapConcurrent(t *testing.T) {
+	const limit, n = 10, 40
+	b, addr := startBroker(t, Options{Log: newMemLog(t), AllowAnonymous: true, MaxSessions: limit})
+	codes := make(chan byte, n)
+	for i := range n {
+		c := dialRaw(t, addr)
+		go func() {
+			c.send(packets.Packet{
+				FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+				ProtocolVersion: 4,
+				Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: fmt.Sprintf("c%d", i), Keepalive: 30},
+			})
+			pk, err := c.tryRead(5 * time.Second)
+			if err != nil || pk.FixedHeader.Type != packets.Connack {
+				codes <- 0xff
+				return
+			}
+			codes <- pk.ReasonCode
+		}()
+	}
+	accepted := 0
+	for range n {
+		switch code := <-codes; code {
+		case 0:
+			accepted++
+		case 0x03:
+		default:
+			t.Fatalf("CONNACK %#x", code)
+		}
+	}
+	if accepted != limit || b.Stats().ClientsTotal != limit {
+		t.Fatalf("%d accepted, %d sessions held; want %d", accepted, b.Stats().ClientsTotal, limit)
 	}
 }

@@ -88,6 +88,16 @@ func (cl *Clients) Delete(id string) {
 	delete(cl.internal, id)
 }
 
+// deleteIf deletes val's id only while it still names val (runnel): a
+// session that expires must not take a newer client with its id along.
+func (cl *Clients) deleteIf(val *Client) {
+	cl.Lock()
+	defer cl.Unlock()
+	if cl.internal[val.ID] == val {
+		delete(cl.internal, val.ID)
+	}
+}
+
 // GetByListener returns clients matching a listener id.
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()
@@ -151,6 +161,7 @@ type ClientState struct {
 	outbound        *outQueue          // runnel: queue for pending outbound packets (was a channel)
 	endOnce         sync.Once          // only end once
 	isTakenOver     atomic.Bool        // used to identify orphaned clients
+	claimed         atomic.Bool        // runnel: a takeover or an expiry has this session; the other leaves it alone
 	packetID        uint32             // the current highest packetID
 	open            context.Context    // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc // cancel function for open context
@@ -352,6 +363,10 @@ func (cl *Client) ClearInflights() {
 			atomic.AddInt64(&cl.ops.info.Inflight, -1)
 		}
 	}
+	// runnel: the session is being thrown away; a delivery that still
+	// reaches it (fan-out found it just before) counts no longer in the
+	// server's queued bytes.
+	cl.State.Inflight.detach()
 }
 
 // ClearExpiredInflights deletes any inflight messages which have expired.

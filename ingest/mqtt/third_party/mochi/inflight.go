@@ -60,6 +60,17 @@ func (i *Inflight) addBytesLocked(d int64) {
 	}
 }
 
+// detach stops counting i in the server's total (runnel): what it holds
+// leaves the total now, and later puts count in i only.
+func (i *Inflight) detach() {
+	i.Lock()
+	defer i.Unlock()
+	if i.total != nil {
+		atomic.AddInt64(i.total, -i.bytes)
+		i.total = nil
+	}
+}
+
 // Bytes is the topic and payload bytes of the session's outbound flows,
 // queued while its client is away included (runnel).
 func (i *Inflight) Bytes() int64 {

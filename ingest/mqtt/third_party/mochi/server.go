@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -149,6 +150,9 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+
+	sessionsMu      sync.Mutex // runnel: serializes makeRoomForSession
+	sessionsPending int64      // runnel: new sessions admitted, not yet in Clients (guarded by sessionsMu)
 }
 
 // loop contains interval tickers for the system events loop.
@@ -579,7 +583,8 @@ func (s *Server) handshake(cl *Client, listener string, hs *handshakeResult) {
 		return
 	}
 
-	if !s.makeRoomForSession(cl) {
+	reserved, ok := s.makeRoomForSession(cl)
+	if !ok {
 		if cl.Properties.ProtocolVersion < 5 {
 			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
 		} else {
@@ -596,6 +601,11 @@ func (s *Server) handshake(cl *Client, listener string, hs *handshakeResult) {
 
 	sessionPresent := s.inheritClientSession(pk, cl)
 	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+	if reserved {
+		s.sessionsMu.Lock()
+		s.sessionsPending--
+		s.sessionsMu.Unlock()
+	}
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
@@ -682,7 +692,8 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 // connection ID. If clean is true, the state of any previously existing client
 // session is abandoned.
 func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
-	if existing, ok := s.Clients.Get(cl.ID); ok {
+	// runnel: a session an expiry or eviction has claimed is gone.
+	if existing, ok := s.Clients.Get(cl.ID); ok && existing.State.claimed.CompareAndSwap(false, true) {
 		_ = s.DisconnectClient(existing, packets.ErrSessionTakenOver)                                   // [MQTT-3.1.4-3]
 		if pk.Connect.Clean || (existing.Properties.Clean && existing.Properties.ProtocolVersion < 5) { // [MQTT-3.1.2-4] [MQTT-3.1.4-4]
 			s.UnsubscribeClient(existing)
@@ -1197,10 +1208,12 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 			return out, packets.ErrQuotaExceeded
 		}
 		// runnel: and at most so many bytes, the session's and all
-		// sessions' (Mosquitto's max_queued_bytes); 1,000 messages of
-		// 1 MiB held a gigabyte per session.
+		// sessions' (Mosquitto's max_queued_bytes, here with the
+		// in-flight window counted); 1,000 messages of 1 MiB held a
+		// gigabyte per session. A session that holds nothing takes one
+		// message of any size, so none is undeliverable.
 		size := sizeOf(out)
-		if c := s.Options.Capabilities.MaximumSessionQueueBytes; c > 0 && cl.State.Inflight.Bytes()+size > c {
+		if c, held := s.Options.Capabilities.MaximumSessionQueueBytes, cl.State.Inflight.Bytes(); c > 0 && held > 0 && held+size > c {
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
 			s.Log.Warn("client store byte quota reached", "client", cl.ID, "listener", cl.Net.Listener, "limit", c)
 			return out, packets.ErrQuotaExceeded
@@ -1852,23 +1865,29 @@ func (s *Server) loadRetained(v []storage.Message) {
 
 // makeRoomForSession reports whether cl may have a session (runnel): one it
 // takes over is always there; a new one needs fewer than MaximumSessions
-// held, and at the limit the session disconnected longest ago is dropped
-// as if it had expired (counted in Info.SessionsEvicted). False when every
-// session held is connected.
-func (s *Server) makeRoomForSession(cl *Client) bool {
+// held (those admitted and not yet added included: reserved, which the
+// caller gives back once cl is in Clients), and at the limit the sessions
+// disconnected longest ago are dropped as if they had expired (counted in
+// Info.SessionsEvicted). False when too few sessions held are
+// disconnected. Sessions restored at a start all count as disconnected
+// then.
+func (s *Server) makeRoomForSession(cl *Client) (reserved, ok bool) {
 	limit := s.Options.Capabilities.MaximumSessions
 	if limit <= 0 {
-		return true
+		return false, true
 	}
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
 	if _, ok := s.Clients.Get(cl.ID); ok {
-		return true
+		return false, true
 	}
-	held := int64(s.Clients.Len())
+	held := int64(s.Clients.Len()) + s.sessionsPending
 	if s.inlineClient != nil {
 		held-- // the inline client is the broker's own
 	}
 	if held < limit {
-		return true
+		s.sessionsPending++
+		return true, true
 	}
 	// Disconnected sessions, longest ago first; more than one goes when
 	// the cap was lowered below what a restart loaded.
@@ -1878,28 +1897,51 @@ func (s *Server) makeRoomForSession(cl *Client) bool {
 			away = append(away, c)
 		}
 	}
-	over := int(held - limit + 1)
-	if len(away) < over {
+	slices.SortStableFunc(away, func(a, b *Client) int {
+		return cmp.Or(cmp.Compare(a.StopTime(), b.StopTime()), cmp.Compare(a.ID, b.ID))
+	})
+	over := held - limit + 1
+	var dropped int64
+	var first string
+	for _, c := range away {
+		if dropped == over {
+			break
+		}
+		if s.expireClient(c) { // false: reconnecting, or expired meanwhile
+			if dropped == 0 {
+				first = c.ID
+			}
+			dropped++
+			atomic.AddInt64(&s.Info.SessionsEvicted, 1)
+		}
+	}
+	if dropped > 0 {
+		s.Log.Warn("session limit reached: dropped the sessions disconnected longest ago", "dropped", dropped, "first", first, "for", cl.ID, "limit", limit)
+	}
+	if dropped < over {
 		s.Log.Warn("session refused: the sessions held are connected", "client", cl.ID, "limit", limit)
-		return false
+		return false, false
 	}
-	slices.SortFunc(away, func(a, b *Client) int { return cmp.Compare(a.StopTime(), b.StopTime()) })
-	for _, c := range away[:over] {
-		s.expireClient(c)
-		atomic.AddInt64(&s.Info.SessionsEvicted, 1)
-	}
-	s.Log.Warn("session limit reached: dropped the sessions disconnected longest ago", "dropped", over, "first", away[0].ID, "for", cl.ID, "limit", limit)
-	return true
+	s.sessionsPending++
+	return true, true
 }
 
-// expireClient ends a disconnected client's session: its subscriptions
-// leave the topic index (runnel: v2.7.9 deleted the client only, and its
-// subscriptions stayed in the index for good) and the hooks forget it.
-func (s *Server) expireClient(client *Client) {
-	client.ClearInflights() // its queued messages' bytes leave the counts
+// expireClient ends a disconnected client's session unless a takeover or
+// another expiry has claimed it, and reports whether it did (runnel): its
+// queued messages go, its subscriptions leave the topic index (v2.7.9
+// deleted the client only, and its subscriptions stayed in the index for
+// good), the hooks forget it, and last it leaves Clients unless a newer
+// client has its id by then (a reconnect that lost the claim starts a new
+// session).
+func (s *Server) expireClient(client *Client) bool {
+	if !client.State.claimed.CompareAndSwap(false, true) {
+		return false
+	}
 	s.UnsubscribeClient(client)
+	client.ClearInflights() // a delivery racing with this is dropped uncounted
 	s.hooks.OnClientExpired(client)
-	s.Clients.Delete(client.ID) // [MQTT-4.1.0-2]
+	s.Clients.deleteIf(client) // [MQTT-4.1.0-2]
+	return true
 }
 
 // clearExpiredClients deletes all clients which have been disconnected for longer
