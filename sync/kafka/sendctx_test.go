@@ -12,7 +12,6 @@ import (
 	"github.com/runnel/runnel/sync/forward"
 	"github.com/runnel/runnel/sync/forward/forwardtest"
 	"github.com/runnel/runnel/sync/kafka"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -30,8 +29,8 @@ func TestSendHonoursContext(t *testing.T) {
 		return nil, nil, false
 	})
 	t.Cleanup(func() { close(release) }) // before the cluster closes
-	s, err := kafka.New(forward.Upstream{Kind: "kafka", Brokers: c.ListenAddrs(), DeliveryTimeout: time.Minute},
-		testLogger(t), kgo.MaxBufferedRecords(1))
+	s, err := kafka.NewMaxBuffered(forward.Upstream{Kind: "kafka", Brokers: c.ListenAddrs(), DeliveryTimeout: time.Minute},
+		testLogger(t), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

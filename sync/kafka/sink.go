@@ -110,8 +110,19 @@ func NewSink(name string, u forward.Upstream, logger *slog.Logger) (forward.Sink
 	return s, nil
 }
 
+// maxBufferedRecords is kgo's MaxBufferedRecords for a sink (Opts).
+const maxBufferedRecords = 1 << 22
+
 // New builds a Sink from an upstream (defaults are applied here too).
 func New(u forward.Upstream, logger *slog.Logger, extra ...kgo.Opt) (*Sink, error) {
+	return newSink(u, logger, maxBufferedRecords, extra...)
+}
+
+// newSink is New with kgo's MaxBufferedRecords at maxBuffered (set in
+// extra when it is not maxBufferedRecords). The value is passed along,
+// not read back with kgo's OptValue: that one function is 15 KB of the
+// binary.
+func newSink(u forward.Upstream, logger *slog.Logger, maxBuffered int64, extra ...kgo.Opt) (*Sink, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -134,7 +145,7 @@ func New(u forward.Upstream, logger *slog.Logger, extra ...kgo.Opt) (*Sink, erro
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	s := &Sink{cl: cl, logger: logger, kl: kl, timeout: u.DeliveryTimeout}
-	s.maxBuffered, _ = cl.OptValue(kgo.MaxBufferedRecords).(int64)
+	s.maxBuffered = maxBuffered
 	return s, nil
 }
 
@@ -150,7 +161,7 @@ func Opts(u forward.Upstream) ([]kgo.Opt, error) {
 		// for a backlog is the original (old) time.
 		kgo.AllowIdempotentProduceCancellation(),
 		kgo.ProduceRequestTimeout(min(u.DeliveryTimeout, 10*time.Second)),
-		kgo.MaxBufferedRecords(1 << 22),
+		kgo.MaxBufferedRecords(maxBufferedRecords),
 		kgo.RecordPartitioner(partitioner{origin: u.Partitioning == "origin"}),
 		kgo.DialTimeout(5 * time.Second),
 		// Re-read metadata soon when it is wanted (a topic being created
