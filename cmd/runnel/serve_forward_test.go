@@ -50,7 +50,7 @@ func TestServeForwardsToApacheKafka(t *testing.T) {
 			for _, x := range r.Headers {
 				h[x.Key] = string(x.Value)
 			}
-			if h["runnel-topic"] != "fw-data" || h["runnel-node"] == "" || h["runnel-offset"] == "" || h["runnel-partition"] == "" {
+			if h["runnel-topic"] != "fw-data" || h["runnel-node"] == "" || h["runnel-offset"] == "" || h["runnel-partition"] == "" || h["runnel-epoch"] == "" {
 				t.Errorf("record %s lacks origin headers: %v", r.Value, h)
 			}
 		})

@@ -9,8 +9,8 @@
 // topic template ({topic}, {node}, {site}; {key} for MQTT). Each route has
 // one goroutine that reads its partitions round-robin from the log, turns
 // every record into a Record (key, value, timestamp and headers kept, plus
-// the origin headers runnel-node, runnel-topic, runnel-partition and
-// runnel-offset) and hands it to the upstream's Sink without waiting.
+// the origin headers runnel-node, runnel-topic, runnel-partition,
+// runnel-offset and runnel-epoch) and hands it to the upstream's Sink without waiting.
 // Acknowledgements come back through callbacks:
 //
 //	log ──Read──> route ──Send──> Sink (kgo / MQTT) ──> upstream

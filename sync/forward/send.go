@@ -154,7 +154,7 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 				full = true
 				break
 			}
-			rec := r.toRecord(p, br, gen, &sl)
+			rec := r.toRecord(p, br, h.LeaderEpoch, gen, &sl)
 			sz := rec.Size()
 			recs = append(recs, rec)
 			sizes = append(sizes, int32(sz))
@@ -234,13 +234,13 @@ func (r *route) sendChunk(ctx context.Context, sink Sink, p *part, next int64, r
 	return len(recs)
 }
 
-func (r *route) toRecord(p *part, br *batch.Record, gen uint64, sl *slab) *Record {
-	hs := sl.headers(len(br.Headers) + 4)
+func (r *route) toRecord(p *part, br *batch.Record, epoch int32, gen uint64, sl *slab) *Record {
+	hs := sl.headers(len(br.Headers) + 5)
 	for _, h := range br.Headers {
 		hs = append(hs, Header{Key: h.Key, Value: h.Value})
 	}
 	hs = append(hs, p.hdrs[:]...)
-	hs = append(hs, Header{Key: HeaderOffset, Value: sl.itoa(br.Offset)})
+	hs = append(hs, Header{Key: HeaderOffset, Value: sl.itoa(br.Offset)}, Header{Key: HeaderEpoch, Value: sl.itoa(int64(epoch))})
 	t := p.target
 	if p.keyed {
 		t = withKey(t, br.Key)

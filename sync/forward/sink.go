@@ -17,6 +17,13 @@ const (
 	HeaderTopic     = "runnel-topic"
 	HeaderPartition = "runnel-partition"
 	HeaderOffset    = "runnel-offset"
+	// HeaderEpoch is the origin partition's leader epoch of the record's
+	// batch (decimal). Node, topic, partition, offset and epoch together
+	// name one record for good: an offset the origin writes again after
+	// it lost its tail (fsync interval or never and a power cut, or a
+	// wiped data dir no peer could restore) comes with a higher epoch, so
+	// an upstream that drops duplicates by these headers keeps it.
+	HeaderEpoch = "runnel-epoch"
 )
 
 // Record is one record on its way upstream.
