@@ -320,8 +320,12 @@ func (fo *Failover) apply(ds []duty.Decision, now time.Time) {
 		if k.Origin != fo.r.nodeID {
 			local = MirrorName(k.Origin, k.Topic)
 		}
+		from := fo.view.Cursors(k)
+		if k.Origin == fo.r.nodeID {
+			from = fo.r.capOwnFrom(k.Topic, k.Partition, from)
+		}
 		fd := forward.Duty{Origin: k.Origin, Topic: k.Topic, Partition: k.Partition, Local: local,
-			Epoch: d.Epoch, From: fo.view.Cursors(k), Why: string(d.Why)}
+			Epoch: d.Epoch, From: from, Why: string(d.Why)}
 		fo.held[k] = &heldDuty{d: fd, state: stateForwarding, why: d.Why, since: now}
 		changed = true
 		switch d.Why {

@@ -34,8 +34,8 @@ const window = 2000
 
 // forwardingSite starts Apache Kafka on the host address and three nodes
 // that join each other (gossip key) and forward sensors* to it as
-// central.<topic>.
-func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
+// central.<topic>; extra are more serve flags of every node.
+func forwardingSite(t *testing.T, extra ...string) (*sitetest.Cluster, *kafkatest.Broker) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("site test: skipped with -short")
@@ -43,7 +43,7 @@ func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
 	c := sitetest.Start(t, sitetest.Options{Nodes: 3, NoStart: true})
 	b := kafkatest.StartOpts(t, kafkatest.Options{Host: c.HostIP().String(), Partitions: 2})
 	b.CreateTopic("central.sensors", 2)
-	startForwarding(t, c, fmt.Sprintf("{kind: kafka, brokers: [%q]}", b.Addr()), "central.{topic}")
+	startForwarding(t, c, fmt.Sprintf("{kind: kafka, brokers: [%q]}", b.Addr()), "central.{topic}", extra...)
 	return c, b
 }
 
@@ -51,7 +51,7 @@ func forwardingSite(t *testing.T) (*sitetest.Cluster, *kafkatest.Broker) {
 // route sending sensors* to upstream (a YAML mapping) under target, its
 // window small enough that the duplicate bounds of the tests mean
 // something.
-func startForwarding(t testing.TB, c *sitetest.Cluster, upstream, target string) {
+func startForwarding(t testing.TB, c *sitetest.Cluster, upstream, target string, extra ...string) {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "site.key")
 	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))+"\n"), 0o600); err != nil {
@@ -66,6 +66,7 @@ func startForwarding(t testing.TB, c *sitetest.Cluster, upstream, target string)
 	for _, n := range c.Nodes {
 		args := []string{"--config", conf, "--node-id", n.Name, "--gossip-addr", n.GossipAddr(), "--gossip-key-file", key,
 			"--replica-lag-time-max", "3s", "--mqtt-addr", "", "--default-partitions", "2"}
+		args = append(args, extra...)
 		for _, o := range c.Nodes {
 			if o != n {
 				args = append(args, "--join", o.GossipAddr())
@@ -771,4 +772,69 @@ func TestFailoverMQTTUpstream(t *testing.T) {
 		t.Fatalf("MQTT upstream after n1's return: %v", rep)
 	}
 	checkWindow(t, rep, "n1")
+}
+
+// TestFailoverLostTailNewRecordsForwarded: a box that lost the tail of a
+// partition it had already forwarded (here cut from the segment while it
+// was down, as a power cut under fsync never leaves it) and could not
+// take it back (its copy's box unreachable while it restarts) writes new
+// records at the offsets it lost. Its cursor log, which survived, says
+// the route forwarded past them; the new records still go upstream.
+func TestFailoverLostTailNewRecordsForwarded(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	// fsync never: the partition's records are in its own segment file
+	// (fsync always stores small commits in the shared file), whose tail
+	// the test cuts.
+	c, b := forwardingSite(t, "--fsync", "never", "--restore-timeout", "5s")
+	n1, n2, n3 := c.Node(1), c.Node(2), c.Node(3)
+	waitAliveWithin(t, n1, 3, 60*time.Second)
+	createSensors(t, n1, "sensors", 1, 2)
+	waitInSync(t, n1, "sensors", 0, 2)
+	produceN(t, n1, &sitetest.Acks{}, "sensors", n, "before")
+	waitUntil(t, "n1's records forwarded", 90*time.Second, func() bool { return upstreamOf(t, b, "n1") >= n })
+	time.Sleep(3 * time.Second) // the last cursor save in n1's cursor log
+
+	c.Cut(t, n1, n2, n3)
+	n1.Kill9(t)
+	loseTail(t, n1, "sensors", 0, 0.5)
+	n1.Restart(t)
+	waitRestored(t, n1) // after restore-timeout: no peer answers
+	_, end := offsets(t, n1, "sensors", 0)
+	if end >= n-300 {
+		t.Fatalf("n1's sensors/0 ends at %d after losing half its segment", end)
+	}
+	after := &sitetest.Acks{}
+	produceN(t, n1, after, "sensors", 300, "after")
+	want := sitetest.AcksUpstream(after)[sitetest.OriginPartition{Node: "n1", Topic: "sensors", Partition: 0}]
+	if len(want) != 300 || want[0].Offset != end {
+		t.Fatalf("%d records acknowledged after the restart, the first at %v, want 300 from %d", len(want), want[:min(1, len(want))], end)
+	}
+	var missing int
+	waitFor(t, 90*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		recs, err := sitetest.ReadUpstream(ctx, []string{b.Addr()}, "central.sensors")
+		if err != nil {
+			return false
+		}
+		got := map[int64]map[[32]byte]bool{}
+		for _, r := range recs {
+			if r.HasOrigin && r.Origin.Node == "n1" && r.Origin.Partition == 0 {
+				if got[r.OriginOffset] == nil {
+					got[r.OriginOffset] = map[[32]byte]bool{}
+				}
+				got[r.OriginOffset][r.Value] = true
+			}
+		}
+		missing = 0
+		for _, a := range want {
+			if !got[a.Offset][a.Value] {
+				missing++
+			}
+		}
+		return missing == 0
+	}, func() string {
+		return fmt.Sprintf("%d of the %d records written from offset %d after the lost tail never arrived upstream", missing, len(want), end)
+	})
 }

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -112,6 +113,9 @@ type Replicator struct {
 	// the view refuses appends to this node's partitions.
 	restoring atomic.Bool
 	cancel    context.CancelFunc // stops the taking back
+	// restoredEnds: each own partition's end when the restore finished,
+	// before appends resumed (nil until then); see capOwnFrom.
+	restoredEnds atomic.Pointer[map[tp]int64]
 
 	// mu guards fetchers.
 	mu       sync.Mutex
@@ -212,6 +216,7 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	go func() {
 		defer r.wg.Done()
 		r.restore(rctx)
+		r.noteRestoredEnds()
 		r.restoring.Store(false)
 	}()
 	return r, nil
@@ -572,3 +577,48 @@ func (r *Replicator) FollowerFetched(replica int32, topic string, partition int3
 
 // FollowerLog implements Cluster: followers read this node's durable end.
 func (r *Replicator) FollowerLog() log.Log { return r.inner }
+
+// noteRestoredEnds records each own partition's end as the restore left
+// it (appends still refused).
+func (r *Replicator) noteRestoredEnds() {
+	ends := map[tp]int64{}
+	for _, ti := range r.inner.Topics() {
+		if ti.Config.Origin != "" {
+			continue
+		}
+		for _, pi := range ti.Partitions {
+			ends[tp{ti.Name, pi.Partition}] = pi.HWM
+		}
+	}
+	r.restoredEnds.Store(&ends)
+}
+
+// capOwnFrom caps the replicated cursors of an own partition's first
+// duty after the start at the partition's end when the restore finished.
+// A cursor log (restored from the peers) may say a route forwarded up to
+// N while the partition came back shorter: its unsynced tail lost to a
+// power cut (fsync interval or never) or a wiped data dir, and not held by
+// any copy. The records appended from that end on are new (runnel-epoch
+// says so upstream); starting at N would skip those below it. Later duties
+// of the partition use the cursors as they are.
+func (r *Replicator) capOwnFrom(topic string, partition int32, from map[string]int64) map[string]int64 {
+	ends := r.restoredEnds.Load()
+	if ends == nil {
+		return from
+	}
+	end, ok := (*ends)[tp{topic, partition}]
+	if !ok {
+		return from
+	}
+	for route, off := range from {
+		if off > end {
+			r.logger.Warn("failover: a route's replicated cursor is past where this partition came back; forwarding from its end",
+				"route", route, "topic", topic, "partition", partition, "cursor", off, "end", end)
+			from[route] = end
+		}
+	}
+	m := maps.Clone(*ends)
+	delete(m, tp{topic, partition})
+	r.restoredEnds.CompareAndSwap(ends, &m)
+	return from
+}

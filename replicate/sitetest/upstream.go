@@ -61,7 +61,9 @@ type UpstreamRecord struct {
 	HasOrigin    bool
 	// Value is the SHA-256 of the value (compared with Acked); Content
 	// that of the timestamp, key, value and every header but the origin
-	// headers (what makes two arrivals the same record).
+	// headers (what makes two arrivals the same record). runnel-epoch is
+	// in Content: the origin's send and a survivor's of its copy carry the
+	// same one, so a copy with another epoch shows as a conflict.
 	Value   [32]byte
 	Content [32]byte
 }
