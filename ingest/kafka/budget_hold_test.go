@@ -16,6 +16,23 @@ import (
 	"github.com/runnel/runnel/log"
 )
 
+// parkedFetch is a Fetch (v12) of partition 0 of topic that waits up to
+// maxWait ms for 1 GiB: it stays parked until maxWait, as no test writes
+// that much.
+func parkedFetch(topic string, maxWait int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	req.MaxWaitMillis = maxWait
+	req.MinBytes = 1 << 30
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	req.Topics = append(req.Topics, ft)
+	return req
+}
+
 // TestParkedFetchesHoldNoBudget: a Fetch parked for its max_wait does not
 // hold its frame's bytes in the request budget once decoded. Two Fetches
 // padded to 600 KiB (a long rack id), each waiting up to a minute for
@@ -32,17 +49,8 @@ func TestParkedFetchesHoldNoBudget(t *testing.T) {
 	s := startServer(t, l, func(o *Options) { o.MaxQueuedRequestBytes = 1 << 20 })
 	for i := range 2 {
 		rc := dialRaw(t, s.addr)
-		req := kmsg.NewPtrFetchRequest()
-		req.SetVersion(12)
-		req.MaxWaitMillis = 60_000
-		req.MinBytes = 1 << 30
+		req := parkedFetch("quiet", 60_000)
 		req.Rack = strings.Repeat("r", 600<<10)
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = "quiet"
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.PartitionMaxBytes = 1 << 20
-		ft.Partitions = append(ft.Partitions, fp)
-		req.Topics = append(req.Topics, ft)
 		rc.write(frame(req, int32(i)))
 	}
 	time.Sleep(500 * time.Millisecond) // both parked
@@ -76,17 +84,7 @@ func TestConnFetchesBounded(t *testing.T) {
 	before := runtime.NumGoroutine()
 	const n = 20
 	for i := range n {
-		req := kmsg.NewPtrFetchRequest()
-		req.SetVersion(12)
-		req.MaxWaitMillis = math.MaxInt32
-		req.MinBytes = 1 << 30
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = "quiet"
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.PartitionMaxBytes = 1 << 20
-		ft.Partitions = append(ft.Partitions, fp)
-		req.Topics = append(req.Topics, ft)
-		rc.write(frame(req, int32(100+i)))
+		rc.write(frame(parkedFetch("quiet", math.MaxInt32), int32(100+i)))
 	}
 	time.Sleep(500 * time.Millisecond) // the first turns parked, the reader waiting
 	// maxConnFetches (4) goroutines, give or take the runtime's own; one
