@@ -232,3 +232,63 @@ func TestSessionCapConcurrent(t *testing.T) {
 		t.Fatalf("%d accepted, %d sessions held; want %d", accepted, b.Stats().ClientsTotal, limit)
 	}
 }
+
+// TestTakeoverKeepsParkedQueueStored: a persistent session's queued
+// messages that its returning client's Receive Maximum holds back (parked,
+// not yet resent) stay in the store, so a restart before they are sent
+// loses none. The takeover used to report every flow of the old session
+// object dropped, and the store forgot the parked ones.
+func TestTakeoverKeepsParkedQueueStored(t *testing.T) {
+	l := newMemLog(t)
+	b1, addr := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	connect5 := func(addr string, recvMax uint16) *rawClient {
+		c := dialRaw(t, addr)
+		c.v = 5
+		pk := packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+			ProtocolVersion: 5,
+			Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "sub", Keepalive: 30},
+		}
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+		pk.Properties.ReceiveMaximum = recvMax
+		c.send(pk)
+		if ack := c.read(5 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+			t.Fatalf("CONNACK: type %d reason %#x", ack.FixedHeader.Type, ack.ReasonCode)
+		}
+		return c
+	}
+	sub := connect5(addr, 0)
+	sub.subscribe("q/#", 1)
+	sub.send(sub.disconnectPacket())
+	pub := dialRaw(t, addr)
+	pub.connect(4, "pub", "", "")
+	for i := range 5 {
+		pub.send(publishPacket("q/x", 1, uint16(i+1), fmt.Appendf(nil, "m%d", i)))
+		pub.read(5 * time.Second)
+	}
+	waitFor(t, 5*time.Second, "5 queued", func() bool { return b1.Stats().QueuedBytes == 5*5 })
+
+	// Back with Receive Maximum 1: one message is resent, four wait.
+	back := connect5(addr, 1)
+	if pk := back.read(5 * time.Second); pk.FixedHeader.Type != packets.Publish {
+		t.Fatalf("got packet type %d, want the first queued PUBLISH", pk.FixedHeader.Type)
+	}
+	back.c.Close() // not acknowledged
+	if err := b1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	_, addr2 := startBroker(t, Options{Log: l, AllowAnonymous: true})
+	again := connect5(addr2, 0)
+	got := map[string]bool{}
+	for len(got) < 5 {
+		pk, err := again.tryRead(3 * time.Second)
+		if err != nil {
+			t.Fatalf("after the restart the session delivered %v, want m0-m4", got)
+		}
+		if pk.FixedHeader.Type == packets.Publish {
+			again.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+			got[string(pk.Payload)] = true
+		}
+	}
+}

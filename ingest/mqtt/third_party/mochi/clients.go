@@ -355,6 +355,23 @@ func (cl *Client) ResendInflightMessages(force bool) error {
 	return nil
 }
 
+// clearInflightsExcept is ClearInflights for a session taken over
+// (runnel): a flow that kept is holds too (same id and packet: cloned into
+// the new session) leaves this one without being reported dropped.
+func (cl *Client) clearInflightsExcept(kept *Inflight) {
+	for _, tk := range cl.State.Inflight.GetAll(false) {
+		if ok := cl.State.Inflight.deleteEntry(tk); !ok {
+			continue
+		}
+		if m, moved := kept.Get(tk.PacketID); moved && m.FixedHeader.Type == tk.FixedHeader.Type && m.Created == tk.Created {
+			continue // still in flight, in the new session
+		}
+		cl.ops.hooks.OnQosDropped(cl, tk)
+		atomic.AddInt64(&cl.ops.info.Inflight, -1)
+	}
+	cl.State.Inflight.detach()
+}
+
 // ClearInflights deletes all inflight messages for the client, e.g. for a disconnected user with a clean session.
 func (cl *Client) ClearInflights() {
 	for _, tk := range cl.State.Inflight.GetAll(false) {

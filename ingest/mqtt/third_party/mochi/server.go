@@ -722,7 +722,11 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 		// Clean the state of the existing client to prevent sequential take-overs
 		// from increasing memory usage by inflights + subs * client-id.
 		s.UnsubscribeClient(existing)
-		existing.ClearInflights()
+		// runnel: the flows cloned into cl are not dropped: v2.7.9's
+		// ClearInflights told the hooks they were, so the store forgot
+		// those cl had not resent yet (parked ones) and a restart lost
+		// them. Only flows cl does not have are.
+		existing.clearInflightsExcept(cl.State.Inflight)
 
 		s.Log.Debug("session taken over", "client", cl.ID, "old_remote", existing.Net.Remote, "new_remote", cl.Net.Remote)
 
