@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -114,8 +113,10 @@ type Replicator struct {
 	restoring atomic.Bool
 	cancel    context.CancelFunc // stops the taking back
 	// restoredEnds: each own partition's end when the restore finished,
-	// before appends resumed (nil until then); see capOwnFrom.
-	restoredEnds atomic.Pointer[map[tp]int64]
+	// before appends resumed, until its first duty (capOwnFrom); guarded
+	// by endsMu.
+	endsMu       sync.Mutex
+	restoredEnds map[tp]int64
 
 	// mu guards fetchers.
 	mu       sync.Mutex
@@ -590,7 +591,9 @@ func (r *Replicator) noteRestoredEnds() {
 			ends[tp{ti.Name, pi.Partition}] = pi.HWM
 		}
 	}
-	r.restoredEnds.Store(&ends)
+	r.endsMu.Lock()
+	r.restoredEnds = ends
+	r.endsMu.Unlock()
 }
 
 // capOwnFrom caps the replicated cursors of an own partition's first
@@ -602,11 +605,10 @@ func (r *Replicator) noteRestoredEnds() {
 // says so upstream); starting at N would skip those below it. Later duties
 // of the partition use the cursors as they are.
 func (r *Replicator) capOwnFrom(topic string, partition int32, from map[string]int64) map[string]int64 {
-	ends := r.restoredEnds.Load()
-	if ends == nil {
-		return from
-	}
-	end, ok := (*ends)[tp{topic, partition}]
+	r.endsMu.Lock()
+	end, ok := r.restoredEnds[tp{topic, partition}]
+	delete(r.restoredEnds, tp{topic, partition})
+	r.endsMu.Unlock()
 	if !ok {
 		return from
 	}
@@ -617,8 +619,5 @@ func (r *Replicator) capOwnFrom(topic string, partition int32, from map[string]i
 			from[route] = end
 		}
 	}
-	m := maps.Clone(*ends)
-	delete(m, tp{topic, partition})
-	r.restoredEnds.CompareAndSwap(ends, &m)
 	return from
 }
