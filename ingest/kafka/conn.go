@@ -534,7 +534,9 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 	case *kmsg.FetchRequest:
 		turn := c.fetchTurn()
 		c.goHandle(func() {
-			defer turn()
+			if turn {
+				defer func() { <-c.fetches }()
+			}
 			c.fetch(sl, r)
 		})
 		return nil
@@ -603,16 +605,17 @@ func (c *conn) dispatch(sl *slot, req kmsg.Request) error {
 const maxConnFetches = 4
 
 // fetchTurn waits until the connection may have one more Fetch in flight
-// and returns what gives the turn back. A server or connection that is
-// closing lets the Fetch through (it answers at once).
-func (c *conn) fetchTurn() (done func()) {
+// and reports whether it took a turn (given back with <-c.fetches). A
+// server or connection that is closing lets the Fetch through without
+// one (it answers at once).
+func (c *conn) fetchTurn() bool {
 	select {
 	case c.fetches <- struct{}{}:
-		return func() { <-c.fetches }
+		return true
 	case <-c.killed:
 	case <-c.s.closing:
 	}
-	return func() {}
+	return false
 }
 
 // goHandle runs fn on a goroutine owned by the connection.
