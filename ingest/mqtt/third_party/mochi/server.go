@@ -1217,7 +1217,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		// gigabyte per session. A session that holds nothing takes one
 		// message of any size, so none is undeliverable.
 		size := sizeOf(out)
-		if c, held := s.Options.Capabilities.MaximumSessionQueueBytes, cl.State.Inflight.Bytes(); c > 0 && held > 0 && held+size > c {
+		if c := s.Options.Capabilities.MaximumSessionQueueBytes; c > 0 && overCap(cl.State.Inflight.Bytes(), size, c) {
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
 			s.Log.Warn("client store byte quota reached", "client", cl.ID, "listener", cl.Net.Listener, "limit", c)
 			return out, packets.ErrQuotaExceeded
@@ -1866,6 +1866,10 @@ func (s *Server) loadRetained(v []storage.Message) {
 		s.Topics.RetainMessage(msg.ToPacket())
 	}
 }
+
+// overCap reports whether a session holding held bytes may not take size
+// more under cap (runnel): one that holds nothing takes any message.
+func overCap(held, size, cap int64) bool { return held > 0 && held+size > cap }
 
 // makeRoomForSession reports whether cl may have a session (runnel): one it
 // takes over is always there; a new one needs fewer than MaximumSessions
