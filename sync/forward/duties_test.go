@@ -173,6 +173,9 @@ func TestDutyEpochChange(t *testing.T) {
 	// Another node forwarded up to 300 meanwhile (its cursor is From);
 	// the route is paused so the old duty sends none of it.
 	f.SetPaused("r", true)
+	// The route sees the pause at its next turn; records produced before
+	// that could still go out under the old duty.
+	waitFor(t, "paused", 5*time.Second, f, func() bool { return f.Routes()[0].State == forward.StatePaused })
 	forwardtest.Produce(t, lg, "sensors", 0, 100, 300, 10, 0)
 	d2 := d
 	d2.Epoch, d2.From = 3, map[string]int64{"r": 300}
