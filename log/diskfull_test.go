@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -421,25 +422,35 @@ func TestDropOldestSmallVolumeDefaults(t *testing.T) {
 					t.Fatalf("append %d: %v", acked, err)
 				}
 			}
-			// The disk guard keeps dropping while the volume is short: the
-			// counters and the log starts are read until no drop fell
-			// between the two readings.
+			// The disk guard keeps dropping while the volume is short, and a
+			// drop moves the log start before it adds to the counters: the
+			// counters and the log starts are read until two readings 100 ms
+			// apart agree, so no drop was under way at either.
 			var st log.Stats
 			var kept, dropped int64
 			var starts, ends []int64
-			for range 100 {
-				st = l.Stats()
-				kept, dropped, starts, ends = 0, 0, starts[:0], ends[:0]
+			read := func() (log.Stats, []int64, []int64) {
+				st := l.Stats()
+				var starts, ends []int64
 				for p := range int32(parts) {
 					start, hwm, _ := l.Offsets("drop", p)
-					kept += hwm - start
-					dropped += start
 					starts, ends = append(starts, start), append(ends, hwm)
 				}
-				if l.Stats().DroppedRecords == st.DroppedRecords {
+				return st, starts, ends
+			}
+			st, starts, ends = read()
+			for range 100 {
+				time.Sleep(100 * time.Millisecond)
+				st2, starts2, ends2 := read()
+				same := st2.DroppedRecords == st.DroppedRecords && slices.Equal(starts2, starts) && slices.Equal(ends2, ends)
+				st, starts, ends = st2, starts2, ends2
+				if same {
 					break
 				}
-				time.Sleep(50 * time.Millisecond)
+			}
+			for p := range starts {
+				kept += ends[p] - starts[p]
+				dropped += starts[p]
 			}
 			for p := range starts {
 				if ends[p]-starts[p] < int64(acked/parts/10) {
