@@ -230,7 +230,7 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 		f.r.stats.truncations.Add(1)
 		f.r.stats.truncatedRecords.Add(uint64(q.end - q.start))
 		f.r.logger.Warn("mirror: copy diverged from its origin from its first offset on; copying it again", "peer", f.peer.NodeID, "topic", local, "partition", q.k.partition, "copy_start", q.start, "copy_end", q.end, "epoch", q.epoch)
-		f.dropTopic(q.k.topic, "diverged from the origin's history")
+		f.emptyCopy(q.k, q.start, "diverged from the origin's history")
 		return
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)

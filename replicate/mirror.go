@@ -435,10 +435,41 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 		f.mu.Unlock()
 	case originStart > end:
 		// The origin's retention passed this copy's end while it was
-		// away: the copy is dropped and made again from the log start.
-		f.r.logger.Warn("mirror: the origin's log start passed this copy's end; copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "copy_end", end, "origin_start", originStart)
-		f.dropTopic(k.topic, "origin retention passed the copy")
+		// away: the copy is emptied and joins again at the log start.
+		f.r.logger.Warn("mirror: the origin's log start passed this copy's end; copying the partition again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "copy_end", end, "origin_start", originStart)
+		f.emptyCopy(k, start, "origin retention passed the copy")
 	}
+}
+
+// emptyCopy cuts one partition's copy back to its log start: nothing it
+// holds is the origin's any more, and the next fetch makes it again (an
+// empty copy joins at the origin's log start). Only that partition goes:
+// the topic's other copies may be all the site holds of their records.
+// Where the log cannot cut, the whole copy is deleted and made again.
+func (f *fetcher) emptyCopy(k tp, start int64, why string) {
+	local := MirrorName(f.peer.NodeID, k.topic)
+	tr, ok := f.r.inner.(log.Truncater)
+	if !ok {
+		f.dropTopic(k.topic, why)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := tr.Truncate(ctx, local, k.partition, start, nil)
+	cancel()
+	if err != nil {
+		f.r.logger.Warn("mirror: cannot empty a copy; deleting the topic's copy", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "err", err)
+		f.dropTopic(k.topic, why)
+		return
+	}
+	f.mu.Lock()
+	if p := f.parts[k]; p != nil {
+		p.localEnd = start
+		p.fetchFrom = -1
+		p.verified = false
+		p.aheadChecks = 0
+	}
+	f.mu.Unlock()
+	f.r.logger.Info("mirror: copy emptied", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "reason", why)
 }
 
 func (f *fetcher) diverge(k tp, why string) {

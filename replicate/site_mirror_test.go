@@ -353,3 +353,64 @@ func metadataRequests(t *testing.T, n *sitetest.Node) float64 {
 	}
 	return 0
 }
+
+// A copy that the origin's retention passed while its box was down is
+// made again from the origin's log start, and only that partition's: the
+// copies of the topic's other partitions stay as they are (they may be
+// all the site holds of their records once the origin fails).
+func TestRetentionPassedCopyRemadeAlone(t *testing.T) {
+	t.Parallel()
+	c := startPair(t)
+	n1, n2 := c.Node(1), c.Node(2)
+	createTopicN(t, n1, "t", 2, 2, map[string]string{"segment.bytes": "1024", "retention.bytes": "1024"})
+	waitInSync(t, n1, "t", 0, 2)
+	waitInSync(t, n1, "t", 1, 2)
+	acks := &sitetest.Acks{}
+	produceAckedTo(t, n1, acks, "t", 0, 20, "before")
+	produceAckedTo(t, n1, acks, "t", 1, 5, "kept") // one segment, never rolled: retention keeps it
+	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorOf(c)})
+	if !rep.OK() {
+		t.Fatalf("before n2 went down: %v", rep)
+	}
+	_, copyEnd := offsets(t, n2, "n1.t", 0)
+
+	n2.Kill9(t)
+	for i := range 40 {
+		produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 20, fmt.Sprintf("away%d", i))
+	}
+	// Retention (checked every 30 s) moves the origin's log start past
+	// the copy's end.
+	var start, end int64
+	waitFor(t, 75*time.Second, func() bool {
+		start, end = offsets(t, n1, "t", 0)
+		return start > copyEnd
+	}, func() string { return fmt.Sprintf("n1's t/0 log start %d, the copy ends at %d", start, copyEnd) })
+
+	n2.Restart(t)
+	var cs, ce int64
+	waitFor(t, 30*time.Second, func() bool {
+		cs, ce = offsets(t, n2, "n1.t", 0)
+		return ce >= end
+	}, func() string {
+		return fmt.Sprintf("n2's n1.t/0 is [%d,%d), the origin's [%d,%d)", cs, ce, start, end)
+	})
+	if cs <= copyEnd {
+		t.Errorf("n2's copy of t/0 starts at %d, at or before its old end %d", cs, copyEnd)
+	}
+	if !logHas(n2, "copy emptied") {
+		t.Error("n2 did not log that it emptied its copy of t/0")
+	}
+	if logHas(n2, "copy deleted") {
+		t.Error("n2 deleted its copy of the whole topic, t/1 with it")
+	}
+	if s, e := offsets(t, n2, "n1.t", 1); s != 0 || e != 5 {
+		t.Errorf("n2's n1.t/1 is [%d,%d), want [0,5)", s, e)
+	}
+	now := &sitetest.Acks{}
+	produceAckedTo(t, n1, now, "t", 0, 10, "after")
+	produceAckedTo(t, n1, now, "t", 1, 10, "after")
+	rep = c.CheckUntil(t, 30*time.Second, sitetest.Check{Acked: now, Mirrors: mirrorOf(c)})
+	if !rep.OK() {
+		t.Fatal(rep)
+	}
+}
