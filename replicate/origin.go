@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -49,9 +50,11 @@ type waiter struct {
 type originPart struct {
 	followers map[int32]*follower // by broker id
 	waiters   []waiter
-	acked     int64         // acknowledged end (durable on min.insync copies)
-	saved     int64         // acked as last stored (acked.go)
-	watch     log.WatchList // view.Watch waiters; values are acked
+	acked     int64 // acknowledged end (durable on min.insync copies)
+	// assigned: the node ids of the mirrors isr last returned.
+	assigned []string
+	saved    int64         // acked as last stored (acked.go)
+	watch    log.WatchList // view.Watch waiters; values are acked
 }
 
 // origin tracks this node's partitions' copies.
@@ -116,11 +119,6 @@ func placement(self string, peers []member.Member, topic string, partition int32
 	return out
 }
 
-// mirrorsOf returns the current mirrors of this node's partition.
-func (o *origin) mirrorsOf(topic string, partition int32, rf int32) []member.Member {
-	return placement(o.r.nodeID, o.r.peers(), topic, partition, rf)
-}
-
 // fetched records a follower fetch (Cluster.FollowerFetched).
 func (o *origin) fetched(replica int32, topic string, partition int32, offset int64) {
 	_, hwm, err := o.r.inner.Offsets(topic, partition)
@@ -152,22 +150,59 @@ func (o *origin) fetched(replica int32, topic string, partition int32, offset in
 
 // isr returns the in-sync mirrors of a partition (broker ids) and the
 // assigned ones, given the topic's replication factor.
+//
+// The assigned mirrors are the placement's, and while one of those is not
+// in sync, also each mirror of the last answer that is alive and in sync:
+// a peer that returns with a higher score takes its copy back only once
+// it has caught up (Kafka's reassignment adds a replica before it removes
+// one). Dropping the copy that stood in for it at once would leave fewer
+// in-sync copies than min.insync.replicas while the returning one catches
+// up, or acknowledge acks=all writes that only this node holds.
 func (o *origin) isr(topic string, partition int32, rf int32) (inSync []int32, mirrors []member.Member) {
-	mirrors = o.mirrorsOf(topic, partition, rf)
+	peers := o.r.peers()
+	mirrors = placement(o.r.nodeID, peers, topic, partition, rf)
 	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.parts[tp{topic, partition}]
-	for _, m := range mirrors {
-		if p == nil {
-			break
-		}
+	if p == nil {
+		return nil, mirrors
+	}
+	synced := func(m member.Member) bool {
 		f := p.followers[m.BrokerID]
-		if f != nil && !f.caughtUp.IsZero() && now.Sub(f.caughtUp) <= o.r.opts.LagTimeMax {
+		return f != nil && !f.caughtUp.IsZero() && now.Sub(f.caughtUp) <= o.r.opts.LagTimeMax
+	}
+	if !all(mirrors, synced) {
+		placed := len(mirrors)
+		for _, id := range p.assigned {
+			if slices.ContainsFunc(mirrors[:placed], func(m member.Member) bool { return m.NodeID == id }) {
+				continue
+			}
+			i := slices.IndexFunc(peers, func(m member.Member) bool {
+				return m.NodeID == id && !m.Self && m.State == member.Alive && m.KafkaAddr != ""
+			})
+			if i >= 0 && synced(peers[i]) {
+				mirrors = append(mirrors, peers[i])
+			}
+		}
+	}
+	p.assigned = p.assigned[:0]
+	for _, m := range mirrors {
+		p.assigned = append(p.assigned, m.NodeID)
+		if synced(m) {
 			inSync = append(inSync, m.BrokerID)
 		}
 	}
 	return inSync, mirrors
+}
+
+func all[T any](s []T, f func(T) bool) bool {
+	for _, v := range s {
+		if !f(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // evaluate completes the acks=all waits of a partition that now hold, or

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/replicate/member"
 	"github.com/runnel/runnel/replicate/sitetest"
 )
@@ -319,4 +320,117 @@ func fetchFrom(t *testing.T, n *sitetest.Node, topic string, offset int64) ([]in
 		}
 	}
 	return offs, p.HighWatermark
+}
+
+// A copy holder that returns with the higher placement score takes its
+// partition back only once it is in sync: until then the copy that stood
+// in for it stays announced and in the in-sync set (Kafka adds a new
+// replica before it removes the old one), so with min.insync.replicas=2
+// no acks=all produce fails while the returning copy catches up.
+func TestReturningMirrorTakesOverOnceInSync(t *testing.T) {
+	t.Parallel()
+	c := startSite(t, 3)
+	n1 := c.Node(1)
+	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
+	waitInSync(t, n1, "t", 0, 2)
+	ids := mirrorNodes(t, n1, "t", 0)
+	if len(ids) != 1 {
+		t.Fatalf("n1's t/0 has mirrors %v, want one", ids)
+	}
+	var first, stand *sitetest.Node
+	for _, n := range c.Nodes[1:] {
+		if n.Name == ids[0] {
+			first = n
+		} else {
+			stand = n
+		}
+	}
+	first.Kill9(t)
+	waitFor(t, 40*time.Second, func() bool {
+		ids := mirrorNodes(t, n1, "t", 0)
+		return len(ids) == 1 && ids[0] == stand.Name && len(inSync(n1, "t", 0)) == 2
+	}, func() string {
+		return fmt.Sprintf("n1 places t/0 on %v, in sync %v; want %s in sync", mirrorNodes(t, n1, "t", 0), inSync(n1, "t", 0), stand.Name)
+	})
+	// What the returning copy must catch up on: about 16 MB.
+	big := strings.Repeat("x", 1000)
+	for i := range 16 {
+		produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 1000, fmt.Sprintf("%s%d", big, i))
+	}
+
+	// Sampled while the box starts: it may catch up before Start returns.
+	cl := n1.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
+	defer cl.Close()
+	produce := func() int16 {
+		var b batch.Builder
+		b.Add(time.Now().UnixMilli(), nil, []byte("returning"), nil)
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = b.Bytes()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return -1
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	var smallest, last []string
+	var lastMirrors []string
+	failed := map[string]int{}
+	samples := 0
+	done := make(chan bool)
+	go func() {
+		deadline := time.Now().Add(90 * time.Second)
+		seenAlive := false
+		for time.Now().Before(deadline) {
+			doc, err := peers(n1)
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			seenAlive = seenAlive || doc.state(first.Name) == "alive"
+			var isr, mirrors []string
+			for _, p := range doc.Partitions {
+				if p.Topic == "t" && p.Partition == 0 {
+					isr = p.InSync
+					for _, m := range p.Mirrors {
+						mirrors = append(mirrors, m.NodeID)
+					}
+				}
+			}
+			last, lastMirrors = isr, mirrors
+			if seenAlive {
+				samples++
+				if smallest == nil || len(isr) < len(smallest) {
+					smallest = isr
+				}
+				if code := produce(); code != 0 {
+					failed[kerr.ErrorForCode(code).Error()]++
+				}
+			}
+			if slices.Equal(mirrors, []string{first.Name}) && slices.Contains(isr, first.Name) {
+				done <- true
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- false
+	}()
+	first.Restart(t)
+	if !<-done {
+		t.Fatalf("%s did not take t/0 back: placed on %v, in sync %v", first.Name, lastMirrors, last)
+	}
+	t.Logf("%d samples from %s alive to back in sync; smallest in-sync set %v", samples, first.Name, smallest)
+	if len(smallest) < 2 {
+		t.Errorf("the in-sync set shrank to %v while %s caught up", smallest, first.Name)
+	}
+	if len(failed) > 0 {
+		t.Errorf("acks=all produces failed while %s caught up: %v", first.Name, failed)
+	}
 }
