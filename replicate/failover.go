@@ -26,16 +26,19 @@ package replicate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/meta"
 	"github.com/runnel/runnel/replicate/duty"
 	"github.com/runnel/runnel/replicate/member"
 	"github.com/runnel/runnel/sync/forward"
@@ -644,15 +647,51 @@ func dutyLess(a, b DutyStatus) bool {
 // announced as holding copies (besides itself): the in-sync set, or when
 // that holds no copy (a copy placed moments before the origin died), the
 // replica list. The survivors of a dead origin agree on who holds its
-// data from these announcements.
+// data from these announcements. The book is kept in meta.db (bucket
+// replicate-copies), written when an announcement changes it: survivors
+// that restart while the origin is down (a site-wide power cut) still
+// agree, and a copy that had fallen out of the in-sync set does not pass
+// for one that had not.
 type copyBook struct {
-	mu sync.Mutex // guards m
-	m  map[forward.DutyKey][]string
+	store *meta.Store // nil: memory only
+	mu    sync.Mutex  // guards m and the store's bucket
+	m     map[forward.DutyKey][]string
+}
+
+const copyBookBucket = "replicate-copies"
+
+func copyBookKey(k forward.DutyKey) string {
+	return k.Origin + "\x00" + k.Topic + "\x00" + strconv.Itoa(int(k.Partition))
+}
+
+// load reads the book kept in meta.db.
+func (b *copyBook) load() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[forward.DutyKey][]string{}
+	}
+	if b.store == nil {
+		return nil
+	}
+	return b.store.KVForEach(copyBookBucket, func(key string, v []byte) error {
+		f := strings.Split(key, "\x00")
+		if len(f) != 3 {
+			return nil
+		}
+		p, err := strconv.ParseInt(f[2], 10, 32)
+		var copies []string
+		if err != nil || json.Unmarshal(v, &copies) != nil {
+			return nil
+		}
+		b.m[forward.DutyKey{Origin: f[0], Topic: f[1], Partition: int32(p)}] = copies
+		return nil
+	})
 }
 
 // note records the in-sync sets and replica lists of origin's topic
 // (broker ids, by partition).
-func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map[int32]string) {
+func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map[int32]string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
@@ -668,13 +707,43 @@ func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map
 		}
 		return out
 	}
+	var writes []meta.KVWrite
 	for p := range isr {
 		copies := nodes(isr[p])
 		if len(copies) == 0 && p < len(replicas) {
 			copies = nodes(replicas[p])
 		}
-		b.m[forward.DutyKey{Origin: origin, Topic: topic, Partition: int32(p)}] = copies
+		k := forward.DutyKey{Origin: origin, Topic: topic, Partition: int32(p)}
+		if old, ok := b.m[k]; ok && slices.Equal(old, copies) {
+			continue
+		}
+		b.m[k] = copies
+		if b.store != nil {
+			v, _ := json.Marshal(copies)
+			writes = append(writes, meta.KVWrite{Key: copyBookKey(k), Value: v})
+		}
 	}
+	if len(writes) == 0 {
+		return nil
+	}
+	return b.store.KVApply(copyBookBucket, writes)
+}
+
+// prune drops origin's topics that keep refuses from the book.
+func (b *copyBook) prune(origin string, keep func(topic string) bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var writes []meta.KVWrite
+	for k := range b.m {
+		if k.Origin == origin && !keep(k.Topic) {
+			delete(b.m, k)
+			writes = append(writes, meta.KVWrite{Key: copyBookKey(k)})
+		}
+	}
+	if b.store == nil || len(writes) == 0 {
+		return nil
+	}
+	return b.store.KVApply(copyBookBucket, writes)
 }
 
 func (b *copyBook) get(k forward.DutyKey) ([]string, bool) {

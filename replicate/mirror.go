@@ -592,7 +592,9 @@ func (f *fetcher) refresh(ctx context.Context) error {
 		names[m.BrokerID] = m.NodeID
 	}
 	for _, x := range isrs {
-		f.r.copies.note(f.peer.NodeID, x.topic, x.isr, x.replicas, names)
+		if err := f.r.copies.note(f.peer.NodeID, x.topic, x.isr, x.replicas, names); err != nil {
+			f.r.logger.Warn("mirror: cannot store which nodes hold copies", "peer", f.peer.NodeID, "topic", x.topic, "err", err)
+		}
 	}
 
 	for _, w := range create {
@@ -602,7 +604,9 @@ func (f *fetcher) refresh(ctx context.Context) error {
 	// lost its data (a new data dir id): then the copies are all that is
 	// left of it.
 	dd := f.peer.DataDir
-	for local, e := range f.r.registry.of(f.peer.NodeID) {
+	copied := map[string]bool{}
+	for _, e := range f.r.registry.of(f.peer.NodeID) {
+		copied[e.Topic] = true
 		if seen[e.Topic] {
 			continue
 		}
@@ -610,7 +614,12 @@ func (f *fetcher) refresh(ctx context.Context) error {
 			continue
 		}
 		f.dropTopic(e.Topic, "deleted at the origin")
-		_ = local
+		delete(copied, e.Topic)
+	}
+	// Which nodes hold copies of a topic the origin no longer has and
+	// this node holds no copy of is nobody's concern here.
+	if err := f.r.copies.prune(f.peer.NodeID, func(topic string) bool { return seen[topic] || copied[topic] }); err != nil {
+		f.r.logger.Warn("mirror: cannot store which nodes hold copies", "peer", f.peer.NodeID, "err", err)
 	}
 	return nil
 }

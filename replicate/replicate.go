@@ -195,8 +195,12 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 		nodeID:   opts.Member.NodeID,
 		brokerID: member.BrokerID(opts.Member.NodeID),
 		registry: &registry{store: store},
+		copies:   copyBook{store: store},
 		fetchers: map[string]*fetcher{},
 		done:     make(chan struct{}),
+	}
+	if err := r.copies.load(); err != nil {
+		return nil, fmt.Errorf("replicate: copies: %v", err)
 	}
 	r.origin = newOrigin(r)
 	r.view = newView(r)
