@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
 )
 
 // Leader epochs on the mirror side (KIP-101/KIP-279 with the origin's
@@ -135,6 +136,20 @@ func (f *fetcher) verify(ctx context.Context) error {
 		}
 		return fmt.Errorf("offset for leader epoch: %w", err)
 	}
+	// Copies made under another of the origin's data dirs are compared
+	// by content first (see sameHistory); checked says, per topic, that
+	// every partition asked about passed.
+	other, checked := map[string]bool{}, map[string]bool{}
+	reg := f.r.registry.all()
+	for _, q := range qs {
+		if _, seen := other[q.k.topic]; !seen {
+			e, ok := reg[MirrorName(f.peer.NodeID, q.k.topic)]
+			other[q.k.topic] = ok && e.DataDir != "" && f.peer.DataDir != "" && e.DataDir != f.peer.DataDir
+			if other[q.k.topic] {
+				checked[q.k.topic] = true
+			}
+		}
+	}
 	resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
 	answers := map[tp]kmsg.OffsetForLeaderEpochResponseTopicPartition{}
 	for _, t := range resp.Topics {
@@ -159,9 +174,44 @@ func (f *fetcher) verify(ctx context.Context) error {
 			f.setErr(fmt.Errorf("offset for leader epoch %s/%d: %v", q.k.topic, q.k.partition, kerr.ErrorForCode(a.ErrorCode)))
 			continue
 		}
+		if other[q.k.topic] {
+			at, err := f.sameHistory(ctx, le, q)
+			if err != nil {
+				if ctx.Err() == nil {
+					f.setErr(fmt.Errorf("compare %s/%d with the origin: %w", q.k.topic, q.k.partition, err))
+				}
+				checked[q.k.topic] = false
+				continue
+			}
+			if at < q.end {
+				f.truncate(ctx, q, at, -1)
+				checked[q.k.topic] = false
+				continue
+			}
+		}
 		f.settle(ctx, le, q, a.LeaderEpoch, a.EndOffset)
 	}
+	for topic, ok := range checked {
+		if ok && f.allVerified(topic) {
+			local := MirrorName(f.peer.NodeID, topic)
+			f.r.registry.put(local, registryEntry{Origin: f.peer.NodeID, Topic: topic, DataDir: f.peer.DataDir})
+			f.r.logger.Info("mirror: copy agrees with its origin's new data dir", "peer", f.peer.NodeID, "topic", local)
+		}
+	}
 	return nil
+}
+
+// allVerified reports whether every held partition of the copy of topic
+// is verified and none diverged.
+func (f *fetcher) allVerified(topic string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, p := range f.parts {
+		if k.topic == topic && p.assigned && (!p.verified || p.diverged != "") {
+			return false
+		}
+	}
+	return true
 }
 
 // legacy: the origin keeps no leader epochs (an older runnel): copies go
@@ -225,6 +275,21 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 		f.diverge(q.k, fmt.Sprintf("holds offsets %d..%d that the origin's history does not (epoch %d), and the log cannot truncate", cut, q.end-1, q.epoch))
 		return
 	}
+	// A cut inside a batch takes the whole batch (Kafka's truncation
+	// does too): a batch is never split.
+	if cut > q.start && cut < q.end {
+		if data, err := f.r.inner.Read(local, q.k.partition, cut, 1); err == nil {
+			if h, err := batch.ParseHeader(data); err == nil && h.BaseOffset < cut {
+				cut = max(h.BaseOffset, q.start)
+			}
+		}
+	}
+	if _, err := f.keepCut(ctx, q.k, max(cut, q.start), q.end); err != nil {
+		if ctx.Err() == nil {
+			f.diverge(q.k, fmt.Sprintf("holds offsets %d..%d that the origin's history does not, and keeping them before the cut failed: %v", max(cut, q.start), q.end-1, err))
+		}
+		return
+	}
 	if cut <= q.start {
 		// Nothing of the copy is the origin's any more: made again.
 		f.r.stats.truncations.Add(1)
@@ -252,4 +317,115 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 		p.fetchFrom = -1
 	}
 	f.mu.Unlock()
+}
+
+// An origin back with a new data dir (a replaced SD card with the same
+// node id) starts its epochs again, or raises them past only the copies
+// it could take back from: a copy it did not reach may hold epochs whose
+// numbers the new incarnation reuses for other records, and comparing
+// epoch numbers alone would keep those records where the origin now has
+// others. So a copy made under another of its origin's data dirs is
+// first compared by content: the batch at each start of an epoch of the
+// copy must be the origin's, byte for byte (CRC, offsets, length). The
+// first one that is not, or that the origin does not hold, is where the
+// copy is cut (what it held from there is kept first, see keepCut); then
+// the epochs are compared as for any copy. Once every partition of the
+// copy passed, the copy is recorded as made under the origin's current
+// data dir.
+
+// errNoAnswer: the origin holds the batch but did not serve it.
+var errNoAnswer = errors.New("no batch served")
+
+// sameHistory compares the copy of q with the origin at the start of each
+// of the copy's epochs. It returns the first offset where they differ, or
+// q.end when they agree at all; an error when the origin could not tell.
+func (f *fetcher) sameHistory(ctx context.Context, le log.LeaderEpochs, q epochQuery) (int64, error) {
+	local := MirrorName(f.peer.NodeID, q.k.topic)
+	hist, err := le.EpochHistory(local, q.k.partition)
+	if err != nil {
+		return 0, err
+	}
+	for _, h := range hist {
+		at := max(h.StartOffset, q.start)
+		if at >= q.end {
+			break
+		}
+		data, err := f.r.inner.Read(local, q.k.partition, at, 1)
+		if err != nil {
+			return 0, err
+		}
+		mine, err := batch.ParseHeader(data)
+		if err != nil {
+			return 0, err
+		}
+		theirs, ok, err := f.originBatch(ctx, q.k, at)
+		if errors.Is(err, errNoAnswer) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !ok || theirs.BaseOffset != mine.BaseOffset || theirs.BatchLength != mine.BatchLength || theirs.CRC != mine.CRC {
+			return mine.BaseOffset, nil
+		}
+	}
+	return q.end, nil
+}
+
+// originBatch reads the header of the origin's batch holding offset at
+// (a consumer's Fetch: a follower's would move this copy's progress on
+// the origin). ok is false when the origin holds no such batch.
+func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header, bool, error) {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 0
+	req.MinBytes = 0
+	req.MaxBytes = 1
+	req.SessionEpoch = -1
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic = k.topic
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.Partition, p.FetchOffset, p.LogStartOffset, p.PartitionMaxBytes = k.partition, at, -1, 1
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	rctx, cancel := context.WithTimeout(ctx, f.r.opts.FetchTimeout)
+	defer cancel()
+	kresp, err := f.cl.SeedBrokers()[0].Request(rctx, req)
+	if err != nil {
+		return batch.Header{}, false, err
+	}
+	resp := kresp.(*kmsg.FetchResponse)
+	if resp.ErrorCode != 0 {
+		return batch.Header{}, false, kerr.ErrorForCode(resp.ErrorCode)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			switch {
+			case rp.ErrorCode == kOffsetOutOfRange:
+				return batch.Header{}, false, nil
+			case rp.ErrorCode != 0:
+				return batch.Header{}, false, kerr.ErrorForCode(rp.ErrorCode)
+			}
+			for b := rp.RecordBatches; len(b) >= batch.HeaderSize; {
+				h, err := batch.ParseHeader(b)
+				if err != nil || h.Size() < batch.HeaderSize {
+					return batch.Header{}, false, fmt.Errorf("the origin's batch at %d: %v", at, err)
+				}
+				if h.LastOffset() >= at {
+					return h, true, nil
+				}
+				if h.Size() > len(b) {
+					break
+				}
+				b = b[h.Size():]
+			}
+			if at < rp.HighWatermark {
+				// Held back from consumers (an acknowledged end below
+				// the log's): nothing to compare; the epochs decide.
+				return batch.Header{}, false, errNoAnswer
+			}
+			return batch.Header{}, false, nil
+		}
+	}
+	return batch.Header{}, false, fmt.Errorf("the origin's Fetch answer names no %s/%d", k.topic, k.partition)
 }

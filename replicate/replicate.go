@@ -132,6 +132,7 @@ type stats struct {
 	divergences      atomic.Uint64
 	truncations      atomic.Uint64
 	truncatedRecords atomic.Uint64
+	keptRecords      atomic.Uint64
 	restoredRecords  atomic.Uint64
 }
 

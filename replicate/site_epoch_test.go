@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/replicate"
 	"github.com/runnel/runnel/replicate/sitetest"
 )
 
@@ -201,6 +202,34 @@ func TestFsyncNeverLostTailCopyCutBack(t *testing.T) {
 	if got := metric(n2, "runnel_replication_truncations_total "); got != "1" {
 		t.Errorf("runnel_replication_truncations_total %q, want 1", got)
 	}
+	// What the cut took is kept on n2, every acknowledged record of the
+	// lost tail with it.
+	lost := map[[32]byte]bool{}
+	for _, r := range acks.Of(sitetest.Copy{Node: n1, Topic: "t", Partition: 0}) {
+		if r.Offset >= end {
+			lost[r.Value] = true
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatalf("no acknowledged record was in the lost tail [%d,%d)", end, copyEnd)
+	}
+	keptStart, keptEnd := offsets(t, n2, replicate.DivergedPrefix+"n1.t", 0)
+	if keptEnd-keptStart != copyEnd-end {
+		t.Errorf("n2 kept %d records, the cut took %d", keptEnd-keptStart, copyEnd-end)
+	}
+	kept := readValues(t, n2, replicate.DivergedPrefix+"n1.t", 0, keptEnd)
+	missing := 0
+	for v := range lost {
+		if !kept[v] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of the %d acknowledged records the cut took are not kept", missing, len(lost))
+	}
+	if got := metric(n2, "runnel_replication_kept_records_total "); got != fmt.Sprint(copyEnd-end) {
+		t.Errorf("runnel_replication_kept_records_total %q, want %d", got, copyEnd-end)
+	}
 	rep = c.CheckUntil(t, 30*time.Second, sitetest.Check{Acked: after, Mirrors: mirrorOf(c)})
 	if !rep.OK() {
 		t.Fatal(rep)
@@ -208,6 +237,29 @@ func TestFsyncNeverLostTailCopyCutBack(t *testing.T) {
 	if _, e := offsets(t, n2, "n1.t", 0); e != end+int64(written) {
 		t.Fatalf("n2's copy ends at %d, want %d", e, end+int64(written))
 	}
+}
+
+// readValues reads topic/partition of n from its start to end and returns
+// the records' values as sitetest.Acked holds them.
+func readValues(t *testing.T, n *sitetest.Node, topic string, partition int32, end int64) map[[32]byte]bool {
+	t.Helper()
+	cl := n.Client(t, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[[32]byte]bool{}
+	next := int64(-1)
+	for next < end-1 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s/%d on %s: up to %d of %d", topic, partition, n.Name, next, end)
+		}
+		for _, r := range fs.Records() {
+			out[sitetest.AckedValue(r.Offset, r.Value).Value] = true
+			next = r.Offset
+		}
+	}
+	return out
 }
 
 func firstOffset(a *sitetest.Acks) int64 {
@@ -220,6 +272,66 @@ func firstOffset(a *sitetest.Acks) int64 {
 		}
 	}
 	return first
+}
+
+// A box back with an empty data dir and the same node id whose copy
+// holder cannot be reached while it starts (restore-timeout passes) writes
+// its new records from offset 0 again. Back in touch, the copy diverges
+// from its first offset on: before it is made again from the origin,
+// everything it held, every acknowledged record, is kept on its box in
+// the diverged topic.
+func TestWipedRestoreMissedCopyKept(t *testing.T) {
+	t.Parallel()
+	c := startPair(t, "--restore-timeout", "3s")
+	n1, n2 := c.Node(1), c.Node(2)
+	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
+	waitInSync(t, n1, "t", 0, 2)
+	acks := &sitetest.Acks{}
+	for i := range 3 {
+		produceAcked(t, n1, acks, "t", 40, fmt.Sprintf("before%d", i))
+	}
+	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorOf(c)})
+	if !rep.OK() {
+		t.Fatalf("before the wipe: %v", rep)
+	}
+	_, copyEnd := offsets(t, n2, "n1.t", 0)
+
+	c.Cut(t, n1, n2)
+	n1.RestartWiped(t)
+	waitRestored(t, n1)
+	createTopic(t, n1, "t", nil)
+	produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 10, "after") // min.insync.replicas 1 now: n2 is cut off
+	if _, end := offsets(t, n1, "t", 0); end != 10 {
+		t.Fatalf("n1's new t/0 ends at %d, want 10 (written from 0 again)", end)
+	}
+
+	c.Heal(t, n1, n2)
+	name := replicate.DivergedPrefix + "n1.t"
+	waitFor(t, 60*time.Second, func() bool {
+		d, err := peers(n2)
+		return err == nil && d.KeptRecords >= uint64(copyEnd)
+	}, func() string {
+		d, _ := peers(n2)
+		return fmt.Sprintf("n2 kept %d of its copy's %d records", d.KeptRecords, copyEnd)
+	})
+	kept := readValues(t, n2, name, 0, copyEnd)
+	missing := 0
+	for _, r := range acks.Of(sitetest.Copy{Node: n1, Topic: "t", Partition: 0}) {
+		if !kept[r.Value] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d acknowledged records are not kept on n2", missing, acks.Len())
+	}
+	// The copy is made again from the origin's new history.
+	waitFor(t, 30*time.Second, func() bool {
+		s, e := offsets(t, n2, "n1.t", 0)
+		return s == 0 && e == 10
+	}, func() string {
+		s, e := offsets(t, n2, "n1.t", 0)
+		return fmt.Sprintf("n2's n1.t/0 is [%d,%d), want [0,10)", s, e)
+	})
 }
 
 // A box back with an empty data dir and the same node id (a replaced SD
@@ -280,9 +392,13 @@ func TestWipedSameNodeIDRestored(t *testing.T) {
 	if !rep.OK() {
 		t.Fatal(rep)
 	}
-	if d, _ := peers(n2); d.Truncations != 0 || d.Divergences != 0 {
-		t.Fatalf("n2: %d truncations, %d divergences", d.Truncations, d.Divergences)
+	if d, _ := peers(n2); d.Truncations != 0 || d.Divergences != 0 || d.KeptRecords != 0 {
+		t.Fatalf("n2: %d truncations, %d divergences, %d records kept", d.Truncations, d.Divergences, d.KeptRecords)
 	}
+	// The copy, made under the origin's old data dir, was compared by
+	// content with the restored partition and found to agree.
+	waitFor(t, 20*time.Second, func() bool { return logHas(n2, "copy agrees with its origin's new data dir") },
+		func() string { return "n2 did not log that its copy agrees with n1's new data dir" })
 }
 
 // A box with a generated node id (no --node-id) that comes back wiped is

@@ -132,6 +132,7 @@ type peersDoc struct {
 	} `json:"copies"`
 	Divergences     uint64 `json:"divergences"`
 	Truncations     uint64 `json:"truncations"`
+	KeptRecords     uint64 `json:"kept_records"`
 	RestoredRecords uint64 `json:"restored_records"`
 	Restoring       bool   `json:"restoring"`
 }

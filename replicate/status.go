@@ -27,6 +27,9 @@ type Status struct {
 	// records they lost.
 	Truncations      uint64 `json:"truncations"`
 	TruncatedRecords uint64 `json:"truncated_records"`
+	// KeptRecords counts the records cut from copies that were kept
+	// first in a "__runnel_diverged." topic (see DivergedPrefix).
+	KeptRecords uint64 `json:"kept_records"`
 	// RestoredRecords counts records this node took back from copies at
 	// start.
 	RestoredRecords uint64 `json:"restored_records"`
@@ -90,6 +93,7 @@ func (r *Replicator) Status() Status {
 	st := Status{NodeID: r.nodeID, BrokerID: r.brokerID,
 		NotEnoughReplicas: r.stats.notEnough.Load(), MirroredBytes: r.stats.mirroredBytes.Load(), Divergences: r.stats.divergences.Load(),
 		Truncations: r.stats.truncations.Load(), TruncatedRecords: r.stats.truncatedRecords.Load(),
+		KeptRecords:     r.stats.keptRecords.Load(),
 		RestoredRecords: r.stats.restoredRecords.Load(), Restoring: r.restoring.Load()}
 	names := map[int32]string{}
 	for _, m := range r.peers() {

@@ -150,4 +150,5 @@ func replicationMetrics(m *web.Metrics, st replicate.Status) {
 	m.Counter("runnel_replication_truncations_total", "Copies cut back to their origin's epoch history (the origin lost records it had not synced).", float64(st.Truncations), nil)
 	m.Counter("runnel_replication_restored_records_total", "Records this node took back from its copies on the site at start.", float64(st.RestoredRecords), nil)
 	m.Counter("runnel_replication_truncated_records_total", "Records removed from copies cut back to their origin's history.", float64(st.TruncatedRecords), nil)
+	m.Counter("runnel_replication_kept_records_total", "Records cut from copies that were kept first in a __runnel_diverged.<origin>.<topic> topic.", float64(st.KeptRecords), nil)
 }

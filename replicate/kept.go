@@ -1,0 +1,125 @@
+package replicate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/log/batch"
+)
+
+// Records a copy holds that its origin's history does not are kept
+// before the copy is cut back. The origin lost them (a power cut under
+// fsync interval or never, or a wiped data dir) and could not take them
+// back from this copy because this box was unreachable while the origin
+// restarted; some may have been acknowledged (acks=all waited for this
+// copy). They are appended, in order, to this node's topic
+// "__runnel_diverged.<origin>.<topic>", same partition, before the cut:
+// retention forever, never forwarded (an internal topic), replicated to
+// the site like any topic of this node. Offsets are new there; the log
+// line of each keeping names both ranges. Producer ids and transaction
+// marks are cleared (control batches are left out): these are records
+// to read back, not a producer's stream. Where they cannot be kept (a
+// full disk), the copy is not cut: it stops fetching as diverged.
+
+// DivergedPrefix starts the name of the topic that keeps what a copy of
+// origin's topic held beyond the origin's history: DivergedPrefix +
+// "<origin>.<topic>".
+const DivergedPrefix = "__runnel_diverged."
+
+// keepCut appends the batches of the copy of k in [from, to) to its
+// diverged topic and returns the records appended.
+func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, error) {
+	if from >= to {
+		return 0, nil
+	}
+	local := MirrorName(f.peer.NodeID, k.topic)
+	info, err := f.r.inner.Topic(local)
+	if err != nil {
+		return 0, err
+	}
+	name := DivergedPrefix + local
+	n := int32(len(info.Partitions))
+	ti, err := f.r.inner.Topic(name)
+	switch {
+	case errors.Is(err, log.ErrUnknownTopic):
+		cfg := log.TopicConfig{
+			Partitions:        n,
+			RetentionAge:      -1,
+			RetentionBytes:    -1,
+			MaxBatchBytes:     info.Config.MaxBatchBytes,
+			ReplicationFactor: info.Config.ReplicationFactor,
+		}
+		if err := f.r.inner.CreateTopic(name, cfg); err != nil && !errors.Is(err, log.ErrTopicExists) {
+			return 0, fmt.Errorf("create %s: %w", name, err)
+		}
+	case err != nil:
+		return 0, err
+	case int32(len(ti.Partitions)) < n:
+		if err := f.r.inner.AddPartitions(name, n); err != nil {
+			return 0, fmt.Errorf("grow %s: %w", name, err)
+		}
+	}
+	var records int64
+	first, last := int64(-1), int64(-1)
+	for off := from; off < to; {
+		data, err := f.r.inner.Read(local, k.partition, off, 1<<20)
+		if err != nil {
+			return records, fmt.Errorf("read %s/%d at %d: %w", local, k.partition, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		var out []byte
+		for len(data) >= batch.HeaderSize {
+			h, err := batch.ParseHeader(data)
+			if err != nil || h.Size() > len(data) {
+				return records, fmt.Errorf("read %s/%d at %d: %v", local, k.partition, off, err)
+			}
+			b := data[:h.Size()]
+			data = data[h.Size():]
+			if h.BaseOffset >= to {
+				data = nil
+				break
+			}
+			off = h.LastOffset() + 1
+			if h.Control() || h.LastOffset() < from {
+				continue
+			}
+			out = append(out, b...)
+			plain(out[len(out)-len(b):])
+			records += int64(h.LastOffsetDelta) + 1
+		}
+		if len(out) == 0 {
+			continue
+		}
+		base, err := f.r.inner.Append(ctx, name, k.partition, out)
+		if err != nil {
+			return records, fmt.Errorf("append to %s/%d: %w", name, k.partition, err)
+		}
+		if first < 0 {
+			first = base
+		}
+		last = base + recordsIn(out) - 1
+	}
+	if records > 0 {
+		f.r.stats.keptRecords.Add(uint64(records))
+		f.r.logger.Error("mirror: kept what this copy held beyond its origin's history before cutting it; some may have been acknowledged",
+			"peer", f.peer.NodeID, "topic", local, "partition", k.partition, "from", from, "to", to,
+			"kept_in", name, "kept_from", first, "kept_to", last+1, "records", records)
+	}
+	return records, nil
+}
+
+// plain clears the producer id, epoch and sequence and the transactional
+// mark of the batch b (whole), and sets its CRC again.
+func plain(b []byte) {
+	binary.BigEndian.PutUint64(b[batch.OffProducerID:], ^uint64(0))
+	binary.BigEndian.PutUint16(b[batch.OffProducerEpoch:], ^uint16(0))
+	binary.BigEndian.PutUint32(b[batch.OffBaseSequence:], ^uint32(0))
+	a := binary.BigEndian.Uint16(b[batch.OffAttributes:])
+	binary.BigEndian.PutUint16(b[batch.OffAttributes:], a&^uint16(batch.AttrTransactional))
+	binary.BigEndian.PutUint32(b[batch.OffCRC:], batch.Checksum(b))
+}
