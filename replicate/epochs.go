@@ -201,13 +201,24 @@ func (f *fetcher) verify(ctx context.Context) error {
 	return nil
 }
 
-// allVerified reports whether every held partition of the copy of topic
-// is verified and none diverged.
+// allVerified reports whether every partition of the copy of topic that
+// holds records is held, verified and not diverged.
 func (f *fetcher) allVerified(topic string) bool {
+	info, err := f.r.inner.Topic(MirrorName(f.peer.NodeID, topic))
+	if err != nil {
+		return false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for k, p := range f.parts {
-		if k.topic == topic && p.assigned && (!p.verified || p.diverged != "") {
+	for _, pi := range info.Partitions {
+		p := f.parts[tp{topic, pi.Partition}]
+		if p == nil {
+			if pi.HWM > pi.Start {
+				return false
+			}
+			continue
+		}
+		if !p.assigned && pi.HWM > pi.Start || p.assigned && (!p.verified || p.diverged != "") {
 			return false
 		}
 	}
@@ -333,8 +344,8 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 // copy passed, the copy is recorded as made under the origin's current
 // data dir.
 
-// errNoAnswer: the origin holds the batch but did not serve it.
-var errNoAnswer = errors.New("no batch served")
+// errNoAnswer: the origin cannot compare at that offset.
+var errNoAnswer = errors.New("no batch to compare")
 
 // sameHistory compares the copy of q with the origin at the start of each
 // of the copy's epochs. It returns the first offset where they differ, or
@@ -372,12 +383,20 @@ func (f *fetcher) sameHistory(ctx context.Context, le log.LeaderEpochs, q epochQ
 	return q.end, nil
 }
 
+// debugReplicaID is Kafka's debugging consumer id: a Fetch with it reads
+// what a follower reads (past the acknowledged end consumers see) and is
+// no copy's progress (ingest/kafka.DebugReplicaID).
+const debugReplicaID = -2
+
 // originBatch reads the header of the origin's batch holding offset at
-// (a consumer's Fetch: a follower's would move this copy's progress on
-// the origin). ok is false when the origin holds no such batch.
+// (a debugging Fetch: a follower's would move this copy's progress on the
+// origin, a consumer's stops at the acknowledged end). ok is false when
+// the origin holds no such batch; errNoAnswer when it cannot tell (at is
+// below its log start).
 func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header, bool, error) {
 	req := kmsg.NewPtrFetchRequest()
-	req.ReplicaID = -1
+	req.ReplicaID = debugReplicaID
+	req.ReplicaState.ID = debugReplicaID
 	req.MaxWaitMillis = 0
 	req.MinBytes = 0
 	req.MaxBytes = 1
@@ -401,6 +420,8 @@ func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			switch {
+			case rp.ErrorCode == kOffsetOutOfRange && at < rp.LogStartOffset:
+				return batch.Header{}, false, errNoAnswer // retention passed it there
 			case rp.ErrorCode == kOffsetOutOfRange:
 				return batch.Header{}, false, nil
 			case rp.ErrorCode != 0:
@@ -420,9 +441,7 @@ func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header
 				b = b[h.Size():]
 			}
 			if at < rp.HighWatermark {
-				// Held back from consumers (an acknowledged end below
-				// the log's): nothing to compare; the epochs decide.
-				return batch.Header{}, false, errNoAnswer
+				return batch.Header{}, false, fmt.Errorf("the origin served no batch at %d, below its end %d", at, rp.HighWatermark)
 			}
 			return batch.Header{}, false, nil
 		}

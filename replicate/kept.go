@@ -3,11 +3,15 @@ package replicate
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
+	"github.com/runnel/runnel/log/meta"
 )
 
 // Records a copy holds that its origin's history does not are kept
@@ -29,6 +33,17 @@ import (
 // "<origin>.<topic>".
 const DivergedPrefix = "__runnel_diverged."
 
+// keptBucket (meta.db) holds, per copy partition, the last range kept
+// and the CRC of its first batch: a cut that failed after its keeping,
+// tried again, does not keep the same records twice.
+const keptBucket = "replicate-kept"
+
+type keptRange struct {
+	From  int64  `json:"from"`
+	To    int64  `json:"to"`
+	First uint32 `json:"first_crc"`
+}
+
 // keepCut appends the batches of the copy of k in [from, to) to its
 // diverged topic and returns the records appended.
 func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, error) {
@@ -40,7 +55,27 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	name := DivergedPrefix + local
+	data, err := f.r.inner.Read(local, k.partition, from, 1)
+	if err != nil {
+		return 0, err
+	}
+	h, err := batch.ParseHeader(data)
+	if err != nil {
+		return 0, err
+	}
+	this := keptRange{From: from, To: to, First: h.CRC}
+	key := local + "\x00" + strconv.Itoa(int(k.partition))
+	var before keptRange
+	f.r.registry.store.KVForEach(keptBucket, func(k string, v []byte) error {
+		if k == key {
+			json.Unmarshal(v, &before)
+		}
+		return nil
+	})
+	if before == this {
+		return 0, nil // kept before a cut that did not happen
+	}
+	name := divergedName(local)
 	n := int32(len(info.Partitions))
 	ti, err := f.r.inner.Topic(name)
 	switch {
@@ -85,12 +120,12 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 				break
 			}
 			off = h.LastOffset() + 1
-			if h.Control() || h.LastOffset() < from {
-				continue
+			if h.Control() || h.RecordCount == 0 || h.LastOffset() < from {
+				continue // a marker, or what compaction left of removed records
 			}
 			out = append(out, b...)
 			plain(out[len(out)-len(b):])
-			records += int64(h.LastOffsetDelta) + 1
+			records += int64(h.RecordCount)
 		}
 		if len(out) == 0 {
 			continue
@@ -104,6 +139,10 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 		}
 		last = base + recordsIn(out) - 1
 	}
+	v, _ := json.Marshal(this)
+	if err := f.r.registry.store.KVApply(keptBucket, []meta.KVWrite{{Key: key, Value: v}}); err != nil {
+		f.r.logger.Warn("mirror: cannot record a kept range", "topic", local, "partition", k.partition, "err", err)
+	}
 	if records > 0 {
 		f.r.stats.keptRecords.Add(uint64(records))
 		f.r.logger.Error("mirror: kept what this copy held beyond its origin's history before cutting it; some may have been acknowledged",
@@ -111,6 +150,18 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 			"kept_in", name, "kept_from", first, "kept_to", last+1, "records", records)
 	}
 	return records, nil
+}
+
+// divergedName is DivergedPrefix + local, cut to Kafka's 249 characters
+// with a hash of the whole name where longer.
+func divergedName(local string) string {
+	name := DivergedPrefix + local
+	if len(name) <= 249 {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(local))
+	return fmt.Sprintf("%s-%08x", name[:240], h.Sum32())
 }
 
 // plain clears the producer id, epoch and sequence and the transactional

@@ -410,6 +410,13 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 		return
 	}
 	switch {
+	case start == end && end > originHWM && originHWM >= 0:
+		// An empty copy past the origin's end: it was emptied when it
+		// diverged, and the origin's new history ends below its old log
+		// start. A partition starts again only at or past its log start,
+		// so the topic's whole copy is made again, once what its other
+		// partitions hold that is not known to be the origin's is kept.
+		f.remakeCopy(k, fmt.Sprintf("the origin's history ends at %d, below this empty copy's start %d", originHWM, end))
 	case end > originHWM && originHWM >= 0:
 		// The origin lost a tail it had not synced: its epoch history
 		// says how much of the copy to keep. An end past the origin's
@@ -441,24 +448,58 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 	}
 }
 
+// remakeCopy deletes the copy of k's topic to make it again from the
+// origin, after keeping (keepCut) the records of each partition that is
+// not verified against the origin. Where keeping fails, k's partition
+// stops as diverged and nothing is deleted.
+func (f *fetcher) remakeCopy(k tp, why string) {
+	local := MirrorName(f.peer.NodeID, k.topic)
+	info, err := f.r.inner.Topic(local)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, pi := range info.Partitions {
+		if pi.HWM <= pi.Start {
+			continue
+		}
+		pk := tp{k.topic, pi.Partition}
+		f.mu.Lock()
+		p := f.parts[pk]
+		agrees := p != nil && p.assigned && p.verified && p.diverged == ""
+		f.mu.Unlock()
+		if agrees {
+			continue
+		}
+		if _, err := f.keepCut(ctx, pk, pi.Start, pi.HWM); err != nil {
+			f.diverge(k, fmt.Sprintf("%s, and keeping partition %d's records before copying the topic again failed: %v", why, pi.Partition, err))
+			return
+		}
+	}
+	f.r.logger.Warn("mirror: copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "reason", why)
+	f.dropTopic(k.topic, why)
+}
+
 // emptyCopy cuts one partition's copy back to its log start: nothing it
 // holds is the origin's any more, and the next fetch makes it again (an
 // empty copy joins at the origin's log start). Only that partition goes:
 // the topic's other copies may be all the site holds of their records.
-// Where the log cannot cut, the whole copy is deleted and made again.
+// Where the log cannot cut, the topic's whole copy is made again
+// (remakeCopy).
 func (f *fetcher) emptyCopy(k tp, start int64, why string) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	tr, ok := f.r.inner.(log.Truncater)
 	if !ok {
-		f.dropTopic(k.topic, why)
+		f.remakeCopy(k, why)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := tr.Truncate(ctx, local, k.partition, start, nil)
 	cancel()
 	if err != nil {
-		f.r.logger.Warn("mirror: cannot empty a copy; deleting the topic's copy", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "err", err)
-		f.dropTopic(k.topic, why)
+		f.r.logger.Warn("mirror: cannot empty a copy; copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "err", err)
+		f.remakeCopy(k, why)
 		return
 	}
 	f.mu.Lock()

@@ -352,6 +352,14 @@ func (r *Replicator) reconcile() {
 			delete(r.fetchers, id)
 		}
 	}
+	r.mu.Unlock()
+	// A peer's old fetcher ends before its new one starts: two would
+	// check, cut and keep the same copies at once.
+	for _, f := range stop {
+		f.stop()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for id, m := range want {
 		if r.fetchers[id] != nil {
 			continue
@@ -362,10 +370,6 @@ func (r *Replicator) reconcile() {
 			continue
 		}
 		r.fetchers[id] = f
-	}
-	r.mu.Unlock()
-	for _, f := range stop {
-		f.stop()
 	}
 }
 

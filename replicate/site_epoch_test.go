@@ -276,25 +276,33 @@ func firstOffset(a *sitetest.Acks) int64 {
 
 // A box back with an empty data dir and the same node id whose copy
 // holder cannot be reached while it starts (restore-timeout passes) writes
-// its new records from offset 0 again. Back in touch, the copy diverges
-// from its first offset on: before it is made again from the origin,
-// everything it held, every acknowledged record, is kept on its box in
-// the diverged topic.
+// its new records from offset 0 again, below where the copy starts (its
+// retention moved it). Back in touch, the copy differs from its origin
+// from its first offset on: before it is made again from the origin's new
+// history, everything it held, every acknowledged record still there, is
+// kept on its box in the diverged topic.
 func TestWipedRestoreMissedCopyKept(t *testing.T) {
 	t.Parallel()
 	c := startPair(t, "--restore-timeout", "3s")
 	n1, n2 := c.Node(1), c.Node(2)
-	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
+	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2", "segment.bytes": "1024", "retention.bytes": "1024"})
 	waitInSync(t, n1, "t", 0, 2)
 	acks := &sitetest.Acks{}
-	for i := range 3 {
-		produceAcked(t, n1, acks, "t", 40, fmt.Sprintf("before%d", i))
+	for i := range 20 {
+		produceAcked(t, n1, acks, "t", 20, fmt.Sprintf("before%d", i))
 	}
-	rep := c.CheckUntil(t, 20*time.Second, sitetest.Check{Acked: acks, Mirrors: mirrorOf(c)})
-	if !rep.OK() {
-		t.Fatalf("before the wipe: %v", rep)
+	// Retention (checked every 30 s) moves the copy's log start.
+	var copyStart, copyEnd int64
+	waitFor(t, 75*time.Second, func() bool {
+		copyStart, copyEnd = offsets(t, n2, "n1.t", 0)
+		return copyStart > 10
+	}, func() string {
+		return fmt.Sprintf("n2's n1.t/0 is [%d,%d): retention did not move its start", copyStart, copyEnd)
+	})
+	copyStart, copyEnd = offsets(t, n2, "n1.t", 0)
+	if _, end := offsets(t, n1, "t", 0); end != copyEnd {
+		t.Fatalf("n2's copy ends at %d, n1 at %d", copyEnd, end)
 	}
-	_, copyEnd := offsets(t, n2, "n1.t", 0)
 
 	c.Cut(t, n1, n2)
 	n1.RestartWiped(t)
@@ -309,29 +317,36 @@ func TestWipedRestoreMissedCopyKept(t *testing.T) {
 	name := replicate.DivergedPrefix + "n1.t"
 	waitFor(t, 60*time.Second, func() bool {
 		d, err := peers(n2)
-		return err == nil && d.KeptRecords >= uint64(copyEnd)
+		return err == nil && d.KeptRecords >= uint64(copyEnd-copyStart)
 	}, func() string {
 		d, _ := peers(n2)
-		return fmt.Sprintf("n2 kept %d of its copy's %d records", d.KeptRecords, copyEnd)
+		return fmt.Sprintf("n2 kept %d of its copy's %d records", d.KeptRecords, copyEnd-copyStart)
 	})
-	kept := readValues(t, n2, name, 0, copyEnd)
-	missing := 0
+	kept := readValues(t, n2, name, 0, copyEnd-copyStart)
+	missing, held := 0, 0
 	for _, r := range acks.Of(sitetest.Copy{Node: n1, Topic: "t", Partition: 0}) {
+		if r.Offset < copyStart {
+			continue
+		}
+		held++
 		if !kept[r.Value] {
 			missing++
 		}
 	}
 	if missing > 0 {
-		t.Errorf("%d of %d acknowledged records are not kept on n2", missing, acks.Len())
+		t.Errorf("%d of the %d acknowledged records the copy held are not kept on n2", missing, held)
 	}
 	// The copy is made again from the origin's new history.
 	waitFor(t, 30*time.Second, func() bool {
-		s, e := offsets(t, n2, "n1.t", 0)
-		return s == 0 && e == 10
+		s, e, err := offsetsErr(t, n2, "n1.t", 0) // gone while it is made again
+		return err == nil && s == 0 && e == 10
 	}, func() string {
-		s, e := offsets(t, n2, "n1.t", 0)
-		return fmt.Sprintf("n2's n1.t/0 is [%d,%d), want [0,10)", s, e)
+		s, e, err := offsetsErr(t, n2, "n1.t", 0)
+		return fmt.Sprintf("n2's n1.t/0 is [%d,%d) (%v), want [0,10)", s, e, err)
 	})
+	if d, _ := peers(n2); d.Divergences != 0 {
+		t.Errorf("n2: %d divergences", d.Divergences)
+	}
 }
 
 // A box back with an empty data dir and the same node id (a replaced SD

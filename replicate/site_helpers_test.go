@@ -371,9 +371,19 @@ func metadataPartition(t *testing.T, n *sitetest.Node, topic string, partition i
 // (ListOffsets, as a consumer sees them).
 func offsets(t *testing.T, n *sitetest.Node, topic string, partition int32) (start, hwm int64) {
 	t.Helper()
+	start, hwm, err := offsetsErr(t, n, topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start, hwm
+}
+
+// offsetsErr is offsets with the error returned.
+func offsetsErr(t *testing.T, n *sitetest.Node, topic string, partition int32) (start, hwm int64, err error) {
+	t.Helper()
 	cl := n.Client(t)
 	defer cl.Close()
-	get := func(ts int64) int64 {
+	get := func(ts int64) (int64, error) {
 		req := kmsg.NewPtrListOffsetsRequest()
 		req.ReplicaID = -1
 		rt := kmsg.NewListOffsetsRequestTopic()
@@ -386,15 +396,19 @@ func offsets(t *testing.T, n *sitetest.Node, topic string, partition int32) (sta
 		defer cancel()
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
-			t.Fatalf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
+			return 0, fmt.Errorf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
 		}
 		p := resp.Topics[0].Partitions[0]
 		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-			t.Fatalf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
+			return 0, fmt.Errorf("list offsets %s/%d on %s: %v", topic, partition, n.Name, err)
 		}
-		return p.Offset
+		return p.Offset, nil
 	}
-	return get(-2), get(-1)
+	if start, err = get(-2); err != nil {
+		return 0, 0, err
+	}
+	hwm, err = get(-1)
+	return start, hwm, err
 }
 
 // logHas reports whether n's log holds s.

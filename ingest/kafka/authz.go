@@ -366,8 +366,9 @@ func (c *conn) authzProduce(sl *slot, r *kmsg.ProduceRequest) bool {
 }
 
 func (c *conn) authzFetch(sl *slot, r *kmsg.FetchRequest) bool {
-	if r.ReplicaID >= 0 && !c.may(access.Cluster, access.ClusterName, access.ClusterAction) {
-		// A follower fetch reads what consumers may not see yet.
+	if (r.ReplicaID >= 0 || r.ReplicaID == DebugReplicaID) && !c.may(access.Cluster, access.ClusterName, access.ClusterAction) {
+		// A follower's (or debugging) fetch reads what consumers may
+		// not see yet.
 		resp := r.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = codeClusterAuthorizationFailed
 		sl.resp = resp

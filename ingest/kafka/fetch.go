@@ -8,6 +8,13 @@ import (
 	"github.com/runnel/runnel/log"
 )
 
+// DebugReplicaID is Kafka's debugging consumer id (FetchRequest
+// DEBUGGING_REPLICA_ID): a Fetch with it reads up to the durable end, as
+// a follower does, past the acknowledged end consumers see, and is no
+// copy's progress. It needs ClusterAction, as a follower's. A mirror
+// compares its copy with the origin's batches with it.
+const DebugReplicaID = -2
+
 // fetch answers a Fetch: it reads every requested partition and, unless
 // MinBytes are there (or an error, the deadline, or Close), watches each
 // partition past what it saw (log.Watch: an advance of a partition the
@@ -17,7 +24,8 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 	s := c.s
 	defer sl.finish()
 	lg := s.log
-	if req.ReplicaID >= 0 && s.opts.Cluster != nil {
+	switch {
+	case req.ReplicaID >= 0 && s.opts.Cluster != nil:
 		// A follower (a site peer mirroring this node): its fetch
 		// offset tells how far its copy is durable.
 		lg = s.opts.Cluster.FollowerLog()
@@ -26,6 +34,9 @@ func (c *conn) fetch(sl *slot, req *kmsg.FetchRequest) {
 				s.opts.Cluster.FollowerFetched(req.ReplicaID, t.Topic, p.Partition, p.FetchOffset)
 			}
 		}
+	case req.ReplicaID == DebugReplicaID && s.opts.Cluster != nil:
+		// Reads what a follower reads, and moves no copy's progress.
+		lg = s.opts.Cluster.FollowerLog()
 	}
 	// A wait over MaxFetchWait is cut to it: the client gets an empty
 	// answer and fetches again, as after any wait. max_wait_ms 2^31-1

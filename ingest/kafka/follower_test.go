@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/runnel/runnel/log"
 )
 
@@ -57,5 +59,59 @@ func TestFollowerFetchWakesOnTheLogItReads(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the follower's fetch (20 s long poll) still waits %v after an append to the log it reads", time.Since(began))
+	}
+}
+
+// emptyView is a consumer view that shows nothing yet (a topic with
+// min.insync.replicas > 1 no copy acknowledged).
+type emptyView struct{ log.Log }
+
+func (v emptyView) Offsets(topic string, partition int32) (int64, int64, error) {
+	start, _, err := v.Log.Offsets(topic, partition)
+	return start, start, err
+}
+
+func (v emptyView) Read(topic string, partition int32, offset int64, maxBytes int) ([]byte, error) {
+	if offset > 0 {
+		return nil, log.ErrOffsetOutOfRange
+	}
+	return nil, nil
+}
+
+// countingCluster records follower fetches.
+type countingCluster struct {
+	siteCluster
+	fetched *int
+}
+
+func (c countingCluster) FollowerFetched(int32, string, int32, int64) { *c.fetched++ }
+
+// A Fetch with Kafka's debugging replica id (-2) reads what a follower
+// reads, past the end consumers see, and is no follower's progress.
+func TestDebugReplicaFetch(t *testing.T) {
+	real := openLog(t, "")
+	if err := real.CreateTopic("d", log.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := real.Append(context.Background(), "d", 0, (&batchBuilder{}).one("x")); err != nil {
+		t.Fatal(err)
+	}
+	fetched := 0
+	ts := startServer(t, emptyView{real}, func(o *Options) { o.Cluster = countingCluster{siteCluster{real}, &fetched} })
+	r := dialRaw(t, ts.addr)
+	for i, c := range []struct {
+		replica int32
+		records bool
+	}{{-1, false}, {DebugReplicaID, true}} {
+		req := fetchReq("d", []int32{0}, 0, 0, 0, 1<<20, 1<<20)
+		req.ReplicaID = c.replica
+		resp := r.roundTrip(req, int32(i+1)).(*kmsg.FetchResponse)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || (len(p.RecordBatches) > 0) != c.records || c.records && p.HighWatermark != 1 {
+			t.Errorf("replica id %d: error %d, %d bytes, high watermark %d; want records %v", c.replica, p.ErrorCode, len(p.RecordBatches), p.HighWatermark, c.records)
+		}
+	}
+	if fetched != 0 {
+		t.Errorf("%d follower fetches recorded, want 0", fetched)
 	}
 }
