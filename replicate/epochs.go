@@ -342,7 +342,9 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 // copy is cut (what it held from there is kept first, see keepCut); then
 // the epochs are compared as for any copy. Once every partition of the
 // copy passed, the copy is recorded as made under the origin's current
-// data dir.
+// data dir. A compacted topic's batches differ once either side cleaned
+// them: such a copy may be cut and made again although it agreed, which
+// costs a copy and a kept duplicate, never a record.
 
 // errNoAnswer: the origin cannot compare at that offset.
 var errNoAnswer = errors.New("no batch to compare")
