@@ -306,7 +306,7 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 		f.r.stats.truncations.Add(1)
 		f.r.stats.truncatedRecords.Add(uint64(q.end - q.start))
 		f.r.logger.Warn("mirror: copy diverged from its origin from its first offset on; copying it again", "peer", f.peer.NodeID, "topic", local, "partition", q.k.partition, "copy_start", q.start, "copy_end", q.end, "epoch", q.epoch)
-		f.emptyCopy(q.k, q.start, "diverged from the origin's history")
+		f.emptyCopy(ctx, q.k, q.start, "diverged from the origin's history")
 		return
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -318,6 +318,7 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 		}
 		return
 	}
+	f.forgetKept(q.k)
 	f.r.stats.truncations.Add(1)
 	f.r.stats.truncatedRecords.Add(uint64(q.end - cut))
 	f.r.logger.Warn("mirror: copy cut back to its origin's history: the origin lost records it had not synced and did not take them back",
@@ -346,8 +347,10 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 // them: such a copy may be cut and made again although it agreed, which
 // costs a copy and a kept duplicate, never a record.
 
-// errNoAnswer: the origin cannot compare at that offset.
-var errNoAnswer = errors.New("no batch to compare")
+// belowStart: the offset asked is below the origin's log start.
+type belowStart struct{ start int64 }
+
+func (e belowStart) Error() string { return fmt.Sprintf("below the origin's log start %d", e.start) }
 
 // sameHistory compares the copy of q with the origin at the start of each
 // of the copy's epochs. It returns the first offset where they differ, or
@@ -358,28 +361,39 @@ func (f *fetcher) sameHistory(ctx context.Context, le log.LeaderEpochs, q epochQ
 	if err != nil {
 		return 0, err
 	}
+	originStart := int64(-1)
 	for _, h := range hist {
-		at := max(h.StartOffset, q.start)
+		at := max(h.StartOffset, q.start, originStart)
 		if at >= q.end {
 			break
 		}
-		data, err := f.r.inner.Read(local, q.k.partition, at, 1)
-		if err != nil {
-			return 0, err
-		}
-		mine, err := batch.ParseHeader(data)
-		if err != nil {
-			return 0, err
-		}
-		theirs, ok, err := f.originBatch(ctx, q.k, at)
-		if errors.Is(err, errNoAnswer) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if !ok || theirs.BaseOffset != mine.BaseOffset || theirs.BatchLength != mine.BatchLength || theirs.CRC != mine.CRC {
-			return mine.BaseOffset, nil
+		for range 2 {
+			data, err := f.r.inner.Read(local, q.k.partition, at, 1)
+			if err != nil {
+				return 0, err
+			}
+			mine, err := batch.ParseHeader(data)
+			if err != nil {
+				return 0, err
+			}
+			theirs, ok, err := f.originBatch(ctx, q.k, at)
+			var below belowStart
+			if errors.As(err, &below) && below.start > at {
+				// The origin's retention passed it there: compared at the
+				// origin's log start instead.
+				originStart, at = below.start, below.start
+				if at >= q.end {
+					return q.end, nil
+				}
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			if !ok || theirs.BaseOffset != mine.BaseOffset || theirs.BatchLength != mine.BatchLength || theirs.CRC != mine.CRC {
+				return mine.BaseOffset, nil
+			}
+			break
 		}
 	}
 	return q.end, nil
@@ -393,8 +407,8 @@ const debugReplicaID = -2
 // originBatch reads the header of the origin's batch holding offset at
 // (a debugging Fetch: a follower's would move this copy's progress on the
 // origin, a consumer's stops at the acknowledged end). ok is false when
-// the origin holds no such batch; errNoAnswer when it cannot tell (at is
-// below its log start).
+// the origin holds no such batch; belowStart when at is below its log
+// start.
 func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header, bool, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = debugReplicaID
@@ -423,7 +437,7 @@ func (f *fetcher) originBatch(ctx context.Context, k tp, at int64) (batch.Header
 		for _, rp := range rt.Partitions {
 			switch {
 			case rp.ErrorCode == kOffsetOutOfRange && at < rp.LogStartOffset:
-				return batch.Header{}, false, errNoAnswer // retention passed it there
+				return batch.Header{}, false, belowStart{rp.LogStartOffset}
 			case rp.ErrorCode == kOffsetOutOfRange:
 				return batch.Header{}, false, nil
 			case rp.ErrorCode != 0:

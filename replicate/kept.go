@@ -33,15 +33,30 @@ import (
 // "<origin>.<topic>".
 const DivergedPrefix = "__runnel_diverged."
 
-// keptBucket (meta.db) holds, per copy partition, the last range kept
-// and the CRC of its first batch: a cut that failed after its keeping,
-// tried again, does not keep the same records twice.
+// keptBucket (meta.db) holds, per copy partition, the range being kept,
+// the CRC of its first batch and how far it is kept: a keeping cut short
+// (an error, a stop, a crash) or a cut that failed after it goes on from
+// there when tried again, and does not keep the same records twice. The
+// entry goes once the cut is done.
 const keptBucket = "replicate-kept"
 
 type keptRange struct {
 	From  int64  `json:"from"`
 	To    int64  `json:"to"`
 	First uint32 `json:"first_crc"`
+	Upto  int64  `json:"upto"` // kept up to here
+}
+
+func keptKey(local string, partition int32) string {
+	return local + "\x00" + strconv.Itoa(int(partition))
+}
+
+// forgetKept drops k's keeping record (its cut is done).
+func (f *fetcher) forgetKept(k tp) {
+	key := keptKey(MirrorName(f.peer.NodeID, k.topic), k.partition)
+	if err := f.r.registry.store.KVApply(keptBucket, []meta.KVWrite{{Key: key}}); err != nil {
+		f.r.logger.Warn("mirror: cannot drop a kept range's record", "topic", MirrorName(f.peer.NodeID, k.topic), "partition", k.partition, "err", err)
+	}
 }
 
 // keepCut appends the batches of the copy of k in [from, to) to its
@@ -63,8 +78,8 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	this := keptRange{From: from, To: to, First: h.CRC}
-	key := local + "\x00" + strconv.Itoa(int(k.partition))
+	this := keptRange{From: from, To: to, First: h.CRC, Upto: from}
+	key := keptKey(local, k.partition)
 	var before keptRange
 	f.r.registry.store.KVForEach(keptBucket, func(k string, v []byte) error {
 		if k == key {
@@ -72,8 +87,14 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 		}
 		return nil
 	})
-	if before == this {
-		return 0, nil // kept before a cut that did not happen
+	if before.From == this.From && before.To == this.To && before.First == this.First {
+		this.Upto = max(before.Upto, from) // kept that far already
+	}
+	record := func() {
+		v, _ := json.Marshal(this)
+		if err := f.r.registry.store.KVApply(keptBucket, []meta.KVWrite{{Key: key, Value: v}}); err != nil {
+			f.r.logger.Warn("mirror: cannot record a kept range", "topic", local, "partition", k.partition, "err", err)
+		}
 	}
 	name := divergedName(local)
 	n := int32(len(info.Partitions))
@@ -99,7 +120,10 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	}
 	var records int64
 	first, last := int64(-1), int64(-1)
-	for off := from; off < to; {
+	for off := this.Upto; off < to; {
+		if err := ctx.Err(); err != nil {
+			return records, err
+		}
 		data, err := f.r.inner.Read(local, k.partition, off, 1<<20)
 		if err != nil {
 			return records, fmt.Errorf("read %s/%d at %d: %w", local, k.partition, off, err)
@@ -120,7 +144,7 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 				break
 			}
 			off = h.LastOffset() + 1
-			if h.Control() || h.RecordCount == 0 || h.LastOffset() < from {
+			if h.Control() || h.RecordCount == 0 || h.LastOffset() < this.Upto {
 				continue // a marker, or what compaction left of removed records
 			}
 			out = append(out, b...)
@@ -138,11 +162,11 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 			first = base
 		}
 		last = base + recordsIn(out) - 1
+		this.Upto = off
+		record()
 	}
-	v, _ := json.Marshal(this)
-	if err := f.r.registry.store.KVApply(keptBucket, []meta.KVWrite{{Key: key, Value: v}}); err != nil {
-		f.r.logger.Warn("mirror: cannot record a kept range", "topic", local, "partition", k.partition, "err", err)
-	}
+	this.Upto = to
+	record()
 	if records > 0 {
 		f.r.stats.keptRecords.Add(uint64(records))
 		f.r.logger.Error("mirror: kept what this copy held beyond its origin's history before cutting it; some may have been acknowledged",

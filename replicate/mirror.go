@@ -314,7 +314,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 				refresh = true
 				continue
 			case kOffsetOutOfRange:
-				f.outOfRange(k, from, rp.LogStartOffset, rp.HighWatermark)
+				f.outOfRange(ctx, k, from, rp.LogStartOffset, rp.HighWatermark)
 				continue
 			default:
 				f.setErr(fmt.Errorf("fetch %s/%d: error code %d", k.topic, k.partition, rp.ErrorCode))
@@ -403,7 +403,7 @@ func (f *fetcher) stored(ctx context.Context, k tp, from int64, data []byte, ori
 }
 
 // outOfRange handles OFFSET_OUT_OF_RANGE for a fetch from offset from.
-func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
+func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, originHWM int64) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	start, end, err := f.r.inner.Offsets(local, k.partition)
 	if err != nil {
@@ -416,7 +416,7 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 		// start. A partition starts again only at or past its log start,
 		// so the topic's whole copy is made again, once what its other
 		// partitions hold that is not known to be the origin's is kept.
-		f.remakeCopy(k, fmt.Sprintf("the origin's history ends at %d, below this empty copy's start %d", originHWM, end))
+		f.remakeCopy(ctx, k, fmt.Sprintf("the origin's history ends at %d, below this empty copy's start %d", originHWM, end))
 	case end > originHWM && originHWM >= 0:
 		// The origin lost a tail it had not synced: its epoch history
 		// says how much of the copy to keep. An end past the origin's
@@ -444,7 +444,7 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 		// The origin's retention passed this copy's end while it was
 		// away: the copy is emptied and joins again at the log start.
 		f.r.logger.Warn("mirror: the origin's log start passed this copy's end; copying the partition again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "copy_end", end, "origin_start", originStart)
-		f.emptyCopy(k, start, "origin retention passed the copy")
+		f.emptyCopy(ctx, k, start, "origin retention passed the copy")
 	}
 }
 
@@ -452,14 +452,12 @@ func (f *fetcher) outOfRange(k tp, from, originStart, originHWM int64) {
 // origin, after keeping (keepCut) the records of each partition that is
 // not verified against the origin. Where keeping fails, k's partition
 // stops as diverged and nothing is deleted.
-func (f *fetcher) remakeCopy(k tp, why string) {
+func (f *fetcher) remakeCopy(ctx context.Context, k tp, why string) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	info, err := f.r.inner.Topic(local)
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	for _, pi := range info.Partitions {
 		if pi.HWM <= pi.Start {
 			continue
@@ -473,12 +471,18 @@ func (f *fetcher) remakeCopy(k tp, why string) {
 			continue
 		}
 		if _, err := f.keepCut(ctx, pk, pi.Start, pi.HWM); err != nil {
+			if ctx.Err() != nil {
+				return // stopping: the next fetcher goes on from what was kept
+			}
 			f.diverge(k, fmt.Sprintf("%s, and keeping partition %d's records before copying the topic again failed: %v", why, pi.Partition, err))
 			return
 		}
 	}
 	f.r.logger.Warn("mirror: copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "reason", why)
 	f.dropTopic(k.topic, why)
+	for _, pi := range info.Partitions {
+		f.forgetKept(tp{k.topic, pi.Partition})
+	}
 }
 
 // emptyCopy cuts one partition's copy back to its log start: nothing it
@@ -487,21 +491,25 @@ func (f *fetcher) remakeCopy(k tp, why string) {
 // the topic's other copies may be all the site holds of their records.
 // Where the log cannot cut, the topic's whole copy is made again
 // (remakeCopy).
-func (f *fetcher) emptyCopy(k tp, start int64, why string) {
+func (f *fetcher) emptyCopy(ctx context.Context, k tp, start int64, why string) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	tr, ok := f.r.inner.(log.Truncater)
 	if !ok {
-		f.remakeCopy(k, why)
+		f.remakeCopy(ctx, k, why)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err := tr.Truncate(ctx, local, k.partition, start, nil)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := tr.Truncate(tctx, local, k.partition, start, nil)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		f.r.logger.Warn("mirror: cannot empty a copy; copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "err", err)
-		f.remakeCopy(k, why)
+		f.remakeCopy(ctx, k, why)
 		return
 	}
+	f.forgetKept(k)
 	f.mu.Lock()
 	if p := f.parts[k]; p != nil {
 		p.localEnd = start

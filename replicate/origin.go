@@ -173,16 +173,23 @@ func (o *origin) isr(topic string, partition int32, rf int32) (inSync []int32, m
 		return f != nil && !f.caughtUp.IsZero() && now.Sub(f.caughtUp) <= o.r.opts.LagTimeMax
 	}
 	if !all(mirrors, synced) {
+		// At most rf-1 stand-ins, those in sync first: churn while a
+		// placed copy cannot catch up does not pile them up.
 		placed := len(mirrors)
-		for _, id := range p.assigned {
-			if slices.ContainsFunc(mirrors[:placed], func(m member.Member) bool { return m.NodeID == id }) {
-				continue
-			}
-			i := slices.IndexFunc(peers, func(m member.Member) bool {
-				return m.NodeID == id && !m.Self && m.State == member.Alive && m.KafkaAddr != ""
-			})
-			if i >= 0 {
-				mirrors = append(mirrors, peers[i])
+		for _, wantSynced := range []bool{true, false} {
+			for _, id := range p.assigned {
+				if len(mirrors)-placed >= int(rf-1) {
+					break
+				}
+				if slices.ContainsFunc(mirrors, func(m member.Member) bool { return m.NodeID == id }) {
+					continue
+				}
+				i := slices.IndexFunc(peers, func(m member.Member) bool {
+					return m.NodeID == id && !m.Self && m.State == member.Alive && m.KafkaAddr != ""
+				})
+				if i >= 0 && synced(peers[i]) == wantSynced {
+					mirrors = append(mirrors, peers[i])
+				}
 			}
 		}
 	}
