@@ -29,7 +29,14 @@ TAGS ?= nethttpomithttp2 kgoomitkip848
 # log and metrics text, segment names; nothing per message) and log/slog
 # (a line per event, not per message). A package built with -l has none
 # of its functions inlined into other packages either, so only packages
-# whose callers are cold too belong here.
+# whose callers are cold too belong here. Also cold: forwarding failover's
+# duty decisions (a plan per membership change or tick), memberlist's
+# B-tree and seeding, mochi's connection ids, and replicate (about 33 KB):
+# ingest and forwarding reach it only through interfaces (kafka.Cluster,
+# log.AllAppender, the log.Log view), so nothing of it was inlined into
+# them, and inside it an acks=all produce that waits for a peer's fetch
+# round trip (hundreds of microseconds on a LAN) makes a few more calls
+# (nanoseconds each).
 COLD_PKGS := github.com/hashicorp/... go.yaml.in/yaml/v3 \
 	github.com/runnel/runnel/ingest/kafka/group github.com/runnel/runnel/ingest/users \
 	github.com/runnel/runnel/ingest/certs github.com/runnel/runnel/replicate/member \
@@ -39,7 +46,8 @@ COLD_PKGS := github.com/hashicorp/... go.yaml.in/yaml/v3 \
 	vendor/golang.org/x/net/idna golang.org/x/crypto/bcrypt \
 	github.com/twmb/franz-go/pkg/kgo/internal/sticky github.com/twmb/franz-go/pkg/kversion \
 	github.com/twmb/franz-go/pkg/sasl/... \
-	github.com/runnel/runnel/cmd/runnel fmt log/slog
+	github.com/runnel/runnel/cmd/runnel fmt log/slog \
+	github.com/runnel/runnel/replicate/duty github.com/google/btree github.com/rs/xid github.com/sean-/seed github.com/runnel/runnel/replicate
 COLD_GCFLAGS := $(foreach p,$(COLD_PKGS),-gcflags='$(p)=-l')
 GOBUILD = CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -trimpath $(COLD_GCFLAGS) -ldflags '$(LDFLAGS)'
 # 32-bit ARM Linux has 4 KiB pages only, so the armv7 binary's segments are
