@@ -275,6 +275,16 @@ func produceRaw(t *testing.T, n *sitetest.Node, topic string, acks int16, value 
 	// franz-go sends raw produce requests with the client's acks.
 	cl := n.Client(t, kgo.RequiredAcks(ack), kgo.DisableIdempotentWrite())
 	defer cl.Close()
+	code, base, err := produceOne(cl, topic, acks, value)
+	if err != nil {
+		t.Fatalf("produce %s acks=%d: %v", topic, acks, err)
+	}
+	return code, base
+}
+
+// produceOne sends one record with acks to topic/0 on cl's seed broker
+// and returns the partition's error code and base offset.
+func produceOne(cl *kgo.Client, topic string, acks int16, value string) (int16, int64, error) {
 	var b batch.Builder
 	b.Add(time.Now().UnixMilli(), nil, []byte(value), nil)
 	req := kmsg.NewPtrProduceRequest()
@@ -289,10 +299,10 @@ func produceRaw(t *testing.T, n *sitetest.Node, topic string, acks int16, value 
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		t.Fatalf("produce %s acks=%d: %v", topic, acks, err)
+		return 0, -1, err
 	}
 	p := resp.Topics[0].Partitions[0]
-	return p.ErrorCode, p.BaseOffset
+	return p.ErrorCode, p.BaseOffset, nil
 }
 
 // produceAcked produces n records with acks=all to partition 0 of topic on

@@ -22,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel/runnel/log/batch"
 	"github.com/runnel/runnel/replicate/member"
 	"github.com/runnel/runnel/replicate/sitetest"
 )
@@ -362,23 +361,11 @@ func TestReturningMirrorTakesOverOnceInSync(t *testing.T) {
 	cl := n1.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
 	defer cl.Close()
 	produce := func() int16 {
-		var b batch.Builder
-		b.Add(time.Now().UnixMilli(), nil, []byte("returning"), nil)
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 10000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "t"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = b.Bytes()
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		resp, err := req.RequestWith(ctx, cl)
+		code, _, err := produceOne(cl, "t", -1, "returning")
 		if err != nil {
 			return -1
 		}
-		return resp.Topics[0].Partitions[0].ErrorCode
+		return code
 	}
 	var smallest, last []string
 	var lastMirrors []string
