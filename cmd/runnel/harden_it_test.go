@@ -636,7 +636,26 @@ func TestIntegrationDropOldestSmallDisk(t *testing.T) {
 	if out, err := exec.Command("df", "-k", mnt).CombinedOutput(); err == nil {
 		t.Logf("df:\n%s", out)
 	}
-	m := scrapeMetrics(t, s.HTTPAddr())
+	// The disk guard may still be dropping (a drop moves the log start,
+	// then adds to the counter): the counter and the log start are read
+	// until the start is the same before and after the counter.
+	var m map[string]float64
+	for range 50 {
+		before, err := listOffsets(ctx, cl, []topicMeta{{name: "fill", partitions: []int32{0}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = scrapeMetrics(t, s.HTTPAddr())
+		after, err := listOffsets(ctx, cl, []topicMeta{{name: "fill", partitions: []int32{0}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = after["fill"][0].start
+		if before["fill"][0].start == start && m["runnel_log_dropped_records_total"] == float64(start) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	logb, _ := os.ReadFile(s.logPath)
 	for _, l := range strings.Split(string(logb), "\n") {
 		if strings.Contains(l, "does not fit") {
