@@ -44,7 +44,7 @@ type keptRange struct {
 	From  int64  `json:"from"`
 	To    int64  `json:"to"`
 	First uint32 `json:"first_crc"`
-	Upto  int64  `json:"upto"` // kept up to here
+	Done  int64  `json:"done"` // kept before this offset
 }
 
 func keptKey(local string, partition int32) string {
@@ -78,7 +78,7 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	this := keptRange{From: from, To: to, First: h.CRC, Upto: from}
+	this := keptRange{From: from, To: to, First: h.CRC, Done: from}
 	key := keptKey(local, k.partition)
 	var before keptRange
 	f.r.registry.store.KVForEach(keptBucket, func(k string, v []byte) error {
@@ -88,7 +88,7 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 		return nil
 	})
 	if before.From == this.From && before.To == this.To && before.First == this.First {
-		this.Upto = max(before.Upto, from) // kept that far already
+		this.Done = max(before.Done, from) // kept that far already
 	}
 	record := func() {
 		v, _ := json.Marshal(this)
@@ -120,7 +120,7 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	}
 	var records int64
 	first, last := int64(-1), int64(-1)
-	for off := this.Upto; off < to; {
+	for off := this.Done; off < to; {
 		if err := ctx.Err(); err != nil {
 			return records, err
 		}
@@ -144,7 +144,7 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 				break
 			}
 			off = h.LastOffset() + 1
-			if h.Control() || h.RecordCount == 0 || h.LastOffset() < this.Upto {
+			if h.Control() || h.RecordCount == 0 || h.LastOffset() < this.Done {
 				continue // a marker, or what compaction left of removed records
 			}
 			out = append(out, b...)
@@ -162,10 +162,10 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 			first = base
 		}
 		last = base + recordsIn(out) - 1
-		this.Upto = off
+		this.Done = off
 		record()
 	}
-	this.Upto = to
+	this.Done = to
 	record()
 	if records > 0 {
 		f.r.stats.keptRecords.Add(uint64(records))

@@ -80,7 +80,7 @@ func TestKeepCutOnce(t *testing.T) {
 	f.forgetKept(tp{"t", 0})
 	data, _ = l.Read("o.t", 0, 0, 1)
 	h, _ := batch.ParseHeader(data)
-	v, _ := json.Marshal(keptRange{From: 0, To: 6, First: h.CRC, Upto: 2})
+	v, _ := json.Marshal(keptRange{From: 0, To: 6, First: h.CRC, Done: 2})
 	if err := l.Meta().KVApply(keptBucket, []meta.KVWrite{{Key: keptKey("o.t", 0), Value: v}}); err != nil {
 		t.Fatal(err)
 	}
