@@ -482,8 +482,26 @@ func (b *Broker) format() error {
 	return nil
 }
 
-// start launches the JVM and waits until the broker is ready.
+// errExited: the JVM ended before the broker was ready.
+var errExited = errors.New("kafkatest: broker exited during startup")
+
+// start launches the JVM and waits until the broker is ready. A JVM that
+// ends before that is started once more: on a loaded box running tests
+// side by side a start can fail on what another test holds for a moment
+// (a port picked as free).
 func (b *Broker) start() error {
+	err := b.startOnce()
+	if !errors.Is(err, errExited) {
+		return err
+	}
+	time.Sleep(time.Second)
+	if err2 := b.startOnce(); err2 != nil {
+		return fmt.Errorf("%w\n--- the first start ---\n%v", err2, err)
+	}
+	return nil
+}
+
+func (b *Broker) startOnce() error {
 	b.mu.Lock()
 	if b.cmd != nil {
 		b.mu.Unlock()
@@ -525,7 +543,7 @@ func (b *Broker) waitReady(done <-chan struct{}) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return errors.New("kafkatest: broker exited during startup")
+			return errExited
 		default:
 		}
 		if b.ready() {
