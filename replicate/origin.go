@@ -152,12 +152,13 @@ func (o *origin) fetched(replica int32, topic string, partition int32, offset in
 // assigned ones, given the topic's replication factor.
 //
 // The assigned mirrors are the placement's, and while one of those is not
-// in sync, also each mirror of the last answer that is still alive: a
-// peer that returns with a higher score takes its copy back only once it
-// has caught up (Kafka's reassignment adds a replica before it removes
-// one, and keeps the old one assigned while it lags). Dropping the copy that stood in for it at once would leave fewer
-// in-sync copies than min.insync.replicas while the returning one catches
-// up, or acknowledge acks=all writes that only this node holds.
+// in sync, also up to rf-1 mirrors of the last answer that are still
+// alive: a peer that returns with a higher score takes its copy back only
+// once it has caught up (Kafka's reassignment adds a replica before it
+// removes one, and keeps the old one assigned while it lags). Dropping
+// the copy that stood in for it at once would leave fewer in-sync copies
+// than min.insync.replicas while the returning one catches up, or
+// acknowledge acks=all writes that only this node holds.
 func (o *origin) isr(topic string, partition int32, rf int32) (inSync []int32, mirrors []member.Member) {
 	peers := o.r.peers()
 	mirrors = placement(o.r.nodeID, peers, topic, partition, rf)
