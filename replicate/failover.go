@@ -654,8 +654,11 @@ func dutyLess(a, b DutyStatus) bool {
 // for one that had not.
 type copyBook struct {
 	store *meta.Store // nil: memory only
-	mu    sync.Mutex  // guards m and the store's bucket
-	m     map[forward.DutyKey][]string
+	// wmu orders the writes to the store's bucket (taken before mu), so
+	// get never waits behind a write to meta.db.
+	wmu sync.Mutex
+	mu  sync.Mutex // guards m
+	m   map[forward.DutyKey][]string
 }
 
 const copyBookBucket = "replicate-copies"
@@ -692,8 +695,9 @@ func (b *copyBook) load() error {
 // note records the in-sync sets and replica lists of origin's topic
 // (broker ids, by partition).
 func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map[int32]string) error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.m == nil {
 		b.m = map[forward.DutyKey][]string{}
 	}
@@ -723,6 +727,7 @@ func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map
 			writes = append(writes, meta.KVWrite{Key: copyBookKey(k), Value: v})
 		}
 	}
+	b.mu.Unlock()
 	if len(writes) == 0 {
 		return nil
 	}
@@ -731,8 +736,9 @@ func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map
 
 // prune drops origin's topics that keep refuses from the book.
 func (b *copyBook) prune(origin string, keep func(topic string) bool) error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var writes []meta.KVWrite
 	for k := range b.m {
 		if k.Origin == origin && !keep(k.Topic) {
@@ -740,6 +746,7 @@ func (b *copyBook) prune(origin string, keep func(topic string) bool) error {
 			writes = append(writes, meta.KVWrite{Key: copyBookKey(k)})
 		}
 	}
+	b.mu.Unlock()
 	if b.store == nil || len(writes) == 0 {
 		return nil
 	}

@@ -81,12 +81,9 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	this := keptRange{From: from, To: to, First: h.CRC, Done: from}
 	key := keptKey(local, k.partition)
 	var before keptRange
-	f.r.registry.store.KVForEach(keptBucket, func(k string, v []byte) error {
-		if k == key {
-			json.Unmarshal(v, &before)
-		}
-		return nil
-	})
+	if v, err := f.r.registry.store.KVGet(keptBucket, key); err == nil && v != nil {
+		json.Unmarshal(v, &before)
+	}
 	if before.From == this.From && before.To == this.To && before.First == this.First {
 		this.Done = max(before.Done, from) // kept that far already
 	}

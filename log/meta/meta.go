@@ -412,6 +412,21 @@ func (s *Store) KVApply(bucket string, writes []KVWrite) error {
 	})
 }
 
+// KVGet returns a copy of key's value in a caller-defined bucket (nil:
+// no such key).
+func (s *Store) KVGet(bucket, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(kvPrefix + bucket)); b != nil {
+			if v := b.Get([]byte(key)); v != nil {
+				out = append([]byte{}, v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // KVForEach calls fn for every key of a caller-defined bucket. The value
 // slice is only valid during the call.
 func (s *Store) KVForEach(bucket string, fn func(key string, value []byte) error) error {

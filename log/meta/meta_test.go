@@ -182,6 +182,15 @@ func TestKV(t *testing.T) {
 	if !reflect.DeepEqual(got, map[string]string{"a/b": "3", "z": ""}) {
 		t.Fatalf("retained = %q", got)
 	}
+	for _, c := range []struct {
+		bucket, key string
+		want        []byte
+	}{{"retained", "a/b", []byte("3")}, {"retained", "z", []byte{}}, {"retained", "a/c", nil}, {"none", "a/b", nil}} {
+		v, err := s.KVGet(c.bucket, c.key)
+		if err != nil || (v == nil) != (c.want == nil) || string(v) != string(c.want) {
+			t.Errorf("KVGet(%s, %s) = %q, %v; want %q", c.bucket, c.key, v, err, c.want)
+		}
+	}
 	stop := fmt.Errorf("stop")
 	n := 0
 	if err := s.KVForEach("retained", func(string, []byte) error { n++; return stop }); err != stop || n != 1 {
