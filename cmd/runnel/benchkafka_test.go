@@ -41,6 +41,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,11 @@ type perfResult struct {
 	recPerSec float64
 	mbPerSec  float64
 	line      string
+	// CPU seconds of the server (utime+stime over the run; 0: unknown)
+	// and of the tool's JVM, and the run's wall time: on a small box
+	// the client and the server share the cores, so the server's CPU
+	// per record bounds what the client gets.
+	serverCPU, clientCPU, wall float64
 }
 
 // benchKnobs are the sizes of one run of the suite.
@@ -213,7 +219,7 @@ func runBenchSuite(t *testing.T, bin, name, addr string, pid func() int, k bench
 	run.produceRuns = len(produces)
 	var perfs []perfResult
 	for i := range max(k.runs, 1) {
-		perfs = append(perfs, producerPerf(t, name, addr, fmt.Sprintf("bench-perf-%d", i), k.perfRecords))
+		perfs = append(perfs, producerPerf(t, name, addr, fmt.Sprintf("bench-perf-%d", i), k.perfRecords, pid()))
 	}
 	slices.SortFunc(perfs, func(a, b perfResult) int { return cmp.Compare(a.recPerSec, b.recPerSec) })
 	run.perf = perfs[len(perfs)/2]
@@ -238,7 +244,7 @@ var perfLine = regexp.MustCompile(`^(\d+) records sent, ([\d.]+) records/sec \((
 
 // producerPerf runs Kafka's Java producer perf tool as
 // kafka-producer-perf-test.sh does, on a new 4-partition topic.
-func producerPerf(t *testing.T, name, addr, topic string, records int64) perfResult {
+func producerPerf(t *testing.T, name, addr, topic string, records int64, pid int) perfResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -252,12 +258,19 @@ func producerPerf(t *testing.T, name, addr, topic string, records int64) perfRes
 	if err != nil {
 		t.Fatal(err)
 	}
+	ticks0, terr := procCPUTicks(pid)
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: ProducerPerformance: %v\n%s", name, err, tail(string(out), 3000))
 	}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	var r perfResult
+	r.wall = time.Since(start).Seconds()
+	r.clientCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	if ticks1, err := procCPUTicks(pid); err == nil && terr == nil {
+		r.serverCPU = float64(ticks1-ticks0) / clockTicks
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
 		// The summary is the last line that matches (progress lines
 		// every 5 s have the same start).
@@ -271,7 +284,7 @@ func producerPerf(t *testing.T, name, addr, topic string, records int64) perfRes
 	if r.records != records {
 		t.Fatalf("%s: ProducerPerformance sent %d of %d records:\n%s", name, r.records, records, tail(string(out), 3000))
 	}
-	t.Logf("%s: ProducerPerformance: %s", name, r.line)
+	t.Logf("%s: ProducerPerformance: %s (server CPU %.2f s, tool's JVM CPU %.2f s, wall %.2f s)", name, r.line, r.serverCPU, r.clientCPU, r.wall)
 	return r
 }
 
@@ -410,6 +423,12 @@ func benchTable(env benchEnv, r, k benchRun) string {
 		kn.perfRecords, perfProps, kafkaVersion(), perfHeap, len(r.perfRuns), runs(r.perfRuns), runs(k.perfRuns))
 	row("Java ProducerPerformance, rec/s", rate(r.perf.recPerSec), rate(k.perf.recPerSec), ratio(r.perf.recPerSec, k.perf.recPerSec), perf)
 	row("Java ProducerPerformance, MB/s", fmt.Sprintf("%.1f", r.perf.mbPerSec), fmt.Sprintf("%.1f", k.perf.mbPerSec), ratio(r.perf.mbPerSec, k.perf.mbPerSec), "same runs")
+	perRec := func(p perfResult) float64 { return p.serverCPU * 1e6 / float64(max(p.records, 1)) }
+	row("Java ProducerPerformance: server CPU per record, µs", fmt.Sprintf("%.2f", perRec(r.perf)), fmt.Sprintf("%.2f", perRec(k.perf)), ratio(perRec(r.perf), perRec(k.perf)),
+		"same median run: the server's utime+stime over the tool's run")
+	cores := func(p perfResult) float64 { return p.clientCPU / max(p.wall, 1e-9) }
+	row("Java ProducerPerformance: the tool's JVM, cores busy", fmt.Sprintf("%.2f", cores(r.perf)), fmt.Sprintf("%.2f", cores(k.perf)), "",
+		fmt.Sprintf("same median run: the JVM's CPU time / wall time (JVM start included), of %d cores the server shares", runtime.NumCPU()))
 	row("bench consume, rec/s", rate(r.consume.RecPerSec), rate(k.consume.RecPerSec), ratio(r.consume.RecPerSec, k.consume.RecPerSec),
 		fmt.Sprintf("`runnel bench consume -n %d` of the first produce run's topic", kn.records))
 	e2e := func(res benchResult) string { return fmt.Sprintf("%.0f", res.RecPerSec) }
