@@ -1,6 +1,8 @@
 package replicate
 
 import (
+	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +19,14 @@ import (
 // that much counts as acknowledged for min.insync.replicas <= 2.
 
 const ackedBucket = "replicate-acked"
+
+// The mirrors each partition was last assigned (originPart.assigned)
+// survive a restart too, saved with the acknowledged ends: while a placed
+// mirror catches up, the ones that stood in for it stay assigned after
+// the origin restarts (origin.isr), instead of placement alone deciding
+// again and leaving the partition without an in-sync copy until the
+// placed one has caught up.
+const assignedBucket = "replicate-assigned"
 
 func ackedKey(k tp) string { return k.topic + "\x00" + strconv.Itoa(int(k.partition)) }
 
@@ -43,20 +53,53 @@ func (o *origin) loadAcked() {
 	})
 }
 
-// saveAcked writes the acknowledged ends that moved since the last save.
+// loadAssigned reads the stored assigned mirrors of this node's own
+// partitions.
+func (o *origin) loadAssigned() {
+	o.r.inner.Meta().KVForEach(assignedBucket, func(key string, v []byte) error {
+		topic, ps, ok := strings.Cut(key, "\x00")
+		p, err := strconv.ParseInt(ps, 10, 32)
+		var ids []string
+		if !ok || err != nil || json.Unmarshal(v, &ids) != nil {
+			return nil
+		}
+		if info, err := o.r.inner.Topic(topic); err != nil || info.Config.Origin != "" {
+			return nil
+		}
+		o.mu.Lock()
+		part := o.partLocked(tp{topic, int32(p)})
+		part.assigned = ids
+		part.savedAssigned = ids
+		o.mu.Unlock()
+		return nil
+	})
+}
+
+// saveAcked writes the acknowledged ends that moved since the last save,
+// and the assigned mirrors that changed.
 func (o *origin) saveAcked() {
-	var ws []meta.KVWrite
+	var ws, as []meta.KVWrite
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if p.acked >= 0 && p.acked != p.saved {
 			ws = append(ws, meta.KVWrite{Key: ackedKey(k), Value: []byte(strconv.FormatInt(p.acked, 10))})
 			p.saved = p.acked
 		}
+		if !slices.Equal(p.assigned, p.savedAssigned) {
+			v, _ := json.Marshal(p.assigned)
+			as = append(as, meta.KVWrite{Key: ackedKey(k), Value: v})
+			p.savedAssigned = slices.Clone(p.assigned)
+		}
 	}
 	o.mu.Unlock()
 	if len(ws) > 0 {
 		if err := o.r.inner.Meta().KVApply(ackedBucket, ws); err != nil {
 			o.r.logger.Warn("replicate: cannot store acknowledged ends", "err", err)
+		}
+	}
+	if len(as) > 0 {
+		if err := o.r.inner.Meta().KVApply(assignedBucket, as); err != nil {
+			o.r.logger.Warn("replicate: cannot store assigned mirrors", "err", err)
 		}
 	}
 }
@@ -69,6 +112,7 @@ func (o *origin) forgetAcked(partitions []tp) {
 	}
 	if len(ws) > 0 {
 		o.r.inner.Meta().KVApply(ackedBucket, ws)
+		o.r.inner.Meta().KVApply(assignedBucket, ws)
 	}
 }
 

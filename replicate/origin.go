@@ -52,9 +52,10 @@ type originPart struct {
 	waiters   []waiter
 	acked     int64 // acknowledged end (durable on min.insync copies)
 	// assigned: the node ids of the mirrors isr last returned.
-	assigned []string
-	saved    int64         // acked as last stored (acked.go)
-	watch    log.WatchList // view.Watch waiters; values are acked
+	assigned      []string
+	savedAssigned []string      // assigned as last stored (acked.go)
+	saved         int64         // acked as last stored (acked.go)
+	watch         log.WatchList // view.Watch waiters; values are acked
 }
 
 // origin tracks this node's partitions' copies.

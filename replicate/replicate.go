@@ -206,6 +206,7 @@ func Start(ctx context.Context, opts Options) (*Replicator, error) {
 	r.origin = newOrigin(r)
 	r.view = newView(r)
 	r.origin.loadAcked()
+	r.origin.loadAssigned()
 	r.restoring.Store(true)
 	empty := []member.Member{}
 	r.members.Store(&empty)

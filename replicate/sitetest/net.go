@@ -308,6 +308,19 @@ func (w *netw) setLink(i int, up bool) error {
 	return err
 }
 
+// setRate limits what reaches node i to rate (tc's syntax, e.g.
+// "4mbit"; empty removes the limit): a token bucket on the bridge's end of
+// its veth, whose egress is the node's ingress.
+func (w *netw) setRate(i int, rate string) error {
+	dev := "n" + strconv.Itoa(i)
+	if rate == "" {
+		_, err := run("", "ip", "netns", "exec", w.hubNS(), "tc", "qdisc", "del", "dev", dev, "root")
+		return err
+	}
+	_, err := run("", "ip", "netns", "exec", w.hubNS(), "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "400ms")
+	return err
+}
+
 // setBlocked replaces node i's drop rules: every packet to or from the
 // given addresses is dropped silently in its namespace, and so is TCP to
 // and from the given services (nftables, applied atomically). Empty lists

@@ -366,6 +366,15 @@ func (n *Node) HealLink(t testing.TB) {
 	}
 }
 
+// LimitRate limits what reaches the node to rate (tc's syntax, e.g.
+// "4mbit"), from its peers and the test process alike; "" lifts it.
+func (n *Node) LimitRate(t testing.TB, rate string) {
+	t.Helper()
+	if err := n.c.w.setRate(n.Index, rate); err != nil {
+		t.Fatalf("sitetest: %v", err)
+	}
+}
+
 // CutService drops TCP between the node and addr (host:port, e.g. the
 // upstream Kafka on Cluster.HostIP) at the node's end, silently: the
 // node's uplink fails while its peers and the test process still reach
