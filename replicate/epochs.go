@@ -80,6 +80,7 @@ func (f *fetcher) unverifyAll() {
 func (f *fetcher) verify(ctx context.Context) error {
 	le, ok := f.r.inner.(log.LeaderEpochs)
 	var qs []epochQuery
+	emptied := map[string]bool{} // topics with a partition found empty (so verified) here
 	f.mu.Lock()
 	for k, p := range f.parts {
 		if p.verified || !p.assigned || p.diverged != "" || f.topics[k.topic] == nil || f.topics[k.topic].conflict {
@@ -100,12 +101,16 @@ func (f *fetcher) verify(ctx context.Context) error {
 		}
 		if end == start || len(hist) == 0 {
 			p.verified = true // nothing held to disagree
+			emptied[k.topic] = true
 			continue
 		}
 		qs = append(qs, epochQuery{k: k, epoch: hist[len(hist)-1].Epoch, start: start, end: end})
 	}
 	f.mu.Unlock()
 	if len(qs) == 0 {
+		// A partition emptied by the last round may have been the only
+		// one left to agree.
+		f.adoptDataDir(emptied)
 		return nil
 	}
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
@@ -191,14 +196,32 @@ func (f *fetcher) verify(ctx context.Context) error {
 		}
 		f.settle(ctx, le, q, a.LeaderEpoch, a.EndOffset)
 	}
-	for topic, ok := range checked {
-		if ok && f.allVerified(topic) {
-			local := MirrorName(f.peer.NodeID, topic)
-			f.r.registry.put(local, registryEntry{Origin: f.peer.NodeID, Topic: topic, DataDir: f.peer.DataDir})
-			f.r.logger.Info("mirror: copy agrees with its origin's new data dir", "peer", f.peer.NodeID, "topic", local)
+	for topic := range emptied {
+		if _, ok := checked[topic]; !ok {
+			checked[topic] = true
 		}
 	}
+	f.adoptDataDir(checked)
 	return nil
+}
+
+// adoptDataDir records the copy of each topic marked true, made under
+// another of its origin's data dirs, as made under the current one once
+// every partition of it agrees with the origin (allVerified).
+func (f *fetcher) adoptDataDir(topics map[string]bool) {
+	if len(topics) == 0 {
+		return
+	}
+	reg := f.r.registry.all()
+	for topic, ok := range topics {
+		local := MirrorName(f.peer.NodeID, topic)
+		e, found := reg[local]
+		if !ok || !found || e.DataDir == "" || f.peer.DataDir == "" || e.DataDir == f.peer.DataDir || !f.allVerified(topic) {
+			continue
+		}
+		f.r.registry.put(local, registryEntry{Origin: f.peer.NodeID, Topic: topic, DataDir: f.peer.DataDir})
+		f.r.logger.Info("mirror: copy agrees with its origin's new data dir", "peer", f.peer.NodeID, "topic", local)
+	}
 }
 
 // allVerified reports whether every partition of the copy of topic that
@@ -340,7 +363,10 @@ func (f *fetcher) truncate(ctx context.Context, q epochQuery, cut int64, originE
 // first compared by content: the batch at each start of an epoch of the
 // copy must be the origin's, byte for byte (CRC, offsets, length). The
 // first one that is not, or that the origin does not hold, is where the
-// copy is cut (what it held from there is kept first, see keepCut); then
+// copy is cut, or at the start of the origin's batch holding it where
+// that begins lower (what the copy held from there is kept first, see
+// keepCut; a copy so emptied whose start lies inside the origin's batch
+// is made again from 0, see remakeCopy); then
 // the epochs are compared as for any copy. Once every partition of the
 // copy passed, the copy is recorded as made under the origin's current
 // data dir. A compacted topic's batches differ once either side cleaned
@@ -391,6 +417,13 @@ func (f *fetcher) sameHistory(ctx context.Context, le log.LeaderEpochs, q epochQ
 				return 0, err
 			}
 			if !ok || theirs.BaseOffset != mine.BaseOffset || theirs.BatchLength != mine.BatchLength || theirs.CRC != mine.CRC {
+				if ok && theirs.BaseOffset < mine.BaseOffset {
+					// The origin's batch holding at begins below the
+					// copy's: what the copy holds from there is not the
+					// origin's either (a cut at at would leave the copy
+					// ending inside the origin's batch).
+					return theirs.BaseOffset, nil
+				}
 				return mine.BaseOffset, nil
 			}
 			break

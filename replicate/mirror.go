@@ -322,6 +322,15 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 			}
 			data, err := wholeBatchesFrom(rp.RecordBatches, from)
 			if err != nil {
+				if f.emptyAt(k, from) {
+					// An emptied copy whose start lies inside one of the
+					// origin's batches (its new history's batches do not
+					// line up with the old ones): a partition starts
+					// again only at or past its log start, so the topic's
+					// copy is made again.
+					f.remakeCopy(ctx, k, err.Error())
+					continue
+				}
 				f.diverge(k, err.Error())
 				continue
 			}
@@ -448,6 +457,12 @@ func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, origi
 	}
 }
 
+// emptyAt reports whether k's copy holds nothing and starts at offset.
+func (f *fetcher) emptyAt(k tp, offset int64) bool {
+	start, end, err := f.r.inner.Offsets(MirrorName(f.peer.NodeID, k.topic), k.partition)
+	return err == nil && start == end && end == offset
+}
+
 // remakeCopy deletes the copy of k's topic to make it again from the
 // origin, after keeping (keepCut) the records of each partition that is
 // not verified against the origin. Where keeping fails, k's partition
@@ -479,7 +494,9 @@ func (f *fetcher) remakeCopy(ctx context.Context, k tp, why string) {
 		}
 	}
 	f.r.logger.Warn("mirror: copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "reason", why)
-	f.dropTopic(k.topic, why)
+	if !f.dropTopic(k.topic, why) {
+		return // the copy is still there: its kept ranges' records say how far they are kept
+	}
 	for _, pi := range info.Partitions {
 		f.forgetKept(tp{k.topic, pi.Partition})
 	}
@@ -535,12 +552,13 @@ func (f *fetcher) diverge(k tp, why string) {
 	}
 }
 
-// dropTopic deletes the local copy of an origin topic.
-func (f *fetcher) dropTopic(topic, why string) {
+// dropTopic deletes the local copy of an origin topic; false when it
+// could not.
+func (f *fetcher) dropTopic(topic, why string) bool {
 	local := MirrorName(f.peer.NodeID, topic)
 	if err := f.r.inner.DeleteTopic(local); err != nil && !errors.Is(err, log.ErrUnknownTopic) {
 		f.r.logger.Warn("mirror: cannot delete copy", "topic", local, "err", err)
-		return
+		return false
 	}
 	f.r.registry.remove(local)
 	f.r.held.forget(local)
@@ -554,6 +572,7 @@ func (f *fetcher) dropTopic(topic, why string) {
 	f.mu.Unlock()
 	f.refreshSoon()
 	f.r.logger.Info("mirror: copy deleted", "peer", f.peer.NodeID, "topic", local, "reason", why)
+	return true
 }
 
 // refresh reads the origin's Metadata: its topics, their replica sets

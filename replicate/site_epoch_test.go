@@ -283,6 +283,39 @@ func firstOffset(a *sitetest.Acks) int64 {
 // kept on its box in the diverged topic.
 func TestWipedRestoreMissedCopyKept(t *testing.T) {
 	t.Parallel()
+	wipedRestoreMissedCopy(t, func(t *testing.T, n1 *sitetest.Node, copyStart int64) int64 {
+		produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 10, "after") // min.insync.replicas 1 now: n2 is cut off
+		return 10
+	})
+}
+
+// The same, with the origin's new history reaching past the copy's start
+// in batches that do not line up with the copy's: the origin's batch
+// holding the copy's first offset begins below it. The copy is cut from
+// that batch's start (so from its first offset), and as an emptied copy
+// cannot start below its log start, it is made again from 0; it must not
+// stop as diverged.
+func TestWipedRestoreMissedCopyMisaligned(t *testing.T) {
+	t.Parallel()
+	wipedRestoreMissedCopy(t, func(t *testing.T, n1 *sitetest.Node, copyStart int64) int64 {
+		size := int64(7)
+		for copyStart%size == 0 {
+			size += 2
+		}
+		var end int64
+		for i := 0; end < copyStart+2*size; i++ {
+			produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, int(size), fmt.Sprintf("after%d", i))
+			end += size
+		}
+		return end
+	})
+}
+
+// wipedRestoreMissedCopy: n1's t/0 has a copy on n2 whose log start
+// retention moved; n1 comes back wiped while cut off from n2 and writes a
+// new history (newHistory, which returns its end); healed, n2 keeps what
+// its copy held and makes the copy again from n1's new history.
+func wipedRestoreMissedCopy(t *testing.T, newHistory func(t *testing.T, n1 *sitetest.Node, copyStart int64) int64) {
 	c := startPair(t, "--restore-timeout", "3s")
 	n1, n2 := c.Node(1), c.Node(2)
 	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2", "segment.bytes": "1024", "retention.bytes": "1024"})
@@ -308,9 +341,9 @@ func TestWipedRestoreMissedCopyKept(t *testing.T) {
 	n1.RestartWiped(t)
 	waitRestored(t, n1)
 	createTopic(t, n1, "t", nil)
-	produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 10, "after") // min.insync.replicas 1 now: n2 is cut off
-	if _, end := offsets(t, n1, "t", 0); end != 10 {
-		t.Fatalf("n1's new t/0 ends at %d, want 10 (written from 0 again)", end)
+	newEnd := newHistory(t, n1, copyStart)
+	if _, end := offsets(t, n1, "t", 0); end != newEnd {
+		t.Fatalf("n1's new t/0 ends at %d, want %d (written from 0 again)", end, newEnd)
 	}
 
 	c.Heal(t, n1, n2)
@@ -339,10 +372,10 @@ func TestWipedRestoreMissedCopyKept(t *testing.T) {
 	// The copy is made again from the origin's new history.
 	waitFor(t, 30*time.Second, func() bool {
 		s, e, err := offsetsErr(t, n2, "n1.t", 0) // gone while it is made again
-		return err == nil && s == 0 && e == 10
+		return err == nil && s == 0 && e == newEnd
 	}, func() string {
 		s, e, err := offsetsErr(t, n2, "n1.t", 0)
-		return fmt.Sprintf("n2's n1.t/0 is [%d,%d) (%v), want [0,10)", s, e, err)
+		return fmt.Sprintf("n2's n1.t/0 is [%d,%d) (%v), want [0,%d)", s, e, err, newEnd)
 	})
 	if d, _ := peers(n2); d.Divergences != 0 {
 		t.Errorf("n2: %d divergences", d.Divergences)
