@@ -69,7 +69,7 @@ func (o *origin) loadAssigned() {
 		o.mu.Lock()
 		part := o.partLocked(tp{topic, int32(p)})
 		part.assigned = ids
-		part.savedAssigned = ids
+		part.savedAssigned = slices.Clone(ids) // isr reuses assigned's array
 		o.mu.Unlock()
 		return nil
 	})

@@ -80,3 +80,42 @@ func TestCopyBookKept(t *testing.T) {
 		t.Errorf("%d entries stored after the prune, want 2", n)
 	}
 }
+
+// TestCopyBookRetriesFailedWrite: an announcement whose write to meta.db
+// failed is written by the next note, although that one changes nothing
+// (the book in memory already holds it).
+func TestCopyBookRetriesFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	store, err := meta.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[int32]string{member.BrokerID("n1"): "n1", member.BrokerID("n2"): "n2", member.BrokerID("n3"): "n3"}
+	b1, b2, b3 := member.BrokerID("n1"), member.BrokerID("n2"), member.BrokerID("n3")
+	book := copyBook{store: store}
+	if err := book.load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := book.note("n1", "t", [][]int32{{b1, b2}}, [][]int32{{b1, b2, b3}}, names); err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // writes fail from here on
+	if err := book.note("n1", "t", [][]int32{{b1, b3}}, [][]int32{{b1, b2, b3}}, names); err == nil {
+		t.Fatal("a note on a closed meta.db succeeded")
+	}
+	if store, err = meta.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	book.store = store
+	if err := book.note("n1", "t", [][]int32{{b1, b3}}, [][]int32{{b1, b2, b3}}, names); err != nil {
+		t.Fatal(err)
+	}
+	again := copyBook{store: store}
+	if err := again.load(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := again.get(forward.DutyKey{Origin: "n1", Topic: "t"}); !slices.Equal(got, []string{"n3"}) {
+		t.Errorf("stored holders of t/0 %v, want [n3] (the failed write was not retried)", got)
+	}
+}

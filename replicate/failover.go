@@ -657,8 +657,11 @@ type copyBook struct {
 	// wmu orders the writes to the store's bucket (taken before mu), so
 	// get never waits behind a write to meta.db.
 	wmu sync.Mutex
-	mu  sync.Mutex // guards m
-	m   map[forward.DutyKey][]string
+	// stale (guarded by wmu): a write failed, so the bucket may differ
+	// from m; the next note or prune writes it whole first.
+	stale bool
+	mu    sync.Mutex // guards m
+	m     map[forward.DutyKey][]string
 }
 
 const copyBookBucket = "replicate-copies"
@@ -728,10 +731,42 @@ func (b *copyBook) note(origin, topic string, isr, replicas [][]int32, names map
 		}
 	}
 	b.mu.Unlock()
+	return b.applyLocked(writes)
+}
+
+// applyLocked writes to the bucket (wmu held): the whole book first if an
+// earlier write failed.
+func (b *copyBook) applyLocked(writes []meta.KVWrite) error {
+	if b.store == nil {
+		return nil
+	}
+	if b.stale {
+		b.mu.Lock()
+		want := make(map[string][]byte, len(b.m))
+		for k, v := range b.m {
+			want[copyBookKey(k)], _ = json.Marshal(v)
+		}
+		b.mu.Unlock()
+		writes = writes[:0]
+		b.store.KVForEach(copyBookBucket, func(key string, _ []byte) error {
+			if _, ok := want[key]; !ok {
+				writes = append(writes, meta.KVWrite{Key: key})
+			}
+			return nil
+		})
+		for k, v := range want {
+			writes = append(writes, meta.KVWrite{Key: k, Value: v})
+		}
+	}
 	if len(writes) == 0 {
 		return nil
 	}
-	return b.store.KVApply(copyBookBucket, writes)
+	if err := b.store.KVApply(copyBookBucket, writes); err != nil {
+		b.stale = true
+		return err
+	}
+	b.stale = false
+	return nil
 }
 
 // prune drops origin's topics that keep refuses from the book.
@@ -747,10 +782,7 @@ func (b *copyBook) prune(origin string, keep func(topic string) bool) error {
 		}
 	}
 	b.mu.Unlock()
-	if b.store == nil || len(writes) == 0 {
-		return nil
-	}
-	return b.store.KVApply(copyBookBucket, writes)
+	return b.applyLocked(writes)
 }
 
 func (b *copyBook) get(k forward.DutyKey) ([]string, bool) {

@@ -98,8 +98,13 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 	ti, err := f.r.inner.Topic(name)
 	switch {
 	case errors.Is(err, log.ErrUnknownTopic):
+		// Synced before each append returns and never dropped for space,
+		// whatever the node's defaults: the copy is cut once they are
+		// kept.
 		cfg := log.TopicConfig{
 			Partitions:        n,
+			Fsync:             log.FsyncAlways,
+			OnFull:            log.OnFullReject,
 			RetentionAge:      -1,
 			RetentionBytes:    -1,
 			MaxBatchBytes:     info.Config.MaxBatchBytes,
