@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"time"
 
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/log/batch"
@@ -64,6 +65,16 @@ func (f *fetcher) forgetKept(k tp) {
 func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, error) {
 	if from >= to {
 		return 0, nil
+	}
+	// The diverged topic is this node's own: nothing is appended to it
+	// while the start takes back what the site's copies hold of this
+	// node's topics (it may be one of them).
+	for f.r.restoring.Load() {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	local := MirrorName(f.peer.NodeID, k.topic)
 	info, err := f.r.inner.Topic(local)
