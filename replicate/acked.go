@@ -79,6 +79,7 @@ func (o *origin) loadAssigned() {
 // and the assigned mirrors that changed.
 func (o *origin) saveAcked() {
 	var ws, as []meta.KVWrite
+	var saved []savedList
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if p.acked >= 0 && p.acked != p.saved {
@@ -88,7 +89,7 @@ func (o *origin) saveAcked() {
 		if !slices.Equal(p.assigned, p.savedAssigned) {
 			v, _ := json.Marshal(p.assigned)
 			as = append(as, meta.KVWrite{Key: ackedKey(k), Value: v})
-			p.savedAssigned = slices.Clone(p.assigned)
+			saved = append(saved, savedList{p, slices.Clone(p.assigned)})
 		}
 	}
 	o.mu.Unlock()
@@ -100,8 +101,20 @@ func (o *origin) saveAcked() {
 	if len(as) > 0 {
 		if err := o.r.inner.Meta().KVApply(assignedBucket, as); err != nil {
 			o.r.logger.Warn("replicate: cannot store assigned mirrors", "err", err)
+			return // tried again at the next save
 		}
+		o.mu.Lock()
+		for _, s := range saved {
+			s.p.savedAssigned = s.ids
+		}
+		o.mu.Unlock()
 	}
+}
+
+// savedList is an assignment written by saveAcked.
+type savedList struct {
+	p   *originPart
+	ids []string
 }
 
 // forgetAcked drops a deleted topic's stored ends.

@@ -748,12 +748,14 @@ func (b *copyBook) applyLocked(writes []meta.KVWrite) error {
 		}
 		b.mu.Unlock()
 		writes = writes[:0]
-		b.store.KVForEach(copyBookBucket, func(key string, _ []byte) error {
+		if err := b.store.KVForEach(copyBookBucket, func(key string, _ []byte) error {
 			if _, ok := want[key]; !ok {
 				writes = append(writes, meta.KVWrite{Key: key})
 			}
 			return nil
-		})
+		}); err != nil {
+			return err // still stale
+		}
 		for k, v := range want {
 			writes = append(writes, meta.KVWrite{Key: k, Value: v})
 		}

@@ -126,9 +126,18 @@ func (f *fetcher) keepCut(ctx context.Context, k tp, from, to int64) (int64, err
 		}
 	case err != nil:
 		return 0, err
-	case int32(len(ti.Partitions)) < n:
-		if err := f.r.inner.AddPartitions(name, n); err != nil {
-			return 0, fmt.Errorf("grow %s: %w", name, err)
+	default:
+		if cfg := ti.Config; cfg.Fsync != log.FsyncAlways || cfg.OnFull != log.OnFullReject {
+			// Made with the node's defaults, or changed since.
+			cfg.Fsync, cfg.OnFull = log.FsyncAlways, log.OnFullReject
+			if err := f.r.inner.SetTopicConfig(name, cfg); err != nil {
+				return 0, fmt.Errorf("set %s to sync every append: %w", name, err)
+			}
+		}
+		if int32(len(ti.Partitions)) < n {
+			if err := f.r.inner.AddPartitions(name, n); err != nil {
+				return 0, fmt.Errorf("grow %s: %w", name, err)
+			}
 		}
 	}
 	var records int64

@@ -299,14 +299,15 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 		}
 	}
 	var wg sync.WaitGroup
+	remade := map[string]bool{}
 	for ti := range resp.Topics {
 		t := &resp.Topics[ti]
 		for pi := range t.Partitions {
 			rp := &t.Partitions[pi]
 			k := tp{t.Topic, rp.Partition}
 			from, ok := asked[k]
-			if !ok {
-				continue
+			if !ok || remade[k.topic] {
+				continue // a topic whose copy is being made again takes nothing more from this response
 			}
 			switch rp.ErrorCode {
 			case 0:
@@ -314,7 +315,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 				refresh = true
 				continue
 			case kOffsetOutOfRange:
-				f.outOfRange(ctx, k, from, rp.LogStartOffset, rp.HighWatermark)
+				remade[k.topic] = f.outOfRange(ctx, k, from, rp.LogStartOffset, rp.HighWatermark)
 				continue
 			default:
 				f.setErr(fmt.Errorf("fetch %s/%d: error code %d", k.topic, k.partition, rp.ErrorCode))
@@ -329,6 +330,7 @@ func (f *fetcher) apply(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.
 					// again only at or past its log start, so the topic's
 					// copy is made again.
 					f.remakeCopy(ctx, k, err.Error())
+					remade[k.topic] = true
 					continue
 				}
 				f.diverge(k, err.Error())
@@ -412,11 +414,11 @@ func (f *fetcher) stored(ctx context.Context, k tp, from int64, data []byte, ori
 }
 
 // outOfRange handles OFFSET_OUT_OF_RANGE for a fetch from offset from.
-func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, originHWM int64) {
+func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, originHWM int64) (remade bool) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	start, end, err := f.r.inner.Offsets(local, k.partition)
 	if err != nil {
-		return
+		return false
 	}
 	switch {
 	case start == end && end > originHWM && originHWM >= 0:
@@ -426,6 +428,7 @@ func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, origi
 		// so the topic's whole copy is made again, once what its other
 		// partitions hold that is not known to be the origin's is kept.
 		f.remakeCopy(ctx, k, fmt.Sprintf("the origin's history ends at %d, below this empty copy's start %d", originHWM, end))
+		return true
 	case end > originHWM && originHWM >= 0:
 		// The origin lost a tail it had not synced: its epoch history
 		// says how much of the copy to keep. An end past the origin's
@@ -453,8 +456,9 @@ func (f *fetcher) outOfRange(ctx context.Context, k tp, from, originStart, origi
 		// The origin's retention passed this copy's end while it was
 		// away: the copy is emptied and joins again at the log start.
 		f.r.logger.Warn("mirror: the origin's log start passed this copy's end; copying the partition again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "copy_end", end, "origin_start", originStart)
-		f.emptyCopy(ctx, k, start, "origin retention passed the copy")
+		return f.emptyCopy(ctx, k, start, "origin retention passed the copy")
 	}
+	return false
 }
 
 // emptyAt reports whether k's copy holds nothing and starts at offset.
@@ -508,23 +512,23 @@ func (f *fetcher) remakeCopy(ctx context.Context, k tp, why string) {
 // the topic's other copies may be all the site holds of their records.
 // Where the log cannot cut, the topic's whole copy is made again
 // (remakeCopy).
-func (f *fetcher) emptyCopy(ctx context.Context, k tp, start int64, why string) {
+func (f *fetcher) emptyCopy(ctx context.Context, k tp, start int64, why string) (remade bool) {
 	local := MirrorName(f.peer.NodeID, k.topic)
 	tr, ok := f.r.inner.(log.Truncater)
 	if !ok {
 		f.remakeCopy(ctx, k, why)
-		return
+		return true
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := tr.Truncate(tctx, local, k.partition, start, nil)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		f.r.logger.Warn("mirror: cannot empty a copy; copying the topic again", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "err", err)
 		f.remakeCopy(ctx, k, why)
-		return
+		return true
 	}
 	f.forgetKept(k)
 	f.mu.Lock()
@@ -536,6 +540,7 @@ func (f *fetcher) emptyCopy(ctx context.Context, k tp, start int64, why string) 
 	}
 	f.mu.Unlock()
 	f.r.logger.Info("mirror: copy emptied", "peer", f.peer.NodeID, "topic", local, "partition", k.partition, "reason", why)
+	return false
 }
 
 func (f *fetcher) diverge(k tp, why string) {

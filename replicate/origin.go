@@ -195,9 +195,17 @@ func (o *origin) isr(topic string, partition int32, rf int32) (inSync []int32, m
 			}
 		}
 	}
-	p.assigned = p.assigned[:0]
+	// While the node starts (its restore waits for the site's boxes) the
+	// members it knows may be few: the assignment it saved stays as it
+	// is until then, so its stand-ins are not forgotten.
+	keep := o.r.restoring.Load()
+	if !keep {
+		p.assigned = p.assigned[:0]
+	}
 	for _, m := range mirrors {
-		p.assigned = append(p.assigned, m.NodeID)
+		if !keep {
+			p.assigned = append(p.assigned, m.NodeID)
+		}
 		if synced(m) {
 			inSync = append(inSync, m.BrokerID)
 		}
