@@ -80,6 +80,8 @@ func (o *origin) loadAssigned() {
 func (o *origin) saveAcked() {
 	var ws, as []meta.KVWrite
 	var saved []savedList
+	o.saveMu.Lock()
+	defer o.saveMu.Unlock()
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if p.acked >= 0 && p.acked != p.saved {

@@ -65,6 +65,11 @@ type origin struct {
 	// mu guards parts.
 	mu    sync.Mutex
 	parts map[tp]*originPart
+
+	// saveMu (taken before mu) orders saveAcked's writes with forget's
+	// deletes: a save that read a topic's state before it was deleted
+	// must not write it back after.
+	saveMu sync.Mutex
 }
 
 func newOrigin(r *Replicator) *origin {
@@ -348,6 +353,7 @@ func (o *origin) watchAcked(w *log.Waiter, topic string, partition int32, after 
 func (o *origin) forget(topic string) {
 	var ready []waiter
 	var gone []tp
+	o.saveMu.Lock()
 	o.mu.Lock()
 	for k, p := range o.parts {
 		if k.topic == topic {
@@ -359,6 +365,7 @@ func (o *origin) forget(topic string) {
 	}
 	o.mu.Unlock()
 	o.forgetAcked(gone)
+	o.saveMu.Unlock()
 	for _, w := range ready {
 		w.done(-1, log.ErrUnknownTopic)
 	}
