@@ -330,28 +330,9 @@ func TestReturningMirrorTakesOverOnceInSync(t *testing.T) {
 	t.Parallel()
 	c := startSite(t, 3)
 	n1 := c.Node(1)
-	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
-	waitInSync(t, n1, "t", 0, 2)
-	ids := mirrorNodes(t, n1, "t", 0)
-	if len(ids) != 1 {
-		t.Fatalf("n1's t/0 has mirrors %v, want one", ids)
-	}
-	var first, stand *sitetest.Node
-	for _, n := range c.Nodes[1:] {
-		if n.Name == ids[0] {
-			first = n
-		} else {
-			stand = n
-		}
-	}
-	first.Kill9(t)
-	waitFor(t, 40*time.Second, func() bool {
-		ids := mirrorNodes(t, n1, "t", 0)
-		return len(ids) == 1 && ids[0] == stand.Name && len(inSync(n1, "t", 0)) == 2
-	}, func() string {
-		return fmt.Sprintf("n1 places t/0 on %v, in sync %v; want %s in sync", mirrorNodes(t, n1, "t", 0), inSync(n1, "t", 0), stand.Name)
-	})
-	// What the returning copy must catch up on: about 16 MB.
+	first, _ := standIn(t, c)
+	// What the returning copy must catch up on: 16,000 records of about
+	// 1 KB (franz-go compresses them with snappy, so far less is fetched).
 	big := strings.Repeat("x", 1000)
 	for i := range 16 {
 		produceAckedTo(t, n1, &sitetest.Acks{}, "t", 0, 1000, fmt.Sprintf("%s%d", big, i))
@@ -435,27 +416,7 @@ func TestStandInSurvivesOriginRestart(t *testing.T) {
 	t.Parallel()
 	c := startSite(t, 3)
 	n1 := c.Node(1)
-	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
-	waitInSync(t, n1, "t", 0, 2)
-	ids := mirrorNodes(t, n1, "t", 0)
-	if len(ids) != 1 {
-		t.Fatalf("n1's t/0 has mirrors %v, want one", ids)
-	}
-	var first, stand *sitetest.Node
-	for _, n := range c.Nodes[1:] {
-		if n.Name == ids[0] {
-			first = n
-		} else {
-			stand = n
-		}
-	}
-	first.Kill9(t)
-	waitFor(t, 40*time.Second, func() bool {
-		ids := mirrorNodes(t, n1, "t", 0)
-		return len(ids) == 1 && ids[0] == stand.Name && len(inSync(n1, "t", 0)) == 2
-	}, func() string {
-		return fmt.Sprintf("n1 places t/0 on %v, in sync %v; want %s in sync", mirrorNodes(t, n1, "t", 0), inSync(n1, "t", 0), stand.Name)
-	})
+	first, stand := standIn(t, c)
 	// Uncompressed (franz-go compresses with snappy by default, and
 	// these values would shrink to almost nothing).
 	pcl := n1.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
@@ -511,4 +472,40 @@ func TestStandInSurvivesOriginRestart(t *testing.T) {
 		t.Errorf("acks=all produce after n1's restart: code %d (%v), err %v; in sync %v", code, kerr.ErrorForCode(code), err, inSync(n1, "t", 0))
 	}
 	first.LimitRate(t, "")
+}
+
+// placedAndOther returns the box n1 placed its one copy of topic/0 on and
+// the other box of a three-box site.
+func placedAndOther(t *testing.T, c *sitetest.Cluster, topic string) (placed, other *sitetest.Node) {
+	t.Helper()
+	ids := mirrorNodes(t, c.Node(1), topic, 0)
+	if len(ids) != 1 {
+		t.Fatalf("n1's %s/0 has mirrors %v, want one", topic, ids)
+	}
+	for _, n := range c.Nodes[1:] {
+		if n.Name == ids[0] {
+			placed = n
+		} else {
+			other = n
+		}
+	}
+	return placed, other
+}
+
+// standIn kills the box holding n1's copy of t/0 (min.insync.replicas 2)
+// and waits until the other box holds it in sync: it returns both.
+func standIn(t *testing.T, c *sitetest.Cluster) (first, stand *sitetest.Node) {
+	t.Helper()
+	n1 := c.Node(1)
+	createTopic(t, n1, "t", map[string]string{"min.insync.replicas": "2"})
+	waitInSync(t, n1, "t", 0, 2)
+	first, stand = placedAndOther(t, c, "t")
+	first.Kill9(t)
+	waitFor(t, 40*time.Second, func() bool {
+		ids := mirrorNodes(t, n1, "t", 0)
+		return len(ids) == 1 && ids[0] == stand.Name && len(inSync(n1, "t", 0)) == 2
+	}, func() string {
+		return fmt.Sprintf("n1 places t/0 on %v, in sync %v; want %s in sync", mirrorNodes(t, n1, "t", 0), inSync(n1, "t", 0), stand.Name)
+	})
+	return first, stand
 }

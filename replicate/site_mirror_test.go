@@ -34,18 +34,7 @@ func TestLostMirrorReplaced(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		produceAcked(t, n1, old, "t", 20, fmt.Sprintf("old%d", i))
 	}
-	ids := mirrorNodes(t, n1, "t", 0)
-	if len(ids) != 1 {
-		t.Fatalf("n1's t/0 has mirrors %v, want one", ids)
-	}
-	var lost, next *sitetest.Node
-	for _, n := range c.Nodes[1:] {
-		if n.Name == ids[0] {
-			lost = n
-		} else {
-			next = n
-		}
-	}
+	lost, next := placedAndOther(t, c, "t")
 	// Retention (checked every 30 s) moves the origin's log start.
 	var start, end int64
 	waitFor(t, 75*time.Second, func() bool {
