@@ -200,19 +200,18 @@ func (o *origin) isr(topic string, partition int32, rf int32) (inSync []int32, m
 			}
 		}
 	}
+	for _, m := range mirrors {
+		if synced(m) {
+			inSync = append(inSync, m.BrokerID)
+		}
+	}
 	// While the node starts (its restore waits for the site's boxes) the
 	// members it knows may be few: the assignment it saved stays as it
 	// is until then, so its stand-ins are not forgotten.
-	keep := o.r.restoring.Load()
-	if !keep {
+	if !o.r.restoring.Load() {
 		p.assigned = p.assigned[:0]
-	}
-	for _, m := range mirrors {
-		if !keep {
+		for _, m := range mirrors {
 			p.assigned = append(p.assigned, m.NodeID)
-		}
-		if synced(m) {
-			inSync = append(inSync, m.BrokerID)
 		}
 	}
 	return inSync, mirrors
